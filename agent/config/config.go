@@ -1,0 +1,194 @@
+// Package config holds the agent's settings: defaults, environment
+// variables (LWM2M_AGENT_*) and command-line flags of the same names in
+// kebab case, with validation that names the setting at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is everything `lwm2m-agent serve` needs.
+type Config struct {
+	CoAPAddr       string
+	CoAPSAddr      string
+	BootstrapAddr  string
+	BootstrapSAddr string
+	HTTPAddr       string
+	MongoURI       string
+	DataDir        string
+	AutoRegister   bool
+	AdminPassword  string
+	LogLevel       string
+	LogFormat      string
+	StoreVerbose   bool
+
+	// RequestTimeout bounds one request to a device.
+	RequestTimeout time.Duration
+	// NStart is how many requests may be in flight to one device.
+	NStart int
+	// MaxRegistrations bounds how many devices one agent holds.
+	MaxRegistrations int
+	// OperationWorkers bounds how many devices receive operations at once.
+	OperationWorkers int
+}
+
+// Default returns the settings of API.md.
+func Default() Config {
+	return Config{
+		CoAPAddr:         ":5783",
+		CoAPSAddr:        ":5784",
+		BootstrapAddr:    ":5683",
+		BootstrapSAddr:   ":5684",
+		HTTPAddr:         ":8080",
+		DataDir:          "./data",
+		LogLevel:         "info",
+		LogFormat:        "text",
+		RequestTimeout:   30 * time.Second,
+		NStart:           1,
+		MaxRegistrations: 200000,
+		OperationWorkers: 256,
+	}
+}
+
+type setting struct {
+	name  string // flag name; the environment variable is LWM2M_AGENT_ + upper snake case
+	usage string
+	str   *string
+	b     *bool
+	d     *time.Duration
+	i     *int
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{name: "coap-addr", usage: "LWM2M server, CoAP/UDP (NO_SEC) address", str: &c.CoAPAddr},
+		{name: "coaps-addr", usage: "LWM2M server, CoAP/DTLS (PSK) address", str: &c.CoAPSAddr},
+		{name: "bootstrap-addr", usage: "bootstrap server, CoAP/UDP address", str: &c.BootstrapAddr},
+		{name: "bootstraps-addr", usage: "bootstrap server, CoAP/DTLS address", str: &c.BootstrapSAddr},
+		{name: "http-addr", usage: "HTTP API and web console address", str: &c.HTTPAddr},
+		{name: "mongo-uri", usage: "MongoDB URI; empty runs the embedded store in the data directory", str: &c.MongoURI},
+		{name: "data-dir", usage: "data directory", str: &c.DataDir},
+		{name: "auto-register", usage: "accept endpoints nobody registered (development only)", b: &c.AutoRegister},
+		{name: "admin-password", usage: "password of management/admin on an empty store (random if unset)", str: &c.AdminPassword},
+		{name: "log-level", usage: "debug, info, warn or error", str: &c.LogLevel},
+		{name: "log-format", usage: "text or json", str: &c.LogFormat},
+		{name: "store-verbose", usage: "let the embedded store log", b: &c.StoreVerbose},
+		{name: "request-timeout", usage: "timeout of one request to a device", d: &c.RequestTimeout},
+		{name: "nstart", usage: "requests in flight to one device", i: &c.NStart},
+		{name: "max-registrations", usage: "devices one agent holds at most", i: &c.MaxRegistrations},
+		{name: "operation-workers", usage: "devices receiving operations at once", i: &c.OperationWorkers},
+	}
+}
+
+// EnvName returns the environment variable of a flag name.
+func EnvName(flag string) string {
+	return "LWM2M_AGENT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Bind registers the flags on fs with c's current values as defaults.
+func (c *Config) Bind(fs *pflag.FlagSet) {
+	for _, s := range c.settings() {
+		usage := s.usage + " (" + EnvName(s.name) + ")"
+		switch {
+		case s.str != nil:
+			fs.StringVar(s.str, s.name, *s.str, usage)
+		case s.b != nil:
+			fs.BoolVar(s.b, s.name, *s.b, usage)
+		case s.d != nil:
+			fs.DurationVar(s.d, s.name, *s.d, usage)
+		case s.i != nil:
+			fs.IntVar(s.i, s.name, *s.i, usage)
+		}
+	}
+}
+
+// LoadEnv applies the environment to every setting whose flag was not set
+// on the command line (flags win over the environment). fs may be nil.
+func (c *Config) LoadEnv(lookup func(string) (string, bool), fs *pflag.FlagSet) error {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	var errs []error
+	for _, s := range c.settings() {
+		if fs != nil && fs.Changed(s.name) {
+			continue
+		}
+		env := EnvName(s.name)
+		v, ok := lookup(env)
+		if !ok {
+			continue
+		}
+		switch {
+		case s.str != nil:
+			*s.str = v
+		case s.b != nil:
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not true or false", env, v))
+				continue
+			}
+			*s.b = b
+		case s.d != nil:
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a duration like 30s", env, v))
+				continue
+			}
+			*s.d = d
+		case s.i != nil:
+			i, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not an integer", env, v))
+				continue
+			}
+			*s.i = i
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks every setting and reports all problems together.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, a := range []struct{ name, v string }{
+		{"coap-addr", c.CoAPAddr}, {"http-addr", c.HTTPAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q: %w", a.name, a.v, err))
+		}
+	}
+	if c.MongoURI == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: needed for the embedded store"))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("request-timeout: %v must be positive", c.RequestTimeout))
+	}
+	if c.NStart < 1 {
+		errs = append(errs, fmt.Errorf("nstart: %d must be at least 1", c.NStart))
+	}
+	if c.MaxRegistrations < 1 {
+		errs = append(errs, fmt.Errorf("max-registrations: %d must be at least 1", c.MaxRegistrations))
+	}
+	if c.OperationWorkers < 1 {
+		errs = append(errs, fmt.Errorf("operation-workers: %d must be at least 1", c.OperationWorkers))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format: %q is not text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,76 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func TestLoadEnvAndValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{
+			name: "defaults are valid",
+			check: func(t *testing.T, c Config) {
+				if c.CoAPAddr != ":5783" || c.HTTPAddr != ":8080" || c.AutoRegister {
+					t.Errorf("defaults: %+v", c)
+				}
+			},
+		},
+		{
+			name: "environment applies",
+			env:  map[string]string{"LWM2M_AGENT_AUTO_REGISTER": "true", "LWM2M_AGENT_COAP_ADDR": "127.0.0.1:0", "LWM2M_AGENT_REQUEST_TIMEOUT": "5s"},
+			check: func(t *testing.T, c Config) {
+				if !c.AutoRegister || c.CoAPAddr != "127.0.0.1:0" || c.RequestTimeout != 5*time.Second {
+					t.Errorf("env not applied: %+v", c)
+				}
+			},
+		},
+		{
+			name: "flag wins over environment",
+			env:  map[string]string{"LWM2M_AGENT_HTTP_ADDR": ":9000"},
+			args: []string{"--http-addr", ":9100"},
+			check: func(t *testing.T, c Config) {
+				if c.HTTPAddr != ":9100" {
+					t.Errorf("http addr %q, want the flag's :9100", c.HTTPAddr)
+				}
+			},
+		},
+		{name: "bad boolean", env: map[string]string{"LWM2M_AGENT_AUTO_REGISTER": "yes please"}, wantErr: "LWM2M_AGENT_AUTO_REGISTER"},
+		{name: "bad duration", env: map[string]string{"LWM2M_AGENT_REQUEST_TIMEOUT": "10"}, wantErr: "LWM2M_AGENT_REQUEST_TIMEOUT"},
+		{name: "bad address", env: map[string]string{"LWM2M_AGENT_COAP_ADDR": "5783"}, wantErr: "coap-addr"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "log-level"},
+		{name: "zero nstart", args: []string{"--nstart", "0"}, wantErr: "nstart"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+			c.Bind(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := c.LoadEnv(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }, fs)
+			if err == nil {
+				err = c.Validate()
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
