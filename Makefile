@@ -1,0 +1,65 @@
+# lwm2m-agent — build, run, test, benchmark.
+GO        ?= go
+BIN       := bin/lwm2m-agent
+PKG       := ./agent/cmd/lwm2m-agent
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+
+# Development defaults for `make run`; production sets its own environment.
+export LWM2M_AGENT_ADMIN_PASSWORD ?= admin-dev-password
+export LWM2M_AGENT_AUTO_REGISTER  ?= true
+export LWM2M_AGENT_DATA_DIR       ?= ./data
+
+.PHONY: all build run simulate test test-short fuzz bench bench-go bench-load lint vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) $(PKG)
+
+run: build
+	./$(BIN) serve
+
+simulate: build
+	./$(BIN) simulate --count $${COUNT:-3}
+
+# Every test: unit, end to end on loopback against the embedded store, and
+# interop with libcoap's coap-client where installed (.ci/run installs it).
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Each fuzz target of the decoders of network input, FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench: bench-go bench-load
+
+bench-go:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+# Load runs with the simulator against a real agent (see README, Performance).
+bench-load: build
+	$(GO) run ./agent/bench/cmd/loadbench
+
+lint: vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@command -v staticcheck >/dev/null && staticcheck ./... || echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
