@@ -1,0 +1,145 @@
+// Package app assembles the agent from its parts (store, LwM2M server,
+// sessions, operation runner, REST API) and runs them under one context.
+// The serve command and the end-to-end tests both start the agent here.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/api"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Agent is a running agent.
+type Agent struct {
+	Store  *store.Store
+	Server *lwm2m.Server
+	Ops    *ops.Runner
+	Values *session.ValueWriter
+	Models *model.Registry
+
+	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
+	CoAPAddr net.Addr
+	HTTPAddr net.Addr
+	// AdminPassword is the generated password of management/admin when the
+	// store was empty and none was configured; empty otherwise.
+	AdminPassword string
+
+	log     *slog.Logger
+	httpSrv *http.Server
+	httpLn  net.Listener
+}
+
+// Start opens the store, binds every socket and starts serving; it returns
+// once the agent accepts requests. The agent runs until ctx ends; Wait
+// returns after everything has stopped.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, func() error, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	st, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, DataDir: cfg.DataDir, Logger: log, VerboseEmbedded: cfg.StoreVerbose})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open store: %w", err)
+	}
+	a := &Agent{Store: st, Models: model.Core(), log: log}
+	fail := func(err error) (*Agent, func() error, error) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = st.Close(cctx)
+		return nil, nil, err
+	}
+	if a.AdminPassword, err = st.EnsureManagement(ctx, cfg.AdminPassword); err != nil {
+		return fail(fmt.Errorf("create management tenant: %w", err))
+	}
+
+	a.Values = session.NewValueWriter(st, 4096, 50*time.Millisecond, log)
+	hooks := session.New(session.Config{Store: st, Values: a.Values, AutoRegister: cfg.AutoRegister, Logger: log})
+	srv, err := lwm2m.NewServer(lwm2m.Config{
+		Addr:             cfg.CoAPAddr,
+		RequestTimeout:   cfg.RequestTimeout,
+		NStart:           cfg.NStart,
+		MaxRegistrations: cfg.MaxRegistrations,
+		Types:            a.Models,
+		Logger:           log,
+	}, hooks)
+	if err != nil {
+		return fail(fmt.Errorf("lwm2m server: %w", err))
+	}
+	a.Server = srv
+	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Models, Values: a.Values, Workers: cfg.OperationWorkers, Logger: log})
+	hooks.SetOps(a.Ops)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(a))
+	h := api.New(api.Config{Store: st, Models: a.Models, Ops: a.Ops, Metrics: reg, Logger: log})
+	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fail(fmt.Errorf("http api: listen %s: %w", cfg.HTTPAddr, err))
+	}
+	a.HTTPAddr = a.httpLn.Addr()
+	a.httpSrv = &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	run("lwm2m server", func() error { return srv.Serve(ctx) })
+	run("operations", func() error { a.Ops.Run(ctx); return nil })
+	run("values", func() error { a.Values.Run(ctx); return nil })
+	run("http api", func() error { return a.httpSrv.Serve(a.httpLn) })
+	run("http shutdown", func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.httpSrv.Shutdown(sctx)
+	})
+	select {
+	case <-srv.Ready():
+	case err := <-errs:
+		return fail(err)
+	}
+	a.CoAPAddr = srv.Addr()
+	log.Info("listening", "service", "lwm2m coap", "addr", a.CoAPAddr.String())
+	log.Info("listening", "service", "http api", "addr", a.HTTPAddr.String())
+
+	wait := func() error {
+		wg.Wait()
+		close(errs)
+		var all []error
+		for err := range errs {
+			all = append(all, err)
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := st.Close(cctx); err != nil {
+			all = append(all, fmt.Errorf("close store: %w", err))
+		}
+		return errors.Join(all...)
+	}
+	return a, wait, nil
+}

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func shellCmd() *cobra.Command {
+	var (
+		base, user, password string
+		timeout              time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "shell DEVICE COMMAND",
+		Short: "run a shell command on a device through the API and print the result",
+		Long: "DEVICE is a managed object id or an endpoint name (its c8y_Id external ID).\n" +
+			"COMMAND is a line of the shell grammar, e.g. 'read /3/0'.\n" +
+			"The password comes from --password or LWM2M_AGENT_PASSWORD.",
+		Example: "  lwm2m-agent shell sim-0 'read /3/0'",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if password == "" {
+				password = os.Getenv("LWM2M_AGENT_PASSWORD")
+			}
+			c := &apiClient{base: strings.TrimRight(base, "/"), user: user, password: password, http: &http.Client{Timeout: 30 * time.Second}}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			res, err := c.runShell(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&base, "url", envOr("LWM2M_AGENT_URL", "http://127.0.0.1:8080"), "API address (LWM2M_AGENT_URL)")
+	f.StringVar(&user, "user", envOr("LWM2M_AGENT_USER", "management/admin"), "tenant/user (LWM2M_AGENT_USER)")
+	f.StringVar(&password, "password", "", "password (LWM2M_AGENT_PASSWORD)")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the operation to end")
+	return cmd
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+type apiClient struct {
+	base, user, password string
+	http                 *http.Client
+}
+
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(c.user, c.password)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error, Message string }
+		if json.Unmarshal(data, &e) == nil && e.Message != "" {
+			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Message)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+type operation struct {
+	ID            string `json:"id"`
+	Status        string `json:"status"`
+	FailureReason string `json:"failureReason"`
+	Command       struct {
+		Text   string `json:"text"`
+		Result string `json:"result"`
+	} `json:"c8y_Command"`
+}
+
+func (c *apiClient) deviceID(ctx context.Context, device string) (string, error) {
+	var mo struct{ ID string }
+	err := c.do(ctx, http.MethodGet, "/inventory/managedObjects/"+url.PathEscape(device), nil, &mo)
+	if err == nil {
+		return mo.ID, nil
+	}
+	var ext struct {
+		ManagedObject struct{ ID string } `json:"managedObject"`
+	}
+	if err2 := c.do(ctx, http.MethodGet, "/identity/externalIds/c8y_Id/"+url.PathEscape(device), nil, &ext); err2 != nil {
+		return "", fmt.Errorf("device %q: neither a managed object id (%v) nor an endpoint (%v)", device, err, err2)
+	}
+	return ext.ManagedObject.ID, nil
+}
+
+func (c *apiClient) runShell(ctx context.Context, device, text string) (string, error) {
+	id, err := c.deviceID(ctx, device)
+	if err != nil {
+		return "", err
+	}
+	var op operation
+	body := map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": text}}
+	if err := c.do(ctx, http.MethodPost, "/devicecontrol/operations", body, &op); err != nil {
+		return "", err
+	}
+	for {
+		switch op.Status {
+		case "SUCCESSFUL":
+			return op.Command.Result, nil
+		case "FAILED":
+			return "", errors.New("operation " + op.ID + " failed: " + op.FailureReason)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("operation %s still %s: %w", op.ID, op.Status, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := c.do(ctx, http.MethodGet, "/devicecontrol/operations/"+op.ID, nil, &op); err != nil {
+			return "", err
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
+)
+
+// The device-management round trip that an operator sees, for both
+// content-format families: LwM2M 1.0 devices speak TLV, 1.1 SenML CBOR.
+func TestDeviceManagement(t *testing.T) {
+	for _, version := range []string{"1.0", "1.1"} {
+		t.Run("lwm2m-"+version, func(t *testing.T) {
+			h := startAgent(t)
+			sim := h.simulate(1, func(c *simulator.Config) { c.Version = version })
+			ep := sim.Endpoints()[0]
+
+			mo := h.device(ep)
+			id := mo.str("id")
+			if got := mo.str("c8y_Availability", "status"); got != "AVAILABLE" {
+				t.Errorf("availability %q, want AVAILABLE", got)
+			}
+			if got := mo.str("lwm2m", "lwm2mVersion"); got != version {
+				t.Errorf("lwm2mVersion %q, want %s", got, version)
+			}
+			objs, _ := mo["lwm2m"].(map[string]any)["objects"].([]any)
+			for _, want := range []string{"/3/0", "/3303/0", "/1/0"} {
+				if !slices.Contains(objs, any(want)) {
+					t.Errorf("objects %v lack %s", objs, want)
+				}
+			}
+			if evs := h.events(id, "c8y_LWM2MDeviceRegistration"); len(evs) != 1 {
+				t.Errorf("%d registration events, want 1", len(evs))
+			}
+
+			op := h.shell(id, "read /3/0", 10*time.Second)
+			if op.Status != "SUCCESSFUL" {
+				t.Fatalf("read /3/0: %s: %s", op.Status, op.FailureReason)
+			}
+			for _, want := range []string{"/3/0/0 (Manufacturer) = lwm2m-agent", "/3/0/1 (Model Number) = simulator", "/3/0/2 (Serial Number) = " + ep} {
+				if !strings.Contains(op.Command.Result, want) {
+					t.Errorf("read /3/0 result lacks %q:\n%s", want, op.Command.Result)
+				}
+			}
+
+			op = h.shell(id, "write /3/0/14 +02:00", 10*time.Second)
+			if op.Status != "SUCCESSFUL" {
+				t.Fatalf("write: %s: %s", op.Status, op.FailureReason)
+			}
+			if v, _ := sim.Device(ep).Value(node.MustParsePath("/3/0/14")); v.Str != "+02:00" {
+				t.Errorf("device holds /3/0/14 = %q after the write", v.Str)
+			}
+			op = h.shell(id, "read /3/0/14", 10*time.Second)
+			if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "= +02:00") {
+				t.Errorf("read after write: %s %q %s", op.Status, op.Command.Result, op.FailureReason)
+			}
+
+			op = h.shell(id, "execute /3/0/4", 10*time.Second)
+			if op.Status != "SUCCESSFUL" {
+				t.Errorf("execute /3/0/4: %s: %s", op.Status, op.FailureReason)
+			}
+
+			op = h.shell(id, "write /3/0/0 other", 10*time.Second)
+			if op.Status != "FAILED" || !strings.Contains(op.FailureReason, "4.05") {
+				t.Errorf("write to read-only /3/0/0: %s %q, want FAILED with 4.05", op.Status, op.FailureReason)
+			}
+
+			op = h.shell(id, "discover /3/0", 10*time.Second)
+			if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "</3/0/0>") {
+				t.Errorf("discover /3/0: %s %q %s", op.Status, op.Command.Result, op.FailureReason)
+			}
+		})
+	}
+}
+
+func TestObserveAndCancel(t *testing.T) {
+	h := startAgent(t)
+	sim := h.simulate(1, nil)
+	ep := sim.Endpoints()[0]
+	id := h.device(ep).str("id")
+
+	op := h.shell(id, "observe /3303/0/5700", 10*time.Second)
+	if op.Status != "SUCCESSFUL" {
+		t.Fatalf("observe: %s: %s", op.Status, op.FailureReason)
+	}
+	// Values change every 100 ms on the device; the objects view must follow.
+	seen := map[string]bool{}
+	h.eventually(10*time.Second, func() error {
+		v, _ := h.objectValue(id, "/3303/0/5700")
+		if v != "" {
+			seen[v] = true
+		}
+		if len(seen) < 3 {
+			return fmt.Errorf("objects view showed %d distinct values of /3303/0/5700 so far", len(seen))
+		}
+		return nil
+	})
+
+	op = h.shell(id, "cancelobservation /3303/0/5700", 10*time.Second)
+	if op.Status != "SUCCESSFUL" {
+		t.Fatalf("cancelobservation: %s: %s", op.Status, op.FailureReason)
+	}
+	time.Sleep(500 * time.Millisecond) // let notifications in flight land
+	before, _ := h.objectValue(id, "/3303/0/5700")
+	time.Sleep(1 * time.Second)
+	after, _ := h.objectValue(id, "/3303/0/5700")
+	if before != after {
+		t.Errorf("value kept changing after cancel: %s then %s", before, after)
+	}
+	if dv, _ := sim.Device(ep).Value(node.MustParsePath("/3303/0/5700")); fmt.Sprint(dv.Float) == after {
+		// the device moved on while the agent stopped listening
+		t.Logf("device value %v equals the last stored one; cannot tell", dv.Float)
+	}
+}
+
+func TestDeregisterAndExpiry(t *testing.T) {
+	h := startAgent(t)
+	sim := h.simulate(2, func(c *simulator.Config) { c.Lifetime = 2 * time.Second })
+	eps := sim.Endpoints()
+
+	// A clean de-registration.
+	goneID := h.device(eps[0]).str("id")
+	if err := sim.Device(eps[0]).Deregister(h.ctx); err != nil {
+		t.Fatalf("deregister: %v", err)
+	}
+	h.eventually(5*time.Second, func() error {
+		if got := h.device(eps[0]).str("c8y_Availability", "status"); got != "UNAVAILABLE" {
+			return fmt.Errorf("after de-register: %s", got)
+		}
+		if len(h.events(goneID, "c8y_LWM2MDeviceDeRegistration")) != 1 {
+			return fmt.Errorf("no de-registration event yet")
+		}
+		return nil
+	})
+
+	// A device that goes silent: its lifetime runs out.
+	silentID := h.device(eps[1]).str("id")
+	sim.Device(eps[1]).Stop()
+	h.eventually(15*time.Second, func() error {
+		if got := h.device(eps[1]).str("c8y_Availability", "status"); got != "UNAVAILABLE" {
+			return fmt.Errorf("after silence: %s", got)
+		}
+		if len(h.events(silentID, "c8y_LWM2MDeviceRegistrationExpired")) != 1 {
+			return fmt.Errorf("no expiry event yet")
+		}
+		return nil
+	})
+}
+
+func TestSilentDeviceTimesOut(t *testing.T) {
+	h := startAgent(t, withRequestTimeout(1*time.Second))
+	sim := h.simulate(1, nil)
+	ep := sim.Endpoints()[0]
+	id := h.device(ep).str("id")
+	sim.Device(ep).SetSilent(true)
+	op := h.shell(id, "read /3/0", 20*time.Second)
+	if op.Status != "FAILED" || !strings.Contains(strings.ToLower(op.FailureReason), "timeout") {
+		t.Errorf("read from a silent device: %s %q, want FAILED with a timeout reason", op.Status, op.FailureReason)
+	}
+}
+
+func TestMalformedShellCommand(t *testing.T) {
+	h := startAgent(t)
+	sim := h.simulate(1, nil)
+	id := h.device(sim.Endpoints()[0]).str("id")
+	for _, text := range []string{"raed /3/0", "write /3/0", "execute", "read /3/x/1", "writeattr /3/0/9 pmin=20&pmax=10"} {
+		var e struct{ Error, Message string }
+		code := h.call("POST", "/devicecontrol/operations", map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": text}}, &e)
+		if code != 422 || e.Message == "" {
+			t.Errorf("%q: HTTP %d %q, want 422 with a message", text, code, e.Message)
+		}
+	}
+	var list struct {
+		Operations []operation `json:"operations"`
+	}
+	h.call("GET", "/devicecontrol/operations?deviceId="+id, nil, &list)
+	if len(list.Operations) != 0 {
+		t.Errorf("malformed commands left %d operations", len(list.Operations))
+	}
+}

@@ -1,0 +1,213 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
+)
+
+// run executes one shell command on a registered device and returns the
+// result text.
+func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (string, error) {
+	cmd, err := shell.Parse(text)
+	if err != nil {
+		return "", err
+	}
+	srv, ep := r.cfg.Server, reg.Endpoint
+	switch cmd.Kind {
+	case shell.Read:
+		p := cmd.Paths[0]
+		recs, err := srv.Read(ctx, ep, p)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", p, err)
+		}
+		r.record(ctx, reg, recs)
+		return r.formatRecords(p, recs), nil
+	case shell.Observe:
+		p := cmd.Paths[0]
+		recs, err := srv.Observe(ctx, ep, p)
+		if err != nil {
+			return "", fmt.Errorf("observe %s: %w", p, err)
+		}
+		r.record(ctx, reg, recs)
+		return "Observing " + p.String() + "\n" + r.formatRecords(p, recs), nil
+	case shell.CancelObservation:
+		p := cmd.Paths[0]
+		if err := srv.CancelObserve(ctx, ep, p); err != nil {
+			return "", fmt.Errorf("cancel observation %s: %w", p, err)
+		}
+		return "Observation of " + p.String() + " cancelled", nil
+	case shell.Execute:
+		p := cmd.Paths[0]
+		if err := srv.Execute(ctx, ep, p, cmd.Args); err != nil {
+			return "", fmt.Errorf("execute %s: %w", p, err)
+		}
+		return "Executed " + p.String(), nil
+	case shell.Write:
+		p := cmd.Paths[0]
+		v, err := r.typed(p, cmd.Value)
+		if err != nil {
+			return "", fmt.Errorf("write %s: %w", p, err)
+		}
+		if err := srv.Write(ctx, ep, p, []node.Record{{Path: p, Value: v}}, true); err != nil {
+			return "", fmt.Errorf("write %s: %w", p, err)
+		}
+		r.record(ctx, reg, []node.Record{{Path: p, Value: v}})
+		return "Wrote " + p.String() + " = " + v.Text(), nil
+	case shell.WriteBinary:
+		p := cmd.Paths[0]
+		if cmd.Binary != "" {
+			return "", fmt.Errorf("writeb %s: stored binaries are not supported yet; give the bytes as hex", p)
+		}
+		v, err := node.ParseText(node.TypeOpaque, cmd.Value)
+		if err != nil {
+			return "", fmt.Errorf("writeb %s: %w", p, err)
+		}
+		if err := srv.Write(ctx, ep, p, []node.Record{{Path: p, Value: v}}, true); err != nil {
+			return "", fmt.Errorf("writeb %s: %w", p, err)
+		}
+		return fmt.Sprintf("Wrote %d bytes to %s", len(v.Bytes), p), nil
+	case shell.Delete:
+		p := cmd.Paths[0]
+		if err := srv.Delete(ctx, ep, p); err != nil {
+			return "", fmt.Errorf("delete %s: %w", p, err)
+		}
+		return "Deleted " + p.String(), nil
+	case shell.Discover:
+		p := cmd.Paths[0]
+		links, err := srv.Discover(ctx, ep, p)
+		if err != nil {
+			return "", fmt.Errorf("discover %s: %w", p, err)
+		}
+		return string(codec.FormatLinks(links)), nil
+	case shell.Create:
+		p := cmd.Paths[0]
+		recs, err := r.createRecords(p, cmd.JSON)
+		if err != nil {
+			return "", fmt.Errorf("create %s: %w", p, err)
+		}
+		created, err := srv.Create(ctx, ep, p, recs)
+		if err != nil {
+			return "", fmt.Errorf("create %s: %w", p, err)
+		}
+		if created.Depth == 2 {
+			return "Created " + created.String(), nil
+		}
+		return "Created an instance of " + p.String(), nil
+	case shell.WriteAttributes:
+		p := cmd.Paths[0]
+		q := cmd.Attrs.Query()
+		if err := srv.WriteAttributes(ctx, ep, p, q); err != nil {
+			return "", fmt.Errorf("writeattr %s: %w", p, err)
+		}
+		return "Attributes of " + p.String() + " set: " + strings.Join(q, "&"), nil
+	}
+	return "", fmt.Errorf("%s: not supported by this agent yet", cmd.Kind)
+}
+
+func (r *Runner) record(ctx context.Context, reg lwm2m.Registration, recs []node.Record) {
+	if r.cfg.Values != nil && len(recs) > 0 {
+		r.cfg.Values.Add(ctx, reg.Tenant, reg.DeviceID, recs)
+	}
+}
+
+// typed parses a shell value by the resource's definition; a resource the
+// agent has no definition for is written as a string.
+func (r *Runner) typed(p node.Path, text string) (node.Value, error) {
+	t, ok := node.TypeString, false
+	if r.cfg.Models != nil {
+		t, ok = r.cfg.Models.ResourceType(p.ResourceOf())
+	}
+	if !ok {
+		t = node.TypeString
+	}
+	if t == node.TypeNone {
+		return node.Value{}, fmt.Errorf("resource is executable, not writable")
+	}
+	return node.ParseText(t, text)
+}
+
+// createRecords types the JSON of `create /O {"0": v, ...}` by definition.
+func (r *Runner) createRecords(p node.Path, fields map[string]any) ([]node.Record, error) {
+	ids := make([]int, 0, len(fields))
+	for k := range fields {
+		id, err := strconv.Atoi(k)
+		if err != nil || id < 0 || id > node.MaxID {
+			return nil, fmt.Errorf("%q is not a resource ID", k)
+		}
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	inst := p
+	if inst.Depth == 1 {
+		inst = p.Child(0) // the device picks the instance; records are relative to it
+	}
+	recs := make([]node.Record, 0, len(ids))
+	for _, id := range ids {
+		raw := fields[strconv.Itoa(id)]
+		var text string
+		switch v := raw.(type) {
+		case string:
+			text = v
+		case json.Number:
+			text = v.String()
+		case float64:
+			text = strconv.FormatFloat(v, 'f', -1, 64)
+		case bool:
+			text = strconv.FormatBool(v)
+		default:
+			return nil, fmt.Errorf("resource %d: value %v is neither string, number nor boolean", id, raw)
+		}
+		rp := inst.Child(uint16(id))
+		v, err := r.typed(rp, text)
+		if err != nil {
+			return nil, fmt.Errorf("resource %d: %w", id, err)
+		}
+		recs = append(recs, node.Record{Path: rp, Value: v})
+	}
+	return recs, nil
+}
+
+// formatRecords writes one line per value: path, resource name where the
+// definition is known, and the value.
+func (r *Runner) formatRecords(base node.Path, recs []node.Record) string {
+	if len(recs) == 0 {
+		return base.String() + ": no value"
+	}
+	var b strings.Builder
+	for i, rec := range recs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(rec.Path.String())
+		if name := r.resourceName(rec.Path); name != "" {
+			b.WriteString(" (" + name + ")")
+		}
+		b.WriteString(" = ")
+		b.WriteString(rec.Value.Text())
+	}
+	return b.String()
+}
+
+func (r *Runner) resourceName(p node.Path) string {
+	if r.cfg.Models == nil || p.Depth < 3 {
+		return ""
+	}
+	obj, ok := r.cfg.Models.Object(p.Object)
+	if !ok {
+		return ""
+	}
+	res, ok := obj.Resource(p.Resource)
+	if !ok {
+		return ""
+	}
+	return res.Name
+}
