@@ -1,0 +1,101 @@
+package lwm2m
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+)
+
+// Defaults of Config.
+const (
+	DefaultRequestTimeout   = 30 * time.Second
+	DefaultNStart           = 1
+	DefaultMaxMessageSize   = 1152 + 256 // RFC 7252's 1152 for a 1024-byte block, plus room for options
+	DefaultMaxRegistrations = 200000
+	DefaultExpiryGrace      = 5 * time.Second
+	DefaultIdleTimeout      = 2 * time.Minute
+	DefaultBlockwiseTimeout = 2 * time.Minute
+)
+
+// Config configures a Server. The zero value of every field means its
+// default.
+type Config struct {
+	Addr           string        // UDP listen address, e.g. ":5783" or "127.0.0.1:0"
+	RequestTimeout time.Duration // per request to a device (DefaultRequestTimeout)
+	NStart         int           // requests in flight per device (DefaultNStart, RFC 7252 NSTART)
+	MaxMessageSize uint32        // largest datagram accepted or sent (DefaultMaxMessageSize)
+	Types          node.Resolver // resource types for TLV, text and CBOR; nil decodes everything as opaque
+	Logger         *slog.Logger  // nil discards
+
+	// MaxRegistrations bounds the live registrations; a Register beyond it
+	// is answered 5.03 Service Unavailable (DefaultMaxRegistrations).
+	MaxRegistrations int
+	// ExpiryGrace is added to the lifetime before a registration that was
+	// not updated expires, to absorb network delay (DefaultExpiryGrace;
+	// negative means none).
+	ExpiryGrace time.Duration
+	// IdleTimeout closes the CoAP exchange state of a peer that sent
+	// nothing for this long; the registration stays, and the next message
+	// or request opens new state (DefaultIdleTimeout). It must exceed the
+	// time a device may take to answer a request.
+	IdleTimeout time.Duration
+	// BlockwiseTimeout bounds one block-wise transfer (DefaultBlockwiseTimeout).
+	BlockwiseTimeout time.Duration
+}
+
+// withDefaults returns cfg with every zero field set to its default, or an
+// error naming the first invalid field.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Addr == "" {
+		return cfg, errors.New("lwm2m config: addr: empty")
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.RequestTimeout < 0 {
+		return cfg, fmt.Errorf("lwm2m config: requestTimeout: %v is negative", cfg.RequestTimeout)
+	}
+	if cfg.NStart == 0 {
+		cfg.NStart = DefaultNStart
+	}
+	if cfg.NStart < 0 || cfg.NStart > 1024 {
+		return cfg, fmt.Errorf("lwm2m config: nStart: %d is not between 1 and 1024", cfg.NStart)
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxMessageSize < 64 {
+		return cfg, fmt.Errorf("lwm2m config: maxMessageSize: %d is below 64", cfg.MaxMessageSize)
+	}
+	if cfg.MaxRegistrations == 0 {
+		cfg.MaxRegistrations = DefaultMaxRegistrations
+	}
+	if cfg.MaxRegistrations < 0 {
+		return cfg, fmt.Errorf("lwm2m config: maxRegistrations: %d is negative", cfg.MaxRegistrations)
+	}
+	switch {
+	case cfg.ExpiryGrace == 0:
+		cfg.ExpiryGrace = DefaultExpiryGrace
+	case cfg.ExpiryGrace < 0:
+		cfg.ExpiryGrace = 0
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.IdleTimeout < 0 {
+		return cfg, fmt.Errorf("lwm2m config: idleTimeout: %v is negative", cfg.IdleTimeout)
+	}
+	if cfg.BlockwiseTimeout == 0 {
+		cfg.BlockwiseTimeout = DefaultBlockwiseTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Types == nil {
+		cfg.Types = node.ResolverFunc(func(node.Path) (node.Type, bool) { return node.TypeNone, false })
+	}
+	return cfg, nil
+}

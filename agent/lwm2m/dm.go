@@ -1,0 +1,358 @@
+package lwm2m
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// answer is what the Server keeps of a device's response, copied out of
+// go-coap's pooled message.
+type answer struct {
+	code      codes.Code
+	format    codec.Format
+	hasFormat bool
+	body      []byte
+	location  string
+	observe   bool
+}
+
+// target is what a request needs to know about the registration it goes
+// to, read once under the lock.
+type target struct {
+	rs      *regState
+	reg     Registration
+	format  codec.Format
+	rootDir string // "" or "/lwm2m" (no trailing slash)
+}
+
+// coapPath maps an LwM2M path to the device's CoAP path under its
+// alternate root.
+func (t target) coapPath(p node.Path) string {
+	return t.rootDir + p.String()
+}
+
+func (s *Server) target(endpoint string) (target, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rs := s.byEndpoint[endpoint]
+	if rs == nil {
+		return target{}, fmt.Errorf("%w: %s", ErrNotRegistered, endpoint)
+	}
+	return target{
+		rs:      rs,
+		reg:     rs.reg,
+		format:  preferredFormat(rs.reg.Version, rs.reg.ContentFormat),
+		rootDir: strings.TrimSuffix(rs.reg.RootPath, "/"),
+	}, nil
+}
+
+// connOf returns the connection to the device's current address: the one
+// it last spoke on while that is open, else a fresh one (go-coap closes
+// idle ones; the registration outlives them).
+func (s *Server) connOf(rs *regState) (*udpClient.Conn, error) {
+	s.mu.RLock()
+	c, addr := rs.conn, rs.addr
+	s.mu.RUnlock()
+	if c != nil && c.Context().Err() == nil {
+		return c, nil
+	}
+	srv := s.coap.Load()
+	if srv == nil {
+		return nil, errors.New("server is not serving")
+	}
+	if addr == nil {
+		return nil, errors.New("device address unknown")
+	}
+	c, err := srv.NewConn(addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", addr, err)
+	}
+	s.mu.Lock()
+	if rs.addr == addr {
+		rs.conn = c
+	}
+	s.mu.Unlock()
+	return c, nil
+}
+
+// exchange sends the request that build makes to the device of t and
+// returns its answer. It holds one of the registration's NStart slots for
+// the whole exchange (block-wise transfers included) and bounds it by the
+// request timeout; it ends early when the registration ends.
+func (s *Server) exchange(ctx context.Context, t target, build func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error)) (answer, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	stop := context.AfterFunc(t.rs.ctx, cancel)
+	defer stop()
+
+	select {
+	case t.rs.sem <- struct{}{}:
+	case <-ctx.Done():
+		return answer{}, s.requestErr(ctx, t, ctx.Err())
+	}
+	defer func() { <-t.rs.sem }()
+
+	c, err := s.connOf(t.rs)
+	if err != nil {
+		s.stats.requestErrors.Add(1)
+		return answer{}, err
+	}
+	req, err := build(ctx, c)
+	if err != nil {
+		s.stats.requestErrors.Add(1)
+		return answer{}, fmt.Errorf("build request: %w", err)
+	}
+	defer c.ReleaseMessage(req)
+	s.stats.requests.Add(1)
+	resp, err := c.Do(req)
+	if err != nil {
+		return answer{}, s.requestErr(ctx, t, err)
+	}
+	defer c.ReleaseMessage(resp)
+
+	a := answer{code: resp.Code(), observe: resp.HasOption(message.Observe)}
+	if cf, err := resp.ContentFormat(); err == nil {
+		a.format, a.hasFormat = codec.Format(cf), true
+	}
+	if resp.Body() != nil {
+		body, err := resp.ReadBody()
+		if err != nil {
+			return answer{}, fmt.Errorf("read answer: %w", err)
+		}
+		a.body = body
+	}
+	if loc, err := resp.Options().LocationPath(); err == nil {
+		a.location = loc
+	}
+	if a.code >= codes.BadRequest {
+		s.stats.requestErrors.Add(1)
+	}
+	return a, nil
+}
+
+// requestErr turns a failed exchange into ErrNotRegistered, ErrTimeout or
+// the caller's own cancellation.
+func (s *Server) requestErr(ctx context.Context, t target, err error) error {
+	switch {
+	case t.rs.ctx.Err() != nil:
+		return fmt.Errorf("%w: %s (registration ended)", ErrNotRegistered, t.reg.Endpoint)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		s.stats.requestTimeouts.Add(1)
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	s.stats.requestErrors.Add(1)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		s.stats.requestTimeouts.Add(1)
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return err
+}
+
+// expect returns a ResponseError unless a has one of the success codes.
+func expect(a answer, ok ...codes.Code) error {
+	for _, c := range ok {
+		if a.code == c {
+			return nil
+		}
+	}
+	return &ResponseError{Code: a.code, Message: diagnostic(a.body)}
+}
+
+// diagnostic returns a printable, bounded form of an error payload.
+func diagnostic(b []byte) string {
+	const limit = 256
+	if len(b) > limit {
+		b = b[:limit]
+	}
+	return strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
+}
+
+// decode decodes an answer's payload in its own content format (or the
+// one asked for, when the device named none): be liberal in what devices
+// send.
+func (s *Server) decode(a answer, asked codec.Format, base node.Path) ([]node.Record, error) {
+	f := asked
+	if a.hasFormat {
+		f = a.format
+	}
+	if len(a.body) == 0 {
+		return nil, nil
+	}
+	recs, err := codec.Decode(f, base, a.body, s.cfg.Types)
+	if err != nil {
+		s.stats.decodeErrs.Add(1)
+		return nil, fmt.Errorf("decode %v of %s: %w", f, base, err)
+	}
+	return recs, nil
+}
+
+func withAccept(f codec.Format) func(*pool.Message) {
+	return func(m *pool.Message) { m.SetAccept(message.MediaType(f)) }
+}
+
+// Read reads the object, instance, resource or resource instance at p
+// (Read operation, GET).
+func (s *Server) Read(ctx context.Context, ep string, p node.Path) ([]node.Record, error) {
+	t, err := s.target(ep)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
+		req, err := c.NewGetRequest(ctx, t.coapPath(p))
+		if err == nil {
+			withAccept(t.format)(req)
+		}
+		return req, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", p, ep, err)
+	}
+	if err := expect(a, codes.Content); err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", p, ep, err)
+	}
+	return s.decode(a, t.format, p)
+}
+
+// Write writes recs at p: replace (PUT) replaces the instance or
+// resource, otherwise (POST) it is a partial update.
+func (s *Server) Write(ctx context.Context, ep string, p node.Path, recs []node.Record, replace bool) error {
+	t, err := s.target(ep)
+	if err != nil {
+		return err
+	}
+	payload, err := codec.Encode(t.format, p, recs)
+	if err != nil {
+		return fmt.Errorf("write %s of %s: encode %v: %w", p, ep, t.format, err)
+	}
+	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
+		if replace {
+			return c.NewPutRequest(ctx, t.coapPath(p), message.MediaType(t.format), bytes.NewReader(payload))
+		}
+		return c.NewPostRequest(ctx, t.coapPath(p), message.MediaType(t.format), bytes.NewReader(payload))
+	})
+	if err != nil {
+		return fmt.Errorf("write %s of %s: %w", p, ep, err)
+	}
+	if err := expect(a, codes.Changed); err != nil {
+		return fmt.Errorf("write %s of %s: %w", p, ep, err)
+	}
+	return nil
+}
+
+// Execute executes the resource at p with args (text/plain, Core TS
+// 5.4.5 argument list, e.g. "0='on',1"); empty args send no payload.
+func (s *Server) Execute(ctx context.Context, ep string, p node.Path, args string) error {
+	t, err := s.target(ep)
+	if err != nil {
+		return err
+	}
+	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
+		if args == "" {
+			return c.NewPostRequest(ctx, t.coapPath(p), message.TextPlain, nil)
+		}
+		return c.NewPostRequest(ctx, t.coapPath(p), message.TextPlain, strings.NewReader(args))
+	})
+	if err != nil {
+		return fmt.Errorf("execute %s of %s: %w", p, ep, err)
+	}
+	if err := expect(a, codes.Changed); err != nil {
+		return fmt.Errorf("execute %s of %s: %w", p, ep, err)
+	}
+	return nil
+}
+
+// Create creates an object instance under the object p from recs and
+// returns the new instance's path: from the answer's Location-Path when
+// the device sent one, else from the records.
+func (s *Server) Create(ctx context.Context, ep string, p node.Path, recs []node.Record) (node.Path, error) {
+	t, err := s.target(ep)
+	if err != nil {
+		return node.Path{}, err
+	}
+	payload, err := codec.Encode(t.format, p, recs)
+	if err != nil {
+		return node.Path{}, fmt.Errorf("create %s of %s: encode %v: %w", p, ep, t.format, err)
+	}
+	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
+		return c.NewPostRequest(ctx, t.coapPath(p), message.MediaType(t.format), bytes.NewReader(payload))
+	})
+	if err != nil {
+		return node.Path{}, fmt.Errorf("create %s of %s: %w", p, ep, err)
+	}
+	if err := expect(a, codes.Created); err != nil {
+		return node.Path{}, fmt.Errorf("create %s of %s: %w", p, ep, err)
+	}
+	if a.location != "" {
+		loc := "/" + strings.TrimLeft(a.location, "/")
+		if t.rootDir != "" {
+			loc = "/" + strings.TrimLeft(strings.TrimPrefix(loc, t.rootDir), "/")
+		}
+		if lp, err := node.ParsePath(loc); err == nil && lp.Depth == 2 {
+			return lp, nil
+		}
+	}
+	for _, r := range recs {
+		if r.Path.Depth >= 2 && r.Path.Object == p.Object {
+			return node.InstancePath(p.Object, r.Path.Instance), nil
+		}
+	}
+	return p, nil
+}
+
+// Delete deletes the object instance at p.
+func (s *Server) Delete(ctx context.Context, ep string, p node.Path) error {
+	t, err := s.target(ep)
+	if err != nil {
+		return err
+	}
+	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
+		return c.NewDeleteRequest(ctx, t.coapPath(p))
+	})
+	if err != nil {
+		return fmt.Errorf("delete %s of %s: %w", p, ep, err)
+	}
+	if err := expect(a, codes.Deleted); err != nil {
+		return fmt.Errorf("delete %s of %s: %w", p, ep, err)
+	}
+	return nil
+}
+
+// WriteAttributes sets notification attributes on p; query holds
+// "pmin=10", "gt=20.5" or "cancel" style entries.
+func (s *Server) WriteAttributes(ctx context.Context, ep string, p node.Path, query []string) error {
+	t, err := s.target(ep)
+	if err != nil {
+		return err
+	}
+	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
+		req, err := c.NewPutRequest(ctx, t.coapPath(p), message.TextPlain, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range query {
+			req.AddQuery(q)
+		}
+		return req, nil
+	})
+	if err != nil {
+		return fmt.Errorf("write attributes %s of %s: %w", p, ep, err)
+	}
+	if err := expect(a, codes.Changed); err != nil {
+		return fmt.Errorf("write attributes %s of %s: %w", p, ep, err)
+	}
+	return nil
+}

@@ -1,0 +1,621 @@
+package lwm2m
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	coapNet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+	udpServer "github.com/plgd-dev/go-coap/v3/udp/server"
+)
+
+// Hooks receive what happens to registrations. The Server calls them from
+// the goroutine that handles the device's message (after the answer has
+// been sent) or from its expiry goroutine; calls for one device come in
+// order. A slow hook delays that device's traffic, not other devices'.
+type Hooks interface {
+	// Authorize decides whether endpoint may register from peer; an error
+	// answers the Register with 4.03 Forbidden.
+	Authorize(ctx context.Context, endpoint string, peer net.Addr) (Identity, error)
+	// Registered follows a successful Register (also one that replaced an
+	// earlier registration of the same endpoint).
+	Registered(ctx context.Context, reg Registration)
+	// Updated follows a successful Update.
+	Updated(ctx context.Context, reg Registration)
+	// Deregistered follows a De-register.
+	Deregistered(ctx context.Context, reg Registration)
+	// Expired follows the removal of a registration whose lifetime ran out.
+	Expired(ctx context.Context, reg Registration)
+	// Values receives decoded notifications and Send (/dp) values;
+	// observed is the observed path, node.Root for Send.
+	Values(ctx context.Context, reg Registration, observed node.Path, recs []node.Record)
+}
+
+// Server is an LwM2M server on one UDP socket.
+type Server struct {
+	cfg      Config
+	hooks    Hooks
+	log      *slog.Logger
+	listener *coapNet.UDPConn
+	served   atomic.Bool
+	coap     atomic.Pointer[udpServer.Server]
+	stats    counters
+
+	mu         sync.RWMutex
+	baseCtx    context.Context
+	byID       map[string]*regState
+	byEndpoint map[string]*regState
+	byAddr     map[string]*regState
+	tokens     map[string]*observation
+	expiry     expiryHeap
+	kick       chan struct{} // wakes the expiry loop when the earliest deadline moved
+}
+
+// regState is one live registration. Fields other than ctx, cancel and sem
+// are guarded by Server.mu.
+type regState struct {
+	reg      Registration
+	addr     *net.UDPAddr
+	conn     *udpClient.Conn // the connection the device last spoke on
+	ctx      context.Context // cancelled when the registration ends
+	cancel   context.CancelFunc
+	sem      chan struct{} // NStart slots
+	obs      map[node.Path]*observation
+	expireAt time.Time
+	heapIdx  int
+}
+
+// NewServer validates cfg and binds the UDP socket, so Addr is known at
+// once; Serve starts answering.
+func NewServer(cfg Config, hooks Hooks) (*Server, error) {
+	if hooks == nil {
+		return nil, errors.New("new lwm2m server: hooks are nil")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l, err := coapNet.NewListenUDP("udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("new lwm2m server: listen %s: %w", cfg.Addr, err)
+	}
+	return &Server{
+		cfg:        cfg,
+		hooks:      hooks,
+		log:        cfg.Logger.With("component", "lwm2m"),
+		listener:   l,
+		baseCtx:    context.Background(),
+		byID:       make(map[string]*regState),
+		byEndpoint: make(map[string]*regState),
+		byAddr:     make(map[string]*regState),
+		tokens:     make(map[string]*observation),
+		kick:       make(chan struct{}, 1),
+	}, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.listener.LocalAddr() }
+
+// Serve answers devices until ctx is done, then closes the socket, ends
+// every registration (without calling hooks: the devices did not leave)
+// and returns after all its goroutines stopped. It can be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.served.CompareAndSwap(false, true) {
+		return errors.New("lwm2m server: serve called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.baseCtx = ctx
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	router := mux.NewRouter()
+	router.DefaultHandle(mux.HandlerFunc(s.serveCOAP))
+	srv := udp.NewServer(
+		options.WithMux(router),
+		options.WithContext(ctx),
+		options.WithMaxMessageSize(s.cfg.MaxMessageSize),
+		options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
+		options.WithTransmission(uint32(s.cfg.NStart), 2*time.Second, 4),
+		options.WithInactivityMonitor(s.cfg.IdleTimeout, func(cc *udpClient.Conn) { _ = cc.Close() }),
+		options.WithRequestMonitor(s.monitor),
+		options.WithErrors(func(err error) { s.log.Debug("coap", "err", err) }),
+		// go-coap's default runner sleeps 4 s between rounds and outlives
+		// Serve; this one is owned here and paces retransmissions at 1 s.
+		options.WithPeriodicRunner(func(f func(time.Time) bool) {
+			wg.Go(func() {
+				t := time.NewTicker(time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case now := <-t.C:
+						if !f(now) {
+							return
+						}
+					}
+				}
+			})
+		}),
+	)
+	s.coap.Store(srv)
+
+	errc := make(chan error, 1)
+	wg.Go(func() { errc <- srv.Serve(s.listener) })
+	wg.Go(func() { s.expiryLoop(ctx) })
+	s.log.Info("lwm2m server listening", "addr", s.Addr().String())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if err != nil {
+			err = fmt.Errorf("lwm2m server: %w", err)
+		}
+	}
+	cancel()
+	srv.Stop()
+	wg.Wait()
+	_ = s.listener.Close()
+
+	s.mu.Lock()
+	for _, rs := range s.byID {
+		rs.cancel()
+	}
+	clear(s.byID)
+	clear(s.byEndpoint)
+	clear(s.byAddr)
+	clear(s.tokens)
+	s.expiry = s.expiry[:0]
+	s.mu.Unlock()
+	return err
+}
+
+// Registration returns the live registration of endpoint.
+func (s *Server) Registration(endpoint string) (Registration, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rs, ok := s.byEndpoint[endpoint]
+	if !ok {
+		return Registration{}, false
+	}
+	return rs.reg, true
+}
+
+// Registrations returns every live registration, in no order.
+func (s *Server) Registrations() []Registration {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Registration, 0, len(s.byID))
+	for _, rs := range s.byID {
+		out = append(out, rs.reg)
+	}
+	return out
+}
+
+func (s *Server) ctx() context.Context {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.baseCtx
+}
+
+// serveCOAP routes what devices send: the registration interface, Send,
+// and notifications (responses that arrive outside a request).
+func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message) {
+	if r.Code() >= codes.Created {
+		s.handleNotification(w, r)
+		return
+	}
+	path, _ := r.Options().Path()
+	seg := splitPath(path)
+	switch {
+	case len(seg) == 1 && seg[0] == "rd":
+		if r.Code() != codes.POST {
+			reply(w, codes.MethodNotAllowed, "")
+			return
+		}
+		s.handleRegister(w, r)
+	case len(seg) == 2 && seg[0] == "rd":
+		switch r.Code() {
+		case codes.POST:
+			s.handleUpdate(w, r, seg[1])
+		case codes.DELETE:
+			s.handleDeregister(w, r, seg[1])
+		default:
+			reply(w, codes.MethodNotAllowed, "")
+		}
+	case len(seg) == 1 && seg[0] == "dp":
+		if r.Code() != codes.POST {
+			reply(w, codes.MethodNotAllowed, "")
+			return
+		}
+		s.handleSend(w, r)
+	default:
+		reply(w, codes.NotFound, "")
+	}
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for len(p) > 0 {
+		for len(p) > 0 && p[0] == '/' {
+			p = p[1:]
+		}
+		if p == "" {
+			break
+		}
+		i := 0
+		for i < len(p) && p[i] != '/' {
+			i++
+		}
+		out = append(out, p[:i])
+		p = p[i:]
+	}
+	return out
+}
+
+// reply sets the answer code with an optional diagnostic payload. An
+// error from SetResponse means the request's No-Response option asked for
+// silence on this code, which is what then happens.
+func reply(w mux.ResponseWriter, code codes.Code, diag string, opts ...message.Option) {
+	if diag != "" {
+		_ = w.SetResponse(code, message.TextPlain, bytes.NewReader([]byte(diag)), opts...)
+		return
+	}
+	_ = w.SetResponse(code, message.TextPlain, nil, opts...)
+}
+
+// afterReply runs f once the answer has been written, so hooks that talk
+// to the device find it with its answer in hand.
+func afterReply(r *mux.Message, f func()) {
+	if !responsewriter.AfterWrite(r.Context(), f) {
+		f()
+	}
+}
+
+// peerUDP returns the device's address of the connection.
+func peerUDP(c mux.Conn) *net.UDPAddr {
+	if a, ok := c.RemoteAddr().(*net.UDPAddr); ok {
+		return a
+	}
+	return nil
+}
+
+// newRegistrationID returns a random registration ID: unguessable, so
+// that one device cannot update or remove another's registration.
+func newRegistrationID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// handleRegister is the Register operation: POST /rd?ep=...
+func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
+	queries, _ := r.Options().Queries()
+	p, err := parseRegisterQuery(queries)
+	if err != nil {
+		s.stats.rejected.Add(1)
+		reply(w, codes.BadRequest, err.Error())
+		return
+	}
+	if p.endpoint == "" {
+		s.stats.rejected.Add(1)
+		reply(w, codes.BadRequest, "missing endpoint name (ep)")
+		return
+	}
+	version, err := checkVersion(p.version)
+	if err != nil {
+		s.stats.rejected.Add(1)
+		reply(w, codes.PreconditionFailed, err.Error())
+		return
+	}
+	var payload []byte
+	if r.Body() != nil {
+		payload, err = r.ReadBody()
+		if err != nil {
+			s.stats.rejected.Add(1)
+			reply(w, codes.BadRequest, "cannot read payload")
+			return
+		}
+	}
+	objs, err := parseObjectLinks(payload)
+	if err != nil {
+		s.stats.rejected.Add(1)
+		reply(w, codes.BadRequest, err.Error())
+		return
+	}
+	conn, ok := w.Conn().(*udpClient.Conn)
+	if !ok {
+		reply(w, codes.InternalServerError, "")
+		return
+	}
+	peer := peerUDP(conn)
+	log := s.log.With("endpoint", p.endpoint, "peer", addrString(peer))
+
+	s.mu.RLock()
+	_, exists := s.byEndpoint[p.endpoint]
+	full := !exists && len(s.byID) >= s.cfg.MaxRegistrations
+	s.mu.RUnlock()
+	if full {
+		s.stats.rejected.Add(1)
+		log.Warn("register refused: too many registrations", "max", s.cfg.MaxRegistrations)
+		reply(w, codes.ServiceUnavailable, "too many registrations")
+		return
+	}
+
+	id, err := s.hooks.Authorize(r.Context(), p.endpoint, peer)
+	if err != nil {
+		s.stats.rejected.Add(1)
+		log.Info("register refused", "err", err)
+		reply(w, codes.Forbidden, "")
+		return
+	}
+
+	now := time.Now()
+	reg := Registration{
+		ID:            newRegistrationID(),
+		Endpoint:      p.endpoint,
+		Version:       version,
+		Lifetime:      DefaultLifetime,
+		Binding:       "U",
+		SMS:           p.sms,
+		AwakeTime:     p.awake,
+		HasAwakeTime:  p.hasAwake,
+		ContentFormat: objs.contentFormat,
+		RootPath:      objs.root,
+		Objects:       objs.objects,
+		Address:       addrString(peer),
+		Tenant:        id.Tenant,
+		DeviceID:      id.DeviceID,
+		RegisteredAt:  now,
+		UpdatedAt:     now,
+	}
+	if p.hasLifetime {
+		reg.Lifetime = p.lifetime
+	}
+	if p.hasBinding {
+		reg.Binding = p.binding
+	}
+	reg.Queue = queueMode(reg.Binding, p.queue)
+
+	base := s.ctx()
+	rctx, cancel := context.WithCancel(base)
+	rs := &regState{
+		reg:    reg,
+		addr:   peer,
+		conn:   conn,
+		ctx:    rctx,
+		cancel: cancel,
+		sem:    make(chan struct{}, s.cfg.NStart),
+		obs:     make(map[node.Path]*observation),
+		heapIdx: -1,
+	}
+	s.mu.Lock()
+	if len(s.byID) >= s.cfg.MaxRegistrations && s.byEndpoint[p.endpoint] == nil {
+		s.mu.Unlock()
+		cancel()
+		s.stats.rejected.Add(1)
+		reply(w, codes.ServiceUnavailable, "too many registrations")
+		return
+	}
+	if old := s.byEndpoint[p.endpoint]; old != nil {
+		// A new Register replaces the old registration with everything
+		// attached to it: the device restarted and forgot it.
+		s.removeLocked(old)
+	}
+	s.byID[reg.ID] = rs
+	s.byEndpoint[reg.Endpoint] = rs
+	s.byAddr[reg.Address] = rs
+	s.scheduleLocked(rs, now)
+	s.mu.Unlock()
+
+	s.stats.registers.Add(1)
+	log.Debug("registered", "reg_id", reg.ID, "version", reg.Version, "lifetime", reg.Lifetime)
+	reply(w, codes.Created, "",
+		message.Option{ID: message.LocationPath, Value: []byte("rd")},
+		message.Option{ID: message.LocationPath, Value: []byte(reg.ID)})
+	afterReply(r, func() { s.hooks.Registered(base, copyReg(reg)) })
+}
+
+// handleUpdate is the Update operation: POST /rd/{id}.
+func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
+	queries, _ := r.Options().Queries()
+	p, err := parseRegisterQuery(queries)
+	if err != nil {
+		s.stats.rejected.Add(1)
+		reply(w, codes.BadRequest, err.Error())
+		return
+	}
+	var objs *objectList
+	if r.Body() != nil {
+		payload, err := r.ReadBody()
+		if err != nil {
+			s.stats.rejected.Add(1)
+			reply(w, codes.BadRequest, "cannot read payload")
+			return
+		}
+		if len(payload) > 0 {
+			o, err := parseObjectLinks(payload)
+			if err != nil {
+				s.stats.rejected.Add(1)
+				reply(w, codes.BadRequest, err.Error())
+				return
+			}
+			objs = &o
+		}
+	}
+	conn, ok := w.Conn().(*udpClient.Conn)
+	if !ok {
+		reply(w, codes.InternalServerError, "")
+		return
+	}
+	peer := peerUDP(conn)
+	now := time.Now()
+
+	s.mu.Lock()
+	rs := s.byID[id]
+	if rs == nil {
+		s.mu.Unlock()
+		s.stats.rejected.Add(1)
+		reply(w, codes.NotFound, "")
+		return
+	}
+	reg := &rs.reg
+	if p.hasLifetime {
+		reg.Lifetime = p.lifetime
+	}
+	if p.hasBinding {
+		reg.Binding = p.binding
+	}
+	if p.hasBinding || p.queue {
+		reg.Queue = queueMode(reg.Binding, p.queue)
+	}
+	if p.hasSMS {
+		reg.SMS = p.sms
+	}
+	if p.hasAwake {
+		reg.AwakeTime, reg.HasAwakeTime = p.awake, true
+	}
+	if objs != nil {
+		reg.Objects = objs.objects
+		reg.RootPath = objs.root
+		if objs.contentFormat != 0 {
+			reg.ContentFormat = objs.contentFormat
+		}
+	}
+	if a := addrString(peer); a != reg.Address {
+		if s.byAddr[reg.Address] == rs {
+			delete(s.byAddr, reg.Address)
+		}
+		reg.Address = a
+		rs.addr = peer
+	}
+	s.byAddr[reg.Address] = rs
+	rs.conn = conn
+	reg.UpdatedAt = now
+	s.scheduleLocked(rs, now)
+	snapshot := copyReg(*reg)
+	base := s.baseCtx
+	s.mu.Unlock()
+
+	s.stats.updates.Add(1)
+	reply(w, codes.Changed, "")
+	afterReply(r, func() { s.hooks.Updated(base, snapshot) })
+}
+
+// handleDeregister is the De-register operation: DELETE /rd/{id}.
+func (s *Server) handleDeregister(w mux.ResponseWriter, r *mux.Message, id string) {
+	s.mu.Lock()
+	rs := s.byID[id]
+	if rs == nil {
+		s.mu.Unlock()
+		reply(w, codes.NotFound, "")
+		return
+	}
+	s.removeLocked(rs)
+	snapshot := copyReg(rs.reg)
+	base := s.baseCtx
+	s.mu.Unlock()
+
+	s.stats.deregisters.Add(1)
+	reply(w, codes.Deleted, "")
+	afterReply(r, func() { s.hooks.Deregistered(base, snapshot) })
+}
+
+// removeLocked forgets rs and everything attached to it: its index
+// entries, its place in the expiry heap, its observations (their next
+// notification gets RST) and its in-flight requests (cancelled).
+func (s *Server) removeLocked(rs *regState) {
+	if s.byID[rs.reg.ID] == rs {
+		delete(s.byID, rs.reg.ID)
+	}
+	if s.byEndpoint[rs.reg.Endpoint] == rs {
+		delete(s.byEndpoint, rs.reg.Endpoint)
+	}
+	if s.byAddr[rs.reg.Address] == rs {
+		delete(s.byAddr, rs.reg.Address)
+	}
+	s.unscheduleLocked(rs)
+	for p, o := range rs.obs {
+		delete(s.tokens, o.token)
+		delete(rs.obs, p)
+	}
+	rs.cancel()
+}
+
+// copyReg returns reg with its own object list, so callers cannot see
+// later changes or change the Server's.
+func copyReg(reg Registration) Registration {
+	reg.Objects = append([]ObjectLink(nil), reg.Objects...)
+	return reg
+}
+
+// lookup returns the live state of endpoint.
+func (s *Server) lookup(endpoint string) (*regState, error) {
+	s.mu.RLock()
+	rs := s.byEndpoint[endpoint]
+	s.mu.RUnlock()
+	if rs == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotRegistered, endpoint)
+	}
+	return rs, nil
+}
+
+// byPeer returns the registration of the device at addr.
+func (s *Server) byPeer(addr net.Addr) *regState {
+	key := addrString(addr)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byAddr[key]
+}
+
+// monitor sees every datagram before go-coap processes it. It answers a
+// notification of an observation this server no longer holds with RST
+// (RFC 7641 section 3.6), which is how a device learns that nobody
+// listens, and drops it.
+func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
+	t := m.Type()
+	if (t != message.Confirmable && t != message.NonConfirmable) || m.Code() < codes.Created || !m.HasOption(message.Observe) {
+		return false, nil
+	}
+	tok := m.Token()
+	if len(tok) == 0 {
+		return false, nil
+	}
+	s.mu.RLock()
+	_, known := s.tokens[string(tok)]
+	s.mu.RUnlock()
+	if known {
+		return false, nil
+	}
+	rst := cc.AcquireMessage(cc.Context())
+	defer cc.ReleaseMessage(rst)
+	rst.SetType(message.Reset)
+	rst.SetCode(codes.Empty)
+	rst.SetMessageID(m.MessageID())
+	if err := cc.Session().WriteMessage(rst); err != nil {
+		s.log.Debug("cannot send reset", "peer", addrString(cc.RemoteAddr()), "err", err)
+	}
+	s.stats.notificationsRST.Add(1)
+	return true, nil
+}
