@@ -8,6 +8,8 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 )
@@ -72,10 +74,170 @@ func Encode(f Format, base node.Path, recs []node.Record) ([]byte, error) {
 	return encode(f, base, recs)
 }
 
+// Bounds that keep a hostile payload from costing more than its size.
+const (
+	// MaxRecords is the most records one payload may decode to.
+	MaxRecords = 10000
+	// maxNesting bounds CBOR and JSON nesting inside a SenML record.
+	maxNesting = 8
+)
+
 func decode(f Format, base node.Path, payload []byte, types node.Resolver) ([]node.Record, error) {
-	return nil, fmt.Errorf("%w: %v", ErrUnsupported, f)
+	if types == nil {
+		types = noTypes{}
+	}
+	var (
+		recs []node.Record
+		err  error
+	)
+	switch f {
+	case Text:
+		recs, err = decodeText(base, payload, types)
+	case Opaque:
+		recs, err = decodeOpaque(base, payload)
+	case LinkFmt:
+		recs, err = decodeLinkValue(base, payload)
+	case TLV, OldTLV:
+		recs, err = decodeTLV(base, payload, types)
+	case SenMLJSON:
+		recs, err = decodeSenMLJSON(base, payload, types)
+	case SenMLCBOR:
+		recs, err = decodeSenMLCBOR(base, payload, types)
+	case LwM2MJSON, OldJSON:
+		recs, err = decodeLwM2MJSON(base, payload, types)
+	case CBOR:
+		recs, err = decodeCBOR(base, payload, types)
+	default:
+		return nil, fmt.Errorf("decode %v: %w", base, unsupported(f))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode %v as %v: %w", base, f, err)
+	}
+	if recs == nil {
+		recs = []node.Record{}
+	}
+	return recs, nil
 }
 
 func encode(f Format, base node.Path, recs []node.Record) ([]byte, error) {
-	return nil, fmt.Errorf("%w: %v", ErrUnsupported, f)
+	for _, r := range recs {
+		if !base.Contains(r.Path) {
+			return nil, fmt.Errorf("encode %v as %v: %w: record %v lies outside", base, f, ErrUnsupported, r.Path)
+		}
+		if r.Path.Depth < 3 {
+			return nil, fmt.Errorf("encode %v as %v: %w: record %v is not a resource", base, f, ErrUnsupported, r.Path)
+		}
+	}
+	if len(recs) > MaxRecords {
+		return nil, fmt.Errorf("encode %v as %v: %w: %d records, at most %d", base, f, ErrUnsupported, len(recs), MaxRecords)
+	}
+	var (
+		b   []byte
+		err error
+	)
+	switch f {
+	case Text:
+		b, err = encodeText(base, recs)
+	case Opaque:
+		b, err = encodeOpaque(base, recs)
+	case LinkFmt:
+		b, err = encodeLinkValue(base, recs)
+	case TLV, OldTLV:
+		b, err = encodeTLV(base, recs)
+	case SenMLJSON:
+		b, err = encodeSenMLJSON(base, recs)
+	case SenMLCBOR:
+		b, err = encodeSenMLCBOR(base, recs)
+	case LwM2MJSON, OldJSON:
+		b, err = encodeLwM2MJSON(base, recs)
+	case CBOR:
+		b, err = encodeCBOR(base, recs)
+	default:
+		return nil, fmt.Errorf("encode %v: %w", base, unsupported(f))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode %v as %v: %w", base, f, err)
+	}
+	return b, nil
+}
+
+func unsupported(f Format) error { return fmt.Errorf("%w: %v", ErrUnsupported, f) }
+
+// malformed builds an error that wraps ErrMalformed.
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// Supports reports whether Decode and Encode handle f.
+func Supports(f Format) bool {
+	switch f {
+	case Text, Opaque, LinkFmt, TLV, OldTLV, SenMLJSON, SenMLCBOR, LwM2MJSON, OldJSON, CBOR:
+		return true
+	}
+	return false
+}
+
+// Preferred returns the format to ask a device in for reads of instances
+// and objects. declared is the content format the device named with ct= in
+// its registration (0 when it named none: text cannot carry an instance, so
+// it is never a preference); version is its lwm2m= value ("1.0", "1.1",
+// "1.2", empty for 1.0). A 1.0 device gets TLV, which 1.0 makes mandatory;
+// a later one gets SenML CBOR, the compact format 1.1 introduced.
+func Preferred(version string, declared Format) Format {
+	if declared != Text && declared != Opaque && declared != LinkFmt && declared != CBOR && Supports(declared) {
+		return declared
+	}
+	v := strings.TrimSpace(version)
+	if v == "" || v == "1.0" || strings.HasPrefix(v, "1.0.") {
+		return TLV
+	}
+	return SenMLCBOR
+}
+
+// ParseFormats reads the value of a ct= link attribute: one number, or
+// several separated by spaces as LwM2M 1.1 registrations send them
+// (ct="60 110 112 11543"). Numbers that are not content formats are skipped.
+func ParseFormats(ct string) []Format {
+	var out []Format
+	for _, f := range strings.Fields(strings.Trim(ct, `"`)) {
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil {
+			continue
+		}
+		out = append(out, Format(n))
+	}
+	return out
+}
+
+// ParseFormatName maps the serialization names of the API (TLV, JSON,
+// CBOR, TEXT, OPAQUE, SENML_JSON, SENML_CBOR, LINK) and decimal content
+// format numbers to a Format.
+func ParseFormatName(s string) (Format, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "TLV":
+		return TLV, nil
+	case "JSON":
+		return LwM2MJSON, nil
+	case "CBOR":
+		return CBOR, nil
+	case "TEXT":
+		return Text, nil
+	case "OPAQUE":
+		return Opaque, nil
+	case "SENML_JSON":
+		return SenMLJSON, nil
+	case "SENML_CBOR":
+		return SenMLCBOR, nil
+	case "LINK", "LINK_FORMAT":
+		return LinkFmt, nil
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil || !Supports(Format(n)) {
+		return 0, fmt.Errorf("%w: %q", ErrUnsupported, s)
+	}
+	return Format(n), nil
+}
+
+func fmtUnsupported(f Format, why string) error {
+	return fmt.Errorf("%w: %v %s", ErrUnsupported, f, why)
 }
