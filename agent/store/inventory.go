@@ -1,0 +1,444 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Names the inventory uses for LwM2M devices.
+const (
+	DeviceType       = "c8y_lwm2m"
+	ExternalIDDevice = "c8y_Id"
+)
+
+// ManagedObject is an inventory object: a device or anything else. Its
+// fragments are the top-level JSON members besides the fixed ones.
+type ManagedObject struct {
+	ID           string
+	Name         string
+	Type         string
+	CreationTime time.Time
+	LastUpdated  time.Time
+	Fragments    map[string]any
+}
+
+// reserved top-level members that a fragment cannot replace.
+var reserved = map[string]bool{
+	"_id": true, "id": true, "tenant": true, "seq": true, "self": true,
+	"creationTime": true, "lastUpdated": true, "owner": true,
+}
+
+func checkFragments(f map[string]any) error {
+	for k := range f {
+		if k == "" || strings.HasPrefix(k, "$") || strings.Contains(k, ".") {
+			return fmt.Errorf("%w: fragment name %q: it must be non-empty and contain no '.' and no leading '$'", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+func (s *Store) moDoc(tenant string, mo ManagedObject, seq int64) bson.D {
+	d := bson.D{
+		{Key: "_id", Value: key(tenant, mo.ID)}, {Key: "id", Value: mo.ID},
+		{Key: "tenant", Value: tenant}, {Key: "seq", Value: seq},
+		{Key: "name", Value: mo.Name}, {Key: "type", Value: mo.Type},
+		{Key: "creationTime", Value: mo.CreationTime}, {Key: "lastUpdated", Value: mo.LastUpdated},
+	}
+	for k, v := range mo.Fragments {
+		if !reserved[k] && k != "name" && k != "type" {
+			d = append(d, bson.E{Key: k, Value: v})
+		}
+	}
+	return d
+}
+
+func moFromDoc(m map[string]any) ManagedObject {
+	mo := ManagedObject{Fragments: map[string]any{}}
+	for k, v := range m {
+		switch k {
+		case "id":
+			mo.ID, _ = v.(string)
+		case "name":
+			mo.Name, _ = v.(string)
+		case "type":
+			mo.Type, _ = v.(string)
+		case "creationTime":
+			mo.CreationTime = asTime(v)
+		case "lastUpdated":
+			mo.LastUpdated = asTime(v)
+		case "_id", "tenant", "seq":
+		default:
+			mo.Fragments[k] = Plain(v)
+		}
+	}
+	return mo
+}
+
+func asTime(v any) time.Time {
+	switch t := v.(type) {
+	case bson.DateTime:
+		return t.Time().UTC()
+	case time.Time:
+		return t.UTC()
+	}
+	return time.Time{}
+}
+
+// Plain turns values decoded from BSON into plain Go values that
+// encoding/json writes as expected: documents become map[string]any,
+// arrays []any, dates time.Time.
+func Plain(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = Plain(e)
+		}
+		return t
+	case bson.M:
+		return Plain(map[string]any(t))
+	case bson.D:
+		m := make(map[string]any, len(t))
+		for _, e := range t {
+			m[e.Key] = Plain(e.Value)
+		}
+		return m
+	case bson.A:
+		return Plain([]any(t))
+	case []any:
+		for i, e := range t {
+			t[i] = Plain(e)
+		}
+		return t
+	case bson.DateTime:
+		return t.Time().UTC()
+	case int32:
+		return int64(t)
+	}
+	return v
+}
+
+// CreateManagedObject stores a new object with a fresh ID (mo.ID is
+// ignored) and returns it as stored.
+func (s *Store) CreateManagedObject(ctx context.Context, tenant string, mo ManagedObject) (ManagedObject, error) {
+	if err := checkFragments(mo.Fragments); err != nil {
+		return ManagedObject{}, err
+	}
+	ids, err := s.newIDs(ctx, 1)
+	if err != nil {
+		return ManagedObject{}, err
+	}
+	mo.ID = strconv.FormatInt(ids[0], 10)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	mo.CreationTime, mo.LastUpdated = now, now
+	if mo.Fragments == nil {
+		mo.Fragments = map[string]any{}
+	}
+	for k := range mo.Fragments {
+		if reserved[k] || k == "name" || k == "type" {
+			delete(mo.Fragments, k)
+		}
+	}
+	if _, err := s.objects.InsertOne(ctx, s.moDoc(tenant, mo, ids[0])); err != nil {
+		return ManagedObject{}, fmt.Errorf("create managed object: %w", err)
+	}
+	return mo, nil
+}
+
+// GetManagedObject returns the tenant's object id.
+func (s *Store) GetManagedObject(ctx context.Context, tenant, id string) (ManagedObject, error) {
+	var m map[string]any
+	if err := findKey(ctx, s.objects, tenant, id, &m); err != nil {
+		return ManagedObject{}, err
+	}
+	return moFromDoc(m), nil
+}
+
+// UpdateManagedObject merges fields into the object: each top-level member
+// replaces the stored one ("name" and "type" included), a nil value removes
+// the fragment, reserved members (id, creationTime, ...) are ignored. It
+// returns the updated object.
+func (s *Store) UpdateManagedObject(ctx context.Context, tenant, id string, fields map[string]any) (ManagedObject, error) {
+	if err := checkFragments(fields); err != nil {
+		return ManagedObject{}, err
+	}
+	set := bson.D{{Key: "lastUpdated", Value: time.Now().UTC().Truncate(time.Millisecond)}}
+	unset := bson.D{}
+	for k, v := range fields {
+		switch {
+		case reserved[k]:
+		case v == nil && k != "name" && k != "type":
+			unset = append(unset, bson.E{Key: k, Value: ""})
+		default:
+			set = append(set, bson.E{Key: k, Value: v})
+		}
+	}
+	upd := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		upd = append(upd, bson.E{Key: "$unset", Value: unset})
+	}
+	var m map[string]any
+	err := s.objects.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, upd,
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&m)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return ManagedObject{}, ErrNotFound
+	}
+	if err != nil {
+		return ManagedObject{}, fmt.Errorf("update managed object %s: %w", id, err)
+	}
+	return moFromDoc(m), nil
+}
+
+// UpdateFragments merges fragments into the object like
+// UpdateManagedObject, without reading it back.
+func (s *Store) UpdateFragments(ctx context.Context, tenant, id string, fragments bson.M) error {
+	if err := checkFragments(fragments); err != nil {
+		return err
+	}
+	set := bson.D{{Key: "lastUpdated", Value: time.Now().UTC().Truncate(time.Millisecond)}}
+	for k, v := range fragments {
+		if !reserved[k] {
+			set = append(set, bson.E{Key: k, Value: v})
+		}
+	}
+	res, err := s.objects.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, bson.D{{Key: "$set", Value: set}})
+	if err != nil {
+		return fmt.Errorf("update fragments of %s: %w", id, err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteManagedObject deletes the object, its external IDs, its endpoint
+// binding, last known values and operation queue. Its measurements,
+// events, alarms and operations stay, as history.
+func (s *Store) DeleteManagedObject(ctx context.Context, tenant, id string) error {
+	res, err := s.objects.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}})
+	if err != nil {
+		return fmt.Errorf("delete managed object %s: %w", id, err)
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	xs, err := s.ExternalIDsOf(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	for _, x := range xs {
+		if _, err := s.externalIDs.DeleteOne(ctx, bson.D{{Key: "_id", Value: extKey(tenant, x.Type, x.ExternalID)}}); err != nil {
+			return fmt.Errorf("delete external id of %s: %w", id, err)
+		}
+		if x.Type == ExternalIDDevice {
+			if _, err := s.endpoints.DeleteOne(ctx, bson.D{{Key: "_id", Value: x.ExternalID}, {Key: "tenant", Value: tenant}, {Key: "deviceId", Value: id}}); err != nil {
+				return fmt.Errorf("unbind endpoint of %s: %w", id, err)
+			}
+		}
+	}
+	for _, c := range []*mongo.Collection{s.values, s.opQueues} {
+		if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
+			return fmt.Errorf("delete %s of %s: %w", c.Name(), id, err)
+		}
+	}
+	return nil
+}
+
+// ManagedObjectFilter selects managed objects; empty fields match all.
+type ManagedObjectFilter struct {
+	Type         string
+	FragmentType string
+	// Query is a subset of the Cumulocity inventory query language; see
+	// ParseQuery.
+	Query string
+	Page  Page
+}
+
+// ListManagedObjects lists the tenant's objects, by ID unless the query
+// has $orderby. total is -1 unless f.Page.WithTotal.
+func (s *Store) ListManagedObjects(ctx context.Context, tenant string, f ManagedObjectFilter) (mos []ManagedObject, total int64, err error) {
+	filter := bson.D{{Key: "tenant", Value: tenant}}
+	if f.Type != "" {
+		filter = append(filter, bson.E{Key: "type", Value: f.Type})
+	}
+	if f.FragmentType != "" {
+		filter = append(filter, bson.E{Key: f.FragmentType, Value: bson.D{{Key: "$exists", Value: true}}})
+	}
+	sort := bson.D{{Key: "seq", Value: 1}}
+	if strings.TrimSpace(f.Query) != "" {
+		q, err := ParseQuery(f.Query)
+		if err != nil {
+			return nil, 0, err
+		}
+		if q.Filter != nil {
+			filter = append(filter, bson.E{Key: "$and", Value: bson.A{q.Filter}})
+		}
+		if len(q.Sort) > 0 {
+			sort = append(q.Sort, sort...)
+		}
+	}
+	var docs []map[string]any
+	total, err = findPage(ctx, s.objects, filter, sort, f.Page, &docs)
+	if err != nil {
+		return nil, 0, err
+	}
+	mos = make([]ManagedObject, len(docs))
+	for i, d := range docs {
+		mos[i] = moFromDoc(d)
+	}
+	return mos, total, nil
+}
+
+// ExternalID names a managed object in another system's terms, e.g. the
+// LwM2M endpoint as type c8y_Id.
+type ExternalID struct {
+	Type            string `bson:"type"`
+	ExternalID      string `bson:"externalId"`
+	ManagedObjectID string `bson:"managedObjectId"`
+}
+
+type extDoc struct {
+	Key        string `bson:"_id"`
+	Tenant     string `bson:"tenant"`
+	ExternalID `bson:",inline"`
+}
+
+// extKey escapes type and external ID so that no two pairs share a key.
+func extKey(tenant, typ, ext string) string {
+	return key(tenant, url.PathEscape(typ)+"/"+url.PathEscape(ext))
+}
+
+// CreateExternalID names an existing object of the tenant; ErrConflict if
+// the (type, externalId) pair is taken in the tenant.
+func (s *Store) CreateExternalID(ctx context.Context, tenant string, x ExternalID) error {
+	if x.Type == "" || x.ExternalID == "" {
+		return fmt.Errorf("%w: external ID needs type and externalId", ErrInvalid)
+	}
+	if _, err := s.GetManagedObject(ctx, tenant, x.ManagedObjectID); err != nil {
+		return err
+	}
+	return s.insertExternalID(ctx, tenant, x)
+}
+
+func (s *Store) insertExternalID(ctx context.Context, tenant string, x ExternalID) error {
+	_, err := s.externalIDs.InsertOne(ctx, extDoc{Key: extKey(tenant, x.Type, x.ExternalID), Tenant: tenant, ExternalID: x})
+	if isDup(err) {
+		return fmt.Errorf("external id %s %s: %w", x.Type, x.ExternalID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create external id %s %s: %w", x.Type, x.ExternalID, err)
+	}
+	return nil
+}
+
+// GetExternalID resolves an external ID in the tenant.
+func (s *Store) GetExternalID(ctx context.Context, tenant, typ, ext string) (ExternalID, error) {
+	var d extDoc
+	err := s.externalIDs.FindOne(ctx, bson.D{{Key: "_id", Value: extKey(tenant, typ, ext)}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return ExternalID{}, ErrNotFound
+	}
+	if err != nil {
+		return ExternalID{}, fmt.Errorf("read external id %s %s: %w", typ, ext, err)
+	}
+	return d.ExternalID, nil
+}
+
+// ExternalIDsOf lists the external IDs of the tenant's object id.
+func (s *Store) ExternalIDsOf(ctx context.Context, tenant, id string) ([]ExternalID, error) {
+	cur, err := s.externalIDs.Find(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "managedObjectId", Value: id}},
+		options.Find().SetSort(bson.D{{Key: "type", Value: 1}, {Key: "externalId", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list external ids of %s: %w", id, err)
+	}
+	var ds []extDoc
+	if err := cur.All(ctx, &ds); err != nil {
+		return nil, fmt.Errorf("list external ids of %s: %w", id, err)
+	}
+	out := make([]ExternalID, len(ds))
+	for i, d := range ds {
+		out[i] = d.ExternalID
+	}
+	return out, nil
+}
+
+// DeleteExternalID removes an external ID of the tenant.
+func (s *Store) DeleteExternalID(ctx context.Context, tenant, typ, ext string) error {
+	res, err := s.externalIDs.DeleteOne(ctx, bson.D{{Key: "_id", Value: extKey(tenant, typ, ext)}})
+	if err != nil {
+		return fmt.Errorf("delete external id %s %s: %w", typ, ext, err)
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+type endpointDoc struct {
+	Endpoint string `bson:"_id"`
+	Tenant   string `bson:"tenant"`
+	DeviceID string `bson:"deviceId"`
+}
+
+// DeviceByEndpoint returns the device an LwM2M endpoint name is bound to:
+// the one of the tenant that created a device for it first.
+func (s *Store) DeviceByEndpoint(ctx context.Context, endpoint string) (tenant, id string, err error) {
+	var d endpointDoc
+	err = s.endpoints.FindOne(ctx, bson.D{{Key: "_id", Value: endpoint}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", "", ErrNotFound
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("read endpoint %s: %w", endpoint, err)
+	}
+	return d.Tenant, d.DeviceID, nil
+}
+
+// CreateDevice creates the LwM2M device for endpoint in the tenant: a
+// managed object named after it, of type c8y_lwm2m, with c8y_IsDevice and
+// c8y_SupportedOperations, and the external ID c8y_Id = endpoint; it binds
+// the endpoint to the device unless another tenant holds it. If the tenant
+// already has a device for the endpoint, it returns that device's ID and an
+// error wrapping ErrConflict.
+func (s *Store) CreateDevice(ctx context.Context, tenant, endpoint string) (id string, err error) {
+	if endpoint == "" {
+		return "", fmt.Errorf("%w: empty endpoint", ErrInvalid)
+	}
+	if x, err := s.GetExternalID(ctx, tenant, ExternalIDDevice, endpoint); err == nil {
+		return x.ManagedObjectID, fmt.Errorf("device %s: %w", endpoint, ErrConflict)
+	}
+	mo, err := s.CreateManagedObject(ctx, tenant, ManagedObject{
+		Name: endpoint, Type: DeviceType,
+		Fragments: map[string]any{
+			"c8y_IsDevice":            map[string]any{},
+			"c8y_SupportedOperations": []any{"c8y_Command"},
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	// The external ID is the uniqueness claim: without transactions, a
+	// concurrent creator that loses removes its object again.
+	if err := s.insertExternalID(ctx, tenant, ExternalID{Type: ExternalIDDevice, ExternalID: endpoint, ManagedObjectID: mo.ID}); err != nil {
+		_, _ = s.objects.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: key(tenant, mo.ID)}})
+		if errors.Is(err, ErrConflict) {
+			if x, err2 := s.GetExternalID(ctx, tenant, ExternalIDDevice, endpoint); err2 == nil {
+				return x.ManagedObjectID, err
+			}
+		}
+		return "", err
+	}
+	_, err = s.endpoints.InsertOne(ctx, endpointDoc{Endpoint: endpoint, Tenant: tenant, DeviceID: mo.ID})
+	if err != nil && !isDup(err) {
+		return mo.ID, fmt.Errorf("bind endpoint %s: %w", endpoint, err)
+	}
+	return mo.ID, nil
+}

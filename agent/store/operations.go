@@ -1,0 +1,337 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Operation statuses.
+const (
+	OpPending    = "PENDING"
+	OpExecuting  = "EXECUTING"
+	OpSuccessful = "SUCCESSFUL"
+	OpFailed     = "FAILED"
+)
+
+// Operation is a request to a device: a shell command (c8y_Command) or
+// another fragment such as c8y_Firmware.
+type Operation struct {
+	ID           string
+	DeviceID     string
+	Status       string
+	CreationTime time.Time
+	LastUpdated  time.Time
+	// HasCommand says the operation carries c8y_Command {text, result}.
+	HasCommand    bool
+	Text          string // c8y_Command.text
+	Result        string // c8y_Command.result
+	FailureReason string
+	Attempts      int
+	Fragments     map[string]any // everything else, c8y_Command excluded
+}
+
+var opFixed = map[string]bool{
+	"id": true, "deviceId": true, "status": true, "creationTime": true, "lastUpdated": true,
+	"c8y_Command": true, "failureReason": true, "attempts": true,
+}
+
+func validOpStatus(s string) bool {
+	switch s {
+	case OpPending, OpExecuting, OpSuccessful, OpFailed:
+		return true
+	}
+	return false
+}
+
+func opFromDoc(m map[string]any) Operation {
+	op := Operation{
+		ID: str(m, "id"), DeviceID: str(m, "deviceId"), Status: str(m, "status"),
+		CreationTime: asTime(m["creationTime"]), LastUpdated: asTime(m["lastUpdated"]),
+		FailureReason: str(m, "failureReason"), Fragments: fragmentsOf(m, opFixed),
+	}
+	if c, ok := m["c8y_Command"].(map[string]any); ok {
+		op.HasCommand = true
+		op.Text, op.Result = str(c, "text"), str(c, "result")
+	}
+	switch a := m["attempts"].(type) {
+	case int32:
+		op.Attempts = int(a)
+	case int64:
+		op.Attempts = int(a)
+	}
+	return op
+}
+
+// Pending operations of a device are listed in a per-device queue
+// document, so that a device's Register or Update, which asks for them,
+// reads one document by _id instead of scanning all operations.
+type queueDoc struct {
+	Tenant   string   `bson:"tenant"`
+	DeviceID string   `bson:"deviceId"`
+	IDs      []string `bson:"ids"`
+}
+
+// CreateOperations stores operations for one or more devices of the
+// tenant, PENDING, with consecutive IDs in the order given. Every device
+// must exist in the tenant (ErrNotFound otherwise; nothing is stored).
+func (s *Store) CreateOperations(ctx context.Context, tenant string, ops []Operation) ([]Operation, error) {
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	checked := map[string]bool{}
+	for _, op := range ops {
+		if err := checkFragments(op.Fragments); err != nil {
+			return nil, err
+		}
+		if checked[op.DeviceID] {
+			continue
+		}
+		var d struct{}
+		if err := findKey(ctx, s.objects, tenant, op.DeviceID, &d); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, fmt.Errorf("device %q: %w", op.DeviceID, ErrNotFound)
+			}
+			return nil, err
+		}
+		checked[op.DeviceID] = true
+	}
+	ids, err := s.newIDs(ctx, len(ops))
+	if err != nil {
+		return nil, err
+	}
+	t := now()
+	docs := make([]any, len(ops))
+	out := make([]Operation, len(ops))
+	byDevice := map[string][]string{}
+	var devices []string
+	for i, op := range ops {
+		op.ID = strconv.FormatInt(ids[i], 10)
+		op.Status, op.CreationTime, op.LastUpdated = OpPending, t, t
+		op.Result, op.FailureReason, op.Attempts = "", "", 0
+		if op.Fragments == nil {
+			op.Fragments = map[string]any{}
+		}
+		d := bson.D{
+			{Key: "_id", Value: key(tenant, op.ID)}, {Key: "id", Value: op.ID}, {Key: "tenant", Value: tenant},
+			{Key: "seq", Value: ids[i]}, {Key: "deviceId", Value: op.DeviceID}, {Key: "status", Value: op.Status},
+			{Key: "creationTime", Value: t}, {Key: "lastUpdated", Value: t}, {Key: "attempts", Value: 0},
+		}
+		if op.HasCommand {
+			d = append(d, bson.E{Key: "c8y_Command", Value: bson.D{{Key: "text", Value: op.Text}}})
+		}
+		docs[i] = flatDoc(d, op.Fragments, opFixed)
+		out[i] = op
+		if _, ok := byDevice[op.DeviceID]; !ok {
+			devices = append(devices, op.DeviceID)
+		}
+		byDevice[op.DeviceID] = append(byDevice[op.DeviceID], op.ID)
+	}
+	if _, err := s.operations.InsertMany(ctx, docs); err != nil {
+		return nil, fmt.Errorf("create operations: %w", err)
+	}
+	for _, dev := range devices {
+		if err := s.enqueue(ctx, tenant, dev, byDevice[dev]...); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// CreateOperation stores one PENDING operation.
+func (s *Store) CreateOperation(ctx context.Context, tenant string, op Operation) (Operation, error) {
+	out, err := s.CreateOperations(ctx, tenant, []Operation{op})
+	if err != nil {
+		return Operation{}, err
+	}
+	return out[0], nil
+}
+
+func (s *Store) enqueue(ctx context.Context, tenant, deviceID string, ids ...string) error {
+	_, err := s.opQueues.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}},
+		bson.D{
+			{Key: "$set", Value: bson.D{{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID}}},
+			{Key: "$addToSet", Value: bson.D{{Key: "ids", Value: bson.D{{Key: "$each", Value: ids}}}}},
+		}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("queue operations of %s: %w", deviceID, err)
+	}
+	return nil
+}
+
+func (s *Store) dequeue(ctx context.Context, tenant, deviceID, id string) error {
+	_, err := s.opQueues.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}},
+		bson.D{{Key: "$pull", Value: bson.D{{Key: "ids", Value: id}}}})
+	if err != nil {
+		return fmt.Errorf("dequeue operation %s: %w", id, err)
+	}
+	return nil
+}
+
+// GetOperation returns the tenant's operation id.
+func (s *Store) GetOperation(ctx context.Context, tenant, id string) (Operation, error) {
+	var m map[string]any
+	if err := findKey(ctx, s.operations, tenant, id, &m); err != nil {
+		return Operation{}, err
+	}
+	return opFromDoc(m), nil
+}
+
+// SetStatus moves an operation to status. result (c8y_Command.result) and
+// failureReason are set when not empty; EXECUTING counts an attempt.
+// SUCCESSFUL and FAILED are final: changing them is ErrInvalid. Back to
+// PENDING (a request that timed out) queues the operation again.
+func (s *Store) SetStatus(ctx context.Context, tenant, id, status, result, failureReason string) error {
+	if !validOpStatus(status) {
+		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
+	}
+	cur, err := s.GetOperation(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	if cur.Status == OpSuccessful || cur.Status == OpFailed {
+		return fmt.Errorf("%w: operation %s is %s already", ErrInvalid, id, cur.Status)
+	}
+	set := bson.D{{Key: "status", Value: status}, {Key: "lastUpdated", Value: now()}}
+	if result != "" {
+		set = append(set, bson.E{Key: "c8y_Command.result", Value: result})
+	}
+	if failureReason != "" {
+		set = append(set, bson.E{Key: "failureReason", Value: failureReason})
+	}
+	upd := bson.D{{Key: "$set", Value: set}}
+	if status == OpExecuting {
+		upd = append(upd, bson.E{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}})
+	}
+	res, err := s.operations.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, upd)
+	if err != nil {
+		return fmt.Errorf("set operation %s %s: %w", id, status, err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	if status == OpPending {
+		return s.enqueue(ctx, tenant, cur.DeviceID, id)
+	}
+	return s.dequeue(ctx, tenant, cur.DeviceID, id)
+}
+
+// Pending returns up to limit (all if limit <= 0) PENDING operations of a
+// device, oldest first.
+func (s *Store) Pending(ctx context.Context, tenant, deviceID string, limit int) ([]Operation, error) {
+	var q queueDoc
+	err := s.opQueues.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}}).Decode(&q)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read operation queue of %s: %w", deviceID, err)
+	}
+	slices.SortFunc(q.IDs, func(a, b string) int {
+		x, _ := strconv.ParseInt(a, 10, 64)
+		y, _ := strconv.ParseInt(b, 10, 64)
+		return cmp.Compare(x, y)
+	})
+	var out []Operation
+	for _, id := range q.IDs {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		op, err := s.GetOperation(ctx, tenant, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if op.Status == OpPending && op.DeviceID == deviceID {
+			out = append(out, op)
+		}
+	}
+	return out, nil
+}
+
+// PendingCount returns how many operations of a device are queued.
+func (s *Store) PendingCount(ctx context.Context, tenant, deviceID string) (int, error) {
+	var q queueDoc
+	err := s.opQueues.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}}).Decode(&q)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read operation queue of %s: %w", deviceID, err)
+	}
+	return len(q.IDs), nil
+}
+
+// OperationFilter selects operations; zero fields match all.
+type OperationFilter struct {
+	DeviceID string
+	Status   string
+	Page     Page
+}
+
+// ListOperations lists the tenant's operations in creation order; total is
+// -1 unless f.Page.WithTotal.
+func (s *Store) ListOperations(ctx context.Context, tenant string, f OperationFilter) ([]Operation, int64, error) {
+	filter := bson.D{{Key: "tenant", Value: tenant}}
+	if f.DeviceID != "" {
+		filter = append(filter, bson.E{Key: "deviceId", Value: f.DeviceID})
+	}
+	if f.Status != "" {
+		filter = append(filter, bson.E{Key: "status", Value: f.Status})
+	}
+	var docs []map[string]any
+	total, err := findPage(ctx, s.operations, filter, bson.D{{Key: "seq", Value: 1}}, f.Page, &docs)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]Operation, len(docs))
+	for i, d := range docs {
+		out[i] = opFromDoc(d)
+	}
+	return out, total, nil
+}
+
+// repairQueues puts every PENDING operation into its device's queue: an
+// operation stored just before a crash may have missed it, as there are
+// no transactions to tie the two writes together.
+func (s *Store) repairQueues(ctx context.Context) error {
+	cur, err := s.operations.Find(ctx, bson.D{{Key: "status", Value: OpPending}},
+		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "id", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("repair operation queues: %w", err)
+	}
+	defer cur.Close(ctx)
+	type dev struct{ tenant, id string }
+	ids := map[dev][]string{}
+	for cur.Next(ctx) {
+		var d struct {
+			Tenant   string `bson:"tenant"`
+			DeviceID string `bson:"deviceId"`
+			ID       string `bson:"id"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return fmt.Errorf("repair operation queues: %w", err)
+		}
+		k := dev{d.Tenant, d.DeviceID}
+		ids[k] = append(ids[k], d.ID)
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("repair operation queues: %w", err)
+	}
+	for k, v := range ids {
+		if err := s.enqueue(ctx, k.tenant, k.id, v...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

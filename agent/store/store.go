@@ -1,0 +1,362 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Sentinel errors; the API maps them to HTTP statuses.
+var (
+	// ErrNotFound: no such object in the caller's tenant.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the object already exists (a unique key is taken).
+	ErrConflict = errors.New("already exists")
+	// ErrInvalid: the input cannot be stored as given.
+	ErrInvalid = errors.New("invalid")
+	// ErrUnauthorized: wrong tenant, user name or password.
+	ErrUnauthorized = errors.New("wrong credentials")
+)
+
+// Config selects and configures the database.
+type Config struct {
+	// URI of a MongoDB deployment; empty starts the embedded FerretDB.
+	URI string
+	// DataDir holds the embedded store's SQLite files (in DataDir/db).
+	DataDir string
+	// Database name; default "lwm2m".
+	Database string
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// VerboseEmbedded lets the embedded FerretDB log through Logger;
+	// otherwise it logs only errors.
+	VerboseEmbedded bool
+}
+
+// Store is the agent's persistence. It is safe for concurrent use.
+type Store struct {
+	log    *slog.Logger
+	client *mongo.Client
+	db     *mongo.Database
+
+	counters, tenants, users, objects, externalIDs, endpoints,
+	events, alarms, measurements, values, operations, opQueues *mongo.Collection
+
+	ids  idBlock
+	auth *authCache
+
+	stopEmbedded context.CancelFunc // nil with an external MongoDB
+	embeddedDone chan struct{}
+}
+
+// Open connects to the database (starting the embedded one when cfg.URI is
+// empty) and ensures the collections' indexes.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	log = log.With("component", "store")
+	if cfg.Database == "" {
+		cfg.Database = "lwm2m"
+	}
+	s := &Store{log: log, auth: newAuthCache(4096, time.Minute)}
+	uri := cfg.URI
+	if uri == "" {
+		var err error
+		if uri, err = s.startEmbedded(cfg); err != nil {
+			return nil, err
+		}
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+		SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true, BinaryAsSlice: true}).
+		SetTimeout(30 * time.Second))
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("connect to %s: %w", redactURI(uri), err)
+	}
+	s.client = client
+	s.db = client.Database(cfg.Database)
+	for _, c := range []struct {
+		p    **mongo.Collection
+		name string
+	}{
+		{&s.counters, "counters"}, {&s.tenants, "tenants"}, {&s.users, "users"},
+		{&s.objects, "managedObjects"}, {&s.externalIDs, "externalIds"},
+		{&s.endpoints, "endpoints"}, {&s.events, "events"}, {&s.alarms, "alarms"},
+		{&s.measurements, "measurementBuckets"}, {&s.values, "lastValues"},
+		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
+	} {
+		*c.p = s.db.Collection(c.name)
+	}
+	if err := s.ensureIndexes(ctx); err != nil {
+		_ = s.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if err := s.repairQueues(ctx); err != nil {
+		_ = s.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return s, nil
+}
+
+// startEmbedded runs FerretDB on a loopback port over DataDir/db and
+// returns its URI.
+func (s *Store) startEmbedded(cfg Config) (string, error) {
+	dir := filepath.Join(cfg.DataDir, "db")
+	if cfg.DataDir == "" {
+		dir = "db"
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("embedded store: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("embedded store: %w", err)
+	}
+	flog := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger != nil {
+		if cfg.VerboseEmbedded {
+			flog = cfg.Logger.With("component", "ferretdb")
+		} else {
+			flog = slog.New(levelFilter{cfg.Logger.Handler(), slog.LevelError}).With("component", "ferretdb")
+		}
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    flog,
+	})
+	if err != nil {
+		return "", fmt.Errorf("embedded store in %s: %w", dir, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopEmbedded = cancel
+	s.embeddedDone = make(chan struct{})
+	go func() {
+		defer close(s.embeddedDone)
+		_ = f.Run(ctx)
+	}()
+	// MongoDBURI waits for the listener Run sets up.
+	uri := f.MongoDBURI()
+	s.log.Debug("embedded store started", "uri", uri, "dir", abs)
+	return uri, nil
+}
+
+func (s *Store) stop() {
+	if s.stopEmbedded != nil {
+		s.stopEmbedded()
+		<-s.embeddedDone
+		s.stopEmbedded = nil
+	}
+}
+
+// Close disconnects and stops the embedded database.
+func (s *Store) Close(ctx context.Context) error {
+	var err error
+	if s.client != nil {
+		err = s.client.Disconnect(ctx)
+	}
+	s.stop()
+	if err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) ensureIndexes(ctx context.Context) error {
+	type idx struct {
+		c      *mongo.Collection
+		keys   bson.D
+		unique bool
+	}
+	all := []idx{
+		{s.users, bson.D{{Key: "tenant", Value: 1}, {Key: "userName", Value: 1}}, true},
+		{s.objects, bson.D{{Key: "tenant", Value: 1}, {Key: "type", Value: 1}}, false},
+		{s.externalIDs, bson.D{{Key: "tenant", Value: 1}, {Key: "type", Value: 1}, {Key: "externalId", Value: 1}}, true},
+		{s.externalIDs, bson.D{{Key: "tenant", Value: 1}, {Key: "managedObjectId", Value: 1}}, false},
+		{s.events, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "time", Value: -1}}, false},
+		{s.alarms, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "time", Value: -1}}, false},
+		{s.measurements, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "start", Value: 1}}, false},
+		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "seq", Value: 1}}, false},
+	}
+	for _, i := range all {
+		m := mongo.IndexModel{Keys: i.keys}
+		if i.unique {
+			m.Options = options.Index().SetUnique(true)
+		}
+		if _, err := i.c.Indexes().CreateOne(ctx, m); err != nil {
+			return fmt.Errorf("create index on %s: %w", i.c.Name(), err)
+		}
+	}
+	return nil
+}
+
+// idBlock hands out IDs from a block reserved in the counters collection,
+// so most new objects cost no extra round trip. IDs are unique across
+// replicas sharing a database; within one process they increase.
+type idBlock struct {
+	mu       sync.Mutex
+	next, hi int64 // next free, one past the last reserved
+}
+
+const idBlockSize = 64
+
+// newIDs returns n fresh decimal IDs.
+func (s *Store) newIDs(ctx context.Context, n int) ([]int64, error) {
+	s.ids.mu.Lock()
+	defer s.ids.mu.Unlock()
+	out := make([]int64, 0, n)
+	for len(out) < n {
+		if s.ids.next >= s.ids.hi {
+			size := int64(max(idBlockSize, n-len(out)))
+			var doc struct {
+				N int64 `bson:"n"`
+			}
+			err := s.counters.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: "ids"}},
+				bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: size}}}},
+				options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&doc)
+			if err != nil {
+				return nil, fmt.Errorf("reserve ids: %w", err)
+			}
+			s.ids.next, s.ids.hi = doc.N-size+1, doc.N+1
+		}
+		out = append(out, s.ids.next)
+		s.ids.next++
+	}
+	return out, nil
+}
+
+func (s *Store) newID(ctx context.Context) (string, error) {
+	ids, err := s.newIDs(ctx, 1)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(ids[0], 10), nil
+}
+
+// key is the _id of a tenant's object. Tenant IDs contain no '/', so the
+// first '/' splits it unambiguously. Putting the tenant into _id makes
+// {_id: key(tenant, id)} both the tenant check and the one filter the
+// embedded store answers without scanning the collection.
+func key(tenant, id string) string { return tenant + "/" + id }
+
+// findKey decodes the document with _id key(tenant, id) into v.
+func findKey(ctx context.Context, c *mongo.Collection, tenant, id string, v any) error {
+	err := c.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}).Decode(v)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read %s %s: %w", c.Name(), id, err)
+	}
+	return nil
+}
+
+// Page selects one page of a list, as Cumulocity pages: Current counts
+// from 1, Size is clamped to 1..MaxPageSize (0 means DefaultPageSize).
+type Page struct {
+	Size      int
+	Current   int
+	WithTotal bool // also count all matches (costs a second query)
+}
+
+// Paging defaults and limits of the API.
+const (
+	DefaultPageSize = 5
+	MaxPageSize     = 2000
+)
+
+func (p Page) norm() Page {
+	if p.Size <= 0 {
+		p.Size = DefaultPageSize
+	}
+	p.Size = min(p.Size, MaxPageSize)
+	p.Current = max(p.Current, 1)
+	return p
+}
+
+func (p Page) skip() int64 { return int64(p.Current-1) * int64(p.Size) }
+
+// findPage runs a paged find; total is -1 unless p.WithTotal.
+func findPage(ctx context.Context, c *mongo.Collection, filter, sort bson.D, p Page, out any) (total int64, err error) {
+	p = p.norm()
+	cur, err := c.Find(ctx, filter, options.Find().SetSort(sort).SetSkip(p.skip()).SetLimit(int64(p.Size)))
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", c.Name(), err)
+	}
+	if err := cur.All(ctx, out); err != nil {
+		return 0, fmt.Errorf("list %s: %w", c.Name(), err)
+	}
+	total = -1
+	if p.WithTotal {
+		if total, err = c.CountDocuments(ctx, filter); err != nil {
+			return 0, fmt.Errorf("count %s: %w", c.Name(), err)
+		}
+	}
+	return total, nil
+}
+
+// TotalPages converts a total count into Cumulocity's statistics.totalPages.
+func TotalPages(total int64, size int) int64 {
+	size = Page{Size: size}.norm().Size
+	return (total + int64(size) - 1) / int64(size)
+}
+
+// timeRange adds dateFrom (inclusive) and dateTo (exclusive) on field.
+func timeRange(f bson.D, field string, from, to time.Time) bson.D {
+	r := bson.D{}
+	if !from.IsZero() {
+		r = append(r, bson.E{Key: "$gte", Value: from})
+	}
+	if !to.IsZero() {
+		r = append(r, bson.E{Key: "$lt", Value: to})
+	}
+	if len(r) > 0 {
+		f = append(f, bson.E{Key: field, Value: r})
+	}
+	return f
+}
+
+func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
+
+// levelFilter passes only records at or above min.
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h.Handler.WithAttrs(a), h.min}
+}
+
+func (h levelFilter) WithGroup(g string) slog.Handler {
+	return levelFilter{h.Handler.WithGroup(g), h.min}
+}
+
+func redactURI(uri string) string {
+	// Credentials must not reach logs or error messages.
+	if u, err := url.Parse(uri); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
+	}
+	return uri
+}
