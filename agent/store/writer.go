@@ -50,7 +50,7 @@ type MeasurementWriter struct {
 	stop context.CancelFunc
 	ctx  context.Context
 
-	closed                              bool
+	closed                             bool
 	written, dropped, batches, retries atomic.Int64
 }
 
