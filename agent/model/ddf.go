@@ -22,6 +22,11 @@ const MaxDDFSize = 8 << 20
 // (LWM2M/Object/Resources/Item/field), the rest is slack for extensions.
 const maxDepth = 32
 
+// maxElements bounds the elements of one document, so that a document of
+// many tiny elements cannot hold far more memory than its size. The whole
+// OMA registry has about 40,000.
+const maxElements = 200_000
+
 // ErrDDF is wrapped by every error of ParseDDF, so callers can map any of
 // them to one answer (400 in the API) with errors.Is.
 var ErrDDF = errors.New("invalid DDF")
@@ -151,6 +156,7 @@ func parseTree(data []byte) (*elem, error) {
 
 	var root *elem
 	var stack []*elem
+	elements := 0
 	for {
 		// The offset before the token is where the token starts, so a
 		// start tag's line is where "<Name" is, not where its ">" is.
@@ -173,6 +179,9 @@ func parseTree(data []byte) (*elem, error) {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			e := &elem{name: t.Name.Local, line: start, attrs: t.Attr}
+			if elements++; elements > maxElements {
+				return nil, e.errf("more than %d elements in the document", maxElements)
+			}
 			if len(stack) == 0 {
 				if root != nil {
 					return nil, e.errf("a second root element")

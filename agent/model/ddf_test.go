@@ -153,6 +153,7 @@ func TestParseDDFErrors(t *testing.T) {
 		{"bad Type", strings.Replace(tempDoc, "<Type>Float</Type>", "<Type>Double</Type>", 1), 16, "Type", `"Double" is not a resource type`},
 		{"duplicate object", strings.Replace(tempDoc, "</LWM2M>", "<Object><Name>T</Name>\n<ObjectID>3303</ObjectID><MultipleInstances>Single</MultipleInstances></Object></LWM2M>", 1), 35, "ObjectID", "object 3303 is defined twice (first at line 6)"},
 		{"unknown encoding", strings.Replace(tempDoc, "utf-8", "ebcdic", 1), 1, "", "unsupported encoding"},
+		{"too many elements", "<LWM2M>\n" + strings.Repeat("<a/>", maxElements), 2, "a", "more than 200000 elements"},
 		{"too deep", "<LWM2M>" + strings.Repeat("<a>", 40), 1, "a", "nested deeper than 32"},
 	}
 	for _, tc := range tests {

@@ -1,18 +1,22 @@
 package model
 
 import (
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 )
 
 // Registry holds object definitions by object ID. It is safe for concurrent
-// use; readers never block each other. It implements node.Resolver so the
-// codecs can type the values of formats that carry no type.
+// use. Lookups, which the codecs make for every value, read an immutable
+// map without locking; Put and Delete, which are rare, copy it.
+// It implements node.Resolver so the codecs can type the values of formats
+// that carry no type.
 type Registry struct {
-	mu   sync.RWMutex
-	objs map[uint16]ObjectDef
+	mu   sync.Mutex // serializes writers
+	objs atomic.Pointer[map[uint16]ObjectDef]
 }
 
 var _ node.Resolver = (*Registry)(nil)
@@ -20,8 +24,12 @@ var _ node.Resolver = (*Registry)(nil)
 // NewRegistry returns a registry holding defs; a later definition of the
 // same object replaces an earlier one.
 func NewRegistry(defs ...ObjectDef) *Registry {
-	r := &Registry{objs: make(map[uint16]ObjectDef, len(defs))}
-	r.Put(defs...)
+	m := make(map[uint16]ObjectDef, len(defs))
+	for _, d := range defs {
+		m[d.ID] = d
+	}
+	r := &Registry{}
+	r.objs.Store(&m)
 	return r
 }
 
@@ -33,51 +41,61 @@ func Core() *Registry { return NewRegistry(coreObjects...) }
 // CoreObjects returns the built-in definitions sorted by object ID.
 func CoreObjects() []ObjectDef { return slices.Clone(coreObjects) }
 
+// load returns the current map; a zero Registry is empty.
+func (r *Registry) load() map[uint16]ObjectDef {
+	if m := r.objs.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
 // Object returns the definition of object id.
 func (r *Registry) Object(id uint16) (ObjectDef, bool) {
-	r.mu.RLock()
-	o, ok := r.objs[id]
-	r.mu.RUnlock()
+	o, ok := (r.load())[id]
 	return o, ok
 }
 
 // Put adds or replaces definitions. The registry keeps them as given;
-// callers must not change them afterwards.
+// callers must not change them afterwards. Each call copies the table, so
+// put many definitions in one call rather than one by one.
 func (r *Registry) Put(defs ...ObjectDef) {
 	r.mu.Lock()
-	for _, d := range defs {
-		r.objs[d.ID] = d
+	defer r.mu.Unlock()
+	m := maps.Clone(r.load())
+	if m == nil {
+		m = make(map[uint16]ObjectDef, len(defs))
 	}
-	r.mu.Unlock()
+	for _, d := range defs {
+		m[d.ID] = d
+	}
+	r.objs.Store(&m)
 }
 
 // Delete removes the definition of object id and reports whether there was
 // one.
 func (r *Registry) Delete(id uint16) bool {
 	r.mu.Lock()
-	_, ok := r.objs[id]
-	delete(r.objs, id)
-	r.mu.Unlock()
-	return ok
+	defer r.mu.Unlock()
+	old := r.load()
+	if _, ok := old[id]; !ok {
+		return false
+	}
+	m := maps.Clone(old)
+	delete(m, id)
+	r.objs.Store(&m)
+	return true
 }
 
 // All returns every definition sorted by object ID.
 func (r *Registry) All() []ObjectDef {
-	r.mu.RLock()
-	out := make([]ObjectDef, 0, len(r.objs))
-	for _, o := range r.objs {
-		out = append(out, o)
-	}
-	r.mu.RUnlock()
+	out := slices.Collect(maps.Values(r.load()))
 	slices.SortFunc(out, func(a, b ObjectDef) int { return int(a.ID) - int(b.ID) })
 	return out
 }
 
 // Len returns the number of definitions.
 func (r *Registry) Len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.objs)
+	return len(r.load())
 }
 
 // Resource returns the definition of the resource that p (depth 3 or 4)

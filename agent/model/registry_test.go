@@ -157,6 +157,17 @@ func TestRegistryPutDelete(t *testing.T) {
 	}
 }
 
+func TestZeroRegistry(t *testing.T) {
+	var r Registry
+	if _, ok := r.Object(3); ok || r.Len() != 0 || len(r.All()) != 0 || r.Delete(3) {
+		t.Fatal("a zero Registry should be empty")
+	}
+	r.Put(ObjectDef{ID: 3, Name: "Device"})
+	if o, ok := r.Object(3); !ok || o.Name != "Device" {
+		t.Fatalf("after Put: %+v %v", o, ok)
+	}
+}
+
 // TestRegistryConcurrent is meant for -race: readers and writers at once.
 func TestRegistryConcurrent(t *testing.T) {
 	r := Core()
