@@ -257,7 +257,7 @@ func depthNeed(minD, maxD int) string {
 	case minD == 3 && maxD == 3:
 		return "a resource path /O/I/R is needed"
 	case minD == 3 && maxD == 4:
-		return "a resource path /O/I/R or /O/I/R/RI is needed"
+		return "a resource path /O/I/R is needed (or /O/I/R/RI for a resource instance)"
 	case minD == 1 && maxD == 1:
 		return "an object path /O is needed"
 	case minD == 1 && maxD == 3:
