@@ -59,7 +59,13 @@ func decodeCBOR(base node.Path, payload []byte, types node.Resolver) ([]node.Rec
 	case []byte:
 		v = node.Opaque(x)
 	case time.Time:
-		v = node.TimeValue(x.UTC())
+		// A tag-1 time means a time only for a TIME resource; for others
+		// it is the number it wraps, as the encoder writes it back.
+		if typeOf(types, base) == node.TypeTime {
+			v = node.TimeValue(x.UTC())
+		} else {
+			v = timeSeconds(x).value()
+		}
 	case big.Int:
 		if !x.IsUint64() {
 			return nil, malformed("cbor: integer out of range")

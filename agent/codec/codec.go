@@ -63,13 +63,25 @@ func (f Format) String() string {
 
 // Decode decodes payload of format f that answers a request on base (the
 // path of a Read, or of a notification's observation). Types of resources
-// in formats that carry none come from types; unknown ones decode as
-// opaque bytes. Implemented per format in this package.
+// in formats that carry none (TLV, text) come from types, which may be
+// nil; values of unknown resources decode as their raw bytes in a value of
+// type node.TypeNone, which Encode writes back unchanged. Formats that
+// carry types (SenML, LwM2M JSON, CBOR) keep what the device sent where it
+// does not convert losslessly to the resource's type. Records come in
+// payload order, several for one path when the payload holds a time
+// series; Record.Time is set when the payload gives a time. An empty
+// payload, or one with no values, decodes to an empty slice. Errors wrap
+// ErrMalformed for bad payloads and ErrUnsupported for a format that
+// cannot answer base (text for an instance).
 func Decode(f Format, base node.Path, payload []byte, types node.Resolver) ([]node.Record, error) {
 	return decode(f, base, payload, types)
 }
 
-// Encode encodes records for a Write or Create on base in format f.
+// Encode encodes records for a Write or Create on base (or, at the root, a
+// composite operation) in format f. Records must lie at or below base and
+// name resources or resource instances. Text, opaque and CBOR carry one
+// record at base; TLV groups records by instance and resource and carries
+// no times; SenML and LwM2M JSON keep record order and times.
 func Encode(f Format, base node.Path, recs []node.Record) ([]byte, error) {
 	return encode(f, base, recs)
 }

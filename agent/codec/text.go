@@ -3,13 +3,14 @@ package codec
 import (
 	"encoding/base64"
 	"strings"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 )
 
 // decodeText reads a text/plain value of the resource (instance) at base.
 // Opaque values are base64 (Core TS 1.1 section 7.4.1); values of unknown
-// resources are kept as the text's bytes. An empty payload is an empty
+// resources are kept as the text's bytes, typed TypeNone. An empty payload is an empty
 // string or opaque value, and no value for other types.
 func decodeText(base node.Path, payload []byte, types node.Resolver) ([]node.Record, error) {
 	if base.Depth < 3 {
@@ -22,7 +23,7 @@ func decodeText(base node.Path, payload []byte, types node.Resolver) ([]node.Rec
 	var v node.Value
 	switch t {
 	case node.TypeNone:
-		v = node.Opaque(append([]byte{}, payload...))
+		v = node.Value{Type: node.TypeNone, Bytes: append([]byte{}, payload...)}
 	case node.TypeOpaque:
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(payload)))
 		if err != nil {
@@ -57,6 +58,9 @@ func encodeText(base node.Path, recs []node.Record) ([]byte, error) {
 	case node.TypeNone:
 		return append([]byte{}, r.Value.Bytes...), nil
 	case node.TypeTime:
+		if t := r.Value.Time; t.Nanosecond() != 0 {
+			return []byte(t.UTC().Format(time.RFC3339Nano)), nil
+		}
 		return []byte(itoa64(r.Value.Time.Unix())), nil
 	}
 	return []byte(r.Value.Text()), nil

@@ -263,6 +263,7 @@ func tlvValue(t node.Type, b []byte) (node.Value, error) {
 			return node.Float(math.Float64frombits(binary.BigEndian.Uint64(b))), nil
 		}
 		return node.Value{}, tlvError("float of " + itoa(len(b)) + " bytes")
+	case node.TypeOpaque, node.TypeNone:
 	case node.TypeBoolean:
 		if len(b) != 1 || b[0] > 1 {
 			return node.Value{}, tlvError("boolean is not one byte 0 or 1")
@@ -274,9 +275,12 @@ func tlvValue(t node.Type, b []byte) (node.Value, error) {
 		}
 		return node.Link(binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])), nil
 	}
-	// Opaque, and resources of unknown type: keep the bytes. Copied, so
-	// records never alias the caller's buffer.
-	return node.Value{Type: node.TypeOpaque, Bytes: append([]byte{}, b...)}, nil
+	// Opaque, and resources of unknown type (TypeNone): keep the bytes.
+	// Copied, so records never alias the caller's buffer.
+	if t != node.TypeOpaque {
+		t = node.TypeNone
+	}
+	return node.Value{Type: t, Bytes: append([]byte{}, b...)}, nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -80,7 +80,7 @@ func TestTLVGolden(t *testing.T) {
 			rec("/3303/0/5700", node.Float(0.1)),
 		}},
 		{name: "unknown resource is opaque", base: "/3/0/99", payload: mustHex("C1632A"), canonical: true, want: []node.Record{
-			rec("/3/0/99", node.Opaque([]byte{0x2a})),
+			rec("/3/0/99", node.Value{Type: node.TypeNone, Bytes: []byte{0x2a}}),
 		}},
 		{name: "unsigned integer", base: "/1024/0/3", payload: mustHex("C80308FFFFFFFFFFFFFFFF"), canonical: true, want: []node.Record{
 			rec("/1024/0/3", node.Uint(1<<64-1)),
