@@ -52,7 +52,7 @@ func (s *Server) target(endpoint string) (target, error) {
 	return target{
 		rs:      rs,
 		reg:     rs.reg,
-		format:  preferredFormat(rs.reg.Version, rs.reg.ContentFormat),
+		format:  codec.Preferred(rs.reg.Version, rs.reg.ContentFormat),
 		rootDir: strings.TrimSuffix(rs.reg.RootPath, "/"),
 	}, nil
 }

@@ -143,129 +143,46 @@ const maxObjectLinks = 4096
 // parseObjectLinks parses the CoRE link-format payload of Register and
 // Update (Core TS 6.2.1 / 6.2.2): object and instance links, optionally
 // under an alternate root path announced by a link with rt="oma.lwm2m",
-// which may also carry the preferred content format as ct=. Links that are
-// not object paths are skipped; a payload that is not link format at all is
-// an error.
+// which may also carry the content formats the device prefers as ct=
+// (the first is taken). Links that are not object or instance paths are
+// skipped; a payload that is not link format at all is an error.
 func parseObjectLinks(payload []byte) (objectList, error) {
 	out := objectList{root: "/"}
-	links, err := splitLinks(string(payload))
+	links, err := codec.ParseLinks(payload)
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("%w: %w", errBadRequest, err)
 	}
 	if len(links) > maxObjectLinks {
 		return out, fmt.Errorf("%w: %d links, at most %d", errBadRequest, len(links), maxObjectLinks)
 	}
 	// The root link may come anywhere in the list, so find it first.
-	for _, l := range links {
-		if rt, ok := l.param("rt"); ok && rt == "oma.lwm2m" {
-			out.root = "/" + strings.Trim(l.target, "/")
-			if out.root != "/" {
-				out.root += "/"
+	rootIdx := -1
+	for i, l := range links {
+		if rt, ok := l.Attr("rt"); ok && rt == "oma.lwm2m" {
+			rootIdx = i
+			if r := strings.Trim(l.Target, "/"); r != "" {
+				out.root = "/" + r + "/"
 			}
-			if ct, ok := l.param("ct"); ok {
-				// ct may list several formats ("60 110"); the first is preferred.
-				first, _, _ := strings.Cut(strings.TrimSpace(ct), " ")
-				if n, err := strconv.ParseUint(first, 10, 16); err == nil {
-					out.contentFormat = codec.Format(n)
+			if ct, ok := l.Attr("ct"); ok {
+				if fs := codec.ParseFormats(ct); len(fs) > 0 {
+					out.contentFormat = fs[0]
 				}
 			}
+			break
 		}
 	}
-	for _, l := range links {
-		if rt, ok := l.param("rt"); ok && rt == "oma.lwm2m" {
+	for i, l := range links {
+		if i == rootIdx {
 			continue
 		}
-		t := "/" + strings.TrimLeft(l.target, "/")
-		if out.root != "/" {
-			rest, ok := strings.CutPrefix(t, out.root)
-			if !ok {
-				continue
-			}
-			t = "/" + rest
-		}
-		p, err := node.ParsePath(t)
+		p, err := l.Path(out.root)
 		if err != nil || p.Depth == 0 || p.Depth > 2 {
 			continue
 		}
-		ver, _ := l.param("ver")
+		ver, _ := l.Attr("ver")
 		out.objects = append(out.objects, ObjectLink{Path: p, Version: ver})
 	}
 	return out, nil
-}
-
-// rawLink is one link of a link-format payload before interpretation.
-type rawLink struct {
-	target string
-	params []string // "key" or "key=value" with quotes removed
-}
-
-func (l rawLink) param(key string) (string, bool) {
-	for _, p := range l.params {
-		k, v, _ := strings.Cut(p, "=")
-		if k == key {
-			return v, true
-		}
-	}
-	return "", false
-}
-
-// splitLinks splits link format (RFC 6690) into links, honouring quoted
-// parameter values that may contain ',' or ';'.
-func splitLinks(s string) ([]rawLink, error) {
-	var links []rawLink
-	i := 0
-	skipSpace := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
-			i++
-		}
-	}
-	for {
-		skipSpace()
-		if i >= len(s) {
-			return links, nil
-		}
-		if s[i] != '<' {
-			return nil, fmt.Errorf("%w: link format: expected '<' at offset %d", errBadRequest, i)
-		}
-		end := strings.IndexByte(s[i:], '>')
-		if end < 0 {
-			return nil, fmt.Errorf("%w: link format: unterminated '<' at offset %d", errBadRequest, i)
-		}
-		l := rawLink{target: s[i+1 : i+end]}
-		i += end + 1
-		for {
-			skipSpace()
-			if i >= len(s) || s[i] == ',' {
-				break
-			}
-			if s[i] != ';' {
-				return nil, fmt.Errorf("%w: link format: unexpected %q at offset %d", errBadRequest, s[i], i)
-			}
-			i++
-			skipSpace()
-			var b strings.Builder
-			for i < len(s) && s[i] != ';' && s[i] != ',' {
-				if s[i] == '"' {
-					closeQ := strings.IndexByte(s[i+1:], '"')
-					if closeQ < 0 {
-						return nil, fmt.Errorf("%w: link format: unterminated quote at offset %d", errBadRequest, i)
-					}
-					b.WriteString(s[i+1 : i+1+closeQ])
-					i += closeQ + 2
-					continue
-				}
-				b.WriteByte(s[i])
-				i++
-			}
-			if p := strings.TrimSpace(b.String()); p != "" {
-				l.params = append(l.params, p)
-			}
-		}
-		links = append(links, l)
-		if i < len(s) {
-			i++ // the ','
-		}
-	}
 }
 
 // queueMode tells whether binding b or the Q flag put the device in queue
