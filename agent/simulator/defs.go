@@ -1,0 +1,243 @@
+package simulator
+
+import (
+	"sort"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+)
+
+// op is a bit set of the operations a resource allows, as the object
+// definitions spell them (R, W, E).
+type op uint8
+
+const (
+	opR op = 1 << iota
+	opW
+	opE
+)
+
+func (o op) has(x op) bool { return o&x != 0 }
+
+// resDef is one resource of an object definition.
+type resDef struct {
+	id       uint16
+	name     string
+	typ      node.Type
+	ops      op
+	multiple bool
+	idx      int // position in objDef.res and in instance.res
+}
+
+// objDef is one object definition. Only the resources the simulator
+// implements are listed; a request for any other resource of a known object
+// answers 4.04, as a real device that lacks an optional resource would.
+type objDef struct {
+	id       uint16
+	name     string
+	multiple bool // multiple instances
+	res      []*resDef
+	byID     map[uint16]*resDef
+	// dmHidden objects are not reachable by a device-management server
+	// (the Security object: Core TS 1.1, 6.2.1 and E.1).
+	dmHidden bool
+}
+
+func (o *objDef) resource(id uint16) *resDef { return o.byID[id] }
+
+func newObj(id uint16, name string, multiple bool, res ...*resDef) *objDef {
+	o := &objDef{id: id, name: name, multiple: multiple, byID: make(map[uint16]*resDef, len(res))}
+	sort.Slice(res, func(i, j int) bool { return res[i].id < res[j].id })
+	for i, r := range res {
+		r.idx = i
+		o.byID[r.id] = r
+	}
+	o.res = res
+	return o
+}
+
+func r(id uint16, name string, t node.Type, ops op) *resDef {
+	return &resDef{id: id, name: name, typ: t, ops: ops}
+}
+
+func rm(id uint16, name string, t node.Type, ops op) *resDef {
+	return &resDef{id: id, name: name, typ: t, ops: ops, multiple: true}
+}
+
+// Object and resource IDs the simulator gives behaviour to.
+const (
+	objSecurity     = 0
+	objServer       = 1
+	objDevice       = 3
+	objConnectivity = 4
+	objFirmware     = 5
+	objLocation     = 6
+	objTemperature  = 3303
+
+	resServerLifetime = 1
+	resServerPmin     = 2
+	resServerPmax     = 3
+	resServerBinding  = 7
+	resServerUpdate   = 8
+
+	resDevReboot       = 4
+	resDevErrorCode    = 11
+	resDevResetErrors  = 12
+	resDevCurrentTime  = 13
+	resDevFirmwareVers = 3
+
+	resConnRSSI = 2
+
+	resFwPackage = 0
+	resFwURI     = 1
+	resFwUpdate  = 2
+	resFwState   = 3
+	resFwResult  = 5
+	resFwName    = 6
+	resFwVersion = 7
+
+	resTempValue = 5700
+	resTempMin   = 5601
+	resTempMax   = 5602
+	resTempReset = 5605
+)
+
+// Well-known paths of the values that change on their own.
+var (
+	pathTemperature = node.ResourcePath(objTemperature, 0, resTempValue)
+	pathRSSI        = node.ResourcePath(objConnectivity, 0, resConnRSSI)
+)
+
+// defs is the definition table of every object the simulated devices have,
+// taken from the OMA registry (types, operations, multiplicity). It is
+// immutable and shared by all devices.
+var defs = func() map[uint16]*objDef {
+	const (
+		S = node.TypeString
+		I = node.TypeInteger
+		U = node.TypeUnsignedInteger
+		F = node.TypeFloat
+		B = node.TypeBoolean
+		O = node.TypeOpaque
+		T = node.TypeTime
+		N = node.TypeNone
+	)
+	objs := []*objDef{
+		newObj(objSecurity, "LWM2M Security", true,
+			r(0, "LWM2M Server URI", S, 0),
+			r(1, "Bootstrap-Server", B, 0),
+			r(2, "Security Mode", I, 0),
+			r(3, "Public Key or Identity", O, 0),
+			r(4, "Server Public Key", O, 0),
+			r(5, "Secret Key", O, 0),
+			r(10, "Short Server ID", I, 0),
+			r(11, "Client Hold Off Time", I, 0),
+		),
+		newObj(objServer, "LwM2M Server", true,
+			r(0, "Short Server ID", I, opR),
+			r(resServerLifetime, "Lifetime", I, opR|opW),
+			r(resServerPmin, "Default Minimum Period", I, opR|opW),
+			r(resServerPmax, "Default Maximum Period", I, opR|opW),
+			r(4, "Disable", N, opE),
+			r(5, "Disable Timeout", I, opR|opW),
+			r(6, "Notification Storing When Disabled or Offline", B, opR|opW),
+			r(resServerBinding, "Binding", S, opR|opW),
+			r(resServerUpdate, "Registration Update Trigger", N, opE),
+		),
+		newObj(objDevice, "Device", false,
+			r(0, "Manufacturer", S, opR),
+			r(1, "Model Number", S, opR),
+			r(2, "Serial Number", S, opR),
+			r(resDevFirmwareVers, "Firmware Version", S, opR),
+			r(resDevReboot, "Reboot", N, opE),
+			rm(6, "Available Power Sources", I, opR),
+			rm(7, "Power Source Voltage", I, opR),
+			r(9, "Battery Level", I, opR),
+			r(10, "Memory Free", I, opR),
+			rm(resDevErrorCode, "Error Code", I, opR),
+			r(resDevResetErrors, "Reset Error Code", N, opE),
+			r(resDevCurrentTime, "Current Time", T, opR|opW),
+			r(14, "UTC Offset", S, opR|opW),
+			r(15, "Timezone", S, opR|opW),
+			r(16, "Supported Binding and Modes", S, opR),
+			r(17, "Device Type", S, opR),
+			r(18, "Hardware Version", S, opR),
+			r(19, "Software Version", S, opR),
+		),
+		newObj(objConnectivity, "Connectivity Monitoring", false,
+			r(0, "Network Bearer", I, opR),
+			rm(1, "Available Network Bearer", I, opR),
+			r(resConnRSSI, "Radio Signal Strength", I, opR),
+			r(3, "Link Quality", I, opR),
+			rm(4, "IP Addresses", S, opR),
+			r(8, "Cell ID", I, opR),
+			r(9, "SMNC", I, opR),
+			r(10, "SMCC", I, opR),
+		),
+		newObj(objFirmware, "Firmware Update", false,
+			r(resFwPackage, "Package", O, opW),
+			r(resFwURI, "Package URI", S, opR|opW),
+			r(resFwUpdate, "Update", N, opE),
+			r(resFwState, "State", I, opR),
+			r(resFwResult, "Update Result", I, opR),
+			r(resFwName, "PkgName", S, opR),
+			r(resFwVersion, "PkgVersion", S, opR),
+			r(9, "Firmware Update Delivery Method", I, opR),
+		),
+		newObj(objLocation, "Location", false,
+			r(0, "Latitude", F, opR),
+			r(1, "Longitude", F, opR),
+			r(2, "Altitude", F, opR),
+			r(5, "Timestamp", T, opR),
+		),
+		newObj(objTemperature, "Temperature", true,
+			r(resTempValue, "Sensor Value", F, opR),
+			r(resTempMin, "Min Measured Value", F, opR),
+			r(resTempMax, "Max Measured Value", F, opR),
+			r(5603, "Min Range Value", F, opR),
+			r(5604, "Max Range Value", F, opR),
+			r(5701, "Sensor Units", S, opR),
+			r(resTempReset, "Reset Min and Max Measured Values", N, opE),
+			r(5750, "Application Type", S, opR|opW),
+		),
+	}
+	m := make(map[uint16]*objDef, len(objs))
+	for _, o := range objs {
+		m[o.id] = o
+	}
+	m[objSecurity].dmHidden = true
+	return m
+}()
+
+// objectIDs lists the defined objects in ascending order, the order in
+// which registrations and discovers list them.
+var objectIDs = func() []uint16 {
+	ids := make([]uint16, 0, len(defs))
+	for id := range defs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}()
+
+// resDefAt returns the definition of the resource at p (depth 3 or 4).
+func resDefAt(p node.Path) (*resDef, bool) {
+	if p.Depth < 3 {
+		return nil, false
+	}
+	o := defs[p.Object]
+	if o == nil {
+		return nil, false
+	}
+	rd := o.byID[p.Resource]
+	return rd, rd != nil
+}
+
+// resolver types decoded payloads by the definition table, so formats
+// without types on the wire (TLV, text, CBOR) decode to the right values.
+var resolver = node.ResolverFunc(func(p node.Path) (node.Type, bool) {
+	rd, ok := resDefAt(p)
+	if !ok {
+		return node.TypeNone, false
+	}
+	return rd.typ, true
+})

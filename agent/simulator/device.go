@@ -1,0 +1,266 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+)
+
+// work bits: the network exchanges a device waits to make.
+const (
+	workRegister uint8 = 1 << iota
+	workUpdate
+	workDisable // de-register, then register again after the disable timeout
+)
+
+// maxObservations bounds the observations one device keeps; further
+// Observe requests are answered as plain reads, as RFC 7641 allows.
+const maxObservations = 64
+
+// Device is one simulated LwM2M client. Its methods are safe for
+// concurrent use.
+type Device struct {
+	sim      *Simulator
+	endpoint string
+	index    int
+	log      *slog.Logger
+	silent   atomic.Bool
+
+	queued bool // in the work queue; guarded by sim.work.mu
+
+	mu          sync.Mutex
+	tree        tree
+	attrs       map[node.Path]attrs
+	obs         []*observation
+	rng         *rand.Rand
+	conn        *client.Conn
+	location    string // Location-Path of the registration, "/rd/5a3f"
+	registered  bool
+	stopped     bool      // Stop, Deregister or shutdown: no more exchanges
+	lastReg     time.Time // last successful Register or Update
+	want        uint8     // work bits
+	sendParams  bool      // lifetime or binding changed since the last Update
+	sendObjects bool      // instances were created or deleted since then
+	failures    int       // consecutive failed exchanges, for back-off
+	conBusy     bool      // a CON sender goroutine runs
+	conQueue    []*observation
+
+	regTimer    *timer // next Register or Update
+	changeTimer *timer // value drift
+	fwTimer     *timer // firmware download and update steps
+}
+
+func newDevice(s *Simulator, ep string, idx int, tmpl *template) *Device {
+	d := &Device{
+		sim:      s,
+		endpoint: ep,
+		index:    idx,
+		log:      s.log.With("endpoint", ep),
+		rng:      rand.New(rand.NewPCG(uint64(idx), 0x5eed)),
+	}
+	d.tree = tmpl.instantiate(d)
+	d.regTimer = newTimer(func(time.Time) { d.requestWork(0) })
+	d.changeTimer = newTimer(d.drift)
+	d.fwTimer = newTimer(d.firmwareStep)
+	return d
+}
+
+// Endpoint is the device's endpoint name.
+func (d *Device) Endpoint() string { return d.endpoint }
+
+// RegistrationID is the ID the server gave the current registration (the
+// last segment of its location), or "" when the device is not registered.
+func (d *Device) RegistrationID() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.registered {
+		return ""
+	}
+	for i := len(d.location) - 1; i >= 0; i-- {
+		if d.location[i] == '/' {
+			return d.location[i+1:]
+		}
+	}
+	return d.location
+}
+
+// Registered reports whether the device holds a registration now.
+func (d *Device) Registered() bool { return d.isRegistered() }
+
+func (d *Device) isRegistered() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.registered
+}
+
+// Value returns the device's value at a resource or resource-instance
+// path; false if there is none (missing, executable, or a multiple
+// resource asked for as a whole).
+func (d *Device) Value(p node.Path) (node.Value, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tree.value(p, time.Now())
+}
+
+// SetValue changes a value on the device as if the device itself had
+// measured it, regardless of the resource's operations, and notifies the
+// observers of it. A value that does not fit the resource's type, or a
+// path that is not a resource of an existing instance, is logged and
+// ignored.
+func (d *Device) SetValue(p node.Path, v node.Value) {
+	d.mu.Lock()
+	changed, err := d.tree.write(p, []node.Record{{Path: p, Value: v}}, writeCreate)
+	var out []*outgoing
+	if err == nil {
+		out = d.changedLocked(changed, time.Now())
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Warn("set value refused", "path", p.String(), "err", err)
+		return
+	}
+	d.emit(out)
+}
+
+// SetSilent makes the device stop (true) or resume (false) answering the
+// server's requests. Its registration stays alive: Updates go on.
+func (d *Device) SetSilent(silent bool) { d.silent.Store(silent) }
+
+// Stop makes the device go silent without de-registering: no more
+// Updates, answers or notifications, so the server sees its lifetime run
+// out or its requests time out. A stopped device does not start again.
+func (d *Device) Stop() {
+	d.halt()
+	d.mu.Lock()
+	d.setRegisteredLocked(false)
+	d.mu.Unlock()
+	d.closeConn()
+}
+
+// Deregister de-registers the device and stops it.
+func (d *Device) Deregister(ctx context.Context) error {
+	d.halt()
+	err := d.deregister(ctx)
+	d.closeConn()
+	return err
+}
+
+// start begins the device's life: register, then drift values.
+func (d *Device) start() {
+	d.mu.Lock()
+	d.want |= workRegister
+	d.mu.Unlock()
+	d.sim.work.push(d)
+	if iv := d.sim.cfg.NotifyInterval; iv > 0 {
+		// A random phase spreads the devices' changes over the interval.
+		d.sim.sched.after(d.changeTimer, time.Duration(d.rng.Int64N(int64(iv)))+1)
+	}
+}
+
+// halt stops every timed action and CON sender of the device and makes it
+// refuse further work; the connection stays open for a de-registration.
+func (d *Device) halt() {
+	d.mu.Lock()
+	d.stopped = true
+	d.want = 0
+	obs := d.obs
+	d.obs = nil
+	d.conQueue = nil
+	d.mu.Unlock()
+	for _, o := range obs {
+		d.sim.sched.stop(o.timer)
+	}
+	d.sim.sched.stop(d.regTimer)
+	d.sim.sched.stop(d.changeTimer)
+	d.sim.sched.stop(d.fwTimer)
+}
+
+func (d *Device) closeConn() {
+	d.mu.Lock()
+	cc := d.conn
+	d.conn = nil
+	d.mu.Unlock()
+	if cc != nil {
+		if err := cc.Close(); err != nil {
+			d.log.Debug("close connection", "err", err)
+		}
+	}
+}
+
+// setRegisteredLocked keeps the simulator's count of registered devices.
+func (d *Device) setRegisteredLocked(r bool) {
+	if d.registered == r {
+		return
+	}
+	d.registered = r
+	if r {
+		d.sim.stats.registered.Add(1)
+	} else {
+		d.sim.stats.registered.Add(-1)
+	}
+}
+
+// requestWork adds work bits and queues the device for a worker; with
+// bits 0 it queues whatever the registration state calls for.
+func (d *Device) requestWork(bits uint8) {
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return
+	}
+	if bits == 0 {
+		if d.registered {
+			bits = workUpdate
+		} else {
+			bits = workRegister
+		}
+	}
+	d.want |= bits
+	d.mu.Unlock()
+	d.sim.work.push(d)
+}
+
+// doWork runs on a worker: the pending exchanges, most drastic first.
+func (d *Device) doWork(ctx context.Context) {
+	d.mu.Lock()
+	w := d.want
+	d.want = 0
+	stopped := d.stopped
+	d.mu.Unlock()
+	if stopped || w == 0 {
+		return
+	}
+	var err error
+	switch {
+	case w&workDisable != 0:
+		err = d.disable(ctx)
+	case w&workRegister != 0:
+		err = d.register(ctx)
+	case w&workUpdate != 0:
+		err = d.update(ctx)
+	}
+	if err != nil && ctx.Err() == nil {
+		d.sim.stats.errors.Add(1)
+		d.log.Debug("registration exchange failed", "err", err)
+	}
+}
+
+// backoff is the wait before retrying after n consecutive failures.
+func backoff(n int) time.Duration {
+	d := time.Second << min(n, 6)
+	return jitter(min(d, time.Minute), 0.25)
+}
+
+// errStopped is returned for exchanges of a stopped device.
+var errStopped = errors.New("device stopped")
+
+func (d *Device) String() string { return fmt.Sprintf("device %s", d.endpoint) }

@@ -1,0 +1,382 @@
+package simulator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+)
+
+// exchangeTimeout bounds one Register, Update or Send, retransmissions
+// included, so a dead server cannot hold a worker for long.
+const exchangeTimeout = 20 * time.Second
+
+// dial opens the device's socket; the same socket serves every later
+// exchange, so the server sees one stable address per device.
+func (d *Device) dial() (*client.Conn, error) {
+	d.mu.Lock()
+	cc := d.conn
+	d.mu.Unlock()
+	if cc != nil {
+		return cc, nil
+	}
+	cc, err := udp.Dial(d.sim.cfg.Server,
+		options.WithContext(d.sim.runCtx),
+		options.WithHandlerFunc(d.handle),
+		options.WithRequestMonitor(d.monitor),
+		options.WithPeriodicRunner(d.sim.periodic),
+		options.WithErrors(func(err error) { d.log.Debug("coap", "err", err) }),
+		options.WithReceivedMessageQueueSize(4),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", d.sim.cfg.Server, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		_ = cc.Close()
+		return nil, errStopped
+	}
+	if d.conn != nil { // lost a race with another exchange
+		_ = cc.Close()
+		return d.conn, nil
+	}
+	d.conn = cc
+	return cc, nil
+}
+
+// monitor drops the server's requests while the device is silent, before
+// go-coap would acknowledge them, so the server sees nothing at all.
+func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
+	if !d.silent.Load() {
+		return false, nil
+	}
+	c := m.Code()
+	return c >= codes.GET && c <= codes.IPATCH, nil
+}
+
+// lifetimeLocked is the lifetime the device registers with, from /1/0/1.
+func (d *Device) lifetimeLocked() time.Duration {
+	v, ok := d.tree.value(node.ResourcePath(objServer, 0, resServerLifetime), time.Time{})
+	if !ok || v.Int <= 0 {
+		return d.sim.cfg.Lifetime
+	}
+	return time.Duration(v.Int) * time.Second
+}
+
+func (d *Device) bindingLocked() string {
+	v, ok := d.tree.value(node.ResourcePath(objServer, 0, resServerBinding), time.Time{})
+	if !ok || v.Str == "" {
+		return d.sim.cfg.Binding
+	}
+	return v.Str
+}
+
+// preferredFormat is what the device registers as its content format and
+// answers with when the server does not ask for one.
+func (d *Device) preferredFormat() codec.Format {
+	if d.sim.cfg.Version == "1.0" {
+		return codec.TLV
+	}
+	return codec.SenMLCBOR
+}
+
+// objectLinksLocked is the registration payload: the root link with the
+// content format, then every object instance (an object with no instance
+// as </O>). The Security object is left out (Core TS 1.1, 6.2.1).
+func (d *Device) objectLinksLocked() []byte {
+	links := []codec.Link{{Target: "/", Attrs: []codec.LinkAttr{
+		{Key: "rt", Value: "oma.lwm2m", HasValue: true, Quoted: true},
+		{Key: "ct", Value: strconv.Itoa(int(d.preferredFormat())), HasValue: true},
+	}}}
+	for _, id := range objectIDs {
+		o := d.tree.objs[id]
+		if o.def.dmHidden {
+			continue
+		}
+		if len(o.insts) == 0 {
+			links = append(links, codec.Link{Target: node.ObjectPath(id).String()})
+			continue
+		}
+		for _, in := range o.insts {
+			links = append(links, codec.Link{Target: node.InstancePath(id, in.id).String()})
+		}
+	}
+	return codec.FormatLinks(links)
+}
+
+// register sends a Register and, on success, schedules the first Update.
+func (d *Device) register(ctx context.Context) error {
+	if err := d.sim.pace.wait(ctx); err != nil {
+		return err
+	}
+	cc, err := d.dial()
+	if err != nil {
+		d.retryLater()
+		return err
+	}
+	d.mu.Lock()
+	lt := d.lifetimeLocked()
+	queries := []string{
+		"ep=" + d.endpoint,
+		"lt=" + strconv.FormatInt(int64(lt/time.Second), 10),
+		"lwm2m=" + d.sim.cfg.Version,
+		"b=" + d.bindingLocked(),
+	}
+	payload := d.objectLinksLocked()
+	d.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+	defer cancel()
+	req, err := cc.NewPostRequest(rctx, "/rd", message.AppLinkFormat, bytes.NewReader(payload))
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	defer cc.ReleaseMessage(req)
+	for _, q := range queries {
+		req.AddQuery(q)
+	}
+	resp, err := cc.Do(req)
+	if err != nil {
+		d.retryLater()
+		return fmt.Errorf("register: %w", err)
+	}
+	defer cc.ReleaseMessage(resp)
+	if resp.Code() != codes.Created {
+		d.retryLater()
+		return fmt.Errorf("register: server answered %v", resp.Code())
+	}
+	loc, err := resp.Options().LocationPath()
+	if err != nil || loc == "" {
+		d.retryLater()
+		return fmt.Errorf("register: answer without location: %v", err)
+	}
+	now := time.Now()
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return errStopped
+	}
+	d.location = "/" + strings.TrimPrefix(loc, "/")
+	d.lastReg = now
+	d.failures = 0
+	d.sendParams, d.sendObjects = false, false
+	d.setRegisteredLocked(true)
+	// A new registration voids the observations of the previous one.
+	obs := d.obs
+	d.obs = nil
+	d.conQueue = nil
+	next := jitter(lt/2, 0.2)
+	d.mu.Unlock()
+	for _, o := range obs {
+		d.sim.sched.stop(o.timer)
+	}
+	d.sim.sched.after(d.regTimer, next)
+	d.sim.stats.registrations.Add(1)
+	d.log.Debug("registered", "reg_id", d.location)
+	return nil
+}
+
+// retryLater schedules the next attempt after a back-off. Before the
+// registration would expire, that is an Update; after, a new Register.
+func (d *Device) retryLater() {
+	d.mu.Lock()
+	d.failures++
+	wait := backoff(d.failures)
+	if d.registered {
+		deadline := d.lastReg.Add(d.lifetimeLocked())
+		if time.Now().Add(wait).After(deadline) {
+			// The server will have forgotten us: start over.
+			d.setRegisteredLocked(false)
+		}
+	}
+	stopped := d.stopped
+	d.mu.Unlock()
+	if !stopped {
+		d.sim.sched.after(d.regTimer, wait)
+	}
+}
+
+// update sends an Update to the registration's location: with lt and b
+// when they changed, with the object links when instances came or went.
+func (d *Device) update(ctx context.Context) error {
+	d.mu.Lock()
+	if !d.registered || d.conn == nil {
+		d.mu.Unlock()
+		return d.register(ctx)
+	}
+	cc, loc := d.conn, d.location
+	lt := d.lifetimeLocked()
+	var queries []string
+	if d.sendParams {
+		queries = append(queries, "lt="+strconv.FormatInt(int64(lt/time.Second), 10), "b="+d.bindingLocked())
+	}
+	var payload []byte
+	if d.sendObjects {
+		payload = d.objectLinksLocked()
+	}
+	sentParams, sentObjects := d.sendParams, d.sendObjects
+	d.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+	defer cancel()
+	var body *bytes.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := cc.NewPostRequest(rctx, loc, message.AppLinkFormat, nil)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	defer cc.ReleaseMessage(req)
+	if body != nil {
+		req.SetContentFormat(message.AppLinkFormat)
+		req.SetBody(body)
+	}
+	for _, q := range queries {
+		req.AddQuery(q)
+	}
+	resp, err := cc.Do(req)
+	if err != nil {
+		d.retryLater()
+		return fmt.Errorf("update %s: %w", loc, err)
+	}
+	defer cc.ReleaseMessage(resp)
+	switch resp.Code() {
+	case codes.Changed:
+	case codes.NotFound:
+		// The server lost the registration: register again now.
+		d.mu.Lock()
+		d.setRegisteredLocked(false)
+		d.mu.Unlock()
+		d.requestWork(workRegister)
+		return fmt.Errorf("update %s: server answered %v, registering again", loc, resp.Code())
+	default:
+		d.retryLater()
+		return fmt.Errorf("update %s: server answered %v", loc, resp.Code())
+	}
+	d.mu.Lock()
+	d.lastReg = time.Now()
+	d.failures = 0
+	if sentParams {
+		d.sendParams = false
+	}
+	if sentObjects {
+		d.sendObjects = false
+	}
+	next := jitter(d.lifetimeLocked()/2, 0.2)
+	stopped := d.stopped
+	d.mu.Unlock()
+	if !stopped {
+		d.sim.sched.after(d.regTimer, next)
+	}
+	d.sim.stats.updates.Add(1)
+	return nil
+}
+
+// deregister sends a De-register for the current registration.
+func (d *Device) deregister(ctx context.Context) error {
+	d.mu.Lock()
+	cc, loc, reg := d.conn, d.location, d.registered
+	d.setRegisteredLocked(false)
+	d.mu.Unlock()
+	if !reg || cc == nil {
+		return nil
+	}
+	resp, err := cc.Delete(ctx, loc)
+	if err != nil {
+		return fmt.Errorf("de-register %s: %w", loc, err)
+	}
+	defer cc.ReleaseMessage(resp)
+	if resp.Code() != codes.Deleted {
+		return fmt.Errorf("de-register %s: server answered %v", loc, resp.Code())
+	}
+	d.sim.stats.deregistrations.Add(1)
+	d.log.Debug("de-registered", "reg_id", loc)
+	return nil
+}
+
+// disable de-registers (Execute on /1/0/4) and registers again after the
+// Disable Timeout (/1/0/5).
+func (d *Device) disable(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+	defer cancel()
+	err := d.deregister(dctx)
+	d.mu.Lock()
+	obs := d.obs
+	d.obs = nil
+	d.conQueue = nil
+	wait := 86400 * time.Second
+	if v, ok := d.tree.value(node.ResourcePath(objServer, 0, 5), time.Time{}); ok && v.Int >= 0 {
+		wait = time.Duration(v.Int) * time.Second
+	}
+	d.mu.Unlock()
+	for _, o := range obs {
+		d.sim.sched.stop(o.timer)
+	}
+	d.sim.sched.after(d.regTimer, wait)
+	return err
+}
+
+// Send reports the current values at paths to the server with the LwM2M
+// 1.1 Send operation (POST /dp, SenML CBOR). The device must be
+// registered with version 1.1 or later.
+func (d *Device) Send(ctx context.Context, paths ...node.Path) error {
+	if d.sim.cfg.Version == "1.0" {
+		return fmt.Errorf("send: LwM2M 1.0 has no Send operation")
+	}
+	if len(paths) == 0 {
+		return fmt.Errorf("send: no paths")
+	}
+	now := time.Now()
+	d.mu.Lock()
+	cc, reg := d.conn, d.registered
+	var recs []node.Record
+	for _, p := range paths {
+		if p.Object == objSecurity {
+			d.mu.Unlock()
+			return fmt.Errorf("send %v: the security object is not reported", p)
+		}
+		rs, err := d.tree.read(p, now)
+		if err != nil {
+			d.mu.Unlock()
+			return fmt.Errorf("send %v: %w", p, err)
+		}
+		for i := range rs {
+			rs[i].Time = now.Truncate(time.Millisecond)
+		}
+		recs = append(recs, rs...)
+	}
+	d.mu.Unlock()
+	if !reg || cc == nil {
+		return fmt.Errorf("send: device is not registered")
+	}
+	payload, err := codec.Encode(codec.SenMLCBOR, node.Root, recs)
+	if err != nil {
+		return fmt.Errorf("send: encode: %w", err)
+	}
+	resp, err := cc.Post(ctx, "/dp", message.MediaType(codec.SenMLCBOR), bytes.NewReader(payload))
+	if err != nil {
+		d.sim.stats.errors.Add(1)
+		return fmt.Errorf("send: %w", err)
+	}
+	defer cc.ReleaseMessage(resp)
+	if resp.Code() != codes.Changed {
+		d.sim.stats.errors.Add(1)
+		return fmt.Errorf("send: server answered %v", resp.Code())
+	}
+	d.sim.stats.sends.Add(1)
+	return nil
+}

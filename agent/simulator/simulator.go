@@ -1,0 +1,335 @@
+// Package simulator runs many simulated LwM2M clients in one process, for
+// tests, benchmarks and people trying the server out.
+//
+// Each device owns one UDP socket. On it the device registers with the
+// server (client role: Register, Update, De-register, Send) and answers the
+// server's device-management requests (server role: Read, Write, Execute,
+// Create, Delete, Discover, Write-Attributes, Observe) on a small object
+// tree: Security, Server, Device, Connectivity Monitoring, Firmware Update,
+// Location and one IPSO Temperature sensor whose value drifts over time.
+//
+// The simulator is built to hold tens of thousands of devices: all timed
+// work (updates, value changes, notification periods) runs from one
+// scheduler goroutine, network exchanges that wait for an answer run on a
+// bounded pool of workers, and go-coap's per-connection housekeeping shares
+// one ticker. What remains per device are the two goroutines go-coap needs
+// for each connection (reader and handler).
+package simulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
+)
+
+// Config says what to simulate. The zero value of every field but Server
+// has a usable default.
+type Config struct {
+	// Server is the LwM2M server's CoAP address, "127.0.0.1:5783".
+	Server string
+	// Count is the number of devices (default 1).
+	Count int
+	// Prefix starts every endpoint name; endpoints are Prefix+"-"+index,
+	// "sim-0" (default "sim").
+	Prefix string
+	// Start is the index of the first device.
+	Start int
+	// Version is the LwM2M version the devices register with: "1.0" (TLV
+	// by default), "1.1" or "1.2" (SenML CBOR by default). Default "1.1".
+	Version string
+	// Lifetime is the registration lifetime (default 300s). Devices send an
+	// Update after about half of it, jittered so that many devices spread out.
+	Lifetime time.Duration
+	// NotifyInterval is how often the changing values (temperature, signal
+	// strength) move, and so how often their observers hear of them; 0 (or
+	// negative) means never. DefaultNotifyInterval is what the CLI offers.
+	NotifyInterval time.Duration
+	// NotifyCON sends notifications as confirmable messages (default
+	// non-confirmable).
+	NotifyCON bool
+	// Binding is the binding mode (default "U").
+	Binding string
+	// RegisterRate limits registrations per second across all devices;
+	// 0 registers as fast as Concurrency allows.
+	RegisterRate float64
+	// Concurrency bounds the registrations and updates in flight (default 64).
+	Concurrency int
+	// Logger receives the simulator's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// Defaults of Config.
+const (
+	DefaultLifetime       = 300 * time.Second
+	DefaultNotifyInterval = time.Second
+	DefaultConcurrency    = 64
+)
+
+// maxDevices bounds Count: every device holds a socket.
+const maxDevices = 1_000_000
+
+func (c Config) withDefaults() Config {
+	if c.Count == 0 {
+		c.Count = 1
+	}
+	if c.Prefix == "" {
+		c.Prefix = "sim"
+	}
+	if c.Version == "" {
+		c.Version = "1.1"
+	}
+	if c.Lifetime == 0 {
+		c.Lifetime = DefaultLifetime
+	}
+	if c.Binding == "" {
+		c.Binding = "U"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, prefixed with its
+// name.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.Server == "" {
+		return errors.New("server: required")
+	}
+	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if c.Count < 0 || c.Count > maxDevices {
+		return fmt.Errorf("count: %d is not between 1 and %d", c.Count, maxDevices)
+	}
+	if c.Start < 0 {
+		return fmt.Errorf("start: %d is negative", c.Start)
+	}
+	switch c.Version {
+	case "1.0", "1.1", "1.2":
+	default:
+		return fmt.Errorf("version: %q is not 1.0, 1.1 or 1.2", c.Version)
+	}
+	if c.Lifetime < time.Second {
+		return fmt.Errorf("lifetime: %v is shorter than a second", c.Lifetime)
+	}
+	switch c.Binding {
+	case "U", "UQ", "UQS", "US":
+	default:
+		return fmt.Errorf("binding: %q is not a UDP binding (U, UQ)", c.Binding)
+	}
+	if c.RegisterRate < 0 {
+		return fmt.Errorf("register rate: %v is negative", c.RegisterRate)
+	}
+	if c.Concurrency < 0 {
+		return fmt.Errorf("concurrency: %d is negative", c.Concurrency)
+	}
+	return nil
+}
+
+// Stats counts what the simulator did since it started.
+type Stats struct {
+	Registered      int    // devices registered now
+	Registrations   uint64 // successful Registers
+	Updates         uint64 // successful Updates
+	Deregistrations uint64 // successful De-registers
+	Requests        uint64 // server requests answered
+	Notifications   uint64 // notifications sent
+	Sends           uint64 // Send operations acknowledged
+	Errors          uint64 // failed exchanges and refused requests
+}
+
+type counters struct {
+	registered      atomic.Int64
+	registrations   atomic.Uint64
+	updates         atomic.Uint64
+	deregistrations atomic.Uint64
+	requests        atomic.Uint64
+	notifications   atomic.Uint64
+	sends           atomic.Uint64
+	errors          atomic.Uint64
+}
+
+// Simulator runs a set of simulated devices.
+type Simulator struct {
+	cfg     Config
+	log     *slog.Logger
+	devices []*Device
+	byName  map[string]*Device
+
+	tmpl    *template
+	sched   *scheduler
+	work    *workQueue
+	pace    *pacer
+	stats   counters
+	running atomic.Bool
+
+	// runCtx lives from Run until the devices have de-registered; the
+	// connections and the scheduler stop with it.
+	runCtx   context.Context
+	periodic periodic.Func
+	wg       sync.WaitGroup // workers, scheduler and CON senders
+}
+
+// New prepares the devices of cfg; nothing touches the network until Run.
+func New(cfg Config) (*Simulator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("simulator config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	s := &Simulator{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "simulator"),
+		byName: make(map[string]*Device, cfg.Count),
+		sched:  newScheduler(),
+		work:   newWorkQueue(),
+		pace:   newPacer(cfg.RegisterRate),
+	}
+	tmpl := newTemplate(cfg)
+	s.tmpl = tmpl
+	s.devices = make([]*Device, cfg.Count)
+	for i := range cfg.Count {
+		idx := cfg.Start + i
+		ep := cfg.Prefix + "-" + strconv.Itoa(idx)
+		d := newDevice(s, ep, idx, tmpl)
+		s.devices[i] = d
+		s.byName[ep] = d
+	}
+	return s, nil
+}
+
+// Endpoints lists the devices' endpoint names in index order.
+func (s *Simulator) Endpoints() []string {
+	eps := make([]string, len(s.devices))
+	for i, d := range s.devices {
+		eps[i] = d.endpoint
+	}
+	return eps
+}
+
+// Device returns the device with the given endpoint name, or nil.
+func (s *Simulator) Device(endpoint string) *Device { return s.byName[endpoint] }
+
+// Registered is the number of devices registered now.
+func (s *Simulator) Registered() int { return int(s.stats.registered.Load()) }
+
+// Stats returns the counters so far.
+func (s *Simulator) Stats() Stats {
+	return Stats{
+		Registered:      s.Registered(),
+		Registrations:   s.stats.registrations.Load(),
+		Updates:         s.stats.updates.Load(),
+		Deregistrations: s.stats.deregistrations.Load(),
+		Requests:        s.stats.requests.Load(),
+		Notifications:   s.stats.notifications.Load(),
+		Sends:           s.stats.sends.Load(),
+		Errors:          s.stats.errors.Load(),
+	}
+}
+
+// deregisterTimeout bounds the whole de-registration at shutdown.
+const deregisterTimeout = 3 * time.Second
+
+// housekeepingTick is how often go-coap's per-connection housekeeping
+// (retransmissions, expired exchanges) runs for all connections together.
+const housekeepingTick = 250 * time.Millisecond
+
+// Run registers every device, keeps the registrations alive, answers the
+// server's requests and sends notifications until ctx is done. Then each
+// registered device de-registers (best effort, within a few seconds) and
+// Run returns. A Simulator runs once.
+func (s *Simulator) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("simulator: already ran")
+	}
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	s.runCtx = runCtx
+	s.periodic = periodic.New(runCtx.Done(), housekeepingTick)
+
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sched.run(runCtx)
+	}()
+	workers := s.cfg.Concurrency
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0) * 16
+	}
+	for range workers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.worker(ctx)
+		}()
+	}
+	s.log.Info("starting devices", "count", len(s.devices), "server", s.cfg.Server, "lwm2m", s.cfg.Version)
+	for _, d := range s.devices {
+		d.start()
+	}
+
+	<-ctx.Done()
+	s.work.close()
+	s.shutdown()
+	stopRun()
+	s.wg.Wait()
+	for _, d := range s.devices {
+		d.closeConn()
+	}
+	s.log.Info("stopped", "stats", fmt.Sprintf("%+v", s.Stats()))
+	return nil
+}
+
+// shutdown de-registers every registered device with bounded concurrency
+// and a shared deadline.
+func (s *Simulator) shutdown() {
+	dctx, cancel := context.WithTimeout(s.runCtx, deregisterTimeout)
+	defer cancel()
+	n := s.cfg.Concurrency
+	if n <= 0 {
+		n = DefaultConcurrency
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for _, d := range s.devices {
+		d.halt()
+		if !d.isRegistered() {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-dctx.Done():
+		}
+		if dctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := d.deregister(dctx); err != nil {
+				s.log.Debug("de-register at shutdown", "endpoint", d.endpoint, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// jitter returns d scaled by a random factor in [1-f, 1+f].
+func jitter(d time.Duration, f float64) time.Duration {
+	return time.Duration(float64(d) * (1 - f + 2*f*rand.Float64()))
+}
