@@ -401,12 +401,12 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	base := s.ctx()
 	rctx, cancel := context.WithCancel(base)
 	rs := &regState{
-		reg:    reg,
-		addr:   peer,
-		conn:   conn,
-		ctx:    rctx,
-		cancel: cancel,
-		sem:    make(chan struct{}, s.cfg.NStart),
+		reg:     reg,
+		addr:    peer,
+		conn:    conn,
+		ctx:     rctx,
+		cancel:  cancel,
+		sem:     make(chan struct{}, s.cfg.NStart),
 		obs:     make(map[node.Path]*observation),
 		heapIdx: -1,
 	}
