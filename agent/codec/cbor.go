@@ -67,10 +67,14 @@ func decodeCBOR(base node.Path, payload []byte, types node.Resolver) ([]node.Rec
 			v = timeSeconds(x).value()
 		}
 	case big.Int:
-		if !x.IsUint64() {
+		switch {
+		case x.IsInt64():
+			v = node.Int(x.Int64())
+		case x.IsUint64():
+			v = node.Uint(x.Uint64())
+		default:
 			return nil, malformed("cbor: integer out of range")
 		}
-		v = node.Uint(x.Uint64())
 	default:
 		return nil, malformed("cbor: a %T is not a resource value", item)
 	}
@@ -81,8 +85,8 @@ func decodeCBOR(base node.Path, payload []byte, types node.Resolver) ([]node.Rec
 // encodeCBOR writes one value as a CBOR data item: times as integer
 // seconds (a fraction makes them floats), object links as "O:I" text.
 func encodeCBOR(base node.Path, recs []node.Record) ([]byte, error) {
-	r, err := single(base, recs, CBOR)
-	if err != nil {
+	r, ok, err := single(base, recs, CBOR)
+	if err != nil || !ok {
 		return nil, err
 	}
 	v := r.Value

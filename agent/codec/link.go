@@ -22,9 +22,9 @@ type LinkAttr struct {
 	Key      string
 	Value    string
 	HasValue bool
-	// Quoted records that the value was a quoted string, so that writing
-	// it back keeps quotes that peers may expect (rt="oma.lwm2m"). Values
-	// that need quotes get them regardless.
+	// Quoted records that the value was a quoted string, or holds
+	// characters that need quotes, so that writing it back keeps quotes
+	// that peers may expect (rt="oma.lwm2m").
 	Quoted bool
 }
 
@@ -141,6 +141,7 @@ func (p *linkParser) link() (Link, error) {
 					p.i++
 				}
 				a.Value = string(p.b[start:p.i])
+				a.Quoted = needsQuotes(a.Value)
 			}
 		}
 		if a.Key == "" {
@@ -189,9 +190,6 @@ func isPtoken(c byte) bool {
 }
 
 func needsQuotes(s string) bool {
-	if s == "" {
-		return true
-	}
 	for i := 0; i < len(s); i++ {
 		if !isPtoken(s[i]) {
 			return true
@@ -248,8 +246,8 @@ func decodeLinkValue(base node.Path, payload []byte) ([]node.Record, error) {
 }
 
 func encodeLinkValue(base node.Path, recs []node.Record) ([]byte, error) {
-	r, err := single(base, recs, LinkFmt)
-	if err != nil {
+	r, ok, err := single(base, recs, LinkFmt)
+	if err != nil || !ok {
 		return nil, err
 	}
 	if r.Value.Type != node.TypeCorelnk && r.Value.Type != node.TypeString {
@@ -258,10 +256,15 @@ func encodeLinkValue(base node.Path, recs []node.Record) ([]byte, error) {
 	return []byte(r.Value.Str), nil
 }
 
-// single returns the one record at base that single-value formats carry.
-func single(base node.Path, recs []node.Record, f Format) (node.Record, error) {
-	if base.Depth < 3 || len(recs) != 1 || recs[0].Path != base {
-		return node.Record{}, fmtUnsupported(f, "carries exactly one value, at the path written")
+// single returns the one record at base that single-value formats carry;
+// ok is false for no records, which encode as an empty payload, as an
+// empty payload decodes to none.
+func single(base node.Path, recs []node.Record, f Format) (r node.Record, ok bool, err error) {
+	if len(recs) == 0 {
+		return node.Record{}, false, nil
 	}
-	return recs[0], nil
+	if base.Depth < 3 || len(recs) != 1 || recs[0].Path != base {
+		return node.Record{}, false, fmtUnsupported(f, "carries exactly one value, at the path written")
+	}
+	return recs[0], true, nil
 }

@@ -48,8 +48,8 @@ func decodeText(base node.Path, payload []byte, types node.Resolver) ([]node.Rec
 }
 
 func encodeText(base node.Path, recs []node.Record) ([]byte, error) {
-	r, err := single(base, recs, Text)
-	if err != nil {
+	r, ok, err := single(base, recs, Text)
+	if err != nil || !ok {
 		return nil, err
 	}
 	switch r.Value.Type {
@@ -78,8 +78,8 @@ func decodeOpaque(base node.Path, payload []byte) ([]node.Record, error) {
 }
 
 func encodeOpaque(base node.Path, recs []node.Record) ([]byte, error) {
-	r, err := single(base, recs, Opaque)
-	if err != nil {
+	r, ok, err := single(base, recs, Opaque)
+	if err != nil || !ok {
 		return nil, err
 	}
 	switch r.Value.Type {

@@ -401,6 +401,9 @@ func comparePaths(a, b node.Path) int {
 // or multiple with its instances) for a resource, a resource instance for
 // a resource instance. TLV carries no times; records' times are dropped.
 func encodeTLV(base node.Path, recs []node.Record) ([]byte, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
 	if base.Depth == 0 {
 		return nil, unsupported(TLV)
 	}
