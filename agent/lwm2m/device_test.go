@@ -53,7 +53,8 @@ type request struct {
 type device struct {
 	t     *testing.T
 	conn  *udpClient.Conn
-	delay time.Duration // before answering /3/0/13
+	delay time.Duration // before answering /3/0/13; guarded by mu
+	senml bool          // notify in SenML CBOR rather than TLV
 
 	mu       sync.Mutex
 	requests []request
@@ -111,10 +112,24 @@ func (d *device) serve(w mux.ResponseWriter, r *mux.Message) {
 	if req.observe == 0 {
 		d.obsToken = req.token
 	}
-	manuf := d.manuf
+	manuf, delay := d.manuf, d.delay
 	d.mu.Unlock()
 
 	switch {
+	case req.code == codes.FETCH:
+		payload, err := codec.Encode(codec.SenMLCBOR, node.Root, []node.Record{
+			{Path: node.ResourcePath(3, 0, 0), Value: node.String(manuf)},
+			{Path: node.ResourcePath(3, 0, 9), Value: node.Int(87)},
+		})
+		if err != nil {
+			d.t.Errorf("encode: %v", err)
+		}
+		_ = w.SetResponse(codes.Content, message.MediaType(codec.SenMLCBOR), bytes.NewReader(payload))
+		if req.observe == 0 {
+			w.Message().SetObserve(2)
+		}
+	case req.code == codes.IPATCH:
+		_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
 	case req.code == codes.GET && req.accept == message.AppLinkFormat:
 		_ = w.SetResponse(codes.Content, message.AppLinkFormat, strings.NewReader(`</3/0>,</3/0/0>,</3/0/9>;pmin=10,</3/0/13>`))
 	case req.code == codes.GET && req.path == "/3/0":
@@ -130,7 +145,7 @@ func (d *device) serve(w mux.ResponseWriter, r *mux.Message) {
 		payload := d.encode(node.ResourcePath(3, 0, 0), []node.Record{{Path: node.ResourcePath(3, 0, 0), Value: node.String(manuf)}})
 		_ = w.SetResponse(codes.Content, message.MediaType(codec.TLV), bytes.NewReader(payload))
 	case req.code == codes.GET && req.path == "/3/0/13":
-		time.Sleep(d.delay)
+		time.Sleep(delay)
 		_ = w.SetResponse(codes.Content, message.TextPlain, strings.NewReader("1700000000"))
 	case req.code == codes.GET && req.path == "/5/0/3":
 		// Refuses observation: answers without the Observe option.
@@ -162,12 +177,23 @@ func (d *device) encode(base node.Path, recs []node.Record) []byte {
 	return b
 }
 
+func (d *device) setDelay(v time.Duration) {
+	d.mu.Lock()
+	d.delay = v
+	d.mu.Unlock()
+}
+
 // lastRequest returns the last request the device saw for path.
 func (d *device) lastRequest(path string) (request, bool) {
+	return d.last(func(r request) bool { return r.path == path })
+}
+
+// last returns the last request that match accepts.
+func (d *device) last(match func(request) bool) (request, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := len(d.requests) - 1; i >= 0; i-- {
-		if d.requests[i].path == path {
+		if match(d.requests[i]) {
 			return d.requests[i], true
 		}
 	}
@@ -244,7 +270,16 @@ func (d *device) notify(seq uint32, confirmable bool, manuf string) error {
 	if tok == nil {
 		return errors.New("not observed")
 	}
-	payload := d.encode(node.InstancePath(3, 0), []node.Record{{Path: node.ResourcePath(3, 0, 0), Value: node.String(manuf)}})
+	recs := []node.Record{{Path: node.ResourcePath(3, 0, 0), Value: node.String(manuf)}}
+	f := codec.TLV
+	payload := d.encode(node.InstancePath(3, 0), recs)
+	if d.senml {
+		f = codec.SenMLCBOR
+		var err error
+		if payload, err = codec.Encode(f, node.Root, recs); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	m := d.conn.AcquireMessage(ctx)
@@ -252,7 +287,7 @@ func (d *device) notify(seq uint32, confirmable bool, manuf string) error {
 	m.SetCode(codes.Content)
 	m.SetToken(tok)
 	m.SetObserve(seq)
-	m.SetContentFormat(message.MediaType(codec.TLV))
+	m.SetContentFormat(message.MediaType(f))
 	m.SetBody(bytes.NewReader(payload))
 	if confirmable {
 		m.SetType(message.Confirmable)

@@ -16,15 +16,18 @@ import (
 // maxObservations bounds the observations of one registration.
 const maxObservations = 1024
 
-// observation is one observed path of a registration. The Server keeps
-// observations in its own token table rather than in go-coap's per
-// connection state, so they survive the connection being closed for
-// idleness and follow the device to a new address.
+// observation is one observed path, or one composite observation, of a
+// registration. The Server keeps observations in its own token table
+// rather than in go-coap's per connection state, so they survive the
+// connection being closed for idleness and follow the device to a new
+// address.
 type observation struct {
-	token  string
-	path   node.Path
-	rs     *regState
-	format codec.Format // asked for; used when a notification names none
+	key       string    // path, or "composite:" and the paths
+	token     string
+	path      node.Path // observed path; the root for a composite observation
+	composite []node.Path
+	rs        *regState
+	format    codec.Format // asked for; used when a notification names none
 }
 
 // Observe starts observing p and returns the values of the first answer;
@@ -35,55 +38,71 @@ func (s *Server) Observe(ctx context.Context, ep string, p node.Path) ([]node.Re
 	if err != nil {
 		return nil, err
 	}
+	recs, err := s.observe(ctx, t, &observation{key: p.String(), path: p, format: t.format},
+		func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
+			req, err := c.NewGetRequest(ctx, t.coapPath(p))
+			if err == nil {
+				withAccept(t.format)(req)
+			}
+			return req, err
+		})
+	if err != nil {
+		return recs, fmt.Errorf("observe %s of %s: %w", p, ep, err)
+	}
+	return recs, nil
+}
+
+// observe registers o on a fresh token, sends the request build makes
+// with Observe=0 on that token and returns the first answer's values.
+func (s *Server) observe(ctx context.Context, t target, o *observation, build func(context.Context, *udpClient.Conn) (*pool.Message, error)) ([]node.Record, error) {
 	token, err := message.GetToken()
 	if err != nil {
-		return nil, fmt.Errorf("observe %s of %s: %w", p, ep, err)
+		return nil, err
 	}
-	o := &observation{token: string(token), path: p, rs: t.rs, format: t.format}
+	o.token, o.rs = string(token), t.rs
 	s.mu.Lock()
 	if t.rs.ctx.Err() != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("observe %s of %s: %w", p, ep, ErrNotRegistered)
+		return nil, ErrNotRegistered
 	}
-	if old := t.rs.obs[p]; old != nil {
+	if old := t.rs.obs[o.key]; old != nil {
 		// The old token is forgotten: its next notification gets RST.
 		delete(s.tokens, old.token)
 	} else if len(t.rs.obs) >= maxObservations {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("observe %s of %s: already %d observations", p, ep, maxObservations)
+		return nil, fmt.Errorf("already %d observations", maxObservations)
 	}
-	t.rs.obs[p] = o
+	t.rs.obs[o.key] = o
 	s.tokens[o.token] = o
 	s.mu.Unlock()
 
 	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
-		req, err := c.NewGetRequest(ctx, t.coapPath(p))
+		req, err := build(ctx, c)
 		if err != nil {
 			return nil, err
 		}
 		req.SetToken(token)
 		req.SetObserve(0)
-		withAccept(t.format)(req)
 		return req, nil
 	})
 	if err != nil {
 		s.dropObservation(o)
-		return nil, fmt.Errorf("observe %s of %s: %w", p, ep, err)
+		return nil, err
 	}
 	if err := expect(a, codes.Content); err != nil {
 		s.dropObservation(o)
-		return nil, fmt.Errorf("observe %s of %s: %w", p, ep, err)
+		return nil, err
 	}
-	recs, err := s.decode(a, t.format, p)
+	recs, err := s.decode(a, o.format, o.path)
 	if !a.observe {
 		s.dropObservation(o)
 		if err == nil {
 			err = ErrNotObservable
 		}
-		return recs, fmt.Errorf("observe %s of %s: %w", p, ep, err)
+		return recs, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("observe %s of %s: %w", p, ep, err)
+		return nil, err
 	}
 	return recs, nil
 }
@@ -97,10 +116,26 @@ func (s *Server) CancelObserve(ctx context.Context, ep string, p node.Path) erro
 	if err != nil {
 		return err
 	}
+	err = s.cancelObserve(ctx, t, p.String(), func(ctx context.Context, c *udpClient.Conn, o *observation) (*pool.Message, error) {
+		req, err := c.NewGetRequest(ctx, t.coapPath(p))
+		if err == nil {
+			withAccept(o.format)(req)
+		}
+		return req, err
+	})
+	if err != nil {
+		return fmt.Errorf("cancel observation %s of %s: %w", p, ep, err)
+	}
+	return nil
+}
+
+// cancelObserve forgets the observation under key and sends the request
+// build makes with Observe=1 on its token.
+func (s *Server) cancelObserve(ctx context.Context, t target, key string, build func(context.Context, *udpClient.Conn, *observation) (*pool.Message, error)) error {
 	s.mu.Lock()
-	o := t.rs.obs[p]
+	o := t.rs.obs[key]
 	if o != nil {
-		delete(t.rs.obs, p)
+		delete(t.rs.obs, key)
 		delete(s.tokens, o.token)
 	}
 	s.mu.Unlock()
@@ -108,25 +143,25 @@ func (s *Server) CancelObserve(ctx context.Context, ep string, p node.Path) erro
 		return nil
 	}
 	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
-		req, err := c.NewGetRequest(ctx, t.coapPath(p))
+		req, err := build(ctx, c, o)
 		if err != nil {
 			return nil, err
 		}
 		req.SetToken(message.Token(o.token))
 		req.SetObserve(1)
-		withAccept(o.format)(req)
 		return req, nil
 	})
 	if err != nil {
-		return fmt.Errorf("cancel observation %s of %s: %w", p, ep, err)
+		return err
 	}
 	if a.code >= codes.BadRequest {
-		return fmt.Errorf("cancel observation %s of %s: %w", p, ep, &ResponseError{Code: a.code, Message: diagnostic(a.body)})
+		return &ResponseError{Code: a.code, Message: diagnostic(a.body)}
 	}
 	return nil
 }
 
-// Observations returns the observed paths of endpoint.
+// Observations returns the paths endpoint's single-path observations
+// watch; a composite observation adds the root path.
 func (s *Server) Observations(ep string) []node.Path {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -135,8 +170,8 @@ func (s *Server) Observations(ep string) []node.Path {
 		return nil
 	}
 	out := make([]node.Path, 0, len(rs.obs))
-	for p := range rs.obs {
-		out = append(out, p)
+	for _, o := range rs.obs {
+		out = append(out, o.path)
 	}
 	return out
 }
@@ -145,8 +180,8 @@ func (s *Server) Observations(ep string) []node.Path {
 func (s *Server) dropObservation(o *observation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if o.rs.obs[o.path] == o {
-		delete(o.rs.obs, o.path)
+	if o.rs.obs[o.key] == o {
+		delete(o.rs.obs, o.key)
 	}
 	if s.tokens[o.token] == o {
 		delete(s.tokens, o.token)

@@ -78,7 +78,7 @@ type regState struct {
 	ctx      context.Context // cancelled when the registration ends
 	cancel   context.CancelFunc
 	sem      chan struct{} // NStart slots
-	obs      map[node.Path]*observation
+	obs      map[string]*observation // by observation key
 	expireAt time.Time
 	heapIdx  int
 }
@@ -407,7 +407,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		ctx:     rctx,
 		cancel:  cancel,
 		sem:     make(chan struct{}, s.cfg.NStart),
-		obs:     make(map[node.Path]*observation),
+		obs:     make(map[string]*observation),
 		heapIdx: -1,
 	}
 	s.mu.Lock()
@@ -556,9 +556,9 @@ func (s *Server) removeLocked(rs *regState) {
 		delete(s.byAddr, rs.reg.Address)
 	}
 	s.unscheduleLocked(rs)
-	for p, o := range rs.obs {
+	for k, o := range rs.obs {
 		delete(s.tokens, o.token)
-		delete(rs.obs, p)
+		delete(rs.obs, k)
 	}
 	rs.cancel()
 }
@@ -568,25 +568,6 @@ func (s *Server) removeLocked(rs *regState) {
 func copyReg(reg Registration) Registration {
 	reg.Objects = append([]ObjectLink(nil), reg.Objects...)
 	return reg
-}
-
-// lookup returns the live state of endpoint.
-func (s *Server) lookup(endpoint string) (*regState, error) {
-	s.mu.RLock()
-	rs := s.byEndpoint[endpoint]
-	s.mu.RUnlock()
-	if rs == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNotRegistered, endpoint)
-	}
-	return rs, nil
-}
-
-// byPeer returns the registration of the device at addr.
-func (s *Server) byPeer(addr net.Addr) *regState {
-	key := addrString(addr)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.byAddr[key]
 }
 
 // monitor sees every datagram before go-coap processes it. It answers a

@@ -330,7 +330,7 @@ func TestBlockwiseRead(t *testing.T) {
 
 func TestRequestTimeout(t *testing.T) {
 	s, _, d := registered(t, Config{RequestTimeout: 300 * time.Millisecond}, "slow")
-	d.delay = time.Second
+	d.setDelay(time.Second)
 	start := time.Now()
 	_, err := s.Read(context.Background(), "slow", node.ResourcePath(3, 0, 13))
 	if !errors.Is(err, ErrTimeout) {
@@ -346,7 +346,7 @@ func TestRequestTimeout(t *testing.T) {
 
 func TestNStart(t *testing.T) {
 	s, _, d := registered(t, Config{NStart: 1}, "nstart")
-	d.delay = 200 * time.Millisecond
+	d.setDelay(200 * time.Millisecond)
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for range 3 {
@@ -379,7 +379,7 @@ func TestNStart(t *testing.T) {
 
 func TestNStartWaitRespectsContext(t *testing.T) {
 	s, _, d := registered(t, Config{NStart: 1}, "busy")
-	d.delay = 500 * time.Millisecond
+	d.setDelay(500 * time.Millisecond)
 	go func() { _, _ = s.Read(context.Background(), "busy", node.ResourcePath(3, 0, 13)) }()
 	time.Sleep(100 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
