@@ -22,7 +22,7 @@ const maxObservations = 1024
 // connection being closed for idleness and follow the device to a new
 // address.
 type observation struct {
-	key       string    // path, or "composite:" and the paths
+	key       string // path, or "composite:" and the paths
 	token     string
 	path      node.Path // observed path; the root for a composite observation
 	composite []node.Path

@@ -77,7 +77,7 @@ type regState struct {
 	conn     *udpClient.Conn // the connection the device last spoke on
 	ctx      context.Context // cancelled when the registration ends
 	cancel   context.CancelFunc
-	sem      chan struct{} // NStart slots
+	sem      chan struct{}           // NStart slots
 	obs      map[string]*observation // by observation key
 	expireAt time.Time
 	heapIdx  int
