@@ -13,22 +13,23 @@ import (
 // specifications: Server (1), Access Control (2), Device (3), the object
 // link test objects 65 and 66, Temperature (3303) and a test object 1024.
 var testTypes = node.ResolverFunc(func(p node.Path) (node.Type, bool) {
-	m := map[uint16]map[uint16]node.Type{
-		1: {0: node.TypeInteger, 1: node.TypeInteger, 2: node.TypeInteger, 3: node.TypeInteger, 5: node.TypeInteger, 6: node.TypeBoolean, 7: node.TypeString},
-		2: {0: node.TypeInteger, 1: node.TypeInteger, 2: node.TypeInteger, 3: node.TypeInteger},
-		3: {0: node.TypeString, 1: node.TypeString, 2: node.TypeString, 3: node.TypeString,
-			6: node.TypeInteger, 7: node.TypeInteger, 8: node.TypeInteger, 9: node.TypeInteger, 10: node.TypeInteger,
-			11: node.TypeInteger, 13: node.TypeTime, 14: node.TypeString, 15: node.TypeString, 16: node.TypeString,
-			17: node.TypeString, 18: node.TypeString, 19: node.TypeString, 21: node.TypeInteger},
-		5:    {0: node.TypeOpaque, 1: node.TypeString, 3: node.TypeInteger, 5: node.TypeInteger},
-		65:   {0: node.TypeObjlnk, 1: node.TypeString, 2: node.TypeInteger},
-		66:   {0: node.TypeString, 1: node.TypeString, 2: node.TypeObjlnk},
-		1024: {0: node.TypeString, 1: node.TypeFloat, 2: node.TypeBoolean, 3: node.TypeUnsignedInteger, 4: node.TypeCorelnk},
-		3303: {5700: node.TypeFloat, 5701: node.TypeString, 5601: node.TypeFloat, 5602: node.TypeFloat, 5518: node.TypeTime},
-	}
-	t, ok := m[p.Object][p.Resource]
+	t, ok := testModel[p.Object][p.Resource]
 	return t, ok
 })
+
+var testModel = map[uint16]map[uint16]node.Type{
+	1: {0: node.TypeInteger, 1: node.TypeInteger, 2: node.TypeInteger, 3: node.TypeInteger, 5: node.TypeInteger, 6: node.TypeBoolean, 7: node.TypeString},
+	2: {0: node.TypeInteger, 1: node.TypeInteger, 2: node.TypeInteger, 3: node.TypeInteger},
+	3: {0: node.TypeString, 1: node.TypeString, 2: node.TypeString, 3: node.TypeString,
+		6: node.TypeInteger, 7: node.TypeInteger, 8: node.TypeInteger, 9: node.TypeInteger, 10: node.TypeInteger,
+		11: node.TypeInteger, 13: node.TypeTime, 14: node.TypeString, 15: node.TypeString, 16: node.TypeString,
+		17: node.TypeString, 18: node.TypeString, 19: node.TypeString, 21: node.TypeInteger},
+	5:    {0: node.TypeOpaque, 1: node.TypeString, 3: node.TypeInteger, 5: node.TypeInteger},
+	65:   {0: node.TypeObjlnk, 1: node.TypeString, 2: node.TypeInteger},
+	66:   {0: node.TypeString, 1: node.TypeString, 2: node.TypeObjlnk},
+	1024: {0: node.TypeString, 1: node.TypeFloat, 2: node.TypeBoolean, 3: node.TypeUnsignedInteger, 4: node.TypeCorelnk},
+	3303: {5700: node.TypeFloat, 5701: node.TypeString, 5601: node.TypeFloat, 5602: node.TypeFloat, 5518: node.TypeTime},
+}
 
 func mustHex(s string) []byte {
 	b, err := hex.DecodeString(strings.NewReplacer(" ", "", "\n", "", "\t", "").Replace(s))

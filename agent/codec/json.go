@@ -296,10 +296,9 @@ func decodeLwM2MJSON(base node.Path, payload []byte, types node.Resolver) ([]nod
 	}
 	out := make([]node.Record, 0, len(entries))
 	for i, e := range entries {
-		name := joinName(bn, e.N)
-		p, err := node.ParsePath(name)
+		p, err := namePath(bn, e.N)
 		if err != nil {
-			return nil, malformed("lwm2m json entry %d: name %q: %v", i, name, err)
+			return nil, malformed("lwm2m json entry %d: name %q: %v", i, joinName(bn, e.N), err)
 		}
 		if p.Depth < 3 {
 			return nil, malformed("lwm2m json entry %d: %v is not a resource", i, p)

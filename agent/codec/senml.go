@@ -77,10 +77,9 @@ func resolveSenML(base node.Path, raws []senmlRecord, types node.Resolver) ([]no
 		if r.kind == senmlNoValue {
 			continue
 		}
-		name := joinName(bn, r.n)
-		p, err := node.ParsePath(name)
+		p, err := namePath(bn, r.n)
 		if err != nil {
-			return nil, malformed("senml record %d: name %q: %v", i, name, err)
+			return nil, malformed("senml record %d: name %q: %v", i, joinName(bn, r.n), err)
 		}
 		if p.Depth < 3 {
 			return nil, malformed("senml record %d: %v is not a resource", i, p)
@@ -203,4 +202,72 @@ func toSenML(base node.Path, recs []node.Record) ([]senmlRecord, error) {
 		}
 	}
 	return out, nil
+}
+
+// namePath parses base name + name as a path without building the joined
+// string on the way: notifications decode a name per value, and this is
+// their hot path. Errors come from node.ParsePath, for its messages.
+func namePath(bn, n string) (node.Path, error) {
+	var buf [64]byte
+	b := buf[:0]
+	switch {
+	case bn == "":
+		b = append(b, n...)
+	case n == "":
+		b = append(b, bn...)
+	default:
+		b = append(b, bn...)
+		if b[len(b)-1] == '/' && n[0] == '/' {
+			b = append(b, n[1:]...)
+		} else {
+			if b[len(b)-1] != '/' && n[0] != '/' {
+				b = append(b, '/')
+			}
+			b = append(b, n...)
+		}
+	}
+	if p, ok := parsePathBytes(b); ok {
+		return p, nil
+	}
+	return node.ParsePath(string(b))
+}
+
+// parsePathBytes accepts exactly what node.ParsePath accepts.
+func parsePathBytes(s []byte) (node.Path, bool) {
+	i, j := 0, len(s)
+	for i < j && s[i] == '/' {
+		i++
+	}
+	for j > i && s[j-1] == '/' {
+		j--
+	}
+	if i == j {
+		return node.Root, len(s) > 0
+	}
+	var ids [4]uint16
+	depth := 0
+	for k := i; k <= j; {
+		e := k
+		for e < j && s[e] != '/' {
+			e++
+		}
+		seg := s[k:e]
+		if depth == 4 || len(seg) == 0 || len(seg) > 5 || (len(seg) > 1 && seg[0] == '0') {
+			return node.Path{}, false
+		}
+		v := 0
+		for _, c := range seg {
+			if c < '0' || c > '9' {
+				return node.Path{}, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		if v > node.MaxID {
+			return node.Path{}, false
+		}
+		ids[depth] = uint16(v)
+		depth++
+		k = e + 1
+	}
+	return node.Path{Object: ids[0], Instance: ids[1], Resource: ids[2], ResourceInstance: ids[3], Depth: uint8(depth)}, true
 }
