@@ -72,6 +72,7 @@ func nextTLV(b []byte) (tlvEntry, []byte, error) {
 type tlvDecoder struct {
 	types node.Resolver
 	recs  []node.Record
+	depth int
 }
 
 func decodeTLV(base node.Path, payload []byte, types node.Resolver) ([]node.Record, error) {
@@ -89,6 +90,12 @@ func decodeTLV(base node.Path, payload []byte, types node.Resolver) ([]node.Reco
 // in how much of the path they repeat, so each level also accepts the
 // wrappers of the levels above when their IDs match base.
 func (d *tlvDecoder) at(base node.Path, b []byte) error {
+	// Wrappers may repeat, but TLV has only three levels of them.
+	d.depth++
+	defer func() { d.depth-- }()
+	if d.depth > 3 {
+		return malformed("tlv: nested deeper than an object instance")
+	}
 	for len(b) > 0 {
 		e, rest, err := nextTLV(b)
 		if err != nil {
@@ -97,7 +104,7 @@ func (d *tlvDecoder) at(base node.Path, b []byte) error {
 		b = rest
 		switch base.Depth {
 		case 0:
-			return malformed("tlv cannot name objects: read the root in SenML")
+			return fmtUnsupported(TLV, "cannot name objects, so cannot answer the root")
 		case 1:
 			switch e.kind {
 			case tlvObjectInstance:

@@ -174,7 +174,7 @@ func TestTLVMalformed(t *testing.T) {
 		{"other resource in a read of a resource", "/3/0/9", "C10A0F"},
 		{"resource instance inside an instance", "/3/0", "410001"},
 		{"resource inside a multiple resource", "/3/0", "8603C10001"},
-		{"root", "/", "C10964"},
+		{"instance wrappers nested", "/3/0/9", "070005000300C10964"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +183,12 @@ func TestTLVMalformed(t *testing.T) {
 				t.Fatalf("err = %v, want ErrMalformed", err)
 			}
 		})
+	}
+}
+
+func TestTLVRootIsUnsupported(t *testing.T) {
+	if _, err := Decode(TLV, node.Root, mustHex("C10964"), testTypes); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("err = %v, want ErrUnsupported", err)
 	}
 }
 
