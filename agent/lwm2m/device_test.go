@@ -51,7 +51,7 @@ type request struct {
 // go-coap's UDP client with a router so it answers the server's requests
 // on the same socket it registers from.
 type device struct {
-	t     *testing.T
+	t     testing.TB
 	conn  *udpClient.Conn
 	delay time.Duration // before answering /3/0/13; guarded by mu
 	senml bool          // notify in SenML CBOR rather than TLV
@@ -64,7 +64,7 @@ type device struct {
 	manuf    string      // /3/0/0
 }
 
-func newDevice(t *testing.T, server net.Addr) *device {
+func newDevice(t testing.TB, server net.Addr) *device {
 	t.Helper()
 	d := &device{t: t, manuf: "Open Mobile Alliance"}
 	r := mux.NewRouter()
