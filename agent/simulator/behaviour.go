@@ -217,12 +217,8 @@ const rebootDelay = time.Second
 // rebootingLocked forgets what a reboot loses: observations and the
 // registration, which the device makes anew when the reboot is over.
 func (d *Device) rebootingLocked() {
-	for _, o := range d.obs {
-		o.cancel = true
-		d.sim.sched.stop(o.timer)
-	}
-	d.obs = nil
-	d.conQueue = nil
+	d.epoch++
+	d.dropObservationsLocked()
 	d.attrs = nil
 	d.setRegisteredLocked(false)
 }

@@ -48,6 +48,8 @@ type Device struct {
 	stopped     bool      // Stop, Deregister or shutdown: no more exchanges
 	lastReg     time.Time // last successful Register or Update
 	want        uint8     // work bits
+	busy        bool      // a worker runs the device's exchanges
+	epoch       uint64    // raised by a reboot: exchanges begun before it are void
 	sendParams  bool      // lifetime or binding changed since the last Update
 	sendObjects bool      // instances were created or deleted since then
 	failures    int       // consecutive failed exchanges, for back-off
@@ -229,28 +231,40 @@ func (d *Device) requestWork(bits uint8) {
 	d.sim.work.push(d)
 }
 
-// doWork runs on a worker: the pending exchanges, most drastic first.
+// doWork runs on a worker: the pending exchanges, most drastic first,
+// until none is left. A device's exchanges never run concurrently: a
+// worker that finds the device busy leaves the bits to the one running.
 func (d *Device) doWork(ctx context.Context) {
 	d.mu.Lock()
-	w := d.want
-	d.want = 0
-	stopped := d.stopped
-	d.mu.Unlock()
-	if stopped || w == 0 {
+	if d.busy {
+		d.mu.Unlock()
 		return
 	}
-	var err error
-	switch {
-	case w&workDisable != 0:
-		err = d.disable(ctx)
-	case w&workRegister != 0:
-		err = d.register(ctx)
-	case w&workUpdate != 0:
-		err = d.update(ctx)
-	}
-	if err != nil && ctx.Err() == nil {
-		d.sim.stats.errors.Add(1)
-		d.log.Debug("registration exchange failed", "err", err)
+	d.busy = true
+	d.mu.Unlock()
+	for {
+		d.mu.Lock()
+		w := d.want
+		d.want = 0
+		if d.stopped || w == 0 || ctx.Err() != nil {
+			d.busy = false
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		var err error
+		switch {
+		case w&workDisable != 0:
+			err = d.disable(ctx)
+		case w&workRegister != 0:
+			err = d.register(ctx) // an Update is moot after a Register
+		case w&workUpdate != 0:
+			err = d.update(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			d.sim.stats.errors.Add(1)
+			d.log.Debug("registration exchange failed", "err", err)
+		}
 	}
 }
 

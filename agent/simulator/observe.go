@@ -163,6 +163,18 @@ func (d *Device) cancelLocked(token []byte, p node.Path) bool {
 	return found
 }
 
+// dropObservationsLocked ends every observation without a word to the
+// server, as a device that registers anew or reboots does.
+func (d *Device) dropObservationsLocked() {
+	for _, o := range d.obs {
+		o.cancel = true
+		d.sim.sched.stop(o.timer)
+	}
+	clear(d.obs)
+	d.obs = d.obs[:0]
+	d.conQueue = nil
+}
+
 // resetLocked cancels the observation whose notification the server
 // answered with a Reset.
 func (d *Device) resetLocked(mid int32) {

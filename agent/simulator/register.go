@@ -136,6 +136,12 @@ func (d *Device) register(ctx context.Context) error {
 		"b=" + d.bindingLocked(),
 	}
 	payload := d.objectLinksLocked()
+	d.sendParams, d.sendObjects = false, false
+	epoch := d.epoch
+	// A new registration voids the observations of the previous one. They
+	// go now, not when the answer comes: the server may observe anew
+	// before the device has read the answer.
+	d.dropObservationsLocked()
 	d.mu.Unlock()
 
 	rctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
@@ -165,24 +171,16 @@ func (d *Device) register(ctx context.Context) error {
 	}
 	now := time.Now()
 	d.mu.Lock()
-	if d.stopped {
+	if d.stopped || d.epoch != epoch {
 		d.mu.Unlock()
 		return errStopped
 	}
 	d.location = "/" + strings.TrimPrefix(loc, "/")
 	d.lastReg = now
 	d.failures = 0
-	d.sendParams, d.sendObjects = false, false
 	d.setRegisteredLocked(true)
-	// A new registration voids the observations of the previous one.
-	obs := d.obs
-	d.obs = nil
-	d.conQueue = nil
 	next := jitter(lt/2, 0.2)
 	d.mu.Unlock()
-	for _, o := range obs {
-		d.sim.sched.stop(o.timer)
-	}
 	d.sim.sched.after(d.regTimer, next)
 	d.sim.stats.registrations.Add(1)
 	d.log.Debug("registered", "reg_id", d.location)
@@ -228,7 +226,15 @@ func (d *Device) update(ctx context.Context) error {
 		payload = d.objectLinksLocked()
 	}
 	sentParams, sentObjects := d.sendParams, d.sendObjects
+	d.sendParams, d.sendObjects = false, false
+	epoch := d.epoch
 	d.mu.Unlock()
+	restore := func() {
+		d.mu.Lock()
+		d.sendParams = d.sendParams || sentParams
+		d.sendObjects = d.sendObjects || sentObjects
+		d.mu.Unlock()
+	}
 
 	rctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 	defer cancel()
@@ -250,6 +256,7 @@ func (d *Device) update(ctx context.Context) error {
 	}
 	resp, err := cc.Do(req)
 	if err != nil {
+		restore()
 		d.retryLater()
 		return fmt.Errorf("update %s: %w", loc, err)
 	}
@@ -264,24 +271,20 @@ func (d *Device) update(ctx context.Context) error {
 		d.requestWork(workRegister)
 		return fmt.Errorf("update %s: server answered %v, registering again", loc, resp.Code())
 	default:
+		restore()
 		d.retryLater()
 		return fmt.Errorf("update %s: server answered %v", loc, resp.Code())
 	}
 	d.mu.Lock()
+	if d.stopped || d.epoch != epoch {
+		d.mu.Unlock()
+		return nil
+	}
 	d.lastReg = time.Now()
 	d.failures = 0
-	if sentParams {
-		d.sendParams = false
-	}
-	if sentObjects {
-		d.sendObjects = false
-	}
 	next := jitter(d.lifetimeLocked()/2, 0.2)
-	stopped := d.stopped
 	d.mu.Unlock()
-	if !stopped {
-		d.sim.sched.after(d.regTimer, next)
-	}
+	d.sim.sched.after(d.regTimer, next)
 	d.sim.stats.updates.Add(1)
 	return nil
 }
@@ -315,17 +318,12 @@ func (d *Device) disable(ctx context.Context) error {
 	defer cancel()
 	err := d.deregister(dctx)
 	d.mu.Lock()
-	obs := d.obs
-	d.obs = nil
-	d.conQueue = nil
+	d.dropObservationsLocked()
 	wait := 86400 * time.Second
 	if v, ok := d.tree.value(node.ResourcePath(objServer, 0, 5), time.Time{}); ok && v.Int >= 0 {
 		wait = time.Duration(v.Int) * time.Second
 	}
 	d.mu.Unlock()
-	for _, o := range obs {
-		d.sim.sched.stop(o.timer)
-	}
 	d.sim.sched.after(d.regTimer, wait)
 	return err
 }

@@ -79,7 +79,7 @@ func newTemplate(cfg Config) *template {
 		set(in, objDevice, 19, node.String("1.0.0"))
 	})
 	add(objConnectivity, func(in *instance) {
-		set(in, objConnectivity, 0, node.Int(6))                  // LTE-FDD
+		set(in, objConnectivity, 0, node.Int(6))                   // LTE-FDD
 		setMulti(in, objConnectivity, 1, node.Int(6), node.Int(7)) // LTE-FDD, NB-IoT
 		set(in, objConnectivity, resConnRSSI, node.Int(-75))
 		set(in, objConnectivity, 3, node.Int(80))
