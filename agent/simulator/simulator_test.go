@@ -63,14 +63,14 @@ func TestRegisterAndRead(t *testing.T) {
 				}
 				vals := decode(t, r, "/3/0")
 				for path, want := range map[string]string{
-					"/3/0/0":   "lwm2m-agent",
-					"/3/0/1":   "simulator",
-					"/3/0/2":   "dev-7",
-					"/3/0/3":   "1.0.0",
-					"/3/0/16":  "U",
-					"/3/0/6/0": "1",
-					"/3/0/6/1": "5",
-					"/3/0/7/1": "5000",
+					"/3/0/0":    "lwm2m-agent",
+					"/3/0/1":    "simulator",
+					"/3/0/2":    "dev-7",
+					"/3/0/3":    "1.0.0",
+					"/3/0/16":   "U",
+					"/3/0/6/0":  "1",
+					"/3/0/6/1":  "5",
+					"/3/0/7/1":  "5000",
 					"/3/0/11/0": "0",
 				} {
 					if got := vals[path].Text(); got != want {
