@@ -118,11 +118,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		defer cancel()
 		return a.httpSrv.Shutdown(sctx)
 	})
-	select {
-	case <-srv.Ready():
-	case err := <-errs:
-		return fail(err)
-	}
 	a.CoAPAddr = srv.Addr()
 	log.Info("listening", "service", "lwm2m coap", "addr", a.CoAPAddr.String())
 	log.Info("listening", "service", "http api", "addr", a.HTTPAddr.String())

@@ -5,29 +5,55 @@ import "github.com/prometheus/client_golang/prometheus"
 // collector exposes the agent's counters to Prometheus at scrape time, so
 // the hot paths only bump atomics.
 type collector struct {
-	a             *Agent
-	registrations *prometheus.Desc
-	valuesWritten *prometheus.Desc
-	valuesFailed  *prometheus.Desc
+	a     *Agent
+	descs map[string]*prometheus.Desc
+}
+
+type metric struct {
+	name, help string
+	gauge      bool
+	value      func(a *Agent) float64
+}
+
+var metrics = []metric{
+	{"lwm2m_agent_registrations", "Devices currently registered.", true, func(a *Agent) float64 { return float64(a.Server.Stats().Registrations) }},
+	{"lwm2m_agent_observations", "Observations currently active.", true, func(a *Agent) float64 { return float64(a.Server.Stats().Observations) }},
+	{"lwm2m_agent_registers_total", "Register requests accepted.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Registers) }},
+	{"lwm2m_agent_updates_total", "Registration updates accepted.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Updates) }},
+	{"lwm2m_agent_deregisters_total", "De-registrations.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Deregisters) }},
+	{"lwm2m_agent_expiries_total", "Registrations whose lifetime ran out.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Expiries) }},
+	{"lwm2m_agent_rejected_total", "Register or Update requests refused.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Rejected) }},
+	{"lwm2m_agent_requests_total", "Requests sent to devices.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Requests) }},
+	{"lwm2m_agent_request_timeouts_total", "Requests to devices that timed out.", false, func(a *Agent) float64 { return float64(a.Server.Stats().RequestTimeouts) }},
+	{"lwm2m_agent_request_errors_total", "Requests answered with an error code or not sent.", false, func(a *Agent) float64 { return float64(a.Server.Stats().RequestErrors) }},
+	{"lwm2m_agent_notifications_total", "Notifications received.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Notifications) }},
+	{"lwm2m_agent_notifications_rst_total", "Notifications of cancelled observations answered with RST.", false, func(a *Agent) float64 { return float64(a.Server.Stats().NotificationsRST) }},
+	{"lwm2m_agent_sends_total", "LwM2M Send messages received.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Sends) }},
+	{"lwm2m_agent_decode_errors_total", "Payloads from devices that did not decode.", false, func(a *Agent) float64 { return float64(a.Server.Stats().DecodeErrors) }},
+	{"lwm2m_agent_values_written_total", "Last known values written to the store.", false, func(a *Agent) float64 { return float64(a.Values.Written()) }},
+	{"lwm2m_agent_values_failed_total", "Values that could not be stored.", false, func(a *Agent) float64 { return float64(a.Values.Failed()) }},
 }
 
 func newCollector(a *Agent) *collector {
-	return &collector{
-		a:             a,
-		registrations: prometheus.NewDesc("lwm2m_agent_registrations", "Devices currently registered.", nil, nil),
-		valuesWritten: prometheus.NewDesc("lwm2m_agent_values_written_total", "Last known values written to the store.", nil, nil),
-		valuesFailed:  prometheus.NewDesc("lwm2m_agent_values_failed_total", "Values that could not be stored.", nil, nil),
+	c := &collector{a: a, descs: map[string]*prometheus.Desc{}}
+	for _, m := range metrics {
+		c.descs[m.name] = prometheus.NewDesc(m.name, m.help, nil, nil)
 	}
+	return c
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.registrations
-	ch <- c.valuesWritten
-	ch <- c.valuesFailed
+	for _, d := range c.descs {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(c.registrations, prometheus.GaugeValue, float64(c.a.Server.Count()))
-	ch <- prometheus.MustNewConstMetric(c.valuesWritten, prometheus.CounterValue, float64(c.a.Values.Written()))
-	ch <- prometheus.MustNewConstMetric(c.valuesFailed, prometheus.CounterValue, float64(c.a.Values.Failed()))
+	for _, m := range metrics {
+		t := prometheus.CounterValue
+		if m.gauge {
+			t = prometheus.GaugeValue
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs[m.name], t, m.value(c.a))
+	}
 }

@@ -162,7 +162,7 @@ const batch = 10
 
 func (r *Runner) serve(ctx context.Context, k deviceKey) {
 	log := r.log.With("device", k.device)
-	ep, err := r.cfg.Store.DeviceEndpoint(ctx, k.tenant, k.device)
+	ep, err := r.endpoint(ctx, k.tenant, k.device)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			log.Error("find endpoint", "err", err)
@@ -197,14 +197,14 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 }
 
 func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.Operation) error {
-	if err := r.cfg.Store.SetStatus(ctx, reg.Tenant, op.ID, store.StatusExecuting, "", ""); err != nil {
+	if err := r.cfg.Store.SetStatus(ctx, reg.Tenant, op.ID, store.OpExecuting, "", ""); err != nil {
 		return fmt.Errorf("operation %s: executing: %w", op.ID, err)
 	}
 	start := time.Now()
-	result, err := r.run(ctx, reg, op.CommandText())
-	status, reason := store.StatusSuccessful, ""
+	result, err := r.run(ctx, reg, op.Text)
+	status, reason := store.OpSuccessful, ""
 	if err != nil {
-		status, reason = store.StatusFailed, FailureReason(err)
+		status, reason = store.OpFailed, FailureReason(err)
 		r.failed++
 	}
 	r.executed++
@@ -227,4 +227,18 @@ func FailureReason(err error) string {
 		return "device not registered: " + err.Error()
 	}
 	return err.Error()
+}
+
+// endpoint finds a device's LwM2M endpoint: its c8y_Id external ID.
+func (r *Runner) endpoint(ctx context.Context, tenant, device string) (string, error) {
+	ids, err := r.cfg.Store.ExternalIDsOf(ctx, tenant, device)
+	if err != nil {
+		return "", fmt.Errorf("external ids of %s: %w", device, err)
+	}
+	for _, x := range ids {
+		if x.Type == store.ExternalIDDevice {
+			return x.ExternalID, nil
+		}
+	}
+	return "", fmt.Errorf("device %s has no %s: %w", device, store.ExternalIDDevice, store.ErrNotFound)
 }

@@ -1,0 +1,416 @@
+// Command loadbench measures the agent under simulated load: registrations
+// per second, resident memory per idle registered device, and the shell
+// read round trip with notifications around it. It starts bin/lwm2m-agent
+// with a fresh embedded store and `lwm2m-agent simulate` processes, all on
+// loopback, and prints one line per figure.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const password = "Load-bench-pass-1!"
+
+func main() {
+	var (
+		bin       = flag.String("bin", "bin/lwm2m-agent", "agent binary")
+		devices   = flag.String("devices", "10000,100000", "device counts at which memory is measured (ascending)")
+		perProc   = flag.Int("per-process", 15000, "devices per simulator process (each device is one socket)")
+		samples   = flag.Int("read-samples", 300, "shell reads timed")
+		notifiers = flag.Int("notifiers", 100, "devices notifying during the read test")
+		notifyInt = flag.Duration("notify-interval", 20*time.Millisecond, "notification interval of those devices")
+	)
+	flag.Parse()
+	counts, err := parseCounts(*devices)
+	if err != nil {
+		fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulators on one machine, loopback\n", hostInfo(), numCPU())
+
+	ag, err := startAgent(ctx, *bin)
+	if err != nil {
+		fail(err)
+	}
+	defer ag.stop()
+
+	if err := registrations(ctx, ag, *bin, counts, *perProc); err != nil {
+		ag.stop()
+		fail(err)
+	}
+	ag.stop()
+
+	ag2, err := startAgent(ctx, *bin)
+	if err != nil {
+		fail(err)
+	}
+	defer ag2.stop()
+	if err := readRoundTrip(ctx, ag2, *bin, *samples, *notifiers, *notifyInt); err != nil {
+		ag2.stop()
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "loadbench:", err)
+	os.Exit(1)
+}
+
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-devices: %q is not a positive count", f)
+		}
+		if len(out) > 0 && n <= out[len(out)-1] {
+			return nil, errors.New("-devices: counts must ascend")
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+type agent struct {
+	cmd      *exec.Cmd
+	dir      string
+	coap     string
+	http     string
+	children []*exec.Cmd
+}
+
+func freePort(network string) (string, error) {
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		return c.LocalAddr().String(), nil
+	default:
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		defer l.Close()
+		return l.Addr().String(), nil
+	}
+}
+
+func startAgent(ctx context.Context, bin string) (*agent, error) {
+	dir, err := os.MkdirTemp("", "loadbench-")
+	if err != nil {
+		return nil, err
+	}
+	coap, err := freePort("udp")
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freePort("tcp")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"LWM2M_AGENT_DATA_DIR="+filepath.Join(dir, "data"),
+		"LWM2M_AGENT_COAP_ADDR="+coap,
+		"LWM2M_AGENT_HTTP_ADDR="+httpAddr,
+		"LWM2M_AGENT_AUTO_REGISTER=true",
+		"LWM2M_AGENT_ADMIN_PASSWORD="+password,
+		"LWM2M_AGENT_LOG_LEVEL=warn",
+	)
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	a := &agent{cmd: cmd, dir: dir, coap: coap, http: "http://" + httpAddr}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(a.http + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return a, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			a.stop()
+			return nil, fmt.Errorf("agent did not become healthy; log in %s", logf.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (a *agent) stop() {
+	for _, c := range a.children {
+		if c.Process != nil {
+			_ = c.Process.Signal(os.Interrupt)
+		}
+	}
+	for _, c := range a.children {
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = c.Process.Kill()
+		}
+	}
+	a.children = nil
+	if a.cmd != nil && a.cmd.Process != nil {
+		_ = a.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = a.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = a.cmd.Process.Kill()
+		}
+		a.cmd = nil
+		_ = os.RemoveAll(a.dir)
+	}
+}
+
+// simulate starts a simulator process; bind spreads devices over loopback
+// addresses so that no address runs out of ports.
+func (a *agent) simulate(ctx context.Context, bin string, args ...string) error {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"simulate", "--server", a.coap, "--stats-every", "1h", "--log-level", "error"}, args...)...)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	a.children = append(a.children, cmd)
+	return nil
+}
+
+func (a *agent) metric(name string) (float64, error) {
+	resp, err := http.Get(a.http + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") {
+			return strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
+		}
+	}
+	return 0, fmt.Errorf("metric %s not found", name)
+}
+
+func rssKiB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			return strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+func (a *agent) waitRegistered(ctx context.Context, n int, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		v, err := a.metric("lwm2m_agent_registrations")
+		if err == nil && int(v) >= n {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > limit {
+			return 0, fmt.Errorf("%v of %d devices registered after %s", v, n, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func registrations(ctx context.Context, a *agent, bin string, counts []int, perProc int) error {
+	started := 0
+	proc := 0
+	var rss []int64
+	for _, target := range counts {
+		before := started
+		t0 := time.Now()
+		for started < target {
+			n := min(perProc, target-started)
+			// 127.0.1.x: one source address per process, each with its own ports
+			if err := a.simulate(ctx, bin, "--count", strconv.Itoa(n), "--start", strconv.Itoa(started),
+				"--prefix", "load", "--bind", fmt.Sprintf("127.0.1.%d", proc+1),
+				"--notify-interval", "0", "--lifetime", "3600s"); err != nil {
+				return err
+			}
+			started += n
+			proc++
+		}
+		if _, err := a.waitRegistered(ctx, target, 10*time.Minute); err != nil {
+			return err
+		}
+		took := time.Since(t0)
+		fmt.Printf("registrations: %d new devices registered and stored in %.1fs: %.0f registrations/s (auto-registration creates each device on first contact)\n",
+			target-before, took.Seconds(), float64(target-before)/took.Seconds())
+		time.Sleep(10 * time.Second) // let the store settle and the garbage collector run
+		kb, err := rssKiB(a.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		rss = append(rss, kb)
+		fmt.Printf("memory: agent resident set %d MiB with %d idle registered devices (embedded store in-process)\n", kb/1024, target)
+	}
+	if len(rss) >= 2 {
+		dk := rss[len(rss)-1] - rss[0]
+		dn := counts[len(counts)-1] - counts[0]
+		fmt.Printf("memory: %.1f KiB per idle registered device (slope between %d and %d devices)\n", float64(dk)/float64(dn), counts[0], counts[len(counts)-1])
+	}
+	return nil
+}
+
+type op struct {
+	ID            string `json:"id"`
+	Status        string `json:"status"`
+	FailureReason string `json:"failureReason"`
+}
+
+func (a *agent) call(method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.http+path, rd)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth("management/admin", password)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, data)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func (a *agent) deviceID(ep string) (string, error) {
+	var ext struct {
+		ManagedObject struct{ ID string } `json:"managedObject"`
+	}
+	if err := a.call("GET", "/identity/externalIds/c8y_Id/"+ep, nil, &ext); err != nil {
+		return "", err
+	}
+	return ext.ManagedObject.ID, nil
+}
+
+// shell runs one command and returns how long it took from POST to the
+// stored outcome, polling closely so the figure is the agent's, not the poll's.
+func (a *agent) shell(id, text string) (time.Duration, error) {
+	start := time.Now()
+	var o op
+	if err := a.call("POST", "/devicecontrol/operations", map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": text}}, &o); err != nil {
+		return 0, err
+	}
+	for o.Status != "SUCCESSFUL" && o.Status != "FAILED" {
+		if time.Since(start) > 30*time.Second {
+			return 0, fmt.Errorf("%q: still %s", text, o.Status)
+		}
+		time.Sleep(200 * time.Microsecond)
+		if err := a.call("GET", "/devicecontrol/operations/"+o.ID, nil, &o); err != nil {
+			return 0, err
+		}
+	}
+	if o.Status == "FAILED" {
+		return 0, fmt.Errorf("%q failed: %s", text, o.FailureReason)
+	}
+	return time.Since(start), nil
+}
+
+func readRoundTrip(ctx context.Context, a *agent, bin string, samples, notifiers int, interval time.Duration) error {
+	if err := a.simulate(ctx, bin, "--count", strconv.Itoa(notifiers), "--prefix", "notify", "--bind", "127.0.2.1",
+		"--notify-interval", interval.String(), "--lifetime", "3600s"); err != nil {
+		return err
+	}
+	if _, err := a.waitRegistered(ctx, notifiers, 2*time.Minute); err != nil {
+		return err
+	}
+	ids := make([]string, notifiers)
+	for i := range ids {
+		id, err := a.deviceID(fmt.Sprintf("notify-%d", i))
+		if err != nil {
+			return err
+		}
+		ids[i] = id
+		if _, err := a.shell(id, "observe /3303/0/5700"); err != nil {
+			return err
+		}
+	}
+	n0, _ := a.metric("lwm2m_agent_notifications_total")
+	t0 := time.Now()
+	var lat []time.Duration
+	for i := 0; i < samples; i++ {
+		d, err := a.shell(ids[i%len(ids)], "read /3/0/9")
+		if err != nil {
+			return err
+		}
+		lat = append(lat, d)
+	}
+	n1, _ := a.metric("lwm2m_agent_notifications_total")
+	rate := (n1 - n0) / time.Since(t0).Seconds()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	fmt.Printf("shell read round trip (API POST to stored result, %d samples, %.0f notifications/s around it): p50 %.2f ms, p99 %.2f ms\n",
+		samples, rate, ms(p(0.50)), ms(p(0.99)))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
+
+func hostInfo() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+		}
+	}
+	return "unknown cpu"
+}
