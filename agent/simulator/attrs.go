@@ -36,7 +36,6 @@ type attrs struct {
 func (a attrs) has(k attr) bool        { return a.set&(1<<k) != 0 }
 func (a attrs) get(k attr) float64     { return a.val[k] }
 func (a *attrs) put(k attr, v float64) { a.set |= 1 << k; a.val[k] = v }
-func (a *attrs) del(k attr)            { a.set &^= 1 << k; a.val[k] = 0 }
 
 // attrChange is what one Write-Attributes request asks for: attributes to
 // set, attributes to remove (named without a value) and whether the

@@ -55,6 +55,8 @@ type Device struct {
 	failures    int       // consecutive failed exchanges, for back-off
 	conBusy     bool      // a CON sender goroutine runs
 	conQueue    []*observation
+	conMID      int32         // message ID of the CON notification awaiting its ACK; -1 for none
+	conDone     chan struct{} // the ACK or Reset of conMID came
 
 	regTimer    *timer // next Register or Update
 	changeTimer *timer // value drift
@@ -68,6 +70,8 @@ func newDevice(s *Simulator, ep string, idx int, tmpl *template) *Device {
 		index:    idx,
 		log:      s.log.With("endpoint", ep),
 		rng:      rand.New(rand.NewPCG(uint64(idx), 0x5eed)),
+		conMID:   -1,
+		conDone:  make(chan struct{}, 1),
 	}
 	d.tree = tmpl.instantiate(d)
 	d.regTimer = newTimer(func(time.Time) { d.requestWork(0) })

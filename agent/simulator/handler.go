@@ -60,7 +60,7 @@ func (d *Device) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.
 	if r.Type() == message.Reset {
 		// The server rejects a notification: forget that observation.
 		d.mu.Lock()
-		d.resetLocked(r.MessageID())
+		d.ackLocked(r.MessageID(), true)
 		d.mu.Unlock()
 		return
 	}

@@ -175,17 +175,6 @@ func (d *Device) dropObservationsLocked() {
 	d.conQueue = nil
 }
 
-// resetLocked cancels the observation whose notification the server
-// answered with a Reset.
-func (d *Device) resetLocked(mid int32) {
-	for _, o := range d.obs {
-		if o.lastMID == mid {
-			d.cancelLocked([]byte(o.token), o.path)
-			return
-		}
-	}
-}
-
 // armLocked sets an observation's timer to the next moment it may have
 // to notify: when pmin lets a pending change out, or when pmax runs out.
 func (d *Device) armLocked(o *observation) {
@@ -389,8 +378,22 @@ func (d *Device) conSender() {
 	}
 }
 
-// transmit puts one notification on the wire; for a CON it waits for the
-// acknowledgement.
+// CoAP transmission parameters for confirmable notifications (RFC 7252,
+// 4.8), the defaults go-coap uses for requests.
+const (
+	ackTimeout     = 2 * time.Second
+	maxRetransmit  = 4
+	maxRawBodySize = 1024 // larger notifications go block-wise through go-coap
+)
+
+// errNoAck is returned when a CON notification was never acknowledged.
+var errNoAck = errors.New("notification not acknowledged")
+
+// transmit puts one notification on the wire. The simulator writes it to
+// the socket itself rather than through go-coap's request path, so that it
+// knows the message ID a Reset will name (go-coap renumbers messages that
+// pass its block-wise layer); for a CON it retransmits until the monitor
+// sees the ACK or Reset.
 func (d *Device) transmit(ctx context.Context, n *outgoing) error {
 	msg := n.cc.AcquireMessage(ctx)
 	defer n.cc.ReleaseMessage(msg)
@@ -406,14 +409,83 @@ func (d *Device) transmit(ctx context.Context, n *outgoing) error {
 		typ = message.Confirmable
 	}
 	msg.SetType(typ)
+	if len(n.payload) > maxRawBodySize {
+		// Block-wise: go-coap numbers and retransmits the blocks.
+		if err := n.cc.WriteMessage(msg); err != nil {
+			return err
+		}
+		d.sim.stats.notifications.Add(1)
+		return nil
+	}
 	mid := n.cc.GetMessageID()
 	msg.SetMessageID(mid)
 	d.mu.Lock()
 	n.o.lastMID = mid
+	if n.con {
+		d.conMID = mid
+		select {
+		case <-d.conDone:
+		default:
+		}
+	}
 	d.mu.Unlock()
-	if err := n.cc.WriteMessage(msg); err != nil {
+	if err := n.cc.Session().WriteMessage(msg); err != nil {
 		return err
 	}
 	d.sim.stats.notifications.Add(1)
-	return nil
+	if !n.con {
+		return nil
+	}
+	defer func() {
+		d.mu.Lock()
+		if d.conMID == mid {
+			d.conMID = -1
+		}
+		d.mu.Unlock()
+	}()
+	wait := jitter(ackTimeout, 0.25) + ackTimeout/4 // between 1 and 1.5 ACK_TIMEOUT
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for attempt := 0; ; attempt++ {
+		select {
+		case <-d.conDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if attempt == maxRetransmit {
+			return errNoAck
+		}
+		if err := n.cc.Session().WriteMessage(msg); err != nil {
+			return err
+		}
+		wait *= 2
+		t.Reset(wait)
+	}
+}
+
+// ackLocked takes an empty ACK or Reset from the server: it ends the wait
+// of the CON notification in flight with that message ID, and a Reset ends
+// the observation the notification belongs to. It reports whether the
+// message was about a notification.
+func (d *Device) ackLocked(mid int32, reset bool) bool {
+	hit := false
+	if d.conMID == mid {
+		d.conMID = -1
+		select {
+		case d.conDone <- struct{}{}:
+		default:
+		}
+		hit = true
+	}
+	if reset {
+		for _, o := range d.obs {
+			if o.lastMID == mid {
+				d.cancelLocked([]byte(o.token), o.path)
+				return true
+			}
+		}
+	}
+	return hit
 }

@@ -57,9 +57,19 @@ func (d *Device) dial() (*client.Conn, error) {
 	return cc, nil
 }
 
-// monitor drops the server's requests while the device is silent, before
-// go-coap would acknowledge them, so the server sees nothing at all.
+// monitor sees every message before go-coap does. It takes the ACKs and
+// Resets of notifications (go-coap never sent those, so it would drop
+// them), and it drops the server's requests while the device is silent,
+// before go-coap would acknowledge them, so the server sees nothing at all.
 func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
+	if t := m.Type(); (t == message.Acknowledgement || t == message.Reset) && m.Code() == codes.Empty {
+		d.mu.Lock()
+		hit := d.ackLocked(m.MessageID(), t == message.Reset)
+		d.mu.Unlock()
+		if hit {
+			return true, nil
+		}
+	}
 	if !d.silent.Load() {
 		return false, nil
 	}

@@ -62,13 +62,6 @@ func (s *scheduler) stop(t *timer) {
 	s.mu.Unlock()
 }
 
-// armed reports whether t will fire.
-func (s *scheduler) armed(t *timer) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return t.idx >= 0
-}
-
 // run fires timers until ctx is done.
 func (s *scheduler) run(ctx context.Context) {
 	tm := time.NewTimer(time.Hour)

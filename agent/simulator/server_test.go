@@ -30,7 +30,7 @@ import (
 // device-management requests to a registered device over the connection
 // the device registered from.
 type lwm2mServer struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 
 	mu      sync.Mutex
@@ -41,6 +41,7 @@ type lwm2mServer struct {
 	sends   [][]byte
 	refuse  codes.Code // when set, Updates get this answer
 	changed chan struct{}
+	stop    func()
 }
 
 type testReg struct {
@@ -53,7 +54,7 @@ type testReg struct {
 	gone    bool
 }
 
-func startServer(t *testing.T) *lwm2mServer {
+func startServer(t testing.TB) *lwm2mServer {
 	t.Helper()
 	s := &lwm2mServer{t: t, regs: map[string]*testReg{}, byEP: map[string]*testReg{}, changed: make(chan struct{}, 1)}
 	l, err := coapNet.NewListenUDP("udp", "127.0.0.1:0")
@@ -66,10 +67,14 @@ func startServer(t *testing.T) *lwm2mServer {
 		defer close(done)
 		_ = srv.Serve(l)
 	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			srv.Stop()
+			<-done
+		})
+	}
+	t.Cleanup(s.stop)
 	s.addr = l.LocalAddr().String()
 	return s
 }
@@ -164,7 +169,11 @@ func (s *lwm2mServer) wait(timeout time.Duration, what string, cond func() bool)
 		case <-s.changed:
 		case <-time.After(20 * time.Millisecond):
 		case <-deadline:
-			s.t.Fatalf("timed out waiting for %s; events %v", what, s.eventsCopy())
+			ev := s.eventsCopy()
+			if len(ev) > 20 {
+				ev = ev[len(ev)-20:]
+			}
+			s.t.Fatalf("timed out waiting for %s; last events %v", what, ev)
 		}
 	}
 }
@@ -293,9 +302,17 @@ func post(path string, format int, payload []byte) request {
 	return request{code: codes.POST, path: path, accept: -1, format: format, payload: payload}
 }
 
-// runSim starts a simulator against s; it stops (and is waited for) when
-// the test ends.
-func runSim(t *testing.T, s *lwm2mServer, mod func(*Config)) *Simulator {
+// runSim starts a simulator against s and waits until its devices are
+// registered; it stops (and is waited for) when the test ends.
+func runSim(t testing.TB, s *lwm2mServer, mod func(*Config)) *Simulator {
+	t.Helper()
+	sim, stop := startSim(t, s, mod)
+	t.Cleanup(stop)
+	return sim
+}
+
+// startSim is runSim with the stop function handed to the caller.
+func startSim(t testing.TB, s *lwm2mServer, mod func(*Config)) (*Simulator, func()) {
 	t.Helper()
 	cfg := Config{
 		Server:         s.addr,
@@ -315,19 +332,22 @@ func runSim(t *testing.T, s *lwm2mServer, mod func(*Config)) *Simulator {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sim.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("simulator did not stop")
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("simulator did not stop")
-		}
-	})
-	s.wait(5*time.Second, "devices registered", func() bool { return sim.Registered() == cfg.Count })
-	return sim
+		})
+	}
+	s.wait(5*time.Second+time.Duration(cfg.Count)*time.Millisecond, "devices registered", func() bool { return sim.Registered() == cfg.Count })
+	return sim, stop
 }
 
 // decode decodes a device's answer with the simulator's own resource
