@@ -47,6 +47,19 @@ func NewValueWriter(st *store.Store, queue int, interval time.Duration, log *slo
 
 // Add queues values of one device; it blocks while the queue is full.
 func (w *ValueWriter) Add(ctx context.Context, tenant, device string, recs []node.Record) {
+	// A value without the device's time is as of now: stamp it here, so
+	// that coalescing compares times of arrival, not the batch's order.
+	now := time.Now().UTC()
+	stamped := recs
+	for i, r := range recs {
+		if r.Time.IsZero() {
+			if &stamped[0] == &recs[0] {
+				stamped = append([]node.Record(nil), recs...)
+			}
+			stamped[i].Time = now
+		}
+	}
+	recs = stamped
 	select {
 	case w.in <- valueBatch{tenant, device, recs}:
 	case <-ctx.Done():
@@ -71,11 +84,7 @@ func (w *ValueWriter) Run(ctx context.Context) {
 		for k, recs := range pending {
 			vals := make([]store.ResourceValue, 0, len(recs))
 			for _, r := range recs {
-				t := r.Time
-				if t.IsZero() {
-					t = time.Now().UTC()
-				}
-				vals = append(vals, store.ResourceValue{Path: r.Path.String(), Value: r.Value.Interface(), Type: r.Value.Type.String(), Time: t})
+				vals = append(vals, store.ResourceValue{Path: r.Path.String(), Value: r.Value.Interface(), Type: r.Value.Type.String(), Time: r.Time})
 			}
 			if err := w.saveWithRetry(fctx, k.tenant, k.device, vals); err != nil {
 				w.failed.Add(int64(len(vals)))
