@@ -50,16 +50,15 @@ func (w *ValueWriter) Add(ctx context.Context, tenant, device string, recs []nod
 	// A value without the device's time is as of now: stamp it here, so
 	// that coalescing compares times of arrival, not the batch's order.
 	now := time.Now().UTC()
-	stamped := recs
+	copied := false
 	for i, r := range recs {
 		if r.Time.IsZero() {
-			if &stamped[0] == &recs[0] {
-				stamped = append([]node.Record(nil), recs...)
+			if !copied { // the caller's slice stays untouched
+				recs, copied = append([]node.Record(nil), recs...), true
 			}
-			stamped[i].Time = now
+			recs[i].Time = now
 		}
 	}
-	recs = stamped
 	select {
 	case w.in <- valueBatch{tenant, device, recs}:
 	case <-ctx.Done():
