@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,7 +62,37 @@ type bucketDoc struct {
 	Frags  []string      `bson:"frags"`  // fragment names present
 	Series []string      `bson:"series"` // "fragment.series" present
 	SNames []string      `bson:"snames"` // series names present
-	M      []bucketEntry `bson:"m"`      // sorted by time
+	// Data holds the measurements, sorted by time, as one BSON document
+	// {m: [{t, f}, ...]} in a binary field. The database stores and ships
+	// it as opaque bytes: the embedded store's cost grows with the number
+	// of fields it converts, and nothing queries inside a bucket anyway.
+	Data []byte        `bson:"data"`
+	M    []bucketEntry `bson:"-"`
+}
+
+type bucketData struct {
+	M []bucketEntry `bson:"m"`
+}
+
+func (d *bucketDoc) pack() error {
+	b, err := bson.Marshal(bucketData{M: d.M})
+	if err != nil {
+		return fmt.Errorf("%w: measurement fragments: %v", ErrInvalid, err)
+	}
+	d.Data = b
+	return nil
+}
+
+func (d *bucketDoc) unpack() error {
+	var bd bucketData
+	dec := bson.NewDecoder(bson.NewDocumentReader(bytes.NewReader(d.Data)))
+	dec.DefaultDocumentMap()
+	dec.BinaryAsSlice()
+	if err := dec.Decode(&bd); err != nil {
+		return fmt.Errorf("decode measurement bucket %s: %w", d.Key, err)
+	}
+	d.M = bd.M
+	return nil
 }
 
 // tenantMeasurement is a measurement on its way into a bucket; pos is its
@@ -168,6 +199,9 @@ func (s *Store) buildBuckets(ctx context.Context, items []tenantMeasurement) ([]
 					}
 				}
 			}
+			if err := d.pack(); err != nil {
+				return nil, nil, err
+			}
 			docs = append(docs, d)
 		}
 	}
@@ -208,6 +242,9 @@ func (s *Store) GetMeasurement(ctx context.Context, tenant, id string) (Measurem
 	}
 	var d bucketDoc
 	if err := findKey(ctx, s.measurements, tenant, "b"+strconv.FormatInt(n/bucketMax, 10), &d); err != nil {
+		return Measurement{}, err
+	}
+	if err := d.unpack(); err != nil {
 		return Measurement{}, err
 	}
 	i := int(n % bucketMax)
@@ -316,6 +353,9 @@ func (s *Store) ListMeasurements(ctx context.Context, tenant string, f Measureme
 		var d bucketDoc
 		if err := cur.Decode(&d); err != nil {
 			return nil, 0, fmt.Errorf("list measurements: %w", err)
+		}
+		if err := d.unpack(); err != nil {
+			return nil, 0, err
 		}
 		for j := range d.M {
 			i := j

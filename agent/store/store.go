@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -60,14 +60,20 @@ type Store struct {
 
 	stopEmbedded context.CancelFunc // nil with an external MongoDB
 	embeddedDone chan struct{}
+	embeddedAddr string
 }
+
+// EmbeddedAddr returns the loopback address the embedded database listens
+// on (for tools that want to look at it with a MongoDB client), or "" when
+// the store uses an external MongoDB.
+func (s *Store) EmbeddedAddr() string { return s.embeddedAddr }
 
 // Open connects to the database (starting the embedded one when cfg.URI is
 // empty) and ensures the collections' indexes.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "store")
 	if cfg.Database == "" {
@@ -127,12 +133,12 @@ func (s *Store) startEmbedded(cfg Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("embedded store: %w", err)
 	}
-	flog := slog.New(slog.NewTextHandler(io.Discard, nil))
+	flog := slog.New(slog.DiscardHandler)
 	if cfg.Logger != nil {
 		if cfg.VerboseEmbedded {
 			flog = cfg.Logger.With("component", "ferretdb")
 		} else {
-			flog = slog.New(levelFilter{cfg.Logger.Handler(), slog.LevelError}).With("component", "ferretdb")
+			flog = slog.New(levelFilter{h: cfg.Logger.Handler(), min: slog.LevelError}).With("component", "ferretdb")
 		}
 	}
 	f, err := ferretdb.New(&ferretdb.Config{
@@ -153,6 +159,9 @@ func (s *Store) startEmbedded(cfg Config) (string, error) {
 	}()
 	// MongoDBURI waits for the listener Run sets up.
 	uri := f.MongoDBURI()
+	if u, err := url.Parse(uri); err == nil {
+		s.embeddedAddr = u.Host
+	}
 	s.log.Debug("embedded store started", "uri", uri, "dir", abs)
 	return uri, nil
 }
@@ -334,22 +343,38 @@ func timeRange(f bson.D, field string, from, to time.Time) bson.D {
 
 func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
 
-// levelFilter passes only records at or above min.
+// levelFilter passes only records at or above min. It defers WithAttrs
+// and WithGroup until a record passes: FerretDB adds every SQL query and
+// its arguments as attributes, and formatting them for records that are
+// dropped anyway would cost more than the queries.
 type levelFilter struct {
-	slog.Handler
+	h   slog.Handler
 	min slog.Level
+	ops []func(slog.Handler) slog.Handler
 }
 
-func (h levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
 }
 
-func (h levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelFilter{h.Handler.WithAttrs(a), h.min}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
+	h := f.h
+	for _, op := range f.ops {
+		h = op(h)
+	}
+	return h.Handle(ctx, r)
 }
 
-func (h levelFilter) WithGroup(g string) slog.Handler {
-	return levelFilter{h.Handler.WithGroup(g), h.min}
+func (f levelFilter) with(op func(slog.Handler) slog.Handler) slog.Handler {
+	return levelFilter{h: f.h, min: f.min, ops: append(slices.Clip(f.ops), op)}
+}
+
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return f.with(func(h slog.Handler) slog.Handler { return h.WithAttrs(a) })
+}
+
+func (f levelFilter) WithGroup(g string) slog.Handler {
+	return f.with(func(h slog.Handler) slog.Handler { return h.WithGroup(g) })
 }
 
 func redactURI(uri string) string {
