@@ -51,17 +51,17 @@ type bucketEntry struct {
 }
 
 type bucketDoc struct {
-	Key    string        `bson:"_id"`
-	Seq    int64         `bson:"seq"`
-	Tenant string        `bson:"tenant"`
-	Source string        `bson:"source"`
-	Type   string        `bson:"type"`
-	Start  time.Time     `bson:"start"`
-	End    time.Time     `bson:"end"`
-	N      int           `bson:"n"`
-	Frags  []string      `bson:"frags"`  // fragment names present
-	Series []string      `bson:"series"` // "fragment.series" present
-	SNames []string      `bson:"snames"` // series names present
+	Key    string    `bson:"_id"`
+	Seq    int64     `bson:"seq"`
+	Tenant string    `bson:"tenant"`
+	Source string    `bson:"source"`
+	Type   string    `bson:"type"`
+	Start  time.Time `bson:"start"`
+	End    time.Time `bson:"end"`
+	N      int       `bson:"n"`
+	Frags  []string  `bson:"frags"`  // fragment names present
+	Series []string  `bson:"series"` // "fragment.series" present
+	SNames []string  `bson:"snames"` // series names present
 	// Data holds the measurements, sorted by time, as one BSON document
 	// {m: [{t, f}, ...]} in a binary field. The database stores and ships
 	// it as opaque bytes: the embedded store's cost grows with the number
