@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
@@ -334,6 +335,9 @@ func (t *tree) write(base node.Path, recs []node.Record, mode writeMode) ([]node
 		if !ok {
 			return nil, refuse(codes.BadRequest, "value for %v is %v, want %v", p, rec.Value.Type, rd.typ)
 		}
+		if (v.Type == node.TypeString || v.Type == node.TypeCorelnk) && !utf8.ValidString(v.Str) {
+			return nil, refuse(codes.BadRequest, "value for %v is not UTF-8", p)
+		}
 		nr := byIdx[rd.idx]
 		if nr == nil {
 			nr = &newRes{rd: rd}
@@ -522,6 +526,9 @@ func (t *tree) create(objID uint16, recs []node.Record, defaults *instance) (uin
 		}
 	}
 	o.put(in)
+	if len(recs) == 0 {
+		return id, nil
+	}
 	if _, err := t.write(node.InstancePath(objID, id), recs, writeCreate); err != nil {
 		o.remove(id)
 		return 0, err

@@ -1,0 +1,146 @@
+package simulator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+)
+
+// encodeRequest builds the datagram of a server request for the seeds.
+func encodeRequest(t testing.TB, code codes.Code, path string, opts message.Options, payload []byte) []byte {
+	t.Helper()
+	for _, seg := range splitPath(path) {
+		opts = append(opts, opt(message.URIPath, seg))
+	}
+	m := message.Message{Type: message.Confirmable, MessageID: 1, Token: message.Token{1, 2}, Code: code, Options: sortOptions(opts), Payload: payload}
+	buf := make([]byte, 2048)
+	n, err := coder.DefaultCoder.Encode(m, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
+}
+
+func sortOptions(o message.Options) message.Options {
+	out := message.Options{}
+	for _, x := range o {
+		out = out.Add(x)
+	}
+	return out
+}
+
+func uintOpt(id message.OptionID, v uint32) message.Option {
+	buf := make([]byte, 4)
+	n, _ := message.EncodeUint32(buf, v)
+	return message.Option{ID: id, Value: buf[:n]}
+}
+
+// FuzzServe feeds arbitrary datagrams to a device's request handling: it
+// must never panic, must answer with a response code, and whatever it
+// answers with content must decode in the format it claims.
+func FuzzServe(f *testing.F) {
+	tlv, _ := codec.Encode(codec.TLV, node.MustParsePath("/3303/1"), []node.Record{{Path: node.MustParsePath("/3303/1/5750"), Value: node.String("x")}})
+	text := []byte("+02:00")
+	for _, seed := range [][]byte{
+		encodeRequest(f, codes.GET, "/3/0", message.Options{uintOpt(message.Accept, uint32(codec.TLV))}, nil),
+		encodeRequest(f, codes.GET, "/3303/0/5700", message.Options{uintOpt(message.Observe, 0), uintOpt(message.Accept, uint32(codec.SenMLCBOR))}, nil),
+		encodeRequest(f, codes.GET, "/3/0", message.Options{uintOpt(message.Accept, uint32(codec.LinkFmt))}, nil),
+		encodeRequest(f, codes.PUT, "/3/0/14", message.Options{uintOpt(message.ContentFormat, uint32(codec.Text))}, text),
+		encodeRequest(f, codes.PUT, "/3/0/9", message.Options{opt(message.URIQuery, "pmin=1"), opt(message.URIQuery, "gt=5")}, nil),
+		encodeRequest(f, codes.POST, "/3303", message.Options{uintOpt(message.ContentFormat, uint32(codec.TLV))}, tlv),
+		encodeRequest(f, codes.POST, "/3/0/4", nil, nil),
+		encodeRequest(f, codes.DELETE, "/3303/0", nil, nil),
+	} {
+		f.Add(seed)
+	}
+	msgs := pool.New(0, 0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// A fresh device each time, so that a failing input fails alone.
+		sim, err := New(Config{Server: "127.0.0.1:5783"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := sim.devices[0]
+		m := msgs.AcquireMessage(context.Background())
+		defer msgs.ReleaseMessage(m)
+		if _, err := m.UnmarshalWithDecoder(coder.DefaultCoder, data); err != nil {
+			return
+		}
+		if c := m.Code(); c < codes.GET || c > codes.IPATCH {
+			return
+		}
+		rep := d.serve(m, time.Now())
+		if rep.code < codes.Created || rep.code > codes.ProxyingNotSupported {
+			t.Fatalf("answer %v is not a response code", rep.code)
+		}
+		if rep.code == codes.Content && rep.format != codec.LinkFmt {
+			base, err := m.Path()
+			if err != nil {
+				base = "/"
+			}
+			if _, err := codec.Decode(rep.format, node.MustParsePath("/"+trimSlash(base)), rep.payload, resolver); err != nil {
+				t.Fatalf("answer in %v does not decode: %v\n%x", rep.format, err, rep.payload)
+			}
+		}
+		if rep.code == codes.Content && rep.format == codec.LinkFmt {
+			if _, err := codec.ParseLinks(rep.payload); err != nil {
+				t.Fatalf("discover answer does not parse: %v\n%s", err, rep.payload)
+			}
+		}
+		// Whatever a write stored, the device can still report.
+		for _, o := range []uint16{objServer, objDevice, objFirmware, objTemperature} {
+			base := node.ObjectPath(o)
+			recs, err := d.tree.read(base, time.Now())
+			if err != nil {
+				t.Fatalf("read %v after the request: %v", base, err)
+			}
+			b, err := codec.Encode(codec.SenMLCBOR, base, recs)
+			if err != nil {
+				t.Fatalf("encode %v after the request: %v", base, err)
+			}
+			if _, err := codec.Decode(codec.SenMLCBOR, base, b, resolver); err != nil {
+				t.Fatalf("values of %v after the request do not decode: %v", base, err)
+			}
+		}
+	})
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[0] == '/' {
+		s = s[1:]
+	}
+	return s
+}
+
+// FuzzAttrQueries checks that Write-Attributes queries never panic and
+// that accepted ones satisfy the rules apply enforces.
+func FuzzAttrQueries(f *testing.F) {
+	for _, s := range []string{"pmin=1", "pmax=60", "gt=20.5", "lt=1", "st=0.5", "cancel", "pmin", "epmin=2"} {
+		f.Add(s, "pmax=10")
+	}
+	p := node.MustParsePath("/3303/0/5700")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		c, err := parseAttrQueries([]string{a, b}, p)
+		if err != nil {
+			return
+		}
+		got, err := c.apply(attrs{})
+		if err != nil {
+			return
+		}
+		if got.has(attrLt) && got.has(attrGt) && got.get(attrLt) >= got.get(attrGt) {
+			t.Fatalf("accepted lt %v >= gt %v", got.get(attrLt), got.get(attrGt))
+		}
+		if got.has(attrSt) && got.get(attrSt) < 0 {
+			t.Fatalf("accepted negative st")
+		}
+	})
+}
