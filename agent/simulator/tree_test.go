@@ -20,7 +20,9 @@ func testTree(t *testing.T) tree {
 	return s.devices[0].tree
 }
 
-func rec(p string, v node.Value) node.Record { return node.Record{Path: node.MustParsePath(p), Value: v} }
+func rec(p string, v node.Value) node.Record {
+	return node.Record{Path: node.MustParsePath(p), Value: v}
+}
 
 func codeOf(err error) codes.Code {
 	var oe *opError
