@@ -1,0 +1,417 @@
+// Package api serves the agent's REST API: the Cumulocity-shaped resources
+// (inventory, identity, measurements, events, alarms, device control,
+// tenants) and the LwM2M-specific ones, over net/http, with HTTP Basic
+// authentication as "tenant/user:password". Everything it reads and writes
+// goes through the store; operations are handed to an OperationRunner.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+// ModelSource answers object definitions for the objects view;
+// *model.Registry implements it.
+type ModelSource interface {
+	Object(id uint16) (model.ObjectDef, bool)
+}
+
+// OperationRunner delivers operations. Submit is called once per
+// operation, after it is stored PENDING; the runner sends it when the
+// device is reachable and records the outcome in the store. Submit must
+// not block for long: it runs inside the HTTP request, with a context that
+// outlives it.
+type OperationRunner interface {
+	Submit(ctx context.Context, tenant string, op store.Operation)
+}
+
+// RegistrationSource reports the object links of a device's live
+// registration. The objects view uses the lwm2m.objects fragment of the
+// device and needs it only where that fragment is not kept up to date.
+type RegistrationSource interface {
+	Objects(tenant, deviceID string) ([]string, bool)
+}
+
+// Config wires the API to the rest of the agent. Store is required.
+type Config struct {
+	Store         *store.Store
+	Models        ModelSource        // may be nil: every resource is then "raw"
+	Ops           OperationRunner    // may be nil: operations stay PENDING
+	Registrations RegistrationSource // may be nil
+	Metrics       *prometheus.Registry
+	Logger        *slog.Logger
+}
+
+// Body size limits.
+const (
+	MaxBody = 1 << 20
+)
+
+// API is the HTTP API.
+type API struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// New builds the API; Handler serves it.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	a.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "lwm2m_agent", Subsystem: "http", Name: "requests_total",
+		Help: "HTTP API requests by method, route and status code.",
+	}, []string{"method", "route", "code"})
+	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "lwm2m_agent", Subsystem: "http", Name: "request_duration_seconds",
+		Help: "HTTP API request latency by method and route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+	}, []string{"method", "route"})
+	for _, c := range []prometheus.Collector{a.reqs, a.latency} {
+		if err := cfg.Metrics.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				a.log.Error("register metrics", "err", err)
+			}
+		}
+	}
+	a.routes()
+	return a
+}
+
+// Handler returns the API's HTTP handler.
+func (a *API) Handler() http.Handler { return a.instrument(a.mux) }
+
+func (a *API) routes() {
+	m := a.mux
+	m.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "UP"})
+	})
+	// Metrics carry no tenant data; scrapers usually come without
+	// credentials.
+	m.Handle("GET /metrics", promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{}))
+
+	auth := func(pattern string, h func(w http.ResponseWriter, r *http.Request, u store.User)) {
+		m.Handle(pattern, a.authenticated(h))
+	}
+	auth("POST /tenant/tenants", a.createTenant)
+
+	auth("GET /inventory/managedObjects", a.listManagedObjects)
+	auth("POST /inventory/managedObjects", a.createManagedObject)
+	auth("GET /inventory/managedObjects/{id}", a.getManagedObject)
+	auth("PUT /inventory/managedObjects/{id}", a.updateManagedObject)
+	auth("DELETE /inventory/managedObjects/{id}", a.deleteManagedObject)
+
+	auth("GET /identity/externalIds/{type}/{externalId}", a.getExternalID)
+	auth("DELETE /identity/externalIds/{type}/{externalId}", a.deleteExternalID)
+	auth("GET /identity/globalIds/{id}/externalIds", a.listExternalIDs)
+	auth("POST /identity/globalIds/{id}/externalIds", a.createExternalID)
+
+	auth("GET /measurement/measurements", a.listMeasurements)
+	auth("GET /measurement/measurements/{id}", a.getMeasurement)
+	auth("GET /event/events", a.listEvents)
+	auth("GET /event/events/{id}", a.getEvent)
+	auth("GET /alarm/alarms", a.listAlarms)
+	auth("GET /alarm/alarms/{id}", a.getAlarm)
+	auth("PUT /alarm/alarms/{id}", a.updateAlarm)
+
+	auth("POST /devicecontrol/operations", a.createOperations)
+	auth("GET /devicecontrol/operations", a.listOperations)
+	auth("GET /devicecontrol/operations/{id}", a.getOperation)
+
+	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)
+
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, "general/notFound", "no resource at "+r.URL.Path)
+	})
+}
+
+// statusRecorder remembers the status code for the request metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (a *API) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(rec, r.Body, MaxBody)
+		}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern // set by the mux on this same request
+		if route == "" || route == "/" {
+			route = "unmatched"
+		} else if _, p, ok := strings.Cut(route, " "); ok {
+			route = p
+		}
+		a.reqs.WithLabelValues(r.Method, route, strconv.Itoa(rec.code)).Inc()
+		a.latency.WithLabelValues(r.Method, route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// authenticated checks HTTP Basic credentials "tenant/user:password".
+func (a *API) authenticated(h func(http.ResponseWriter, *http.Request, store.User)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, pass, ok := r.BasicAuth()
+		tenant, user, hasTenant := strings.Cut(name, "/")
+		if !ok || !hasTenant || tenant == "" || user == "" {
+			unauthorized(w, r, "credentials are needed as HTTP Basic tenant/user:password")
+			return
+		}
+		u, err := a.cfg.Store.Login(r.Context(), tenant, user, pass)
+		if errors.Is(err, store.ErrUnauthorized) {
+			unauthorized(w, r, "invalid credentials")
+			return
+		}
+		if err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		h(w, r, u)
+	})
+}
+
+func unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="lwm2m-agent"`)
+	writeError(w, r, http.StatusUnauthorized, "security/Unauthorized", msg)
+}
+
+// apiError is the Cumulocity error body.
+type apiError struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	Info    string `json:"info"`
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, code int, kind, msg string) {
+	writeJSON(w, code, apiError{Error: kind, Message: msg, Info: r.Method + " " + r.URL.Path})
+}
+
+func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, r, http.StatusInternalServerError, "general/internalError", "internal error; see the agent's log")
+}
+
+// storeError answers a store error with the matching status.
+func (a *API) storeError(w http.ResponseWriter, r *http.Request, area string, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, r, http.StatusNotFound, area+"/Not Found", "not found: "+r.URL.Path)
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, r, http.StatusConflict, area+"/Duplicate", err.Error())
+	case errors.Is(err, store.ErrInvalid):
+		writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", err.Error())
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer.
+	default:
+		a.internal(w, r, err)
+	}
+}
+
+// secret reports whether a member carries a credential. Credentials (PSK
+// keys, passwords) are write-only: every answer goes through scrub.
+func secret(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "pskkey") || strings.Contains(n, "password") || n == "adminpass" || strings.HasSuffix(n, "secret")
+}
+
+// scrub removes credential members from a JSON-shaped value, in place.
+func scrub(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if secret(k) {
+				delete(t, k)
+				continue
+			}
+			scrub(e)
+		}
+	case []any:
+		for _, e := range t {
+			scrub(e)
+		}
+	case []map[string]any:
+		for _, e := range t {
+			scrub(e)
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	scrub(v)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// jsonType accepts application/json and the Cumulocity media types
+// application/vnd.com.nsn.cumulocity.<type>+json.
+func jsonType(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/vnd.com.nsn.cumulocity.") && strings.HasSuffix(mt, "+json"))
+}
+
+// readJSON decodes a JSON object body; it answers the error itself and
+// returns false on failure.
+func readJSON(w http.ResponseWriter, r *http.Request, area string, v any) bool {
+	if !jsonType(r.Header.Get("Content-Type")) {
+		writeError(w, r, http.StatusUnsupportedMediaType, area+"/unsupportedMediaType",
+			"content type "+r.Header.Get("Content-Type")+" is not JSON")
+		return false
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, r, http.StatusRequestEntityTooLarge, area+"/tooLarge", fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
+			return false
+		}
+		writeError(w, r, http.StatusBadRequest, area+"/badRequest", "the body is not valid JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// numbers converts json.Number values (from UseNumber) into int64 where
+// they are integers and float64 otherwise, so they are stored as numbers.
+func numbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		f, _ := t.Float64()
+		return f
+	case map[string]any:
+		for k, e := range t {
+			t[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = numbers(e)
+		}
+	}
+	return v
+}
+
+// baseURL is the scheme and host the client used, for self links.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}
+
+func self(r *http.Request, path string) string { return baseURL(r) + path }
+
+// paging reads pageSize, currentPage and withTotalPages.
+func paging(w http.ResponseWriter, r *http.Request, area string) (store.Page, bool) {
+	q := r.URL.Query()
+	p := store.Page{Size: store.DefaultPageSize, Current: 1}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"pageSize", &p.Size}, {"currentPage", &p.Current}} {
+		if s := q.Get(f.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", f.name+" must be a positive integer, not "+strconv.Quote(s))
+				return p, false
+			}
+			*f.dst = n
+		}
+	}
+	p.Size = min(p.Size, store.MaxPageSize)
+	p.WithTotal = q.Get("withTotalPages") == "true"
+	return p, true
+}
+
+// collection writes a Cumulocity collection answer.
+func collection(w http.ResponseWriter, r *http.Request, name string, items []map[string]any, p store.Page, total int64) {
+	if items == nil {
+		items = []map[string]any{}
+	}
+	stats := map[string]any{"pageSize": p.Size, "currentPage": p.Current}
+	if total >= 0 {
+		stats["totalPages"] = store.TotalPages(total, p.Size)
+		stats["totalElements"] = total
+	}
+	body := map[string]any{name: items, "statistics": stats, "self": pageLink(r, p.Current, p.Size)}
+	if len(items) >= p.Size && (total < 0 || int64(p.Current)*int64(p.Size) < total) {
+		body["next"] = pageLink(r, p.Current+1, p.Size)
+	}
+	if p.Current > 1 {
+		body["prev"] = pageLink(r, p.Current-1, p.Size)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func pageLink(r *http.Request, page, size int) string {
+	q := r.URL.Query()
+	q.Set("currentPage", strconv.Itoa(page))
+	q.Set("pageSize", strconv.Itoa(size))
+	return self(r, r.URL.Path) + "?" + q.Encode()
+}
+
+// dateParam parses an ISO 8601 date parameter; ok is false after an
+// answered error.
+func dateParam(w http.ResponseWriter, r *http.Request, area, name string) (time.Time, bool) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return time.Time{}, true
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05-0700", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", name+" "+strconv.Quote(s)+" is not an ISO 8601 date")
+	return time.Time{}, false
+}
+
+func jsonTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+func escape(s string) string { return url.PathEscape(s) }

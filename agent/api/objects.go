@@ -1,0 +1,225 @@
+package api
+
+import (
+	"encoding/hex"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+type objView struct {
+	instances map[uint16]*instView
+}
+
+type instView struct {
+	resources map[uint16]*resView
+}
+
+type resView struct {
+	value  *store.ResourceValue            // single resource
+	values map[uint16]*store.ResourceValue // resource instances
+}
+
+// objectLinks returns the links the device registered: its lwm2m.objects
+// fragment, else what the registration source knows.
+func (a *API) objectLinks(u store.User, mo store.ManagedObject) []string {
+	var links []string
+	if l, ok := mo.Fragments["lwm2m"].(map[string]any); ok {
+		if objs, ok := l["objects"].([]any); ok {
+			for _, o := range objs {
+				if s, ok := o.(string); ok {
+					links = append(links, s)
+				}
+			}
+			return links
+		}
+	}
+	if a.cfg.Registrations != nil {
+		links, _ = a.cfg.Registrations.Objects(u.Tenant, mo.ID)
+	}
+	return links
+}
+
+// linkPath parses "/3/0", "</3/0>" or "</3/0>;ver=1.1".
+func linkPath(s string) (node.Path, bool) {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), ";")
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+	p, err := node.ParsePath(s)
+	if err != nil || p.Depth == 0 || p.Depth > 2 {
+		return node.Path{}, false
+	}
+	return p, true
+}
+
+// objectsView answers every object, instance and resource the device has:
+// the objects and instances it registered and those it sent values for;
+// for a known object, every resource of its definition with name, type,
+// operations and units; for an unknown one (or an undefined resource)
+// "raw": true. Each resource carries its last known value and time, a
+// multiple resource its instances under "values".
+func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) {
+	ctx := r.Context()
+	mo, err := a.cfg.Store.GetManagedObject(ctx, u.Tenant, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, r, "lwm2m", err)
+		return
+	}
+	vals, err := a.cfg.Store.Values(ctx, u.Tenant, mo.ID)
+	if err != nil {
+		a.storeError(w, r, "lwm2m", err)
+		return
+	}
+	pending, err := a.cfg.Store.PendingCount(ctx, u.Tenant, mo.ID)
+	if err != nil {
+		a.storeError(w, r, "lwm2m", err)
+		return
+	}
+	objs := map[uint16]*objView{}
+	object := func(id uint16) *objView {
+		o := objs[id]
+		if o == nil {
+			o = &objView{instances: map[uint16]*instView{}}
+			objs[id] = o
+		}
+		return o
+	}
+	instance := func(o, i uint16) *instView {
+		ov := object(o)
+		iv := ov.instances[i]
+		if iv == nil {
+			iv = &instView{resources: map[uint16]*resView{}}
+			ov.instances[i] = iv
+		}
+		return iv
+	}
+	for _, l := range a.objectLinks(u, mo) {
+		p, ok := linkPath(l)
+		if !ok {
+			continue
+		}
+		if p.Depth == 1 {
+			object(p.Object)
+		} else {
+			instance(p.Object, p.Instance)
+		}
+	}
+	for i := range vals {
+		v := &vals[i]
+		p, err := node.ParsePath(v.Path)
+		if err != nil || p.Depth < 3 {
+			continue
+		}
+		iv := instance(p.Object, p.Instance)
+		rv := iv.resources[p.Resource]
+		if rv == nil {
+			rv = &resView{}
+			iv.resources[p.Resource] = rv
+		}
+		if p.Depth == 3 {
+			rv.value = v
+		} else {
+			if rv.values == nil {
+				rv.values = map[uint16]*store.ResourceValue{}
+			}
+			rv.values[p.ResourceInstance] = v
+		}
+	}
+
+	out := []map[string]any{}
+	for _, oid := range slices.Sorted(maps.Keys(objs)) {
+		ov := objs[oid]
+		var def model.ObjectDef
+		known := false
+		if a.cfg.Models != nil {
+			def, known = a.cfg.Models.Object(oid)
+		}
+		oj := map[string]any{"id": oid, "path": node.ObjectPath(oid).String(), "raw": !known}
+		if known {
+			oj["name"] = def.Name
+			oj["multipleInstances"] = def.Multiple
+		}
+		insts := []map[string]any{}
+		for _, iid := range slices.Sorted(maps.Keys(ov.instances)) {
+			iv := ov.instances[iid]
+			ids := slices.Collect(maps.Keys(iv.resources))
+			if known {
+				for _, rd := range def.Resources {
+					ids = append(ids, rd.ID)
+				}
+			}
+			slices.Sort(ids)
+			ress := []map[string]any{}
+			for _, rid := range slices.Compact(ids) {
+				ress = append(ress, resourceJSON(node.ResourcePath(oid, iid, rid), def, known, iv.resources[rid]))
+			}
+			insts = append(insts, map[string]any{"id": iid, "path": node.InstancePath(oid, iid).String(), "resources": ress})
+		}
+		oj["instances"] = insts
+		out = append(out, oj)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"deviceId": mo.ID, "name": mo.Name, "pendingOperations": pending, "objects": out,
+		"self": self(r, r.URL.Path),
+	})
+}
+
+func resourceJSON(p node.Path, def model.ObjectDef, known bool, rv *resView) map[string]any {
+	rj := map[string]any{"id": p.Resource, "path": p.String()}
+	rd, defined := model.ResourceDef{}, false
+	if known {
+		rd, defined = def.Resource(p.Resource)
+	}
+	if defined {
+		rj["name"] = rd.Name
+		rj["type"] = rd.Type.String()
+		rj["operations"] = rd.Operations
+		rj["units"] = rd.Units
+		rj["multiple"] = rd.Multiple
+		rj["mandatory"] = rd.Mandatory
+	} else {
+		rj["raw"] = true
+	}
+	if rv == nil {
+		return rj
+	}
+	if rv.value != nil {
+		rj["value"] = jsonValue(rv.value.Value)
+		rj["time"] = jsonTime(rv.value.Time)
+		if !defined && rv.value.Type != "" {
+			rj["type"] = rv.value.Type
+		}
+	}
+	if len(rv.values) > 0 {
+		vs := []map[string]any{}
+		var last time.Time
+		for _, ri := range slices.Sorted(maps.Keys(rv.values)) {
+			v := rv.values[ri]
+			vs = append(vs, map[string]any{"id": ri, "value": jsonValue(v.Value), "time": jsonTime(v.Time)})
+			if v.Time.After(last) {
+				last = v.Time
+			}
+			if !defined && v.Type != "" {
+				rj["type"] = v.Type
+			}
+		}
+		rj["values"] = vs
+		if _, ok := rj["time"]; !ok {
+			rj["time"] = jsonTime(last)
+		}
+	}
+	return rj
+}
+
+// jsonValue writes opaque bytes as hex, like node.Value.Interface.
+func jsonValue(v any) any {
+	if b, ok := v.([]byte); ok {
+		return hex.EncodeToString(b)
+	}
+	return v
+}

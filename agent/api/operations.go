@@ -1,0 +1,141 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+func opJSON(r *http.Request, op store.Operation) map[string]any {
+	out := make(map[string]any, len(op.Fragments)+8)
+	for k, v := range op.Fragments {
+		out[k] = v
+	}
+	out["id"] = op.ID
+	out["deviceId"] = op.DeviceID
+	out["status"] = op.Status
+	out["creationTime"] = jsonTime(op.CreationTime)
+	out["attempts"] = op.Attempts
+	out["self"] = self(r, "/devicecontrol/operations/"+escape(op.ID))
+	if op.HasCommand {
+		c := map[string]any{"text": op.Text}
+		if op.Result != "" {
+			c["result"] = op.Result
+		}
+		out["c8y_Command"] = c
+	}
+	if op.FailureReason != "" {
+		out["failureReason"] = op.FailureReason
+	}
+	return out
+}
+
+// createOperations queues a shell command or a firmware update.
+//
+// A c8y_Command text of several lines becomes one operation per line, all
+// checked before any is stored. The answer is the first line's operation,
+// with "additionalOperationIds" listing the others' IDs in line order (the
+// member is absent for a single line). A malformed line answers 422
+// devicecontrol/unprocessable naming the line and the problem; nothing is
+// stored. Other top-level members of the body are stored with every
+// operation.
+func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.User) {
+	var body map[string]any
+	if !readJSON(w, r, "devicecontrol", &body) {
+		return
+	}
+	deviceID, _ := body["deviceId"].(string)
+	if deviceID == "" {
+		writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "deviceId is required")
+		return
+	}
+	frags := map[string]any{}
+	for k, v := range body {
+		switch k {
+		case "deviceId", "c8y_Command", "status", "id", "creationTime", "failureReason", "attempts", "self":
+		default:
+			frags[k] = numbers(v)
+		}
+	}
+	var ops []store.Operation
+	if cmd, ok := body["c8y_Command"]; ok {
+		c, _ := cmd.(map[string]any)
+		text, _ := c["text"].(string)
+		if strings.TrimSpace(text) == "" {
+			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "c8y_Command.text is required")
+			return
+		}
+		cmds, err := shell.ParseText(text)
+		if err != nil {
+			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", err.Error())
+			return
+		}
+		for _, c := range cmds {
+			ops = append(ops, store.Operation{DeviceID: deviceID, HasCommand: true, Text: c.Raw, Fragments: frags})
+		}
+	} else if fw, ok := body["c8y_Firmware"].(map[string]any); ok {
+		for _, k := range []string{"name", "version", "url"} {
+			if s, _ := fw[k].(string); s == "" {
+				writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "c8y_Firmware."+k+" is required")
+				return
+			}
+		}
+		ops = append(ops, store.Operation{DeviceID: deviceID, Fragments: frags})
+	} else {
+		writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "the operation needs c8y_Command {\"text\"} or c8y_Firmware {\"name\",\"version\",\"url\"}")
+		return
+	}
+	stored, err := a.cfg.Store.CreateOperations(r.Context(), u.Tenant, ops)
+	if err != nil {
+		a.storeError(w, r, "devicecontrol", err)
+		return
+	}
+	if a.cfg.Ops != nil {
+		// The runner keeps working on them after this request ends.
+		ctx := context.WithoutCancel(r.Context())
+		for _, op := range stored {
+			a.cfg.Ops.Submit(ctx, u.Tenant, op)
+		}
+	}
+	out := opJSON(r, stored[0])
+	if len(stored) > 1 {
+		ids := make([]any, 0, len(stored)-1)
+		for _, op := range stored[1:] {
+			ids = append(ids, op.ID)
+		}
+		out["additionalOperationIds"] = ids
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (a *API) listOperations(w http.ResponseWriter, r *http.Request, u store.User) {
+	p, ok := paging(w, r, "devicecontrol")
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	ops, total, err := a.cfg.Store.ListOperations(r.Context(), u.Tenant, store.OperationFilter{
+		DeviceID: q.Get("deviceId"), Status: q.Get("status"), Page: p,
+	})
+	if err != nil {
+		a.storeError(w, r, "devicecontrol", err)
+		return
+	}
+	items := make([]map[string]any, len(ops))
+	for i, op := range ops {
+		items[i] = opJSON(r, op)
+	}
+	collection(w, r, "operations", items, p, total)
+}
+
+func (a *API) getOperation(w http.ResponseWriter, r *http.Request, u store.User) {
+	op, err := a.cfg.Store.GetOperation(r.Context(), u.Tenant, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, r, "devicecontrol", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, opJSON(r, op))
+}

@@ -1,0 +1,389 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request, u store.User) {
+	if u.Tenant != store.ManagementTenant || !u.IsAdmin() {
+		writeError(w, r, http.StatusForbidden, "security/Forbidden", "only an administrator of the management tenant creates tenants")
+		return
+	}
+	var body struct {
+		ID        string `json:"id"`
+		AdminName string `json:"adminName"`
+		AdminPass string `json:"adminPass"`
+	}
+	if !readJSON(w, r, "tenant", &body) {
+		return
+	}
+	t, err := a.cfg.Store.CreateTenant(r.Context(), body.ID, body.AdminName, body.AdminPass)
+	if err != nil {
+		a.storeError(w, r, "tenant", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"id": t.ID, "domain": t.Domain, "creationTime": jsonTime(t.CreationTime),
+		"adminName": body.AdminName, "status": "ACTIVE", "self": self(r, "/tenant/tenants/"+escape(t.ID)),
+	})
+}
+
+func moJSON(r *http.Request, mo store.ManagedObject) map[string]any {
+	m := make(map[string]any, len(mo.Fragments)+6)
+	for k, v := range mo.Fragments {
+		m[k] = v
+	}
+	m["id"] = mo.ID
+	m["name"] = mo.Name
+	m["type"] = mo.Type
+	m["creationTime"] = jsonTime(mo.CreationTime)
+	m["lastUpdated"] = jsonTime(mo.LastUpdated)
+	m["self"] = self(r, "/inventory/managedObjects/"+escape(mo.ID))
+	return m
+}
+
+func (a *API) listManagedObjects(w http.ResponseWriter, r *http.Request, u store.User) {
+	p, ok := paging(w, r, "inventory")
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	mos, total, err := a.cfg.Store.ListManagedObjects(r.Context(), u.Tenant, store.ManagedObjectFilter{
+		Type: q.Get("type"), FragmentType: q.Get("fragmentType"), Query: q.Get("query"), Page: p,
+	})
+	if err != nil {
+		a.storeError(w, r, "inventory", err)
+		return
+	}
+	items := make([]map[string]any, len(mos))
+	for i, mo := range mos {
+		items[i] = moJSON(r, mo)
+	}
+	collection(w, r, "managedObjects", items, p, total)
+}
+
+// splitBody separates name and type from the fragments of a managed
+// object body.
+func splitBody(body map[string]any) (name, typ string, fragments map[string]any) {
+	name, _ = body["name"].(string)
+	typ, _ = body["type"].(string)
+	fragments = map[string]any{}
+	for k, v := range body {
+		if k != "name" && k != "type" {
+			fragments[k] = numbers(v)
+		}
+	}
+	return name, typ, fragments
+}
+
+func (a *API) createManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
+	var body map[string]any
+	if !readJSON(w, r, "inventory", &body) {
+		return
+	}
+	name, typ, frags := splitBody(body)
+	mo, err := a.cfg.Store.CreateManagedObject(r.Context(), u.Tenant, store.ManagedObject{Name: name, Type: typ, Fragments: frags})
+	if err != nil {
+		a.storeError(w, r, "inventory", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, moJSON(r, mo))
+}
+
+func (a *API) getManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
+	mo, err := a.cfg.Store.GetManagedObject(r.Context(), u.Tenant, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, r, "inventory", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, moJSON(r, mo))
+}
+
+func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
+	var body map[string]any
+	if !readJSON(w, r, "inventory", &body) {
+		return
+	}
+	for k := range body {
+		if secret(k) {
+			// Credentials have their own write-only resources; storing
+			// them as fragments would make them readable.
+			writeError(w, r, http.StatusUnprocessableEntity, "inventory/unprocessable", "fragment "+k+" looks like a credential and is not accepted here")
+			return
+		}
+	}
+	mo, err := a.cfg.Store.UpdateManagedObject(r.Context(), u.Tenant, r.PathValue("id"), numbers(body).(map[string]any))
+	if err != nil {
+		a.storeError(w, r, "inventory", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, moJSON(r, mo))
+}
+
+func (a *API) deleteManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
+	if err := a.cfg.Store.DeleteManagedObject(r.Context(), u.Tenant, r.PathValue("id")); err != nil {
+		a.storeError(w, r, "inventory", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func extJSON(r *http.Request, x store.ExternalID) map[string]any {
+	return map[string]any{
+		"externalId": x.ExternalID, "type": x.Type,
+		"self": self(r, "/identity/externalIds/"+escape(x.Type)+"/"+escape(x.ExternalID)),
+		"managedObject": map[string]any{
+			"id": x.ManagedObjectID, "self": self(r, "/inventory/managedObjects/"+escape(x.ManagedObjectID)),
+		},
+	}
+}
+
+func (a *API) getExternalID(w http.ResponseWriter, r *http.Request, u store.User) {
+	x, err := a.cfg.Store.GetExternalID(r.Context(), u.Tenant, r.PathValue("type"), r.PathValue("externalId"))
+	if err != nil {
+		a.storeError(w, r, "identity", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, extJSON(r, x))
+}
+
+func (a *API) deleteExternalID(w http.ResponseWriter, r *http.Request, u store.User) {
+	if err := a.cfg.Store.DeleteExternalID(r.Context(), u.Tenant, r.PathValue("type"), r.PathValue("externalId")); err != nil {
+		a.storeError(w, r, "identity", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) listExternalIDs(w http.ResponseWriter, r *http.Request, u store.User) {
+	id := r.PathValue("id")
+	if _, err := a.cfg.Store.GetManagedObject(r.Context(), u.Tenant, id); err != nil {
+		a.storeError(w, r, "identity", err)
+		return
+	}
+	xs, err := a.cfg.Store.ExternalIDsOf(r.Context(), u.Tenant, id)
+	if err != nil {
+		a.storeError(w, r, "identity", err)
+		return
+	}
+	items := make([]map[string]any, len(xs))
+	for i, x := range xs {
+		items[i] = extJSON(r, x)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"externalIds": items, "self": self(r, r.URL.Path)})
+}
+
+func (a *API) createExternalID(w http.ResponseWriter, r *http.Request, u store.User) {
+	var body struct {
+		Type       string `json:"type"`
+		ExternalID string `json:"externalId"`
+	}
+	if !readJSON(w, r, "identity", &body) {
+		return
+	}
+	x := store.ExternalID{Type: body.Type, ExternalID: body.ExternalID, ManagedObjectID: r.PathValue("id")}
+	if err := a.cfg.Store.CreateExternalID(r.Context(), u.Tenant, x); err != nil {
+		a.storeError(w, r, "identity", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, extJSON(r, x))
+}
+
+func sourceJSON(r *http.Request, id string) map[string]any {
+	return map[string]any{"id": id, "self": self(r, "/inventory/managedObjects/"+escape(id))}
+}
+
+func measurementJSON(r *http.Request, m store.Measurement) map[string]any {
+	out := make(map[string]any, len(m.Fragments)+5)
+	for k, v := range m.Fragments {
+		out[k] = v
+	}
+	out["id"] = m.ID
+	out["source"] = sourceJSON(r, m.Source)
+	out["time"] = jsonTime(m.Time)
+	out["type"] = m.Type
+	out["self"] = self(r, "/measurement/measurements/"+escape(m.ID))
+	return out
+}
+
+func (a *API) listMeasurements(w http.ResponseWriter, r *http.Request, u store.User) {
+	p, ok := paging(w, r, "measurement")
+	if !ok {
+		return
+	}
+	from, ok1 := dateParam(w, r, "measurement", "dateFrom")
+	if !ok1 {
+		return
+	}
+	to, ok2 := dateParam(w, r, "measurement", "dateTo")
+	if !ok2 {
+		return
+	}
+	q := r.URL.Query()
+	ms, total, err := a.cfg.Store.ListMeasurements(r.Context(), u.Tenant, store.MeasurementFilter{
+		Source: q.Get("source"), Type: q.Get("type"),
+		ValueFragmentType: q.Get("valueFragmentType"), ValueFragmentSeries: q.Get("valueFragmentSeries"),
+		DateFrom: from, DateTo: to, Revert: q.Get("revert") == "true", Page: p,
+	})
+	if err != nil {
+		a.storeError(w, r, "measurement", err)
+		return
+	}
+	items := make([]map[string]any, len(ms))
+	for i, m := range ms {
+		items[i] = measurementJSON(r, m)
+	}
+	collection(w, r, "measurements", items, p, total)
+}
+
+func (a *API) getMeasurement(w http.ResponseWriter, r *http.Request, u store.User) {
+	m, err := a.cfg.Store.GetMeasurement(r.Context(), u.Tenant, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, r, "measurement", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, measurementJSON(r, m))
+}
+
+func eventJSON(r *http.Request, e store.Event) map[string]any {
+	out := make(map[string]any, len(e.Fragments)+7)
+	for k, v := range e.Fragments {
+		out[k] = v
+	}
+	out["id"] = e.ID
+	out["source"] = sourceJSON(r, e.Source)
+	out["time"] = jsonTime(e.Time)
+	out["creationTime"] = jsonTime(e.CreationTime)
+	out["type"] = e.Type
+	out["text"] = e.Text
+	out["self"] = self(r, "/event/events/"+escape(e.ID))
+	return out
+}
+
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request, u store.User) {
+	p, ok := paging(w, r, "event")
+	if !ok {
+		return
+	}
+	from, ok1 := dateParam(w, r, "event", "dateFrom")
+	if !ok1 {
+		return
+	}
+	to, ok2 := dateParam(w, r, "event", "dateTo")
+	if !ok2 {
+		return
+	}
+	q := r.URL.Query()
+	es, total, err := a.cfg.Store.ListEvents(r.Context(), u.Tenant, store.EventFilter{
+		Source: q.Get("source"), Type: q.Get("type"), DateFrom: from, DateTo: to,
+		Revert: q.Get("revert") == "true", Page: p,
+	})
+	if err != nil {
+		a.storeError(w, r, "event", err)
+		return
+	}
+	items := make([]map[string]any, len(es))
+	for i, e := range es {
+		items[i] = eventJSON(r, e)
+	}
+	collection(w, r, "events", items, p, total)
+}
+
+func (a *API) getEvent(w http.ResponseWriter, r *http.Request, u store.User) {
+	e, err := a.cfg.Store.GetEvent(r.Context(), u.Tenant, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, r, "event", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, eventJSON(r, e))
+}
+
+func alarmJSON(r *http.Request, al store.Alarm) map[string]any {
+	out := make(map[string]any, len(al.Fragments)+11)
+	for k, v := range al.Fragments {
+		out[k] = v
+	}
+	out["id"] = al.ID
+	out["source"] = sourceJSON(r, al.Source)
+	out["time"] = jsonTime(al.Time)
+	out["firstOccurrenceTime"] = jsonTime(al.FirstOccurrenceTime)
+	out["creationTime"] = jsonTime(al.CreationTime)
+	out["type"] = al.Type
+	out["text"] = al.Text
+	out["severity"] = al.Severity
+	out["status"] = al.Status
+	out["count"] = al.Count
+	out["self"] = self(r, "/alarm/alarms/"+escape(al.ID))
+	return out
+}
+
+func (a *API) listAlarms(w http.ResponseWriter, r *http.Request, u store.User) {
+	p, ok := paging(w, r, "alarm")
+	if !ok {
+		return
+	}
+	from, ok1 := dateParam(w, r, "alarm", "dateFrom")
+	if !ok1 {
+		return
+	}
+	to, ok2 := dateParam(w, r, "alarm", "dateTo")
+	if !ok2 {
+		return
+	}
+	q := r.URL.Query()
+	var statuses []string
+	if s := q.Get("status"); s != "" {
+		// Cumulocity accepts a comma-separated list.
+		for st := range strings.SplitSeq(s, ",") {
+			st = strings.TrimSpace(st)
+			if !store.ValidAlarmStatus(st) {
+				writeError(w, r, http.StatusUnprocessableEntity, "alarm/unprocessable", "status "+st+" is not ACTIVE, ACKNOWLEDGED or CLEARED")
+				return
+			}
+			statuses = append(statuses, st)
+		}
+	}
+	as, total, err := a.cfg.Store.ListAlarms(r.Context(), u.Tenant, store.AlarmFilter{
+		Source: q.Get("source"), Type: q.Get("type"), Status: statuses, Severity: q.Get("severity"),
+		DateFrom: from, DateTo: to, Revert: q.Get("revert") == "true", Page: p,
+	})
+	if err != nil {
+		a.storeError(w, r, "alarm", err)
+		return
+	}
+	items := make([]map[string]any, len(as))
+	for i, al := range as {
+		items[i] = alarmJSON(r, al)
+	}
+	collection(w, r, "alarms", items, p, total)
+}
+
+func (a *API) getAlarm(w http.ResponseWriter, r *http.Request, u store.User) {
+	al, err := a.cfg.Store.GetAlarm(r.Context(), u.Tenant, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, r, "alarm", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, alarmJSON(r, al))
+}
+
+func (a *API) updateAlarm(w http.ResponseWriter, r *http.Request, u store.User) {
+	var body struct {
+		Status   string `json:"status"`
+		Severity string `json:"severity"`
+		Text     string `json:"text"`
+	}
+	if !readJSON(w, r, "alarm", &body) {
+		return
+	}
+	al, err := a.cfg.Store.UpdateAlarm(r.Context(), u.Tenant, r.PathValue("id"),
+		store.AlarmUpdate{Status: body.Status, Severity: body.Severity, Text: body.Text})
+	if err != nil {
+		a.storeError(w, r, "alarm", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, alarmJSON(r, al))
+}
