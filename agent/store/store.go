@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -248,14 +247,6 @@ func (s *Store) newIDs(ctx context.Context, n int) ([]int64, error) {
 		s.ids.next++
 	}
 	return out, nil
-}
-
-func (s *Store) newID(ctx context.Context) (string, error) {
-	ids, err := s.newIDs(ctx, 1)
-	if err != nil {
-		return "", err
-	}
-	return strconv.FormatInt(ids[0], 10), nil
 }
 
 // key is the _id of a tenant's object. Tenant IDs contain no '/', so the
