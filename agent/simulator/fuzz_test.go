@@ -58,6 +58,8 @@ func FuzzServe(f *testing.F) {
 		encodeRequest(f, codes.POST, "/3303", message.Options{uintOpt(message.ContentFormat, uint32(codec.TLV))}, tlv),
 		encodeRequest(f, codes.POST, "/3/0/4", nil, nil),
 		encodeRequest(f, codes.DELETE, "/3303/0", nil, nil),
+		encodeRequest(f, codes.FETCH, "/", message.Options{uintOpt(message.ContentFormat, uint32(codec.SenMLJSON))}, []byte(`[{"n":"/3/0/0"}]`)),
+		encodeRequest(f, codes.IPATCH, "/", message.Options{uintOpt(message.ContentFormat, uint32(codec.SenMLJSON))}, []byte(`[{"n":"/3/0/14","vs":"+01:00"}]`)),
 	} {
 		f.Add(seed)
 	}
@@ -141,6 +143,31 @@ func FuzzAttrQueries(f *testing.F) {
 		}
 		if got.has(attrSt) && got.get(attrSt) < 0 {
 			t.Fatalf("accepted negative st")
+		}
+	})
+}
+
+// FuzzPathList checks the decoder of composite path lists: no panic, and
+// whatever it accepts is a bounded list of valid paths.
+func FuzzPathList(f *testing.F) {
+	f.Add(uint8(0), []byte(`[{"n":"/3/0/0"},{"bn":"/3303/0/","n":"5700"}]`))
+	f.Add(uint8(1), []byte("\x82\xa1\x00\x66/3/0/0\xa2\x21\x65/4/0/\x00\x612"))
+	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
+		format := codec.SenMLJSON
+		if which%2 == 1 {
+			format = codec.SenMLCBOR
+		}
+		paths, err := decodePathList(format, payload)
+		if err != nil {
+			return
+		}
+		if len(paths) == 0 || len(paths) > maxCompositePaths {
+			t.Fatalf("%d paths accepted", len(paths))
+		}
+		for _, p := range paths {
+			if q, err := node.ParsePath(p.String()); err != nil || q != p {
+				t.Fatalf("path %v does not round-trip: %v", p, err)
+			}
 		}
 	})
 }

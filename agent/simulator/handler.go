@@ -131,6 +131,14 @@ func (d *Device) serve(r *pool.Message, now time.Time) reply {
 		return d.post(r, p, now)
 	case codes.DELETE:
 		return d.delete(p, now)
+	case codes.FETCH:
+		if d.sim.cfg.Version != "1.0" {
+			return d.fetch(r, p, now)
+		}
+	case codes.IPATCH:
+		if d.sim.cfg.Version != "1.0" {
+			return d.ipatch(r, p, now)
+		}
 	}
 	return reply{code: codes.MethodNotAllowed, observe: -1, diag: r.Code().String() + " is not supported"}
 }

@@ -20,7 +20,8 @@ import (
 type observation struct {
 	dev      *Device
 	token    string
-	path     node.Path
+	path     node.Path   // the root for a composite observation
+	paths    []node.Path // the paths of a composite observation
 	format   codec.Format
 	seq      uint32    // Observe option value of the last message
 	lastSent time.Time // of the last notification (or the first answer)
@@ -226,9 +227,15 @@ func (d *Device) changedLocked(changed []node.Path, now time.Time) []*outgoing {
 	for _, o := range append([]*observation(nil), d.obs...) {
 		hit := false
 		for _, p := range changed {
-			if o.path.Contains(p) || p.Contains(o.path) {
+			if o.paths == nil && (o.path.Contains(p) || p.Contains(o.path)) {
 				hit = true
 				break
+			}
+			for _, q := range o.paths {
+				if q.Contains(p) || p.Contains(q) {
+					hit = true
+					break
+				}
 			}
 		}
 		if !hit || o.cancel {
@@ -288,7 +295,13 @@ func (d *Device) notifyLocked(o *observation, now time.Time) *outgoing {
 		return nil
 	}
 	out := &outgoing{o: o, cc: d.conn, token: []byte(o.token), format: o.format, con: d.sim.cfg.NotifyCON}
-	recs, err := d.tree.read(o.path, now)
+	var recs []node.Record
+	var err error
+	if o.paths != nil {
+		recs, err = d.readPathsLocked(o.paths, now)
+	} else {
+		recs, err = d.tree.read(o.path, now)
+	}
 	if err == nil {
 		out.payload, err = codec.Encode(o.format, o.path, recs)
 	}

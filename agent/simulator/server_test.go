@@ -375,3 +375,5 @@ func fmtValues(m map[string]node.Value) string {
 	}
 	return b.String()
 }
+
+func bytesReader(s string) *bytes.Reader { return bytes.NewReader([]byte(s)) }

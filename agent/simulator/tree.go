@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -22,6 +23,18 @@ func (e *opError) Error() string { return e.code.String() + ": " + e.msg }
 
 func refuse(code codes.Code, format string, args ...any) error {
 	return &opError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// codeOf is the CoAP code an error answers with; 0 for no error.
+func codeOf(err error) codes.Code {
+	if err == nil {
+		return 0
+	}
+	var oe *opError
+	if errors.As(err, &oe) {
+		return oe.code
+	}
+	return codes.InternalServerError
 }
 
 // resource holds the value of one resource of one instance. Values are

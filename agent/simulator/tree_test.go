@@ -2,7 +2,6 @@ package simulator
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -22,17 +21,6 @@ func testTree(t *testing.T) tree {
 
 func rec(p string, v node.Value) node.Record {
 	return node.Record{Path: node.MustParsePath(p), Value: v}
-}
-
-func codeOf(err error) codes.Code {
-	var oe *opError
-	if errors.As(err, &oe) {
-		return oe.code
-	}
-	if err == nil {
-		return 0
-	}
-	return codes.InternalServerError
 }
 
 func TestTreeWrite(t *testing.T) {
