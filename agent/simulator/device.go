@@ -281,4 +281,5 @@ func backoff(n int) time.Duration {
 // errStopped is returned for exchanges of a stopped device.
 var errStopped = errors.New("device stopped")
 
+// String names the device in logs and test failures.
 func (d *Device) String() string { return fmt.Sprintf("device %s", d.endpoint) }

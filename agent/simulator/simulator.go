@@ -32,8 +32,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
 )
 
-// Config says what to simulate. The zero value of every field but Server
-// has a usable default.
+// Config says what to simulate. Server is required; any other field left
+// zero takes its default, except NotifyInterval, where zero means the
+// values never change.
 type Config struct {
 	// Server is the LwM2M server's CoAP address, "127.0.0.1:5783".
 	Server string
