@@ -233,3 +233,31 @@ func (h *harness) events(deviceID, typ string) []map[string]any {
 	}
 	return res.Events
 }
+
+// objectValue reads one resource's last known value from the objects view.
+func (h *harness) objectValue(deviceID, path string) (string, bool) {
+	h.t.Helper()
+	var view struct {
+		Objects []struct {
+			Instances []struct {
+				Resources []struct {
+					Path  string `json:"path"`
+					Value any    `json:"value"`
+				} `json:"resources"`
+			} `json:"instances"`
+		} `json:"objects"`
+	}
+	if code := h.call("GET", "/lwm2m/devices/"+deviceID+"/objects", nil, &view); code != 200 {
+		h.t.Fatalf("objects view: HTTP %d", code)
+	}
+	for _, o := range view.Objects {
+		for _, i := range o.Instances {
+			for _, r := range i.Resources {
+				if r.Path == path && r.Value != nil {
+					return fmt.Sprint(r.Value), true
+				}
+			}
+		}
+	}
+	return "", false
+}
