@@ -4,6 +4,8 @@ BIN       := bin/lwm2m-agent
 PKG       := ./agent/cmd/lwm2m-agent
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 
 # Development defaults for `make run`; production sets its own environment.
 export LWM2M_AGENT_ADMIN_PASSWORD ?= admin-dev-password
@@ -15,7 +17,7 @@ export LWM2M_AGENT_DATA_DIR       ?= ./data
 all: build
 
 build:
-	$(GO) build -o $(BIN) $(PKG)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) $(PKG)
 
 run: build
 	./$(BIN) serve

@@ -110,7 +110,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	run("lwm2m server", func() error { return srv.Serve(ctx) })
 	run("operations", func() error { a.Ops.Run(ctx); return nil })
-	run("values", func() error { a.Values.Run(ctx); return nil })
+	// The value writer outlives the server: it stops after the last hook
+	// call has handed over its values, then drains them into the store.
+	valuesCtx, stopValues := context.WithCancel(context.WithoutCancel(ctx))
+	valuesDone := make(chan struct{})
+	go func() { defer close(valuesDone); a.Values.Run(valuesCtx) }()
 	run("http api", func() error { return a.httpSrv.Serve(a.httpLn) })
 	run("http shutdown", func() error {
 		<-ctx.Done()
@@ -124,6 +128,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 
 	wait := func() error {
 		wg.Wait()
+		hooks.Wait()
+		stopValues()
+		<-valuesDone
 		close(errs)
 		var all []error
 		for err := range errs {

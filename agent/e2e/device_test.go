@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -181,5 +182,94 @@ func TestMalformedShellCommand(t *testing.T) {
 	h.call("GET", "/devicecontrol/operations?deviceId="+id, nil, &list)
 	if len(list.Operations) != 0 {
 		t.Errorf("malformed commands left %d operations", len(list.Operations))
+	}
+}
+
+// The rest of the device-management operations, as an operator drives them.
+func TestCreateDeleteWriteAttributesAndSend(t *testing.T) {
+	h := startAgent(t)
+	sim := h.simulate(1, nil)
+	ep := sim.Endpoints()[0]
+	id := h.device(ep).str("id")
+
+	op := h.shell(id, `create /3303 {"5700": 12.5, "5701": "Cel"}`, 10*time.Second)
+	if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "Created /3303/") {
+		t.Fatalf("create: %s %q %s", op.Status, op.Command.Result, op.FailureReason)
+	}
+	created := strings.TrimSpace(strings.TrimPrefix(op.Command.Result, "Created "))
+	if v, ok := sim.Device(ep).Value(node.MustParsePath(created + "/5700")); !ok || v.Float != 12.5 {
+		t.Errorf("device holds %s/5700 = %+v, %v after create", created, v, ok)
+	}
+	// The device announces its new instance with an Update; the agent
+	// records the new object list and an update event.
+	h.eventually(10*time.Second, func() error {
+		objs, _ := h.device(ep)["lwm2m"].(map[string]any)["objects"].([]any)
+		if !slices.Contains(objs, any(created)) {
+			return fmt.Errorf("objects %v lack %s", objs, created)
+		}
+		if len(h.events(id, "c8y_LWM2MDeviceRegistrationUpdate")) == 0 {
+			return fmt.Errorf("no update event")
+		}
+		return nil
+	})
+
+	op = h.shell(id, "delete "+created, 10*time.Second)
+	if op.Status != "SUCCESSFUL" {
+		t.Fatalf("delete: %s %s", op.Status, op.FailureReason)
+	}
+	if _, ok := sim.Device(ep).Value(node.MustParsePath(created + "/5700")); ok {
+		t.Errorf("%s still exists on the device", created)
+	}
+	op = h.shell(id, "delete "+created, 10*time.Second)
+	if op.Status != "FAILED" || !strings.Contains(op.FailureReason, "4.04") {
+		t.Errorf("second delete: %s %q, want FAILED with 4.04", op.Status, op.FailureReason)
+	}
+
+	op = h.shell(id, "writeattr /3303/0/5700 pmin=5&pmax=60", 10*time.Second)
+	if op.Status != "SUCCESSFUL" {
+		t.Fatalf("writeattr: %s %s", op.Status, op.FailureReason)
+	}
+	op = h.shell(id, "discover /3303/0/5700", 10*time.Second)
+	if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "pmin=5") || !strings.Contains(op.Command.Result, "pmax=60") {
+		t.Errorf("discover after writeattr: %s %q %s", op.Status, op.Command.Result, op.FailureReason)
+	}
+
+	// LwM2M 1.1 Send: values the device pushes on its own appear in the
+	// objects view like notifications.
+	sim.Device(ep).SetValue(node.MustParsePath("/3/0/9"), node.Int(17))
+	if err := sim.Device(ep).Send(h.ctx, node.MustParsePath("/3/0/9")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	h.eventually(5*time.Second, func() error {
+		if v, _ := h.objectValue(id, "/3/0/9"); v != "17" {
+			return fmt.Errorf("objects view shows /3/0/9 = %q, want the sent 17", v)
+		}
+		return nil
+	})
+}
+
+// Without auto-registration an endpoint nobody registered is refused, and
+// nothing is created for it.
+func TestUnknownEndpointRefused(t *testing.T) {
+	h := startAgent(t, withAutoRegister(false))
+	sim, err := simulator.New(simulator.Config{Server: h.agent.CoAPAddr.String(), Count: 1, Prefix: "stranger", Version: "1.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	go func() { _ = sim.Run(ctx) }()
+	h.eventually(3*time.Second, func() error {
+		if st := h.agent.Server.Stats(); st.Rejected == 0 {
+			return fmt.Errorf("no register refused yet")
+		}
+		return nil
+	})
+	if n := sim.Registered(); n != 0 {
+		t.Errorf("%d devices registered", n)
+	}
+	var ext map[string]any
+	if code := h.call("GET", "/identity/externalIds/c8y_Id/stranger-0", nil, &ext); code != 404 {
+		t.Errorf("external id of the refused endpoint: HTTP %d, want 404", code)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
@@ -90,7 +91,7 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		return string(codec.FormatLinks(links)), nil
 	case shell.Create:
 		p := cmd.Paths[0]
-		recs, err := r.createRecords(p, cmd.JSON)
+		recs, err := r.createRecords(freeInstance(reg, p), cmd.JSON)
 		if err != nil {
 			return "", fmt.Errorf("create %s: %w", p, err)
 		}
@@ -135,6 +136,26 @@ func (r *Runner) typed(p node.Path, text string) (node.Value, error) {
 	return node.ParseText(t, text)
 }
 
+// freeInstance picks the lowest instance ID of object p that the device
+// did not register, so that Create names its instance in every content
+// format (SenML and TLV alike) and cannot collide with an existing one.
+func freeInstance(reg lwm2m.Registration, p node.Path) node.Path {
+	if p.Depth != 1 {
+		return p
+	}
+	used := map[uint16]bool{}
+	for _, o := range reg.Objects {
+		if o.Path.Object == p.Object && o.Path.Depth >= 2 {
+			used[o.Path.Instance] = true
+		}
+	}
+	var id uint16
+	for used[id] {
+		id++
+	}
+	return p.Child(id)
+}
+
 // createRecords types the JSON of `create /O {"0": v, ...}` by definition.
 func (r *Runner) createRecords(p node.Path, fields map[string]any) ([]node.Record, error) {
 	ids := make([]int, 0, len(fields))
@@ -147,33 +168,58 @@ func (r *Runner) createRecords(p node.Path, fields map[string]any) ([]node.Recor
 	}
 	sort.Ints(ids)
 	inst := p
-	if inst.Depth == 1 {
-		inst = p.Child(0) // the device picks the instance; records are relative to it
-	}
 	recs := make([]node.Record, 0, len(ids))
 	for _, id := range ids {
-		raw := fields[strconv.Itoa(id)]
-		var text string
-		switch v := raw.(type) {
-		case string:
-			text = v
-		case json.Number:
-			text = v.String()
-		case float64:
-			text = strconv.FormatFloat(v, 'f', -1, 64)
-		case bool:
-			text = strconv.FormatBool(v)
-		default:
-			return nil, fmt.Errorf("resource %d: value %v is neither string, number nor boolean", id, raw)
-		}
 		rp := inst.Child(uint16(id))
-		v, err := r.typed(rp, text)
+		raw := fields[strconv.Itoa(id)]
+		if multi, ok := raw.(map[string]any); ok { // {"<riid>": value} for a multiple resource
+			riids := make([]int, 0, len(multi))
+			for k := range multi {
+				ri, err := strconv.Atoi(k)
+				if err != nil || ri < 0 || ri > node.MaxID {
+					return nil, fmt.Errorf("resource %d: %q is not a resource instance ID", id, k)
+				}
+				riids = append(riids, ri)
+			}
+			sort.Ints(riids)
+			for _, ri := range riids {
+				rec, err := r.typedJSON(rp.Child(uint16(ri)), multi[strconv.Itoa(ri)])
+				if err != nil {
+					return nil, fmt.Errorf("resource %d/%d: %w", id, ri, err)
+				}
+				recs = append(recs, rec)
+			}
+			continue
+		}
+		rec, err := r.typedJSON(rp, raw)
 		if err != nil {
 			return nil, fmt.Errorf("resource %d: %w", id, err)
 		}
-		recs = append(recs, node.Record{Path: rp, Value: v})
+		recs = append(recs, rec)
 	}
 	return recs, nil
+}
+
+// typedJSON types one JSON value of create by the resource's definition.
+func (r *Runner) typedJSON(p node.Path, raw any) (node.Record, error) {
+	var text string
+	switch v := raw.(type) {
+	case string:
+		text = v
+	case json.Number:
+		text = v.String()
+	case float64:
+		text = strconv.FormatFloat(v, 'f', -1, 64)
+	case bool:
+		text = strconv.FormatBool(v)
+	default:
+		return node.Record{}, fmt.Errorf("value %v is neither string, number nor boolean", raw)
+	}
+	v, err := r.typed(p, text)
+	if err != nil {
+		return node.Record{}, err
+	}
+	return node.Record{Path: p, Value: v}, nil
 }
 
 // formatRecords writes one line per value: path, resource name where the
@@ -192,7 +238,11 @@ func (r *Runner) formatRecords(base node.Path, recs []node.Record) string {
 			b.WriteString(" (" + name + ")")
 		}
 		b.WriteString(" = ")
-		b.WriteString(rec.Value.Text())
+		if rec.Value.Type == node.TypeTime {
+			b.WriteString(rec.Value.Time.UTC().Format(time.RFC3339))
+		} else {
+			b.WriteString(rec.Value.Text())
+		}
 	}
 	return b.String()
 }

@@ -202,6 +202,14 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.O
 	}
 	start := time.Now()
 	result, err := r.run(ctx, reg, op.Text)
+	if ctx.Err() != nil {
+		// the agent is stopping: the device may not have had its say, so
+		// the operation goes back to the queue instead of failing
+		if err := r.cfg.Store.SetStatus(context.WithoutCancel(ctx), reg.Tenant, op.ID, store.OpPending, "", ""); err != nil {
+			return fmt.Errorf("operation %s: back to pending: %w", op.ID, err)
+		}
+		return nil
+	}
 	status, reason := store.OpSuccessful, ""
 	if err != nil {
 		status, reason = store.OpFailed, FailureReason(err)

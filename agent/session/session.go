@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
@@ -52,9 +53,14 @@ type Config struct {
 
 // Hooks implements lwm2m.Hooks on top of the store.
 type Hooks struct {
-	cfg Config
-	log *slog.Logger
+	cfg      Config
+	log      *slog.Logger
+	inflight sync.WaitGroup // hook calls under way, so shutdown can let them finish
 }
+
+// Wait returns when no hook call is under way; the store must stay open
+// until then, or the last lifecycle events are lost.
+func (h *Hooks) Wait() { h.inflight.Wait() }
 
 // New returns the hooks; cfg.Store is required.
 func New(cfg Config) *Hooks {
@@ -69,6 +75,8 @@ func New(cfg Config) *Hooks {
 
 // Authorize binds the endpoint to the device that owns it.
 func (h *Hooks) Authorize(ctx context.Context, endpoint string, peer net.Addr) (lwm2m.Identity, error) {
+	h.inflight.Add(1)
+	defer h.inflight.Done()
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
 	defer cancel()
 	tenant, id, err := h.cfg.Store.DeviceByEndpoint(ctx, endpoint)
@@ -92,26 +100,36 @@ func (h *Hooks) Authorize(ctx context.Context, endpoint string, peer net.Addr) (
 
 // Registered marks the device available and records the registration.
 func (h *Hooks) Registered(ctx context.Context, reg lwm2m.Registration) {
+	h.inflight.Add(1)
+	defer h.inflight.Done()
 	h.online(ctx, reg, EventRegistration, fmt.Sprintf("Device %s registered (LwM2M %s, lifetime %s, binding %s)", reg.Endpoint, reg.Version, reg.Lifetime, reg.Binding))
 }
 
 // Updated refreshes the registration.
 func (h *Hooks) Updated(ctx context.Context, reg lwm2m.Registration) {
+	h.inflight.Add(1)
+	defer h.inflight.Done()
 	h.online(ctx, reg, EventRegistrationUpdate, fmt.Sprintf("Device %s updated its registration", reg.Endpoint))
 }
 
 // Deregistered marks the device unavailable.
 func (h *Hooks) Deregistered(ctx context.Context, reg lwm2m.Registration) {
+	h.inflight.Add(1)
+	defer h.inflight.Done()
 	h.offline(ctx, reg, EventDeregistration, fmt.Sprintf("Device %s de-registered", reg.Endpoint))
 }
 
 // Expired marks the device unavailable after its lifetime ran out.
 func (h *Hooks) Expired(ctx context.Context, reg lwm2m.Registration) {
+	h.inflight.Add(1)
+	defer h.inflight.Done()
 	h.offline(ctx, reg, EventExpired, fmt.Sprintf("Registration of %s expired after %s without update", reg.Endpoint, reg.Lifetime))
 }
 
 // Values records what a device reported in notifications and Send.
 func (h *Hooks) Values(ctx context.Context, reg lwm2m.Registration, observed node.Path, recs []node.Record) {
+	h.inflight.Add(1)
+	defer h.inflight.Done()
 	if h.cfg.Values == nil || len(recs) == 0 {
 		return
 	}
