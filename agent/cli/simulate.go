@@ -55,6 +55,7 @@ func simulateCmd() *cobra.Command {
 	f.BoolVar(&cfg.NotifyCON, "con", false, "send notifications as confirmable messages")
 	f.StringVar(&cfg.Binding, "binding", "U", "binding mode (U or UQ)")
 	f.Float64Var(&cfg.RegisterRate, "rate", 0, "registrations per second at start (0: as fast as the server takes them)")
+	f.StringVar(&cfg.Bind, "bind", "", "local IP address of the devices' sockets (e.g. 127.0.1.1 to spread load runs)")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	f.DurationVar(&every, "stats-every", 5*time.Second, "how often to print statistics")
 	return cmd

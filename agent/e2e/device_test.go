@@ -81,9 +81,13 @@ func TestDeviceManagement(t *testing.T) {
 
 func TestObserveAndCancel(t *testing.T) {
 	h := startAgent(t)
-	sim := h.simulate(1, nil)
+	sim := h.simulate(1, func(c *simulator.Config) { c.Bind = "127.0.0.3" })
 	ep := sim.Endpoints()[0]
-	id := h.device(ep).str("id")
+	mo := h.device(ep)
+	id := mo.str("id")
+	if addr := mo.str("lwm2m", "address"); !strings.HasPrefix(addr, "127.0.0.3:") {
+		t.Errorf("device address %q, want the simulator's bind address 127.0.0.3", addr)
+	}
 
 	op := h.shell(id, "observe /3303/0/5700", 10*time.Second)
 	if op.Status != "SUCCESSFUL" {

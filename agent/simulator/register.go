@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,12 @@ func (d *Device) dial() (*client.Conn, error) {
 	if cc != nil {
 		return cc, nil
 	}
+	dialer := &net.Dialer{}
+	if d.sim.cfg.Bind != "" {
+		dialer.LocalAddr = &net.UDPAddr{IP: net.ParseIP(d.sim.cfg.Bind)}
+	}
 	cc, err := udp.Dial(d.sim.cfg.Server,
+		options.WithDialer(dialer),
 		options.WithContext(d.sim.runCtx),
 		options.WithHandlerFunc(d.handle),
 		options.WithRequestMonitor(d.monitor),

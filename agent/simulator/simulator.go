@@ -65,6 +65,10 @@ type Config struct {
 	RegisterRate float64
 	// Concurrency bounds the registrations and updates in flight (default 64).
 	Concurrency int
+	// Bind is the local IP address the devices' sockets use (default: any).
+	// Each address has its own port range, so load runs of many tens of
+	// thousands of devices spread them over several loopback addresses.
+	Bind string
 	// Logger receives the simulator's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -138,6 +142,9 @@ func (c Config) Validate() error {
 	}
 	if c.Concurrency < 0 {
 		return fmt.Errorf("concurrency: %d is negative", c.Concurrency)
+	}
+	if c.Bind != "" && net.ParseIP(c.Bind) == nil {
+		return fmt.Errorf("bind: %q is not an IP address", c.Bind)
 	}
 	return nil
 }

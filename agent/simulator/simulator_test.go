@@ -711,6 +711,7 @@ func TestConfigValidate(t *testing.T) {
 		{"short lifetime", Config{Server: "a:1", Lifetime: time.Millisecond}, "lifetime"},
 		{"bad binding", Config{Server: "a:1", Binding: "T"}, "binding"},
 		{"negative rate", Config{Server: "a:1", RegisterRate: -1}, "register rate"},
+		{"bad bind", Config{Server: "a:1", Bind: "localhost"}, "bind"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
