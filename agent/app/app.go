@@ -30,6 +30,7 @@ type Agent struct {
 	Server *lwm2m.Server
 	Ops    *ops.Runner
 	Values *session.ValueWriter
+	State  *session.StateWriter
 	Models *model.Registry
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
@@ -70,7 +71,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 
 	a.Values = session.NewValueWriter(st, 4096, 50*time.Millisecond, log)
-	hooks := session.New(session.Config{Store: st, Values: a.Values, AutoRegister: cfg.AutoRegister, Logger: log})
+	a.State = session.NewStateWriter(st, 8192, 10*time.Millisecond, log)
+	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, AutoRegister: cfg.AutoRegister, Logger: log})
 	srv, err := lwm2m.NewServer(lwm2m.Config{
 		Addr:             cfg.CoAPAddr,
 		RequestTimeout:   cfg.RequestTimeout,
@@ -110,11 +112,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	run("lwm2m server", func() error { return srv.Serve(ctx) })
 	run("operations", func() error { a.Ops.Run(ctx); return nil })
-	// The value writer outlives the server: it stops after the last hook
-	// call has handed over its values, then drains them into the store.
-	valuesCtx, stopValues := context.WithCancel(context.WithoutCancel(ctx))
-	valuesDone := make(chan struct{})
-	go func() { defer close(valuesDone); a.Values.Run(valuesCtx) }()
+	// The writers outlive the server: they stop after the last hook call
+	// has handed over its changes, then drain them into the store.
+	writersCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
+	go a.Values.Run(writersCtx)
+	go a.State.Run(writersCtx)
 	run("http api", func() error { return a.httpSrv.Serve(a.httpLn) })
 	run("http shutdown", func() error {
 		<-ctx.Done()
@@ -129,8 +131,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	wait := func() error {
 		wg.Wait()
 		hooks.Wait()
-		stopValues()
-		<-valuesDone
+		stopWriters()
+		<-a.Values.Done()
+		<-a.State.Done()
 		close(errs)
 		var all []error
 		for err := range errs {

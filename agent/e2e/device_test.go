@@ -21,11 +21,15 @@ func TestDeviceManagement(t *testing.T) {
 			sim := h.simulate(1, func(c *simulator.Config) { c.Version = version })
 			ep := sim.Endpoints()[0]
 
-			mo := h.device(ep)
+			var mo managedObject
+			h.eventually(5*time.Second, func() error {
+				mo = h.device(ep)
+				if got := mo.str("c8y_Availability", "status"); got != "AVAILABLE" {
+					return fmt.Errorf("availability %q, want AVAILABLE", got)
+				}
+				return nil
+			})
 			id := mo.str("id")
-			if got := mo.str("c8y_Availability", "status"); got != "AVAILABLE" {
-				t.Errorf("availability %q, want AVAILABLE", got)
-			}
 			if got := mo.str("lwm2m", "lwm2mVersion"); got != version {
 				t.Errorf("lwm2mVersion %q, want %s", got, version)
 			}
@@ -83,7 +87,13 @@ func TestObserveAndCancel(t *testing.T) {
 	h := startAgent(t)
 	sim := h.simulate(1, func(c *simulator.Config) { c.Bind = "127.0.0.3" })
 	ep := sim.Endpoints()[0]
-	mo := h.device(ep)
+	var mo managedObject
+	h.eventually(5*time.Second, func() error {
+		if mo = h.device(ep); mo.str("lwm2m", "address") == "" {
+			return fmt.Errorf("no registration stored yet")
+		}
+		return nil
+	})
 	id := mo.str("id")
 	if addr := mo.str("lwm2m", "address"); !strings.HasPrefix(addr, "127.0.0.3:") {
 		t.Errorf("device address %q, want the simulator's bind address 127.0.0.3", addr)

@@ -44,6 +44,7 @@ type Reachable interface {
 type Config struct {
 	Store        *store.Store
 	Values       *ValueWriter
+	State        *StateWriter
 	Ops          Reachable
 	AutoRegister bool
 	Logger       *slog.Logger
@@ -164,15 +165,9 @@ func (h *Hooks) offline(ctx context.Context, reg lwm2m.Registration, event, text
 }
 
 func (h *Hooks) write(ctx context.Context, reg lwm2m.Registration, frag bson.M, event, text string) {
-	log := h.log.With("endpoint", reg.Endpoint, "reg_id", reg.ID, "device", reg.DeviceID)
-	if err := h.cfg.Store.UpdateFragments(ctx, reg.Tenant, reg.DeviceID, frag); err != nil {
-		log.Error("store registration", "err", err)
-	}
 	ev := store.Event{Source: reg.DeviceID, Type: event, Text: text, Time: time.Now().UTC()}
-	if _, err := h.cfg.Store.CreateEvent(ctx, reg.Tenant, ev); err != nil {
-		log.Error("store lifecycle event", "event", event, "err", err)
-	}
-	log.Debug("lifecycle", "event", event)
+	h.cfg.State.Add(ctx, stateChange{tenant: reg.Tenant, device: reg.DeviceID, fragments: frag, event: ev})
+	h.log.Debug("lifecycle", "endpoint", reg.Endpoint, "reg_id", reg.ID, "device", reg.DeviceID, "event", event)
 }
 
 // Fragment is the lwm2m fragment of a registered device's managed object.

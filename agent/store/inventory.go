@@ -442,3 +442,43 @@ func (s *Store) CreateDevice(ctx context.Context, tenant, endpoint string) (id s
 	}
 	return mo.ID, nil
 }
+
+// UpdateFragmentsMany merges fragments into many objects of one tenant in
+// one round trip (an unordered bulk of updates by _id). Objects that do not
+// exist are skipped; their IDs are returned.
+func (s *Store) UpdateFragmentsMany(ctx context.Context, tenant string, updates map[string]bson.M) (missing []string, err error) {
+	if len(updates) == 0 {
+		return nil, nil
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ids := make([]string, 0, len(updates))
+	models := make([]mongo.WriteModel, 0, len(updates))
+	for id, fragments := range updates {
+		if err := checkFragments(fragments); err != nil {
+			return nil, fmt.Errorf("update fragments of %s: %w", id, err)
+		}
+		set := bson.D{{Key: "lastUpdated", Value: now}}
+		for k, v := range fragments {
+			if !reserved[k] {
+				set = append(set, bson.E{Key: k, Value: v})
+			}
+		}
+		ids = append(ids, id)
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: key(tenant, id)}}).
+			SetUpdate(bson.D{{Key: "$set", Value: set}}))
+	}
+	res, err := s.objects.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	if err != nil {
+		return nil, fmt.Errorf("update fragments of %d objects: %w", len(models), err)
+	}
+	if res.MatchedCount < int64(len(models)) {
+		// rare: find which ones are gone, for the caller's log
+		for _, id := range ids {
+			if err := s.objects.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}).Err(); errors.Is(err, mongo.ErrNoDocuments) {
+				missing = append(missing, id)
+			}
+		}
+	}
+	return missing, nil
+}

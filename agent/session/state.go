@@ -1,0 +1,177 @@
+package session
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// stateChange is what one registration event changes in the store: the
+// device's fragments and one lifecycle event.
+type stateChange struct {
+	tenant, device string
+	fragments      bson.M
+	event          store.Event
+}
+
+// StateWriter writes registration state (availability, connection, the
+// lwm2m fragment) and lifecycle events in batches: per flush, one bulk
+// update of the fragments of every device that changed (later changes of a
+// device override earlier ones fragment by fragment) and one insert of all
+// events, per tenant. A burst of thousands of registrations so costs a few
+// round trips instead of two per device. The queue is bounded; when the
+// store falls behind, Add blocks, which holds the device's exchange back.
+type StateWriter struct {
+	st       *store.Store
+	in       chan stateChange
+	interval time.Duration
+	maxBatch int
+	log      *slog.Logger
+	done     chan struct{}
+	events   atomic.Int64
+	failed   atomic.Int64
+}
+
+// NewStateWriter returns a writer with a queue of queue changes.
+func NewStateWriter(st *store.Store, queue int, interval time.Duration, log *slog.Logger) *StateWriter {
+	if queue <= 0 {
+		queue = 8192
+	}
+	if interval <= 0 {
+		interval = 10 * time.Millisecond
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &StateWriter{st: st, in: make(chan stateChange, queue), interval: interval, maxBatch: 1000, log: log.With("component", "state"), done: make(chan struct{})}
+}
+
+// Add queues a change; it blocks while the queue is full.
+func (w *StateWriter) Add(ctx context.Context, c stateChange) {
+	select {
+	case w.in <- c:
+	case <-ctx.Done():
+		w.failed.Add(1)
+		w.log.Error("registration state not stored: queue full until the exchange ended", "device", c.device, "event", c.event.Type)
+	}
+}
+
+// Events counts lifecycle events stored; Failed counts changes lost.
+func (w *StateWriter) Events() int64 { return w.events.Load() }
+func (w *StateWriter) Failed() int64 { return w.failed.Load() }
+
+// Done is closed when Run has returned.
+func (w *StateWriter) Done() <-chan struct{} { return w.done }
+
+type tenantBatch struct {
+	fragments map[string]bson.M
+	events    []store.Event
+}
+
+// Run writes batches until ctx ends, then drains the queue.
+func (w *StateWriter) Run(ctx context.Context) {
+	defer close(w.done)
+	tick := time.NewTicker(w.interval)
+	defer tick.Stop()
+	batch := map[string]*tenantBatch{}
+	n := 0
+	add := func(c stateChange) {
+		b := batch[c.tenant]
+		if b == nil {
+			b = &tenantBatch{fragments: map[string]bson.M{}}
+			batch[c.tenant] = b
+		}
+		if f := b.fragments[c.device]; f != nil {
+			maps.Copy(f, c.fragments)
+		} else {
+			b.fragments[c.device] = maps.Clone(c.fragments)
+		}
+		if c.event.Type != "" {
+			b.events = append(b.events, c.event)
+		}
+		n++
+	}
+	flush := func(ctx context.Context) {
+		for tenant, b := range batch {
+			w.flush(ctx, tenant, b)
+		}
+		clear(batch)
+		n = 0
+	}
+	for {
+		select {
+		case c := <-w.in:
+			add(c)
+			if n >= w.maxBatch {
+				flush(ctx)
+			}
+		case <-tick.C:
+			if n > 0 {
+				flush(ctx)
+			}
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		drain:
+			for {
+				select {
+				case c := <-w.in:
+					add(c)
+				default:
+					break drain
+				}
+			}
+			flush(dctx)
+			cancel()
+			return
+		}
+	}
+}
+
+func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) {
+	err := retry(ctx, func() error {
+		missing, err := w.st.UpdateFragmentsMany(ctx, tenant, b.fragments)
+		for _, id := range missing {
+			w.log.Warn("registration of a deleted device", "tenant", tenant, "device", id)
+		}
+		return err
+	})
+	if err != nil {
+		w.failed.Add(int64(len(b.fragments)))
+		w.log.Error("store registration state", "tenant", tenant, "devices", len(b.fragments), "err", err)
+	}
+	if len(b.events) == 0 {
+		return
+	}
+	err = retry(ctx, func() error {
+		_, err := w.st.CreateEvents(ctx, tenant, b.events)
+		return err
+	})
+	if err != nil {
+		w.failed.Add(int64(len(b.events)))
+		w.log.Error("store lifecycle events", "tenant", tenant, "events", len(b.events), "err", err)
+		return
+	}
+	w.events.Add(int64(len(b.events)))
+}
+
+// retry runs f up to three times with a short backoff, for a store that is
+// briefly unavailable.
+func retry(ctx context.Context, f func() error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = f(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
+	}
+	return err
+}
