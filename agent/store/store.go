@@ -60,6 +60,7 @@ type Store struct {
 	stopEmbedded context.CancelFunc // nil with an external MongoDB
 	embeddedDone chan struct{}
 	embeddedAddr string
+	embeddedDir  string
 }
 
 // EmbeddedAddr returns the loopback address the embedded database listens
@@ -95,6 +96,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.client = client
 	s.db = client.Database(cfg.Database)
+	var names []string
 	for _, c := range []struct {
 		p    **mongo.Collection
 		name string
@@ -106,10 +108,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
 	} {
 		*c.p = s.db.Collection(c.name)
+		names = append(names, c.name)
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
+	}
+	if s.embeddedDir != "" {
+		if err := s.indexIDLookups(ctx, s.embeddedDir, cfg.Database, names); err != nil {
+			_ = s.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("embedded store: %w", err)
+		}
 	}
 	if err := s.repairQueues(ctx); err != nil {
 		_ = s.Close(context.WithoutCancel(ctx))
@@ -143,7 +152,7 @@ func (s *Store) startEmbedded(cfg Config) (string, error) {
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(normal)",
 		Logger:    flog,
 	})
 	if err != nil {
@@ -161,6 +170,7 @@ func (s *Store) startEmbedded(cfg Config) (string, error) {
 	if u, err := url.Parse(uri); err == nil {
 		s.embeddedAddr = u.Host
 	}
+	s.embeddedDir = abs
 	s.log.Debug("embedded store started", "uri", uri, "dir", abs)
 	return uri, nil
 }
