@@ -62,3 +62,18 @@ func (s *Store) indexIDLookups(ctx context.Context, dbDir, database string, name
 	s.log.Debug("embedded store: _id lookups indexed", "tables", len(tables), "file", file)
 	return nil
 }
+
+// embeddedBulk is how many statements one update command may carry on the
+// embedded store: FerretDB 1.24 keeps a SQLite connection open for every
+// statement of an update command until the command ends, from a pool of
+// 100, so a long bulk (or a few at once) would wait forever for a
+// connection that its own statements hold.
+const embeddedBulk = 8
+
+// bulkSize is how many updates to send in one command.
+func (s *Store) bulkSize() int {
+	if s.embeddedDir != "" {
+		return embeddedBulk
+	}
+	return 1000
+}

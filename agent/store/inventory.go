@@ -468,11 +468,16 @@ func (s *Store) UpdateFragmentsMany(ctx context.Context, tenant string, updates 
 			SetFilter(bson.D{{Key: "_id", Value: key(tenant, id)}}).
 			SetUpdate(bson.D{{Key: "$set", Value: set}}))
 	}
-	res, err := s.objects.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	if err != nil {
-		return nil, fmt.Errorf("update fragments of %d objects: %w", len(models), err)
+	var matched int64
+	for start := 0; start < len(models); start += s.bulkSize() {
+		chunk := models[start:min(start+s.bulkSize(), len(models))]
+		res, err := s.objects.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		if err != nil {
+			return nil, fmt.Errorf("update fragments of %d objects: %w", len(chunk), err)
+		}
+		matched += res.MatchedCount
 	}
-	if res.MatchedCount < int64(len(models)) {
+	if matched < int64(len(models)) {
 		// rare: find which ones are gone, for the caller's log
 		for _, id := range ids {
 			if err := s.objects.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}).Err(); errors.Is(err, mongo.ErrNoDocuments) {

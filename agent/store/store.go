@@ -68,6 +68,9 @@ type Store struct {
 // the store uses an external MongoDB.
 func (s *Store) EmbeddedAddr() string { return s.embeddedAddr }
 
+// embeddedPoolSize bounds the connections to the embedded database.
+const embeddedPoolSize = 8
+
 // Open connects to the database (starting the embedded one when cfg.URI is
 // empty) and ensures the collections' indexes.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -87,9 +90,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+	copts := options.Client().ApplyURI(uri).
 		SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true, BinaryAsSlice: true}).
-		SetTimeout(30 * time.Second))
+		SetTimeout(30 * time.Second)
+	if cfg.URI == "" {
+		// The embedded database holds 100 SQLite connections, and each
+		// statement of an update command keeps one until the whole command
+		// ends (see embeddedBulk); requests beyond that wait forever. A
+		// small pool and short bulks keep well below it, and SQLite writes
+		// one at a time anyway, so a small pool costs nothing.
+		copts.SetMaxPoolSize(embeddedPoolSize)
+	}
+	client, err := mongo.Connect(copts)
 	if err != nil {
 		s.stop()
 		return nil, fmt.Errorf("connect to %s: %w", redactURI(uri), err)
