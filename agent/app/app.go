@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -118,6 +119,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	go a.Values.Run(writersCtx)
 	go a.State.Run(writersCtx)
 	run("http api", func() error { return a.httpSrv.Serve(a.httpLn) })
+	if cfg.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		run("pprof", ps.ListenAndServe)
+		run("pprof shutdown", func() error { <-ctx.Done(); return ps.Close() })
+		log.Info("listening", "service", "pprof", "addr", cfg.PprofAddr)
+	}
 	run("http shutdown", func() error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

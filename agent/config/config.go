@@ -29,6 +29,8 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 	StoreVerbose   bool
+	// PprofAddr serves Go's profiler when set (loopback only, for diagnosis).
+	PprofAddr string
 
 	// RequestTimeout bounds one request to a device.
 	RequestTimeout time.Duration
@@ -81,6 +83,7 @@ func (c *Config) settings() []setting {
 		{name: "log-level", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{name: "log-format", usage: "text or json", str: &c.LogFormat},
 		{name: "store-verbose", usage: "let the embedded store log", b: &c.StoreVerbose},
+		{name: "pprof-addr", usage: "serve Go's profiler at this address (e.g. 127.0.0.1:6060); off when empty", str: &c.PprofAddr},
 		{name: "request-timeout", usage: "timeout of one request to a device", d: &c.RequestTimeout},
 		{name: "nstart", usage: "requests in flight to one device", i: &c.NStart},
 		{name: "max-registrations", usage: "devices one agent holds at most", i: &c.MaxRegistrations},

@@ -162,18 +162,10 @@ const batch = 10
 
 func (r *Runner) serve(ctx context.Context, k deviceKey) {
 	log := r.log.With("device", k.device)
-	ep, err := r.endpoint(ctx, k.tenant, k.device)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			log.Error("find endpoint", "err", err)
-		}
-		return
-	}
+	ep := ""
 	for ctx.Err() == nil {
-		reg, ok := r.cfg.Server.Registration(ep)
-		if !ok || reg.Tenant != k.tenant || reg.DeviceID != k.device {
-			return // stays PENDING until the device registers
-		}
+		// Most registrations find nothing pending: one read by key, and
+		// nothing more, on that path.
 		ops, err := r.cfg.Store.Pending(ctx, k.tenant, k.device, batch)
 		if err != nil {
 			log.Error("load pending operations", "err", err)
@@ -181,6 +173,16 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 		}
 		if len(ops) == 0 {
 			return
+		}
+		if ep == "" {
+			if ep, err = r.endpoint(ctx, k.tenant, k.device); err != nil {
+				log.Error("find endpoint", "err", err)
+				return
+			}
+		}
+		reg, ok := r.cfg.Server.Registration(ep)
+		if !ok || reg.Tenant != k.tenant || reg.DeviceID != k.device {
+			return // stays PENDING until the device registers
 		}
 		for _, op := range ops {
 			if ctx.Err() != nil {
@@ -237,8 +239,18 @@ func FailureReason(err error) string {
 	return err.Error()
 }
 
-// endpoint finds a device's LwM2M endpoint: its c8y_Id external ID.
+// endpoint finds a device's LwM2M endpoint: from its registration
+// fragment, else its c8y_Id external ID.
 func (r *Runner) endpoint(ctx context.Context, tenant, device string) (string, error) {
+	mo, err := r.cfg.Store.GetManagedObject(ctx, tenant, device)
+	if err != nil {
+		return "", fmt.Errorf("device %s: %w", device, err)
+	}
+	if lw, ok := mo.Fragments["lwm2m"].(map[string]any); ok {
+		if ep, ok := lw["endpoint"].(string); ok && ep != "" {
+			return ep, nil
+		}
+	}
 	ids, err := r.cfg.Store.ExternalIDsOf(ctx, tenant, device)
 	if err != nil {
 		return "", fmt.Errorf("external ids of %s: %w", device, err)
