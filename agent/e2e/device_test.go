@@ -287,3 +287,28 @@ func TestUnknownEndpointRefused(t *testing.T) {
 		t.Errorf("external id of the refused endpoint: HTTP %d, want 404", code)
 	}
 }
+
+// LwM2M 1.1 composite operations from the shell.
+func TestCompositeOperations(t *testing.T) {
+	h := startAgent(t)
+	sim := h.simulate(1, nil)
+	ep := sim.Endpoints()[0]
+	id := h.device(ep).str("id")
+
+	op := h.shell(id, `cwrite {"/3/0/14": "+05:00", "/3/0/15": "Asia/Karachi"}`, 10*time.Second)
+	if op.Status != "SUCCESSFUL" {
+		t.Fatalf("cwrite: %s %s", op.Status, op.FailureReason)
+	}
+	if v, _ := sim.Device(ep).Value(node.MustParsePath("/3/0/15")); v.Str != "Asia/Karachi" {
+		t.Errorf("device holds /3/0/15 = %q after cwrite", v.Str)
+	}
+	op = h.shell(id, "cread /3/0/14 /3/0/15 /3303/0/5701", 10*time.Second)
+	if op.Status != "SUCCESSFUL" {
+		t.Fatalf("cread: %s %s", op.Status, op.FailureReason)
+	}
+	for _, want := range []string{"/3/0/14 (UTC Offset) = +05:00", "/3/0/15 (Timezone) = Asia/Karachi", "/3303/0/5701 (Sensor Units) = Cel"} {
+		if !strings.Contains(op.Command.Result, want) {
+			t.Errorf("cread result lacks %q:\n%s", want, op.Command.Result)
+		}
+	}
+}

@@ -103,6 +103,34 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 			return "Created " + created.String(), nil
 		}
 		return "Created an instance of " + p.String(), nil
+	case shell.CompositeRead:
+		recs, err := srv.ReadComposite(ctx, ep, cmd.Paths)
+		if err != nil {
+			return "", fmt.Errorf("cread: %w", err)
+		}
+		r.record(ctx, reg, recs)
+		return r.formatRecords(node.Root, recs), nil
+	case shell.CompositeObserve:
+		recs, err := srv.ObserveComposite(ctx, ep, cmd.Paths)
+		if err != nil {
+			return "", fmt.Errorf("cobserve: %w", err)
+		}
+		r.record(ctx, reg, recs)
+		return "Observing " + pathList(cmd.Paths) + "\n" + r.formatRecords(node.Root, recs), nil
+	case shell.CompositeWrite:
+		recs := make([]node.Record, 0, len(cmd.Paths))
+		for _, p := range cmd.Paths {
+			rec, err := r.typedJSON(p, cmd.JSON[p.String()])
+			if err != nil {
+				return "", fmt.Errorf("cwrite %s: %w", p, err)
+			}
+			recs = append(recs, rec)
+		}
+		if err := srv.WriteComposite(ctx, ep, recs); err != nil {
+			return "", fmt.Errorf("cwrite: %w", err)
+		}
+		r.record(ctx, reg, recs)
+		return "Wrote " + pathList(cmd.Paths), nil
 	case shell.WriteAttributes:
 		p := cmd.Paths[0]
 		q := cmd.Attrs.Query()
@@ -112,6 +140,14 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		return "Attributes of " + p.String() + " set: " + strings.Join(q, "&"), nil
 	}
 	return "", fmt.Errorf("%s: not supported by this agent yet", cmd.Kind)
+}
+
+func pathList(ps []node.Path) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, " ")
 }
 
 func (r *Runner) record(ctx context.Context, reg lwm2m.Registration, recs []node.Record) {

@@ -1,0 +1,110 @@
+package ops
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+)
+
+func TestFreeInstance(t *testing.T) {
+	reg := lwm2m.Registration{Objects: []lwm2m.ObjectLink{
+		{Path: node.InstancePath(3303, 0)}, {Path: node.InstancePath(3303, 1)}, {Path: node.InstancePath(3303, 3)},
+		{Path: node.ObjectPath(5)}, {Path: node.InstancePath(3, 0)},
+	}}
+	tests := []struct {
+		in, want node.Path
+	}{
+		{node.ObjectPath(3303), node.InstancePath(3303, 2)},
+		{node.ObjectPath(5), node.InstancePath(5, 0)},
+		{node.ObjectPath(6), node.InstancePath(6, 0)},
+		{node.InstancePath(3303, 7), node.InstancePath(3303, 7)},
+	}
+	for _, tt := range tests {
+		if got := freeInstance(reg, tt.in); got != tt.want {
+			t.Errorf("freeInstance(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCreateRecordsTypedByDefinition(t *testing.T) {
+	r := New(Config{Models: model.Core()})
+	var fields map[string]any
+	dec := json.NewDecoder(strings.NewReader(`{"5700": 21.5, "5701": "Cel", "5601": "-4"}`))
+	dec.UseNumber()
+	if err := dec.Decode(&fields); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := r.createRecords(node.InstancePath(3303, 1), fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []node.Record{
+		{Path: node.ResourcePath(3303, 1, 5601), Value: node.Float(-4)},
+		{Path: node.ResourcePath(3303, 1, 5700), Value: node.Float(21.5)},
+		{Path: node.ResourcePath(3303, 1, 5701), Value: node.String("Cel")},
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("records %v", recs)
+	}
+	for i := range want {
+		if recs[i].Path != want[i].Path || !recs[i].Value.Equal(want[i].Value) {
+			t.Errorf("record %d = %v %+v, want %v %+v", i, recs[i].Path, recs[i].Value, want[i].Path, want[i].Value)
+		}
+	}
+	// a multiple resource takes {"<riid>": value}
+	recs, err = r.createRecords(node.InstancePath(3, 1), map[string]any{"7": map[string]any{"0": json.Number("3800"), "1": json.Number("5000")}})
+	if err != nil || len(recs) != 2 || recs[1].Path != node.ResourceInstancePath(3, 1, 7, 1) || recs[1].Value.Int != 5000 {
+		t.Errorf("multiple resource: %v, %v", recs, err)
+	}
+	for name, bad := range map[string]map[string]any{
+		"not a resource id":  {"x": "1"},
+		"not a float":        {"5700": "warm"},
+		"object value":       {"5700": []any{1}},
+		"bad instance id":    {"7": map[string]any{"-1": "1"}},
+		"executable written": {"5605": "1"},
+	} {
+		if _, err := r.createRecords(node.InstancePath(3303, 1), bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestFormatRecords(t *testing.T) {
+	r := New(Config{Models: model.Core()})
+	got := r.formatRecords(node.InstancePath(3, 0), []node.Record{
+		{Path: node.ResourcePath(3, 0, 0), Value: node.String("ACME")},
+		{Path: node.ResourcePath(3, 0, 13), Value: node.TimeValue(time.Unix(1700000000, 0))},
+		{Path: node.ResourcePath(3, 0, 9999), Value: node.Opaque([]byte{1, 2})},
+	})
+	want := "/3/0/0 (Manufacturer) = ACME\n/3/0/13 (Current Time) = 2023-11-14T22:13:20Z\n/3/0/9999 = 0102"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if got := r.formatRecords(node.InstancePath(3, 0), nil); got != "/3/0: no value" {
+		t.Errorf("empty: %q", got)
+	}
+}
+
+func TestFailureReason(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("read /3/0: %w", &lwm2m.ResponseError{Code: codes.NotFound}), "4.04"},
+		{fmt.Errorf("read /3/0: %w", lwm2m.ErrTimeout), "timeout"},
+		{fmt.Errorf("read /3/0: %w", lwm2m.ErrNotRegistered), "not registered"},
+		{errors.New("other"), "other"},
+	} {
+		if got := FailureReason(tt.err); !strings.Contains(got, tt.want) {
+			t.Errorf("FailureReason(%v) = %q, want it to contain %q", tt.err, got, tt.want)
+		}
+	}
+}
