@@ -48,7 +48,8 @@ type Config struct {
 	Ops          Reachable
 	AutoRegister bool
 	Logger       *slog.Logger
-	// StoreTimeout bounds each store write made on behalf of a device.
+	// StoreTimeout bounds each store lookup made while a device waits
+	// for its answer (Authorize).
 	StoreTimeout time.Duration
 }
 
@@ -138,8 +139,9 @@ func (h *Hooks) Values(ctx context.Context, reg lwm2m.Registration, observed nod
 }
 
 func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.StoreTimeout)
-	defer cancel()
+	// No deadline: a change waits for room in the writer's bounded queue
+	// (back-pressure on the device's exchange) rather than being dropped.
+	ctx = context.WithoutCancel(ctx)
 	frag := bson.M{
 		"c8y_Availability": bson.M{"status": "AVAILABLE", "lastMessage": reg.UpdatedAt.UTC()},
 		"c8y_Connection":   bson.M{"status": "CONNECTED"},
@@ -152,8 +154,9 @@ func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text 
 }
 
 func (h *Hooks) offline(ctx context.Context, reg lwm2m.Registration, event, text string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.StoreTimeout)
-	defer cancel()
+	// No deadline: a change waits for room in the writer's bounded queue
+	// (back-pressure on the device's exchange) rather than being dropped.
+	ctx = context.WithoutCancel(ctx)
 	lw := Fragment(reg)
 	lw["registrationId"] = ""
 	frag := bson.M{
