@@ -30,6 +30,7 @@ var metrics = []metric{
 	{"lwm2m_agent_notifications_rst_total", "Notifications of cancelled observations answered with RST.", false, func(a *Agent) float64 { return float64(a.Server.Stats().NotificationsRST) }},
 	{"lwm2m_agent_sends_total", "LwM2M Send messages received.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Sends) }},
 	{"lwm2m_agent_decode_errors_total", "Payloads from devices that did not decode.", false, func(a *Agent) float64 { return float64(a.Server.Stats().DecodeErrors) }},
+	{"lwm2m_agent_rate_limited_total", "Datagrams dropped because their peer sent too many.", false, func(a *Agent) float64 { return float64(a.Server.Stats().RateLimited) }},
 	{"lwm2m_agent_values_written_total", "Last known values written to the store.", false, func(a *Agent) float64 { return float64(a.Values.Written()) }},
 	{"lwm2m_agent_lifecycle_events_total", "Lifecycle events stored.", false, func(a *Agent) float64 { return float64(a.State.Events()) }},
 	{"lwm2m_agent_state_failed_total", "Registration state changes that could not be stored.", false, func(a *Agent) float64 { return float64(a.State.Failed()) }},

@@ -18,6 +18,8 @@ const (
 	DefaultExpiryGrace      = 5 * time.Second
 	DefaultIdleTimeout      = 2 * time.Minute
 	DefaultBlockwiseTimeout = 2 * time.Minute
+	DefaultPeerRate         = 100.0
+	DefaultPeerBurst        = 200
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -44,6 +46,12 @@ type Config struct {
 	IdleTimeout time.Duration
 	// BlockwiseTimeout bounds one block-wise transfer (DefaultBlockwiseTimeout).
 	BlockwiseTimeout time.Duration
+	// PeerRate and PeerBurst bound the messages one peer address may send:
+	// PeerRate per second on average, PeerBurst at once. Excess datagrams
+	// are dropped before they are parsed further (DefaultPeerRate,
+	// DefaultPeerBurst; a negative PeerRate turns the limit off).
+	PeerRate  float64
+	PeerBurst int
 }
 
 // withDefaults returns cfg with every zero field set to its default, or an
@@ -69,6 +77,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxMessageSize < 64 {
 		return cfg, fmt.Errorf("lwm2m config: maxMessageSize: %d is below 64", cfg.MaxMessageSize)
+	}
+	if cfg.PeerRate == 0 {
+		cfg.PeerRate = DefaultPeerRate
+	}
+	if cfg.PeerBurst == 0 {
+		cfg.PeerBurst = DefaultPeerBurst
+	}
+	if cfg.PeerBurst < 0 {
+		return cfg, fmt.Errorf("lwm2m config: peerBurst: %d is negative", cfg.PeerBurst)
 	}
 	if cfg.MaxRegistrations == 0 {
 		cfg.MaxRegistrations = DefaultMaxRegistrations

@@ -19,12 +19,14 @@ type Stats struct {
 	NotificationsRST uint64 // notifications of unknown or cancelled observations answered with RST
 	Sends            uint64 // LwM2M Send (/dp) messages delivered
 	DecodeErrors     uint64 // payloads that did not decode
+	RateLimited      uint64 // datagrams dropped because their peer sent too many
 }
 
 type counters struct {
 	registers, updates, deregisters, expiries, rejected atomic.Uint64
 	requests, requestTimeouts, requestErrors            atomic.Uint64
 	notifications, notificationsRST, sends, decodeErrs  atomic.Uint64
+	rateLimited                                         atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -48,5 +50,6 @@ func (s *Server) Stats() Stats {
 		NotificationsRST: c.notificationsRST.Load(),
 		Sends:            c.sends.Load(),
 		DecodeErrors:     c.decodeErrs.Load(),
+		RateLimited:      c.rateLimited.Load(),
 	}
 }

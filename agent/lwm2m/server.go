@@ -67,6 +67,7 @@ type Server struct {
 	tokens     map[string]*observation
 	expiry     expiryHeap
 	kick       chan struct{} // wakes the expiry loop when the earliest deadline moved
+	limiter    *peerLimiter  // nil when unlimited
 }
 
 // regState is one live registration. Fields other than ctx, cancel and sem
@@ -97,6 +98,11 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new lwm2m server: listen %s: %w", cfg.Addr, err)
 	}
+	var limiter *peerLimiter
+	if cfg.PeerRate > 0 {
+		// twice the registrations: devices that moved leave an old address behind
+		limiter = newPeerLimiter(cfg.PeerRate, cfg.PeerBurst, 2*cfg.MaxRegistrations)
+	}
 	return &Server{
 		cfg:        cfg,
 		hooks:      hooks,
@@ -108,6 +114,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		byAddr:     make(map[string]*regState),
 		tokens:     make(map[string]*observation),
 		kick:       make(chan struct{}, 1),
+		limiter:    limiter,
 	}, nil
 }
 
@@ -575,6 +582,10 @@ func copyReg(reg Registration) Registration {
 // (RFC 7641 section 3.6), which is how a device learns that nobody
 // listens, and drops it.
 func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
+	if !s.limiter.allow(addrString(cc.RemoteAddr()), time.Now()) {
+		s.stats.rateLimited.Add(1)
+		return true, nil
+	}
 	t := m.Type()
 	if (t != message.Confirmable && t != message.NonConfirmable) || m.Code() < codes.Created || !m.HasOption(message.Observe) {
 		return false, nil
