@@ -79,6 +79,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		RequestTimeout:   cfg.RequestTimeout,
 		NStart:           cfg.NStart,
 		MaxRegistrations: cfg.MaxRegistrations,
+		PeerRate:         float64(cfg.PeerRate),
+		PeerBurst:        cfg.PeerBurst,
 		Types:            a.Models,
 		Logger:           log,
 	}, hooks)

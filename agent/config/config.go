@@ -40,6 +40,10 @@ type Config struct {
 	MaxRegistrations int
 	// OperationWorkers bounds how many devices receive operations at once.
 	OperationWorkers int
+	// PeerRate and PeerBurst bound the datagrams one peer address may send
+	// per second and at once; a negative rate turns the limit off.
+	PeerRate  int
+	PeerBurst int
 }
 
 // Default returns the settings of API.md.
@@ -57,6 +61,8 @@ func Default() Config {
 		NStart:           1,
 		MaxRegistrations: 200000,
 		OperationWorkers: 256,
+		PeerRate:         100,
+		PeerBurst:        200,
 	}
 }
 
@@ -88,6 +94,8 @@ func (c *Config) settings() []setting {
 		{name: "nstart", usage: "requests in flight to one device", i: &c.NStart},
 		{name: "max-registrations", usage: "devices one agent holds at most", i: &c.MaxRegistrations},
 		{name: "operation-workers", usage: "devices receiving operations at once", i: &c.OperationWorkers},
+		{name: "peer-rate", usage: "datagrams per second one peer address may send (negative: no limit)", i: &c.PeerRate},
+		{name: "peer-burst", usage: "datagrams one peer address may send at once", i: &c.PeerBurst},
 	}
 }
 
@@ -179,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRegistrations < 1 {
 		errs = append(errs, fmt.Errorf("max-registrations: %d must be at least 1", c.MaxRegistrations))
+	}
+	if c.PeerRate == 0 || c.PeerBurst < 1 {
+		errs = append(errs, fmt.Errorf("peer-rate, peer-burst: %d/s and %d must be positive (a negative rate turns the limit off)", c.PeerRate, c.PeerBurst))
 	}
 	if c.OperationWorkers < 1 {
 		errs = append(errs, fmt.Errorf("operation-workers: %d must be at least 1", c.OperationWorkers))
