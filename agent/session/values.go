@@ -85,7 +85,7 @@ func (w *ValueWriter) Run(ctx context.Context) {
 			for _, r := range recs {
 				vals = append(vals, store.ResourceValue{Path: r.Path.String(), Value: r.Value.Interface(), Type: r.Value.Type.String(), Time: r.Time})
 			}
-			if err := w.saveWithRetry(fctx, k.tenant, k.device, vals); err != nil {
+			if err := retry(fctx, func() error { return w.st.SaveValues(fctx, k.tenant, k.device, vals) }); err != nil {
 				w.failed.Add(int64(len(vals)))
 				w.log.Error("store values", "device", k.device, "count", len(vals), "err", err)
 			} else {
@@ -141,18 +141,3 @@ func (w *ValueWriter) Run(ctx context.Context) {
 
 // Done is closed when Run has returned.
 func (w *ValueWriter) Done() <-chan struct{} { return w.done }
-
-func (w *ValueWriter) saveWithRetry(ctx context.Context, tenant, device string, vals []store.ResourceValue) error {
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if err = w.st.SaveValues(ctx, tenant, device, vals); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
-		}
-	}
-	return err
-}
