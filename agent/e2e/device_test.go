@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -310,5 +312,26 @@ func TestCompositeOperations(t *testing.T) {
 		if !strings.Contains(op.Command.Result, want) {
 			t.Errorf("cread result lacks %q:\n%s", want, op.Command.Result)
 		}
+	}
+}
+
+// A payload larger than one CoAP block goes to the device block-wise: a
+// 3 KB firmware package (block-wise reads are covered in agent/lwm2m).
+func TestBlockwiseWrite(t *testing.T) {
+	h := startAgent(t)
+	sim := h.simulate(1, func(c *simulator.Config) { c.Version = "1.0" })
+	ep := sim.Endpoints()[0]
+	id := h.device(ep).str("id")
+	pkg := make([]byte, 3000)
+	for i := range pkg {
+		pkg[i] = byte(i * 7)
+	}
+	op := h.shell(id, "writeb /5/0/0 "+hex.EncodeToString(pkg), 20*time.Second)
+	if op.Status != "SUCCESSFUL" {
+		t.Fatalf("writeb of 3000 bytes: %s %s", op.Status, op.FailureReason)
+	}
+	v, _ := sim.Device(ep).Value(node.MustParsePath("/5/0/0"))
+	if !bytes.Equal(v.Bytes, pkg) {
+		t.Fatalf("device holds %d bytes, want the 3000 written", len(v.Bytes))
 	}
 }
