@@ -77,6 +77,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	srv, err := lwm2m.NewServer(lwm2m.Config{
 		Addr:             cfg.CoAPAddr,
 		RequestTimeout:   cfg.RequestTimeout,
+		IdleTimeout:      cfg.IdleTimeout,
 		NStart:           cfg.NStart,
 		MaxRegistrations: cfg.MaxRegistrations,
 		PeerRate:         float64(cfg.PeerRate),

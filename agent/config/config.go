@@ -34,6 +34,9 @@ type Config struct {
 
 	// RequestTimeout bounds one request to a device.
 	RequestTimeout time.Duration
+	// IdleTimeout drops the CoAP exchange state of a device that has been
+	// silent this long; its registration stays.
+	IdleTimeout time.Duration
 	// NStart is how many requests may be in flight to one device.
 	NStart int
 	// MaxRegistrations bounds how many devices one agent holds.
@@ -58,6 +61,7 @@ func Default() Config {
 		LogLevel:         "info",
 		LogFormat:        "text",
 		RequestTimeout:   30 * time.Second,
+		IdleTimeout:      2 * time.Minute,
 		NStart:           1,
 		MaxRegistrations: 200000,
 		OperationWorkers: 256,
@@ -91,6 +95,7 @@ func (c *Config) settings() []setting {
 		{name: "store-verbose", usage: "let the embedded store log", b: &c.StoreVerbose},
 		{name: "pprof-addr", usage: "serve Go's profiler at this address (e.g. 127.0.0.1:6060); off when empty", str: &c.PprofAddr},
 		{name: "request-timeout", usage: "timeout of one request to a device", d: &c.RequestTimeout},
+		{name: "coap-idle-timeout", usage: "drop the CoAP exchange state of a device silent this long (its registration stays); above request-timeout", d: &c.IdleTimeout},
 		{name: "nstart", usage: "requests in flight to one device", i: &c.NStart},
 		{name: "max-registrations", usage: "devices one agent holds at most", i: &c.MaxRegistrations},
 		{name: "operation-workers", usage: "devices receiving operations at once", i: &c.OperationWorkers},
@@ -181,6 +186,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("request-timeout: %v must be positive", c.RequestTimeout))
+	}
+	if c.IdleTimeout <= c.RequestTimeout {
+		errs = append(errs, fmt.Errorf("coap-idle-timeout: %v must be longer than request-timeout %v", c.IdleTimeout, c.RequestTimeout))
 	}
 	if c.NStart < 1 {
 		errs = append(errs, fmt.Errorf("nstart: %d must be at least 1", c.NStart))

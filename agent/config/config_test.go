@@ -48,6 +48,7 @@ func TestLoadEnvAndValidate(t *testing.T) {
 		{name: "bad address", env: map[string]string{"LWM2M_AGENT_COAP_ADDR": "5783"}, wantErr: "coap-addr"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "log-level"},
 		{name: "zero nstart", args: []string{"--nstart", "0"}, wantErr: "nstart"},
+		{name: "idle shorter than a request", args: []string{"--coap-idle-timeout", "10s"}, wantErr: "coap-idle-timeout"},
 		{name: "zero peer rate", env: map[string]string{"LWM2M_AGENT_PEER_RATE": "0"}, wantErr: "peer-rate"},
 	}
 	for _, tt := range tests {

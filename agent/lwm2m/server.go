@@ -143,7 +143,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		options.WithMaxMessageSize(s.cfg.MaxMessageSize),
 		options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
 		options.WithTransmission(uint32(s.cfg.NStart), 2*time.Second, 4),
-		options.WithInactivityMonitor(s.cfg.IdleTimeout, func(cc *udpClient.Conn) { _ = cc.Close() }),
+		options.WithInactivityMonitor(s.cfg.IdleTimeout, func(cc *udpClient.Conn) { s.forgetConn(cc); _ = cc.Close() }),
 		options.WithRequestMonitor(s.monitor),
 		options.WithErrors(func(err error) { s.log.Debug("coap", "err", err) }),
 		// go-coap's default runner sleeps 4 s between rounds and outlives
@@ -610,4 +610,15 @@ func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 	}
 	s.stats.notificationsRST.Add(1)
 	return true, nil
+}
+
+// forgetConn drops the registration's reference to a connection that goes
+// idle, so that what go-coap kept for it can be freed; the next request
+// opens a fresh one (connOf).
+func (s *Server) forgetConn(cc *udpClient.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rs := s.byAddr[addrString(cc.RemoteAddr())]; rs != nil && rs.conn == cc {
+		rs.conn = nil
+	}
 }

@@ -550,3 +550,27 @@ func TestServeStops(t *testing.T) {
 		t.Fatalf("%d goroutines left over (baseline %d):\n%s", n, baseline, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// When a device's CoAP state goes idle the registration lets go of it, so
+// an idle device costs only its registration; the next request reaches the
+// device over a fresh exchange.
+func TestIdleConnectionReleased(t *testing.T) {
+	s, _, _ := registered(t, Config{IdleTimeout: 300 * time.Millisecond, RequestTimeout: 200 * time.Millisecond}, "idle")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.RLock()
+		held := s.byEndpoint["idle"].conn != nil
+		s.mu.RUnlock()
+		if !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("registration still holds its idle connection")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	recs, err := s.Read(context.Background(), "idle", node.ResourcePath(3, 0, 0))
+	if err != nil || len(recs) != 1 || recs[0].Value.Str != "Open Mobile Alliance" {
+		t.Fatalf("read after idle: %v, %v", recs, err)
+	}
+}
