@@ -265,7 +265,7 @@ func (a *agent) waitRegistered(ctx context.Context, n int, limit time.Duration) 
 func registrations(ctx context.Context, a *agent, bin string, counts []int, perProc int) error {
 	started := 0
 	proc := 0
-	var rss []int64
+	var rss, heap []int64
 	for _, target := range counts {
 		before := started
 		t0 := time.Now()
@@ -292,12 +292,18 @@ func registrations(ctx context.Context, a *agent, bin string, counts []int, perP
 			return err
 		}
 		rss = append(rss, kb)
-		fmt.Printf("memory: agent resident set %d MiB with %d idle registered devices (silent for longer than the CoAP idle timeout; embedded store in-process)\n", kb/1024, target)
+		h, err := a.metric("go_memstats_heap_inuse_bytes")
+		if err != nil {
+			return err
+		}
+		heap = append(heap, int64(h)/1024)
+		fmt.Printf("memory: agent resident set %d MiB, Go heap in use %d MiB, with %d idle registered devices (silent for longer than the CoAP idle timeout; embedded store in-process)\n", kb/1024, int64(h)>>20, target)
 	}
 	if len(rss) >= 2 {
 		dk := rss[len(rss)-1] - rss[0]
 		dn := counts[len(counts)-1] - counts[0]
-		fmt.Printf("memory: %.1f KiB per idle registered device (slope between %d and %d devices)\n", float64(dk)/float64(dn), counts[0], counts[len(counts)-1])
+		dh := heap[len(heap)-1] - heap[0]
+		fmt.Printf("memory: %.1f KiB resident, %.1f KiB Go heap per idle registered device (slope between %d and %d devices)\n", float64(dk)/float64(dn), float64(dh)/float64(dn), counts[0], counts[len(counts)-1])
 	}
 	return nil
 }
