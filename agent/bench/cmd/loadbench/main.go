@@ -253,8 +253,10 @@ func rssKiB(pid int) (int64, error) {
 func (a *agent) waitRegistered(ctx context.Context, n int, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
 	for {
+		// registered, and their state and registration events stored
 		v, err := a.metric("lwm2m_agent_registrations")
-		if err == nil && int(v) >= n {
+		ev, err2 := a.metric("lwm2m_agent_lifecycle_events_total")
+		if err == nil && err2 == nil && int(v) >= n && int(ev) >= n {
 			return time.Since(start), nil
 		}
 		if time.Since(start) > limit {
