@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
@@ -210,16 +211,8 @@ func measurementJSON(r *http.Request, m store.Measurement) map[string]any {
 }
 
 func (a *API) listMeasurements(w http.ResponseWriter, r *http.Request, u store.User) {
-	p, ok := paging(w, r, "measurement")
+	p, from, to, ok := timeRangeList(w, r, "measurement")
 	if !ok {
-		return
-	}
-	from, ok1 := dateParam(w, r, "measurement", "dateFrom")
-	if !ok1 {
-		return
-	}
-	to, ok2 := dateParam(w, r, "measurement", "dateTo")
-	if !ok2 {
 		return
 	}
 	q := r.URL.Query()
@@ -264,16 +257,8 @@ func eventJSON(r *http.Request, e store.Event) map[string]any {
 }
 
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request, u store.User) {
-	p, ok := paging(w, r, "event")
+	p, from, to, ok := timeRangeList(w, r, "event")
 	if !ok {
-		return
-	}
-	from, ok1 := dateParam(w, r, "event", "dateFrom")
-	if !ok1 {
-		return
-	}
-	to, ok2 := dateParam(w, r, "event", "dateTo")
-	if !ok2 {
 		return
 	}
 	q := r.URL.Query()
@@ -321,16 +306,8 @@ func alarmJSON(r *http.Request, al store.Alarm) map[string]any {
 }
 
 func (a *API) listAlarms(w http.ResponseWriter, r *http.Request, u store.User) {
-	p, ok := paging(w, r, "alarm")
+	p, from, to, ok := timeRangeList(w, r, "alarm")
 	if !ok {
-		return
-	}
-	from, ok1 := dateParam(w, r, "alarm", "dateFrom")
-	if !ok1 {
-		return
-	}
-	to, ok2 := dateParam(w, r, "alarm", "dateTo")
-	if !ok2 {
 		return
 	}
 	q := r.URL.Query()
@@ -386,4 +363,18 @@ func (a *API) updateAlarm(w http.ResponseWriter, r *http.Request, u store.User) 
 		return
 	}
 	writeJSON(w, http.StatusOK, alarmJSON(r, al))
+}
+
+// timeRangeList reads what every list of time-stamped objects takes:
+// paging and the dateFrom/dateTo range. On a bad parameter it has answered
+// and returns false.
+func timeRangeList(w http.ResponseWriter, r *http.Request, area string) (p store.Page, from, to time.Time, ok bool) {
+	if p, ok = paging(w, r, area); !ok {
+		return
+	}
+	if from, ok = dateParam(w, r, area, "dateFrom"); !ok {
+		return
+	}
+	to, ok = dateParam(w, r, area, "dateTo")
+	return
 }
