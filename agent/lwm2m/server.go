@@ -170,7 +170,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	wg.Go(func() { errc <- srv.Serve(s.listener) })
 	wg.Go(func() { s.expiryLoop(ctx) })
-	s.log.Info("lwm2m server listening", "addr", s.Addr().String())
+	s.log.Debug("lwm2m server listening", "addr", s.Addr().String())
 
 	var err error
 	select {
