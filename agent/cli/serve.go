@@ -33,7 +33,9 @@ func serveCmd() *cobra.Command {
 				fmt.Fprintf(os.Stderr, "\nmanagement tenant created: user management/admin, password %s\n(set LWM2M_AGENT_ADMIN_PASSWORD to choose it; it is shown only this once)\n\n", a.AdminPassword)
 			}
 			log.Info("agent started", "version", versionString(), "store", storeName(cfg), "auto_register", cfg.AutoRegister)
-			return wait()
+			err = wait()
+			log.Info("agent stopped", "err", err)
+			return err
 		},
 	}
 	cfg.Bind(cmd.Flags())
