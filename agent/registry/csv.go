@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -136,7 +137,11 @@ func ParseCSV(r io.Reader, opts Options) (Result, error) {
 	}
 
 	res := Result{IgnoredColumns: ignored}
-	seen := make(map[string]seenLine)
+	// Sized from the line count so that a large file does not copy its
+	// devices over and over while the slice grows.
+	capacity := min(bytes.Count(data, []byte{'\n'}), opts.MaxLines)
+	res.Devices = make([]Device, 0, capacity)
+	seen := make(map[string]int, capacity)
 	lines := 0
 	for {
 		rec, err := cr.Read()
@@ -180,13 +185,16 @@ func ParseCSV(r io.Reader, opts Options) (Result, error) {
 		dev, reasons := parseDevice(&raw, opts)
 		dev.Line = line
 		if len(reasons) == 0 {
-			key := strings.Join(raw[:], "\x00")
-			if prev, ok := seen[dev.ID]; ok {
-				if prev.key != key {
-					reasons = append(reasons, fmt.Sprintf("ID %q already appears on line %d with different values", dev.ID, prev.line))
+			// An identical repeat is harmless (importing it again updates the
+			// device to the same values); a different one is a mistake in
+			// the file, and the first line wins.
+			if i, ok := seen[dev.ID]; ok {
+				prev := res.Devices[i]
+				if !sameDevice(prev, dev) {
+					reasons = append(reasons, fmt.Sprintf("ID %q already appears on line %d with different values", dev.ID, prev.Line))
 				}
 			} else {
-				seen[dev.ID] = seenLine{line: line, key: key}
+				seen[dev.ID] = len(res.Devices)
 			}
 		}
 		if len(reasons) > 0 {
@@ -198,9 +206,11 @@ func ParseCSV(r io.Reader, opts Options) (Result, error) {
 	return res, nil
 }
 
-type seenLine struct {
-	line int
-	key  string
+// sameDevice reports whether two lines describe the same device with the
+// same values.
+func sameDevice(a, b Device) bool {
+	a.Line, b.Line = 0, 0
+	return reflect.DeepEqual(a, b)
 }
 
 // detectSeparator counts ";" and "," outside quotes on the first non-blank
