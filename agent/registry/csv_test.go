@@ -204,6 +204,13 @@ func TestParseLines(t *testing.T) {
 			}
 		}},
 
+		{name: "ipv6 server uri", in: strings.Replace(hdr+"\n"+okLine, "coap://h:5783", "coap://[::1]:5783", 1), check: func(t *testing.T, d Device) {
+			if d.ServerURI != "coap://[::1]:5783" {
+				t.Errorf("uri %q", d.ServerURI)
+			}
+		}},
+		{name: "trailing separator in header and line", in: hdr + ";\n" + okLine + ";\n"},
+		{name: "server uri opaque", in: strings.Replace(hdr+"\n"+okLine, "coap://h:5783", "coap:h", 1), reason: `lwm2m server uri "coap:h" must be a URL like coap://host:port`},
 		{name: "wrong field count", in: hdr + "\n" + okLine + ";extra\n", reason: "has 8 fields, the header has 7"},
 		{name: "bare quote", in: hdr + "\n" + `dev1;c8y_Id;Sec"ret-pass-1234!;c8y_lwm2m;dev1;coap://h:5783;NO_SEC` + "\n", reason: `not valid CSV: bare " in non-quoted-field`},
 		{name: "idtype", in: strings.Replace(hdr+"\n"+okLine, "c8y_Id", "c8y_Serial", 1), reason: `IDTYPE "c8y_Serial" must be c8y_Id`},
