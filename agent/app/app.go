@@ -103,14 +103,22 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	a.HTTPAddr = a.httpLn.Addr()
 	a.httpSrv = &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
+	// One part failing stops the whole agent: an agent without its LwM2M
+	// server or its API must not look alive.
+	ctx, stopAll := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	var errMu sync.Mutex
+	var runErrs []error
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("%s: %w", name, err)
+				errMu.Lock()
+				runErrs = append(runErrs, fmt.Errorf("%s: %w", name, err))
+				errMu.Unlock()
+				log.Error("agent part failed; stopping", "part", name, "err", err)
+				stopAll()
 			}
 		}()
 	}
@@ -144,15 +152,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 
 	wait := func() error {
 		wg.Wait()
+		stopAll()
 		hooks.Wait()
 		stopWriters()
 		<-a.Values.Done()
 		<-a.State.Done()
-		close(errs)
-		var all []error
-		for err := range errs {
-			all = append(all, err)
-		}
+		errMu.Lock()
+		all := runErrs
+		errMu.Unlock()
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := st.Close(cctx); err != nil {
