@@ -15,9 +15,10 @@ import (
 )
 
 // The device-management round trip that an operator sees, for both
-// content-format families: LwM2M 1.0 devices speak TLV, 1.1 SenML CBOR.
+// content-format families: LwM2M 1.0 devices speak TLV, 1.1 and 1.2 SenML
+// CBOR (a 1.2 client refused at registration might never fall back).
 func TestDeviceManagement(t *testing.T) {
-	for _, version := range []string{"1.0", "1.1"} {
+	for _, version := range []string{"1.0", "1.1", "1.2"} {
 		t.Run("lwm2m-"+version, func(t *testing.T) {
 			h := startAgent(t)
 			sim := h.simulate(1, func(c *simulator.Config) { c.Version = version })
