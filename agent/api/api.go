@@ -136,6 +136,7 @@ func (a *API) routes() {
 	auth("GET /alarm/alarms/{id}", a.getAlarm)
 	auth("PUT /alarm/alarms/{id}", a.updateAlarm)
 
+	auth("POST "+bulkPath, a.bulkRegister)
 	auth("POST /devicecontrol/operations", a.createOperations)
 	auth("GET /devicecontrol/operations", a.listOperations)
 	auth("GET /devicecontrol/operations/{id}", a.getOperation)
@@ -165,7 +166,11 @@ func (a *API) instrument(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(rec, r.Body, MaxBody)
+			limit := int64(MaxBody)
+			if r.URL.Path == bulkPath {
+				limit = MaxBulkBody
+			}
+			r.Body = http.MaxBytesReader(rec, r.Body, limit)
 		}
 		next.ServeHTTP(rec, r)
 		route := r.Pattern // set by the mux on this same request

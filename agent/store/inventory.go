@@ -244,7 +244,7 @@ func (s *Store) DeleteManagedObject(ctx context.Context, tenant, id string) erro
 			}
 		}
 	}
-	for _, c := range []*mongo.Collection{s.values, s.opQueues} {
+	for _, c := range []*mongo.Collection{s.values, s.opQueues, s.deviceRegs} {
 		if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
 			return fmt.Errorf("delete %s of %s: %w", c.Name(), id, err)
 		}

@@ -1,0 +1,174 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// MaxBulkBody bounds a bulk registration file.
+const MaxBulkBody = 64 << 20
+
+const bulkPath = "/devicecontrol/bulkNewDeviceRequests"
+
+// bulkFailure is one entry of failedCreationList.
+type bulkFailure struct {
+	DeviceID      string `json:"deviceId"`
+	Line          int    `json:"line"`
+	FailureReason string `json:"failureReason"`
+}
+
+// bulkRegister creates or updates the devices of a registration CSV:
+// multipart form field "file", or the CSV as the body. Valid lines are
+// stored even when others fail; a failed line writes nothing.
+func (a *API) bulkRegister(w http.ResponseWriter, r *http.Request, u store.User) {
+	body, closeBody, ok := bulkFile(w, r)
+	if !ok {
+		return
+	}
+	defer closeBody()
+	res, err := registry.ParseCSV(body, registry.Options{MaxBytes: MaxBulkBody})
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, r, http.StatusRequestEntityTooLarge, "devicecontrol/tooLarge", fmt.Sprintf("the file is larger than %d bytes", MaxBulkBody))
+			return
+		}
+		writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", err.Error())
+		return
+	}
+	failed := make([]bulkFailure, 0, len(res.Failed))
+	for _, f := range res.Failed {
+		failed = append(failed, bulkFailure{DeviceID: f.DeviceID, Line: f.Line, FailureReason: f.Reason()})
+	}
+	created, updated := 0, 0
+	for _, d := range res.Devices {
+		isNew, err := a.importDevice(r.Context(), u.Tenant, d)
+		if err != nil {
+			a.log.Error("bulk registration", "tenant", u.Tenant, "device", d.ID, "line", d.Line, "err", err)
+			failed = append(failed, bulkFailure{DeviceID: d.ID, Line: d.Line, FailureReason: "not stored: " + err.Error()})
+			continue
+		}
+		if isNew {
+			created++
+		} else {
+			updated++
+		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"numberOfAll":              len(res.Devices) + len(res.Failed),
+		"numberOfCreated":          created,
+		"numberOfFailed":           len(failed),
+		"numberOfSuccessful":       created + updated,
+		"credentialUpdatedDevices": []string{},
+		"failedCreationList":       failed,
+	})
+}
+
+// bulkFile finds the CSV in the request.
+func bulkFile(w http.ResponseWriter, r *http.Request) (io.Reader, func(), bool) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mt == "multipart/form-data":
+		if err := r.ParseMultipartForm(8 << 20); err != nil {
+			writeError(w, r, http.StatusBadRequest, "devicecontrol/badRequest", "the multipart form cannot be read: "+err.Error())
+			return nil, nil, false
+		}
+		f, _, err := r.FormFile("file")
+		if err != nil {
+			writeError(w, r, http.StatusBadRequest, "devicecontrol/badRequest", `the multipart form has no field "file"`)
+			return nil, nil, false
+		}
+		return f, func() { _ = f.Close(); _ = r.MultipartForm.RemoveAll() }, true
+	case mt == "text/csv" || mt == "text/plain" || mt == "application/octet-stream":
+		return r.Body, func() {}, true
+	}
+	writeError(w, r, http.StatusUnsupportedMediaType, "devicecontrol/unsupportedMediaType",
+		"send the CSV as multipart form field \"file\" or as a text/csv body")
+	return nil, nil, false
+}
+
+// importDevice creates the device of a CSV line, or updates the tenant's
+// device with that ID, and reports whether it was created.
+func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device) (bool, error) {
+	st := a.cfg.Store
+	id, created := "", false
+	x, err := st.GetExternalID(ctx, tenant, store.ExternalIDDevice, d.ID)
+	switch {
+	case err == nil:
+		id = x.ManagedObjectID
+	case errors.Is(err, store.ErrNotFound):
+		id, err = st.CreateDevice(ctx, tenant, d.EndpointID)
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return false, err
+		}
+		created = err == nil
+	default:
+		return false, err
+	}
+	ops := []any{}
+	if d.Shell {
+		ops = append(ops, "c8y_Command")
+	}
+	fields := map[string]any{
+		"name":                    firstNonEmpty(d.Name, d.ID),
+		"type":                    d.Type,
+		"c8y_IsDevice":            map[string]any{},
+		"c8y_SupportedOperations": ops,
+	}
+	if d.GenericUI != "" {
+		var ui any
+		if err := json.Unmarshal([]byte(d.GenericUI), &ui); err == nil {
+			fields["c8y_GenericUi"] = ui
+		}
+	}
+	if d.Agent {
+		fields["com_cumulocity_model_Agent"] = map[string]any{}
+	} else {
+		fields["com_cumulocity_model_Agent"] = nil
+	}
+	if _, err := st.UpdateManagedObject(ctx, tenant, id, fields); err != nil {
+		return created, err
+	}
+	for typ, ext := range map[string]string{"c8y_Lwm2mPskId": d.ExternalLwM2MPSKID, "c8y_BootstrapPskId": d.ExternalBootstrapPSKID} {
+		if ext == "" {
+			continue
+		}
+		err := st.CreateExternalID(ctx, tenant, store.ExternalID{Type: typ, ExternalID: ext, ManagedObjectID: id})
+		if errors.Is(err, store.ErrConflict) {
+			if cur, err2 := st.GetExternalID(ctx, tenant, typ, ext); err2 == nil && cur.ManagedObjectID == id {
+				err = nil
+			} else {
+				err = fmt.Errorf("%s %q belongs to another device", typ, ext)
+			}
+		}
+		if err != nil {
+			return created, err
+		}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(d.Credentials), bcrypt.DefaultCost)
+	if err != nil {
+		return created, fmt.Errorf("hash credentials: %w", err)
+	}
+	return created, st.SaveDeviceRegistration(ctx, tenant, id, store.DeviceRegistration{
+		Params: d.Params(), PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: hash,
+	})
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}
