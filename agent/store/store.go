@@ -53,7 +53,7 @@ type Store struct {
 
 	counters, tenants, users, objects, externalIDs, endpoints,
 	events, alarms, measurements, values, operations, opQueues *mongo.Collection
-	deviceRegs                                                   *mongo.Collection
+	deviceRegs *mongo.Collection
 
 	ids  idBlock
 	auth *authCache
