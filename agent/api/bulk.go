@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -155,6 +156,9 @@ func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device
 			return created, err
 		}
 	}
+	if err := a.flagDuplicate(ctx, tenant, id, d.EndpointID); err != nil {
+		return created, err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(d.Credentials), bcrypt.DefaultCost)
 	if err != nil {
 		return created, fmt.Errorf("hash credentials: %w", err)
@@ -171,4 +175,25 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// DuplicateEndpointAlarm is raised on a device whose endpoint another
+// tenant registered first: that tenant's device is the one the LwM2M
+// client binds to, so this one never connects.
+const DuplicateEndpointAlarm = "c8y_LWM2MDuplicateEndpoint"
+
+func (a *API) flagDuplicate(ctx context.Context, tenant, id, endpoint string) error {
+	owner, _, err := a.cfg.Store.DeviceByEndpoint(ctx, endpoint)
+	if err != nil || owner == tenant {
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+		return err
+	}
+	// the other tenant is not named: tenants never learn of each other
+	_, err = a.cfg.Store.RaiseAlarm(ctx, tenant, store.Alarm{
+		Source: id, Type: DuplicateEndpointAlarm, Severity: "MAJOR", Status: "ACTIVE", Time: time.Now().UTC(),
+		Text: fmt.Sprintf("A device with endpoint %q already exists; this device will not be connected", endpoint),
+	})
+	return err
 }

@@ -190,4 +190,18 @@ func TestBulkRegisteredDevicesConnect(t *testing.T) {
 	if acmeDev.str("name") != "Meter 1" || acmeDev["c8y_Availability"] != nil {
 		t.Errorf("the second tenant's duplicate was bound to the client: %v", acmeDev)
 	}
+	var alarms struct {
+		Alarms []map[string]any `json:"alarms"`
+	}
+	h.callAs("acme/admin", "Acme-pass-1234!", "GET", "/alarm/alarms?source="+ext.ManagedObject.ID, nil, &alarms)
+	if len(alarms.Alarms) != 1 || alarms.Alarms[0]["severity"] != "MAJOR" || !strings.Contains(fmt.Sprint(alarms.Alarms[0]["text"]), "already exists") {
+		t.Errorf("duplicate's alarms: %v, want one MAJOR saying the endpoint already exists", alarms.Alarms)
+	}
+	if strings.Contains(fmt.Sprint(alarms.Alarms), "management") {
+		t.Error("the alarm names the other tenant")
+	}
+	h.call("GET", "/alarm/alarms?pageSize=100", nil, &alarms)
+	if len(alarms.Alarms) != 0 {
+		t.Errorf("the first tenant's devices got alarms: %v", alarms.Alarms)
+	}
 }
