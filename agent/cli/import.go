@@ -3,9 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -58,11 +56,8 @@ func importCmd() *cobra.Command {
 			return nil
 		},
 	}
-	f := devices.Flags()
-	f.StringVar(&base, "url", envOr("LWM2M_AGENT_URL", "http://127.0.0.1:8080"), "API address (LWM2M_AGENT_URL)")
-	f.StringVar(&user, "user", envOr("LWM2M_AGENT_USER", "management/admin"), "tenant/user (LWM2M_AGENT_USER)")
-	f.StringVar(&password, "password", "", "password (LWM2M_AGENT_PASSWORD)")
-	f.DurationVar(&timeout, "timeout", 30*time.Minute, "how long the import may take")
+	apiFlags(devices, &base, &user, &password)
+	devices.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long the import may take")
 	cmd.AddCommand(devices)
 	return cmd
 }
@@ -81,31 +76,6 @@ type bulkResult struct {
 
 func (c *apiClient) bulk(ctx context.Context, csv []byte) (bulkResult, error) {
 	var res bulkResult
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/devicecontrol/bulkNewDeviceRequests", bytes.NewReader(csv))
-	if err != nil {
-		return res, err
-	}
-	req.SetBasicAuth(c.user, c.password)
-	req.Header.Set("Content-Type", "text/csv")
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return res, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return res, err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct{ Message string }
-		if json.Unmarshal(data, &e) == nil && e.Message != "" {
-			return res, fmt.Errorf("%s: %s", resp.Status, e.Message)
-		}
-		return res, fmt.Errorf("%s", resp.Status)
-	}
-	if err := json.Unmarshal(data, &res); err != nil {
-		return res, fmt.Errorf("decode answer: %w", err)
-	}
-	return res, nil
+	err := c.send(ctx, http.MethodPost, "/devicecontrol/bulkNewDeviceRequests", "text/csv", bytes.NewReader(csv), &res)
+	return res, err
 }

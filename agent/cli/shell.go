@@ -44,12 +44,17 @@ func shellCmd() *cobra.Command {
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&base, "url", envOr("LWM2M_AGENT_URL", "http://127.0.0.1:8080"), "API address (LWM2M_AGENT_URL)")
-	f.StringVar(&user, "user", envOr("LWM2M_AGENT_USER", "management/admin"), "tenant/user (LWM2M_AGENT_USER)")
-	f.StringVar(&password, "password", "", "password (LWM2M_AGENT_PASSWORD)")
-	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the operation to end")
+	apiFlags(cmd, &base, &user, &password)
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the operation to end")
 	return cmd
+}
+
+// apiFlags binds the flags of the commands that work through the API.
+func apiFlags(cmd *cobra.Command, base, user, password *string) {
+	f := cmd.Flags()
+	f.StringVar(base, "url", envOr("LWM2M_AGENT_URL", "http://127.0.0.1:8080"), "API address (LWM2M_AGENT_URL)")
+	f.StringVar(user, "user", envOr("LWM2M_AGENT_USER", "management/admin"), "tenant/user (LWM2M_AGENT_USER)")
+	f.StringVar(password, "password", "", "password (LWM2M_AGENT_PASSWORD)")
 }
 
 func envOr(k, def string) string {
@@ -66,28 +71,36 @@ type apiClient struct {
 
 func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
+	ctype := ""
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		rd, ctype = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	return c.send(ctx, method, path, ctype, rd, out)
+}
+
+// send makes one API request with a body of the given content type and
+// decodes the JSON answer into out; an error answer becomes an error with
+// the API's message.
+func (c *apiClient) send(ctx context.Context, method, path, ctype string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
 	req.SetBasicAuth(c.user, c.password)
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
