@@ -11,6 +11,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
 
 // `import devices` against a running agent: what operators see, and the
@@ -52,5 +53,58 @@ func TestImportDevices(t *testing.T) {
 	out, err = run(bad)
 	if err == nil || !strings.Contains(out, "line 2 (m2): CREDENTIALS") {
 		t.Errorf("bad file: %v\n%s", err, out)
+	}
+}
+
+// `shell` finds a device by its endpoint, runs the command and prints what
+// the device answered.
+func TestShellCommand(t *testing.T) {
+	cfg := config.Default()
+	cfg.CoAPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.AdminPassword = "Admin-pass-1234!"
+	cfg.AutoRegister = true
+	ctx, cancel := context.WithCancel(context.Background())
+	a, wait, err := app.Start(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = wait() }()
+	sim, err := simulator.New(simulator.Config{Server: a.CoAPAddr.String(), Prefix: "cli", Version: "1.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sim.Run(sctx) }()
+	defer func() { scancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); sim.Registered() != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("simulated device did not register")
+		}
+	}
+	run := func(args ...string) (string, error) {
+		cmd := shellCmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetArgs(append(args, "--url", "http://"+a.HTTPAddr.String(), "--password", "Admin-pass-1234!", "--timeout", "20s"))
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		// the device's c8y_Id exists as soon as it registered; its state may lag
+		if out, err = run("cli-0", "read /3/0/0"); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || !strings.Contains(out, "/3/0/0 (Manufacturer) = lwm2m-agent") {
+		t.Errorf("shell read: %v\n%s", err, out)
+	}
+	if _, err := run("cli-0", "write /3/0/0 nope"); err == nil || !strings.Contains(err.Error(), "4.05") {
+		t.Errorf("shell write to a read-only resource: %v, want the device's 4.05", err)
+	}
+	if _, err := run("cli-0", "raed /3/0"); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Errorf("malformed command: %v", err)
 	}
 }
