@@ -64,7 +64,7 @@ type Hooks struct {
 // until then, or the last lifecycle events are lost.
 func (h *Hooks) Wait() { h.inflight.Wait() }
 
-// New returns the hooks; cfg.Store is required.
+// New returns the hooks; cfg.Store and cfg.State are required.
 func New(cfg Config) *Hooks {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
