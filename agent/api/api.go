@@ -142,6 +142,7 @@ func (a *API) routes() {
 	auth("GET /devicecontrol/operations/{id}", a.getOperation)
 
 	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)
+	auth("GET /lwm2m/devices/{id}/bootstrap", a.getBootstrap)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "general/notFound", "no resource at "+r.URL.Path)

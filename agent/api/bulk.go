@@ -197,3 +197,26 @@ func (a *API) flagDuplicate(ctx context.Context, tenant, id, endpoint string) er
 	})
 	return err
 }
+
+// getBootstrap answers a device's registration and bootstrap parameters.
+// The keys and credentials are write-only: they are not in Params and so
+// never in an answer.
+func (a *API) getBootstrap(w http.ResponseWriter, r *http.Request, u store.User) {
+	id := r.PathValue("id")
+	if _, err := a.cfg.Store.GetManagedObject(r.Context(), u.Tenant, id); err != nil {
+		a.storeError(w, r, "lwm2m", err)
+		return
+	}
+	reg, err := a.cfg.Store.DeviceRegistrationOf(r.Context(), u.Tenant, id)
+	if err != nil {
+		a.storeError(w, r, "lwm2m", err)
+		return
+	}
+	out := make(map[string]any, len(reg.Params)+2)
+	for k, v := range reg.Params {
+		out[k] = v
+	}
+	out["deviceId"] = id
+	out["self"] = self(r, r.URL.Path)
+	writeJSON(w, http.StatusOK, out)
+}

@@ -87,6 +87,7 @@ func (h *harness) everything(ids ...string) string {
 		get("/identity/globalIds/" + id + "/externalIds")
 		get("/inventory/managedObjects/" + id)
 		get("/lwm2m/devices/" + id + "/objects")
+		get("/lwm2m/devices/" + id + "/bootstrap")
 	}
 	return all.String()
 }
@@ -125,6 +126,20 @@ func TestBulkRegistrationExamples(t *testing.T) {
 	}
 	if c := h.call("GET", "/identity/externalIds/c8y_BootstrapPskId/psk_device_bs", nil, &ext); c != 200 || ext.ManagedObject.ID != id {
 		t.Errorf("c8y_BootstrapPskId: HTTP %d → %q, want device %s", c, ext.ManagedObject.ID, id)
+	}
+	var boot map[string]any
+	if c := h.call("GET", "/lwm2m/devices/"+id+"/bootstrap", nil, &boot); c != 200 ||
+		boot["endpointId"] != "psk_device" || boot["securityMode"] != "PSK" || boot["lwm2mPskId"] != "psk_device_id" ||
+		boot["lwm2mShortServerId"] != float64(1) || boot["generateBootstrapServerConfig"] != true {
+		t.Errorf("bootstrap parameters: HTTP %d %v", c, boot)
+	}
+	for k := range boot {
+		if strings.Contains(strings.ToLower(k), "key") || strings.Contains(strings.ToLower(k), "credential") {
+			t.Errorf("bootstrap answer has %q", k)
+		}
+	}
+	if c := h.callAs("nobody/admin", "x", "GET", "/lwm2m/devices/"+id+"/bootstrap", nil, nil); c != 401 {
+		t.Errorf("bootstrap without valid credentials: HTTP %d", c)
 	}
 	seen := h.everything(id)
 	for _, key := range []string{"000102030405060708090a0b0c0d0e0f", "0f0e0d0c0b0a09080706050403020100", "AAECAwQFBgcICQoLDA0ODw", "Secret-pass-1234!"} {
@@ -199,6 +214,10 @@ func TestBulkRegisteredDevicesConnect(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(alarms.Alarms), "management") {
 		t.Error("the alarm names the other tenant")
+	}
+	mgmtID := h.device("bulk-1").str("id")
+	if c := h.callAs("acme/admin", "Acme-pass-1234!", "GET", "/lwm2m/devices/"+mgmtID+"/bootstrap", nil, nil); c != 404 {
+		t.Errorf("another tenant's bootstrap parameters: HTTP %d, want 404", c)
 	}
 	h.call("GET", "/alarm/alarms?pageSize=100", nil, &alarms)
 	if len(alarms.Alarms) != 0 {
