@@ -421,3 +421,26 @@ func dateParam(w http.ResponseWriter, r *http.Request, area, name string) (time.
 func jsonTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 func escape(s string) string { return url.PathEscape(s) }
+
+// answerList writes one page of objects as a Cumulocity collection, or the
+// store's error.
+func answerList[T any](a *API, w http.ResponseWriter, r *http.Request, area, name string, p store.Page, objs []T, total int64, err error, toJSON func(*http.Request, T) map[string]any) {
+	if err != nil {
+		a.storeError(w, r, area, err)
+		return
+	}
+	items := make([]map[string]any, len(objs))
+	for i, o := range objs {
+		items[i] = toJSON(r, o)
+	}
+	collection(w, r, name, items, p, total)
+}
+
+// answerOne writes one object, or the store's error.
+func answerOne[T any](a *API, w http.ResponseWriter, r *http.Request, area string, obj T, err error, toJSON func(*http.Request, T) map[string]any) {
+	if err != nil {
+		a.storeError(w, r, area, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toJSON(r, obj))
+}

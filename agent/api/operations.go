@@ -120,22 +120,10 @@ func (a *API) listOperations(w http.ResponseWriter, r *http.Request, u store.Use
 	ops, total, err := a.cfg.Store.ListOperations(r.Context(), u.Tenant, store.OperationFilter{
 		DeviceID: q.Get("deviceId"), Status: q.Get("status"), Page: p,
 	})
-	if err != nil {
-		a.storeError(w, r, "devicecontrol", err)
-		return
-	}
-	items := make([]map[string]any, len(ops))
-	for i, op := range ops {
-		items[i] = opJSON(r, op)
-	}
-	collection(w, r, "operations", items, p, total)
+	answerList(a, w, r, "devicecontrol", "operations", p, ops, total, err, opJSON)
 }
 
 func (a *API) getOperation(w http.ResponseWriter, r *http.Request, u store.User) {
 	op, err := a.cfg.Store.GetOperation(r.Context(), u.Tenant, r.PathValue("id"))
-	if err != nil {
-		a.storeError(w, r, "devicecontrol", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, opJSON(r, op))
+	answerOne(a, w, r, "devicecontrol", op, err, opJSON)
 }

@@ -55,15 +55,7 @@ func (a *API) listManagedObjects(w http.ResponseWriter, r *http.Request, u store
 	mos, total, err := a.cfg.Store.ListManagedObjects(r.Context(), u.Tenant, store.ManagedObjectFilter{
 		Type: q.Get("type"), FragmentType: q.Get("fragmentType"), Query: q.Get("query"), Page: p,
 	})
-	if err != nil {
-		a.storeError(w, r, "inventory", err)
-		return
-	}
-	items := make([]map[string]any, len(mos))
-	for i, mo := range mos {
-		items[i] = moJSON(r, mo)
-	}
-	collection(w, r, "managedObjects", items, p, total)
+	answerList(a, w, r, "inventory", "managedObjects", p, mos, total, err, moJSON)
 }
 
 // splitBody separates name and type from the fragments of a managed
@@ -96,11 +88,7 @@ func (a *API) createManagedObject(w http.ResponseWriter, r *http.Request, u stor
 
 func (a *API) getManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
 	mo, err := a.cfg.Store.GetManagedObject(r.Context(), u.Tenant, r.PathValue("id"))
-	if err != nil {
-		a.storeError(w, r, "inventory", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, moJSON(r, mo))
+	answerOne(a, w, r, "inventory", mo, err, moJSON)
 }
 
 func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
@@ -221,24 +209,12 @@ func (a *API) listMeasurements(w http.ResponseWriter, r *http.Request, u store.U
 		ValueFragmentType: q.Get("valueFragmentType"), ValueFragmentSeries: q.Get("valueFragmentSeries"),
 		DateFrom: from, DateTo: to, Revert: q.Get("revert") == "true", Page: p,
 	})
-	if err != nil {
-		a.storeError(w, r, "measurement", err)
-		return
-	}
-	items := make([]map[string]any, len(ms))
-	for i, m := range ms {
-		items[i] = measurementJSON(r, m)
-	}
-	collection(w, r, "measurements", items, p, total)
+	answerList(a, w, r, "measurement", "measurements", p, ms, total, err, measurementJSON)
 }
 
 func (a *API) getMeasurement(w http.ResponseWriter, r *http.Request, u store.User) {
 	m, err := a.cfg.Store.GetMeasurement(r.Context(), u.Tenant, r.PathValue("id"))
-	if err != nil {
-		a.storeError(w, r, "measurement", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, measurementJSON(r, m))
+	answerOne(a, w, r, "measurement", m, err, measurementJSON)
 }
 
 func eventJSON(r *http.Request, e store.Event) map[string]any {
@@ -266,24 +242,12 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, u store.User) {
 		Source: q.Get("source"), Type: q.Get("type"), DateFrom: from, DateTo: to,
 		Revert: q.Get("revert") == "true", Page: p,
 	})
-	if err != nil {
-		a.storeError(w, r, "event", err)
-		return
-	}
-	items := make([]map[string]any, len(es))
-	for i, e := range es {
-		items[i] = eventJSON(r, e)
-	}
-	collection(w, r, "events", items, p, total)
+	answerList(a, w, r, "event", "events", p, es, total, err, eventJSON)
 }
 
 func (a *API) getEvent(w http.ResponseWriter, r *http.Request, u store.User) {
 	e, err := a.cfg.Store.GetEvent(r.Context(), u.Tenant, r.PathValue("id"))
-	if err != nil {
-		a.storeError(w, r, "event", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, eventJSON(r, e))
+	answerOne(a, w, r, "event", e, err, eventJSON)
 }
 
 func alarmJSON(r *http.Request, al store.Alarm) map[string]any {
@@ -327,24 +291,12 @@ func (a *API) listAlarms(w http.ResponseWriter, r *http.Request, u store.User) {
 		Source: q.Get("source"), Type: q.Get("type"), Status: statuses, Severity: q.Get("severity"),
 		DateFrom: from, DateTo: to, Revert: q.Get("revert") == "true", Page: p,
 	})
-	if err != nil {
-		a.storeError(w, r, "alarm", err)
-		return
-	}
-	items := make([]map[string]any, len(as))
-	for i, al := range as {
-		items[i] = alarmJSON(r, al)
-	}
-	collection(w, r, "alarms", items, p, total)
+	answerList(a, w, r, "alarm", "alarms", p, as, total, err, alarmJSON)
 }
 
 func (a *API) getAlarm(w http.ResponseWriter, r *http.Request, u store.User) {
 	al, err := a.cfg.Store.GetAlarm(r.Context(), u.Tenant, r.PathValue("id"))
-	if err != nil {
-		a.storeError(w, r, "alarm", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, alarmJSON(r, al))
+	answerOne(a, w, r, "alarm", al, err, alarmJSON)
 }
 
 func (a *API) updateAlarm(w http.ResponseWriter, r *http.Request, u store.User) {
