@@ -6,9 +6,6 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
-	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/message/pool"
-	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
 // Discover returns the links the device reports for p (Discover
@@ -19,17 +16,8 @@ func (s *Server) Discover(ctx context.Context, ep string, p node.Path) ([]codec.
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
-		req, err := c.NewGetRequest(ctx, t.coapPath(p))
-		if err == nil {
-			withAccept(codec.LinkFmt)(req)
-		}
-		return req, err
-	})
+	a, err := s.getContent(ctx, t, p, codec.LinkFmt)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s of %s: %w", p, ep, err)
-	}
-	if err := expect(a, codes.Content); err != nil {
 		return nil, fmt.Errorf("discover %s of %s: %w", p, ep, err)
 	}
 	links, err := codec.ParseLinks(a.body)

@@ -211,20 +211,27 @@ func (s *Server) Read(ctx context.Context, ep string, p node.Path) ([]node.Recor
 	if err != nil {
 		return nil, err
 	}
+	a, err := s.getContent(ctx, t, p, t.format)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", p, ep, err)
+	}
+	return s.decode(a, t.format, p)
+}
+
+// getContent sends a GET for p that asks for format f (Read, Discover)
+// and returns the device's 2.05 Content answer.
+func (s *Server) getContent(ctx context.Context, t target, p node.Path, f codec.Format) (answer, error) {
 	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
 		req, err := c.NewGetRequest(ctx, t.coapPath(p))
 		if err == nil {
-			withAccept(t.format)(req)
+			withAccept(f)(req)
 		}
 		return req, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read %s of %s: %w", p, ep, err)
+		return a, err
 	}
-	if err := expect(a, codes.Content); err != nil {
-		return nil, fmt.Errorf("read %s of %s: %w", p, ep, err)
-	}
-	return s.decode(a, t.format, p)
+	return a, expect(a, codes.Content)
 }
 
 // Write writes recs at p: replace (PUT) replaces the instance or
