@@ -76,11 +76,8 @@ type tenantBatch struct {
 // Run writes batches until ctx ends, then drains the queue.
 func (w *StateWriter) Run(ctx context.Context) {
 	defer close(w.done)
-	tick := time.NewTicker(w.interval)
-	defer tick.Stop()
 	batch := map[string]*tenantBatch{}
-	n := 0
-	add := func(c stateChange) {
+	add := func(c stateChange) int {
 		b := batch[c.tenant]
 		if b == nil {
 			b = &tenantBatch{fragments: map[string]bson.M{}}
@@ -94,42 +91,15 @@ func (w *StateWriter) Run(ctx context.Context) {
 		if c.event.Type != "" {
 			b.events = append(b.events, c.event)
 		}
-		n++
+		return 1
 	}
 	flush := func(ctx context.Context) {
 		for tenant, b := range batch {
 			w.flush(ctx, tenant, b)
 		}
 		clear(batch)
-		n = 0
 	}
-	for {
-		select {
-		case c := <-w.in:
-			add(c)
-			if n >= w.maxBatch {
-				flush(ctx)
-			}
-		case <-tick.C:
-			if n > 0 {
-				flush(ctx)
-			}
-		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		drain:
-			for {
-				select {
-				case c := <-w.in:
-					add(c)
-				default:
-					break drain
-				}
-			}
-			flush(dctx)
-			cancel()
-			return
-		}
-	}
+	batchLoop(ctx, w.in, w.interval, w.maxBatch, 10*time.Second, add, flush)
 }
 
 func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) {

@@ -74,11 +74,25 @@ func (w *ValueWriter) Failed() int64  { return w.failed.Load() }
 // Run writes batches until ctx ends, then drains what is queued.
 func (w *ValueWriter) Run(ctx context.Context) {
 	defer close(w.done)
-	tick := time.NewTicker(w.interval)
-	defer tick.Stop()
 	type key struct{ tenant, device string }
 	pending := map[key]map[node.Path]node.Record{}
-	n := 0
+	add := func(b valueBatch) int {
+		k := key{b.tenant, b.device}
+		m := pending[k]
+		if m == nil {
+			m = map[node.Path]node.Record{}
+			pending[k] = m
+		}
+		n := 0
+		for _, r := range b.recs {
+			if old, ok := m[r.Path]; ok && r.Time.Before(old.Time) {
+				continue
+			}
+			m[r.Path] = r
+			n++
+		}
+		return n
+	}
 	flush := func(fctx context.Context) {
 		for k, recs := range pending {
 			vals := make([]store.ResourceValue, 0, len(recs))
@@ -93,50 +107,8 @@ func (w *ValueWriter) Run(ctx context.Context) {
 			}
 		}
 		clear(pending)
-		n = 0
 	}
-	add := func(b valueBatch) {
-		k := key{b.tenant, b.device}
-		m := pending[k]
-		if m == nil {
-			m = map[node.Path]node.Record{}
-			pending[k] = m
-		}
-		for _, r := range b.recs {
-			if old, ok := m[r.Path]; ok && r.Time.Before(old.Time) {
-				continue
-			}
-			m[r.Path] = r
-			n++
-		}
-	}
-	for {
-		select {
-		case b := <-w.in:
-			add(b)
-			if n >= w.maxBatch {
-				flush(ctx)
-			}
-		case <-tick.C:
-			if n > 0 {
-				flush(ctx)
-			}
-		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			for {
-				select {
-				case b := <-w.in:
-					add(b)
-					continue
-				default:
-				}
-				break
-			}
-			flush(dctx)
-			cancel()
-			return
-		}
-	}
+	batchLoop(ctx, w.in, w.interval, w.maxBatch, 5*time.Second, add, flush)
 }
 
 // Done is closed when Run has returned.
