@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -335,4 +337,24 @@ func TestBlockwiseWrite(t *testing.T) {
 	if !bytes.Equal(v.Bytes, pkg) {
 		t.Fatalf("device holds %d bytes, want the 3000 written", len(v.Bytes))
 	}
+}
+
+// /metrics carries the agent's own figures, without authentication.
+func TestMetrics(t *testing.T) {
+	h := startAgent(t)
+	h.simulate(2, nil)
+	h.eventually(5*time.Second, func() error {
+		resp, err := http.Get(h.base + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		text, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{"\nlwm2m_agent_registrations 2\n", "\nlwm2m_agent_registers_total 2\n", "\nlwm2m_agent_lifecycle_events_total 2\n", "\nlwm2m_agent_rate_limited_total 0\n"} {
+			if !strings.Contains(string(text), want) {
+				return fmt.Errorf("/metrics (HTTP %d) lacks %q", resp.StatusCode, strings.TrimSpace(want))
+			}
+		}
+		return nil
+	})
 }
