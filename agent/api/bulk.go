@@ -159,6 +159,9 @@ func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device
 	if err := a.flagDuplicate(ctx, tenant, id, d.EndpointID); err != nil {
 		return created, err
 	}
+	if err := a.bindPSKIdentities(ctx, tenant, id, d); err != nil {
+		return created, err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(d.Credentials), bcrypt.DefaultCost)
 	if err != nil {
 		return created, fmt.Errorf("hash credentials: %w", err)
@@ -219,4 +222,41 @@ func (a *API) getBootstrap(w http.ResponseWriter, r *http.Request, u store.User)
 	out["deviceId"] = id
 	out["self"] = self(r, r.URL.Path)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// bindPSKIdentities makes the line's PSK identities name the device in
+// DTLS handshakes, and releases identities an earlier import gave it. A
+// duplicate (its endpoint bound in another tenant) binds nothing: it never
+// connects.
+func (a *API) bindPSKIdentities(ctx context.Context, tenant, id string, d registry.Device) error {
+	st := a.cfg.Store
+	idents := map[string]string{store.PSKServer: d.PSKID, store.PSKBootstrap: d.BootstrapPSKID}
+	paramOf := map[string]string{store.PSKServer: "lwm2mPskId", store.PSKBootstrap: "bootstrapPskId"}
+	prev, err := st.DeviceRegistrationOf(ctx, tenant, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	for kind, ident := range idents {
+		if old, _ := prev.Params[paramOf[kind]].(string); old != "" && old != ident {
+			if err := st.UnbindPSKIdentity(ctx, kind, old, tenant, id); err != nil {
+				return err
+			}
+		}
+	}
+	owner, ownerID, err := st.DeviceByEndpoint(ctx, d.EndpointID)
+	if err != nil || owner != tenant || ownerID != id {
+		return nil
+	}
+	for kind, ident := range idents {
+		if ident == "" {
+			continue
+		}
+		if err := st.BindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("%s PSK identity %q belongs to another device", kind, ident)
+			}
+			return err
+		}
+	}
+	return nil
 }

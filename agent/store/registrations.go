@@ -63,3 +63,67 @@ func (s *Store) DeviceRegistrationOf(ctx context.Context, tenant, deviceID strin
 	}
 	return DeviceRegistration{Params: d.Params, PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: d.CredentialsHash, Updated: d.Updated}, nil
 }
+
+// PSK identity kinds: the identity a device presents to the LwM2M server,
+// and the one it presents to the bootstrap server.
+const (
+	PSKServer    = "lwm2m"
+	PSKBootstrap = "bootstrap"
+)
+
+type pskDoc struct {
+	Key      string `bson:"_id"`
+	Tenant   string `bson:"tenant"`
+	DeviceID string `bson:"deviceId"`
+}
+
+func pskKey(kind, identity string) string { return kind + "/" + identity }
+
+// BindPSKIdentity makes identity (of kind PSKServer or PSKBootstrap) name
+// the tenant's device during DTLS handshakes. Like an endpoint, an
+// identity belongs to the device that claimed it first, across tenants:
+// a handshake carries no tenant. ErrConflict when another device holds it.
+func (s *Store) BindPSKIdentity(ctx context.Context, kind, identity, tenant, deviceID string) error {
+	if identity == "" {
+		return fmt.Errorf("%w: empty psk identity", ErrInvalid)
+	}
+	_, err := s.pskIDs.InsertOne(ctx, pskDoc{Key: pskKey(kind, identity), Tenant: tenant, DeviceID: deviceID})
+	if isDup(err) {
+		t, id, err2 := s.DeviceByPSKIdentity(ctx, kind, identity)
+		if err2 != nil {
+			return err2
+		}
+		if t == tenant && id == deviceID {
+			return nil
+		}
+		return fmt.Errorf("%s psk identity %q: %w", kind, identity, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("bind %s psk identity of %s: %w", kind, deviceID, err)
+	}
+	return nil
+}
+
+// UnbindPSKIdentity releases identity if the tenant's device holds it.
+func (s *Store) UnbindPSKIdentity(ctx context.Context, kind, identity, tenant, deviceID string) error {
+	_, err := s.pskIDs.DeleteOne(ctx, bson.D{
+		{Key: "_id", Value: pskKey(kind, identity)}, {Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID},
+	})
+	if err != nil {
+		return fmt.Errorf("unbind %s psk identity of %s: %w", kind, deviceID, err)
+	}
+	return nil
+}
+
+// DeviceByPSKIdentity returns the device that holds identity.
+func (s *Store) DeviceByPSKIdentity(ctx context.Context, kind, identity string) (tenant, id string, err error) {
+	var d pskDoc
+	err = s.pskIDs.FindOne(ctx, bson.D{{Key: "_id", Value: pskKey(kind, identity)}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", "", ErrNotFound
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("read %s psk identity: %w", kind, err)
+	}
+	return d.Tenant, d.DeviceID, nil
+}

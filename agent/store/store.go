@@ -53,7 +53,7 @@ type Store struct {
 
 	counters, tenants, users, objects, externalIDs, endpoints,
 	events, alarms, measurements, values, operations, opQueues *mongo.Collection
-	deviceRegs *mongo.Collection
+	deviceRegs, pskIDs *mongo.Collection
 
 	ids  idBlock
 	auth *authCache
@@ -119,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		{&s.endpoints, "endpoints"}, {&s.events, "events"}, {&s.alarms, "alarms"},
 		{&s.measurements, "measurementBuckets"}, {&s.values, "lastValues"},
 		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
-		{&s.deviceRegs, "deviceRegistrations"},
+		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
