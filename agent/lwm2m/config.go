@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 )
 
 // Defaults of Config.
@@ -20,6 +21,10 @@ const (
 	DefaultBlockwiseTimeout = 2 * time.Minute
 	DefaultPeerRate         = 100.0
 	DefaultPeerBurst        = 200
+	// DefaultSessionIdleTimeout keeps a quiet DTLS session for a day: a
+	// device in queue mode wakes far less often than every two minutes,
+	// and a fresh handshake costs it radio time and battery.
+	DefaultSessionIdleTimeout = 24 * time.Hour
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -52,6 +57,18 @@ type Config struct {
 	// DefaultPeerBurst; a negative PeerRate turns the limit off).
 	PeerRate  float64
 	PeerBurst int
+
+	// SecureAddr is the DTLS-PSK listen address (e.g. ":5784"); empty
+	// means no DTLS port. Keys is then required.
+	SecureAddr string
+	Keys       psk.KeyFunc
+	// DTLS bounds handshakes and sessions (psk's defaults).
+	DTLS psk.Limits
+	// SessionIdleTimeout closes a DTLS session that carried nothing for
+	// this long (DefaultSessionIdleTimeout); the device's next message then
+	// needs a new handshake. Requests to a device without a session wait
+	// for it to connect.
+	SessionIdleTimeout time.Duration
 }
 
 // withDefaults returns cfg with every zero field set to its default, or an
@@ -104,6 +121,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.IdleTimeout < 0 {
 		return cfg, fmt.Errorf("lwm2m config: idleTimeout: %v is negative", cfg.IdleTimeout)
+	}
+	if cfg.SecureAddr != "" && cfg.Keys == nil {
+		return cfg, errors.New("lwm2m config: secureAddr needs keys")
+	}
+	if cfg.SessionIdleTimeout == 0 {
+		cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if cfg.SessionIdleTimeout < 0 {
+		return cfg, fmt.Errorf("lwm2m config: sessionIdleTimeout: %v is negative", cfg.SessionIdleTimeout)
 	}
 	if cfg.BlockwiseTimeout == 0 {
 		cfg.BlockwiseTimeout = DefaultBlockwiseTimeout

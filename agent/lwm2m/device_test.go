@@ -67,9 +67,21 @@ type device struct {
 func newDevice(t testing.TB, server net.Addr) *device {
 	t.Helper()
 	d := &device{t: t, manuf: "Open Mobile Alliance"}
+	conn, err := udp.Dial(server.String(), d.options()...)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	d.conn = conn
+	t.Cleanup(func() { _ = conn.Close() })
+	return d
+}
+
+// options make a go-coap client connection answer the server's requests
+// with d.serve and record what the device sees.
+func (d *device) options() []udp.Option {
 	r := mux.NewRouter()
 	r.DefaultHandle(mux.HandlerFunc(d.serve))
-	conn, err := udp.Dial(server.String(),
+	return []udp.Option{
 		options.WithMux(r),
 		options.WithRequestMonitor(func(_ *udpClient.Conn, m *pool.Message) (bool, error) {
 			d.mu.Lock()
@@ -82,13 +94,7 @@ func newDevice(t testing.TB, server net.Addr) *device {
 			}
 			return false, nil
 		}),
-	)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
 	}
-	d.conn = conn
-	t.Cleanup(func() { _ = conn.Close() })
-	return d
 }
 
 func (d *device) serve(w mux.ResponseWriter, r *mux.Message) {
@@ -310,6 +316,7 @@ type event struct {
 type recorder struct {
 	mu     sync.Mutex
 	refuse map[string]bool
+	auths  []AuthRequest
 	events chan event
 }
 
@@ -317,9 +324,11 @@ func newRecorder() *recorder {
 	return &recorder{refuse: map[string]bool{}, events: make(chan event, 1024)}
 }
 
-func (h *recorder) Authorize(_ context.Context, ep string, _ net.Addr) (Identity, error) {
+func (h *recorder) Authorize(_ context.Context, req AuthRequest) (Identity, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.auths = append(h.auths, req)
+	ep := req.Endpoint
 	if h.refuse[ep] {
 		return Identity{}, errors.New("unknown endpoint")
 	}

@@ -62,10 +62,13 @@ func (s *Server) target(endpoint string) (target, error) {
 // idle ones; the registration outlives them).
 func (s *Server) connOf(rs *regState) (*udpClient.Conn, error) {
 	s.mu.RLock()
-	c, addr := rs.conn, rs.addr
+	c, addr, secure := rs.conn, rs.addr, rs.reg.Secure
 	s.mu.RUnlock()
 	if c != nil && c.Context().Err() == nil {
 		return c, nil
+	}
+	if secure {
+		return nil, ErrNoSession
 	}
 	srv := s.coap.Load()
 	if srv == nil {

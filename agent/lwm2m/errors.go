@@ -38,3 +38,8 @@ func (e *ResponseError) Error() string {
 func codeString(c codes.Code) string {
 	return fmt.Sprintf("%d.%02d %s", uint8(c)>>5, uint8(c)&0x1f, c.String())
 }
+
+// ErrNoSession is the error of a request to a device registered over DTLS
+// whose session has closed: only the device can open a new one, which it
+// does with its next message.
+var ErrNoSession = errors.New("no DTLS session with the device: waiting for it to connect")

@@ -241,8 +241,13 @@ func (s *Server) handleNotification(_ mux.ResponseWriter, r *mux.Message) {
 // handleSend is the LwM2M 1.1 Send operation: POST /dp from a registered
 // device with SenML (or any decodable) values.
 func (s *Server) handleSend(w mux.ResponseWriter, r *mux.Message) {
+	conn, ok := w.Conn().(*udpClient.Conn)
+	if !ok {
+		reply(w, codes.InternalServerError, "")
+		return
+	}
 	s.mu.RLock()
-	rs := s.byAddr[addrString(w.Conn().RemoteAddr())]
+	rs := s.byPeer[peerOf(conn).key()]
 	var reg Registration
 	if rs != nil {
 		reg = copyReg(rs.reg)

@@ -39,6 +39,8 @@ type Registration struct {
 	RootPath      string        // alternate path, "/" by default
 	Objects       []ObjectLink
 	Address       string // peer ip:port of the last Register or Update
+	Secure        bool   // registered over DTLS
+	PSKIdentity   string // the DTLS session's PSK identity, when Secure
 	Tenant        string // from Hooks.Authorize
 	DeviceID      string // from Hooks.Authorize
 	RegisteredAt  time.Time

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+	"github.com/plgd-dev/go-coap/v3/dtls"
+	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
@@ -32,9 +35,9 @@ import (
 // been sent) or from its expiry goroutine; calls for one device come in
 // order. A slow hook delays that device's traffic, not other devices'.
 type Hooks interface {
-	// Authorize decides whether endpoint may register from peer; an error
-	// answers the Register with 4.03 Forbidden.
-	Authorize(ctx context.Context, endpoint string, peer net.Addr) (Identity, error)
+	// Authorize decides whether a device may register as the endpoint it
+	// names; an error answers the Register with 4.03 Forbidden.
+	Authorize(ctx context.Context, req AuthRequest) (Identity, error)
 	// Registered follows a successful Register (also one that replaced an
 	// earlier registration of the same endpoint).
 	Registered(ctx context.Context, reg Registration)
@@ -49,12 +52,24 @@ type Hooks interface {
 	Values(ctx context.Context, reg Registration, observed node.Path, recs []node.Record)
 }
 
-// Server is an LwM2M server on one UDP socket.
+// AuthRequest is what a Register tells about who is registering.
+type AuthRequest struct {
+	Endpoint string
+	Peer     net.Addr
+	// Secure is true for a Register over DTLS; PSKIdentity is then the
+	// identity the device's session was authenticated with.
+	Secure      bool
+	PSKIdentity string
+}
+
+// Server is an LwM2M server on one UDP socket and, optionally, one DTLS
+// socket; a registration is reachable over the transport it was made on.
 type Server struct {
 	cfg      Config
 	hooks    Hooks
 	log      *slog.Logger
 	listener *coapNet.UDPConn
+	secure   *psk.Listener // nil without a DTLS port
 	served   atomic.Bool
 	coap     atomic.Pointer[udpServer.Server]
 	stats    counters
@@ -63,7 +78,7 @@ type Server struct {
 	baseCtx    context.Context
 	byID       map[string]*regState
 	byEndpoint map[string]*regState
-	byAddr     map[string]*regState
+	byPeer     map[string]*regState // by peerInfo.key of the device's last message
 	tokens     map[string]*observation
 	expiry     expiryHeap
 	kick       chan struct{} // wakes the expiry loop when the earliest deadline moved
@@ -75,6 +90,7 @@ type Server struct {
 type regState struct {
 	reg      Registration
 	addr     *net.UDPAddr
+	peerKey  string          // key in Server.byPeer
 	conn     *udpClient.Conn // the connection the device last spoke on
 	ctx      context.Context // cancelled when the registration ends
 	cancel   context.CancelFunc
@@ -98,6 +114,15 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new lwm2m server: listen %s: %w", cfg.Addr, err)
 	}
+	var secure *psk.Listener
+	if cfg.SecureAddr != "" {
+		dcfg := psk.ServerConfig(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"))
+		secure, err = psk.Listen(cfg.SecureAddr, dcfg, cfg.DTLS)
+		if err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("new lwm2m server: %w", err)
+		}
+	}
 	var limiter *peerLimiter
 	if cfg.PeerRate > 0 {
 		// twice the registrations: devices that moved leave an old address behind
@@ -108,10 +133,11 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		hooks:      hooks,
 		log:        cfg.Logger.With("component", "lwm2m"),
 		listener:   l,
+		secure:     secure,
 		baseCtx:    context.Background(),
 		byID:       make(map[string]*regState),
 		byEndpoint: make(map[string]*regState),
-		byAddr:     make(map[string]*regState),
+		byPeer:     make(map[string]*regState),
 		tokens:     make(map[string]*observation),
 		kick:       make(chan struct{}, 1),
 		limiter:    limiter,
@@ -120,6 +146,24 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 
 // Addr returns the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.listener.LocalAddr() }
+
+// SecureAddr returns the DTLS address the server listens on, nil without
+// one.
+func (s *Server) SecureAddr() net.Addr {
+	if s.secure == nil {
+		return nil
+	}
+	return s.secure.Addr()
+}
+
+// Sessions returns the open DTLS sessions, handshakes refused by a limit
+// and failed handshakes so far.
+func (s *Server) Sessions() (open, refused, failed int64) {
+	if s.secure == nil {
+		return 0, 0, 0
+	}
+	return s.secure.Sessions(), s.secure.Refused(), s.secure.HandshakeFailures()
+}
 
 // Serve answers devices until ctx is done, then closes the socket, ends
 // every registration (without calling hooks: the devices did not leave)
@@ -137,6 +181,24 @@ func (s *Server) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	router := mux.NewRouter()
 	router.DefaultHandle(mux.HandlerFunc(s.serveCOAP))
+	// go-coap's default runner sleeps 4 s between rounds and outlives
+	// Serve; this one is owned here and paces retransmissions at 1 s.
+	runner := options.WithPeriodicRunner(func(f func(time.Time) bool) {
+		wg.Go(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					if !f(now) {
+						return
+					}
+				}
+			}
+		})
+	})
 	srv := udp.NewServer(
 		options.WithMux(router),
 		options.WithContext(ctx),
@@ -146,29 +208,36 @@ func (s *Server) Serve(ctx context.Context) error {
 		options.WithInactivityMonitor(s.cfg.IdleTimeout, func(cc *udpClient.Conn) { s.forgetConn(cc); _ = cc.Close() }),
 		options.WithRequestMonitor(s.monitor),
 		options.WithErrors(func(err error) { s.log.Debug("coap", "err", err) }),
-		// go-coap's default runner sleeps 4 s between rounds and outlives
-		// Serve; this one is owned here and paces retransmissions at 1 s.
-		options.WithPeriodicRunner(func(f func(time.Time) bool) {
-			wg.Go(func() {
-				t := time.NewTicker(time.Second)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case now := <-t.C:
-						if !f(now) {
-							return
-						}
-					}
-				}
-			})
-		}),
+		runner,
 	)
+	var dsrv *dtlsServer.Server
+	if s.secure != nil {
+		dsrv = dtls.NewServer(
+			options.WithMux(router),
+			options.WithContext(ctx),
+			options.WithMaxMessageSize(s.cfg.MaxMessageSize),
+			options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
+			options.WithTransmission(uint32(s.cfg.NStart), 2*time.Second, 4),
+			// A DTLS session cannot be reopened from this side: closing it
+			// means the device must handshake again, so it is kept while
+			// the device may still talk, up to SessionIdleTimeout.
+			options.WithInactivityMonitor(s.cfg.SessionIdleTimeout, func(cc *udpClient.Conn) { s.forgetConn(cc); _ = cc.Close() }),
+			options.WithRequestMonitor(s.monitor),
+			options.WithErrors(func(err error) { s.log.Debug("coaps", "err", err) }),
+			runner,
+		)
+	}
 	s.coap.Store(srv)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	wg.Go(func() { errc <- srv.Serve(s.listener) })
+	if dsrv != nil {
+		wg.Go(func() {
+			if err := dsrv.Serve(s.secure); err != nil {
+				errc <- fmt.Errorf("dtls: %w", err)
+			}
+		})
+	}
 	wg.Go(func() { s.expiryLoop(ctx) })
 	s.log.Debug("lwm2m server listening", "addr", s.Addr().String())
 
@@ -182,8 +251,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	cancel()
 	srv.Stop()
+	if dsrv != nil {
+		dsrv.Stop()
+	}
 	wg.Wait()
 	_ = s.listener.Close()
+	if s.secure != nil {
+		_ = s.secure.Close()
+	}
 
 	s.mu.Lock()
 	for _, rs := range s.byID {
@@ -191,7 +266,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	clear(s.byID)
 	clear(s.byEndpoint)
-	clear(s.byAddr)
+	clear(s.byPeer)
 	clear(s.tokens)
 	s.expiry = s.expiry[:0]
 	s.mu.Unlock()
@@ -300,12 +375,39 @@ func afterReply(r *mux.Message, f func()) {
 	}
 }
 
-// peerUDP returns the device's address of the connection.
-func peerUDP(c mux.Conn) *net.UDPAddr {
+// peerInfo is who sent a message: the address, and for DTLS the PSK
+// identity the session was authenticated with.
+type peerInfo struct {
+	addr     *net.UDPAddr
+	secure   bool
+	identity string
+}
+
+// peerOf describes the device at the other end of c.
+func peerOf(c *udpClient.Conn) peerInfo {
+	p := peerInfo{}
 	if a, ok := c.RemoteAddr().(*net.UDPAddr); ok {
-		return a
+		p.addr = a
 	}
-	return nil
+	p.identity, p.secure = psk.Identity(c.NetConn())
+	return p
+}
+
+// key names the peer in Server.byPeer: its address for plain CoAP, its
+// identity over DTLS, where the address may change under the session
+// (Connection ID) and one identity is one device.
+func (p peerInfo) key() string {
+	if p.secure {
+		return "psk:" + p.identity
+	}
+	return addrString(p.addr)
+}
+
+// sameSecurity tells whether a message from p may act on a registration
+// made by rs: over the same kind of transport and, for DTLS, by the same
+// identity. A device authenticates as itself only.
+func (p peerInfo) sameSecurity(rs *regState) bool {
+	return p.secure == rs.reg.Secure && p.identity == rs.reg.PSKIdentity
 }
 
 // newRegistrationID returns a random registration ID: unguessable, so
@@ -356,8 +458,8 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		reply(w, codes.InternalServerError, "")
 		return
 	}
-	peer := peerUDP(conn)
-	log := s.log.With("endpoint", p.endpoint, "peer", addrString(peer))
+	peer := peerOf(conn)
+	log := s.log.With("endpoint", p.endpoint, "peer", addrString(peer.addr))
 
 	s.mu.RLock()
 	_, exists := s.byEndpoint[p.endpoint]
@@ -370,7 +472,9 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		return
 	}
 
-	id, err := s.hooks.Authorize(r.Context(), p.endpoint, peer)
+	id, err := s.hooks.Authorize(r.Context(), AuthRequest{
+		Endpoint: p.endpoint, Peer: peer.addr, Secure: peer.secure, PSKIdentity: peer.identity,
+	})
 	if err != nil {
 		s.stats.rejected.Add(1)
 		log.Info("register refused", "err", err)
@@ -391,7 +495,9 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		ContentFormat: objs.contentFormat,
 		RootPath:      objs.root,
 		Objects:       objs.objects,
-		Address:       addrString(peer),
+		Address:       addrString(peer.addr),
+		Secure:        peer.secure,
+		PSKIdentity:   peer.identity,
 		Tenant:        id.Tenant,
 		DeviceID:      id.DeviceID,
 		RegisteredAt:  now,
@@ -409,7 +515,8 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	rctx, cancel := context.WithCancel(base)
 	rs := &regState{
 		reg:     reg,
-		addr:    peer,
+		addr:    peer.addr,
+		peerKey: peer.key(),
 		conn:    conn,
 		ctx:     rctx,
 		cancel:  cancel,
@@ -432,7 +539,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	}
 	s.byID[reg.ID] = rs
 	s.byEndpoint[reg.Endpoint] = rs
-	s.byAddr[reg.Address] = rs
+	s.byPeer[rs.peerKey] = rs
 	s.scheduleLocked(rs, now)
 	s.mu.Unlock()
 
@@ -476,7 +583,7 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 		reply(w, codes.InternalServerError, "")
 		return
 	}
-	peer := peerUDP(conn)
+	peer := peerOf(conn)
 	now := time.Now()
 
 	s.mu.Lock()
@@ -485,6 +592,14 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 		s.mu.Unlock()
 		s.stats.rejected.Add(1)
 		reply(w, codes.NotFound, "")
+		return
+	}
+	if !peer.sameSecurity(rs) {
+		s.mu.Unlock()
+		s.stats.rejected.Add(1)
+		s.log.Warn("update refused: not the registering device's security context",
+			"endpoint", rs.reg.Endpoint, "peer", addrString(peer.addr), "secure", peer.secure, "psk_identity", peer.identity)
+		reply(w, codes.Forbidden, "")
 		return
 	}
 	reg := &rs.reg
@@ -510,14 +625,15 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 			reg.ContentFormat = objs.contentFormat
 		}
 	}
-	if a := addrString(peer); a != reg.Address {
-		if s.byAddr[reg.Address] == rs {
-			delete(s.byAddr, reg.Address)
+	reg.Address = addrString(peer.addr)
+	rs.addr = peer.addr
+	if k := peer.key(); k != rs.peerKey {
+		if s.byPeer[rs.peerKey] == rs {
+			delete(s.byPeer, rs.peerKey)
 		}
-		reg.Address = a
-		rs.addr = peer
+		rs.peerKey = k
 	}
-	s.byAddr[reg.Address] = rs
+	s.byPeer[rs.peerKey] = rs
 	rs.conn = conn
 	reg.UpdatedAt = now
 	s.scheduleLocked(rs, now)
@@ -532,11 +648,23 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 
 // handleDeregister is the De-register operation: DELETE /rd/{id}.
 func (s *Server) handleDeregister(w mux.ResponseWriter, r *mux.Message, id string) {
+	conn, ok := w.Conn().(*udpClient.Conn)
+	if !ok {
+		reply(w, codes.InternalServerError, "")
+		return
+	}
+	peer := peerOf(conn)
 	s.mu.Lock()
 	rs := s.byID[id]
 	if rs == nil {
 		s.mu.Unlock()
 		reply(w, codes.NotFound, "")
+		return
+	}
+	if !peer.sameSecurity(rs) {
+		s.mu.Unlock()
+		s.stats.rejected.Add(1)
+		reply(w, codes.Forbidden, "")
 		return
 	}
 	s.removeLocked(rs)
@@ -559,8 +687,8 @@ func (s *Server) removeLocked(rs *regState) {
 	if s.byEndpoint[rs.reg.Endpoint] == rs {
 		delete(s.byEndpoint, rs.reg.Endpoint)
 	}
-	if s.byAddr[rs.reg.Address] == rs {
-		delete(s.byAddr, rs.reg.Address)
+	if s.byPeer[rs.peerKey] == rs {
+		delete(s.byPeer, rs.peerKey)
 	}
 	s.unscheduleLocked(rs)
 	for k, o := range rs.obs {
@@ -618,7 +746,7 @@ func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 func (s *Server) forgetConn(cc *udpClient.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rs := s.byAddr[addrString(cc.RemoteAddr())]; rs != nil && rs.conn == cc {
+	if rs := s.byPeer[peerOf(cc).key()]; rs != nil && rs.conn == cc {
 		rs.conn = nil
 	}
 }

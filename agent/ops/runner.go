@@ -157,6 +157,9 @@ func (r *Runner) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// errWaitForDevice stops serving a device until it connects again.
+var errWaitForDevice = errors.New("waiting for the device to connect")
+
 // batch is how many pending operations are read from the store at once.
 const batch = 10
 
@@ -188,7 +191,11 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 			if ctx.Err() != nil {
 				return
 			}
-			if err := r.execute(ctx, reg, op); err != nil {
+			err := r.execute(ctx, reg, op)
+			if errors.Is(err, errWaitForDevice) {
+				return
+			}
+			if err != nil {
 				// the store could not record the outcome: stop here rather
 				// than loop on an operation that stays PENDING
 				log.Error("record operation", "operation", op.ID, "err", err)
@@ -204,13 +211,15 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.O
 	}
 	start := time.Now()
 	result, err := r.run(ctx, reg, op.Text)
-	if ctx.Err() != nil {
-		// the agent is stopping: the device may not have had its say, so
-		// the operation goes back to the queue instead of failing
+	if ctx.Err() != nil || errors.Is(err, lwm2m.ErrNoSession) {
+		// The agent is stopping, or the device's DTLS session closed and
+		// only the device can open a new one: it did not have its say, so
+		// the operation goes back to the queue instead of failing, to be
+		// sent when the device next connects.
 		if err := r.cfg.Store.SetStatus(context.WithoutCancel(ctx), reg.Tenant, op.ID, store.OpPending, "", ""); err != nil {
 			return fmt.Errorf("operation %s: back to pending: %w", op.ID, err)
 		}
-		return nil
+		return errWaitForDevice
 	}
 	status, reason := store.OpSuccessful, ""
 	if err != nil {

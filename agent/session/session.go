@@ -26,13 +26,20 @@ const (
 	EventRegistrationUpdate = "c8y_LWM2MDeviceRegistrationUpdate"
 	EventDeregistration     = "c8y_LWM2MDeviceDeRegistration"
 	EventExpired            = "c8y_LWM2MDeviceRegistrationExpired"
+	// EventSecurity records a refused attempt to register with another
+	// device's credentials, or without the security the device requires.
+	EventSecurity = "c8y_LWM2MSecurityEvent"
 )
 
 // ManagementTenant is where auto-registered endpoints are created.
 const ManagementTenant = "management"
 
-// ErrUnknownEndpoint refuses an endpoint that nobody registered.
-var ErrUnknownEndpoint = errors.New("endpoint is not registered")
+// Reasons a Register is refused.
+var (
+	ErrUnknownEndpoint  = errors.New("endpoint is not registered")
+	ErrIdentityMismatch = errors.New("the PSK identity does not belong to the endpoint")
+	ErrDTLSRequired     = errors.New("the endpoint is registered with PSK and must connect over DTLS")
+)
 
 // Reachable is told when a device has registered or updated, so that its
 // pending operations can be sent while it listens.
@@ -75,29 +82,115 @@ func New(cfg Config) *Hooks {
 	return &Hooks{cfg: cfg, log: cfg.Logger.With("component", "session")}
 }
 
-// Authorize binds the endpoint to the device that owns it.
-func (h *Hooks) Authorize(ctx context.Context, endpoint string, peer net.Addr) (lwm2m.Identity, error) {
+// Authorize binds the endpoint to the device that owns it, and enforces
+// how that device must connect: a device registered with PSK only over
+// DTLS and only with its own identity, any other device only in plain
+// CoAP. A refusal that looks like someone posing as a device leaves a
+// security event on the device whose identity or endpoint was used.
+func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Identity, error) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
 	defer cancel()
-	tenant, id, err := h.cfg.Store.DeviceByEndpoint(ctx, endpoint)
-	if err == nil {
+	st := h.cfg.Store
+	ep := req.Endpoint
+	tenant, id, err := st.DeviceByEndpoint(ctx, ep)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, err)
+	}
+	found := err == nil
+
+	if req.Secure {
+		// The session's identity names a device (or the handshake would
+		// have failed); it must be the endpoint's device.
+		itenant, iid, err := st.DeviceByPSKIdentity(ctx, store.PSKServer, req.PSKIdentity)
+		if err != nil {
+			return lwm2m.Identity{}, fmt.Errorf("authorize %s: psk identity %q: %w", ep, req.PSKIdentity, err)
+		}
+		if !found || itenant != tenant || iid != id {
+			h.securityEvent(ctx, itenant, iid, req, fmt.Sprintf(
+				"PSK identity %q tried to register as endpoint %q, which is not its device", req.PSKIdentity, ep))
+			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrIdentityMismatch)
+		}
 		return lwm2m.Identity{Tenant: tenant, DeviceID: id}, nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", endpoint, err)
+
+	if found {
+		if h.usesPSK(ctx, tenant, id) {
+			h.securityEvent(ctx, tenant, id, req, fmt.Sprintf(
+				"Endpoint %q uses PSK but tried to register without DTLS", ep))
+			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrDTLSRequired)
+		}
+		return lwm2m.Identity{Tenant: tenant, DeviceID: id}, nil
 	}
 	if !h.cfg.AutoRegister {
-		h.log.Warn("register refused", "endpoint", endpoint, "peer", peer.String(), "reason", "unknown endpoint")
-		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", endpoint, ErrUnknownEndpoint)
+		h.log.Warn("register refused", "endpoint", ep, "peer", addrString(req.Peer), "reason", "unknown endpoint")
+		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrUnknownEndpoint)
 	}
-	id, err = h.cfg.Store.CreateDevice(ctx, ManagementTenant, endpoint)
+	id, err = st.CreateDevice(ctx, ManagementTenant, ep)
 	if err != nil {
-		return lwm2m.Identity{}, fmt.Errorf("authorize %s: auto-register: %w", endpoint, err)
+		return lwm2m.Identity{}, fmt.Errorf("authorize %s: auto-register: %w", ep, err)
 	}
-	h.log.Info("endpoint auto-registered", "endpoint", endpoint, "device", id)
+	h.log.Info("endpoint auto-registered", "endpoint", ep, "device", id)
 	return lwm2m.Identity{Tenant: ManagementTenant, DeviceID: id}, nil
+}
+
+// usesPSK tells whether the device was registered with securityMode PSK.
+// A device without registration parameters (auto-registered) does not.
+func (h *Hooks) usesPSK(ctx context.Context, tenant, id string) bool {
+	reg, err := h.cfg.Store.DeviceRegistrationOf(ctx, tenant, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			h.log.Error("read registration parameters", "device", id, "err", err)
+			return true // refuse rather than let a PSK device in unsecured
+		}
+		return false
+	}
+	mode, _ := reg.Params["securityMode"].(string)
+	return mode == "PSK" || len(reg.PSKKey) > 0
+}
+
+func (h *Hooks) securityEvent(ctx context.Context, tenant, id string, req lwm2m.AuthRequest, text string) {
+	h.log.Warn("register refused", "endpoint", req.Endpoint, "peer", addrString(req.Peer),
+		"psk_identity", req.PSKIdentity, "device", id, "reason", text)
+	_, err := h.cfg.Store.CreateEvent(context.WithoutCancel(ctx), tenant, store.Event{
+		Source: id, Type: EventSecurity, Text: text + " from " + addrString(req.Peer), Time: time.Now().UTC(),
+	})
+	if err != nil {
+		h.log.Error("write security event", "device", id, "err", err)
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// Keys returns the PSK key lookup of a DTLS port: kind is store.PSKServer
+// or store.PSKBootstrap. Only a device's own key of that kind is found;
+// an identity nobody holds, or a device without such a key, fails the
+// handshake.
+func Keys(st *store.Store, kind string) func(ctx context.Context, identity string) ([]byte, error) {
+	return func(ctx context.Context, identity string) ([]byte, error) {
+		tenant, id, err := st.DeviceByPSKIdentity(ctx, kind, identity)
+		if err != nil {
+			return nil, err
+		}
+		reg, err := st.DeviceRegistrationOf(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		key := reg.PSKKey
+		if kind == store.PSKBootstrap {
+			key = reg.BootstrapPSKKey
+		}
+		if len(key) == 0 {
+			return nil, fmt.Errorf("device %s has no %s key: %w", id, kind, store.ErrNotFound)
+		}
+		return key, nil
+	}
 }
 
 // Registered marks the device available and records the registration.
@@ -191,6 +284,7 @@ func Fragment(reg lwm2m.Registration) bson.M {
 		"queueMode":      reg.Queue,
 		"lwm2mVersion":   reg.Version,
 		"address":        reg.Address,
+		"secure":         reg.Secure,
 		"registered":     reg.RegisteredAt.UTC(),
 		"lastUpdate":     reg.UpdatedAt.UTC(),
 		"objects":        objs,

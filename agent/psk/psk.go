@@ -1,0 +1,223 @@
+// Package psk is the agent's DTLS 1.2 transport with pre-shared keys: the
+// server configuration LwM2M asks for (the PSK cipher suites of the
+// transport specification, RFC 9146 Connection IDs), keys looked up by the
+// identity a client presents, and a listener that bounds what unfinished
+// and idle sessions may hold.
+package psk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	coapNet "github.com/plgd-dev/go-coap/v3/net"
+)
+
+// CipherSuites are the suites a server offers, in its order of preference:
+// the two that LwM2M mandates for PSK (Transport TS, section 5.2.8) first.
+var CipherSuites = []dtls.CipherSuiteID{
+	dtls.TLS_PSK_WITH_AES_128_CCM_8,
+	dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
+	dtls.TLS_PSK_WITH_AES_128_CCM,
+	dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+}
+
+// ErrUnknownIdentity is what a KeyFunc returns for an identity that has no
+// key; the handshake fails.
+var ErrUnknownIdentity = errors.New("unknown psk identity")
+
+// KeyFunc returns the key of a PSK identity.
+type KeyFunc func(ctx context.Context, identity string) ([]byte, error)
+
+// Defaults of Limits.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxHandshakes    = 1024
+	DefaultMaxSessions      = 200000
+	DefaultKeyTimeout       = 5 * time.Second
+	CIDSize                 = 8
+)
+
+// Limits bound the listener. Zero fields mean their defaults.
+type Limits struct {
+	// HandshakeTimeout ends a handshake that has not finished in time.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes bounds the handshakes under way; a client beyond it is
+	// dropped and retransmits its hello later.
+	MaxHandshakes int
+	// MaxSessions bounds the established sessions; beyond it a new session
+	// is closed at once.
+	MaxSessions int
+	// KeyTimeout bounds one key lookup.
+	KeyTimeout time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if l.MaxHandshakes <= 0 {
+		l.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if l.MaxSessions <= 0 {
+		l.MaxSessions = DefaultMaxSessions
+	}
+	if l.KeyTimeout <= 0 {
+		l.KeyTimeout = DefaultKeyTimeout
+	}
+	return l
+}
+
+// ServerConfig returns the DTLS server configuration: PSK only, keys from
+// keys, Connection IDs offered to clients that support them. The PSK
+// callback never logs a key; an unknown identity ends the handshake.
+func ServerConfig(keys KeyFunc, lim Limits, log *slog.Logger) *dtls.Config {
+	lim = lim.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &dtls.Config{
+		PSK: func(identity []byte) ([]byte, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), lim.KeyTimeout)
+			defer cancel()
+			key, err := keys(ctx, string(identity))
+			if err != nil {
+				log.Info("dtls handshake refused", "psk_identity", string(identity), "err", err)
+				return nil, fmt.Errorf("psk identity %q: %w", identity, err)
+			}
+			if len(key) == 0 {
+				return nil, fmt.Errorf("psk identity %q: %w", identity, ErrUnknownIdentity)
+			}
+			return key, nil
+		},
+		// Clients choose the identity; the hint only has to be present.
+		PSKIdentityHint:       []byte("lwm2m-agent"),
+		CipherSuites:          CipherSuites,
+		ExtendedMasterSecret:  dtls.RequestExtendedMasterSecret,
+		ConnectionIDGenerator: dtls.RandomCIDGenerator(CIDSize),
+		FlightInterval:        time.Second,
+	}
+}
+
+// Identity returns the PSK identity a client authenticated with on c, a
+// connection accepted by a Listener (or a *dtls.Conn); ok is false for a
+// connection that is not DTLS or has not finished its handshake.
+func Identity(c net.Conn) (identity string, ok bool) {
+	if s, isSession := c.(*session); isSession {
+		c = s.Conn
+	}
+	d, isDTLS := c.(*dtls.Conn)
+	if !isDTLS {
+		return "", false
+	}
+	st, ok := d.ConnectionState()
+	if !ok || st.IdentityHint == nil {
+		return "", false
+	}
+	// On the server side the state's hint holds the client's identity.
+	return string(st.IdentityHint), true
+}
+
+// Listener accepts DTLS sessions within Limits. It satisfies go-coap's DTLS
+// server listener.
+type Listener struct {
+	inner      *coapNet.DTLSListener
+	lim        Limits
+	handshakes chan struct{}
+	sessions   atomic.Int64
+	refused    atomic.Int64
+	failed     atomic.Int64
+}
+
+// Listen binds addr ("host:port", "udp" network) for DTLS with cfg.
+func Listen(addr string, cfg *dtls.Config, lim Limits) (*Listener, error) {
+	lim = lim.withDefaults()
+	l, err := coapNet.NewDTLSListener("udp", addr, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
+	}
+	return &Listener{inner: l, lim: lim, handshakes: make(chan struct{}, lim.MaxHandshakes)}, nil
+}
+
+// Addr is the bound address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// Close stops accepting; sessions already accepted stay open.
+func (l *Listener) Close() error { return l.inner.Close() }
+
+// Sessions returns the sessions open now.
+func (l *Listener) Sessions() int64 { return l.sessions.Load() }
+
+// Refused returns the sessions dropped by a limit so far.
+func (l *Listener) Refused() int64 { return l.refused.Load() }
+
+// HandshakeFailures returns the handshakes that failed so far (a wrong
+// key, a timeout, garbage).
+func (l *Listener) HandshakeFailures() int64 { return l.failed.Load() }
+
+// AcceptWithContext returns the next session; its handshake runs when the
+// server calls HandshakeContext, within the limits.
+func (l *Listener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
+	c, err := l.inner.AcceptWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &session{Conn: c, l: l}, nil
+}
+
+// session counts a connection against the limits from its handshake to
+// its close.
+type session struct {
+	net.Conn
+	l       *Listener
+	started atomic.Bool // the first HandshakeContext call took the limits
+	counted atomic.Bool // counted in l.sessions
+	closed  atomic.Bool
+}
+
+var errTooMany = errors.New("dtls: too many sessions or handshakes")
+
+// HandshakeContext runs the handshake if a handshake slot is free and
+// the session limit allows another session. go-coap calls it again before
+// reads and writes; only the first call is limited.
+func (s *session) HandshakeContext(ctx context.Context) error {
+	h, ok := s.Conn.(interface{ HandshakeContext(context.Context) error })
+	if !ok {
+		return nil
+	}
+	if !s.started.CompareAndSwap(false, true) {
+		return h.HandshakeContext(ctx)
+	}
+	select {
+	case s.l.handshakes <- struct{}{}:
+	default:
+		s.l.refused.Add(1)
+		return errTooMany
+	}
+	defer func() { <-s.l.handshakes }()
+	if n := s.l.sessions.Add(1); n > int64(s.l.lim.MaxSessions) {
+		s.l.sessions.Add(-1)
+		s.l.refused.Add(1)
+		return errTooMany
+	}
+	s.counted.Store(true)
+	ctx, cancel := context.WithTimeout(ctx, s.l.lim.HandshakeTimeout)
+	defer cancel()
+	if err := h.HandshakeContext(ctx); err != nil {
+		s.l.failed.Add(1)
+		return err
+	}
+	return nil
+}
+
+func (s *session) Close() error {
+	if s.closed.CompareAndSwap(false, true) && s.counted.Load() {
+		s.l.sessions.Add(-1)
+	}
+	return s.Conn.Close()
+}
