@@ -19,6 +19,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,8 +36,9 @@ type Agent struct {
 	Models *model.Registry
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
-	CoAPAddr net.Addr
-	HTTPAddr net.Addr
+	CoAPAddr  net.Addr
+	CoAPSAddr net.Addr // nil when the DTLS port is off
+	HTTPAddr  net.Addr
 	// AdminPassword is the generated password of management/admin when the
 	// store was empty and none was configured; empty otherwise.
 	AdminPassword string
@@ -84,6 +86,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		PeerBurst:        cfg.PeerBurst,
 		Types:            a.Models,
 		Logger:           log,
+
+		SecureAddr: cfg.CoAPSAddr,
+		Keys:       session.Keys(st, store.PSKServer),
+		DTLS: psk.Limits{
+			HandshakeTimeout: cfg.DTLSHandshakeTimeout,
+			MaxHandshakes:    cfg.DTLSMaxHandshakes,
+			MaxSessions:      cfg.MaxRegistrations,
+		},
+		SessionIdleTimeout: cfg.DTLSSessionIdleTimeout,
 	}, hooks)
 	if err != nil {
 		return fail(fmt.Errorf("lwm2m server: %w", err))
@@ -148,6 +159,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	})
 	a.CoAPAddr = srv.Addr()
 	log.Info("listening", "service", "lwm2m coap", "addr", a.CoAPAddr.String())
+	if a.CoAPSAddr = srv.SecureAddr(); a.CoAPSAddr != nil {
+		log.Info("listening", "service", "lwm2m coaps (dtls-psk)", "addr", a.CoAPSAddr.String())
+	}
 	log.Info("listening", "service", "http api", "addr", a.HTTPAddr.String())
 
 	wait := func() error {

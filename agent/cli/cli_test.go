@@ -18,7 +18,7 @@ import (
 // exit status scripts rely on.
 func TestImportDevices(t *testing.T) {
 	cfg := config.Default()
-	cfg.CoAPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = "Admin-pass-1234!"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +60,7 @@ func TestImportDevices(t *testing.T) {
 // the device answered.
 func TestShellCommand(t *testing.T) {
 	cfg := config.Default()
-	cfg.CoAPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = "Admin-pass-1234!"
 	cfg.AutoRegister = true

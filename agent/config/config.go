@@ -47,6 +47,14 @@ type Config struct {
 	// per second and at once; a negative rate turns the limit off.
 	PeerRate  int
 	PeerBurst int
+
+	// DTLSHandshakeTimeout ends an unfinished DTLS handshake.
+	DTLSHandshakeTimeout time.Duration
+	// DTLSMaxHandshakes bounds the DTLS handshakes under way.
+	DTLSMaxHandshakes int
+	// DTLSSessionIdleTimeout closes a DTLS session that carried nothing
+	// this long; the device handshakes again on its next message.
+	DTLSSessionIdleTimeout time.Duration
 }
 
 // Default returns the settings of API.md.
@@ -67,6 +75,10 @@ func Default() Config {
 		OperationWorkers: 256,
 		PeerRate:         100,
 		PeerBurst:        200,
+
+		DTLSHandshakeTimeout:   10 * time.Second,
+		DTLSMaxHandshakes:      1024,
+		DTLSSessionIdleTimeout: 24 * time.Hour,
 	}
 }
 
@@ -101,6 +113,9 @@ func (c *Config) settings() []setting {
 		{name: "operation-workers", usage: "devices receiving operations at once", i: &c.OperationWorkers},
 		{name: "peer-rate", usage: "datagrams per second one peer address may send (negative: no limit)", i: &c.PeerRate},
 		{name: "peer-burst", usage: "datagrams one peer address may send at once", i: &c.PeerBurst},
+		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
+		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most; more are dropped until one ends", i: &c.DTLSMaxHandshakes},
+		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
 	}
 }
 
@@ -201,6 +216,21 @@ func (c *Config) Validate() error {
 	}
 	if c.OperationWorkers < 1 {
 		errs = append(errs, fmt.Errorf("operation-workers: %d must be at least 1", c.OperationWorkers))
+	}
+	// an empty secure address turns the DTLS port off
+	if c.CoAPSAddr != "" {
+		if _, _, err := net.SplitHostPort(c.CoAPSAddr); err != nil {
+			errs = append(errs, fmt.Errorf("coaps-addr: %q: %w (empty turns DTLS off)", c.CoAPSAddr, err))
+		}
+	}
+	if c.DTLSHandshakeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("dtls-handshake-timeout: %v must be positive", c.DTLSHandshakeTimeout))
+	}
+	if c.DTLSMaxHandshakes < 1 {
+		errs = append(errs, fmt.Errorf("dtls-max-handshakes: %d must be at least 1", c.DTLSMaxHandshakes))
+	}
+	if c.DTLSSessionIdleTimeout <= c.RequestTimeout {
+		errs = append(errs, fmt.Errorf("dtls-session-idle-timeout: %v must be longer than request-timeout %v", c.DTLSSessionIdleTimeout, c.RequestTimeout))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

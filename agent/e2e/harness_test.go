@@ -39,6 +39,7 @@ func startAgent(t *testing.T, opts ...option) *harness {
 	t.Helper()
 	cfg := config.Default()
 	cfg.CoAPAddr = "127.0.0.1:0"
+	cfg.CoAPSAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = adminPassword

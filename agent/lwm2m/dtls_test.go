@@ -17,8 +17,8 @@ import (
 
 // testKeys is the key store of the DTLS tests.
 var testKeys = map[string][]byte{
-	"id-1": {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08},
-	"id-2": {0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18},
+	"id-1": []byte("secret-key-0001"), // printable, for libcoap's -k
+	"id-2": []byte("secret-key-0002"),
 }
 
 func keyFunc(_ context.Context, identity string) ([]byte, error) {

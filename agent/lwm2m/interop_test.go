@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,5 +88,52 @@ func TestInteropLibcoapRegister(t *testing.T) {
 	}
 	if _, ok := s.Registration("interop"); ok {
 		t.Fatal("still registered after De-register")
+	}
+}
+
+// TestInteropLibcoapDTLSPSK does a DTLS-PSK handshake and a Register with
+// libcoap's DTLS builds (OpenSSL and GnuTLS), each an independent DTLS
+// stack, then checks that a wrong key gets nothing registered.
+func TestInteropLibcoapDTLSPSK(t *testing.T) {
+	var bins []string
+	for _, name := range []string{"coap-client-openssl", "coap-client-gnutls"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bins = append(bins, p)
+		} else if _, err := os.Stat("/usr/bin/" + name); err == nil {
+			bins = append(bins, "/usr/bin/"+name)
+		}
+	}
+	if len(bins) == 0 {
+		t.Skip("no DTLS-capable libcoap coap-client (apt-get install libcoap3-bin); CI installs it")
+	}
+	for _, bin := range bins {
+		t.Run(filepath.Base(bin), func(t *testing.T) {
+			s, h := startSecureServer(t, Config{})
+			port := s.SecureAddr().(*net.UDPAddr).Port
+			uri := fmt.Sprintf("coaps://127.0.0.1:%d/rd?ep=interop-dtls&lt=60&lwm2m=1.1", port)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, bin, "-m", "post", "-u", "id-1", "-k", string(testKeys["id-1"]),
+				"-e", `</>;rt="oma.lwm2m";ct=112,</1/0>,</3/0>`, "-v", "7", "-B", "5", uri).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", bin, err, out)
+			}
+			e := h.wait(t, "registered", 5*time.Second)
+			if e.reg.Endpoint != "interop-dtls" || !e.reg.Secure || e.reg.PSKIdentity != "id-1" {
+				t.Fatalf("registration = %+v", e.reg)
+			}
+			if !regexp.MustCompile(`t:ACK c:2\.01`).Match(out) {
+				t.Fatalf("no 2.01 in coap-client output:\n%s", out)
+			}
+
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel2()
+			out, _ = exec.CommandContext(ctx2, bin, "-m", "post", "-u", "id-1", "-k", "wrong-key", "-B", "3",
+				"-e", `</3/0>`, "-v", "7", strings.Replace(uri, "interop-dtls", "intruder", 1)).CombinedOutput()
+			if regexp.MustCompile(`c:2\.01`).Match(out) {
+				t.Fatalf("registered with a wrong key:\n%s", out)
+			}
+			h.none(t, "registered", 300*time.Millisecond)
+		})
 	}
 }

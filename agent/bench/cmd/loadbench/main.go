@@ -97,6 +97,7 @@ type agent struct {
 	cmd      *exec.Cmd
 	dir      string
 	coap     string
+	coaps    string
 	http     string
 	children []*exec.Cmd
 }
@@ -129,6 +130,10 @@ func startAgent(ctx context.Context, bin string) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	coaps, err := freePort("udp")
+	if err != nil {
+		return nil, err
+	}
 	httpAddr, err := freePort("tcp")
 	if err != nil {
 		return nil, err
@@ -141,6 +146,7 @@ func startAgent(ctx context.Context, bin string) (*agent, error) {
 	cmd.Env = append(os.Environ(),
 		"LWM2M_AGENT_DATA_DIR="+filepath.Join(dir, "data"),
 		"LWM2M_AGENT_COAP_ADDR="+coap,
+		"LWM2M_AGENT_COAPS_ADDR="+coaps,
 		"LWM2M_AGENT_HTTP_ADDR="+httpAddr,
 		"LWM2M_AGENT_AUTO_REGISTER=true",
 		"LWM2M_AGENT_ADMIN_PASSWORD="+password,
@@ -159,7 +165,7 @@ func startAgent(ctx context.Context, bin string) (*agent, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)
 	}
-	a := &agent{cmd: cmd, dir: dir, coap: coap, http: "http://" + httpAddr, pprof: "http://" + pprofAddr}
+	a := &agent{cmd: cmd, dir: dir, coap: coap, coaps: coaps, http: "http://" + httpAddr, pprof: "http://" + pprofAddr}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(a.http + "/health")
