@@ -2,7 +2,11 @@ package lwm2m
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
+
+	piondtls "github.com/pion/dtls/v3"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -46,10 +50,43 @@ func BenchmarkRead(b *testing.B) {
 	}
 }
 
-func startServerB(b *testing.B) (*Server, *recorder) {
+// BenchmarkDTLSHandshakeRegister is a device's first contact over DTLS: a
+// full PSK handshake (no session resumption) and a Register, from clients
+// on two goroutines per core; client and server share the machine, so
+// about half the CPU goes to the clients.
+func BenchmarkDTLSHandshakeRegister(b *testing.B) {
+	s, h := startServerB(b, func(c *Config) { c.SecureAddr, c.Keys = "127.0.0.1:0", keyFunc })
+	go func() {
+		for range h.events {
+		}
+	}()
+	b.ReportAllocs()
+	b.SetParallelism(2)
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d, _, err := newSecureDevice(b, s.SecureAddr(), "id-1", testKeys["id-1"], piondtls.TLS_PSK_WITH_AES_128_CCM_8, false)
+			if err != nil {
+				b.Fatalf("handshake: %v", err)
+			}
+			ep := fmt.Sprintf("ep=dtls-%d", n.Add(1))
+			if res, _ := d.register([]string{ep, "lt=300", "lwm2m=1.1"}, testLinks); res.code != codes.Created {
+				b.Fatalf("register: %v", res.code)
+			}
+			_ = d.conn.Close()
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+}
+
+func startServerB(b *testing.B, mods ...func(*Config)) (*Server, *recorder) {
 	b.Helper()
 	h := newRecorder()
-	s, err := NewServer(Config{Addr: "127.0.0.1:0", Types: testTypes}, h)
+	cfg := Config{Addr: "127.0.0.1:0", Types: testTypes, MaxRegistrations: 1 << 22}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	s, err := NewServer(cfg, h)
 	if err != nil {
 		b.Fatal(err)
 	}
