@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -91,7 +94,7 @@ func register(t *testing.T, c *udpClient.Conn, ep string) codes.Code {
 }
 
 func TestPSKDevicesConnectOnlyAsThemselves(t *testing.T) {
-	h := startAgent(t, withAutoRegister(false))
+	h := startAgent(t, withAutoRegister(false), func(c *config.Config) { c.DTLSHandshakeTimeout = time.Second })
 	if code, res, raw := h.postCSV("management/admin", adminPassword, []byte(pskCSV), false); code != 201 || res.Created != 3 {
 		t.Fatalf("import: HTTP %d %s", code, raw)
 	}
@@ -161,4 +164,29 @@ func TestPSKDevicesConnectOnlyAsThemselves(t *testing.T) {
 	if code := register(t, b, "psk-b"); code != codes.Created {
 		t.Fatalf("psk-b over DTLS: %v, want 2.01", code)
 	}
+	h.eventually(5*time.Second, func() error {
+		resp, err := http.Get(h.base + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		text, _ := io.ReadAll(resp.Body)
+		// the wrong key's client may retransmit its hello into a second
+		// failed handshake
+		if !strings.Contains(string(text), "\nlwm2m_agent_dtls_sessions 2\n") ||
+			strings.Contains(string(text), "\nlwm2m_agent_dtls_handshake_failures_total 0\n") {
+			return fmt.Errorf("/metrics, want 2 sessions and failed handshakes:\n%s", grepDTLS(text))
+		}
+		return nil
+	})
+}
+
+func grepDTLS(text []byte) string {
+	var out []string
+	for _, l := range strings.Split(string(text), "\n") {
+		if strings.HasPrefix(l, "lwm2m_agent_dtls") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -150,8 +150,11 @@ func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 // Close stops accepting; sessions already accepted stay open.
 func (l *Listener) Close() error { return l.inner.Close() }
 
-// Sessions returns the sessions open now.
+// Sessions returns the established sessions open now.
 func (l *Listener) Sessions() int64 { return l.sessions.Load() }
+
+// Handshakes returns the handshakes under way now.
+func (l *Listener) Handshakes() int { return len(l.handshakes) }
 
 // Refused returns the sessions dropped by a limit so far.
 func (l *Listener) Refused() int64 { return l.refused.Load() }
@@ -200,18 +203,20 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 		return errTooMany
 	}
 	defer func() { <-s.l.handshakes }()
-	if n := s.l.sessions.Add(1); n > int64(s.l.lim.MaxSessions) {
-		s.l.sessions.Add(-1)
+	if s.l.sessions.Load() >= int64(s.l.lim.MaxSessions) {
 		s.l.refused.Add(1)
 		return errTooMany
 	}
-	s.counted.Store(true)
 	ctx, cancel := context.WithTimeout(ctx, s.l.lim.HandshakeTimeout)
 	defer cancel()
 	if err := h.HandshakeContext(ctx); err != nil {
 		s.l.failed.Add(1)
 		return err
 	}
+	// Counted once established: handshakes under way have their own
+	// bound, so the session limit may be passed by at most that many.
+	s.l.sessions.Add(1)
+	s.counted.Store(true)
 	return nil
 }
 
