@@ -277,3 +277,37 @@ func TestDTLSIdleSessionClosedThenRequestsWait(t *testing.T) {
 		t.Fatal("the registration must outlive the session")
 	}
 }
+
+func TestDTLSHandshakesCountAgainstPeerRate(t *testing.T) {
+	s, _ := startSecureServer(t, Config{PeerRate: 0.001, PeerBurst: 2})
+	port := 0
+	handshake := func() error {
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		port = pc.LocalAddr().(*net.UDPAddr).Port // the same peer address each time
+		dc, err := piondtls.ClientWithOptions(pc, s.SecureAddr(),
+			piondtls.WithPSK(func([]byte) ([]byte, error) { return testKeys["id-1"], nil }),
+			piondtls.WithPSKIdentityHint([]byte("id-1")),
+			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8))
+		if err != nil {
+			_ = pc.Close()
+			return err
+		}
+		defer dc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return dc.HandshakeContext(ctx)
+	}
+	for i := range 2 {
+		if err := handshake(); err != nil {
+			t.Fatalf("handshake %d within the burst: %v", i+1, err)
+		}
+		// the server sees the close before the next hello from this address
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := handshake(); err == nil {
+		t.Fatal("a handshake beyond the peer's rate succeeded")
+	}
+}

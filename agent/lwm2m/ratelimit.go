@@ -1,6 +1,7 @@
 package lwm2m
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
@@ -29,6 +30,9 @@ type bucket struct {
 func newPeerLimiter(rate float64, burst, max int) *peerLimiter {
 	return &peerLimiter{rate: rate, burst: float64(burst), max: max, buckets: make(map[string]*bucket)}
 }
+
+// errRateLimited refuses a DTLS handshake from a peer over its rate.
+var errRateLimited = errors.New("peer rate limit")
 
 // allow takes one token from addr's bucket.
 func (l *peerLimiter) allow(addr string, now time.Time) bool {

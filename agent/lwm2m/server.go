@@ -114,19 +114,26 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new lwm2m server: listen %s: %w", cfg.Addr, err)
 	}
+	var limiter *peerLimiter
+	if cfg.PeerRate > 0 {
+		// twice the registrations: devices that moved leave an old address behind
+		limiter = newPeerLimiter(cfg.PeerRate, cfg.PeerBurst, 2*cfg.MaxRegistrations)
+	}
 	var secure *psk.Listener
 	if cfg.SecureAddr != "" {
 		dcfg := psk.ServerConfig(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"))
+		// a new handshake counts against its peer's rate like a datagram
+		dcfg.OnConnectionAttempt = func(a net.Addr) error {
+			if !limiter.allow(addrString(a), time.Now()) {
+				return errRateLimited
+			}
+			return nil
+		}
 		secure, err = psk.Listen(cfg.SecureAddr, dcfg, cfg.DTLS)
 		if err != nil {
 			_ = l.Close()
 			return nil, fmt.Errorf("new lwm2m server: %w", err)
 		}
-	}
-	var limiter *peerLimiter
-	if cfg.PeerRate > 0 {
-		// twice the registrations: devices that moved leave an old address behind
-		limiter = newPeerLimiter(cfg.PeerRate, cfg.PeerBurst, 2*cfg.MaxRegistrations)
 	}
 	return &Server{
 		cfg:        cfg,
