@@ -181,6 +181,12 @@ func (d *Device) executeLocked(p node.Path, now time.Time) ([]node.Path, uint8, 
 		return nil, workUpdate, nil
 	case p.Object == objServer && p.Resource == 4: // Disable
 		return nil, workDisable, nil
+	case p.Object == objServer && p.Resource == resServerBSTrig:
+		if _, err := d.accountLocked(true); err != nil {
+			return nil, 0, refuse(codes.MethodNotAllowed, "no bootstrap server: %v", err)
+		}
+		d.needBS = true
+		return nil, workBootstrap, nil
 	case p.Object == objDevice && p.Resource == resDevReboot:
 		// The answer goes out first; the device then comes back with a
 		// new registration, as a rebooted device would.

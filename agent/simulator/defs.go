@@ -1,7 +1,10 @@
 package simulator
 
 import (
+	"fmt"
 	"sort"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 )
@@ -78,6 +81,14 @@ const (
 	resServerPmax     = 3
 	resServerBinding  = 7
 	resServerUpdate   = 8
+	resServerBSTrig   = 9
+
+	resSecURI      = 0
+	resSecBS       = 1
+	resSecMode     = 2
+	resSecIdentity = 3
+	resSecKey      = 5
+	resSecSSID     = 10
 
 	resDevReboot       = 4
 	resDevErrorCode    = 11
@@ -122,27 +133,10 @@ var defs = func() map[uint16]*objDef {
 		N = node.TypeNone
 	)
 	objs := []*objDef{
-		newObj(objSecurity, "LWM2M Security", true,
-			r(0, "LWM2M Server URI", S, 0),
-			r(1, "Bootstrap-Server", B, 0),
-			r(2, "Security Mode", I, 0),
-			r(3, "Public Key or Identity", O, 0),
-			r(4, "Server Public Key", O, 0),
-			r(5, "Secret Key", O, 0),
-			r(10, "Short Server ID", I, 0),
-			r(11, "Client Hold Off Time", I, 0),
-		),
-		newObj(objServer, "LwM2M Server", true,
-			r(0, "Short Server ID", I, opR),
-			r(resServerLifetime, "Lifetime", I, opR|opW),
-			r(resServerPmin, "Default Minimum Period", I, opR|opW),
-			r(resServerPmax, "Default Maximum Period", I, opR|opW),
-			r(4, "Disable", N, opE),
-			r(5, "Disable Timeout", I, opR|opW),
-			r(6, "Notification Storing When Disabled or Offline", B, opR|opW),
-			r(resServerBinding, "Binding", S, opR|opW),
-			r(resServerUpdate, "Registration Update Trigger", N, opE),
-		),
+		// Security and Server come whole from the core definitions: a
+		// bootstrap server may write any of their resources.
+		fromModel(objSecurity),
+		fromModel(objServer),
 		newObj(objDevice, "Device", false,
 			r(0, "Manufacturer", S, opR),
 			r(1, "Model Number", S, opR),
@@ -218,6 +212,29 @@ var objectIDs = func() []uint16 {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
 }()
+
+// fromModel converts a core object definition into the simulator's table.
+func fromModel(id uint16) *objDef {
+	od, ok := model.Core().Object(id)
+	if !ok {
+		panic(fmt.Sprintf("core object %d is not defined", id))
+	}
+	res := make([]*resDef, 0, len(od.Resources))
+	for _, rd := range od.Resources {
+		var ops op
+		if rd.Readable() {
+			ops |= opR
+		}
+		if rd.Writable() {
+			ops |= opW
+		}
+		if rd.Executable() {
+			ops |= opE
+		}
+		res = append(res, &resDef{id: rd.ID, name: rd.Name, typ: rd.Type, ops: ops, multiple: rd.Multiple})
+	}
+	return newObj(od.ID, od.Name, od.Multiple, res...)
+}
 
 // resDefAt returns the definition of the resource at p (depth 3 or 4).
 func resDefAt(p node.Path) (*resDef, bool) {

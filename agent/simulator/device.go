@@ -19,7 +19,8 @@ import (
 const (
 	workRegister uint8 = 1 << iota
 	workUpdate
-	workDisable // de-register, then register again after the disable timeout
+	workDisable   // de-register, then register again after the disable timeout
+	workBootstrap // Client Initiated Bootstrap, then register
 )
 
 // maxObservations bounds the observations one device keeps; further
@@ -31,9 +32,11 @@ const maxObservations = 64
 type Device struct {
 	sim      *Simulator
 	endpoint string
+	spec     DeviceConfig
 	index    int
 	log      *slog.Logger
 	silent   atomic.Bool
+	settled  atomic.Bool // had its first outcome (Simulator.Settled)
 
 	queued bool // in the work queue; guarded by sim.work.mu
 
@@ -42,8 +45,15 @@ type Device struct {
 	attrs       map[node.Path]attrs
 	obs         []*observation
 	rng         *rand.Rand
-	conn        *client.Conn
-	location    string // Location-Path of the registration, "/rd/5a3f"
+	conn        *client.Conn // link.cc
+	link        *link        // connection to the LwM2M server
+	srv         uint16       // Server object instance of the account in use
+	bsLink      *link        // connection to the bootstrap server
+	bsWaiting   bool         // Bootstrap-Request accepted, no Bootstrap-Finish yet
+	needBS      bool         // the next registration starts with a bootstrap
+	bootstraps  int          // bootstraps that finished
+	lastErr     error        // the last failed bootstrap or registration; nil once registered
+	location    string       // Location-Path of the registration, "/rd/5a3f"
 	registered  bool
 	stopped     bool      // Stop, Deregister or shutdown: no more exchanges
 	lastReg     time.Time // last successful Register or Update
@@ -61,23 +71,59 @@ type Device struct {
 	regTimer    *timer // next Register or Update
 	changeTimer *timer // value drift
 	fwTimer     *timer // firmware download and update steps
+	bsTimer     *timer // bootstrap timeout, then closing the bootstrap connection
 }
 
-func newDevice(s *Simulator, ep string, idx int, tmpl *template) *Device {
+func newDevice(s *Simulator, dc DeviceConfig, idx int, tmpl *template) *Device {
 	d := &Device{
 		sim:      s,
-		endpoint: ep,
+		endpoint: dc.Endpoint,
+		spec:     dc,
 		index:    idx,
-		log:      s.log.With("endpoint", ep),
+		log:      s.log.With("endpoint", dc.Endpoint),
 		rng:      rand.New(rand.NewPCG(uint64(idx), 0x5eed)),
 		conMID:   -1,
 		conDone:  make(chan struct{}, 1),
+		needBS:   dc.BootstrapURI != "",
 	}
 	d.tree = tmpl.instantiate(d)
 	d.regTimer = newTimer(func(time.Time) { d.requestWork(0) })
 	d.changeTimer = newTimer(d.drift)
 	d.fwTimer = newTimer(d.firmwareStep)
+	d.bsTimer = newTimer(d.bootstrapTimer)
 	return d
+}
+
+// Err is the error of the device's last failed bootstrap or registration
+// attempt (a refused handshake, a rejected Register, a Bootstrap-Finish
+// without a usable server account), or nil once it registers.
+func (d *Device) Err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastErr
+}
+
+// Bootstrapped reports whether the device finished a bootstrap since it
+// started.
+func (d *Device) Bootstrapped() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bootstraps > 0
+}
+
+// fail records a failed bootstrap or registration attempt.
+func (d *Device) fail(err error) {
+	d.mu.Lock()
+	d.lastErr = err
+	d.mu.Unlock()
+	d.settle()
+}
+
+// settle counts the device's first outcome.
+func (d *Device) settle() {
+	if d.settled.CompareAndSwap(false, true) && d.sim.unsettled.Add(-1) == 0 {
+		close(d.sim.settled)
+	}
 }
 
 // Endpoint is the device's endpoint name.
@@ -163,7 +209,11 @@ func (d *Device) Deregister(ctx context.Context) error {
 // start begins the device's life: register, then drift values.
 func (d *Device) start() {
 	d.mu.Lock()
-	d.want |= workRegister
+	if d.needBS {
+		d.want |= workBootstrap
+	} else {
+		d.want |= workRegister
+	}
 	d.mu.Unlock()
 	d.sim.work.push(d)
 	if iv := d.sim.cfg.NotifyInterval; iv > 0 {
@@ -188,15 +238,17 @@ func (d *Device) halt() {
 	d.sim.sched.stop(d.regTimer)
 	d.sim.sched.stop(d.changeTimer)
 	d.sim.sched.stop(d.fwTimer)
+	d.sim.sched.stop(d.bsTimer)
 }
 
+// closeConn closes the device's connections to its servers.
 func (d *Device) closeConn() {
 	d.mu.Lock()
-	cc := d.conn
-	d.conn = nil
+	l, bl := d.link, d.bsLink
+	d.link, d.conn, d.bsLink, d.bsWaiting = nil, nil, nil, false
 	d.mu.Unlock()
-	if cc != nil {
-		if err := cc.Close(); err != nil {
+	for _, c := range []*link{l, bl} {
+		if err := c.close(); err != nil {
 			d.log.Debug("close connection", "err", err)
 		}
 	}
@@ -224,9 +276,12 @@ func (d *Device) requestWork(bits uint8) {
 		return
 	}
 	if bits == 0 {
-		if d.registered {
+		switch {
+		case d.needBS:
+			bits = workBootstrap
+		case d.registered:
 			bits = workUpdate
-		} else {
+		default:
 			bits = workRegister
 		}
 	}
@@ -260,14 +315,19 @@ func (d *Device) doWork(ctx context.Context) {
 		switch {
 		case w&workDisable != 0:
 			err = d.disable(ctx)
+		case w&workBootstrap != 0:
+			err = d.bootstrap(ctx) // registering follows the Bootstrap-Finish
 		case w&workRegister != 0:
 			err = d.register(ctx) // an Update is moot after a Register
 		case w&workUpdate != 0:
 			err = d.update(ctx)
 		}
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, errStopped) {
 			d.sim.stats.errors.Add(1)
 			d.log.Debug("registration exchange failed", "err", err)
+			if w&(workBootstrap|workRegister) != 0 {
+				d.fail(err)
+			}
 		}
 	}
 }

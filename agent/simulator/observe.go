@@ -99,7 +99,7 @@ func (d *Device) effectiveLocked(p node.Path) attrs {
 		if k == attrPmax {
 			res = resServerPmax
 		}
-		if v, ok := d.tree.value(node.ResourcePath(objServer, 0, res), time.Time{}); ok && v.Int > 0 {
+		if v, ok := d.tree.value(node.ResourcePath(objServer, d.srv, res), time.Time{}); ok && v.Int > 0 {
 			a.put(k, float64(v.Int))
 		}
 	}

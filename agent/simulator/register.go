@@ -3,8 +3,8 @@ package simulator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +12,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
@@ -24,43 +22,44 @@ import (
 // included, so a dead server cannot hold a worker for long.
 const exchangeTimeout = 20 * time.Second
 
-// dial opens the device's socket; the same socket serves every later
-// exchange, so the server sees one stable address per device.
-func (d *Device) dial() (*client.Conn, error) {
+// dial returns the connection to the device's LwM2M server, opening it
+// for the server account in the Security object if there is none or the
+// account changed. The same connection serves every later exchange, so
+// the server sees one stable address (or DTLS session) per device.
+func (d *Device) dial(ctx context.Context) (*client.Conn, error) {
 	d.mu.Lock()
-	cc := d.conn
+	a, err := d.accountLocked(false)
+	cur := d.link
 	d.mu.Unlock()
-	if cc != nil {
-		return cc, nil
-	}
-	dialer := &net.Dialer{}
-	if d.sim.cfg.Bind != "" {
-		dialer.LocalAddr = &net.UDPAddr{IP: net.ParseIP(d.sim.cfg.Bind)}
-	}
-	cc, err := udp.Dial(d.sim.cfg.Server,
-		options.WithDialer(dialer),
-		options.WithContext(d.sim.runCtx),
-		options.WithHandlerFunc(d.handle),
-		options.WithRequestMonitor(d.monitor),
-		options.WithPeriodicRunner(d.sim.periodic),
-		options.WithErrors(func(err error) { d.log.Debug("coap", "err", err) }),
-		options.WithReceivedMessageQueueSize(4),
-	)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", d.sim.cfg.Server, err)
+		return nil, err
+	}
+	if cur != nil && cur.key == a.connKey() {
+		return cur.cc, nil
+	}
+	l, err := d.connect(ctx, a, false)
+	if err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.stopped {
-		_ = cc.Close()
+		d.mu.Unlock()
+		_ = l.close()
 		return nil, errStopped
 	}
-	if d.conn != nil { // lost a race with another exchange
-		_ = cc.Close()
-		return d.conn, nil
+	old := d.link
+	if old != nil && old.key == l.key { // lost a race with another exchange
+		d.mu.Unlock()
+		_ = l.close()
+		return old.cc, nil
 	}
-	d.conn = cc
-	return cc, nil
+	d.link, d.conn, d.srv = l, l.cc, a.srv
+	d.mu.Unlock()
+	if old != nil {
+		// The account changed (a new bootstrap): the old server is done.
+		_ = old.close()
+	}
+	return l.cc, nil
 }
 
 // monitor sees every message before go-coap does. It takes the ACKs and
@@ -85,7 +84,7 @@ func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
 
 // lifetimeLocked is the lifetime the device registers with, from /1/0/1.
 func (d *Device) lifetimeLocked() time.Duration {
-	v, ok := d.tree.value(node.ResourcePath(objServer, 0, resServerLifetime), time.Time{})
+	v, ok := d.tree.value(node.ResourcePath(objServer, d.srv, resServerLifetime), time.Time{})
 	if !ok || v.Int <= 0 {
 		return d.sim.cfg.Lifetime
 	}
@@ -93,7 +92,7 @@ func (d *Device) lifetimeLocked() time.Duration {
 }
 
 func (d *Device) bindingLocked() string {
-	v, ok := d.tree.value(node.ResourcePath(objServer, 0, resServerBinding), time.Time{})
+	v, ok := d.tree.value(node.ResourcePath(objServer, d.srv, resServerBinding), time.Time{})
 	if !ok || v.Str == "" {
 		return d.sim.cfg.Binding
 	}
@@ -135,13 +134,22 @@ func (d *Device) objectLinksLocked() []byte {
 
 // register sends a Register and, on success, schedules the first Update.
 func (d *Device) register(ctx context.Context) error {
+	d.mu.Lock()
+	needBS := d.needBS
+	d.mu.Unlock()
+	if needBS {
+		return d.bootstrap(ctx)
+	}
 	if err := d.sim.pace.wait(ctx); err != nil {
 		return err
 	}
-	cc, err := d.dial()
+	cc, err := d.dial(ctx)
 	if err != nil {
+		if errors.Is(err, ErrHandshake) {
+			d.rebootstrapOnFailure()
+		}
 		d.retryLater()
-		return err
+		return fmt.Errorf("register: %w", err)
 	}
 	d.mu.Lock()
 	lt := d.lifetimeLocked()
@@ -177,8 +185,11 @@ func (d *Device) register(ctx context.Context) error {
 	}
 	defer cc.ReleaseMessage(resp)
 	if resp.Code() != codes.Created {
+		if resp.Code() >= codes.BadRequest && resp.Code() < codes.InternalServerError {
+			d.rebootstrapOnFailure()
+		}
 		d.retryLater()
-		return fmt.Errorf("register: server answered %v", resp.Code())
+		return fmt.Errorf("register: server answered %v%s", resp.Code(), diagnostic(resp))
 	}
 	loc, err := resp.Options().LocationPath()
 	if err != nil || loc == "" {
@@ -194,13 +205,42 @@ func (d *Device) register(ctx context.Context) error {
 	d.location = "/" + strings.TrimPrefix(loc, "/")
 	d.lastReg = now
 	d.failures = 0
+	d.lastErr = nil
 	d.setRegisteredLocked(true)
 	next := jitter(lt/2, 0.2)
 	d.mu.Unlock()
 	d.sim.sched.after(d.regTimer, next)
 	d.sim.stats.registrations.Add(1)
+	d.settle()
 	d.log.Debug("registered", "reg_id", d.location)
 	return nil
+}
+
+// rebootstrapOnFailure makes a device with a bootstrap server bootstrap
+// again after its server refused it, as Bootstrap on Registration Failure
+// (/1/x/16, true when absent) asks (Core TS 1.1, 6.2.1.1).
+func (d *Device) rebootstrapOnFailure() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.accountLocked(true); err != nil {
+		return
+	}
+	if v, ok := d.tree.value(node.ResourcePath(objServer, d.srv, 16), time.Time{}); ok && !v.Bool {
+		return
+	}
+	d.needBS = true
+}
+
+// diagnostic is the text payload of an error answer, for error messages.
+func diagnostic(m *pool.Message) string {
+	b, err := m.ReadBody()
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return fmt.Sprintf(" (%q)", b)
 }
 
 // retryLater schedules the next attempt after a back-off. Before the
@@ -336,7 +376,7 @@ func (d *Device) disable(ctx context.Context) error {
 	d.mu.Lock()
 	d.dropObservationsLocked()
 	wait := 86400 * time.Second
-	if v, ok := d.tree.value(node.ResourcePath(objServer, 0, 5), time.Time{}); ok && v.Int >= 0 {
+	if v, ok := d.tree.value(node.ResourcePath(objServer, d.srv, 5), time.Time{}); ok && v.Int >= 0 {
 		wait = time.Duration(v.Int) * time.Second
 	}
 	d.mu.Unlock()

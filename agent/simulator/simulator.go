@@ -25,19 +25,41 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
 )
 
-// Config says what to simulate. Server is required; any other field left
-// zero takes its default, except NotifyInterval, where zero means the
-// values never change.
+// Config says what to simulate. Server is required unless every device
+// has its own server or bootstraps; any other field left zero takes its
+// default, except NotifyInterval, where zero means the values never change.
 type Config struct {
-	// Server is the LwM2M server's CoAP address, "127.0.0.1:5783".
+	// Server is the LwM2M server: a CoAP address, "127.0.0.1:5783", or a
+	// URI, "coap://127.0.0.1:5783" or "coaps://127.0.0.1:5784". A coaps
+	// server needs the devices' PSK credentials (Devices).
 	Server string
+	// Bootstrap is the LwM2M bootstrap server URI ("coap://host:port" or
+	// "coaps://host:port"). When set, devices without a bootstrap server
+	// of their own start with a Client Initiated Bootstrap and register to
+	// the server account it gives them.
+	Bootstrap string
+	// Devices lists the devices one by one, each with its endpoint and
+	// credentials (a bulk registration file, for example). When set,
+	// Count, Prefix and Start are not used.
+	Devices []DeviceConfig
+	// CipherSuites are the DTLS cipher suites devices offer, most
+	// preferred first (default DefaultCipherSuites).
+	CipherSuites []piondtls.CipherSuiteID
+	// HandshakeTimeout bounds one DTLS handshake, retransmissions
+	// included (default 10s).
+	HandshakeTimeout time.Duration
+	// BootstrapTimeout is how long a device waits for Bootstrap-Finish
+	// after its Bootstrap-Request was accepted (default 60s).
+	BootstrapTimeout time.Duration
 	// Count is the number of devices (default 1).
 	Count int
 	// Prefix starts every endpoint name; endpoints are Prefix+"-"+index,
@@ -73,12 +95,43 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DeviceConfig is one device of Config.Devices.
+type DeviceConfig struct {
+	// Endpoint is the device's endpoint client name (required, unique).
+	Endpoint string
+	// ServerURI is the LwM2M server the device is factory-bootstrapped
+	// for ("coap://host:port" or "coaps://host:port"); empty means
+	// Config.Server. Not used when the device bootstraps.
+	ServerURI string
+	// PSKIdentity and PSK are the device's DTLS credentials for a coaps
+	// ServerURI.
+	PSKIdentity string
+	PSK         []byte
+	// BootstrapURI is the bootstrap server; empty means Config.Bootstrap.
+	// A device with a bootstrap server bootstraps before it registers.
+	BootstrapURI string
+	// BootstrapPSKIdentity and BootstrapPSK are the DTLS credentials for a
+	// coaps BootstrapURI.
+	BootstrapPSKIdentity string
+	BootstrapPSK         []byte
+}
+
 // Defaults of Config.
 const (
-	DefaultLifetime       = 300 * time.Second
-	DefaultNotifyInterval = time.Second
-	DefaultConcurrency    = 64
+	DefaultLifetime         = 300 * time.Second
+	DefaultNotifyInterval   = time.Second
+	DefaultConcurrency      = 64
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultBootstrapTimeout = 60 * time.Second
 )
+
+// DefaultCipherSuites are the PSK cipher suites LwM2M requires of clients
+// (Transport TS 1.1, 5.2.8.1: TLS_PSK_WITH_AES_128_CCM_8 mandatory,
+// TLS_PSK_WITH_AES_128_CBC_SHA256 recommended), in that order.
+var DefaultCipherSuites = []piondtls.CipherSuiteID{
+	piondtls.TLS_PSK_WITH_AES_128_CCM_8,
+	piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
+}
 
 // maxDevices bounds Count: every device holds a socket.
 const maxDevices = 1_000_000
@@ -86,6 +139,18 @@ const maxDevices = 1_000_000
 func (c Config) withDefaults() Config {
 	if c.Count == 0 {
 		c.Count = 1
+	}
+	if len(c.Devices) > 0 {
+		c.Count = len(c.Devices)
+	}
+	if len(c.CipherSuites) == 0 {
+		c.CipherSuites = DefaultCipherSuites
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.BootstrapTimeout == 0 {
+		c.BootstrapTimeout = DefaultBootstrapTimeout
 	}
 	if c.Prefix == "" {
 		c.Prefix = "sim"
@@ -112,11 +177,45 @@ func (c Config) withDefaults() Config {
 // name.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	if c.Server == "" {
+	if c.Server != "" && !strings.Contains(c.Server, "://") {
+		if _, _, err := net.SplitHostPort(c.Server); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
+	if c.Server != "" {
+		if _, err := parseServerURI(serverURI(c.Server)); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
+	if c.Bootstrap != "" {
+		if _, err := parseServerURI(c.Bootstrap); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if len(c.Devices) == 0 && c.Server == "" && c.Bootstrap == "" {
 		return errors.New("server: required")
 	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return fmt.Errorf("server: %w", err)
+	if len(c.Devices) == 0 && c.Bootstrap == "" && strings.HasPrefix(c.Server, "coaps://") {
+		return errors.New("server: a coaps server needs per-device PSK credentials (Devices)")
+	}
+	seen := make(map[string]bool, len(c.Devices))
+	for i, dc := range c.Devices {
+		if err := dc.validate(c); err != nil {
+			return fmt.Errorf("device %d (%s): %w", i, dc.Endpoint, err)
+		}
+		if seen[dc.Endpoint] {
+			return fmt.Errorf("device %d: endpoint %q appears twice", i, dc.Endpoint)
+		}
+		seen[dc.Endpoint] = true
+	}
+	if c.HandshakeTimeout < 0 || c.BootstrapTimeout < 0 {
+		return errors.New("timeouts: negative")
+	}
+	for _, cs := range c.CipherSuites {
+		if cs != piondtls.TLS_PSK_WITH_AES_128_CCM_8 && cs != piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256 &&
+			cs != piondtls.TLS_PSK_WITH_AES_128_CCM && cs != piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256 {
+			return fmt.Errorf("cipher suites: %v is not a PSK suite", cs)
+		}
 	}
 	if c.Count < 0 || c.Count > maxDevices {
 		return fmt.Errorf("count: %d is not between 1 and %d", c.Count, maxDevices)
@@ -158,6 +257,7 @@ type Stats struct {
 	Requests        uint64 // server requests answered
 	Notifications   uint64 // notifications sent
 	Sends           uint64 // Send operations acknowledged
+	Bootstraps      uint64 // bootstraps that ended with an accepted Bootstrap-Finish
 	Errors          uint64 // failed exchanges and refused requests
 }
 
@@ -169,6 +269,7 @@ type counters struct {
 	requests        atomic.Uint64
 	notifications   atomic.Uint64
 	sends           atomic.Uint64
+	bootstraps      atomic.Uint64
 	errors          atomic.Uint64
 }
 
@@ -186,6 +287,11 @@ type Simulator struct {
 	stats   counters
 	running atomic.Bool
 
+	// unsettled counts the devices without a first outcome (registered,
+	// or failed once); settled closes when it reaches zero.
+	unsettled atomic.Int64
+	settled   chan struct{}
+
 	// runCtx lives from Run until the devices have de-registered; the
 	// connections and the scheduler stop with it.
 	runCtx   context.Context
@@ -200,24 +306,49 @@ func New(cfg Config) (*Simulator, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Simulator{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "simulator"),
-		byName: make(map[string]*Device, cfg.Count),
-		sched:  newScheduler(),
-		work:   newWorkQueue(),
-		pace:   newPacer(cfg.RegisterRate),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "simulator"),
+		byName:  make(map[string]*Device, cfg.Count),
+		sched:   newScheduler(),
+		work:    newWorkQueue(),
+		pace:    newPacer(cfg.RegisterRate),
+		settled: make(chan struct{}),
 	}
 	tmpl := newTemplate(cfg)
 	s.tmpl = tmpl
 	s.devices = make([]*Device, cfg.Count)
 	for i := range cfg.Count {
 		idx := cfg.Start + i
-		ep := cfg.Prefix + "-" + strconv.Itoa(idx)
-		d := newDevice(s, ep, idx, tmpl)
+		var dc DeviceConfig
+		if len(cfg.Devices) > 0 {
+			dc = cfg.Devices[i]
+		} else {
+			dc.Endpoint = cfg.Prefix + "-" + strconv.Itoa(idx)
+		}
+		dc = dc.withDefaults(cfg)
+		d := newDevice(s, dc, idx, tmpl)
 		s.devices[i] = d
-		s.byName[ep] = d
+		s.byName[dc.Endpoint] = d
 	}
+	s.unsettled.Store(int64(cfg.Count))
 	return s, nil
+}
+
+// Settled is closed once every device has had a first outcome: it
+// registered, or a bootstrap or registration attempt failed (the device
+// goes on retrying). Device.Err tells which.
+func (s *Simulator) Settled() <-chan struct{} { return s.settled }
+
+// Failures lists the devices that are not registered now and whose last
+// bootstrap or registration attempt failed, in index order.
+func (s *Simulator) Failures() []*Device {
+	var out []*Device
+	for _, d := range s.devices {
+		if !d.Registered() && d.Err() != nil {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // Endpoints lists the devices' endpoint names in index order.
@@ -245,6 +376,7 @@ func (s *Simulator) Stats() Stats {
 		Requests:        s.stats.requests.Load(),
 		Notifications:   s.stats.notifications.Load(),
 		Sends:           s.stats.sends.Load(),
+		Bootstraps:      s.stats.bootstraps.Load(),
 		Errors:          s.stats.errors.Load(),
 	}
 }
@@ -285,7 +417,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 			s.worker(ctx)
 		}()
 	}
-	s.log.Info("starting devices", "count", len(s.devices), "server", s.cfg.Server, "lwm2m", s.cfg.Version)
+	s.log.Info("starting devices", "count", len(s.devices), "server", s.cfg.Server, "bootstrap", s.cfg.Bootstrap, "lwm2m", s.cfg.Version)
 	for _, d := range s.devices {
 		d.start()
 	}

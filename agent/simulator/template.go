@@ -3,6 +3,7 @@ package simulator
 import (
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
@@ -42,16 +43,6 @@ func newTemplate(cfg Config) *template {
 	}
 	lifetime := int64(cfg.Lifetime.Round(time.Second) / time.Second)
 
-	add(objSecurity, func(in *instance) {
-		set(in, objSecurity, 0, node.String("coap://"+cfg.Server))
-		set(in, objSecurity, 1, node.Bool(false))
-		set(in, objSecurity, 2, node.Int(3)) // NoSec
-		set(in, objSecurity, 3, node.Opaque(nil))
-		set(in, objSecurity, 4, node.Opaque(nil))
-		set(in, objSecurity, 5, node.Opaque(nil))
-		set(in, objSecurity, 10, node.Int(1))
-		set(in, objSecurity, 11, node.Int(0))
-	})
 	add(objServer, func(in *instance) {
 		set(in, objServer, 0, node.Int(1))
 		set(in, objServer, resServerLifetime, node.Int(lifetime))
@@ -60,6 +51,8 @@ func newTemplate(cfg Config) *template {
 		set(in, objServer, 5, node.Int(86400))
 		set(in, objServer, 6, node.Bool(true))
 		set(in, objServer, resServerBinding, node.String(cfg.Binding))
+		// A factory-bootstrapped device has no bootstrap server to ask.
+		in.res[defs[objServer].byID[resServerBSTrig].idx] = nil
 	})
 	add(objDevice, func(in *instance) {
 		set(in, objDevice, 0, node.String("lwm2m-agent"))
@@ -135,6 +128,11 @@ func (t *template) instantiate(d *Device) tree {
 		}
 		tr.objs[id] = o
 	}
+	tr.objs[objSecurity].insts = []*instance{securityInstance(d.spec)}
+	if d.spec.BootstrapURI != "" {
+		// Before its first bootstrap a device knows no LwM2M server.
+		tr.objs[objServer].insts = nil
+	}
 	put := func(p node.Path, v node.Value) {
 		rd, _ := resDefAt(p)
 		in := tr.objs[p.Object].instance(p.Instance)
@@ -163,4 +161,32 @@ func (t *template) instantiate(d *Device) tree {
 	put(node.ResourcePath(objTemperature, 0, resTempMin), temp)
 	put(node.ResourcePath(objTemperature, 0, resTempMax), temp)
 	return tr
+}
+
+// securityInstance is the device's factory Security instance /0/0: the
+// bootstrap-server account when it has a bootstrap server, else its
+// LwM2M server account (short server ID 1, matching /1/0).
+func securityInstance(dc DeviceConfig) *instance {
+	def := defs[objSecurity]
+	in := newInstance(def, 0)
+	set := func(id uint16, v node.Value) { in.res[def.byID[id].idx] = &resource{v: v} }
+	uri, ident, key, bs := dc.ServerURI, dc.PSKIdentity, dc.PSK, false
+	if dc.BootstrapURI != "" {
+		uri, ident, key, bs = dc.BootstrapURI, dc.BootstrapPSKIdentity, dc.BootstrapPSK, true
+	}
+	mode := int64(secModeNoSec)
+	if strings.HasPrefix(uri, "coaps:") {
+		mode = secModePSK
+	}
+	set(resSecURI, node.String(uri))
+	set(resSecBS, node.Bool(bs))
+	set(resSecMode, node.Int(mode))
+	set(resSecIdentity, node.Opaque([]byte(ident)))
+	set(4, node.Opaque(nil))
+	set(resSecKey, node.Opaque(key))
+	if !bs {
+		set(resSecSSID, node.Int(1))
+	}
+	set(11, node.Int(0))
+	return in
 }
