@@ -98,6 +98,11 @@ func (d *Device) connect(ctx context.Context, a account, bootstrap bool) (*link,
 	defer cancel()
 	if err := dc.HandshakeContext(hctx); err != nil {
 		_ = dc.Close()
+		if hctx.Err() != nil && ctx.Err() == nil {
+			// DTLS drops records it cannot decrypt without a word
+			// (RFC 6347, 4.1.2.7): a wrong key shows only as silence.
+			err = fmt.Errorf("no completed handshake within %v (a wrong PSK identity or key, or no DTLS server there): %w", s.cfg.HandshakeTimeout, err)
+		}
 		return nil, fmt.Errorf("%w with %s as PSK identity %q: %w", ErrHandshake, a.uri, a.identity, err)
 	}
 	cc := coapdtls.Client(dc, append(opts, options.WithCloseSocket())...)

@@ -52,11 +52,20 @@ type testReg struct {
 	conn    *client.Conn
 	updates int
 	gone    bool
+	// Where the last Update came from: the connection (the DTLS session,
+	// for coaps) and its remote address then.
+	updConn *client.Conn
+	updAddr string
+	regAddr string
+}
+
+func newLwm2mServer(t testing.TB) *lwm2mServer {
+	return &lwm2mServer{t: t, regs: map[string]*testReg{}, byEP: map[string]*testReg{}, changed: make(chan struct{}, 1)}
 }
 
 func startServer(t testing.TB) *lwm2mServer {
 	t.Helper()
-	s := &lwm2mServer{t: t, regs: map[string]*testReg{}, byEP: map[string]*testReg{}, changed: make(chan struct{}, 1)}
+	s := newLwm2mServer(t)
 	l, err := coapNet.NewListenUDP("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +117,7 @@ func (s *lwm2mServer) handle(w *responsewriter.ResponseWriter[*client.Conn], r *
 			s.t.Errorf("register payload %q: %v", body, err)
 		}
 		s.next++
-		reg := &testReg{id: strconv.Itoa(s.next), query: queryMap(qs), links: links, conn: w.Conn()}
+		reg := &testReg{id: strconv.Itoa(s.next), query: queryMap(qs), links: links, conn: w.Conn(), regAddr: w.Conn().RemoteAddr().String()}
 		reg.ep = reg.query["ep"]
 		s.regs[reg.id] = reg
 		s.byEP[reg.ep] = reg
@@ -132,6 +141,7 @@ func (s *lwm2mServer) handle(w *responsewriter.ResponseWriter[*client.Conn], r *
 				return
 			}
 			reg.updates++
+			reg.updConn, reg.updAddr = w.Conn(), w.Conn().RemoteAddr().String()
 			for k, v := range queryMap(qs) {
 				reg.query[k] = v
 			}
