@@ -171,3 +171,93 @@ func FuzzPathList(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBootstrap feeds arbitrary datagrams to a device's handling of its
+// bootstrap server's requests: no panic, a response code always, content
+// that parses in the format it claims, a bootstrap-server account that no
+// Bootstrap-Delete removes, and a tree the device can still report and
+// take its server accounts from.
+func FuzzBootstrap(f *testing.F) {
+	sec, _ := codec.Encode(codec.TLV, node.MustParsePath("/0/1"), []node.Record{
+		{Path: node.MustParsePath("/0/1/0"), Value: node.String("coap://127.0.0.1:5783")},
+		{Path: node.MustParsePath("/0/1/1"), Value: node.Bool(false)},
+		{Path: node.MustParsePath("/0/1/2"), Value: node.Int(3)},
+		{Path: node.MustParsePath("/0/1/10"), Value: node.Int(1)},
+	})
+	srv, _ := codec.Encode(codec.SenMLCBOR, node.MustParsePath("/1/0"), []node.Record{
+		{Path: node.MustParsePath("/1/0/0"), Value: node.Int(1)},
+		{Path: node.MustParsePath("/1/0/1"), Value: node.Int(300)},
+		{Path: node.MustParsePath("/1/0/7"), Value: node.String("U")},
+	})
+	for _, seed := range [][]byte{
+		encodeRequest(f, codes.GET, "/", message.Options{uintOpt(message.Accept, uint32(codec.LinkFmt))}, nil),
+		encodeRequest(f, codes.GET, "/1", message.Options{uintOpt(message.Accept, uint32(codec.TLV))}, nil),
+		encodeRequest(f, codes.DELETE, "/", nil, nil),
+		encodeRequest(f, codes.DELETE, "/0/0", nil, nil),
+		encodeRequest(f, codes.PUT, "/0/1", message.Options{uintOpt(message.ContentFormat, uint32(codec.TLV))}, sec),
+		encodeRequest(f, codes.PUT, "/1/0", message.Options{uintOpt(message.ContentFormat, uint32(codec.SenMLCBOR))}, srv),
+		encodeRequest(f, codes.PUT, "/0", message.Options{uintOpt(message.ContentFormat, uint32(codec.SenMLJSON))}, []byte(`[{"bn":"/0/3/","n":"0","vs":"coaps://h"},{"n":"2","v":0}]`)),
+		encodeRequest(f, codes.PUT, "/1/0/1", message.Options{uintOpt(message.ContentFormat, uint32(codec.Text))}, []byte("60")),
+		encodeRequest(f, codes.POST, "/bs", nil, nil),
+	} {
+		f.Add(uint8(1), seed)
+	}
+	msgs := pool.New(0, 0)
+	versions := []string{"1.0", "1.1", "1.2"}
+	f.Fuzz(func(t *testing.T, version uint8, data []byte) {
+		sim, err := New(Config{Bootstrap: "coap://127.0.0.1:5683", Version: versions[int(version)%len(versions)]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := sim.devices[0]
+		d.bsWaiting = true
+		m := msgs.AcquireMessage(context.Background())
+		defer msgs.ReleaseMessage(m)
+		if _, err := m.UnmarshalWithDecoder(coder.DefaultCoder, data); err != nil {
+			return
+		}
+		if c := m.Code(); c < codes.GET || c > codes.IPATCH {
+			return
+		}
+		rep := d.serveBootstrap(m, time.Now())
+		if rep.code < codes.Created || rep.code > codes.ProxyingNotSupported {
+			t.Fatalf("answer %v is not a response code", rep.code)
+		}
+		if rep.code == codes.Content {
+			if rep.format == codec.LinkFmt {
+				if _, err := codec.ParseLinks(rep.payload); err != nil {
+					t.Fatalf("discover answer does not parse: %v\n%s", err, rep.payload)
+				}
+			} else {
+				base, _ := m.Path()
+				if _, err := codec.Decode(rep.format, node.MustParsePath("/"+trimSlash(base)), rep.payload, resolver); err != nil {
+					t.Fatalf("answer in %v does not decode: %v", rep.format, err)
+				}
+			}
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if m.Code() == codes.DELETE {
+			if _, err := d.accountLocked(true); err != nil {
+				t.Fatalf("bootstrap account gone after %v: %v", rep.code, err)
+			}
+		}
+		_, _ = d.accountLocked(false)
+		for _, o := range []uint16{objServer, objDevice} {
+			base := node.ObjectPath(o)
+			recs, err := d.tree.read(base, time.Now())
+			if err != nil {
+				t.Fatalf("read %v after the request: %v", base, err)
+			}
+			if _, err := codec.Encode(codec.SenMLCBOR, base, recs); err != nil {
+				t.Fatalf("encode %v after the request: %v", base, err)
+			}
+		}
+		if rep.code == codes.Changed && m.Code() == codes.PUT {
+			// What a bootstrap write stored, the registration can list.
+			if _, err := codec.ParseLinks(d.objectLinksLocked()); err != nil {
+				t.Fatalf("object links after the write: %v", err)
+			}
+		}
+	})
+}
