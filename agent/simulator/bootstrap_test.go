@@ -386,7 +386,9 @@ func TestServeBootstrap(t *testing.T) {
 		rec("/0/5/0", node.String("coap://a:1")), rec("/0/5/1", node.Bool(false)), rec("/0/5/2", node.Int(3)), rec("/0/5/10", node.Int(9)),
 		rec("/0/6/0", node.String("coap://b:1")), rec("/0/6/1", node.Bool(false)), rec("/0/6/2", node.Int(3)), rec("/0/6/10", node.Int(10)),
 	)
-	cf := func(f codec.Format) message.Options { return message.Options{uintOpt(message.ContentFormat, uint32(f))} }
+	cf := func(f codec.Format) message.Options {
+		return message.Options{uintOpt(message.ContentFormat, uint32(f))}
+	}
 	acc := func(f codec.Format) message.Options { return message.Options{uintOpt(message.Accept, uint32(f))} }
 	for _, tc := range []struct {
 		name    string
