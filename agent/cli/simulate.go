@@ -1,53 +1,238 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
-	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
+	piondtls "github.com/pion/dtls/v3"
 	"github.com/spf13/cobra"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
+
+// csvOptions say how the devices of a registration file connect.
+type csvOptions struct {
+	bootstrap       bool   // bootstrap first, instead of registering directly
+	bootstrapURI    string // for NO_SEC devices
+	bootstrapSecure string // for PSK devices
+	server          string // for NO_SEC devices of lines without a server URI
+	serverSecure    string // for PSK devices of lines without a server URI
+}
+
+// devicesFromCSV turns the valid lines of a bulk registration file into
+// simulated devices. Lines the file format refuses, and lines whose
+// device could not connect as written, come back as problems, one line
+// each; the devices of the other lines are simulated.
+func devicesFromCSV(r io.Reader, o csvOptions, base simulator.Config) ([]simulator.DeviceConfig, []string, error) {
+	res, err := registry.ParseCSV(r, registry.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	var problems []string
+	for _, f := range res.Failed {
+		problems = append(problems, fmt.Sprintf("line %d (%s): %s", f.Line, f.DeviceID, f.Reason()))
+	}
+	devs := make([]simulator.DeviceConfig, 0, len(res.Devices))
+	for _, d := range res.Devices {
+		psk := d.SecurityMode == registry.SecurityPSK
+		dc := simulator.DeviceConfig{Endpoint: d.EndpointID}
+		if o.bootstrap {
+			dc.BootstrapURI = o.bootstrapURI
+			if psk {
+				dc.BootstrapURI = o.bootstrapSecure
+				dc.BootstrapPSKIdentity, dc.BootstrapPSK = d.BootstrapPSKID, d.BootstrapPSKKey
+				if dc.BootstrapPSKIdentity == "" || len(dc.BootstrapPSK) == 0 {
+					// Without bootstrap credentials of its own, the
+					// device's LwM2M PSK opens the bootstrap session too.
+					dc.BootstrapPSKIdentity, dc.BootstrapPSK = d.PSKID, d.PSKKey
+				}
+			}
+		} else {
+			dc.ServerURI = d.ServerURI
+			if dc.ServerURI == "" {
+				dc.ServerURI = o.server
+				if psk {
+					dc.ServerURI = o.serverSecure
+				}
+			}
+			if psk {
+				dc.PSKIdentity, dc.PSK = d.PSKID, d.PSKKey
+			}
+		}
+		if err := dc.Validate(base); err != nil {
+			problems = append(problems, fmt.Sprintf("line %d (%s): %v", d.Line, d.ID, err))
+			continue
+		}
+		devs = append(devs, dc)
+	}
+	return devs, problems, nil
+}
+
+// parseSuites reads a comma-separated list of cipher suite names.
+func parseSuites(s string) ([]piondtls.CipherSuiteID, error) {
+	if s == "" {
+		return nil, nil
+	}
+	known := map[string]piondtls.CipherSuiteID{}
+	for _, id := range []piondtls.CipherSuiteID{
+		piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
+		piondtls.TLS_PSK_WITH_AES_128_CCM, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+	} {
+		known[id.String()] = id
+	}
+	var out []piondtls.CipherSuiteID
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		id, ok := known[name]
+		if !ok {
+			id, ok = known["TLS_PSK_WITH_AES_128_"+name]
+		}
+		if !ok {
+			return nil, fmt.Errorf("cipher suite %q: not a PSK suite (TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CBC_SHA256, ...)", name)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// summary prints what the devices achieved and every device that failed.
+func summary(w io.Writer, sim *simulator.Simulator) (failed int) {
+	var boot, reg int
+	eps := sim.Endpoints()
+	for _, ep := range eps {
+		d := sim.Device(ep)
+		if d.Bootstrapped() {
+			boot++
+		}
+		if d.Registered() {
+			reg++
+		}
+	}
+	fails := sim.Failures()
+	fmt.Fprintf(w, "%d devices: %d bootstrapped, %d registered, %d failed\n", len(eps), boot, reg, len(fails))
+	for _, d := range fails {
+		fmt.Fprintf(w, "failed %s: %v\n", d.Endpoint(), d.Err())
+	}
+	return len(fails)
+}
 
 func simulateCmd() *cobra.Command {
 	var (
-		cfg      simulator.Config
-		logLevel string
-		every    time.Duration
+		cfg             simulator.Config
+		logLevel        string
+		every           time.Duration
+		csvFile         string
+		opts            csvOptions
+		serverSecure    string
+		suites          string
+		untilRegistered bool
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate",
 		Short: "run simulated LwM2M devices against a server",
 		Long: "Runs many simulated LwM2M clients in one process. Each registers, keeps its\n" +
 			"registration alive, answers every device-management request and sends\n" +
-			"notifications of changing values (3303/0/5700 temperature, 4/0/2 signal).",
+			"notifications of changing values (3303/0/5700 temperature, 4/0/2 signal).\n\n" +
+			"With --csv the devices, their endpoints and PSK keys come from a bulk\n" +
+			"registration file; lines the file format refuses are listed and skipped.\n" +
+			"Given --bootstrap or --bootstrap-secure, every device first bootstraps\n" +
+			"(NO_SEC devices at --bootstrap, PSK devices at --bootstrap-secure with their\n" +
+			"bootstrap PSK) and registers to the server account it is given; otherwise\n" +
+			"each registers directly to its line's lwm2m server uri with its PSK.\n" +
+			"Once every device registered or failed, a summary lists the failures;\n" +
+			"--until-registered then exits, with status 1 if any device failed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = newLogger(os.Stderr, logLevel, "text")
+			out := cmd.OutOrStdout()
+			var err error
+			if cfg.CipherSuites, err = parseSuites(suites); err != nil {
+				return err
+			}
+			bootstrapping := cmd.Flags().Changed("bootstrap") || cmd.Flags().Changed("bootstrap-secure")
+			skipped := 0
+			if csvFile != "" {
+				f, err := os.Open(csvFile)
+				if err != nil {
+					return err
+				}
+				opts.bootstrap = bootstrapping
+				opts.server, opts.serverSecure = cfg.Server, serverSecure
+				devs, problems, err := devicesFromCSV(f, opts, cfg)
+				_ = f.Close()
+				if err != nil {
+					return fmt.Errorf("%s: %w", csvFile, err)
+				}
+				for _, p := range problems {
+					fmt.Fprintf(out, "skipped %s\n", p)
+				}
+				skipped = len(problems)
+				if len(devs) == 0 {
+					return fmt.Errorf("%s: no device to simulate (%d lines skipped)", csvFile, skipped)
+				}
+				cfg.Devices = devs
+				fmt.Fprintf(out, "%s: %d devices, %d lines skipped\n", csvFile, len(devs), skipped)
+			} else if bootstrapping {
+				cfg.Bootstrap = opts.bootstrapURI
+			}
 			sim, err := simulator.New(cfg)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
 			done := make(chan error, 1)
 			go func() { done <- sim.Run(ctx) }()
 			t := time.NewTicker(every)
 			defer t.Stop()
+			settled := sim.Settled()
+			failed := 0
 			for {
 				select {
 				case err := <-done:
-					return err
+					if err != nil {
+						return err
+					}
+					if !untilRegistered {
+						failed = summary(out, sim)
+					}
+					switch {
+					case failed > 0:
+						return fmt.Errorf("%d of %d devices failed", failed, len(sim.Endpoints()))
+					case skipped > 0:
+						return fmt.Errorf("%d lines skipped", skipped)
+					}
+					return nil
+				case <-settled:
+					settled = nil
+					failed = summary(out, sim)
+					if untilRegistered {
+						stop()
+					}
 				case <-t.C:
 					s := sim.Stats()
-					fmt.Fprintf(cmd.OutOrStdout(), "registered %d/%d  %+v\n", sim.Registered(), cfg.Count, s)
+					fmt.Fprintf(out, "registered %d/%d  %+v\n", sim.Registered(), len(sim.Endpoints()), s)
 				}
 			}
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Server, "server", "127.0.0.1:5783", "LwM2M server address (host:port)")
-	f.IntVar(&cfg.Count, "count", 1, "number of devices")
-	f.StringVar(&cfg.Prefix, "prefix", "sim", "endpoint prefix; endpoints are PREFIX-N")
+	f.StringVar(&cfg.Server, "server", "127.0.0.1:5783", "LwM2M server address (host:port, or a coap:// URI)")
+	f.StringVar(&serverSecure, "server-secure", "coaps://127.0.0.1:5784", "LwM2M server of PSK devices whose CSV line has no server URI")
+	f.StringVar(&csvFile, "csv", "", "simulate the devices of a bulk registration CSV file (endpoints, PSK keys)")
+	f.StringVar(&opts.bootstrapURI, "bootstrap", "coap://127.0.0.1:5683", "bootstrap server; given, devices bootstrap before they register")
+	f.StringVar(&opts.bootstrapSecure, "bootstrap-secure", "coaps://127.0.0.1:5684", "bootstrap server of PSK devices; given, devices bootstrap before they register")
+	f.StringVar(&suites, "cipher-suites", "", "DTLS cipher suites offered, most preferred first (default CCM_8,CBC_SHA256)")
+	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", simulator.DefaultHandshakeTimeout, "how long a DTLS handshake may take")
+	f.DurationVar(&cfg.BootstrapTimeout, "bootstrap-timeout", simulator.DefaultBootstrapTimeout, "how long a device waits for Bootstrap-Finish")
+	f.BoolVar(&untilRegistered, "until-registered", false, "exit once every device registered or failed (status 1 if any failed)")
+	f.IntVar(&cfg.Count, "count", 1, "number of devices (without --csv)")
+	f.StringVar(&cfg.Prefix, "prefix", "sim", "endpoint prefix; endpoints are PREFIX-N (without --csv)")
 	f.IntVar(&cfg.Start, "start", 0, "first N")
 	f.StringVar(&cfg.Version, "lwm2m-version", "1.1", "LwM2M version: 1.0 (TLV), 1.1 or 1.2 (SenML CBOR)")
 	f.DurationVar(&cfg.Lifetime, "lifetime", 300*time.Second, "registration lifetime")

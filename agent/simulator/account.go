@@ -71,9 +71,10 @@ func (dc DeviceConfig) withDefaults(c Config) DeviceConfig {
 	return dc
 }
 
-// validate checks that the device can reach a server: through bootstrap,
+// Validate checks that the device can reach a server of c (whose fields
+// fill in what the device leaves empty): through bootstrap,
 // or directly with the credentials its server URI needs.
-func (dc DeviceConfig) validate(c Config) error {
+func (dc DeviceConfig) Validate(c Config) error {
 	if dc.Endpoint == "" {
 		return errors.New("endpoint: required")
 	}

@@ -195,12 +195,15 @@ func (c Config) Validate() error {
 	if len(c.Devices) == 0 && c.Server == "" && c.Bootstrap == "" {
 		return errors.New("server: required")
 	}
-	if len(c.Devices) == 0 && c.Bootstrap == "" && strings.HasPrefix(c.Server, "coaps://") {
-		return errors.New("server: a coaps server needs per-device PSK credentials (Devices)")
+	if len(c.Devices) == 0 {
+		// Numbered devices share the configuration: one stands for all.
+		if err := (DeviceConfig{Endpoint: c.Prefix}).Validate(c); err != nil {
+			return fmt.Errorf("%w (numbered devices have no PSK credentials: use Devices)", err)
+		}
 	}
 	seen := make(map[string]bool, len(c.Devices))
 	for i, dc := range c.Devices {
-		if err := dc.validate(c); err != nil {
+		if err := dc.Validate(c); err != nil {
 			return fmt.Errorf("device %d (%s): %w", i, dc.Endpoint, err)
 		}
 		if seen[dc.Endpoint] {

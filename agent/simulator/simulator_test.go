@@ -2,6 +2,8 @@ package simulator
 
 import (
 	"context"
+
+	piondtls "github.com/pion/dtls/v3"
 	"slices"
 	"strings"
 	"sync"
@@ -712,6 +714,19 @@ func TestConfigValidate(t *testing.T) {
 		{"bad binding", Config{Server: "a:1", Binding: "T"}, "binding"},
 		{"negative rate", Config{Server: "a:1", RegisterRate: -1}, "register rate"},
 		{"bad bind", Config{Server: "a:1", Bind: "localhost"}, "bind"},
+		{"server URI", Config{Server: "coap://a"}, ""},
+		{"server with a path", Config{Server: "coap://a:1/rd"}, "server"},
+		{"server of another scheme", Config{Server: "http://a:1"}, "server"},
+		{"coaps server without keys", Config{Server: "coaps://a:1"}, "server"},
+		{"bootstrap only", Config{Bootstrap: "coap://a:1"}, ""},
+		{"bad bootstrap", Config{Bootstrap: "a:1"}, "bootstrap"},
+		{"coaps bootstrap without keys", Config{Bootstrap: "coaps://a:1"}, "bootstrap"},
+		{"devices", Config{Devices: []DeviceConfig{{Endpoint: "e", ServerURI: "coaps://a", PSKIdentity: "i", PSK: []byte{1}}}}, ""},
+		{"device without endpoint", Config{Server: "a:1", Devices: []DeviceConfig{{}}}, "device 0"},
+		{"device without key", Config{Devices: []DeviceConfig{{Endpoint: "e", ServerURI: "coaps://a", PSKIdentity: "i"}}}, "device 0"},
+		{"device without server", Config{Devices: []DeviceConfig{{Endpoint: "e"}}}, "device 0"},
+		{"endpoint twice", Config{Server: "a:1", Devices: []DeviceConfig{{Endpoint: "e"}, {Endpoint: "e"}}}, "device 1"},
+		{"certificate suite", Config{Server: "a:1", CipherSuites: []piondtls.CipherSuiteID{piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}, "cipher suites"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
