@@ -98,3 +98,45 @@ func BenchmarkRegistration(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkRegistrationDTLS is BenchmarkRegistration over DTLS with PSK
+// (one handshake per device): the rate, and the heap and goroutines a
+// device with a DTLS session costs, server side included.
+// SIM_BENCH_DEVICES sets the population (default 300).
+func BenchmarkRegistrationDTLS(b *testing.B) {
+	n := 300
+	if v, err := strconv.Atoi(os.Getenv("SIM_BENCH_DEVICES")); err == nil && v > 0 {
+		n = v
+	}
+	keys := make(map[string][]byte, n)
+	devs := make([]DeviceConfig, n)
+	for i := range n {
+		id := "dtls-" + strconv.Itoa(i)
+		keys[id] = testKey
+		devs[i] = DeviceConfig{Endpoint: id, PSKIdentity: id, PSK: testKey}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		srv := startDTLSServer(b, dtlsOpts{keys: keys})
+		runtime.GC()
+		var m0 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		g0 := runtime.NumGoroutine()
+		start := time.Now()
+		_, stop := startSim(b, srv, func(c *Config) {
+			c.Server = "coaps://" + srv.addr
+			c.Devices, c.Count = devs, n
+			c.Lifetime = 300 * time.Second
+		})
+		elapsed := time.Since(start)
+		runtime.GC()
+		var m1 runtime.MemStats
+		runtime.ReadMemStats(&m1)
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "registrations/s")
+		b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/float64(n)/1024, "heap-KiB/device")
+		b.ReportMetric(float64(runtime.NumGoroutine()-g0)/float64(n), "goroutines/device")
+		b.StopTimer()
+		stop()
+		b.StartTimer()
+	}
+}
