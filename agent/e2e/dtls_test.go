@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -189,4 +190,47 @@ func grepDTLS(text []byte) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A simulated PSK device whose address changes (a NAT rebinding) keeps its
+// DTLS session thanks to the Connection ID: no new handshake, and the
+// agent reaches it at the new address.
+func TestPSKDeviceKeepsSessionAcrossAddressChange(t *testing.T) {
+	h := startAgent(t, withAutoRegister(false))
+	if code, res, raw := h.postCSV("management/admin", adminPassword, []byte(pskCSV), false); code != 201 || res.Created != 3 {
+		t.Fatalf("import: HTTP %d %s", code, raw)
+	}
+	sim := h.simulate(1, func(c *simulator.Config) {
+		c.Server = ""
+		c.Devices = []simulator.DeviceConfig{{
+			Endpoint: "psk-a", ServerURI: "coaps://" + h.agent.CoAPSAddr.String(), PSKIdentity: "identity-a", PSK: keyA,
+		}}
+	})
+	id := h.device("psk-a").str("id")
+	before := h.device("psk-a").str("lwm2m", "address")
+	if _, err := sim.Device("psk-a").Rebind(); err != nil {
+		t.Fatal(err)
+	}
+	sim.Device("psk-a").Update()
+	h.eventually(5*time.Second, func() error {
+		if now := h.device("psk-a").str("lwm2m", "address"); now == before {
+			return fmt.Errorf("address still %s", now)
+		}
+		return nil
+	})
+	if op := h.shell(id, "read /3/0/0", 10*time.Second); op.Status != "SUCCESSFUL" {
+		t.Fatalf("read after the address change: %s %s", op.Status, op.FailureReason)
+	}
+	resp, err := http.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(text), "\nlwm2m_agent_dtls_sessions 1\n") {
+		t.Fatalf("want the one session:\n%s", grepDTLS(text))
+	}
+	if n := len(h.events(id, "c8y_LWM2MDeviceRegistration")); n != 1 {
+		t.Fatalf("%d registrations, want 1 (no new handshake, no re-register)", n)
+	}
 }

@@ -343,3 +343,7 @@ var errStopped = errors.New("device stopped")
 
 // String names the device in logs and test failures.
 func (d *Device) String() string { return fmt.Sprintf("device %s", d.endpoint) }
+
+// Update makes the device send a registration Update soon, as a client does
+// when its address or parameters changed.
+func (d *Device) Update() { d.requestWork(workUpdate) }
