@@ -1,0 +1,79 @@
+package bootstrap
+
+import (
+	"sync"
+	"time"
+)
+
+// peerLimiter bounds how many messages one peer address may send per
+// second (a token bucket per address, as the LwM2M server keeps one), so that a flooding peer costs the
+// server a map lookup per datagram and no more. Its table is bounded: when
+// it is full, buckets idle for longer than it takes to refill are dropped,
+// and if none is, a new peer is refused until one is. Buckets of peers
+// that stopped sending are swept the same way.
+type peerLimiter struct {
+	rate  float64 // tokens per second
+	burst float64
+	max   int
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newPeerLimiter(rate float64, burst, max int) *peerLimiter {
+	return &peerLimiter{rate: rate, burst: float64(burst), max: max, buckets: make(map[string]*bucket)}
+}
+
+// allow takes one token from addr's bucket.
+func (l *peerLimiter) allow(addr string, now time.Time) bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[addr]
+	if !ok {
+		if len(l.buckets) >= l.max || now.Sub(l.swept) > time.Minute {
+			l.sweepLocked(now)
+		}
+		if len(l.buckets) >= l.max {
+			return false
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[addr] = b
+	}
+	b.tokens += now.Sub(b.last).Seconds() * l.rate
+	if b.tokens > l.burst {
+		b.tokens = l.burst
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// sweepLocked drops buckets that have refilled completely: their peers
+// would start afresh with the same burst anyway.
+func (l *peerLimiter) sweepLocked(now time.Time) {
+	full := time.Duration(l.burst / l.rate * float64(time.Second))
+	for k, b := range l.buckets {
+		if now.Sub(b.last) >= full {
+			delete(l.buckets, k)
+		}
+	}
+	l.swept = now
+}
+
+func (l *peerLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}

@@ -1,0 +1,421 @@
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	coapNet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+	udpServer "github.com/plgd-dev/go-coap/v3/udp/server"
+)
+
+// Transports, as events and logs name them.
+const (
+	transportPlain  = "coap"
+	transportSecure = "coaps"
+)
+
+// Why a session ends early, as its failure event says.
+var (
+	errSuperseded = errors.New("superseded by a new Bootstrap-Request of the same endpoint")
+	errStopped    = errors.New("bootstrap server stopped")
+)
+
+// Server is an LwM2M Bootstrap-Server on a plain UDP socket and, when
+// configured, a DTLS listener.
+type Server struct {
+	cfg     Config
+	hooks   Hooks
+	log     *slog.Logger
+	plain   *coapNet.UDPConn
+	secure  *coapNet.DTLSListener // nil without a secure port
+	limiter *peerLimiter          // nil when unlimited
+	served  atomic.Bool
+	stats   counters
+
+	mu       sync.Mutex
+	baseCtx  context.Context
+	closed   bool
+	sessions map[string]*session // by endpoint
+	running  int                 // sessions whose goroutine has not ended
+	wg       sync.WaitGroup      // session goroutines
+}
+
+// session is one running bootstrap of one endpoint.
+type session struct {
+	endpoint string
+	cancel   context.CancelCauseFunc
+	done     chan struct{} // closed when the goroutine ended
+}
+
+// NewServer validates cfg and binds the sockets, so Addr and SecureAddr
+// are known at once; Serve starts answering.
+func NewServer(cfg Config, hooks Hooks) (*Server, error) {
+	if hooks == nil {
+		return nil, errors.New("new bootstrap server: hooks are nil")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	plain, err := coapNet.NewListenUDP("udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("new bootstrap server: listen %s: %w", cfg.Addr, err)
+	}
+	secure := cfg.SecureListener
+	if secure == nil && cfg.DTLS != nil {
+		secure, err = coapNet.NewDTLSListener("udp", cfg.SecureAddr, cfg.DTLS)
+		if err != nil {
+			_ = plain.Close()
+			return nil, fmt.Errorf("new bootstrap server: listen dtls %s: %w", cfg.SecureAddr, err)
+		}
+	}
+	var limiter *peerLimiter
+	if cfg.PeerRate > 0 {
+		limiter = newPeerLimiter(cfg.PeerRate, cfg.PeerBurst, cfg.MaxPeers)
+	}
+	return &Server{
+		cfg:      cfg,
+		hooks:    hooks,
+		log:      cfg.Logger.With("component", "bootstrap"),
+		plain:    plain,
+		secure:   secure,
+		limiter:  limiter,
+		baseCtx:  context.Background(),
+		sessions: make(map[string]*session),
+	}, nil
+}
+
+// Addr returns the address of the plain CoAP socket.
+func (s *Server) Addr() net.Addr { return s.plain.LocalAddr() }
+
+// SecureAddr returns the address of the DTLS listener, nil when there is
+// none.
+func (s *Server) SecureAddr() net.Addr {
+	if s.secure == nil {
+		return nil
+	}
+	return s.secure.Addr()
+}
+
+// Serve answers devices until ctx is done, then closes the sockets, ends
+// the running sessions (each records its failure) and returns after all
+// its goroutines stopped. It can be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.served.CompareAndSwap(false, true) {
+		return errors.New("bootstrap server: serve called twice")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(errStopped)
+	s.mu.Lock()
+	s.baseCtx = ctx
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	// go-coap's default periodic runner sleeps 4 s between rounds and
+	// outlives Serve; this one is owned here and paces retransmissions
+	// at 1 s.
+	runner := func(f func(time.Time) bool) {
+		wg.Go(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					if !f(now) {
+						return
+					}
+				}
+			}
+		})
+	}
+	common := func(secure bool) []serverOption {
+		router := mux.NewRouter()
+		router.DefaultHandle(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) { s.serveCOAP(w, r, secure) }))
+		return []serverOption{
+			options.WithMux(router),
+			options.WithContext(ctx),
+			options.WithMaxMessageSize(s.cfg.MaxMessageSize),
+			options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
+			options.WithTransmission(1, 2*time.Second, 4),
+			options.WithInactivityMonitor(s.cfg.IdleTimeout, func(cc *udpClient.Conn) { _ = cc.Close() }),
+			options.WithRequestMonitor(s.monitor),
+			options.WithErrors(func(err error) { s.log.Debug("coap", "err", err) }),
+			options.WithPeriodicRunner(runner),
+		}
+	}
+
+	errc := make(chan error, 2)
+	var udpOpts []udpServer.Option
+	for _, o := range common(false) {
+		udpOpts = append(udpOpts, o)
+	}
+	plainSrv := udp.NewServer(udpOpts...)
+	wg.Go(func() {
+		if err := plainSrv.Serve(s.plain); err != nil {
+			errc <- fmt.Errorf("bootstrap server: coap: %w", err)
+		}
+	})
+	var secureSrv interface{ Stop() }
+	if s.secure != nil {
+		dtlsOpts := []dtlsServer.Option{options.WithDTLSHandshakeTimeout(s.cfg.HandshakeTimeout)}
+		for _, o := range common(true) {
+			dtlsOpts = append(dtlsOpts, o)
+		}
+		srv := coapdtls.NewServer(dtlsOpts...)
+		secureSrv = srv
+		wg.Go(func() {
+			if err := srv.Serve(s.secure); err != nil {
+				errc <- fmt.Errorf("bootstrap server: coaps: %w", err)
+			}
+		})
+	}
+	s.log.Debug("bootstrap server listening", "addr", s.Addr().String(), "secure_addr", addrString(s.SecureAddr()))
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.mu.Lock()
+	s.closed = true
+	for _, sess := range s.sessions {
+		sess.cancel(errStopped)
+	}
+	s.mu.Unlock()
+	cancel(errStopped)
+	plainSrv.Stop()
+	if secureSrv != nil {
+		secureSrv.Stop()
+	}
+	s.wg.Wait()
+	wg.Wait()
+	_ = s.plain.Close()
+	if s.secure != nil {
+		_ = s.secure.Close()
+	}
+	return err
+}
+
+// serverOption is an option of both go-coap servers, plain and DTLS.
+type serverOption interface {
+	udpServer.Option
+	dtlsServer.Option
+}
+
+// serveCOAP answers what devices send: Bootstrap-Request only.
+func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message, secure bool) {
+	if r.Code() >= codes.Created || r.Code() == codes.Empty {
+		return
+	}
+	path, _ := r.Options().Path()
+	if path != "bs" && path != "/bs" {
+		reply(w, codes.NotFound, "")
+		return
+	}
+	if r.Code() != codes.POST {
+		reply(w, codes.MethodNotAllowed, "")
+		return
+	}
+	s.handleRequest(w, r, secure)
+}
+
+// handleRequest is the Bootstrap-Request: POST /bs?ep=NAME[&pct=FORMAT].
+func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool) {
+	s.stats.requests.Add(1)
+	conn, ok := w.Conn().(*udpClient.Conn)
+	if !ok {
+		reply(w, codes.InternalServerError, "")
+		return
+	}
+	peer := addrString(conn.RemoteAddr())
+	transport := transportPlain
+	if secure {
+		transport = transportSecure
+	}
+	queries, _ := r.Options().Queries()
+	req, err := parseRequest(queries)
+	if err != nil {
+		s.stats.refused.Add(1)
+		s.log.Debug("bootstrap request refused", "peer", peer, "transport", transport, "err", err)
+		reply(w, codes.BadRequest, err.Error())
+		return
+	}
+	log := s.log.With("endpoint", req.endpoint, "peer", peer, "transport", transport)
+
+	acct, code, diag, err := s.authorize(r.Context(), conn, req, secure)
+	if err != nil {
+		s.stats.refused.Add(1)
+		log.Warn("bootstrap request refused", "code", codeString(code), "err", err)
+		if secure && acct.DeviceID != "" {
+			// The handshake proved who asks, so the refusal belongs on
+			// that device; on the plain port anyone can claim an
+			// endpoint, and a refusal there writes nothing.
+			s.event(r.Context(), acct, Event{
+				Kind: EventFailure, Step: "request", Code: codeString(code), Transport: transport,
+				Reason: err.Error(),
+				Text:   fmt.Sprintf("Bootstrap-Request of %s over %s refused: %v", req.endpoint, transport, err),
+			})
+		}
+		reply(w, code, diag)
+		return
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		reply(w, codes.ServiceUnavailable, "shutting down")
+		return
+	}
+	if s.running >= s.cfg.MaxSessions {
+		s.mu.Unlock()
+		s.stats.busy.Add(1)
+		log.Warn("bootstrap request refused: too many sessions", "max", s.cfg.MaxSessions)
+		reply(w, codes.ServiceUnavailable, "too many bootstrap sessions")
+		return
+	}
+	prev := s.sessions[req.endpoint]
+	if prev != nil {
+		prev.cancel(errSuperseded)
+	}
+	ctx, cancel := context.WithCancelCause(s.baseCtx)
+	sess := &session{endpoint: req.endpoint, cancel: cancel, done: make(chan struct{})}
+	s.sessions[req.endpoint] = sess
+	s.running++
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	replied := make(chan struct{})
+	reply(w, codes.Changed, "")
+	if !responsewriter.AfterWrite(r.Context(), func() { close(replied) }) {
+		close(replied)
+	}
+	go s.run(ctx, sess, prev, replied, conn, acct, req, transport, log)
+}
+
+// authorize finds the account of a Bootstrap-Request and decides whether
+// it may bootstrap this way. On refusal it returns the answer's code and
+// diagnostic, and the account as far as it is known.
+func (s *Server) authorize(ctx context.Context, conn *udpClient.Conn, req request, secure bool) (Account, codes.Code, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.HookTimeout)
+	defer cancel()
+	if !secure {
+		acct, err := s.hooks.AccountByEndpoint(ctx, req.endpoint)
+		switch {
+		case errors.Is(err, ErrUnknownEndpoint):
+			return Account{}, codes.BadRequest, "no bootstrap account for this endpoint", err
+		case errors.Is(err, ErrIncomplete):
+			return acct, codes.BadRequest, "bootstrap account incomplete", err
+		case errors.Is(err, ErrForbidden):
+			return acct, codes.Forbidden, "", err
+		case err != nil:
+			return Account{}, codes.ServiceUnavailable, "", err
+		}
+		if acct.Params.SecurityMode != ModeNoSec {
+			// Its keys would cross the network in clear.
+			return acct, codes.Forbidden, "bootstrap over DTLS", fmt.Errorf("%w: security mode %s asks for bootstrap over DTLS", ErrForbidden, acct.Params.SecurityMode)
+		}
+		return acct, codes.Changed, "", nil
+	}
+	identity, err := pskIdentity(conn)
+	if err != nil {
+		return Account{}, codes.Forbidden, "", err
+	}
+	acct, err := s.hooks.AccountByIdentity(ctx, identity)
+	switch {
+	case errors.Is(err, ErrUnknownEndpoint), errors.Is(err, ErrForbidden):
+		return Account{}, codes.Forbidden, "", err
+	case errors.Is(err, ErrIncomplete):
+		if acct.Endpoint != req.endpoint {
+			return Account{}, codes.Forbidden, "", fmt.Errorf("%w: psk identity %q belongs to another endpoint", ErrForbidden, identity)
+		}
+		return acct, codes.BadRequest, "bootstrap account incomplete", err
+	case err != nil:
+		return Account{}, codes.ServiceUnavailable, "", err
+	}
+	if acct.Endpoint != req.endpoint {
+		// Not recorded on the identity's device either: the identity's
+		// owner asked under a name that is not its own.
+		return Account{}, codes.Forbidden, "", fmt.Errorf("%w: psk identity %q belongs to another endpoint", ErrForbidden, identity)
+	}
+	return acct, codes.Changed, "", nil
+}
+
+// pskIdentity returns the PSK identity the client presented in the DTLS
+// handshake of conn: pion keeps it, on the server side, as the state's
+// IdentityHint.
+func pskIdentity(conn *udpClient.Conn) (string, error) {
+	dc, ok := conn.NetConn().(*dtls.Conn)
+	if !ok {
+		return "", errors.New("not a dtls connection")
+	}
+	st, ok := dc.ConnectionState()
+	if !ok || len(st.IdentityHint) == 0 {
+		return "", errors.New("no psk identity in the dtls session")
+	}
+	return string(st.IdentityHint), nil
+}
+
+// monitor sees every datagram before go-coap processes it and drops those
+// of peers that send too many.
+func (s *Server) monitor(cc *udpClient.Conn, _ *pool.Message) (bool, error) {
+	if !s.limiter.allow(addrString(cc.RemoteAddr()), time.Now()) {
+		s.stats.rateLimited.Add(1)
+		return true, nil
+	}
+	return false, nil
+}
+
+// event hands ev to the hooks with a deadline of its own, so that the
+// failure of a cancelled session is still recorded.
+func (s *Server) event(ctx context.Context, acct Account, ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.HookTimeout)
+	defer cancel()
+	s.hooks.Event(ctx, acct, ev)
+}
+
+// reply sets the answer code with an optional diagnostic payload. An
+// error from SetResponse means the request's No-Response option asked for
+// silence on this code, which is what then happens.
+func reply(w mux.ResponseWriter, code codes.Code, diag string) {
+	if diag != "" {
+		_ = w.SetResponse(code, message.TextPlain, bytes.NewReader([]byte(diag)))
+		return
+	}
+	_ = w.SetResponse(code, message.TextPlain, nil)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// codeString formats a CoAP code as "4.04".
+func codeString(c codes.Code) string {
+	return fmt.Sprintf("%d.%02d", uint8(c)>>5, uint8(c)&0x1f)
+}
