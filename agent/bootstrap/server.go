@@ -287,14 +287,16 @@ func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool
 		reply(w, codes.ServiceUnavailable, "shutting down")
 		return
 	}
-	if s.running >= s.cfg.MaxSessions {
+	prev := s.sessions[req.endpoint]
+	// A device that asks again while its session runs has given up on
+	// it; the replaced session ends at once, so it does not count.
+	if s.running >= s.cfg.MaxSessions && prev == nil {
 		s.mu.Unlock()
 		s.stats.busy.Add(1)
 		log.Warn("bootstrap request refused: too many sessions", "max", s.cfg.MaxSessions)
 		reply(w, codes.ServiceUnavailable, "too many bootstrap sessions")
 		return
 	}
-	prev := s.sessions[req.endpoint]
 	if prev != nil {
 		prev.cancel(errSuperseded)
 	}
