@@ -62,9 +62,13 @@ func buildPlan(acct Account, disc discovery, own uris) (plan, error) {
 	var pl plan
 	if p.GenerateBootstrapServerConfig {
 		pl.hasBS = true
-		pl.bootstrapID = p.SecurityInstanceOffset + 1
-		if len(disc.bootstrap) > 0 {
+		switch {
+		case len(disc.bootstrap) > 0:
 			pl.bootstrapID = disc.bootstrap[0]
+		case p.SecurityInstanceOffset >= 65534:
+			return plan{}, errors.New("no free security instance id above the offset for the bootstrap server")
+		default:
+			pl.bootstrapID = p.SecurityInstanceOffset + 1
 		}
 	}
 	taken := func(id uint16) bool {
