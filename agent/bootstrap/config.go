@@ -33,14 +33,21 @@ type Config struct {
 	// SecureAddr is the CoAP/DTLS listen address (":5684"), used when DTLS
 	// is set and SecureListener is not.
 	SecureAddr string
-	// DTLS configures the secure listener: its PSK callback must return
-	// the bootstrap key of the identity a device presents. Nil (and no
-	// SecureListener) means no secure port.
-	DTLS *dtls.Config
-	// SecureListener, when set, is used instead of binding SecureAddr with
-	// DTLS, for callers that build the listener (and its handshake limits)
-	// themselves. The Server closes it when Serve returns.
+	// The secure port is configured by one of SecureListener,
+	// DTLSOptions and DTLS, tried in this order; with none of them there
+	// is no secure port. The PSK callback must return the bootstrap key of
+	// the identity a device presents (StoreHooks.BootstrapKey).
+	//
+	// SecureListener is a listener the caller built (with its handshake
+	// limits); the Server closes it when Serve returns.
 	SecureListener *coapNet.DTLSListener
+	// DTLSOptions configure a listener on SecureAddr through pion's
+	// options API.
+	DTLSOptions []dtls.ServerOption
+	// DTLS configures a listener on SecureAddr through pion's Config,
+	// which pion deprecates in favour of DTLSOptions.
+	//lint:ignore SA1019 kept for callers that still build a pion Config
+	DTLS *dtls.Config
 	// HandshakeTimeout bounds one DTLS handshake (DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
 
@@ -89,7 +96,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Addr == "" {
 		return cfg, errors.New("bootstrap config: addr: empty")
 	}
-	if cfg.DTLS != nil && cfg.SecureListener == nil && cfg.SecureAddr == "" {
+	if (cfg.DTLS != nil || cfg.DTLSOptions != nil) && cfg.SecureListener == nil && cfg.SecureAddr == "" {
 		return cfg, errors.New("bootstrap config: secureAddr: empty while dtls is set")
 	}
 	durations := []struct {

@@ -82,11 +82,11 @@ func (c *client) dialPlain(addr net.Addr) {
 // dialSecure connects c to the server's DTLS port with a PSK.
 func (c *client) dialSecure(addr net.Addr, identity string, key []byte) {
 	c.t.Helper()
-	conn, err := coapdtls.Dial(addr.String(), &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return key, nil },
-		PSKIdentityHint: []byte(identity),
-		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-	}, options.WithMux(c.router()))
+	conn, err := coapdtls.Dial(addr.String(), coapdtls.NewDTLSClientOptions(
+		dtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		dtls.WithPSKIdentityHint([]byte(identity)),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
+	), options.WithMux(c.router()))
 	if err != nil {
 		c.t.Fatalf("dial dtls: %v", err)
 	}
@@ -306,31 +306,34 @@ const (
 	secureURI = "coaps://bs.example.com:5684"
 )
 
-// startServer starts a bootstrap server on loopback with both ports; mod
-// may change the config first.
-func startServer(t *testing.T, mod func(*Config)) *testServer {
+// startServer starts a bootstrap server on loopback with both ports, the
+// secure one through a pion Config; mod may change the config first, and
+// gets the PSK callback over the store.
+func startServer(t *testing.T, mod func(*Config, dtls.PSKCallback)) *testServer {
 	t.Helper()
 	st := storetest.OpenTest(t)
 	hooks := NewStoreHooks(st, nil)
+	psk := func(identity []byte) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hooks.BootstrapKey(ctx, string(identity))
+	}
 	cfg := Config{
 		Addr:               "127.0.0.1:0",
 		SecureAddr:         "127.0.0.1:0",
 		BootstrapURI:       plainURI,
 		SecureBootstrapURI: secureURI,
 		RequestTimeout:     2 * time.Second,
+		//lint:ignore SA1019 the Config path is part of the API; TestBootstrapPSK11SenML takes the options path
 		DTLS: &dtls.Config{
-			PSK: func(identity []byte) ([]byte, error) {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				return hooks.BootstrapKey(ctx, string(identity))
-			},
+			PSK:                   psk,
 			PSKIdentityHint:       []byte("lwm2m-agent"),
 			CipherSuites:          []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CBC_SHA256},
 			ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
 		},
 	}
 	if mod != nil {
-		mod(&cfg)
+		mod(&cfg, psk)
 	}
 	srv, err := NewServer(cfg, hooks)
 	if err != nil {

@@ -71,9 +71,3 @@ func (l *peerLimiter) sweepLocked(now time.Time) {
 	}
 	l.swept = now
 }
-
-func (l *peerLimiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
-}

@@ -81,12 +81,16 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		return nil, fmt.Errorf("new bootstrap server: listen %s: %w", cfg.Addr, err)
 	}
 	secure := cfg.SecureListener
-	if secure == nil && cfg.DTLS != nil {
+	switch {
+	case secure != nil:
+	case cfg.DTLSOptions != nil:
+		secure, err = coapNet.NewDTLSListener("udp", cfg.SecureAddr, coapNet.NewDTLSServerOptions(cfg.DTLSOptions...))
+	case cfg.DTLS != nil:
 		secure, err = coapNet.NewDTLSListener("udp", cfg.SecureAddr, cfg.DTLS)
-		if err != nil {
-			_ = plain.Close()
-			return nil, fmt.Errorf("new bootstrap server: listen dtls %s: %w", cfg.SecureAddr, err)
-		}
+	}
+	if err != nil {
+		_ = plain.Close()
+		return nil, fmt.Errorf("new bootstrap server: listen dtls %s: %w", cfg.SecureAddr, err)
 	}
 	var limiter *peerLimiter
 	if cfg.PeerRate > 0 {

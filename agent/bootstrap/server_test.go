@@ -10,6 +10,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
@@ -92,7 +93,14 @@ func TestBootstrapNoSec10TLV(t *testing.T) {
 // LwM2M server's Security instance at the next ID, its bootstrap
 // instance replaced in place, in SenML CBOR.
 func TestBootstrapPSK11SenML(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, func(c *Config, psk dtls.PSKCallback) {
+		c.DTLS = nil
+		c.DTLSOptions = []dtls.ServerOption{
+			dtls.WithPSK(psk), dtls.WithPSKIdentityHint([]byte("lwm2m-agent")),
+			dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CBC_SHA256),
+			dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(8)),
+		}
+	})
 	pskKey, bsKey := []byte{0x01, 0x02, 0x03, 0x04}, []byte{0xb0, 0x07}
 	id := ts.device(t, tenant, map[string]any{
 		"endpointId": "psk-11", "lwm2mServerUri": "coaps://lwm2m.example.com:5784", "securityMode": "PSK",
@@ -297,7 +305,7 @@ func TestBootstrapWrongKey(t *testing.T) {
 // again replaces its own stalled session, which records its failure
 // before the new session starts.
 func TestBootstrapSupersededAndBusy(t *testing.T) {
-	ts := startServer(t, func(c *Config) { c.MaxSessions = 1; c.RequestTimeout = 5 * time.Second })
+	ts := startServer(t, func(c *Config, _ dtls.PSKCallback) { c.MaxSessions = 1; c.RequestTimeout = 5 * time.Second })
 	id := ts.device(t, tenant, map[string]any{"endpointId": "again", "lwm2mServerUri": "coap://lwm2m.example.com:5783", "securityMode": "NO_SEC"}, nil, nil)
 	ts.device(t, tenant, map[string]any{"endpointId": "waiting", "lwm2mServerUri": "coap://lwm2m.example.com:5783", "securityMode": "NO_SEC"}, nil, nil)
 
@@ -343,7 +351,7 @@ func TestBootstrapSupersededAndBusy(t *testing.T) {
 // TestBootstrapTimeout: a device that stops answering fails the session
 // after the request timeout, naming the step.
 func TestBootstrapTimeout(t *testing.T) {
-	ts := startServer(t, func(c *Config) { c.RequestTimeout = 500 * time.Millisecond })
+	ts := startServer(t, func(c *Config, _ dtls.PSKCallback) { c.RequestTimeout = 500 * time.Millisecond })
 	id := ts.device(t, tenant, map[string]any{"endpointId": "mute", "lwm2mServerUri": "coap://lwm2m.example.com:5783", "securityMode": "NO_SEC"}, nil, nil)
 	c := newClient(t, "1.1")
 	c.ignore = 1
