@@ -299,6 +299,7 @@ type testServer struct {
 	srv   *Server
 	store *store.Store
 	hooks *StoreHooks
+	stop  func() // stops Serve and waits for it; idempotent
 }
 
 const (
@@ -342,18 +343,22 @@ func startServer(t *testing.T, mod func(*Config, dtls.PSKCallback)) *testServer 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("serve did not return after cancel")
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("serve did not return after cancel")
-		}
-	})
-	return &testServer{srv: srv, store: st, hooks: hooks}
+		})
+	}
+	t.Cleanup(stop)
+	return &testServer{srv: srv, store: st, hooks: hooks, stop: stop}
 }
 
 // device stores a device of tenant with its registration parameters and

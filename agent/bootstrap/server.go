@@ -127,10 +127,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("bootstrap server: serve called twice")
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(errStopped)
+	// The sockets and the sessions hang off contexts of their own, so
+	// that shutdown can end the sessions first, with errStopped as their
+	// cause, and close the connections after.
+	coapCtx, stopCoap := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCoap()
+	sessions, stopSessions := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopSessions(errStopped)
 	s.mu.Lock()
-	s.baseCtx = ctx
+	s.baseCtx = sessions
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -143,7 +148,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			defer t.Stop()
 			for {
 				select {
-				case <-ctx.Done():
+				case <-coapCtx.Done():
 					return
 				case now := <-t.C:
 					if !f(now) {
@@ -158,7 +163,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		router.DefaultHandle(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) { s.serveCOAP(w, r, secure) }))
 		return []serverOption{
 			options.WithMux(router),
-			options.WithContext(ctx),
+			options.WithContext(coapCtx),
 			options.WithMaxMessageSize(s.cfg.MaxMessageSize),
 			options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
 			options.WithTransmission(1, 2*time.Second, 4),
@@ -203,11 +208,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.closed = true
-	for _, sess := range s.sessions {
-		sess.cancel(errStopped)
-	}
 	s.mu.Unlock()
-	cancel(errStopped)
+	stopSessions(errStopped)
+	stopCoap()
 	plainSrv.Stop()
 	if secureSrv != nil {
 		secureSrv.Stop()

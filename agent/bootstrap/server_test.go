@@ -367,3 +367,49 @@ func TestBootstrapTimeout(t *testing.T) {
 		t.Errorf("reason %q does not say the device did not answer", r)
 	}
 }
+
+// TestBootstrapShutdown: stopping the server ends a running session,
+// which records why, and Serve returns without waiting for the device.
+func TestBootstrapShutdown(t *testing.T) {
+	ts := startServer(t, func(c *Config, _ dtls.PSKCallback) { c.RequestTimeout = time.Minute })
+	id := ts.device(t, tenant, map[string]any{"endpointId": "late", "lwm2mServerUri": "coap://lwm2m.example.com:5783", "securityMode": "NO_SEC"}, nil, nil)
+	c := newClient(t, "1.1")
+	c.ignore = 1
+	c.dialPlain(ts.srv.Addr())
+	if code, _, err := c.request("ep=late"); err != nil || code != codes.Changed {
+		t.Fatalf("bootstrap request: %v %v", code, err)
+	}
+	ts.waitEvents(t, tenant, id, TypeStart)
+	start := time.Now()
+	ts.stop()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("serve took %v to return", d)
+	}
+	types, evs := ts.waitEvents(t, tenant, id, TypeFailure)
+	assertSlice(t, "events", types, []string{TypeStart, TypeFailure})
+	if r, _ := fragment(evs[1])["reason"].(string); !strings.Contains(r, "stopped") {
+		t.Errorf("reason %q does not say the server stopped", r)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no address", Config{}, "addr: empty"},
+		{"dtls without address", Config{Addr: ":0", DTLSOptions: []dtls.ServerOption{}}, "secureAddr: empty"},
+		{"negative timeout", Config{Addr: ":0", RequestTimeout: -time.Second}, "requestTimeout"},
+		{"negative sessions", Config{Addr: ":0", MaxSessions: -1}, "maxSessions"},
+		{"tiny messages", Config{Addr: ":0", MaxMessageSize: 10}, "maxMessageSize"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewServer(tt.cfg, NewStoreHooks(nil, nil))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
