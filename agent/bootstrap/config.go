@@ -1,13 +1,14 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
-	"github.com/pion/dtls/v3"
-	coapNet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 )
 
 // Defaults of Config.
@@ -17,12 +18,18 @@ const (
 	DefaultMaxMessageSize   = 1152 + 256 // RFC 7252's 1152 for a 1024-byte block, plus room for options
 	DefaultIdleTimeout      = 2 * time.Minute
 	DefaultBlockwiseTimeout = time.Minute
-	DefaultHandshakeTimeout = 15 * time.Second
 	DefaultPeerRate         = 20.0
 	DefaultPeerBurst        = 40
 	DefaultMaxPeers         = 100000
 	DefaultHookTimeout      = 10 * time.Second
 )
+
+// Listener is a DTLS listener as go-coap's DTLS server takes it.
+type Listener interface {
+	AcceptWithContext(ctx context.Context) (net.Conn, error)
+	Close() error
+	Addr() net.Addr
+}
 
 // Config configures a Server. The zero value of every field but Addr means
 // its default.
@@ -30,26 +37,22 @@ type Config struct {
 	// Addr is the plain CoAP/UDP listen address, e.g. ":5683" or
 	// "127.0.0.1:0". Devices in security mode NO_SEC bootstrap here.
 	Addr string
-	// SecureAddr is the CoAP/DTLS listen address (":5684"), used when DTLS
-	// is set and SecureListener is not.
+	// SecureAddr is the DTLS-PSK listen address (":5684"); empty means no
+	// secure port (unless SecureListener is set). Keys is then required.
 	SecureAddr string
-	// The secure port is configured by one of SecureListener,
-	// DTLSOptions and DTLS, tried in this order; with none of them there
-	// is no secure port. The PSK callback must return the bootstrap key of
-	// the identity a device presents (StoreHooks.BootstrapKey).
-	//
-	// SecureListener is a listener the caller built (with its handshake
-	// limits); the Server closes it when Serve returns.
-	SecureListener *coapNet.DTLSListener
-	// DTLSOptions configure a listener on SecureAddr through pion's
-	// options API.
-	DTLSOptions []dtls.ServerOption
-	// DTLS configures a listener on SecureAddr through pion's Config,
-	// which pion deprecates in favour of DTLSOptions.
-	//lint:ignore SA1019 kept for callers that still build a pion Config
-	DTLS *dtls.Config
-	// HandshakeTimeout bounds one DTLS handshake (DefaultHandshakeTimeout).
-	HandshakeTimeout time.Duration
+	// Keys returns the bootstrap key of the PSK identity a device presents
+	// (session.Keys(store, store.PSKBootstrap)); an error fails the
+	// handshake.
+	Keys psk.KeyFunc
+	// DTLS bounds handshakes and sessions of the secure port (psk's
+	// defaults).
+	DTLS psk.Limits
+	// SecureListener, when set, is the secure port instead of one bound
+	// from SecureAddr, Keys and DTLS: a listener the caller built, such as
+	// a *psk.Listener. Identities are read with psk.Identity, so its
+	// connections must be psk's or pion's. The Server closes it when
+	// Serve returns.
+	SecureListener Listener
 
 	// BootstrapURI and SecureBootstrapURI are this server's own URIs as
 	// devices reach it (coap://host:5683, coaps://host:5684); they are
@@ -96,8 +99,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Addr == "" {
 		return cfg, errors.New("bootstrap config: addr: empty")
 	}
-	if (cfg.DTLS != nil || cfg.DTLSOptions != nil) && cfg.SecureListener == nil && cfg.SecureAddr == "" {
-		return cfg, errors.New("bootstrap config: secureAddr: empty while dtls is set")
+	if cfg.SecureAddr != "" && cfg.SecureListener == nil && cfg.Keys == nil {
+		return cfg, errors.New("bootstrap config: keys: nil while secureAddr is set")
 	}
 	durations := []struct {
 		name string
@@ -107,7 +110,6 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"requestTimeout", &cfg.RequestTimeout, DefaultRequestTimeout},
 		{"idleTimeout", &cfg.IdleTimeout, DefaultIdleTimeout},
 		{"blockwiseTimeout", &cfg.BlockwiseTimeout, DefaultBlockwiseTimeout},
-		{"handshakeTimeout", &cfg.HandshakeTimeout, DefaultHandshakeTimeout},
 		{"hookTimeout", &cfg.HookTimeout, DefaultHookTimeout},
 	}
 	for _, d := range durations {

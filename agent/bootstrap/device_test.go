@@ -13,6 +13,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	agentsession "github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 	"github.com/pion/dtls/v3"
@@ -307,34 +308,22 @@ const (
 	secureURI = "coaps://bs.example.com:5684"
 )
 
-// startServer starts a bootstrap server on loopback with both ports, the
-// secure one through a pion Config; mod may change the config first, and
-// gets the PSK callback over the store.
-func startServer(t *testing.T, mod func(*Config, dtls.PSKCallback)) *testServer {
+// startServer starts a bootstrap server on loopback with both ports, keys
+// from the store; mod may change the config first.
+func startServer(t *testing.T, mod func(*Config)) *testServer {
 	t.Helper()
 	st := storetest.OpenTest(t)
 	hooks := NewStoreHooks(st, nil)
-	psk := func(identity []byte) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return hooks.BootstrapKey(ctx, string(identity))
-	}
 	cfg := Config{
 		Addr:               "127.0.0.1:0",
 		SecureAddr:         "127.0.0.1:0",
+		Keys:               agentsession.Keys(st, store.PSKBootstrap),
 		BootstrapURI:       plainURI,
 		SecureBootstrapURI: secureURI,
 		RequestTimeout:     2 * time.Second,
-		//lint:ignore SA1019 the Config path is part of the API; TestBootstrapPSK11SenML takes the options path
-		DTLS: &dtls.Config{
-			PSK:                   psk,
-			PSKIdentityHint:       []byte("lwm2m-agent"),
-			CipherSuites:          []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8, dtls.TLS_PSK_WITH_AES_128_CBC_SHA256},
-			ConnectionIDGenerator: dtls.RandomCIDGenerator(8),
-		},
 	}
 	if mod != nil {
-		mod(&cfg, psk)
+		mod(&cfg)
 	}
 	srv, err := NewServer(cfg, hooks)
 	if err != nil {

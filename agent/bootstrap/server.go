@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/dtls/v3"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -39,6 +39,9 @@ var (
 	errStopped    = errors.New("bootstrap server stopped")
 )
 
+// errRateLimited refuses a DTLS handshake from a peer over its rate.
+var errRateLimited = errors.New("peer rate limit")
+
 // Server is an LwM2M Bootstrap-Server on a plain UDP socket and, when
 // configured, a DTLS listener.
 type Server struct {
@@ -46,8 +49,8 @@ type Server struct {
 	hooks   Hooks
 	log     *slog.Logger
 	plain   *coapNet.UDPConn
-	secure  *coapNet.DTLSListener // nil without a secure port
-	limiter *peerLimiter          // nil when unlimited
+	secure  Listener     // nil without a secure port
+	limiter *peerLimiter // nil when unlimited
 	served  atomic.Bool
 	stats   counters
 
@@ -80,21 +83,26 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new bootstrap server: listen %s: %w", cfg.Addr, err)
 	}
-	secure := cfg.SecureListener
-	switch {
-	case secure != nil:
-	case cfg.DTLSOptions != nil:
-		secure, err = coapNet.NewDTLSListener("udp", cfg.SecureAddr, coapNet.NewDTLSServerOptions(cfg.DTLSOptions...))
-	case cfg.DTLS != nil:
-		secure, err = coapNet.NewDTLSListener("udp", cfg.SecureAddr, cfg.DTLS)
-	}
-	if err != nil {
-		_ = plain.Close()
-		return nil, fmt.Errorf("new bootstrap server: listen dtls %s: %w", cfg.SecureAddr, err)
-	}
 	var limiter *peerLimiter
 	if cfg.PeerRate > 0 {
 		limiter = newPeerLimiter(cfg.PeerRate, cfg.PeerBurst, cfg.MaxPeers)
+	}
+	secure := cfg.SecureListener
+	if secure == nil && cfg.SecureAddr != "" {
+		dcfg := psk.ServerConfig(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"))
+		// a new handshake counts against its peer's rate like a datagram
+		dcfg.OnConnectionAttempt = func(a net.Addr) error {
+			if !limiter.allow(addrString(a), time.Now()) {
+				return errRateLimited
+			}
+			return nil
+		}
+		l, err := psk.Listen(cfg.SecureAddr, dcfg, cfg.DTLS)
+		if err != nil {
+			_ = plain.Close()
+			return nil, fmt.Errorf("new bootstrap server: %w", err)
+		}
+		secure = l
 	}
 	return &Server{
 		cfg:      cfg,
@@ -187,7 +195,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	})
 	var secureSrv interface{ Stop() }
 	if s.secure != nil {
-		dtlsOpts := []dtlsServer.Option{options.WithDTLSHandshakeTimeout(s.cfg.HandshakeTimeout)}
+		var dtlsOpts []dtlsServer.Option
 		for _, o := range common(true) {
 			dtlsOpts = append(dtlsOpts, o)
 		}
@@ -371,18 +379,13 @@ func (s *Server) authorize(ctx context.Context, conn *udpClient.Conn, req reques
 }
 
 // pskIdentity returns the PSK identity the client presented in the DTLS
-// handshake of conn: pion keeps it, on the server side, as the state's
-// IdentityHint.
+// handshake of conn.
 func pskIdentity(conn *udpClient.Conn) (string, error) {
-	dc, ok := conn.NetConn().(*dtls.Conn)
-	if !ok {
-		return "", errors.New("not a dtls connection")
-	}
-	st, ok := dc.ConnectionState()
-	if !ok || len(st.IdentityHint) == 0 {
+	id, ok := psk.Identity(conn.NetConn())
+	if !ok || id == "" {
 		return "", errors.New("no psk identity in the dtls session")
 	}
-	return string(st.IdentityHint), nil
+	return id, nil
 }
 
 // monitor sees every datagram before go-coap processes it and drops those

@@ -1,6 +1,10 @@
 package bootstrap
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+)
 
 // Stats are the Server's counters since it started, and the number of
 // sessions running.
@@ -12,6 +16,10 @@ type Stats struct {
 	Finished    uint64 // sessions that ended with a successful Bootstrap-Finish
 	Failed      uint64 // sessions that ended otherwise
 	RateLimited uint64 // datagrams dropped because their peer sent too many
+
+	// Of the secure port, when it is a *psk.Listener: sessions open,
+	// sessions dropped by a limit, handshakes that failed.
+	DTLSSessions, DTLSRefused, DTLSHandshakeFailures int64
 }
 
 type counters struct {
@@ -24,7 +32,7 @@ func (s *Server) Stats() Stats {
 	running := int64(s.running)
 	s.mu.Unlock()
 	c := &s.stats
-	return Stats{
+	st := Stats{
 		Sessions:    running,
 		Requests:    c.requests.Load(),
 		Refused:     c.refused.Load(),
@@ -33,4 +41,8 @@ func (s *Server) Stats() Stats {
 		Failed:      c.failed.Load(),
 		RateLimited: c.rateLimited.Load(),
 	}
+	if l, ok := s.secure.(*psk.Listener); ok {
+		st.DTLSSessions, st.DTLSRefused, st.DTLSHandshakeFailures = l.Sessions(), l.Refused(), l.HandshakeFailures()
+	}
+	return st
 }

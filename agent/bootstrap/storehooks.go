@@ -72,27 +72,6 @@ func (h *StoreHooks) account(ctx context.Context, tenant, id, endpoint string) (
 	return acct, nil
 }
 
-// BootstrapKey returns the bootstrap PSK of identity, for a DTLS PSK
-// callback; ErrUnknownEndpoint when no device holds the identity or the
-// device has no bootstrap key.
-func (h *StoreHooks) BootstrapKey(ctx context.Context, identity string) ([]byte, error) {
-	tenant, id, err := h.store.DeviceByPSKIdentity(ctx, store.PSKBootstrap, identity)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("bootstrap psk identity %q: %w", identity, ErrUnknownEndpoint)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find bootstrap psk identity %q: %w", identity, err)
-	}
-	reg, err := h.store.DeviceRegistrationOf(ctx, tenant, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && len(reg.BootstrapPSKKey) == 0) {
-		return nil, fmt.Errorf("bootstrap psk identity %q: %w: no key", identity, ErrUnknownEndpoint)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read bootstrap key of %s: %w", id, err)
-	}
-	return reg.BootstrapPSKKey, nil
-}
-
 // Event stores ev on the account's device, in its tenant.
 func (h *StoreHooks) Event(ctx context.Context, acct Account, ev Event) {
 	frag := map[string]any{"step": ev.Step}
