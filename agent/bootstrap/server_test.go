@@ -419,3 +419,29 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBootstrapIncompleteOverDTLS: a device that authenticated but whose
+// parameters cannot configure it is answered 4.00, and the refusal is
+// recorded on it.
+func TestBootstrapIncompleteOverDTLS(t *testing.T) {
+	ts := startServer(t, nil)
+	id := ts.device(t, tenant, map[string]any{
+		"endpointId": "psk-i", "lwm2mServerUri": "coaps://lwm2m.example.com:5784", "securityMode": "PSK", "bootstrapPskId": "psk-i-bs",
+	}, nil, []byte{0x42})
+	c := newClient(t, "1.1")
+	c.dialSecure(ts.srv.SecureAddr(), "psk-i-bs", []byte{0x42})
+	code, diag, err := c.request("ep=psk-i")
+	if err != nil {
+		t.Fatalf("bootstrap request: %v", err)
+	}
+	assertEqual(t, "answer", code, codes.BadRequest)
+	assertEqual(t, "diagnostic", diag, "bootstrap account incomplete")
+	types, evs := ts.waitEvents(t, tenant, id, TypeFailure)
+	assertSlice(t, "events", types, []string{TypeFailure})
+	f := fragment(evs[0])
+	assertEqual(t, "step", f["step"], any("request"))
+	assertEqual(t, "code", f["code"], any("4.00"))
+	if r, _ := f["reason"].(string); !strings.Contains(r, "lwm2mPskId missing") {
+		t.Errorf("reason %q does not name the missing parameter", r)
+	}
+}
