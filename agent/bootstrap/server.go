@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/ratelimit"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -39,9 +40,6 @@ var (
 	errStopped    = errors.New("bootstrap server stopped")
 )
 
-// errRateLimited refuses a DTLS handshake from a peer over its rate.
-var errRateLimited = errors.New("peer rate limit")
-
 // Server is an LwM2M Bootstrap-Server on a plain UDP socket and, when
 // configured, a DTLS listener.
 type Server struct {
@@ -49,8 +47,8 @@ type Server struct {
 	hooks   Hooks
 	log     *slog.Logger
 	plain   *coapNet.UDPConn
-	secure  Listener     // nil without a secure port
-	limiter *peerLimiter // nil when unlimited
+	secure  Listener         // nil without a secure port
+	limiter *ratelimit.Peers // nil when unlimited
 	served  atomic.Bool
 	stats   counters
 
@@ -83,17 +81,17 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new bootstrap server: listen %s: %w", cfg.Addr, err)
 	}
-	var limiter *peerLimiter
+	var limiter *ratelimit.Peers
 	if cfg.PeerRate > 0 {
-		limiter = newPeerLimiter(cfg.PeerRate, cfg.PeerBurst, cfg.MaxPeers)
+		limiter = ratelimit.New(cfg.PeerRate, cfg.PeerBurst, cfg.MaxPeers)
 	}
 	secure := cfg.SecureListener
 	if secure == nil && cfg.SecureAddr != "" {
 		dcfg := psk.ServerConfig(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"))
 		// a new handshake counts against its peer's rate like a datagram
 		dcfg.OnConnectionAttempt = func(a net.Addr) error {
-			if !limiter.allow(addrString(a), time.Now()) {
-				return errRateLimited
+			if !limiter.Allow(addrString(a), time.Now()) {
+				return ratelimit.ErrLimited
 			}
 			return nil
 		}
@@ -391,7 +389,7 @@ func pskIdentity(conn *udpClient.Conn) (string, error) {
 // monitor sees every datagram before go-coap processes it and drops those
 // of peers that send too many.
 func (s *Server) monitor(cc *udpClient.Conn, _ *pool.Message) (bool, error) {
-	if !s.limiter.allow(addrString(cc.RemoteAddr()), time.Now()) {
+	if !s.limiter.Allow(addrString(cc.RemoteAddr()), time.Now()) {
 		s.stats.rateLimited.Add(1)
 		return true, nil
 	}

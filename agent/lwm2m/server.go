@@ -15,6 +15,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/ratelimit"
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -81,8 +82,8 @@ type Server struct {
 	byPeer     map[string]*regState // by peerInfo.key of the device's last message
 	tokens     map[string]*observation
 	expiry     expiryHeap
-	kick       chan struct{} // wakes the expiry loop when the earliest deadline moved
-	limiter    *peerLimiter  // nil when unlimited
+	kick       chan struct{}    // wakes the expiry loop when the earliest deadline moved
+	limiter    *ratelimit.Peers // nil when unlimited
 }
 
 // regState is one live registration. Fields other than ctx, cancel and sem
@@ -114,18 +115,18 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new lwm2m server: listen %s: %w", cfg.Addr, err)
 	}
-	var limiter *peerLimiter
+	var limiter *ratelimit.Peers
 	if cfg.PeerRate > 0 {
 		// twice the registrations: devices that moved leave an old address behind
-		limiter = newPeerLimiter(cfg.PeerRate, cfg.PeerBurst, 2*cfg.MaxRegistrations)
+		limiter = ratelimit.New(cfg.PeerRate, cfg.PeerBurst, 2*cfg.MaxRegistrations)
 	}
 	var secure *psk.Listener
 	if cfg.SecureAddr != "" {
 		dcfg := psk.ServerConfig(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"))
 		// a new handshake counts against its peer's rate like a datagram
 		dcfg.OnConnectionAttempt = func(a net.Addr) error {
-			if !limiter.allow(addrString(a), time.Now()) {
-				return errRateLimited
+			if !limiter.Allow(addrString(a), time.Now()) {
+				return ratelimit.ErrLimited
 			}
 			return nil
 		}
@@ -717,7 +718,7 @@ func copyReg(reg Registration) Registration {
 // (RFC 7641 section 3.6), which is how a device learns that nobody
 // listens, and drops it.
 func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
-	if !s.limiter.allow(addrString(cc.RemoteAddr()), time.Now()) {
+	if !s.limiter.Allow(addrString(cc.RemoteAddr()), time.Now()) {
 		s.stats.rateLimited.Add(1)
 		return true, nil
 	}

@@ -1,4 +1,6 @@
-package lwm2m
+// Package ratelimit bounds what one peer address may send: a token bucket
+// per address in a table of bounded size.
+package ratelimit
 
 import (
 	"errors"
@@ -6,13 +8,13 @@ import (
 	"time"
 )
 
-// peerLimiter bounds how many messages one peer address may send per
+// Peers bounds how many messages one peer address may send per
 // second (a token bucket per address), so that a flooding peer costs the
 // server a map lookup per datagram and no more. Its table is bounded: when
 // it is full, buckets idle for longer than it takes to refill are dropped,
 // and if none is, a new peer is refused until one is. Buckets of peers
 // that stopped sending are swept the same way.
-type peerLimiter struct {
+type Peers struct {
 	rate  float64 // tokens per second
 	burst float64
 	max   int
@@ -27,15 +29,17 @@ type bucket struct {
 	last   time.Time
 }
 
-func newPeerLimiter(rate float64, burst, max int) *peerLimiter {
-	return &peerLimiter{rate: rate, burst: float64(burst), max: max, buckets: make(map[string]*bucket)}
+// New returns a limit of rate messages per second with bursts of burst, for
+// at most max peers at once.
+func New(rate float64, burst, max int) *Peers {
+	return &Peers{rate: rate, burst: float64(burst), max: max, buckets: make(map[string]*bucket)}
 }
 
-// errRateLimited refuses a DTLS handshake from a peer over its rate.
-var errRateLimited = errors.New("peer rate limit")
+// ErrLimited refuses a DTLS handshake from a peer over its rate.
+var ErrLimited = errors.New("peer rate limit")
 
-// allow takes one token from addr's bucket.
-func (l *peerLimiter) allow(addr string, now time.Time) bool {
+// Allow takes one token from addr's bucket. A nil Peers allows everything.
+func (l *Peers) Allow(addr string, now time.Time) bool {
 	if l == nil {
 		return true
 	}
@@ -66,7 +70,7 @@ func (l *peerLimiter) allow(addr string, now time.Time) bool {
 
 // sweepLocked drops buckets that have refilled completely: their peers
 // would start afresh with the same burst anyway.
-func (l *peerLimiter) sweepLocked(now time.Time) {
+func (l *Peers) sweepLocked(now time.Time) {
 	full := time.Duration(l.burst / l.rate * float64(time.Second))
 	for k, b := range l.buckets {
 		if now.Sub(b.last) >= full {
@@ -76,7 +80,8 @@ func (l *peerLimiter) sweepLocked(now time.Time) {
 	l.swept = now
 }
 
-func (l *peerLimiter) size() int {
+// Len returns the peers in the table.
+func (l *Peers) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
