@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/api"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/bootstrap"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
@@ -30,15 +31,21 @@ import (
 type Agent struct {
 	Store  *store.Store
 	Server *lwm2m.Server
-	Ops    *ops.Runner
-	Values *session.ValueWriter
-	State  *session.StateWriter
-	Models *model.Registry
+	// Bootstrap is the bootstrap server, nil when it is off.
+	Bootstrap *bootstrap.Server
+	Ops       *ops.Runner
+	Values    *session.ValueWriter
+	State     *session.StateWriter
+	Models    *model.Registry
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
 	CoAPAddr  net.Addr
 	CoAPSAddr net.Addr // nil when the DTLS port is off
-	HTTPAddr  net.Addr
+	// BootstrapAddr and BootstrapSAddr are the bootstrap server's ports,
+	// nil when off.
+	BootstrapAddr  net.Addr
+	BootstrapSAddr net.Addr
+	HTTPAddr       net.Addr
 	// AdminPassword is the generated password of management/admin when the
 	// store was empty and none was configured; empty otherwise.
 	AdminPassword string
@@ -100,6 +107,25 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return fail(fmt.Errorf("lwm2m server: %w", err))
 	}
 	a.Server = srv
+	if cfg.BootstrapAddr != "" {
+		bcfg := bootstrap.Config{
+			Addr:               cfg.BootstrapAddr,
+			BootstrapURI:       cfg.BootstrapURI,
+			SecureBootstrapURI: cfg.BootstrapSURI,
+			RequestTimeout:     cfg.RequestTimeout,
+			IdleTimeout:        cfg.IdleTimeout,
+			Logger:             log,
+		}
+		if cfg.BootstrapSAddr != "" {
+			bcfg.SecureAddr = cfg.BootstrapSAddr
+			bcfg.Keys = session.Keys(st, store.PSKBootstrap)
+			bcfg.DTLS = psk.Limits{HandshakeTimeout: cfg.DTLSHandshakeTimeout, MaxHandshakes: cfg.DTLSMaxHandshakes}
+		}
+		a.Bootstrap, err = bootstrap.NewServer(bcfg, bootstrap.NewStoreHooks(st, log))
+		if err != nil {
+			return fail(fmt.Errorf("bootstrap server: %w", err))
+		}
+	}
 	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Models, Values: a.Values, Workers: cfg.OperationWorkers, Logger: log})
 	hooks.SetOps(a.Ops)
 
@@ -134,6 +160,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		}()
 	}
 	run("lwm2m server", func() error { return srv.Serve(ctx) })
+	if a.Bootstrap != nil {
+		run("bootstrap server", func() error { return a.Bootstrap.Serve(ctx) })
+	}
 	run("operations", func() error { a.Ops.Run(ctx); return nil })
 	// The writers outlive the server: they stop after the last hook call
 	// has handed over its changes, then drain them into the store.
@@ -161,6 +190,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	log.Info("listening", "service", "lwm2m coap", "addr", a.CoAPAddr.String())
 	if a.CoAPSAddr = srv.SecureAddr(); a.CoAPSAddr != nil {
 		log.Info("listening", "service", "lwm2m coaps (dtls-psk)", "addr", a.CoAPSAddr.String())
+	}
+	if a.Bootstrap != nil {
+		a.BootstrapAddr, a.BootstrapSAddr = a.Bootstrap.Addr(), a.Bootstrap.SecureAddr()
+		log.Info("listening", "service", "bootstrap coap", "addr", a.BootstrapAddr.String())
+		if a.BootstrapSAddr != nil {
+			log.Info("listening", "service", "bootstrap coaps (dtls-psk)", "addr", a.BootstrapSAddr.String())
+		}
 	}
 	log.Info("listening", "service", "http api", "addr", a.HTTPAddr.String())
 

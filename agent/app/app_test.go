@@ -20,6 +20,7 @@ func TestFailingPartStopsAgent(t *testing.T) {
 	defer busy.Close()
 	cfg := config.Default()
 	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = "Admin-pass-1234!"
 	cfg.PprofAddr = busy.Addr().String() // taken: the profiler cannot listen

@@ -1,6 +1,9 @@
 package app
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/lwm2m-agent/lwm2m-agent/agent/bootstrap"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // collector exposes the agent's counters to Prometheus at scrape time, so
 // the hot paths only bump atomics.
@@ -34,10 +37,22 @@ var metrics = []metric{
 	{"lwm2m_agent_dtls_sessions", "DTLS sessions open on the LwM2M server port.", true, func(a *Agent) float64 { n, _, _ := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_dtls_refused_total", "DTLS handshakes dropped by the handshake or session limit.", false, func(a *Agent) float64 { _, n, _ := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_dtls_handshake_failures_total", "DTLS handshakes that failed (unknown identity, wrong key, timeout).", false, func(a *Agent) float64 { _, _, n := a.Server.Sessions(); return float64(n) }},
+	{"lwm2m_agent_bootstrap_sessions", "Bootstrap sessions running.", true, func(a *Agent) float64 { return float64(a.bootstrapStats().Sessions) }},
+	{"lwm2m_agent_bootstrap_requests_total", "Bootstrap-Requests received.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Requests) }},
+	{"lwm2m_agent_bootstrap_refused_total", "Bootstrap-Requests refused (malformed, unknown endpoint, forbidden).", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Refused) }},
+	{"lwm2m_agent_bootstrap_finished_total", "Bootstrap sessions that ended with Bootstrap-Finish.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Finished) }},
+	{"lwm2m_agent_bootstrap_failed_total", "Bootstrap sessions that failed.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Failed) }},
 	{"lwm2m_agent_values_written_total", "Last known values written to the store.", false, func(a *Agent) float64 { return float64(a.Values.Written()) }},
 	{"lwm2m_agent_lifecycle_events_total", "Lifecycle events stored.", false, func(a *Agent) float64 { return float64(a.State.Events()) }},
 	{"lwm2m_agent_state_failed_total", "Registration state changes that could not be stored.", false, func(a *Agent) float64 { return float64(a.State.Failed()) }},
 	{"lwm2m_agent_values_failed_total", "Values that could not be stored.", false, func(a *Agent) float64 { return float64(a.Values.Failed()) }},
+}
+
+func (a *Agent) bootstrapStats() bootstrap.Stats {
+	if a.Bootstrap == nil {
+		return bootstrap.Stats{}
+	}
+	return a.Bootstrap.Stats()
 }
 
 func newCollector(a *Agent) *collector {

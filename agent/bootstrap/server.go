@@ -102,6 +102,14 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		}
 		secure = l
 	}
+	// A URI left empty is the bound address as a device on this machine
+	// reaches it; deployments behind NAT or DNS set it.
+	if cfg.BootstrapURI == "" {
+		cfg.BootstrapURI = publicURI("coap", plain.LocalAddr())
+	}
+	if cfg.SecureBootstrapURI == "" && secure != nil {
+		cfg.SecureBootstrapURI = publicURI("coaps", secure.Addr())
+	}
 	return &Server{
 		cfg:      cfg,
 		hooks:    hooks,
@@ -428,4 +436,17 @@ func addrString(a net.Addr) string {
 // codeString formats a CoAP code as "4.04".
 func codeString(c codes.Code) string {
 	return fmt.Sprintf("%d.%02d", uint8(c)>>5, uint8(c)&0x1f)
+}
+
+// publicURI is scheme://host:port of a listen address; the unspecified
+// address (":5683") becomes loopback.
+func publicURI(scheme string, addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

@@ -21,14 +21,20 @@ type Config struct {
 	CoAPSAddr      string
 	BootstrapAddr  string
 	BootstrapSAddr string
-	HTTPAddr       string
-	MongoURI       string
-	DataDir        string
-	AutoRegister   bool
-	AdminPassword  string
-	LogLevel       string
-	LogFormat      string
-	StoreVerbose   bool
+	// BootstrapURI and BootstrapSURI are the bootstrap server's public
+	// URIs, written into the bootstrap account of devices whose
+	// generateBootstrapServerConfig is true; empty derives them from the
+	// listen addresses (loopback when those name no host).
+	BootstrapURI  string
+	BootstrapSURI string
+	HTTPAddr      string
+	MongoURI      string
+	DataDir       string
+	AutoRegister  bool
+	AdminPassword string
+	LogLevel      string
+	LogFormat     string
+	StoreVerbose  bool
 	// PprofAddr serves Go's profiler when set (loopback only, for diagnosis).
 	PprofAddr string
 
@@ -95,8 +101,10 @@ func (c *Config) settings() []setting {
 	return []setting{
 		{name: "coap-addr", usage: "LWM2M server, CoAP/UDP (NO_SEC) address", str: &c.CoAPAddr},
 		{name: "coaps-addr", usage: "LWM2M server, CoAP/DTLS (PSK) address", str: &c.CoAPSAddr},
-		{name: "bootstrap-addr", usage: "bootstrap server, CoAP/UDP address", str: &c.BootstrapAddr},
-		{name: "bootstraps-addr", usage: "bootstrap server, CoAP/DTLS address", str: &c.BootstrapSAddr},
+		{name: "bootstrap-addr", usage: "bootstrap server, CoAP/UDP address (empty: no bootstrap server)", str: &c.BootstrapAddr},
+		{name: "bootstraps-addr", usage: "bootstrap server, CoAP/DTLS address (empty: off)", str: &c.BootstrapSAddr},
+		{name: "bootstrap-uri", usage: "the bootstrap server's URI as devices reach it, for generated bootstrap accounts (default coap://HOST:PORT of bootstrap-addr)", str: &c.BootstrapURI},
+		{name: "bootstraps-uri", usage: "the secure bootstrap server's URI as devices reach it (default coaps://HOST:PORT of bootstraps-addr)", str: &c.BootstrapSURI},
 		{name: "http-addr", usage: "HTTP API and web console address", str: &c.HTTPAddr},
 		{name: "mongo-uri", usage: "MongoDB URI; empty runs the embedded store in the data directory", str: &c.MongoURI},
 		{name: "data-dir", usage: "data directory", str: &c.DataDir},
@@ -217,10 +225,25 @@ func (c *Config) Validate() error {
 	if c.OperationWorkers < 1 {
 		errs = append(errs, fmt.Errorf("operation-workers: %d must be at least 1", c.OperationWorkers))
 	}
-	// an empty secure address turns the DTLS port off
-	if c.CoAPSAddr != "" {
-		if _, _, err := net.SplitHostPort(c.CoAPSAddr); err != nil {
-			errs = append(errs, fmt.Errorf("coaps-addr: %q: %w (empty turns DTLS off)", c.CoAPSAddr, err))
+	// an empty address turns its port off
+	for _, a := range []struct{ name, v string }{
+		{"coaps-addr", c.CoAPSAddr}, {"bootstrap-addr", c.BootstrapAddr}, {"bootstraps-addr", c.BootstrapSAddr},
+	} {
+		if a.v == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q: %w (empty turns it off)", a.name, a.v, err))
+		}
+	}
+	if c.BootstrapAddr == "" && c.BootstrapSAddr != "" {
+		errs = append(errs, errors.New("bootstraps-addr: the secure bootstrap port needs bootstrap-addr too"))
+	}
+	for _, u := range []struct{ name, v, scheme string }{
+		{"bootstrap-uri", c.BootstrapURI, "coap://"}, {"bootstraps-uri", c.BootstrapSURI, "coaps://"},
+	} {
+		if u.v != "" && !strings.HasPrefix(u.v, u.scheme) {
+			errs = append(errs, fmt.Errorf("%s: %q does not start with %s", u.name, u.v, u.scheme))
 		}
 	}
 	if c.DTLSHandshakeTimeout <= 0 {
@@ -244,3 +267,4 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+

@@ -40,6 +40,8 @@ func startAgent(t *testing.T, opts ...option) *harness {
 	cfg := config.Default()
 	cfg.CoAPAddr = "127.0.0.1:0"
 	cfg.CoAPSAddr = "127.0.0.1:0"
+	cfg.BootstrapAddr = "127.0.0.1:0"
+	cfg.BootstrapSAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = adminPassword
@@ -261,4 +263,8 @@ func (h *harness) objectValue(deviceID, path string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }

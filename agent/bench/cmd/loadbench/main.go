@@ -98,6 +98,7 @@ type agent struct {
 	dir      string
 	coap     string
 	coaps    string
+	bs, bss  string // bootstrap ports
 	http     string
 	children []*exec.Cmd
 }
@@ -134,6 +135,14 @@ func startAgent(ctx context.Context, bin string) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	bs, err := freePort("udp")
+	if err != nil {
+		return nil, err
+	}
+	bss, err := freePort("udp")
+	if err != nil {
+		return nil, err
+	}
 	httpAddr, err := freePort("tcp")
 	if err != nil {
 		return nil, err
@@ -147,6 +156,8 @@ func startAgent(ctx context.Context, bin string) (*agent, error) {
 		"LWM2M_AGENT_DATA_DIR="+filepath.Join(dir, "data"),
 		"LWM2M_AGENT_COAP_ADDR="+coap,
 		"LWM2M_AGENT_COAPS_ADDR="+coaps,
+		"LWM2M_AGENT_BOOTSTRAP_ADDR="+bs,
+		"LWM2M_AGENT_BOOTSTRAPS_ADDR="+bss,
 		"LWM2M_AGENT_HTTP_ADDR="+httpAddr,
 		"LWM2M_AGENT_AUTO_REGISTER=true",
 		"LWM2M_AGENT_ADMIN_PASSWORD="+password,
@@ -165,7 +176,7 @@ func startAgent(ctx context.Context, bin string) (*agent, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)
 	}
-	a := &agent{cmd: cmd, dir: dir, coap: coap, coaps: coaps, http: "http://" + httpAddr, pprof: "http://" + pprofAddr}
+	a := &agent{cmd: cmd, dir: dir, coap: coap, coaps: coaps, bs: bs, bss: bss, http: "http://" + httpAddr, pprof: "http://" + pprofAddr}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(a.http + "/health")
