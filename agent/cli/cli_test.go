@@ -19,6 +19,7 @@ import (
 func TestImportDevices(t *testing.T) {
 	cfg := config.Default()
 	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = "Admin-pass-1234!"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,6 +62,7 @@ func TestImportDevices(t *testing.T) {
 func TestShellCommand(t *testing.T) {
 	cfg := config.Default()
 	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = "Admin-pass-1234!"
 	cfg.AutoRegister = true

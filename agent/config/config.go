@@ -267,4 +267,3 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
