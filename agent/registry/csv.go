@@ -182,7 +182,7 @@ func ParseCSV(r io.Reader, opts Options) (Result, error) {
 			}
 			raw[f] = v
 		}
-		dev, reasons := parseDevice(&raw, opts)
+		dev, reasons := parseDevice(&raw, opts, false)
 		dev.Line = line
 		if len(reasons) == 0 {
 			// An identical repeat is harmless (importing it again updates the

@@ -181,9 +181,17 @@ const CredentialsRule = "CREDENTIALS: must be at least 12 characters with upper 
 
 // lineParser collects every problem of one line.
 type lineParser struct {
-	raw     *[numFields]string
+	raw *[numFields]string
+	// names are how reasons name a field: the CSV columns for a file, the
+	// JSON members for the bootstrap resource.
+	names *[numFields]string
+	// params is set when only the registration parameters are checked:
+	// the identity columns (ID, IDTYPE, CREDENTIALS, TYPE) are not there.
+	params  bool
 	reasons []string
 }
+
+func (p *lineParser) name(f field) string { return p.names[f] }
 
 func (p *lineParser) failf(format string, args ...any) {
 	p.reasons = append(p.reasons, fmt.Sprintf(format, args...))
@@ -192,7 +200,7 @@ func (p *lineParser) failf(format string, args ...any) {
 func (p *lineParser) required(f field) string {
 	v := p.raw[f]
 	if v == "" {
-		p.failf("%s is missing", fieldNames[f])
+		p.failf("%s is missing", p.name(f))
 	}
 	return v
 }
@@ -207,7 +215,7 @@ func (p *lineParser) oneOf(f field, allowed []string) string {
 			return v
 		}
 	}
-	p.failf("%s %q must be one of %s", fieldNames[f], v, strings.Join(allowed, ", "))
+	p.failf("%s %q must be one of %s", p.name(f), v, strings.Join(allowed, ", "))
 	return ""
 }
 
@@ -229,9 +237,9 @@ func (p *lineParser) boolean(f field, digits bool) *bool {
 		b = false
 	default:
 		if digits {
-			p.failf("%s %q must be true, false, 1 or 0", fieldNames[f], v)
+			p.failf("%s %q must be true, false, 1 or 0", p.name(f), v)
 		} else {
-			p.failf("%s %q must be true or false", fieldNames[f], v)
+			p.failf("%s %q must be true or false", p.name(f), v)
 		}
 		return nil
 	}
@@ -252,17 +260,17 @@ func (p *lineParser) integer(f field, lo, hi int64) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if !ok || err != nil {
-		p.failf("%s %q is not a whole number", fieldNames[f], v)
+		p.failf("%s %q is not a whole number", p.name(f), v)
 		return 0, false
 	}
 	if n < lo || n > hi {
 		switch {
 		case hi == math.MaxInt32 && lo == 0:
-			p.failf("%s %d must be 0 or more", fieldNames[f], n)
+			p.failf("%s %d must be 0 or more", p.name(f), n)
 		case hi == math.MaxInt32:
-			p.failf("%s %d must be %d or more", fieldNames[f], n, lo)
+			p.failf("%s %d must be %d or more", p.name(f), n, lo)
 		default:
-			p.failf("%s %d must be between %d and %d", fieldNames[f], n, lo, hi)
+			p.failf("%s %d must be between %d and %d", p.name(f), n, lo, hi)
 		}
 		return 0, false
 	}
@@ -286,11 +294,11 @@ func (p *lineParser) hexKey(f field) []byte {
 	k, err := hex.DecodeString(v)
 	if err != nil {
 		if len(v)%2 == 1 {
-			p.failf("%s is not hexadecimal: it has an odd number of digits", fieldNames[f])
+			p.failf("%s is not hexadecimal: it has an odd number of digits", p.name(f))
 		} else {
 			// The key itself is never repeated in a reason: reasons end up
 			// in answers and logs.
-			p.failf("%s is not hexadecimal: only 0-9 and a-f are allowed", fieldNames[f])
+			p.failf("%s is not hexadecimal: only 0-9 and a-f are allowed", p.name(f))
 		}
 		return nil
 	}
@@ -304,7 +312,7 @@ func (p *lineParser) uri(f field, schemes []string) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || u.Host == "" || u.Hostname() == "" || u.Opaque != "" {
-		p.failf("%s %q must be a URL like %s://host:port", fieldNames[f], v, schemes[0])
+		p.failf("%s %q must be a URL like %s://host:port", p.name(f), v, schemes[0])
 		return ""
 	}
 	scheme := strings.ToLower(u.Scheme)
@@ -313,20 +321,20 @@ func (p *lineParser) uri(f field, schemes []string) string {
 		known = known || s == scheme
 	}
 	if !known {
-		p.failf("%s %q must start with %s://", fieldNames[f], v, strings.Join(schemes, ":// or "))
+		p.failf("%s %q must start with %s://", p.name(f), v, strings.Join(schemes, ":// or "))
 		return ""
 	}
 	if port := u.Port(); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			p.failf("%s %q has an invalid port", fieldNames[f], v)
+			p.failf("%s %q has an invalid port", p.name(f), v)
 			return ""
 		}
 	} else if strings.HasSuffix(u.Host, ":") {
-		p.failf("%s %q has an empty port", fieldNames[f], v)
+		p.failf("%s %q has an empty port", p.name(f), v)
 		return ""
 	}
 	if h := u.Hostname(); strings.ContainsAny(h, " ") || (strings.Contains(h, ":") && net.ParseIP(h) == nil) {
-		p.failf("%s %q has an invalid host", fieldNames[f], v)
+		p.failf("%s %q has an invalid host", p.name(f), v)
 		return ""
 	}
 	return v
@@ -358,9 +366,15 @@ func millis(n int64) *time.Duration {
 }
 
 // parseDevice turns one line's values into a device and every reason it is
-// not one.
-func parseDevice(raw *[numFields]string, opts Options) (Device, []string) {
-	p := &lineParser{raw: raw}
+// not one. With params set, only the registration parameters are checked
+// (the bootstrap resource of the API): the identity columns are neither
+// required nor read, and reasons name the JSON members. Both the file and
+// the API go through here, so that a value one accepts the other accepts.
+func parseDevice(raw *[numFields]string, opts Options, params bool) (Device, []string) {
+	p := &lineParser{raw: raw, names: &fieldNames, params: params}
+	if params {
+		p.names = &paramNames
+	}
 	d := Device{
 		Name:                   raw[fName],
 		ServerPublicKey:        raw[fServerPublicKey],
@@ -370,41 +384,43 @@ func parseDevice(raw *[numFields]string, opts Options) (Device, []string) {
 		ExternalBootstrapPSKID: raw[fExternalBootstrapPSKID],
 	}
 
-	d.ID = p.required(fID)
-	if t := p.required(fIDType); t != "" && t != "c8y_Id" {
-		p.failf("IDTYPE %q must be c8y_Id", t)
-	}
-	d.IDType = raw[fIDType]
-	if c := p.required(fCredentials); c != "" && !strongCredentials(c) {
-		p.reasons = append(p.reasons, CredentialsRule)
-	}
-	d.Credentials = raw[fCredentials]
-	if t := p.required(fType); t != "" && t != "c8y_lwm2m" {
-		p.failf("TYPE %q must be c8y_lwm2m", t)
-	}
-	d.Type = raw[fType]
-	if b := p.boolean(fShell, true); b != nil {
-		d.Shell = *b
-	}
-	if g := raw[fGenericUI]; g != "" {
-		if !json.Valid([]byte(g)) {
-			p.failf("c8y_GenericUi is not valid JSON")
-		} else {
-			d.GenericUI = g
+	if !params {
+		d.ID = p.required(fID)
+		if t := p.required(fIDType); t != "" && t != "c8y_Id" {
+			p.failf("IDTYPE %q must be c8y_Id", t)
 		}
-	}
-	if b := p.boolean(fAgent, true); b != nil {
-		d.Agent = *b
+		d.IDType = raw[fIDType]
+		if c := p.required(fCredentials); c != "" && !strongCredentials(c) {
+			p.reasons = append(p.reasons, CredentialsRule)
+		}
+		d.Credentials = raw[fCredentials]
+		if t := p.required(fType); t != "" && t != "c8y_lwm2m" {
+			p.failf("TYPE %q must be c8y_lwm2m", t)
+		}
+		d.Type = raw[fType]
+		if b := p.boolean(fShell, true); b != nil {
+			d.Shell = *b
+		}
+		if g := raw[fGenericUI]; g != "" {
+			if !json.Valid([]byte(g)) {
+				p.failf("c8y_GenericUi is not valid JSON")
+			} else {
+				d.GenericUI = g
+			}
+		}
+		if b := p.boolean(fAgent, true); b != nil {
+			d.Agent = *b
+		}
 	}
 
 	d.EndpointID = p.required(fEndpointID)
 	if d.EndpointID != "" && d.ID != "" && d.EndpointID != d.ID {
-		p.failf("endpoint id %q must equal ID %q", d.EndpointID, d.ID)
+		p.failf("%s %q must equal ID %q", p.name(fEndpointID), d.EndpointID, d.ID)
 	}
 	p.required(fServerURI)
 	d.ServerURI = p.uri(fServerURI, serverURISchemes)
 	if mode := p.required(fSecurityMode); mode != "" && mode != SecurityNoSec && mode != SecurityPSK {
-		p.failf("securityMode %q must be NO_SEC or PSK", mode)
+		p.failf("%s %q must be NO_SEC or PSK", p.name(fSecurityMode), mode)
 	} else {
 		d.SecurityMode = mode
 	}
@@ -420,13 +436,13 @@ func parseDevice(raw *[numFields]string, opts Options) (Device, []string) {
 	d.DefaultMinimumPeriod = p.intPtr(fDefaultMinimumPeriod, 0, math.MaxInt32)
 	d.DefaultMaximumPeriod = p.intPtr(fDefaultMaximumPeriod, 0, math.MaxInt32)
 	if d.DefaultMinimumPeriod != nil && d.DefaultMaximumPeriod != nil && *d.DefaultMinimumPeriod > *d.DefaultMaximumPeriod {
-		p.failf("defaultMinimumPeriod %d must not be above defaultMaximumPeriod %d", *d.DefaultMinimumPeriod, *d.DefaultMaximumPeriod)
+		p.failf("%s %d must not be above %s %d", p.name(fDefaultMinimumPeriod), *d.DefaultMinimumPeriod, p.name(fDefaultMaximumPeriod), *d.DefaultMaximumPeriod)
 	}
 	if d.BootstrapShortServerID != nil && d.LwM2MShortServerID != nil && *d.BootstrapShortServerID == *d.LwM2MShortServerID {
-		p.failf("bootstrapShortServerId and lwm2mShortServerId must differ, both are %d", *d.LwM2MShortServerID)
+		p.failf("%s and %s must differ, both are %d", p.name(fBootstrapShortServerID), p.name(fLwM2MShortServerID), *d.LwM2MShortServerID)
 	}
 	if v := raw[fBindingMode]; v != "" && v != "U" && v != "UQ" {
-		p.failf("bindingMode %q must be U or UQ", v)
+		p.failf("%s %q must be U or UQ", p.name(fBindingMode), v)
 	} else {
 		d.BindingMode = v
 	}
@@ -441,7 +457,7 @@ func parseDevice(raw *[numFields]string, opts Options) (Device, []string) {
 	maxMs := opts.MaxRequestTimeout.Milliseconds()
 	if n, ok := p.integer(fRequestTimeout, 1, math.MaxInt32); ok {
 		if n > maxMs {
-			p.failf("lwm2mRequestTimeout %d ms is above the maximum of %d ms", n, maxMs)
+			p.failf("%s %d ms is above the maximum of %d ms", p.name(fRequestTimeout), n, maxMs)
 		} else {
 			d.RequestTimeout = millis(n)
 		}
@@ -453,7 +469,7 @@ func parseDevice(raw *[numFields]string, opts Options) (Device, []string) {
 	case SecurityPSK:
 		for _, f := range []field{fPSKID, fPSKKey} {
 			if raw[f] == "" {
-				p.failf("%s is missing: securityMode PSK needs it", fieldNames[f])
+				p.failf("%s is missing: securityMode PSK needs it", p.name(f))
 			}
 		}
 		bootstrap := raw[fBootstrapPSKID] != "" || raw[fBootstrapPSKKey] != "" ||
@@ -461,25 +477,25 @@ func parseDevice(raw *[numFields]string, opts Options) (Device, []string) {
 		if bootstrap {
 			for _, f := range []field{fBootstrapPSKID, fBootstrapPSKKey} {
 				if raw[f] == "" {
-					p.failf("%s is missing: a PSK device with a bootstrap account needs it", fieldNames[f])
+					p.failf("%s is missing: a PSK device with a bootstrap account needs it", p.name(f))
 				}
 			}
 		}
 		if d.ServerURI != "" && !strings.HasPrefix(strings.ToLower(d.ServerURI), "coaps://") {
-			p.failf("lwm2m server uri %q must start with coaps:// for securityMode PSK", d.ServerURI)
+			p.failf("%s %q must start with coaps:// for securityMode PSK", p.name(fServerURI), d.ServerURI)
 		}
 	case SecurityNoSec:
 		var carried []string
 		for _, f := range []field{fPSKID, fPSKKey, fBootstrapPSKID, fBootstrapPSKKey} {
 			if raw[f] != "" {
-				carried = append(carried, fieldNames[f])
+				carried = append(carried, p.name(f))
 			}
 		}
 		if len(carried) > 0 {
 			p.failf("securityMode NO_SEC must not carry keys, but %s %s given", strings.Join(carried, ", "), isAre(len(carried)))
 		}
 		if d.ServerURI != "" && !strings.HasPrefix(strings.ToLower(d.ServerURI), "coap://") {
-			p.failf("lwm2m server uri %q must start with coap:// for securityMode NO_SEC", d.ServerURI)
+			p.failf("%s %q must start with coap:// for securityMode NO_SEC", p.name(fServerURI), d.ServerURI)
 		}
 	}
 
