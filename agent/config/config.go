@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -61,7 +62,24 @@ type Config struct {
 	// DTLSSessionIdleTimeout closes a DTLS session that carried nothing
 	// this long; the device handshakes again on its next message.
 	DTLSSessionIdleTimeout time.Duration
+
+	// MaxRequestTimeout caps the lwm2mRequestTimeout a device's
+	// registration parameters may ask for (bulk file and bootstrap
+	// resource alike).
+	MaxRequestTimeout time.Duration
+	// CredentialsHashCost is the bcrypt cost of the devices' CREDENTIALS
+	// stored by bulk registration: each step doubles the time a line
+	// takes to import, and the time a guess takes to whoever reads the
+	// store.
+	CredentialsHashCost int
 }
+
+// Bounds of CredentialsHashCost: bcrypt's own (4 and 31); 31 would take
+// hours per line.
+const (
+	MinCredentialsHashCost = 4
+	MaxCredentialsHashCost = 31
+)
 
 // Default returns the settings of API.md.
 func Default() Config {
@@ -85,6 +103,16 @@ func Default() Config {
 		DTLSHandshakeTimeout:   10 * time.Second,
 		DTLSMaxHandshakes:      1024,
 		DTLSSessionIdleTimeout: 24 * time.Hour,
+
+		// Five minutes is far above any round trip a sleepy device on
+		// NB-IoT needs, yet short enough that a forgotten request does not
+		// hold an operation for hours.
+		MaxRequestTimeout: 5 * time.Minute,
+		// bcrypt cost 6 hashes a line in about 4 ms on one core, so that a
+		// file of 100,000 devices is not held up by hashing; the default
+		// cost 10 takes 60 ms a line. The credentials must be strong (12
+		// characters of four classes), which is what protects them.
+		CredentialsHashCost: 6,
 	}
 }
 
@@ -124,6 +152,8 @@ func (c *Config) settings() []setting {
 		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
 		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most; more are dropped until one ends", i: &c.DTLSMaxHandshakes},
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
+		{name: "max-request-timeout", usage: "largest lwm2mRequestTimeout a device's registration parameters may ask for", d: &c.MaxRequestTimeout},
+		{name: "credentials-hash-cost", usage: "bcrypt cost of the device credentials stored by bulk registration (4 to 31; each step doubles import time per line)", i: &c.CredentialsHashCost},
 	}
 }
 
@@ -221,6 +251,14 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerRate == 0 || c.PeerBurst < 1 {
 		errs = append(errs, fmt.Errorf("peer-rate, peer-burst: %d/s and %d must be positive (a negative rate turns the limit off)", c.PeerRate, c.PeerBurst))
+	}
+	if c.MaxRequestTimeout <= 0 || c.MaxRequestTimeout > math.MaxInt32*time.Millisecond {
+		errs = append(errs, fmt.Errorf("max-request-timeout: %v must be positive and at most %v", c.MaxRequestTimeout, math.MaxInt32*time.Millisecond))
+	} else if c.MaxRequestTimeout < c.RequestTimeout {
+		errs = append(errs, fmt.Errorf("max-request-timeout: %v must not be below request-timeout %v", c.MaxRequestTimeout, c.RequestTimeout))
+	}
+	if c.CredentialsHashCost < MinCredentialsHashCost || c.CredentialsHashCost > MaxCredentialsHashCost {
+		errs = append(errs, fmt.Errorf("credentials-hash-cost: %d must be between %d and %d", c.CredentialsHashCost, MinCredentialsHashCost, MaxCredentialsHashCost))
 	}
 	if c.OperationWorkers < 1 {
 		errs = append(errs, fmt.Errorf("operation-workers: %d must be at least 1", c.OperationWorkers))

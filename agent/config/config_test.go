@@ -49,6 +49,28 @@ func TestLoadEnvAndValidate(t *testing.T) {
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "log-level"},
 		{name: "zero nstart", args: []string{"--nstart", "0"}, wantErr: "nstart"},
 		{name: "idle shorter than a request", args: []string{"--coap-idle-timeout", "10s"}, wantErr: "coap-idle-timeout"},
+		{
+			name: "registration limits from the environment",
+			env:  map[string]string{"LWM2M_AGENT_MAX_REQUEST_TIMEOUT": "90s", "LWM2M_AGENT_CREDENTIALS_HASH_COST": "8"},
+			check: func(t *testing.T, c Config) {
+				if c.MaxRequestTimeout != 90*time.Second || c.CredentialsHashCost != 8 {
+					t.Errorf("max request timeout %v, hash cost %d", c.MaxRequestTimeout, c.CredentialsHashCost)
+				}
+			},
+		},
+		{
+			name: "registration limit defaults",
+			check: func(t *testing.T, c Config) {
+				if c.MaxRequestTimeout != 5*time.Minute || c.CredentialsHashCost != 6 {
+					t.Errorf("max request timeout %v, hash cost %d", c.MaxRequestTimeout, c.CredentialsHashCost)
+				}
+			},
+		},
+		{name: "zero max request timeout", args: []string{"--max-request-timeout", "0s"}, wantErr: "max-request-timeout"},
+		{name: "max request timeout below request timeout", args: []string{"--max-request-timeout", "10s"}, wantErr: "max-request-timeout: 10s must not be below request-timeout 30s"},
+		{name: "max request timeout too large", args: []string{"--max-request-timeout", "1000h"}, wantErr: "max-request-timeout"},
+		{name: "hash cost too low", env: map[string]string{"LWM2M_AGENT_CREDENTIALS_HASH_COST": "3"}, wantErr: "credentials-hash-cost: 3 must be between 4 and 31"},
+		{name: "hash cost too high", args: []string{"--credentials-hash-cost", "32"}, wantErr: "credentials-hash-cost"},
 		{name: "zero peer rate", env: map[string]string{"LWM2M_AGENT_PEER_RATE": "0"}, wantErr: "peer-rate"},
 	}
 	for _, tt := range tests {
