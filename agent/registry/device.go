@@ -187,7 +187,10 @@ type lineParser struct {
 	names *[numFields]string
 	// params is set when only the registration parameters are checked:
 	// the identity columns (ID, IDTYPE, CREDENTIALS, TYPE) are not there.
-	params  bool
+	params bool
+	// partial is set when only the values given are checked, as a change
+	// to a device that has no parameters yet: nothing is missing.
+	partial bool
 	reasons []string
 }
 
@@ -199,7 +202,7 @@ func (p *lineParser) failf(format string, args ...any) {
 
 func (p *lineParser) required(f field) string {
 	v := p.raw[f]
-	if v == "" {
+	if v == "" && !p.partial {
 		p.failf("%s is missing", p.name(f))
 	}
 	return v
@@ -265,6 +268,8 @@ func (p *lineParser) integer(f field, lo, hi int64) (int64, bool) {
 	}
 	if n < lo || n > hi {
 		switch {
+		case hi == math.MaxInt32 && n > hi:
+			p.failf("%s %d must be at most %d", p.name(f), n, hi)
 		case hi == math.MaxInt32 && lo == 0:
 			p.failf("%s %d must be 0 or more", p.name(f), n)
 		case hi == math.MaxInt32:
@@ -375,6 +380,11 @@ func parseDevice(raw *[numFields]string, opts Options, params bool) (Device, []s
 	if params {
 		p.names = &paramNames
 	}
+	return parseWith(p, opts)
+}
+
+func parseWith(p *lineParser, opts Options) (Device, []string) {
+	raw, params := p.raw, p.params
 	d := Device{
 		Name:                   raw[fName],
 		ServerPublicKey:        raw[fServerPublicKey],

@@ -120,6 +120,18 @@ func plural(n int) string {
 // booleans may also be JSON numbers and booleans. A nil value is an empty
 // one. The error is a *ParamsError.
 func ParseParams(params map[string]any, opts Options) (Device, error) {
+	return parseParams(params, opts, false)
+}
+
+// CheckParams checks the parameters given, and only those, with the rules
+// of ParseParams: for a change to a device that has no registration
+// parameters yet, where nothing can be missing. The device holds the
+// values given. The error is a *ParamsError.
+func CheckParams(params map[string]any, opts Options) (Device, error) {
+	return parseParams(params, opts, true)
+}
+
+func parseParams(params map[string]any, opts Options, partial bool) (Device, error) {
 	opts = opts.withDefaults()
 	var raw [numFields]string
 	perr := &ParamsError{}
@@ -136,7 +148,7 @@ func ParseParams(params map[string]any, opts Options) (Device, error) {
 		}
 		raw[f] = v
 	}
-	d, reasons := parseDevice(&raw, opts, true)
+	d, reasons := parseWith(&lineParser{raw: &raw, names: &paramNames, params: true, partial: partial}, opts)
 	perr.Reasons = append(perr.Reasons, reasons...)
 	if len(perr.Unknown) > 0 || len(perr.Reasons) > 0 {
 		return Device{}, perr

@@ -185,3 +185,31 @@ func TestMerge(t *testing.T) {
 		t.Errorf("base changed: %v", base)
 	}
 }
+
+func TestCheckParams(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     map[string]any
+		reason string
+	}{
+		{name: "awake time alone", in: map[string]any{"awakeTimeRegistrationParameter": json.Number("180000")}},
+		{name: "zero awake time", in: map[string]any{"awakeTimeRegistrationParameter": json.Number("0")}},
+		{name: "negative awake time", in: map[string]any{"awakeTimeRegistrationParameter": json.Number("-1")}, reason: "awakeTimeRegistrationParameter -1 must be 0 or more"},
+		{name: "text awake time", in: map[string]any{"awakeTimeRegistrationParameter": "soon"}, reason: `awakeTimeRegistrationParameter "soon" is not a whole number`},
+		{name: "too large", in: map[string]any{"awakeTimeRegistrationParameter": json.Number("2147483648")}, reason: "awakeTimeRegistrationParameter 2147483648 must be at most 2147483647"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := CheckParams(tc.in, Options{})
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.reason {
+				t.Errorf("error %v, want %q", err, tc.reason)
+			}
+		})
+	}
+}
