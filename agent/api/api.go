@@ -14,14 +14,17 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
@@ -55,6 +58,17 @@ type Config struct {
 	Registrations RegistrationSource // may be nil
 	Metrics       *prometheus.Registry
 	Logger        *slog.Logger
+
+	// MaxRequestTimeout caps the lwm2mRequestTimeout of a device's
+	// registration parameters, in the bulk file and the bootstrap
+	// resource alike; zero takes registry.DefaultMaxRequestTimeout.
+	MaxRequestTimeout time.Duration
+	// CredentialsHashCost is the bcrypt cost of the CREDENTIALS stored by
+	// bulk registration; zero takes bcrypt.DefaultCost.
+	CredentialsHashCost int
+	// ImportWorkers bounds how many lines of a bulk file are hashed and
+	// stored at once; zero takes GOMAXPROCS.
+	ImportWorkers int
 }
 
 // Body size limits.
@@ -79,6 +93,12 @@ func New(cfg Config) *API {
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
+	if cfg.CredentialsHashCost == 0 {
+		cfg.CredentialsHashCost = bcrypt.DefaultCost
+	}
+	if cfg.ImportWorkers <= 0 {
+		cfg.ImportWorkers = runtime.GOMAXPROCS(0)
+	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
 	a.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "lwm2m_agent", Subsystem: "http", Name: "requests_total",
@@ -98,6 +118,11 @@ func New(cfg Config) *API {
 	}
 	a.routes()
 	return a
+}
+
+// registryOptions bound what registration parameters the API accepts.
+func (a *API) registryOptions() registry.Options {
+	return registry.Options{MaxRequestTimeout: a.cfg.MaxRequestTimeout, MaxBytes: MaxBulkBody}
 }
 
 // Handler returns the API's HTTP handler.
@@ -143,6 +168,7 @@ func (a *API) routes() {
 
 	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)
 	auth("GET /lwm2m/devices/{id}/bootstrap", a.getBootstrap)
+	auth("PUT /lwm2m/devices/{id}/bootstrap", a.putBootstrap)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "general/notFound", "no resource at "+r.URL.Path)

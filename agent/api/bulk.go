@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
@@ -37,7 +42,7 @@ func (a *API) bulkRegister(w http.ResponseWriter, r *http.Request, u store.User)
 		return
 	}
 	defer closeBody()
-	res, err := registry.ParseCSV(body, registry.Options{MaxBytes: MaxBulkBody})
+	res, err := registry.ParseCSV(body, a.registryOptions())
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -51,20 +56,25 @@ func (a *API) bulkRegister(w http.ResponseWriter, r *http.Request, u store.User)
 	for _, f := range res.Failed {
 		failed = append(failed, bulkFailure{DeviceID: f.DeviceID, Line: f.Line, FailureReason: f.Reason()})
 	}
+	devices, repeats := claimsRepeated(res.Devices)
+	failed = append(failed, repeats...)
 	created, updated := 0, 0
-	for _, d := range res.Devices {
-		isNew, err := a.importDevice(r.Context(), u.Tenant, d)
-		if err != nil {
-			a.log.Error("bulk registration", "tenant", u.Tenant, "device", d.ID, "line", d.Line, "err", err)
-			failed = append(failed, bulkFailure{DeviceID: d.ID, Line: d.Line, FailureReason: "not stored: " + err.Error()})
-			continue
-		}
-		if isNew {
+	for i, out := range a.importAll(r.Context(), u.Tenant, devices) {
+		d := devices[i]
+		var lf *lineFailure
+		switch {
+		case errors.As(out.err, &lf):
+			failed = append(failed, bulkFailure{DeviceID: d.ID, Line: d.Line, FailureReason: lf.reason})
+		case out.err != nil:
+			a.log.Error("bulk registration", "tenant", u.Tenant, "device", d.ID, "line", d.Line, "err", out.err)
+			failed = append(failed, bulkFailure{DeviceID: d.ID, Line: d.Line, FailureReason: "not stored: " + out.err.Error()})
+		case out.created:
 			created++
-		} else {
+		default:
 			updated++
 		}
 	}
+	slices.SortFunc(failed, func(x, y bulkFailure) int { return cmp.Compare(x.Line, y.Line) })
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"numberOfAll":              len(res.Devices) + len(res.Failed),
 		"numberOfCreated":          created,
@@ -73,6 +83,93 @@ func (a *API) bulkRegister(w http.ResponseWriter, r *http.Request, u store.User)
 		"credentialUpdatedDevices": []string{},
 		"failedCreationList":       failed,
 	})
+}
+
+// lineFailure is a line refused for a reason its operator can fix; nothing
+// of it was written.
+type lineFailure struct{ reason string }
+
+func (e *lineFailure) Error() string { return e.reason }
+
+// claimsRepeated refuses the lines that claim a PSK identity or external
+// ID an earlier line of the file claims: the store would refuse all but
+// one, and lines are stored concurrently, so which one would be luck.
+func claimsRepeated(devs []registry.Device) ([]registry.Device, []bulkFailure) {
+	type claim struct{ kind, value string }
+	first := make(map[claim]int, len(devs))
+	kept := devs[:0:0]
+	var failed []bulkFailure
+	for _, d := range devs {
+		var reasons []string
+		claims := []struct {
+			c    claim
+			name string
+		}{
+			{claim{store.PSKServer, d.PSKID}, "lwm2m psk_id"},
+			{claim{store.PSKBootstrap, d.BootstrapPSKID}, "bootstrap psk_id"},
+			{claim{"c8y_Lwm2mPskId", d.ExternalLwM2MPSKID}, "external-c8y_Lwm2mPskId"},
+			{claim{"c8y_BootstrapPskId", d.ExternalBootstrapPSKID}, "external-c8y_BootstrapPskId"},
+		}
+		for _, c := range claims {
+			if c.c.value == "" {
+				continue
+			}
+			if line, ok := first[c.c]; ok {
+				reasons = append(reasons, fmt.Sprintf("%s %q already appears on line %d", c.name, c.c.value, line))
+			}
+		}
+		if len(reasons) > 0 {
+			failed = append(failed, bulkFailure{DeviceID: d.ID, Line: d.Line, FailureReason: strings.Join(reasons, "; ")})
+			continue
+		}
+		for _, c := range claims {
+			if c.c.value != "" {
+				first[c.c] = d.Line
+			}
+		}
+		kept = append(kept, d)
+	}
+	return kept, failed
+}
+
+type importOutcome struct {
+	created bool
+	err     error
+}
+
+// importAll hashes the credentials and stores the devices, on a bounded
+// pool of workers: hashing is CPU (at most GOMAXPROCS at once), storing
+// waits on the store, so more workers than cores keep both busy. The
+// outcomes are in the order of devs.
+func (a *API) importAll(ctx context.Context, tenant string, devs []registry.Device) []importOutcome {
+	out := make([]importOutcome, len(devs))
+	hashing := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(a.cfg.ImportWorkers, len(devs)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(devs) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					out[i].err = err
+					continue
+				}
+				hashing <- struct{}{}
+				hash, err := bcrypt.GenerateFromPassword([]byte(devs[i].Credentials), a.cfg.CredentialsHashCost)
+				<-hashing
+				if err != nil {
+					out[i].err = &lineFailure{reason: "CREDENTIALS cannot be hashed: " + err.Error()}
+					continue
+				}
+				out[i].created, out[i].err = a.importDevice(ctx, tenant, devs[i], hash)
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // bulkFile finds the CSV in the request.
@@ -99,22 +196,67 @@ func bulkFile(w http.ResponseWriter, r *http.Request) (io.Reader, func(), bool) 
 }
 
 // importDevice creates the device of a CSV line, or updates the tenant's
-// device with that ID, and reports whether it was created.
-func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device) (bool, error) {
+// device with that ID, and reports whether it was created. Everything that
+// can refuse the line (identities and external IDs other devices hold) is
+// checked before the first write, so that a refused line writes nothing.
+func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device, hash []byte) (bool, error) {
 	st := a.cfg.Store
-	id, created := "", false
+	id := ""
 	x, err := st.GetExternalID(ctx, tenant, store.ExternalIDDevice, d.ID)
 	switch {
 	case err == nil:
 		id = x.ManagedObjectID
-	case errors.Is(err, store.ErrNotFound):
+	case !errors.Is(err, store.ErrNotFound):
+		return false, err
+	}
+	owner, ownerID, err := st.DeviceByEndpoint(ctx, d.EndpointID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	// a new device binds a free endpoint when it is created
+	owns := owner == "" || (owner == tenant && ownerID == id && id != "")
+	var prev store.DeviceRegistration
+	if id != "" {
+		if prev, err = st.DeviceRegistrationOf(ctx, tenant, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+	}
+	next := pskIdentities(d.Params())
+	if owns {
+		if err := a.checkPSKIdentities(ctx, tenant, id, next); err != nil {
+			return false, asLineFailure(err)
+		}
+	}
+	exts := []store.ExternalID{
+		{Type: "c8y_Lwm2mPskId", ExternalID: d.ExternalLwM2MPSKID},
+		{Type: "c8y_BootstrapPskId", ExternalID: d.ExternalBootstrapPSKID},
+	}
+	for _, e := range exts {
+		if e.ExternalID == "" {
+			continue
+		}
+		cur, err := st.GetExternalID(ctx, tenant, e.Type, e.ExternalID)
+		if err == nil && (id == "" || cur.ManagedObjectID != id) {
+			return false, &lineFailure{reason: fmt.Sprintf("external ID %s %q belongs to another device", e.Type, e.ExternalID)}
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+	}
+
+	created := false
+	if id == "" {
 		id, err = st.CreateDevice(ctx, tenant, d.EndpointID)
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return false, err
 		}
 		created = err == nil
-	default:
-		return false, err
+		if owner == "" {
+			// the endpoint was free; whoever created first holds it now
+			if owns, err = a.ownsEndpoint(ctx, tenant, id, d.EndpointID); err != nil {
+				return created, err
+			}
+		}
 	}
 	ops := []any{}
 	if d.Shell {
@@ -134,41 +276,56 @@ func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device
 	}
 	if d.Agent {
 		fields["com_cumulocity_model_Agent"] = map[string]any{}
-	} else {
-		fields["com_cumulocity_model_Agent"] = nil
 	}
-	if _, err := st.UpdateManagedObject(ctx, tenant, id, fields); err != nil {
+	if created {
+		// a new object has nothing to remove: no read-back needed
+		err = st.UpdateFragments(ctx, tenant, id, fields)
+	} else {
+		if !d.Agent {
+			fields["com_cumulocity_model_Agent"] = nil
+		}
+		_, err = st.UpdateManagedObject(ctx, tenant, id, fields)
+	}
+	if err != nil {
 		return created, err
 	}
-	for typ, ext := range map[string]string{"c8y_Lwm2mPskId": d.ExternalLwM2MPSKID, "c8y_BootstrapPskId": d.ExternalBootstrapPSKID} {
-		if ext == "" {
+	for _, e := range exts {
+		if e.ExternalID == "" {
 			continue
 		}
-		err := st.CreateExternalID(ctx, tenant, store.ExternalID{Type: typ, ExternalID: ext, ManagedObjectID: id})
+		e.ManagedObjectID = id
+		err := st.CreateExternalID(ctx, tenant, e)
 		if errors.Is(err, store.ErrConflict) {
-			if cur, err2 := st.GetExternalID(ctx, tenant, typ, ext); err2 == nil && cur.ManagedObjectID == id {
+			if cur, err2 := st.GetExternalID(ctx, tenant, e.Type, e.ExternalID); err2 == nil && cur.ManagedObjectID == id {
 				err = nil
 			} else {
-				err = fmt.Errorf("%s %q belongs to another device", typ, ext)
+				err = fmt.Errorf("%s %q belongs to another device", e.Type, e.ExternalID)
 			}
 		}
 		if err != nil {
 			return created, err
 		}
 	}
-	if err := a.flagDuplicate(ctx, tenant, id, d.EndpointID); err != nil {
-		return created, err
+	if owner != "" && owner != tenant {
+		if err := a.flagDuplicate(ctx, tenant, id, d.EndpointID); err != nil {
+			return created, err
+		}
 	}
-	if err := a.bindPSKIdentities(ctx, tenant, id, d); err != nil {
+	if err := a.rebindPSKIdentities(ctx, tenant, id, pskIdentities(prev.Params), next, owns); err != nil {
 		return created, err
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(d.Credentials), bcrypt.DefaultCost)
-	if err != nil {
-		return created, fmt.Errorf("hash credentials: %w", err)
 	}
 	return created, st.SaveDeviceRegistration(ctx, tenant, id, store.DeviceRegistration{
 		Params: d.Params(), PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: hash,
 	})
+}
+
+// asLineFailure turns a PSK identity conflict into a reason for the line.
+func asLineFailure(err error) error {
+	var pc *pskConflictError
+	if errors.As(err, &pc) {
+		return &lineFailure{reason: pc.Error()}
+	}
+	return err
 }
 
 func firstNonEmpty(s ...string) string {
@@ -185,78 +342,13 @@ func firstNonEmpty(s ...string) string {
 // client binds to, so this one never connects.
 const DuplicateEndpointAlarm = "c8y_LWM2MDuplicateEndpoint"
 
+// flagDuplicate raises the duplicate alarm on the tenant's device, whose
+// endpoint another tenant holds.
 func (a *API) flagDuplicate(ctx context.Context, tenant, id, endpoint string) error {
-	owner, _, err := a.cfg.Store.DeviceByEndpoint(ctx, endpoint)
-	if err != nil || owner == tenant {
-		if errors.Is(err, store.ErrNotFound) {
-			err = nil
-		}
-		return err
-	}
 	// the other tenant is not named: tenants never learn of each other
-	_, err = a.cfg.Store.RaiseAlarm(ctx, tenant, store.Alarm{
+	_, err := a.cfg.Store.RaiseAlarm(ctx, tenant, store.Alarm{
 		Source: id, Type: DuplicateEndpointAlarm, Severity: "MAJOR", Status: "ACTIVE", Time: time.Now().UTC(),
 		Text: fmt.Sprintf("A device with endpoint %q already exists; this device will not be connected", endpoint),
 	})
 	return err
-}
-
-// getBootstrap answers a device's registration and bootstrap parameters.
-// The keys and credentials are write-only: they are not in Params and so
-// never in an answer.
-func (a *API) getBootstrap(w http.ResponseWriter, r *http.Request, u store.User) {
-	id := r.PathValue("id")
-	if _, err := a.cfg.Store.GetManagedObject(r.Context(), u.Tenant, id); err != nil {
-		a.storeError(w, r, "lwm2m", err)
-		return
-	}
-	reg, err := a.cfg.Store.DeviceRegistrationOf(r.Context(), u.Tenant, id)
-	if err != nil {
-		a.storeError(w, r, "lwm2m", err)
-		return
-	}
-	out := make(map[string]any, len(reg.Params)+2)
-	for k, v := range reg.Params {
-		out[k] = v
-	}
-	out["deviceId"] = id
-	out["self"] = self(r, r.URL.Path)
-	writeJSON(w, http.StatusOK, out)
-}
-
-// bindPSKIdentities makes the line's PSK identities name the device in
-// DTLS handshakes, and releases identities an earlier import gave it. A
-// duplicate (its endpoint bound in another tenant) binds nothing: it never
-// connects.
-func (a *API) bindPSKIdentities(ctx context.Context, tenant, id string, d registry.Device) error {
-	st := a.cfg.Store
-	idents := map[string]string{store.PSKServer: d.PSKID, store.PSKBootstrap: d.BootstrapPSKID}
-	paramOf := map[string]string{store.PSKServer: "lwm2mPskId", store.PSKBootstrap: "bootstrapPskId"}
-	prev, err := st.DeviceRegistrationOf(ctx, tenant, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	for kind, ident := range idents {
-		if old, _ := prev.Params[paramOf[kind]].(string); old != "" && old != ident {
-			if err := st.UnbindPSKIdentity(ctx, kind, old, tenant, id); err != nil {
-				return err
-			}
-		}
-	}
-	owner, ownerID, err := st.DeviceByEndpoint(ctx, d.EndpointID)
-	if err != nil || owner != tenant || ownerID != id {
-		return nil
-	}
-	for kind, ident := range idents {
-		if ident == "" {
-			continue
-		}
-		if err := st.BindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("%s PSK identity %q belongs to another device", kind, ident)
-			}
-			return err
-		}
-	}
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
@@ -104,10 +105,29 @@ func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u stor
 			return
 		}
 	}
-	mo, err := a.cfg.Store.UpdateManagedObject(r.Context(), u.Tenant, r.PathValue("id"), numbers(body).(map[string]any))
+	id := r.PathValue("id")
+	var awake *store.DeviceRegistration
+	if v, ok := body[registry.ParamAwakeTime]; ok {
+		// The awake time is a registration parameter too: operations are
+		// delivered by it, and the bootstrap resource shows it. It is
+		// checked before anything is written.
+		reg, value, ok := a.awakeTimeChange(w, r, u.Tenant, id, v)
+		if !ok {
+			return
+		}
+		awake = &reg
+		body[registry.ParamAwakeTime] = value
+	}
+	mo, err := a.cfg.Store.UpdateManagedObject(r.Context(), u.Tenant, id, numbers(body).(map[string]any))
 	if err != nil {
 		a.storeError(w, r, "inventory", err)
 		return
+	}
+	if awake != nil {
+		if err := a.cfg.Store.SaveDeviceRegistration(r.Context(), u.Tenant, id, *awake); err != nil {
+			a.storeError(w, r, "inventory", err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, moJSON(r, mo))
 }

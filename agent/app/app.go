@@ -132,7 +132,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(newCollector(a))
-	h := api.New(api.Config{Store: st, Models: a.Models, Ops: a.Ops, Metrics: reg, Logger: log})
+	h := api.New(api.Config{Store: st, Models: a.Models, Ops: a.Ops, Metrics: reg, Logger: log,
+		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost})
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fail(fmt.Errorf("http api: listen %s: %w", cfg.HTTPAddr, err))

@@ -219,6 +219,8 @@ func TestParseLines(t *testing.T) {
 		{name: "credentials no special", in: strings.Replace(hdr+"\n"+okLine, "Secret-pass-1234!", "Secretpass1234", 1), reason: CredentialsRule},
 		{name: "credentials no upper", in: strings.Replace(hdr+"\n"+okLine, "Secret-pass-1234!", "secret-pass-1234!", 1), reason: CredentialsRule},
 		{name: "credentials no digit", in: strings.Replace(hdr+"\n"+okLine, "Secret-pass-1234!", "Secret-pass-!!!!", 1), reason: CredentialsRule},
+		{name: "credentials too long", in: strings.Replace(hdr+"\n"+okLine, "Secret-pass-1234!", "Secret-pass-1234!"+strings.Repeat("x", 56), 1), reason: "CREDENTIALS: must be at most 72 bytes, this is 73"},
+		{name: "credentials longest", in: strings.Replace(hdr+"\n"+okLine, "Secret-pass-1234!", "Secret-pass-1234!"+strings.Repeat("x", 55), 1)},
 		{name: "server uri scheme", in: strings.Replace(hdr+"\n"+okLine, "coap://h:5783", "http://h:5783", 1), reason: `lwm2m server uri "http://h:5783" must start with coap:// or coaps://`},
 		{name: "server uri no host", in: strings.Replace(hdr+"\n"+okLine, "coap://h:5783", "coap://:5783", 1), reason: `lwm2m server uri "coap://:5783" must be a URL like coap://host:port`},
 		{name: "server uri bad port", in: strings.Replace(hdr+"\n"+okLine, "coap://h:5783", "coap://h:99999", 1), reason: `lwm2m server uri "coap://h:99999" has an invalid port`},

@@ -179,6 +179,10 @@ var mandatory = []field{fID, fIDType, fCredentials, fType, fEndpointID, fServerU
 // CredentialsRule is the reason given for credentials that are too weak.
 const CredentialsRule = "CREDENTIALS: must be at least 12 characters with upper and lower case, a digit and a special character"
 
+// MaxCredentialsBytes is the longest CREDENTIALS: bcrypt, which hashes
+// them, reads no more.
+const MaxCredentialsBytes = 72
+
 // lineParser collects every problem of one line.
 type lineParser struct {
 	raw *[numFields]string
@@ -402,6 +406,8 @@ func parseWith(p *lineParser, opts Options) (Device, []string) {
 		d.IDType = raw[fIDType]
 		if c := p.required(fCredentials); c != "" && !strongCredentials(c) {
 			p.reasons = append(p.reasons, CredentialsRule)
+		} else if len(c) > MaxCredentialsBytes {
+			p.failf("CREDENTIALS: must be at most %d bytes, this is %d", MaxCredentialsBytes, len(c))
 		}
 		d.Credentials = raw[fCredentials]
 		if t := p.required(fType); t != "" && t != "c8y_lwm2m" {
