@@ -128,7 +128,7 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET", "/lwm2m/devices/" + psk + "/objects"},
 	}
 	bodies := map[string]any{
-		"PUT /inventory/managedObjects/" + psk:           map[string]any{"name": "stolen", "awakeTimeRegistrationParameter": 1},
+		"PUT /inventory/managedObjects/" + psk:             map[string]any{"name": "stolen", "awakeTimeRegistrationParameter": 1},
 		"POST /identity/globalIds/" + psk + "/externalIds": map[string]any{"type": "c8y_Serial", "externalId": "stolen"},
 		"PUT /alarm/alarms/" + alarm.ID:                    map[string]any{"status": "CLEARED"},
 		"POST /devicecontrol/operations":                   map[string]any{"deviceId": live, "c8y_Command": map[string]any{"text": "read /3/0"}},
