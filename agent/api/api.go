@@ -67,7 +67,8 @@ type Config struct {
 	// bulk registration; zero takes bcrypt.DefaultCost.
 	CredentialsHashCost int
 	// ImportWorkers bounds how many lines of a bulk file are hashed and
-	// stored at once; zero takes GOMAXPROCS.
+	// stored at once; zero takes twice GOMAXPROCS (hashing is bounded by
+	// GOMAXPROCS on its own; the others wait on the store meanwhile).
 	ImportWorkers int
 }
 
@@ -97,7 +98,7 @@ func New(cfg Config) *API {
 		cfg.CredentialsHashCost = bcrypt.DefaultCost
 	}
 	if cfg.ImportWorkers <= 0 {
-		cfg.ImportWorkers = runtime.GOMAXPROCS(0)
+		cfg.ImportWorkers = 2 * runtime.GOMAXPROCS(0)
 	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
 	a.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{

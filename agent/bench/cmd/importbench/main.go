@@ -1,0 +1,278 @@
+// Command importbench measures bulk registration end to end: it starts
+// bin/lwm2m-agent with a fresh embedded store on loopback, generates a
+// registration file of NO_SEC and PSK devices, posts it to
+// POST /devicecontrol/bulkNewDeviceRequests as one request, and prints the
+// lines per second and the total time, from the first byte sent to the
+// answer (parse, hashing of the credentials, every store write).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const password = "Import-bench-pass-1!"
+
+func main() {
+	var (
+		bin      = flag.String("bin", "bin/lwm2m-agent", "agent binary")
+		count    = flag.Int("count", 100_000, "device lines in the file")
+		pskEach  = flag.Int("psk-every", 2, "every n-th line is a PSK device (0: none)")
+		cost     = flag.Int("hash-cost", 0, "LWM2M_AGENT_CREDENTIALS_HASH_COST for the agent (0: the agent's default)")
+		profile  = flag.String("cpuprofile", "", "write a CPU profile of the agent during the import here")
+		profSecs = flag.Int("profile-seconds", 30, "length of the CPU profile")
+		keep     = flag.Bool("keep", false, "keep the agent's data directory and log")
+	)
+	flag.Parse()
+	if *count < 1 || *count > 100_000 {
+		fail(fmt.Errorf("-count %d: a file holds 1 to 100,000 lines", *count))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+	defer cancel()
+	fmt.Printf("machine: %s, %d cores; agent with embedded store and this client on one machine, loopback\n", hostInfo(), numCPU())
+
+	ag, err := startAgent(ctx, *bin, *cost)
+	if err != nil {
+		fail(err)
+	}
+	defer ag.stop(*keep)
+
+	file, psk := generate(*count, *pskEach)
+	fmt.Printf("file: %d lines (%d NO_SEC, %d PSK), %.1f MiB\n", *count, *count-psk, psk, float64(len(file))/(1<<20))
+
+	if *profile != "" {
+		go ag.cpuProfile(*profile, time.Duration(*profSecs)*time.Second)
+	}
+	cpu0 := cpuSeconds(ag.cmd.Process.Pid)
+	start := time.Now()
+	res, err := ag.bulk(ctx, file)
+	took := time.Since(start)
+	cpu := cpuSeconds(ag.cmd.Process.Pid) - cpu0
+	if err != nil {
+		fail(err)
+	}
+	if res.Created != *count || res.Failed != 0 {
+		fail(fmt.Errorf("%d of %d created, %d failed: %v", res.Created, *count, res.Failed, res.Failures))
+	}
+	fmt.Printf("import: %d devices created in %.1fs: %.0f lines/s (one request, hashing and every store write included)\n",
+		res.Created, took.Seconds(), float64(res.Created)/took.Seconds())
+	// The machine may be shared: the agent's own CPU time per line is the
+	// figure that does not depend on what else runs.
+	fmt.Printf("agent CPU: %.1fs, %.2f ms per line; on %d idle cores at most %.0f lines/s\n",
+		cpu, 1000*cpu/float64(res.Created), numCPU(), float64(res.Created)*float64(numCPU())/cpu)
+}
+
+// cpuSeconds is the user and system time of a process so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// the fields after the command name, which is in parentheses
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // clock ticks; USER_HZ is 100 on Linux
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "importbench:", err)
+	os.Exit(1)
+}
+
+// generate writes a registration file; every pskEach-th line is a PSK
+// device with a server and a bootstrap identity.
+func generate(n, pskEach int) ([]byte, int) {
+	var b bytes.Buffer
+	b.Grow(n * 220)
+	b.WriteString("ID;IDTYPE;CREDENTIALS;NAME;TYPE;SHELL;endpoint id;lwm2m server uri;securityMode;lwm2m psk_id;lwm2m psk_key;bootstrap psk_id;bootstrap psk_key;registrationLifetime;awakeTimeRegistrationParameter\n")
+	psk := 0
+	for i := range n {
+		ep := fmt.Sprintf("bench-%06d", i)
+		if pskEach > 0 && i%pskEach == pskEach-1 {
+			psk++
+			fmt.Fprintf(&b, "%s;c8y_Id;Bench-pass-%06d!;Meter %d;c8y_lwm2m;1;%s;coaps://127.0.0.1:5784;PSK;%s-id;%032x;%s-bs;%032x;300;0\n",
+				ep, i, i, ep, ep, i, ep, i+1)
+			continue
+		}
+		fmt.Fprintf(&b, "%s;c8y_Id;Bench-pass-%06d!;Meter %d;c8y_lwm2m;1;%s;coap://127.0.0.1:5783;NO_SEC;;;;;300;0\n", ep, i, i, ep)
+	}
+	return b.Bytes(), psk
+}
+
+type agent struct {
+	cmd   *exec.Cmd
+	dir   string
+	http  string
+	pprof string
+}
+
+func freeTCP() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func freeUDP() (string, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return c.LocalAddr().String(), nil
+}
+
+func startAgent(ctx context.Context, bin string, cost int) (*agent, error) {
+	dir, err := os.MkdirTemp("", "importbench-")
+	if err != nil {
+		return nil, err
+	}
+	coap, err := freeUDP()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeTCP()
+	if err != nil {
+		return nil, err
+	}
+	pprofAddr, err := freeTCP()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"LWM2M_AGENT_DATA_DIR="+filepath.Join(dir, "data"),
+		"LWM2M_AGENT_COAP_ADDR="+coap,
+		"LWM2M_AGENT_HTTP_ADDR="+httpAddr,
+		"LWM2M_AGENT_ADMIN_PASSWORD="+password,
+		"LWM2M_AGENT_LOG_LEVEL=warn",
+		"LWM2M_AGENT_PPROF_ADDR="+pprofAddr,
+	)
+	if cost > 0 {
+		cmd.Env = append(cmd.Env, "LWM2M_AGENT_CREDENTIALS_HASH_COST="+strconv.Itoa(cost))
+	}
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	a := &agent{cmd: cmd, dir: dir, http: "http://" + httpAddr, pprof: "http://" + pprofAddr}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(a.http + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return a, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			a.stop(true)
+			return nil, fmt.Errorf("agent did not become healthy; log in %s", logf.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (a *agent) stop(keep bool) {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	_ = a.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = a.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = a.cmd.Process.Kill()
+	}
+	a.cmd = nil
+	if keep {
+		fmt.Println("agent data and log kept in", a.dir)
+		return
+	}
+	_ = os.RemoveAll(a.dir)
+}
+
+func (a *agent) cpuProfile(path string, d time.Duration) {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", a.pprof, int(d.Seconds())))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "importbench: profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "importbench: profile:", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
+
+type bulkResult struct {
+	All      int `json:"numberOfAll"`
+	Created  int `json:"numberOfCreated"`
+	Failed   int `json:"numberOfFailed"`
+	Failures []struct {
+		Line   int    `json:"line"`
+		Reason string `json:"failureReason"`
+	} `json:"failedCreationList"`
+}
+
+func (a *agent) bulk(ctx context.Context, file []byte) (bulkResult, error) {
+	var res bulkResult
+	req, err := http.NewRequestWithContext(ctx, "POST", a.http+"/devicecontrol/bulkNewDeviceRequests", bytes.NewReader(file))
+	if err != nil {
+		return res, err
+	}
+	req.SetBasicAuth("management/admin", password)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return res, fmt.Errorf("bulk registration: %s: %s", resp.Status, data)
+	}
+	return res, json.Unmarshal(data, &res)
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
+
+func hostInfo() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+		}
+	}
+	return "unknown cpu"
+}
