@@ -12,7 +12,7 @@ export LWM2M_AGENT_ADMIN_PASSWORD ?= admin-dev-password
 export LWM2M_AGENT_AUTO_REGISTER  ?= true
 export LWM2M_AGENT_DATA_DIR       ?= ./data
 
-.PHONY: all build run simulate test test-short fuzz bench bench-go bench-load lint vet fmt clean
+.PHONY: all build run simulate test test-short fuzz bench bench-go bench-load bench-import lint vet fmt clean
 
 all: build
 
@@ -44,7 +44,7 @@ fuzz:
 	  done; \
 	done
 
-bench: bench-go bench-load
+bench: bench-go bench-load bench-import
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
@@ -52,6 +52,11 @@ bench-go:
 # Load runs with the simulator against a real agent (see README, Performance).
 bench-load: build
 	$(GO) run ./agent/bench/cmd/loadbench
+
+# A 100,000-line bulk registration file (half NO_SEC, half PSK) imported
+# through the API of the real agent (see README, Performance).
+bench-import: build
+	$(GO) run ./agent/bench/cmd/importbench
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

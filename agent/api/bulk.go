@@ -56,10 +56,38 @@ func (a *API) bulkRegister(w http.ResponseWriter, r *http.Request, u store.User)
 	for _, f := range res.Failed {
 		failed = append(failed, bulkFailure{DeviceID: f.DeviceID, Line: f.Line, FailureReason: f.Reason()})
 	}
-	devices, repeats := claimsRepeated(res.Devices)
-	failed = append(failed, repeats...)
+	// An identical repeat of a line (the parser lets it through) is
+	// imported once and shares the first line's outcome, as an update.
+	devices, repeatOf := make([]registry.Device, 0, len(res.Devices)), make(map[int]string)
+	firstOf := make(map[string]bool, len(res.Devices))
+	for _, d := range res.Devices {
+		if firstOf[d.ID] {
+			repeatOf[d.Line] = d.ID
+			continue
+		}
+		firstOf[d.ID] = true
+		devices = append(devices, d)
+	}
+	devices, refused := claimsRepeated(devices)
+	failed = append(failed, refused...)
+	outcomes := a.importAll(r.Context(), u.Tenant, devices)
+	if len(repeatOf) > 0 {
+		byID := make(map[string]importOutcome, len(devices)+len(refused))
+		for i, d := range devices {
+			byID[d.ID] = importOutcome{err: outcomes[i].err}
+		}
+		for _, f := range refused {
+			byID[f.DeviceID] = importOutcome{err: &lineFailure{reason: f.FailureReason}}
+		}
+		for _, d := range res.Devices {
+			if _, ok := repeatOf[d.Line]; ok {
+				outcomes = append(outcomes, byID[d.ID])
+				devices = append(devices, d)
+			}
+		}
+	}
 	created, updated := 0, 0
-	for i, out := range a.importAll(r.Context(), u.Tenant, devices) {
+	for i, out := range outcomes {
 		d := devices[i]
 		var lf *lineFailure
 		switch {

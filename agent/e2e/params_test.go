@@ -321,6 +321,12 @@ func TestBulkPSKIdentitiesBound(t *testing.T) {
 	if c := h.call("GET", "/identity/externalIds/c8y_Id/twin-2", nil, nil); c != 404 {
 		t.Errorf("the repeated line created its device: HTTP %d", c)
 	}
+	// an identical repeat of a line is no conflict with itself
+	file = pskHeader + pskCSVLine("same-1", "05060708") + pskCSVLine("same-1", "05060708")
+	code, res, raw = h.postCSV("management/admin", adminPassword, []byte(file), false)
+	if code != 201 || res.All != 2 || res.Created != 1 || res.Successful != 2 || res.Failed != 0 {
+		t.Fatalf("identical repeat: HTTP %d %s", code, raw)
+	}
 	// re-importing the file changes nothing and fails nothing
 	h.importOK("management/admin", adminPassword, pskHeader+pskCSVLine("bound-1", "0a0b0c0d"))
 	if holder := h.pskHolder(store.PSKServer, "bound-1-id"); holder != "management/"+id {
