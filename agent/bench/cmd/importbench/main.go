@@ -150,6 +150,10 @@ func startAgent(ctx context.Context, bin string, cost int) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	coaps, err := freeUDP()
+	if err != nil {
+		return nil, err
+	}
 	httpAddr, err := freeTCP()
 	if err != nil {
 		return nil, err
@@ -162,6 +166,7 @@ func startAgent(ctx context.Context, bin string, cost int) (*agent, error) {
 	cmd.Env = append(os.Environ(),
 		"LWM2M_AGENT_DATA_DIR="+filepath.Join(dir, "data"),
 		"LWM2M_AGENT_COAP_ADDR="+coap,
+		"LWM2M_AGENT_COAPS_ADDR="+coaps,
 		"LWM2M_AGENT_HTTP_ADDR="+httpAddr,
 		"LWM2M_AGENT_ADMIN_PASSWORD="+password,
 		"LWM2M_AGENT_LOG_LEVEL=warn",
