@@ -9,6 +9,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
 const pskHeader = "ID;IDTYPE;CREDENTIALS;TYPE;endpoint id;lwm2m server uri;securityMode;lwm2m psk_id;lwm2m psk_key;bootstrap psk_id;bootstrap psk_key\n"
@@ -331,5 +332,32 @@ func TestBulkPSKIdentitiesBound(t *testing.T) {
 	h.importOK("management/admin", adminPassword, pskHeader+pskCSVLine("bound-1", "0a0b0c0d"))
 	if holder := h.pskHolder(store.PSKServer, "bound-1-id"); holder != "management/"+id {
 		t.Errorf("after re-import: held by %q", holder)
+	}
+}
+
+// A key and identity changed at the bootstrap resource are the ones the
+// DTLS port accepts from then on; the old ones open no session.
+func TestPSKChangeTakesEffectOverDTLS(t *testing.T) {
+	h := startAgent(t, withAutoRegister(false), func(c *config.Config) { c.DTLSHandshakeTimeout = time.Second })
+	h.importOK("management/admin", adminPassword, pskHeader+pskCSVLine("rekey", "00010203"))
+	id := h.device("rekey").str("id")
+	if _, err := dialPSK(t, h.agent.CoAPSAddr, "rekey-id", []byte{0, 1, 2, 3}); err != nil {
+		t.Fatalf("handshake with the imported identity and key: %v", err)
+	}
+	if c := h.call("PUT", "/lwm2m/devices/"+id+"/bootstrap", map[string]any{"lwm2mPskId": "rekey-2", "lwm2mPskKey": "f0f1f2f3f4f5"}, nil); c != 200 {
+		t.Fatalf("PUT: HTTP %d", c)
+	}
+	if _, err := dialPSK(t, h.agent.CoAPSAddr, "rekey-id", []byte{0, 1, 2, 3}); err == nil {
+		t.Error("the old identity still opens a session")
+	}
+	if _, err := dialPSK(t, h.agent.CoAPSAddr, "rekey-2", []byte{0, 1, 2, 3}); err == nil {
+		t.Error("the new identity opens a session with the old key")
+	}
+	c, err := dialPSK(t, h.agent.CoAPSAddr, "rekey-2", []byte{0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5})
+	if err != nil {
+		t.Fatalf("handshake with the new identity and key: %v", err)
+	}
+	if code := register(t, c, "rekey"); code != codes.Created {
+		t.Fatalf("register with the new credentials: %v, want 2.01", code)
 	}
 }
