@@ -39,37 +39,45 @@ func main() {
 		samples   = flag.Int("read-samples", 300, "shell reads timed")
 		notifiers = flag.Int("notifiers", 100, "devices notifying during the read test")
 		notifyInt = flag.Duration("notify-interval", 20*time.Millisecond, "notification interval of those devices")
+		dtlsCount = flag.String("dtls-devices", "2000,10000", "PSK device counts registered over DTLS, each with a full handshake; memory is measured at each (ascending)")
+		bsCount   = flag.Int("bootstrap-devices", 2000, "devices (half NO_SEC, half PSK) that bootstrap, then register")
+		phases    = flag.String("phases", "plain,read,dtls,bootstrap", "which runs to do")
 	)
 	flag.Parse()
 	counts, err := parseCounts(*devices)
 	if err != nil {
 		fail(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	dtlsCounts, err := parseCounts(*dtlsCount)
+	if err != nil {
+		fail(err)
+	}
+	run := map[string]bool{}
+	for _, p := range strings.Split(*phases, ",") {
+		run[strings.TrimSpace(p)] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulators on one machine, loopback\n", hostInfo(), numCPU())
 
-	ag, err := startAgent(ctx, *bin)
-	if err != nil {
-		fail(err)
+	phase := func(name string, f func(a *agent) error) {
+		if !run[name] {
+			return
+		}
+		a, err := startAgent(ctx, *bin)
+		if err != nil {
+			fail(err)
+		}
+		err = f(a)
+		a.stop()
+		if err != nil {
+			fail(fmt.Errorf("%s: %w", name, err))
+		}
 	}
-	defer ag.stop()
-
-	if err := registrations(ctx, ag, *bin, counts, *perProc); err != nil {
-		ag.stop()
-		fail(err)
-	}
-	ag.stop()
-
-	ag2, err := startAgent(ctx, *bin)
-	if err != nil {
-		fail(err)
-	}
-	defer ag2.stop()
-	if err := readRoundTrip(ctx, ag2, *bin, *samples, *notifiers, *notifyInt); err != nil {
-		ag2.stop()
-		fail(err)
-	}
+	phase("plain", func(a *agent) error { return registrations(ctx, a, *bin, counts, *perProc) })
+	phase("read", func(a *agent) error { return readRoundTrip(ctx, a, *bin, *samples, *notifiers, *notifyInt) })
+	phase("dtls", func(a *agent) error { return dtlsRegistrations(ctx, a, *bin, dtlsCounts) })
+	phase("bootstrap", func(a *agent) error { return bootstrapFlows(ctx, a, *bin, *bsCount) })
 }
 
 func fail(err error) {
