@@ -87,15 +87,15 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	}
 	secure := cfg.SecureListener
 	if secure == nil && cfg.SecureAddr != "" {
-		dcfg := psk.ServerConfig(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"))
 		// a new handshake counts against its peer's rate like a datagram
-		dcfg.OnConnectionAttempt = func(a net.Addr) error {
+		attempt := func(a net.Addr) error {
 			if !limiter.Allow(addrString(a), time.Now()) {
 				return ratelimit.ErrLimited
 			}
 			return nil
 		}
-		l, err := psk.Listen(cfg.SecureAddr, dcfg, cfg.DTLS)
+		opts := psk.ServerOptions(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), attempt)
+		l, err := psk.Listen(cfg.SecureAddr, opts, cfg.DTLS)
 		if err != nil {
 			_ = plain.Close()
 			return nil, fmt.Errorf("new bootstrap server: %w", err)

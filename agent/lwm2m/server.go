@@ -122,15 +122,15 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	}
 	var secure *psk.Listener
 	if cfg.SecureAddr != "" {
-		dcfg := psk.ServerConfig(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"))
 		// a new handshake counts against its peer's rate like a datagram
-		dcfg.OnConnectionAttempt = func(a net.Addr) error {
+		attempt := func(a net.Addr) error {
 			if !limiter.Allow(addrString(a), time.Now()) {
 				return ratelimit.ErrLimited
 			}
 			return nil
 		}
-		secure, err = psk.Listen(cfg.SecureAddr, dcfg, cfg.DTLS)
+		opts := psk.ServerOptions(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), attempt)
+		secure, err = psk.Listen(cfg.SecureAddr, opts, cfg.DTLS)
 		if err != nil {
 			_ = l.Close()
 			return nil, fmt.Errorf("new lwm2m server: %w", err)

@@ -73,16 +73,17 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// ServerConfig returns the DTLS server configuration: PSK only, keys from
-// keys, Connection IDs offered to clients that support them. The PSK
-// callback never logs a key; an unknown identity ends the handshake.
-func ServerConfig(keys KeyFunc, lim Limits, log *slog.Logger) *dtls.Config {
+// ServerOptions are the DTLS server options: PSK only, keys from keys,
+// Connection IDs offered to clients that support them, and attempt (when
+// not nil) asked about every new handshake's peer. The PSK callback never
+// logs a key; an unknown identity ends the handshake.
+func ServerOptions(keys KeyFunc, lim Limits, log *slog.Logger, attempt func(net.Addr) error) []dtls.ServerOption {
 	lim = lim.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &dtls.Config{
-		PSK: func(identity []byte) ([]byte, error) {
+	opts := []dtls.ServerOption{
+		dtls.WithPSK(func(identity []byte) ([]byte, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), lim.KeyTimeout)
 			defer cancel()
 			key, err := keys(ctx, string(identity))
@@ -94,14 +95,18 @@ func ServerConfig(keys KeyFunc, lim Limits, log *slog.Logger) *dtls.Config {
 				return nil, fmt.Errorf("psk identity %q: %w", identity, ErrUnknownIdentity)
 			}
 			return key, nil
-		},
+		}),
 		// Clients choose the identity; the hint only has to be present.
-		PSKIdentityHint:       []byte("lwm2m-agent"),
-		CipherSuites:          CipherSuites,
-		ExtendedMasterSecret:  dtls.RequestExtendedMasterSecret,
-		ConnectionIDGenerator: dtls.RandomCIDGenerator(CIDSize),
-		FlightInterval:        time.Second,
+		dtls.WithPSKIdentityHint([]byte("lwm2m-agent")),
+		dtls.WithCipherSuites(CipherSuites...),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(CIDSize)),
+		dtls.WithFlightInterval(time.Second),
 	}
+	if attempt != nil {
+		opts = append(opts, dtls.WithOnConnectionAttempt(attempt))
+	}
+	return opts
 }
 
 // Identity returns the PSK identity a client authenticated with on c, a
@@ -134,10 +139,11 @@ type Listener struct {
 	failed     atomic.Int64
 }
 
-// Listen binds addr ("host:port", "udp" network) for DTLS with cfg.
-func Listen(addr string, cfg *dtls.Config, lim Limits) (*Listener, error) {
+// Listen binds addr ("host:port", "udp" network) for DTLS with opts
+// (ServerOptions).
+func Listen(addr string, opts []dtls.ServerOption, lim Limits) (*Listener, error) {
 	lim = lim.withDefaults()
-	l, err := coapNet.NewDTLSListener("udp", addr, cfg)
+	l, err := coapNet.NewDTLSListener("udp", addr, coapNet.NewDTLSServerOptions(opts...))
 	if err != nil {
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
 	}
