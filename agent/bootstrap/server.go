@@ -87,15 +87,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	}
 	secure := cfg.SecureListener
 	if secure == nil && cfg.SecureAddr != "" {
-		// a new handshake counts against its peer's rate like a datagram
-		attempt := func(a net.Addr) error {
-			if !limiter.Allow(addrString(a), time.Now()) {
-				return ratelimit.ErrLimited
-			}
-			return nil
-		}
-		opts := psk.ServerOptions(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), attempt)
-		l, err := psk.Listen(cfg.SecureAddr, opts, cfg.DTLS)
+		l, err := psk.Listen(cfg.SecureAddr, cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), limiter)
 		if err != nil {
 			_ = plain.Close()
 			return nil, fmt.Errorf("new bootstrap server: %w", err)

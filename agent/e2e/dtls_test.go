@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -166,25 +164,23 @@ func TestPSKDevicesConnectOnlyAsThemselves(t *testing.T) {
 		t.Fatalf("psk-b over DTLS: %v, want 2.01", code)
 	}
 	h.eventually(5*time.Second, func() error {
-		resp, err := http.Get(h.base + "/metrics")
+		text, err := h.metrics()
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		text, _ := io.ReadAll(resp.Body)
 		// the wrong key's client may retransmit its hello into a second
 		// failed handshake
-		if !strings.Contains(string(text), "\nlwm2m_agent_dtls_sessions 2\n") ||
-			strings.Contains(string(text), "\nlwm2m_agent_dtls_handshake_failures_total 0\n") {
+		if !strings.Contains(text, "\nlwm2m_agent_dtls_sessions 2\n") ||
+			strings.Contains(text, "\nlwm2m_agent_dtls_handshake_failures_total 0\n") {
 			return fmt.Errorf("/metrics, want 2 sessions and failed handshakes:\n%s", grepDTLS(text))
 		}
 		return nil
 	})
 }
 
-func grepDTLS(text []byte) string {
+func grepDTLS(text string) string {
 	var out []string
-	for _, l := range strings.Split(string(text), "\n") {
+	for _, l := range strings.Split(text, "\n") {
 		if strings.HasPrefix(l, "lwm2m_agent_dtls") {
 			out = append(out, l)
 		}
@@ -221,13 +217,11 @@ func TestPSKDeviceKeepsSessionAcrossAddressChange(t *testing.T) {
 	if op := h.shell(id, "read /3/0/0", 10*time.Second); op.Status != "SUCCESSFUL" {
 		t.Fatalf("read after the address change: %s %s", op.Status, op.FailureReason)
 	}
-	resp, err := http.Get(h.base + "/metrics")
+	text, err := h.metrics()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	text, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(text), "\nlwm2m_agent_dtls_sessions 1\n") {
+	if !strings.Contains(text, "\nlwm2m_agent_dtls_sessions 1\n") {
 		t.Fatalf("want the one session:\n%s", grepDTLS(text))
 	}
 	if n := len(h.events(id, "c8y_LWM2MDeviceRegistration")); n != 1 {

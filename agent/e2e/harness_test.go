@@ -114,6 +114,19 @@ func (h *harness) call(method, path string, body any, out any) int {
 
 func (h *harness) callAs(user, pass, method, path string, body any, out any) int {
 	h.t.Helper()
+	code, data := h.send(user, pass, method, path, body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			h.t.Fatalf("%s %s: HTTP %d: decode %q: %v", method, path, code, data, err)
+		}
+	}
+	return code
+}
+
+// send makes an API request with a JSON body and returns the status and
+// the answer's body.
+func (h *harness) send(user, pass, method, path string, body any) (int, []byte) {
+	h.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -136,12 +149,7 @@ func (h *harness) callAs(user, pass, method, path string, body any, out any) int
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			h.t.Fatalf("%s %s: %s: decode %q: %v", method, path, resp.Status, data, err)
-		}
-	}
-	return resp.StatusCode
+	return resp.StatusCode, data
 }
 
 // eventually retries f until it returns nil or the time is up.
@@ -267,4 +275,18 @@ func (h *harness) objectValue(deviceID, path string) (string, bool) {
 
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
+}
+
+// metrics returns the agent's /metrics page.
+func (h *harness) metrics() (string, error) {
+	resp, err := http.Get(h.base + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("/metrics: HTTP %d", resp.StatusCode)
+	}
+	return string(text), err
 }

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -20,30 +17,9 @@ type answers struct{ strings.Builder }
 // rawAs makes a request and returns the status and the body as text.
 func (h *harness) rawAs(seen *answers, user, pass, method, path string, body any) (int, string) {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, h.base+path, rd)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.SetBasicAuth(user, pass)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	code, data := h.send(user, pass, method, path, body)
 	seen.Write(data)
-	return resp.StatusCode, string(data)
+	return code, string(data)
 }
 
 // A user of one tenant neither reads nor changes another tenant's objects:

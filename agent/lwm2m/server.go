@@ -122,15 +122,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	}
 	var secure *psk.Listener
 	if cfg.SecureAddr != "" {
-		// a new handshake counts against its peer's rate like a datagram
-		attempt := func(a net.Addr) error {
-			if !limiter.Allow(addrString(a), time.Now()) {
-				return ratelimit.ErrLimited
-			}
-			return nil
-		}
-		opts := psk.ServerOptions(cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), attempt)
-		secure, err = psk.Listen(cfg.SecureAddr, opts, cfg.DTLS)
+		secure, err = psk.Listen(cfg.SecureAddr, cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), limiter)
 		if err != nil {
 			_ = l.Close()
 			return nil, fmt.Errorf("new lwm2m server: %w", err)

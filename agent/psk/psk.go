@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/ratelimit"
 	"github.com/pion/dtls/v3"
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
 )
@@ -73,11 +74,12 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// ServerOptions are the DTLS server options: PSK only, keys from keys,
-// Connection IDs offered to clients that support them, and attempt (when
-// not nil) asked about every new handshake's peer. The PSK callback never
-// logs a key; an unknown identity ends the handshake.
-func ServerOptions(keys KeyFunc, lim Limits, log *slog.Logger, attempt func(net.Addr) error) []dtls.ServerOption {
+// serverOptions are the DTLS server options: PSK only, keys from keys,
+// Connection IDs offered to clients that support them, and each new
+// handshake counted against its peer's rate in peers (nil: no limit), like
+// a datagram. The PSK callback never logs a key; an unknown identity ends
+// the handshake.
+func serverOptions(keys KeyFunc, lim Limits, log *slog.Logger, peers *ratelimit.Peers) []dtls.ServerOption {
 	lim = lim.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -103,8 +105,13 @@ func ServerOptions(keys KeyFunc, lim Limits, log *slog.Logger, attempt func(net.
 		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(CIDSize)),
 		dtls.WithFlightInterval(time.Second),
 	}
-	if attempt != nil {
-		opts = append(opts, dtls.WithOnConnectionAttempt(attempt))
+	if peers != nil {
+		opts = append(opts, dtls.WithOnConnectionAttempt(func(a net.Addr) error {
+			if !peers.Allow(a.String(), time.Now()) {
+				return ratelimit.ErrLimited
+			}
+			return nil
+		}))
 	}
 	return opts
 }
@@ -139,10 +146,12 @@ type Listener struct {
 	failed     atomic.Int64
 }
 
-// Listen binds addr ("host:port", "udp" network) for DTLS with opts
-// (ServerOptions).
-func Listen(addr string, opts []dtls.ServerOption, lim Limits) (*Listener, error) {
+// Listen binds addr ("host:port", "udp" network) for DTLS-PSK with keys
+// from keys, within lim; peers (nil: no limit) bounds each peer's rate of
+// new handshakes.
+func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *ratelimit.Peers) (*Listener, error) {
 	lim = lim.withDefaults()
+	opts := serverOptions(keys, lim, log, peers)
 	l, err := coapNet.NewDTLSListener("udp", addr, coapNet.NewDTLSServerOptions(opts...))
 	if err != nil {
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)

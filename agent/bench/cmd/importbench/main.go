@@ -7,13 +7,14 @@
 package main
 
 import (
+	"github.com/lwm2m-agent/lwm2m-agent/agent/bench/machine"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,7 +42,8 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
-	fmt.Printf("machine: %s, %d cores; agent with embedded store and this client on one machine, loopback\n", hostInfo(), numCPU())
+	cpuModel, cores := machine.CPU()
+	fmt.Printf("machine: %s, %d cores; agent with embedded store and this client on one machine, loopback\n", cpuModel, cores)
 
 	ag, err := startAgent(ctx, *bin, *cost)
 	if err != nil {
@@ -71,7 +73,7 @@ func main() {
 	// The machine may be shared: the agent's own CPU time per line is the
 	// figure that does not depend on what else runs.
 	fmt.Printf("agent CPU: %.1fs, %.2f ms per line; on %d idle cores at most %.0f lines/s\n",
-		cpu, 1000*cpu/float64(res.Created), numCPU(), float64(res.Created)*float64(numCPU())/cpu)
+		cpu, 1000*cpu/float64(res.Created), cores, float64(res.Created)*float64(cores)/cpu)
 }
 
 // cpuSeconds is the user and system time of a process so far.
@@ -123,42 +125,24 @@ type agent struct {
 	pprof string
 }
 
-func freeTCP() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func freeUDP() (string, error) {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	return c.LocalAddr().String(), nil
-}
-
 func startAgent(ctx context.Context, bin string, cost int) (*agent, error) {
 	dir, err := os.MkdirTemp("", "importbench-")
 	if err != nil {
 		return nil, err
 	}
-	coap, err := freeUDP()
+	coap, err := machine.FreePort("udp")
 	if err != nil {
 		return nil, err
 	}
-	coaps, err := freeUDP()
+	coaps, err := machine.FreePort("udp")
 	if err != nil {
 		return nil, err
 	}
-	httpAddr, err := freeTCP()
+	httpAddr, err := machine.FreePort("tcp")
 	if err != nil {
 		return nil, err
 	}
-	pprofAddr, err := freeTCP()
+	pprofAddr, err := machine.FreePort("tcp")
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +151,8 @@ func startAgent(ctx context.Context, bin string, cost int) (*agent, error) {
 		"LWM2M_AGENT_DATA_DIR="+filepath.Join(dir, "data"),
 		"LWM2M_AGENT_COAP_ADDR="+coap,
 		"LWM2M_AGENT_COAPS_ADDR="+coaps,
+		"LWM2M_AGENT_BOOTSTRAP_ADDR=", // off
+		"LWM2M_AGENT_BOOTSTRAPS_ADDR=",
 		"LWM2M_AGENT_HTTP_ADDR="+httpAddr,
 		"LWM2M_AGENT_ADMIN_PASSWORD="+password,
 		"LWM2M_AGENT_LOG_LEVEL=warn",
@@ -265,19 +251,4 @@ func (a *agent) bulk(ctx context.Context, file []byte) (bulkResult, error) {
 		return res, fmt.Errorf("bulk registration: %s: %s", resp.Status, data)
 	}
 	return res, json.Unmarshal(data, &res)
-}
-
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "processor\t:")
-}
-
-func hostInfo() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "model name") {
-			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-		}
-	}
-	return "unknown cpu"
 }

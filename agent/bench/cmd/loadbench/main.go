@@ -6,6 +6,8 @@
 package main
 
 import (
+	"github.com/lwm2m-agent/lwm2m-agent/agent/bench/machine"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -14,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,7 +59,8 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulators on one machine, loopback\n", hostInfo(), numCPU())
+	cpuModel, cores := machine.CPU()
+	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulators on one machine, loopback\n", cpuModel, cores)
 
 	phase := func(name string, f func(a *agent) error) {
 		if !run[name] {
@@ -111,51 +113,32 @@ type agent struct {
 	children []*exec.Cmd
 }
 
-func freePort(network string) (string, error) {
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		defer c.Close()
-		return c.LocalAddr().String(), nil
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		defer l.Close()
-		return l.Addr().String(), nil
-	}
-}
-
 func startAgent(ctx context.Context, bin string) (*agent, error) {
 	dir, err := os.MkdirTemp("", "loadbench-")
 	if err != nil {
 		return nil, err
 	}
-	coap, err := freePort("udp")
+	coap, err := machine.FreePort("udp")
 	if err != nil {
 		return nil, err
 	}
-	coaps, err := freePort("udp")
+	coaps, err := machine.FreePort("udp")
 	if err != nil {
 		return nil, err
 	}
-	bs, err := freePort("udp")
+	bs, err := machine.FreePort("udp")
 	if err != nil {
 		return nil, err
 	}
-	bss, err := freePort("udp")
+	bss, err := machine.FreePort("udp")
 	if err != nil {
 		return nil, err
 	}
-	httpAddr, err := freePort("tcp")
+	httpAddr, err := machine.FreePort("tcp")
 	if err != nil {
 		return nil, err
 	}
-	pprofAddr, err := freePort("tcp")
+	pprofAddr, err := machine.FreePort("tcp")
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +244,20 @@ func (a *agent) metric(name string) (float64, error) {
 	return 0, fmt.Errorf("metric %s not found", name)
 }
 
+// settledRSS waits until idle devices are past the idle timeout and the
+// store settled, makes the agent collect, and returns its resident set.
+func (a *agent) settledRSS() (int64, error) {
+	time.Sleep(idleTimeout + 10*time.Second)
+	// a heap profile with gc=1 makes the agent collect, so the heap
+	// figure is what idle devices keep, not garbage of the burst
+	if resp, err := http.Get(a.pprof + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	time.Sleep(5 * time.Second)
+	return rssKiB(a.cmd.Process.Pid)
+}
+
 func rssKiB(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -319,15 +316,7 @@ func registrations(ctx context.Context, a *agent, bin string, counts []int, perP
 		took := time.Since(t0)
 		fmt.Printf("registrations: %d new devices registered and stored in %.1fs: %.0f registrations/s (auto-registration creates each device on first contact)\n",
 			target-before, took.Seconds(), float64(target-before)/took.Seconds())
-		time.Sleep(idleTimeout + 10*time.Second) // devices idle past the timeout; the store settles
-		// a heap profile with gc=1 makes the agent collect, so the heap
-		// figure is what idle devices keep, not garbage of the burst
-		if resp, err := http.Get(a.pprof + "/debug/pprof/heap?gc=1"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		time.Sleep(5 * time.Second)
-		kb, err := rssKiB(a.cmd.Process.Pid)
+		kb, err := a.settledRSS()
 		if err != nil {
 			return err
 		}
@@ -453,18 +442,3 @@ func readRoundTrip(ctx context.Context, a *agent, bin string, samples, notifiers
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "processor\t:")
-}
-
-func hostInfo() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "model name") {
-			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-		}
-	}
-	return "unknown cpu"
-}

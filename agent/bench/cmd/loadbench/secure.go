@@ -89,13 +89,7 @@ func dtlsRegistrations(ctx context.Context, a *agent, bin string, counts []int) 
 		fmt.Printf("dtls registrations: %d PSK devices, each a full DTLS-PSK handshake and a Register, stored in %.1fs: %.0f registrations/s\n",
 			n, took.Seconds(), float64(n)/took.Seconds())
 		started = target
-		time.Sleep(idleTimeout + 10*time.Second)
-		if resp, err := http.Get(a.pprof + "/debug/pprof/heap?gc=1"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		time.Sleep(5 * time.Second)
-		kb, err := rssKiB(a.cmd.Process.Pid)
+		kb, err := a.settledRSS()
 		if err != nil {
 			return err
 		}
