@@ -121,6 +121,10 @@ func serverOptions(keys KeyFunc, lim Limits, log *slog.Logger, peers *ratelimit.
 // connection that is not DTLS or has not finished its handshake.
 func Identity(c net.Conn) (identity string, ok bool) {
 	if s, isSession := c.(*session); isSession {
+		// read once after the handshake: the state is cloned on each read
+		if id := s.identity.Load(); id != nil {
+			return *id, true
+		}
 		c = s.Conn
 	}
 	d, isDTLS := c.(*dtls.Conn)
@@ -196,6 +200,8 @@ type session struct {
 	started atomic.Bool // the first HandshakeContext call took the limits
 	counted atomic.Bool // counted in l.sessions
 	closed  atomic.Bool
+	// identity is the client's PSK identity, set once the handshake is done.
+	identity atomic.Pointer[string]
 }
 
 var errTooMany = errors.New("dtls: too many sessions or handshakes")
@@ -232,6 +238,9 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 	// bound, so the session limit may be passed by at most that many.
 	s.l.sessions.Add(1)
 	s.counted.Store(true)
+	if id, ok := Identity(s.Conn); ok {
+		s.identity.Store(&id)
+	}
 	return nil
 }
 
