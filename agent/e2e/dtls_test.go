@@ -228,3 +228,57 @@ func TestPSKDeviceKeepsSessionAcrossAddressChange(t *testing.T) {
 		t.Fatalf("%d registrations, want 1 (no new handshake, no re-register)", n)
 	}
 }
+
+// When a silent device's DTLS session is closed, only the device can open
+// a new one: an operation created meanwhile waits PENDING (it does not
+// fail), and runs once the device connects and registers again.
+func TestOperationWaitsForClosedDTLSSession(t *testing.T) {
+	h := startAgent(t, withAutoRegister(false), withRequestTimeout(time.Second), func(c *config.Config) {
+		c.DTLSSessionIdleTimeout = 2 * time.Second
+	})
+	if code, res, raw := h.postCSV("management/admin", adminPassword, []byte(pskCSV), false); code != 201 || res.Created != 3 {
+		t.Fatalf("import: HTTP %d %s", code, raw)
+	}
+	a, err := dialPSK(t, h.agent.CoAPSAddr, "identity-a", keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := register(t, a, "psk-a"); code != codes.Created {
+		t.Fatalf("register: %v", code)
+	}
+	id := h.device("psk-a").str("id")
+	h.eventually(10*time.Second, func() error {
+		text, err := h.metrics()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(text, "\nlwm2m_agent_dtls_sessions 0\n") {
+			return fmt.Errorf("session still open:\n%s", grepDTLS(text))
+		}
+		return nil
+	})
+	var op operation
+	if code := h.call("POST", "/devicecontrol/operations", map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": "read /3/0/0"}}, &op); code != 201 {
+		t.Fatalf("create operation: HTTP %d", code)
+	}
+	time.Sleep(1500 * time.Millisecond) // longer than the request timeout
+	h.call("GET", "/devicecontrol/operations/"+op.ID, nil, &op)
+	if op.Status != "PENDING" {
+		t.Fatalf("operation for a device without a session is %s (%s), want PENDING", op.Status, op.FailureReason)
+	}
+	// the device comes back: a new handshake and a Register
+	again, err := dialPSK(t, h.agent.CoAPSAddr, "identity-a", keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := register(t, again, "psk-a"); code != codes.Created {
+		t.Fatalf("register again: %v", code)
+	}
+	h.eventually(10*time.Second, func() error {
+		h.call("GET", "/devicecontrol/operations/"+op.ID, nil, &op)
+		if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "Secure Meters Ltd") {
+			return fmt.Errorf("operation %s %q %s", op.Status, op.Command.Result, op.FailureReason)
+		}
+		return nil
+	})
+}
