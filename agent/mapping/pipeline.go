@@ -1,0 +1,256 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+// Observer starts observations on a registered device; the LwM2M server
+// is one.
+type Observer interface {
+	Observe(ctx context.Context, endpoint string, p node.Path) ([]node.Record, error)
+}
+
+// ValueSink records last known values; the first answer of an automatic
+// observation goes there as well as through the mapper.
+type ValueSink interface {
+	Add(ctx context.Context, tenant, device string, recs []node.Record)
+}
+
+// Config wires a Pipeline.
+type Config struct {
+	Store *store.Store // required
+	// Source gives the tenants' functionalities; nil means none (the
+	// default mappings apply).
+	Source Source
+	// Decoder takes the values of decoder:<name> resources; with none,
+	// such values raise the mapping alarm.
+	Decoder Decoder
+	// Values records the first answers of automatic observations.
+	Values ValueSink
+	Mapper MapperOptions
+	Writer WriterOptions
+	// ObserveWorkers bound the automatic observations under way at once
+	// (default 4); ObserveQueue bounds the registrations waiting for them
+	// (default 1024); ObserveTimeout bounds each Observe (default 30 s).
+	ObserveWorkers int
+	ObserveQueue   int
+	ObserveTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Stats counts what the pipeline did.
+type Stats struct {
+	Values       int64 // values mapped
+	MapFailures  int64 // batches not mapped (functionalities unavailable)
+	Lost         int64 // outputs not queued because the caller gave up
+	Decodes      int64 // values handed to the decoder
+	AutoObserved int64 // observations started at registration
+	ObserveFails int64 // of those, failed
+	Writer       WriterStats
+}
+
+// Pipeline is what every value a device reports goes through: the Mapper
+// turns it into measurements, events, alarms, inventory updates and
+// decoder requests, and the Writer stores them. It also starts, at every
+// full registration, the observations the functionalities ask for.
+type Pipeline struct {
+	cfg    Config
+	log    *slog.Logger
+	mapper *Mapper
+	writer *Writer
+
+	mu       sync.RWMutex
+	observer Observer
+
+	registered chan registration
+
+	values, mapFailures, lost, decodes, observed, observeFails atomic.Int64
+}
+
+type registration struct {
+	dev     Device
+	objects []node.Path
+}
+
+// New returns a pipeline; run its writer with RunWriter and its automatic
+// observations with RunObservers.
+func New(cfg Config) *Pipeline {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ObserveWorkers <= 0 {
+		cfg.ObserveWorkers = 4
+	}
+	if cfg.ObserveQueue <= 0 {
+		cfg.ObserveQueue = 1024
+	}
+	if cfg.ObserveTimeout <= 0 {
+		cfg.ObserveTimeout = 30 * time.Second
+	}
+	if cfg.Writer.Logger == nil {
+		cfg.Writer.Logger = cfg.Logger
+	}
+	return &Pipeline{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "pipeline"),
+		mapper:     NewMapper(cfg.Source, cfg.Mapper),
+		writer:     NewWriter(cfg.Store, cfg.Writer),
+		registered: make(chan registration, cfg.ObserveQueue),
+	}
+}
+
+// Mapper returns the pipeline's mapper.
+func (p *Pipeline) Mapper() *Mapper { return p.mapper }
+
+// SetObserver sets who starts automatic observations; call it before
+// RunObservers. Without one, none are started.
+func (p *Pipeline) SetObserver(o Observer) {
+	p.mu.Lock()
+	p.observer = o
+	p.mu.Unlock()
+}
+
+// Stats returns the pipeline's counters.
+func (p *Pipeline) Stats() Stats {
+	return Stats{
+		Values: p.values.Load(), MapFailures: p.mapFailures.Load(), Lost: p.lost.Load(),
+		Decodes: p.decodes.Load(), AutoObserved: p.observed.Load(), ObserveFails: p.observeFails.Load(),
+		Writer: p.writer.Stats(),
+	}
+}
+
+// Handle maps a batch of a device's values and queues the outputs. It
+// blocks while the writer's queue is full (back-pressure on the device's
+// exchange), until ctx ends.
+func (p *Pipeline) Handle(ctx context.Context, in Input) {
+	if len(in.Records) == 0 {
+		return
+	}
+	out, err := p.mapper.Map(ctx, in)
+	if err != nil {
+		p.mapFailures.Add(1)
+		p.log.Error("values not mapped", "device", in.ID, "endpoint", in.Endpoint, "count", len(in.Records), "err", err)
+		return
+	}
+	p.values.Add(int64(len(in.Records)))
+	if len(out.Decodes) > 0 {
+		p.decode(ctx, &out)
+	}
+	if err := p.writer.Add(ctx, out); err != nil {
+		p.lost.Add(int64(out.Len()))
+		p.log.Error("pipeline outputs lost: queue full until the exchange ended", "device", in.ID, "count", out.Len(), "err", err)
+	}
+}
+
+// decode hands the raw values to the decoder; values it cannot take raise
+// the mapping alarm, so that nothing is dropped unseen.
+func (p *Pipeline) decode(ctx context.Context, out *Output) {
+	reqs := out.Decodes
+	out.Decodes = nil
+	var err error
+	if p.cfg.Decoder == nil {
+		err = fmt.Errorf("no decoder is configured")
+	} else {
+		err = p.cfg.Decoder.Queue(ctx, reqs)
+	}
+	if err == nil {
+		p.decodes.Add(int64(len(reqs)))
+		return
+	}
+	for _, r := range reqs {
+		p.mapper.mappingError(out, textContext{value: r.Value, path: r.Path, endpoint: r.Endpoint, device: r.ID, time: r.Time},
+			fmt.Sprintf("decoder %q: %v", r.Decoder, err))
+	}
+}
+
+// Registered queues the automatic observations of a device that has just
+// registered (a full registration: the device forgot its observations).
+// objects are the instances (and objects) it registered. It blocks while
+// the queue is full, until ctx ends.
+func (p *Pipeline) Registered(ctx context.Context, dev Device, objects []node.Path) {
+	select {
+	case p.registered <- registration{dev: dev, objects: slices.Clone(objects)}:
+	case <-ctx.Done():
+		p.log.Warn("automatic observations not started: queue full", "device", dev.ID, "endpoint", dev.Endpoint)
+	}
+}
+
+// RunObservers starts the automatic observations of registered devices
+// with ObserveWorkers workers until ctx ends.
+func (p *Pipeline) RunObservers(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range p.cfg.ObserveWorkers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case r := <-p.registered:
+					p.autoObserve(ctx, r)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (p *Pipeline) autoObserve(ctx context.Context, r registration) {
+	p.mu.RLock()
+	obs := p.observer
+	p.mu.RUnlock()
+	if obs == nil {
+		return
+	}
+	log := p.log.With("endpoint", r.dev.Endpoint, "device", r.dev.ID)
+	resources := map[uint16][]uint16{}
+	for _, inst := range r.objects {
+		if inst.Depth != 2 {
+			continue // an object without instances has nothing to observe
+		}
+		ids, ok := resources[inst.Object]
+		if !ok {
+			var err error
+			if ids, err = p.mapper.AutoObserved(ctx, r.dev.Tenant, inst.Object); err != nil {
+				log.Error("automatic observations", "object", inst.Object, "err", err)
+				continue
+			}
+			slices.Sort(ids)
+			resources[inst.Object] = ids
+		}
+		for _, res := range ids {
+			if ctx.Err() != nil {
+				return
+			}
+			path := inst.Child(res)
+			octx, cancel := context.WithTimeout(ctx, p.cfg.ObserveTimeout)
+			recs, err := obs.Observe(octx, r.dev.Endpoint, path)
+			cancel()
+			if err != nil {
+				p.observeFails.Add(1)
+				log.Warn("automatic observation failed", "path", path.String(), "err", err)
+				continue
+			}
+			p.observed.Add(1)
+			if p.cfg.Values != nil && len(recs) > 0 {
+				p.cfg.Values.Add(context.WithoutCancel(ctx), r.dev.Tenant, r.dev.ID, recs)
+			}
+			p.Handle(context.WithoutCancel(ctx), Input{Device: r.dev, Kind: KindRead, Records: recs})
+		}
+	}
+}
+
+// RunWriter stores outputs until ctx ends, then drains them; it should
+// outlive everything that calls Handle.
+func (p *Pipeline) RunWriter(ctx context.Context) { p.writer.Run(ctx) }
+
+// Done is closed when RunWriter has returned.
+func (p *Pipeline) Done() <-chan struct{} { return p.writer.Done() }
