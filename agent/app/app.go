@@ -18,6 +18,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bootstrap"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
@@ -36,7 +37,10 @@ type Agent struct {
 	Ops       *ops.Runner
 	Values    *session.ValueWriter
 	State     *session.StateWriter
-	Models    *model.Registry
+	// Pipeline maps reported values into measurements, events, alarms
+	// and inventory.
+	Pipeline *mapping.Pipeline
+	Models   *model.Registry
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
 	CoAPAddr  net.Addr
@@ -82,7 +86,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 
 	a.Values = session.NewValueWriter(st, 4096, 50*time.Millisecond, log)
 	a.State = session.NewStateWriter(st, 8192, 10*time.Millisecond, log)
-	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, AutoRegister: cfg.AutoRegister, Logger: log})
+	a.Pipeline = mapping.New(mapping.Config{Store: st, Source: functionalities(st), Values: a.Values, Logger: log})
+	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, Pipeline: a.Pipeline, AutoRegister: cfg.AutoRegister, Logger: log})
 	srv, err := lwm2m.NewServer(lwm2m.Config{
 		Addr:             cfg.CoAPAddr,
 		RequestTimeout:   cfg.RequestTimeout,
@@ -107,6 +112,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return fail(fmt.Errorf("lwm2m server: %w", err))
 	}
 	a.Server = srv
+	a.Pipeline.SetObserver(srv)
 	if cfg.BootstrapAddr != "" {
 		bcfg := bootstrap.Config{
 			Addr:               cfg.BootstrapAddr,
@@ -126,7 +132,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			return fail(fmt.Errorf("bootstrap server: %w", err))
 		}
 	}
-	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Models, Values: a.Values, Workers: cfg.OperationWorkers, Logger: log})
+	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Models, Values: a.Values, Pipeline: a.Pipeline, Workers: cfg.OperationWorkers, Logger: log})
 	hooks.SetOps(a.Ops)
 
 	reg := prometheus.NewRegistry()
@@ -165,11 +171,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		run("bootstrap server", func() error { return a.Bootstrap.Serve(ctx) })
 	}
 	run("operations", func() error { a.Ops.Run(ctx); return nil })
+	run("automatic observations", func() error { a.Pipeline.RunObservers(ctx); return nil })
 	// The writers outlive the server: they stop after the last hook call
 	// has handed over its changes, then drain them into the store.
 	writersCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
 	go a.Values.Run(writersCtx)
 	go a.State.Run(writersCtx)
+	go a.Pipeline.RunWriter(writersCtx)
 	run("http api", func() error { return a.httpSrv.Serve(a.httpLn) })
 	if cfg.PprofAddr != "" {
 		mux := http.NewServeMux()
@@ -208,6 +216,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		stopWriters()
 		<-a.Values.Done()
 		<-a.State.Done()
+		<-a.Pipeline.Done()
 		errMu.Lock()
 		all := runErrs
 		errMu.Unlock()
@@ -220,3 +229,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	return a, wait, nil
 }
+
+// functionalities is where the pipeline finds each tenant's device
+// protocols (the functionalities of resources, with what a tenant
+// inherits). Until the store serves device protocols there are none, and
+// the default mappings apply to every tenant; a Source backed by the
+// store takes this place.
+func functionalities(*store.Store) mapping.Source { return mapping.NoFunctionalities{} }

@@ -45,6 +45,14 @@ var metrics = []metric{
 	{"lwm2m_agent_values_written_total", "Last known values written to the store.", false, func(a *Agent) float64 { return float64(a.Values.Written()) }},
 	{"lwm2m_agent_lifecycle_events_total", "Lifecycle events stored.", false, func(a *Agent) float64 { return float64(a.State.Events()) }},
 	{"lwm2m_agent_state_failed_total", "Registration state changes that could not be stored.", false, func(a *Agent) float64 { return float64(a.State.Failed()) }},
+	{"lwm2m_agent_pipeline_values_total", "Values mapped by the pipeline.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().Values) }},
+	{"lwm2m_agent_pipeline_measurements_total", "Measurements stored by the pipeline.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().Writer.Measurements) }},
+	{"lwm2m_agent_pipeline_events_total", "Events stored by the pipeline.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().Writer.Events) }},
+	{"lwm2m_agent_pipeline_alarm_changes_total", "Alarms raised or cleared by the pipeline.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().Writer.Alarms) }},
+	{"lwm2m_agent_pipeline_inventory_updates_total", "Device inventory updates stored by the pipeline.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().Writer.Inventory) }},
+	{"lwm2m_agent_pipeline_dropped_total", "Pipeline outputs refused by the store or not stored at stop.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().Writer.Dropped) }},
+	{"lwm2m_agent_pipeline_store_retries_total", "Pipeline flushes repeated after a store error.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().Writer.Retries) }},
+	{"lwm2m_agent_auto_observations_total", "Observations started at registration by autoObserve.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().AutoObserved) }},
 	{"lwm2m_agent_values_failed_total", "Values that could not be stored.", false, func(a *Agent) float64 { return float64(a.Values.Failed()) }},
 }
 

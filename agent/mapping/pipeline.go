@@ -72,6 +72,7 @@ type Pipeline struct {
 	observer Observer
 
 	registered chan registration
+	stopped    chan struct{} // closed when RunObservers has returned
 
 	values, mapFailures, lost, decodes, observed, observeFails atomic.Int64
 }
@@ -105,6 +106,7 @@ func New(cfg Config) *Pipeline {
 		mapper:     NewMapper(cfg.Source, cfg.Mapper),
 		writer:     NewWriter(cfg.Store, cfg.Writer),
 		registered: make(chan registration, cfg.ObserveQueue),
+		stopped:    make(chan struct{}),
 	}
 }
 
@@ -175,10 +177,11 @@ func (p *Pipeline) decode(ctx context.Context, out *Output) {
 // Registered queues the automatic observations of a device that has just
 // registered (a full registration: the device forgot its observations).
 // objects are the instances (and objects) it registered. It blocks while
-// the queue is full, until ctx ends.
+// the queue is full, until ctx ends or the observers have stopped.
 func (p *Pipeline) Registered(ctx context.Context, dev Device, objects []node.Path) {
 	select {
 	case p.registered <- registration{dev: dev, objects: slices.Clone(objects)}:
+	case <-p.stopped:
 	case <-ctx.Done():
 		p.log.Warn("automatic observations not started: queue full", "device", dev.ID, "endpoint", dev.Endpoint)
 	}
@@ -187,6 +190,7 @@ func (p *Pipeline) Registered(ctx context.Context, dev Device, objects []node.Pa
 // RunObservers starts the automatic observations of registered devices
 // with ObserveWorkers workers until ctx ends.
 func (p *Pipeline) RunObservers(ctx context.Context) {
+	defer close(p.stopped)
 	var wg sync.WaitGroup
 	for range p.cfg.ObserveWorkers {
 		wg.Go(func() {

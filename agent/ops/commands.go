@@ -11,6 +11,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 )
@@ -61,7 +62,7 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		if err := srv.Write(ctx, ep, p, []node.Record{{Path: p, Value: v}}, true); err != nil {
 			return "", fmt.Errorf("write %s: %w", p, err)
 		}
-		r.record(ctx, reg, []node.Record{{Path: p, Value: v}})
+		r.recordWritten(ctx, reg, []node.Record{{Path: p, Value: v}})
 		return "Wrote " + p.String() + " = " + v.Text(), nil
 	case shell.WriteBinary:
 		p := cmd.Paths[0]
@@ -129,7 +130,7 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		if err := srv.WriteComposite(ctx, ep, recs); err != nil {
 			return "", fmt.Errorf("cwrite: %w", err)
 		}
-		r.record(ctx, reg, recs)
+		r.recordWritten(ctx, reg, recs)
 		return "Wrote " + pathList(cmd.Paths), nil
 	case shell.WriteAttributes:
 		p := cmd.Paths[0]
@@ -150,7 +151,23 @@ func pathList(ps []node.Path) string {
 	return strings.Join(s, " ")
 }
 
+// record keeps what the device answered as its last known values and
+// maps it like any value the device reports.
 func (r *Runner) record(ctx context.Context, reg lwm2m.Registration, recs []node.Record) {
+	r.recordWritten(ctx, reg, recs)
+	if r.cfg.Pipeline != nil && len(recs) > 0 {
+		r.cfg.Pipeline.Handle(context.WithoutCancel(ctx), mapping.Input{
+			Device:  mapping.Device{Tenant: reg.Tenant, ID: reg.DeviceID, Endpoint: reg.Endpoint},
+			Kind:    mapping.KindRead,
+			Records: recs,
+		})
+	}
+}
+
+// recordWritten keeps values written to the device as its last known
+// values; they are the operator's, not the device's report, so they are
+// not mapped.
+func (r *Runner) recordWritten(ctx context.Context, reg lwm2m.Registration, recs []node.Record) {
 	if r.cfg.Values != nil && len(recs) > 0 {
 		r.cfg.Values.Add(ctx, reg.Tenant, reg.DeviceID, recs)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -30,12 +31,15 @@ type ValueSink interface {
 
 // Config wires a Runner.
 type Config struct {
-	Server  *lwm2m.Server
-	Store   *store.Store
-	Models  *model.Registry
-	Values  ValueSink
-	Workers int // devices served at once
-	Logger  *slog.Logger
+	Server *lwm2m.Server
+	Store  *store.Store
+	Models *model.Registry
+	Values ValueSink
+	// Pipeline maps the values devices answer to reads, observes and
+	// composite requests; nil turns mapping off.
+	Pipeline *mapping.Pipeline
+	Workers  int // devices served at once
+	Logger   *slog.Logger
 }
 
 type deviceKey struct{ tenant, device string }

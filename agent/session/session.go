@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -49,10 +50,14 @@ type Reachable interface {
 
 // Config wires a Hooks.
 type Config struct {
-	Store        *store.Store
-	Values       *ValueWriter
-	State        *StateWriter
-	Ops          Reachable
+	Store  *store.Store
+	Values *ValueWriter
+	State  *StateWriter
+	Ops    Reachable
+	// Pipeline maps every reported value (measurements, events, alarms,
+	// inventory) and starts automatic observations at registration; nil
+	// turns mapping off.
+	Pipeline     *mapping.Pipeline
 	AutoRegister bool
 	Logger       *slog.Logger
 	// StoreTimeout bounds each store lookup made while a device waits
@@ -198,6 +203,18 @@ func (h *Hooks) Registered(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
 	h.online(ctx, reg, EventRegistration, fmt.Sprintf("Device %s registered (LwM2M %s, lifetime %s, binding %s)", reg.Endpoint, reg.Version, reg.Lifetime, reg.Binding))
+	if h.cfg.Pipeline != nil {
+		// A full registration means the device forgot its observations.
+		objs := make([]node.Path, len(reg.Objects))
+		for i, o := range reg.Objects {
+			objs[i] = o.Path
+		}
+		h.cfg.Pipeline.Registered(context.WithoutCancel(ctx), device(reg), objs)
+	}
+}
+
+func device(reg lwm2m.Registration) mapping.Device {
+	return mapping.Device{Tenant: reg.Tenant, ID: reg.DeviceID, Endpoint: reg.Endpoint}
 }
 
 // Updated refreshes the registration.
@@ -225,10 +242,16 @@ func (h *Hooks) Expired(ctx context.Context, reg lwm2m.Registration) {
 func (h *Hooks) Values(ctx context.Context, reg lwm2m.Registration, observed node.Path, recs []node.Record) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
-	if h.cfg.Values == nil || len(recs) == 0 {
+	if len(recs) == 0 {
 		return
 	}
-	h.cfg.Values.Add(ctx, reg.Tenant, reg.DeviceID, recs)
+	if h.cfg.Values != nil {
+		h.cfg.Values.Add(ctx, reg.Tenant, reg.DeviceID, recs)
+	}
+	if h.cfg.Pipeline != nil {
+		// Like the lifecycle state: wait for room rather than drop.
+		h.cfg.Pipeline.Handle(context.WithoutCancel(ctx), mapping.Input{Device: device(reg), Kind: mapping.KindReport, Records: recs})
+	}
 }
 
 func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text string) {
