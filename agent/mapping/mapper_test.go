@@ -36,7 +36,9 @@ var (
 	dev     = Device{Tenant: "acme", ID: "42", Endpoint: "urn:imei:1"}
 )
 
-func rec(path string, v node.Value) node.Record { return node.Record{Path: node.MustParsePath(path), Value: v} }
+func rec(path string, v node.Value) node.Record {
+	return node.Record{Path: node.MustParsePath(path), Value: v}
+}
 func recAt(path string, v node.Value, t time.Time) node.Record {
 	return node.Record{Path: node.MustParsePath(path), Value: v, Time: t}
 }
