@@ -38,7 +38,9 @@ type WriterStats struct {
 // blocks, which holds the device's exchange back instead of growing
 // memory. A flush that fails because the store is unavailable keeps its
 // batch and is retried with backoff, and nothing new is taken meanwhile,
-// so a short outage loses nothing. Run's goroutine does all the writing;
+// so a short outage loses nothing. Delivery is at least once: a write the
+// store applied but whose answer was lost with the connection is written
+// again (a measurement twice, an alarm counted twice). Run's goroutine does all the writing;
 // when its context ends it drains the queue.
 type Writer struct {
 	st   *store.Store

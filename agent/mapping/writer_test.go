@@ -171,7 +171,9 @@ func TestWriterOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { return w.Stats().Measurements == 10 })
+	// cut only after every write was answered: one cut in the middle of
+	// a write may have applied it (the writer stores at least once)
+	waitFor(t, func() bool { s := w.Stats(); return s.Measurements == 10 && s.Alarms == 10 })
 	px.setUp(false)
 	for ; ; n++ {
 		c, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
