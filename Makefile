@@ -12,7 +12,7 @@ export LWM2M_AGENT_ADMIN_PASSWORD ?= admin-dev-password
 export LWM2M_AGENT_AUTO_REGISTER  ?= true
 export LWM2M_AGENT_DATA_DIR       ?= ./data
 
-.PHONY: all build run simulate test test-short fuzz bench bench-go bench-load bench-import lint vet fmt clean
+.PHONY: proto proto-check all build run simulate test test-short fuzz bench bench-go bench-load bench-import lint vet fmt clean
 
 all: build
 
@@ -70,3 +70,16 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Regenerates the gRPC contracts' Go code (committed, so builds need no
+# protoc): apt-get install protobuf-compiler, then
+# go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12 and
+# google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2.
+proto:
+	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+	  --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+	  proto/lwm2m/plugin/v1/plugin.proto
+
+# Fails when the committed generated code is not what `make proto` makes.
+proto-check: proto
+	git diff --exit-code -- proto
