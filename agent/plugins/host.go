@@ -1,0 +1,255 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lwm2m-agent/lwm2m-agent/sdk"
+)
+
+// The types callers exchange with plugins; they are the SDK's, so a
+// plugin and the agent share one definition.
+type (
+	ResourceValue   = sdk.ResourceValue
+	Result          = sdk.Result
+	Measurement     = sdk.Measurement
+	Event           = sdk.Event
+	Alarm           = sdk.Alarm
+	InventoryUpdate = sdk.InventoryUpdate
+	Operation       = sdk.Operation
+	ValueError      = sdk.ValueError
+	ActionRequest   = sdk.ActionRequest
+	DecodeRequest   = sdk.DecodeRequest
+	DecodeResult    = sdk.DecodeResult
+	DataFragment    = sdk.DataFragment
+)
+
+// Errors of a Host's calls.
+var (
+	// ErrUnavailable: the plugin cannot answer now (not running,
+	// restarting, unreachable or timed out). Retry later.
+	ErrUnavailable = errors.New("plugin unavailable")
+	// ErrUnknownPlugin: no plugin of that name and kind is configured.
+	ErrUnknownPlugin = errors.New("unknown plugin")
+	// ErrClosed: the host is closed.
+	ErrClosed = errors.New("plugin host closed")
+)
+
+// IsRetryable reports whether err means the same input may succeed later
+// (the plugin was down, restarting, slow or temporarily failing), so the
+// caller should keep the input and retry instead of recording a failure.
+func IsRetryable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, sdk.ErrTemporary)
+}
+
+// backend is one configured plugin, however it is reached.
+type backend interface {
+	// impl returns the current client (sdk.Mapper, sdk.CustomAction or
+	// sdk.DecoderClient), or an error wrapping ErrUnavailable.
+	impl() (any, error)
+	// failed tells the backend a call failed: timeout says it ran out of
+	// time, which hints at a hung process.
+	failed(timeout bool)
+	// succeeded tells the backend a call was answered.
+	succeeded()
+	up() bool
+	pid() int
+	via() string
+	close()
+}
+
+type entry struct {
+	spec Spec
+	b    backend
+	c    *counters
+}
+
+// Host owns the configured plugins: it starts and supervises plugin
+// processes, dials plugin services, and calls them. Its methods are safe
+// for concurrent use. Close (or the end of the context given to New) stops
+// everything it started.
+type Host struct {
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	plugins map[string]*entry
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// New starts every plugin of cfg (cfg must have passed Validate, as
+// LoadConfig does) and returns when each process plugin has made its
+// first start attempt. A plugin that failed to start is retried in the
+// background; calls to it fail with ErrUnavailable meanwhile.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Host, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &Host{log: log.With("component", "plugins"), ctx: ctx, cancel: cancel, plugins: map[string]*entry{}}
+	var started []chan struct{}
+	for _, s := range cfg.Plugins {
+		e := &entry{spec: s, c: &counters{}}
+		l := h.log.With("plugin", s.Name, "kind", s.Kind)
+		switch {
+		case s.Path != "":
+			p := newProcess(s, l, e.c)
+			first := make(chan struct{})
+			started = append(started, first)
+			h.wg.Go(func() { p.supervise(ctx, first) })
+			e.b = p
+		case s.Address != "":
+			r, err := newRemote(s)
+			if err != nil {
+				h.Close()
+				return nil, fmt.Errorf("plugin %s: %w", s.Name, err)
+			}
+			e.b = r
+		case s.URL != "":
+			e.b = newHTTPBackend(s)
+		}
+		h.plugins[s.Name] = e
+	}
+	for _, ch := range started {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+	return h, nil
+}
+
+// Close stops every plugin process, closes connections and waits for the
+// supervising goroutines; calls after Close fail with ErrClosed.
+func (h *Host) Close() {
+	h.once.Do(func() {
+		h.cancel()
+		h.wg.Wait()
+		for _, e := range h.plugins {
+			if e.b != nil {
+				e.b.close()
+			}
+		}
+	})
+}
+
+// Names returns the names of the plugins of a kind ("" for every kind), sorted.
+func (h *Host) Names(kind string) []string {
+	var out []string
+	for n, e := range h.plugins {
+		if kind == "" || e.spec.Kind == kind {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Stats returns the counters of every plugin, sorted by name.
+func (h *Host) Stats() []Stats {
+	out := make([]Stats, 0, len(h.plugins))
+	for _, n := range h.Names("") {
+		e := h.plugins[n]
+		s := Stats{Name: n, Kind: e.spec.Kind, Via: e.b.via(), Up: e.b.up(), PID: e.b.pid()}
+		e.c.fill(&s)
+		out = append(out, s)
+	}
+	return out
+}
+
+// Collector returns a Prometheus collector of the plugins' counters
+// (lwm2m_agent_plugin_calls_total, _errors_total, _restarts_total, _up
+// and _call_duration_seconds, labelled plugin and kind).
+func (h *Host) Collector() prometheus.Collector { return collector{h} }
+
+// call runs fn with the named plugin's client under its timeout, and
+// counts it.
+func (h *Host) call(ctx context.Context, name, kind string, fn func(ctx context.Context, impl any) error) error {
+	if h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	e, ok := h.plugins[name]
+	if !ok || e.spec.Kind != kind {
+		return fmt.Errorf("%w: %s %q", ErrUnknownPlugin, kind, name)
+	}
+	start := time.Now()
+	impl, err := e.b.impl()
+	if err != nil {
+		e.c.observe(time.Since(start), true)
+		return fmt.Errorf("plugin %s: %w", name, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(e.spec.Timeout))
+	err = fn(cctx, impl)
+	timedOut := err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	cancel()
+	e.c.observe(time.Since(start), err != nil)
+	switch {
+	case err == nil:
+		e.b.succeeded()
+		return nil
+	case timedOut:
+		e.b.failed(true)
+		return fmt.Errorf("plugin %s: %w: no answer within %v", name, ErrUnavailable, time.Duration(e.spec.Timeout))
+	case errors.Is(err, sdk.ErrTemporary):
+		e.b.failed(false)
+		return fmt.Errorf("plugin %s: %w: %w", name, ErrUnavailable, err)
+	}
+	return fmt.Errorf("plugin %s: %w", name, err)
+}
+
+// Map sends a batch of values to the mapping plugin name.
+func (h *Host) Map(ctx context.Context, name string, values []ResourceValue) (Result, error) {
+	var res Result
+	err := h.call(ctx, name, sdk.KindMapping, func(ctx context.Context, impl any) error {
+		var err error
+		res, err = impl.(sdk.Mapper).Map(ctx, values)
+		return err
+	})
+	return res, err
+}
+
+// Run runs a custom action of the plugin name over a batch of values.
+func (h *Host) Run(ctx context.Context, name string, req ActionRequest) (Result, error) {
+	var res Result
+	err := h.call(ctx, name, sdk.KindCustomAction, func(ctx context.Context, impl any) error {
+		var err error
+		res, err = impl.(sdk.CustomAction).Run(ctx, req)
+		return err
+	})
+	return res, err
+}
+
+// Decode decodes one value with the decoder name. A result with Success
+// false is the decoder's verdict on the bytes (not retryable); an error is
+// a failure to get a verdict (see IsRetryable).
+func (h *Host) Decode(ctx context.Context, name string, req DecodeRequest) (DecodeResult, error) {
+	var res DecodeResult
+	err := h.call(ctx, name, sdk.KindDecoder, func(ctx context.Context, impl any) error {
+		var err error
+		res, err = impl.(sdk.Decoder).Decode(ctx, req)
+		return err
+	})
+	return res, err
+}
+
+// DecodeBatch decodes several values with the decoder name in one round
+// trip; it returns one result per request, in order.
+func (h *Host) DecodeBatch(ctx context.Context, name string, reqs []DecodeRequest) ([]DecodeResult, error) {
+	var res []DecodeResult
+	err := h.call(ctx, name, sdk.KindDecoder, func(ctx context.Context, impl any) error {
+		var err error
+		res, err = impl.(sdk.DecoderClient).DecodeBatch(ctx, reqs)
+		return err
+	})
+	return res, err
+}

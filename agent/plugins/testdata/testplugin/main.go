@@ -1,0 +1,62 @@
+// Command testplugin is a plugin that misbehaves on request, for the
+// host's tests: its first argument is the kind it serves. As a decoder it
+// answers the first byte of a value as a measurement, except for the
+// values "hang" (never answers), "crash" (exits), "badalarm" (answers an
+// alarm of an unknown severity) and "pid" (answers its process ID).
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/lwm2m-agent/lwm2m-agent/sdk"
+)
+
+func decode(_ context.Context, req sdk.DecodeRequest) (sdk.DecodeResult, error) {
+	switch string(req.Value) {
+	case "hang":
+		select {} // ignores its context, as a stuck plugin does
+	case "crash":
+		os.Exit(3)
+	case "badalarm":
+		return sdk.DecodeResult{Success: true, Alarms: []sdk.Alarm{{Type: "x", Severity: "HUGE"}}}, nil
+	case "pid":
+		return sdk.DecodeResult{Success: true, Measurements: []sdk.Measurement{{Type: "pid", Series: "pid", Value: float64(os.Getpid())}}}, nil
+	case "":
+		return sdk.DecodeResult{}, errors.New("empty value")
+	}
+	return sdk.DecodeResult{Success: true, Measurements: []sdk.Measurement{{Type: "v", Series: "v", Value: float64(req.Value[0])}}}, nil
+}
+
+func mapValues(_ context.Context, values []sdk.ResourceValue) (sdk.Result, error) {
+	var r sdk.Result
+	for i, v := range values {
+		f, ok := sdk.Number(v.Value)
+		if !ok {
+			r.Fail(i, values, errors.New("not a number"))
+			continue
+		}
+		r.Measurements = append(r.Measurements, sdk.Measurement{Type: "c8y_" + v.Path.String(), Series: "v", Value: f, Source: v.DeviceID, Time: v.Time})
+	}
+	return r, nil
+}
+
+func run(_ context.Context, req sdk.ActionRequest) (sdk.Result, error) {
+	return sdk.Result{Events: []sdk.Event{{Type: req.Action, Text: req.Argument, Fragments: sdk.Fragments{"values": len(req.Values)}}}}, nil
+}
+
+func main() {
+	kind := sdk.KindDecoder
+	if len(os.Args) > 1 {
+		kind = os.Args[1]
+	}
+	switch kind {
+	case sdk.KindMapping:
+		sdk.ServeMapping(sdk.MapperFunc(mapValues))
+	case sdk.KindCustomAction:
+		sdk.ServeCustomAction(sdk.CustomActionFunc(run))
+	default:
+		sdk.ServeDecoder(sdk.DecoderFunc(decode))
+	}
+}
