@@ -24,11 +24,11 @@ type process struct {
 
 	kick chan struct{} // a call failed: check the process now
 
-	mu        sync.Mutex
-	client    any // the dispensed sdk client while the process runs
-	pidNow    int
-	timeouts  int  // calls in a row that ran out of time
-	hung      bool // too many timeouts: restart
+	mu       sync.Mutex
+	client   any // the dispensed sdk client while the process runs
+	pidNow   int
+	timeouts int  // calls in a row that ran out of time
+	hung     bool // too many timeouts: restart
 }
 
 func newProcess(s Spec, log *slog.Logger, c *counters) *process {
