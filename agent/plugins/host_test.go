@@ -508,4 +508,3 @@ func sum(xs []uint64) (n uint64) {
 	}
 	return n
 }
-
