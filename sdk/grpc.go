@@ -137,10 +137,16 @@ func (s *decoderServer) decode(ctx context.Context, req *pb.DecodeRequest) (out 
 
 // wrapCallErr keeps the gRPC status (status.Code still reads it) and marks
 // failures that may pass with ErrTemporary.
-func wrapCallErr(method string, err error) error {
+func wrapCallErr(ctx context.Context, method string, err error) error {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
 		return fmt.Errorf("%s: %w: %w", method, ErrTemporary, err)
+	case codes.Canceled:
+		if ctx.Err() == nil {
+			// the connection closed under the call (the plugin is being
+			// restarted), not the caller giving up
+			return fmt.Errorf("%s: %w: %w", method, ErrTemporary, err)
+		}
 	}
 	return fmt.Errorf("%s: %w", method, err)
 }
@@ -177,7 +183,7 @@ type mapperClient struct{ c pb.MappingClient }
 func (m *mapperClient) Map(ctx context.Context, values []ResourceValue) (Result, error) {
 	resp, err := m.c.Map(ctx, &pb.MapRequest{Values: pbResourceValues(values)})
 	if err != nil {
-		return Result{}, wrapCallErr("map", err)
+		return Result{}, wrapCallErr(ctx, "map", err)
 	}
 	res, err := goResult(resp, len(values))
 	if err != nil {
@@ -191,7 +197,7 @@ type actionClient struct{ c pb.CustomActionClient }
 func (a *actionClient) Run(ctx context.Context, req ActionRequest) (Result, error) {
 	resp, err := a.c.Run(ctx, &pb.ActionRequest{Action: req.Action, Argument: req.Argument, Values: pbResourceValues(req.Values)})
 	if err != nil {
-		return Result{}, wrapCallErr("run "+req.Action, err)
+		return Result{}, wrapCallErr(ctx, "run "+req.Action, err)
 	}
 	res, err := goResult(resp, len(req.Values))
 	if err != nil {
@@ -205,7 +211,7 @@ type decoderClient struct{ c pb.DecoderClient }
 func (d *decoderClient) Decode(ctx context.Context, req DecodeRequest) (DecodeResult, error) {
 	resp, err := d.c.Decode(ctx, pbDecodeRequest(req))
 	if err != nil {
-		return DecodeResult{}, wrapCallErr("decode", err)
+		return DecodeResult{}, wrapCallErr(ctx, "decode", err)
 	}
 	res, err := goDecodeResult(resp)
 	if err != nil {
@@ -221,7 +227,7 @@ func (d *decoderClient) DecodeBatch(ctx context.Context, reqs []DecodeRequest) (
 	}
 	resp, err := d.c.DecodeBatch(ctx, in)
 	if err != nil {
-		return nil, wrapCallErr("decode batch", err)
+		return nil, wrapCallErr(ctx, "decode batch", err)
 	}
 	if len(resp.GetResults()) != len(reqs) {
 		return nil, fmt.Errorf("decode batch: %w", badAnswer("%d results for %d requests", len(resp.GetResults()), len(reqs)))

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
 )
@@ -190,7 +192,10 @@ func (h *Host) call(ctx context.Context, name, kind string, fn func(ctx context.
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(e.spec.Timeout))
 	err = fn(cctx, impl)
-	timedOut := err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	// gRPC may report its deadline a moment before the context's own timer
+	// fires, so its status counts as a timeout too.
+	timedOut := err != nil && ctx.Err() == nil &&
+		(cctx.Err() == context.DeadlineExceeded || status.Code(err) == codes.DeadlineExceeded)
 	cancel()
 	e.c.observe(time.Since(start), err != nil)
 	switch {

@@ -48,14 +48,16 @@ func (p *process) supervise(ctx context.Context, first chan<- struct{}) {
 	for attempt := 0; ; attempt++ {
 		started := time.Now()
 		pc, impl, err := p.start()
+		if err == nil {
+			p.set(impl, pc.ReattachConfig().Pid)
+		}
 		if attempt == 0 {
-			close(first)
+			close(first) // New returns: calls reach the plugin from now on
 		}
 		if err != nil {
 			p.log.Error("plugin did not start", "err", err, "retry_in", backoff)
 		} else {
 			p.log.Info("plugin started", "pid", pc.ReattachConfig().Pid, "restarts", p.c.restarts.Load())
-			p.set(impl, pc.ReattachConfig().Pid)
 			why := p.watch(ctx, pc)
 			p.set(nil, 0)
 			pc.Kill()
