@@ -72,6 +72,10 @@ type Config struct {
 	// takes to import, and the time a guess takes to whoever reads the
 	// store.
 	CredentialsHashCost int
+
+	// PluginsConfig is the JSON file declaring the plugins and decoders
+	// (agent/plugins.Config); empty runs none.
+	PluginsConfig string
 }
 
 // Bounds of CredentialsHashCost: bcrypt's own (4 and 31); 31 would take
@@ -153,6 +157,7 @@ func (c *Config) settings() []setting {
 		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most; more are dropped until one ends", i: &c.DTLSMaxHandshakes},
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
 		{name: "max-request-timeout", usage: "largest lwm2mRequestTimeout a device's registration parameters may ask for", d: &c.MaxRequestTimeout},
+		{name: "plugins-config", usage: "JSON file declaring mapping, custom action and decoder plugins (empty: none)", str: &c.PluginsConfig},
 		{name: "credentials-hash-cost", usage: "bcrypt cost of the device credentials stored by bulk registration (4 to 31; each step doubles import time per line)", i: &c.CredentialsHashCost},
 	}
 }
