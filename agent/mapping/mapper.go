@@ -427,20 +427,5 @@ func (m *Mapper) mappingError(out *Output, tc textContext, what string) {
 // addMeasurement adds a series to the device's measurement of that type
 // and time, or starts one: values sent together become one measurement.
 func addMeasurement(out *Output, typ, series, unit string, v float64, t time.Time) {
-	for i := len(out.Measurements) - 1; i >= 0; i-- {
-		ms := &out.Measurements[i]
-		if ms.Type != typ || !ms.Time.Equal(t) {
-			continue
-		}
-		frag := ms.Fragments[typ].(map[string]any)
-		if _, taken := frag[series]; taken {
-			break
-		}
-		frag[series] = store.SeriesValue(v, unit)
-		return
-	}
-	out.Measurements = append(out.Measurements, store.Measurement{
-		Source: out.ID, Type: typ, Time: t,
-		Fragments: map[string]any{typ: map[string]any{series: store.SeriesValue(v, unit)}},
-	})
+	addMeasurementFragment(out, typ, typ, series, unit, v, t)
 }

@@ -110,6 +110,17 @@ func New(cfg Config) *Pipeline {
 	}
 }
 
+// SetDecoder sets who takes the values of decoder:<name> resources; call
+// it before values flow.
+func (p *Pipeline) SetDecoder(d Decoder) {
+	p.mu.Lock()
+	p.cfg.Decoder = d
+	p.mu.Unlock()
+}
+
+// Write queues outputs made elsewhere (decoders) for the store.
+func (p *Pipeline) Write(ctx context.Context, out Output) error { return p.writer.Add(ctx, out) }
+
 // Mapper returns the pipeline's mapper.
 func (p *Pipeline) Mapper() *Mapper { return p.mapper }
 
@@ -158,11 +169,14 @@ func (p *Pipeline) Handle(ctx context.Context, in Input) {
 func (p *Pipeline) decode(ctx context.Context, out *Output) {
 	reqs := out.Decodes
 	out.Decodes = nil
+	p.mu.RLock()
+	dec := p.cfg.Decoder
+	p.mu.RUnlock()
 	var err error
-	if p.cfg.Decoder == nil {
+	if dec == nil {
 		err = fmt.Errorf("no decoder is configured")
 	} else {
-		err = p.cfg.Decoder.Queue(ctx, reqs)
+		err = dec.Queue(ctx, reqs)
 	}
 	if err == nil {
 		p.decodes.Add(int64(len(reqs)))

@@ -1,0 +1,320 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+// DecodeHost is what decodes values: the plugin host.
+type DecodeHost interface {
+	DecodeBatch(ctx context.Context, name string, reqs []plugins.DecodeRequest) ([]plugins.DecodeResult, error)
+}
+
+// OutputSink takes what decoders produced: the pipeline's writer.
+type OutputSink interface {
+	Write(ctx context.Context, out Output) error
+}
+
+// DecoderOptions tune a PluginDecoder; zero fields mean the defaults.
+type DecoderOptions struct {
+	Queue    int           // values waiting at most (10,000)
+	Batch    int           // values per call (64)
+	Workers  int           // calls under way at once (2)
+	Attempts int           // tries of a value before it fails (8)
+	Backoff  time.Duration // first wait after a retryable failure, doubling (200 ms, at most 30 s)
+	Timeout  time.Duration // per call (10 s)
+	Logger   *slog.Logger
+}
+
+// PluginDecoder hands the raw values of decoder:<name> resources to the
+// decoder plugins in batches, retries what failed for a reason that may
+// pass (the plugin restarting, a timeout), and writes what comes back as
+// the device's measurements, events, alarms and inventory. The raw value
+// is already the device's last known value by then, and the device was
+// answered before: a slow or broken decoder holds nothing back.
+type PluginDecoder struct {
+	host DecodeHost
+	sink OutputSink
+	opt  DecoderOptions
+	log  *slog.Logger
+	in   chan DecodeRequest
+
+	decoded, failed, retries atomic.Int64
+}
+
+// ErrDecodeQueueFull refuses values while the decoders are that far behind.
+var ErrDecodeQueueFull = errors.New("decoder queue full")
+
+// NewPluginDecoder returns a decoder over host writing into sink; run it
+// with Run.
+func NewPluginDecoder(host DecodeHost, sink OutputSink, opt DecoderOptions) *PluginDecoder {
+	if opt.Queue <= 0 {
+		opt.Queue = 10000
+	}
+	if opt.Batch <= 0 {
+		opt.Batch = 64
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = 2
+	}
+	if opt.Attempts <= 0 {
+		opt.Attempts = 8
+	}
+	if opt.Backoff <= 0 {
+		opt.Backoff = 200 * time.Millisecond
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 10 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &PluginDecoder{host: host, sink: sink, opt: opt, log: opt.Logger.With("component", "decoder"), in: make(chan DecodeRequest, opt.Queue)}
+}
+
+// Queue takes values without waiting for their decoding.
+func (d *PluginDecoder) Queue(_ context.Context, reqs []DecodeRequest) error {
+	for i, r := range reqs {
+		select {
+		case d.in <- r:
+		default:
+			return fmt.Errorf("%d of %d values: %w", len(reqs)-i, len(reqs), ErrDecodeQueueFull)
+		}
+	}
+	return nil
+}
+
+// DecoderStats counts what the decoder did.
+type DecoderStats struct{ Decoded, Failed, Retries int64 }
+
+// Stats returns the counters.
+func (d *PluginDecoder) Stats() DecoderStats {
+	return DecoderStats{Decoded: d.decoded.Load(), Failed: d.failed.Load(), Retries: d.retries.Load()}
+}
+
+// Run decodes until ctx ends; values still queued then are reported lost
+// in the log (they remain the devices' last known values).
+func (d *PluginDecoder) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range d.opt.Workers {
+		wg.Go(func() { d.work(ctx) })
+	}
+	wg.Wait()
+	if n := len(d.in); n > 0 {
+		d.log.Warn("values not decoded at shutdown", "count", n)
+	}
+}
+
+func (d *PluginDecoder) work(ctx context.Context) {
+	for {
+		var first DecodeRequest
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-d.in:
+		}
+		batch := []DecodeRequest{first}
+		var other []DecodeRequest // of other decoders: back in the queue after this batch
+	gather:
+		for len(batch) < d.opt.Batch {
+			select {
+			case r := <-d.in:
+				if r.Decoder == first.Decoder {
+					batch = append(batch, r)
+				} else {
+					other = append(other, r)
+				}
+			default:
+				break gather
+			}
+		}
+		d.decode(ctx, batch)
+		for _, r := range other {
+			select {
+			case d.in <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// decode calls the decoder for a batch of one decoder's values, retrying
+// failures that may pass with a doubling wait.
+func (d *PluginDecoder) decode(ctx context.Context, batch []DecodeRequest) {
+	reqs := make([]plugins.DecodeRequest, len(batch))
+	for i, r := range batch {
+		reqs[i] = plugins.DecodeRequest{
+			ResourcePath: r.Path.String(), Tenant: r.Tenant, DeviceID: r.ID, Endpoint: r.Endpoint,
+			ServiceKey: r.Decoder, Value: rawBytes(r.Value), Time: r.Time,
+		}
+		if r.Argument != "" {
+			reqs[i].Args = map[string]string{"argument": r.Argument}
+		}
+	}
+	wait := d.opt.Backoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, d.opt.Timeout)
+		var res []plugins.DecodeResult
+		res, err = d.host.DecodeBatch(cctx, batch[0].Decoder, reqs)
+		cancel()
+		if err == nil && len(res) != len(batch) {
+			err = fmt.Errorf("decoder answered %d results for %d values", len(res), len(batch))
+		}
+		if err == nil {
+			d.write(ctx, batch, res)
+			return
+		}
+		if !plugins.IsRetryable(err) || attempt >= d.opt.Attempts || ctx.Err() != nil {
+			break
+		}
+		d.retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	d.failed.Add(int64(len(batch)))
+	d.log.Warn("values not decoded", "decoder", batch[0].Decoder, "count", len(batch), "err", err)
+	for _, r := range batch {
+		out := Output{Device: r.Device}
+		decodeFailed(&out, r, err.Error())
+		d.emit(ctx, out)
+	}
+}
+
+func (d *PluginDecoder) write(ctx context.Context, batch []DecodeRequest, res []plugins.DecodeResult) {
+	for i, r := range batch {
+		out := Output{Device: r.Device}
+		if !res[i].Success {
+			d.failed.Add(1)
+			decodeFailed(&out, r, "the decoder cannot decode it: "+res[i].Message)
+		} else {
+			d.decoded.Add(1)
+			convert(&out, r, res[i])
+		}
+		d.emit(ctx, out)
+	}
+}
+
+func (d *PluginDecoder) emit(ctx context.Context, out Output) {
+	if out.Len() == 0 {
+		return
+	}
+	if err := d.sink.Write(ctx, out); err != nil {
+		d.log.Error("decoded values not stored", "device", out.ID, "err", err)
+	}
+}
+
+// decodeFailed raises the mapping alarm for a value its decoder did not
+// turn into anything.
+func decodeFailed(out *Output, r DecodeRequest, why string) {
+	out.Alarms = append(out.Alarms, AlarmChange{Alarm: store.Alarm{
+		Source: r.ID, Type: MappingErrorAlarm, Severity: store.SeverityMajor, Time: r.Time,
+		Text: fmt.Sprintf("Value of %s was not decoded by decoder %q: %s", r.Path, r.Decoder, why),
+	}})
+}
+
+// convert turns a decoder's result into the device's outputs; items
+// without a time take the value's, items without a source the device.
+func convert(out *Output, r DecodeRequest, res plugins.DecodeResult) {
+	at := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return r.Time
+		}
+		return t
+	}
+	src := func(s string) string {
+		if s == "" {
+			return r.ID
+		}
+		return s
+	}
+	for _, m := range res.Measurements {
+		frag := m.Fragment
+		if frag == "" {
+			frag = m.Type
+		}
+		if src(m.Source) == r.ID {
+			addMeasurementFragment(out, m.Type, frag, m.Series, m.Unit, m.Value, at(m.Time))
+			continue
+		}
+		out.Measurements = append(out.Measurements, store.Measurement{
+			Source: src(m.Source), Type: m.Type, Time: at(m.Time),
+			Fragments: map[string]any{frag: map[string]any{m.Series: store.SeriesValue(m.Value, m.Unit)}},
+		})
+	}
+	for _, e := range res.Events {
+		out.Events = append(out.Events, store.Event{Source: src(e.Source), Type: e.Type, Text: e.Text, Time: at(e.Time), Fragments: e.Fragments})
+	}
+	for _, a := range res.Alarms {
+		sev := a.Severity
+		if sev == "" {
+			sev = store.SeverityMajor
+		}
+		out.Alarms = append(out.Alarms, AlarmChange{
+			Clear: a.Status == "CLEARED",
+			Alarm: store.Alarm{Source: src(a.Source), Type: a.Type, Text: a.Text, Severity: sev, Status: a.Status, Time: at(a.Time), Fragments: a.Fragments},
+		})
+	}
+	for _, f := range res.DataFragments {
+		if out.Inventory == nil {
+			out.Inventory = &InventoryUpdate{}
+		}
+		if m, ok := f.Value.(map[string]any); ok {
+			for k, v := range m {
+				out.Inventory.set(f.Key, k, v)
+			}
+		}
+	}
+}
+
+// addMeasurementFragment adds a series to the device's measurement of that
+// type and time, or starts one: values sent together become one
+// measurement. The fragment may be named apart from the type.
+func addMeasurementFragment(out *Output, typ, frag, series, unit string, v float64, t time.Time) {
+	for i := len(out.Measurements) - 1; i >= 0; i-- {
+		ms := &out.Measurements[i]
+		if ms.Type != typ || !ms.Time.Equal(t) {
+			continue
+		}
+		f, ok := ms.Fragments[frag].(map[string]any)
+		if !ok {
+			f = map[string]any{}
+			ms.Fragments[frag] = f
+		}
+		if _, taken := f[series]; taken {
+			break
+		}
+		f[series] = store.SeriesValue(v, unit)
+		return
+	}
+	out.Measurements = append(out.Measurements, store.Measurement{
+		Source: out.ID, Type: typ, Time: t,
+		Fragments: map[string]any{frag: map[string]any{series: store.SeriesValue(v, unit)}},
+	})
+}
+
+// rawBytes is what a decoder gets of a value: the bytes of an opaque
+// resource, the text of any other.
+func rawBytes(v node.Value) []byte {
+	if v.Type == node.TypeOpaque {
+		return v.Bytes
+	}
+	return []byte(v.Text())
+}
