@@ -54,6 +54,10 @@ type Store struct {
 	counters, tenants, users, objects, externalIDs, endpoints,
 	events, alarms, measurements, values, operations, opQueues *mongo.Collection
 	deviceRegs, pskIDs *mongo.Collection
+	protocols          *mongo.Collection
+
+	protoMu    sync.Mutex // serializes read-modify-writes of protocols
+	protoCache *protocolCache
 
 	ids  idBlock
 	auth *authCache
@@ -83,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Database == "" {
 		cfg.Database = "lwm2m"
 	}
-	s := &Store{log: log, auth: newAuthCache(4096, time.Minute)}
+	s := &Store{log: log, auth: newAuthCache(4096, time.Minute), protoCache: newProtocolCache(protocolCacheSize, protocolCacheTTL)}
 	uri := cfg.URI
 	if uri == "" {
 		var err error
@@ -120,6 +124,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		{&s.measurements, "measurementBuckets"}, {&s.values, "lastValues"},
 		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
 		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
+		{&s.protocols, "deviceProtocols"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -225,6 +230,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.alarms, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "time", Value: -1}}, false},
 		{s.measurements, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "start", Value: 1}}, false},
 		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "seq", Value: 1}}, false},
+		{s.protocols, bson.D{{Key: "tenant", Value: 1}, {Key: "objectId", Value: 1}}, false},
+		{s.protocols, bson.D{{Key: "objectId", Value: 1}}, false},
 	}
 	for _, i := range all {
 		m := mongo.IndexModel{Keys: i.keys}
