@@ -170,6 +170,7 @@ func (a *API) routes() {
 	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)
 	auth("GET /lwm2m/devices/{id}/bootstrap", a.getBootstrap)
 	auth("PUT /lwm2m/devices/{id}/bootstrap", a.putBootstrap)
+	a.protocolRoutes(auth)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "general/notFound", "no resource at "+r.URL.Path)
@@ -195,8 +196,11 @@ func (a *API) instrument(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		if r.Body != nil {
 			limit := int64(MaxBody)
-			if r.URL.Path == bulkPath {
+			switch r.URL.Path {
+			case bulkPath:
 				limit = MaxBulkBody
+			case protocolsPath:
+				limit = model.MaxDDFSize
 			}
 			r.Body = http.MaxBytesReader(rec, r.Body, limit)
 		}
