@@ -38,7 +38,7 @@ func (a *API) protocolRoutes(auth func(string, func(http.ResponseWriter, *http.R
 	auth("PUT "+protocolsPath+"/{objectId}/resources/{resourceId}/validation", a.putValidation)
 }
 
-// protocolJSON is the answer shape of a protocol for the user u.
+// protocolJSON is the answer shape of a protocol as tenant sees it.
 func protocolJSON(r *http.Request, tenant string, p store.Protocol) map[string]any {
 	o := p.Object
 	res := make([]map[string]any, len(o.Resources))
