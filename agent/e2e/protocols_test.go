@@ -298,9 +298,9 @@ func TestUploadProtocolErrors(t *testing.T) {
 	}
 }
 
-// send makes a request with a JSON body given as text (which may be
+// sendText makes a request with a JSON body given as text (which may be
 // broken on purpose) and returns the status and the answer.
-func (h *harness) send(user, pass, method, path, body string) (int, string) {
+func (h *harness) sendText(user, pass, method, path, body string) (int, string) {
 	h.t.Helper()
 	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
 	if err != nil {
@@ -324,7 +324,7 @@ func (h *harness) put(user, pass, path string, body any) (int, protocol, ddfAnsw
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	code, raw := h.send(user, pass, "PUT", path, string(b))
+	code, raw := h.sendText(user, pass, "PUT", path, string(b))
 	var p protocol
 	var e ddfAnswer
 	if code == 200 {
@@ -407,7 +407,7 @@ func TestProtocolFunctionalitiesAndValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, raw := h.send(admin, adminPassword, "PUT", tc.path, tc.body)
+			code, raw := h.sendText(admin, adminPassword, "PUT", tc.path, tc.body)
 			var e ddfAnswer
 			_ = json.Unmarshal([]byte(raw), &e)
 			if code != tc.code || !strings.Contains(e.Message, tc.msg) {
