@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -56,8 +57,12 @@ type Config struct {
 	Models        ModelSource        // may be nil: every resource is then "raw"
 	Ops           OperationRunner    // may be nil: operations stay PENDING
 	Registrations RegistrationSource // may be nil
-	Metrics       *prometheus.Registry
-	Logger        *slog.Logger
+	// Protocols serves the device protocols; nil makes one over Store.
+	// Share one value with the mapping pipeline, so that a change through
+	// the API reaches the pipeline's cache at once.
+	Protocols *Protocols
+	Metrics   *prometheus.Registry
+	Logger    *slog.Logger
 
 	// MaxRequestTimeout caps the lwm2mRequestTimeout of a device's
 	// registration parameters, in the bulk file and the bootstrap
@@ -96,6 +101,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.CredentialsHashCost == 0 {
 		cfg.CredentialsHashCost = bcrypt.DefaultCost
+	}
+	if cfg.Protocols == nil {
+		cfg.Protocols = store.NewProtocols[mapping.Functionality](cfg.Store)
 	}
 	if cfg.ImportWorkers <= 0 {
 		cfg.ImportWorkers = 2 * runtime.GOMAXPROCS(0)

@@ -24,10 +24,19 @@ import (
 // "inherited" and "owner". The definition itself changes only by uploading
 // DDF again; functionalities and validation rules are set per resource.
 // Setting them on an inherited protocol gives the tenant its own copy
-// first (store.SetFunctionality), so no tenant ever changes what another
-// sees; deleting the copy inherits again.
+// first (store.Protocols.SetFunctionality), so no tenant ever changes what
+// another sees; deleting the copy inherits again.
 
 const protocolsPath = "/lwm2m/deviceprotocols"
+
+// Protocols are the device protocols the API serves, with the mapping
+// layer's functionalities; the same value is the mapping pipeline's
+// mapping.Source.
+type Protocols = store.Protocols[mapping.Functionality]
+
+type protocol = store.Protocol[mapping.Functionality]
+
+var _ mapping.Source = (*Protocols)(nil)
 
 func (a *API) protocolRoutes(auth func(string, func(http.ResponseWriter, *http.Request, store.User))) {
 	auth("POST "+protocolsPath, a.uploadProtocols)
@@ -39,7 +48,7 @@ func (a *API) protocolRoutes(auth func(string, func(http.ResponseWriter, *http.R
 }
 
 // protocolJSON is the answer shape of a protocol as tenant sees it.
-func protocolJSON(r *http.Request, tenant string, p store.Protocol) map[string]any {
+func protocolJSON(r *http.Request, tenant string, p protocol) map[string]any {
 	o := p.Object
 	res := make([]map[string]any, len(o.Resources))
 	for i, d := range o.Resources {
@@ -122,7 +131,7 @@ func (a *API) uploadProtocols(w http.ResponseWriter, r *http.Request, u store.Us
 	}
 	items := make([]map[string]any, 0, len(defs))
 	for _, d := range defs {
-		p, err := a.cfg.Store.SaveProtocol(r.Context(), u.Tenant, d, source)
+		p, err := a.cfg.Protocols.SaveProtocol(r.Context(), u.Tenant, d, source)
 		if err != nil {
 			a.storeError(w, r, "lwm2m", fmt.Errorf("object %d: %w", d.ID, err))
 			return
@@ -183,8 +192,8 @@ func (a *API) listProtocols(w http.ResponseWriter, r *http.Request, u store.User
 		}
 		inherited = b
 	}
-	ps, total, err := a.cfg.Store.ListProtocols(r.Context(), u.Tenant, store.ProtocolFilter{Inherited: inherited, Page: p})
-	answerList(a, w, r, "lwm2m", "deviceProtocols", p, ps, total, err, func(r *http.Request, pr store.Protocol) map[string]any {
+	ps, total, err := a.cfg.Protocols.ListProtocols(r.Context(), u.Tenant, store.ProtocolFilter{Inherited: inherited, Page: p})
+	answerList(a, w, r, "lwm2m", "deviceProtocols", p, ps, total, err, func(r *http.Request, pr protocol) map[string]any {
 		return protocolJSON(r, u.Tenant, pr)
 	})
 }
@@ -206,8 +215,8 @@ func (a *API) getProtocol(w http.ResponseWriter, r *http.Request, u store.User) 
 	if !ok {
 		return
 	}
-	p, err := a.cfg.Store.Protocol(r.Context(), u.Tenant, id)
-	answerOne(a, w, r, "lwm2m", p, err, func(r *http.Request, p store.Protocol) map[string]any {
+	p, err := a.cfg.Protocols.Protocol(r.Context(), u.Tenant, id)
+	answerOne(a, w, r, "lwm2m", p, err, func(r *http.Request, p protocol) map[string]any {
 		return protocolJSON(r, u.Tenant, p)
 	})
 }
@@ -220,9 +229,9 @@ func (a *API) deleteProtocol(w http.ResponseWriter, r *http.Request, u store.Use
 	if !ok {
 		return
 	}
-	err := a.cfg.Store.DeleteProtocol(r.Context(), u.Tenant, id)
+	err := a.cfg.Protocols.DeleteProtocol(r.Context(), u.Tenant, id)
 	if errors.Is(err, store.ErrNotFound) {
-		if p, perr := a.cfg.Store.Protocol(r.Context(), u.Tenant, id); perr == nil {
+		if p, perr := a.cfg.Protocols.Protocol(r.Context(), u.Tenant, id); perr == nil {
 			from := "the management tenant"
 			if p.Builtin() {
 				from = "the built-in definitions"
@@ -290,8 +299,8 @@ func (a *API) putFunctionalities(w http.ResponseWriter, r *http.Request, u store
 		writeError(w, r, http.StatusUnprocessableEntity, "lwm2m/unprocessable", err.Error())
 		return
 	}
-	p, err := a.cfg.Store.SetFunctionality(r.Context(), u.Tenant, oid, rid, f)
-	answerOne(a, w, r, "lwm2m", p, err, func(r *http.Request, p store.Protocol) map[string]any {
+	p, err := a.cfg.Protocols.SetFunctionality(r.Context(), u.Tenant, oid, rid, f)
+	answerOne(a, w, r, "lwm2m", p, err, func(r *http.Request, p protocol) map[string]any {
 		return protocolJSON(r, u.Tenant, p)
 	})
 }
@@ -322,8 +331,8 @@ func (a *API) putValidation(w http.ResponseWriter, r *http.Request, u store.User
 		writeError(w, r, http.StatusUnprocessableEntity, "lwm2m/unprocessable", err.Error())
 		return
 	}
-	p, err := a.cfg.Store.SetValidation(r.Context(), u.Tenant, oid, rid, rules)
-	answerOne(a, w, r, "lwm2m", p, err, func(r *http.Request, p store.Protocol) map[string]any {
+	p, err := a.cfg.Protocols.SetValidation(r.Context(), u.Tenant, oid, rid, rules)
+	answerOne(a, w, r, "lwm2m", p, err, func(r *http.Request, p protocol) map[string]any {
 		return protocolJSON(r, u.Tenant, p)
 	})
 }

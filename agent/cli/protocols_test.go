@@ -100,7 +100,7 @@ func TestImportProtocols(t *testing.T) {
 	if err != nil || !strings.Contains(out, ": 33003 (Level)") {
 		t.Errorf("--lenient: %v\n%s", err, out)
 	}
-	p, err := a.Store.OwnProtocol(ctx, "management", 33003)
+	p, err := a.Protocols.OwnProtocol(ctx, "management", 33003)
 	if err != nil || p.Source != "c-unordered.xml" {
 		t.Errorf("stored: %+v %v", p, err)
 	}

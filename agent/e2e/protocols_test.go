@@ -375,7 +375,7 @@ func TestProtocolFunctionalitiesAndValidation(t *testing.T) {
 		t.Errorf("5750 has functionalities %+v", r.Functionalities)
 	}
 	// the mapping pipeline's lookup sees them at once
-	if f, err := h.agent.Store.Functionalities(h.ctx, "management", 3303); err != nil || f[5700].Measurement == nil {
+	if f, err := h.agent.Protocols.Functionalities(h.ctx, "management", 3303); err != nil || f[5700].Measurement == nil {
 		t.Errorf("Functionalities: %+v %v", f, err)
 	}
 
@@ -497,7 +497,7 @@ func TestProtocolInheritance(t *testing.T) {
 	if r, _ := p.resource(5700); r.Functionalities.Measurement == nil {
 		t.Errorf("beta does not see management's functionality: %+v", r)
 	}
-	if f, err := h.agent.Store.Functionalities(h.ctx, "beta", 3303); err != nil || f[5700].Measurement == nil || f[5700].Measurement.Type != "c8y_Temperature" {
+	if f, err := h.agent.Protocols.Functionalities(h.ctx, "beta", 3303); err != nil || f[5700].Measurement == nil || f[5700].Measurement.Type != "c8y_Temperature" {
 		t.Errorf("beta's lookup: %+v %v", f, err)
 	}
 	if c, raw := h.rawAs(&seen, beta, betaPass, "DELETE", "/lwm2m/deviceprotocols/3303", nil); c != 422 || !strings.Contains(raw, "management") {
@@ -508,7 +508,7 @@ func TestProtocolInheritance(t *testing.T) {
 	if code, created, f := h.postDDF(beta, betaPass, []byte(temperatureDDF), "?source=beta.xml"); code != 201 || created[0].Inherited || created[0].Owner != "beta" {
 		t.Fatalf("beta upload: HTTP %d %+v %+v", code, created, f)
 	}
-	if f, err := h.agent.Store.Functionalities(h.ctx, "beta", 3303); err != nil || len(f) != 0 {
+	if f, err := h.agent.Protocols.Functionalities(h.ctx, "beta", 3303); err != nil || len(f) != 0 {
 		t.Errorf("beta's lookup after its own upload: %+v %v", f, err)
 	}
 	p = protocol{}
@@ -516,14 +516,14 @@ func TestProtocolInheritance(t *testing.T) {
 		t.Errorf("beta's own 3303: HTTP %d %+v", c, p)
 	}
 	// management still has its own with the functionality
-	if f, _ := h.agent.Store.Functionalities(h.ctx, "management", 3303); f[5700].Measurement == nil {
+	if f, _ := h.agent.Protocols.Functionalities(h.ctx, "management", 3303); f[5700].Measurement == nil {
 		t.Errorf("management's functionality gone: %+v", f)
 	}
 	// deleting its own, beta inherits again
 	if c, raw := h.rawAs(&seen, beta, betaPass, "DELETE", "/lwm2m/deviceprotocols/3303", nil); c != 204 {
 		t.Fatalf("beta deleting its own: HTTP %d %s", c, raw)
 	}
-	if f, _ := h.agent.Store.Functionalities(h.ctx, "beta", 3303); f[5700].Measurement == nil {
+	if f, _ := h.agent.Protocols.Functionalities(h.ctx, "beta", 3303); f[5700].Measurement == nil {
 		t.Errorf("beta does not inherit again: %+v", f)
 	}
 
@@ -593,7 +593,7 @@ func TestProtocolTenantIsolation(t *testing.T) {
 				t.Errorf("%s lists beta's protocol", other.user)
 			}
 		}
-		if f, err := h.agent.Store.Functionalities(h.ctx, strings.Split(other.user, "/")[0], 33033); err != nil || len(f) != 0 {
+		if f, err := h.agent.Protocols.Functionalities(h.ctx, strings.Split(other.user, "/")[0], 33033); err != nil || len(f) != 0 {
 			t.Errorf("%s's lookup finds beta's functionalities: %+v %v", other.user, f, err)
 		}
 	}

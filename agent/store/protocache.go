@@ -24,37 +24,37 @@ type cacheKey struct {
 	object uint16
 }
 
-type cacheEntry struct {
-	p       *Protocol // nil: no definition anywhere
+type cacheEntry[F Functionality] struct {
+	p       *Protocol[F] // nil: no definition anywhere
 	err     error
 	expires time.Time
 }
 
 // flight is a lookup under way; others asking for the same key wait for it.
-type flight struct {
+type flight[F Functionality] struct {
 	done chan struct{}
-	p    *Protocol
+	p    *Protocol[F]
 	err  error
 }
 
 // protocolCache holds effective protocols by tenant and object. clear
 // empties it and bumps gen, so that a lookup that started before a write
 // does not store what it read before the write.
-type protocolCache struct {
+type protocolCache[F Functionality] struct {
 	mu      sync.Mutex
 	gen     uint64
-	m       map[cacheKey]cacheEntry
-	flights map[cacheKey]*flight
+	m       map[cacheKey]cacheEntry[F]
+	flights map[cacheKey]*flight[F]
 	size    int
 	ttl     time.Duration
 	now     func() time.Time
 }
 
-func newProtocolCache(size int, ttl time.Duration) *protocolCache {
-	return &protocolCache{m: make(map[cacheKey]cacheEntry), flights: make(map[cacheKey]*flight), size: size, ttl: ttl, now: time.Now}
+func newProtocolCache[F Functionality](size int, ttl time.Duration) *protocolCache[F] {
+	return &protocolCache[F]{m: make(map[cacheKey]cacheEntry[F]), flights: make(map[cacheKey]*flight[F]), size: size, ttl: ttl, now: time.Now}
 }
 
-func (c *protocolCache) clear() {
+func (c *protocolCache[F]) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -63,7 +63,7 @@ func (c *protocolCache) clear() {
 
 // get answers k from the cache or load; concurrent misses of one key share
 // one load.
-func (c *protocolCache) get(ctx context.Context, k cacheKey, load func(context.Context) (*Protocol, error)) (*Protocol, error) {
+func (c *protocolCache[F]) get(ctx context.Context, k cacheKey, load func(context.Context) (*Protocol[F], error)) (*Protocol[F], error) {
 	c.mu.Lock()
 	if e, ok := c.m[k]; ok && c.now().Before(e.expires) {
 		c.mu.Unlock()
@@ -78,7 +78,7 @@ func (c *protocolCache) get(ctx context.Context, k cacheKey, load func(context.C
 			return nil, ctx.Err()
 		}
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight[F]{done: make(chan struct{})}
 	c.flights[k] = f
 	gen := c.gen
 	c.mu.Unlock()
@@ -107,7 +107,7 @@ func (c *protocolCache) get(ctx context.Context, k cacheKey, load func(context.C
 				delete(c.m, k)
 			}
 		}
-		c.m[k] = cacheEntry{p: f.p, err: f.err, expires: c.now().Add(ttl)}
+		c.m[k] = cacheEntry[F]{p: f.p, err: f.err, expires: c.now().Add(ttl)}
 	}
 	c.mu.Unlock()
 	close(f.done)

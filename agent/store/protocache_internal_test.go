@@ -9,17 +9,23 @@ import (
 	"time"
 )
 
+// testFn stands for the functionality type, which the cache never looks
+// into.
+type testFn struct{}
+
+func (testFn) Validate() error { return nil }
+
 func TestProtocolCache(t *testing.T) {
 	ctx := context.Background()
-	c := newProtocolCache(16, time.Minute)
+	c := newProtocolCache[testFn](16, time.Minute)
 	clock := time.Unix(0, 0)
 	c.now = func() time.Time { return clock }
 	var loads atomic.Int32
 	release := make(chan struct{})
-	load := func(context.Context) (*Protocol, error) {
+	load := func(context.Context) (*Protocol[testFn], error) {
 		loads.Add(1)
 		<-release
-		return &Protocol{Source: "x"}, nil
+		return &Protocol[testFn]{Source: "x"}, nil
 	}
 	k := cacheKey{tenant: "t", object: 1}
 
@@ -56,7 +62,7 @@ func TestProtocolCache(t *testing.T) {
 	// Errors are kept only briefly.
 	boom := errors.New("boom")
 	ek := cacheKey{tenant: "t", object: 2}
-	c.get(ctx, ek, func(context.Context) (*Protocol, error) { return nil, boom })
+	c.get(ctx, ek, func(context.Context) (*Protocol[testFn], error) { return nil, boom })
 	if _, err := c.get(ctx, ek, load); !errors.Is(err, boom) {
 		t.Fatalf("error not cached: %v", err)
 	}
@@ -76,23 +82,23 @@ func TestProtocolCache(t *testing.T) {
 // A load that began before a write does not store what it read.
 func TestProtocolCacheWriteDuringLoad(t *testing.T) {
 	ctx := context.Background()
-	c := newProtocolCache(16, time.Minute)
+	c := newProtocolCache[testFn](16, time.Minute)
 	k := cacheKey{tenant: "t", object: 1}
-	c.get(ctx, k, func(context.Context) (*Protocol, error) {
+	c.get(ctx, k, func(context.Context) (*Protocol[testFn], error) {
 		c.clear() // a write lands while the read is under way
-		return &Protocol{Source: "stale"}, nil
+		return &Protocol[testFn]{Source: "stale"}, nil
 	})
-	p, _ := c.get(ctx, k, func(context.Context) (*Protocol, error) { return &Protocol{Source: "fresh"}, nil })
+	p, _ := c.get(ctx, k, func(context.Context) (*Protocol[testFn], error) { return &Protocol[testFn]{Source: "fresh"}, nil })
 	if p.Source != "fresh" {
 		t.Fatalf("got %q, want the value read after the write", p.Source)
 	}
 }
 
 func BenchmarkFunctionalitiesCached(b *testing.B) {
-	c := newProtocolCache(16, time.Minute)
+	c := newProtocolCache[testFn](16, time.Minute)
 	ctx := context.Background()
 	k := cacheKey{tenant: "t", object: 3303}
-	load := func(context.Context) (*Protocol, error) { return &Protocol{}, nil }
+	load := func(context.Context) (*Protocol[testFn], error) { return &Protocol[testFn]{}, nil }
 	c.get(ctx, k, load)
 	b.ReportAllocs()
 	for b.Loop() {

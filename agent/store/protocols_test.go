@@ -56,7 +56,7 @@ var (
 )
 
 func TestProtocolSaveAndReplace(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
 	def := coreDef(t, 3303)
 	p := must(s.SaveProtocol(ctx, "acme", def, "3303.xml"))
 	if p.Tenant != "acme" || p.Source != "3303.xml" || p.Builtin() {
@@ -115,7 +115,7 @@ func TestProtocolSaveAndReplace(t *testing.T) {
 }
 
 func TestProtocolInheritance(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
 	def := coreDef(t, 3303)
 
 	// Nothing uploaded: the built-in definition, without functionalities.
@@ -159,7 +159,7 @@ func TestProtocolInheritance(t *testing.T) {
 }
 
 func TestProtocolConfigureInheritedTakesACopy(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
 	def := coreDef(t, 3303)
 	must(s.SaveProtocol(ctx, store.ManagementTenant, def, "mgmt.xml"))
 	must(s.SetFunctionality(ctx, store.ManagementTenant, 3303, 5700, tempMeasurement))
@@ -190,7 +190,7 @@ func TestProtocolConfigureInheritedTakesACopy(t *testing.T) {
 }
 
 func TestProtocolChangeErrors(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
 	must(s.SaveProtocol(ctx, "acme", coreDef(t, 3303), "3303.xml"))
 	tests := []struct {
 		name   string
@@ -227,12 +227,12 @@ func TestProtocolChangeErrors(t *testing.T) {
 }
 
 func TestProtocolListAndIsolation(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
 	for _, id := range []uint16{3303, 3, 1} {
 		must(s.SaveProtocol(ctx, "acme", coreDef(t, id), "acme.xml"))
 	}
 	must(s.SaveProtocol(ctx, store.ManagementTenant, coreDef(t, 4), "mgmt.xml"))
-	ids := func(ps []store.Protocol) (out []uint16) {
+	ids := func(ps []store.Protocol[mapping.Functionality]) (out []uint16) {
 		for _, p := range ps {
 			out = append(out, p.Object.ID)
 		}
@@ -287,7 +287,7 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 }
 
 func TestProtocolTypes(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
 	custom := model.ObjectDef{ID: 10241, Name: "Custom", Resources: []model.ResourceDef{
 		{ID: 0, Name: "Level", Operations: "R", Type: node.TypeFloat},
 		{ID: 1, Name: "Label", Operations: "RW", Type: node.TypeString},

@@ -56,8 +56,7 @@ type Store struct {
 	deviceRegs, pskIDs *mongo.Collection
 	protocols          *mongo.Collection
 
-	protoMu    sync.Mutex // serializes read-modify-writes of protocols
-	protoCache *protocolCache
+	protoMu sync.Mutex // serializes read-modify-writes of protocols
 
 	ids  idBlock
 	auth *authCache
@@ -87,7 +86,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Database == "" {
 		cfg.Database = "lwm2m"
 	}
-	s := &Store{log: log, auth: newAuthCache(4096, time.Minute), protoCache: newProtocolCache(protocolCacheSize, protocolCacheTTL)}
+	s := &Store{log: log, auth: newAuthCache(4096, time.Minute)}
 	uri := cfg.URI
 	if uri == "" {
 		var err error
