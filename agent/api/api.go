@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -56,8 +57,12 @@ type Config struct {
 	Models        ModelSource        // may be nil: every resource is then "raw"
 	Ops           OperationRunner    // may be nil: operations stay PENDING
 	Registrations RegistrationSource // may be nil
-	Metrics       *prometheus.Registry
-	Logger        *slog.Logger
+	// Protocols serves the device protocols; nil makes one over Store.
+	// Share one value with the mapping pipeline, so that a change through
+	// the API reaches the pipeline's cache at once.
+	Protocols *Protocols
+	Metrics   *prometheus.Registry
+	Logger    *slog.Logger
 
 	// MaxRequestTimeout caps the lwm2mRequestTimeout of a device's
 	// registration parameters, in the bulk file and the bootstrap
@@ -96,6 +101,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.CredentialsHashCost == 0 {
 		cfg.CredentialsHashCost = bcrypt.DefaultCost
+	}
+	if cfg.Protocols == nil {
+		cfg.Protocols = store.NewProtocols[mapping.Functionality](cfg.Store)
 	}
 	if cfg.ImportWorkers <= 0 {
 		cfg.ImportWorkers = 2 * runtime.GOMAXPROCS(0)
@@ -170,6 +178,7 @@ func (a *API) routes() {
 	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)
 	auth("GET /lwm2m/devices/{id}/bootstrap", a.getBootstrap)
 	auth("PUT /lwm2m/devices/{id}/bootstrap", a.putBootstrap)
+	a.protocolRoutes(auth)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "general/notFound", "no resource at "+r.URL.Path)
@@ -195,8 +204,11 @@ func (a *API) instrument(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		if r.Body != nil {
 			limit := int64(MaxBody)
-			if r.URL.Path == bulkPath {
+			switch r.URL.Path {
+			case bulkPath:
 				limit = MaxBulkBody
+			case protocolsPath:
+				limit = model.MaxDDFSize
 			}
 			r.Body = http.MaxBytesReader(rec, r.Body, limit)
 		}

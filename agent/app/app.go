@@ -41,6 +41,9 @@ type Agent struct {
 	// and inventory.
 	Pipeline *mapping.Pipeline
 	Models   *model.Registry
+	// Protocols are the tenants' device protocols; the API changes them,
+	// and they are a mapping.Source.
+	Protocols *store.Protocols[mapping.Functionality]
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
 	CoAPAddr  net.Addr
@@ -84,6 +87,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return fail(fmt.Errorf("create management tenant: %w", err))
 	}
 
+	a.Protocols = store.NewProtocols[mapping.Functionality](st)
 	a.Values = session.NewValueWriter(st, 4096, 50*time.Millisecond, log)
 	a.State = session.NewStateWriter(st, 8192, 10*time.Millisecond, log)
 	a.Pipeline = mapping.New(mapping.Config{Store: st, Source: functionalities(st), Values: a.Values, Logger: log})
@@ -138,7 +142,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(newCollector(a))
-	h := api.New(api.Config{Store: st, Models: a.Models, Ops: a.Ops, Metrics: reg, Logger: log,
+	h := api.New(api.Config{Store: st, Models: a.Models, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost})
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

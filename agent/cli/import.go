@@ -15,7 +15,7 @@ import (
 func importCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import",
-		Short: "register devices in bulk from a CSV file, through the API",
+		Short: "register devices from a CSV file, or device protocols from DDF files, through the API",
 	}
 	var (
 		base, user, password string
@@ -58,7 +58,7 @@ func importCmd() *cobra.Command {
 	}
 	apiFlags(devices, &base, &user, &password)
 	devices.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long the import may take")
-	cmd.AddCommand(devices)
+	cmd.AddCommand(devices, protocolsCmd())
 	return cmd
 }
 

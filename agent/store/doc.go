@@ -1,6 +1,7 @@
 // Package store is the agent's persistence: tenants and users, managed
-// objects and their external IDs, events, alarms, measurements, last known
-// resource values and operations, all through the MongoDB Go driver.
+// objects and their external IDs, device protocols, events, alarms,
+// measurements, last known resource values and operations, all through the
+// MongoDB Go driver.
 //
 // With no MongoDB URI configured the store starts FerretDB in-process over
 // SQLite files in the data directory and talks to it with the same driver,

@@ -54,6 +54,9 @@ type Store struct {
 	counters, tenants, users, objects, externalIDs, endpoints,
 	events, alarms, measurements, values, operations, opQueues *mongo.Collection
 	deviceRegs, pskIDs *mongo.Collection
+	protocols          *mongo.Collection
+
+	protoMu sync.Mutex // serializes read-modify-writes of protocols
 
 	ids  idBlock
 	auth *authCache
@@ -120,6 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		{&s.measurements, "measurementBuckets"}, {&s.values, "lastValues"},
 		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
 		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
+		{&s.protocols, "deviceProtocols"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -225,6 +229,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.alarms, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "time", Value: -1}}, false},
 		{s.measurements, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "start", Value: 1}}, false},
 		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "seq", Value: 1}}, false},
+		{s.protocols, bson.D{{Key: "tenant", Value: 1}, {Key: "objectId", Value: 1}}, false},
+		{s.protocols, bson.D{{Key: "objectId", Value: 1}}, false},
 	}
 	for _, i := range all {
 		m := mongo.IndexModel{Keys: i.keys}

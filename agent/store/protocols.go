@@ -1,0 +1,612 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+)
+
+// Device protocols.
+//
+// A device protocol is an object definition (parsed from DDF) with what an
+// operator configured per resource: functionalities (how values become
+// measurements, alarms, events, custom actions) and validation rules for
+// writes. Each tenant has its own; a tenant that has none for an object
+// inherits the management tenant's, and else the definition built into
+// the binary (model.CoreObjects), which has no functionalities (the
+// default mappings of API.md are the pipeline's, not stored ones).
+//
+// Protocols is generic in the functionality type so that the store does
+// not depend on the mapping layer, which depends on the store: the agent
+// uses Protocols[mapping.Functionality], and that type is the mapping
+// pipeline's mapping.Source.
+//
+// Functionalities and the type resolvers are asked per value, so effective
+// protocols are cached in memory (bounded, for protocolCacheTTL). A write
+// through a Protocols clears its cache at once; a write through another
+// agent sharing the database (or another Protocols value: use one per
+// process) is seen when the entry expires.
+
+// Functionality is what the store needs of a resource functionality: it
+// checks itself, and its zero value means "none".
+type Functionality interface {
+	comparable
+	Validate() error
+}
+
+// Protocols stores device protocols with functionalities of type F. It is
+// safe for concurrent use; make one per process with NewProtocols and
+// share it, so that a write clears the cache every reader uses.
+type Protocols[F Functionality] struct {
+	s     *Store
+	cache *protocolCache[F]
+	core  map[uint16]*Protocol[F]
+}
+
+// NewProtocols returns the device protocols of s.
+func NewProtocols[F Functionality](s *Store) *Protocols[F] {
+	core := make(map[uint16]*Protocol[F])
+	for _, o := range model.CoreObjects() {
+		core[o.ID] = &Protocol[F]{Object: o, Source: SourceCore, Functionalities: map[uint16]F{}, Validation: map[uint16]ValidationRules{}}
+	}
+	return &Protocols[F]{s: s, cache: newProtocolCache[F](protocolCacheSize, protocolCacheTTL), core: core}
+}
+
+// Source of the definitions built into the binary.
+const SourceCore = "core"
+
+// Protocol is a device protocol as the store answers it. Its Object,
+// Functionalities and Validation may be shared with the cache: treat them
+// as read-only.
+type Protocol[F Functionality] struct {
+	// Tenant owning the definition; "" for a built-in one.
+	Tenant string
+	Object model.ObjectDef
+	// Source says where the definition came from: the uploaded file's
+	// name, SourceCore, or "copy of <tenant> (<its source>)" for a
+	// definition a tenant took over to configure it.
+	Source          string
+	Functionalities map[uint16]F
+	Validation      map[uint16]ValidationRules
+	Updated         time.Time
+}
+
+// Builtin reports whether p is a built-in definition rather than a
+// tenant's.
+func (p Protocol[F]) Builtin() bool { return p.Tenant == "" }
+
+type protocolDoc[F Functionality] struct {
+	Key        string                    `bson:"_id"`
+	Tenant     string                    `bson:"tenant"`
+	ObjectID   int32                     `bson:"objectId"`
+	Def        objectDoc                 `bson:"definition"`
+	Source     string                    `bson:"source"`
+	Funcs      map[string]F              `bson:"functionalities"`
+	Validation map[string][]ruleGroupDoc `bson:"validation"`
+	Updated    time.Time                 `bson:"updated"`
+}
+
+// ruleGroupDoc is one group of validation rules: the embedded store keeps
+// no arrays of arrays, so each group is a document.
+type ruleGroupDoc struct {
+	Rules []ValidationRule `bson:"rules"`
+}
+
+// objectDoc mirrors model.ObjectDef, so that renaming a Go field never
+// changes what is stored; types are stored by name.
+type objectDoc struct {
+	Name         string        `bson:"name"`
+	Description  string        `bson:"description,omitempty"`
+	URN          string        `bson:"urn,omitempty"`
+	Version      string        `bson:"version,omitempty"`
+	LwM2MVersion string        `bson:"lwm2mVersion,omitempty"`
+	Multiple     bool          `bson:"multiple"`
+	Mandatory    bool          `bson:"mandatory"`
+	Resources    []resourceDoc `bson:"resources"`
+}
+
+type resourceDoc struct {
+	ID               int32  `bson:"id"`
+	Name             string `bson:"name"`
+	Operations       string `bson:"operations"`
+	Multiple         bool   `bson:"multiple"`
+	Mandatory        bool   `bson:"mandatory"`
+	Type             string `bson:"type"`
+	RangeEnumeration string `bson:"rangeEnumeration,omitempty"`
+	Units            string `bson:"units,omitempty"`
+	Description      string `bson:"description,omitempty"`
+}
+
+func protoKey(tenant string, objectID uint16) string {
+	return key(tenant, strconv.Itoa(int(objectID)))
+}
+
+func toDoc[F Functionality](p Protocol[F]) protocolDoc[F] {
+	o := p.Object
+	d := protocolDoc[F]{
+		Key: protoKey(p.Tenant, o.ID), Tenant: p.Tenant, ObjectID: int32(o.ID), Source: p.Source, Updated: p.Updated,
+		Def: objectDoc{
+			Name: o.Name, Description: o.Description, URN: o.URN, Version: o.Version, LwM2MVersion: o.LwM2MVersion,
+			Multiple: o.Multiple, Mandatory: o.Mandatory, Resources: make([]resourceDoc, len(o.Resources)),
+		},
+		Funcs:      make(map[string]F, len(p.Functionalities)),
+		Validation: make(map[string][]ruleGroupDoc, len(p.Validation)),
+	}
+	for i, r := range o.Resources {
+		d.Def.Resources[i] = resourceDoc{
+			ID: int32(r.ID), Name: r.Name, Operations: r.Operations, Multiple: r.Multiple, Mandatory: r.Mandatory,
+			Type: r.Type.String(), RangeEnumeration: r.RangeEnumeration, Units: r.Units, Description: r.Description,
+		}
+	}
+	for id, f := range p.Functionalities {
+		d.Funcs[strconv.Itoa(int(id))] = f
+	}
+	for id, v := range p.Validation {
+		groups := make([]ruleGroupDoc, len(v.Groups))
+		for i, g := range v.Groups {
+			groups[i] = ruleGroupDoc{Rules: g}
+		}
+		d.Validation[strconv.Itoa(int(id))] = groups
+	}
+	return d
+}
+
+func fromDoc[F Functionality](d protocolDoc[F]) (Protocol[F], error) {
+	p := Protocol[F]{
+		Tenant: d.Tenant, Source: d.Source, Updated: d.Updated,
+		Object: model.ObjectDef{
+			ID: uint16(d.ObjectID), Name: d.Def.Name, Description: d.Def.Description, URN: d.Def.URN,
+			Version: d.Def.Version, LwM2MVersion: d.Def.LwM2MVersion, Multiple: d.Def.Multiple, Mandatory: d.Def.Mandatory,
+			Resources: make([]model.ResourceDef, len(d.Def.Resources)),
+		},
+		Functionalities: make(map[uint16]F, len(d.Funcs)),
+		Validation:      make(map[uint16]ValidationRules, len(d.Validation)),
+	}
+	for i, r := range d.Def.Resources {
+		t, err := node.ParseType(r.Type)
+		if err != nil {
+			return Protocol[F]{}, fmt.Errorf("stored protocol %s: resource %d: %w", d.Key, r.ID, err)
+		}
+		p.Object.Resources[i] = model.ResourceDef{
+			ID: uint16(r.ID), Name: r.Name, Operations: r.Operations, Multiple: r.Multiple, Mandatory: r.Mandatory,
+			Type: t, RangeEnumeration: r.RangeEnumeration, Units: r.Units, Description: r.Description,
+		}
+	}
+	for k, f := range d.Funcs {
+		id, err := strconv.ParseUint(k, 10, 16)
+		if err != nil {
+			return Protocol[F]{}, fmt.Errorf("stored protocol %s: functionality key %q: %w", d.Key, k, err)
+		}
+		p.Functionalities[uint16(id)] = f
+	}
+	for k, v := range d.Validation {
+		id, err := strconv.ParseUint(k, 10, 16)
+		if err != nil {
+			return Protocol[F]{}, fmt.Errorf("stored protocol %s: validation key %q: %w", d.Key, k, err)
+		}
+		rules := ValidationRules{Groups: make([][]ValidationRule, len(v))}
+		for i, g := range v {
+			rules.Groups[i] = g.Rules
+		}
+		p.Validation[uint16(id)] = rules
+	}
+	return p, nil
+}
+
+// SaveProtocol creates or replaces the tenant's definition of def.ID.
+// Functionalities of resources that remain in the new definition are
+// kept, and validation rules of resources that remain writable; those of
+// resources it no longer has are dropped. source names where the
+// definition came from (the uploaded file). The definition must pass
+// def.Validate (ErrInvalid otherwise).
+func (ps *Protocols[F]) SaveProtocol(ctx context.Context, tenant string, def model.ObjectDef, source string) (Protocol[F], error) {
+	if err := def.Validate(); err != nil {
+		return Protocol[F]{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	ps.s.protoMu.Lock()
+	defer ps.s.protoMu.Unlock()
+	old, err := ps.ownProtocol(ctx, tenant, def.ID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Protocol[F]{}, err
+	}
+	p := Protocol[F]{
+		Tenant: tenant, Object: def, Source: source, Updated: now(),
+		Functionalities: map[uint16]F{}, Validation: map[uint16]ValidationRules{},
+	}
+	for id, f := range old.Functionalities {
+		if _, ok := def.Resource(id); ok {
+			p.Functionalities[id] = f
+		}
+	}
+	for id, v := range old.Validation {
+		if r, ok := def.Resource(id); ok && r.Writable() {
+			p.Validation[id] = v
+		}
+	}
+	if err := ps.writeProtocol(ctx, p); err != nil {
+		return Protocol[F]{}, err
+	}
+	return p, nil
+}
+
+// writeProtocol replaces (or inserts) p and clears the cache. The caller
+// holds protoMu.
+func (ps *Protocols[F]) writeProtocol(ctx context.Context, p Protocol[F]) error {
+	d := toDoc(p)
+	_, err := ps.s.protocols.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, d, options.Replace().SetUpsert(true))
+	ps.cache.clear()
+	if err != nil {
+		return fmt.Errorf("save protocol %d of %s: %w", p.Object.ID, p.Tenant, err)
+	}
+	return nil
+}
+
+// ownProtocol reads the tenant's own definition of objectID.
+func (ps *Protocols[F]) ownProtocol(ctx context.Context, tenant string, objectID uint16) (Protocol[F], error) {
+	var d protocolDoc[F]
+	if err := findKey(ctx, ps.s.protocols, tenant, strconv.Itoa(int(objectID)), &d); err != nil {
+		return Protocol[F]{}, err
+	}
+	return fromDoc(d)
+}
+
+// OwnProtocol returns the tenant's own definition of objectID, not an
+// inherited one: ErrNotFound when the tenant has none.
+func (ps *Protocols[F]) OwnProtocol(ctx context.Context, tenant string, objectID uint16) (Protocol[F], error) {
+	return ps.ownProtocol(ctx, tenant, objectID)
+}
+
+// DeleteProtocol deletes the tenant's own definition of objectID; the
+// tenant then inherits the management tenant's or the built-in one again.
+// ErrNotFound when the tenant has none of its own.
+func (ps *Protocols[F]) DeleteProtocol(ctx context.Context, tenant string, objectID uint16) error {
+	ps.s.protoMu.Lock()
+	defer ps.s.protoMu.Unlock()
+	res, err := ps.s.protocols.DeleteOne(ctx, bson.D{{Key: "_id", Value: protoKey(tenant, objectID)}})
+	ps.cache.clear()
+	if err != nil {
+		return fmt.Errorf("delete protocol %d: %w", objectID, err)
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Protocol returns the definition of objectID that applies to the tenant:
+// its own, else the management tenant's, else the built-in one
+// (ErrNotFound when there is none). The answer comes from the cache when
+// it can; compare its Tenant with tenant to see whether it is inherited.
+func (ps *Protocols[F]) Protocol(ctx context.Context, tenant string, objectID uint16) (Protocol[F], error) {
+	p, err := ps.effectiveProtocol(ctx, tenant, objectID)
+	if err != nil {
+		return Protocol[F]{}, err
+	}
+	if p == nil {
+		return Protocol[F]{}, ErrNotFound
+	}
+	return *p, nil
+}
+
+// Functionalities returns the functionalities, by resource ID, of the
+// protocol that applies to the tenant for objectID (see Protocol). An
+// object nobody defined has none: an empty map and no error. It is meant
+// to be called per batch of values: after the first call it answers from
+// memory. The map is shared: do not change it.
+func (ps *Protocols[F]) Functionalities(ctx context.Context, tenant string, objectID uint16) (map[uint16]F, error) {
+	p, err := ps.effectiveProtocol(ctx, tenant, objectID)
+	if err != nil || p == nil {
+		return map[uint16]F{}, err
+	}
+	return p.Functionalities, nil
+}
+
+// effectiveProtocol resolves inheritance through the cache; nil means no
+// definition anywhere.
+func (ps *Protocols[F]) effectiveProtocol(ctx context.Context, tenant string, objectID uint16) (*Protocol[F], error) {
+	return ps.cache.get(ctx, cacheKey{tenant: tenant, object: objectID}, func(ctx context.Context) (*Protocol[F], error) {
+		for _, t := range []string{tenant, ManagementTenant} {
+			p, err := ps.ownProtocol(ctx, t, objectID)
+			if err == nil {
+				return &p, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			if t == ManagementTenant {
+				break
+			}
+		}
+		return ps.core[objectID], nil
+	})
+}
+
+// globalProtocol resolves objectID for decoding before the tenant is
+// considered: the management tenant's definition, else the built-in one,
+// else the first tenant's (by tenant ID) that defines the object.
+func (ps *Protocols[F]) globalProtocol(ctx context.Context, objectID uint16) (*Protocol[F], error) {
+	return ps.cache.get(ctx, cacheKey{global: true, object: objectID}, func(ctx context.Context) (*Protocol[F], error) {
+		p, err := ps.ownProtocol(ctx, ManagementTenant, objectID)
+		if err == nil {
+			return &p, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if c := ps.core[objectID]; c != nil {
+			return c, nil
+		}
+		var d protocolDoc[F]
+		err = ps.s.protocols.FindOne(ctx, bson.D{{Key: "objectId", Value: int32(objectID)}},
+			options.FindOne().SetSort(bson.D{{Key: "_id", Value: 1}})).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find protocol %d: %w", objectID, err)
+		}
+		p, err = fromDoc(d)
+		if err != nil {
+			return nil, err
+		}
+		return &p, nil
+	})
+}
+
+// ProtocolFilter selects a list of protocols.
+type ProtocolFilter struct {
+	// Inherited also lists the definitions the tenant inherits (from the
+	// management tenant, and the built-in ones) where it has none of its
+	// own; otherwise only its own are listed.
+	Inherited bool
+	Page      Page
+}
+
+// ListProtocols lists protocols by object ID, one page at a time; total
+// is -1 unless f.Page.WithTotal.
+func (ps *Protocols[F]) ListProtocols(ctx context.Context, tenant string, f ProtocolFilter) ([]Protocol[F], int64, error) {
+	p := f.Page.norm()
+	if !f.Inherited {
+		var docs []protocolDoc[F]
+		total, err := findPage(ctx, ps.s.protocols, bson.D{{Key: "tenant", Value: tenant}}, bson.D{{Key: "objectId", Value: 1}}, p, &docs)
+		if err != nil {
+			return nil, 0, err
+		}
+		out := make([]Protocol[F], 0, len(docs))
+		for _, d := range docs {
+			pr, err := fromDoc(d)
+			if err != nil {
+				return nil, 0, err
+			}
+			out = append(out, pr)
+		}
+		return out, total, nil
+	}
+	// The union of the tenant's, management's and the built-in object
+	// IDs, each with the tenant it comes from; then one page of it.
+	owner := make(map[uint16]string)
+	for id := range ps.core {
+		owner[id] = ""
+	}
+	tenants := []string{ManagementTenant, tenant}
+	if tenant == ManagementTenant {
+		tenants = tenants[:1]
+	}
+	for _, t := range tenants {
+		ids, err := ps.protocolIDs(ctx, t)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, id := range ids {
+			owner[id] = t
+		}
+	}
+	all := slices.Sorted(maps.Keys(owner))
+	total := int64(-1)
+	if p.WithTotal {
+		total = int64(len(all))
+	}
+	from := min(int(p.skip()), len(all))
+	page := all[from:min(from+p.Size, len(all))]
+	out := make([]Protocol[F], 0, len(page))
+	for _, id := range page {
+		if owner[id] == "" {
+			out = append(out, *ps.core[id])
+			continue
+		}
+		pr, err := ps.ownProtocol(ctx, owner[id], id)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, pr)
+	}
+	return out, total, nil
+}
+
+// protocolIDs lists the object IDs the tenant defined.
+func (ps *Protocols[F]) protocolIDs(ctx context.Context, tenant string) ([]uint16, error) {
+	cur, err := ps.s.protocols.Find(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetProjection(bson.D{{Key: "objectId", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list protocols: %w", err)
+	}
+	var docs []struct {
+		ObjectID int32 `bson:"objectId"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list protocols: %w", err)
+	}
+	ids := make([]uint16, len(docs))
+	for i, d := range docs {
+		ids[i] = uint16(d.ObjectID)
+	}
+	return ids, nil
+}
+
+// SetFunctionality sets the functionality of one resource of the
+// protocol that applies to the tenant; a zero Functionality removes it.
+// When the tenant inherits that protocol (from the management tenant or
+// the built-in definitions), it first gets a copy of its own, with the
+// inherited functionalities and validation rules, so that configuring an
+// object never changes what other tenants see; from then on the copy no
+// longer follows the management tenant's changes (delete it to inherit
+// again). ErrNotFound for an unknown object or resource; ErrInvalid for a
+// functionality that fails Validate or an executable resource, which has
+// no values to map.
+func (ps *Protocols[F]) SetFunctionality(ctx context.Context, tenant string, objectID, resourceID uint16, f F) (Protocol[F], error) {
+	if err := f.Validate(); err != nil {
+		return Protocol[F]{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return ps.changeResource(ctx, tenant, objectID, resourceID, func(p *Protocol[F], r model.ResourceDef) error {
+		if r.Executable() {
+			return fmt.Errorf("%w: resource /%d/x/%d (%s) is executable and has no values to map", ErrInvalid, objectID, resourceID, r.Name)
+		}
+		var none F
+		if f == none {
+			delete(p.Functionalities, resourceID)
+		} else {
+			p.Functionalities[resourceID] = f
+		}
+		return nil
+	})
+}
+
+// SetValidation sets the validation rules of one writable resource of the
+// protocol that applies to the tenant, copying an inherited protocol as
+// SetFunctionality does; rules without groups remove them. ErrNotFound
+// for an unknown object or resource; ErrInvalid for rules that fail Check
+// or a resource that is not writable.
+func (ps *Protocols[F]) SetValidation(ctx context.Context, tenant string, objectID, resourceID uint16, v ValidationRules) (Protocol[F], error) {
+	if err := v.Check(); err != nil {
+		return Protocol[F]{}, err
+	}
+	return ps.changeResource(ctx, tenant, objectID, resourceID, func(p *Protocol[F], r model.ResourceDef) error {
+		if !r.Writable() {
+			ops := r.Operations
+			if ops == "" {
+				ops = "none"
+			}
+			return fmt.Errorf("%w: resource /%d/x/%d (%s) is not writable (operations %s); validation rules apply to writes", ErrInvalid, objectID, resourceID, r.Name, ops)
+		}
+		if v.Empty() {
+			delete(p.Validation, resourceID)
+		} else {
+			p.Validation[resourceID] = v
+		}
+		return nil
+	})
+}
+
+// changeResource applies change to the tenant's own copy of the protocol
+// that applies to it, creating the copy when the protocol is inherited.
+func (ps *Protocols[F]) changeResource(ctx context.Context, tenant string, objectID, resourceID uint16, change func(*Protocol[F], model.ResourceDef) error) (Protocol[F], error) {
+	ps.s.protoMu.Lock()
+	defer ps.s.protoMu.Unlock()
+	p, err := ps.ownProtocol(ctx, tenant, objectID)
+	if errors.Is(err, ErrNotFound) {
+		// Read past the cache: it may be up to a TTL old.
+		inherited, ierr := ps.ownProtocol(ctx, ManagementTenant, objectID)
+		switch {
+		case ierr == nil:
+		case errors.Is(ierr, ErrNotFound) && ps.core[objectID] != nil:
+			inherited = *ps.core[objectID]
+		case errors.Is(ierr, ErrNotFound):
+			return Protocol[F]{}, fmt.Errorf("protocol %d: %w", objectID, ErrNotFound)
+		default:
+			return Protocol[F]{}, ierr
+		}
+		from := inherited.Tenant
+		if from == "" {
+			from = SourceCore
+		}
+		p = Protocol[F]{
+			Tenant: tenant, Object: inherited.Object, Source: "copy of " + from + " (" + inherited.Source + ")",
+			Functionalities: maps.Clone(inherited.Functionalities), Validation: maps.Clone(inherited.Validation),
+		}
+		err = nil
+	}
+	if err != nil {
+		return Protocol[F]{}, err
+	}
+	r, ok := p.Object.Resource(resourceID)
+	if !ok {
+		return Protocol[F]{}, fmt.Errorf("resource /%d/x/%d: %w", objectID, resourceID, ErrNotFound)
+	}
+	if p.Functionalities == nil {
+		p.Functionalities = map[uint16]F{}
+	}
+	if p.Validation == nil {
+		p.Validation = map[uint16]ValidationRules{}
+	}
+	if err := change(&p, r); err != nil {
+		return Protocol[F]{}, err
+	}
+	p.Updated = now()
+	if err := ps.writeProtocol(ctx, p); err != nil {
+		return Protocol[F]{}, err
+	}
+	return p, nil
+}
+
+// TypesFor returns the resource types as the tenant's protocols define
+// them (its own, else the management tenant's, else the built-in ones),
+// for codecs that decode a tenant's device's values. Lookups are answered
+// from memory after the first one per object; a miss reads the store
+// with a short timeout of its own, as node.Resolver carries no context.
+func (ps *Protocols[F]) TypesFor(tenant string) node.Resolver {
+	return node.ResolverFunc(func(p node.Path) (node.Type, bool) {
+		return resourceType(p, ps.core, func(ctx context.Context) (*Protocol[F], error) { return ps.effectiveProtocol(ctx, tenant, p.Object) })
+	})
+}
+
+// GlobalTypes returns the resource types for decoding before the tenant of
+// a device is known (the LwM2M server's single resolver): the management
+// tenant's definitions first, then the built-in ones, then, for objects
+// neither has, the definition of the first tenant (by tenant ID) that has
+// one. Tenants' definitions of the same object can disagree; the
+// management tenant's and the built-in ones are what every tenant shares,
+// so they win, and a tenant's own definition only fills gaps. A decoder
+// that needs one tenant's types exactly uses TypesFor.
+func (ps *Protocols[F]) GlobalTypes() node.Resolver {
+	return node.ResolverFunc(func(p node.Path) (node.Type, bool) {
+		return resourceType(p, ps.core, func(ctx context.Context) (*Protocol[F], error) { return ps.globalProtocol(ctx, p.Object) })
+	})
+}
+
+// resolveTimeout bounds a resolver's store read on a cache miss.
+const resolveTimeout = 5 * time.Second
+
+func resourceType[F Functionality](p node.Path, core map[uint16]*Protocol[F], lookup func(context.Context) (*Protocol[F], error)) (node.Type, bool) {
+	if p.Depth < 3 {
+		return node.TypeNone, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	pr, err := lookup(ctx)
+	if err != nil || pr == nil {
+		// Unknown: the codecs then keep the value as opaque bytes.
+		if c := core[p.Object]; c != nil && err != nil {
+			pr = c
+		} else {
+			return node.TypeNone, false
+		}
+	}
+	r, ok := pr.Object.Resource(p.Resource)
+	if !ok {
+		return node.TypeNone, false
+	}
+	return r.Type, true
+}
