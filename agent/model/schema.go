@@ -13,8 +13,8 @@ import (
 // ParseDDFStrict parses a DDF document like ParseDDF after checking it
 // against the LWM2M.xsd schema, 1.0 or 1.1 (1.1 only adds the types
 // "Unsigned Integer" and "Corelnk", so one check accepts both): the root
-// <LWM2M> holding <Object>s, each element where the schema's sequence
-// puts it, no unknown elements, the required ObjectType and ID attributes,
+// <LWM2M> holding <Object>s, each element the schema names (in any order,
+// see sequence), no unknown elements, the required ObjectType and ID attributes,
 // and the enumerations of MultipleInstances, Mandatory, Operations and Type
 // spelled as the schema spells them. Whitespace around a value is accepted,
 // as every tool that edits these files adds some.
@@ -94,8 +94,10 @@ var (
 		{name: "MultipleInstances", check: multipleInstances},
 		{name: "Mandatory", check: mandatory},
 		{name: "Type", check: enumeration("Type", "String", "Integer", "Float", "Boolean", "Opaque", "Time", "Objlnk", "Unsigned Integer", "Corelnk", "")},
-		{name: "RangeEnumeration"},
-		{name: "Units"},
+		// required by the schema, absent from registry files (3410, 3432,
+		// ...): an empty range and no unit is what they mean
+		{name: "RangeEnumeration", optional: true},
+		{name: "Units", optional: true},
 		{name: "Description"},
 	}
 )
@@ -166,32 +168,26 @@ func checkItem(it *elem) error {
 	return err
 }
 
-// sequence checks that the children of parent are the fields in order,
-// each once, optional ones possibly absent, and that leaf fields hold only
-// text with a valid value. It returns the children by name.
+// sequence checks that the children of parent are the schema's fields,
+// each at most once, the required ones present, and that leaf fields hold
+// only text with a valid value. It returns the children by name.
+//
+// The schema's order is not enforced: files of the OMA registry itself
+// (3410, 3432, 3451 to 3461, 511, ...) put Type before Operations or
+// Description2 before ObjectID, and every LwM2M tool reads them; refusing
+// them would refuse the registry.
 func sequence(parent *elem, seq []field) (map[string]*elem, error) {
 	got := make(map[string]*elem, len(seq))
-	i := 0
 	for _, k := range parent.kids {
-		// Find k's place at or after the current position; the fields
-		// passed over must be optional.
-		j := i
+		if prev, ok := got[k.name]; ok {
+			return nil, k.errf("given twice in <%s> (first at line %d)", parent.name, prev.line)
+		}
+		j := 0
 		for j < len(seq) && seq[j].name != k.name {
 			j++
 		}
 		if j == len(seq) {
-			if prev, ok := got[k.name]; ok {
-				return nil, k.errf("given twice in <%s> (first at line %d)", parent.name, prev.line)
-			}
-			if knownField(seq, k.name) {
-				return nil, k.errf("out of order in <%s>: expected %s", parent.name, expected(seq, i))
-			}
-			return nil, k.errf("unknown element in <%s>: expected %s", parent.name, expected(seq, i))
-		}
-		for m := i; m < j; m++ {
-			if !seq[m].optional {
-				return nil, k.errf("<%s> is missing before it in <%s>", seq[m].name, parent.name)
-			}
+			return nil, k.errf("unknown element in <%s>: expected %s", parent.name, expected(seq))
 		}
 		f := seq[j]
 		if f.name != "Resources" {
@@ -205,38 +201,22 @@ func sequence(parent *elem, seq []field) (map[string]*elem, error) {
 			}
 		}
 		got[k.name] = k
-		i = j + 1
 	}
-	for m := i; m < len(seq); m++ {
-		if !seq[m].optional {
-			return nil, parent.errf("missing <%s>", seq[m].name)
+	for _, f := range seq {
+		if _, ok := got[f.name]; !ok && !f.optional {
+			return nil, parent.errf("missing <%s>", f.name)
 		}
 	}
 	return got, nil
 }
 
-func knownField(seq []field, name string) bool {
-	for _, f := range seq {
-		if f.name == name {
-			return true
-		}
+// expected names the elements seq allows.
+func expected(seq []field) string {
+	names := make([]string, len(seq))
+	for i, f := range seq {
+		names[i] = "<" + f.name + ">"
 	}
-	return false
-}
-
-// expected names what may come at position i of seq.
-func expected(seq []field, i int) string {
-	var names []string
-	for ; i < len(seq); i++ {
-		names = append(names, "<"+seq[i].name+">")
-		if !seq[i].optional {
-			break
-		}
-	}
-	if len(names) == 0 {
-		return "nothing more"
-	}
-	return strings.Join(names, " or ")
+	return "one of " + strings.Join(names, ", ")
 }
 
 // noText refuses text between the elements of an element that holds only
