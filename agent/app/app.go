@@ -21,6 +21,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -44,6 +45,10 @@ type Agent struct {
 	// Protocols are the tenants' device protocols; the API changes them,
 	// and they are a mapping.Source.
 	Protocols *store.Protocols[mapping.Functionality]
+	// Plugins are the configured plugins and decoders, nil without any;
+	// Decoder hands them the values of decoder:<name> resources.
+	Plugins *plugins.Host
+	Decoder *mapping.PluginDecoder
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
 	CoAPAddr  net.Addr
@@ -78,6 +83,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	a := &Agent{Store: st, Models: model.Core(), log: log}
 	fail := func(err error) (*Agent, func() error, error) {
+		if a.Plugins != nil {
+			a.Plugins.Close()
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = st.Close(cctx)
@@ -90,7 +98,19 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	a.Protocols = store.NewProtocols[mapping.Functionality](st)
 	a.Values = session.NewValueWriter(st, 4096, 50*time.Millisecond, log)
 	a.State = session.NewStateWriter(st, 8192, 10*time.Millisecond, log)
-	a.Pipeline = mapping.New(mapping.Config{Store: st, Source: functionalities(st), Values: a.Values, Logger: log})
+	a.Pipeline = mapping.New(mapping.Config{Store: st, Source: a.Protocols, Values: a.Values, Logger: log})
+	if cfg.PluginsConfig != "" {
+		pcfg, err := plugins.LoadConfig(cfg.PluginsConfig)
+		if err != nil {
+			return fail(fmt.Errorf("plugins: %w", err))
+		}
+		// the plugins live as long as the agent, not the start-up call
+		if a.Plugins, err = plugins.New(context.WithoutCancel(ctx), pcfg, log); err != nil {
+			return fail(fmt.Errorf("plugins: %w", err))
+		}
+		a.Decoder = mapping.NewPluginDecoder(a.Plugins, a.Pipeline, mapping.DecoderOptions{Logger: log})
+		a.Pipeline.SetDecoder(a.Decoder)
+	}
 	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, Pipeline: a.Pipeline, AutoRegister: cfg.AutoRegister, Logger: log})
 	srv, err := lwm2m.NewServer(lwm2m.Config{
 		Addr:             cfg.CoAPAddr,
@@ -100,7 +120,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		MaxRegistrations: cfg.MaxRegistrations,
 		PeerRate:         float64(cfg.PeerRate),
 		PeerBurst:        cfg.PeerBurst,
-		Types:            a.Models,
+		Types:            a.Protocols.GlobalTypes(),
 		Logger:           log,
 
 		SecureAddr: cfg.CoAPSAddr,
@@ -142,6 +162,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(newCollector(a))
+	if a.Plugins != nil {
+		reg.MustRegister(a.Plugins.Collector())
+	}
 	h := api.New(api.Config{Store: st, Models: a.Models, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost})
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -176,6 +199,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	run("operations", func() error { a.Ops.Run(ctx); return nil })
 	run("automatic observations", func() error { a.Pipeline.RunObservers(ctx); return nil })
+	if a.Decoder != nil {
+		run("decoders", func() error { a.Decoder.Run(ctx); return nil })
+	}
 	// The writers outlive the server: they stop after the last hook call
 	// has handed over its changes, then drain them into the store.
 	writersCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
@@ -217,6 +243,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		wg.Wait()
 		stopAll()
 		hooks.Wait()
+		if a.Plugins != nil {
+			a.Plugins.Close()
+		}
 		stopWriters()
 		<-a.Values.Done()
 		<-a.State.Done()
@@ -233,10 +262,3 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	return a, wait, nil
 }
-
-// functionalities is where the pipeline finds each tenant's device
-// protocols (the functionalities of resources, with what a tenant
-// inherits). Until the store serves device protocols there are none, and
-// the default mappings apply to every tenant; a Source backed by the
-// store takes this place.
-func functionalities(*store.Store) mapping.Source { return mapping.NoFunctionalities{} }

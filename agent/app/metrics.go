@@ -2,6 +2,7 @@ package app
 
 import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bootstrap"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -42,6 +43,9 @@ var metrics = []metric{
 	{"lwm2m_agent_bootstrap_refused_total", "Bootstrap-Requests refused (malformed, unknown endpoint, forbidden).", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Refused) }},
 	{"lwm2m_agent_bootstrap_finished_total", "Bootstrap sessions that ended with Bootstrap-Finish.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Finished) }},
 	{"lwm2m_agent_bootstrap_failed_total", "Bootstrap sessions that failed.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Failed) }},
+	{"lwm2m_agent_decoded_total", "Values decoded by decoder plugins.", false, func(a *Agent) float64 { return float64(a.decoderStats().Decoded) }},
+	{"lwm2m_agent_decode_failed_total", "Values decoders could not decode (after retries), each with a mapping alarm.", false, func(a *Agent) float64 { return float64(a.decoderStats().Failed) }},
+	{"lwm2m_agent_decode_retries_total", "Decoder calls retried after a failure that may pass.", false, func(a *Agent) float64 { return float64(a.decoderStats().Retries) }},
 	{"lwm2m_agent_values_written_total", "Last known values written to the store.", false, func(a *Agent) float64 { return float64(a.Values.Written()) }},
 	{"lwm2m_agent_lifecycle_events_total", "Lifecycle events stored.", false, func(a *Agent) float64 { return float64(a.State.Events()) }},
 	{"lwm2m_agent_state_failed_total", "Registration state changes that could not be stored.", false, func(a *Agent) float64 { return float64(a.State.Failed()) }},
@@ -61,6 +65,13 @@ func (a *Agent) bootstrapStats() bootstrap.Stats {
 		return bootstrap.Stats{}
 	}
 	return a.Bootstrap.Stats()
+}
+
+func (a *Agent) decoderStats() mapping.DecoderStats {
+	if a.Decoder == nil {
+		return mapping.DecoderStats{}
+	}
+	return a.Decoder.Stats()
 }
 
 func newCollector(a *Agent) *collector {
