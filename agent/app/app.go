@@ -49,6 +49,7 @@ type Agent struct {
 	// Decoder hands them the values of decoder:<name> resources.
 	Plugins *plugins.Host
 	Decoder *mapping.PluginDecoder
+	Mappers *mapping.PluginMappers // nil without mapping plugins
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
 	CoAPAddr  net.Addr
@@ -110,6 +111,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		}
 		a.Decoder = mapping.NewPluginDecoder(a.Plugins, a.Pipeline, mapping.DecoderOptions{Logger: log})
 		a.Pipeline.SetDecoder(a.Decoder)
+		if a.Mappers = mapping.NewPluginMappers(a.Plugins, a.Pipeline, mapping.DecoderOptions{Logger: log}); a.Mappers != nil {
+			a.Pipeline.SetPluginMappers(a.Mappers)
+		}
 	}
 	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, Pipeline: a.Pipeline, AutoRegister: cfg.AutoRegister, Logger: log})
 	srv, err := lwm2m.NewServer(lwm2m.Config{
@@ -201,6 +205,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	run("automatic observations", func() error { a.Pipeline.RunObservers(ctx); return nil })
 	if a.Decoder != nil {
 		run("decoders", func() error { a.Decoder.Run(ctx); return nil })
+	}
+	if a.Mappers != nil {
+		run("mapping plugins", func() error { a.Mappers.Run(ctx); return nil })
 	}
 	// The writers outlive the server: they stop after the last hook call
 	// has handed over its changes, then drain them into the store.

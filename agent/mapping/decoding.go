@@ -57,6 +57,11 @@ var ErrDecodeQueueFull = errors.New("decoder queue full")
 // NewPluginDecoder returns a decoder over host writing into sink; run it
 // with Run.
 func NewPluginDecoder(host DecodeHost, sink OutputSink, opt DecoderOptions) *PluginDecoder {
+	opt = opt.withDefaults()
+	return &PluginDecoder{host: host, sink: sink, opt: opt, log: opt.Logger.With("component", "decoder"), in: make(chan DecodeRequest, opt.Queue)}
+}
+
+func (opt DecoderOptions) withDefaults() DecoderOptions {
 	if opt.Queue <= 0 {
 		opt.Queue = 10000
 	}
@@ -78,7 +83,7 @@ func NewPluginDecoder(host DecodeHost, sink OutputSink, opt DecoderOptions) *Plu
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &PluginDecoder{host: host, sink: sink, opt: opt, log: opt.Logger.With("component", "decoder"), in: make(chan DecodeRequest, opt.Queue)}
+	return opt
 }
 
 // Queue takes values without waiting for their decoding.

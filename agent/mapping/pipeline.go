@@ -70,6 +70,7 @@ type Pipeline struct {
 
 	mu       sync.RWMutex
 	observer Observer
+	mappers  *PluginMappers // nil without mapping plugins
 
 	registered chan registration
 	stopped    chan struct{} // closed when RunObservers has returned
@@ -118,6 +119,14 @@ func (p *Pipeline) SetDecoder(d Decoder) {
 	p.mu.Unlock()
 }
 
+// SetPluginMappers sets the mapping plugins every batch of values also
+// goes to; call it before values flow.
+func (p *Pipeline) SetPluginMappers(m *PluginMappers) {
+	p.mu.Lock()
+	p.mappers = m
+	p.mu.Unlock()
+}
+
 // Write queues outputs made elsewhere (decoders) for the store.
 func (p *Pipeline) Write(ctx context.Context, out Output) error { return p.writer.Add(ctx, out) }
 
@@ -155,6 +164,14 @@ func (p *Pipeline) Handle(ctx context.Context, in Input) {
 		return
 	}
 	p.values.Add(int64(len(in.Records)))
+	p.mu.RLock()
+	mappers := p.mappers
+	p.mu.RUnlock()
+	if mappers != nil {
+		if err := mappers.Queue(in); err != nil {
+			p.log.Warn("values not given to the mapping plugins", "device", in.ID, "err", err)
+		}
+	}
 	if len(out.Decodes) > 0 {
 		p.decode(ctx, &out)
 	}

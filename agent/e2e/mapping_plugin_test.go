@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+)
+
+// A mapping plugin declared in the plugins file, a real process started
+// by the agent, gets the devices' values in batches after the agent's own
+// mapping; what it returns is stored as the device's measurements.
+func TestMappingPluginProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "testplugin")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./agent/plugins/testdata/testplugin")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	conf := filepath.Join(dir, "plugins.json")
+	spec := fmt.Sprintf(`{"plugins":[{"name":"numbers","kind":"mapping","path":%q,"args":["mapping"],"timeout":"5s"}]}`, bin)
+	if err := os.WriteFile(conf, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startAgent(t, func(c *config.Config) { c.PluginsConfig = conf })
+	h.simulate(1, nil)
+	id := h.device("testmappingpluginprocess-0").str("id")
+	if op := h.shell(id, "observe /3303/0/5700", 10*time.Second); op.Status != "SUCCESSFUL" {
+		t.Fatalf("observe: %s %s", op.Status, op.FailureReason)
+	}
+	typ := url.QueryEscape("c8y_/3303/0/5700") // what the test plugin names them
+	h.eventually(10*time.Second, func() error {
+		var res struct {
+			Measurements []map[string]any `json:"measurements"`
+		}
+		h.call("GET", "/measurement/measurements?pageSize=100&source="+id+"&type="+typ, nil, &res)
+		if len(res.Measurements) < 3 {
+			return fmt.Errorf("%d measurements from the plugin", len(res.Measurements))
+		}
+		return nil
+	})
+	text, err := h.metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\n" + `lwm2m_agent_plugin_calls_total{kind="mapping",plugin="numbers"} `; !strings.Contains(text, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+}
