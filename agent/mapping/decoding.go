@@ -86,6 +86,28 @@ func (opt DecoderOptions) withDefaults() DecoderOptions {
 	return opt
 }
 
+// withRetries calls f, each call bounded by the timeout, until it
+// succeeds, fails for a reason that will not pass, the attempts are used or
+// ctx ends; between tries it waits, doubling the wait up to 30 s.
+func (opt DecoderOptions) withRetries(ctx context.Context, retries *atomic.Int64, f func(ctx context.Context) error) error {
+	wait := opt.Backoff
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, opt.Timeout)
+		err := f(cctx)
+		cancel()
+		if err == nil || !plugins.IsRetryable(err) || attempt >= opt.Attempts || ctx.Err() != nil {
+			return err
+		}
+		retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
 // Queue takes values without waiting for their decoding.
 func (d *PluginDecoder) Queue(_ context.Context, reqs []DecodeRequest) error {
 	for i, r := range reqs {
@@ -166,30 +188,18 @@ func (d *PluginDecoder) decode(ctx context.Context, batch []DecodeRequest) {
 			reqs[i].Args = map[string]string{"argument": r.Argument}
 		}
 	}
-	wait := d.opt.Backoff
-	var err error
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, d.opt.Timeout)
-		var res []plugins.DecodeResult
-		res, err = d.host.DecodeBatch(cctx, batch[0].Decoder, reqs)
-		cancel()
+	var res []plugins.DecodeResult
+	err := d.opt.withRetries(ctx, &d.retries, func(ctx context.Context) error {
+		var err error
+		res, err = d.host.DecodeBatch(ctx, batch[0].Decoder, reqs)
 		if err == nil && len(res) != len(batch) {
 			err = fmt.Errorf("decoder answered %d results for %d values", len(res), len(batch))
 		}
-		if err == nil {
-			d.write(ctx, batch, res)
-			return
-		}
-		if !plugins.IsRetryable(err) || attempt >= d.opt.Attempts || ctx.Err() != nil {
-			break
-		}
-		d.retries.Add(1)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 30*time.Second)
+		return err
+	})
+	if err == nil {
+		d.write(ctx, batch, res)
+		return
 	}
 	if ctx.Err() != nil {
 		return

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
@@ -94,40 +93,30 @@ func (m *PluginMappers) mapBatch(ctx context.Context, name string, in Input) {
 		}
 		values[i] = plugins.ResourceValue{Tenant: in.Tenant, DeviceID: in.ID, Endpoint: in.Endpoint, Path: r.Path, Value: r.Value, Time: t}
 	}
-	wait := m.opt.Backoff
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, m.opt.Timeout)
-		res, err := m.host.Map(cctx, name, values)
-		cancel()
-		if err == nil {
-			m.mapped.Add(int64(len(values) - len(res.Errors)))
-			m.failed.Add(int64(len(res.Errors)))
-			out := Output{Device: in.Device}
-			convert(&out, DecodeRequest{Device: in.Device, Time: in.Arrived}, resultAsDecoded(in.ID, res))
-			for _, e := range res.Errors {
-				decodeFailed(&out, DecodeRequest{Device: in.Device, Decoder: name, Time: in.Arrived}, fmt.Sprintf("%s: %s", e.Path, e.Message))
-			}
-			if out.Len() > 0 {
-				if err := m.sink.Write(ctx, out); err != nil {
-					m.log.Error("mapped values not stored", "plugin", name, "device", in.ID, "err", err)
-				}
-			}
-			return
+	var res plugins.Result
+	err := m.opt.withRetries(ctx, &m.retries, func(ctx context.Context) error {
+		var err error
+		res, err = m.host.Map(ctx, name, values)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.failed.Add(int64(len(values)))
+			m.log.Warn("values not mapped by plugin", "plugin", name, "device", in.ID, "count", len(values), "err", err)
 		}
-		if !plugins.IsRetryable(err) || attempt >= m.opt.Attempts || ctx.Err() != nil {
-			if ctx.Err() == nil {
-				m.failed.Add(int64(len(values)))
-				m.log.Warn("values not mapped by plugin", "plugin", name, "device", in.ID, "count", len(values), "err", err)
-			}
-			return
+		return
+	}
+	m.mapped.Add(int64(len(values) - len(res.Errors)))
+	m.failed.Add(int64(len(res.Errors)))
+	out := Output{Device: in.Device}
+	convert(&out, DecodeRequest{Device: in.Device, Time: in.Arrived}, resultAsDecoded(in.ID, res))
+	for _, e := range res.Errors {
+		decodeFailed(&out, DecodeRequest{Device: in.Device, Decoder: name, Time: in.Arrived}, fmt.Sprintf("%s: %s", e.Path, e.Message))
+	}
+	if out.Len() > 0 {
+		if err := m.sink.Write(ctx, out); err != nil {
+			m.log.Error("mapped values not stored", "plugin", name, "device", in.ID, "err", err)
 		}
-		m.retries.Add(1)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 30*time.Second)
 	}
 }
 
