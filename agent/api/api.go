@@ -32,7 +32,7 @@ import (
 // ModelSource answers object definitions for the objects view;
 // *model.Registry implements it.
 type ModelSource interface {
-	Object(id uint16) (model.ObjectDef, bool)
+	ObjectFor(tenant string, id uint16) (model.ObjectDef, bool)
 }
 
 // OperationRunner delivers operations. Submit is called once per

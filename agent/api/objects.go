@@ -137,7 +137,7 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 		var def model.ObjectDef
 		known := false
 		if a.cfg.Models != nil {
-			def, known = a.cfg.Models.Object(oid)
+			def, known = a.cfg.Models.ObjectFor(u.Tenant, oid)
 		}
 		oj := map[string]any{"id": oid, "path": node.ObjectPath(oid).String(), "raw": !known}
 		if known {

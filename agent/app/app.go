@@ -160,7 +160,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			return fail(fmt.Errorf("bootstrap server: %w", err))
 		}
 	}
-	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Models, Values: a.Values, Pipeline: a.Pipeline, Workers: cfg.OperationWorkers, Logger: log})
+	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Protocols, Values: a.Values, Pipeline: a.Pipeline, Workers: cfg.OperationWorkers, Logger: log})
 	hooks.SetOps(a.Ops)
 
 	reg := prometheus.NewRegistry()
@@ -169,7 +169,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
-	h := api.New(api.Config{Store: st, Models: a.Models, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
+	h := api.New(api.Config{Store: st, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost})
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -166,3 +166,34 @@ func TestFunctionalitiesEndToEnd(t *testing.T) {
 		t.Errorf("management sees measurements: %v", res.Measurements)
 	}
 }
+
+// Shell results and the objects view name resources as the tenant's own
+// protocol does, not only as the built-in definitions do.
+func TestTenantProtocolNamesResources(t *testing.T) {
+	h := startAgent(t)
+	ddf, err := os.ReadFile(filepath.Join(sharedDir(t, "lwm2m-registry"), "3303.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := strings.Replace(string(ddf), "<Name>Application Type</Name>", "<Name>Room</Name>", 1)
+	if renamed == string(ddf) {
+		t.Fatal("3303.xml has no Application Type")
+	}
+	if code, _, failed := h.postDDF("management/admin", adminPassword, []byte(renamed), ""); code != 201 {
+		t.Fatalf("upload: HTTP %d %+v", code, failed)
+	}
+	h.simulate(1, nil)
+	id := h.device("testtenantprotocolnamesresources-0").str("id")
+	if op := h.shell(id, "write /3303/0/5750 kitchen", 10*time.Second); op.Status != "SUCCESSFUL" {
+		t.Fatalf("write: %s %s", op.Status, op.FailureReason)
+	}
+	op := h.shell(id, "read /3303/0/5750", 10*time.Second)
+	if op.Status != "SUCCESSFUL" || op.Command.Result != "/3303/0/5750 (Room) = kitchen" {
+		t.Fatalf("read: %s %q %s", op.Status, op.Command.Result, op.FailureReason)
+	}
+	var view map[string]any
+	h.call("GET", "/lwm2m/devices/"+id+"/objects", nil, &view)
+	if !strings.Contains(fmt.Sprint(view), "Room") {
+		t.Errorf("objects view does not name 5750 Room: %v", view)
+	}
+}

@@ -120,3 +120,7 @@ func (r *Registry) ResourceType(p node.Path) (node.Type, bool) {
 	}
 	return d.Type, true
 }
+
+// ObjectFor is Object for any tenant: the registry's definitions are the
+// same for all.
+func (r *Registry) ObjectFor(_ string, id uint16) (ObjectDef, bool) { return r.Object(id) }

@@ -12,6 +12,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 )
@@ -32,7 +33,7 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 			return "", fmt.Errorf("read %s: %w", p, err)
 		}
 		r.record(ctx, reg, recs)
-		return r.formatRecords(p, recs), nil
+		return r.formatRecords(reg.Tenant, p, recs), nil
 	case shell.Observe:
 		p := cmd.Paths[0]
 		recs, err := srv.Observe(ctx, ep, p)
@@ -40,7 +41,7 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 			return "", fmt.Errorf("observe %s: %w", p, err)
 		}
 		r.record(ctx, reg, recs)
-		return "Observing " + p.String() + "\n" + r.formatRecords(p, recs), nil
+		return "Observing " + p.String() + "\n" + r.formatRecords(reg.Tenant, p, recs), nil
 	case shell.CancelObservation:
 		p := cmd.Paths[0]
 		if err := srv.CancelObserve(ctx, ep, p); err != nil {
@@ -55,7 +56,7 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		return "Executed " + p.String(), nil
 	case shell.Write:
 		p := cmd.Paths[0]
-		v, err := r.typed(p, cmd.Value)
+		v, err := r.typed(reg.Tenant, p, cmd.Value)
 		if err != nil {
 			return "", fmt.Errorf("write %s: %w", p, err)
 		}
@@ -92,7 +93,7 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		return string(codec.FormatLinks(links)), nil
 	case shell.Create:
 		p := cmd.Paths[0]
-		recs, err := r.createRecords(freeInstance(reg, p), cmd.JSON)
+		recs, err := r.createRecords(reg.Tenant, freeInstance(reg, p), cmd.JSON)
 		if err != nil {
 			return "", fmt.Errorf("create %s: %w", p, err)
 		}
@@ -110,18 +111,18 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 			return "", fmt.Errorf("cread: %w", err)
 		}
 		r.record(ctx, reg, recs)
-		return r.formatRecords(node.Root, recs), nil
+		return r.formatRecords(reg.Tenant, node.Root, recs), nil
 	case shell.CompositeObserve:
 		recs, err := srv.ObserveComposite(ctx, ep, cmd.Paths)
 		if err != nil {
 			return "", fmt.Errorf("cobserve: %w", err)
 		}
 		r.record(ctx, reg, recs)
-		return "Observing " + pathList(cmd.Paths) + "\n" + r.formatRecords(node.Root, recs), nil
+		return "Observing " + pathList(cmd.Paths) + "\n" + r.formatRecords(reg.Tenant, node.Root, recs), nil
 	case shell.CompositeWrite:
 		recs := make([]node.Record, 0, len(cmd.Paths))
 		for _, p := range cmd.Paths {
-			rec, err := r.typedJSON(p, cmd.JSON[p.String()])
+			rec, err := r.typedJSON(reg.Tenant, p, cmd.JSON[p.String()])
 			if err != nil {
 				return "", fmt.Errorf("cwrite %s: %w", p, err)
 			}
@@ -175,13 +176,10 @@ func (r *Runner) recordWritten(ctx context.Context, reg lwm2m.Registration, recs
 
 // typed parses a shell value by the resource's definition; a resource the
 // agent has no definition for is written as a string.
-func (r *Runner) typed(p node.Path, text string) (node.Value, error) {
-	t, ok := node.TypeString, false
-	if r.cfg.Models != nil {
-		t, ok = r.cfg.Models.ResourceType(p.ResourceOf())
-	}
-	if !ok {
-		t = node.TypeString
+func (r *Runner) typed(tenant string, p node.Path, text string) (node.Value, error) {
+	t := node.TypeString
+	if res, ok := r.resource(tenant, p); ok {
+		t = res.Type
 	}
 	if t == node.TypeNone {
 		return node.Value{}, fmt.Errorf("resource is executable, not writable")
@@ -210,7 +208,7 @@ func freeInstance(reg lwm2m.Registration, p node.Path) node.Path {
 }
 
 // createRecords types the JSON of `create /O {"0": v, ...}` by definition.
-func (r *Runner) createRecords(p node.Path, fields map[string]any) ([]node.Record, error) {
+func (r *Runner) createRecords(tenant string, p node.Path, fields map[string]any) ([]node.Record, error) {
 	ids := make([]int, 0, len(fields))
 	for k := range fields {
 		id, err := strconv.Atoi(k)
@@ -236,7 +234,7 @@ func (r *Runner) createRecords(p node.Path, fields map[string]any) ([]node.Recor
 			}
 			sort.Ints(riids)
 			for _, ri := range riids {
-				rec, err := r.typedJSON(rp.Child(uint16(ri)), multi[strconv.Itoa(ri)])
+				rec, err := r.typedJSON(tenant, rp.Child(uint16(ri)), multi[strconv.Itoa(ri)])
 				if err != nil {
 					return nil, fmt.Errorf("resource %d/%d: %w", id, ri, err)
 				}
@@ -244,7 +242,7 @@ func (r *Runner) createRecords(p node.Path, fields map[string]any) ([]node.Recor
 			}
 			continue
 		}
-		rec, err := r.typedJSON(rp, raw)
+		rec, err := r.typedJSON(tenant, rp, raw)
 		if err != nil {
 			return nil, fmt.Errorf("resource %d: %w", id, err)
 		}
@@ -254,7 +252,7 @@ func (r *Runner) createRecords(p node.Path, fields map[string]any) ([]node.Recor
 }
 
 // typedJSON types one JSON value of create by the resource's definition.
-func (r *Runner) typedJSON(p node.Path, raw any) (node.Record, error) {
+func (r *Runner) typedJSON(tenant string, p node.Path, raw any) (node.Record, error) {
 	var text string
 	switch v := raw.(type) {
 	case string:
@@ -268,7 +266,7 @@ func (r *Runner) typedJSON(p node.Path, raw any) (node.Record, error) {
 	default:
 		return node.Record{}, fmt.Errorf("value %v is neither string, number nor boolean", raw)
 	}
-	v, err := r.typed(p, text)
+	v, err := r.typed(tenant, p, text)
 	if err != nil {
 		return node.Record{}, err
 	}
@@ -277,7 +275,7 @@ func (r *Runner) typedJSON(p node.Path, raw any) (node.Record, error) {
 
 // formatRecords writes one line per value: path, resource name where the
 // definition is known, and the value.
-func (r *Runner) formatRecords(base node.Path, recs []node.Record) string {
+func (r *Runner) formatRecords(tenant string, base node.Path, recs []node.Record) string {
 	if len(recs) == 0 {
 		return base.String() + ": no value"
 	}
@@ -287,7 +285,7 @@ func (r *Runner) formatRecords(base node.Path, recs []node.Record) string {
 			b.WriteByte('\n')
 		}
 		b.WriteString(rec.Path.String())
-		if name := r.resourceName(rec.Path); name != "" {
+		if name := r.resourceName(tenant, rec.Path); name != "" {
 			b.WriteString(" (" + name + ")")
 		}
 		b.WriteString(" = ")
@@ -300,17 +298,19 @@ func (r *Runner) formatRecords(base node.Path, recs []node.Record) string {
 	return b.String()
 }
 
-func (r *Runner) resourceName(p node.Path) string {
-	if r.cfg.Models == nil || p.Depth < 3 {
-		return ""
-	}
-	obj, ok := r.cfg.Models.Object(p.Object)
-	if !ok {
-		return ""
-	}
-	res, ok := obj.Resource(p.Resource)
-	if !ok {
-		return ""
-	}
+func (r *Runner) resourceName(tenant string, p node.Path) string {
+	res, _ := r.resource(tenant, p)
 	return res.Name
+}
+
+// resource finds the definition of the resource of p for the tenant.
+func (r *Runner) resource(tenant string, p node.Path) (model.ResourceDef, bool) {
+	if r.cfg.Models == nil || p.Depth < 3 {
+		return model.ResourceDef{}, false
+	}
+	obj, ok := r.cfg.Models.ObjectFor(tenant, p.Object)
+	if !ok {
+		return model.ResourceDef{}, false
+	}
+	return obj.Resource(p.Resource)
 }

@@ -42,7 +42,7 @@ func TestCreateRecordsTypedByDefinition(t *testing.T) {
 	if err := dec.Decode(&fields); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := r.createRecords(node.InstancePath(3303, 1), fields)
+	recs, err := r.createRecords("t1", node.InstancePath(3303, 1), fields)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestCreateRecordsTypedByDefinition(t *testing.T) {
 		}
 	}
 	// a multiple resource takes {"<riid>": value}
-	recs, err = r.createRecords(node.InstancePath(3, 1), map[string]any{"7": map[string]any{"0": json.Number("3800"), "1": json.Number("5000")}})
+	recs, err = r.createRecords("t1", node.InstancePath(3, 1), map[string]any{"7": map[string]any{"0": json.Number("3800"), "1": json.Number("5000")}})
 	if err != nil || len(recs) != 2 || recs[1].Path != node.ResourceInstancePath(3, 1, 7, 1) || recs[1].Value.Int != 5000 {
 		t.Errorf("multiple resource: %v, %v", recs, err)
 	}
@@ -71,7 +71,7 @@ func TestCreateRecordsTypedByDefinition(t *testing.T) {
 		"bad instance id":    {"7": map[string]any{"-1": "1"}},
 		"executable written": {"5605": "1"},
 	} {
-		if _, err := r.createRecords(node.InstancePath(3303, 1), bad); err == nil {
+		if _, err := r.createRecords("t1", node.InstancePath(3303, 1), bad); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -79,7 +79,7 @@ func TestCreateRecordsTypedByDefinition(t *testing.T) {
 
 func TestFormatRecords(t *testing.T) {
 	r := New(Config{Models: model.Core()})
-	got := r.formatRecords(node.InstancePath(3, 0), []node.Record{
+	got := r.formatRecords("t1", node.InstancePath(3, 0), []node.Record{
 		{Path: node.ResourcePath(3, 0, 0), Value: node.String("ACME")},
 		{Path: node.ResourcePath(3, 0, 13), Value: node.TimeValue(time.Unix(1700000000, 0))},
 		{Path: node.ResourcePath(3, 0, 9999), Value: node.Opaque([]byte{1, 2})},
@@ -88,7 +88,7 @@ func TestFormatRecords(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	if got := r.formatRecords(node.InstancePath(3, 0), nil); got != "/3/0: no value" {
+	if got := r.formatRecords("t1", node.InstancePath(3, 0), nil); got != "/3/0: no value" {
 		t.Errorf("empty: %q", got)
 	}
 }

@@ -33,7 +33,9 @@ type ValueSink interface {
 type Config struct {
 	Server *lwm2m.Server
 	Store  *store.Store
-	Models *model.Registry
+	// Models are the object definitions shell values are typed by, per
+	// tenant (the tenants' device protocols; model.Core() fits too).
+	Models Definitions
 	Values ValueSink
 	// Pipeline maps the values devices answer to reads, observes and
 	// composite requests; nil turns mapping off.
@@ -159,6 +161,11 @@ func (r *Runner) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Definitions give the object definitions of a tenant's devices.
+type Definitions interface {
+	ObjectFor(tenant string, id uint16) (model.ObjectDef, bool)
 }
 
 // errWaitForDevice stops serving a device until it connects again.

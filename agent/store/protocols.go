@@ -610,3 +610,19 @@ func resourceType[F Functionality](p node.Path, core map[uint16]*Protocol[F], lo
 	}
 	return r.Type, true
 }
+
+// ObjectFor returns the definition of an object as the tenant's devices
+// are typed by it (its own protocol, else the management tenant's, else
+// the built-in one); false when none defines it.
+func (ps *Protocols[F]) ObjectFor(tenant string, id uint16) (model.ObjectDef, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	pr, err := ps.effectiveProtocol(ctx, tenant, id)
+	if err != nil || pr == nil {
+		if c := ps.core[id]; c != nil {
+			return c.Object, true
+		}
+		return model.ObjectDef{}, false
+	}
+	return pr.Object, true
+}
