@@ -64,9 +64,9 @@ func TestImportProtocols(t *testing.T) {
 	}
 	good := write("b-level.xml", cliDDF)
 	write("a-second.xml", strings.ReplaceAll(strings.ReplaceAll(cliDDF, "33001", "33002"), "<Name>Level</Name>\n    <Desc", "<Name>Volume</Name>\n    <Desc"))
-	// <Units> and <RangeEnumeration> swapped: against the schema, readable
-	unordered := write("c-unordered.xml", strings.Replace(strings.ReplaceAll(cliDDF, "33001", "33003"),
-		"<RangeEnumeration></RangeEnumeration>\n        <Units>m</Units>", "<Units>m</Units>\n        <RangeEnumeration></RangeEnumeration>", 1))
+	// an element the schema does not know: refused, readable when lenient
+	unordered := write("c-unknown.xml", strings.Replace(strings.ReplaceAll(cliDDF, "33001", "33003"),
+		"<Units>m</Units>", "<Units>m</Units><Color>red</Color>", 1))
 	write("notes.txt", "not a DDF file")
 
 	run := func(args ...string) (string, error) {
@@ -89,7 +89,7 @@ func TestImportProtocols(t *testing.T) {
 	want := []string{
 		filepath.Join(dir, "a-second.xml") + ": 33002 (Volume)",
 		good + ": 33001 (Level)",
-		unordered + ": refused: ddf: line 17: <Units>: <RangeEnumeration> is missing before it in <Item>",
+		unordered + ": refused: ddf: line 18: <Color>: unknown element in <Item>: expected one of <Name>, <Operations>, <MultipleInstances>, <Mandatory>, <Type>, <RangeEnumeration>, <Units>, <Description>",
 		"3 files: 2 objects stored, 1 files failed",
 	}
 	if err == nil || out != strings.Join(want, "\n")+"\n" {
@@ -101,7 +101,7 @@ func TestImportProtocols(t *testing.T) {
 		t.Errorf("--lenient: %v\n%s", err, out)
 	}
 	p, err := a.Protocols.OwnProtocol(ctx, "management", 33003)
-	if err != nil || p.Source != "c-unordered.xml" {
+	if err != nil || p.Source != "c-unknown.xml" {
 		t.Errorf("stored: %+v %v", p, err)
 	}
 
