@@ -208,7 +208,7 @@ func (d *PluginDecoder) decode(ctx context.Context, batch []DecodeRequest) {
 	d.log.Warn("values not decoded", "decoder", batch[0].Decoder, "count", len(batch), "err", err)
 	for _, r := range batch {
 		out := Output{Device: r.Device}
-		decodeFailed(&out, r, err.Error())
+		pluginFailed(&out, r, "decoder", err.Error())
 		d.emit(ctx, out)
 	}
 }
@@ -218,7 +218,7 @@ func (d *PluginDecoder) write(ctx context.Context, batch []DecodeRequest, res []
 		out := Output{Device: r.Device}
 		if !res[i].Success {
 			d.failed.Add(1)
-			decodeFailed(&out, r, "the decoder cannot decode it: "+res[i].Message)
+			pluginFailed(&out, r, "decoder", "it cannot be decoded: "+res[i].Message)
 		} else {
 			d.decoded.Add(1)
 			convert(&out, r, res[i])
@@ -236,12 +236,12 @@ func (d *PluginDecoder) emit(ctx context.Context, out Output) {
 	}
 }
 
-// decodeFailed raises the mapping alarm for a value its decoder did not
-// turn into anything.
-func decodeFailed(out *Output, r DecodeRequest, why string) {
+// pluginFailed raises the mapping alarm for a value a plugin (r.Decoder
+// names it) did not turn into anything; kind says what the plugin is.
+func pluginFailed(out *Output, r DecodeRequest, kind, why string) {
 	out.Alarms = append(out.Alarms, AlarmChange{Alarm: store.Alarm{
 		Source: r.ID, Type: MappingErrorAlarm, Severity: store.SeverityMajor, Time: r.Time,
-		Text: fmt.Sprintf("Value of %s was not decoded by decoder %q: %s", r.Path, r.Decoder, why),
+		Text: fmt.Sprintf("Value of %s was not handled by %s %q: %s", r.Path, kind, r.Decoder, why),
 	}})
 }
 

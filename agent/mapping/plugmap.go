@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
 )
@@ -103,6 +104,13 @@ func (m *PluginMappers) mapBatch(ctx context.Context, name string, in Input) {
 		if ctx.Err() == nil {
 			m.failed.Add(int64(len(values)))
 			m.log.Warn("values not mapped by plugin", "plugin", name, "device", in.ID, "count", len(values), "err", err)
+			// the operator sees it on the device, as for a decoder
+			out := Output{Device: in.Device}
+			pluginFailed(&out, DecodeRequest{Device: in.Device, Decoder: name, Time: in.Arrived, Path: in.Records[0].Path},
+				"mapping plugin", fmt.Sprintf("%v (%d values of the batch)", err, len(values)))
+			if err := m.sink.Write(ctx, out); err != nil {
+				m.log.Error("mapping alarm not stored", "plugin", name, "device", in.ID, "err", err)
+			}
 		}
 		return
 	}
@@ -111,7 +119,8 @@ func (m *PluginMappers) mapBatch(ctx context.Context, name string, in Input) {
 	out := Output{Device: in.Device}
 	convert(&out, DecodeRequest{Device: in.Device, Time: in.Arrived}, resultAsDecoded(in.ID, res))
 	for _, e := range res.Errors {
-		decodeFailed(&out, DecodeRequest{Device: in.Device, Decoder: name, Time: in.Arrived}, fmt.Sprintf("%s: %s", e.Path, e.Message))
+		p, _ := node.ParsePath(e.Path)
+		pluginFailed(&out, DecodeRequest{Device: in.Device, Decoder: name, Time: in.Arrived, Path: p}, "mapping plugin", e.Message)
 	}
 	if out.Len() > 0 {
 		if err := m.sink.Write(ctx, out); err != nil {
