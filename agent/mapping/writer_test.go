@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,8 +142,8 @@ func TestWriterDrainsAtStop(t *testing.T) {
 // everything is stored.
 func TestWriterOutage(t *testing.T) {
 	direct := storetest.OpenTest(t)
-	px := newProxy(t, direct.EmbeddedAddr())
-	st, err := store.Open(ctx, store.Config{URI: "mongodb://" + px.ln.Addr().String() +
+	px := storetest.NewProxy(t, direct.EmbeddedAddr())
+	st, err := store.Open(ctx, store.Config{URI: "mongodb://" + px.Addr() +
 		"/?serverSelectionTimeoutMS=300&connectTimeoutMS=300&heartbeatFrequencyMS=500&retryWrites=false"})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +171,7 @@ func TestWriterOutage(t *testing.T) {
 	// cut only after every write was answered: one cut in the middle of
 	// a write may have applied it (the writer stores at least once)
 	waitFor(t, func() bool { s := w.Stats(); return s.Measurements == 10 && s.Alarms == 10 })
-	px.setUp(false)
+	px.SetUp(false)
 	for ; ; n++ {
 		c, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 		err := w.Add(c, out(n))
@@ -193,7 +190,7 @@ func TestWriterOutage(t *testing.T) {
 	if w.Stats().Retries == 0 {
 		t.Fatalf("no retries during the outage: %+v", w.Stats())
 	}
-	px.setUp(true)
+	px.SetUp(true)
 	for end := n + 10; n < end; n++ {
 		if err := w.Add(ctx, out(n)); err != nil {
 			t.Fatal(err)
@@ -387,67 +384,5 @@ func waitFor(t *testing.T, f func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// proxy forwards TCP to target while up; down, it cuts every connection
-// and refuses new ones, as a database that is briefly unreachable.
-type proxy struct {
-	ln     net.Listener
-	target string
-	up     atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.up.Store(true)
-	p.wg.Go(p.serve)
-	t.Cleanup(func() {
-		ln.Close()
-		p.setUp(false)
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !p.up.Load() {
-			c.Close()
-			continue
-		}
-		d, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, d)
-		p.mu.Unlock()
-		p.wg.Go(func() { io.Copy(d, c); d.Close() })
-		p.wg.Go(func() { io.Copy(c, d); c.Close() })
-	}
-}
-
-func (p *proxy) setUp(up bool) {
-	p.up.Store(up)
-	if !up {
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-		p.mu.Unlock()
 	}
 }

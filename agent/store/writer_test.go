@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,68 +52,6 @@ func TestMeasurementWriterStoresEverything(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP to target while up; down, it cuts every connection
-// and refuses new ones, as a database that is briefly unreachable.
-type proxy struct {
-	ln     net.Listener
-	target string
-	up     atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.up.Store(true)
-	p.wg.Go(p.serve)
-	t.Cleanup(func() {
-		ln.Close()
-		p.setUp(false)
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if !p.up.Load() {
-			c.Close()
-			continue
-		}
-		d, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, d)
-		p.mu.Unlock()
-		p.wg.Go(func() { io.Copy(d, c); d.Close() })
-		p.wg.Go(func() { io.Copy(c, d); c.Close() })
-	}
-}
-
-func (p *proxy) setUp(up bool) {
-	p.up.Store(up)
-	if !up {
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-		p.mu.Unlock()
-	}
-}
-
 // TestMeasurementWriterOutage: while the database is unreachable, Add
 // blocks once the queue is full (back-pressure, no growth), the writer
 // retries, and after the outage everything is stored exactly once.
@@ -125,8 +60,8 @@ func TestMeasurementWriterOutage(t *testing.T) {
 	// Find the embedded database's address through a second connection
 	// made by the same process: the test reaches it through a proxy.
 	addr := direct.EmbeddedAddr()
-	px := newProxy(t, addr)
-	s, err := store.Open(ctx, store.Config{URI: "mongodb://" + px.ln.Addr().String() +
+	px := storetest.NewProxy(t, addr)
+	s, err := store.Open(ctx, store.Config{URI: "mongodb://" + px.Addr() +
 		"/?serverSelectionTimeoutMS=300&connectTimeoutMS=300&heartbeatFrequencyMS=500&retryWrites=false"})
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +77,7 @@ func TestMeasurementWriterOutage(t *testing.T) {
 		}
 	}
 	add(0, 100)
-	px.setUp(false)
+	px.SetUp(false)
 	// Add until the bounded queue is full and Add blocks.
 	n := 100
 	for ; ; n++ {
@@ -163,7 +98,7 @@ func TestMeasurementWriterOutage(t *testing.T) {
 	if w.Stats().Retries == 0 {
 		t.Fatalf("no retries during the outage: %+v", w.Stats())
 	}
-	px.setUp(true)
+	px.SetUp(true)
 	add(n, 300)
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
