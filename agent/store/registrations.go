@@ -22,7 +22,13 @@ type DeviceRegistration struct {
 	PSKKey          []byte
 	BootstrapPSKKey []byte
 	CredentialsHash []byte
-	Updated         time.Time
+	// Serialization is the content format the device's requests use
+	// instead of the one chosen by its registration ("TLV", "SENML_JSON",
+	// ...; "" for none), as the serialization command set it. It is kept
+	// apart from Params, which are the bulk registration's, and survives
+	// SaveDeviceRegistration.
+	Serialization string
+	Updated       time.Time
 }
 
 type deviceRegDoc struct {
@@ -33,26 +39,76 @@ type deviceRegDoc struct {
 	PSKKey          []byte         `bson:"pskKey,omitempty"`
 	BootstrapPSKKey []byte         `bson:"bootstrapPskKey,omitempty"`
 	CredentialsHash []byte         `bson:"credentialsHash,omitempty"`
+	Serialization   string         `bson:"serialization,omitempty"`
 	Updated         time.Time      `bson:"updated"`
 }
 
-// SaveDeviceRegistration stores (or replaces) a device's registration.
+// SaveDeviceRegistration stores (or replaces) a device's registration
+// parameters and secrets. The device's Serialization is not changed:
+// SetDeviceSerialization owns it.
 func (s *Store) SaveDeviceRegistration(ctx context.Context, tenant, deviceID string, r DeviceRegistration) error {
-	d := deviceRegDoc{
-		Key: key(tenant, deviceID), Tenant: tenant, DeviceID: deviceID, Params: r.Params,
-		PSKKey: r.PSKKey, BootstrapPSKKey: r.BootstrapPSKKey, CredentialsHash: r.CredentialsHash,
-		Updated: time.Now().UTC().Truncate(time.Millisecond),
+	set := bson.D{
+		{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID}, {Key: "params", Value: r.Params},
+		{Key: "updated", Value: time.Now().UTC().Truncate(time.Millisecond)},
 	}
-	_, err := s.deviceRegs.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, d, options.Replace().SetUpsert(true))
+	unset := bson.D{}
+	for _, f := range []struct {
+		name string
+		v    []byte
+	}{{"pskKey", r.PSKKey}, {"bootstrapPskKey", r.BootstrapPSKKey}, {"credentialsHash", r.CredentialsHash}} {
+		if len(f.v) > 0 {
+			set = append(set, bson.E{Key: f.name, Value: f.v})
+		} else {
+			unset = append(unset, bson.E{Key: f.name, Value: ""})
+		}
+	}
+	upd := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		upd = append(upd, bson.E{Key: "$unset", Value: unset})
+	}
+	_, err := s.deviceRegs.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}}, upd, options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("save registration of %s: %w", deviceID, err)
 	}
 	return nil
 }
 
+// SetDeviceSerialization stores the content format name the device's
+// requests use from now on; "" removes it. A device without registration
+// parameters (an auto-registered one) gets a registration document that
+// holds only this.
+func (s *Store) SetDeviceSerialization(ctx context.Context, tenant, deviceID, format string) error {
+	var upd bson.D
+	if format == "" {
+		upd = bson.D{{Key: "$unset", Value: bson.D{{Key: "serialization", Value: ""}}}}
+	} else {
+		upd = bson.D{{Key: "$set", Value: bson.D{
+			{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID}, {Key: "serialization", Value: format},
+		}}}
+	}
+	_, err := s.deviceRegs.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}}, upd, options.UpdateOne().SetUpsert(format != ""))
+	if err != nil {
+		return fmt.Errorf("set serialization of %s: %w", deviceID, err)
+	}
+	return nil
+}
+
 // DeviceRegistrationOf returns a device's registration, secrets included:
-// for the protocol layers, never for an API answer.
+// for the protocol layers, never for an API answer. A device that has no
+// registration parameters (only a Serialization) is ErrNotFound here.
 func (s *Store) DeviceRegistrationOf(ctx context.Context, tenant, deviceID string) (DeviceRegistration, error) {
+	r, err := s.DeviceSettings(ctx, tenant, deviceID)
+	if err == nil && r.Params == nil && len(r.PSKKey) == 0 && len(r.BootstrapPSKKey) == 0 && len(r.CredentialsHash) == 0 {
+		return DeviceRegistration{}, ErrNotFound
+	}
+	return r, err
+}
+
+// DeviceSettings returns whatever is stored for the device's registration:
+// parameters and secrets as DeviceRegistrationOf, and also the
+// Serialization of a device that has no parameters. One read serves the
+// LwM2M server's Register, which needs both.
+func (s *Store) DeviceSettings(ctx context.Context, tenant, deviceID string) (DeviceRegistration, error) {
 	var d deviceRegDoc
 	err := s.deviceRegs.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -61,7 +117,7 @@ func (s *Store) DeviceRegistrationOf(ctx context.Context, tenant, deviceID strin
 	if err != nil {
 		return DeviceRegistration{}, fmt.Errorf("read registration of %s: %w", deviceID, err)
 	}
-	return DeviceRegistration{Params: d.Params, PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: d.CredentialsHash, Updated: d.Updated}, nil
+	return DeviceRegistration{Params: d.Params, PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: d.CredentialsHash, Serialization: d.Serialization, Updated: d.Updated}, nil
 }
 
 // PSK identity kinds: the identity a device presents to the LwM2M server,

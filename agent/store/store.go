@@ -55,8 +55,10 @@ type Store struct {
 	events, alarms, measurements, values, operations, opQueues *mongo.Collection
 	deviceRegs, pskIDs *mongo.Collection
 	protocols          *mongo.Collection
+	postOperations     *mongo.Collection
 
 	protoMu sync.Mutex // serializes read-modify-writes of protocols
+	postOps postOpsCache
 
 	ids  idBlock
 	auth *authCache
@@ -123,7 +125,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		{&s.measurements, "measurementBuckets"}, {&s.values, "lastValues"},
 		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
 		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
-		{&s.protocols, "deviceProtocols"},
+		{&s.protocols, "deviceProtocols"}, {&s.postOperations, "postOperations"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
