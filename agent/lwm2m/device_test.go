@@ -318,6 +318,8 @@ type recorder struct {
 	refuse map[string]bool
 	auths  []AuthRequest
 	events chan event
+	// formats are the serializations Authorize returns, by endpoint
+	formats map[string]codec.Format
 }
 
 func newRecorder() *recorder {
@@ -332,7 +334,11 @@ func (h *recorder) Authorize(_ context.Context, req AuthRequest) (Identity, erro
 	if h.refuse[ep] {
 		return Identity{}, errors.New("unknown endpoint")
 	}
-	return Identity{Tenant: "t1", DeviceID: "dev-" + ep}, nil
+	id := Identity{Tenant: "t1", DeviceID: "dev-" + ep}
+	if f, ok := h.formats[ep]; ok {
+		id.Serialization, id.HasSerialization = f, true
+	}
+	return id, nil
 }
 func (h *recorder) Registered(_ context.Context, reg Registration) {
 	h.events <- event{kind: "registered", reg: reg}

@@ -52,9 +52,56 @@ func (s *Server) target(endpoint string) (target, error) {
 	return target{
 		rs:      rs,
 		reg:     rs.reg,
-		format:  codec.Preferred(rs.reg.Version, rs.reg.ContentFormat),
+		format:  formatOf(rs.reg),
 		rootDir: strings.TrimSuffix(rs.reg.RootPath, "/"),
 	}, nil
+}
+
+// formatOf is the content format requests to the device use: the one set
+// for it, else the one its registration suggests.
+func formatOf(reg Registration) codec.Format {
+	if reg.HasSerialization {
+		return reg.Serialization
+	}
+	return codec.Preferred(reg.Version, reg.ContentFormat)
+}
+
+// SetFormat makes every later request to the endpoint's registration use
+// content format f, until ClearFormat or the registration ends (a new
+// Register takes its format from Identity). ErrNotRegistered when the
+// endpoint has no registration; ErrUnsupported-wrapping errors from codec
+// for a format this server cannot encode.
+func (s *Server) SetFormat(endpoint string, f codec.Format) error {
+	if !codec.Supports(f) || f == codec.LinkFmt {
+		return fmt.Errorf("set format of %s: %w: %v", endpoint, codec.ErrUnsupported, f)
+	}
+	return s.setFormat(endpoint, f, true)
+}
+
+// ClearFormat lets requests to the endpoint use the format its
+// registration suggests again (codec.Preferred).
+func (s *Server) ClearFormat(endpoint string) error {
+	return s.setFormat(endpoint, 0, false)
+}
+
+func (s *Server) setFormat(endpoint string, f codec.Format, set bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs := s.byEndpoint[endpoint]
+	if rs == nil {
+		return fmt.Errorf("%w: %s", ErrNotRegistered, endpoint)
+	}
+	rs.reg.Serialization, rs.reg.HasSerialization = f, set
+	return nil
+}
+
+// Format returns the content format requests to the endpoint use now.
+func (s *Server) Format(endpoint string) (codec.Format, error) {
+	t, err := s.target(endpoint)
+	if err != nil {
+		return 0, err
+	}
+	return t.format, nil
 }
 
 // connOf returns the connection to the device's current address: the one
@@ -244,15 +291,31 @@ func (s *Server) Write(ctx context.Context, ep string, p node.Path, recs []node.
 	if err != nil {
 		return err
 	}
-	payload, err := codec.Encode(t.format, p, recs)
+	return s.write(ctx, t, t.format, p, recs, replace)
+}
+
+// WriteFormat is Write in content format f, whatever the device's format
+// is otherwise: for values whose encoding the device's settings fix, such
+// as bytes written per its binary delivery encoding.
+func (s *Server) WriteFormat(ctx context.Context, ep string, f codec.Format, p node.Path, recs []node.Record, replace bool) error {
+	t, err := s.target(ep)
 	if err != nil {
-		return fmt.Errorf("write %s of %s: encode %v: %w", p, ep, t.format, err)
+		return err
+	}
+	return s.write(ctx, t, f, p, recs, replace)
+}
+
+func (s *Server) write(ctx context.Context, t target, f codec.Format, p node.Path, recs []node.Record, replace bool) error {
+	ep := t.reg.Endpoint
+	payload, err := codec.Encode(f, p, recs)
+	if err != nil {
+		return fmt.Errorf("write %s of %s: encode %v: %w", p, ep, f, err)
 	}
 	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
 		if replace {
-			return c.NewPutRequest(ctx, t.coapPath(p), message.MediaType(t.format), bytes.NewReader(payload))
+			return c.NewPutRequest(ctx, t.coapPath(p), message.MediaType(f), bytes.NewReader(payload))
 		}
-		return c.NewPostRequest(ctx, t.coapPath(p), message.MediaType(t.format), bytes.NewReader(payload))
+		return c.NewPostRequest(ctx, t.coapPath(p), message.MediaType(f), bytes.NewReader(payload))
 	})
 	if err != nil {
 		return fmt.Errorf("write %s of %s: %w", p, ep, err)

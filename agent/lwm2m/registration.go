@@ -36,21 +36,31 @@ type Registration struct {
 	AwakeTime     time.Duration // at, in milliseconds on the wire
 	HasAwakeTime  bool          // whether at was sent
 	ContentFormat codec.Format  // ct= of the </>;rt="oma.lwm2m" link, 0 when absent
-	RootPath      string        // alternate path, "/" by default
-	Objects       []ObjectLink
-	Address       string // peer ip:port of the last Register or Update
-	Secure        bool   // registered over DTLS
-	PSKIdentity   string // the DTLS session's PSK identity, when Secure
-	Tenant        string // from Hooks.Authorize
-	DeviceID      string // from Hooks.Authorize
-	RegisteredAt  time.Time
-	UpdatedAt     time.Time
+	// Serialization, when HasSerialization, is the content format every
+	// request to the device uses instead of the one codec.Preferred picks
+	// (Server.SetFormat; Identity carries it across a new Register).
+	Serialization    codec.Format
+	HasSerialization bool
+	RootPath         string // alternate path, "/" by default
+	Objects          []ObjectLink
+	Address          string // peer ip:port of the last Register or Update
+	Secure           bool   // registered over DTLS
+	PSKIdentity      string // the DTLS session's PSK identity, when Secure
+	Tenant           string // from Hooks.Authorize
+	DeviceID         string // from Hooks.Authorize
+	RegisteredAt     time.Time
+	UpdatedAt        time.Time
 }
 
 // Identity is what Hooks.Authorize says about a device allowed to register.
 type Identity struct {
 	Tenant   string
 	DeviceID string
+	// Serialization, when HasSerialization, is the content format set
+	// for the device earlier (Registration.Serialization): a device that
+	// registers anew keeps what the operator chose.
+	Serialization    codec.Format
+	HasSerialization bool
 }
 
 // errBadRequest marks a Register or Update that is malformed (4.00).
