@@ -178,6 +178,8 @@ func (a *API) routes() {
 	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)
 	auth("GET /lwm2m/devices/{id}/bootstrap", a.getBootstrap)
 	auth("PUT /lwm2m/devices/{id}/bootstrap", a.putBootstrap)
+	auth("GET "+postOpsPath, a.getPostOperations)
+	auth("PUT "+postOpsPath, a.putPostOperations)
 	a.protocolRoutes(auth)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -36,8 +36,10 @@ type Agent struct {
 	// Bootstrap is the bootstrap server, nil when it is off.
 	Bootstrap *bootstrap.Server
 	Ops       *ops.Runner
-	Values    *session.ValueWriter
-	State     *session.StateWriter
+	// PostOps queues the tenants' post-registration operations.
+	PostOps *ops.PostOps
+	Values  *session.ValueWriter
+	State   *session.StateWriter
 	// Pipeline maps reported values into measurements, events, alarms
 	// and inventory.
 	Pipeline *mapping.Pipeline
@@ -162,6 +164,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Protocols, Values: a.Values, Pipeline: a.Pipeline, Workers: cfg.OperationWorkers, Logger: log})
 	hooks.SetOps(a.Ops)
+	a.PostOps = ops.NewPostOps(ops.PostOpsConfig{Store: st, Logger: log})
+	hooks.SetPostOps(a.PostOps)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -202,6 +206,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		run("bootstrap server", func() error { return a.Bootstrap.Serve(ctx) })
 	}
 	run("operations", func() error { a.Ops.Run(ctx); return nil })
+	run("post-registration operations", func() error { a.PostOps.Run(ctx); return nil })
 	run("automatic observations", func() error { a.Pipeline.RunObservers(ctx); return nil })
 	if a.Decoder != nil {
 		run("decoders", func() error { a.Decoder.Run(ctx); return nil })

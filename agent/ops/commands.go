@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 // run executes one shell command on a registered device and returns the
@@ -66,18 +68,9 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		r.recordWritten(ctx, reg, []node.Record{{Path: p, Value: v}})
 		return "Wrote " + p.String() + " = " + v.Text(), nil
 	case shell.WriteBinary:
-		p := cmd.Paths[0]
-		if cmd.Binary != "" {
-			return "", fmt.Errorf("writeb %s: stored binaries are not supported yet; give the bytes as hex", p)
-		}
-		v, err := node.ParseText(node.TypeOpaque, cmd.Value)
-		if err != nil {
-			return "", fmt.Errorf("writeb %s: %w", p, err)
-		}
-		if err := srv.Write(ctx, ep, p, []node.Record{{Path: p, Value: v}}, true); err != nil {
-			return "", fmt.Errorf("writeb %s: %w", p, err)
-		}
-		return fmt.Sprintf("Wrote %d bytes to %s", len(v.Bytes), p), nil
+		return r.writeBinary(ctx, reg, cmd)
+	case shell.Serialization:
+		return r.serialization(ctx, reg, cmd.Format)
 	case shell.Delete:
 		p := cmd.Paths[0]
 		if err := srv.Delete(ctx, ep, p); err != nil {
@@ -142,6 +135,115 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		return "Attributes of " + p.String() + " set: " + strings.Join(q, "&"), nil
 	}
 	return "", fmt.Errorf("%s: not supported by this agent yet", cmd.Kind)
+}
+
+// writeBinary writes bytes to an opaque resource in the encoding the
+// device's binaryDeliveryEncoding parameter names.
+func (r *Runner) writeBinary(ctx context.Context, reg lwm2m.Registration, cmd shell.Command) (string, error) {
+	p := cmd.Paths[0]
+	if cmd.Binary != "" {
+		return "", fmt.Errorf("writeb %s: binary:%s: the agent does not store binaries yet, so none can be written; give the bytes as hex", p, cmd.Binary)
+	}
+	v, err := node.ParseText(node.TypeOpaque, cmd.Value)
+	if err != nil {
+		return "", fmt.Errorf("writeb %s: %w", p, err)
+	}
+	enc, f, err := r.binaryEncoding(ctx, reg)
+	if err != nil {
+		return "", fmt.Errorf("writeb %s: %w", p, err)
+	}
+	recs := []node.Record{{Path: p, Value: v}}
+	if err := r.cfg.Server.WriteFormat(ctx, reg.Endpoint, f, p, recs, true); err != nil {
+		return "", fmt.Errorf("writeb %s: %w", p, err)
+	}
+	r.recordWritten(ctx, reg, recs)
+	return fmt.Sprintf("Wrote %d bytes to %s as %s (%v)", len(v.Bytes), p, enc, f), nil
+}
+
+// Binary delivery encodings, the values of the binaryDeliveryEncoding
+// registration parameter.
+const (
+	binaryOpaque = "OPAQUE"
+	binaryTLV    = "TLV"
+	binaryJSON   = "JSON"
+	binaryText   = "TEXT"
+)
+
+// binaryEncoding returns the device's binary delivery encoding (OPAQUE
+// when it has none) and the content format that carries it: JSON is
+// LwM2M JSON for an LwM2M 1.0 device, SenML JSON (bytes in "vd") for a
+// later one; TEXT is base64 in text/plain (Core TS 1.1, 7.4.1).
+func (r *Runner) binaryEncoding(ctx context.Context, reg lwm2m.Registration) (string, codec.Format, error) {
+	enc := binaryOpaque
+	dr, err := r.cfg.Store.DeviceRegistrationOf(ctx, reg.Tenant, reg.DeviceID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return "", 0, fmt.Errorf("binary delivery encoding: %w", err)
+	default:
+		if s, _ := dr.Params["binaryDeliveryEncoding"].(string); s != "" {
+			enc = strings.ToUpper(s)
+		}
+	}
+	switch enc {
+	case binaryOpaque:
+		return enc, codec.Opaque, nil
+	case binaryTLV:
+		return enc, codec.TLV, nil
+	case binaryJSON:
+		if reg.Version == "1.0" {
+			return enc, codec.LwM2MJSON, nil
+		}
+		return enc, codec.SenMLJSON, nil
+	case binaryText:
+		return enc, codec.Text, nil
+	}
+	return "", 0, fmt.Errorf("the device's binaryDeliveryEncoding %q is none of OPAQUE, TLV, JSON, TEXT", enc)
+}
+
+// serialization sets the content format of the device's later requests
+// (DEFAULT: the one its registration suggests), in the Server and, so
+// that a new Register keeps it, in the store.
+func (r *Runner) serialization(ctx context.Context, reg lwm2m.Registration, name string) (string, error) {
+	srv, ep := r.cfg.Server, reg.Endpoint
+	prev, ok := srv.Registration(ep)
+	if !ok {
+		return "", fmt.Errorf("serialization: %w: %s", lwm2m.ErrNotRegistered, ep)
+	}
+	restore := func() {
+		if prev.HasSerialization {
+			_ = srv.SetFormat(ep, prev.Serialization)
+		} else {
+			_ = srv.ClearFormat(ep)
+		}
+	}
+	stored := ""
+	if name == "DEFAULT" {
+		if err := srv.ClearFormat(ep); err != nil {
+			return "", fmt.Errorf("serialization: %w", err)
+		}
+	} else {
+		f, err := codec.ParseFormatName(name)
+		if err != nil {
+			return "", fmt.Errorf("serialization: %w", err)
+		}
+		if err := srv.SetFormat(ep, f); err != nil {
+			return "", fmt.Errorf("serialization: %w", err)
+		}
+		stored = name
+	}
+	if err := r.cfg.Store.SetDeviceSerialization(ctx, reg.Tenant, reg.DeviceID, stored); err != nil {
+		restore()
+		return "", fmt.Errorf("serialization: %w", err)
+	}
+	f, err := srv.Format(ep)
+	if err != nil {
+		return "", fmt.Errorf("serialization: %w", err)
+	}
+	if stored == "" {
+		return fmt.Sprintf("Serialization back to the default: later requests use %v, the format the registration suggests", f), nil
+	}
+	return fmt.Sprintf("Serialization set to %s: later requests use %v, also after the device registers again", name, f), nil
 }
 
 func pathList(ps []node.Path) string {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
@@ -48,12 +49,24 @@ type Reachable interface {
 	Reachable(tenant, deviceID string)
 }
 
+// PostRegistration is told of every full registration (Register, not
+// Update) before the device's pending operations are sent, so that it can
+// queue operations for the device first. It must not wait for the store
+// on the caller's goroutine, which is the device's, and must call ready
+// exactly once: when what it queued is stored, or when it gave up.
+type PostRegistration interface {
+	Registered(tenant, deviceID string, ready func())
+}
+
 // Config wires a Hooks.
 type Config struct {
 	Store  *store.Store
 	Values *ValueWriter
 	State  *StateWriter
 	Ops    Reachable
+	// PostOps, when set, queues the tenant's post-registration operations
+	// on every full registration; Ops hears of the device after it.
+	PostOps PostRegistration
 	// Pipeline maps every reported value (measurements, events, alarms,
 	// inventory) and starts automatic observations at registration; nil
 	// turns mapping off.
@@ -117,16 +130,18 @@ func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Ide
 				"PSK identity %q tried to register as endpoint %q, which is not its device", req.PSKIdentity, ep))
 			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrIdentityMismatch)
 		}
-		return lwm2m.Identity{Tenant: tenant, DeviceID: id}, nil
+		s := h.settings(ctx, tenant, id)
+		return s.identity(tenant, id), nil
 	}
 
 	if found {
-		if h.usesPSK(ctx, tenant, id) {
+		s := h.settings(ctx, tenant, id)
+		if s.psk {
 			h.securityEvent(ctx, tenant, id, req, fmt.Sprintf(
 				"Endpoint %q uses PSK but tried to register without DTLS", ep))
 			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrDTLSRequired)
 		}
-		return lwm2m.Identity{Tenant: tenant, DeviceID: id}, nil
+		return s.identity(tenant, id), nil
 	}
 	if !h.cfg.AutoRegister {
 		h.log.Warn("register refused", "endpoint", ep, "peer", addrString(req.Peer), "reason", "unknown endpoint")
@@ -140,19 +155,36 @@ func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Ide
 	return lwm2m.Identity{Tenant: ManagementTenant, DeviceID: id}, nil
 }
 
-// usesPSK tells whether the device was registered with securityMode PSK.
-// A device without registration parameters (auto-registered) does not.
-func (h *Hooks) usesPSK(ctx context.Context, tenant, id string) bool {
-	reg, err := h.cfg.Store.DeviceRegistrationOf(ctx, tenant, id)
+// deviceSettings is what a Register needs of a device's stored settings.
+type deviceSettings struct {
+	psk           bool // registered with securityMode PSK
+	serialization string
+}
+
+func (s deviceSettings) identity(tenant, id string) lwm2m.Identity {
+	out := lwm2m.Identity{Tenant: tenant, DeviceID: id}
+	if s.serialization != "" {
+		if f, err := codec.ParseFormatName(s.serialization); err == nil {
+			out.Serialization, out.HasSerialization = f, true
+		}
+	}
+	return out
+}
+
+// settings reads whether the device was registered with securityMode PSK
+// and the serialization set for it. A device without registration
+// parameters (auto-registered) does not use PSK.
+func (h *Hooks) settings(ctx context.Context, tenant, id string) deviceSettings {
+	reg, err := h.cfg.Store.DeviceSettings(ctx, tenant, id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			h.log.Error("read registration parameters", "device", id, "err", err)
-			return true // refuse rather than let a PSK device in unsecured
+			return deviceSettings{psk: true} // refuse rather than let a PSK device in unsecured
 		}
-		return false
+		return deviceSettings{}
 	}
 	mode, _ := reg.Params["securityMode"].(string)
-	return mode == "PSK" || len(reg.PSKKey) > 0
+	return deviceSettings{psk: mode == "PSK" || len(reg.PSKKey) > 0, serialization: reg.Serialization}
 }
 
 func (h *Hooks) securityEvent(ctx context.Context, tenant, id string, req lwm2m.AuthRequest, text string) {
@@ -202,7 +234,13 @@ func Keys(st *store.Store, kind string) func(ctx context.Context, identity strin
 func (h *Hooks) Registered(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
-	h.online(ctx, reg, EventRegistration, fmt.Sprintf("Device %s registered (LwM2M %s, lifetime %s, binding %s)", reg.Endpoint, reg.Version, reg.Lifetime, reg.Binding))
+	h.online(ctx, reg, EventRegistration, fmt.Sprintf("Device %s registered (LwM2M %s, lifetime %s, binding %s)", reg.Endpoint, reg.Version, reg.Lifetime, reg.Binding), false)
+	ready := func() { h.reachable(reg) }
+	if h.cfg.PostOps != nil {
+		h.cfg.PostOps.Registered(reg.Tenant, reg.DeviceID, ready)
+	} else {
+		ready()
+	}
 	if h.cfg.Pipeline != nil {
 		// A full registration means the device forgot its observations.
 		objs := make([]node.Path, len(reg.Objects))
@@ -221,7 +259,7 @@ func device(reg lwm2m.Registration) mapping.Device {
 func (h *Hooks) Updated(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
-	h.online(ctx, reg, EventRegistrationUpdate, fmt.Sprintf("Device %s updated its registration", reg.Endpoint))
+	h.online(ctx, reg, EventRegistrationUpdate, fmt.Sprintf("Device %s updated its registration", reg.Endpoint), true)
 }
 
 // Deregistered marks the device unavailable.
@@ -254,7 +292,10 @@ func (h *Hooks) Values(ctx context.Context, reg lwm2m.Registration, observed nod
 	}
 }
 
-func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text string) {
+// online records the device as registered; reachable says whether to let
+// the operation runner know now (a full registration lets it know after
+// its post-registration operations are queued).
+func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text string, reachable bool) {
 	// No deadline: a change waits for room in the writer's bounded queue
 	// (back-pressure on the device's exchange) rather than being dropped.
 	ctx = context.WithoutCancel(ctx)
@@ -264,6 +305,12 @@ func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text 
 		"lwm2m":            Fragment(reg),
 	}
 	h.write(ctx, reg, frag, event, text)
+	if reachable {
+		h.reachable(reg)
+	}
+}
+
+func (h *Hooks) reachable(reg lwm2m.Registration) {
 	if h.cfg.Ops != nil {
 		h.cfg.Ops.Reachable(reg.Tenant, reg.DeviceID)
 	}
@@ -328,3 +375,7 @@ func Fragment(reg lwm2m.Registration) bson.M {
 // SetOps sets who is told when a device becomes reachable; call it before
 // the LwM2M server starts.
 func (h *Hooks) SetOps(r Reachable) { h.cfg.Ops = r }
+
+// SetPostOps sets who queues post-registration operations; call it before
+// the LwM2M server starts.
+func (h *Hooks) SetPostOps(p PostRegistration) { h.cfg.PostOps = p }
