@@ -75,6 +75,8 @@ const (
 	objFirmware     = 5
 	objLocation     = 6
 	objTemperature  = 3303
+	objAppData      = 19
+	objTempReadings = 10268
 
 	resServerLifetime = 1
 	resServerPmin     = 2
@@ -110,6 +112,12 @@ const (
 	resTempMin   = 5601
 	resTempMax   = 5602
 	resTempReset = 5605
+
+	resAppData         = 0
+	resReadingsPeriod  = 6000
+	resReadingsHistory = 6009
+	resReadingsStatus  = 6028
+	resReadingsLatest  = 6029
 )
 
 // Well-known paths of the values that change on their own.
@@ -192,6 +200,20 @@ var defs = func() map[uint16]*objDef {
 			r(5701, "Sensor Units", S, opR),
 			r(resTempReset, "Reset Min and Max Measured Values", N, opE),
 			r(5750, "Application Type", S, opR|opW),
+		),
+		// Opaque payloads a device's application reports as they are
+		// (sensor frames for decoders to read): LwM2M 1.1's Binary App
+		// Data Container and the registry's Temperature Readings.
+		newObj(objAppData, "BinaryAppDataContainer", true,
+			rm(resAppData, "Data", O, opR|opW),
+			r(3, "Data Description", S, opR|opW),
+			r(4, "Data Format", S, opR|opW),
+		),
+		newObj(objTempReadings, "Temperature Readings", true,
+			r(resReadingsPeriod, "Interval Period", I, opR),
+			r(resReadingsHistory, "Interval Historical Read Payload", O, opR),
+			r(resReadingsStatus, "Status", I, opR),
+			r(resReadingsLatest, "Latest Payload", O, opR),
 		),
 	}
 	m := make(map[uint16]*objDef, len(objs))

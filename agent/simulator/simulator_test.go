@@ -42,7 +42,7 @@ func TestRegisterAndRead(t *testing.T) {
 			for _, l := range reg.links {
 				targets = append(targets, l.Target)
 			}
-			wantTargets := []string{"/", "/1/0", "/3/0", "/4/0", "/5/0", "/6/0", "/3303/0"}
+			wantTargets := []string{"/", "/1/0", "/3/0", "/4/0", "/5/0", "/6/0", "/19/0", "/3303/0", "/10268/0"}
 			if !slices.Equal(targets, wantTargets) {
 				t.Errorf("registered links %v, want %v", targets, wantTargets)
 			}

@@ -105,6 +105,17 @@ func newTemplate(cfg Config) *template {
 		set(in, objTemperature, 5701, node.String("Cel"))
 		set(in, objTemperature, 5750, node.String("room"))
 	})
+	add(objAppData, func(in *instance) {
+		setMulti(in, objAppData, resAppData, node.Opaque(nil))
+		set(in, objAppData, 3, node.String("sensor frames"))
+		set(in, objAppData, 4, node.String("binary"))
+	})
+	add(objTempReadings, func(in *instance) {
+		set(in, objTempReadings, resReadingsPeriod, node.Int(900))
+		set(in, objTempReadings, resReadingsHistory, node.Opaque(nil))
+		set(in, objTempReadings, resReadingsStatus, node.Int(0))
+		set(in, objTempReadings, resReadingsLatest, node.Opaque(nil))
+	})
 	return t
 }
 
