@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 
 // build compiles a plugin with `go build`: pkg in dir (its own module for
 // the SDK example, this module for the test plugin).
-func build(t *testing.T, name, dir, pkg string) string {
+func build(t testing.TB, name, dir, pkg string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a plugin binary")
@@ -73,7 +73,7 @@ func build(t *testing.T, name, dir, pkg string) string {
 	return b.path
 }
 
-func examplePlugin(t *testing.T) string {
+func examplePlugin(t testing.TB) string {
 	return build(t, "tempframe", "../../sdk/examples/tempframe", ".")
 }
 
