@@ -143,8 +143,11 @@ func (w *Writer) Run(ctx context.Context) {
 	tick := time.NewTicker(w.o.FlushInterval)
 	defer tick.Stop()
 	backoff := 50 * time.Millisecond
+	// stalled: the last flush left something behind. A batch still
+	// filling is not stalled: it waits for MaxBatch or the tick.
+	stalled := false
 	for {
-		if b.n > 0 && b.failed() {
+		if stalled {
 			// The store is down: take nothing new (the queue fills and
 			// Add blocks) and try the same batch again.
 			select {
@@ -155,7 +158,8 @@ func (w *Writer) Run(ctx context.Context) {
 			}
 			backoff = min(2*backoff, 5*time.Second)
 			w.retries.Add(1)
-			w.flush(ctx, b)
+			w.flushLive(ctx, b)
+			stalled = b.n > 0 && b.failed()
 			continue
 		}
 		backoff = 50 * time.Millisecond
@@ -163,11 +167,13 @@ func (w *Writer) Run(ctx context.Context) {
 		case o := <-w.in:
 			b.add(o)
 			if b.n >= w.o.MaxBatch {
-				w.flush(ctx, b)
+				w.flushLive(ctx, b)
+				stalled = b.n > 0 && b.failed()
 			}
 		case <-tick.C:
 			if b.n > 0 {
-				w.flush(ctx, b)
+				w.flushLive(ctx, b)
+				stalled = b.n > 0 && b.failed()
 			}
 		case <-ctx.Done():
 			w.drain(ctx, b)
@@ -205,6 +211,15 @@ func (w *Writer) drain(ctx context.Context, b *batch) {
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// flushLive flushes while the writer runs. The stop does not cut a write
+// under way: cut, it may have been applied all the same, and the drain
+// would write it a second time.
+func (w *Writer) flushLive(ctx context.Context, b *batch) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.o.DrainTimeout)
+	defer cancel()
+	w.flush(fctx, b)
 }
 
 // flush writes what b holds; what the store could not take for a

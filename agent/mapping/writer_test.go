@@ -119,6 +119,41 @@ func TestWriterStoresOutputs(t *testing.T) {
 	}
 }
 
+// Outputs that arrive one by one are written in batches, each flush
+// taking what came meanwhile, not one output per flush: a batch still
+// filling is no failed write, so a healthy store sees no retries.
+func TestWriterBatchesSteadyStream(t *testing.T) {
+	st := storetest.OpenTest(t)
+	id, err := st.CreateDevice(ctx, "acme", "ep-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := mapping.NewWriter(st, mapping.WriterOptions{FlushInterval: 50 * time.Millisecond})
+	stop := runWriter(t, w)
+	defer stop()
+	const n = 1000
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	start := time.Now()
+	for i := range n {
+		out := mapping.Output{Device: mapping.Device{Tenant: "acme", ID: id, Endpoint: "ep-1"},
+			Measurements: []store.Measurement{measurement(id, t0.Add(time.Duration(i)*time.Millisecond), float64(i))}}
+		if err := w.Add(ctx, out); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			time.Sleep(5 * time.Millisecond) // a stream, not one burst
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Stats().Measurements < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := w.Stats()
+	if s.Measurements != n || s.Retries != 0 {
+		t.Fatalf("after %v: %+v; want %d measurements stored and no retries", time.Since(start).Round(time.Millisecond), s, n)
+	}
+}
+
 // What is queued when the writer stops is still written.
 func TestWriterDrainsAtStop(t *testing.T) {
 	st := storetest.OpenTest(t)
