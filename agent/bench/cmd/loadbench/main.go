@@ -1,6 +1,7 @@
 // Command loadbench measures the agent under simulated load: registrations
-// per second, resident memory per idle registered device, and the shell
-// read round trip with notifications around it. It starts bin/lwm2m-agent
+// per second, resident memory per idle registered device, the shell read
+// round trip with notifications around it, and (-phases pipeline)
+// notified values stored as measurements per second. It starts bin/lwm2m-agent
 // with a fresh embedded store and `lwm2m-agent simulate` processes, all on
 // loopback, and prints one line per figure.
 package main
@@ -42,8 +43,16 @@ func main() {
 		notifyInt = flag.Duration("notify-interval", 20*time.Millisecond, "notification interval of those devices")
 		dtlsCount = flag.String("dtls-devices", "2000,10000", "PSK device counts registered over DTLS, each with a full handshake; memory is measured at each (ascending)")
 		bsCount   = flag.Int("bootstrap-devices", 2000, "devices (half NO_SEC, half PSK) that bootstrap, then register")
-		phases    = flag.String("phases", "plain,read,dtls,bootstrap", "which runs to do")
+		phases    = flag.String("phases", "plain,read,dtls,bootstrap,pipeline", "which runs to do")
+		pipe      = pipelineRun{}
 	)
+	flag.StringVar(&pipe.ddf, "pipeline-ddf", "../shared/lwm2m-registry/3303.xml", "DDF of object 3303 uploaded in the pipeline run")
+	flag.IntVar(&pipe.devices, "pipeline-devices", 2000, "devices notifying in the pipeline run")
+	flag.IntVar(&pipe.perProc, "pipeline-per-process", 1000, "devices per simulator process in the pipeline run")
+	flag.DurationVar(&pipe.interval, "pipeline-interval", 100*time.Millisecond, "notification interval of each device in the pipeline run")
+	flag.DurationVar(&pipe.warmup, "pipeline-warmup", 10*time.Second, "time the pipeline run lets pass before counting")
+	flag.DurationVar(&pipe.window, "pipeline-window", 30*time.Second, "time the pipeline run counts")
+	flag.IntVar(&pipe.probes, "pipeline-probes", 4, "devices whose measurements the pipeline run polls for the latency")
 	flag.Parse()
 	counts, err := parseCounts(*devices)
 	if err != nil {
@@ -80,6 +89,7 @@ func main() {
 	phase("read", func(a *agent) error { return readRoundTrip(ctx, a, *bin, *samples, *notifiers, *notifyInt) })
 	phase("dtls", func(a *agent) error { return dtlsRegistrations(ctx, a, *bin, dtlsCounts) })
 	phase("bootstrap", func(a *agent) error { return bootstrapFlows(ctx, a, *bin, *bsCount) })
+	phase("pipeline", func(a *agent) error { return pipeline(ctx, a, *bin, pipe) })
 }
 
 func fail(err error) {
