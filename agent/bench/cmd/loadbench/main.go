@@ -47,12 +47,11 @@ func main() {
 		pipe      = pipelineRun{}
 	)
 	flag.StringVar(&pipe.ddf, "pipeline-ddf", "../shared/lwm2m-registry/3303.xml", "DDF of object 3303 uploaded in the pipeline run")
-	flag.IntVar(&pipe.devices, "pipeline-devices", 2000, "devices notifying in the pipeline run")
+	flag.IntVar(&pipe.devices, "pipeline-devices", 1000, "devices notifying in the pipeline run")
 	flag.IntVar(&pipe.perProc, "pipeline-per-process", 1000, "devices per simulator process in the pipeline run")
 	flag.DurationVar(&pipe.interval, "pipeline-interval", 100*time.Millisecond, "notification interval of each device in the pipeline run")
 	flag.DurationVar(&pipe.warmup, "pipeline-warmup", 10*time.Second, "time the pipeline run lets pass before counting")
 	flag.DurationVar(&pipe.window, "pipeline-window", 30*time.Second, "time the pipeline run counts")
-	flag.IntVar(&pipe.probes, "pipeline-probes", 4, "devices whose measurements the pipeline run polls for the latency")
 	flag.Parse()
 	counts, err := parseCounts(*devices)
 	if err != nil {
