@@ -169,7 +169,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(newCollector(a))
+	reg.MustRegister(newCollector(a), a.Pipeline.Collector())
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}

@@ -403,6 +403,10 @@ func TestDecoderPlugins(t *testing.T) {
 	if v, ok := metricValue(page, "lwm2m_agent_decoded_total"); !ok || v != float64(n+3) {
 		t.Errorf("lwm2m_agent_decoded_total = %v (found %v), want %d", v, ok, n+3)
 	}
+	// the decoded values' outputs were stored through the pipeline's writer
+	if v, ok := metricValue(page, "lwm2m_agent_pipeline_store_delay_seconds_count"); !ok || v < float64(n+3) {
+		t.Errorf("lwm2m_agent_pipeline_store_delay_seconds_count = %v (found %v), want %d or more", v, ok, n+3)
+	}
 	for _, s := range h.agent.Plugins.Stats() {
 		if s.Name == "frame" && (s.PID == firstPID || s.PID == 0) {
 			t.Errorf("frame plugin PID %d after the kill of %d, want a new process", s.PID, firstPID)

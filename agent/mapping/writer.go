@@ -28,7 +28,15 @@ type WriterStats struct {
 	Measurements, Events, Alarms, Inventory int64 // stored
 	Dropped                                 int64 // refused by the store, of a deleted device, or left at stop
 	Retries                                 int64 // flushes repeated after a store error
+	// Delay counts outputs by the time from Add to leaving the writer
+	// (stored, or dropped): Delay[i] those within DelayBuckets[i] and
+	// above the bucket before, the last element the slower ones.
+	Delay    []int64
+	DelaySum time.Duration
 }
+
+// DelayBuckets are the upper bounds (seconds) of WriterStats.Delay.
+var DelayBuckets = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // Writer stores mapped outputs in batches: per flush and tenant, one
 // AddMeasurements (bucketed), one CreateEvents, the alarm changes in
@@ -46,10 +54,19 @@ type Writer struct {
 	st   *store.Store
 	o    WriterOptions
 	log  *slog.Logger
-	in   chan Output
+	in   chan queued
 	done chan struct{}
 
 	measurements, events, alarms, inventory, dropped, retries atomic.Int64
+	delay                                                     [len(DelayBuckets) + 1]atomic.Int64
+	delaySum                                                  atomic.Int64
+}
+
+// queued is an output with the time it was handed over, the start of its
+// delay (waiting for room in the queue included).
+type queued struct {
+	out Output
+	at  time.Time
 }
 
 // NewWriter returns a writer into st; call Run.
@@ -70,7 +87,7 @@ func NewWriter(st *store.Store, o WriterOptions) *Writer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{st: st, o: o, log: log.With("component", "pipeline-writer"), in: make(chan Output, o.QueueSize), done: make(chan struct{})}
+	return &Writer{st: st, o: o, log: log.With("component", "pipeline-writer"), in: make(chan queued, o.QueueSize), done: make(chan struct{})}
 }
 
 // Add queues an output; it blocks while the queue is full, until ctx ends
@@ -80,7 +97,7 @@ func (w *Writer) Add(ctx context.Context, out Output) error {
 		return nil
 	}
 	select {
-	case w.in <- out:
+	case w.in <- queued{out, time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -92,6 +109,28 @@ func (w *Writer) Stats() WriterStats {
 	return WriterStats{
 		Measurements: w.measurements.Load(), Events: w.events.Load(), Alarms: w.alarms.Load(),
 		Inventory: w.inventory.Load(), Dropped: w.dropped.Load(), Retries: w.retries.Load(),
+		Delay: w.delayCounts(), DelaySum: time.Duration(w.delaySum.Load()),
+	}
+}
+
+func (w *Writer) delayCounts() []int64 {
+	out := make([]int64, len(w.delay))
+	for i := range w.delay {
+		out[i] = w.delay[i].Load()
+	}
+	return out
+}
+
+// left counts outputs that left the writer at now.
+func (w *Writer) left(added []time.Time, now time.Time) {
+	for _, at := range added {
+		d := now.Sub(at)
+		i := 0
+		for i < len(DelayBuckets) && d.Seconds() > DelayBuckets[i] {
+			i++
+		}
+		w.delay[i].Add(1)
+		w.delaySum.Add(int64(d))
 	}
 }
 
@@ -104,6 +143,7 @@ type tenantBatch struct {
 	events       []store.Event
 	alarms       []AlarmChange
 	inventory    map[string]*InventoryUpdate // by device
+	added        []time.Time                 // of each output in it
 }
 
 type batch struct {
@@ -111,12 +151,14 @@ type batch struct {
 	n       int
 }
 
-func (b *batch) add(o Output) {
+func (b *batch) add(q queued) {
+	o := q.out
 	t := b.tenants[o.Tenant]
 	if t == nil {
 		t = &tenantBatch{}
 		b.tenants[o.Tenant] = t
 	}
+	t.added = append(t.added, q.at)
 	t.measurements = append(t.measurements, o.Measurements...)
 	t.events = append(t.events, o.Events...)
 	t.alarms = append(t.alarms, o.Alarms...)
@@ -230,6 +272,7 @@ func (w *Writer) flush(ctx context.Context, b *batch) {
 		w.flushTenant(ctx, tenant, t)
 		left := len(t.measurements) + len(t.events) + len(t.alarms) + len(t.inventory)
 		if left == 0 {
+			w.left(t.added, time.Now())
 			delete(b.tenants, tenant)
 		}
 		n += left

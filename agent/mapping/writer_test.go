@@ -152,6 +152,17 @@ func TestWriterBatchesSteadyStream(t *testing.T) {
 	if s.Measurements != n || s.Retries != 0 {
 		t.Fatalf("after %v: %+v; want %d measurements stored and no retries", time.Since(start).Round(time.Millisecond), s, n)
 	}
+	// each output's delay is counted once, and none waited for seconds
+	var counted, slow int64
+	for i, c := range s.Delay {
+		counted += c
+		if i >= len(mapping.DelayBuckets) || mapping.DelayBuckets[i] > 2.5 {
+			slow += c
+		}
+	}
+	if counted != n || slow != 0 || s.DelaySum <= 0 {
+		t.Errorf("delay histogram %v (sum %v): want %d outputs, none slower than 2.5 s", s.Delay, s.DelaySum, n)
+	}
 }
 
 // What is queued when the writer stops is still written.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -99,6 +101,10 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	// in flight / throughput. Each notification carries one value, and
 	// each observation's first answer one more.
 	n0, m0 := read()
+	d0, err := a.delayHistogram()
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
 	var inflight []float64
 	for time.Since(t0) < r.window {
@@ -112,6 +118,10 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	}
 	n1, m1 := read()
 	took := time.Since(t0).Seconds()
+	d1, err := a.delayHistogram()
+	if err != nil {
+		return err
+	}
 	// one read through the API while the load goes on
 	q0 := time.Now()
 	if err := a.call("GET", "/measurement/measurements?pageSize=1&revert=true&type=c8y_Temperature", nil, nil); err != nil {
@@ -132,5 +142,64 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	mean /= float64(len(inflight))
 	fmt.Printf("pipeline: values received but not yet stored: mean %.0f, p99 %.0f of %d samples; mean arrival to stored %.0f ms (Little's law); one API read of the newest measurement took %.0f ms\n",
 		mean, inflight[min(len(inflight)-1, int(0.99*float64(len(inflight))))], len(inflight), 1000*mean/rate, ms(query))
+	fmt.Printf("pipeline: mapped to stored (lwm2m_agent_pipeline_store_delay_seconds, outputs of the window): p50 <= %s, p99 <= %s, mean %.0f ms\n",
+		d1.quantile(d0, 0.5), d1.quantile(d0, 0.99), 1000*(d1.sum-d0.sum)/(d1.count-d0.count))
 	return nil
+}
+
+// histogram is a Prometheus histogram read from /metrics: cumulative
+// counts by upper bound.
+type histogram struct {
+	bounds []string // as printed, ascending, "+Inf" last
+	counts []float64
+	sum    float64
+	count  float64
+}
+
+func (a *agent) delayHistogram() (histogram, error) {
+	const name = "lwm2m_agent_pipeline_store_delay_seconds"
+	resp, err := http.Get(a.http + "/metrics")
+	if err != nil {
+		return histogram{}, err
+	}
+	defer resp.Body.Close()
+	var h histogram
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(f[0], name+"_bucket{le=\""):
+			h.bounds = append(h.bounds, strings.TrimSuffix(strings.TrimPrefix(f[0], name+"_bucket{le=\""), "\"}"))
+			h.counts = append(h.counts, v)
+		case f[0] == name+"_sum":
+			h.sum = v
+		case f[0] == name+"_count":
+			h.count = v
+		}
+	}
+	if len(h.bounds) == 0 {
+		return h, fmt.Errorf("%s not on /metrics", name)
+	}
+	return h, sc.Err()
+}
+
+// quantile is the upper bound of the bucket holding quantile q of what
+// was counted since before.
+func (h histogram) quantile(before histogram, q float64) string {
+	total := h.count - before.count
+	for i, c := range h.counts {
+		if c-before.counts[i] >= q*total {
+			return h.bounds[i] + " s"
+		}
+	}
+	return "+Inf"
 }
