@@ -99,7 +99,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 
 	a.Protocols = store.NewProtocols[mapping.Functionality](st)
-	a.Values = session.NewValueWriter(st, 4096, 50*time.Millisecond, log)
+	// Last known values are coalesced per device over a second: a device
+	// notifying often costs one store update a second, not one a value.
+	a.Values = session.NewValueWriter(st, 4096, time.Second, log)
 	a.State = session.NewStateWriter(st, 8192, 10*time.Millisecond, log)
 	a.Pipeline = mapping.New(mapping.Config{Store: st, Source: a.Protocols, Values: a.Values, Logger: log})
 	if cfg.PluginsConfig != "" {

@@ -123,7 +123,9 @@ func TestObserveAndCancel(t *testing.T) {
 	if op.Status != "SUCCESSFUL" {
 		t.Fatalf("cancelobservation: %s: %s", op.Status, op.FailureReason)
 	}
-	time.Sleep(500 * time.Millisecond) // let notifications in flight land
+	// let notifications in flight land, and the last known values, which
+	// are coalesced per device over a second, be written
+	time.Sleep(1500 * time.Millisecond)
 	before, _ := h.objectValue(id, "/3303/0/5700")
 	n0 := h.agent.Server.Stats().Notifications
 	time.Sleep(1 * time.Second) // ten changes of the value on the device

@@ -42,7 +42,7 @@ func NewValueWriter(st *store.Store, queue int, interval time.Duration, log *slo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &ValueWriter{st: st, in: make(chan valueBatch, queue), interval: interval, maxBatch: 2000, log: log.With("component", "values"), done: make(chan struct{})}
+	return &ValueWriter{st: st, in: make(chan valueBatch, queue), interval: interval, maxBatch: 20000, log: log.With("component", "values"), done: make(chan struct{})}
 }
 
 // Add queues values of one device; it blocks while the queue is full.
