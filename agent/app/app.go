@@ -68,7 +68,14 @@ type Agent struct {
 	log     *slog.Logger
 	httpSrv *http.Server
 	httpLn  net.Listener
+	// apiStore is the store over the API's own connections.
+	apiStore *store.Store
 }
+
+// apiPoolSize bounds the API's connections to the store. With the
+// embedded store's eight for the rest, update commands stay below its 100
+// SQLite connections (see store.embeddedPoolSize).
+const apiPoolSize = 4
 
 // Start opens the store, binds every socket and starts serving; it returns
 // once the agent accepts requests. The agent runs until ctx ends; Wait
@@ -88,6 +95,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	fail := func(err error) (*Agent, func() error, error) {
 		if a.Plugins != nil {
 			a.Plugins.Close()
+		}
+		if a.apiStore != nil {
+			_ = a.apiStore.Close(context.WithoutCancel(ctx))
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -175,7 +185,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
-	h := api.New(api.Config{Store: st, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
+	// The API has connections of its own: under a stream of notifications
+	// the writers keep the store's pool busy, and a user's request must not
+	// wait behind them.
+	apiStore, err := st.Pool(apiPoolSize)
+	if err != nil {
+		return fail(fmt.Errorf("api store pool: %w", err))
+	}
+	a.apiStore = apiStore
+	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost})
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -269,6 +287,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		errMu.Unlock()
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		if err := a.apiStore.Close(cctx); err != nil {
+			all = append(all, fmt.Errorf("close api store pool: %w", err))
+		}
 		if err := st.Close(cctx); err != nil {
 			all = append(all, fmt.Errorf("close store: %w", err))
 		}

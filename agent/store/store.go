@@ -57,11 +57,11 @@ type Store struct {
 	protocols          *mongo.Collection
 	postOperations     *mongo.Collection
 
-	protoMu sync.Mutex // serializes read-modify-writes of protocols
-	postOps postOpsCache
+	*shared // with every pool of this store (Pool)
 
-	ids  idBlock
-	auth *authCache
+	uri      string // to open more pools
+	database string
+	pool     bool // a Pool: closing it leaves the database and the rest open
 
 	stopEmbedded context.CancelFunc // nil with an external MongoDB
 	embeddedDone chan struct{}
@@ -69,10 +69,63 @@ type Store struct {
 	embeddedDir  string
 }
 
+// shared is the state of a store that its pools share: what serializes
+// writes and what caches reads, so that a write through one pool is seen
+// through the others at once.
+type shared struct {
+	protoMu sync.Mutex // serializes read-modify-writes of protocols
+	postOps postOpsCache
+	ids     idBlock
+	auth    *authCache
+}
+
 // EmbeddedAddr returns the loopback address the embedded database listens
 // on (for tools that want to look at it with a MongoDB client), or "" when
 // the store uses an external MongoDB.
 func (s *Store) EmbeddedAddr() string { return s.embeddedAddr }
+
+// bind points the store's collections at client's database and returns
+// their names.
+func (s *Store) bind(client *mongo.Client) []string {
+	s.client = client
+	s.db = client.Database(s.database)
+	var names []string
+	for _, c := range []struct {
+		p    **mongo.Collection
+		name string
+	}{
+		{&s.counters, "counters"}, {&s.tenants, "tenants"}, {&s.users, "users"},
+		{&s.objects, "managedObjects"}, {&s.externalIDs, "externalIds"},
+		{&s.endpoints, "endpoints"}, {&s.events, "events"}, {&s.alarms, "alarms"},
+		{&s.measurements, "measurementBuckets"}, {&s.values, "lastValues"},
+		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
+		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
+		{&s.protocols, "deviceProtocols"}, {&s.postOperations, "postOperations"},
+	} {
+		*c.p = s.db.Collection(c.name)
+		names = append(names, c.name)
+	}
+	return names
+}
+
+// Pool returns the store over a pool of its own of at most size
+// connections, sharing everything else (caches, ID blocks, the embedded
+// database): for a part of the agent that must not wait behind another's
+// writes, as the API behind the measurement writers. Close it before the
+// store.
+func (s *Store) Pool(size int) (*Store, error) {
+	copts := options.Client().ApplyURI(s.uri).
+		SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true, BinaryAsSlice: true}).
+		SetTimeout(30 * time.Second).SetMaxPoolSize(uint64(size))
+	client, err := mongo.Connect(copts)
+	if err != nil {
+		return nil, fmt.Errorf("connect a pool to %s: %w", redactURI(s.uri), err)
+	}
+	p := *s
+	p.pool = true
+	p.bind(client)
+	return &p, nil
+}
 
 // embeddedPoolSize bounds the connections to the embedded database.
 const embeddedPoolSize = 8
@@ -88,7 +141,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Database == "" {
 		cfg.Database = "lwm2m"
 	}
-	s := &Store{log: log, auth: newAuthCache(4096, time.Minute)}
+	s := &Store{log: log, shared: &shared{auth: newAuthCache(4096, time.Minute)}, database: cfg.Database}
 	uri := cfg.URI
 	if uri == "" {
 		var err error
@@ -107,29 +160,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// one at a time anyway, so a small pool costs nothing.
 		copts.SetMaxPoolSize(embeddedPoolSize)
 	}
+	s.uri = uri
 	client, err := mongo.Connect(copts)
 	if err != nil {
 		s.stop()
 		return nil, fmt.Errorf("connect to %s: %w", redactURI(uri), err)
 	}
-	s.client = client
-	s.db = client.Database(cfg.Database)
-	var names []string
-	for _, c := range []struct {
-		p    **mongo.Collection
-		name string
-	}{
-		{&s.counters, "counters"}, {&s.tenants, "tenants"}, {&s.users, "users"},
-		{&s.objects, "managedObjects"}, {&s.externalIDs, "externalIds"},
-		{&s.endpoints, "endpoints"}, {&s.events, "events"}, {&s.alarms, "alarms"},
-		{&s.measurements, "measurementBuckets"}, {&s.values, "lastValues"},
-		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
-		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
-		{&s.protocols, "deviceProtocols"}, {&s.postOperations, "postOperations"},
-	} {
-		*c.p = s.db.Collection(c.name)
-		names = append(names, c.name)
-	}
+	names := s.bind(client)
 	if err := s.ensureIndexes(ctx); err != nil {
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
@@ -203,13 +240,16 @@ func (s *Store) stop() {
 	}
 }
 
-// Close disconnects and stops the embedded database.
+// Close disconnects and stops the embedded database (a Pool only
+// disconnects).
 func (s *Store) Close(ctx context.Context) error {
 	var err error
 	if s.client != nil {
 		err = s.client.Disconnect(ctx)
 	}
-	s.stop()
+	if !s.pool {
+		s.stop()
+	}
 	if err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

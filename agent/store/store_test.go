@@ -628,3 +628,27 @@ func TestTenantIsolation(t *testing.T) {
 		t.Fatalf("a's operation changed: %+v", o)
 	}
 }
+
+// A pool of its own shares the store's data and caches, and closing it
+// leaves the store working.
+func TestPool(t *testing.T) {
+	s := storetest.OpenTest(t)
+	p, err := s.Pool(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mo := must(p.CreateManagedObject(ctx, "t1", store.ManagedObject{Name: "through the pool", Type: "x"}))
+	got, err := s.GetManagedObject(ctx, "t1", mo.ID)
+	if err != nil || got.Name != "through the pool" {
+		t.Fatalf("read through the store: %+v %v", got, err)
+	}
+	// IDs come from one allocator: none given twice
+	other := must(s.CreateManagedObject(ctx, "t1", store.ManagedObject{Name: "direct", Type: "x"}))
+	if other.ID == mo.ID {
+		t.Fatalf("both got id %s", mo.ID)
+	}
+	check(t, p.Close(ctx))
+	if _, err := s.GetManagedObject(ctx, "t1", other.ID); err != nil {
+		t.Fatalf("store after the pool closed: %v", err)
+	}
+}
