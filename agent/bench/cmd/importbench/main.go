@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -130,61 +129,15 @@ func startAgent(ctx context.Context, bin string, cost int) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	coap, err := machine.FreePort("udp")
-	if err != nil {
-		return nil, err
-	}
-	coaps, err := machine.FreePort("udp")
-	if err != nil {
-		return nil, err
-	}
-	httpAddr, err := machine.FreePort("tcp")
-	if err != nil {
-		return nil, err
-	}
-	pprofAddr, err := machine.FreePort("tcp")
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"LWM2M_AGENT_DATA_DIR="+filepath.Join(dir, "data"),
-		"LWM2M_AGENT_COAP_ADDR="+coap,
-		"LWM2M_AGENT_COAPS_ADDR="+coaps,
-		"LWM2M_AGENT_BOOTSTRAP_ADDR=", // off
-		"LWM2M_AGENT_BOOTSTRAPS_ADDR=",
-		"LWM2M_AGENT_HTTP_ADDR="+httpAddr,
-		"LWM2M_AGENT_ADMIN_PASSWORD="+password,
-		"LWM2M_AGENT_LOG_LEVEL=warn",
-		"LWM2M_AGENT_PPROF_ADDR="+pprofAddr,
-	)
+	var env []string
 	if cost > 0 {
-		cmd.Env = append(cmd.Env, "LWM2M_AGENT_CREDENTIALS_HASH_COST="+strconv.Itoa(cost))
+		env = append(env, "LWM2M_AGENT_CREDENTIALS_HASH_COST="+strconv.Itoa(cost))
 	}
-	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	m, err := machine.StartAgent(ctx, bin, dir, password, env...)
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agent: %w", err)
-	}
-	a := &agent{cmd: cmd, dir: dir, http: "http://" + httpAddr, pprof: "http://" + pprofAddr}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(a.http + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return a, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			a.stop(true)
-			return nil, fmt.Errorf("agent did not become healthy; log in %s", logf.Name())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return &agent{cmd: m.Cmd, dir: dir, http: m.HTTP, pprof: m.Pprof}, nil
 }
 
 func (a *agent) stop(keep bool) {

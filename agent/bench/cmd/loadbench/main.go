@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,71 +126,17 @@ func startAgent(ctx context.Context, bin string) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	coap, err := machine.FreePort("udp")
-	if err != nil {
-		return nil, err
-	}
-	coaps, err := machine.FreePort("udp")
-	if err != nil {
-		return nil, err
-	}
-	bs, err := machine.FreePort("udp")
-	if err != nil {
-		return nil, err
-	}
-	bss, err := machine.FreePort("udp")
-	if err != nil {
-		return nil, err
-	}
-	httpAddr, err := machine.FreePort("tcp")
-	if err != nil {
-		return nil, err
-	}
-	pprofAddr, err := machine.FreePort("tcp")
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"LWM2M_AGENT_DATA_DIR="+filepath.Join(dir, "data"),
-		"LWM2M_AGENT_COAP_ADDR="+coap,
-		"LWM2M_AGENT_COAPS_ADDR="+coaps,
-		"LWM2M_AGENT_BOOTSTRAP_ADDR="+bs,
-		"LWM2M_AGENT_BOOTSTRAPS_ADDR="+bss,
-		"LWM2M_AGENT_HTTP_ADDR="+httpAddr,
+	m, err := machine.StartAgent(ctx, bin, dir, password,
 		"LWM2M_AGENT_AUTO_REGISTER=true",
-		"LWM2M_AGENT_ADMIN_PASSWORD="+password,
-		"LWM2M_AGENT_LOG_LEVEL=warn",
-		"LWM2M_AGENT_PPROF_ADDR="+pprofAddr,
 		// idle devices: their CoAP exchange state goes after idleTimeout,
 		// as it does after two minutes by default
 		"LWM2M_AGENT_REQUEST_TIMEOUT=5s",
 		"LWM2M_AGENT_COAP_IDLE_TIMEOUT="+idleTimeout.String(),
 	)
-	logf, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agent: %w", err)
-	}
-	a := &agent{cmd: cmd, dir: dir, coap: coap, coaps: coaps, bs: bs, bss: bss, http: "http://" + httpAddr, pprof: "http://" + pprofAddr}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(a.http + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return a, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			a.stop()
-			return nil, fmt.Errorf("agent did not become healthy; log in %s", logf.Name())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return &agent{cmd: m.Cmd, dir: dir, coap: m.CoAP, coaps: m.CoAPS, bs: m.Bootstrap, bss: m.BootsS, http: m.HTTP, pprof: m.Pprof}, nil
 }
 
 func (a *agent) stop() {
