@@ -57,3 +57,36 @@ func TestMappingPluginProcess(t *testing.T) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 }
+
+// A resource whose customAction names a custom action plugin
+// (plugin:<name>:<action>) has its values run through that plugin process,
+// and what it returns is stored.
+func TestCustomActionPluginProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "testplugin")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./agent/plugins/testdata/testplugin")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	conf := filepath.Join(dir, "plugins.json")
+	spec := fmt.Sprintf(`{"plugins":[{"name":"acts","kind":"customaction","path":%q,"args":["customaction"],"timeout":"5s"}]}`, bin)
+	if err := os.WriteFile(conf, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startAgent(t, func(c *config.Config) { c.PluginsConfig = conf })
+	// the test plugin answers each batch with an event named after the action
+	h.setFunctionality("management/admin", adminPassword, "3303/resources/5700",
+		map[string]any{"customAction": "plugin:acts:c8y_TemperatureSeen", "autoObserve": true})
+	h.simulate(1, nil)
+	id := h.device("testcustomactionpluginprocess-0").str("id")
+	h.eventually(10*time.Second, func() error {
+		if n := len(h.events(id, "c8y_TemperatureSeen")); n < 2 {
+			return fmt.Errorf("%d events from the custom action plugin", n)
+		}
+		return nil
+	})
+}

@@ -77,6 +77,7 @@ func TestFunctionalityValidate(t *testing.T) {
 		{Event: &Event{Type: "c8y_DoorEvent", Text: "Door is {value}"}},
 		{CustomAction: "connectivity:updateRssi"},
 		{CustomAction: "decoder:frame:meter-v2"},
+		{CustomAction: "plugin:acts:c8y_Seen"},
 	}
 	for _, f := range ok {
 		if err := f.Validate(); err != nil {

@@ -14,9 +14,11 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
-// DecodeHost is what decodes values: the plugin host.
+// DecodeHost is what decodes values and runs custom actions: the plugin
+// host.
 type DecodeHost interface {
 	DecodeBatch(ctx context.Context, name string, reqs []plugins.DecodeRequest) ([]plugins.DecodeResult, error)
+	Run(ctx context.Context, name string, req plugins.ActionRequest) (plugins.Result, error)
 }
 
 // OutputSink takes what decoders produced: the pipeline's writer.
@@ -155,7 +157,7 @@ func (d *PluginDecoder) work(ctx context.Context) {
 		for len(batch) < d.opt.Batch {
 			select {
 			case r := <-d.in:
-				if r.Decoder == first.Decoder {
+				if r.Decoder == first.Decoder && r.Action == first.Action && (!r.Action || r.Argument == first.Argument && r.ID == first.ID) {
 					batch = append(batch, r)
 				} else {
 					other = append(other, r)
@@ -178,6 +180,10 @@ func (d *PluginDecoder) work(ctx context.Context) {
 // decode calls the decoder for a batch of one decoder's values, retrying
 // failures that may pass with a doubling wait.
 func (d *PluginDecoder) decode(ctx context.Context, batch []DecodeRequest) {
+	if batch[0].Action {
+		d.runAction(ctx, batch)
+		return
+	}
 	reqs := make([]plugins.DecodeRequest, len(batch))
 	for i, r := range batch {
 		reqs[i] = plugins.DecodeRequest{
@@ -211,6 +217,40 @@ func (d *PluginDecoder) decode(ctx context.Context, batch []DecodeRequest) {
 		pluginFailed(&out, r, "decoder", err.Error())
 		d.emit(ctx, out)
 	}
+}
+
+// runAction gives a custom action plugin one device's values of one
+// action, and writes what it returns.
+func (d *PluginDecoder) runAction(ctx context.Context, batch []DecodeRequest) {
+	first := batch[0]
+	req := plugins.ActionRequest{Action: first.Argument, Values: make([]plugins.ResourceValue, len(batch))}
+	for i, r := range batch {
+		req.Values[i] = plugins.ResourceValue{Tenant: r.Tenant, DeviceID: r.ID, Endpoint: r.Endpoint, Path: r.Path, Value: r.Value, Time: r.Time}
+	}
+	var res plugins.Result
+	err := d.opt.withRetries(ctx, &d.retries, func(ctx context.Context) error {
+		var err error
+		res, err = d.host.Run(ctx, first.Decoder, req)
+		return err
+	})
+	if ctx.Err() != nil {
+		return
+	}
+	out := Output{Device: first.Device}
+	if err != nil {
+		d.failed.Add(int64(len(batch)))
+		d.log.Warn("custom action failed", "plugin", first.Decoder, "action", first.Argument, "count", len(batch), "err", err)
+		pluginFailed(&out, first, "custom action plugin", err.Error())
+	} else {
+		d.decoded.Add(int64(len(batch) - len(res.Errors)))
+		d.failed.Add(int64(len(res.Errors)))
+		convert(&out, first, resultAsDecoded(first.ID, res))
+		for _, e := range res.Errors {
+			p, _ := node.ParsePath(e.Path)
+			pluginFailed(&out, DecodeRequest{Device: first.Device, Decoder: first.Decoder, Time: first.Time, Path: p}, "custom action plugin", e.Message)
+		}
+	}
+	d.emit(ctx, out)
 }
 
 func (d *PluginDecoder) write(ctx context.Context, batch []DecodeRequest, res []plugins.DecodeResult) {

@@ -52,7 +52,7 @@ var CustomActions = []string{
 
 var (
 	fragmentName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	decoderName  = regexp.MustCompile(`^decoder:[A-Za-z0-9_.-]+(:.*)?$`)
+	decoderName  = regexp.MustCompile(`^(decoder|plugin):[A-Za-z0-9_.-]+(:.*)?$`)
 )
 
 // ErrInvalid marks a functionality that cannot be stored.
@@ -101,7 +101,7 @@ func (f Functionality) Validate() error {
 		}
 	}
 	if c := f.CustomAction; c != "" && !isCustomAction(c) {
-		errs = append(errs, fmt.Sprintf("customAction %q is neither a predefined action (%s) nor decoder:<name>[:<argument>]", c, strings.Join(CustomActions, ", ")))
+		errs = append(errs, fmt.Sprintf("customAction %q is neither a predefined action (%s), decoder:<name>[:<argument>] nor plugin:<name>[:<action>]", c, strings.Join(CustomActions, ", ")))
 	}
 	if f.AutoObserve && f.Measurement == nil && f.Alarm == nil && f.Event == nil && f.CustomAction == "" {
 		errs = append(errs, "autoObserve needs a measurement, alarm, event or customAction to observe for")

@@ -129,15 +129,17 @@ func (u *InventoryUpdate) merge(v *InventoryUpdate) {
 	u.Rename = u.Rename || v.Rename
 }
 
-// DecodeRequest is a raw value for the decoder a resource's customAction
-// names ("decoder:<name>[:<argument>]").
+// DecodeRequest is a value for the plugin a resource's customAction
+// names: a decoder ("decoder:<name>[:<argument>]") given the raw value, or
+// a custom action plugin ("plugin:<name>[:<action>]") given the typed one.
 type DecodeRequest struct {
 	Device
 	Path     node.Path
 	Value    node.Value
 	Time     time.Time
-	Decoder  string
+	Decoder  string // the plugin's name
 	Argument string
+	Action   bool // a custom action plugin, not a decoder
 }
 
 // Decoder takes the raw values of resources whose customAction names a
@@ -203,8 +205,9 @@ type rule struct {
 	cond    *Condition // parsed raiseWhen
 	condErr error
 	action  *action // predefined custom action
-	decoder string  // decoder name of decoder:<name>[:<arg>]
+	decoder string  // plugin name of decoder:<name>[:<arg>] or plugin:<name>[:<action>]
 	decArg  string
+	plugin  bool // plugin:, a custom action plugin
 }
 
 // NewMapper returns a mapper over src (nil: NoFunctionalities).
@@ -233,6 +236,9 @@ func compile(fn Functionality) *rule {
 		r.action = a
 	} else if rest, ok := strings.CutPrefix(fn.CustomAction, "decoder:"); ok {
 		r.decoder, r.decArg, _ = strings.Cut(rest, ":")
+	} else if rest, ok := strings.CutPrefix(fn.CustomAction, "plugin:"); ok {
+		r.decoder, r.decArg, _ = strings.Cut(rest, ":")
+		r.plugin = true
 	}
 	return r
 }
@@ -376,7 +382,7 @@ func (m *Mapper) apply(out *Output, r *rule, rec node.Record, t time.Time) {
 		r.action.apply(m, out, rec.Value, tc)
 	case r.decoder != "":
 		out.Decodes = append(out.Decodes, DecodeRequest{
-			Device: out.Device, Path: rec.Path, Value: rec.Value, Time: t, Decoder: r.decoder, Argument: r.decArg,
+			Device: out.Device, Path: rec.Path, Value: rec.Value, Time: t, Decoder: r.decoder, Argument: r.decArg, Action: r.plugin,
 		})
 	}
 }
