@@ -46,6 +46,8 @@ var metrics = []metric{
 	{"lwm2m_agent_decoded_total", "Values decoded by decoder plugins.", false, func(a *Agent) float64 { return float64(a.decoderStats().Decoded) }},
 	{"lwm2m_agent_decode_failed_total", "Values decoders could not decode (after retries), each with a mapping alarm.", false, func(a *Agent) float64 { return float64(a.decoderStats().Failed) }},
 	{"lwm2m_agent_decode_retries_total", "Decoder calls retried after a failure that may pass.", false, func(a *Agent) float64 { return float64(a.decoderStats().Retries) }},
+	{"lwm2m_agent_post_operations_total", "Post-registration operations created at full registrations.", false, func(a *Agent) float64 { return float64(a.PostOps.Created()) }},
+	{"lwm2m_agent_post_operations_skipped_total", "Registrations whose post-registration operations were skipped (queue full or store error).", false, func(a *Agent) float64 { return float64(a.PostOps.Skipped()) }},
 	{"lwm2m_agent_values_written_total", "Last known values written to the store.", false, func(a *Agent) float64 { return float64(a.Values.Written()) }},
 	{"lwm2m_agent_lifecycle_events_total", "Lifecycle events stored.", false, func(a *Agent) float64 { return float64(a.State.Events()) }},
 	{"lwm2m_agent_state_failed_total", "Registration state changes that could not be stored.", false, func(a *Agent) float64 { return float64(a.State.Failed()) }},

@@ -86,6 +86,9 @@ func TestPostOperationsOnRegistration(t *testing.T) {
 	if !strings.Contains(ops[2].Command.Result, "+02:00") {
 		t.Fatalf("read after write answered %q", ops[2].Command.Result)
 	}
+	if text, err := h.metrics(); err != nil || !strings.Contains(text, fmt.Sprintf("\nlwm2m_agent_post_operations_total %d\n", len(cmds))) {
+		t.Errorf("/metrics does not count %d post-registration operations (%v)", len(cmds), err)
+	}
 
 	// an Update is no full registration: nothing new
 	before := len(h.events(id, "c8y_LWM2MDeviceRegistrationUpdate"))
