@@ -17,17 +17,7 @@ import (
 // `import devices` against a running agent: what operators see, and the
 // exit status scripts rely on.
 func TestImportDevices(t *testing.T) {
-	cfg := config.Default()
-	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.AdminPassword = "Admin-pass-1234!"
-	ctx, cancel := context.WithCancel(context.Background())
-	a, wait, err := app.Start(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = wait() }()
+	a := startTestAgent(t, false)
 
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.csv")
@@ -60,18 +50,7 @@ func TestImportDevices(t *testing.T) {
 // `shell` finds a device by its endpoint, runs the command and prints what
 // the device answered.
 func TestShellCommand(t *testing.T) {
-	cfg := config.Default()
-	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.AdminPassword = "Admin-pass-1234!"
-	cfg.AutoRegister = true
-	ctx, cancel := context.WithCancel(context.Background())
-	a, wait, err := app.Start(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = wait() }()
+	a := startTestAgent(t, true)
 	sim, err := simulator.New(simulator.Config{Server: a.CoAPAddr.String(), Prefix: "cli", Version: "1.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -109,4 +88,24 @@ func TestShellCommand(t *testing.T) {
 	if _, err := run("cli-0", "raed /3/0"); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Errorf("malformed command: %v", err)
 	}
+}
+
+// startTestAgent runs an agent on loopback ports with a fresh embedded
+// store (admin password Admin-pass-1234!) until the test ends.
+func startTestAgent(t *testing.T, autoRegister bool) *app.Agent {
+	t.Helper()
+	cfg := config.Default()
+	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.AdminPassword = "Admin-pass-1234!"
+	cfg.AutoRegister = autoRegister
+	ctx, cancel := context.WithCancel(context.Background())
+	a, wait, err := app.Start(ctx, cfg, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = wait() })
+	return a
 }

@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 )
 
 const cliDDF = `<?xml version="1.0" encoding="utf-8"?>
@@ -42,17 +39,8 @@ const cliDDF = `<?xml version="1.0" encoding="utf-8"?>
 // `import protocols` against a running agent: per file the objects stored
 // or the reason, a directory's .xml files in order, and the exit status.
 func TestImportProtocols(t *testing.T) {
-	cfg := config.Default()
-	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.AdminPassword = "Admin-pass-1234!"
-	ctx, cancel := context.WithCancel(context.Background())
-	a, wait, err := app.Start(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = wait() }()
+	a := startTestAgent(t, false)
+	ctx := context.Background()
 
 	dir := t.TempDir()
 	write := func(name, doc string) string {
