@@ -31,17 +31,37 @@ func withPluginsConfig(path string) option { return func(c *config.Config) { c.P
 // buildFrameDecoder compiles the bundled frame decoder program into a
 // temporary folder, as an operator would install it.
 func buildFrameDecoder(t *testing.T) string {
+	return buildProgram(t, "frame-decoder", "./decoders/frame/cmd/frame-decoder")
+}
+
+// buildProgram compiles a program of the module (pkg relative to its
+// root) into a temporary folder; with -short the test is skipped.
+func buildProgram(t *testing.T, name, pkg string) string {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("builds the frame decoder program")
+		t.Skip("builds " + name)
 	}
-	bin := filepath.Join(t.TempDir(), "frame-decoder")
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./decoders/frame/cmd/frame-decoder")
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, pkg)
 	cmd.Dir = "../.."
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build frame-decoder: %v\n%s", err, out)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
+}
+
+// agentWithPlugin starts an agent whose plugins file declares one plugin
+// of kind, the test plugin program run with args.
+func agentWithPlugin(t *testing.T, name, kind string, args ...string) *harness {
+	t.Helper()
+	bin := buildProgram(t, "testplugin", "./agent/plugins/testdata/testplugin")
+	a, _ := json.Marshal(args)
+	conf := filepath.Join(t.TempDir(), "plugins.json")
+	spec := fmt.Sprintf(`{"plugins":[{"name":%q,"kind":%q,"path":%q,"args":%s,"timeout":"5s"}]}`, name, kind, bin, a)
+	if err := os.WriteFile(conf, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startAgent(t, func(c *config.Config) { c.PluginsConfig = conf })
 }
 
 func writeFile(t *testing.T, name, text string) string {

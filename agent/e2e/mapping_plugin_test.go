@@ -3,36 +3,16 @@ package e2e
 import (
 	"fmt"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 )
 
 // A mapping plugin declared in the plugins file, a real process started
 // by the agent, gets the devices' values in batches after the agent's own
 // mapping; what it returns is stored as the device's measurements.
 func TestMappingPluginProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a plugin binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "testplugin")
-	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./agent/plugins/testdata/testplugin")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	conf := filepath.Join(dir, "plugins.json")
-	spec := fmt.Sprintf(`{"plugins":[{"name":"numbers","kind":"mapping","path":%q,"args":["mapping"],"timeout":"5s"}]}`, bin)
-	if err := os.WriteFile(conf, []byte(spec), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h := startAgent(t, func(c *config.Config) { c.PluginsConfig = conf })
+	h := agentWithPlugin(t, "numbers", "mapping", "mapping")
 	h.simulate(1, nil)
 	id := h.device("testmappingpluginprocess-0").str("id")
 	if op := h.shell(id, "observe /3303/0/5700", 10*time.Second); op.Status != "SUCCESSFUL" {
@@ -62,22 +42,7 @@ func TestMappingPluginProcess(t *testing.T) {
 // (plugin:<name>:<action>) has its values run through that plugin process,
 // and what it returns is stored.
 func TestCustomActionPluginProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a plugin binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "testplugin")
-	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./agent/plugins/testdata/testplugin")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	conf := filepath.Join(dir, "plugins.json")
-	spec := fmt.Sprintf(`{"plugins":[{"name":"acts","kind":"customaction","path":%q,"args":["customaction"],"timeout":"5s"}]}`, bin)
-	if err := os.WriteFile(conf, []byte(spec), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h := startAgent(t, func(c *config.Config) { c.PluginsConfig = conf })
+	h := agentWithPlugin(t, "acts", "customaction", "customaction")
 	// the test plugin answers each batch with an event named after the action
 	h.setFunctionality("management/admin", adminPassword, "3303/resources/5700",
 		map[string]any{"customAction": "plugin:acts:c8y_TemperatureSeen", "autoObserve": true})
