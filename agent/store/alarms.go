@@ -310,7 +310,7 @@ func (s *Store) ListAlarms(ctx context.Context, tenant string, f AlarmFilter) ([
 		dir = 1
 	}
 	var docs []map[string]any
-	total, err := findPage(ctx, s.alarms, filter, bson.D{{Key: "time", Value: dir}, {Key: "seq", Value: dir}}, f.Page, &docs)
+	total, err := s.findPage(ctx, s.alarms, filter, bson.D{{Key: "time", Value: dir}, {Key: "seq", Value: dir}}, f.Page, &docs)
 	if err != nil {
 		return nil, 0, err
 	}

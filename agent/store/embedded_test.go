@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // Every collection of the embedded store answers lookups by _id from an
@@ -54,4 +56,108 @@ func TestEmbeddedIDLookupsUseIndex(t *testing.T) {
 			t.Errorf("%s: lookup by _id plans %q, want an index search", table, detail)
 		}
 	}
+}
+
+// Listing measurements, newest or oldest first, per device or per tenant,
+// is answered from the agent's own index of buckets: SQLite searches it
+// and reads it in order, with no scan of the table and no sort.
+func TestEmbeddedMeasurementListsUseIndex(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if s.sqlx == nil {
+		t.Fatal("embedded store without its index")
+	}
+	table := s.sqlx.tables["measurementBuckets"]
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, f := range []MeasurementFilter{
+		{Source: "7", Revert: true},
+		{Source: "7"},
+		{Source: "7", Type: "c8y_Temperature", Revert: true, DateFrom: from},
+		{Source: "7", ValueFragmentType: "c8y_Temperature", ValueFragmentSeries: "T", Revert: true},
+		{Revert: true},
+		{DateFrom: from, DateTo: from.Add(time.Hour)},
+	} {
+		q, args := bucketQuery(table, "t1", f)
+		all := queryPlan(t, s.sqlx.db, q, args)
+		if !strings.Contains(all, "USING INDEX") || strings.Contains(all, "TEMP B-TREE") {
+			t.Errorf("%+v plans %q, want an index read in order", f, all)
+		}
+	}
+}
+
+// Lists of events, alarms and operations per device or per tenant, in
+// either order, are read from the agent's indexes too.
+func TestEmbeddedListsUseIndex(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	bySourceTime := func(c string, dir int) (string, bson.D, bson.D) {
+		return c, bson.D{{Key: "tenant", Value: "t1"}, {Key: "source", Value: "7"}, {Key: "time", Value: bson.D{{Key: "$gte", Value: from}}}},
+			bson.D{{Key: "time", Value: dir}, {Key: "seq", Value: dir}}
+	}
+	type query struct {
+		collection   string
+		filter, sort bson.D
+	}
+	var queries []query
+	for _, c := range []string{"events", "alarms"} {
+		for _, dir := range []int{1, -1} {
+			c, f, o := bySourceTime(c, dir)
+			queries = append(queries, query{c, f, o})
+		}
+		queries = append(queries, query{c, bson.D{{Key: "tenant", Value: "t1"}}, bson.D{{Key: "time", Value: -1}, {Key: "seq", Value: -1}}})
+	}
+	queries = append(queries,
+		query{"alarms", bson.D{{Key: "tenant", Value: "t1"}, {Key: "source", Value: "7"}, {Key: "status", Value: bson.D{{Key: "$in", Value: []string{"ACTIVE", "ACKNOWLEDGED"}}}}}, bson.D{{Key: "time", Value: -1}, {Key: "seq", Value: -1}}},
+		query{"operations", bson.D{{Key: "tenant", Value: "t1"}, {Key: "deviceId", Value: "7"}, {Key: "status", Value: "PENDING"}}, bson.D{{Key: "seq", Value: 1}}},
+		query{"operations", bson.D{{Key: "tenant", Value: "t1"}}, bson.D{{Key: "seq", Value: 1}}},
+	)
+	for _, qq := range queries {
+		q, _, args, ok := listQuery(s.sqlx.tables[qq.collection], qq.collection, qq.filter, qq.sort)
+		if !ok {
+			t.Fatalf("%s %v: not served by the index", qq.collection, qq.filter)
+		}
+		all := queryPlan(t, s.sqlx.db, q, args)
+		if !strings.Contains(all, "USING INDEX") || strings.Contains(all, "TEMP B-TREE") {
+			t.Errorf("%s %v plans %q, want an index read in order", qq.collection, qq.filter, all)
+		}
+	}
+	// what the index does not cover is left to FerretDB
+	if _, _, _, ok := listQuery("t", "events", bson.D{{Key: "c8y_Command.text", Value: "x"}}, nil); ok {
+		t.Error("a dotted field was translated")
+	}
+	if _, _, _, ok := listQuery("t", "managedObjects", bson.D{{Key: "tenant", Value: "t1"}}, nil); ok {
+		t.Error("a collection without indexes was translated")
+	}
+}
+
+// queryPlan is SQLite's plan for q, its steps joined by "; ".
+func queryPlan(t *testing.T, db *sql.DB, q string, args []any) string {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
 }

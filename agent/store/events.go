@@ -142,7 +142,7 @@ func (s *Store) ListEvents(ctx context.Context, tenant string, f EventFilter) ([
 		dir = 1
 	}
 	var docs []map[string]any
-	total, err := findPage(ctx, s.events, filter, bson.D{{Key: "time", Value: dir}, {Key: "seq", Value: dir}}, f.Page, &docs)
+	total, err := s.findPage(ctx, s.events, filter, bson.D{{Key: "time", Value: dir}, {Key: "seq", Value: dir}}, f.Page, &docs)
 	if err != nil {
 		return nil, 0, err
 	}

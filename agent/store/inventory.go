@@ -286,7 +286,7 @@ func (s *Store) ListManagedObjects(ctx context.Context, tenant string, f Managed
 		}
 	}
 	var docs []map[string]any
-	total, err = findPage(ctx, s.objects, filter, sort, f.Page, &docs)
+	total, err = s.findPage(ctx, s.objects, filter, sort, f.Page, &docs)
 	if err != nil {
 		return nil, 0, err
 	}

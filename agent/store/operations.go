@@ -290,7 +290,7 @@ func (s *Store) ListOperations(ctx context.Context, tenant string, f OperationFi
 		filter = append(filter, bson.E{Key: "status", Value: f.Status})
 	}
 	var docs []map[string]any
-	total, err := findPage(ctx, s.operations, filter, bson.D{{Key: "seq", Value: 1}}, f.Page, &docs)
+	total, err := s.findPage(ctx, s.operations, filter, bson.D{{Key: "seq", Value: 1}}, f.Page, &docs)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -379,7 +379,7 @@ func (ps *Protocols[F]) ListProtocols(ctx context.Context, tenant string, f Prot
 	p := f.Page.norm()
 	if !f.Inherited {
 		var docs []protocolDoc[F]
-		total, err := findPage(ctx, ps.s.protocols, bson.D{{Key: "tenant", Value: tenant}}, bson.D{{Key: "objectId", Value: 1}}, p, &docs)
+		total, err := ps.s.findPage(ctx, ps.s.protocols, bson.D{{Key: "tenant", Value: tenant}}, bson.D{{Key: "objectId", Value: 1}}, p, &docs)
 		if err != nil {
 			return nil, 0, err
 		}

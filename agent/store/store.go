@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -77,6 +78,7 @@ type shared struct {
 	postOps postOpsCache
 	ids     idBlock
 	auth    *authCache
+	sqlx    *sqlIndex // the embedded store's own indexes; nil with MongoDB
 }
 
 // EmbeddedAddr returns the loopback address the embedded database listens
@@ -176,6 +178,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			_ = s.Close(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}
+		if s.sqlx, err = openSQLIndex(ctx, s.embeddedDir, cfg.Database); err != nil {
+			_ = s.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("embedded store: %w", err)
+		}
 	}
 	if err := s.repairQueues(ctx); err != nil {
 		_ = s.Close(context.WithoutCancel(ctx))
@@ -233,6 +239,8 @@ func (s *Store) startEmbedded(cfg Config) (string, error) {
 }
 
 func (s *Store) stop() {
+	s.sqlx.close()
+	s.sqlx = nil
 	if s.stopEmbedded != nil {
 		s.stopEmbedded()
 		<-s.embeddedDone
@@ -365,8 +373,17 @@ func (p Page) norm() Page {
 func (p Page) skip() int64 { return int64(p.Current-1) * int64(p.Size) }
 
 // findPage runs a paged find; total is -1 unless p.WithTotal.
-func findPage(ctx context.Context, c *mongo.Collection, filter, sort bson.D, p Page, out any) (total int64, err error) {
+func (s *Store) findPage(ctx context.Context, c *mongo.Collection, filter, sort bson.D, p Page, out any) (total int64, err error) {
 	p = p.norm()
+	if s.sqlx != nil {
+		ids, total, ok, err := s.sqlx.page(ctx, c.Name(), filter, sort, p)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return total, findEach(ctx, c, ids, out)
+		}
+	}
 	cur, err := c.Find(ctx, filter, options.Find().SetSort(sort).SetSkip(p.skip()).SetLimit(int64(p.Size)))
 	if err != nil {
 		return 0, fmt.Errorf("list %s: %w", c.Name(), err)
@@ -381,6 +398,25 @@ func findPage(ctx context.Context, c *mongo.Collection, filter, sort bson.D, p P
 		}
 	}
 	return total, nil
+}
+
+// findEach reads the documents ids into out, a pointer to a slice, in
+// the order of ids; documents removed meanwhile are left out.
+func findEach(ctx context.Context, c *mongo.Collection, ids []string, out any) error {
+	slice := reflect.ValueOf(out).Elem()
+	slice.SetLen(0)
+	for _, id := range ids {
+		elem := reflect.New(slice.Type().Elem())
+		err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(elem.Interface())
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: read %s: %w", c.Name(), id, err)
+		}
+		slice.Set(reflect.Append(slice, elem.Elem()))
+	}
+	return nil
 }
 
 // TotalPages converts a total count into Cumulocity's statistics.totalPages.

@@ -150,3 +150,56 @@ func BenchmarkAddMeasurements(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "measurements/s")
 }
+
+// BenchmarkNewestMeasurement reads the newest measurement of one device
+// (the API's ?source=X&revert=true&pageSize=1) among 20,000 buckets of
+// 2,000 devices.
+func BenchmarkNewestMeasurement(b *testing.B) {
+	s := storetest.OpenTest(b)
+	t0 := time.Now().Add(-time.Hour)
+	for round := range 10 {
+		batch := make([]store.Measurement, 0, 2000)
+		for dev := range 2000 {
+			batch = append(batch, temp(fmt.Sprint(dev), t0.Add(time.Duration(round)*time.Second), float64(round)))
+		}
+		if _, err := s.AddMeasurements(ctx, "a", batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		ms, _, err := s.ListMeasurements(ctx, "a", store.MeasurementFilter{Source: fmt.Sprint(i % 2000), Revert: true, Page: store.Page{Size: 1}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ms) != 1 || value(ms[0]) != 9 {
+			b.Fatalf("newest of %d: %+v", i%2000, ms)
+		}
+	}
+}
+
+// BenchmarkNewestEvents reads the newest page of one device's events
+// among 20,000 events of 2,000 devices.
+func BenchmarkNewestEvents(b *testing.B) {
+	s := storetest.OpenTest(b)
+	t0 := time.Now().Add(-time.Hour)
+	for round := range 10 {
+		batch := make([]store.Event, 0, 2000)
+		for dev := range 2000 {
+			batch = append(batch, store.Event{Source: fmt.Sprint(dev), Type: "c8y_Test", Text: fmt.Sprint(round), Time: t0.Add(time.Duration(round) * time.Second)})
+		}
+		if _, err := s.CreateEvents(ctx, "a", batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		evs, _, err := s.ListEvents(ctx, "a", store.EventFilter{Source: fmt.Sprint(i % 2000), Page: store.Page{Size: 5}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(evs) != 5 || evs[0].Text != "9" {
+			b.Fatalf("newest events of %d: %+v", i%2000, evs)
+		}
+	}
+}
