@@ -279,14 +279,65 @@ func (r *Runner) recordWritten(ctx context.Context, reg lwm2m.Registration, recs
 // typed parses a shell value by the resource's definition; a resource the
 // agent has no definition for is written as a string.
 func (r *Runner) typed(tenant string, p node.Path, text string) (node.Value, error) {
+	return typedText(r.cfg.Models, tenant, p, text)
+}
+
+func typedText(defs Definitions, tenant string, p node.Path, text string) (node.Value, error) {
 	t := node.TypeString
-	if res, ok := r.resource(tenant, p); ok {
+	if res, ok := resourceDef(defs, tenant, p); ok {
 		t = res.Type
 	}
 	if t == node.TypeNone {
 		return node.Value{}, fmt.Errorf("resource is executable, not writable")
 	}
 	return node.ParseText(t, text)
+}
+
+// Written returns the values a command writes to a device, typed by the
+// tenant's definitions exactly as the runner types them when it sends the
+// command: write's value, cwrite's values, create's resources (under
+// instance, the instance a create of object /O is expected to make; the
+// runner picks a free one when it runs) and writeb's hex bytes. Other
+// commands write nothing: nil. A value its resource's type cannot hold is
+// an error naming the path, so that it can be refused before it is
+// queued.
+func Written(defs Definitions, tenant string, cmd shell.Command, instance node.Path) ([]node.Record, error) {
+	switch cmd.Kind {
+	case shell.Write:
+		p := cmd.Paths[0]
+		v, err := typedText(defs, tenant, p, cmd.Value)
+		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", p, err)
+		}
+		return []node.Record{{Path: p, Value: v}}, nil
+	case shell.CompositeWrite:
+		recs := make([]node.Record, 0, len(cmd.Paths))
+		for _, p := range cmd.Paths {
+			rec, err := typedJSONValue(defs, tenant, p, cmd.JSON[p.String()])
+			if err != nil {
+				return nil, fmt.Errorf("cwrite %s: %w", p, err)
+			}
+			recs = append(recs, rec)
+		}
+		return recs, nil
+	case shell.Create:
+		recs, err := createRecords(defs, tenant, instance, cmd.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", cmd.Paths[0], err)
+		}
+		return recs, nil
+	case shell.WriteBinary:
+		if cmd.Binary != "" {
+			return nil, nil
+		}
+		p := cmd.Paths[0]
+		v, err := node.ParseText(node.TypeOpaque, cmd.Value)
+		if err != nil {
+			return nil, fmt.Errorf("writeb %s: %w", p, err)
+		}
+		return []node.Record{{Path: p, Value: v}}, nil
+	}
+	return nil, nil
 }
 
 // freeInstance picks the lowest instance ID of object p that the device
@@ -311,6 +362,10 @@ func freeInstance(reg lwm2m.Registration, p node.Path) node.Path {
 
 // createRecords types the JSON of `create /O {"0": v, ...}` by definition.
 func (r *Runner) createRecords(tenant string, p node.Path, fields map[string]any) ([]node.Record, error) {
+	return createRecords(r.cfg.Models, tenant, p, fields)
+}
+
+func createRecords(defs Definitions, tenant string, p node.Path, fields map[string]any) ([]node.Record, error) {
 	ids := make([]int, 0, len(fields))
 	for k := range fields {
 		id, err := strconv.Atoi(k)
@@ -336,7 +391,7 @@ func (r *Runner) createRecords(tenant string, p node.Path, fields map[string]any
 			}
 			sort.Ints(riids)
 			for _, ri := range riids {
-				rec, err := r.typedJSON(tenant, rp.Child(uint16(ri)), multi[strconv.Itoa(ri)])
+				rec, err := typedJSONValue(defs, tenant, rp.Child(uint16(ri)), multi[strconv.Itoa(ri)])
 				if err != nil {
 					return nil, fmt.Errorf("resource %d/%d: %w", id, ri, err)
 				}
@@ -344,7 +399,7 @@ func (r *Runner) createRecords(tenant string, p node.Path, fields map[string]any
 			}
 			continue
 		}
-		rec, err := r.typedJSON(tenant, rp, raw)
+		rec, err := typedJSONValue(defs, tenant, rp, raw)
 		if err != nil {
 			return nil, fmt.Errorf("resource %d: %w", id, err)
 		}
@@ -355,6 +410,10 @@ func (r *Runner) createRecords(tenant string, p node.Path, fields map[string]any
 
 // typedJSON types one JSON value of create by the resource's definition.
 func (r *Runner) typedJSON(tenant string, p node.Path, raw any) (node.Record, error) {
+	return typedJSONValue(r.cfg.Models, tenant, p, raw)
+}
+
+func typedJSONValue(defs Definitions, tenant string, p node.Path, raw any) (node.Record, error) {
 	var text string
 	switch v := raw.(type) {
 	case string:
@@ -368,7 +427,7 @@ func (r *Runner) typedJSON(tenant string, p node.Path, raw any) (node.Record, er
 	default:
 		return node.Record{}, fmt.Errorf("value %v is neither string, number nor boolean", raw)
 	}
-	v, err := r.typed(tenant, p, text)
+	v, err := typedText(defs, tenant, p, text)
 	if err != nil {
 		return node.Record{}, err
 	}
@@ -407,10 +466,14 @@ func (r *Runner) resourceName(tenant string, p node.Path) string {
 
 // resource finds the definition of the resource of p for the tenant.
 func (r *Runner) resource(tenant string, p node.Path) (model.ResourceDef, bool) {
-	if r.cfg.Models == nil || p.Depth < 3 {
+	return resourceDef(r.cfg.Models, tenant, p)
+}
+
+func resourceDef(defs Definitions, tenant string, p node.Path) (model.ResourceDef, bool) {
+	if defs == nil || p.Depth < 3 {
 		return model.ResourceDef{}, false
 	}
-	obj, ok := r.cfg.Models.ObjectFor(tenant, p.Object)
+	obj, ok := defs.ObjectFor(tenant, p.Object)
 	if !ok {
 		return model.ResourceDef{}, false
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
@@ -106,5 +107,60 @@ func TestFailureReason(t *testing.T) {
 		if got := FailureReason(tt.err); !strings.Contains(got, tt.want) {
 			t.Errorf("FailureReason(%v) = %q, want it to contain %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestWrittenTypedByDefinition(t *testing.T) {
+	defs := model.Core()
+	parse := func(line string) shell.Command {
+		t.Helper()
+		c, err := shell.Parse(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tests := []struct {
+		line string
+		want []node.Record
+		err  string
+	}{
+		{"write /3/0/14 +02:00", []node.Record{{Path: node.ResourcePath(3, 0, 14), Value: node.String("+02:00")}}, ""},
+		{"write /1/0/1 300", []node.Record{{Path: node.ResourcePath(1, 0, 1), Value: node.Int(300)}}, ""},
+		{`cwrite {"/3/0/15": "Europe/Berlin", "/1/0/1": 60}`, []node.Record{
+			{Path: node.ResourcePath(1, 0, 1), Value: node.Int(60)},
+			{Path: node.ResourcePath(3, 0, 15), Value: node.String("Europe/Berlin")},
+		}, ""},
+		{`create /3303 {"5700": 21.5, "5750": "kitchen"}`, []node.Record{
+			{Path: node.ResourcePath(3303, 2, 5700), Value: node.Float(21.5)},
+			{Path: node.ResourcePath(3303, 2, 5750), Value: node.String("kitchen")},
+		}, ""},
+		{"writeb /5/0/0 0a0b", []node.Record{{Path: node.ResourcePath(5, 0, 0), Value: node.Opaque([]byte{10, 11})}}, ""},
+		{"read /3/0", nil, ""},
+		{"write /1/0/1 soon", nil, `write /1/0/1: "soon" is not an integer`},
+		{"write /3/0/4 1", nil, "write /3/0/4: resource is executable, not writable"},
+		{`create /3303 {"5700": "warm"}`, nil, "create /3303: resource 5700"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			got, err := Written(defs, "t1", parse(tt.line), node.InstancePath(3303, 2))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("records %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i].Path != tt.want[i].Path || !got[i].Value.Equal(tt.want[i].Value) {
+					t.Errorf("record %d = %v %+v, want %v %+v", i, got[i].Path, got[i].Value, tt.want[i].Path, tt.want[i].Value)
+				}
+			}
+		})
 	}
 }
