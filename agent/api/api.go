@@ -27,6 +27,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/plugins/validation"
 )
 
 // ModelSource answers object definitions for the objects view;
@@ -89,6 +90,8 @@ type API struct {
 	mux     *http.ServeMux
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+
+	validator *validation.Validator // checks writes before they are queued
 }
 
 // New builds the API; Handler serves it.
@@ -109,6 +112,7 @@ func New(cfg Config) *API {
 		cfg.ImportWorkers = 2 * runtime.GOMAXPROCS(0)
 	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	a.validator = validation.New(validation.Config{Rules: cfg.Protocols, Values: cfg.Store, Logger: cfg.Logger})
 	a.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "lwm2m_agent", Subsystem: "http", Name: "requests_total",
 		Help: "HTTP API requests by method, route and status code.",
@@ -176,6 +180,8 @@ func (a *API) routes() {
 	auth("GET /devicecontrol/operations/{id}", a.getOperation)
 
 	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)
+	auth("GET /lwm2m/devices/{id}/audit", a.audit)
+	auth("POST /lwm2m/devices/{id}/audit/sync", a.auditSync)
 	auth("GET /lwm2m/devices/{id}/bootstrap", a.getBootstrap)
 	auth("PUT /lwm2m/devices/{id}/bootstrap", a.putBootstrap)
 	auth("GET "+postOpsPath, a.getPostOperations)

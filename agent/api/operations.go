@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -40,8 +41,11 @@ func opJSON(r *http.Request, op store.Operation) map[string]any {
 // with "additionalOperationIds" listing the others' IDs in line order (the
 // member is absent for a single line). A malformed line answers 422
 // devicecontrol/unprocessable naming the line and the problem; nothing is
-// stored. Other top-level members of the body are stored with every
-// operation.
+// stored. Writes (write, cwrite, create, writeb) are typed by the
+// tenant's definitions and checked against their resources' validation
+// rules first (checkWrites): a refused value answers 422 naming it and
+// the rule, and no line of the text is stored. Other top-level members of
+// the body are stored with every operation.
 func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.User) {
 	var body map[string]any
 	if !readJSON(w, r, "devicecontrol", &body) {
@@ -71,6 +75,19 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 		cmds, err := shell.ParseText(text)
 		if err != nil {
 			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", err.Error())
+			return
+		}
+		var lines []int
+		if len(cmds) > 1 {
+			lines = commandLines(text)
+		}
+		if err := a.checkWrites(r.Context(), u.Tenant, deviceID, cmds, lines); err != nil {
+			var ref *refusal
+			if errors.As(err, &ref) {
+				writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", ref.Error())
+				return
+			}
+			a.storeError(w, r, "devicecontrol", err)
 			return
 		}
 		for _, c := range cmds {
