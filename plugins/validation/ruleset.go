@@ -17,6 +17,7 @@ package validation
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -256,6 +257,13 @@ func describe(r store.ValidationRule) string {
 		v = "resource " + r.Resource
 	case string:
 		v = strconv.Quote(c)
+	case float64:
+		// as the user wrote it: 1700000000, not 1.7e+09
+		if math.Abs(c) < 1e21 {
+			v = strconv.FormatFloat(c, 'f', -1, 64)
+		} else {
+			v = strconv.FormatFloat(c, 'g', -1, 64)
+		}
 	default:
 		v = fmt.Sprint(c)
 	}
