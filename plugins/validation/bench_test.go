@@ -29,6 +29,9 @@ func BenchmarkRulesetCheck(b *testing.B) {
 		{"number range", store.ValidationRules{Groups: [][]store.ValidationRule{{
 			{Type: "NUMBER", Rule: "GREATER_OR_EQUALS", Value: 0.0}, {Type: "NUMBER", Rule: "LOWER_THAN", Value: 100.0}}}}, node.Float(21.5)},
 		{"date", one("DATE", "GREATER_THAN", "2024-01-01T00:00:00Z"), node.String("2024-05-01T12:00:00Z")},
+		{"two groups, the second holds", store.ValidationRules{Groups: [][]store.ValidationRule{
+			{{Type: "NUMBER", Rule: "LOWER_THAN", Value: 0.0}},
+			{{Type: "NUMBER", Rule: "GREATER_THAN", Value: 10.0}, {Type: "NUMBER", Rule: "LOWER_THAN", Value: 20.0}}}}, node.Int(15)},
 		{"api example, refused", benchRules, node.String("test")},
 		{"api example, valid", benchRules, node.String("prod")},
 	} {
