@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/plugins/customactions"
+	pmapping "github.com/lwm2m-agent/lwm2m-agent/plugins/mapping"
 )
 
 // Source gives a tenant's functionalities of one object's resources, keyed
@@ -169,10 +172,12 @@ type MapperOptions struct {
 	MaxAlarmStates int
 }
 
-// Mapper turns a device's values into measurements, events, alarms,
-// inventory updates and decoder requests, following the functionalities
-// of each resource and, where a tenant configured none, the default
-// mappings. It is safe for concurrent use.
+// Mapper decides which functionality applies to each of a device's
+// values (the tenant's, else a default mapping) and turns what the
+// bundled plugins answer into outputs. It keeps the state the mapping
+// needs across batches, and across restarts of the plugin processes: the
+// raiseWhen alarms' last states, by which a clear that changes nothing is
+// dropped. It is safe for concurrent use.
 type Mapper struct {
 	src  Source
 	opts MapperOptions
@@ -181,7 +186,7 @@ type Mapper struct {
 	cache map[objKey]*objRules
 
 	alarmMu sync.Mutex
-	raised  map[alarmKey]bool // raiseWhen alarms: true raised, false cleared
+	raised  map[alarmKey]bool // true raised, false cleared
 }
 
 type objKey struct {
@@ -199,13 +204,17 @@ type objRules struct {
 	expires    time.Time
 }
 
-// rule is a functionality ready to apply.
+// rule is a functionality with where its values go.
 type rule struct {
-	fn      Functionality
-	cond    *Condition // parsed raiseWhen
-	condErr error
-	action  *action // predefined custom action
-	decoder string  // plugin name of decoder:<name>[:<arg>] or plugin:<name>[:<action>]
+	fn Functionality
+	// raw is fn's JSON, as a batch's table carries it to the plugins.
+	raw []byte
+	// mapped: a measurement, event or alarm, for the mapping plugin.
+	mapped bool
+	// action: a predefined custom action (or a default mapping's
+	// inventory: action), for the custom action plugin.
+	action  bool
+	decoder string // plugin name of decoder:<name>[:<arg>] or plugin:<name>[:<action>]
 	decArg  string
 	plugin  bool // plugin:, a custom action plugin
 }
@@ -228,16 +237,20 @@ func NewMapper(src Source, o MapperOptions) *Mapper {
 }
 
 func compile(fn Functionality) *rule {
-	r := &rule{fn: fn}
-	if fn.Alarm != nil && fn.Alarm.RaiseWhen != "" {
-		r.cond, r.condErr = ParseCondition(fn.Alarm.RaiseWhen)
+	r := &rule{fn: fn, mapped: fn.Measurement != nil || fn.Event != nil || fn.Alarm != nil}
+	if raw, err := json.Marshal(fn); err == nil {
+		r.raw = raw
+	} else {
+		// plain structs of strings: cannot happen; map nothing rather than guess
+		r.mapped = false
 	}
-	if a, ok := actions[fn.CustomAction]; ok {
-		r.action = a
-	} else if rest, ok := strings.CutPrefix(fn.CustomAction, "decoder:"); ok {
-		r.decoder, r.decArg, _ = strings.Cut(rest, ":")
-	} else if rest, ok := strings.CutPrefix(fn.CustomAction, "plugin:"); ok {
-		r.decoder, r.decArg, _ = strings.Cut(rest, ":")
+	switch {
+	case customactions.Known(fn.CustomAction):
+		r.action = r.raw != nil
+	case strings.HasPrefix(fn.CustomAction, "decoder:"):
+		r.decoder, r.decArg, _ = strings.Cut(strings.TrimPrefix(fn.CustomAction, "decoder:"), ":")
+	case strings.HasPrefix(fn.CustomAction, "plugin:"):
+		r.decoder, r.decArg, _ = strings.Cut(strings.TrimPrefix(fn.CustomAction, "plugin:"), ":")
 		r.plugin = true
 	}
 	return r
@@ -315,17 +328,33 @@ func (m *Mapper) AutoObserved(ctx context.Context, tenant string, object uint16)
 	return ids, nil
 }
 
-// Map maps one batch of a device's values. Values of resources without any
-// functionality (the tenant's or a default) are left alone. It fails only
-// when the tenant's functionalities cannot be had at all.
-func (m *Mapper) Map(ctx context.Context, in Input) (Output, error) {
-	out := Output{Device: in.Device}
+// job is one Input's values for the bundled plugins, each with its rule.
+type job struct {
+	Device
+	values []jobValue
+	at     time.Time // handed to the pipeline
+}
+
+type jobValue struct {
+	rec node.Record
+	t   time.Time // the device's time, else the arrival
+	r   *rule
+}
+
+// route finds the rule of each value of in: values for the bundled
+// plugins go into the job, those of decoders and custom action plugins
+// into decodes. Values of resources without any functionality (the
+// tenant's or a default) are left alone. It fails only when the tenant's
+// functionalities cannot be had at all.
+func (m *Mapper) route(ctx context.Context, in Input) (job, []DecodeRequest, error) {
 	arrived := in.Arrived
 	if arrived.IsZero() {
 		arrived = time.Now()
 	}
 	arrived = arrived.UTC()
+	j := job{Device: in.Device, at: time.Now()}
 	var (
+		decodes  []DecodeRequest
 		lastObj  uint16
 		objRules map[uint16]*rule
 		loaded   bool
@@ -338,7 +367,7 @@ func (m *Mapper) Map(ctx context.Context, in Input) (Output, error) {
 		if !loaded || p.Object != lastObj {
 			var err error
 			if objRules, err = m.rules(ctx, in.Tenant, p.Object, arrived); err != nil {
-				return out, err
+				return job{}, nil, err
 			}
 			lastObj, loaded = p.Object, true
 		}
@@ -352,75 +381,77 @@ func (m *Mapper) Map(ctx context.Context, in Input) (Output, error) {
 		if t.IsZero() {
 			t = arrived
 		}
-		m.apply(&out, r, rec, t.UTC())
+		t = t.UTC()
+		if r.mapped || r.action {
+			j.values = append(j.values, jobValue{rec: rec, t: t, r: r})
+		}
+		if r.decoder != "" && !(r.fn.IgnoreEmptyValues && pmapping.Empty(rec.Value)) {
+			decodes = append(decodes, DecodeRequest{
+				Device: in.Device, Path: rec.Path, Value: rec.Value, Time: t, Decoder: r.decoder, Argument: r.decArg, Action: r.plugin,
+			})
+		}
 	}
+	return j, decodes, nil
+}
+
+// Map maps one batch of a device's values at once, with the bundled
+// plugins' code called in process: the pipeline's path without its
+// batching, for tests and tools. Decoder values come back as Decodes.
+func (m *Mapper) Map(ctx context.Context, in Input) (Output, error) {
+	j, decodes, err := m.route(ctx, in)
+	if err != nil {
+		return Output{Device: in.Device}, err
+	}
+	out := Output{Device: in.Device}
+	if len(j.values) > 0 {
+		outs, _, err := m.mapJobs(ctx, InProcess{}, []job{j}, nil)
+		if err != nil {
+			return out, err
+		}
+		for _, o := range outs {
+			out.merge(o)
+		}
+	}
+	out.Decodes = decodes
 	return out, nil
 }
 
-// apply maps one value by one rule into out.
-func (m *Mapper) apply(out *Output, r *rule, rec node.Record, t time.Time) {
-	fn := &r.fn
-	if fn.IgnoreEmptyValues && empty(rec.Value) {
-		return
-	}
-	tc := textContext{value: rec.Value, path: rec.Path, endpoint: out.Endpoint, device: out.ID, time: t}
-	if ms := fn.Measurement; ms != nil {
-		if v, ok := Number(rec.Value); ok {
-			addMeasurement(out, ms.Type, ms.Series, ms.Unit, v, t)
-		} else {
-			m.mappingError(out, tc, fmt.Sprintf("measurement %s.%s needs a number", ms.Type, ms.Series))
+// merge adds o's items to out.
+func (out *Output) merge(o Output) {
+	out.Measurements = append(out.Measurements, o.Measurements...)
+	out.Events = append(out.Events, o.Events...)
+	out.Alarms = append(out.Alarms, o.Alarms...)
+	if o.Inventory != nil {
+		if out.Inventory == nil {
+			out.Inventory = &InventoryUpdate{}
 		}
+		out.Inventory.merge(o.Inventory)
 	}
-	if ev := fn.Event; ev != nil {
-		out.Events = append(out.Events, store.Event{Source: out.ID, Type: ev.Type, Text: expand(ev.Text, tc), Time: t})
-	}
-	if al := fn.Alarm; al != nil {
-		m.alarm(out, r, al, rec.Value, tc)
-	}
-	switch {
-	case r.action != nil:
-		r.action.apply(m, out, rec.Value, tc)
-	case r.decoder != "":
-		out.Decodes = append(out.Decodes, DecodeRequest{
-			Device: out.Device, Path: rec.Path, Value: rec.Value, Time: t, Decoder: r.decoder, Argument: r.decArg, Action: r.plugin,
-		})
-	}
+	out.Decodes = append(out.Decodes, o.Decodes...)
 }
 
-func (m *Mapper) alarm(out *Output, r *rule, al *Alarm, v node.Value, tc textContext) {
-	a := store.Alarm{Source: out.ID, Type: al.Type, Severity: al.Severity, Status: al.Status, Text: expand(al.Text, tc), Time: tc.time}
-	if al.RaiseWhen == "" {
-		out.Alarms = append(out.Alarms, AlarmChange{Alarm: a})
-		return
-	}
-	if r.condErr != nil {
-		m.mappingError(out, tc, fmt.Sprintf("alarm %s: raiseWhen %q: %v", al.Type, al.RaiseWhen, r.condErr))
-		return
-	}
-	holds := r.cond.Holds(scalar(v))
-	k := alarmKey{out.Tenant, out.ID, al.Type}
+// alarmChange turns a raise or clear the mapping plugin answered into
+// the change to store, or drops a clear of an alarm known to be cleared
+// already. A plugin answers a raiseWhen alarm's state with every value;
+// the state lives here, so that it survives the plugin's restarts.
+func (m *Mapper) alarmChange(tenant string, c AlarmChange) (AlarmChange, bool) {
+	k := alarmKey{tenant, c.Alarm.Source, c.Alarm.Type}
 	m.alarmMu.Lock()
+	defer m.alarmMu.Unlock()
 	was, known := m.raised[k]
 	if !known && len(m.raised) >= m.opts.MaxAlarmStates {
 		clear(m.raised)
 	}
-	m.raised[k] = holds
-	m.alarmMu.Unlock()
-	switch {
-	case holds:
-		// raised while the condition holds: every such value counts
-		out.Alarms = append(out.Alarms, AlarmChange{Alarm: a})
-	case was || !known:
-		// cleared once when it stops holding; after a restart the state
-		// is unknown, and a clear of nothing costs one lookup
-		out.Alarms = append(out.Alarms, AlarmChange{Clear: true, Alarm: store.Alarm{Source: out.ID, Type: al.Type, Time: tc.time}})
-	}
+	m.raised[k] = !c.Clear
+	// cleared once when it stops holding; after a restart of the agent
+	// the state is unknown, and a clear of nothing costs one lookup
+	return c, !c.Clear || was || !known
 }
 
 // mappingError raises the mapping alarm on the device, naming the value
 // and what could not be done with it.
-func (m *Mapper) mappingError(out *Output, tc textContext, what string) {
-	v := valueText(tc.value)
+func mappingError(out *Output, tc textContext, what string) {
+	v := pmapping.Text(tc.value)
 	if len(v) > 64 {
 		v = v[:64] + "…"
 	}
@@ -430,8 +461,9 @@ func (m *Mapper) mappingError(out *Output, tc textContext, what string) {
 	}})
 }
 
-// addMeasurement adds a series to the device's measurement of that type
-// and time, or starts one: values sent together become one measurement.
-func addMeasurement(out *Output, typ, series, unit string, v float64, t time.Time) {
-	addMeasurementFragment(out, typ, typ, series, unit, v, t)
+// textContext is a value with what the mapping alarm names of it.
+type textContext struct {
+	value node.Value
+	path  node.Path
+	time  time.Time
 }

@@ -38,6 +38,9 @@ type Config struct {
 	Values ValueSink
 	Mapper MapperOptions
 	Writer WriterOptions
+	// Bundled says how values reach the bundled mapping and custom action
+	// plugins (in process when its Client is nil) and how they are batched.
+	Bundled BundledOptions
 	// ObserveWorkers bound the automatic observations under way at once
 	// (default 4); ObserveQueue bounds the registrations waiting for them
 	// (default 1024); ObserveTimeout bounds each Observe (default 30 s).
@@ -49,9 +52,14 @@ type Config struct {
 
 // Stats counts what the pipeline did.
 type Stats struct {
-	Values       int64 // values mapped
-	MapFailures  int64 // batches not mapped (functionalities unavailable)
-	Lost         int64 // outputs not queued because the caller gave up
+	Values      int64 // values mapped
+	MapFailures int64 // batches not mapped (functionalities unavailable)
+	Lost        int64 // outputs not queued because the caller gave up
+	// BundledCalls counts the calls to the bundled plugins (a batch each),
+	// BundledRetries those repeated after a failure that may pass, and
+	// BundledFailed the values they did not map after every retry (each
+	// device with a mapping alarm) or left unmapped at stop.
+	BundledCalls, BundledRetries, BundledFailed int64
 	Decodes      int64 // values handed to the decoder
 	AutoObserved int64 // observations started at registration
 	ObserveFails int64 // of those, failed
@@ -59,14 +67,16 @@ type Stats struct {
 }
 
 // Pipeline is what every value a device reports goes through: the Mapper
-// turns it into measurements, events, alarms, inventory updates and
-// decoder requests, and the Writer stores them. It also starts, at every
+// finds each value's functionality, decoder values go to the decoders,
+// and the rest go in batches to the bundled mapping and custom action
+// plugins; the Writer stores what comes back. It also starts, at every
 // full registration, the observations the functionalities ask for.
 type Pipeline struct {
-	cfg    Config
-	log    *slog.Logger
-	mapper *Mapper
-	writer *Writer
+	cfg     Config
+	log     *slog.Logger
+	mapper  *Mapper
+	writer  *Writer
+	batcher *batcher
 
 	mu       sync.RWMutex
 	observer Observer
@@ -74,6 +84,7 @@ type Pipeline struct {
 
 	registered chan registration
 	stopped    chan struct{} // closed when RunObservers has returned
+	done       chan struct{} // closed when RunWriter has returned
 
 	values, mapFailures, lost, decodes, observed, observeFails atomic.Int64
 }
@@ -101,14 +112,17 @@ func New(cfg Config) *Pipeline {
 	if cfg.Writer.Logger == nil {
 		cfg.Writer.Logger = cfg.Logger
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "pipeline"),
 		mapper:     NewMapper(cfg.Source, cfg.Mapper),
 		writer:     NewWriter(cfg.Store, cfg.Writer),
 		registered: make(chan registration, cfg.ObserveQueue),
 		stopped:    make(chan struct{}),
+		done:       make(chan struct{}),
 	}
+	p.batcher = newBatcher(p.mapper, p.writer, cfg.Bundled, cfg.Logger)
+	return p
 }
 
 // SetDecoder sets who takes the values of decoder:<name> resources; call
@@ -146,18 +160,20 @@ func (p *Pipeline) Stats() Stats {
 	return Stats{
 		Values: p.values.Load(), MapFailures: p.mapFailures.Load(), Lost: p.lost.Load(),
 		Decodes: p.decodes.Load(), AutoObserved: p.observed.Load(), ObserveFails: p.observeFails.Load(),
+		BundledCalls: p.batcher.calls.Load(), BundledRetries: p.batcher.retries.Load(), BundledFailed: p.batcher.failed.Load(),
 		Writer: p.writer.Stats(),
 	}
 }
 
-// Handle maps a batch of a device's values and queues the outputs. It
-// blocks while the writer's queue is full (back-pressure on the device's
-// exchange), until ctx ends.
+// Handle takes a batch of a device's values: decoder values go to the
+// decoder, the rest to the bundled plugins' batches. It blocks while
+// their queue (or the writer's) is full, which holds the device's
+// exchange back, until ctx ends.
 func (p *Pipeline) Handle(ctx context.Context, in Input) {
 	if len(in.Records) == 0 {
 		return
 	}
-	out, err := p.mapper.Map(ctx, in)
+	j, decodes, err := p.mapper.route(ctx, in)
 	if err != nil {
 		p.mapFailures.Add(1)
 		p.log.Error("values not mapped", "device", in.ID, "endpoint", in.Endpoint, "count", len(in.Records), "err", err)
@@ -172,12 +188,19 @@ func (p *Pipeline) Handle(ctx context.Context, in Input) {
 			p.log.Warn("values not given to the mapping plugins", "device", in.ID, "err", err)
 		}
 	}
-	if len(out.Decodes) > 0 {
+	if len(decodes) > 0 {
+		out := Output{Device: in.Device, Decodes: decodes}
 		p.decode(ctx, &out)
+		if err := p.writer.Add(ctx, out); err != nil {
+			p.lost.Add(int64(out.Len()))
+			p.log.Error("pipeline outputs lost: queue full until the exchange ended", "device", in.ID, "count", out.Len(), "err", err)
+		}
 	}
-	if err := p.writer.Add(ctx, out); err != nil {
-		p.lost.Add(int64(out.Len()))
-		p.log.Error("pipeline outputs lost: queue full until the exchange ended", "device", in.ID, "count", out.Len(), "err", err)
+	if len(j.values) > 0 {
+		if err := p.batcher.add(ctx, j); err != nil {
+			p.lost.Add(int64(len(j.values)))
+			p.log.Error("values lost: mapping queue full until the exchange ended", "device", in.ID, "count", len(j.values), "err", err)
+		}
 	}
 }
 
@@ -200,8 +223,7 @@ func (p *Pipeline) decode(ctx context.Context, out *Output) {
 		return
 	}
 	for _, r := range reqs {
-		p.mapper.mappingError(out, textContext{value: r.Value, path: r.Path, endpoint: r.Endpoint, device: r.ID, time: r.Time},
-			fmt.Sprintf("decoder %q: %v", r.Decoder, err))
+		mappingError(out, textContext{value: r.Value, path: r.Path, time: r.Time}, fmt.Sprintf("decoder %q: %v", r.Decoder, err))
 	}
 }
 
@@ -283,9 +305,18 @@ func (p *Pipeline) autoObserve(ctx context.Context, r registration) {
 	}
 }
 
-// RunWriter stores outputs until ctx ends, then drains them; it should
-// outlive everything that calls Handle.
-func (p *Pipeline) RunWriter(ctx context.Context) { p.writer.Run(ctx) }
+// RunWriter maps values with the bundled plugins and stores outputs until
+// ctx ends; then it maps what is queued, and drains the writer. It should
+// outlive everything that calls Handle, and the bundled plugins'
+// processes should outlive it.
+func (p *Pipeline) RunWriter(ctx context.Context) {
+	defer close(p.done)
+	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	go p.writer.Run(wctx)
+	p.batcher.run(ctx)
+	stopWriter()
+	<-p.writer.Done()
+}
 
 // Done is closed when RunWriter has returned.
-func (p *Pipeline) Done() <-chan struct{} { return p.writer.Done() }
+func (p *Pipeline) Done() <-chan struct{} { return p.done }

@@ -93,11 +93,17 @@ func NewWriter(st *store.Store, o WriterOptions) *Writer {
 // Add queues an output; it blocks while the queue is full, until ctx ends
 // (then the output is not queued, and ctx's error is returned).
 func (w *Writer) Add(ctx context.Context, out Output) error {
+	return w.addAt(ctx, out, time.Now())
+}
+
+// addAt is Add of an output whose delay started at: when its values were
+// handed to the pipeline, before they were mapped.
+func (w *Writer) addAt(ctx context.Context, out Output, at time.Time) error {
 	if out.Len() == 0 {
 		return nil
 	}
 	select {
-	case w.in <- queued{out, time.Now()}:
+	case w.in <- queued{out, at}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -47,6 +47,10 @@ type Spec struct {
 	// HungAfter is how many calls in a row may time out before the process
 	// is taken for hung and restarted (default 3).
 	HungAfter int `json:"hungAfter,omitempty"`
+	// Bundled marks one of the agent's own plugins (plugins/bundled),
+	// which the agent declares itself: it is called through MapBundled
+	// and RunBundled only, and device protocols cannot name it.
+	Bundled bool `json:"-"`
 }
 
 // Duration is a time.Duration written as "2s" in JSON.
@@ -115,16 +119,26 @@ func ParseConfig(b []byte) (Config, error) {
 func (c *Config) Validate() error {
 	var errs []error
 	seen := map[string]bool{}
+	bundled := map[string]bool{}
 	for i := range c.Plugins {
 		s := &c.Plugins[i]
 		at := fmt.Sprintf("plugins[%d] (%s)", i, s.Name)
 		fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(at+": "+format, a...)) }
-		if s.Name == "" {
+		switch {
+		case s.Name == "":
 			fail("name is missing")
-		} else if seen[s.Name] {
+		case bundled[s.Name]:
+			fail("name is the agent's bundled plugin's; choose another")
+		case seen[s.Name]:
 			fail("name is used twice")
 		}
 		seen[s.Name] = true
+		if s.Bundled {
+			bundled[s.Name] = true
+			if s.Path == "" {
+				fail("a bundled plugin is started from a path")
+			}
+		}
 		switch s.Kind {
 		case sdk.KindMapping, sdk.KindCustomAction, sdk.KindDecoder:
 		default:

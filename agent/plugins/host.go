@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
 )
 
@@ -145,11 +146,13 @@ func (h *Host) Close() {
 	})
 }
 
-// Names returns the names of the plugins of a kind ("" for every kind), sorted.
+// Names returns the names of the plugins of a kind, sorted: those device
+// protocols and the plugins file can refer to. With kind "" it returns
+// every plugin, the bundled ones too.
 func (h *Host) Names(kind string) []string {
 	var out []string
 	for n, e := range h.plugins {
-		if kind == "" || e.spec.Kind == kind {
+		if kind == "" || e.spec.Kind == kind && !e.spec.Bundled {
 			out = append(out, n)
 		}
 	}
@@ -170,18 +173,19 @@ func (h *Host) Stats() []Stats {
 }
 
 // Collector returns a Prometheus collector of the plugins' counters
-// (lwm2m_agent_plugin_calls_total, _errors_total, _restarts_total, _up
-// and _call_duration_seconds, labelled plugin and kind).
+// (lwm2m_agent_plugin_calls_total, _errors_total, _restarts_total, _up,
+// _process_id of plugin processes, and _call_duration_seconds, labelled
+// plugin and kind).
 func (h *Host) Collector() prometheus.Collector { return collector{h} }
 
 // call runs fn with the named plugin's client under its timeout, and
 // counts it.
-func (h *Host) call(ctx context.Context, name, kind string, fn func(ctx context.Context, impl any) error) error {
+func (h *Host) call(ctx context.Context, name, kind string, bundled bool, fn func(ctx context.Context, impl any) error) error {
 	if h.ctx.Err() != nil {
 		return ErrClosed
 	}
 	e, ok := h.plugins[name]
-	if !ok || e.spec.Kind != kind {
+	if !ok || e.spec.Kind != kind || e.spec.Bundled != bundled {
 		return fmt.Errorf("%w: %s %q", ErrUnknownPlugin, kind, name)
 	}
 	start := time.Now()
@@ -215,7 +219,7 @@ func (h *Host) call(ctx context.Context, name, kind string, fn func(ctx context.
 // Map sends a batch of values to the mapping plugin name.
 func (h *Host) Map(ctx context.Context, name string, values []ResourceValue) (Result, error) {
 	var res Result
-	err := h.call(ctx, name, sdk.KindMapping, func(ctx context.Context, impl any) error {
+	err := h.call(ctx, name, sdk.KindMapping, false, func(ctx context.Context, impl any) error {
 		var err error
 		res, err = impl.(sdk.Mapper).Map(ctx, values)
 		return err
@@ -226,7 +230,7 @@ func (h *Host) Map(ctx context.Context, name string, values []ResourceValue) (Re
 // Run runs a custom action of the plugin name over a batch of values.
 func (h *Host) Run(ctx context.Context, name string, req ActionRequest) (Result, error) {
 	var res Result
-	err := h.call(ctx, name, sdk.KindCustomAction, func(ctx context.Context, impl any) error {
+	err := h.call(ctx, name, sdk.KindCustomAction, false, func(ctx context.Context, impl any) error {
 		var err error
 		res, err = impl.(sdk.CustomAction).Run(ctx, req)
 		return err
@@ -239,7 +243,7 @@ func (h *Host) Run(ctx context.Context, name string, req ActionRequest) (Result,
 // a failure to get a verdict (see IsRetryable).
 func (h *Host) Decode(ctx context.Context, name string, req DecodeRequest) (DecodeResult, error) {
 	var res DecodeResult
-	err := h.call(ctx, name, sdk.KindDecoder, func(ctx context.Context, impl any) error {
+	err := h.call(ctx, name, sdk.KindDecoder, false, func(ctx context.Context, impl any) error {
 		var err error
 		res, err = impl.(sdk.Decoder).Decode(ctx, req)
 		return err
@@ -251,10 +255,53 @@ func (h *Host) Decode(ctx context.Context, name string, req DecodeRequest) (Deco
 // trip; it returns one result per request, in order.
 func (h *Host) DecodeBatch(ctx context.Context, name string, reqs []DecodeRequest) ([]DecodeResult, error) {
 	var res []DecodeResult
-	err := h.call(ctx, name, sdk.KindDecoder, func(ctx context.Context, impl any) error {
+	err := h.call(ctx, name, sdk.KindDecoder, false, func(ctx context.Context, impl any) error {
 		var err error
 		res, err = impl.(sdk.DecoderClient).DecodeBatch(ctx, reqs)
 		return err
 	})
 	return res, err
+}
+
+// MapBundled sends a batch to the bundled mapping plugin name (a spec with
+// Bundled set), under the same timeout, counters and restarts as any
+// plugin; errors as for Map.
+func (h *Host) MapBundled(ctx context.Context, name string, req *pb.MapRequest) (*pb.MapResponse, error) {
+	var resp *pb.MapResponse
+	err := h.call(ctx, name, sdk.KindMapping, true, func(ctx context.Context, impl any) error {
+		var err error
+		resp, err = impl.(pb.MappingClient).Map(ctx, req)
+		return bundledErr(ctx, "map", err)
+	})
+	return resp, err
+}
+
+// RunBundled sends a batch to the bundled custom action plugin name;
+// errors as for Run.
+func (h *Host) RunBundled(ctx context.Context, name string, req *pb.ActionRequest) (*pb.MapResponse, error) {
+	var resp *pb.MapResponse
+	err := h.call(ctx, name, sdk.KindCustomAction, true, func(ctx context.Context, impl any) error {
+		var err error
+		resp, err = impl.(pb.CustomActionClient).Run(ctx, req)
+		return bundledErr(ctx, "run", err)
+	})
+	return resp, err
+}
+
+// bundledErr marks the gRPC failures that may pass (the process going
+// away under the call, a full transport) with sdk.ErrTemporary, as the
+// SDK's clients do, so that callers retry them.
+func bundledErr(ctx context.Context, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted:
+		return fmt.Errorf("%s: %w: %w", method, sdk.ErrTemporary, err)
+	case codes.Canceled:
+		if ctx.Err() == nil {
+			return fmt.Errorf("%s: %w: %w", method, sdk.ErrTemporary, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", method, err)
 }

@@ -69,6 +69,8 @@ var (
 		"Restarts of a plugin process after it crashed, hung or failed to start.", []string{"plugin", "kind"}, nil)
 	descUp = prometheus.NewDesc("lwm2m_agent_plugin_up",
 		"Whether calls reach the plugin now.", []string{"plugin", "kind"}, nil)
+	descPID = prometheus.NewDesc("lwm2m_agent_plugin_process_id",
+		"Process ID of a plugin process while it runs (0 when it does not).", []string{"plugin", "kind"}, nil)
 	descLatency = prometheus.NewDesc("lwm2m_agent_plugin_call_duration_seconds",
 		"Duration of calls to a plugin.", []string{"plugin", "kind"}, nil)
 )
@@ -77,7 +79,7 @@ var (
 type collector struct{ h *Host }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCalls, descErrors, descRestarts, descUp, descLatency} {
+	for _, d := range []*prometheus.Desc{descCalls, descErrors, descRestarts, descUp, descPID, descLatency} {
 		ch <- d
 	}
 }
@@ -92,6 +94,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, s.Name, s.Kind)
+		if s.Via == "process" {
+			ch <- prometheus.MustNewConstMetric(descPID, prometheus.GaugeValue, float64(s.PID), s.Name, s.Kind)
+		}
 		cum := make(map[float64]uint64, len(LatencyBuckets))
 		var n uint64
 		for i, b := range LatencyBuckets {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/lwm2m-agent/lwm2m-agent/plugins/bundled"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
 )
 
@@ -83,9 +84,13 @@ func (p *process) supervise(ctx context.Context, first chan<- struct{}) {
 
 // start runs the program and dispenses its client.
 func (p *process) start() (*plugin.Client, any, error) {
+	set := sdk.ClientPlugins()
+	if p.spec.Bundled {
+		set = bundled.ClientPlugins()
+	}
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.ClientPlugins(),
+		Plugins:          set,
 		Cmd:              exec.Command(p.spec.Path, p.spec.Args...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           newHCLogger(p.log),

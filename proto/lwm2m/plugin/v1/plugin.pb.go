@@ -289,7 +289,11 @@ type ResourceValue struct {
 	Value *Value `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
 	// time is when the device measured the value (or when the agent received
 	// it, if the device gave no time).
-	Time          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
+	// functionality is, for the agent's bundled plugins, the index into the
+	// request's functionalities of the one that applies to this value.
+	// Third-party plugins get no functionalities and can ignore it.
+	Functionality uint32 `protobuf:"varint,7,opt,name=functionality,proto3" json:"functionality,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -364,6 +368,13 @@ func (x *ResourceValue) GetTime() *timestamppb.Timestamp {
 		return x.Time
 	}
 	return nil
+}
+
+func (x *ResourceValue) GetFunctionality() uint32 {
+	if x != nil {
+		return x.Functionality
+	}
+	return 0
 }
 
 // Measurement is one value of one series: it is stored at
@@ -644,8 +655,12 @@ type InventoryUpdate struct {
 	Device string `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
 	// fragments_json is a JSON object merged into the managed object.
 	FragmentsJson []byte `protobuf:"bytes,2,opt,name=fragments_json,json=fragmentsJson,proto3" json:"fragments_json,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// name_from_hardware asks the agent to name the device after its
+	// c8y_Hardware manufacturer, model and serial number once the
+	// fragments are merged (the device:update* custom actions).
+	NameFromHardware bool `protobuf:"varint,3,opt,name=name_from_hardware,json=nameFromHardware,proto3" json:"name_from_hardware,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *InventoryUpdate) Reset() {
@@ -690,6 +705,13 @@ func (x *InventoryUpdate) GetFragmentsJson() []byte {
 		return x.FragmentsJson
 	}
 	return nil
+}
+
+func (x *InventoryUpdate) GetNameFromHardware() bool {
+	if x != nil {
+		return x.NameFromHardware
+	}
+	return false
 }
 
 // Operation is an operation to create for a device.
@@ -818,10 +840,15 @@ func (x *ValueError) GetMessage() string {
 
 // MapRequest is a batch of resource values.
 type MapRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Values        []*ResourceValue       `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Values []*ResourceValue       `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	// functionalities are the JSON functionalities of resources (API.md,
+	// "Functionalities of a resource") the values refer to by index; the
+	// agent fills it for its bundled plugins only, each functionality once
+	// per batch however many values use it.
+	Functionalities [][]byte `protobuf:"bytes,2,rep,name=functionalities,proto3" json:"functionalities,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *MapRequest) Reset() {
@@ -857,6 +884,13 @@ func (*MapRequest) Descriptor() ([]byte, []int) {
 func (x *MapRequest) GetValues() []*ResourceValue {
 	if x != nil {
 		return x.Values
+	}
+	return nil
+}
+
+func (x *MapRequest) GetFunctionalities() [][]byte {
+	if x != nil {
+		return x.Functionalities
 	}
 	return nil
 }
@@ -950,12 +984,15 @@ func (x *MapResponse) GetErrors() []*ValueError {
 // ActionRequest runs the named custom action of a resource with its
 // argument over a batch of values.
 type ActionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
-	Argument      string                 `protobuf:"bytes,2,opt,name=argument,proto3" json:"argument,omitempty"`
-	Values        []*ResourceValue       `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Action   string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Argument string                 `protobuf:"bytes,2,opt,name=argument,proto3" json:"argument,omitempty"`
+	Values   []*ResourceValue       `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"`
+	// functionalities are as in MapRequest: for the bundled custom actions,
+	// with action empty, each value's functionality names its action.
+	Functionalities [][]byte `protobuf:"bytes,4,rep,name=functionalities,proto3" json:"functionalities,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ActionRequest) Reset() {
@@ -1005,6 +1042,13 @@ func (x *ActionRequest) GetArgument() string {
 func (x *ActionRequest) GetValues() []*ResourceValue {
 	if x != nil {
 		return x.Values
+	}
+	return nil
+}
+
+func (x *ActionRequest) GetFunctionalities() [][]byte {
+	if x != nil {
+		return x.Functionalities
 	}
 	return nil
 }
@@ -1363,14 +1407,15 @@ const file_lwm2m_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x04time\x125\n" +
 	"\x06objlnk\x18\b \x01(\v2\x1b.lwm2m.plugin.v1.ObjectLinkH\x00R\x06objlnk\x12\x1a\n" +
 	"\acorelnk\x18\t \x01(\tH\x00R\acorelnkB\x06\n" +
-	"\x04kind\"\xd2\x01\n" +
+	"\x04kind\"\xf8\x01\n" +
 	"\rResourceValue\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x1a\n" +
 	"\bendpoint\x18\x03 \x01(\tR\bendpoint\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12,\n" +
 	"\x05value\x18\x05 \x01(\v2\x16.lwm2m.plugin.v1.ValueR\x05value\x12.\n" +
-	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc7\x01\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12$\n" +
+	"\rfunctionality\x18\a \x01(\rR\rfunctionality\"\xc7\x01\n" +
 	"\vMeasurement\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1a\n" +
 	"\bfragment\x18\x02 \x01(\tR\bfragment\x12\x16\n" +
@@ -1392,10 +1437,11 @@ const file_lwm2m_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\tR\x06status\x12.\n" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
 	"\x06source\x18\x06 \x01(\tR\x06source\x12%\n" +
-	"\x0efragments_json\x18\a \x01(\fR\rfragmentsJson\"P\n" +
+	"\x0efragments_json\x18\a \x01(\fR\rfragmentsJson\"~\n" +
 	"\x0fInventoryUpdate\x12\x16\n" +
 	"\x06device\x18\x01 \x01(\tR\x06device\x12%\n" +
-	"\x0efragments_json\x18\x02 \x01(\fR\rfragmentsJson\"l\n" +
+	"\x0efragments_json\x18\x02 \x01(\fR\rfragmentsJson\x12,\n" +
+	"\x12name_from_hardware\x18\x03 \x01(\bR\x10nameFromHardware\"l\n" +
 	"\tOperation\x12\x16\n" +
 	"\x06device\x18\x01 \x01(\tR\x06device\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12%\n" +
@@ -1404,10 +1450,11 @@ const file_lwm2m_plugin_v1_plugin_proto_rawDesc = "" +
 	"ValueError\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"D\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"n\n" +
 	"\n" +
 	"MapRequest\x126\n" +
-	"\x06values\x18\x01 \x03(\v2\x1e.lwm2m.plugin.v1.ResourceValueR\x06values\"\xef\x02\n" +
+	"\x06values\x18\x01 \x03(\v2\x1e.lwm2m.plugin.v1.ResourceValueR\x06values\x12(\n" +
+	"\x0ffunctionalities\x18\x02 \x03(\fR\x0ffunctionalities\"\xef\x02\n" +
 	"\vMapResponse\x12@\n" +
 	"\fmeasurements\x18\x01 \x03(\v2\x1c.lwm2m.plugin.v1.MeasurementR\fmeasurements\x12.\n" +
 	"\x06events\x18\x02 \x03(\v2\x16.lwm2m.plugin.v1.EventR\x06events\x12.\n" +
@@ -1416,11 +1463,12 @@ const file_lwm2m_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"operations\x18\x05 \x03(\v2\x1a.lwm2m.plugin.v1.OperationR\n" +
 	"operations\x123\n" +
-	"\x06errors\x18\x06 \x03(\v2\x1b.lwm2m.plugin.v1.ValueErrorR\x06errors\"{\n" +
+	"\x06errors\x18\x06 \x03(\v2\x1b.lwm2m.plugin.v1.ValueErrorR\x06errors\"\xa5\x01\n" +
 	"\rActionRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x1a\n" +
 	"\bargument\x18\x02 \x01(\tR\bargument\x126\n" +
-	"\x06values\x18\x03 \x03(\v2\x1e.lwm2m.plugin.v1.ResourceValueR\x06values\"\xe5\x02\n" +
+	"\x06values\x18\x03 \x03(\v2\x1e.lwm2m.plugin.v1.ResourceValueR\x06values\x12(\n" +
+	"\x0ffunctionalities\x18\x04 \x03(\fR\x0ffunctionalities\"\xe5\x02\n" +
 	"\rDecodeRequest\x12<\n" +
 	"\x04args\x18\x01 \x03(\v2(.lwm2m.plugin.v1.DecodeRequest.ArgsEntryR\x04args\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1b\n" +

@@ -67,18 +67,18 @@ func ParseNumber(s string) (float64, bool) {
 	return f, true
 }
 
-// scalar is the value as raiseWhen conditions see it.
-func scalar(v node.Value) Scalar {
-	text := valueText(v)
+// ScalarOf is the value as raiseWhen conditions see it.
+func ScalarOf(v node.Value) Scalar {
+	text := Text(v)
 	if f, ok := Number(v); ok {
 		return Scalar{Num: f, IsNum: true, Text: text}
 	}
 	return Scalar{Text: text}
 }
 
-// valueText is the value as people read it in texts and inventory
+// Text is the value as people read it in texts and inventory
 // fragments: booleans are true and false, opaque bytes hex, times RFC 3339.
-func valueText(v node.Value) string {
+func Text(v node.Value) string {
 	switch v.Type {
 	case node.TypeBoolean:
 		return strconv.FormatBool(v.Bool)
@@ -88,9 +88,9 @@ func valueText(v node.Value) string {
 	return v.Text()
 }
 
-// empty reports whether a value carries nothing: an empty string or no
+// Empty reports whether a value carries nothing: an empty string or no
 // bytes.
-func empty(v node.Value) bool {
+func Empty(v node.Value) bool {
 	switch v.Type {
 	case node.TypeString, node.TypeCorelnk:
 		return strings.TrimSpace(v.Str) == ""

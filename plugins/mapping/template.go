@@ -63,7 +63,7 @@ func (c textContext) field(name string) (string, bool) {
 	id := func(v uint16) string { return strconv.FormatUint(uint64(v), 10) }
 	switch name {
 	case "value":
-		return valueText(c.value), true
+		return Text(c.value), true
 	case "path":
 		return c.path.String(), true
 	case "object":
