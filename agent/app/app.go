@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +27,8 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/plugins/bundled"
+	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -49,6 +53,8 @@ type Agent struct {
 	Protocols *store.Protocols[mapping.Functionality]
 	// Plugins are the configured plugins and decoders, nil without any;
 	// Decoder hands them the values of decoder:<name> resources.
+	// Plugins also runs the bundled mapping and custom action plugins
+	// when they run as processes (--bundled-plugins process).
 	Plugins *plugins.Host
 	Decoder *mapping.PluginDecoder
 	Mappers *mapping.PluginMappers // nil without mapping plugins
@@ -113,16 +119,39 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	// notifying often costs one store update a second, not one a value.
 	a.Values = session.NewValueWriter(st, 4096, time.Second, log)
 	a.State = session.NewStateWriter(st, 8192, 10*time.Millisecond, log)
-	a.Pipeline = mapping.New(mapping.Config{Store: st, Source: a.Protocols, Values: a.Values, Logger: log})
-	if cfg.PluginsConfig != "" {
-		pcfg, err := plugins.LoadConfig(cfg.PluginsConfig)
-		if err != nil {
-			return fail(fmt.Errorf("plugins: %w", err))
+	pcfg, err := plugins.LoadConfig(cfg.PluginsConfig)
+	if err != nil {
+		return fail(fmt.Errorf("plugins: %w", err))
+	}
+	bundledOpts := mapping.BundledOptions{}
+	if cfg.BundledPlugins == config.BundledProcess {
+		exe := cfg.BundledPluginsExecutable
+		if exe == "" {
+			if exe, err = os.Executable(); err != nil {
+				return fail(fmt.Errorf("bundled plugins: the agent's executable: %w", err))
+			}
+			if strings.HasSuffix(exe, ".test") {
+				// re-executed, a test binary would run its tests again
+				return fail(fmt.Errorf("bundled plugins: %s is a Go test binary, not the agent: name a built agent (BundledPluginsExecutable) or run them in process", exe))
+			}
 		}
+		var specs []plugins.Spec
+		for _, name := range bundled.Names {
+			specs = append(specs, plugins.Spec{Name: name, Kind: bundled.Kind(name), Path: exe, Args: []string{"plugin", name}, Bundled: true})
+		}
+		pcfg.Plugins = append(specs, pcfg.Plugins...)
+	}
+	if len(pcfg.Plugins) > 0 {
 		// the plugins live as long as the agent, not the start-up call
 		if a.Plugins, err = plugins.New(context.WithoutCancel(ctx), pcfg, log); err != nil {
 			return fail(fmt.Errorf("plugins: %w", err))
 		}
+	}
+	if cfg.BundledPlugins == config.BundledProcess {
+		bundledOpts.Client = bundledHost{a.Plugins}
+	}
+	a.Pipeline = mapping.New(mapping.Config{Store: st, Source: a.Protocols, Values: a.Values, Bundled: bundledOpts, Logger: log})
+	if cfg.PluginsConfig != "" {
 		a.Decoder = mapping.NewPluginDecoder(a.Plugins, a.Pipeline, mapping.DecoderOptions{Logger: log})
 		a.Pipeline.SetDecoder(a.Decoder)
 		if a.Mappers = mapping.NewPluginMappers(a.Plugins, a.Pipeline, mapping.DecoderOptions{Logger: log}); a.Mappers != nil {
@@ -275,13 +304,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		wg.Wait()
 		stopAll()
 		hooks.Wait()
-		if a.Plugins != nil {
-			a.Plugins.Close()
-		}
+		// the pipeline maps what is queued with the bundled plugins
+		// before their processes stop
 		stopWriters()
 		<-a.Values.Done()
 		<-a.State.Done()
 		<-a.Pipeline.Done()
+		if a.Plugins != nil {
+			a.Plugins.Close()
+		}
 		errMu.Lock()
 		all := runErrs
 		errMu.Unlock()
@@ -296,4 +327,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return errors.Join(all...)
 	}
 	return a, wait, nil
+}
+
+// bundledHost reaches the bundled plugins' processes through the host.
+type bundledHost struct{ h *plugins.Host }
+
+func (b bundledHost) Map(ctx context.Context, req *pb.MapRequest) (*pb.MapResponse, error) {
+	return b.h.MapBundled(ctx, bundled.Mapping, req)
+}
+
+func (b bundledHost) Run(ctx context.Context, req *pb.ActionRequest) (*pb.MapResponse, error) {
+	return b.h.RunBundled(ctx, bundled.CustomActions, req)
 }

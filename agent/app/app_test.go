@@ -23,7 +23,8 @@ func TestFailingPartStopsAgent(t *testing.T) {
 	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = "Admin-pass-1234!"
-	cfg.PprofAddr = busy.Addr().String() // taken: the profiler cannot listen
+	cfg.PprofAddr = busy.Addr().String()         // taken: the profiler cannot listen
+	cfg.BundledPlugins = config.BundledInProcess // this test binary is not the agent
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, wait, err := Start(ctx, cfg, nil)

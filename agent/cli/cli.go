@@ -28,7 +28,7 @@ func Main(args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), versionCmd())
+	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), versionCmd(), pluginCmd())
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lwm2m-agent:", err)

@@ -100,6 +100,7 @@ func startTestAgent(t *testing.T, autoRegister bool) *app.Agent {
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = "Admin-pass-1234!"
 	cfg.AutoRegister = autoRegister
+	cfg.BundledPlugins = config.BundledInProcess // this test binary is not the agent
 	ctx, cancel := context.WithCancel(context.Background())
 	a, wait, err := app.Start(ctx, cfg, nil)
 	if err != nil {

@@ -76,7 +76,22 @@ type Config struct {
 	// PluginsConfig is the JSON file declaring the plugins and decoders
 	// (agent/plugins.Config); empty runs none.
 	PluginsConfig string
+	// BundledPlugins is how the bundled mapping and custom action plugins
+	// run: BundledProcess (the agent's executable re-executed in plugin
+	// mode, supervised like any plugin) or BundledInProcess (their code
+	// called directly).
+	BundledPlugins string
+	// BundledPluginsExecutable is the executable re-executed for the
+	// bundled plugins; empty is the running one (os.Executable). Tests,
+	// whose binary is not the agent's, name a built agent.
+	BundledPluginsExecutable string
 }
+
+// The values of BundledPlugins.
+const (
+	BundledProcess   = "process"
+	BundledInProcess = "inprocess"
+)
 
 // Bounds of CredentialsHashCost: bcrypt's own (4 and 31); 31 would take
 // hours per line.
@@ -103,6 +118,7 @@ func Default() Config {
 		OperationWorkers: 256,
 		PeerRate:         100,
 		PeerBurst:        200,
+		BundledPlugins:   BundledProcess,
 
 		DTLSHandshakeTimeout:   10 * time.Second,
 		DTLSMaxHandshakes:      1024,
@@ -158,6 +174,7 @@ func (c *Config) settings() []setting {
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
 		{name: "max-request-timeout", usage: "largest lwm2mRequestTimeout a device's registration parameters may ask for", d: &c.MaxRequestTimeout},
 		{name: "plugins-config", usage: "JSON file declaring mapping, custom action and decoder plugins (empty: none)", str: &c.PluginsConfig},
+		{name: "bundled-plugins", usage: "how the bundled mapping and custom action plugins run: process (the agent's executable in plugin mode) or inprocess", str: &c.BundledPlugins},
 		{name: "credentials-hash-cost", usage: "bcrypt cost of the device credentials stored by bulk registration (4 to 31; each step doubles import time per line)", i: &c.CredentialsHashCost},
 	}
 }
@@ -297,6 +314,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DTLSSessionIdleTimeout <= c.RequestTimeout {
 		errs = append(errs, fmt.Errorf("dtls-session-idle-timeout: %v must be longer than request-timeout %v", c.DTLSSessionIdleTimeout, c.RequestTimeout))
+	}
+	switch c.BundledPlugins {
+	case BundledProcess, BundledInProcess:
+	default:
+		errs = append(errs, fmt.Errorf("bundled-plugins: %q is not %s or %s", c.BundledPlugins, BundledProcess, BundledInProcess))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

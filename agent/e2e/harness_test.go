@@ -47,6 +47,7 @@ func startAgent(t *testing.T, opts ...option) *harness {
 	cfg.AdminPassword = adminPassword
 	cfg.AutoRegister = true
 	cfg.RequestTimeout = 5 * time.Second
+	bundledDefaults(t, &cfg)
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -466,4 +466,3 @@ func (b *batcher) flush(ctx context.Context, jobs []job) {
 		}
 	}
 }
-

@@ -60,10 +60,10 @@ type Stats struct {
 	// BundledFailed the values they did not map after every retry (each
 	// device with a mapping alarm) or left unmapped at stop.
 	BundledCalls, BundledRetries, BundledFailed int64
-	Decodes      int64 // values handed to the decoder
-	AutoObserved int64 // observations started at registration
-	ObserveFails int64 // of those, failed
-	Writer       WriterStats
+	Decodes                                     int64 // values handed to the decoder
+	AutoObserved                                int64 // observations started at registration
+	ObserveFails                                int64 // of those, failed
+	Writer                                      WriterStats
 }
 
 // Pipeline is what every value a device reports goes through: the Mapper
