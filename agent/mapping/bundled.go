@@ -110,7 +110,8 @@ type batchRef struct {
 	v   *jobValue
 }
 
-// tenantBatch of requests: the values of one tenant's devices in a batch.
+// tenantRequests are the calls of one tenant's values in a batch, with
+// the outputs of its devices.
 type tenantRequests struct {
 	tenant  string
 	outs    map[string]*Output // by device ID
@@ -418,10 +419,13 @@ func (b *batcher) work(ctx context.Context, ch chan job) {
 			}
 		}
 		timer.Stop()
-		// a stop does not cut a batch under way: its values are mapped
-		// and written, as the drain would
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.o.DrainTimeout+b.o.Timeout)
+		// A stop does not cut a batch under way: its values are mapped
+		// and written as the drain's would be, its retries bounded by
+		// DrainTimeout from the stop on.
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(b.o.DrainTimeout, cancel) })
 		b.flush(fctx, jobs)
+		stop()
 		cancel()
 	}
 }

@@ -52,7 +52,7 @@ type Config struct {
 
 // Stats counts what the pipeline did.
 type Stats struct {
-	Values      int64 // values mapped
+	Values      int64 // values taken (mapped, or queued for mapping)
 	MapFailures int64 // batches not mapped (functionalities unavailable)
 	Lost        int64 // outputs not queued because the caller gave up
 	// BundledCalls counts the calls to the bundled plugins (a batch each),

@@ -51,6 +51,7 @@ func main() {
 	flag.DurationVar(&pipe.interval, "pipeline-interval", 100*time.Millisecond, "notification interval of each device in the pipeline run")
 	flag.DurationVar(&pipe.warmup, "pipeline-warmup", 10*time.Second, "time the pipeline run lets pass before counting")
 	flag.DurationVar(&pipe.window, "pipeline-window", 30*time.Second, "time the pipeline run counts")
+	bundledModes := flag.String("bundled-plugins", "process,inprocess", "modes of the bundled mapping plugins the pipeline run is made in, one run each (process, inprocess)")
 	flag.Parse()
 	counts, err := parseCounts(*devices)
 	if err != nil {
@@ -69,11 +70,11 @@ func main() {
 	cpuModel, cores := machine.CPU()
 	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulators on one machine, loopback\n", cpuModel, cores)
 
-	phase := func(name string, f func(a *agent) error) {
+	phase := func(name string, f func(a *agent) error, env ...string) {
 		if !run[name] {
 			return
 		}
-		a, err := startAgent(ctx, *bin)
+		a, err := startAgent(ctx, *bin, env...)
 		if err != nil {
 			fail(err)
 		}
@@ -87,7 +88,11 @@ func main() {
 	phase("read", func(a *agent) error { return readRoundTrip(ctx, a, *bin, *samples, *notifiers, *notifyInt) })
 	phase("dtls", func(a *agent) error { return dtlsRegistrations(ctx, a, *bin, dtlsCounts) })
 	phase("bootstrap", func(a *agent) error { return bootstrapFlows(ctx, a, *bin, *bsCount) })
-	phase("pipeline", func(a *agent) error { return pipeline(ctx, a, *bin, pipe) })
+	for _, mode := range strings.Split(*bundledModes, ",") {
+		mode = strings.TrimSpace(mode)
+		fmt.Printf("pipeline: bundled plugins %s\n", mode)
+		phase("pipeline", func(a *agent) error { return pipeline(ctx, a, *bin, pipe) }, "LWM2M_AGENT_BUNDLED_PLUGINS="+mode)
+	}
 }
 
 func fail(err error) {
@@ -121,18 +126,18 @@ type agent struct {
 	children []*exec.Cmd
 }
 
-func startAgent(ctx context.Context, bin string) (*agent, error) {
+func startAgent(ctx context.Context, bin string, env ...string) (*agent, error) {
 	dir, err := os.MkdirTemp("", "loadbench-")
 	if err != nil {
 		return nil, err
 	}
-	m, err := machine.StartAgent(ctx, bin, dir, password,
+	m, err := machine.StartAgent(ctx, bin, dir, password, append([]string{
 		"LWM2M_AGENT_AUTO_REGISTER=true",
 		// idle devices: their CoAP exchange state goes after idleTimeout,
 		// as it does after two minutes by default
 		"LWM2M_AGENT_REQUEST_TIMEOUT=5s",
-		"LWM2M_AGENT_COAP_IDLE_TIMEOUT="+idleTimeout.String(),
-	)
+		"LWM2M_AGENT_COAP_IDLE_TIMEOUT=" + idleTimeout.String(),
+	}, env...)...)
 	if err != nil {
 		return nil, err
 	}
