@@ -3,7 +3,7 @@ package mapping
 import "github.com/prometheus/client_golang/prometheus"
 
 var descStoreDelay = prometheus.NewDesc("lwm2m_agent_pipeline_store_delay_seconds",
-	"Time from a device's values being mapped to their outputs being stored (waiting for room in the queue included).", nil, nil)
+	"Time from a device's values being handed to the pipeline (before the bundled plugins map them) to their outputs being stored, waiting for room in the queues included.", nil, nil)
 
 // Collector exposes the histogram of the writer's delay to Prometheus.
 func (p *Pipeline) Collector() prometheus.Collector { return delayCollector{p.writer} }
