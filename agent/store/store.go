@@ -57,6 +57,8 @@ type Store struct {
 	deviceRegs, pskIDs *mongo.Collection
 	protocols          *mongo.Collection
 	postOperations     *mongo.Collection
+	// binaries are the files' metadata, binChunks their bytes
+	binaries, binChunks *mongo.Collection
 
 	*shared // with every pool of this store (Pool)
 
@@ -103,6 +105,7 @@ func (s *Store) bind(client *mongo.Client) []string {
 		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
 		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
 		{&s.protocols, "deviceProtocols"}, {&s.postOperations, "postOperations"},
+		{&s.binaries, "binaries"}, {&s.binChunks, "binaryChunks"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -281,6 +284,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "seq", Value: 1}}, false},
 		{s.protocols, bson.D{{Key: "tenant", Value: 1}, {Key: "objectId", Value: 1}}, false},
 		{s.protocols, bson.D{{Key: "objectId", Value: 1}}, false},
+		{s.binaries, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
 	}
 	for _, i := range all {
 		m := mongo.IndexModel{Keys: i.keys}
