@@ -72,6 +72,9 @@ type Config struct {
 	// CredentialsHashCost is the bcrypt cost of the CREDENTIALS stored by
 	// bulk registration; zero takes bcrypt.DefaultCost.
 	CredentialsHashCost int
+	// MaxBinarySize bounds one binary of POST /inventory/binaries, in
+	// bytes; zero takes DefaultMaxBinarySize.
+	MaxBinarySize int64
 	// ImportWorkers bounds how many lines of a bulk file are hashed and
 	// stored at once; zero takes twice GOMAXPROCS (hashing is bounded by
 	// GOMAXPROCS on its own; the others wait on the store meanwhile).
@@ -187,6 +190,7 @@ func (a *API) routes() {
 	auth("GET "+postOpsPath, a.getPostOperations)
 	auth("PUT "+postOpsPath, a.putPostOperations)
 	a.protocolRoutes(auth)
+	a.binaryRoutes(auth)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "general/notFound", "no resource at "+r.URL.Path)
@@ -217,6 +221,10 @@ func (a *API) instrument(next http.Handler) http.Handler {
 				limit = MaxBulkBody
 			case protocolsPath:
 				limit = model.MaxDDFSize
+			case binariesPath:
+				// the store checks the file's own limit as it arrives; this
+				// one leaves room for the form around it
+				limit = a.maxBinarySize() + MaxBody
 			}
 			r.Body = http.MaxBytesReader(rec, r.Body, limit)
 		}

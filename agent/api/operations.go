@@ -90,6 +90,9 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 			a.storeError(w, r, "devicecontrol", err)
 			return
 		}
+		if !a.checkBinaries(w, r, u.Tenant, cmds) {
+			return
+		}
 		for _, c := range cmds {
 			ops = append(ops, store.Operation{DeviceID: deviceID, HasCommand: true, Text: c.Raw, Fragments: frags})
 		}

@@ -73,6 +73,10 @@ type Config struct {
 	// store.
 	CredentialsHashCost int
 
+	// MaxBinarySize bounds one stored binary (POST /inventory/binaries),
+	// in bytes.
+	MaxBinarySize int
+
 	// PluginsConfig is the JSON file declaring the plugins and decoders
 	// (agent/plugins.Config); empty runs none.
 	PluginsConfig string
@@ -133,6 +137,7 @@ func Default() Config {
 		// cost 10 takes 60 ms a line. The credentials must be strong (12
 		// characters of four classes), which is what protects them.
 		CredentialsHashCost: 6,
+		MaxBinarySize:       16 << 20,
 	}
 }
 
@@ -175,6 +180,7 @@ func (c *Config) settings() []setting {
 		{name: "max-request-timeout", usage: "largest lwm2mRequestTimeout a device's registration parameters may ask for", d: &c.MaxRequestTimeout},
 		{name: "plugins-config", usage: "JSON file declaring mapping, custom action and decoder plugins (empty: none)", str: &c.PluginsConfig},
 		{name: "bundled-plugins", usage: "how the bundled mapping and custom action plugins run: process (the agent's executable in plugin mode) or inprocess", str: &c.BundledPlugins},
+		{name: "max-binary-size", usage: "largest binary (firmware, files) the API stores, in bytes", i: &c.MaxBinarySize},
 		{name: "credentials-hash-cost", usage: "bcrypt cost of the device credentials stored by bulk registration (4 to 31; each step doubles import time per line)", i: &c.CredentialsHashCost},
 	}
 }
@@ -281,6 +287,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CredentialsHashCost < MinCredentialsHashCost || c.CredentialsHashCost > MaxCredentialsHashCost {
 		errs = append(errs, fmt.Errorf("credentials-hash-cost: %d must be between %d and %d", c.CredentialsHashCost, MinCredentialsHashCost, MaxCredentialsHashCost))
+	}
+	if c.MaxBinarySize < 1 {
+		errs = append(errs, fmt.Errorf("max-binary-size: %d must be at least 1 byte", c.MaxBinarySize))
 	}
 	if c.OperationWorkers < 1 {
 		errs = append(errs, fmt.Errorf("operation-workers: %d must be at least 1", c.OperationWorkers))

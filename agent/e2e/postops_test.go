@@ -370,9 +370,10 @@ func TestWriteBinaryEncodings(t *testing.T) {
 			t.Fatalf("%s: the simulator holds %x, want %x", enc, v.Bytes, b)
 		}
 	}
-	op := h.shell(sid, "writeb /5/0/0 binary:4711", 15*time.Second)
-	if op.Status != "FAILED" || !strings.Contains(op.FailureReason, "does not store binaries") {
-		t.Fatalf("writeb binary: %s %q", op.Status, op.FailureReason)
+	var e apiErr
+	unknown := map[string]any{"deviceId": sid, "c8y_Command": map[string]string{"text": "writeb /5/0/0 binary:4711"}}
+	if code := h.call("POST", "/devicecontrol/operations", unknown, &e); code != 422 || !strings.Contains(e.Message, "no such binary") {
+		t.Fatalf("writeb of an unknown binary: HTTP %d %q, want 422", code, e.Message)
 	}
 
 	// the exact bytes on the wire, for every encoding

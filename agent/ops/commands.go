@@ -141,12 +141,18 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 // device's binaryDeliveryEncoding parameter names.
 func (r *Runner) writeBinary(ctx context.Context, reg lwm2m.Registration, cmd shell.Command) (string, error) {
 	p := cmd.Paths[0]
+	var v node.Value
 	if cmd.Binary != "" {
-		return "", fmt.Errorf("writeb %s: binary:%s: the agent does not store binaries yet, so none can be written; give the bytes as hex", p, cmd.Binary)
-	}
-	v, err := node.ParseText(node.TypeOpaque, cmd.Value)
-	if err != nil {
-		return "", fmt.Errorf("writeb %s: %w", p, err)
+		_, data, err := r.cfg.Store.ReadBinary(ctx, reg.Tenant, cmd.Binary, MaxWriteBinary)
+		if err != nil {
+			return "", fmt.Errorf("writeb %s: binary:%s: %w", p, cmd.Binary, err)
+		}
+		v = node.Opaque(data)
+	} else {
+		var err error
+		if v, err = node.ParseText(node.TypeOpaque, cmd.Value); err != nil {
+			return "", fmt.Errorf("writeb %s: %w", p, err)
+		}
 	}
 	enc, f, err := r.binaryEncoding(ctx, reg)
 	if err != nil {
@@ -159,6 +165,10 @@ func (r *Runner) writeBinary(ctx context.Context, reg lwm2m.Registration, cmd sh
 	r.recordWritten(ctx, reg, recs)
 	return fmt.Sprintf("Wrote %d bytes to %s as %s (%v)", len(v.Bytes), p, enc, f), nil
 }
+
+// MaxWriteBinary bounds the stored binary one writeb sends; the API's
+// largest binary (its default) fits.
+const MaxWriteBinary = 64 << 20
 
 // Binary delivery encodings, the values of the binaryDeliveryEncoding
 // registration parameter.
