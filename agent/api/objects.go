@@ -10,15 +10,18 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 type objView struct {
 	instances map[uint16]*instView
+	ops       opLists // operations at object level
 }
 
 type instView struct {
 	resources map[uint16]*resView
+	ops       opLists
 }
 
 type resView struct {
@@ -80,6 +83,17 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 		a.storeError(w, r, "lwm2m", err)
 		return
 	}
+	var queued, ended []store.Operation
+	if pending > 0 {
+		if queued, err = a.cfg.Store.Pending(ctx, u.Tenant, mo.ID, viewOpsScan); err != nil {
+			a.storeError(w, r, "lwm2m", err)
+			return
+		}
+	}
+	if ended, err = a.cfg.Store.RecentOperations(ctx, u.Tenant, mo.ID, viewOpsScan); err != nil {
+		a.storeError(w, r, "lwm2m", err)
+		return
+	}
 	objs := map[uint16]*objView{}
 	object := func(id uint16) *objView {
 		o := objs[id]
@@ -131,6 +145,8 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 		}
 	}
 
+	placeOps(objs, queued, ended)
+
 	out := []map[string]any{}
 	for _, oid := range slices.Sorted(maps.Keys(objs)) {
 		ov := objs[oid]
@@ -158,13 +174,21 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 			for _, rid := range slices.Compact(ids) {
 				ress = append(ress, resourceJSON(node.ResourcePath(oid, iid, rid), def, known, iv.resources[rid]))
 			}
-			insts = append(insts, map[string]any{"id": iid, "path": node.InstancePath(oid, iid).String(), "resources": ress})
+			insts = append(insts, map[string]any{"id": iid, "path": node.InstancePath(oid, iid).String(), "resources": ress,
+				"operations": iv.ops.json()})
 		}
 		oj["instances"] = insts
+		oj["operations"] = ov.ops.json()
 		out = append(out, oj)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"deviceId": mo.ID, "name": mo.Name, "pendingOperations": pending, "objects": out,
+		"operationsScanned": map[string]any{
+			"pending": len(queued), "ended": len(ended), "limit": viewOpsScan,
+			// every pending operation was read, and every ended one of
+			// the device up to the limit
+			"complete": len(queued) >= pending && len(ended) < viewOpsScan,
+		},
 		"self": self(r, r.URL.Path),
 	})
 }
@@ -222,4 +246,147 @@ func jsonValue(v any) any {
 		return hex.EncodeToString(b)
 	}
 	return v
+}
+
+// Bounds of the operations the objects view shows: it reads at most
+// viewOpsScan pending and viewOpsScan ended operations of the device, and
+// lists at most viewOpsPerNode of each kind under one instance or object.
+const (
+	viewOpsScan    = 500
+	viewOpsPerNode = 10
+)
+
+// opLists are the operations addressed to one instance (or object) of the
+// objects view: how many of the pending ones that were read address it,
+// the oldest viewOpsPerNode of them, and the newest viewOpsPerNode that
+// ended.
+type opLists struct {
+	pendingCount int
+	pending      []store.Operation
+	history      []store.Operation
+}
+
+func (l *opLists) json() map[string]any {
+	pending := make([]map[string]any, 0, len(l.pending))
+	for _, op := range l.pending {
+		pending = append(pending, map[string]any{
+			"id": op.ID, "text": opText(op), "creationTime": jsonTime(op.CreationTime), "attempts": op.Attempts,
+		})
+	}
+	history := make([]map[string]any, 0, len(l.history))
+	for _, op := range l.history {
+		h := map[string]any{"id": op.ID, "text": opText(op), "status": op.Status, "lastUpdated": jsonTime(op.LastUpdated)}
+		if op.Result != "" {
+			h["result"] = op.Result
+		}
+		if op.FailureReason != "" {
+			h["failureReason"] = op.FailureReason
+		}
+		history = append(history, h)
+	}
+	return map[string]any{
+		"pending": map[string]any{"count": l.pendingCount, "operations": pending},
+		"history": history,
+	}
+}
+
+// opText is the command of an operation, or for a firmware update made
+// with the c8y_Firmware fragment, a line that says so.
+func opText(op store.Operation) string {
+	if op.HasCommand {
+		return op.Text
+	}
+	if fw, ok := op.Fragments["c8y_Firmware"].(map[string]any); ok {
+		name, _ := fw["name"].(string)
+		version, _ := fw["version"].(string)
+		return strings.TrimSpace("c8y_Firmware " + name + " " + version)
+	}
+	return ""
+}
+
+// firmwareInstance is where a firmware update acts: the Firmware Update
+// object's instance (Core TS, object 5 is single-instance).
+var firmwareInstance = node.InstancePath(5, 0)
+
+// opTargets returns the instances and objects an operation addresses:
+// the instance of every path at instance level or below, the object of
+// a path at object level; none for a command without a path
+// (serialization). A composite command yields each once.
+func opTargets(op store.Operation) []node.Path {
+	if !op.HasCommand {
+		if _, ok := op.Fragments["c8y_Firmware"]; ok {
+			return []node.Path{firmwareInstance}
+		}
+		return nil
+	}
+	cmd, err := shell.Parse(op.Text)
+	if err != nil {
+		return nil
+	}
+	if cmd.Kind == shell.FirmwareUpdate {
+		return []node.Path{firmwareInstance}
+	}
+	var out []node.Path
+	for _, p := range cmd.Paths {
+		var t node.Path
+		switch {
+		case p.Depth >= 2:
+			t = node.InstancePath(p.Object, p.Instance)
+		case p.Depth == 1:
+			t = node.ObjectPath(p.Object)
+		default:
+			continue
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// placeOps lists each operation under every instance it addresses. An
+// operation on a whole object, or on an instance the view does not have
+// (one the device deleted, or not yet created), is listed at the object;
+// one on an object the view does not have is not listed. queued is
+// oldest first, ended newest first, as the store answers them.
+func placeOps(objs map[uint16]*objView, queued, ended []store.Operation) {
+	lists := func(t node.Path) *opLists {
+		ov := objs[t.Object]
+		if ov == nil {
+			return nil
+		}
+		if t.Depth == 2 {
+			if iv := ov.instances[t.Instance]; iv != nil {
+				return &iv.ops
+			}
+		}
+		return &ov.ops
+	}
+	for _, op := range queued {
+		var seen []*opLists
+		for _, t := range opTargets(op) {
+			l := lists(t)
+			if l == nil || slices.Contains(seen, l) {
+				continue
+			}
+			seen = append(seen, l)
+			l.pendingCount++
+			if len(l.pending) < viewOpsPerNode {
+				l.pending = append(l.pending, op)
+			}
+		}
+	}
+	for _, op := range ended {
+		var seen []*opLists
+		for _, t := range opTargets(op) {
+			l := lists(t)
+			if l == nil || slices.Contains(seen, l) {
+				continue
+			}
+			seen = append(seen, l)
+			if len(l.history) < viewOpsPerNode {
+				l.history = append(l.history, op)
+			}
+		}
+	}
 }
