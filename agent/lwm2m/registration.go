@@ -50,6 +50,10 @@ type Registration struct {
 	DeviceID         string // from Hooks.Authorize
 	RegisteredAt     time.Time
 	UpdatedAt        time.Time
+	// Restored is true for a registration Server.Restore brought back
+	// after a restart, until its first Update (whose Hooks.Updated still
+	// sees it true): its observations are gone and may be made again.
+	Restored bool
 }
 
 // Identity is what Hooks.Authorize says about a device allowed to register.

@@ -640,6 +640,7 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 	reg.UpdatedAt = now
 	s.scheduleLocked(rs, now)
 	snapshot := copyReg(*reg)
+	reg.Restored = false
 	base := s.baseCtx
 	s.mu.Unlock()
 
