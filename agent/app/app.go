@@ -184,6 +184,17 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	a.Server = srv
 	a.Pipeline.SetObserver(srv)
+	// The registrations of before this start are live again, so that
+	// devices need not register anew; before serving, so that no Update
+	// comes first.
+	restored, err := session.Restore(ctx, st, srv, log)
+	switch {
+	case errors.Is(err, lwm2m.ErrFull):
+		log.Warn("not every registration restored: max-registrations reached", "restored", restored.Restored)
+	case err != nil:
+		return fail(err)
+	}
+	log.Info("registrations restored", "restored", restored.Restored, "skipped", restored.Skipped, "took", restored.Took.Round(time.Millisecond))
 	if cfg.BootstrapAddr != "" {
 		bcfg := bootstrap.Config{
 			Addr:               cfg.BootstrapAddr,

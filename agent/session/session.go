@@ -243,11 +243,7 @@ func (h *Hooks) Registered(ctx context.Context, reg lwm2m.Registration) {
 	}
 	if h.cfg.Pipeline != nil {
 		// A full registration means the device forgot its observations.
-		objs := make([]node.Path, len(reg.Objects))
-		for i, o := range reg.Objects {
-			objs[i] = o.Path
-		}
-		h.cfg.Pipeline.Registered(context.WithoutCancel(ctx), device(reg), objs)
+		h.cfg.Pipeline.Registered(context.WithoutCancel(ctx), device(reg), objectPaths(reg))
 	}
 }
 
@@ -260,6 +256,20 @@ func (h *Hooks) Updated(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
 	h.online(ctx, reg, EventRegistrationUpdate, fmt.Sprintf("Device %s updated its registration", reg.Endpoint), true)
+	if reg.Restored && h.cfg.Pipeline != nil {
+		// The agent restarted since the device registered: the tokens of
+		// its observations are gone (its notifications got RST), so the
+		// automatic ones are made again.
+		h.cfg.Pipeline.Registered(context.WithoutCancel(ctx), device(reg), objectPaths(reg))
+	}
+}
+
+func objectPaths(reg lwm2m.Registration) []node.Path {
+	objs := make([]node.Path, len(reg.Objects))
+	for i, o := range reg.Objects {
+		objs[i] = o.Path
+	}
+	return objs
 }
 
 // Deregistered marks the device unavailable.
@@ -368,6 +378,14 @@ func Fragment(reg lwm2m.Registration) bson.M {
 	}
 	if reg.SMS != "" {
 		f["sms"] = reg.SMS
+	}
+	// what only restoring the registration after a restart needs
+	// (RegistrationFromFragment)
+	if reg.Secure {
+		f["pskIdentity"] = reg.PSKIdentity
+	}
+	if reg.RootPath != "" && reg.RootPath != "/" {
+		f["rootPath"] = reg.RootPath
 	}
 	return f
 }
