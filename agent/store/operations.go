@@ -194,6 +194,24 @@ func (s *Store) SetStatus(ctx context.Context, tenant, id, status, result, failu
 	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
 }
 
+// SetStatusFrom is SetStatus that changes the operation only while its
+// status is from: ErrConflict otherwise, and nothing changes. The runner's
+// watchdog fails an operation stuck in EXECUTING with it, so that one the
+// runner has just moved on is left alone.
+func (s *Store) SetStatusFrom(ctx context.Context, tenant, id, from, status, result, failureReason string) error {
+	if !validOpStatus(status) {
+		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
+	}
+	cur, err := s.GetOperation(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	if cur.Status != from {
+		return fmt.Errorf("set operation %s %s: %w: it is %s, not %s", id, status, ErrConflict, cur.Status, from)
+	}
+	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
+}
+
 // moveStatus is SetStatus of an operation read as cur.
 func (s *Store) moveStatus(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error {
 	id := cur.ID

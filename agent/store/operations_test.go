@@ -120,3 +120,21 @@ func TestListOperationsCreationOrder(t *testing.T) {
 		t.Fatalf("list = %v, want creation order %v", gotIDs, want)
 	}
 }
+
+func TestSetStatusFrom(t *testing.T) {
+	s := storetest.OpenTest(t)
+	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "read /3/0"}))
+	err := s.SetStatusFrom(ctx, "a", op.ID, store.OpExecuting, store.OpFailed, "", "stuck")
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("fail a PENDING operation as if EXECUTING: %v, want ErrConflict", err)
+	}
+	if got := must(s.GetOperation(ctx, "a", op.ID)); got.Status != store.OpPending {
+		t.Fatalf("operation changed: %+v", got)
+	}
+	check(t, s.SetStatus(ctx, "a", op.ID, store.OpExecuting, "", ""))
+	check(t, s.SetStatusFrom(ctx, "a", op.ID, store.OpExecuting, store.OpFailed, "", "stuck"))
+	if got := must(s.GetOperation(ctx, "a", op.ID)); got.Status != store.OpFailed || got.FailureReason != "stuck" {
+		t.Fatalf("operation: %+v", got)
+	}
+}
