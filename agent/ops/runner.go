@@ -263,6 +263,7 @@ const (
 	outDone    outcome = iota // an answer, recorded
 	outTimeout                // no answer: the window is over for this device
 	outWait                   // the device cannot be reached now (agent stopping, no DTLS session)
+	outSkipped                // not sent: the operation is no longer pending
 )
 
 // batch is how many pending operations are read from the store at once.
@@ -326,6 +327,8 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 				w.sent++
 				w.stalled = true
 				return
+			case outSkipped:
+				continue
 			}
 			w.sent++
 		}
@@ -439,10 +442,14 @@ func (r *Runner) Windows() int {
 }
 
 func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.Operation, timeout time.Duration) (outcome, error) {
-	if err := r.cfg.Store.SetStatus(ctx, reg.Tenant, op.ID, store.OpExecuting, "", ""); err != nil {
+	if err := r.cfg.Store.Transition(ctx, reg.Tenant, op, store.OpExecuting, "", ""); err != nil {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			return outSkipped, nil // it changed since it was read as pending
+		}
 		return outDone, fmt.Errorf("operation %s: executing: %w", op.ID, err)
 	}
 	r.sent.Add(1)
+	op.Status = store.OpExecuting
 	attempts := op.Attempts + 1
 	start := time.Now()
 	rctx := ctx
@@ -461,15 +468,15 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.O
 		// device acted on it is unknown. One that can be repeated waits
 		// for the device's next window; any other is not risked twice.
 		if Repeatable(op.Text) {
-			return outWait, r.setStatus(sctx, reg.Tenant, op.ID, store.OpPending, "", "")
+			return outWait, r.setStatus(sctx, reg.Tenant, op, store.OpPending, "", "")
 		}
 		r.failed.Add(1)
-		return outWait, r.setStatus(sctx, reg.Tenant, op.ID, store.OpFailed, "", ReasonStopped)
+		return outWait, r.setStatus(sctx, reg.Tenant, op, store.OpFailed, "", ReasonStopped)
 	case errors.Is(err, lwm2m.ErrNoSession):
 		// The device's DTLS session closed and only the device can open a
 		// new one: the request never left, so the operation waits for the
 		// device to connect.
-		return outWait, r.setStatus(sctx, reg.Tenant, op.ID, store.OpPending, "", "")
+		return outWait, r.setStatus(sctx, reg.Tenant, op, store.OpPending, "", "")
 	case errors.Is(err, lwm2m.ErrTimeout), errors.Is(err, lwm2m.ErrNotRegistered):
 		// No answer (or the registration ended first): the device was not
 		// listening after all. The operation waits for its next window,
@@ -478,11 +485,11 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.O
 		if attempts >= r.cfg.Attempts {
 			r.failed.Add(1)
 			log.Info("operation failed: no answer", "attempts", attempts)
-			return outTimeout, r.setStatus(sctx, reg.Tenant, op.ID, store.OpFailed, "", TimeoutReason(attempts))
+			return outTimeout, r.setStatus(sctx, reg.Tenant, op, store.OpFailed, "", TimeoutReason(attempts))
 		}
 		r.requeued.Add(1)
 		log.Debug("no answer; operation back to pending", "attempts", attempts, "err", err)
-		return outTimeout, r.setStatus(sctx, reg.Tenant, op.ID, store.OpPending, "", "")
+		return outTimeout, r.setStatus(sctx, reg.Tenant, op, store.OpPending, "", "")
 	}
 	status, reason := store.OpSuccessful, ""
 	if err != nil {
@@ -492,13 +499,14 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.O
 		r.successful.Add(1)
 	}
 	log.Debug("operation done", "status", status, "took", time.Since(start))
-	return outDone, r.setStatus(sctx, reg.Tenant, op.ID, status, result, reason)
+	return outDone, r.setStatus(sctx, reg.Tenant, op, status, result, reason)
 }
 
 // setStatus records an outcome of an operation the runner moved to
 // EXECUTING. One the watchdog failed meanwhile keeps its failure.
-func (r *Runner) setStatus(ctx context.Context, tenant, id, status, result, reason string) error {
-	err := r.cfg.Store.SetStatusFrom(ctx, tenant, id, store.OpExecuting, status, result, reason)
+func (r *Runner) setStatus(ctx context.Context, tenant string, op store.Operation, status, result, reason string) error {
+	id := op.ID
+	err := r.cfg.Store.Transition(ctx, tenant, op, status, result, reason)
 	if errors.Is(err, store.ErrConflict) {
 		r.log.Warn("operation outcome not recorded: it left EXECUTING meanwhile", "operation", id, "status", status, "err", err)
 		return nil

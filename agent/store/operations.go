@@ -212,6 +212,17 @@ func (s *Store) SetStatusFrom(ctx context.Context, tenant, id, from, status, res
 	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
 }
 
+// Transition is SetStatus of an operation as the caller last read it,
+// cur, without reading it again: ErrConflict when its status is no longer
+// cur.Status, and nothing changes. The operation runner, which holds what
+// it read, saves a round trip per change with it.
+func (s *Store) Transition(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error {
+	if !validOpStatus(status) {
+		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
+	}
+	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
+}
+
 // moveStatus is SetStatus of an operation read as cur.
 func (s *Store) moveStatus(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error {
 	id := cur.ID
