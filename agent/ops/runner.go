@@ -313,7 +313,7 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 			if ctx.Err() != nil || r.room(w, time.Now()) == 0 {
 				return
 			}
-			out, err := r.execute(ctx, reg, op, timeout)
+			out, err := r.execute(ctx, reg, w, op, timeout)
 			if err != nil {
 				// the store could not record the outcome: stop here rather
 				// than loop on an operation that stays PENDING
@@ -344,10 +344,19 @@ func (r *Runner) room(w *window, now time.Time) int {
 		return 0
 	case w.end.IsZero():
 		return batch
-	case !now.Before(w.end):
+	case !now.Add(sendGuard(w)).Before(w.end):
 		return 0
 	}
 	return max(r.cfg.MaxPerWakeup-w.sent, 0)
+}
+
+// sendGuard is how long before its end a window takes no more requests:
+// a request must reach the device before it sleeps, and the agent's
+// clock starts the window as the Register or Update arrives, a little
+// after the device's does. A twentieth of the awake time, at most half a
+// second.
+func sendGuard(w *window) time.Duration {
+	return min(w.end.Sub(w.start)/20, 500*time.Millisecond)
 }
 
 // window returns the device's current window, opening a new one when the
@@ -441,15 +450,23 @@ func (r *Runner) Windows() int {
 	return len(r.windows)
 }
 
-func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.Operation, timeout time.Duration) (outcome, error) {
+func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, w *window, op store.Operation, timeout time.Duration) (outcome, error) {
 	if err := r.cfg.Store.Transition(ctx, reg.Tenant, op, store.OpExecuting, "", ""); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 			return outSkipped, nil // it changed since it was read as pending
 		}
 		return outDone, fmt.Errorf("operation %s: executing: %w", op.ID, err)
 	}
-	r.sent.Add(1)
 	op.Status = store.OpExecuting
+	if r.room(w, time.Now()) == 0 {
+		// The window closed while the store wrote: the device no longer
+		// listens, and the operation was not sent.
+		if err := r.cfg.Store.Unsend(context.WithoutCancel(ctx), reg.Tenant, op); err != nil {
+			return outDone, fmt.Errorf("operation %s: back to pending: %w", op.ID, err)
+		}
+		return outWait, nil
+	}
+	r.sent.Add(1)
 	attempts := op.Attempts + 1
 	start := time.Now()
 	rctx := ctx

@@ -179,10 +179,7 @@ func (s *Store) GetOperation(ctx context.Context, tenant, id string) (Operation,
 // SetStatus moves an operation to status. result (c8y_Command.result) and
 // failureReason are set when not empty; EXECUTING counts an attempt.
 // SUCCESSFUL and FAILED are final: changing them is ErrInvalid. Back to
-// PENDING (a request that timed out) queues the operation again. The
-// change applies only to the status read first: an operation another
-// writer moved meanwhile (the runner and the EXECUTING watchdog) is
-// ErrConflict, and nothing changes.
+// PENDING (a request that timed out) queues the operation again.
 func (s *Store) SetStatus(ctx context.Context, tenant, id, status, result, failureReason string) error {
 	if !validOpStatus(status) {
 		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
@@ -194,10 +191,10 @@ func (s *Store) SetStatus(ctx context.Context, tenant, id, status, result, failu
 	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
 }
 
-// SetStatusFrom is SetStatus that changes the operation only while its
-// status is from: ErrConflict otherwise, and nothing changes. The runner's
-// watchdog fails an operation stuck in EXECUTING with it, so that one the
-// runner has just moved on is left alone.
+// SetStatusFrom is SetStatus that changes the operation only when it is
+// read in status from: ErrConflict otherwise, and nothing changes. The
+// runner's watchdog fails an operation stuck in EXECUTING with it, and the
+// runner settles those a previous run left EXECUTING.
 func (s *Store) SetStatusFrom(ctx context.Context, tenant, id, from, status, result, failureReason string) error {
 	if !validOpStatus(status) {
 		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
@@ -213,14 +210,33 @@ func (s *Store) SetStatusFrom(ctx context.Context, tenant, id, from, status, res
 }
 
 // Transition is SetStatus of an operation as the caller last read it,
-// cur, without reading it again: ErrConflict when its status is no longer
-// cur.Status, and nothing changes. The operation runner, which holds what
-// it read, saves a round trip per change with it.
+// cur, without reading it again: for the operation runner, the one writer
+// of the operations it sends, which saves a round trip per change with it.
 func (s *Store) Transition(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error {
 	if !validOpStatus(status) {
 		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
 	}
 	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
+}
+
+// Unsend returns an operation the caller moved to EXECUTING, cur, to
+// PENDING when it did not send it after all (its device stopped
+// listening meanwhile), and takes back the attempt that counted.
+func (s *Store) Unsend(ctx context.Context, tenant string, cur Operation) error {
+	if cur.Status != OpExecuting {
+		return fmt.Errorf("%w: operation %s is %s, not %s", ErrInvalid, cur.ID, cur.Status, OpExecuting)
+	}
+	res, err := s.operations.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, cur.ID)}}, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "status", Value: OpPending}, {Key: "lastUpdated", Value: now()}}},
+		{Key: "$inc", Value: bson.D{{Key: "attempts", Value: -1}}},
+	})
+	if err != nil {
+		return fmt.Errorf("unsend operation %s: %w", cur.ID, err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return s.requeue(ctx, tenant, cur.DeviceID, cur.ID, OpPending)
 }
 
 // moveStatus is SetStatus of an operation read as cur.
@@ -240,15 +256,19 @@ func (s *Store) moveStatus(ctx context.Context, tenant string, cur Operation, st
 	if status == OpExecuting {
 		upd = append(upd, bson.E{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}})
 	}
-	res, err := s.operations.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}, {Key: "status", Value: cur.Status}}, upd)
+	// By _id alone: the embedded store finds a document by index only
+	// with a filter of _id and nothing else, and scans the whole
+	// collection otherwise, so the status is checked on the read before,
+	// not in the filter. Between the two, only an operation EXECUTING
+	// longer than any request lasts is changed by two writers (the runner
+	// and its watchdog), and the watchdog's limit is above the longest
+	// request.
+	res, err := s.operations.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, upd)
 	if err != nil {
 		return fmt.Errorf("set operation %s %s: %w", id, status, err)
 	}
 	if res.MatchedCount == 0 {
-		if _, err := s.GetOperation(ctx, tenant, id); err != nil {
-			return err
-		}
-		return fmt.Errorf("set operation %s %s: %w: it is no longer %s", id, status, ErrConflict, cur.Status)
+		return ErrNotFound
 	}
 	return s.requeue(ctx, tenant, cur.DeviceID, id, status)
 }

@@ -66,10 +66,10 @@ func TestExecutingFound(t *testing.T) {
 	}
 }
 
-// TestSetStatusConflict checks that a status change made on a stale read
-// changes nothing: the watchdog failing an operation and the runner
-// recording its answer at the same time must not both win.
-func TestSetStatusConflict(t *testing.T) {
+// TestSetStatusFinal checks that a late outcome does not overwrite one
+// recorded already: the watchdog failing an operation and the runner
+// recording its answer must not both win.
+func TestSetStatusFinal(t *testing.T) {
 	s := storetest.OpenTest(t)
 	dev := must(s.CreateDevice(ctx, "a", "ep"))
 	op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "read /3/0"}))
@@ -136,5 +136,28 @@ func TestSetStatusFrom(t *testing.T) {
 	check(t, s.SetStatusFrom(ctx, "a", op.ID, store.OpExecuting, store.OpFailed, "", "stuck"))
 	if got := must(s.GetOperation(ctx, "a", op.ID)); got.Status != store.OpFailed || got.FailureReason != "stuck" {
 		t.Fatalf("operation: %+v", got)
+	}
+}
+
+func TestUnsend(t *testing.T) {
+	s := storetest.OpenTest(t)
+	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	ops := must(s.CreateOperations(ctx, "a", []store.Operation{
+		{DeviceID: dev, HasCommand: true, Text: "read /3/0"},
+		{DeviceID: dev, HasCommand: true, Text: "read /3/0/1"},
+	}))
+	op := ops[0]
+	check(t, s.Transition(ctx, "a", op, store.OpExecuting, "", ""))
+	op.Status = store.OpExecuting
+	check(t, s.Unsend(ctx, "a", op))
+	pending := must(s.Pending(ctx, "a", dev, 0))
+	if len(pending) != 2 || pending[0].ID != op.ID || pending[0].Attempts != 0 {
+		t.Fatalf("pending after unsend: %+v", pending)
+	}
+	if got := must(s.ExecutingBefore(ctx, time.Now().Add(time.Second), 0)); len(got) != 0 {
+		t.Fatalf("still executing: %+v", got)
+	}
+	if err := s.Unsend(ctx, "a", pending[1]); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("unsend of a pending operation: %v", err)
 	}
 }
