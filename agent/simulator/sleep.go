@@ -49,6 +49,12 @@ func (d *Device) awakeLocked(now time.Time) bool {
 	return at <= 0 || d.exchanging > 0 || now.Before(d.awakeUntil)
 }
 
+// NextWakeup is when the device next registers or updates, and so wakes;
+// false when nothing is scheduled (it is registering now, or stopped).
+func (d *Device) NextWakeup() (time.Time, bool) {
+	return d.sim.sched.when(d.regTimer)
+}
+
 // Awake reports whether the device listens now: always, without an awake
 // time; else while it registers or updates and for the awake time after.
 func (d *Device) Awake() bool {
