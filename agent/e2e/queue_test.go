@@ -58,6 +58,7 @@ func startAgentIn(t *testing.T, dir, coapAddr string, opts ...option) (*harness,
 	cfg.AdminPassword = adminPassword
 	cfg.AutoRegister = true
 	cfg.RequestTimeout = 5 * time.Second
+	bundledDefaults(t, &cfg)
 	for _, o := range opts {
 		o(&cfg)
 	}
