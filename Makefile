@@ -12,7 +12,7 @@ export LWM2M_AGENT_ADMIN_PASSWORD ?= admin-dev-password
 export LWM2M_AGENT_AUTO_REGISTER  ?= true
 export LWM2M_AGENT_DATA_DIR       ?= ./data
 
-.PHONY: proto proto-check all build run simulate test test-short fuzz bench bench-go bench-load bench-import bench-queue lint vet fmt clean
+.PHONY: proto proto-check all build run simulate test test-short test-queue fuzz bench bench-go bench-load bench-import bench-queue lint vet fmt clean
 
 all: build
 
@@ -30,6 +30,12 @@ simulate: build
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) test-queue
+
+# The awake-time queue at full size: 1,000 sleeping devices, 10 operations
+# each (plain `go test` runs 200 of them).
+test-queue:
+	QUEUE_DEVICES=1000 $(GO) test -count=1 -timeout 10m -run '^TestQueueSleepingDevices$$' ./agent/e2e/
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -214,7 +214,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			return fail(fmt.Errorf("bootstrap server: %w", err))
 		}
 	}
-	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Protocols, Values: a.Values, Pipeline: a.Pipeline, Workers: cfg.OperationWorkers, Logger: log})
+	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Protocols, Values: a.Values, Pipeline: a.Pipeline, Workers: cfg.OperationWorkers, Logger: log,
+		AwakeTime: cfg.AwakeTime, MaxPerWakeup: cfg.MaxOperationsPerWakeup, RequestTimeout: cfg.RequestTimeout,
+		MaxRequestTimeout: cfg.MaxRequestTimeout, Attempts: cfg.OperationAttempts, ExecutingTimeout: cfg.ExecutingTimeout})
 	hooks.SetOps(a.Ops)
 	a.PostOps = ops.NewPostOps(ops.PostOpsConfig{Store: st, Logger: log})
 	hooks.SetPostOps(a.PostOps)

@@ -238,6 +238,8 @@ func simulateCmd() *cobra.Command {
 	f.DurationVar(&cfg.Lifetime, "lifetime", 300*time.Second, "registration lifetime")
 	f.DurationVar(&cfg.NotifyInterval, "notify-interval", time.Second, "how often observed values change; 0 never")
 	f.BoolVar(&cfg.NotifyCON, "con", false, "send notifications as confirmable messages")
+	f.DurationVar(&cfg.AwakeTime, "awake", 0, "sleeping devices: register with this awake time (at=) and answer requests only that long after each Register or Update (0: always listening)")
+	f.DurationVar(&cfg.UpdateEvery, "update-every", 0, "send an Update this often (0: after about half the lifetime)")
 	f.StringVar(&cfg.Binding, "binding", "U", "binding mode (U or UQ)")
 	f.Float64Var(&cfg.RegisterRate, "rate", 0, "registrations per second at start (0: as fast as the server takes them)")
 	f.StringVar(&cfg.Bind, "bind", "", "local IP address of the devices' sockets (e.g. 127.0.1.1 to spread load runs)")

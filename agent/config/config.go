@@ -50,6 +50,19 @@ type Config struct {
 	MaxRegistrations int
 	// OperationWorkers bounds how many devices receive operations at once.
 	OperationWorkers int
+	// AwakeTime is how long a device listens after each Register or
+	// Update when neither its awakeTimeRegistrationParameter nor its
+	// registration (at=) says; 0 means always online.
+	AwakeTime time.Duration
+	// MaxOperationsPerWakeup bounds the operations sent to a device with
+	// an awake time after one Register or Update.
+	MaxOperationsPerWakeup int
+	// OperationAttempts is how many requests of one operation may time
+	// out before it is FAILED.
+	OperationAttempts int
+	// ExecutingTimeout fails an operation EXECUTING this long (its
+	// outcome was lost); above MaxRequestTimeout.
+	ExecutingTimeout time.Duration
 	// PeerRate and PeerBurst bound the datagrams one peer address may send
 	// per second and at once; a negative rate turns the limit off.
 	PeerRate  int
@@ -120,6 +133,12 @@ func Default() Config {
 		NStart:           1,
 		MaxRegistrations: 200000,
 		OperationWorkers: 256,
+
+		MaxOperationsPerWakeup: 10,
+		OperationAttempts:      3,
+		// Twice the largest request timeout: an operation still EXECUTING
+		// then has no answer coming.
+		ExecutingTimeout: 10 * time.Minute,
 		PeerRate:         100,
 		PeerBurst:        200,
 		BundledPlugins:   BundledProcess,
@@ -172,6 +191,10 @@ func (c *Config) settings() []setting {
 		{name: "nstart", usage: "requests in flight to one device", i: &c.NStart},
 		{name: "max-registrations", usage: "devices one agent holds at most", i: &c.MaxRegistrations},
 		{name: "operation-workers", usage: "devices receiving operations at once", i: &c.OperationWorkers},
+		{name: "awake-time", usage: "how long a device listens after each Register or Update when neither its awakeTimeRegistrationParameter nor its registration says (0: always online)", d: &c.AwakeTime},
+		{name: "max-operations-per-wakeup", usage: "operations sent to a device with an awake time after one Register or Update; the rest wait for the next", i: &c.MaxOperationsPerWakeup},
+		{name: "operation-attempts", usage: "requests of one operation that may time out before it is FAILED", i: &c.OperationAttempts},
+		{name: "executing-timeout", usage: "fail an operation EXECUTING this long (its outcome was lost); above max-request-timeout", d: &c.ExecutingTimeout},
 		{name: "peer-rate", usage: "datagrams per second one peer address may send (negative: no limit)", i: &c.PeerRate},
 		{name: "peer-burst", usage: "datagrams one peer address may send at once", i: &c.PeerBurst},
 		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
@@ -293,6 +316,19 @@ func (c *Config) Validate() error {
 	}
 	if c.OperationWorkers < 1 {
 		errs = append(errs, fmt.Errorf("operation-workers: %d must be at least 1", c.OperationWorkers))
+	}
+	if c.AwakeTime < 0 || c.AwakeTime > math.MaxInt32*time.Millisecond {
+		errs = append(errs, fmt.Errorf("awake-time: %v must be 0 (always online) or positive, at most %v", c.AwakeTime, math.MaxInt32*time.Millisecond))
+	}
+	if c.MaxOperationsPerWakeup < 1 {
+		errs = append(errs, fmt.Errorf("max-operations-per-wakeup: %d must be at least 1", c.MaxOperationsPerWakeup))
+	}
+	if c.OperationAttempts < 1 {
+		errs = append(errs, fmt.Errorf("operation-attempts: %d must be at least 1", c.OperationAttempts))
+	}
+	if c.ExecutingTimeout <= c.MaxRequestTimeout || c.ExecutingTimeout <= c.RequestTimeout {
+		errs = append(errs, fmt.Errorf("executing-timeout: %v must be longer than max-request-timeout %v and request-timeout %v (an answer may still come until then)",
+			c.ExecutingTimeout, c.MaxRequestTimeout, c.RequestTimeout))
 	}
 	// an empty address turns its port off
 	for _, a := range []struct{ name, v string }{

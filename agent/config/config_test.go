@@ -71,6 +71,28 @@ func TestLoadEnvAndValidate(t *testing.T) {
 		{name: "max request timeout too large", args: []string{"--max-request-timeout", "1000h"}, wantErr: "max-request-timeout"},
 		{name: "hash cost too low", env: map[string]string{"LWM2M_AGENT_CREDENTIALS_HASH_COST": "3"}, wantErr: "credentials-hash-cost: 3 must be between 4 and 31"},
 		{name: "hash cost too high", args: []string{"--credentials-hash-cost", "32"}, wantErr: "credentials-hash-cost"},
+		{
+			name: "operation queue from the environment",
+			env: map[string]string{"LWM2M_AGENT_AWAKE_TIME": "20s", "LWM2M_AGENT_MAX_OPERATIONS_PER_WAKEUP": "4",
+				"LWM2M_AGENT_OPERATION_ATTEMPTS": "5", "LWM2M_AGENT_EXECUTING_TIMEOUT": "6m"},
+			check: func(t *testing.T, c Config) {
+				if c.AwakeTime != 20*time.Second || c.MaxOperationsPerWakeup != 4 || c.OperationAttempts != 5 || c.ExecutingTimeout != 6*time.Minute {
+					t.Errorf("awake %v, per wakeup %d, attempts %d, executing timeout %v", c.AwakeTime, c.MaxOperationsPerWakeup, c.OperationAttempts, c.ExecutingTimeout)
+				}
+			},
+		},
+		{
+			name: "operation queue defaults",
+			check: func(t *testing.T, c Config) {
+				if c.AwakeTime != 0 || c.MaxOperationsPerWakeup != 10 || c.OperationAttempts != 3 || c.ExecutingTimeout != 10*time.Minute {
+					t.Errorf("awake %v, per wakeup %d, attempts %d, executing timeout %v", c.AwakeTime, c.MaxOperationsPerWakeup, c.OperationAttempts, c.ExecutingTimeout)
+				}
+			},
+		},
+		{name: "negative awake time", args: []string{"--awake-time", "-1s"}, wantErr: "awake-time"},
+		{name: "zero operations per wakeup", args: []string{"--max-operations-per-wakeup", "0"}, wantErr: "max-operations-per-wakeup"},
+		{name: "zero attempts", env: map[string]string{"LWM2M_AGENT_OPERATION_ATTEMPTS": "0"}, wantErr: "operation-attempts"},
+		{name: "executing timeout within the request timeout", args: []string{"--executing-timeout", "5m"}, wantErr: "executing-timeout: 5m0s must be longer than max-request-timeout 5m0s"},
 		{name: "zero peer rate", env: map[string]string{"LWM2M_AGENT_PEER_RATE": "0"}, wantErr: "peer-rate"},
 	}
 	for _, tt := range tests {

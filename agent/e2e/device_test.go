@@ -173,7 +173,9 @@ func TestDeregisterAndExpiry(t *testing.T) {
 }
 
 func TestSilentDeviceTimesOut(t *testing.T) {
-	h := startAgent(t, withRequestTimeout(1*time.Second))
+	// One attempt: a timed-out request fails the operation at once
+	// instead of waiting for the device's next Update.
+	h := startAgent(t, withRequestTimeout(1*time.Second), withOperationAttempts(1))
 	sim := h.simulate(1, nil)
 	ep := sim.Endpoints()[0]
 	id := h.device(ep).str("id")

@@ -3,68 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
-
-// startAgentIn runs an agent over dataDir with its LwM2M server on
-// coapAddr, as a restart of the same installation does; stop ends it
-// (also at cleanup).
-func startAgentIn(t *testing.T, dataDir, coapAddr string) (h *harness, stop func()) {
-	t.Helper()
-	cfg := config.Default()
-	cfg.CoAPAddr = coapAddr
-	cfg.CoAPSAddr = ""
-	cfg.BootstrapAddr, cfg.BootstrapSAddr = "", ""
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DataDir = dataDir
-	cfg.AdminPassword = adminPassword
-	cfg.AutoRegister = true
-	cfg.RequestTimeout = 5 * time.Second
-	bundledDefaults(t, &cfg)
-	level := slog.LevelWarn
-	if os.Getenv("E2E_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, wait, err := app.Start(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
-	if err != nil {
-		cancel()
-		t.Fatalf("start agent: %v", err)
-	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := wait(); err != nil {
-			t.Errorf("agent stopped with: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return &harness{t: t, agent: a, base: "http://" + a.HTTPAddr.String(), ctx: ctx}, stop
-}
-
-func freeUDP(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
-}
 
 // A device registered before the agent restarts (on the same data
 // directory and port) stays registered: an operation reaches it at its
@@ -73,7 +18,7 @@ func freeUDP(t *testing.T) string {
 // ran out while the agent was down is expired at start: UNAVAILABLE,
 // with the expiry event.
 func TestRegistrationsSurviveRestart(t *testing.T) {
-	dir, coap := t.TempDir(), freeUDP(t)
+	dir, coap := t.TempDir(), freeUDPAddr(t)
 	h, stop := startAgentIn(t, dir, coap)
 	sim := h.simulate(2, func(c *simulator.Config) {
 		c.NotifyInterval = 0

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
@@ -141,7 +142,11 @@ func (s *Server) connOf(rs *regState) (*udpClient.Conn, error) {
 // the whole exchange (block-wise transfers included) and bounds it by the
 // request timeout; it ends early when the registration ends.
 func (s *Server) exchange(ctx context.Context, t target, build func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error)) (answer, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	timeout := s.cfg.RequestTimeout
+	if d, ok := ctx.Value(requestTimeoutKey{}).(time.Duration); ok && d > 0 {
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stop := context.AfterFunc(t.rs.ctx, cancel)
 	defer stop()
@@ -189,6 +194,16 @@ func (s *Server) exchange(ctx context.Context, t target, build func(ctx context.
 		s.stats.requestErrors.Add(1)
 	}
 	return a, nil
+}
+
+type requestTimeoutKey struct{}
+
+// WithRequestTimeout makes every request to a device made with the
+// returned context time out after d instead of Config.RequestTimeout:
+// a device may ask for a longer or shorter timeout of its own (its
+// lwm2mRequestTimeout), which a deadline on ctx alone could only shorten.
+func WithRequestTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, requestTimeoutKey{}, d)
 }
 
 // requestErr turns a failed exchange into ErrNotRegistered, ErrTimeout or

@@ -1,12 +1,19 @@
 // Package ops delivers operations to devices: it takes the shell commands
-// stored as PENDING operations, sends them to the device while it is
-// registered, one at a time and in creation order, and records the outcome
+// stored as PENDING operations, sends them to the device while it listens,
+// one at a time and in creation order, and records the outcome
 // (SUCCESSFUL with a result a person can read, or FAILED with the reason).
+//
+// A device listens whenever it is registered, or, when it has an awake
+// time (see AwakeTime), only for that long after each Register or Update:
+// it is sent at most Config.MaxPerWakeup operations in such a window, and
+// nothing while it sleeps. A request that times out goes back to PENDING
+// and waits for the device's next Register or Update, up to
+// Config.Attempts times.
 //
 // The store is the queue: an operation that could not be sent stays
 // PENDING there, so nothing is kept only in memory. What the runner holds
-// in memory is the set of devices that have work, bounded by the number of
-// devices.
+// in memory is the set of devices that have work and the state of their
+// current windows, bounded by the number of devices.
 package ops
 
 import (
@@ -15,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
@@ -29,6 +37,13 @@ type ValueSink interface {
 	Add(ctx context.Context, tenant, device string, recs []node.Record)
 }
 
+// Defaults of Config.
+const (
+	DefaultMaxPerWakeup     = 10
+	DefaultAttempts         = 3
+	DefaultExecutingTimeout = 10 * time.Minute
+)
+
 // Config wires a Runner.
 type Config struct {
 	Server *lwm2m.Server
@@ -42,22 +57,70 @@ type Config struct {
 	Pipeline *mapping.Pipeline
 	Workers  int // devices served at once
 	Logger   *slog.Logger
+
+	// AwakeTime is the awake time of devices whose parameters and
+	// registration name none; 0 means always online.
+	AwakeTime time.Duration
+	// MaxPerWakeup bounds the operations sent to a device with an awake
+	// time after one Register or Update (DefaultMaxPerWakeup).
+	MaxPerWakeup int
+	// RequestTimeout is the timeout of a request to a device without an
+	// lwm2mRequestTimeout of its own (0: the LwM2M server's);
+	// MaxRequestTimeout caps the devices' own (0: no cap).
+	RequestTimeout    time.Duration
+	MaxRequestTimeout time.Duration
+	// Attempts is how many requests of one operation may time out before
+	// it is FAILED (DefaultAttempts).
+	Attempts int
+	// ExecutingTimeout fails an operation that has been EXECUTING this
+	// long: its outcome was lost (DefaultExecutingTimeout). It must be
+	// above the longest request timeout, or answers still on their way
+	// are refused.
+	ExecutingTimeout time.Duration
+	// WatchdogEvery is how often the watchdog looks for such operations
+	// (ExecutingTimeout/5, at most a minute, when 0).
+	WatchdogEvery time.Duration
 }
 
 type deviceKey struct{ tenant, device string }
+
+// window is what the runner knows of a device's current chance to be
+// sent operations: the Register or Update that opened it, when it closes,
+// and what was sent in it. Only the worker serving the device touches it.
+type window struct {
+	regID    string
+	start    time.Time // the registration's UpdatedAt
+	end      time.Time // zero: open until the next Register or Update
+	endpoint string
+	sent     int
+	stalled  bool // a request timed out: nothing more until the next window
+}
+
+// Stats counts what the runner did since it started.
+type Stats struct {
+	Sent           int64 // requests sent (operations moved to EXECUTING)
+	Successful     int64
+	Failed         int64 // failed for any reason, timeouts and the watchdog included
+	TimedOut       int64 // requests without an answer in time
+	Requeued       int64 // operations returned to PENDING after a timeout
+	WatchdogFailed int64 // operations failed because they stayed EXECUTING too long
+	Recovered      int64 // left EXECUTING by the previous run, queued again at start
+	Abandoned      int64 // left EXECUTING by the previous run, failed at start
+}
 
 // Runner sends pending operations to registered devices.
 type Runner struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	queued map[deviceKey]bool // devices waiting for a worker or being served
-	dirty  map[deviceKey]bool // devices that got new work while being served
-	order  []deviceKey
-	wake   chan struct{}
+	mu      sync.Mutex
+	queued  map[deviceKey]bool // devices waiting for a worker or being served
+	dirty   map[deviceKey]bool // devices that got new work while being served
+	order   []deviceKey
+	windows map[deviceKey]*window
+	wake    chan struct{}
 
-	executed, failed int64
+	sent, successful, failed, timedOut, requeued, watchdogFailed, recovered, abandoned atomic.Int64
 }
 
 // New returns a runner; call Run to start its workers.
@@ -68,12 +131,34 @@ func New(cfg Config) *Runner {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxPerWakeup <= 0 {
+		cfg.MaxPerWakeup = DefaultMaxPerWakeup
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = DefaultAttempts
+	}
+	if cfg.ExecutingTimeout <= 0 {
+		cfg.ExecutingTimeout = DefaultExecutingTimeout
+	}
+	if cfg.WatchdogEvery <= 0 {
+		cfg.WatchdogEvery = min(cfg.ExecutingTimeout/5, time.Minute)
+	}
 	return &Runner{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "ops"),
-		queued: map[deviceKey]bool{},
-		dirty:  map[deviceKey]bool{},
-		wake:   make(chan struct{}, 1),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "ops"),
+		queued:  map[deviceKey]bool{},
+		dirty:   map[deviceKey]bool{},
+		windows: map[deviceKey]*window{},
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// Stats returns the counters so far.
+func (r *Runner) Stats() Stats {
+	return Stats{
+		Sent: r.sent.Load(), Successful: r.successful.Load(), Failed: r.failed.Load(),
+		TimedOut: r.timedOut.Load(), Requeued: r.requeued.Load(), WatchdogFailed: r.watchdogFailed.Load(),
+		Recovered: r.recovered.Load(), Abandoned: r.abandoned.Load(),
 	}
 }
 
@@ -82,7 +167,8 @@ func (r *Runner) Submit(_ context.Context, tenant string, op store.Operation) {
 	r.kick(deviceKey{tenant, op.DeviceID})
 }
 
-// Reachable is called when a device registered or updated.
+// Reachable is called when a device registered or updated: it opens the
+// device's next window.
 func (r *Runner) Reachable(tenant, deviceID string) {
 	r.kick(deviceKey{tenant, deviceID})
 }
@@ -129,13 +215,15 @@ func (r *Runner) finish(k deviceKey) bool {
 	return false
 }
 
-// Run serves devices with cfg.Workers workers until ctx ends.
+// Run settles the operations a previous run left EXECUTING, then serves
+// devices with cfg.Workers workers and watches for operations stuck in
+// EXECUTING, until ctx ends.
 func (r *Runner) Run(ctx context.Context) {
+	r.recover(ctx)
 	var wg sync.WaitGroup
-	for i := 0; i < r.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	wg.Go(func() { r.watchdog(ctx) })
+	for range r.cfg.Workers {
+		wg.Go(func() {
 			for {
 				k, ok := r.next()
 				if !ok {
@@ -158,7 +246,7 @@ func (r *Runner) Run(ctx context.Context) {
 				default:
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
@@ -168,81 +256,375 @@ type Definitions interface {
 	ObjectFor(tenant string, id uint16) (model.ObjectDef, bool)
 }
 
-// errWaitForDevice stops serving a device until it connects again.
-var errWaitForDevice = errors.New("waiting for the device to connect")
+// outcome is how one operation's exchange ended, for the device's window.
+type outcome int
+
+const (
+	outDone    outcome = iota // an answer, recorded
+	outTimeout                // no answer: the window is over for this device
+	outWait                   // the device cannot be reached now (agent stopping, no DTLS session)
+	outSkipped                // not sent: the operation is no longer pending
+)
 
 // batch is how many pending operations are read from the store at once.
 const batch = 10
 
+// recordTimeout bounds the store writes that record an outcome, which
+// must happen even while the agent stops.
+const recordTimeout = 10 * time.Second
+
 func (r *Runner) serve(ctx context.Context, k deviceKey) {
 	log := r.log.With("device", k.device)
-	ep := ""
+	// Most registrations find nothing pending: one read by key, and
+	// nothing more, on that path.
+	ops, err := r.cfg.Store.Pending(ctx, k.tenant, k.device, batch)
+	if err != nil {
+		log.Error("load pending operations", "err", err)
+		return
+	}
+	if len(ops) == 0 {
+		return
+	}
+	w, reg, timeout, err := r.window(ctx, k)
+	if err != nil {
+		log.Error("operations not sent", "err", err)
+		return
+	}
+	if w == nil {
+		return // not registered: stays PENDING until the device registers
+	}
+	defer r.release(k, w)
+	log = log.With("endpoint", reg.Endpoint)
 	for ctx.Err() == nil {
-		// Most registrations find nothing pending: one read by key, and
-		// nothing more, on that path.
-		ops, err := r.cfg.Store.Pending(ctx, k.tenant, k.device, batch)
-		if err != nil {
-			log.Error("load pending operations", "err", err)
+		left := r.room(w, time.Now())
+		if left == 0 {
 			return
 		}
-		if len(ops) == 0 {
-			return
-		}
-		if ep == "" {
-			if ep, err = r.endpoint(ctx, k.tenant, k.device); err != nil {
-				log.Error("find endpoint", "err", err)
+		if ops == nil {
+			if ops, err = r.cfg.Store.Pending(ctx, k.tenant, k.device, min(batch, left)); err != nil {
+				log.Error("load pending operations", "err", err)
 				return
 			}
-		}
-		reg, ok := r.cfg.Server.Registration(ep)
-		if !ok || reg.Tenant != k.tenant || reg.DeviceID != k.device {
-			return // stays PENDING until the device registers
+			if len(ops) == 0 {
+				return
+			}
 		}
 		for _, op := range ops {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || r.room(w, time.Now()) == 0 {
 				return
 			}
-			err := r.execute(ctx, reg, op)
-			if errors.Is(err, errWaitForDevice) {
-				return
-			}
+			out, err := r.execute(ctx, reg, w, op, timeout)
 			if err != nil {
 				// the store could not record the outcome: stop here rather
 				// than loop on an operation that stays PENDING
 				log.Error("record operation", "operation", op.ID, "err", err)
 				return
 			}
+			switch out {
+			case outWait:
+				return
+			case outTimeout:
+				w.sent++
+				w.stalled = true
+				return
+			case outSkipped:
+				continue
+			}
+			w.sent++
+		}
+		ops = nil
+	}
+}
+
+// room is how many operations the window still takes now: a window
+// without an end takes any number, a batch at a time.
+func (r *Runner) room(w *window, now time.Time) int {
+	switch {
+	case w.stalled:
+		return 0
+	case w.end.IsZero():
+		return batch
+	case !now.Add(sendGuard(w)).Before(w.end):
+		return 0
+	}
+	return max(r.cfg.MaxPerWakeup-w.sent, 0)
+}
+
+// sendGuard is how long before its end a window takes no more requests:
+// a request must reach the device before it sleeps, and the agent's
+// clock starts the window as the Register or Update arrives, a little
+// after the device's does. A twentieth of the awake time, at most half a
+// second.
+func sendGuard(w *window) time.Duration {
+	return min(w.end.Sub(w.start)/20, 500*time.Millisecond)
+}
+
+// window returns the device's current window, opening a new one when the
+// device registered or updated since the last; nil when the device is not
+// registered. It also returns the registration and the device's request
+// timeout.
+func (r *Runner) window(ctx context.Context, k deviceKey) (*window, lwm2m.Registration, time.Duration, error) {
+	r.mu.Lock()
+	w := r.windows[k]
+	r.mu.Unlock()
+	ep := ""
+	if w != nil {
+		ep = w.endpoint
+	}
+	if ep == "" {
+		var err error
+		if ep, err = r.endpoint(ctx, k.tenant, k.device); err != nil {
+			return nil, lwm2m.Registration{}, 0, fmt.Errorf("find endpoint: %w", err)
+		}
+	}
+	reg, ok := r.cfg.Server.Registration(ep)
+	if !ok || reg.Tenant != k.tenant || reg.DeviceID != k.device {
+		r.forget(k)
+		return nil, reg, 0, nil
+	}
+	var params map[string]any
+	settings, err := r.cfg.Store.DeviceSettings(ctx, k.tenant, k.device)
+	switch {
+	case err == nil:
+		params = settings.Params
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, reg, 0, fmt.Errorf("registration parameters: %w", err)
+	}
+	timeout := RequestTimeout(params, r.cfg.RequestTimeout, r.cfg.MaxRequestTimeout)
+	if w != nil && w.regID == reg.ID && w.start.Equal(reg.UpdatedAt) {
+		return w, reg, timeout, nil
+	}
+	w = &window{regID: reg.ID, start: reg.UpdatedAt, endpoint: ep}
+	if awake := AwakeTime(params, reg, r.cfg.AwakeTime); awake > 0 {
+		w.end = reg.UpdatedAt.Add(awake)
+	}
+	r.mu.Lock()
+	r.windows[k] = w
+	r.mu.Unlock()
+	return w, reg, timeout, nil
+}
+
+// release forgets a window nothing depends on any more: one without an
+// end that did not stall (the next serve opens it again at no cost). A
+// window with an end is kept until it ends, so that its count holds; a
+// stalled one until the device's next Register or Update replaces it.
+func (r *Runner) release(k deviceKey, w *window) {
+	if w.end.IsZero() && !w.stalled {
+		r.forget(k)
+	}
+}
+
+func (r *Runner) forget(k deviceKey) {
+	r.mu.Lock()
+	delete(r.windows, k)
+	r.mu.Unlock()
+}
+
+// sweep drops the windows that have ended, and stalled ones whose device
+// is gone or has registered anew, so the map holds only devices in a
+// window.
+func (r *Runner) sweep(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, w := range r.windows {
+		if r.queued[k] {
+			continue // its worker owns it
+		}
+		if !w.end.IsZero() {
+			if !now.Before(w.end) {
+				delete(r.windows, k)
+			}
+			continue
+		}
+		reg, ok := r.cfg.Server.Registration(w.endpoint)
+		if !ok || reg.ID != w.regID || !reg.UpdatedAt.Equal(w.start) {
+			delete(r.windows, k)
 		}
 	}
 }
 
-func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, op store.Operation) error {
-	if err := r.cfg.Store.SetStatus(ctx, reg.Tenant, op.ID, store.OpExecuting, "", ""); err != nil {
-		return fmt.Errorf("operation %s: executing: %w", op.ID, err)
-	}
-	start := time.Now()
-	result, err := r.run(ctx, reg, op.Text)
-	if ctx.Err() != nil || errors.Is(err, lwm2m.ErrNoSession) {
-		// The agent is stopping, or the device's DTLS session closed and
-		// only the device can open a new one: it did not have its say, so
-		// the operation goes back to the queue instead of failing, to be
-		// sent when the device next connects.
-		if err := r.cfg.Store.SetStatus(context.WithoutCancel(ctx), reg.Tenant, op.ID, store.OpPending, "", ""); err != nil {
-			return fmt.Errorf("operation %s: back to pending: %w", op.ID, err)
+// Windows is the number of devices whose window the runner keeps now.
+func (r *Runner) Windows() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.windows)
+}
+
+func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, w *window, op store.Operation, timeout time.Duration) (outcome, error) {
+	if err := r.cfg.Store.Transition(ctx, reg.Tenant, op, store.OpExecuting, "", ""); err != nil {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			return outSkipped, nil // it changed since it was read as pending
 		}
-		return errWaitForDevice
+		return outDone, fmt.Errorf("operation %s: executing: %w", op.ID, err)
+	}
+	op.Status = store.OpExecuting
+	if r.room(w, time.Now()) == 0 {
+		// The window closed while the store wrote: the device no longer
+		// listens, and the operation was not sent.
+		if err := r.cfg.Store.Unsend(context.WithoutCancel(ctx), reg.Tenant, op); err != nil {
+			return outDone, fmt.Errorf("operation %s: back to pending: %w", op.ID, err)
+		}
+		return outWait, nil
+	}
+	r.sent.Add(1)
+	attempts := op.Attempts + 1
+	start := time.Now()
+	rctx := ctx
+	if timeout > 0 {
+		rctx = lwm2m.WithRequestTimeout(ctx, timeout)
+	}
+	result, err := r.run(rctx, reg, op.Text)
+	// The outcome is recorded even while the agent stops.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	log := r.log.With("operation", op.ID, "endpoint", reg.Endpoint, "reg_id", reg.ID)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		// The agent is stopping with the request under way: whether the
+		// device acted on it is unknown. One that can be repeated waits
+		// for the device's next window; any other is not risked twice.
+		if Repeatable(op.Text) {
+			return outWait, r.setStatus(sctx, reg.Tenant, op, store.OpPending, "", "")
+		}
+		r.failed.Add(1)
+		return outWait, r.setStatus(sctx, reg.Tenant, op, store.OpFailed, "", ReasonStopped)
+	case errors.Is(err, lwm2m.ErrNoSession):
+		// The device's DTLS session closed and only the device can open a
+		// new one: the request never left, so the operation waits for the
+		// device to connect.
+		return outWait, r.setStatus(sctx, reg.Tenant, op, store.OpPending, "", "")
+	case errors.Is(err, lwm2m.ErrTimeout), errors.Is(err, lwm2m.ErrNotRegistered):
+		// No answer (or the registration ended first): the device was not
+		// listening after all. The operation waits for its next window,
+		// unless it has had its share of them.
+		r.timedOut.Add(1)
+		if attempts >= r.cfg.Attempts {
+			r.failed.Add(1)
+			log.Info("operation failed: no answer", "attempts", attempts)
+			return outTimeout, r.setStatus(sctx, reg.Tenant, op, store.OpFailed, "", TimeoutReason(attempts))
+		}
+		r.requeued.Add(1)
+		log.Debug("no answer; operation back to pending", "attempts", attempts, "err", err)
+		return outTimeout, r.setStatus(sctx, reg.Tenant, op, store.OpPending, "", "")
 	}
 	status, reason := store.OpSuccessful, ""
 	if err != nil {
 		status, reason = store.OpFailed, FailureReason(err)
-		r.failed++
+		r.failed.Add(1)
+	} else {
+		r.successful.Add(1)
 	}
-	r.executed++
-	r.log.Debug("operation done", "operation", op.ID, "endpoint", reg.Endpoint, "status", status, "took", time.Since(start))
-	if err := r.cfg.Store.SetStatus(context.WithoutCancel(ctx), reg.Tenant, op.ID, status, result, reason); err != nil {
-		return fmt.Errorf("operation %s: %s: %w", op.ID, status, err)
+	log.Debug("operation done", "status", status, "took", time.Since(start))
+	return outDone, r.setStatus(sctx, reg.Tenant, op, status, result, reason)
+}
+
+// setStatus records an outcome of an operation the runner moved to
+// EXECUTING. One the watchdog failed meanwhile keeps its failure.
+func (r *Runner) setStatus(ctx context.Context, tenant string, op store.Operation, status, result, reason string) error {
+	id := op.ID
+	err := r.cfg.Store.Transition(ctx, tenant, op, status, result, reason)
+	if errors.Is(err, store.ErrConflict) {
+		r.log.Warn("operation outcome not recorded: it left EXECUTING meanwhile", "operation", id, "status", status, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("operation %s: %s: %w", id, status, err)
 	}
 	return nil
+}
+
+// TimeoutReason is the failure reason of an operation whose requests all
+// timed out.
+func TimeoutReason(attempts int) string {
+	if attempts == 1 {
+		return "timeout: no answer after 1 attempt"
+	}
+	return fmt.Sprintf("timeout: no answer after %d attempts", attempts)
+}
+
+// Failure reasons of operations whose outcome is unknown.
+const (
+	ReasonStopped   = "agent stopped while executing; outcome unknown, not repeated"
+	ReasonRestarted = "agent restarted while executing; outcome unknown, not repeated"
+)
+
+// recoverLimit bounds the operations settled at start in one pass; an
+// agent holds far fewer EXECUTING at once (one per worker).
+const recoverLimit = 100000
+
+// recover settles the operations a previous run left EXECUTING: nobody
+// knows whether their device acted on them. Those that can be repeated go
+// back to the queue; the others are failed rather than risked twice.
+func (r *Runner) recover(ctx context.Context) {
+	ops, err := r.cfg.Store.Executing(ctx, recoverLimit)
+	if err != nil {
+		r.log.Error("operations left executing not settled", "err", err)
+		return
+	}
+	for _, op := range ops {
+		log := r.log.With("tenant", op.Tenant, "device", op.DeviceID, "operation", op.ID)
+		if Repeatable(op.Text) {
+			if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpPending, "", ""); err != nil {
+				log.Error("operation left executing not queued again", "err", err)
+				continue
+			}
+			r.recovered.Add(1)
+			r.kick(deviceKey{op.Tenant, op.DeviceID})
+			continue
+		}
+		if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpFailed, "", ReasonRestarted); err != nil {
+			log.Error("operation left executing not failed", "err", err)
+			continue
+		}
+		r.abandoned.Add(1)
+		r.failed.Add(1)
+	}
+	if len(ops) > 0 {
+		r.log.Info("operations left executing by the previous run settled",
+			"queued_again", r.recovered.Load(), "failed", r.abandoned.Load())
+	}
+}
+
+// watchdogBatch bounds the stuck operations failed per round.
+const watchdogBatch = 1000
+
+// watchdog fails operations that have been EXECUTING longer than
+// cfg.ExecutingTimeout (their outcome was lost: a store write that
+// failed, a request that never ended), and drops windows that are over.
+func (r *Runner) watchdog(ctx context.Context) {
+	t := time.NewTicker(r.cfg.WatchdogEvery)
+	defer t.Stop()
+	reason := fmt.Sprintf("stuck in EXECUTING for more than %v; outcome unknown", r.cfg.ExecutingTimeout)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r.sweep(now)
+			ops, err := r.cfg.Store.ExecutingBefore(ctx, now.Add(-r.cfg.ExecutingTimeout), watchdogBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Error("watchdog: find stuck operations", "err", err)
+				}
+				continue
+			}
+			for _, op := range ops {
+				err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpFailed, "", reason)
+				if errors.Is(err, store.ErrConflict) {
+					continue // it moved on meanwhile
+				}
+				if err != nil {
+					r.log.Error("watchdog: fail stuck operation", "operation", op.ID, "err", err)
+					continue
+				}
+				r.watchdogFailed.Add(1)
+				r.failed.Add(1)
+				r.log.Warn("operation failed: stuck in EXECUTING", "tenant", op.Tenant, "device", op.DeviceID,
+					"operation", op.ID, "since", op.LastUpdated, "limit", r.cfg.ExecutingTimeout)
+			}
+		}
+	}
 }
 
 // FailureReason is the text an operator sees for a failed exchange.

@@ -36,6 +36,7 @@ type Device struct {
 	index    int
 	log      *slog.Logger
 	silent   atomic.Bool
+	ignoring atomic.Bool // Ignore was called: requests are screened by path
 	settled  atomic.Bool // had its first outcome (Simulator.Settled)
 
 	queued bool // in the work queue; guarded by sim.work.mu
@@ -67,6 +68,17 @@ type Device struct {
 	conQueue    []*observation
 	conMID      int32         // message ID of the CON notification awaiting its ACK; -1 for none
 	conDone     chan struct{} // the ACK or Reset of conMID came
+
+	// sleeping devices (Config.AwakeTime) and what the device saw
+	exchanging    int       // Registers and Updates under way: the radio is on
+	awakeUntil    time.Time // end of the awake time after the last one
+	wakeups       int       // Registers and Updates sent
+	pendingWake   Wakeup    // the window the exchange under way opens
+	wakes         []Wakeup  // the last Config.Record windows
+	requests      []Request // the last Config.Record requests of the server
+	dropped       int
+	ignore        map[string]int // path → requests still to ignore (Ignore)
+	ignoredTokens []string       // tokens of ignored requests, for their retransmissions
 
 	regTimer    *timer // next Register or Update
 	changeTimer *timer // value drift

@@ -73,7 +73,9 @@ func (d *Device) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.
 	if stopped {
 		return
 	}
-	rep := d.serve(r, time.Now())
+	now := time.Now()
+	d.answered(r, now)
+	rep := d.serve(r, now)
 	d.sim.stats.requests.Add(1)
 	if rep.code >= codes.BadRequest {
 		d.sim.stats.errors.Add(1)

@@ -75,6 +75,9 @@ func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
 			return true, nil
 		}
 	}
+	if d.screen(m) {
+		return true, nil
+	}
 	if !d.silent.Load() {
 		return false, nil
 	}
@@ -159,6 +162,9 @@ func (d *Device) register(ctx context.Context) error {
 		"lwm2m=" + d.sim.cfg.Version,
 		"b=" + d.bindingLocked(),
 	}
+	if at := d.sim.cfg.AwakeTime; at > 0 {
+		queries = append(queries, "at="+strconv.FormatInt(at.Milliseconds(), 10))
+	}
 	payload := d.objectLinksLocked()
 	d.sendParams, d.sendObjects = false, false
 	epoch := d.epoch
@@ -178,7 +184,13 @@ func (d *Device) register(ctx context.Context) error {
 	for _, q := range queries {
 		req.AddQuery(q)
 	}
+	d.mu.Lock()
+	d.wakeLocked(time.Now(), false)
+	d.mu.Unlock()
 	resp, err := cc.Do(req)
+	d.mu.Lock()
+	d.sleepLocked(time.Now(), err == nil && resp.Code() == codes.Created)
+	d.mu.Unlock()
 	if err != nil {
 		d.retryLater()
 		return fmt.Errorf("register: %w", err)
@@ -207,13 +219,23 @@ func (d *Device) register(ctx context.Context) error {
 	d.failures = 0
 	d.lastErr = nil
 	d.setRegisteredLocked(true)
-	next := jitter(lt/2, 0.2)
+	next := d.updateAfterLocked(lt)
 	d.mu.Unlock()
 	d.sim.sched.after(d.regTimer, next)
 	d.sim.stats.registrations.Add(1)
 	d.settle()
 	d.log.Debug("registered", "reg_id", d.location)
 	return nil
+}
+
+// updateAfterLocked is when the next Update is due after a Register or
+// Update: every Config.UpdateEvery, or after about half the lifetime,
+// jittered so that many devices spread out.
+func (d *Device) updateAfterLocked(lt time.Duration) time.Duration {
+	if e := d.sim.cfg.UpdateEvery; e > 0 {
+		return jitter(e, 0.1)
+	}
+	return jitter(lt/2, 0.2)
 }
 
 // rebootstrapOnFailure makes a device with a bootstrap server bootstrap
@@ -310,7 +332,13 @@ func (d *Device) update(ctx context.Context) error {
 	for _, q := range queries {
 		req.AddQuery(q)
 	}
+	d.mu.Lock()
+	d.wakeLocked(time.Now(), true)
+	d.mu.Unlock()
 	resp, err := cc.Do(req)
+	d.mu.Lock()
+	d.sleepLocked(time.Now(), err == nil && resp.Code() == codes.Changed)
+	d.mu.Unlock()
 	if err != nil {
 		restore()
 		d.retryLater()
@@ -338,7 +366,7 @@ func (d *Device) update(ctx context.Context) error {
 	}
 	d.lastReg = time.Now()
 	d.failures = 0
-	next := jitter(d.lifetimeLocked()/2, 0.2)
+	next := d.updateAfterLocked(d.lifetimeLocked())
 	d.mu.Unlock()
 	d.sim.sched.after(d.regTimer, next)
 	d.sim.stats.updates.Add(1)

@@ -53,6 +53,13 @@ func (s *scheduler) at(t *timer, when time.Time) {
 // after arms t to fire after d.
 func (s *scheduler) after(t *timer, d time.Duration) { s.at(t, time.Now().Add(d)) }
 
+// when returns the time t fires, false when it is not armed.
+func (s *scheduler) when(t *timer) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return t.at, t.idx >= 0
+}
+
 // stop disarms t; it is a no-op for a timer that is not armed.
 func (s *scheduler) stop(t *timer) {
 	s.mu.Lock()

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -77,6 +78,19 @@ type Config struct {
 	// strength) move, and so how often their observers hear of them; 0 (or
 	// negative) means never. DefaultNotifyInterval is what the CLI offers.
 	NotifyInterval time.Duration
+	// AwakeTime makes the devices sleep: they register with at=<ms>, and
+	// their radio is on only while they send a Register or Update and for
+	// AwakeTime after its answer; requests of the server at other times
+	// are dropped without a word. 0 keeps them always listening.
+	AwakeTime time.Duration
+	// UpdateEvery is the period of the devices' Updates (jittered by 10%);
+	// 0 sends them after about half the lifetime. It must be shorter than
+	// the lifetime.
+	UpdateEvery time.Duration
+	// Record keeps, per device, the last Record requests of the server
+	// and awake windows, for Device.Requests and Device.Wakeups; 0 keeps
+	// none.
+	Record int
 	// NotifyCON sends notifications as confirmable messages (default
 	// non-confirmable).
 	NotifyCON bool
@@ -132,6 +146,9 @@ var DefaultCipherSuites = []piondtls.CipherSuiteID{
 	piondtls.TLS_PSK_WITH_AES_128_CCM_8,
 	piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
 }
+
+// maxRecord bounds Config.Record: each entry costs every device memory.
+const maxRecord = 4096
 
 // maxDevices bounds Count: every device holds a socket.
 const maxDevices = 1_000_000
@@ -233,6 +250,18 @@ func (c Config) Validate() error {
 	}
 	if c.Lifetime < time.Second {
 		return fmt.Errorf("lifetime: %v is shorter than a second", c.Lifetime)
+	}
+	if c.AwakeTime < 0 || c.AwakeTime > time.Duration(math.MaxUint32)*time.Millisecond {
+		return fmt.Errorf("awake time: %v is negative or too long", c.AwakeTime)
+	}
+	if c.UpdateEvery < 0 || (c.UpdateEvery > 0 && c.UpdateEvery*11/10 >= c.Lifetime) {
+		return fmt.Errorf("update every: %v must be shorter than the lifetime %v, jitter included", c.UpdateEvery, c.Lifetime)
+	}
+	if c.AwakeTime > 0 && c.UpdateEvery > 0 && c.AwakeTime >= c.UpdateEvery*9/10 {
+		return fmt.Errorf("awake time: %v leaves no time asleep between Updates every %v", c.AwakeTime, c.UpdateEvery)
+	}
+	if c.Record < 0 || c.Record > maxRecord {
+		return fmt.Errorf("record: %d is not between 0 and %d", c.Record, maxRecord)
 	}
 	switch c.Binding {
 	case "U", "UQ", "UQS", "US":

@@ -726,6 +726,11 @@ func TestConfigValidate(t *testing.T) {
 		{"device without key", Config{Devices: []DeviceConfig{{Endpoint: "e", ServerURI: "coaps://a", PSKIdentity: "i"}}}, "device 0"},
 		{"device without server", Config{Devices: []DeviceConfig{{Endpoint: "e"}}}, "device 0"},
 		{"endpoint twice", Config{Server: "a:1", Devices: []DeviceConfig{{Endpoint: "e"}, {Endpoint: "e"}}}, "device 1"},
+		{"sleeping", Config{Server: "a:1", AwakeTime: 5 * time.Second, UpdateEvery: 20 * time.Second}, ""},
+		{"negative awake time", Config{Server: "a:1", AwakeTime: -time.Second}, "awake time"},
+		{"awake as long as the period", Config{Server: "a:1", AwakeTime: 20 * time.Second, UpdateEvery: 20 * time.Second}, "awake time"},
+		{"updates beyond the lifetime", Config{Server: "a:1", UpdateEvery: 300 * time.Second}, "update every"},
+		{"record too large", Config{Server: "a:1", Record: 1 << 20}, "record"},
 		{"certificate suite", Config{Server: "a:1", CipherSuites: []piondtls.CipherSuiteID{piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}, "cipher suites"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

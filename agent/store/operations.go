@@ -167,15 +167,6 @@ func (s *Store) enqueue(ctx context.Context, tenant, deviceID string, ids ...str
 	return nil
 }
 
-func (s *Store) dequeue(ctx context.Context, tenant, deviceID, id string) error {
-	_, err := s.opQueues.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}},
-		bson.D{{Key: "$pull", Value: bson.D{{Key: "ids", Value: id}}}})
-	if err != nil {
-		return fmt.Errorf("dequeue operation %s: %w", id, err)
-	}
-	return nil
-}
-
 // GetOperation returns the tenant's operation id.
 func (s *Store) GetOperation(ctx context.Context, tenant, id string) (Operation, error) {
 	var m map[string]any
@@ -197,6 +188,60 @@ func (s *Store) SetStatus(ctx context.Context, tenant, id, status, result, failu
 	if err != nil {
 		return err
 	}
+	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
+}
+
+// SetStatusFrom is SetStatus that changes the operation only when it is
+// read in status from: ErrConflict otherwise, and nothing changes. The
+// runner's watchdog fails an operation stuck in EXECUTING with it, and the
+// runner settles those a previous run left EXECUTING.
+func (s *Store) SetStatusFrom(ctx context.Context, tenant, id, from, status, result, failureReason string) error {
+	if !validOpStatus(status) {
+		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
+	}
+	cur, err := s.GetOperation(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	if cur.Status != from {
+		return fmt.Errorf("set operation %s %s: %w: it is %s, not %s", id, status, ErrConflict, cur.Status, from)
+	}
+	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
+}
+
+// Transition is SetStatus of an operation as the caller last read it,
+// cur, without reading it again: for the operation runner, the one writer
+// of the operations it sends, which saves a round trip per change with it.
+func (s *Store) Transition(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error {
+	if !validOpStatus(status) {
+		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
+	}
+	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
+}
+
+// Unsend returns an operation the caller moved to EXECUTING, cur, to
+// PENDING when it did not send it after all (its device stopped
+// listening meanwhile), and takes back the attempt that counted.
+func (s *Store) Unsend(ctx context.Context, tenant string, cur Operation) error {
+	if cur.Status != OpExecuting {
+		return fmt.Errorf("%w: operation %s is %s, not %s", ErrInvalid, cur.ID, cur.Status, OpExecuting)
+	}
+	res, err := s.operations.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, cur.ID)}}, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "status", Value: OpPending}, {Key: "lastUpdated", Value: now()}}},
+		{Key: "$inc", Value: bson.D{{Key: "attempts", Value: -1}}},
+	})
+	if err != nil {
+		return fmt.Errorf("unsend operation %s: %w", cur.ID, err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return s.requeue(ctx, tenant, cur.DeviceID, cur.ID, OpPending)
+}
+
+// moveStatus is SetStatus of an operation read as cur.
+func (s *Store) moveStatus(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error {
+	id := cur.ID
 	if cur.Status == OpSuccessful || cur.Status == OpFailed {
 		return fmt.Errorf("%w: operation %s is %s already", ErrInvalid, id, cur.Status)
 	}
@@ -211,6 +256,13 @@ func (s *Store) SetStatus(ctx context.Context, tenant, id, status, result, failu
 	if status == OpExecuting {
 		upd = append(upd, bson.E{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}})
 	}
+	// By _id alone: the embedded store finds a document by index only
+	// with a filter of _id and nothing else, and scans the whole
+	// collection otherwise, so the status is checked on the read before,
+	// not in the filter. Between the two, only an operation EXECUTING
+	// longer than any request lasts is changed by two writers (the runner
+	// and its watchdog), and the watchdog's limit is above the longest
+	// request.
 	res, err := s.operations.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, upd)
 	if err != nil {
 		return fmt.Errorf("set operation %s %s: %w", id, status, err)
@@ -218,10 +270,115 @@ func (s *Store) SetStatus(ctx context.Context, tenant, id, status, result, failu
 	if res.MatchedCount == 0 {
 		return ErrNotFound
 	}
-	if status == OpPending {
-		return s.enqueue(ctx, tenant, cur.DeviceID, id)
+	return s.requeue(ctx, tenant, cur.DeviceID, id, status)
+}
+
+// requeue keeps the device's queue document in step with an operation's
+// new status: PENDING ones are in ids, EXECUTING ones in executing (so
+// that the watchdog finds them without scanning every operation), final
+// ones in neither.
+func (s *Store) requeue(ctx context.Context, tenant, deviceID, id, status string) error {
+	var upd bson.D
+	switch status {
+	case OpPending:
+		upd = bson.D{
+			{Key: "$set", Value: bson.D{{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID}}},
+			{Key: "$pull", Value: bson.D{{Key: "executing", Value: id}}},
+			{Key: "$addToSet", Value: bson.D{{Key: "ids", Value: id}}},
+		}
+	case OpExecuting:
+		upd = bson.D{
+			{Key: "$set", Value: bson.D{{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID}}},
+			{Key: "$pull", Value: bson.D{{Key: "ids", Value: id}}},
+			{Key: "$addToSet", Value: bson.D{{Key: "executing", Value: id}}},
+		}
+	default:
+		upd = bson.D{{Key: "$pull", Value: bson.D{{Key: "ids", Value: id}, {Key: "executing", Value: id}}}}
 	}
-	return s.dequeue(ctx, tenant, cur.DeviceID, id)
+	_, err := s.opQueues.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}}, upd,
+		options.UpdateOne().SetUpsert(status == OpPending || status == OpExecuting))
+	if err != nil {
+		return fmt.Errorf("queue of %s: operation %s %s: %w", deviceID, id, status, err)
+	}
+	return nil
+}
+
+// TenantOperation is an operation with its tenant, for work across
+// tenants (the runner's recovery and watchdog).
+type TenantOperation struct {
+	Tenant string
+	Operation
+}
+
+// Executing returns up to limit operations of every tenant that are
+// EXECUTING, in creation order. It reads every operation: it is for the
+// start of the agent, when operations left EXECUTING by the previous run
+// must be settled.
+func (s *Store) Executing(ctx context.Context, limit int) ([]TenantOperation, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "seq", Value: 1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	cur, err := s.operations.Find(ctx, bson.D{{Key: "status", Value: OpExecuting}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("executing operations: %w", err)
+	}
+	var docs []map[string]any
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("executing operations: %w", err)
+	}
+	out := make([]TenantOperation, len(docs))
+	for i, d := range docs {
+		out[i] = TenantOperation{Tenant: str(d, "tenant"), Operation: opFromDoc(d)}
+	}
+	return out, nil
+}
+
+// ExecutingBefore returns up to limit operations that have been EXECUTING
+// since before t (by their lastUpdated), found through the devices' queue
+// documents, which are one per device rather than one per operation. An
+// ID left in a queue document by a write that failed halfway is removed
+// there once its operation is seen in another status.
+func (s *Store) ExecutingBefore(ctx context.Context, t time.Time, limit int) ([]TenantOperation, error) {
+	cur, err := s.opQueues.Find(ctx, bson.D{{Key: "executing.0", Value: bson.D{{Key: "$exists", Value: true}}}},
+		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "executing", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("executing operations: %w", err)
+	}
+	var docs []struct {
+		Tenant    string   `bson:"tenant"`
+		DeviceID  string   `bson:"deviceId"`
+		Executing []string `bson:"executing"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("executing operations: %w", err)
+	}
+	var out []TenantOperation
+	for _, d := range docs {
+		for _, id := range d.Executing {
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
+			op, err := s.GetOperation(ctx, d.Tenant, id)
+			if errors.Is(err, ErrNotFound) || (err == nil && op.Status != OpExecuting) {
+				status := OpFailed
+				if err == nil {
+					status = op.Status
+				}
+				if err := s.requeue(ctx, d.Tenant, d.DeviceID, id, status); err != nil {
+					return out, err
+				}
+				continue
+			}
+			if err != nil {
+				return out, err
+			}
+			if op.LastUpdated.Before(t) {
+				out = append(out, TenantOperation{Tenant: d.Tenant, Operation: op})
+			}
+		}
+	}
+	return out, nil
 }
 
 // Pending returns up to limit (all if limit <= 0) PENDING operations of a

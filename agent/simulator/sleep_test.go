@@ -1,0 +1,140 @@
+package simulator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+)
+
+// getWithin reads path from the device and reports whether it answered
+// within d.
+func getWithin(t *testing.T, reg *testReg, path string, d time.Duration) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	req, err := reg.conn.NewGetRequest(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.conn.ReleaseMessage(req)
+	resp, err := reg.conn.Do(req)
+	if err != nil {
+		return false
+	}
+	defer reg.conn.ReleaseMessage(resp)
+	if resp.Code() != codes.Content {
+		t.Fatalf("GET %s: %v", path, resp.Code())
+	}
+	return true
+}
+
+// TestSleepingDevice checks a device with an awake time: it announces it
+// (at=), answers while awake after its Register and each Update, drops
+// requests while asleep, and records both with its windows.
+func TestSleepingDevice(t *testing.T) {
+	srv := startServer(t)
+	sim := runSim(t, srv, func(c *Config) {
+		c.AwakeTime = time.Second
+		c.UpdateEvery = 3 * time.Second
+		c.Record = 32
+		c.NotifyInterval = 0
+	})
+	reg := srv.reg("sim-0")
+	dev := sim.Device("sim-0")
+	if got := reg.query["at"]; got != "1000" {
+		t.Fatalf("Register at=%q, want 1000", got)
+	}
+
+	// Awake right after registering.
+	if !getWithin(t, reg, "/3/0/0", 500*time.Millisecond) {
+		t.Fatal("no answer right after the Register")
+	}
+	srv.wait(2*time.Second, "asleep", func() bool { return !dev.Awake() })
+	if getWithin(t, reg, "/3/0/1", 500*time.Millisecond) {
+		t.Fatal("a sleeping device answered")
+	}
+	// Awake again after the Update.
+	srv.wait(5*time.Second, "an Update", func() bool { return reg.updates >= 1 })
+	if !dev.Awake() {
+		t.Fatal("asleep right after an Update")
+	}
+	if !getWithin(t, reg, "/3/0/2", 500*time.Millisecond) {
+		t.Fatal("no answer right after the Update")
+	}
+
+	reqs := dev.Requests()
+	want := []Request{
+		{Method: "GET", Path: "/3/0/0", Wakeup: 1, Answered: true},
+		{Method: "GET", Path: "/3/0/1", Wakeup: 1, Asleep: true},
+		{Method: "GET", Path: "/3/0/2", Wakeup: 2, Answered: true},
+	}
+	if len(reqs) != len(want) {
+		t.Fatalf("requests %+v, want %d", reqs, len(want))
+	}
+	for i, r := range reqs {
+		r.Time = time.Time{}
+		if r != want[i] {
+			t.Errorf("request %d: %+v, want %+v", i, r, want[i])
+		}
+	}
+	if dev.Dropped() != 1 {
+		t.Errorf("dropped %d, want 1", dev.Dropped())
+	}
+	wakes := dev.Wakeups()
+	if len(wakes) != 2 || wakes[0].Update || !wakes[1].Update || wakes[0].Seq != 1 || wakes[1].Seq != 2 {
+		t.Fatalf("wakeups %+v, want a Register then an Update", wakes)
+	}
+	for i, w := range wakes {
+		if got := w.End.Sub(w.Start); got < time.Second || got > 2*time.Second {
+			t.Errorf("wakeup %d lasts %v, want the awake time plus the exchange", i, got)
+		}
+	}
+	if r := reqs[0]; r.Time.Before(wakes[0].Start) || !r.Time.Before(wakes[0].End) {
+		t.Errorf("answered request at %v outside the window %+v", r.Time, wakes[0])
+	}
+	if r := reqs[1]; !r.Time.After(wakes[0].End) || !r.Time.Before(wakes[1].Start) {
+		t.Errorf("dropped request at %v not between the windows %+v", r.Time, wakes)
+	}
+}
+
+// TestIgnore checks that an awake device drops exactly the requests it
+// was told to ignore, retransmissions included, and answers the next.
+func TestIgnore(t *testing.T) {
+	srv := startServer(t)
+	sim := runSim(t, srv, func(c *Config) { c.Record = 8 })
+	reg := srv.reg("sim-0")
+	dev := sim.Device("sim-0")
+	dev.Ignore(node.ResourcePath(3, 0, 0), 1)
+	if getWithin(t, reg, "/3/0/0", 300*time.Millisecond) {
+		t.Fatal("an ignored request was answered")
+	}
+	if !getWithin(t, reg, "/3/0/1", 500*time.Millisecond) {
+		t.Fatal("another path was not answered")
+	}
+	if r := srv.must(reg, get("/3/0/0", int(codec.Text))); string(r.payload) != "lwm2m-agent" {
+		t.Fatalf("the request after the ignored one: %v %q", r.code, r.payload)
+	}
+	reqs := dev.Requests()
+	if len(reqs) != 3 || reqs[0].Answered || reqs[0].Asleep || !reqs[1].Answered || !reqs[2].Answered {
+		t.Fatalf("requests %+v", reqs)
+	}
+}
+
+func TestRecordBounded(t *testing.T) {
+	srv := startServer(t)
+	sim := runSim(t, srv, func(c *Config) { c.Record = 4 })
+	reg := srv.reg("sim-0")
+	for range 10 {
+		srv.must(reg, get("/3/0/0", int(codec.Text)))
+	}
+	srv.must(reg, get("/3/0/1", int(codec.Text)))
+	reqs := sim.Device("sim-0").Requests()
+	if len(reqs) != 4 || reqs[3].Path != "/3/0/1" {
+		t.Fatalf("requests %+v, want the last 4", reqs)
+	}
+}
