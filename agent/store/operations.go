@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"time"
@@ -155,7 +156,25 @@ func (s *Store) CreateOperation(ctx context.Context, tenant string, op Operation
 	return out[0], nil
 }
 
+// lockQueue serializes the updates of one device's queue document on the
+// embedded store, and returns the unlock. FerretDB 1.24 applies an update
+// by reading the document and writing it back, so an operation added to
+// a queue while another one left it could be lost from it, and stay
+// PENDING unseen until the next start repaired the queues. MongoDB
+// applies each update atomically and needs no lock.
+func (s *Store) lockQueue(tenant, deviceID string) func() {
+	if s.embeddedDir == "" {
+		return func() {}
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key(tenant, deviceID)))
+	mu := &s.queues[h.Sum32()%uint32(len(s.queues))]
+	mu.Lock()
+	return mu.Unlock
+}
+
 func (s *Store) enqueue(ctx context.Context, tenant, deviceID string, ids ...string) error {
+	defer s.lockQueue(tenant, deviceID)()
 	_, err := s.opQueues.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}},
 		bson.D{
 			{Key: "$set", Value: bson.D{{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID}}},
@@ -295,6 +314,7 @@ func (s *Store) requeue(ctx context.Context, tenant, deviceID, id, status string
 	default:
 		upd = bson.D{{Key: "$pull", Value: bson.D{{Key: "ids", Value: id}, {Key: "executing", Value: id}}}}
 	}
+	defer s.lockQueue(tenant, deviceID)()
 	_, err := s.opQueues.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}}, upd,
 		options.UpdateOne().SetUpsert(status == OpPending || status == OpExecuting))
 	if err != nil {

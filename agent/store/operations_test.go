@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,4 +161,55 @@ func TestUnsend(t *testing.T) {
 	if err := s.Unsend(ctx, "a", pending[1]); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("unsend of a pending operation: %v", err)
 	}
+}
+
+// Operations added to a device's queue while others leave it (the API
+// queuing while the runner delivers) are all kept: every PENDING
+// operation is in the queue when the dust settles.
+func TestQueueConcurrentChanges(t *testing.T) {
+	s := storetest.OpenTest(t)
+	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	first := must(s.CreateOperations(ctx, "a", make40(dev)))
+	var wg sync.WaitGroup
+	var created []store.Operation
+	var mu sync.Mutex
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				ops, err := s.CreateOperations(ctx, "a", make40(dev)[:4])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				created = append(created, ops...)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		for _, op := range first {
+			if err := s.SetStatus(ctx, "a", op.ID, store.OpExecuting, "", ""); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := s.SetStatus(ctx, "a", op.ID, store.OpSuccessful, "ok", ""); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	pending := must(s.Pending(ctx, "a", dev, 0))
+	if len(pending) != len(created) {
+		t.Fatalf("%d operations in the queue, want the %d created meanwhile", len(pending), len(created))
+	}
+}
+
+func make40(dev string) []store.Operation {
+	ops := make([]store.Operation, 40)
+	for i := range ops {
+		ops[i] = store.Operation{DeviceID: dev, HasCommand: true, Text: "read /3/0/0"}
+	}
+	return ops
 }

@@ -81,6 +81,7 @@ type shared struct {
 	ids     idBlock
 	auth    *authCache
 	sqlx    *sqlIndex // the embedded store's own indexes; nil with MongoDB
+	queues  [64]sync.Mutex
 }
 
 // EmbeddedAddr returns the loopback address the embedded database listens
