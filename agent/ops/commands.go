@@ -45,9 +45,19 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		r.record(ctx, reg, recs)
 		return "Observing " + p.String() + "\n" + r.formatRecords(reg.Tenant, p, recs), nil
 	case shell.CancelObservation:
+		if len(cmd.Paths) > 1 {
+			if err := srv.CancelObserveComposite(ctx, ep, cmd.Paths); err != nil {
+				return "", fmt.Errorf("cancel composite observation: %w", err)
+			}
+			return "Composite observation of " + pathList(cmd.Paths) + " cancelled", nil
+		}
 		p := cmd.Paths[0]
 		if err := srv.CancelObserve(ctx, ep, p); err != nil {
 			return "", fmt.Errorf("cancel observation %s: %w", p, err)
+		}
+		// a cobserve of this one path is cancelled by naming it too
+		if err := srv.CancelObserveComposite(ctx, ep, cmd.Paths); err != nil {
+			return "", fmt.Errorf("cancel composite observation %s: %w", p, err)
 		}
 		return "Observation of " + p.String() + " cancelled", nil
 	case shell.Execute:

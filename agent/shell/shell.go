@@ -24,7 +24,7 @@ type Kind uint8
 const (
 	Read              Kind = iota + 1 // read PATH
 	Observe                           // observe PATH
-	CancelObservation                 // cancelobservation PATH
+	CancelObservation                 // cancelobservation PATH... (several: a composite observation)
 	Execute                           // execute PATH [args]
 	Write                             // write PATH VALUE
 	Delete                            // delete /O/I[/R[/RI]]
@@ -202,8 +202,11 @@ func Parse(line string) (Command, error) {
 	c := Command{Kind: kind, Raw: s}
 	var err *Error
 	switch kind {
-	case Read, Observe, CancelObservation:
+	case Read, Observe:
 		err = c.parseSinglePath(rest, 1, 4)
+	case CancelObservation:
+		// one path, or the paths of a composite observation (cobserve)
+		err = c.parsePaths(rest)
 	case Discover:
 		err = c.parseSinglePath(rest, 1, 3)
 	case Delete:

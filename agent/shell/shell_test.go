@@ -37,6 +37,7 @@ func TestParse(t *testing.T) {
 		{line: "observe /3303/0/5700", want: Command{Kind: Observe, Paths: paths("/3303/0/5700")}},
 		{line: "observe /3303", want: Command{Kind: Observe, Paths: paths("/3303")}},
 		{line: "cancelobservation /3303/0/5700", want: Command{Kind: CancelObservation, Paths: paths("/3303/0/5700")}},
+		{line: "cancelobservation /3303/0/5700 /3/0/9", want: Command{Kind: CancelObservation, Paths: paths("/3303/0/5700", "/3/0/9")}},
 		{line: "execute /3/0/4", want: Command{Kind: Execute, Paths: paths("/3/0/4")}},
 		{line: "execute /3/0/4 0='a',1", want: Command{Kind: Execute, Paths: paths("/3/0/4"), Args: "0='a',1"}},
 		{line: "execute /3/0/4   some  args  ", want: Command{Kind: Execute, Paths: paths("/3/0/4"), Args: "some  args"}, canon: "execute /3/0/4 some  args"},

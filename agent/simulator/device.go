@@ -44,6 +44,7 @@ type Device struct {
 	mu          sync.Mutex
 	tree        tree
 	attrs       map[node.Path]attrs
+	execArgs    map[node.Path]string // the arguments of each resource's last Execute
 	obs         []*observation
 	rng         *rand.Rand
 	conn        *client.Conn // link.cc
@@ -359,3 +360,12 @@ func (d *Device) String() string { return fmt.Sprintf("device %s", d.endpoint) }
 // Update makes the device send a registration Update soon, as a client does
 // when its address or parameters changed.
 func (d *Device) Update() { d.requestWork(workUpdate) }
+
+// Executed returns the arguments of the last Execute of the resource p,
+// and whether it was executed at all.
+func (d *Device) Executed(p node.Path) (args string, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	args, ok = d.execArgs[p]
+	return args, ok
+}

@@ -256,6 +256,10 @@ func (d *Device) execute(r *pool.Message, p node.Path, args []byte, now time.Tim
 	if err != nil {
 		return fail(err, false)
 	}
+	if d.execArgs == nil {
+		d.execArgs = map[node.Path]string{}
+	}
+	d.execArgs[p] = string(args) // bounded by the executable resources
 	rep := answer(codes.Changed)
 	rep.work = work
 	rep.out = d.changedLocked(changed, now)

@@ -248,6 +248,12 @@ func TestExecute(t *testing.T) {
 		t.Fatalf("execute /1/0/8: %v", r.code)
 	}
 	srv.wait(5*time.Second, "update after the trigger", func() bool { return reg.updates > before })
+	if args, ok := dev.Executed(node.MustParsePath("/1/0/8")); !ok || args != "0='x'" {
+		t.Errorf("arguments of the last execute of /1/0/8: %q %v, want 0='x'", args, ok)
+	}
+	if _, ok := dev.Executed(node.MustParsePath("/3/0/4")); ok {
+		t.Error("/3/0/4 counted as executed before it was")
+	}
 
 	// Reboot answers, then the device registers anew.
 	if r := srv.must(reg, post("/3/0/4", -1, nil)); r.code != codes.Changed {
