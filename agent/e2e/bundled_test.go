@@ -112,7 +112,7 @@ func TestBundledPluginsAsProcesses(t *testing.T) {
 			}
 		}
 		if n := len(h.measurements(id, "c8y_Temperature")); n < 2 {
-			return fmt.Errorf("%d temperature measurements", n)
+			return fmt.Errorf("%d temperature measurements (%d notifications received)", n, h.agent.Server.Stats().Notifications)
 		}
 		if n := len(h.measurements(id, "c8y_SignalStrength")); n < 1 {
 			return fmt.Errorf("%d signal strength measurements", n)

@@ -202,6 +202,14 @@ type alarmKey struct {
 type objRules struct {
 	byResource map[uint16]*rule
 	expires    time.Time
+	gen        uint64 // the Source's generation they were read at
+}
+
+// generational is a Source that says when its functionalities changed
+// (store.Protocols): the mapper's cache then starts over at once instead
+// of after CacheTTL, so an operator's change applies to the next value.
+type generational interface {
+	Generation() uint64
 }
 
 // rule is a functionality with where its values go.
@@ -260,10 +268,14 @@ func compile(fn Functionality) *rule {
 // they are fresh. When the Source fails, rules it gave before are used.
 func (m *Mapper) rules(ctx context.Context, tenant string, object uint16, now time.Time) (map[uint16]*rule, error) {
 	k := objKey{tenant, object}
+	var gen uint64
+	if g, ok := m.src.(generational); ok {
+		gen = g.Generation()
+	}
 	m.mu.Lock()
 	cached := m.cache[k]
 	m.mu.Unlock()
-	if cached != nil && now.Before(cached.expires) {
+	if cached != nil && now.Before(cached.expires) && cached.gen == gen {
 		return cached.byResource, nil
 	}
 	fns, err := m.src.Functionalities(ctx, tenant, object)
@@ -285,7 +297,7 @@ func (m *Mapper) rules(ctx context.Context, tenant string, object uint16, now ti
 		if len(m.cache) >= m.opts.MaxCached {
 			clear(m.cache)
 		}
-		m.cache[k] = &objRules{byResource: byRes, expires: now.Add(m.opts.CacheTTL)}
+		m.cache[k] = &objRules{byResource: byRes, expires: now.Add(m.opts.CacheTTL), gen: gen}
 		m.mu.Unlock()
 	}
 	return byRes, nil

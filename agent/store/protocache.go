@@ -54,6 +54,13 @@ func newProtocolCache[F Functionality](size int, ttl time.Duration) *protocolCac
 	return &protocolCache[F]{m: make(map[cacheKey]cacheEntry[F]), flights: make(map[cacheKey]*flight[F]), size: size, ttl: ttl, now: time.Now}
 }
 
+// generation counts the writes that cleared the cache.
+func (c *protocolCache[F]) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
 func (c *protocolCache[F]) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
