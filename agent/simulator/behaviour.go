@@ -2,10 +2,6 @@ package simulator
 
 import (
 	"math"
-	"net/url"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -70,9 +66,10 @@ func (d *Device) setLocked(p node.Path, v node.Value) []node.Path {
 
 // afterWriteLocked gives writes their side effects on the device: new
 // registration parameters go out in an Update, firmware downloads start.
-// It returns work bits to request.
-func (d *Device) afterWriteLocked(changed []node.Path) uint8 {
+// It returns work bits to request and the paths the side effects changed.
+func (d *Device) afterWriteLocked(changed []node.Path) (uint8, []node.Path) {
 	var work uint8
+	var more []node.Path
 	for _, p := range changed {
 		switch {
 		case p.Object == objServer && (p.Resource == resServerLifetime || p.Resource == resServerBinding):
@@ -80,97 +77,13 @@ func (d *Device) afterWriteLocked(changed []node.Path) uint8 {
 			work |= workUpdate
 		case p.Object == objFirmware && p.Resource == resFwURI:
 			v, _ := d.tree.value(p, time.Time{})
-			d.startDownloadLocked(v.Str)
+			more = append(more, d.startDownloadLocked(v.Str)...)
 		case p.Object == objFirmware && p.Resource == resFwPackage:
 			v, _ := d.tree.value(p, time.Time{})
-			d.firmwarePackageLocked(len(v.Bytes) > 0)
+			more = append(more, d.firmwarePackageLocked(len(v.Bytes) > 0)...)
 		}
 	}
-	return work
-}
-
-// Firmware update states and results (object 5).
-const (
-	fwIdle        = 0
-	fwDownloading = 1
-	fwDownloaded  = 2
-	fwUpdating    = 3
-
-	fwResultInitial = 0
-	fwResultSuccess = 1
-)
-
-// fwStep is how long a simulated download or update takes.
-const fwStep = time.Second
-
-func (d *Device) fwSetLocked(state, result int64) []node.Path {
-	c := d.setLocked(node.ResourcePath(objFirmware, 0, resFwState), node.Int(state))
-	return append(c, d.setLocked(node.ResourcePath(objFirmware, 0, resFwResult), node.Int(result))...)
-}
-
-// startDownloadLocked begins a simulated pull download from uri; an empty
-// URI cancels and returns to idle.
-func (d *Device) startDownloadLocked(uri string) {
-	if uri == "" {
-		d.fwSetLocked(fwIdle, fwResultInitial)
-		d.sim.sched.stop(d.fwTimer)
-		return
-	}
-	name := "firmware"
-	if u, err := url.Parse(uri); err == nil && u.Path != "" {
-		name = strings.TrimSuffix(path.Base(u.Path), path.Ext(u.Path))
-	}
-	d.setLocked(node.ResourcePath(objFirmware, 0, resFwName), node.String(name))
-	d.setLocked(node.ResourcePath(objFirmware, 0, resFwVersion), node.String(d.nextFirmwareLocked()))
-	d.fwSetLocked(fwDownloading, fwResultInitial)
-	d.sim.sched.after(d.fwTimer, fwStep)
-}
-
-// firmwarePackageLocked handles a pushed package: it is downloaded at
-// once; an empty one resets the state machine.
-func (d *Device) firmwarePackageLocked(nonEmpty bool) {
-	if !nonEmpty {
-		d.fwSetLocked(fwIdle, fwResultInitial)
-		return
-	}
-	d.setLocked(node.ResourcePath(objFirmware, 0, resFwName), node.String("firmware"))
-	d.setLocked(node.ResourcePath(objFirmware, 0, resFwVersion), node.String(d.nextFirmwareLocked()))
-	d.fwSetLocked(fwDownloaded, fwResultInitial)
-}
-
-// nextFirmwareLocked is the version a new package brings: the current
-// one with the last number raised.
-func (d *Device) nextFirmwareLocked() string {
-	v, _ := d.tree.value(node.ResourcePath(objDevice, 0, resDevFirmwareVers), time.Time{})
-	parts := strings.Split(v.Str, ".")
-	if n, err := strconv.Atoi(parts[len(parts)-1]); err == nil {
-		parts[len(parts)-1] = strconv.Itoa(n + 1)
-		return strings.Join(parts, ".")
-	}
-	return v.Str + ".1"
-}
-
-// firmwareStep runs on the scheduler: a download finishes, or an update
-// does (the new version becomes /3/0/3).
-func (d *Device) firmwareStep(now time.Time) {
-	d.mu.Lock()
-	if d.stopped {
-		d.mu.Unlock()
-		return
-	}
-	st, _ := d.tree.value(node.ResourcePath(objFirmware, 0, resFwState), now)
-	var changed []node.Path
-	switch st.Int {
-	case fwDownloading:
-		changed = d.fwSetLocked(fwDownloaded, fwResultInitial)
-	case fwUpdating:
-		ver, _ := d.tree.value(node.ResourcePath(objFirmware, 0, resFwVersion), now)
-		changed = d.setLocked(node.ResourcePath(objDevice, 0, resDevFirmwareVers), ver)
-		changed = append(changed, d.fwSetLocked(fwIdle, fwResultSuccess)...)
-	}
-	out := d.changedLocked(changed, now)
-	d.mu.Unlock()
-	d.emit(out)
+	return work, more
 }
 
 // executeLocked runs an executable resource and returns the work to
@@ -198,12 +111,10 @@ func (d *Device) executeLocked(p node.Path, now time.Time) ([]node.Path, uint8, 
 			[]node.Record{{Path: node.ResourceInstancePath(objDevice, 0, resDevErrorCode, 0), Value: node.Int(0)}}, writeCreate)
 		return changed, 0, err
 	case p.Object == objFirmware && p.Resource == resFwUpdate:
-		st, _ := d.tree.value(node.ResourcePath(objFirmware, 0, resFwState), now)
-		if st.Int != fwDownloaded {
-			return nil, 0, refuse(codes.MethodNotAllowed, "no firmware downloaded (state %d)", st.Int)
+		changed, err := d.executeUpdateLocked(now)
+		if err != nil {
+			return nil, 0, refuse(codes.MethodNotAllowed, "%v", err)
 		}
-		changed := d.fwSetLocked(fwUpdating, fwResultInitial)
-		d.sim.sched.after(d.fwTimer, fwStep)
 		return changed, 0, nil
 	case p.Object == objTemperature && p.Resource == resTempReset:
 		v, ok := d.tree.value(node.ResourcePath(objTemperature, p.Instance, resTempValue), now)

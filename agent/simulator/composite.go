@@ -201,8 +201,9 @@ func (d *Device) ipatch(r *pool.Message, p node.Path, now time.Time) reply {
 	}
 	d.tree = scratch
 	rep := answer(codes.Changed)
-	rep.work = d.afterWriteLocked(changed)
-	rep.out = d.changedLocked(changed, now)
+	var more []node.Path
+	rep.work, more = d.afterWriteLocked(changed)
+	rep.out = d.changedLocked(append(changed, more...), now)
 	return rep
 }
 

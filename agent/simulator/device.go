@@ -83,7 +83,9 @@ type Device struct {
 
 	regTimer    *timer // next Register or Update
 	changeTimer *timer // value drift
-	fwTimer     *timer // firmware download and update steps
+	fwTimer     *timer // the firmware update step (Updating, then the reboot)
+	fwGen       uint64 // raised by every Package URI write: older downloads are void
+	fwCancel    context.CancelFunc
 	bsTimer     *timer // bootstrap timeout, then closing the bootstrap connection
 }
 

@@ -211,8 +211,9 @@ func (d *Device) write(r *pool.Message, p node.Path, body []byte, mode writeMode
 		return fail(err, true)
 	}
 	rep := answer(codes.Changed)
-	rep.work = d.afterWriteLocked(changed)
-	rep.out = d.changedLocked(changed, now)
+	var more []node.Path
+	rep.work, more = d.afterWriteLocked(changed)
+	rep.out = d.changedLocked(append(changed, more...), now)
 	return rep
 }
 

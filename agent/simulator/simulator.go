@@ -105,6 +105,9 @@ type Config struct {
 	// Each address has its own port range, so load runs of many tens of
 	// thousands of devices spread them over several loopback addresses.
 	Bind string
+	// Firmware governs the firmware update object's pull downloads
+	// (Package URI); see FirmwareConfig.
+	Firmware FirmwareConfig
 	// Logger receives the simulator's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -187,6 +190,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Firmware = c.Firmware.withDefaults()
 	return c
 }
 

@@ -264,35 +264,6 @@ func TestExecute(t *testing.T) {
 	})
 }
 
-func TestFirmwareUpdate(t *testing.T) {
-	srv := startServer(t)
-	sim := runSim(t, srv, nil)
-	reg := srv.reg("sim-0")
-	dev := sim.Device("sim-0")
-
-	if r := srv.must(reg, put("/5/0/1", int(codec.Text), []byte("coap://files/fw-2.bin"))); r.code != codes.Changed {
-		t.Fatalf("write package URI: %v %s", r.code, r.payload)
-	}
-	state := func() int64 { v, _ := dev.Value(node.MustParsePath("/5/0/3")); return v.Int }
-	if state() != fwDownloading {
-		t.Errorf("state after URI write %d, want downloading", state())
-	}
-	srv.wait(5*time.Second, "download", func() bool { return state() == fwDownloaded })
-	if r := srv.must(reg, post("/5/0/2", -1, nil)); r.code != codes.Changed {
-		t.Fatalf("execute update: %v %s", r.code, r.payload)
-	}
-	srv.wait(5*time.Second, "update", func() bool { return state() == fwIdle })
-	if v, _ := dev.Value(node.MustParsePath("/5/0/5")); v.Int != fwResultSuccess {
-		t.Errorf("update result %d", v.Int)
-	}
-	if v, _ := dev.Value(node.MustParsePath("/3/0/3")); v.Str != "1.0.1" {
-		t.Errorf("firmware version after update %q", v.Str)
-	}
-	if v, _ := dev.Value(node.MustParsePath("/5/0/6")); v.Str != "fw-2" {
-		t.Errorf("package name %q", v.Str)
-	}
-}
-
 // observer collects the notifications of one observation.
 type observer struct {
 	mu    sync.Mutex
