@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	neturl "net/url"
 	"strings"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
@@ -93,16 +95,25 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 		if !a.checkBinaries(w, r, u.Tenant, cmds) {
 			return
 		}
+
 		for _, c := range cmds {
 			ops = append(ops, store.Operation{DeviceID: deviceID, HasCommand: true, Text: c.Raw, Fragments: frags})
 		}
 	} else if fw, ok := body["c8y_Firmware"].(map[string]any); ok {
 		for _, k := range []string{"name", "version", "url"} {
-			if s, _ := fw[k].(string); s == "" {
-				writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "c8y_Firmware."+k+" is required")
+			if s, _ := fw[k].(string); strings.TrimSpace(s) == "" {
+				writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "c8y_Firmware."+k+" is required (a string)")
 				return
 			}
 		}
+		// checked as the shell checks fwupdate's URL
+		url, _ := fw["url"].(string)
+		if msg := firmwareURLProblem(url); msg != "" {
+			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "c8y_Firmware.url: "+msg)
+			return
+		}
+		// the same firmware update as fwupdate: the runner reads it from
+		// the fragment
 		ops = append(ops, store.Operation{DeviceID: deviceID, Fragments: frags})
 	} else {
 		writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "the operation needs c8y_Command {\"text\"} or c8y_Firmware {\"name\",\"version\",\"url\"}")
@@ -146,4 +157,24 @@ func (a *API) listOperations(w http.ResponseWriter, r *http.Request, u store.Use
 func (a *API) getOperation(w http.ResponseWriter, r *http.Request, u store.User) {
 	op, err := a.cfg.Store.GetOperation(r.Context(), u.Tenant, r.PathValue("id"))
 	answerOne(a, w, r, "devicecontrol", op, err, opJSON)
+}
+
+// firmwareURLProblem says why a firmware update's URL cannot be sent to a
+// device as its Package URI, "" when it can: the device downloads it, so
+// it must be an absolute URI of a protocol devices pull firmware with.
+// binary:<id>, a binary stored in the agent, would need the push method
+// or a download service of the agent's own.
+func firmwareURLProblem(raw string) string {
+	if strings.HasPrefix(raw, "binary:") {
+		return fmt.Sprintf("%q: firmware from a stored binary is not supported; give a URL the device downloads from (http, https, coap, coaps)", raw)
+	}
+	u, err := neturl.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Sprintf("%q is not an absolute URL the device can download from", raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https", "coap", "coaps", "coap+tcp", "coaps+tcp":
+		return ""
+	}
+	return fmt.Sprintf("%q: scheme %q is none of http, https, coap, coaps, coap+tcp, coaps+tcp", raw, u.Scheme)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
@@ -178,7 +179,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			MaxSessions:      cfg.MaxRegistrations,
 		},
 		SessionIdleTimeout: cfg.DTLSSessionIdleTimeout,
-	}, hooks)
+	}, &notifyingHooks{Hooks: hooks, ops: &a.Ops})
 	if err != nil {
 		return fail(fmt.Errorf("lwm2m server: %w", err))
 	}
@@ -216,7 +217,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Protocols, Values: a.Values, Pipeline: a.Pipeline, Workers: cfg.OperationWorkers, Logger: log,
 		AwakeTime: cfg.AwakeTime, MaxPerWakeup: cfg.MaxOperationsPerWakeup, RequestTimeout: cfg.RequestTimeout,
-		MaxRequestTimeout: cfg.MaxRequestTimeout, Attempts: cfg.OperationAttempts, ExecutingTimeout: cfg.ExecutingTimeout})
+		MaxRequestTimeout: cfg.MaxRequestTimeout, Attempts: cfg.OperationAttempts, ExecutingTimeout: cfg.ExecutingTimeout,
+		FirmwareTimeout: cfg.FirmwareTimeout})
 	hooks.SetOps(a.Ops)
 	a.PostOps = ops.NewPostOps(ops.PostOpsConfig{Store: st, Logger: log})
 	hooks.SetPostOps(a.PostOps)
@@ -351,4 +353,19 @@ func (b bundledHost) Map(ctx context.Context, req *pb.MapRequest) (*pb.MapRespon
 
 func (b bundledHost) Run(ctx context.Context, req *pb.ActionRequest) (*pb.MapResponse, error) {
 	return b.h.RunBundled(ctx, bundled.CustomActions, req)
+}
+
+// notifyingHooks are the session's hooks that also tell the operation
+// runner of notifications, so that a firmware update under way hears of
+// its device's state changes. ops is set before the LwM2M server serves.
+type notifyingHooks struct {
+	*session.Hooks
+	ops **ops.Runner
+}
+
+func (h *notifyingHooks) Values(ctx context.Context, reg lwm2m.Registration, observed node.Path, recs []node.Record) {
+	h.Hooks.Values(ctx, reg, observed, recs)
+	if r := *h.ops; r != nil && observed != node.Root {
+		r.Notified(reg.Tenant, reg.DeviceID, observed)
+	}
 }

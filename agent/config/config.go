@@ -63,6 +63,10 @@ type Config struct {
 	// ExecutingTimeout fails an operation EXECUTING this long (its
 	// outcome was lost); above MaxRequestTimeout.
 	ExecutingTimeout time.Duration
+	// FirmwareTimeout bounds a firmware update (fwupdate, c8y_Firmware)
+	// from its start to the device's final Update Result, across awake
+	// windows and restarts; the EXECUTING watchdog leaves it to this.
+	FirmwareTimeout time.Duration
 	// PeerRate and PeerBurst bound the datagrams one peer address may send
 	// per second and at once; a negative rate turns the limit off.
 	PeerRate  int
@@ -139,6 +143,7 @@ func Default() Config {
 		// Twice the largest request timeout: an operation still EXECUTING
 		// then has no answer coming.
 		ExecutingTimeout: 10 * time.Minute,
+		FirmwareTimeout:  30 * time.Minute,
 		PeerRate:         100,
 		PeerBurst:        200,
 		BundledPlugins:   BundledProcess,
@@ -195,6 +200,7 @@ func (c *Config) settings() []setting {
 		{name: "max-operations-per-wakeup", usage: "operations sent to a device with an awake time after one Register or Update; the rest wait for the next", i: &c.MaxOperationsPerWakeup},
 		{name: "operation-attempts", usage: "requests of one operation that may time out before it is FAILED", i: &c.OperationAttempts},
 		{name: "executing-timeout", usage: "fail an operation EXECUTING this long (its outcome was lost); above max-request-timeout", d: &c.ExecutingTimeout},
+		{name: "firmware-timeout", usage: "fail a firmware update not finished this long after it started (download, update and restart of the device included)", d: &c.FirmwareTimeout},
 		{name: "peer-rate", usage: "datagrams per second one peer address may send (negative: no limit)", i: &c.PeerRate},
 		{name: "peer-burst", usage: "datagrams one peer address may send at once", i: &c.PeerBurst},
 		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
@@ -329,6 +335,10 @@ func (c *Config) Validate() error {
 	if c.ExecutingTimeout <= c.MaxRequestTimeout || c.ExecutingTimeout <= c.RequestTimeout {
 		errs = append(errs, fmt.Errorf("executing-timeout: %v must be longer than max-request-timeout %v and request-timeout %v (an answer may still come until then)",
 			c.ExecutingTimeout, c.MaxRequestTimeout, c.RequestTimeout))
+	}
+	if c.FirmwareTimeout <= c.MaxRequestTimeout || c.FirmwareTimeout <= c.RequestTimeout {
+		errs = append(errs, fmt.Errorf("firmware-timeout: %v must be longer than max-request-timeout %v and request-timeout %v",
+			c.FirmwareTimeout, c.MaxRequestTimeout, c.RequestTimeout))
 	}
 	// an empty address turns its port off
 	for _, a := range []struct{ name, v string }{

@@ -93,6 +93,24 @@ func TestLoadEnvAndValidate(t *testing.T) {
 		{name: "zero operations per wakeup", args: []string{"--max-operations-per-wakeup", "0"}, wantErr: "max-operations-per-wakeup"},
 		{name: "zero attempts", env: map[string]string{"LWM2M_AGENT_OPERATION_ATTEMPTS": "0"}, wantErr: "operation-attempts"},
 		{name: "executing timeout within the request timeout", args: []string{"--executing-timeout", "5m"}, wantErr: "executing-timeout: 5m0s must be longer than max-request-timeout 5m0s"},
+		{
+			name: "firmware timeout",
+			env:  map[string]string{"LWM2M_AGENT_FIRMWARE_TIMEOUT": "2h"},
+			check: func(t *testing.T, c Config) {
+				if c.FirmwareTimeout != 2*time.Hour {
+					t.Errorf("firmware timeout %v, want 2h", c.FirmwareTimeout)
+				}
+			},
+		},
+		{
+			name: "firmware timeout default",
+			check: func(t *testing.T, c Config) {
+				if c.FirmwareTimeout != 30*time.Minute {
+					t.Errorf("firmware timeout %v, want 30m", c.FirmwareTimeout)
+				}
+			},
+		},
+		{name: "firmware timeout within the request timeout", args: []string{"--firmware-timeout", "1m"}, wantErr: "firmware-timeout: 1m0s must be longer than max-request-timeout 5m0s"},
 		{name: "zero peer rate", env: map[string]string{"LWM2M_AGENT_PEER_RATE": "0"}, wantErr: "peer-rate"},
 	}
 	for _, tt := range tests {

@@ -80,6 +80,11 @@ type Config struct {
 	// WatchdogEvery is how often the watchdog looks for such operations
 	// (ExecutingTimeout/5, at most a minute, when 0).
 	WatchdogEvery time.Duration
+	// FirmwareTimeout bounds a firmware update from its start to the
+	// device's final Update Result, across awake windows, registrations
+	// and restarts (DefaultFirmwareTimeout); the EXECUTING watchdog
+	// leaves firmware updates to it.
+	FirmwareTimeout time.Duration
 }
 
 type deviceKey struct{ tenant, device string }
@@ -120,6 +125,11 @@ type Runner struct {
 	windows map[deviceKey]*window
 	wake    chan struct{}
 
+	// firmware updates under way, one per device at most; bounded by the
+	// devices
+	fwMu   sync.Mutex
+	fwJobs map[deviceKey]*fwJob
+
 	sent, successful, failed, timedOut, requeued, watchdogFailed, recovered, abandoned atomic.Int64
 }
 
@@ -143,6 +153,9 @@ func New(cfg Config) *Runner {
 	if cfg.WatchdogEvery <= 0 {
 		cfg.WatchdogEvery = min(cfg.ExecutingTimeout/5, time.Minute)
 	}
+	if cfg.FirmwareTimeout <= 0 {
+		cfg.FirmwareTimeout = DefaultFirmwareTimeout
+	}
 	return &Runner{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "ops"),
@@ -150,6 +163,7 @@ func New(cfg Config) *Runner {
 		dirty:   map[deviceKey]bool{},
 		windows: map[deviceKey]*window{},
 		wake:    make(chan struct{}, 1),
+		fwJobs:  map[deviceKey]*fwJob{},
 	}
 }
 
@@ -264,6 +278,7 @@ const (
 	outTimeout                // no answer: the window is over for this device
 	outWait                   // the device cannot be reached now (agent stopping, no DTLS session)
 	outSkipped                // not sent: the operation is no longer pending
+	outStarted                // a firmware update began: it goes on in later steps
 )
 
 // batch is how many pending operations are read from the store at once.
@@ -275,15 +290,19 @@ const recordTimeout = 10 * time.Second
 
 func (r *Runner) serve(ctx context.Context, k deviceKey) {
 	log := r.log.With("device", k.device)
-	// Most registrations find nothing pending: one read by key, and
-	// nothing more, on that path.
-	ops, err := r.cfg.Store.Pending(ctx, k.tenant, k.device, batch)
-	if err != nil {
-		log.Error("load pending operations", "err", err)
-		return
-	}
-	if len(ops) == 0 {
-		return
+	var ops []store.Operation
+	if r.fwJob(k) == nil {
+		// Most registrations find nothing pending: one read by key, and
+		// nothing more, on that path.
+		var err error
+		ops, err = r.cfg.Store.Pending(ctx, k.tenant, k.device, batch)
+		if err != nil {
+			log.Error("load pending operations", "err", err)
+			return
+		}
+		if len(ops) == 0 {
+			return
+		}
 	}
 	w, reg, timeout, err := r.window(ctx, k)
 	if err != nil {
@@ -298,6 +317,25 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 	for ctx.Err() == nil {
 		left := r.room(w, time.Now())
 		if left == 0 {
+			return
+		}
+		if job := r.fwJob(k); job != nil {
+			// A firmware update under way: the device's other operations
+			// wait behind it.
+			out, err := r.advanceFirmware(ctx, reg, w, job, timeout)
+			if err != nil {
+				log.Error("firmware update", "operation", job.op.ID, "err", err)
+				return
+			}
+			w.sent++
+			switch out {
+			case outTimeout:
+				w.stalled = true
+				return
+			case outDone:
+				ops = nil
+				continue
+			}
 			return
 		}
 		if ops == nil {
@@ -331,6 +369,9 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 				continue
 			}
 			w.sent++
+			if out == outStarted {
+				break // the firmware update goes first; the rest are read again after it
+			}
 		}
 		ops = nil
 	}
@@ -467,6 +508,15 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, w *window,
 		return outWait, nil
 	}
 	r.sent.Add(1)
+	if fw, ok := FirmwareOf(op); ok {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		if err := r.startFirmware(sctx, reg.Tenant, op, fw); err != nil {
+			r.failed.Add(1)
+			return outDone, errors.Join(err, r.setStatus(sctx, reg.Tenant, op, store.OpFailed, "", "firmware update not started: "+err.Error()))
+		}
+		return outStarted, nil
+	}
 	attempts := op.Attempts + 1
 	start := time.Now()
 	rctx := ctx
@@ -562,8 +612,25 @@ func (r *Runner) recover(ctx context.Context) {
 		r.log.Error("operations left executing not settled", "err", err)
 		return
 	}
+	resumed := 0
 	for _, op := range ops {
 		log := r.log.With("tenant", op.Tenant, "device", op.DeviceID, "operation", op.ID)
+		if fw, ok := FirmwareOf(op.Operation); ok {
+			// A firmware update outlives the agent: it resumes from the
+			// device's state when the device is next reachable.
+			k := deviceKey{op.Tenant, op.DeviceID}
+			if j := r.fwJob(k); j != nil {
+				log.Warn("second firmware update executing for the device; failed", "other", j.op.ID)
+				if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpFailed, "", "firmware update not resumed: another one is under way on the device"); err != nil {
+					log.Error("operation left executing not failed", "err", err)
+				}
+				continue
+			}
+			r.adoptFirmware(op.Tenant, op.Operation, fw)
+			resumed++
+			r.kick(k)
+			continue
+		}
 		if Repeatable(op.Text) {
 			if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpPending, "", ""); err != nil {
 				log.Error("operation left executing not queued again", "err", err)
@@ -582,7 +649,7 @@ func (r *Runner) recover(ctx context.Context) {
 	}
 	if len(ops) > 0 {
 		r.log.Info("operations left executing by the previous run settled",
-			"queued_again", r.recovered.Load(), "failed", r.abandoned.Load())
+			"queued_again", r.recovered.Load(), "failed", r.abandoned.Load(), "firmware_resumed", resumed)
 	}
 }
 
@@ -602,6 +669,7 @@ func (r *Runner) watchdog(ctx context.Context) {
 			return
 		case now := <-t.C:
 			r.sweep(now)
+			r.firmwareTick(ctx, now)
 			ops, err := r.cfg.Store.ExecutingBefore(ctx, now.Add(-r.cfg.ExecutingTimeout), watchdogBatch)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -610,6 +678,9 @@ func (r *Runner) watchdog(ctx context.Context) {
 				continue
 			}
 			for _, op := range ops {
+				if r.firmwareOwned(op, now) {
+					continue
+				}
 				err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpFailed, "", reason)
 				if errors.Is(err, store.ErrConflict) {
 					continue // it moved on meanwhile
