@@ -34,7 +34,7 @@ func (d *Device) dial(ctx context.Context) (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cur != nil && cur.key == a.connKey() {
+	if cur != nil && cur.key == a.connKey() && !closed(cur) {
 		return cur.cc, nil
 	}
 	l, err := d.connect(ctx, a, false)
@@ -48,7 +48,7 @@ func (d *Device) dial(ctx context.Context) (*client.Conn, error) {
 		return nil, errStopped
 	}
 	old := d.link
-	if old != nil && old.key == l.key { // lost a race with another exchange
+	if old != nil && old.key == l.key && !closed(old) { // lost a race with another exchange
 		d.mu.Unlock()
 		_ = l.close()
 		return old.cc, nil
@@ -56,10 +56,24 @@ func (d *Device) dial(ctx context.Context) (*client.Conn, error) {
 	d.link, d.conn, d.srv = l, l.cc, a.srv
 	d.mu.Unlock()
 	if old != nil {
-		// The account changed (a new bootstrap): the old server is done.
+		// The account changed (a new bootstrap), or the connection closed:
+		// the old one is done.
 		_ = old.close()
 	}
 	return l.cc, nil
+}
+
+// closed reports whether l's connection has closed: a datagram to a port
+// nobody listened on (the server restarting) comes back as an ICMP error
+// that ends a connected UDP socket's reads, and the device then dials
+// anew, from a new port, as a device whose modem reconnects would.
+func closed(l *link) bool {
+	select {
+	case <-l.cc.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // monitor sees every message before go-coap does. It takes the ACKs and
@@ -289,6 +303,13 @@ func (d *Device) retryLater() {
 // when they changed, with the object links when instances came or went.
 func (d *Device) update(ctx context.Context) error {
 	d.mu.Lock()
+	if d.link != nil && closed(d.link) {
+		d.mu.Unlock()
+		if _, err := d.dial(ctx); err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		d.mu.Lock()
+	}
 	if !d.registered || d.conn == nil {
 		d.mu.Unlock()
 		return d.register(ctx)
