@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
@@ -362,5 +363,31 @@ func TestFirmwareUpdateResumesAfterRestart(t *testing.T) {
 	}
 	if writes != 1 || files.downloads("/held/sensor_5.0.bin") != 1 {
 		t.Errorf("package URI written %d times, downloaded %d times; want once each", writes, files.downloads("/held/sensor_5.0.bin"))
+	}
+}
+
+// A firmware update outlasts the EXECUTING watchdog's limit, and ends by
+// --firmware-timeout when the device never finishes its download.
+func TestFirmwareTimeout(t *testing.T) {
+	files := serveFirmware(t, 0)
+	h := startAgent(t, withTimeouts(time.Second, time.Second, 1500*time.Millisecond), func(c *config.Config) {
+		c.FirmwareTimeout = 5 * time.Second
+	})
+	sim := h.simulate(1, nil)
+	ep := sim.Endpoints()[0]
+	id := h.device(ep)["id"].(string)
+
+	start := time.Now()
+	op := h.shell(id, "fwupdate sensor;2.0;"+files.URL+"/held/sensor_2.0.bin", 20*time.Second)
+	took := time.Since(start)
+	if op.Status != "FAILED" || !strings.HasPrefix(op.FailureReason, "firmware update timed out after 5s at step download (last state 1") {
+		t.Fatalf("update that never downloads: %s %q", op.Status, op.FailureReason)
+	}
+	if took < 5*time.Second {
+		t.Errorf("failed after %v, before the firmware timeout", took)
+	}
+	// the device's other operations go on after it
+	if op := h.shell(id, "read /3/0/3", 10*time.Second); op.Status != "SUCCESSFUL" {
+		t.Errorf("read after the timed-out update: %s %s", op.Status, op.FailureReason)
 	}
 }
