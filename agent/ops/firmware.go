@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -517,9 +518,7 @@ func (r *Runner) succeedFirmware(ctx, rctx context.Context, reg lwm2m.Registrati
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if _, err := r.cfg.Store.UpdateManagedObject(sctx, j.tenant, j.op.DeviceID, map[string]any{
-		"c8y_Firmware": map[string]any{"name": j.fw.Name, "version": j.fw.Version, "url": j.fw.URL},
-	}); err != nil {
+	if err := r.setFirmwareFragment(sctx, reg, j); err != nil {
 		return outDone, fmt.Errorf("operation %s: c8y_Firmware of device %s: %w", j.op.ID, j.op.DeviceID, err)
 	}
 	result := fmt.Sprintf("Firmware %s %s installed from %s: Update Result 1 (%s)", j.fw.Name, j.fw.Version, j.fw.URL, UpdateResultText(fwResultSuccess))
@@ -616,4 +615,21 @@ func (r *Runner) firmwareOwned(op store.TenantOperation, now time.Time) bool {
 		return true
 	}
 	return now.Sub(op.LastUpdated) < r.cfg.FirmwareTimeout
+}
+
+// setFirmwareFragment gives the device's managed object c8y_Firmware
+// {name, version, url}. With mapping on, it goes through the mapping
+// writer like the default mappings' c8y_Firmware.name and .version: that
+// writer rewrites a fragment whole from the object as it read it, so a
+// write beside it could be undone by one of its batches.
+func (r *Runner) setFirmwareFragment(ctx context.Context, reg lwm2m.Registration, j *fwJob) error {
+	fields := map[string]any{"name": j.fw.Name, "version": j.fw.Version, "url": j.fw.URL}
+	if r.cfg.Pipeline != nil {
+		return r.cfg.Pipeline.Write(ctx, mapping.Output{
+			Device:    mapping.Device{Tenant: j.tenant, ID: j.op.DeviceID, Endpoint: reg.Endpoint},
+			Inventory: &mapping.InventoryUpdate{Fields: map[string]map[string]any{mapping.FragmentFirmware: fields}},
+		})
+	}
+	_, err := r.cfg.Store.UpdateManagedObject(ctx, j.tenant, j.op.DeviceID, map[string]any{mapping.FragmentFirmware: fields})
+	return err
 }
