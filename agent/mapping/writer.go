@@ -374,7 +374,7 @@ func (w *Writer) flushInventory(ctx context.Context, tenant string, t *tenantBat
 	if len(updates) == 0 {
 		return
 	}
-	missing, err := w.st.UpdateFragmentsMany(ctx, tenant, updates)
+	missing, err := w.st.UpdateFieldsMany(ctx, tenant, updates)
 	if !w.settle(err, len(updates)-len(missing), &w.inventory, "inventory", tenant) {
 		return
 	}
@@ -384,28 +384,36 @@ func (w *Writer) flushInventory(ctx context.Context, tenant string, t *tenantBat
 	}
 }
 
-// mergeInventory returns the fragments (and name) of mo that u changes,
-// each fragment whole with u's fields set in it; nil when u changes
-// nothing.
+// mergeInventory returns what u changes in mo: the fields it sets, as
+// "fragment.field" so that a field set meanwhile by someone else (the
+// API, a firmware update) is not undone, or a fragment whole where mo has
+// none that holds fields; and the name. nil when u changes nothing.
 func mergeInventory(mo store.ManagedObject, u *InventoryUpdate) bson.M {
 	set := bson.M{}
 	merged := map[string]map[string]any{}
 	for frag, fields := range u.Fields {
-		old, _ := mo.Fragments[frag].(map[string]any)
+		old, isMap := mo.Fragments[frag].(map[string]any)
 		f := maps.Clone(old)
 		if f == nil {
 			f = map[string]any{}
 		}
-		changed := false
+		changed := map[string]any{}
 		for k, v := range fields {
 			if cur, ok := f[k]; !ok || !reflect.DeepEqual(cur, v) {
 				f[k] = v
-				changed = true
+				changed[k] = v
 			}
 		}
 		merged[frag] = f
-		if changed {
+		if len(changed) == 0 {
+			continue
+		}
+		if !isMap {
 			set[frag] = f
+			continue
+		}
+		for k, v := range changed {
+			set[frag+"."+k] = v
 		}
 	}
 	if u.Rename {

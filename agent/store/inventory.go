@@ -447,6 +447,34 @@ func (s *Store) CreateDevice(ctx context.Context, tenant, endpoint string) (id s
 // one round trip (an unordered bulk of updates by _id). Objects that do not
 // exist are skipped; their IDs are returned.
 func (s *Store) UpdateFragmentsMany(ctx context.Context, tenant string, updates map[string]bson.M) (missing []string, err error) {
+	return s.updateMany(ctx, tenant, updates, checkFragments)
+}
+
+// UpdateFieldsMany sets single fields of fragments in many objects of one
+// tenant, keyed "fragment.field" (a fragment that is not there is
+// created), leaving the fragments' other fields as they are: what a
+// writer that read a fragment earlier must use, so that it cannot undo
+// a change made meanwhile to a field it does not set. Objects that do not
+// exist are skipped; their IDs are returned.
+func (s *Store) UpdateFieldsMany(ctx context.Context, tenant string, updates map[string]bson.M) (missing []string, err error) {
+	return s.updateMany(ctx, tenant, updates, checkFields)
+}
+
+// checkFields accepts "fragment.field" keys, and plain fragment names.
+func checkFields(f map[string]any) error {
+	for k := range f {
+		frag, field, dotted := strings.Cut(k, ".")
+		if err := checkFragments(map[string]any{frag: nil}); err != nil {
+			return err
+		}
+		if dotted && (field == "" || strings.HasPrefix(field, "$") || strings.Contains(field, ".")) {
+			return fmt.Errorf("%w: field %q: it must be fragment.field with a non-empty field name without '.' and leading '$'", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+func (s *Store) updateMany(ctx context.Context, tenant string, updates map[string]bson.M, check func(map[string]any) error) (missing []string, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -454,12 +482,12 @@ func (s *Store) UpdateFragmentsMany(ctx context.Context, tenant string, updates 
 	ids := make([]string, 0, len(updates))
 	models := make([]mongo.WriteModel, 0, len(updates))
 	for id, fragments := range updates {
-		if err := checkFragments(fragments); err != nil {
+		if err := check(fragments); err != nil {
 			return nil, fmt.Errorf("update fragments of %s: %w", id, err)
 		}
 		set := bson.D{{Key: "lastUpdated", Value: now}}
 		for k, v := range fragments {
-			if !reserved[k] {
+			if frag, _, _ := strings.Cut(k, "."); !reserved[frag] {
 				set = append(set, bson.E{Key: k, Value: v})
 			}
 		}

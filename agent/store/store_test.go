@@ -652,3 +652,35 @@ func TestPool(t *testing.T) {
 		t.Fatalf("store after the pool closed: %v", err)
 	}
 }
+
+// UpdateFieldsMany sets the fields it names and leaves the fragment's
+// other fields as they are, creates a fragment that is not there, and
+// refuses keys that are not fragment.field.
+func TestUpdateFieldsMany(t *testing.T) {
+	s := storetest.OpenTest(t)
+	id := must(s.CreateDevice(ctx, "a", "ep"))
+	check(t, settled(s.UpdateFragmentsMany(ctx, "a", map[string]bson.M{id: {"c8y_Hardware": map[string]any{"model": "m1", "serialNumber": "s1"}}})))
+	check(t, settled(s.UpdateFieldsMany(ctx, "a", map[string]bson.M{id: {"c8y_Hardware.model": "m2", "c8y_Mobile.cellId": "42"}})))
+	mo := must(s.GetManagedObject(ctx, "a", id))
+	hw, _ := mo.Fragments["c8y_Hardware"].(map[string]any)
+	if hw["model"] != "m2" || hw["serialNumber"] != "s1" {
+		t.Errorf("c8y_Hardware after setting its model: %v", hw)
+	}
+	if mobile, _ := mo.Fragments["c8y_Mobile"].(map[string]any); mobile["cellId"] != "42" {
+		t.Errorf("c8y_Mobile created by a field: %v", mo.Fragments["c8y_Mobile"])
+	}
+	for _, k := range []string{"c8y_Hardware.", "c8y_Hardware.a.b", "c8y_Hardware.$x", "$set.x", ".x"} {
+		if _, err := s.UpdateFieldsMany(ctx, "a", map[string]bson.M{id: {k: 1}}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("key %q: %v, want ErrInvalid", k, err)
+		}
+	}
+}
+
+// settled turns UpdateFragmentsMany's answer into an error: one for any
+// object missing.
+func settled(missing []string, err error) error {
+	if err == nil && len(missing) > 0 {
+		return fmt.Errorf("objects missing: %v", missing)
+	}
+	return err
+}
