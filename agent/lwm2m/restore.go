@@ -96,3 +96,8 @@ func (s *Server) Restore(reg Registration) error {
 	s.scheduleLocked(rs, reg.UpdatedAt)
 	return nil
 }
+
+// Serving is closed once Serve answers devices and can send them
+// requests: a request made before would fail, and one to a restored
+// registration must wait for it.
+func (s *Server) Serving() <-chan struct{} { return s.serving }

@@ -73,6 +73,7 @@ type Server struct {
 	secure   *psk.Listener // nil without a DTLS port
 	served   atomic.Bool
 	coap     atomic.Pointer[udpServer.Server]
+	serving  chan struct{} // closed once Serve answers (see Serving)
 	stats    counters
 
 	mu         sync.RWMutex
@@ -141,6 +142,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		tokens:     make(map[string]*observation),
 		kick:       make(chan struct{}, 1),
 		limiter:    limiter,
+		serving:    make(chan struct{}),
 	}, nil
 }
 
@@ -183,7 +185,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	router.DefaultHandle(mux.HandlerFunc(s.serveCOAP))
 	// go-coap's default runner sleeps 4 s between rounds and outlives
 	// Serve; this one is owned here and paces retransmissions at 1 s.
+	// go-coap starts a server's periodic runner once the server holds its
+	// socket, from then on answering and able to send: when every server
+	// has started it, Serving is closed.
+	var starting atomic.Int32
+	starting.Store(1)
+	if s.secure != nil {
+		starting.Store(2)
+	}
 	runner := options.WithPeriodicRunner(func(f func(time.Time) bool) {
+		if starting.Add(-1) == 0 {
+			close(s.serving)
+		}
 		wg.Go(func() {
 			t := time.NewTicker(time.Second)
 			defer t.Stop()

@@ -229,11 +229,19 @@ func (r *Runner) finish(k deviceKey) bool {
 	return false
 }
 
-// Run settles the operations a previous run left EXECUTING, then serves
+// Run waits until the LwM2M server serves (a request sent before would
+// fail), settles the operations a previous run left EXECUTING, sends
+// their operations to restored registrations that listen now, and serves
 // devices with cfg.Workers workers and watches for operations stuck in
 // EXECUTING, until ctx ends.
 func (r *Runner) Run(ctx context.Context) {
+	select {
+	case <-r.cfg.Server.Serving():
+	case <-ctx.Done():
+		return
+	}
 	r.recover(ctx)
+	r.resume(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { r.watchdog(ctx) })
 	for range r.cfg.Workers {
@@ -650,6 +658,42 @@ func (r *Runner) recover(ctx context.Context) {
 	if len(ops) > 0 {
 		r.log.Info("operations left executing by the previous run settled",
 			"queued_again", r.recovered.Load(), "failed", r.abandoned.Load(), "firmware_resumed", resumed)
+	}
+}
+
+// resume queues, at start, the devices that are registered (restored
+// from before the start) and have PENDING operations, so that those that
+// listen get them now rather than at their next Update, which may be
+// hours away. Devices whose registration announces an awake time are
+// left to their next Update: the window their last one opened is as good
+// as over. The set of registered devices it builds is dropped when it
+// returns.
+func (r *Runner) resume(ctx context.Context) {
+	start := time.Now()
+	live := map[deviceKey]bool{}
+	for _, reg := range r.cfg.Server.Registrations() {
+		if reg.HasAwakeTime && reg.AwakeTime > 0 {
+			continue
+		}
+		live[deviceKey{reg.Tenant, reg.DeviceID}] = true
+	}
+	if len(live) == 0 {
+		return
+	}
+	n := 0
+	err := r.cfg.Store.QueuedDevices(ctx, func(tenant, device string) error {
+		if k := (deviceKey{tenant, device}); live[k] {
+			r.kick(k)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		r.log.Error("registered devices with pending operations not found at start; they get them at their next Update", "err", err)
+		return
+	}
+	if n > 0 {
+		r.log.Info("pending operations of registered devices resumed", "devices", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 }
 

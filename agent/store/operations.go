@@ -436,6 +436,36 @@ func (s *Store) Pending(ctx context.Context, tenant, deviceID string, limit int)
 	return out, nil
 }
 
+// QueuedDevices calls fn for every device whose queue lists PENDING
+// operations, streaming the
+// queue documents, one per device; an error of fn stops it and is
+// returned. It is for the agent's start, to find the devices that have
+// work without reading a queue per registered device.
+func (s *Store) QueuedDevices(ctx context.Context, fn func(tenant, deviceID string) error) error {
+	cur, err := s.opQueues.Find(ctx, bson.D{{Key: "ids.0", Value: bson.D{{Key: "$exists", Value: true}}}},
+		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("queued devices: %w", err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d struct {
+			Tenant   string `bson:"tenant"`
+			DeviceID string `bson:"deviceId"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return fmt.Errorf("queued devices: %w", err)
+		}
+		if err := fn(d.Tenant, d.DeviceID); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("queued devices: %w", err)
+	}
+	return nil
+}
+
 // PendingCount returns how many operations of a device are queued.
 func (s *Store) PendingCount(ctx context.Context, tenant, deviceID string) (int, error) {
 	var q queueDoc
