@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +12,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -387,4 +394,181 @@ func checkCrashDelivery(t *testing.T, dev *simulator.Device, q queued, final map
 		}
 	}
 	return twice
+}
+
+// Devices always online whose registrations were restored get the
+// operations left PENDING before the restart as soon as the agent
+// serves, not at their next Update, minutes away; none of them fails for
+// having been sent before the server could send.
+func TestRestoredDevicesGetPendingOperationsAtStart(t *testing.T) {
+	dir, coap := t.TempDir(), freeUDPAddr(t)
+	opts := []option{withRequestTimeout(2 * time.Second)}
+	h, stop := startAgentIn(t, dir, coap, opts...)
+	sim := h.simulate(3, func(c *simulator.Config) {
+		c.NotifyInterval = 0
+		c.Lifetime = 10 * time.Minute // the next Update is five minutes away
+		c.Record = 64
+	})
+	eps := sim.Endpoints()
+	ids := h.deviceIDs(sim)
+	// The devices stop answering for a moment: the first operation of
+	// each times out and goes back to PENDING with the rest behind it.
+	for _, ep := range eps {
+		sim.Device(ep).SetSilent(true)
+	}
+	cmds := []string{"read /3/0/0", "write /3/0/14 +03:00", "execute /3/0/12", "read /3/0/14"}
+	byEP := map[string]queued{}
+	for _, ep := range eps {
+		q, err := h.queue(ids[ep], cmds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byEP[ep] = q
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if got := h.metric("lwm2m_agent_operations_requeued_total"); got != float64(len(eps)) {
+			return fmt.Errorf("%v operations back to pending after a timeout, want %d", got, len(eps))
+		}
+		return nil
+	})
+	stop()
+	for _, ep := range eps {
+		sim.Device(ep).SetSilent(false)
+	}
+	updates := sim.Stats().Updates
+
+	start := time.Now()
+	h2, _ := startAgentIn(t, dir, coap, opts...)
+	waitFor(t, 10*time.Second, func() error {
+		for _, ep := range eps {
+			for _, op := range h2.listOps(ids[ep], "") {
+				if op.Status != "SUCCESSFUL" {
+					return fmt.Errorf("%s %q: %s %s", ep, op.Command.Text, op.Status, op.FailureReason)
+				}
+			}
+		}
+		return nil
+	})
+	t.Logf("operations of %d restored devices done %v after the start", len(eps), time.Since(start).Round(time.Millisecond))
+	if n := sim.Stats().Updates; n != updates {
+		t.Errorf("%d Updates since the restart: the operations were to go without one", n-updates)
+	}
+	for _, ep := range eps {
+		var got []string
+		for _, r := range sim.Device(ep).Requests() {
+			if r.Answered {
+				got = append(got, r.Method+" "+r.Path)
+			}
+		}
+		want := []string{"GET /3/0/0", "PUT /3/0/14", "POST /3/0/12", "GET /3/0/14"}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s answered %v, want %v", ep, got, want)
+		}
+	}
+}
+
+// withSecureAddr gives the agent a DTLS port, fixed so that a second
+// agent can take it over.
+func withSecureAddr(addr string) option { return func(c *config.Config) { c.CoAPSAddr = addr } }
+
+// A PSK device registered over DTLS before a restart opens a new DTLS
+// session with the new agent (the old one died with the process) and
+// sends its Update to the old location: it is answered 2.04, with no new
+// registration, and an operation queued before it came back, waiting
+// PENDING for the session, then reaches it.
+func TestDTLSRegistrationSurvivesRestart(t *testing.T) {
+	dir, coap, coaps := t.TempDir(), freeUDPAddr(t), freeUDPAddr(t)
+	opts := []option{withSecureAddr(coaps), withRequestTimeout(2 * time.Second), withAutoRegister(false)}
+	h, stop := startAgentIn(t, dir, coap, opts...)
+	if code, res, raw := h.postCSV("management/admin", adminPassword, []byte(pskCSV), false); code != 201 || res.Created != 3 {
+		t.Fatalf("import: HTTP %d %s", code, raw)
+	}
+	secure := h.agent.CoAPSAddr
+	c, err := dialPSK(t, secure, "identity-a", keyA)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	code, location := registerAt(t, c, "psk-a")
+	if code != codes.Created || location == "" {
+		t.Fatalf("register over DTLS: %v at %q", code, location)
+	}
+	id := h.device("psk-a").str("id")
+	regID := h.device("psk-a").str("lwm2m", "registrationId")
+	if op := h.shell(id, "read /3/0/0", 10*time.Second); op.Status != "SUCCESSFUL" {
+		t.Fatalf("read before the restart: %s %s", op.Status, op.FailureReason)
+	}
+	stop()
+	_ = c.Close()
+
+	h2, _ := startAgentIn(t, dir, coap, opts...)
+	var op operation
+	if code := h2.call("POST", "/devicecontrol/operations", map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": "read /3/0/0"}}, &op); code != 201 {
+		t.Fatalf("create operation: HTTP %d", code)
+	}
+	time.Sleep(500 * time.Millisecond)
+	h2.call("GET", "/devicecontrol/operations/"+op.ID, nil, &op)
+	if op.Status != "PENDING" {
+		t.Fatalf("operation for a restored DTLS device without a session: %s %q, want PENDING", op.Status, op.FailureReason)
+	}
+
+	again, err := dialPSK(t, h2.agent.CoAPSAddr, "identity-a", keyA)
+	if err != nil {
+		t.Fatalf("handshake after the restart: %v", err)
+	}
+	if code := update(t, again, location); code != codes.Changed {
+		t.Fatalf("Update over the new session: %v, want 2.04", code)
+	}
+	h2.eventually(10*time.Second, func() error {
+		h2.call("GET", "/devicecontrol/operations/"+op.ID, nil, &op)
+		if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "Secure Meters Ltd") {
+			return fmt.Errorf("operation %s %q %s", op.Status, op.Command.Result, op.FailureReason)
+		}
+		return nil
+	})
+	if got := h2.device("psk-a").str("lwm2m", "registrationId"); got != regID {
+		t.Errorf("registration %s after the restart, was %s", got, regID)
+	}
+	if n := len(h2.events(id, "c8y_LWM2MDeviceRegistration")); n != 1 {
+		t.Errorf("%d registration events, want the one before the restart", n)
+	}
+	if got := h2.metric("lwm2m_agent_registers_total"); got != 0 {
+		t.Errorf("%v Registers after the restart, want 0", got)
+	}
+}
+
+// registerAt registers ep over c and returns the answer's code and the
+// registration's location ("/rd/ID").
+func registerAt(t *testing.T, c *udpClient.Conn, ep string) (codes.Code, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := c.NewPostRequest(ctx, "/rd", message.AppLinkFormat, bytes.NewReader([]byte(`</1/0>,</3/0>`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddQuery("ep=" + ep)
+	req.AddQuery("lwm2m=1.1")
+	req.AddQuery("lt=300")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("register %s: %v", ep, err)
+	}
+	loc, _ := resp.Options().LocationPath()
+	return resp.Code(), loc
+}
+
+// update sends an Update without parameters to location over c.
+func update(t *testing.T, c *udpClient.Conn, location string) codes.Code {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := c.NewPostRequest(ctx, location, message.TextPlain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("update %s: %v", location, err)
+	}
+	return resp.Code()
 }
