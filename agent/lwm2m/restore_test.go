@@ -3,6 +3,7 @@ package lwm2m
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,11 +18,10 @@ func runServer(t *testing.T, s *Server) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	for deadline := time.Now().Add(2 * time.Second); s.coap.Load() == nil; {
-		if time.Now().After(deadline) {
-			t.Fatal("server did not start serving")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-s.Serving():
+	case <-time.After(2 * time.Second):
+		t.Fatal("server did not start serving")
 	}
 	stopped := false
 	stop = func() {
@@ -94,6 +94,38 @@ func TestRestoreAfterRestart(t *testing.T) {
 		}
 	}
 	h2.none(t, "registered", 200*time.Millisecond)
+}
+
+// Serving is closed once Serve answers, not before: a request to a
+// restored registration made as soon as it is closed reaches the device.
+func TestServingBeforeRequests(t *testing.T) {
+	for i := range 20 { // the race it closes was a matter of microseconds
+		first, h1 := newTestServer(t, "127.0.0.1:0")
+		stopFirst := runServer(t, first)
+		addr := first.Addr().String()
+		d := newDevice(t, first.Addr())
+		ep := fmt.Sprintf("serving-%d", i)
+		if res, _ := d.register([]string{"ep=" + ep, "lt=300", "lwm2m=1.1", "b=U"}, testLinks); res.code != codes.Created {
+			t.Fatalf("register: %v", res.code)
+		}
+		reg := h1.wait(t, "registered", 2*time.Second).reg
+		stopFirst()
+
+		second, _ := newTestServer(t, addr)
+		if err := second.Restore(reg); err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		select {
+		case <-second.Serving():
+			t.Fatal("Serving closed before Serve")
+		default:
+		}
+		stop := runServer(t, second) // returns once Serving is closed
+		if _, err := second.Read(context.Background(), ep, node.ResourcePath(3, 0, 0)); err != nil {
+			t.Fatalf("read as soon as the server serves: %v", err)
+		}
+		stop()
+	}
 }
 
 // A registration whose lifetime ran out while the agent was down expires
