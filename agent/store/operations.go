@@ -335,17 +335,33 @@ type TenantOperation struct {
 // start of the agent, when operations left EXECUTING by the previous run
 // must be settled.
 func (s *Store) Executing(ctx context.Context, limit int) ([]TenantOperation, error) {
-	opts := options.Find().SetSort(bson.D{{Key: "seq", Value: 1}})
-	if limit > 0 {
-		opts.SetLimit(int64(limit))
-	}
-	cur, err := s.operations.Find(ctx, bson.D{{Key: "status", Value: OpExecuting}}, opts)
-	if err != nil {
-		return nil, fmt.Errorf("executing operations: %w", err)
-	}
+	filter, sort := bson.D{{Key: "status", Value: OpExecuting}}, bson.D{{Key: "seq", Value: 1}}
 	var docs []map[string]any
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("executing operations: %w", err)
+	var ok bool
+	if s.sqlx != nil {
+		var ids []string
+		var err error
+		if ids, ok, err = s.sqlx.ids(ctx, "operations", filter, sort, limit); err != nil {
+			return nil, fmt.Errorf("executing operations: %w", err)
+		}
+		if ok {
+			if err := findEach(ctx, s.operations, ids, &docs); err != nil {
+				return nil, fmt.Errorf("executing operations: %w", err)
+			}
+		}
+	}
+	if !ok {
+		opts := options.Find().SetSort(sort)
+		if limit > 0 {
+			opts.SetLimit(int64(limit))
+		}
+		cur, err := s.operations.Find(ctx, filter, opts)
+		if err != nil {
+			return nil, fmt.Errorf("executing operations: %w", err)
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("executing operations: %w", err)
+		}
 	}
 	out := make([]TenantOperation, len(docs))
 	for i, d := range docs {
@@ -442,6 +458,11 @@ func (s *Store) Pending(ctx context.Context, tenant, deviceID string, limit int)
 // returned. It is for the agent's start, to find the devices that have
 // work without reading a queue per registered device.
 func (s *Store) QueuedDevices(ctx context.Context, fn func(tenant, deviceID string) error) error {
+	if s.sqlx != nil {
+		if ok, err := s.sqlx.queuedDevices(ctx, fn); ok {
+			return err
+		}
+	}
 	cur, err := s.opQueues.Find(ctx, bson.D{{Key: "ids.0", Value: bson.D{{Key: "$exists", Value: true}}}},
 		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}}))
 	if err != nil {
@@ -512,6 +533,20 @@ func (s *Store) ListOperations(ctx context.Context, tenant string, f OperationFi
 // operation stored just before a crash may have missed it, as there are
 // no transactions to tie the two writes together.
 func (s *Store) repairQueues(ctx context.Context) error {
+	if s.sqlx != nil {
+		missing, ok, err := s.sqlx.unqueued(ctx)
+		if err != nil {
+			return fmt.Errorf("repair operation queues: %w", err)
+		}
+		if ok {
+			for k, ids := range missing {
+				if err := s.enqueue(ctx, k[0], k[1], ids...); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	cur, err := s.operations.Find(ctx, bson.D{{Key: "status", Value: OpPending}},
 		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "id", Value: 1}}))
 	if err != nil {

@@ -187,6 +187,9 @@ var listIndexes = map[string]map[string][]string{
 	"operations": {
 		"by_device": {"tenant", "deviceId", "seq"},
 		"by_tenant": {"tenant", "seq"},
+		// the start's repair of the queues and its search for operations
+		// left EXECUTING (sqlstart.go)
+		"by_status": {"status", "seq"},
 	},
 }
 
