@@ -246,7 +246,7 @@ func (r *Runner) Run(ctx context.Context) {
 	wg.Go(func() { r.watchdog(ctx) })
 	for range r.cfg.Workers {
 		wg.Go(func() {
-			for {
+			for ctx.Err() == nil {
 				k, ok := r.next()
 				if !ok {
 					select {
@@ -305,7 +305,9 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 		var err error
 		ops, err = r.cfg.Store.Pending(ctx, k.tenant, k.device, batch)
 		if err != nil {
-			log.Error("load pending operations", "err", err)
+			if ctx.Err() == nil {
+				log.Error("load pending operations", "err", err)
+			}
 			return
 		}
 		if len(ops) == 0 {
@@ -314,7 +316,9 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 	}
 	w, reg, timeout, err := r.window(ctx, k)
 	if err != nil {
-		log.Error("operations not sent", "err", err)
+		if ctx.Err() == nil {
+			log.Error("operations not sent", "err", err)
+		}
 		return
 	}
 	if w == nil {
