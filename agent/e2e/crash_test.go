@@ -297,12 +297,28 @@ func TestCrashMidDelivery(t *testing.T) {
 	final := map[string]operation{}
 	waitFor(t, 90*time.Second, func() error {
 		for ep, id := range ids {
-			for _, op := range h2.listOps(id, "") {
-				final[op.ID] = op
+			var list struct {
+				Operations []struct {
+					operation
+					Attempts int `json:"attempts"`
+				} `json:"operations"`
 			}
-			for _, opID := range byEP[ep].ids {
-				if s := final[opID].Status; s != "SUCCESSFUL" && s != "FAILED" {
-					return fmt.Errorf("%s: operation %s is %q", ep, opID, s)
+			if code := h2.call("GET", "/devicecontrol/operations?pageSize=100&deviceId="+id, nil, &list); code != 200 {
+				return fmt.Errorf("list operations: HTTP %d", code)
+			}
+			for _, op := range list.Operations {
+				final[op.ID] = op.operation
+				if s := op.Status; s != "SUCCESSFUL" && s != "FAILED" {
+					dev := online.Device(ep)
+					if dev == nil {
+						dev = sleepy.Device(ep)
+					}
+					var got []string
+					for _, r := range dev.Requests() {
+						got = append(got, fmt.Sprintf("%s %s %v", r.Method, r.Path, r.Answered))
+					}
+					return fmt.Errorf("%s: operation %s %q is %s after %d attempts (executing at the kill: %v); the device received %v",
+						ep, op.ID, op.Command.Text, s, op.Attempts, executing[op.ID], got)
 				}
 			}
 		}
