@@ -221,7 +221,11 @@ func TestCrashMidDelivery(t *testing.T) {
 	flags := []string{"--request-timeout", "5s"}
 	p1, h := startAgentProcess(t, dir, coap, httpAddr, flags...)
 
-	online := crashDevices(t, coap, "crash-online", 20, 0, 0)
+	// The always-online devices update every 20 s: a request that times
+	// out on the loaded machine goes back to PENDING until the device's
+	// next Update, which with the default period would come after the
+	// test stopped waiting.
+	online := crashDevices(t, coap, "crash-online", 20, 0, 20*time.Second)
 	sleepy := crashDevices(t, coap, "crash-sleepy", 8, 3*time.Second, 6*time.Second)
 	sims := []*simulator.Simulator{online, sleepy}
 	regsBefore := map[string]string{} // endpoint -> registration ID
