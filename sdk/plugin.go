@@ -90,6 +90,7 @@ func ServeDecoder(d Decoder) {
 }
 
 func serve(kind string, register func(*grpc.Server)) {
+	ExitWithHost()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{kind: &grpcPlugin{kind: kind, register: register}},

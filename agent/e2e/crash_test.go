@@ -273,7 +273,17 @@ func TestCrashMidDelivery(t *testing.T) {
 		}
 		return nil
 	})
+	plugins := pluginPIDs(t, h)
 	p1.kill()
+	// the killed agent's plugin processes end with it, not orphaned
+	waitFor(t, 10*time.Second, func() error {
+		for name, pid := range plugins {
+			if processAlive(pid) {
+				return fmt.Errorf("plugin %s (pid %d) outlived its agent", name, pid)
+			}
+		}
+		return nil
+	})
 
 	// What the kill left EXECUTING, read from the store while no agent runs.
 	ctx := context.Background()
@@ -591,4 +601,35 @@ func update(t *testing.T, c *udpClient.Conn, location string) codes.Code {
 		t.Fatalf("update %s: %v", location, err)
 	}
 	return resp.Code()
+}
+
+// pluginPIDs returns the process IDs of the agent's bundled plugins, from
+// its /metrics.
+func pluginPIDs(t *testing.T, h *harness) map[string]int {
+	t.Helper()
+	page, err := h.metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[string]int{}
+	for _, name := range []string{"mapping", "customactions"} {
+		pid, ok := metricValue(page, "lwm2m_agent_plugin_process_id", `plugin="`+name+`"`)
+		if !ok || pid <= 0 {
+			t.Fatalf("no process id of the bundled plugin %s on /metrics", name)
+		}
+		pids[name] = int(pid)
+	}
+	return pids
+}
+
+// processAlive says whether pid runs; a zombie (exited, not yet reaped
+// by whoever adopted it) does not.
+func processAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// the state follows the command name, which is in parentheses
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }

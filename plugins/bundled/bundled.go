@@ -92,6 +92,7 @@ func Serve(name string) error {
 	if name != Mapping && name != CustomActions {
 		return fmt.Errorf("no bundled plugin %q (want %s or %s)", name, Mapping, CustomActions)
 	}
+	sdk.ExitWithHost()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{Kind(name): &grpcPlugin{name: name}},
