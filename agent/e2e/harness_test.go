@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,17 +38,35 @@ func withRequestTimeout(d time.Duration) option {
 // startAgent runs a whole agent on loopback with a fresh embedded store.
 func startAgent(t *testing.T, opts ...option) *harness {
 	t.Helper()
-	cfg := config.Default()
+	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPAddr = "127.0.0.1:0"
 	cfg.CoAPSAddr = "127.0.0.1:0"
 	cfg.BootstrapAddr = "127.0.0.1:0"
 	cfg.BootstrapSAddr = "127.0.0.1:0"
+	h, _ := runAgent(t, cfg, opts...)
+	return h
+}
+
+// testConfig is the configuration of the tests' agents over dataDir:
+// API on a free loopback port, auto-registration, the bundled plugins as
+// processes of the built agent; no LwM2M port yet.
+func testConfig(t *testing.T, dataDir string) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.BootstrapAddr, cfg.BootstrapSAddr = "", "", "", ""
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dataDir
 	cfg.AdminPassword = adminPassword
 	cfg.AutoRegister = true
 	cfg.RequestTimeout = 5 * time.Second
 	bundledDefaults(t, &cfg)
+	return cfg
+}
+
+// runAgent starts an agent with cfg changed by opts. stop stops it and
+// waits; the test's end stops it too.
+func runAgent(t *testing.T, cfg config.Config, opts ...option) (h *harness, stop func()) {
+	t.Helper()
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -62,13 +81,17 @@ func startAgent(t *testing.T, opts ...option) *harness {
 		cancel()
 		t.Fatalf("start agent: %v", err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := wait(); err != nil {
-			t.Errorf("agent stopped with: %v", err)
-		}
-	})
-	return &harness{t: t, agent: a, base: "http://" + a.HTTPAddr.String(), ctx: ctx}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := wait(); err != nil {
+				t.Errorf("agent stopped with: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &harness{t: t, agent: a, base: "http://" + a.HTTPAddr.String(), ctx: ctx}, stop
 }
 
 // simulate starts n simulated devices against the agent; they stop with

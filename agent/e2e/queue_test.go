@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
@@ -48,42 +47,9 @@ func withTimeouts(request, maxRequest, executing time.Duration) option {
 // first stopped. stop stops it and waits; the test's end stops it too.
 func startAgentIn(t *testing.T, dir, coapAddr string, opts ...option) (*harness, func()) {
 	t.Helper()
-	cfg := config.Default()
+	cfg := testConfig(t, dir)
 	cfg.CoAPAddr = coapAddr
-	cfg.CoAPSAddr = ""
-	cfg.BootstrapAddr = ""
-	cfg.BootstrapSAddr = ""
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DataDir = dir
-	cfg.AdminPassword = adminPassword
-	cfg.AutoRegister = true
-	cfg.RequestTimeout = 5 * time.Second
-	bundledDefaults(t, &cfg)
-	for _, o := range opts {
-		o(&cfg)
-	}
-	level := slog.LevelWarn
-	if os.Getenv("E2E_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	ctx, cancel := context.WithCancel(context.Background())
-	a, wait, err := app.Start(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		t.Fatalf("start agent: %v", err)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := wait(); err != nil {
-				t.Errorf("agent stopped with: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return &harness{t: t, agent: a, base: "http://" + a.HTTPAddr.String(), ctx: ctx}, stop
+	return runAgent(t, cfg, opts...)
 }
 
 // freeUDPAddr returns a loopback UDP address nobody listens on now.
