@@ -184,24 +184,7 @@ func crashDevices(t *testing.T, server, prefix string, n int, awake, period time
 		Record:      256,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	sim, err := simulator.New(cfg)
-	if err != nil {
-		t.Fatalf("simulator: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sim.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	waitFor(t, 30*time.Second, func() error {
-		if got := sim.Registered(); got != n {
-			return fmt.Errorf("%d of %d %s devices registered", got, n, prefix)
-		}
-		return nil
-	})
-	return sim
+	return runSimulator(t, cfg, 30*time.Second)
 }
 
 // TestCrashMidDelivery kills the agent process with SIGKILL while it

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -310,23 +309,7 @@ func TestFirmwareUpdateResumesAfterRestart(t *testing.T) {
 	h1, stop1 := startAgentIn(t, dir, addr)
 	cfg := simulator.Config{Server: addr, Count: 1, Prefix: "fw-restart", Version: "1.1", Lifetime: 30 * time.Second,
 		UpdateEvery: 2 * time.Second, Record: 64}
-	sim, err := simulator.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sim.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	waitFor(t, 10*time.Second, func() error {
-		if sim.Registered() != 1 {
-			return fmt.Errorf("not registered")
-		}
-		return nil
-	})
+	sim := runSimulator(t, cfg, 10*time.Second)
 	ep := sim.Endpoints()[0]
 	dev := sim.Device(ep)
 	id := h1.deviceIDs(sim)[ep]

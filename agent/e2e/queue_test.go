@@ -81,6 +81,13 @@ func sleepers(t *testing.T, server string, n int, awake, period time.Duration) *
 		Concurrency: 32,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
+	return runSimulator(t, cfg, 30*time.Second+time.Duration(n)*20*time.Millisecond)
+}
+
+// runSimulator runs cfg's devices until the test ends and waits up to
+// wait until all registered.
+func runSimulator(t *testing.T, cfg simulator.Config, wait time.Duration) *simulator.Simulator {
+	t.Helper()
 	sim, err := simulator.New(cfg)
 	if err != nil {
 		t.Fatalf("simulator: %v", err)
@@ -92,9 +99,9 @@ func sleepers(t *testing.T, server string, n int, awake, period time.Duration) *
 		cancel()
 		<-done
 	})
-	waitFor(t, 30*time.Second+time.Duration(n)*20*time.Millisecond, func() error {
-		if got := sim.Registered(); got != n {
-			return fmt.Errorf("%d of %d devices registered", got, n)
+	waitFor(t, wait, func() error {
+		if got := sim.Registered(); got != cfg.Count {
+			return fmt.Errorf("%d of %d %s devices registered", got, cfg.Count, cfg.Prefix)
 		}
 		return nil
 	})
