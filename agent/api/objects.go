@@ -94,6 +94,12 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 		a.storeError(w, r, "lwm2m", err)
 		return
 	}
+	// what is under way now is listed first among what has not ended
+	executing, err := a.cfg.Store.ExecutingOf(ctx, u.Tenant, mo.ID)
+	if err != nil {
+		a.storeError(w, r, "lwm2m", err)
+		return
+	}
 	objs := map[uint16]*objView{}
 	object := func(id uint16) *objView {
 		o := objs[id]
@@ -145,7 +151,7 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 		}
 	}
 
-	placeOps(objs, queued, ended)
+	placeOps(objs, append(executing, queued...), ended)
 
 	out := []map[string]any{}
 	for _, oid := range slices.Sorted(maps.Keys(objs)) {
@@ -182,7 +188,7 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 		out = append(out, oj)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"deviceId": mo.ID, "name": mo.Name, "pendingOperations": pending, "objects": out,
+		"deviceId": mo.ID, "name": mo.Name, "pendingOperations": pending, "executingOperations": len(executing), "objects": out,
 		"operationsScanned": map[string]any{
 			"pending": len(queued), "ended": len(ended), "limit": viewOpsScan,
 			// every pending operation was read, and every ended one of
@@ -270,7 +276,7 @@ func (l *opLists) json() map[string]any {
 	pending := make([]map[string]any, 0, len(l.pending))
 	for _, op := range l.pending {
 		pending = append(pending, map[string]any{
-			"id": op.ID, "text": opText(op), "creationTime": jsonTime(op.CreationTime), "attempts": op.Attempts,
+			"id": op.ID, "text": opText(op), "status": op.Status, "creationTime": jsonTime(op.CreationTime), "attempts": op.Attempts,
 		})
 	}
 	history := make([]map[string]any, 0, len(l.history))

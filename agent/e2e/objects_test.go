@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
 
@@ -31,8 +32,9 @@ type viewOps struct {
 }
 
 type objectsView struct {
-	PendingOperations int `json:"pendingOperations"`
-	OperationsScanned struct {
+	PendingOperations   int `json:"pendingOperations"`
+	ExecutingOperations int `json:"executingOperations"`
+	OperationsScanned   struct {
 		Pending  int  `json:"pending"`
 		Ended    int  `json:"ended"`
 		Complete bool `json:"complete"`
@@ -130,7 +132,7 @@ func TestObjectsViewOperations(t *testing.T) {
 		t.Fatalf("/3/0 pending: count %d, %d listed; want 12 (the write and 11 reads), 10 listed", dev.Pending.Count, len(dev.Pending.Operations))
 	}
 	first := dev.Pending.Operations[0]
-	if first.Text != "write /3/0/14 +01:00" || first.CreationTime == "" || first.Attempts == nil || *first.Attempts != 0 || first.Status != "" {
+	if first.Text != "write /3/0/14 +01:00" || first.CreationTime == "" || first.Attempts == nil || *first.Attempts != 0 || first.Status != "PENDING" {
 		t.Fatalf("/3/0 oldest pending: %+v", first)
 	}
 	if got, want := texts(dev.History), []string{"cread /3/0/1 /3303/0/5701", "read /3/0/0"}; !slices.Equal(got, want) {
@@ -160,5 +162,38 @@ func TestObjectsViewOperations(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// An operation under way (EXECUTING: sent, no answer yet) is listed
+// first among the instance's operations that have not ended, with its
+// status, and counted at the top.
+func TestObjectsViewExecuting(t *testing.T) {
+	h := startAgent(t, withRequestTimeout(3*time.Second))
+	sim := h.simulate(1, func(c *simulator.Config) { c.NotifyInterval = 0 })
+	ep := sim.Endpoints()[0]
+	id := h.device(ep).str("id")
+	sim.Device(ep).Ignore(node.MustParsePath("/3/0/0"), 1) // the first read goes unanswered
+	opID := h.postOp(map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": "read /3/0/0"}})
+	queued := h.postOp(map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": "read /3/0/1"}})
+
+	var v objectsView
+	h.eventually(3*time.Second, func() error {
+		v = objectsView{}
+		if code := h.call("GET", "/lwm2m/devices/"+id+"/objects", nil, &v); code != 200 {
+			return fmt.Errorf("objects view: HTTP %d", code)
+		}
+		if v.ExecutingOperations != 1 {
+			return fmt.Errorf("%d operations executing", v.ExecutingOperations)
+		}
+		return nil
+	})
+	ops := v.ops(t, "/3/0")
+	if len(ops.Pending.Operations) != 2 || ops.Pending.Count != 2 {
+		t.Fatalf("/3/0 operations not ended: count %d, %+v; want the executing read and the queued one", ops.Pending.Count, ops.Pending.Operations)
+	}
+	first, second := ops.Pending.Operations[0], ops.Pending.Operations[1]
+	if first.ID != opID || first.Status != "EXECUTING" || second.ID != queued || second.Status != "PENDING" {
+		t.Errorf("/3/0 operations not ended: %+v then %+v; want %s EXECUTING then %s PENDING", first, second, opID, queued)
 	}
 }

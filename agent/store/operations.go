@@ -428,13 +428,16 @@ func (s *Store) Pending(ctx context.Context, tenant, deviceID string, limit int)
 	if err != nil {
 		return nil, fmt.Errorf("read operation queue of %s: %w", deviceID, err)
 	}
-	slices.SortFunc(q.IDs, func(a, b string) int {
-		x, _ := strconv.ParseInt(a, 10, 64)
-		y, _ := strconv.ParseInt(b, 10, 64)
-		return cmp.Compare(x, y)
-	})
+	return s.queuedOps(ctx, tenant, deviceID, q.IDs, OpPending, limit)
+}
+
+// queuedOps reads the operations ids of a device's queue document in
+// creation order, up to limit (all if limit <= 0), keeping those still
+// in status: a queue document may name one that moved on meanwhile.
+func (s *Store) queuedOps(ctx context.Context, tenant, deviceID string, ids []string, status string, limit int) ([]Operation, error) {
+	sortIDs(ids)
 	var out []Operation
-	for _, id := range q.IDs {
+	for _, id := range ids {
 		if limit > 0 && len(out) >= limit {
 			break
 		}
@@ -445,7 +448,7 @@ func (s *Store) Pending(ctx context.Context, tenant, deviceID string, limit int)
 		if err != nil {
 			return nil, err
 		}
-		if op.Status == OpPending && op.DeviceID == deviceID {
+		if op.Status == status && op.DeviceID == deviceID {
 			out = append(out, op)
 		}
 	}
@@ -576,4 +579,13 @@ func (s *Store) repairQueues(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sortIDs puts operation IDs in creation order (they are numbers).
+func sortIDs(ids []string) {
+	slices.SortFunc(ids, func(a, b string) int {
+		x, _ := strconv.ParseInt(a, 10, 64)
+		y, _ := strconv.ParseInt(b, 10, 64)
+		return cmp.Compare(x, y)
+	})
 }
