@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -76,20 +75,8 @@ func dialPSK(t *testing.T, addr net.Addr, identity string, key []byte) (*udpClie
 
 func register(t *testing.T, c *udpClient.Conn, ep string) codes.Code {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := c.NewPostRequest(ctx, "/rd", message.AppLinkFormat, bytes.NewReader([]byte(`</1/0>,</3/0>`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.AddQuery("ep=" + ep)
-	req.AddQuery("lwm2m=1.1")
-	req.AddQuery("lt=300")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("register %s: %v", ep, err)
-	}
-	return resp.Code()
+	code, _ := registerAt(t, c, ep)
+	return code
 }
 
 func TestPSKDevicesConnectOnlyAsThemselves(t *testing.T) {

@@ -10,9 +10,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bench/machine"
 
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -303,30 +301,7 @@ type op struct {
 }
 
 func (a *agent) call(method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, a.http+path, rd)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth("management/admin", password)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, data)
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return machine.Call(context.Background(), http.DefaultClient, a.http, password, method, path, body, out)
 }
 
 func (a *agent) deviceID(ep string) (string, error) {

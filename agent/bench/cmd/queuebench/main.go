@@ -8,9 +8,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -114,33 +112,7 @@ func (a *agent) stop() {
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
 
 func (a *agent) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.HTTP+path, rd)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth("management/admin", password)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, data)
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return machine.Call(ctx, client, a.HTTP, password, method, path, body, out)
 }
 
 func (a *agent) metric(ctx context.Context, name string) (float64, error) {
@@ -327,6 +299,9 @@ func queue(ctx context.Context, a *agent, devs, ops, clients int) error {
 	// one POST per device with one line per operation, as the shell
 	// sends a script: each line is an operation of its own
 	per := ops / devs
+	if per < 1 {
+		return fmt.Errorf("queue: %d operations cannot be spread over %d devices: -queue-ops must be at least the number of devices", ops, devs)
+	}
 	lines := make([]string, per)
 	for i := range lines {
 		lines[i] = fmt.Sprintf("read /3/0/%d", i%22)
