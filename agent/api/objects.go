@@ -78,24 +78,13 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 		a.storeError(w, r, "lwm2m", err)
 		return
 	}
-	pending, err := a.cfg.Store.PendingCount(ctx, u.Tenant, mo.ID)
+	dq, err := a.cfg.Store.QueueOf(ctx, u.Tenant, mo.ID, viewOpsScan)
 	if err != nil {
 		a.storeError(w, r, "lwm2m", err)
 		return
 	}
-	var queued, ended []store.Operation
-	if pending > 0 {
-		if queued, err = a.cfg.Store.Pending(ctx, u.Tenant, mo.ID, viewOpsScan); err != nil {
-			a.storeError(w, r, "lwm2m", err)
-			return
-		}
-	}
-	if ended, err = a.cfg.Store.RecentOperations(ctx, u.Tenant, mo.ID, viewOpsScan); err != nil {
-		a.storeError(w, r, "lwm2m", err)
-		return
-	}
-	// what is under way now is listed first among what has not ended
-	executing, err := a.cfg.Store.ExecutingOf(ctx, u.Tenant, mo.ID)
+	pending, queued, executing := dq.PendingCount, dq.Pending, dq.Executing
+	ended, err := a.cfg.Store.RecentOperations(ctx, u.Tenant, mo.ID, viewOpsScan)
 	if err != nil {
 		a.storeError(w, r, "lwm2m", err)
 		return
@@ -151,6 +140,7 @@ func (a *API) objectsView(w http.ResponseWriter, r *http.Request, u store.User) 
 		}
 	}
 
+	// what is under way now is listed first among what has not ended
 	placeOps(objs, append(executing, queued...), ended)
 
 	out := []map[string]any{}

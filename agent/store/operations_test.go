@@ -213,3 +213,28 @@ func make40(dev string) []store.Operation {
 	}
 	return ops
 }
+
+// QueueOf answers from one queue document: the count of PENDING, the
+// oldest of them up to the limit, and those EXECUTING; ended ones in
+// neither.
+func TestQueueOf(t *testing.T) {
+	s := storetest.OpenTest(t)
+	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	ops := must(s.CreateOperations(ctx, "a", make40(dev)[:5]))
+	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpExecuting, "", ""))
+	check(t, s.SetStatus(ctx, "a", ops[1].ID, store.OpExecuting, "", ""))
+	check(t, s.SetStatus(ctx, "a", ops[1].ID, store.OpSuccessful, "ok", ""))
+	q := must(s.QueueOf(ctx, "a", dev, 2))
+	ids := func(l []store.Operation) (out []string) {
+		for _, o := range l {
+			out = append(out, o.ID)
+		}
+		return out
+	}
+	if q.PendingCount != 3 || !slices.Equal(ids(q.Pending), []string{ops[2].ID, ops[3].ID}) || !slices.Equal(ids(q.Executing), []string{ops[0].ID}) {
+		t.Fatalf("queue: %d pending, listed %v, executing %v", q.PendingCount, ids(q.Pending), ids(q.Executing))
+	}
+	if q := must(s.QueueOf(ctx, "a", "no-such-device", 0)); q.PendingCount != 0 || q.Pending != nil || q.Executing != nil {
+		t.Fatalf("queue of a device without one: %+v", q)
+	}
+}
