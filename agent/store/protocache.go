@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,30 +42,30 @@ type flight[F Functionality] struct {
 // empties it and bumps gen, so that a lookup that started before a write
 // does not store what it read before the write.
 type protocolCache[F Functionality] struct {
-	mu      sync.Mutex
-	gen     uint64
-	m       map[cacheKey]cacheEntry[F]
-	flights map[cacheKey]*flight[F]
-	size    int
-	ttl     time.Duration
-	now     func() time.Time
+	mu  sync.Mutex
+	gen uint64
+	// generation is gen for readers that take no lock: the mapper asks
+	// for it with every batch of values.
+	generation atomic.Uint64
+	m          map[cacheKey]cacheEntry[F]
+	flights    map[cacheKey]*flight[F]
+	size       int
+	ttl        time.Duration
+	now        func() time.Time
 }
 
 func newProtocolCache[F Functionality](size int, ttl time.Duration) *protocolCache[F] {
 	return &protocolCache[F]{m: make(map[cacheKey]cacheEntry[F]), flights: make(map[cacheKey]*flight[F]), size: size, ttl: ttl, now: time.Now}
 }
 
-// generation counts the writes that cleared the cache.
-func (c *protocolCache[F]) generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
-}
+// currentGeneration counts the writes that cleared the cache.
+func (c *protocolCache[F]) currentGeneration() uint64 { return c.generation.Load() }
 
 func (c *protocolCache[F]) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.generation.Store(c.gen)
 	clear(c.m)
 }
 

@@ -487,7 +487,7 @@ func (ps *Protocols[F]) SetFunctionality(ctx context.Context, tenant string, obj
 // Generation changes with every write through ps: callers that keep what
 // they derived from protocols (the mapper's compiled functionalities)
 // start over when it changes, so a change applies to the next value.
-func (ps *Protocols[F]) Generation() uint64 { return ps.cache.generation() }
+func (ps *Protocols[F]) Generation() uint64 { return ps.cache.currentGeneration() }
 
 // SetValidation sets the validation rules of one writable resource of the
 // protocol that applies to the tenant, copying an inherited protocol as
