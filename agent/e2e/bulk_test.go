@@ -58,17 +58,15 @@ func (h *harness) postCSV(user, pass string, csv []byte, asMultipart bool) (int,
 	return resp.StatusCode, res, string(raw)
 }
 
-// sharedExample reads a file of ../shared/examples, found above the test.
-func sharedExample(t *testing.T, name string) []byte {
+// example reads a registration file of the repository's examples folder,
+// the files the README's quickstart imports.
+func example(t *testing.T, name string) []byte {
 	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "shared", "examples", name)); err == nil {
-			return b
-		}
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
+	if err != nil {
+		t.Fatalf("the repository's example: %v", err)
 	}
-	t.Skipf("shared/examples/%s not found above %s", name, dir)
-	return nil
+	return b
 }
 
 // everything an admin can list, as text, to look for secrets in
@@ -96,7 +94,7 @@ func TestBulkRegistrationExamples(t *testing.T) {
 	h := startAgent(t, withAutoRegister(false))
 	admin, pass := "management/admin", adminPassword
 
-	code, res, raw := h.postCSV(admin, pass, sharedExample(t, "devices-nosec.csv"), false)
+	code, res, raw := h.postCSV(admin, pass, example(t, "devices-nosec.csv"), false)
 	if code != 201 || res.All != 2 || res.Created != 2 || res.Failed != 0 || res.Successful != 2 {
 		t.Fatalf("NO_SEC file: HTTP %d %s", code, raw)
 	}
@@ -108,12 +106,12 @@ func TestBulkRegistrationExamples(t *testing.T) {
 		t.Errorf("SHELL=1 device supports %v, want c8y_Command", mo["c8y_SupportedOperations"])
 	}
 	// importing again updates; nothing new is created
-	code, res, raw = h.postCSV(admin, pass, sharedExample(t, "devices-nosec.csv"), true)
+	code, res, raw = h.postCSV(admin, pass, example(t, "devices-nosec.csv"), true)
 	if code != 201 || res.Created != 0 || res.Successful != 2 || res.Failed != 0 {
 		t.Errorf("re-import: HTTP %d %s", code, raw)
 	}
 
-	code, res, raw = h.postCSV(admin, pass, sharedExample(t, "devices-psk.csv"), true)
+	code, res, raw = h.postCSV(admin, pass, example(t, "devices-psk.csv"), true)
 	if code != 201 || res.Created != 1 || res.Failed != 0 {
 		t.Fatalf("PSK file: HTTP %d %s", code, raw)
 	}
@@ -148,7 +146,7 @@ func TestBulkRegistrationExamples(t *testing.T) {
 		}
 	}
 
-	code, res, raw = h.postCSV(admin, pass, sharedExample(t, "devices-bad.csv"), false)
+	code, res, raw = h.postCSV(admin, pass, example(t, "devices-bad.csv"), false)
 	if code != 201 || res.Failed == 0 || res.Successful != 2 || res.All != res.Failed+res.Successful {
 		t.Fatalf("bad file: HTTP %d %s", code, raw)
 	}
@@ -161,6 +159,27 @@ func TestBulkRegistrationExamples(t *testing.T) {
 	}
 	if c := h.call("GET", "/identity/externalIds/c8y_Id/weak_password", nil, nil); c != 404 {
 		t.Errorf("a failed line created its device: HTTP %d", c)
+	}
+
+	// every column the format knows, each reaching the device's parameters
+	code, res, raw = h.postCSV(admin, pass, example(t, "devices-all-fields.csv"), false)
+	if code != 201 || res.Created != 2 || res.Failed != 0 {
+		t.Fatalf("all-fields file: HTTP %d %s", code, raw)
+	}
+	meter := h.device("meter_0001")
+	if meter.str("name") != "Water meter 0001" {
+		t.Errorf("meter_0001: %v", meter)
+	}
+	boot = nil
+	if c := h.call("GET", "/lwm2m/devices/"+meter.str("id")+"/bootstrap", nil, &boot); c != 200 ||
+		boot["awakeTimeRegistrationParameter"] != float64(60000) || boot["bootstrapShortServerId"] != float64(100) ||
+		boot["registrationLifetime"] != float64(3600) || boot["defaultMaximumPeriod"] != float64(900) ||
+		boot["bindingMode"] != "UQ" || boot["binaryDeliveryEncoding"] != "TLV" || boot["lwm2mRequestTimeout"] != float64(30000) ||
+		boot["fwUpdateDeliveryMethod"] != "PULL" || boot["fwUpdateURL"] != "http://127.0.0.1:8000/firmware/" {
+		t.Errorf("meter_0001 bootstrap parameters: HTTP %d %v", c, boot)
+	}
+	if seen := h.everything(meter.str("id")); strings.Contains(seen, "00112233445566778899aabbccddeeff") || strings.Contains(seen, "Meter-pass-2024!") {
+		t.Errorf("the API shows a secret of the all-fields example")
 	}
 
 	// a file that is not a registration file at all

@@ -13,24 +13,15 @@ import (
 	"time"
 )
 
-// examplesDir finds shared/examples by walking up from the test's directory.
+// examplesDir is the repository's folder of example registration files,
+// which the README's quickstart uses too.
 func examplesDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	dir := filepath.Join("..", "..", "examples")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the repository's examples: %v", err)
 	}
-	for {
-		p := filepath.Join(dir, "shared", "examples")
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/examples not found above the working directory")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 func parseFile(t *testing.T, name string) Result {
@@ -89,6 +80,42 @@ func TestExamplePSK(t *testing.T) {
 		d.SecurityInstanceOffset == nil || *d.SecurityInstanceOffset != 0 ||
 		d.LwM2MShortServerID == nil || *d.LwM2MShortServerID != 1 || d.ServerURI != "coaps://127.0.0.1:5784" {
 		t.Errorf("psk_device: %+v", d)
+	}
+}
+
+// TestExampleAllFields reads the example that has every column the format
+// knows: none may be ignored, and each must reach the device.
+func TestExampleAllFields(t *testing.T) {
+	res := parseFile(t, "devices-all-fields.csv")
+	if len(res.Failed) != 0 || len(res.Devices) != 2 {
+		t.Fatalf("devices %d, failed %+v", len(res.Devices), res.Failed)
+	}
+	if len(res.IgnoredColumns) != 0 {
+		t.Errorf("ignored columns %v", res.IgnoredColumns)
+	}
+	data, err := os.ReadFile(filepath.Join(examplesDir(t), "devices-all-fields.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := strings.Split(strings.SplitN(string(data), "\n", 2)[0], ";")
+	if len(header) != len(fieldNames) {
+		t.Errorf("the example has %d columns, the format knows %d", len(header), len(fieldNames))
+	}
+	d := res.Devices[0]
+	v := reflect.ValueOf(d)
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		switch name {
+		case "ServerPublicKey": // certificates are not served: PSK only
+			continue
+		}
+		if v.Field(i).IsZero() {
+			t.Errorf("meter_0001: %s is not set by the example", name)
+		}
+	}
+	if d.AwakeTime == nil || *d.AwakeTime != time.Minute || d.BootstrapShortServerID == nil || *d.BootstrapShortServerID != 100 ||
+		d.RequestTimeout == nil || *d.RequestTimeout != 30*time.Second || d.BinaryDeliveryEncoding != EncodingTLV || d.FwUpdateURL != "http://127.0.0.1:8000/firmware/" {
+		t.Errorf("meter_0001: %+v", d)
 	}
 }
 
@@ -390,12 +417,12 @@ func FuzzParseCSV(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	if dir, err := findExamples(); err == nil {
-		for _, n := range []string{"devices-nosec.csv", "devices-psk.csv", "devices-bad.csv"} {
-			if b, err := os.ReadFile(filepath.Join(dir, n)); err == nil {
-				f.Add(b)
-			}
+	for _, n := range []string{"devices-nosec.csv", "devices-psk.csv", "devices-all-fields.csv", "devices-bad.csv"} {
+		b, err := os.ReadFile(filepath.Join(examplesDir(f), n))
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res, err := ParseCSV(bytes.NewReader(data), Options{MaxLines: 1000})
@@ -413,24 +440,6 @@ func FuzzParseCSV(f *testing.F) {
 			}
 		}
 	})
-}
-
-func findExamples() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, "shared", "examples")
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
 }
 
 func BenchmarkParseCSV100k(b *testing.B) {
