@@ -22,13 +22,7 @@ var Version = ""
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := &cobra.Command{
-		Use:           "lwm2m-agent",
-		Short:         "LwM2M device-management agent",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), versionCmd(), pluginCmd())
+	root := rootCmd()
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lwm2m-agent:", err)
@@ -37,16 +31,42 @@ func Main(args []string) int {
 	return 0
 }
 
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "lwm2m-agent",
+		Short:         "LwM2M device-management agent",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       versionString(),
+	}
+	root.SetVersionTemplate("lwm2m-agent {{.Version}}\n")
+	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), versionCmd(), pluginCmd())
+	return root
+}
+
 func versionString() string {
 	if Version != "" {
 		return Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				return "dev-" + s.Value
-			}
+	// `make build` stamps the version; a plain `go build` or `go run`
+	// says where it was built from, as far as Go recorded it.
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	rev, dirty := "", ""
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
 		}
+	}
+	switch {
+	case rev != "":
+		return "dev-" + rev[:min(12, len(rev))] + dirty
+	case bi.Main.Version != "" && bi.Main.Version != "(devel)":
 		return bi.Main.Version
 	}
 	return "dev"

@@ -110,3 +110,102 @@ func startTestAgent(t *testing.T, autoRegister bool) *app.Agent {
 	t.Cleanup(func() { cancel(); _ = wait() })
 	return a
 }
+
+// `--version` and `version` print the same line.
+func TestVersionFlag(t *testing.T) {
+	run := func(args ...string) string {
+		root := rootCmd()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetArgs(args)
+		if err := root.Execute(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return out.String()
+	}
+	flag, cmd := run("--version"), run("version")
+	if flag != cmd || !strings.HasPrefix(flag, "lwm2m-agent ") || strings.TrimSpace(flag) == "lwm2m-agent" {
+		t.Errorf("--version %q, version %q", flag, cmd)
+	}
+}
+
+// A refused login says which variables hold the credentials, instead of a
+// bare 401.
+func TestShellUnauthorized(t *testing.T) {
+	a := startTestAgent(t, true)
+	for _, tc := range []struct {
+		name, password, want string
+	}{
+		{"no password", "", "no password given for management/admin: set LWM2M_AGENT_PASSWORD"},
+		{"wrong password", "Wrong-pass-1234!", "the API refused user management/admin with the password given: check LWM2M_AGENT_PASSWORD"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("LWM2M_AGENT_PASSWORD", "")
+			cmd := shellCmd()
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetArgs([]string{"sim-0", "read /3/0", "--url", "http://" + a.HTTPAddr.String(), "--password", tc.password, "--timeout", "20s"})
+			err := cmd.ExecuteContext(context.Background())
+			if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want 401 and %q", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "neither a managed object id") {
+				t.Errorf("a 401 reads as an unknown device: %v", err)
+			}
+		})
+	}
+}
+
+// A command for a device that is not registered says at once that the
+// operation waits, and in the end that it stays PENDING, with its ID.
+func TestShellDeviceOffline(t *testing.T) {
+	a := startTestAgent(t, false)
+	imp := importCmd()
+	imp.SetOut(&bytes.Buffer{})
+	file := filepath.Join(t.TempDir(), "d.csv")
+	_ = os.WriteFile(file, []byte("ID;IDTYPE;CREDENTIALS;TYPE;endpoint id;lwm2m server uri;securityMode\n"+
+		"offline-1;c8y_Id;Secret-pass-1234!;c8y_lwm2m;offline-1;coap://h:5783;NO_SEC\n"), 0o600)
+	imp.SetArgs([]string{"devices", file, "--url", "http://" + a.HTTPAddr.String(), "--password", "Admin-pass-1234!"})
+	if err := imp.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cmd := shellCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"offline-1", "read /3/0", "--url", "http://" + a.HTTPAddr.String(), "--password", "Admin-pass-1234!", "--timeout", "1s"})
+	err := cmd.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "stays PENDING: device offline-1 is not registered (offline); it is sent at the device's next Register or Update") ||
+		strings.Contains(err.Error(), "deadline exceeded") {
+		t.Errorf("error %v", err)
+	}
+	if !strings.Contains(errOut.String(), "is PENDING: device offline-1 is not registered (offline); waiting") {
+		t.Errorf("no note while waiting: %q", errOut.String())
+	}
+}
+
+func TestPendingReason(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	window := func(last time.Time, awake time.Duration) func() (time.Time, time.Duration) {
+		return func() (time.Time, time.Duration) { return last, awake }
+	}
+	for _, tc := range []struct {
+		name       string
+		connection string
+		registered bool
+		window     func() (time.Time, time.Duration)
+		want       string
+	}{
+		{"never registered", "", false, nil, "is not registered (offline)"},
+		{"de-registered", "DISCONNECTED", true, nil, "is not registered (offline)"},
+		{"always online", "CONNECTED", true, window(now.Add(-time.Hour), 0), ""},
+		{"awake", "CONNECTED", true, window(now.Add(-time.Second), 10*time.Second), ""},
+		{"asleep", "CONNECTED", true, window(now.Add(-time.Minute), 10*time.Second),
+			"is asleep (it listens 10s after each Register or Update; the last was at 2026-01-02T03:03:05Z)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pendingReason(tc.connection, tc.registered, tc.window, now); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

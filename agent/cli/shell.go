@@ -36,7 +36,7 @@ func shellCmd() *cobra.Command {
 			c := &apiClient{base: strings.TrimRight(base, "/"), user: user, password: password, http: &http.Client{Timeout: 30 * time.Second}}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			res, err := c.runShell(ctx, args[0], args[1])
+			res, err := c.runShell(ctx, args[0], args[1], cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -104,6 +104,9 @@ func (c *apiClient) send(ctx context.Context, method, path, ctype string, body i
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%s %s: %s: %w", method, path, resp.Status, &unauthorizedError{hint: c.unauthorizedHint()})
+	}
 	if resp.StatusCode >= 300 {
 		var e struct{ Error, Message string }
 		if json.Unmarshal(data, &e) == nil && e.Message != "" {
@@ -117,6 +120,20 @@ func (c *apiClient) send(ctx context.Context, method, path, ctype string, body i
 		}
 	}
 	return nil
+}
+
+// unauthorizedError is the API's 401, with the hint of where the
+// credentials came from.
+type unauthorizedError struct{ hint string }
+
+func (e *unauthorizedError) Error() string { return e.hint }
+
+// unauthorizedHint says where the credentials the API refused came from.
+func (c *apiClient) unauthorizedHint() string {
+	if c.password == "" {
+		return fmt.Sprintf("no password given for %s: set LWM2M_AGENT_PASSWORD (or --password); the user is LWM2M_AGENT_USER (or --user)", c.user)
+	}
+	return fmt.Sprintf("the API refused user %s with the password given: check LWM2M_AGENT_PASSWORD (or --password) and LWM2M_AGENT_USER (or --user, tenant/user)", c.user)
 }
 
 type operation struct {
@@ -135,6 +152,9 @@ func (c *apiClient) deviceID(ctx context.Context, device string) (string, error)
 	if err == nil {
 		return mo.ID, nil
 	}
+	if _, ok := errors.AsType[*unauthorizedError](err); ok {
+		return "", err
+	}
 	var ext struct {
 		ManagedObject struct{ ID string } `json:"managedObject"`
 	}
@@ -144,7 +164,7 @@ func (c *apiClient) deviceID(ctx context.Context, device string) (string, error)
 	return ext.ManagedObject.ID, nil
 }
 
-func (c *apiClient) runShell(ctx context.Context, device, text string) (string, error) {
+func (c *apiClient) runShell(ctx context.Context, device, text string, note io.Writer) (string, error) {
 	id, err := c.deviceID(ctx, device)
 	if err != nil {
 		return "", err
@@ -153,6 +173,15 @@ func (c *apiClient) runShell(ctx context.Context, device, text string) (string, 
 	body := map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": text}}
 	if err := c.do(ctx, http.MethodPost, "/devicecontrol/operations", body, &op); err != nil {
 		return "", err
+	}
+	// Why an operation may wait: said once, at once, so that nobody
+	// stares at a silent terminal for a device that sleeps.
+	why := ""
+	if op.Status == "PENDING" {
+		why = c.whyPending(ctx, id, time.Now())
+		if why != "" {
+			fmt.Fprintf(note, "operation %s is PENDING: device %s %s; waiting (Ctrl-C stops waiting, not the operation)\n", op.ID, device, why)
+		}
 	}
 	for {
 		switch op.Status {
@@ -163,11 +192,68 @@ func (c *apiClient) runShell(ctx context.Context, device, text string) (string, 
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("operation %s still %s: %w", op.ID, op.Status, ctx.Err())
+			return "", c.stillWaiting(op, device, why)
 		case <-time.After(200 * time.Millisecond):
 		}
 		if err := c.do(ctx, http.MethodGet, "/devicecontrol/operations/"+op.ID, nil, &op); err != nil {
+			if ctx.Err() != nil {
+				return "", c.stillWaiting(op, device, why)
+			}
 			return "", err
 		}
 	}
+}
+
+// stillWaiting says what becomes of an operation the command stopped
+// waiting for: it stays in the queue and is sent when the device listens.
+func (c *apiClient) stillWaiting(op operation, device, why string) error {
+	if op.Status == "EXECUTING" {
+		return fmt.Errorf("operation %s is still EXECUTING: sent to device %s, no answer yet; its outcome will be at %s/devicecontrol/operations/%s",
+			op.ID, device, c.base, op.ID)
+	}
+	if why == "" {
+		why = "has not taken it (asleep, offline or busy with earlier operations)"
+	}
+	return fmt.Errorf("operation %s stays PENDING: device %s %s; it is sent at the device's next Register or Update (%s/devicecontrol/operations/%s)",
+		op.ID, device, why, c.base, op.ID)
+}
+
+// whyPending tells from the device's managed object why an operation
+// waits: the device is not registered, or its awake window has passed.
+// Empty when the device looks reachable or cannot be read.
+func (c *apiClient) whyPending(ctx context.Context, id string, now time.Time) string {
+	var mo struct {
+		AwakeTime  *int64 `json:"awakeTimeRegistrationParameter"`
+		Connection struct {
+			Status string `json:"status"`
+		} `json:"c8y_Connection"`
+		LwM2M *struct {
+			RegistrationID string    `json:"registrationId"`
+			LastUpdate     time.Time `json:"lastUpdate"`
+			AwakeTimeMs    int64     `json:"awakeTimeMs"`
+		} `json:"lwm2m"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/inventory/managedObjects/"+url.PathEscape(id), nil, &mo); err != nil {
+		return ""
+	}
+	return pendingReason(mo.Connection.Status, mo.LwM2M != nil && mo.LwM2M.RegistrationID != "", func() (time.Time, time.Duration) {
+		awake := time.Duration(mo.LwM2M.AwakeTimeMs) * time.Millisecond
+		if mo.AwakeTime != nil {
+			awake = time.Duration(*mo.AwakeTime) * time.Millisecond
+		}
+		return mo.LwM2M.LastUpdate, awake
+	}, now)
+}
+
+// pendingReason is whyPending's decision: window gives the last Register
+// or Update and the device's awake time (0: always listening).
+func pendingReason(connection string, registered bool, window func() (time.Time, time.Duration), now time.Time) string {
+	if !registered || connection == "DISCONNECTED" {
+		return "is not registered (offline)"
+	}
+	last, awake := window()
+	if awake > 0 && !last.IsZero() && now.After(last.Add(awake)) {
+		return fmt.Sprintf("is asleep (it listens %v after each Register or Update; the last was at %s)", awake, last.UTC().Format(time.RFC3339))
+	}
+	return ""
 }

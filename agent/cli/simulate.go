@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -121,6 +122,13 @@ func summary(w io.Writer, sim *simulator.Simulator) (failed int) {
 	return len(fails)
 }
 
+// The bootstrap servers of `make run`, taken for the kind of device whose
+// server was not given when the other one was.
+const (
+	defaultBootstrapURI       = "coap://127.0.0.1:5683"
+	defaultBootstrapSecureURI = "coaps://127.0.0.1:5684"
+)
+
 func simulateCmd() *cobra.Command {
 	var (
 		cfg             simulator.Config
@@ -154,7 +162,13 @@ func simulateCmd() *cobra.Command {
 			if cfg.CipherSuites, err = parseSuites(suites); err != nil {
 				return err
 			}
-			bootstrapping := cmd.Flags().Changed("bootstrap") || cmd.Flags().Changed("bootstrap-secure")
+			bootstrapping := opts.bootstrapURI != "" || opts.bootstrapSecure != ""
+			if bootstrapping {
+				// one bootstrap server given: the other kind of device
+				// bootstraps at the same host's usual port
+				opts.bootstrapURI = cmp.Or(opts.bootstrapURI, defaultBootstrapURI)
+				opts.bootstrapSecure = cmp.Or(opts.bootstrapSecure, defaultBootstrapSecureURI)
+			}
 			skipped := 0
 			if csvFile != "" {
 				f, err := os.Open(csvFile)
@@ -225,9 +239,9 @@ func simulateCmd() *cobra.Command {
 	f.StringVar(&cfg.Server, "server", "127.0.0.1:5783", "LwM2M server address (host:port, or a coap:// URI)")
 	f.StringVar(&serverSecure, "server-secure", "coaps://127.0.0.1:5784", "LwM2M server of PSK devices whose CSV line has no server URI")
 	f.StringVar(&csvFile, "csv", "", "simulate the devices of a bulk registration CSV file (endpoints, PSK keys)")
-	f.StringVar(&opts.bootstrapURI, "bootstrap", "coap://127.0.0.1:5683", "bootstrap server; given, devices bootstrap before they register")
-	f.StringVar(&opts.bootstrapSecure, "bootstrap-secure", "coaps://127.0.0.1:5684", "bootstrap server of PSK devices; given, devices bootstrap before they register")
-	f.StringVar(&suites, "cipher-suites", "", "DTLS cipher suites offered, most preferred first (default CCM_8,CBC_SHA256)")
+	f.StringVar(&opts.bootstrapURI, "bootstrap", "", "bootstrap server of NO_SEC devices, e.g. "+defaultBootstrapURI+"; given, devices bootstrap before they register ("+defaultBootstrapURI+" when only --bootstrap-secure is given)")
+	f.StringVar(&opts.bootstrapSecure, "bootstrap-secure", "", "bootstrap server of PSK devices, e.g. "+defaultBootstrapSecureURI+"; given, devices bootstrap before they register ("+defaultBootstrapSecureURI+" when only --bootstrap is given)")
+	f.StringVar(&suites, "cipher-suites", "", "DTLS cipher suites offered, most preferred first (CCM_8,CBC_SHA256 when not given)")
 	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", simulator.DefaultHandshakeTimeout, "how long a DTLS handshake may take")
 	f.DurationVar(&cfg.BootstrapTimeout, "bootstrap-timeout", simulator.DefaultBootstrapTimeout, "how long a device waits for Bootstrap-Finish")
 	f.BoolVar(&untilRegistered, "until-registered", false, "exit once every device registered or failed (status 1 if any failed)")

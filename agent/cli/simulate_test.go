@@ -156,3 +156,13 @@ func TestSimulateCSVNothingValid(t *testing.T) {
 		t.Errorf("bad cipher suite: %v", err)
 	}
 }
+
+// Flags that act only when given show no default in the help.
+func TestSimulateHelpShowsNoInactiveDefaults(t *testing.T) {
+	f := simulateCmd().Flags()
+	for _, name := range []string{"bootstrap", "bootstrap-secure", "cipher-suites", "csv"} {
+		if d := f.Lookup(name).DefValue; d != "" {
+			t.Errorf("--%s shows the default %q, but acts only when given", name, d)
+		}
+	}
+}

@@ -182,7 +182,7 @@ func (c *Config) settings() []setting {
 		{name: "bootstraps-addr", usage: "bootstrap server, CoAP/DTLS address (empty: off)", str: &c.BootstrapSAddr},
 		{name: "bootstrap-uri", usage: "the bootstrap server's URI as devices reach it, for generated bootstrap accounts (default coap://HOST:PORT of bootstrap-addr)", str: &c.BootstrapURI},
 		{name: "bootstraps-uri", usage: "the secure bootstrap server's URI as devices reach it (default coaps://HOST:PORT of bootstraps-addr)", str: &c.BootstrapSURI},
-		{name: "http-addr", usage: "HTTP API and web console address", str: &c.HTTPAddr},
+		{name: "http-addr", usage: "HTTP API address (REST API, /health, /metrics)", str: &c.HTTPAddr},
 		{name: "mongo-uri", usage: "MongoDB URI; empty runs the embedded store in the data directory", str: &c.MongoURI},
 		{name: "data-dir", usage: "data directory", str: &c.DataDir},
 		{name: "auto-register", usage: "accept endpoints nobody registered (development only)", b: &c.AutoRegister},
