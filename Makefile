@@ -7,11 +7,6 @@ BENCHTIME ?= 1s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 
-# Development defaults for `make run`; production sets its own environment.
-export LWM2M_AGENT_ADMIN_PASSWORD ?= admin-dev-password
-export LWM2M_AGENT_AUTO_REGISTER  ?= true
-export LWM2M_AGENT_DATA_DIR       ?= ./data
-
 .PHONY: proto proto-check all build run simulate test test-short test-queue fuzz bench bench-go bench-load bench-import bench-queue lint vet fmt clean
 
 all: build
@@ -19,8 +14,10 @@ all: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) $(PKG)
 
+# The development setup: every port on loopback only, the admin password
+# admin-dev-password and auto-registration (serve --dev); data in ./data.
 run: build
-	./$(BIN) serve
+	./$(BIN) serve --dev
 
 simulate: build
 	./$(BIN) simulate --count $${COUNT:-3}

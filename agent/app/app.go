@@ -111,8 +111,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		_ = st.Close(cctx)
 		return nil, nil, err
 	}
-	if a.AdminPassword, err = st.EnsureManagement(ctx, cfg.AdminPassword); err != nil {
+	mgmt, err := st.EnsureManagement(ctx, cfg.AdminPassword)
+	if err != nil {
 		return fail(fmt.Errorf("create management tenant: %w", err))
+	}
+	a.AdminPassword = mgmt.Generated
+	if mgmt.PasswordChanged {
+		// Every replica sharing the store must be given the same password,
+		// or each start undoes the others'.
+		log.Warn("password of management/admin changed to the configured one (LWM2M_AGENT_ADMIN_PASSWORD, --admin-password); the previous one no longer works")
 	}
 
 	a.Protocols = store.NewProtocols[mapping.Functionality](st)

@@ -1,8 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -40,5 +43,69 @@ func TestFailingPartStopsAgent(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent kept running without one of its parts")
+	}
+}
+
+// A restart with another LWM2M_AGENT_ADMIN_PASSWORD changes the stored
+// one and says so; the API then takes the new password only.
+func TestAdminPasswordChangedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	start := func(password string) (string, *bytes.Buffer, func()) {
+		cfg := config.Default()
+		cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "", "127.0.0.1:0"
+		cfg.BootstrapAddr, cfg.BootstrapSAddr = "", ""
+		cfg.DataDir = dir
+		cfg.AdminPassword = password
+		cfg.BundledPlugins = config.BundledInProcess // this test binary is not the agent
+		var logs bytes.Buffer
+		ctx, cancel := context.WithCancel(context.Background())
+		a, wait, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		return "http://" + a.HTTPAddr.String(), &logs, func() { cancel(); _ = wait() }
+	}
+	status := func(base, password string) int {
+		req, _ := http.NewRequest("GET", base+"/inventory/managedObjects", nil)
+		req.SetBasicAuth("management/admin", password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const changed = "password of management/admin changed to the configured one"
+
+	base, logs, stop := start("First-pass-1234!")
+	if c := status(base, "First-pass-1234!"); c != 200 {
+		t.Fatalf("first password: HTTP %d", c)
+	}
+	stop()
+	if strings.Contains(logs.String(), changed) {
+		t.Errorf("first start says the password changed")
+	}
+
+	base, logs, stop = start("Second-pass-1234!")
+	if c := status(base, "Second-pass-1234!"); c != 200 {
+		t.Errorf("new password: HTTP %d", c)
+	}
+	if c := status(base, "First-pass-1234!"); c != 401 {
+		t.Errorf("old password: HTTP %d, want 401", c)
+	}
+	stop()
+	if !strings.Contains(logs.String(), changed) {
+		t.Errorf("the change is not logged:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "Second-pass-1234!") || strings.Contains(logs.String(), "First-pass-1234!") {
+		t.Errorf("a password is in the log")
+	}
+
+	// without a configured password the stored one stays
+	base, _, stop = start("")
+	defer stop()
+	if c := status(base, "Second-pass-1234!"); c != 200 {
+		t.Errorf("start without a password: the stored one answers HTTP %d", c)
 	}
 }

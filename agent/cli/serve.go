@@ -2,7 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
@@ -19,6 +22,10 @@ func serveCmd() *cobra.Command {
 			if err := cfg.LoadEnv(nil, cmd.Flags()); err != nil {
 				return err
 			}
+			exposed := cfg.ApplyDev(func(name string) bool {
+				_, env := os.LookupEnv(config.EnvName(name))
+				return cmd.Flags().Changed(name) || env
+			})
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -31,6 +38,9 @@ func serveCmd() *cobra.Command {
 			if a.AdminPassword != "" {
 				// printed once, on the store's first start, and never logged
 				fmt.Fprintf(os.Stderr, "\nmanagement tenant created: user management/admin, password %s\n(set LWM2M_AGENT_ADMIN_PASSWORD to choose it; it is shown only this once)\n\n", a.AdminPassword)
+			}
+			if cfg.Dev {
+				devBanner(os.Stderr, log, cfg, exposed)
 			}
 			log.Info("agent started", "version", versionString(), "store", storeName(cfg), "auto_register", cfg.AutoRegister)
 			err = wait()
@@ -47,4 +57,20 @@ func storeName(cfg config.Config) string {
 		return "mongodb"
 	}
 	return "embedded (" + cfg.DataDir + ")"
+}
+
+// devBanner says what the development setup allows, and to whom.
+func devBanner(w io.Writer, log *slog.Logger, cfg config.Config, exposed []string) {
+	reach := "every port listens on loopback (127.0.0.1) only: devices and clients on other machines cannot reach this agent"
+	if len(exposed) > 0 {
+		reach = "WARNING: " + strings.Join(exposed, ", ") + " listen beyond loopback, so other machines reach an agent with a known password and auto-registration"
+		log.Warn("development setup reachable from other machines", "addresses", strings.Join(exposed, ", "))
+	}
+	pass := "from LWM2M_AGENT_ADMIN_PASSWORD"
+	if cfg.AdminPassword == config.DevAdminPassword {
+		pass = config.DevAdminPassword
+	}
+	fmt.Fprintf(w, "\ndevelopment setup (--dev): %s.\nAPI user management/admin, password %s; auto-registration %s.\nFor production run `lwm2m-agent serve` without --dev (README, Deployment).\n\n",
+		reach, pass, map[bool]string{true: "on", false: "off"}[cfg.AutoRegister])
+	log.Info("development setup", "loopback_only", len(exposed) == 0, "auto_register", cfg.AutoRegister)
 }

@@ -33,9 +33,11 @@ type Config struct {
 	DataDir       string
 	AutoRegister  bool
 	AdminPassword string
-	LogLevel      string
-	LogFormat     string
-	StoreVerbose  bool
+	// Dev is the development setup of `make run`: see ApplyDev.
+	Dev          bool
+	LogLevel     string
+	LogFormat    string
+	StoreVerbose bool
 	// PprofAddr serves Go's profiler when set (loopback only, for diagnosis).
 	PprofAddr string
 
@@ -185,8 +187,9 @@ func (c *Config) settings() []setting {
 		{name: "http-addr", usage: "HTTP API address (REST API, /health, /metrics)", str: &c.HTTPAddr},
 		{name: "mongo-uri", usage: "MongoDB URI; empty runs the embedded store in the data directory", str: &c.MongoURI},
 		{name: "data-dir", usage: "data directory", str: &c.DataDir},
+		{name: "dev", usage: "development setup: every port on loopback (127.0.0.1) unless its address is given, auto-registration on and the admin password " + DevAdminPassword + " unless set", b: &c.Dev},
 		{name: "auto-register", usage: "accept endpoints nobody registered (development only)", b: &c.AutoRegister},
-		{name: "admin-password", usage: "password of management/admin on an empty store (random if unset)", str: &c.AdminPassword},
+		{name: "admin-password", usage: "password of management/admin: set on an empty store (random if unset), and changed at start when it differs from the stored one", str: &c.AdminPassword},
 		{name: "log-level", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{name: "log-format", usage: "text or json", str: &c.LogFormat},
 		{name: "store-verbose", usage: "let the embedded store log", b: &c.StoreVerbose},
@@ -211,6 +214,58 @@ func (c *Config) settings() []setting {
 		{name: "bundled-plugins", usage: "how the bundled mapping and custom action plugins run: process (the agent's executable in plugin mode) or inprocess", str: &c.BundledPlugins},
 		{name: "max-binary-size", usage: "largest binary (firmware, files) the API stores, in bytes", i: &c.MaxBinarySize},
 		{name: "credentials-hash-cost", usage: "bcrypt cost of the device credentials stored by bulk registration (4 to 31; each step doubles import time per line)", i: &c.CredentialsHashCost},
+	}
+}
+
+// DevAdminPassword is the admin password of the development setup (Dev).
+const DevAdminPassword = "admin-dev-password"
+
+// ApplyDev turns the development setup on when Dev is set: a known admin
+// password and auto-registration make a first try easy, so nothing may
+// reach the agent from another machine. Every listen address that was not
+// given (explicit reports whether a setting came from a flag or the
+// environment) moves to loopback; a given address is kept as the operator
+// chose it. It returns the given addresses that are not on loopback.
+func (c *Config) ApplyDev(explicit func(name string) bool) (exposed []string) {
+	if !c.Dev {
+		return nil
+	}
+	if !explicit("auto-register") {
+		c.AutoRegister = true
+	}
+	if !explicit("admin-password") {
+		c.AdminPassword = DevAdminPassword
+	}
+	for _, a := range c.listenAddrs() {
+		if *a.v == "" {
+			continue // off
+		}
+		host, port, err := net.SplitHostPort(*a.v)
+		if err != nil {
+			continue // Validate names it
+		}
+		if !explicit(a.name) {
+			*a.v = net.JoinHostPort("127.0.0.1", port)
+			continue
+		}
+		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+			exposed = append(exposed, a.name+"="+*a.v)
+		}
+	}
+	return exposed
+}
+
+type listenAddr struct {
+	name string
+	v    *string
+}
+
+// listenAddrs are the settings of every socket the agent listens on.
+func (c *Config) listenAddrs() []listenAddr {
+	return []listenAddr{
+		{"coap-addr", &c.CoAPAddr}, {"coaps-addr", &c.CoAPSAddr},
+		{"bootstrap-addr", &c.BootstrapAddr}, {"bootstraps-addr", &c.BootstrapSAddr},
+		{"http-addr", &c.HTTPAddr}, {"pprof-addr", &c.PprofAddr},
 	}
 }
 

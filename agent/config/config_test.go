@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,71 @@ func TestLoadEnvAndValidate(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, c)
+		})
+	}
+}
+
+// The development setup listens on loopback only, unless an address was
+// given, which it keeps and reports when it reaches beyond loopback.
+func TestApplyDev(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		dev      bool
+		given    map[string]string
+		want     func(c Config) []string // the addresses, in listenAddrs order
+		exposed  []string
+		autoReg  bool
+		password string
+	}{
+		{name: "off", dev: false,
+			want:    func(c Config) []string { return []string{":5783", ":5784", ":5683", ":5684", ":8080", ""} },
+			autoReg: false, password: ""},
+		{name: "defaults to loopback", dev: true,
+			want: func(c Config) []string {
+				return []string{"127.0.0.1:5783", "127.0.0.1:5784", "127.0.0.1:5683", "127.0.0.1:5684", "127.0.0.1:8080", ""}
+			},
+			autoReg: true, password: DevAdminPassword},
+		{name: "given addresses kept", dev: true,
+			given: map[string]string{"coap-addr": "0.0.0.0:6000", "http-addr": "localhost:9000", "coaps-addr": "", "admin-password": "Other-pass-1!", "auto-register": "false"},
+			want: func(c Config) []string {
+				return []string{"0.0.0.0:6000", "", "127.0.0.1:5683", "127.0.0.1:5684", "localhost:9000", ""}
+			},
+			exposed: []string{"coap-addr=0.0.0.0:6000"},
+			autoReg: false, password: "Other-pass-1!"},
+		{name: "port 0 stays a free port on loopback", dev: true,
+			given: map[string]string{"pprof-addr": "[::1]:6060", "bootstrap-addr": "127.0.0.2:0"},
+			want: func(c Config) []string {
+				return []string{"127.0.0.1:5783", "127.0.0.1:5784", "127.0.0.2:0", "127.0.0.1:5684", "127.0.0.1:8080", "[::1]:6060"}
+			},
+			autoReg: true, password: DevAdminPassword},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Dev = tc.dev
+			env := map[string]string{}
+			for k, v := range tc.given {
+				env[EnvName(k)] = v
+			}
+			if err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil); err != nil {
+				t.Fatal(err)
+			}
+			exposed := c.ApplyDev(func(name string) bool { _, ok := tc.given[name]; return ok })
+			var got []string
+			for _, a := range c.listenAddrs() {
+				got = append(got, *a.v)
+			}
+			if !slices.Equal(got, tc.want(c)) {
+				t.Errorf("addresses %q, want %q", got, tc.want(c))
+			}
+			if !slices.Equal(exposed, tc.exposed) {
+				t.Errorf("exposed %q, want %q", exposed, tc.exposed)
+			}
+			if c.AutoRegister != tc.autoReg || c.AdminPassword != tc.password {
+				t.Errorf("auto-register %v password %q, want %v %q", c.AutoRegister, c.AdminPassword, tc.autoReg, tc.password)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("validate: %v", err)
+			}
 		})
 	}
 }

@@ -34,12 +34,12 @@ func check(t *testing.T, err error) {
 
 func TestTenantsAndAuthentication(t *testing.T) {
 	s := storetest.OpenTest(t)
-	pw := must(s.EnsureManagement(ctx, ""))
+	pw := must(s.EnsureManagement(ctx, "")).Generated
 	if len(pw) < 16 {
 		t.Fatalf("generated password %q is too short", pw)
 	}
-	if again := must(s.EnsureManagement(ctx, "other")); again != "" {
-		t.Fatalf("second EnsureManagement generated %q", again)
+	if again := must(s.EnsureManagement(ctx, "")); again != (store.Management{}) {
+		t.Fatalf("second EnsureManagement without a password: %+v", again)
 	}
 	must(s.CreateTenant(ctx, "acme", "boss", "secret-1"))
 	if _, err := s.CreateTenant(ctx, "acme", "x", "y"); !errors.Is(err, store.ErrConflict) {
@@ -93,11 +93,43 @@ func TestTenantsAndAuthentication(t *testing.T) {
 
 func TestEnsureManagementGivenPassword(t *testing.T) {
 	s := storetest.OpenTest(t)
-	if pw := must(s.EnsureManagement(ctx, "given")); pw != "" {
-		t.Fatalf("generated %q although a password was given", pw)
+	if m := must(s.EnsureManagement(ctx, "given")); m != (store.Management{}) {
+		t.Fatalf("first start with a password: %+v", m)
 	}
 	if err := s.Authenticate(ctx, store.ManagementTenant, "admin", "given"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A configured password that differs from the stored one replaces it, and
+// the old one stops working at once (no cached login survives); the same
+// password again, or none, changes nothing.
+func TestEnsureManagementChangesPassword(t *testing.T) {
+	s := storetest.OpenTest(t)
+	must(s.EnsureManagement(ctx, "first-Pass-1!"))
+	if err := s.Authenticate(ctx, store.ManagementTenant, "admin", "first-Pass-1!"); err != nil {
+		t.Fatal(err) // cached from here on
+	}
+	for _, tc := range []struct {
+		given   string
+		changed bool
+		valid   string
+	}{
+		{"first-Pass-1!", false, "first-Pass-1!"},
+		{"", false, "first-Pass-1!"},
+		{"second-Pass-2!", true, "second-Pass-2!"},
+		{"second-Pass-2!", false, "second-Pass-2!"},
+	} {
+		m := must(s.EnsureManagement(ctx, tc.given))
+		if m.PasswordChanged != tc.changed || m.Generated != "" {
+			t.Errorf("EnsureManagement(%q) = %+v, want changed %v", tc.given, m, tc.changed)
+		}
+		if err := s.Authenticate(ctx, store.ManagementTenant, "admin", tc.valid); err != nil {
+			t.Errorf("after EnsureManagement(%q): %q refused: %v", tc.given, tc.valid, err)
+		}
+	}
+	if err := s.Authenticate(ctx, store.ManagementTenant, "admin", "first-Pass-1!"); !errors.Is(err, store.ErrUnauthorized) {
+		t.Errorf("the replaced password still works: %v", err)
 	}
 }
 

@@ -136,30 +136,59 @@ func (s *Store) SetPassword(ctx context.Context, tenant, userName, password stri
 	return nil
 }
 
+// Management is what EnsureManagement did.
+type Management struct {
+	// Generated is the random password of management/admin created on an
+	// empty store without a configured one, to be shown once; else "".
+	Generated string
+	// PasswordChanged is true when the configured password replaced the
+	// stored one (or created the admin user that was missing).
+	PasswordChanged bool
+}
+
 // EnsureManagement creates, on a store without it, the management tenant
 // with the user "admin" and password adminPassword, or a random password
-// if that is empty, which it returns so the caller can show it once. On a
-// store that has the tenant it does nothing and returns "".
-func (s *Store) EnsureManagement(ctx context.Context, adminPassword string) (generated string, err error) {
-	if _, err := s.GetTenant(ctx, ManagementTenant); err == nil {
-		return "", nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return "", err
-	}
-	pass := adminPassword
-	if pass == "" {
-		pass = rand.Text()
-	}
-	if _, err := s.CreateTenant(ctx, ManagementTenant, "admin", pass); err != nil {
-		if errors.Is(err, ErrConflict) { // another replica was first
-			return "", nil
+// if that is empty. On a store that has the tenant, a non-empty
+// adminPassword that the stored one does not match replaces it: an
+// operator who sets the password expects it to hold, and keeping an old
+// one silently would lock them out or keep a leaked one alive. An empty
+// adminPassword changes nothing.
+func (s *Store) EnsureManagement(ctx context.Context, adminPassword string) (Management, error) {
+	if _, err := s.GetTenant(ctx, ManagementTenant); errors.Is(err, ErrNotFound) {
+		pass := adminPassword
+		if pass == "" {
+			pass = rand.Text()
 		}
-		return "", err
+		if _, err := s.CreateTenant(ctx, ManagementTenant, "admin", pass); err == nil {
+			if adminPassword == "" {
+				return Management{Generated: pass}, nil
+			}
+			return Management{}, nil
+		} else if !errors.Is(err, ErrConflict) {
+			return Management{}, err
+		}
+		// another replica was first: its password is checked below
+	} else if err != nil {
+		return Management{}, err
 	}
 	if adminPassword == "" {
-		return pass, nil
+		return Management{}, nil
 	}
-	return "", nil
+	err := s.Authenticate(ctx, ManagementTenant, "admin", adminPassword)
+	switch {
+	case err == nil:
+		return Management{}, nil
+	case !errors.Is(err, ErrUnauthorized):
+		return Management{}, err
+	}
+	err = s.SetPassword(ctx, ManagementTenant, "admin", adminPassword)
+	if errors.Is(err, ErrNotFound) {
+		err = s.CreateUser(ctx, ManagementTenant, "admin", adminPassword, []string{RoleAdmin})
+	}
+	if err != nil {
+		return Management{}, fmt.Errorf("management/admin: set the configured password: %w", err)
+	}
+	return Management{PasswordChanged: true}, nil
 }
 
 // Authenticate checks a user's password; ErrUnauthorized when the tenant,
