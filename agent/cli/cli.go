@@ -40,7 +40,7 @@ func rootCmd() *cobra.Command {
 		Version:       versionString(),
 	}
 	root.SetVersionTemplate("lwm2m-agent {{.Version}}\n")
-	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), versionCmd(), pluginCmd())
+	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), versionCmd(), healthCmd(), pluginCmd())
 	return root
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,5 +208,33 @@ func TestPendingReason(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// `health` is the container's health check: 0 for an agent that answers
+// UP, an error for an address where none listens.
+func TestHealthCommand(t *testing.T) {
+	a := startTestAgent(t, false)
+	run := func(args ...string) (string, error) {
+		cmd := healthCmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetArgs(args)
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	_, port, _ := strings.Cut(a.HTTPAddr.String(), ":")
+	t.Setenv("LWM2M_AGENT_HTTP_ADDR", ":"+port) // as a container sets it: every interface
+	if out, err := run(); err != nil || out != "UP\n" {
+		t.Errorf("health of the configured agent: %q %v", out, err)
+	}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	closed.Close()
+	if _, err := run("--url", "http://"+addr, "--timeout", "2s"); err == nil {
+		t.Errorf("health of %s, where nothing listens: no error", addr)
 	}
 }
