@@ -268,6 +268,7 @@ func TestParseLines(t *testing.T) {
 		{name: "negative awake time", in: withCols("awakeTimeRegistrationParameter", "-5"), reason: "awakeTimeRegistrationParameter -5 must be 0 or more"},
 		{name: "min above max", in: withCols("defaultMinimumPeriod;defaultMaximumPeriod", "61;60"), reason: "defaultMinimumPeriod 61 must not be above defaultMaximumPeriod 60"},
 		{name: "short server id too large", in: withCols("lwm2mShortServerId", "65535"), reason: "lwm2mShortServerId 65535 must be between 1 and 65534"},
+		{name: "security instance offset leaves no ID for the bootstrap account", in: withCols("securityInstanceOffset", "65534"), reason: "securityInstanceOffset 65534 must be between 0 and 65533"},
 		{name: "same short server ids", in: withCols("lwm2mShortServerId;bootstrapShortServerId", "7;7"), reason: "bootstrapShortServerId and lwm2mShortServerId must differ, both are 7"},
 		{name: "binding", in: withCols("bindingMode", "UQS"), reason: `bindingMode "UQS" must be U or UQ`},
 		{name: "bool", in: withCols("notificationIfDisabled", "1"), reason: `notificationIfDisabled "1" must be true or false`},

@@ -445,7 +445,9 @@ func parseWith(p *lineParser, opts Options) (Device, []string) {
 		d.AwakeTime = millis(n)
 	}
 	d.GenerateBootstrapServerConfig = p.boolean(fGenerateBootstrap, false)
-	d.SecurityInstanceOffset = p.intPtr(fSecurityInstanceOffset, 0, 65534)
+	// 65534 is the last instance ID, and the bootstrap server's own account may
+	// need the one above the offset: the bootstrap resource has the same bound.
+	d.SecurityInstanceOffset = p.intPtr(fSecurityInstanceOffset, 0, 65533)
 	d.BootstrapShortServerID = p.intPtr(fBootstrapShortServerID, shortServerIDRange[0], shortServerIDRange[1])
 	d.LwM2MShortServerID = p.intPtr(fLwM2MShortServerID, shortServerIDRange[0], shortServerIDRange[1])
 	d.RegistrationLifetime = p.intPtr(fRegistrationLifetime, 1, math.MaxInt32)

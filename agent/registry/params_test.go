@@ -122,6 +122,7 @@ func TestParamsAndFileAgree(t *testing.T) {
 		{"registrationLifetime", "registrationLifetime", "0"},
 		{"registrationLifetime", "registrationLifetime", "+60"},
 		{"lwm2mShortServerId", "lwm2mShortServerId", "65535"},
+		{"securityInstanceOffset", "securityInstanceOffset", "65533"},
 		{"securityInstanceOffset", "securityInstanceOffset", "65534"},
 		{"bindingMode", "bindingMode", "UQS"},
 		{"bindingMode", "bindingMode", "U"},
