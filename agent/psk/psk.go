@@ -142,7 +142,8 @@ func Identity(c net.Conn) (identity string, ok bool) {
 // Listener accepts DTLS sessions within Limits. It satisfies go-coap's DTLS
 // server listener.
 type Listener struct {
-	inner      *coapNet.DTLSListener
+	inner      net.Listener
+	closed     atomic.Bool
 	lim        Limits
 	handshakes chan struct{}
 	sessions   atomic.Int64
@@ -156,8 +157,17 @@ type Listener struct {
 func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *ratelimit.Peers) (*Listener, error) {
 	lim = lim.withDefaults()
 	opts := serverOptions(keys, lim, log, peers)
-	l, err := coapNet.NewDTLSListener("udp", addr, coapNet.NewDTLSServerOptions(opts...))
+	// pion's own listener (dtls.ListenWithOptions, which go-coap's
+	// NewDTLSListener calls) sends a new ClientHello from an address with
+	// a finished session to that session, which drops it: the socket's
+	// datagrams go through demux instead.
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
+		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
+	}
+	l, err := dtls.NewListenerWithOptions(newDemux(pc, CIDSize), opts...)
+	if err != nil {
+		_ = pc.Close()
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
 	}
 	return &Listener{inner: l, lim: lim, handshakes: make(chan struct{}, lim.MaxHandshakes)}, nil
@@ -167,7 +177,12 @@ func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *rate
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
 // Close stops accepting; sessions already accepted stay open.
-func (l *Listener) Close() error { return l.inner.Close() }
+func (l *Listener) Close() error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return l.inner.Close()
+}
 
 // Sessions returns the established sessions open now.
 func (l *Listener) Sessions() int64 { return l.sessions.Load() }
@@ -185,8 +200,18 @@ func (l *Listener) HandshakeFailures() int64 { return l.failed.Load() }
 // AcceptWithContext returns the next session; its handshake runs when the
 // server calls HandshakeContext, within the limits.
 func (l *Listener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
-	c, err := l.inner.AcceptWithContext(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if l.closed.Load() {
+		return nil, coapNet.ErrListenerIsClosed
+	}
+	c, err := l.inner.Accept()
 	if err != nil {
+		if errors.Is(err, errDemuxClosed) {
+			// go-coap's server stops on this error and retries on others
+			return nil, coapNet.ErrListenerIsClosed
+		}
 		return nil, err
 	}
 	return &session{Conn: c, l: l}, nil
