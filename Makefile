@@ -23,7 +23,8 @@ simulate: build
 	./$(BIN) simulate --count $${COUNT:-3}
 
 # Every test: unit, end to end on loopback against the embedded store, and
-# interop with libcoap's coap-client where installed (.ci/run installs it).
+# interop with libcoap's coap-client and an mbedTLS client where installed
+# (.ci/run installs them).
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
