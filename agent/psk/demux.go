@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3/pkg/protocol"
@@ -209,6 +210,10 @@ type peerConn struct {
 
 	readDeadline, writeDeadline *deadline.Deadline
 
+	// Once the handshake's last flight went out, writes take d.mu only
+	// while a Connection ID session still holds its first address.
+	settled, watchMove atomic.Bool
+
 	// Guarded by d.mu.
 	pending  bool   // in d.pending, not yet in d.byAddr
 	addrGone bool   // no longer holds its address in d.byAddr
@@ -264,6 +269,9 @@ func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // listener does, frees the first address once the client moved to another
 // under its Connection ID.
 func (c *peerConn) observe(p []byte, addr net.Addr) {
+	if c.settled.Load() && (!c.watchMove.Load() || addr.String() == c.key) {
+		return
+	}
 	d := c.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -286,6 +294,10 @@ func (c *peerConn) observe(p []byte, addr net.Addr) {
 			delete(d.byAddr, c.key)
 		}
 		c.addrGone = true
+	}
+	if c.sentEnc {
+		c.watchMove.Store(c.cid != "" && !c.addrGone)
+		c.settled.Store(true)
 	}
 }
 
