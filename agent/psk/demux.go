@@ -49,8 +49,10 @@ type demux struct {
 const backlog = 128
 
 // queueLen bounds the datagrams waiting to be read by one association;
-// beyond it they are dropped, as the network might.
-const queueLen = 64
+// beyond it they are dropped, as the network might. A client's flight is
+// a few datagrams and CoAP sends one request at a time (NSTART 1); the
+// queue is allocated with every session, so it stays small.
+const queueLen = 16
 
 var errDemuxClosed = errors.New("dtls listener closed")
 
@@ -116,6 +118,8 @@ func (d *demux) readLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			// Other read errors of a UDP socket concern one datagram;
+			// ending the loop would silence the port.
 			continue
 		}
 		if c := d.route(buf[:n], raddr); c != nil {
