@@ -280,3 +280,48 @@ func TestClientHelloWithoutCookieKeepsSession(t *testing.T) {
 		t.Fatalf("sessions %d, want 1", got)
 	}
 }
+
+// Closing the listener stops new handshakes but leaves established
+// sessions working over the shared socket, which closes with the last of
+// them.
+func TestListenerCloseKeepsSessions(t *testing.T) {
+	l, accepted := listen(t)
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, srv := handshakeClient(t, l, accepted, pc)
+	addr := l.Addr().(*net.UDPAddr)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	late, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if _, err := late.Write(mbedHello{}.record(0, 0, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Write([]byte("after close")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	_ = srv.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := srv.Read(buf); err != nil || string(buf[:n]) != "after close" {
+		t.Fatalf("session after the listener closed: read %q, %v", buf[:n], err)
+	}
+	// the new client got nothing: its handshake was not taken
+	_ = late.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := late.Read(buf); err == nil {
+		t.Fatalf("a ClientHello after close was answered: % x", buf[:n])
+	}
+
+	_ = srv.Close()
+	again, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		t.Fatalf("port still bound after the last session closed: %v", err)
+	}
+	_ = again.Close()
+}
