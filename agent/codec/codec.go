@@ -86,6 +86,54 @@ func Encode(f Format, base node.Path, recs []node.Record) ([]byte, error) {
 	return encode(f, base, recs)
 }
 
+// EncodeCreate encodes the payload of a Create on the object of inst.
+// inst is the new instance (/O/I) when the server picks its ID, or the
+// object (/O) when the device is to pick it; recs lie in that instance.
+// Every format that can carry an instance gives a valid payload also
+// without records, so that "create /O" with no values is a real Create:
+//
+//   - TLV: the resources wrapped in an Object Instance TLV that names the
+//     ID (Core TS 1.0.2 section 6.4.3 and 5.4.5; the same in 1.1 and
+//     1.2), an empty one (00 II) for an instance without values; for /O
+//     the resources alone, and no payload without any.
+//   - SenML JSON and CBOR: the records named under the object ("bn"
+//     "/O/", names "I/R"); without records an empty pack ([], 0x80),
+//     which SenML allows and which asks the device for an instance with
+//     its defaults and an ID of its choosing (the ID travels only with
+//     a value).
+//   - LwM2M JSON: entries named under "/O/" ("I/R"); without records
+//     {"bn":"/O/","e":[]}.
+//
+// Text, opaque, CBOR and link format cannot carry an instance:
+// ErrUnsupported.
+func EncodeCreate(f Format, inst node.Path, recs []node.Record) ([]byte, error) {
+	if inst.Depth < 1 || inst.Depth > 2 {
+		return nil, fmt.Errorf("encode create %v as %v: %w: not an object or instance path", inst, f, ErrUnsupported)
+	}
+	obj := node.ObjectPath(inst.Object)
+	switch f {
+	case TLV, OldTLV:
+		if inst.Depth == 2 {
+			for _, r := range recs {
+				if !inst.Contains(r.Path) {
+					return nil, fmt.Errorf("encode create %v as %v: %w: record %v lies outside", inst, f, ErrUnsupported, r.Path)
+				}
+			}
+			if len(recs) == 0 {
+				b, err := appendTLV(nil, tlvObjectInstance, inst.Instance, nil)
+				if err != nil {
+					return nil, fmt.Errorf("encode create %v as %v: %w", inst, f, err)
+				}
+				return b, nil
+			}
+		}
+	case SenMLJSON, SenMLCBOR, LwM2MJSON, OldJSON:
+	default:
+		return nil, fmt.Errorf("encode create %v as %v: %w", inst, f, fmtUnsupported(f, "cannot carry an object instance"))
+	}
+	return encode(f, obj, recs)
+}
+
 // Bounds that keep a hostile payload from costing more than its size.
 const (
 	// MaxRecords is the most records one payload may decode to.

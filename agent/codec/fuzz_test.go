@@ -110,6 +110,9 @@ func FuzzLwM2MJSON(f *testing.F) {
 	f.Add(baseIndex("/1024/0"), []byte(`{"bn":"/1024/0/","e":[{"n":"0","sv":"x"},{"n":"1","v":10.5},{"n":"2","bv":true},{"n":"6","ov":"66:1"}]}`))
 	f.Add(baseIndex("/5/0/0"), []byte(`{"bn":"/5/0/0","e":[{"sv":"AQIDBAU="}]}`))
 	f.Add(baseIndex("/"), []byte(`{"bn":"/","e":[{"n":"3/0/9","v":100}]}`))
+	f.Add(baseIndex("/3/0"), []byte(`{"bn":"/3/","e":[{"n":"/0/14","sv":"+03:00"},{"n":"0/7/1","v":5000}]}`))
+	f.Add(baseIndex("/3/0"), []byte(`{"e":[{"n":"9","v":100},{"n":"11/0","v":0}]}`))
+	f.Add(baseIndex("/66"), []byte(`{"bn":"/66/","e":[{"n":"0/2","ov":"67:0"},{"n":"1/2","ov":"65535:65535"}]}`))
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		fuzzRoundTrip(t, LwM2MJSON, which, payload, false)
 	})

@@ -297,6 +297,13 @@ func decodeLwM2MJSON(base node.Path, payload []byte, types node.Resolver) ([]nod
 	out := make([]node.Record, 0, len(entries))
 	for i, e := range entries {
 		p, err := namePath(bn, e.N)
+		if in.BN == nil && e.N != "" && e.N[0] != '/' && (err != nil || !base.Contains(p)) {
+			// Without a base name, some clients name entries relative to
+			// the requested path ("14" answering a Read of /3/0).
+			if q, qerr := namePath(base.String(), e.N); qerr == nil {
+				p, err = q, nil
+			}
+		}
 		if err != nil {
 			return nil, malformed("lwm2m json entry %d: name %q: %v", i, joinName(bn, e.N), err)
 		}
@@ -358,14 +365,42 @@ func decodeLwM2MJSON(base node.Path, payload []byte, types node.Resolver) ([]nod
 	return out, nil
 }
 
-func encodeLwM2MJSON(base node.Path, recs []node.Record) ([]byte, error) {
-	bn, names := senmlNames(base, recs)
-	if bn == "" {
-		bn = "/"
-		for i := range names {
-			names[i] = strings.TrimPrefix(names[i], "/")
-		}
+// lwm2mJSONNames returns the base name and the entries' names as the 1.0
+// specification's examples write them (TS 1.0.2 section 6.4.4 and its
+// appendix): the base name is the object or instance the request is on,
+// ending in "/", and every entry names its resource (and resource
+// instance) relative to it. Unlike SenML, a resource is never the base
+// name itself: 1.0 clients built on that text (wakaama's among them) look
+// for the resource in "n" and refuse a write whose base name is the whole
+// path. At the root (composite), names are whole paths under "/".
+func lwm2mJSONNames(base node.Path, recs []node.Record) (bn string, names []string) {
+	keep := int(base.Depth)
+	if keep > 2 {
+		keep = 2
 	}
+	var sb strings.Builder
+	sb.WriteByte('/')
+	for _, id := range base.IDs()[:keep] {
+		sb.WriteString(itoa(int(id)))
+		sb.WriteByte('/')
+	}
+	bn = sb.String()
+	names = make([]string, len(recs))
+	for i, r := range recs {
+		sb.Reset()
+		for k, id := range r.Path.IDs()[keep:] {
+			if k > 0 {
+				sb.WriteByte('/')
+			}
+			sb.WriteString(itoa(int(id)))
+		}
+		names[i] = sb.String()
+	}
+	return bn, names
+}
+
+func encodeLwM2MJSON(base node.Path, recs []node.Record) ([]byte, error) {
+	bn, names := lwm2mJSONNames(base, recs)
 	// Times are written absolute; a base time of 0 says so when one of
 	// them is too early to be told from a relative time.
 	needBT := false

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"encoding/hex"
 	"errors"
 	"math"
 	"testing"
@@ -166,18 +167,177 @@ func TestLwM2MJSONGolden(t *testing.T) {
 		},
 		{
 			name: "opaque as base64", base: "/5/0/0", canonical: true,
+			payload: `{"bn":"/5/0/","e":[{"n":"0","sv":"AQIDBAU="}]}`,
+			want:    []node.Record{rec("/5/0/0", node.Opaque([]byte{1, 2, 3, 4, 5}))},
+		},
+		{
+			name: "opaque with the resource as base name", base: "/5/0/0",
 			payload: `{"bn":"/5/0/0","e":[{"sv":"AQIDBAU="}]}`,
 			want:    []node.Record{rec("/5/0/0", node.Opaque([]byte{1, 2, 3, 4, 5}))},
 		},
 		{
 			name: "absolute times", base: "/1024/0/1", canonical: true,
-			payload: `{"bn":"/1024/0/1","e":[{"v":1.5,"t":1700000000}]}`,
+			payload: `{"bn":"/1024/0/","e":[{"n":"1","v":1.5,"t":1700000000}]}`,
 			want:    []node.Record{trec("/1024/0/1", node.Float(1.5), 1700000000)},
 		},
 		{
 			name: "empty list", base: "/2", payload: `{"e":[]}`, want: []node.Record{},
 		},
 	})
+}
+
+// The shapes of the 1.0 specification (TS 1.0.2 section 6.4.4 and the
+// JSON examples of its appendix): the base name is the object or the
+// instance, ending in "/"; every entry names its resource in "n"; numbers
+// travel in "v", strings and opaque (base64) in "sv", booleans in "bv",
+// object links in "ov". Writes of one resource take the same shape as a
+// Read of its instance narrowed to that resource, which is what 1.0
+// clients parse. Encoding each case gives the payload back byte for byte.
+func TestLwM2MJSONSpecShapes(t *testing.T) {
+	runJSONCases(t, LwM2MJSON, []jsonCase{
+		{name: "read of the device instance", base: "/3/0", payload: lwm2mJSONDevice, want: deviceRecords(), canonical: true},
+		{
+			// The object link example: an object with two instances.
+			name: "read of an object with object links", base: "/66", canonical: true,
+			payload: `{"bn":"/66/","e":[{"n":"0/0","sv":"myService 1"},{"n":"0/1","sv":"Internet.15.234"},{"n":"0/2","ov":"67:0"},` +
+				`{"n":"1/0","sv":"myService 2"},{"n":"1/1","sv":"Internet.15.235"},{"n":"1/2","ov":"65535:65535"}]}`,
+			want: []node.Record{
+				rec("/66/0/0", node.String("myService 1")), rec("/66/0/1", node.String("Internet.15.234")), rec("/66/0/2", node.Link(67, 0)),
+				rec("/66/1/0", node.String("myService 2")), rec("/66/1/1", node.String("Internet.15.235")), rec("/66/1/2", node.Link(65535, 65535)),
+			},
+		},
+		{
+			name: "root with object links", base: "/", canonical: true,
+			payload: `{"bn":"/","e":[{"n":"66/0/0","sv":"myService 1"},{"n":"66/0/2","ov":"67:0"},{"n":"67/0/0","sv":"85.76.76.84"}]}`,
+			want: []node.Record{
+				rec("/66/0/0", node.String("myService 1")), rec("/66/0/2", node.Link(67, 0)), rec("/67/0/0", node.String("85.76.76.84")),
+			},
+		},
+		{
+			name: "write of a string resource", base: "/3/0/14", canonical: true,
+			payload: `{"bn":"/3/0/","e":[{"n":"14","sv":"+03:00"}]}`,
+			want:    []node.Record{rec("/3/0/14", node.String("+03:00"))},
+		},
+		{
+			name: "write of an integer resource", base: "/1/0/1", canonical: true,
+			payload: `{"bn":"/1/0/","e":[{"n":"1","v":300}]}`,
+			want:    []node.Record{rec("/1/0/1", node.Int(300))},
+		},
+		{
+			name: "write of a boolean resource", base: "/1/0/6", canonical: true,
+			payload: `{"bn":"/1/0/","e":[{"n":"6","bv":false}]}`,
+			want:    []node.Record{rec("/1/0/6", node.Bool(false))},
+		},
+		{
+			name: "write of a float resource", base: "/1024/0/1", canonical: true,
+			payload: `{"bn":"/1024/0/","e":[{"n":"1","v":21.5}]}`,
+			want:    []node.Record{rec("/1024/0/1", node.Float(21.5))},
+		},
+		{
+			name: "write of a time resource", base: "/3/0/13", canonical: true,
+			payload: `{"bn":"/3/0/","e":[{"n":"13","v":1367491215}]}`,
+			want:    []node.Record{rec("/3/0/13", node.TimeValue(time.Unix(1367491215, 0).UTC()))},
+		},
+		{
+			name: "write of an object link", base: "/66/0/2", canonical: true,
+			payload: `{"bn":"/66/0/","e":[{"n":"2","ov":"67:0"}]}`,
+			want:    []node.Record{rec("/66/0/2", node.Link(67, 0))},
+		},
+		{
+			name: "write of a multiple resource", base: "/3/0/7", canonical: true,
+			payload: `{"bn":"/3/0/","e":[{"n":"7/0","v":3800},{"n":"7/1","v":5000}]}`,
+			want:    []node.Record{rec("/3/0/7/0", node.Int(3800)), rec("/3/0/7/1", node.Int(5000))},
+		},
+		{
+			name: "write of a resource instance", base: "/3/0/7/1", canonical: true,
+			payload: `{"bn":"/3/0/","e":[{"n":"7/1","v":5000}]}`,
+			want:    []node.Record{rec("/3/0/7/1", node.Int(5000))},
+		},
+		{
+			name: "create of an instance", base: "/3303", canonical: true,
+			payload: `{"bn":"/3303/","e":[{"n":"1/5700","v":12.5},{"n":"1/5701","sv":"Cel"}]}`,
+			want:    []node.Record{rec("/3303/1/5700", node.Float(12.5)), rec("/3303/1/5701", node.String("Cel"))},
+		},
+		// What other clients send decodes too.
+		{
+			name: "resource as base name without a name", base: "/3/0/14",
+			payload: `{"bn":"/3/0/14","e":[{"sv":"+03:00"}]}`,
+			want:    []node.Record{rec("/3/0/14", node.String("+03:00"))},
+		},
+		{
+			name: "object as base name", base: "/3/0",
+			payload: `{"bn":"/3/","e":[{"n":"0/9","v":100}]}`,
+			want:    []node.Record{rec("/3/0/9", node.Int(100))},
+		},
+		{
+			name: "names with a leading slash", base: "/3/0",
+			payload: `{"bn":"/3/0/","e":[{"n":"/9","v":100},{"n":"/14","sv":"+01:00"}]}`,
+			want:    []node.Record{rec("/3/0/9", node.Int(100)), rec("/3/0/14", node.String("+01:00"))},
+		},
+		{
+			name: "base name without trailing slash", base: "/3/0",
+			payload: `{"bn":"/3/0","e":[{"n":"9","v":100}]}`,
+			want:    []node.Record{rec("/3/0/9", node.Int(100))},
+		},
+		{
+			name: "names relative to the request without base name", base: "/3/0",
+			payload: `{"e":[{"n":"9","v":100},{"n":"11/0","v":0}]}`,
+			want:    []node.Record{rec("/3/0/9", node.Int(100)), rec("/3/0/11/0", node.Int(0))},
+		},
+		{
+			name: "integer sent as a string", base: "/1/0/1",
+			payload: `{"bn":"/1/0/","e":[{"n":"1","sv":"300"}]}`,
+			want:    []node.Record{rec("/1/0/1", node.String("300"))},
+		},
+	})
+}
+
+func TestEncodeCreate(t *testing.T) {
+	tests := []struct {
+		name string
+		f    Format
+		inst string
+		recs []node.Record
+		want string // hex for binary formats
+	}{
+		{"tlv empty instance", TLV, "/33605/0", nil, "0000"},
+		{"tlv empty instance with a 16-bit ID", TLV, "/33605/300", nil, "20012c"},
+		{"tlv instance", TLV, "/33605/1", []node.Record{rec("/33605/1/12", node.Int(5))}, "0301" + "c10c05"},
+		{"tlv device picks the ID", TLV, "/33605", nil, ""},
+		{"senml json empty", SenMLJSON, "/33605/0", nil, "[]"},
+		{"senml json", SenMLJSON, "/33605/0", []node.Record{rec("/33605/0/12", node.Int(5))}, `[{"bn":"/33605/","n":"0/12","v":5}]`},
+		{"senml cbor empty", SenMLCBOR, "/33605/0", nil, "80"},
+		{"lwm2m json empty", LwM2MJSON, "/33605/0", nil, `{"bn":"/33605/","e":[]}`},
+		{"lwm2m json", LwM2MJSON, "/33605/0", []node.Record{rec("/33605/0/12", node.Int(5))}, `{"bn":"/33605/","e":[{"n":"0/12","v":5}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := EncodeCreate(tt.f, node.MustParsePath(tt.inst), tt.recs)
+			if err != nil {
+				t.Fatalf("EncodeCreate: %v", err)
+			}
+			s := string(got)
+			if tt.f == TLV || tt.f == SenMLCBOR {
+				s = hex.EncodeToString(got)
+			}
+			if s != tt.want {
+				t.Errorf("EncodeCreate\n got %s\nwant %s", s, tt.want)
+			}
+			// What the device reads back: the instance's values.
+			recs, err := Decode(tt.f, node.ObjectPath(33605), got, nil)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if len(recs) != len(tt.recs) {
+				t.Errorf("decoded %d records, want %d", len(recs), len(tt.recs))
+			}
+		})
+	}
+	for _, f := range []Format{Text, Opaque, CBOR, LinkFmt} {
+		if _, err := EncodeCreate(f, node.MustParsePath("/33605/0"), nil); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("%v: err = %v, want ErrUnsupported", f, err)
+		}
+	}
 }
 
 func TestJSONMalformed(t *testing.T) {
