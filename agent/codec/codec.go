@@ -247,11 +247,40 @@ func Preferred(version string, declared Format) Format {
 	if declared != Text && declared != Opaque && declared != LinkFmt && declared != CBOR && Supports(declared) {
 		return declared
 	}
-	v := strings.TrimSpace(version)
-	if v == "" || v == "1.0" || strings.HasPrefix(v, "1.0.") {
+	if isV10(version) {
 		return TLV
 	}
 	return SenMLCBOR
+}
+
+// PreferredWrite returns the format of Writes and Creates to a device for
+// which no format was chosen; version and declared are as for Preferred.
+// An LwM2M 1.0 device gets TLV whatever it declared: 1.0 makes TLV
+// mandatory for clients (TS 1.0.2 section 6.4) while its JSON format is
+// optional and read differently by different clients, so a client that
+// declares JSON for its answers still takes TLV for the values it is
+// sent. Reads keep asking for the declared format. Later devices get what
+// Preferred gives.
+func PreferredWrite(version string, declared Format) Format {
+	if isV10(version) {
+		return TLV
+	}
+	return Preferred(version, declared)
+}
+
+// CarriesInstance reports whether f can carry the values of an object
+// instance (a Create, or a Write of an instance).
+func CarriesInstance(f Format) bool {
+	switch f {
+	case TLV, OldTLV, SenMLJSON, SenMLCBOR, LwM2MJSON, OldJSON:
+		return true
+	}
+	return false
+}
+
+func isV10(version string) bool {
+	v := strings.TrimSpace(version)
+	return v == "" || v == "1.0" || strings.HasPrefix(v, "1.0.")
 }
 
 // ParseFormats reads the value of a ct= link attribute: one number, or

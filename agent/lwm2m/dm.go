@@ -31,10 +31,11 @@ type answer struct {
 // target is what a request needs to know about the registration it goes
 // to, read once under the lock.
 type target struct {
-	rs      *regState
-	reg     Registration
-	format  codec.Format
-	rootDir string // "" or "/lwm2m" (no trailing slash)
+	rs          *regState
+	reg         Registration
+	format      codec.Format // of reads and notifications
+	writeFormat codec.Format // of writes and creates
+	rootDir     string       // "" or "/lwm2m" (no trailing slash)
 }
 
 // coapPath maps an LwM2M path to the device's CoAP path under its
@@ -51,11 +52,32 @@ func (s *Server) target(endpoint string) (target, error) {
 		return target{}, fmt.Errorf("%w: %s", ErrNotRegistered, endpoint)
 	}
 	return target{
-		rs:      rs,
-		reg:     rs.reg,
-		format:  formatOf(rs.reg),
-		rootDir: strings.TrimSuffix(rs.reg.RootPath, "/"),
+		rs:          rs,
+		reg:         rs.reg,
+		format:      formatOf(rs.reg),
+		writeFormat: writeFormatOf(rs.reg),
+		rootDir:     strings.TrimSuffix(rs.reg.RootPath, "/"),
 	}, nil
+}
+
+// writeFormatOf is the content format of writes and creates to the
+// device: the one set for it, else the one codec.PreferredWrite gives
+// (TLV for an LwM2M 1.0 device, whatever it declared).
+func writeFormatOf(reg Registration) codec.Format {
+	if reg.HasSerialization {
+		return reg.Serialization
+	}
+	return codec.PreferredWrite(reg.Version, reg.ContentFormat)
+}
+
+// createFormatOf is the content format of creates: the write format when
+// it can carry an instance, else (text, opaque or CBOR set for the
+// device) the one its registration suggests for instances.
+func createFormatOf(reg Registration) codec.Format {
+	if f := writeFormatOf(reg); codec.CarriesInstance(f) {
+		return f
+	}
+	return codec.PreferredWrite(reg.Version, reg.ContentFormat)
 }
 
 // formatOf is the content format requests to the device use: the one set
@@ -306,7 +328,7 @@ func (s *Server) Write(ctx context.Context, ep string, p node.Path, recs []node.
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, t, t.format, p, recs, replace)
+	return s.write(ctx, t, t.writeFormat, p, recs, replace)
 }
 
 // WriteFormat is Write in content format f, whatever the device's format
@@ -363,20 +385,28 @@ func (s *Server) Execute(ctx context.Context, ep string, p node.Path, args strin
 	return nil
 }
 
-// Create creates an object instance under the object p from recs and
-// returns the new instance's path: from the answer's Location-Path when
-// the device sent one, else from the records.
+// Create creates an object instance from recs and returns the new
+// instance's path: from the answer's Location-Path when the device sent
+// one, else the instance asked for. p is the object (/O), to let the
+// device pick the instance ID, or the new instance (/O/I); the request
+// goes to the object either way. Without records the payload is the
+// format's empty instance (codec.EncodeCreate). The format is the
+// device's write format, or, when that cannot carry an instance (text,
+// opaque, CBOR), the one its registration suggests.
 func (s *Server) Create(ctx context.Context, ep string, p node.Path, recs []node.Record) (node.Path, error) {
 	t, err := s.target(ep)
 	if err != nil {
 		return node.Path{}, err
 	}
-	payload, err := codec.Encode(t.format, p, recs)
+	f := createFormatOf(t.reg)
+	payload, err := codec.EncodeCreate(f, p, recs)
 	if err != nil {
-		return node.Path{}, fmt.Errorf("create %s of %s: encode %v: %w", p, ep, t.format, err)
+		return node.Path{}, fmt.Errorf("create %s of %s: %w", p, ep, err)
 	}
+	inst := p
+	p = node.ObjectPath(p.Object)
 	a, err := s.exchange(ctx, t, func(ctx context.Context, c *udpClient.Conn) (*pool.Message, error) {
-		return c.NewPostRequest(ctx, t.coapPath(p), message.MediaType(t.format), bytes.NewReader(payload))
+		return c.NewPostRequest(ctx, t.coapPath(p), message.MediaType(f), bytes.NewReader(payload))
 	})
 	if err != nil {
 		return node.Path{}, fmt.Errorf("create %s of %s: %w", p, ep, err)
@@ -392,6 +422,9 @@ func (s *Server) Create(ctx context.Context, ep string, p node.Path, recs []node
 		if lp, err := node.ParsePath(loc); err == nil && lp.Depth == 2 {
 			return lp, nil
 		}
+	}
+	if inst.Depth == 2 {
+		return inst, nil
 	}
 	for _, r := range recs {
 		if r.Path.Depth >= 2 && r.Path.Object == p.Object {

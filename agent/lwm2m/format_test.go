@@ -105,3 +105,63 @@ func TestWriteFormat(t *testing.T) {
 		t.Fatalf("format after WriteFormat: %v", f)
 	}
 }
+
+// An LwM2M 1.0 device that declares its JSON (ct=11543) is read in JSON
+// but written and created in TLV, which every 1.0 client takes; once a
+// serialization is set, writes use it, JSON in the 1.0 specification's
+// shape.
+func TestV10DeclaredJSONWrites(t *testing.T) {
+	s, h := startServer(t, Config{})
+	d := newDevice(t, s.Addr())
+	links := `</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</3303/0>`
+	if res, _ := d.register([]string{"ep=v10json", "lt=300"}, links); res.code != codes.Created {
+		t.Fatalf("register answered %v", res.code)
+	}
+	h.wait(t, "registered", 2*time.Second)
+	ctx := context.Background()
+	if got := acceptOfRead(t, s, d, "v10json"); got != message.MediaType(codec.LwM2MJSON) {
+		t.Fatalf("read: accept %v, want LwM2M JSON (declared)", got)
+	}
+
+	p := node.ResourcePath(1, 0, 1)
+	write := func() request {
+		t.Helper()
+		if err := s.Write(ctx, "v10json", p, []node.Record{{Path: p, Value: node.Int(300)}}, true); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := d.lastRequest("/1/0/1")
+		return r
+	}
+	if r := write(); r.format != message.MediaType(codec.TLV) || !bytes.Equal(r.body, []byte{0xc2, 0x01, 0x01, 0x2c}) {
+		t.Fatalf("default write: %v %x, want TLV c201012c", r.format, r.body)
+	}
+	if _, err := s.Create(ctx, "v10json", node.InstancePath(3303, 4), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := d.lastRequest("/3303"); r.format != message.MediaType(codec.TLV) || !bytes.Equal(r.body, []byte{0x00, 0x04}) {
+		t.Fatalf("empty create: %v %x, want TLV 0004 (an empty instance 4)", r.format, r.body)
+	}
+
+	if err := s.SetFormat("v10json", codec.LwM2MJSON); err != nil {
+		t.Fatal(err)
+	}
+	if r := write(); r.format != message.MediaType(codec.LwM2MJSON) || string(r.body) != `{"bn":"/1/0/","e":[{"n":"1","v":300}]}` {
+		t.Fatalf("JSON write: %v %s", r.format, r.body)
+	}
+	if _, err := s.Create(ctx, "v10json", node.InstancePath(3303, 4), []node.Record{{Path: node.ResourcePath(3303, 4, 5700), Value: node.Float(1.5)}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := d.lastRequest("/3303"); r.format != message.MediaType(codec.LwM2MJSON) || string(r.body) != `{"bn":"/3303/","e":[{"n":"4/5700","v":1.5}]}` {
+		t.Fatalf("JSON create: %v %s", r.format, r.body)
+	}
+	// Text cannot carry an instance: creates fall back to TLV.
+	if err := s.SetFormat("v10json", codec.Text); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "v10json", node.InstancePath(3303, 4), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := d.lastRequest("/3303"); r.format != message.MediaType(codec.TLV) {
+		t.Fatalf("create with text set: %v, want TLV", r.format)
+	}
+}
