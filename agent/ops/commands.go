@@ -68,11 +68,22 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		return "Executed " + p.String(), nil
 	case shell.Write:
 		p := cmd.Paths[0]
-		v, err := r.typed(reg.Tenant, p, cmd.Value)
+		v, typed, err := typedText(r.cfg.Models, reg.Tenant, p, cmd.Value)
 		if err != nil {
 			return "", fmt.Errorf("write %s: %w", p, err)
 		}
-		if err := srv.Write(ctx, ep, p, []node.Record{{Path: p, Value: v}}, true); err != nil {
+		recs := []node.Record{{Path: p, Value: v}}
+		if cur, ok := srv.Registration(ep); !typed && ok && !cur.HasSerialization {
+			// Without a definition the value is the text as typed: in
+			// text/plain, which every version takes for one resource, the
+			// device reads it by its own type ("5" for an integer, a
+			// string, a float), where any other format would have to
+			// guess one.
+			err = srv.WriteFormat(ctx, ep, codec.Text, p, recs, true)
+		} else {
+			err = srv.Write(ctx, ep, p, recs, true)
+		}
+		if err != nil {
 			return "", fmt.Errorf("write %s: %w", p, err)
 		}
 		r.recordWritten(ctx, reg, []node.Record{{Path: p, Value: v}})
@@ -96,11 +107,12 @@ func (r *Runner) run(ctx context.Context, reg lwm2m.Registration, text string) (
 		return string(codec.FormatLinks(links)), nil
 	case shell.Create:
 		p := cmd.Paths[0]
-		recs, err := r.createRecords(reg.Tenant, freeInstance(reg, p), cmd.JSON)
+		inst := freeInstance(reg, p)
+		recs, err := r.createRecords(reg.Tenant, inst, cmd.JSON)
 		if err != nil {
 			return "", fmt.Errorf("create %s: %w", p, err)
 		}
-		created, err := srv.Create(ctx, ep, p, recs)
+		created, err := srv.Create(ctx, ep, inst, recs)
 		if err != nil {
 			return "", fmt.Errorf("create %s: %w", p, err)
 		}
@@ -296,21 +308,22 @@ func (r *Runner) recordWritten(ctx context.Context, reg lwm2m.Registration, recs
 	}
 }
 
-// typed parses a shell value by the resource's definition; a resource the
-// agent has no definition for is written as a string.
-func (r *Runner) typed(tenant string, p node.Path, text string) (node.Value, error) {
-	return typedText(r.cfg.Models, tenant, p, text)
-}
-
-func typedText(defs Definitions, tenant string, p node.Path, text string) (node.Value, error) {
-	t := node.TypeString
-	if res, ok := resourceDef(defs, tenant, p); ok {
-		t = res.Type
+// typedText parses a shell value by the resource's definition. A
+// resource the agent has no definition for gets the text as a string and
+// typed false: the runner then sends it as text/plain, the one format in
+// which the device itself reads the text by the resource's type (see
+// run). Guessing a type from the text would turn a string resource's
+// "0042" or "12345" into an integer the device refuses.
+func typedText(defs Definitions, tenant string, p node.Path, text string) (v node.Value, typed bool, err error) {
+	res, ok := resourceDef(defs, tenant, p)
+	if !ok {
+		return node.String(text), false, nil
 	}
-	if t == node.TypeNone {
-		return node.Value{}, fmt.Errorf("resource is executable, not writable")
+	if res.Type == node.TypeNone {
+		return node.Value{}, true, fmt.Errorf("resource is executable, not writable")
 	}
-	return node.ParseText(t, text)
+	v, err = node.ParseText(res.Type, text)
+	return v, true, err
 }
 
 // Written returns the values a command writes to a device, typed by the
@@ -325,7 +338,7 @@ func Written(defs Definitions, tenant string, cmd shell.Command, instance node.P
 	switch cmd.Kind {
 	case shell.Write:
 		p := cmd.Paths[0]
-		v, err := typedText(defs, tenant, p, cmd.Value)
+		v, _, err := typedText(defs, tenant, p, cmd.Value)
 		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", p, err)
 		}
@@ -433,7 +446,21 @@ func (r *Runner) typedJSON(tenant string, p node.Path, raw any) (node.Record, er
 	return typedJSONValue(r.cfg.Models, tenant, p, raw)
 }
 
+// typedJSONValue types one JSON value of create or cwrite: by the
+// resource's definition where the agent has one, else by the JSON value
+// itself, since JSON says what it is: a number without fraction or
+// exponent is an integer (unsigned above the int64 range), any other
+// number a float, true and false booleans, a string a string. A device
+// that checks types (most do, in SenML and TLV alike) refuses a string
+// for its integer resource.
 func typedJSONValue(defs Definitions, tenant string, p node.Path, raw any) (node.Record, error) {
+	if _, ok := resourceDef(defs, tenant, p); !ok {
+		v, err := jsonValue(raw)
+		if err != nil {
+			return node.Record{}, err
+		}
+		return node.Record{Path: p, Value: v}, nil
+	}
 	var text string
 	switch v := raw.(type) {
 	case string:
@@ -447,11 +474,39 @@ func typedJSONValue(defs Definitions, tenant string, p node.Path, raw any) (node
 	default:
 		return node.Record{}, fmt.Errorf("value %v is neither string, number nor boolean", raw)
 	}
-	v, err := typedText(defs, tenant, p, text)
+	v, _, err := typedText(defs, tenant, p, text)
 	if err != nil {
 		return node.Record{}, err
 	}
 	return node.Record{Path: p, Value: v}, nil
+}
+
+// jsonValue is a JSON scalar as the value of its own kind.
+func jsonValue(raw any) (node.Value, error) {
+	switch v := raw.(type) {
+	case string:
+		return node.String(v), nil
+	case bool:
+		return node.Bool(v), nil
+	case float64:
+		return node.Float(v), nil
+	case json.Number:
+		s := v.String()
+		if !strings.ContainsAny(s, ".eE") {
+			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return node.Int(i), nil
+			}
+			if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+				return node.Uint(u), nil
+			}
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return node.Value{}, fmt.Errorf("number %s is out of range", s)
+		}
+		return node.Float(f), nil
+	}
+	return node.Value{}, fmt.Errorf("value %v is neither string, number nor boolean", raw)
 }
 
 // formatRecords writes one line per value: path, resource name where the

@@ -35,6 +35,68 @@ func TestFreeInstance(t *testing.T) {
 	}
 }
 
+// Values of resources the agent has no definition for are typed by what
+// the JSON says; a write's text stays text (sent as text/plain).
+func TestValuesWithoutDefinition(t *testing.T) {
+	defs := model.Core()
+	cmd, err := shell.Parse(`create /33605 {"12": 5, "13": -7, "14": 2.5, "15": 1e3, "16": true, "17": "5", "18": 18446744073709551615, "19": {"0": 1, "1": "x"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := Written(defs, "t1", cmd, node.InstancePath(33605, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []node.Record{
+		{Path: node.ResourcePath(33605, 0, 12), Value: node.Int(5)},
+		{Path: node.ResourcePath(33605, 0, 13), Value: node.Int(-7)},
+		{Path: node.ResourcePath(33605, 0, 14), Value: node.Float(2.5)},
+		{Path: node.ResourcePath(33605, 0, 15), Value: node.Float(1000)},
+		{Path: node.ResourcePath(33605, 0, 16), Value: node.Bool(true)},
+		{Path: node.ResourcePath(33605, 0, 17), Value: node.String("5")},
+		{Path: node.ResourcePath(33605, 0, 18), Value: node.Uint(18446744073709551615)},
+		{Path: node.ResourceInstancePath(33605, 0, 19, 0), Value: node.Int(1)},
+		{Path: node.ResourceInstancePath(33605, 0, 19, 1), Value: node.String("x")},
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("records %v", recs)
+	}
+	for i := range want {
+		if recs[i].Path != want[i].Path || !recs[i].Value.Equal(want[i].Value) {
+			t.Errorf("record %d = %v %v %q, want %v %v %q", i, recs[i].Path, recs[i].Value.Type, recs[i].Value.Text(), want[i].Path, want[i].Value.Type, want[i].Value.Text())
+		}
+	}
+
+	cmd, err = shell.Parse(`cwrite {"/33605/0/12": 5, "/33605/0/17": "5", "/3/0/14": "+01:00"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err = Written(defs, "t1", cmd, node.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || !recs[1].Value.Equal(node.Int(5)) || !recs[2].Value.Equal(node.String("5")) || !recs[0].Value.Equal(node.String("+01:00")) {
+		t.Errorf("cwrite records %v", recs)
+	}
+	// with a definition the definition decides: a string for an integer
+	for _, text := range []string{`cwrite {"/1/0/1": "300"}`, `cwrite {"/1/0/1": 300}`} {
+		cmd, _ := shell.Parse(text)
+		recs, err := Written(defs, "t1", cmd, node.Root)
+		if err != nil || len(recs) != 1 || !recs[0].Value.Equal(node.Int(300)) {
+			t.Errorf("%s: %v, %v", text, recs, err)
+		}
+	}
+
+	v, typed, err := typedText(defs, "t1", node.ResourcePath(33605, 0, 12), "5")
+	if err != nil || typed || !v.Equal(node.String("5")) {
+		t.Errorf("write without definition: %v %v %v, want the string untyped", v, typed, err)
+	}
+	v, typed, err = typedText(defs, "t1", node.ResourcePath(1, 0, 1), "300")
+	if err != nil || !typed || !v.Equal(node.Int(300)) {
+		t.Errorf("write with definition: %v %v %v", v, typed, err)
+	}
+}
+
 func TestCreateRecordsTypedByDefinition(t *testing.T) {
 	r := New(Config{Models: model.Core()})
 	var fields map[string]any
