@@ -200,6 +200,9 @@ func (d *Device) write(r *pool.Message, p node.Path, body []byte, mode writeMode
 	if err != nil {
 		return reply{code: codes.BadRequest, observe: -1, diag: "write without content format"}
 	}
+	if err := d.strict10(codec.Format(cf), p, body); err != nil {
+		return fail(err, true)
+	}
 	recs, err := codec.Decode(codec.Format(cf), p, body, resolver)
 	if err != nil {
 		return fail(err, true)
@@ -289,11 +292,23 @@ func (d *Device) create(r *pool.Message, p node.Path, body []byte, now time.Time
 		}
 		base = node.InstancePath(p.Object, id)
 	}
+	if err := d.strict10(f, p, body); err != nil {
+		return fail(err, true)
+	}
 	recs, err := codec.Decode(f, base, body, resolver)
 	if err != nil {
 		return fail(err, true)
 	}
-	id, err := d.tree.create(p.Object, recs, d.sim.tmpl.defaults(p.Object))
+	if id, ok := emptyInstanceTLV(f, body); ok && o.instance(id) == nil {
+		// An Object Instance TLV without resources names the new
+		// instance and nothing else.
+		base = node.InstancePath(p.Object, id)
+	}
+	var want *uint16
+	if base.Depth == 2 && len(recs) == 0 {
+		want = &base.Instance
+	}
+	id, err := d.tree.create(p.Object, want, recs, d.sim.tmpl.defaults(p.Object))
 	if err != nil {
 		return fail(err, true)
 	}
@@ -443,3 +458,18 @@ func (d *Device) discover(p node.Path) reply {
 }
 
 func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// emptyInstanceTLV reports the instance ID of a TLV payload that is one
+// Object Instance TLV without content.
+func emptyInstanceTLV(f codec.Format, body []byte) (uint16, bool) {
+	if f != codec.TLV && f != codec.OldTLV || len(body) < 2 || body[0]>>6 != 0 || body[0]&0x18 != 0 || body[0]&0x07 != 0 {
+		return 0, false
+	}
+	if body[0]&0x20 == 0 {
+		return uint16(body[1]), len(body) == 2
+	}
+	if len(body) != 3 {
+		return 0, false
+	}
+	return uint16(body[1])<<8 | uint16(body[2]), true
+}

@@ -119,10 +119,7 @@ func (d *Device) bindingLocked() string {
 // preferredFormat is what the device registers as its content format and
 // answers with when the server does not ask for one.
 func (d *Device) preferredFormat() codec.Format {
-	if d.sim.cfg.Version == "1.0" {
-		return codec.TLV
-	}
-	return codec.SenMLCBOR
+	return d.sim.cfg.Format
 }
 
 // objectLinksLocked is the registration payload: the root link with the

@@ -32,6 +32,8 @@ import (
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
 )
 
@@ -71,6 +73,20 @@ type Config struct {
 	// Version is the LwM2M version the devices register with: "1.0" (TLV
 	// by default), "1.1" or "1.2" (SenML CBOR by default). Default "1.1".
 	Version string
+	// Format is the content format the devices declare at registration
+	// (ct=) and answer reads in when the server names none: TLV for 1.0
+	// and SenML CBOR for later versions by default. A 1.0 device may
+	// declare the 1.0 JSON format (codec.LwM2MJSON) as many do.
+	Format codec.Format
+	// Strict10 makes the devices read writes and creates as strictly as
+	// LwM2M 1.0 clients built on the specification's text do (wakaama's
+	// reference client among them), refusing anything else with 4.00:
+	// in LwM2M JSON the base name is the object or instance, ending in
+	// "/", every entry names its resource in "n", and numbers come in
+	// "v", booleans in "bv", object links in "ov", strings and opaque in
+	// "sv"; a Create has a payload. By default the devices decode as
+	// liberally as the agent does.
+	Strict10 bool
 	// Lifetime is the registration lifetime (default 300s). Devices send an
 	// Update after about half of it, jittered so that many devices spread out.
 	Lifetime time.Duration
@@ -178,6 +194,12 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = "1.1"
 	}
+	if c.Format == 0 {
+		c.Format = codec.SenMLCBOR
+		if c.Version == "1.0" {
+			c.Format = codec.TLV
+		}
+	}
 	if c.Lifetime == 0 {
 		c.Lifetime = DefaultLifetime
 	}
@@ -251,6 +273,9 @@ func (c Config) Validate() error {
 	case "1.0", "1.1", "1.2":
 	default:
 		return fmt.Errorf("version: %q is not 1.0, 1.1 or 1.2", c.Version)
+	}
+	if !codec.CarriesInstance(c.Format) {
+		return fmt.Errorf("format: %v cannot answer reads of instances; TLV, SenML JSON, SenML CBOR or LwM2M JSON", c.Format)
 	}
 	if c.Lifetime < time.Second {
 		return fmt.Errorf("lifetime: %v is shorter than a second", c.Lifetime)

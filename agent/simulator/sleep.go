@@ -7,6 +7,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 )
 
@@ -28,6 +29,9 @@ type Request struct {
 	// request: Asleep (radio off) or told to ignore it (Ignore).
 	Answered bool
 	Asleep   bool
+	// Format is the request's Content-Format, 0 when it has none (or is
+	// text/plain); recorded for answered requests.
+	Format codec.Format
 }
 
 // Wakeup is one awake window of a sleeping device: from the moment it
@@ -209,7 +213,11 @@ func (d *Device) answered(m *pool.Message, now time.Time) {
 		return
 	}
 	path, _ := m.Path()
+	var f codec.Format
+	if cf, err := m.ContentFormat(); err == nil {
+		f = codec.Format(cf)
+	}
 	d.mu.Lock()
-	d.recordLocked(Request{Time: now, Method: m.Code().String(), Path: path, Wakeup: d.wakeups, Answered: true})
+	d.recordLocked(Request{Time: now, Method: m.Code().String(), Path: path, Wakeup: d.wakeups, Answered: true, Format: f})
 	d.mu.Unlock()
 }

@@ -496,15 +496,20 @@ func coerce(v node.Value, t node.Type) (node.Value, bool) {
 }
 
 // create adds a new instance of an object from the records of a Create
-// request and returns its ID. Resources the payload leaves out take the
-// defaults of the object's template instance, if it has one.
-func (t *tree) create(objID uint16, recs []node.Record, defaults *instance) (uint16, error) {
+// request and returns its ID. want, when set, is the ID a request without
+// values named (an empty Object Instance TLV). Resources the payload
+// leaves out take the defaults of the object's template instance, if it
+// has one.
+func (t *tree) create(objID uint16, want *uint16, recs []node.Record, defaults *instance) (uint16, error) {
 	o := t.objs[objID]
 	if o == nil {
 		return 0, refuse(codes.NotFound, "object %d not found", objID)
 	}
 	var id uint16
 	haveID := false
+	if want != nil {
+		id, haveID = *want, true
+	}
 	for _, rec := range recs {
 		if rec.Path.Depth < 2 || rec.Path.Object != objID {
 			return 0, refuse(codes.BadRequest, "value for %v is outside /%d", rec.Path, objID)

@@ -97,20 +97,20 @@ func TestTreeCurrentTimeFollowsClock(t *testing.T) {
 func TestTreeCreateRemove(t *testing.T) {
 	tr := testTree(t)
 	tmpl := newTemplate(Config{Server: "x:1"}.withDefaults())
-	id, err := tr.create(objTemperature, nil, tmpl.defaults(objTemperature))
+	id, err := tr.create(objTemperature, nil, nil, tmpl.defaults(objTemperature))
 	if err != nil || id != 1 {
 		t.Fatalf("create without payload: id %d, %v", id, err)
 	}
 	if v, ok := tr.value(node.MustParsePath("/3303/1/5701"), time.Now()); !ok || v.Str != "Cel" {
 		t.Errorf("defaults of the new instance: %v", v)
 	}
-	if _, err := tr.create(objTemperature, []node.Record{rec("/3303/1/5750", node.String("x"))}, nil); codeOf(err) != codes.BadRequest {
+	if _, err := tr.create(objTemperature, nil, []node.Record{rec("/3303/1/5750", node.String("x"))}, nil); codeOf(err) != codes.BadRequest {
 		t.Errorf("create of an existing instance: %v", err)
 	}
-	if _, err := tr.create(objTemperature, []node.Record{rec("/3303/7/5750", node.String("x")), rec("/3303/8/5750", node.String("y"))}, nil); codeOf(err) != codes.BadRequest {
+	if _, err := tr.create(objTemperature, nil, []node.Record{rec("/3303/7/5750", node.String("x")), rec("/3303/8/5750", node.String("y"))}, nil); codeOf(err) != codes.BadRequest {
 		t.Errorf("create of two instances: %v", err)
 	}
-	if _, err := tr.create(objTemperature, []node.Record{rec("/3303/7/5605", node.String("x"))}, nil); codeOf(err) != codes.MethodNotAllowed {
+	if _, err := tr.create(objTemperature, nil, []node.Record{rec("/3303/7/5605", node.String("x"))}, nil); codeOf(err) != codes.MethodNotAllowed {
 		t.Errorf("create with a value for an executable: %v", err)
 	}
 	if tr.object(objTemperature).instance(7) != nil {
