@@ -261,3 +261,42 @@ func FuzzBootstrap(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStrict10 feeds LwM2M JSON writes and creates to the strict 1.0
+// check: it must never panic and refuses only with 4.00; and whatever it
+// accepts and the agent's decoder reads, the agent's encoder writes back
+// in a shape it accepts again.
+func FuzzStrict10(f *testing.F) {
+	paths := []node.Path{
+		node.MustParsePath("/3/0/14"), node.MustParsePath("/1/0"), node.MustParsePath("/3303"),
+		node.MustParsePath("/1/0/6"), node.MustParsePath("/3/0/13"), node.MustParsePath("/3/0"),
+	}
+	f.Add(uint8(0), []byte(`{"bn":"/3/0/","e":[{"n":"14","sv":"+03:00"}]}`))
+	f.Add(uint8(0), []byte(`{"bn":"/3/0/14","e":[{"sv":"+03:00"}]}`))
+	f.Add(uint8(1), []byte(`{"bn":"/1/0/","e":[{"n":"1","v":300},{"n":"6","bv":false},{"n":"7","sv":"U"}]}`))
+	f.Add(uint8(1), []byte(`{"bn":"/1/0/","e":[{"n":"1","sv":"300"}]}`))
+	f.Add(uint8(2), []byte(`{"bn":"/3303/","e":[{"n":"1/5700","v":12.5},{"n":"1/5701","sv":"Cel"}]}`))
+	f.Add(uint8(2), []byte(`{"bn":"/3303/","e":[]}`))
+	f.Add(uint8(4), []byte(`{"bn":"/3/0/","e":[{"n":"13","v":1367491215}]}`))
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		p := paths[int(which)%len(paths)]
+		err := checkJSON10(p, body)
+		if err != nil {
+			if codeOf(err) != codes.BadRequest {
+				t.Fatalf("refused with %v, want 4.00: %v", codeOf(err), err)
+			}
+			return
+		}
+		recs, derr := codec.Decode(codec.LwM2MJSON, p, body, resolver)
+		if derr != nil || len(recs) == 0 {
+			return
+		}
+		enc, eerr := codec.Encode(codec.LwM2MJSON, p, recs)
+		if eerr != nil {
+			return // NaN and times out of range have no JSON form
+		}
+		if err := checkJSON10(p, enc); err != nil {
+			t.Fatalf("the agent's encoding of accepted values is refused: %v\n%s\nfrom %s", err, enc, body)
+		}
+	})
+}
