@@ -12,6 +12,7 @@ import (
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
@@ -139,6 +140,7 @@ func simulateCmd() *cobra.Command {
 		serverSecure    string
 		suites          string
 		untilRegistered bool
+		format          string
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate",
@@ -161,6 +163,13 @@ func simulateCmd() *cobra.Command {
 			var err error
 			if cfg.CipherSuites, err = parseSuites(suites); err != nil {
 				return err
+			}
+			if format != "" {
+				f, err := codec.ParseFormatName(format)
+				if err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+				cfg.Format = f
 			}
 			bootstrapping := opts.bootstrapURI != "" || opts.bootstrapSecure != ""
 			if bootstrapping {
@@ -249,6 +258,8 @@ func simulateCmd() *cobra.Command {
 	f.StringVar(&cfg.Prefix, "prefix", "sim", "endpoint prefix; endpoints are PREFIX-N (without --csv)")
 	f.IntVar(&cfg.Start, "start", 0, "first N")
 	f.StringVar(&cfg.Version, "lwm2m-version", "1.1", "LwM2M version: 1.0 (TLV), 1.1 or 1.2 (SenML CBOR)")
+	f.StringVar(&format, "format", "", "content format the devices declare (ct=) and answer reads in: TLV, JSON (LwM2M 1.0 JSON), SENML_JSON or SENML_CBOR (default TLV for 1.0, SENML_CBOR otherwise)")
+	f.BoolVar(&cfg.Strict10, "strict-1.0", false, "refuse (4.00) LwM2M JSON writes and creates not in the 1.0 specification's shape, and creates without payload, as strict 1.0 clients do")
 	f.DurationVar(&cfg.Lifetime, "lifetime", 300*time.Second, "registration lifetime")
 	f.DurationVar(&cfg.NotifyInterval, "notify-interval", time.Second, "how often observed values change; 0 never")
 	f.BoolVar(&cfg.NotifyCON, "con", false, "send notifications as confirmable messages")
