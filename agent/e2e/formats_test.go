@@ -161,8 +161,9 @@ func TestV10JSONDevice(t *testing.T) {
 
 	// Reads keep working in the declared JSON after all of it.
 	op = h.shell(id, "serialization DEFAULT", 10*time.Second)
-	if op.Status != "SUCCESSFUL" {
-		t.Fatalf("serialization DEFAULT: %s %s", op.Status, op.FailureReason)
+	if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "later reads use application/vnd.oma.lwm2m+json") ||
+		!strings.Contains(op.Command.Result, "writes and creates application/vnd.oma.lwm2m+tlv") {
+		t.Fatalf("serialization DEFAULT: %s %q %s", op.Status, op.Command.Result, op.FailureReason)
 	}
 	op = h.shell(id, "read /1/0", 10*time.Second)
 	if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "/1/0/2 (Default Minimum Period) = 7") {

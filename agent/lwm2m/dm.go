@@ -127,6 +127,17 @@ func (s *Server) Format(endpoint string) (codec.Format, error) {
 	return t.format, nil
 }
 
+// WritesFormat returns the content format writes to the endpoint use now;
+// it differs from Format for an LwM2M 1.0 device that declared a format
+// other than TLV and has none set.
+func (s *Server) WritesFormat(endpoint string) (codec.Format, error) {
+	t, err := s.target(endpoint)
+	if err != nil {
+		return 0, err
+	}
+	return t.writeFormat, nil
+}
+
 // connOf returns the connection to the device's current address: the one
 // it last spoke on while that is open, else a fresh one (go-coap closes
 // idle ones; the registration outlives them).

@@ -273,6 +273,9 @@ func (r *Runner) serialization(ctx context.Context, reg lwm2m.Registration, name
 		return "", fmt.Errorf("serialization: %w", err)
 	}
 	if stored == "" {
+		if wf, err := srv.WritesFormat(ep); err == nil && wf != f {
+			return fmt.Sprintf("Serialization back to the default: later reads use %v, the format the registration suggests, and writes and creates %v, which every LwM2M %s device takes", f, wf, reg.Version), nil
+		}
 		return fmt.Sprintf("Serialization back to the default: later requests use %v, the format the registration suggests", f), nil
 	}
 	return fmt.Sprintf("Serialization set to %s: later requests use %v, also after the device registers again", name, f), nil
