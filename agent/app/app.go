@@ -227,6 +227,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		MaxRequestTimeout: cfg.MaxRequestTimeout, Attempts: cfg.OperationAttempts, ExecutingTimeout: cfg.ExecutingTimeout,
 		FirmwareTimeout: cfg.FirmwareTimeout})
 	hooks.SetOps(a.Ops)
+	// a functionality stored with autoObserve reaches the devices already
+	// registered, not only those that register after it
+	a.Protocols.OnChange(a.Ops.ProtocolsChanged)
 	a.PostOps = ops.NewPostOps(ops.PostOpsConfig{Store: st, Logger: log})
 	hooks.SetPostOps(a.PostOps)
 

@@ -70,7 +70,7 @@ var metrics = []metric{
 	{"lwm2m_agent_pipeline_bundled_calls_total", "Batches sent to the bundled mapping and custom action plugins.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().BundledCalls) }},
 	{"lwm2m_agent_pipeline_bundled_retries_total", "Calls to the bundled plugins repeated after a failure that may pass (a plugin process restarting).", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().BundledRetries) }},
 	{"lwm2m_agent_pipeline_bundled_failed_total", "Values the bundled plugins did not map after every retry, each device with a mapping alarm.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().BundledFailed) }},
-	{"lwm2m_agent_auto_observations_total", "Observations started at registration by autoObserve.", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().AutoObserved) }},
+	{"lwm2m_agent_auto_observations_total", "Observations started by autoObserve (at a Register, an Update, or a change of the device protocols).", false, func(a *Agent) float64 { return float64(a.Pipeline.Stats().AutoObserved) }},
 	{"lwm2m_agent_values_failed_total", "Values that could not be stored.", false, func(a *Agent) float64 { return float64(a.Values.Failed()) }},
 }
 

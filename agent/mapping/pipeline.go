@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,16 +60,19 @@ type Stats struct {
 	// device with a mapping alarm) or left unmapped at stop.
 	BundledCalls, BundledRetries, BundledFailed int64
 	Decodes                                     int64 // values handed to the decoder
-	AutoObserved                                int64 // observations started at registration
-	ObserveFails                                int64 // of those, failed
-	Writer                                      WriterStats
+	// AutoObserved counts the observations autoObserve started (at a
+	// registration, an Update, or a change of the protocols), and
+	// ObserveFails those that failed.
+	AutoObserved, ObserveFails int64
+	Writer                     WriterStats
 }
 
 // Pipeline is what every value a device reports goes through: the Mapper
 // finds each value's functionality, decoder values go to the decoders,
 // and the rest go in batches to the bundled mapping and custom action
-// plugins; the Writer stores what comes back. It also starts, at every
-// full registration, the observations the functionalities ask for.
+// plugins; the Writer stores what comes back. It also starts the
+// observations the functionalities ask for (autoObserve) on the devices
+// that listen, once per registration and path.
 type Pipeline struct {
 	cfg     Config
 	log     *slog.Logger
@@ -82,16 +84,13 @@ type Pipeline struct {
 	observer Observer
 	mappers  *PluginMappers // nil without mapping plugins
 
-	registered chan registration
-	stopped    chan struct{} // closed when RunObservers has returned
-	done       chan struct{} // closed when RunWriter has returned
+	registered chan autoJob
+	autoMu     sync.Mutex
+	auto       map[string]*autoSet // by endpoint; see autoobserve.go
+	stopped    chan struct{}       // closed when RunObservers has returned
+	done       chan struct{}       // closed when RunWriter has returned
 
 	values, mapFailures, lost, decodes, observed, observeFails atomic.Int64
-}
-
-type registration struct {
-	dev     Device
-	objects []node.Path
 }
 
 // New returns a pipeline; run its writer with RunWriter and its automatic
@@ -117,7 +116,8 @@ func New(cfg Config) *Pipeline {
 		log:        cfg.Logger.With("component", "pipeline"),
 		mapper:     NewMapper(cfg.Source, cfg.Mapper),
 		writer:     NewWriter(cfg.Store, cfg.Writer),
-		registered: make(chan registration, cfg.ObserveQueue),
+		registered: make(chan autoJob, cfg.ObserveQueue),
+		auto:       map[string]*autoSet{},
 		stopped:    make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -224,84 +224,6 @@ func (p *Pipeline) decode(ctx context.Context, out *Output) {
 	}
 	for _, r := range reqs {
 		mappingError(out, textContext{value: r.Value, path: r.Path, time: r.Time}, fmt.Sprintf("decoder %q: %v", r.Decoder, err))
-	}
-}
-
-// Registered queues the automatic observations of a device that has just
-// registered (a full registration: the device forgot its observations).
-// objects are the instances (and objects) it registered. It blocks while
-// the queue is full, until ctx ends or the observers have stopped.
-func (p *Pipeline) Registered(ctx context.Context, dev Device, objects []node.Path) {
-	select {
-	case p.registered <- registration{dev: dev, objects: slices.Clone(objects)}:
-	case <-p.stopped:
-	case <-ctx.Done():
-		p.log.Warn("automatic observations not started: queue full", "device", dev.ID, "endpoint", dev.Endpoint)
-	}
-}
-
-// RunObservers starts the automatic observations of registered devices
-// with ObserveWorkers workers until ctx ends.
-func (p *Pipeline) RunObservers(ctx context.Context) {
-	defer close(p.stopped)
-	var wg sync.WaitGroup
-	for range p.cfg.ObserveWorkers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case r := <-p.registered:
-					p.autoObserve(ctx, r)
-				}
-			}
-		})
-	}
-	wg.Wait()
-}
-
-func (p *Pipeline) autoObserve(ctx context.Context, r registration) {
-	p.mu.RLock()
-	obs := p.observer
-	p.mu.RUnlock()
-	if obs == nil {
-		return
-	}
-	log := p.log.With("endpoint", r.dev.Endpoint, "device", r.dev.ID)
-	resources := map[uint16][]uint16{}
-	for _, inst := range r.objects {
-		if inst.Depth != 2 {
-			continue // an object without instances has nothing to observe
-		}
-		ids, ok := resources[inst.Object]
-		if !ok {
-			var err error
-			if ids, err = p.mapper.AutoObserved(ctx, r.dev.Tenant, inst.Object); err != nil {
-				log.Error("automatic observations", "object", inst.Object, "err", err)
-				continue
-			}
-			slices.Sort(ids)
-			resources[inst.Object] = ids
-		}
-		for _, res := range ids {
-			if ctx.Err() != nil {
-				return
-			}
-			path := inst.Child(res)
-			octx, cancel := context.WithTimeout(ctx, p.cfg.ObserveTimeout)
-			recs, err := obs.Observe(octx, r.dev.Endpoint, path)
-			cancel()
-			if err != nil {
-				p.observeFails.Add(1)
-				log.Warn("automatic observation failed", "path", path.String(), "err", err)
-				continue
-			}
-			p.observed.Add(1)
-			if p.cfg.Values != nil && len(recs) > 0 {
-				p.cfg.Values.Add(context.WithoutCancel(ctx), r.dev.Tenant, r.dev.ID, recs)
-			}
-			p.Handle(context.WithoutCancel(ctx), Input{Device: r.dev, Kind: KindRead, Records: recs})
-		}
 	}
 }
 

@@ -373,7 +373,8 @@ func TestPipelineAutoObserve(t *testing.T) {
 	go p.RunWriter(wctx)
 
 	d := mapping.Device{Tenant: "acme", ID: id, Endpoint: "ep-1"}
-	p.Registered(ctx, d, []node.Path{node.InstancePath(3, 0), node.InstancePath(3303, 0), node.InstancePath(3303, 1), node.ObjectPath(3304)})
+	p.Registered(ctx, mapping.Registration{Device: d, RegID: "r1", Since: time.Now(),
+		Objects: []node.Path{node.InstancePath(3, 0), node.InstancePath(3303, 0), node.InstancePath(3303, 1), node.ObjectPath(3304)}})
 	waitFor(t, func() bool { return p.Stats().AutoObserved == 2 })
 	stopObs()
 	<-done

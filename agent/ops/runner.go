@@ -125,6 +125,13 @@ type Runner struct {
 	windows map[deviceKey]*window
 	wake    chan struct{}
 
+	// tenants whose protocols changed since the last pass of
+	// observeChanged (protoAll: the management tenant's, so every tenant)
+	protoMu      sync.Mutex
+	protoTenants map[string]bool
+	protoAll     bool
+	protoWake    chan struct{}
+
 	// firmware updates under way, one per device at most; bounded by the
 	// devices
 	fwMu   sync.Mutex
@@ -164,6 +171,9 @@ func New(cfg Config) *Runner {
 		windows: map[deviceKey]*window{},
 		wake:    make(chan struct{}, 1),
 		fwJobs:  map[deviceKey]*fwJob{},
+
+		protoTenants: map[string]bool{},
+		protoWake:    make(chan struct{}, 1),
 	}
 }
 
@@ -233,7 +243,8 @@ func (r *Runner) finish(k deviceKey) bool {
 // fail), settles the operations a previous run left EXECUTING, sends
 // their operations to restored registrations that listen now, and serves
 // devices with cfg.Workers workers and watches for operations stuck in
-// EXECUTING, until ctx ends.
+// EXECUTING, until ctx ends. It also starts the automatic observations of
+// listening devices whose protocols changed (ProtocolsChanged).
 func (r *Runner) Run(ctx context.Context) {
 	select {
 	case <-r.cfg.Server.Serving():
@@ -244,6 +255,7 @@ func (r *Runner) Run(ctx context.Context) {
 	r.resume(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { r.watchdog(ctx) })
+	wg.Go(func() { r.observeChanged(ctx) })
 	for range r.cfg.Workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {

@@ -68,7 +68,8 @@ type Config struct {
 	// on every full registration; Ops hears of the device after it.
 	PostOps PostRegistration
 	// Pipeline maps every reported value (measurements, events, alarms,
-	// inventory) and starts automatic observations at registration; nil
+	// inventory) and starts automatic observations at Register and
+	// Update; nil
 	// turns mapping off.
 	Pipeline     *mapping.Pipeline
 	AutoRegister bool
@@ -243,7 +244,7 @@ func (h *Hooks) Registered(ctx context.Context, reg lwm2m.Registration) {
 	}
 	if h.cfg.Pipeline != nil {
 		// A full registration means the device forgot its observations.
-		h.cfg.Pipeline.Registered(context.WithoutCancel(ctx), device(reg), objectPaths(reg))
+		h.cfg.Pipeline.Registered(context.WithoutCancel(ctx), mapping.RegistrationOf(reg))
 	}
 }
 
@@ -256,20 +257,14 @@ func (h *Hooks) Updated(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
 	h.online(ctx, reg, EventRegistrationUpdate, fmt.Sprintf("Device %s updated its registration", reg.Endpoint), true)
-	if reg.Restored && h.cfg.Pipeline != nil {
-		// The agent restarted since the device registered: the tokens of
-		// its observations are gone (its notifications got RST), so the
-		// automatic ones are made again.
-		h.cfg.Pipeline.Registered(context.WithoutCancel(ctx), device(reg), objectPaths(reg))
+	if h.cfg.Pipeline != nil {
+		// The device listens now: it may have added instances, the
+		// functionalities may have changed while it slept, or the agent
+		// restarted since it registered (the tokens of its observations
+		// are gone, its notifications got RST). Only what was not asked
+		// of this registration yet is sent.
+		h.cfg.Pipeline.Listening(context.WithoutCancel(ctx), mapping.RegistrationOf(reg))
 	}
-}
-
-func objectPaths(reg lwm2m.Registration) []node.Path {
-	objs := make([]node.Path, len(reg.Objects))
-	for i, o := range reg.Objects {
-		objs[i] = o.Path
-	}
-	return objs
 }
 
 // Deregistered marks the device unavailable.
@@ -277,6 +272,14 @@ func (h *Hooks) Deregistered(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
 	h.offline(ctx, reg, EventDeregistration, fmt.Sprintf("Device %s de-registered", reg.Endpoint))
+	h.gone(reg)
+}
+
+// gone forgets the automatic observations of a registration that ended.
+func (h *Hooks) gone(reg lwm2m.Registration) {
+	if h.cfg.Pipeline != nil {
+		h.cfg.Pipeline.Gone(reg.Endpoint, reg.ID)
+	}
 }
 
 // Expired marks the device unavailable after its lifetime ran out.
@@ -284,6 +287,7 @@ func (h *Hooks) Expired(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
 	h.offline(ctx, reg, EventExpired, fmt.Sprintf("Registration of %s expired after %s without update", reg.Endpoint, reg.Lifetime))
+	h.gone(reg)
 }
 
 // Values records what a device reported in notifications and Send.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -49,9 +50,24 @@ type Functionality interface {
 // safe for concurrent use; make one per process with NewProtocols and
 // share it, so that a write clears the cache every reader uses.
 type Protocols[F Functionality] struct {
-	s     *Store
-	cache *protocolCache[F]
-	core  map[uint16]*Protocol[F]
+	s        *Store
+	cache    *protocolCache[F]
+	core     map[uint16]*Protocol[F]
+	onChange atomic.Pointer[func(tenant string, objectID uint16)]
+}
+
+// OnChange sets who hears of every protocol written or deleted through
+// ps, after the store took it: the agent observes, on devices that are
+// already registered, what a new functionality asks to observe. f must
+// not block (it runs while other writes wait).
+func (ps *Protocols[F]) OnChange(f func(tenant string, objectID uint16)) {
+	ps.onChange.Store(&f)
+}
+
+func (ps *Protocols[F]) changed(tenant string, objectID uint16) {
+	if f := ps.onChange.Load(); f != nil {
+		(*f)(tenant, objectID)
+	}
 }
 
 // NewProtocols returns the device protocols of s.
@@ -249,6 +265,7 @@ func (ps *Protocols[F]) writeProtocol(ctx context.Context, p Protocol[F]) error 
 	if err != nil {
 		return fmt.Errorf("save protocol %d of %s: %w", p.Object.ID, p.Tenant, err)
 	}
+	ps.changed(p.Tenant, p.Object.ID)
 	return nil
 }
 
@@ -281,6 +298,8 @@ func (ps *Protocols[F]) DeleteProtocol(ctx context.Context, tenant string, objec
 	if res.DeletedCount == 0 {
 		return ErrNotFound
 	}
+	// the tenant inherits again, maybe functionalities to observe
+	ps.changed(tenant, objectID)
 	return nil
 }
 
