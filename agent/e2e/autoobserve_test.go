@@ -234,3 +234,51 @@ func TestAutoObserveNewRegister(t *testing.T) {
 		return nil
 	})
 }
+
+// The management tenant's functionality reaches the devices of a tenant
+// that inherits its protocol, not those of a tenant with a protocol of
+// its own for the object.
+func TestAutoObserveInheritedProtocol(t *testing.T) {
+	h := startAgent(t, withAutoRegister(false))
+	const pass = "Tenant-pass-1234!"
+	for i, tenant := range []string{"acme", "beta"} {
+		if code := h.call("POST", "/tenant/tenants", map[string]any{"id": tenant, "adminName": "admin", "adminPass": pass}, nil); code != 201 {
+			t.Fatalf("create tenant %s: HTTP %d", tenant, code)
+		}
+		csv := "ID;IDTYPE;CREDENTIALS;NAME;TYPE;SHELL;endpoint id;lwm2m server uri;securityMode\n" +
+			fmt.Sprintf("inh-%d;c8y_Id;Secret-pass-1234!;Meter;c8y_lwm2m;1;inh-%d;coap://127.0.0.1:5783;NO_SEC\n", i, i)
+		if code, res, raw := h.postCSV(tenant+"/admin", pass, []byte(csv), false); code != 201 || res.Created != 1 {
+			t.Fatalf("import into %s: HTTP %d %s", tenant, code, raw)
+		}
+	}
+	// beta configures 3303 itself: it has its own copy from now on
+	h.setFunctionality("beta/admin", pass, "3303/resources/5701", map[string]any{"event": map[string]any{"type": "c8y_Units", "text": "{value}"}})
+	sim := h.simulate(2, func(c *simulator.Config) { c.Prefix, c.Record = "inh", 256 })
+	acme, beta := sim.Device("inh-0"), sim.Device("inh-1")
+
+	h.setAuto("3303/resources/5700", autoTemperature)
+	waitFor(t, 30*time.Second, func() error {
+		if n, _ := gets(acme, "/3303/0/5700"); n == 0 {
+			return fmt.Errorf("the acme device has not been observed")
+		}
+		return nil
+	})
+	// once beta's own functionality reached its device, the management
+	// tenant's change has been handled for every tenant
+	h.setFunctionality("beta/admin", pass, "3303/resources/5601", autoMinimum)
+	waitFor(t, 30*time.Second, func() error {
+		if n, _ := gets(beta, "/3303/0/5601"); n == 0 {
+			return fmt.Errorf("the beta device has not been observed")
+		}
+		return nil
+	})
+	if n, _ := gets(beta, "/3303/0/5700"); n != 0 {
+		t.Errorf("the beta device, with its own protocol, was observed %d times at /3303/0/5700", n)
+	}
+	if n, _ := gets(acme, "/3303/0/5601"); n != 0 {
+		t.Errorf("the acme device was observed at beta's /3303/0/5601 %d times", n)
+	}
+	if n, _ := gets(acme, "/3303/0/5700"); n != 1 {
+		t.Errorf("the acme device answered %d Observes at /3303/0/5700, want 1", n)
+	}
+}
