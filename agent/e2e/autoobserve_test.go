@@ -282,3 +282,46 @@ func TestAutoObserveInheritedProtocol(t *testing.T) {
 		t.Errorf("the acme device answered %d Observes at /3303/0/5700, want 1", n)
 	}
 }
+
+// After a restart the agent holds none of its earlier observation tokens
+// (the device's notifications on them get RST), so an always-online
+// device is observed again at once, before any Update, and once.
+func TestAutoObserveAfterRestart(t *testing.T) {
+	dir, coap := t.TempDir(), freeUDPAddr(t)
+	h, stop := startAgentIn(t, dir, coap)
+	h.setAuto("3303/resources/5700", autoTemperature)
+	sim := h.simulate(1, func(c *simulator.Config) {
+		c.Record = 256
+		c.Lifetime = 10 * time.Minute // no Update while the test runs
+	})
+	ep := sim.Endpoints()[0]
+	dev := sim.Device(ep)
+	id := h.deviceIDs(sim)[ep]
+	waitGets(t, sim, "/3303/0/5700", 30*time.Second)
+	stop()
+
+	before := sim.Stats()
+	h2, _ := startAgentIn(t, dir, coap)
+	waitFor(t, 30*time.Second, func() error {
+		if n, _ := gets(dev, "/3303/0/5700"); n < 2 {
+			return fmt.Errorf("not observed again after the restart")
+		}
+		return nil
+	})
+	h2.setAuto("3303/resources/5601", autoMinimum)
+	waitGets(t, sim, "/3303/0/5601", 30*time.Second)
+	exactlyGets(t, sim, "/3303/0/5700", 2)
+	after := sim.Stats()
+	if after.Updates != before.Updates || after.Registrations != before.Registrations {
+		t.Errorf("the device sent %d Updates and %d Registers since the restart, want none",
+			after.Updates-before.Updates, after.Registrations-before.Registrations)
+	}
+	// its notifications are measurements again
+	n := len(h2.measurementsAs("management/admin", adminPassword, id, "c8y_Temperature"))
+	waitFor(t, 30*time.Second, func() error {
+		if m := len(h2.measurementsAs("management/admin", adminPassword, id, "c8y_Temperature")); m <= n+1 {
+			return fmt.Errorf("%d measurements since the restart", m-n)
+		}
+		return nil
+	})
+}
