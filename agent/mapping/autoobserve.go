@@ -26,7 +26,11 @@ import (
 // sends nothing. A path is claimed before its Observe is sent, so two
 // callers at once do not both send one. A new Register (a new
 // registration ID) starts an empty set: the device forgot its
-// observations. De-registration and expiry drop the set (Gone).
+// observations. De-registration and expiry drop the set (Gone). A path
+// the device refused (an error code, or an answer without Observe) stays
+// in the set until the next Register, as asking again would get the same
+// answer; one whose Observe failed otherwise (a timeout, no DTLS session)
+// leaves it, and the next Update or change of the protocols tries again.
 //
 // The sets live in memory only. After a restart the LwM2M server holds
 // none of the earlier observation tokens, so the device's next
@@ -37,7 +41,9 @@ import (
 // observes again. A second Observe on a path with another token does
 // not replace the first on the device (RFC 7641 replaces only for the
 // same token), which is why nothing is observed twice while the agent
-// runs.
+// runs. Protocols changed through another agent sharing the store reach
+// this agent's devices at their next Update: the change is announced in
+// process only.
 
 // maxAutoPaths bounds the paths kept per registration, as the LwM2M
 // server bounds its observations of one registration.
@@ -162,7 +168,9 @@ func (p *Pipeline) schedule(ctx context.Context, reg Registration) {
 		return
 	case <-p.stopped:
 	case <-ctx.Done():
-		p.log.Warn("automatic observations not started: queue full", "device", reg.ID, "endpoint", reg.Endpoint)
+		if !errors.Is(ctx.Err(), context.Canceled) { // not the agent stopping
+			p.log.Warn("automatic observations not started: queue full", "device", reg.ID, "endpoint", reg.Endpoint, "count", len(claimed))
+		}
 	}
 	p.unclaim(reg, claimed)
 }

@@ -69,8 +69,7 @@ type Config struct {
 	PostOps PostRegistration
 	// Pipeline maps every reported value (measurements, events, alarms,
 	// inventory) and starts automatic observations at Register and
-	// Update; nil
-	// turns mapping off.
+	// Update; nil turns mapping off.
 	Pipeline     *mapping.Pipeline
 	AutoRegister bool
 	Logger       *slog.Logger
