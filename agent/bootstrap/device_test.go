@@ -83,16 +83,42 @@ func (c *client) dialPlain(addr net.Addr) {
 // dialSecure connects c to the server's DTLS port with a PSK.
 func (c *client) dialSecure(addr net.Addr, identity string, key []byte) {
 	c.t.Helper()
-	conn, err := coapdtls.Dial(addr.String(), coapdtls.NewDTLSClientOptions(
+	if err := c.handshake(addr, identity, key, 5*time.Second); err != nil {
+		c.t.Fatalf("dial dtls: %v", err)
+	}
+}
+
+// handshake connects c to the server's DTLS port with a PSK and completes
+// the handshake within timeout, or returns why not. It does so before
+// go-coap takes the connection: pion otherwise runs the handshake in the
+// first Read or Write without a deadline, and go-coap's reading goroutine
+// comes first and holds pion's handshake lock; a handshake that never
+// completes (a wrong key draws no answer, RFC 6347 4.1.2.7) then blocks
+// every request of the test whatever its context.
+func (c *client) handshake(addr net.Addr, identity string, key []byte, timeout time.Duration) error {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	dc, err := dtls.ClientWithOptions(pc, addr,
 		dtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
 		dtls.WithPSKIdentityHint([]byte(identity)),
 		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
-	), options.WithMux(c.router()))
+	)
 	if err != nil {
-		c.t.Fatalf("dial dtls: %v", err)
+		_ = pc.Close()
+		return fmt.Errorf("dtls client: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := dc.HandshakeContext(ctx); err != nil {
+		_ = dc.Close()
+		return fmt.Errorf("handshake: %w", err)
+	}
+	conn := coapdtls.Client(dc, options.WithMux(c.router()), options.WithCloseSocket())
 	c.conn = conn
 	c.t.Cleanup(func() { _ = conn.Close() })
+	return nil
 }
 
 func (c *client) router() *mux.Router {
@@ -245,6 +271,18 @@ func (c *client) waitFinished(t *testing.T) {
 	case <-c.finished:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no Bootstrap-Finish; requests: %v", c.seen())
+	}
+}
+
+// waitFor waits until cond holds, or fails the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -263,7 +263,11 @@ func TestBootstrapRefused(t *testing.T) {
 			if !strings.Contains(diag, tt.wantDiag) {
 				t.Errorf("diagnostic %q does not contain %q", diag, tt.wantDiag)
 			}
-			time.Sleep(100 * time.Millisecond)
+			// The server refuses before it starts a session, the only
+			// thing that sends the device requests.
+			if st := ts.srv.Stats(); st.Sessions != 0 {
+				t.Errorf("a session runs after a refusal: %+v", st)
+			}
 			if s := c.seen(); len(s) != 0 {
 				t.Errorf("server sent requests after refusing: %v", s)
 			}
@@ -288,20 +292,16 @@ func TestBootstrapWrongKey(t *testing.T) {
 		"lwm2mPskId": "psk-w-id", "bootstrapPskId": "psk-w-bs",
 	}, []byte{1}, []byte{0x11, 0x22})
 	c := newClient(t, "1.1")
-	c.dialSecure(ts.srv.SecureAddr(), "psk-w-bs", []byte{0x11, 0x23})
-	if code, _, err := c.request("ep=psk-w"); err == nil {
-		t.Fatalf("bootstrap request with a wrong key answered %v", code)
+	if err := c.handshake(ts.srv.SecureAddr(), "psk-w-bs", []byte{0x11, 0x23}, 3*time.Second); err == nil {
+		t.Fatal("a handshake with a wrong key completed")
 	}
 	if evs := ts.events(t, tenant, id); len(evs) != 0 {
 		t.Errorf("events after a failed handshake: %+v", evs)
 	}
 	// The server drops the records it cannot authenticate; the handshake
 	// fails when its timeout ends it.
-	deadline := time.Now().Add(5 * time.Second)
-	for ts.srv.Stats().DTLSHandshakeFailures == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if st := ts.srv.Stats(); st.Requests != 0 || st.DTLSHandshakeFailures == 0 || st.DTLSSessions != 0 {
+	waitFor(t, 5*time.Second, "the server's failed handshake", func() bool { return ts.srv.Stats().DTLSHandshakeFailures > 0 })
+	if st := ts.srv.Stats(); st.Requests != 0 || st.DTLSSessions != 0 {
 		t.Errorf("stats = %+v, want failed handshakes and no request", st)
 	}
 }
@@ -321,13 +321,7 @@ func TestBootstrapSupersededAndBusy(t *testing.T) {
 	if code, _, err := a.request("ep=again"); err != nil || code != codes.Changed {
 		t.Fatalf("first request: %v %v", code, err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(a.seen()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no discover")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 5*time.Second, "the first device's Discover", func() bool { return len(a.seen()) > 0 })
 
 	b := newClient(t, "1.1")
 	b.dialPlain(ts.srv.Addr())
