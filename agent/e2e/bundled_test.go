@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
@@ -26,8 +27,12 @@ var builtAgent struct {
 	err  error
 }
 
+// A test here runs for a minute at most (TestQueueSleepingDevices with
+// its 200 devices); one still running after four is stuck, and ends the
+// binary with every goroutine's stack long before go test's -timeout
+// would. A test that runs longer by design says so with testbound.Bound.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testbound.Run(m, 4*time.Minute)
 	if builtAgent.dir != "" {
 		_ = os.RemoveAll(builtAgent.dir)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
@@ -320,6 +321,8 @@ func TestQueueSleepingDevices(t *testing.T) {
 			t.Fatalf("QUEUE_DEVICES=%q: not a number of devices", v)
 		}
 	}
+	// The full thousand runs for minutes (make test-queue gives it 10).
+	testbound.Bound(t, max(4*time.Minute, time.Duration(n)*500*time.Millisecond))
 	const perDevice = 10
 	// Awake about half the time, so that the runner always has devices
 	// to serve and the devices' windows spread over the period.
