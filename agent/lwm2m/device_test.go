@@ -97,6 +97,24 @@ func (d *device) options() []udp.Option {
 	}
 }
 
+// waitArrivals waits until n requests to /3/0/13 have reached the device.
+func (d *device) waitArrivals(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d.mu.Lock()
+		got := len(d.arrivals)
+		d.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests to /3/0/13 reached the device within %v, want %d", got, timeout, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (d *device) serve(w mux.ResponseWriter, r *mux.Message) {
 	req := request{code: r.Code(), observe: -1, token: append([]byte(nil), r.Token()...)}
 	req.path, _ = r.Options().Path()

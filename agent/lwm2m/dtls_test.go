@@ -304,8 +304,15 @@ func TestDTLSHandshakesCountAgainstPeerRate(t *testing.T) {
 		if err := handshake(); err != nil {
 			t.Fatalf("handshake %d within the burst: %v", i+1, err)
 		}
-		// the server sees the close before the next hello from this address
-		time.Sleep(100 * time.Millisecond)
+		// The next hello comes from the same address: the server must
+		// have taken the close and dropped the session first.
+		deadline := time.Now().Add(5 * time.Second)
+		for open, _, _ := s.Sessions(); open != 0; open, _, _ = s.Sessions() {
+			if time.Now().After(deadline) {
+				t.Fatalf("session %d still open 5 s after its close", i+1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	if err := handshake(); err == nil {
 		t.Fatal("a handshake beyond the peer's rate succeeded")

@@ -185,8 +185,11 @@ func TestExpiry(t *testing.T) {
 func TestUpdateKeepsAlive(t *testing.T) {
 	s, h := startServer(t, Config{ExpiryGrace: -1})
 	d := newDevice(t, s.Addr())
-	_, id := d.register([]string{"ep=alive", "lt=1"}, "</3/0>")
-	for range 4 {
+	// Updates every half second over twice the lifetime of 2 s:
+	// each comes well within the lifetime even on a loaded machine, and
+	// without them the registration would have expired.
+	_, id := d.register([]string{"ep=alive", "lt=2"}, "</3/0>")
+	for range 8 {
 		time.Sleep(500 * time.Millisecond)
 		if res, err := d.do(codes.POST, "/rd/"+id, nil, message.TextPlain, nil); err != nil || res.code != codes.Changed {
 			t.Fatalf("update: %v %v", res.code, err)
@@ -379,9 +382,13 @@ func TestNStart(t *testing.T) {
 
 func TestNStartWaitRespectsContext(t *testing.T) {
 	s, _, d := registered(t, Config{NStart: 1}, "busy")
-	d.setDelay(500 * time.Millisecond)
+	// The first read holds the only slot for as long as the device takes:
+	// far longer than the second read's deadline, and than a loaded
+	// machine takes between its arrival and the second read.
+	const delay = 3 * time.Second
+	d.setDelay(delay)
 	go func() { _, _ = s.Read(context.Background(), "busy", node.ResourcePath(3, 0, 13)) }()
-	time.Sleep(100 * time.Millisecond)
+	d.waitArrivals(t, 1, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -389,7 +396,7 @@ func TestNStartWaitRespectsContext(t *testing.T) {
 	if err == nil {
 		t.Fatal("second read got through while the first was in flight")
 	}
-	if el := time.Since(start); el > 300*time.Millisecond {
+	if el := time.Since(start); el > delay/2 {
 		t.Fatalf("waited %v for a slot with a 100ms deadline", el)
 	}
 }
