@@ -330,8 +330,8 @@ func TestCrashMidDelivery(t *testing.T) {
 			if got := dev.RegistrationID(); got != regsBefore[ep] {
 				t.Errorf("%s registered again: registration %s, was %s", ep, got, regsBefore[ep])
 			}
-			if n := dev.Dropped(); n != 0 {
-				t.Errorf("%s dropped %d requests: it was sent some while asleep", ep, n)
+			if dropped := sentAsleep(dev); len(dropped) != 0 {
+				t.Errorf("%s dropped %d requests: it was sent some while asleep: %+v", ep, len(dropped), dropped)
 			}
 		}
 	}

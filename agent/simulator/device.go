@@ -80,6 +80,10 @@ type Device struct {
 	dropped       int
 	ignore        map[string]int // path → requests still to ignore (Ignore)
 	ignoredTokens []string       // tokens of ignored requests, for their retransmissions
+	// answeredTokens are the tokens of the last requests answered (with an
+	// awake time and Config.Record), so that a copy of one arriving while
+	// asleep is recorded as a Repeat.
+	answeredTokens []string
 
 	regTimer    *timer // next Register or Update
 	changeTimer *timer // value drift

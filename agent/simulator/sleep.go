@@ -29,6 +29,11 @@ type Request struct {
 	// request: Asleep (radio off) or told to ignore it (Ignore).
 	Answered bool
 	Asleep   bool
+	// Repeat marks a dropped copy of a request the device had answered:
+	// a CoAP retransmission by a server that had not yet taken the
+	// answer when the device fell asleep. The server sent the request
+	// itself while the device listened.
+	Repeat bool
 	// Format is the request's Content-Format, 0 when it has none (or is
 	// text/plain); recorded for answered requests.
 	Format codec.Format
@@ -43,8 +48,8 @@ type Wakeup struct {
 	Update     bool // an Update, not a Register
 }
 
-// maxIgnored bounds the requests being ignored whose retransmissions are
-// still recognised.
+// maxIgnored bounds the requests, ignored or answered, whose
+// retransmissions are still recognised.
 const maxIgnored = 16
 
 // awakeLocked reports whether the device's radio is on at now.
@@ -177,7 +182,8 @@ func (d *Device) screen(m *pool.Message) (drop bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.awakeLocked(now) {
-		d.recordLocked(Request{Time: now, Method: c.String(), Path: path, Wakeup: d.wakeups, Asleep: true})
+		repeat := slices.Contains(d.answeredTokens, string(m.Token()))
+		d.recordLocked(Request{Time: now, Method: c.String(), Path: path, Wakeup: d.wakeups, Asleep: true, Repeat: repeat})
 		return true
 	}
 	if len(d.ignore) == 0 && len(d.ignoredTokens) == 0 {
@@ -218,6 +224,12 @@ func (d *Device) answered(m *pool.Message, now time.Time) {
 		f = codec.Format(cf)
 	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.recordLocked(Request{Time: now, Method: m.Code().String(), Path: path, Wakeup: d.wakeups, Answered: true, Format: f})
-	d.mu.Unlock()
+	if d.sim.cfg.AwakeTime > 0 {
+		if len(d.answeredTokens) >= maxIgnored {
+			d.answeredTokens = d.answeredTokens[1:]
+		}
+		d.answeredTokens = append(d.answeredTokens, string(m.Token()))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
@@ -145,5 +146,52 @@ func TestRecordBounded(t *testing.T) {
 	reqs := sim.Device("sim-0").Requests()
 	if len(reqs) != 4 || reqs[3].Path != "/3/0/1" {
 		t.Fatalf("requests %+v, want the last 4", reqs)
+	}
+}
+
+// TestRepeatWhileAsleep checks that a copy of a request the device
+// answered, arriving once it sleeps (the server's CoAP retransmission of
+// a request whose answer it had not taken yet), is dropped and recorded
+// as a Repeat, and that a new request then is not.
+func TestRepeatWhileAsleep(t *testing.T) {
+	srv := startRaw(t)
+	sim, err := New(Config{Server: srv.addr(), Version: "1.1", AwakeTime: 2 * time.Second, UpdateEvery: time.Minute, Record: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runRaw(t, sim)
+	defer stop()
+	srv.register()
+	waitRegistered(t, sim)
+	dev := sim.Device(sim.Endpoints()[0])
+
+	get := func(mid int32, tok byte) message.Message {
+		return message.Message{Type: message.Confirmable, MessageID: mid, Token: message.Token{0xcd, tok}, Code: codes.GET,
+			Options: message.Options{opt(message.URIPath, "3"), opt(message.URIPath, "0"), opt(message.URIPath, "0")}}
+	}
+	first := get(500, 1)
+	srv.send(first)
+	if ack := srv.expect("the answer", func(m message.Message) bool { return m.MessageID == 500 }); ack.Code != codes.Content {
+		t.Fatalf("answer %v", ack.String())
+	}
+	waitUntil(t, 5*time.Second, "the device asleep", func() bool { return !dev.Awake() })
+	srv.send(first)
+	srv.send(get(501, 2))
+	waitUntil(t, 5*time.Second, "both requests dropped", func() bool { return dev.Dropped() == 2 })
+
+	want := []Request{
+		{Method: "GET", Path: "/3/0/0", Wakeup: 1, Answered: true},
+		{Method: "GET", Path: "/3/0/0", Wakeup: 1, Asleep: true, Repeat: true},
+		{Method: "GET", Path: "/3/0/0", Wakeup: 1, Asleep: true},
+	}
+	reqs := dev.Requests()
+	if len(reqs) != len(want) {
+		t.Fatalf("requests %+v, want %d", reqs, len(want))
+	}
+	for i, r := range reqs {
+		r.Time = time.Time{}
+		if r != want[i] {
+			t.Errorf("request %d: %+v, want %+v", i, r, want[i])
+		}
 	}
 }
