@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -104,13 +105,19 @@ func expired(why string) {
 	exit(2)
 }
 
+// stackSize is the size of the buffer the last dump needed: a package
+// with thousands of goroutines (simulated devices) would otherwise stop
+// the world for a few dumps too small each time it samples.
+var stackSize atomic.Int64
+
 // stacks returns every goroutine's stack, growing its buffer until the
 // dump fits.
 func stacks() []byte {
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, max(stackSize.Load(), 1<<20))
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
+			stackSize.Store(int64(len(buf)))
 			return buf[:n]
 		}
 		buf = make([]byte, 2*len(buf))
