@@ -5,6 +5,7 @@ import (
 
 	piondtls "github.com/pion/dtls/v3"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -303,6 +304,26 @@ func (o *observer) waitFor(t *testing.T, n int, timeout time.Duration) []respons
 	}
 }
 
+// settles waits until no notification comes for a look, as after the
+// observation was cancelled: those already on their way may land in the
+// first looks, but a device that goes on notifying fails the test after
+// within.
+func (o *observer) settles(t *testing.T, look, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		n := len(o.all())
+		time.Sleep(look)
+		m := len(o.all())
+		if m == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d notifications in the last %v, still coming %v after the cancel", m-n, look, within)
+		}
+	}
+}
+
 func observe(t *testing.T, reg *testReg, path string, accept codec.Format) (*observer, func()) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -363,12 +384,7 @@ func TestObserve(t *testing.T) {
 				t.Errorf("%d distinct temperatures in %d notifications", len(seen), len(got))
 			}
 			cancel()
-			time.Sleep(150 * time.Millisecond) // notifications in flight land
-			n := len(o.all())
-			time.Sleep(300 * time.Millisecond)
-			if m := len(o.all()); m != n {
-				t.Errorf("%d notifications after cancel", m-n)
-			}
+			o.settles(t, 300*time.Millisecond, 5*time.Second)
 			if s := sim.Stats(); s.Notifications < 3 { // the first answer is no notification
 				t.Errorf("stats count %d notifications", s.Notifications)
 			}
@@ -414,10 +430,14 @@ func TestObservePeriods(t *testing.T) {
 
 	// pmin on the instance holds back the changing temperature.
 	attrsOn("/3303/0", "pmin=1")
+	start := time.Now()
 	o, cancel := observe(t, reg, "/3303/0/5700", codec.SenMLCBOR)
-	time.Sleep(1500 * time.Millisecond)
-	if n := len(o.all()); n < 2 || n > 3 {
-		t.Errorf("%d messages in 1.5 s with pmin=1 (value changing every 20 ms), want 2 or 3", n)
+	o.waitFor(t, 3, 5*time.Second) // the answer and two notifications
+	// At most one notification a second since the answer, and one more for
+	// a late arrival; without pmin it would be one every 20 ms.
+	elapsed := time.Since(start)
+	if n, most := len(o.all()), 2+int(elapsed/time.Second); n > most {
+		t.Errorf("%d messages in %v with pmin=1 (value changing every 20 ms), want at most %d", n, elapsed, most)
 	}
 	cancel()
 
@@ -489,9 +509,19 @@ func TestObserveThresholds(t *testing.T) {
 	} {
 		n := len(o.all())
 		dev.SetValue(p, node.Int(tc.v))
+		if tc.notify {
+			// The next notification is of this value: one of a value that
+			// should not have notified would come first.
+			got := o.waitFor(t, n+1, 3*time.Second)
+			if v := string(got[n].payload); v != strconv.FormatInt(tc.v, 10) {
+				t.Errorf("value %d: notified %s", tc.v, v)
+			}
+			continue
+		}
+		// No notification is the absence of one: look for a while.
 		time.Sleep(100 * time.Millisecond)
-		if got := len(o.all()) > n; got != tc.notify {
-			t.Errorf("value %d: notified %v, want %v", tc.v, got, tc.notify)
+		if got := o.all(); len(got) > n {
+			t.Errorf("value %d: notified %s, want no notification", tc.v, got[n].payload)
 		}
 	}
 }
