@@ -618,7 +618,9 @@ func TestStopDeregisterAndShutdown(t *testing.T) {
 	srv.wait(5*time.Second, "all registered", func() bool { return sim.Registered() == 3 })
 
 	// Deregister: the server hears of it.
-	if err := sim.Device("sim-0").Deregister(context.Background()); err != nil {
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	if err := sim.Device("sim-0").Deregister(dctx); err != nil {
 		t.Fatalf("deregister: %v", err)
 	}
 	if srv.count("deregister sim-0") != 1 {
