@@ -129,7 +129,10 @@ func checkInstalled(t *testing.T, h *harness, dev *simulator.Device, deviceID, n
 	var mo struct {
 		Firmware map[string]any `json:"c8y_Firmware"`
 	}
-	h.eventually(5*time.Second, func() error {
+	// The fragment goes through the mapping writer's queue and batches,
+	// after the version the device reported: the operation can end before
+	// it is stored, and on a loaded machine that once took more than 5 s.
+	h.eventually(30*time.Second, func() error {
 		if code := h.call("GET", "/inventory/managedObjects/"+deviceID, nil, &mo); code != 200 {
 			return fmt.Errorf("device: HTTP %d", code)
 		}
