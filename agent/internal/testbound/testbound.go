@@ -209,14 +209,14 @@ func (r runningTest) top() string {
 func running(dump []byte) []runningTest {
 	var out []runningTest
 	var g, prev, user string
-	waiting := false
+	waiting, cleanup := false, false
 	sc := bufio.NewScanner(bytes.NewReader(dump))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		if rest, ok := strings.CutPrefix(line, "goroutine "); ok {
 			g, _, _ = strings.Cut(rest, " ")
-			prev, user, waiting = "", "", false
+			prev, user, waiting, cleanup = "", "", false, false
 			continue
 		}
 		if line == "" || line[0] == '\t' || strings.HasPrefix(line, "created by ") {
@@ -229,13 +229,18 @@ func running(dump []byte) []runningTest {
 		switch {
 		case fn == "testing.(*T).Parallel":
 			waiting = true
+		case fn == "testing.(*common).runCleanup":
+			cleanup = true
 		case fn == "testing.tRunner":
 			switch {
 			case waiting:
 			case prev != "" && !isStd(prev):
 				out = append(out, runningTest{goroutine: g, fn: shortName(prev)})
-			case user != "":
+			case user != "" && cleanup:
 				out = append(out, runningTest{goroutine: g, fn: "cleanup " + shortName(user)})
+			case user != "":
+				// A fuzz input runs under tRunner from testing's own code.
+				out = append(out, runningTest{goroutine: g, fn: shortName(user)})
 			}
 		case !isStd(fn):
 			user = fn
