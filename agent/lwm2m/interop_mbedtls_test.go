@@ -1,61 +1,15 @@
 package lwm2m
 
 import (
-	"context"
 	"fmt"
 	"net"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/mbedtlsclient"
 )
-
-// buildMbedTLSClient compiles testdata/mbedtls-client, a DTLS-PSK CoAP
-// client on mbedTLS as constrained devices use it, into a temporary
-// directory. CI installs gcc and libmbedtls-dev; elsewhere the test is
-// skipped without them.
-func buildMbedTLSClient(t *testing.T) string {
-	t.Helper()
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Skip("no C compiler (apt-get install gcc libmbedtls-dev); CI installs it")
-	}
-	bin := filepath.Join(t.TempDir(), "mbedtls-client")
-	out, err := exec.Command(cc, "-std=c99", "-Wall", "-o", bin, filepath.Join("testdata", "mbedtls-client", "client.c"),
-		"-lmbedtls", "-lmbedx509", "-lmbedcrypto").CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "mbedtls/") || strings.Contains(string(out), "-lmbed") {
-			t.Skipf("no mbedTLS headers or libraries (apt-get install libmbedtls-dev); CI installs it:\n%s", out)
-		}
-		t.Fatalf("build mbedtls client: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// runMbedTLS runs the client with args and returns its output and exit
-// error.
-func runMbedTLS(t *testing.T, bin string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	return string(out), err
-}
-
-// freeUDPPort returns a loopback UDP port nothing is bound to now, for a
-// client that binds a fixed port.
-func freeUDPPort(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	_ = pc.Close()
-	return fmt.Sprint(port)
-}
 
 // TestInteropMbedTLSDTLSPSK registers over DTLS-PSK with an mbedTLS
 // client: mbedTLS's default cipher suites (many, CCM_8 among them),
@@ -65,8 +19,8 @@ func freeUDPPort(t *testing.T) string {
 // back from the same local port without having ended its session, as a
 // device that rebooted, handshakes again and registers.
 func TestInteropMbedTLSDTLSPSK(t *testing.T) {
-	bin := buildMbedTLSClient(t)
-	version, err := runMbedTLS(t, bin, "-version")
+	bin := mbedtlsclient.Build(t)
+	version, err := mbedtlsclient.Run(t, bin, "-version")
 	if err != nil {
 		t.Fatalf("%s -version: %v\n%s", bin, err, version)
 	}
@@ -79,7 +33,7 @@ func TestInteropMbedTLSDTLSPSK(t *testing.T) {
 	t.Run("register", func(t *testing.T) {
 		s, h := startSecureServer(t, Config{})
 		port := s.SecureAddr().(*net.UDPAddr).Port
-		out, err := runMbedTLS(t, bin, register(port, string(testKeys["id-1"]), "interop-mbedtls")...)
+		out, err := mbedtlsclient.Run(t, bin, register(port, string(testKeys["id-1"]), "interop-mbedtls")...)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -97,7 +51,7 @@ func TestInteropMbedTLSDTLSPSK(t *testing.T) {
 		port := s.SecureAddr().(*net.UDPAddr).Port
 		// A Finished under a wrong key fails its MAC and is discarded
 		// without an alert (RFC 6347, section 4.1.2.7): the client times out.
-		out, err := runMbedTLS(t, bin, register(port, "wrong-key", "intruder", "-timeout", "1000")...)
+		out, err := mbedtlsclient.Run(t, bin, register(port, "wrong-key", "intruder", "-timeout", "1000")...)
 		if err == nil || strings.Contains(out, "code=") {
 			t.Fatalf("handshake with a wrong key succeeded:\n%s", out)
 		}
@@ -110,9 +64,9 @@ func TestInteropMbedTLSDTLSPSK(t *testing.T) {
 	t.Run("same port without close_notify", func(t *testing.T) {
 		s, h := startSecureServer(t, Config{})
 		port := s.SecureAddr().(*net.UDPAddr).Port
-		local := freeUDPPort(t)
+		local := mbedtlsclient.FreeUDPPort(t)
 		for i := range 2 {
-			out, err := runMbedTLS(t, bin, register(port, string(testKeys["id-1"]), "mbedtls-reboot", "-local", local, "-noclose", "-timeout", "4000")...)
+			out, err := mbedtlsclient.Run(t, bin, register(port, string(testKeys["id-1"]), "mbedtls-reboot", "-local", local, "-noclose", "-timeout", "4000")...)
 			if err != nil {
 				t.Fatalf("run %d: %v\n%s", i+1, err, out)
 			}
@@ -143,7 +97,7 @@ func TestInteropMbedTLSDTLSPSK(t *testing.T) {
 		// so the handshake succeeds either way, with or without a CID.
 		s, h := startSecureServer(t, Config{})
 		port := s.SecureAddr().(*net.UDPAddr).Port
-		out, err := runMbedTLS(t, bin, register(port, string(testKeys["id-1"]), "mbedtls-cid", "-cid")...)
+		out, err := mbedtlsclient.Run(t, bin, register(port, string(testKeys["id-1"]), "mbedtls-cid", "-cid")...)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
