@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
 )
@@ -45,7 +46,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	code := m.Run()
+	// a test still running after two minutes is stuck: it ends the binary
+	// with its name and every goroutine's stack
+	code := testbound.Run(m, 2*time.Minute)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
