@@ -242,6 +242,16 @@ func TestDTLSSessionLimit(t *testing.T) {
 	if _, _, err := newSecureDevice(t, s.SecureAddr(), "id-1", testKeys["id-1"], piondtls.TLS_PSK_WITH_AES_128_CCM_8, false); err != nil {
 		t.Fatalf("first session: %v", err)
 	}
+	// the client's handshake ends with its Finished; the server counts the
+	// session once it has read that, a moment later
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if open, _, _ := s.Sessions(); open == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first session is not counted")
+		}
+	}
 	_, _, err := newSecureDevice(t, s.SecureAddr(), "id-2", testKeys["id-2"], piondtls.TLS_PSK_WITH_AES_128_CCM_8, false)
 	if err == nil {
 		t.Fatal("a session beyond the limit was accepted")
