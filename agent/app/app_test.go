@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,21 +51,21 @@ func TestFailingPartStopsAgent(t *testing.T) {
 // one and says so; the API then takes the new password only.
 func TestAdminPasswordChangedAtStart(t *testing.T) {
 	dir := t.TempDir()
-	start := func(password string) (string, *bytes.Buffer, func()) {
+	start := func(password string) (string, *lockedBuffer, func()) {
 		cfg := config.Default()
 		cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "", "127.0.0.1:0"
 		cfg.BootstrapAddr, cfg.BootstrapSAddr = "", ""
 		cfg.DataDir = dir
 		cfg.AdminPassword = password
 		cfg.BundledPlugins = config.BundledInProcess // this test binary is not the agent
-		var logs bytes.Buffer
+		logs := &lockedBuffer{}
 		ctx, cancel := context.WithCancel(context.Background())
-		a, wait, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		a, wait, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 		if err != nil {
 			cancel()
 			t.Fatal(err)
 		}
-		return "http://" + a.HTTPAddr.String(), &logs, func() { cancel(); _ = wait() }
+		return "http://" + a.HTTPAddr.String(), logs, func() { cancel(); _ = wait() }
 	}
 	status := func(base, password string) int {
 		req, _ := http.NewRequest("GET", base+"/inventory/managedObjects", nil)
@@ -108,4 +109,68 @@ func TestAdminPasswordChangedAtStart(t *testing.T) {
 	if c := status(base, "Second-pass-1234!"); c != 200 {
 		t.Errorf("start without a password: the stored one answers HTTP %d", c)
 	}
+}
+
+// An agent logging everything at debug level, its embedded store
+// included, writes no PSK key, credential or password while devices with
+// keys are imported and read.
+func TestDebugLogsHoldNoSecrets(t *testing.T) {
+	cfg := config.Default()
+	cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.BootstrapAddr, cfg.BootstrapSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.AdminPassword = "Admin-secret-1234!"
+	cfg.StoreVerbose = true
+	cfg.BundledPlugins = config.BundledInProcess // this test binary is not the agent
+	var logs lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	a, wait, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	base := "http://" + a.HTTPAddr.String()
+	csv := "ID;IDTYPE;CREDENTIALS;TYPE;endpoint id;lwm2m server uri;securityMode;lwm2m psk_id;lwm2m psk_key;bootstrap psk_id;bootstrap psk_key\n" +
+		"keyed;c8y_Id;Device-secret-5678!;c8y_lwm2m;keyed;coaps://127.0.0.1:5784;PSK;keyed-id;5ec2e7a1b2c3d4e5f60718293a4b5c6d;keyed-bs;feedfacecafebeef0011223344556677\n"
+	req, _ := http.NewRequest("POST", base+"/devicecontrol/bulkNewDeviceRequests", strings.NewReader(csv))
+	req.SetBasicAuth("management/admin", "Admin-secret-1234!")
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("import: HTTP %d", resp.StatusCode)
+	}
+	cancel()
+	_ = wait()
+	text := logs.String()
+	if !strings.Contains(text, "component=ferretdb") {
+		t.Fatal("the store's verbose log is not in the agent's log")
+	}
+	for _, secret := range []string{"5ec2e7a1b2c3d4e5f60718293a4b5c6d", "XsLnobLD1OX2BxgpOktcbQ", "feedfacecafebeef0011223344556677", "/u36zsr+vu8AESIzRFVmdw", "Device-secret-5678!", "Admin-secret-1234!"} {
+		if strings.Contains(strings.ToLower(text), strings.ToLower(secret)) {
+			t.Errorf("the agent's debug log holds the secret %q", secret)
+		}
+	}
+}
+
+// lockedBuffer is a log sink that the agent's goroutines may write to at
+// once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -210,11 +210,11 @@ func (s *Store) startEmbedded(cfg Config) (string, error) {
 	}
 	flog := slog.New(slog.DiscardHandler)
 	if cfg.Logger != nil {
-		if cfg.VerboseEmbedded {
-			flog = cfg.Logger.With("component", "ferretdb")
-		} else {
-			flog = slog.New(levelFilter{h: cfg.Logger.Handler(), min: slog.LevelError}).With("component", "ferretdb")
+		var h slog.Handler = secretFilter{h: cfg.Logger.Handler()}
+		if !cfg.VerboseEmbedded {
+			h = levelFilter{h: h, min: slog.LevelError}
 		}
+		flog = slog.New(h).With("component", "ferretdb")
 	}
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
