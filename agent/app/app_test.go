@@ -1,15 +1,15 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/logbuf"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 )
@@ -51,14 +51,14 @@ func TestFailingPartStopsAgent(t *testing.T) {
 // one and says so; the API then takes the new password only.
 func TestAdminPasswordChangedAtStart(t *testing.T) {
 	dir := t.TempDir()
-	start := func(password string) (string, *lockedBuffer, func()) {
+	start := func(password string) (string, *logbuf.Buffer, func()) {
 		cfg := config.Default()
 		cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "", "127.0.0.1:0"
 		cfg.BootstrapAddr, cfg.BootstrapSAddr = "", ""
 		cfg.DataDir = dir
 		cfg.AdminPassword = password
 		cfg.BundledPlugins = config.BundledInProcess // this test binary is not the agent
-		logs := &lockedBuffer{}
+		logs := &logbuf.Buffer{}
 		ctx, cancel := context.WithCancel(context.Background())
 		a, wait, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 		if err != nil {
@@ -122,7 +122,7 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 	cfg.AdminPassword = "Admin-secret-1234!"
 	cfg.StoreVerbose = true
 	cfg.BundledPlugins = config.BundledInProcess // this test binary is not the agent
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	a, wait, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
@@ -154,23 +154,4 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 			t.Errorf("the agent's debug log holds the secret %q", secret)
 		}
 	}
-}
-
-// lockedBuffer is a log sink that the agent's goroutines may write to at
-// once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

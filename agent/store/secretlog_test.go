@@ -7,37 +7,19 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/logbuf"
+
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
-
-// lockedBuffer is a log sink that FerretDB's goroutines may write to at
-// once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // With the embedded store logging everything at debug level, no PSK key,
 // credentials hash or password hash reaches the log in any encoding,
 // while the store's other records still do.
 func TestVerboseStoreLogHoldsNoSecrets(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
