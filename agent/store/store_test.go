@@ -716,3 +716,33 @@ func settled(missing []string, err error) error {
 	}
 	return err
 }
+
+// Every refused login costs one bcrypt comparison, whether the tenant,
+// the user or only the password is wrong, so that answer times do not
+// tell which tenants and users exist; a cached valid login costs none.
+func TestLoginComparesEvenForUnknownUsers(t *testing.T) {
+	s := storetest.OpenTest(t)
+	must(s.CreateTenant(ctx, "acme", "boss", "Boss-pass-1234!"))
+	for _, tc := range []struct {
+		name, tenant, user, pass string
+		checks                   int64
+		ok                       bool
+	}{
+		{"unknown tenant", "nobody", "boss", "Boss-pass-1234!", 1, false},
+		{"unknown user", "acme", "nobody", "Boss-pass-1234!", 1, false},
+		{"wrong password", "acme", "boss", "Wrong-pass-1234!", 1, false},
+		{"right password", "acme", "boss", "Boss-pass-1234!", 1, true},
+		{"right password again, cached", "acme", "boss", "Boss-pass-1234!", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := store.PasswordChecks()
+			err := s.Authenticate(ctx, tc.tenant, tc.user, tc.pass)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, store.ErrUnauthorized)) {
+				t.Errorf("Authenticate: %v, want ok %v", err, tc.ok)
+			}
+			if n := store.PasswordChecks() - before; n != tc.checks {
+				t.Errorf("%d bcrypt comparisons, want %d", n, tc.checks)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -207,19 +208,38 @@ func (s *Store) Login(ctx context.Context, tenant, userName, password string) (U
 	}
 	var d userDoc
 	err := s.users.FindOne(ctx, bson.D{{Key: "_id", Value: tenant + "/" + userName}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return User{}, ErrUnauthorized
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return User{}, fmt.Errorf("read user %s/%s: %w", tenant, userName, err)
 	}
-	if d.Tenant != tenant || bcrypt.CompareHashAndPassword(d.Hash, []byte(password)) != nil {
+	// An unknown tenant or user costs the same bcrypt as a wrong password,
+	// so that the time of an answer does not tell which tenants and users
+	// exist.
+	hash := d.Hash
+	known := err == nil && d.Tenant == tenant
+	if !known {
+		hash = dummyHash()
+	}
+	passwordChecks.Add(1)
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
 		return User{}, ErrUnauthorized
 	}
 	u := User{Tenant: d.Tenant, UserName: d.UserName, Roles: d.Roles}
 	s.auth.put(u, password)
 	return u, nil
 }
+
+// passwordChecks counts bcrypt comparisons of logins, for tests.
+var passwordChecks atomic.Int64
+
+// dummyHash is a bcrypt hash of the users' cost that no password matches
+// in practice, compared against for unknown users.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), bcrypt.DefaultCost)
+	if err != nil {
+		panic(fmt.Sprintf("store: dummy password hash: %v", err))
+	}
+	return h
+})
 
 // authCache remembers successful logins for a short time. It holds at most
 // max entries; a full cache drops expired entries, then arbitrary ones.
