@@ -75,6 +75,9 @@ type Config struct {
 	// MaxBinarySize bounds one binary of POST /inventory/binaries, in
 	// bytes; zero takes DefaultMaxBinarySize.
 	MaxBinarySize int64
+	// LoginThrottle slows repeated wrong credentials down; its zero value
+	// takes the defaults.
+	LoginThrottle LoginThrottle
 	// ImportWorkers bounds how many lines of a bulk file are hashed and
 	// stored at once; zero takes twice GOMAXPROCS (hashing is bounded by
 	// GOMAXPROCS on its own; the others wait on the store meanwhile).
@@ -95,6 +98,7 @@ type API struct {
 	latency *prometheus.HistogramVec
 
 	validator *validation.Validator // checks writes before they are queued
+	logins    *throttle
 }
 
 // New builds the API; Handler serves it.
@@ -124,7 +128,12 @@ func New(cfg Config) *API {
 		Namespace: "lwm2m_agent", Subsystem: "http", Name: "request_duration_seconds",
 		Help: "HTTP API request latency by method and route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	}, []string{"method", "route"})
-	for _, c := range []prometheus.Collector{a.reqs, a.latency} {
+	throttled := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "lwm2m_agent", Subsystem: "http", Name: "logins_throttled_total",
+		Help: "HTTP API requests answered 429 without a password check, after repeated wrong credentials from their address or for their user.",
+	})
+	a.logins = newThrottle(cfg.LoginThrottle, a.log, throttled)
+	for _, c := range []prometheus.Collector{a.reqs, a.latency, throttled} {
 		if err := cfg.Metrics.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -249,8 +258,16 @@ func (a *API) authenticated(h func(http.ResponseWriter, *http.Request, store.Use
 			unauthorized(w, r, "credentials are needed as HTTP Basic tenant/user:password")
 			return
 		}
+		addr, key := sourceAddr(r), tenant+"/"+user
+		if d := a.logins.wait(addr, key); d > 0 {
+			w.Header().Set("Retry-After", retryAfter(d))
+			writeError(w, r, http.StatusTooManyRequests, "security/TooManyRequests",
+				"too many wrong credentials from this address or for this user: try again in "+retryAfter(d)+" s")
+			return
+		}
 		u, err := a.cfg.Store.Login(r.Context(), tenant, user, pass)
 		if errors.Is(err, store.ErrUnauthorized) {
+			a.logins.failed(addr, key)
 			unauthorized(w, r, "invalid credentials")
 			return
 		}
@@ -258,6 +275,7 @@ func (a *API) authenticated(h func(http.ResponseWriter, *http.Request, store.Use
 			a.internal(w, r, err)
 			return
 		}
+		a.logins.succeeded(addr, key)
 		h(w, r, u)
 	})
 }

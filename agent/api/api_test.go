@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -559,5 +560,39 @@ func TestObjectsView(t *testing.T) {
 	}
 	if inst := byID[1]["instances"].([]any); len(inst) != 1 {
 		t.Fatalf("registered instance /1/0 without values: %v", inst)
+	}
+}
+
+// Repeated wrong passwords are answered 429 with Retry-After, for any
+// password, until the backoff ends, and the refusals are counted.
+func TestLoginBackoff(t *testing.T) {
+	e := newEnv(t)
+	get := func(user, pass string) answer {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/inventory/managedObjects", nil)
+		req.SetBasicAuth(user, pass)
+		return e.send(req)
+	}
+	for i := range 5 {
+		if a := get("a/admin", "wrong"); a.code != 401 {
+			t.Fatalf("wrong password %d: status %d, want 401", i+1, a.code)
+		}
+	}
+	for _, pass := range []string{"wrong", "a-pass"} {
+		a := get("a/admin", pass)
+		if a.code != 429 || a.body["error"] != "security/TooManyRequests" {
+			t.Fatalf("password %q after 5 wrong ones: status %d %v, want 429", pass, a.code, a.body)
+		}
+		if s, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || s < 1 {
+			t.Fatalf("Retry-After %q", a.header.Get("Retry-After"))
+		}
+	}
+	res, err := http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	text, _ := io.ReadAll(res.Body)
+	if !strings.Contains(string(text), "lwm2m_agent_http_logins_throttled_total 2") {
+		t.Fatalf("metrics lack the throttled logins:\n%s", text)
 	}
 }

@@ -248,7 +248,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	a.apiStore = apiStore
 	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
-		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize)})
+		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
+		LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff}})
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fail(fmt.Errorf("http api: listen %s: %w", cfg.HTTPAddr, err))

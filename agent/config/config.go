@@ -92,6 +92,12 @@ type Config struct {
 	// store.
 	CredentialsHashCost int
 
+	// LoginFailures is how many wrong credentials in a row from one address
+	// or for one user the API answers before it answers 429 for a backoff
+	// (negative: never); LoginMaxBackoff caps that backoff.
+	LoginFailures   int
+	LoginMaxBackoff time.Duration
+
 	// MaxBinarySize bounds one stored binary (POST /inventory/binaries),
 	// in bytes.
 	MaxBinarySize int
@@ -164,6 +170,10 @@ func Default() Config {
 		// characters of four classes), which is what protects them.
 		CredentialsHashCost: 6,
 		MaxBinarySize:       16 << 20,
+		// Five tries forgive typos; from then on each wrong guess doubles
+		// the wait, so guessing a password gets nowhere.
+		LoginFailures:   5,
+		LoginMaxBackoff: 5 * time.Minute,
 	}
 }
 
@@ -212,6 +222,8 @@ func (c *Config) settings() []setting {
 		{name: "max-request-timeout", usage: "largest lwm2mRequestTimeout a device's registration parameters may ask for", d: &c.MaxRequestTimeout},
 		{name: "plugins-config", usage: "JSON file declaring mapping, custom action and decoder plugins (empty: none)", str: &c.PluginsConfig},
 		{name: "bundled-plugins", usage: "how the bundled mapping and custom action plugins run: process (the agent's executable in plugin mode) or inprocess", str: &c.BundledPlugins},
+		{name: "login-failures", usage: "wrong credentials in a row from one address or for one user before the API answers 429 with a backoff (negative: no backoff)", i: &c.LoginFailures},
+		{name: "login-max-backoff", usage: "longest backoff after repeated wrong credentials (it starts at 1s and doubles with each further failure)", d: &c.LoginMaxBackoff},
 		{name: "max-binary-size", usage: "largest binary (firmware, files) the API stores, in bytes", i: &c.MaxBinarySize},
 		{name: "credentials-hash-cost", usage: "bcrypt cost of the device credentials stored by bulk registration (4 to 31; each step doubles import time per line)", i: &c.CredentialsHashCost},
 	}
@@ -371,6 +383,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CredentialsHashCost < MinCredentialsHashCost || c.CredentialsHashCost > MaxCredentialsHashCost {
 		errs = append(errs, fmt.Errorf("credentials-hash-cost: %d must be between %d and %d", c.CredentialsHashCost, MinCredentialsHashCost, MaxCredentialsHashCost))
+	}
+	if c.LoginFailures == 0 {
+		errs = append(errs, errors.New("login-failures: 0 would refuse every login; use a positive number, or a negative one for no backoff"))
+	}
+	if c.LoginMaxBackoff < time.Second {
+		errs = append(errs, fmt.Errorf("login-max-backoff: %v must be at least 1s", c.LoginMaxBackoff))
 	}
 	if c.MaxBinarySize < 1 {
 		errs = append(errs, fmt.Errorf("max-binary-size: %d must be at least 1 byte", c.MaxBinarySize))
