@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -82,6 +83,10 @@ type Config struct {
 	// stored at once; zero takes twice GOMAXPROCS (hashing is bounded by
 	// GOMAXPROCS on its own; the others wait on the store meanwhile).
 	ImportWorkers int
+	// ExternalURL is the base of every link in answers (self, next,
+	// prev): scheme, host and an optional path prefix, as clients reach
+	// the API. Empty takes the address each connection came in on.
+	ExternalURL string
 }
 
 // Body size limits.
@@ -112,6 +117,8 @@ func New(cfg Config) *API {
 	if cfg.CredentialsHashCost == 0 {
 		cfg.CredentialsHashCost = bcrypt.DefaultCost
 	}
+	// Links append paths that start with a slash.
+	cfg.ExternalURL = strings.TrimRight(cfg.ExternalURL, "/")
 	if cfg.Protocols == nil {
 		cfg.Protocols = store.NewProtocols[mapping.Functionality](cfg.Store)
 	}
@@ -151,7 +158,16 @@ func (a *API) registryOptions() registry.Options {
 }
 
 // Handler returns the API's HTTP handler.
-func (a *API) Handler() http.Handler { return a.instrument(a.mux) }
+func (a *API) Handler() http.Handler {
+	h := http.Handler(a.mux)
+	if base := a.cfg.ExternalURL; base != "" {
+		mux := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, base)))
+		})
+	}
+	return a.instrument(h)
+}
 
 func (a *API) routes() {
 	m := a.mux
@@ -412,16 +428,26 @@ func numbers(v any) any {
 	return v
 }
 
-// baseURL is the scheme and host the client used, for self links.
+// baseKey is the context key of the base URL of links (Config.ExternalURL).
+type baseKey struct{}
+
+// baseURL is the base of every link: Config.ExternalURL, or else the
+// address the connection came in on. The Host and X-Forwarded-* headers
+// are the client's to choose: links built from them would send the next
+// request, credentials included, wherever a client or cache poisoner said.
 func baseURL(r *http.Request) string {
+	if b, _ := r.Context().Value(baseKey{}).(string); b != "" {
+		return b
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-		scheme = p
+	host := "127.0.0.1"
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		host = a.String()
 	}
-	return scheme + "://" + r.Host
+	return scheme + "://" + host
 }
 
 func self(r *http.Request, path string) string { return baseURL(r) + path }

@@ -55,7 +55,7 @@ type env struct {
 	runner *recorder
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, mods ...func(*api.Config)) *env {
 	t.Helper()
 	s := storetest.OpenTest(t)
 	if _, err := s.EnsureManagement(ctx, adminPass); err != nil {
@@ -72,8 +72,11 @@ func newEnv(t *testing.T) *env {
 	}}
 	reg := model.NewRegistry(append(model.CoreObjects(), temp)...)
 	rec := &recorder{}
-	a := api.New(api.Config{Store: s, Models: reg, Ops: rec, Metrics: prometheus.NewRegistry()})
-	srv := httptest.NewServer(a.Handler())
+	cfg := api.Config{Store: s, Models: reg, Ops: rec, Metrics: prometheus.NewRegistry()}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	srv := httptest.NewServer(api.New(cfg).Handler())
 	t.Cleanup(srv.Close)
 	return &env{t: t, s: s, srv: srv, runner: rec}
 }
@@ -320,6 +323,55 @@ func TestPaging(t *testing.T) {
 	}
 	e.want(e.do("GET", "/inventory/managedObjects?pageSize=abc", "a", nil), 422)
 	e.want(e.do("GET", "/inventory/managedObjects?query=name%20like%20'x'", "a", nil), 422)
+}
+
+// TestLinksIgnoreHost: links are built on the configured external URL,
+// or on the address the agent listens on, never on the Host or
+// X-Forwarded-Proto a client sends.
+func TestLinksIgnoreHost(t *testing.T) {
+	tests := []struct {
+		name     string
+		external string
+		want     func(e *env) string // base every link must start with
+	}{
+		{"external url", "https://agent.example.com/lwm2m/", func(*env) string { return "https://agent.example.com/lwm2m" }},
+		{"listen address", "", func(e *env) string { return e.srv.URL }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *api.Config) { c.ExternalURL = tt.external })
+			var dev string
+			for i := range 3 {
+				id, err := e.s.CreateDevice(ctx, "a", fmt.Sprintf("links-%d", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dev = id
+			}
+			base := tt.want(e)
+			get := func(path string) answer {
+				req, err := http.NewRequest("GET", e.srv.URL+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Host = "evil.example"
+				req.Header.Set("X-Forwarded-Proto", "https")
+				req.Header.Set("X-Forwarded-Host", "evil.example")
+				req.SetBasicAuth("a/admin", "a-pass")
+				return e.want(e.send(req), 200)
+			}
+			list := get("/inventory/managedObjects?pageSize=1&currentPage=2")
+			for _, k := range []string{"self", "next", "prev"} {
+				if l, _ := list.body[k].(string); !strings.HasPrefix(l, base+"/inventory/managedObjects?") {
+					t.Errorf("%s = %q, want it under %s", k, l, base)
+				}
+			}
+			one := get("/inventory/managedObjects/" + dev)
+			if l, _ := one.body["self"].(string); l != base+"/inventory/managedObjects/"+dev {
+				t.Errorf("self = %q, want %s/inventory/managedObjects/%s", l, base, dev)
+			}
+		})
+	}
 }
 
 func TestManagedObjectUpdateAndSecrets(t *testing.T) {

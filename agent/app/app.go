@@ -247,14 +247,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return fail(fmt.Errorf("api store pool: %w", err))
 	}
 	a.apiStore = apiStore
-	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
-		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
-		LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff}})
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fail(fmt.Errorf("http api: listen %s: %w", cfg.HTTPAddr, err))
 	}
 	a.HTTPAddr = a.httpLn.Addr()
+	external := cfg.ExternalURL
+	if external == "" {
+		external = "http://" + reachable(a.HTTPAddr)
+	}
+	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
+		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
+		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff}})
 	a.httpSrv = &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	// One part failing stops the whole agent: an agent without its LwM2M
@@ -379,4 +383,17 @@ func (h *notifyingHooks) Values(ctx context.Context, reg lwm2m.Registration, obs
 	if r := *h.ops; r != nil && observed != node.Root {
 		r.Notified(reg.Tenant, reg.DeviceID, observed)
 	}
+}
+
+// reachable is HOST:PORT of a listen address, with 127.0.0.1 for a
+// wildcard host, which no client can connect to.
+func reachable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

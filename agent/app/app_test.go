@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -152,6 +153,70 @@ func TestDebugLogsHoldNoSecrets(t *testing.T) {
 	for _, secret := range []string{"5ec2e7a1b2c3d4e5f60718293a4b5c6d", "XsLnobLD1OX2BxgpOktcbQ", "feedfacecafebeef0011223344556677", "/u36zsr+vu8AESIzRFVmdw", "Device-secret-5678!", "Admin-secret-1234!"} {
 		if strings.Contains(strings.ToLower(text), strings.ToLower(secret)) {
 			t.Errorf("the agent's debug log holds the secret %q", secret)
+		}
+	}
+}
+
+// The API's links start with the external URL, or with the address the
+// agent listens on, whatever Host a client sends.
+func TestAPILinks(t *testing.T) {
+	tests := []struct {
+		name     string
+		external string
+		want     func(httpAddr net.Addr) string
+	}{
+		{"external url", "https://agent.example.com/lwm2m", func(net.Addr) string { return "https://agent.example.com/lwm2m" }},
+		{"listen address", "", func(a net.Addr) string { return "http://" + a.String() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.CoAPAddr, cfg.CoAPSAddr, cfg.HTTPAddr = "127.0.0.1:0", "", "127.0.0.1:0"
+			cfg.BootstrapAddr, cfg.BootstrapSAddr = "", ""
+			cfg.DataDir = t.TempDir()
+			cfg.AdminPassword = "Admin-pass-1234!"
+			cfg.ExternalURL = tt.external
+			cfg.BundledPlugins = config.BundledInProcess // this test binary is not the agent
+			ctx, cancel := context.WithCancel(context.Background())
+			a, wait, err := Start(ctx, cfg, nil)
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			defer func() { cancel(); _ = wait() }()
+			req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr.String()+"/inventory/managedObjects", nil)
+			req.Host = "evil.example"
+			req.SetBasicAuth("management/admin", "Admin-pass-1234!")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct{ Self string }
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("HTTP %d: %v", resp.StatusCode, err)
+			}
+			if want := tt.want(a.HTTPAddr) + "/inventory/managedObjects?"; !strings.HasPrefix(body.Self, want) {
+				t.Fatalf("self = %q, want it to start with %s", body.Self, want)
+			}
+		})
+	}
+}
+
+func TestReachable(t *testing.T) {
+	tests := []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}, "127.0.0.1:8080"},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 8080}, "127.0.0.1:8080"},
+		{&net.TCPAddr{Port: 8080}, "127.0.0.1:8080"},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 8080}, "10.0.0.5:8080"},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 8080}, "[::1]:8080"},
+	}
+	for _, tt := range tests {
+		if got := reachable(tt.addr); got != tt.want {
+			t.Errorf("reachable(%v) = %s, want %s", tt.addr, got, tt.want)
 		}
 	}
 }

@@ -30,19 +30,21 @@ type request struct {
 
 // parseRequest reads the URI-Query options of POST /bs: ep (required) and
 // pct (LwM2M 1.1 and later). Other parameters are ignored, as the spec
-// asks of unknown ones.
+// asks of unknown ones. Either of the two given twice is refused, so that
+// nothing in front of this server can read one copy while the server
+// acts on the other.
 func parseRequest(queries []string) (request, error) {
 	if len(queries) > maxQueries {
 		return request{}, fmt.Errorf("%w: %d query options, at most %d", errBadRequest, len(queries), maxQueries)
 	}
 	var r request
-	var seenEP bool
+	var seenEP, seenPCT bool
 	for _, q := range queries {
 		k, v, _ := strings.Cut(q, "=")
 		switch k {
 		case "ep":
 			if seenEP {
-				return request{}, fmt.Errorf("%w: ep given twice", errBadRequest)
+				return request{}, fmt.Errorf("%w: parameter \"ep\" given twice", errBadRequest)
 			}
 			seenEP = true
 			if v == "" || len(v) > maxEndpointLen || !utf8.ValidString(v) || strings.ContainsFunc(v, isControl) {
@@ -50,6 +52,10 @@ func parseRequest(queries []string) (request, error) {
 			}
 			r.endpoint = v
 		case "pct":
+			if seenPCT {
+				return request{}, fmt.Errorf("%w: parameter \"pct\" given twice", errBadRequest)
+			}
+			seenPCT = true
 			n, err := strconv.ParseUint(v, 10, 16)
 			if err != nil {
 				return request{}, fmt.Errorf("%w: pct %q is not a content format", errBadRequest, v)

@@ -238,7 +238,9 @@ type serverOption interface {
 
 // serveCOAP answers what devices send: Bootstrap-Request only.
 func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message, secure bool) {
-	if r.Code() >= codes.Created || r.Code() == codes.Empty {
+	// An RST is never answered (RFC 7252 section 4.2); go-coap passes
+	// one on after matching it to an exchange.
+	if r.Type() == message.Reset || r.Code() >= codes.Created || r.Code() == codes.Empty {
 		return
 	}
 	path, _ := r.Options().Path()
@@ -387,13 +389,23 @@ func pskIdentity(conn *udpClient.Conn) (string, error) {
 }
 
 // monitor sees every datagram before go-coap processes it and drops those
-// of peers that send too many.
-func (s *Server) monitor(cc *udpClient.Conn, _ *pool.Message) (bool, error) {
+// of peers that send too many, and RSTs that are not empty.
+func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 	if !s.limiter.Allow(addrString(cc.RemoteAddr()), time.Now()) {
 		s.stats.rateLimited.Add(1)
 		return true, nil
 	}
-	return false, nil
+	// go-coap would hand an RST with a request code to serveCOAP as a
+	// request and answer it.
+	return malformedReset(m), nil
+}
+
+// malformedReset tells an RST that carries anything besides its message
+// ID: RFC 7252 section 4.2 makes such a message a format error, which is
+// dropped without an answer.
+func malformedReset(m *pool.Message) bool {
+	return m.Type() == message.Reset &&
+		(m.Code() != codes.Empty || len(m.Token()) != 0 || len(m.Options()) != 0 || m.Body() != nil)
 }
 
 // event hands ev to the hooks with a deadline of its own, so that the

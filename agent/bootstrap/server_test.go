@@ -248,6 +248,8 @@ func TestBootstrapRefused(t *testing.T) {
 		{"unknown endpoint", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=nobody"}, codes.BadRequest, "no bootstrap account"},
 		{"missing endpoint", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"pct=112"}, codes.BadRequest, "missing endpoint"},
 		{"bad pct", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=psk-a", "pct=tlv"}, codes.BadRequest, "pct"},
+		{"endpoint twice", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=nobody", "ep=psk-a"}, codes.BadRequest, `parameter "ep" given twice`},
+		{"pct twice", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=psk-a", "pct=112", "pct=11542"}, codes.BadRequest, `parameter "pct" given twice`},
 		{"psk device on plain port", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=psk-a"}, codes.Forbidden, "DTLS"},
 		{"identity of another endpoint", func(c *client) { c.dialSecure(ts.srv.SecureAddr(), "psk-a-bs", []byte{0xaa}) }, []string{"ep=psk-b"}, codes.Forbidden, ""},
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -29,6 +30,10 @@ type Config struct {
 	BootstrapURI  string
 	BootstrapSURI string
 	HTTPAddr      string
+	// ExternalURL is the base of the links in API answers (self, next,
+	// prev) as clients reach the API; empty takes http://HOST:PORT of
+	// HTTPAddr.
+	ExternalURL   string
 	MongoURI      string
 	DataDir       string
 	AutoRegister  bool
@@ -195,6 +200,7 @@ func (c *Config) settings() []setting {
 		{name: "bootstrap-uri", usage: "the bootstrap server's URI as devices reach it, for generated bootstrap accounts (default coap://HOST:PORT of bootstrap-addr)", str: &c.BootstrapURI},
 		{name: "bootstraps-uri", usage: "the secure bootstrap server's URI as devices reach it (default coaps://HOST:PORT of bootstraps-addr)", str: &c.BootstrapSURI},
 		{name: "http-addr", usage: "HTTP API address (REST API, /health, /metrics)", str: &c.HTTPAddr},
+		{name: "external-url", usage: "base of the links in API answers as clients reach the API, e.g. https://agent.example.com (default http://HOST:PORT of http-addr, 127.0.0.1 when it names no host)", str: &c.ExternalURL},
 		{name: "mongo-uri", usage: "MongoDB URI; empty runs the embedded store in the data directory", str: &c.MongoURI},
 		{name: "data-dir", usage: "data directory", str: &c.DataDir},
 		{name: "dev", usage: "development setup: every port on loopback (127.0.0.1) unless its address is given, auto-registration on and the admin password " + DevAdminPassword + " unless set", b: &c.Dev},
@@ -434,6 +440,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q does not start with %s", u.name, u.v, u.scheme))
 		}
 	}
+	if c.ExternalURL != "" {
+		if err := checkExternalURL(c.ExternalURL); err != nil {
+			errs = append(errs, fmt.Errorf("external-url: %q: %w", c.ExternalURL, err))
+		}
+	}
 	if c.DTLSHandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("dtls-handshake-timeout: %v must be positive", c.DTLSHandshakeTimeout))
 	}
@@ -459,4 +470,27 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log-format: %q is not text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// checkExternalURL accepts an absolute http or https URL that every link
+// can be appended to: a query or fragment would end up in the middle of
+// each link, and credentials would be handed to every client.
+func checkExternalURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("not an http:// or https:// URL")
+	case u.Host == "" || u.Opaque != "":
+		return errors.New("names no host")
+	case u.User != nil:
+		return errors.New("carries credentials")
+	case u.RawQuery != "" || u.ForceQuery:
+		return errors.New("has a query")
+	case u.Fragment != "" || strings.Contains(v, "#"):
+		return errors.New("has a fragment")
+	}
+	return nil
 }

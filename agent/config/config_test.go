@@ -113,6 +113,23 @@ func TestLoadEnvAndValidate(t *testing.T) {
 		},
 		{name: "firmware timeout within the request timeout", args: []string{"--firmware-timeout", "1m"}, wantErr: "firmware-timeout: 1m0s must be longer than max-request-timeout 5m0s"},
 		{name: "zero peer rate", env: map[string]string{"LWM2M_AGENT_PEER_RATE": "0"}, wantErr: "peer-rate"},
+		{
+			name: "external url from the environment",
+			env:  map[string]string{"LWM2M_AGENT_EXTERNAL_URL": "https://agent.example.com:8443/lwm2m"},
+			check: func(t *testing.T, c Config) {
+				if c.ExternalURL != "https://agent.example.com:8443/lwm2m" {
+					t.Errorf("external url %q", c.ExternalURL)
+				}
+			},
+		},
+		{name: "external url http", args: []string{"--external-url", "http://10.0.0.5:8080"}, check: func(*testing.T, Config) {}},
+		{name: "external url not http", args: []string{"--external-url", "ftp://agent.example.com"}, wantErr: "external-url"},
+		{name: "external url relative", args: []string{"--external-url", "/lwm2m"}, wantErr: "external-url"},
+		{name: "external url without host", args: []string{"--external-url", "https:///lwm2m"}, wantErr: "names no host"},
+		{name: "external url with query", args: []string{"--external-url", "https://agent.example.com/?a=1"}, wantErr: "has a query"},
+		{name: "external url with empty query", args: []string{"--external-url", "https://agent.example.com/?"}, wantErr: "has a query"},
+		{name: "external url with fragment", env: map[string]string{"LWM2M_AGENT_EXTERNAL_URL": "https://agent.example.com/#top"}, wantErr: "has a fragment"},
+		{name: "external url with credentials", args: []string{"--external-url", "https://u:p@agent.example.com"}, wantErr: "carries credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

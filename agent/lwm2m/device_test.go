@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -234,6 +235,7 @@ func (d *device) resetCount() int {
 type result struct {
 	code     codes.Code
 	location string
+	diag     string // the payload of an error answer
 }
 
 // post sends a request from the device and returns the answer.
@@ -270,7 +272,13 @@ func (d *device) do(method codes.Code, path string, queries []string, cf message
 	}
 	defer d.conn.ReleaseMessage(resp)
 	loc, _ := resp.Options().LocationPath()
-	return result{code: resp.Code(), location: loc}, nil
+	var diag []byte
+	if resp.Body() != nil {
+		if diag, err = resp.ReadBody(); err != nil {
+			return result{}, fmt.Errorf("read answer payload: %w", err)
+		}
+	}
+	return result{code: resp.Code(), location: loc, diag: string(diag)}, nil
 }
 
 // register sends Register with the given query and object list and

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,9 @@ var errBadRequest = errors.New("bad request")
 // speak (4.12 Precondition Failed).
 var errVersion = errors.New("unsupported lwm2m version")
 
+// registerKeys are the query parameters parseRegisterQuery reads.
+var registerKeys = [...]string{"ep", "lwm2m", "lt", "b", "sms", "Q", "at"}
+
 // registerParams are the query parameters of Register and Update. The
 // has* fields tell which were present, as an Update changes only those.
 type registerParams struct {
@@ -92,11 +96,21 @@ type registerParams struct {
 
 // parseRegisterQuery parses the URI-Query options of Register or Update.
 // Unknown parameters are ignored: later versions add some (e.g. "d"), and
-// refusing them would lock out devices for no gain.
+// refusing them would lock out devices for no gain. A known parameter
+// given twice is refused: which copy wins would otherwise depend on this
+// parser, and a proxy or filter in front that reads the other copy (say,
+// the first ep) would check a different device than the one registered.
 func parseRegisterQuery(queries []string) (registerParams, error) {
 	var p registerParams
+	var seen [len(registerKeys)]bool
 	for _, q := range queries {
 		k, v, hasValue := strings.Cut(q, "=")
+		if i := slices.Index(registerKeys[:], k); i >= 0 {
+			if seen[i] {
+				return p, fmt.Errorf("%w: parameter %q given twice", errBadRequest, k)
+			}
+			seen[i] = true
+		}
 		switch k {
 		case "ep":
 			p.endpoint = v

@@ -25,6 +25,7 @@ func TestParseRegisterQuery(t *testing.T) {
 		{"negative lifetime", []string{"ep=e", "lt=-5"}, registerParams{}, true},
 		{"Q with value", []string{"ep=e", "Q=1"}, registerParams{}, true},
 		{"bad awake time", []string{"ep=e", "at=x"}, registerParams{}, true},
+		{"unknown parameter twice", []string{"ep=e", "d=x", "d=y"}, registerParams{endpoint: "e"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,6 +41,35 @@ func TestParseRegisterQuery(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Fatalf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseRegisterQueryDuplicate(t *testing.T) {
+	tests := []struct {
+		name    string
+		queries []string
+		param   string
+	}{
+		{"ep", []string{"ep=a", "ep=b"}, "ep"},
+		{"ep same value", []string{"ep=a", "lt=60", "ep=a"}, "ep"},
+		{"ep empty second", []string{"ep=a", "ep"}, "ep"},
+		{"lt", []string{"ep=a", "lt=60", "lt=120"}, "lt"},
+		{"lwm2m", []string{"lwm2m=1.1", "ep=a", "lwm2m=1.0"}, "lwm2m"},
+		{"b", []string{"ep=a", "b=U", "b=UQ"}, "b"},
+		{"sms", []string{"ep=a", "sms=1", "sms=2"}, "sms"},
+		{"Q", []string{"ep=a", "Q", "Q"}, "Q"},
+		{"at", []string{"ep=a", "at=1", "at=2"}, "at"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseRegisterQuery(tt.queries)
+			if !errors.Is(err, errBadRequest) {
+				t.Fatalf("err = %v, want errBadRequest", err)
+			}
+			if want := `parameter "` + tt.param + `" given twice`; !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want one containing %s", err, want)
 			}
 		})
 	}

@@ -317,6 +317,12 @@ func (s *Server) ctx() context.Context {
 // serveCOAP routes what devices send: the registration interface, Send,
 // and notifications (responses that arrive outside a request).
 func (s *Server) serveCOAP(w mux.ResponseWriter, r *mux.Message) {
+	if r.Type() == message.Reset {
+		// go-coap passes an RST on after matching it to an exchange, and
+		// would send whatever is set here as a CON; an RST is never
+		// answered (RFC 7252 section 4.2).
+		return
+	}
 	if r.Code() >= codes.Created {
 		s.handleNotification(w, r)
 		return
@@ -724,10 +730,14 @@ func copyReg(reg Registration) Registration {
 // monitor sees every datagram before go-coap processes it. It answers a
 // notification of an observation this server no longer holds with RST
 // (RFC 7641 section 3.6), which is how a device learns that nobody
-// listens, and drops it.
+// listens, and drops it. It drops an RST that is not empty: go-coap
+// would hand one with a request code to the handlers as a request.
 func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 	if !s.limiter.Allow(addrString(cc.RemoteAddr()), time.Now()) {
 		s.stats.rateLimited.Add(1)
+		return true, nil
+	}
+	if malformedReset(m) {
 		return true, nil
 	}
 	t := m.Type()
@@ -765,4 +775,12 @@ func (s *Server) forgetConn(cc *udpClient.Conn) {
 	if rs := s.byPeer[peerOf(cc).key()]; rs != nil && rs.conn == cc {
 		rs.conn = nil
 	}
+}
+
+// malformedReset tells an RST that carries anything besides its message
+// ID: RFC 7252 section 4.2 makes such a message a format error, which is
+// dropped without an answer.
+func malformedReset(m *pool.Message) bool {
+	return m.Type() == message.Reset &&
+		(m.Code() != codes.Empty || len(m.Token()) != 0 || len(m.Options()) != 0 || m.Body() != nil)
 }

@@ -90,6 +90,44 @@ func TestRegisterRefusals(t *testing.T) {
 	}
 }
 
+// TestRegisterDuplicateParameter: a Register that gives a parameter
+// twice is refused with a diagnostic naming it, and registers nothing
+// under either value.
+func TestRegisterDuplicateParameter(t *testing.T) {
+	s, _ := startServer(t, Config{})
+	tests := []struct {
+		name    string
+		queries []string
+		param   string
+	}{
+		{"ep", []string{"ep=dup-a", "lwm2m=1.1", "ep=dup-b"}, "ep"},
+		{"ep same value", []string{"ep=dup-a", "ep=dup-a"}, "ep"},
+		{"lt", []string{"ep=dup-a", "lt=60", "lt=86400"}, "lt"},
+		{"lwm2m", []string{"ep=dup-a", "lwm2m=1.1", "lwm2m=1.0"}, "lwm2m"},
+		{"b", []string{"ep=dup-a", "b=U", "b=UQ"}, "b"},
+	}
+	d := newDevice(t, s.Addr())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, _ := d.register(tt.queries, "</3/0>")
+			if res.code != codes.BadRequest {
+				t.Fatalf("code = %v, want 4.00", res.code)
+			}
+			if want := `parameter "` + tt.param + `" given twice`; !strings.Contains(res.diag, want) {
+				t.Fatalf("diagnostic %q does not contain %s", res.diag, want)
+			}
+			if res.location != "" {
+				t.Fatalf("location = %q on a refusal", res.location)
+			}
+		})
+	}
+	// The answers came after the server had decided, so nothing can be
+	// registered later.
+	if regs := s.Registrations(); len(regs) != 0 {
+		t.Fatalf("registered after refusals: %+v", regs)
+	}
+}
+
 func TestUpdate(t *testing.T) {
 	s, h, d := registered(t, Config{}, "upd")
 	reg, _ := s.Registration("upd")
