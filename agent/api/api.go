@@ -6,11 +6,13 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -392,15 +394,24 @@ func readJSON(w http.ResponseWriter, r *http.Request, area string, v any) bool {
 			"content type "+r.Header.Get("Content-Type")+" is not JSON")
 		return false
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
+	var raw json.RawMessage
+	err := json.NewDecoder(r.Body).Decode(&raw)
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		err = dec.Decode(v)
+	}
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, r, http.StatusRequestEntityTooLarge, area+"/tooLarge", fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
 			return false
 		}
 		writeError(w, r, http.StatusBadRequest, area+"/badRequest", "the body is not valid JSON: "+err.Error())
+		return false
+	}
+	if err := checkMembers(raw); err != nil {
+		writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", err.Error())
 		return false
 	}
 	return true
@@ -452,7 +463,18 @@ func baseURL(r *http.Request) string {
 
 func self(r *http.Request, path string) string { return baseURL(r) + path }
 
-// paging reads pageSize, currentPage and withTotalPages.
+// MaxPageOffset bounds how many objects a page may skip, (currentPage-1) *
+// pageSize. Unbounded, the product overflows: the store's skip wraps round
+// to a negative or small number (a database error, or the first page
+// again) and the device-protocol list, which pages in memory, panics.
+// 2³¹−1 is far beyond any list a tenant holds and fits an int on every
+// platform.
+const MaxPageOffset = math.MaxInt32
+
+// paging reads pageSize, currentPage and withTotalPages. Both numbers must
+// be positive integers; a pageSize above store.MaxPageSize is served as
+// store.MaxPageSize, and currentPage is bounded by MaxPageOffset. The
+// checks come before any store work, for every list.
 func paging(w http.ResponseWriter, r *http.Request, area string) (store.Page, bool) {
 	q := r.URL.Query()
 	p := store.Page{Size: store.DefaultPageSize, Current: 1}
@@ -463,13 +485,23 @@ func paging(w http.ResponseWriter, r *http.Request, area string) (store.Page, bo
 		if s := q.Get(f.name); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 {
-				writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", f.name+" must be a positive integer, not "+strconv.Quote(s))
+				msg := f.name + " must be a positive integer, not " + strconv.Quote(s)
+				if f.name == "pageSize" {
+					msg += fmt.Sprintf(" (at most %d objects are served per page; a larger pageSize is served as %d)", store.MaxPageSize, store.MaxPageSize)
+				}
+				writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", msg)
 				return p, false
 			}
 			*f.dst = n
 		}
 	}
 	p.Size = min(p.Size, store.MaxPageSize)
+	if maxPage := MaxPageOffset/p.Size + 1; p.Current > maxPage {
+		writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", fmt.Sprintf(
+			"currentPage %d is too large: with pageSize %d it must be at most %d (a page may skip at most %d objects)",
+			p.Current, p.Size, maxPage, MaxPageOffset))
+		return p, false
+	}
 	p.WithTotal = q.Get("withTotalPages") == "true"
 	return p, true
 }

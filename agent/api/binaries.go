@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,11 +124,22 @@ func (a *API) createBinary(w http.ResponseWriter, r *http.Request, u store.User)
 // readObjectPart decodes the JSON object part into b; it answers the
 // error itself and returns false on failure.
 func (a *API) readObjectPart(w http.ResponseWriter, r *http.Request, part io.Reader, b *store.Binary) bool {
-	var obj map[string]any
-	dec := json.NewDecoder(io.LimitReader(part, maxObjectPart))
-	dec.UseNumber()
-	if err := dec.Decode(&obj); err != nil {
+	var (
+		raw json.RawMessage
+		obj map[string]any
+	)
+	err := json.NewDecoder(io.LimitReader(part, maxObjectPart)).Decode(&raw)
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		err = dec.Decode(&obj)
+	}
+	if err != nil {
 		writeError(w, r, http.StatusBadRequest, "inventory/badRequest", "the part \"object\" is not a JSON object: "+err.Error())
+		return false
+	}
+	if err := checkMembers(raw); err != nil {
+		writeError(w, r, http.StatusUnprocessableEntity, "inventory/unprocessable", "the part \"object\": "+err.Error())
 		return false
 	}
 	b.Name, _ = obj["name"].(string)

@@ -49,7 +49,7 @@ func moJSON(r *http.Request, mo store.ManagedObject) map[string]any {
 
 func (a *API) listManagedObjects(w http.ResponseWriter, r *http.Request, u store.User) {
 	p, ok := paging(w, r, "inventory")
-	if !ok {
+	if !ok || !nameParams(w, r, "inventory", "fragmentType") {
 		return
 	}
 	q := r.URL.Query()
@@ -220,7 +220,7 @@ func measurementJSON(r *http.Request, m store.Measurement) map[string]any {
 
 func (a *API) listMeasurements(w http.ResponseWriter, r *http.Request, u store.User) {
 	p, from, to, ok := timeRangeList(w, r, "measurement")
-	if !ok {
+	if !ok || !nameParams(w, r, "measurement", "valueFragmentType", "valueFragmentSeries") {
 		return
 	}
 	q := r.URL.Query()

@@ -82,7 +82,22 @@ func parseOrderBy(s string) (bson.D, error) {
 
 var fieldRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$`)
 
-func validField(s string) bool { return fieldRe.MatchString(s) }
+// maxFieldSegment bounds each name of a field path, as the API bounds
+// the fragment names it takes elsewhere: a longer one names nothing
+// stored and only makes the filter larger.
+const maxFieldSegment = 256
+
+func validField(s string) bool {
+	if !fieldRe.MatchString(s) {
+		return false
+	}
+	for seg := range strings.SplitSeq(s, ".") {
+		if len(seg) > maxFieldSegment {
+			return false
+		}
+	}
+	return true
+}
 
 // fieldName maps API names to stored ones.
 func fieldName(s string) string {
