@@ -1,0 +1,74 @@
+// Package rawcoap sends hand-made CoAP datagrams for tests that must
+// check what a server does with messages a library client would never
+// send, such as malformed Resets.
+package rawcoap
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// Datagram is a named raw CoAP message.
+type Datagram struct {
+	Name  string
+	Bytes []byte
+}
+
+// Resets are RST messages, one empty and the others malformed (RFC 7252
+// section 4.2 makes an RST with a code, token, option or payload a
+// format error), the last carrying a POST to path with query and a link
+// payload, as a request smuggled in an RST.
+func Resets(path, query string) []Datagram {
+	post := []byte{0x71, 0x02, 0x12, 0x34, 0xaa} // RST POST, token aa
+	post = append(post, option(11, path)...)     // Uri-Path
+	post = append(post, option(15-11, query)...) // Uri-Query
+	post = append(post, 0xff, '<', '/', '3', '/', '0', '>')
+	return []Datagram{
+		{"empty", []byte{0x70, 0x00, 0x12, 0x34}},
+		{"with token", []byte{0x71, 0x00, 0x12, 0x34, 0xaa}},
+		{"with payload", []byte{0x70, 0x00, 0x12, 0x34, 0xff, 'x'}},
+		{"with response code", []byte{0x71, 0x45, 0x12, 0x34, 0xaa}},
+		{"with a request", post},
+	}
+}
+
+// option encodes one option of at most 12 bytes after an option of
+// number delta less.
+func option(delta int, value string) []byte {
+	return append([]byte{byte(delta<<4 | len(value))}, value...)
+}
+
+// AssertNotAnswered sends d from a fresh socket, then a CON GET of a path
+// nobody serves, and fails t unless the first datagram back is that GET's
+// 4.04. The GET makes the check exact: go-coap handles a peer's requests
+// and RSTs one after another in the order they arrive (an RST that is
+// dropped, before either), so an answer to d would be written before the
+// 4.04. A CON ping would not do: go-coap answers it on the reading
+// goroutine, ahead of what waits in the peer's queue.
+func AssertNotAnswered(t testing.TB, server net.Addr, d []byte) {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, server.(*net.UDPAddr))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	probe := []byte{0x40, 0x01, 0x56, 0x78, 0xb7, 'n', 'o', 't', 'h', 'i', 'n', 'g'} // CON GET /nothing
+	for _, b := range [][]byte{d, probe} {
+		if _, err := conn.Write(b); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to the GET: %v", err)
+	}
+	// ACK (type 2) without token, 4.04, the GET's message ID.
+	if n < 4 || buf[0] != 0x60 || buf[1] != 0x84 || buf[2] != 0x56 || buf[3] != 0x78 {
+		t.Fatalf("first datagram % x, want the GET's 4.04 ACK (60 84 56 78 ...)", buf[:n])
+	}
+}
