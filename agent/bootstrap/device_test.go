@@ -274,18 +274,6 @@ func (c *client) waitFinished(t *testing.T) {
 	}
 }
 
-// waitFor waits until cond holds, or fails the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func (c *client) seen() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

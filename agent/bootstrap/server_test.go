@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
+
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -302,7 +304,7 @@ func TestBootstrapWrongKey(t *testing.T) {
 	}
 	// The server drops the records it cannot authenticate; the handshake
 	// fails when its timeout ends it.
-	waitFor(t, 5*time.Second, "the server's failed handshake", func() bool { return ts.srv.Stats().DTLSHandshakeFailures > 0 })
+	testbound.Until(t, 5*time.Second, "the server's failed handshake", func() bool { return ts.srv.Stats().DTLSHandshakeFailures > 0 })
 	if st := ts.srv.Stats(); st.Requests != 0 || st.DTLSSessions != 0 {
 		t.Errorf("stats = %+v, want failed handshakes and no request", st)
 	}
@@ -323,7 +325,7 @@ func TestBootstrapSupersededAndBusy(t *testing.T) {
 	if code, _, err := a.request("ep=again"); err != nil || code != codes.Changed {
 		t.Fatalf("first request: %v %v", code, err)
 	}
-	waitFor(t, 5*time.Second, "the first device's Discover", func() bool { return len(a.seen()) > 0 })
+	testbound.Until(t, 5*time.Second, "the first device's Discover", func() bool { return len(a.seen()) > 0 })
 
 	b := newClient(t, "1.1")
 	b.dialPlain(ts.srv.Addr())

@@ -188,19 +188,6 @@ func (s *lwm2mServer) wait(timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// waitUntil waits until cond holds, for what the server does not see:
-// the devices' own records.
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func (s *lwm2mServer) eventsCopy() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,13 +3,14 @@ package simulator
 import (
 	"context"
 
-	piondtls "github.com/pion/dtls/v3"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	piondtls "github.com/pion/dtls/v3"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"

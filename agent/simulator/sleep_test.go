@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
+
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
@@ -66,7 +68,7 @@ func TestSleepingDevice(t *testing.T) {
 	// has the server's answer, which comes after the server counted the
 	// Update.
 	srv.wait(4*awake, "an Update", func() bool { return reg.updates >= 1 })
-	waitUntil(t, 2*awake, "the Update's awake window", func() bool {
+	testbound.Until(t, 2*awake, "the Update's awake window", func() bool {
 		w := dev.Wakeups()
 		return len(w) >= 2
 	})
@@ -174,10 +176,10 @@ func TestRepeatWhileAsleep(t *testing.T) {
 	if ack := srv.expect("the answer", func(m message.Message) bool { return m.MessageID == 500 }); ack.Code != codes.Content {
 		t.Fatalf("answer %v", ack.String())
 	}
-	waitUntil(t, 5*time.Second, "the device asleep", func() bool { return !dev.Awake() })
+	testbound.Until(t, 5*time.Second, "the device asleep", func() bool { return !dev.Awake() })
 	srv.send(first)
 	srv.send(get(501, 2))
-	waitUntil(t, 5*time.Second, "both requests dropped", func() bool { return dev.Dropped() == 2 })
+	testbound.Until(t, 5*time.Second, "both requests dropped", func() bool { return dev.Dropped() == 2 })
 
 	want := []Request{
 		{Method: "GET", Path: "/3/0/0", Wakeup: 1, Answered: true},

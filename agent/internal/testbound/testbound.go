@@ -273,3 +273,17 @@ func shortName(fn string) string {
 	}
 	return fn
 }
+
+// Until waits until cond holds, checking every 10 ms, and fails t with
+// what it waited for once timeout has passed: a wait for the exact
+// condition a test asserts, never for a fixed time.
+func Until(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
