@@ -26,6 +26,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/bundled"
@@ -59,6 +60,8 @@ type Agent struct {
 	Plugins *plugins.Host
 	Decoder *mapping.PluginDecoder
 	Mappers *mapping.PluginMappers // nil without mapping plugins
+	// Refused counts and logs input refused by a limit, for every part.
+	Refused *refusal.Log
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
 	CoAPAddr  net.Addr
@@ -94,11 +97,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if log == nil {
 		log = slog.Default()
 	}
+	refused := refusal.New(log, 0)
 	st, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, DataDir: cfg.DataDir, Logger: log, VerboseEmbedded: cfg.StoreVerbose})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
-	a := &Agent{Store: st, Models: model.Core(), log: log}
+	a := &Agent{Store: st, Models: model.Core(), log: log, Refused: refused}
 	fail := func(err error) (*Agent, func() error, error) {
 		if a.Plugins != nil {
 			a.Plugins.Close()
@@ -235,7 +239,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(newCollector(a), a.Pipeline.Collector())
+	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector())
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
