@@ -190,6 +190,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			MaxSessions:      cfg.MaxRegistrations,
 		},
 		SessionIdleTimeout: cfg.DTLSSessionIdleTimeout,
+		Refused:            refused,
 	}, &notifyingHooks{Hooks: hooks, ops: &a.Ops})
 	if err != nil {
 		return fail(fmt.Errorf("lwm2m server: %w", err))
@@ -215,6 +216,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			RequestTimeout:     cfg.RequestTimeout,
 			IdleTimeout:        cfg.IdleTimeout,
 			Logger:             log,
+			Refused:            refused,
 		}
 		if cfg.BootstrapSAddr != "" {
 			bcfg.SecureAddr = cfg.BootstrapSAddr

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 )
 
 // Defaults of Config.
@@ -91,6 +92,10 @@ type Config struct {
 	HookTimeout time.Duration
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// Refused counts and logs, once per interval and cause, the requests
+	// and handshakes refused (nil: neither); the answers on the plain
+	// port do not say why.
+	Refused *refusal.Log
 }
 
 // withDefaults returns cfg with every zero field set to its default, or an

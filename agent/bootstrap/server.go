@@ -87,7 +87,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	}
 	secure := cfg.SecureListener
 	if secure == nil && cfg.SecureAddr != "" {
-		l, err := psk.Listen(cfg.SecureAddr, cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), limiter)
+		l, err := psk.Listen(cfg.SecureAddr, cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), limiter, cfg.Refused)
 		if err != nil {
 			_ = plain.Close()
 			return nil, fmt.Errorf("new bootstrap server: %w", err)

@@ -97,7 +97,7 @@ func TestBootstrapNoSec10TLV(t *testing.T) {
 func TestBootstrapPSK11SenML(t *testing.T) {
 	// The secure port from a listener built outside, as psk builds it.
 	ts := startServer(t, func(c *Config) {
-		l, err := psk.Listen("127.0.0.1:0", c.Keys, psk.Limits{}, nil, nil)
+		l, err := psk.Listen("127.0.0.1:0", c.Keys, psk.Limits{}, nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 )
 
 // Defaults of Config.
@@ -64,6 +65,10 @@ type Config struct {
 	Keys       psk.KeyFunc
 	// DTLS bounds handshakes and sessions (psk's defaults).
 	DTLS psk.Limits
+	// Refused counts and logs, once per interval and cause, what the
+	// server refuses for a limit or for want of credentials (nil: neither).
+	Refused *refusal.Log
+
 	// SessionIdleTimeout closes a DTLS session that carried nothing for
 	// this long (DefaultSessionIdleTimeout); the device's next message then
 	// needs a new handshake. Requests to a device without a session wait

@@ -123,7 +123,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	}
 	var secure *psk.Listener
 	if cfg.SecureAddr != "" {
-		secure, err = psk.Listen(cfg.SecureAddr, cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), limiter)
+		secure, err = psk.Listen(cfg.SecureAddr, cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), limiter, cfg.Refused)
 		if err != nil {
 			_ = l.Close()
 			return nil, fmt.Errorf("new lwm2m server: %w", err)

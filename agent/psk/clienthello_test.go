@@ -150,7 +150,7 @@ func listen(t *testing.T) (*Listener, <-chan net.Conn) {
 		}
 		return nil, ErrUnknownIdentity
 	}
-	l, err := Listen("127.0.0.1:0", keys, Limits{HandshakeTimeout: 5 * time.Second}, nil, nil)
+	l, err := Listen("127.0.0.1:0", keys, Limits{HandshakeTimeout: 5 * time.Second}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

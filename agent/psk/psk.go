@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ratelimit"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/pion/dtls/v3"
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
 )
@@ -32,8 +33,21 @@ var CipherSuites = []dtls.CipherSuiteID{
 // key; the handshake fails.
 var ErrUnknownIdentity = errors.New("unknown psk identity")
 
-// KeyFunc returns the key of a PSK identity.
+// KeyFunc returns the key of a PSK identity. It should do the same work
+// for an identity nobody holds as for one with a key (the same lookups),
+// so that its time does not tell them apart either.
 type KeyFunc func(ctx context.Context, identity string) ([]byte, error)
+
+// Causes of failed handshakes, counted and logged once per interval by a
+// refusal.Log.
+const (
+	// CauseUnknownIdentity: the client presented an identity that has no
+	// key (or whose key could not be looked up).
+	CauseUnknownIdentity = "dtls_unknown_identity"
+	// CauseWrongKey: the client presented an identity with a key, and the
+	// handshake failed after the key exchange; almost always a wrong key.
+	CauseWrongKey = "dtls_wrong_key"
+)
 
 // Defaults of Limits.
 const (
@@ -74,30 +88,13 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// serverOptions are the DTLS server options: PSK only, keys from keys,
+// serverOptions are the DTLS server options: PSK only, keys from ring,
 // Connection IDs offered to clients that support them, and each new
 // handshake counted against its peer's rate in peers (nil: no limit), like
-// a datagram. The PSK callback never logs a key; an unknown identity ends
-// the handshake.
-func serverOptions(keys KeyFunc, lim Limits, log *slog.Logger, peers *ratelimit.Peers) []dtls.ServerOption {
-	lim = lim.withDefaults()
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+// a datagram. The PSK callback never logs a key.
+func serverOptions(ring *keyring, peers *ratelimit.Peers) []dtls.ServerOption {
 	opts := []dtls.ServerOption{
-		dtls.WithPSK(func(identity []byte) ([]byte, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), lim.KeyTimeout)
-			defer cancel()
-			key, err := keys(ctx, string(identity))
-			if err != nil {
-				log.Info("dtls handshake refused", "psk_identity", string(identity), "err", err)
-				return nil, fmt.Errorf("psk identity %q: %w", identity, err)
-			}
-			if len(key) == 0 {
-				return nil, fmt.Errorf("psk identity %q: %w", identity, ErrUnknownIdentity)
-			}
-			return key, nil
-		}),
+		dtls.WithPSK(ring.key),
 		// Clients choose the identity; the hint only has to be present.
 		dtls.WithPSKIdentityHint([]byte("lwm2m-agent")),
 		dtls.WithCipherSuites(CipherSuites...),
@@ -145,18 +142,26 @@ type Listener struct {
 	inner      net.Listener
 	closed     atomic.Bool
 	lim        Limits
+	ring       *keyring
+	refused    *refusal.Log
 	handshakes chan struct{}
 	sessions   atomic.Int64
-	refused    atomic.Int64
+	dropped    atomic.Int64
 	failed     atomic.Int64
 }
 
 // Listen binds addr ("host:port", "udp" network) for DTLS-PSK with keys
 // from keys, within lim; peers (nil: no limit) bounds each peer's rate of
-// new handshakes.
-func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *ratelimit.Peers) (*Listener, error) {
+// new handshakes. Handshakes that fail for an unknown identity or a wrong
+// key are counted and logged in refused (nil: neither) under
+// CauseUnknownIdentity and CauseWrongKey.
+func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *ratelimit.Peers, refused *refusal.Log) (*Listener, error) {
 	lim = lim.withDefaults()
-	opts := serverOptions(keys, lim, log, peers)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ring := newKeyring(keys, lim, log)
+	opts := serverOptions(ring, peers)
 	// pion's own listener (dtls.ListenWithOptions, which go-coap's
 	// NewDTLSListener calls) sends a new ClientHello from an address with
 	// a finished session to that session, which drops it: the socket's
@@ -170,7 +175,7 @@ func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *rate
 		_ = pc.Close()
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
 	}
-	return &Listener{inner: l, lim: lim, handshakes: make(chan struct{}, lim.MaxHandshakes)}, nil
+	return &Listener{inner: l, lim: lim, ring: ring, refused: refused, handshakes: make(chan struct{}, lim.MaxHandshakes)}, nil
 }
 
 // Addr is the bound address.
@@ -191,7 +196,7 @@ func (l *Listener) Sessions() int64 { return l.sessions.Load() }
 func (l *Listener) Handshakes() int { return len(l.handshakes) }
 
 // Refused returns the sessions dropped by a limit so far.
-func (l *Listener) Refused() int64 { return l.refused.Load() }
+func (l *Listener) Refused() int64 { return l.dropped.Load() }
 
 // HandshakeFailures returns the handshakes that failed so far (a wrong
 // key, a timeout, garbage).
@@ -245,18 +250,28 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 	select {
 	case s.l.handshakes <- struct{}{}:
 	default:
-		s.l.refused.Add(1)
+		s.l.dropped.Add(1)
 		return errTooMany
 	}
 	defer func() { <-s.l.handshakes }()
 	if s.l.sessions.Load() >= int64(s.l.lim.MaxSessions) {
-		s.l.refused.Add(1)
+		s.l.dropped.Add(1)
 		return errTooMany
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.l.lim.HandshakeTimeout)
 	defer cancel()
-	if err := h.HandshakeContext(ctx); err != nil {
+	err := h.HandshakeContext(ctx)
+	// The identity is known once the client's key exchange was read,
+	// whether the handshake went on to succeed or not.
+	presented, _ := Identity(s.Conn)
+	standIn := s.l.ring.release(presented)
+	if err == nil && standIn != nil {
+		// Only a client that computed the stand-in key gets here.
+		err = fmt.Errorf("psk identity %s: %w", quoteIdentity(presented), standIn)
+	}
+	if err != nil {
 		s.l.failed.Add(1)
+		s.l.handshakeFailed(s.Conn.RemoteAddr(), presented, standIn, err)
 		return err
 	}
 	// Counted once established: handshakes under way have their own
@@ -267,6 +282,22 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 		s.identity.Store(&id)
 	}
 	return nil
+}
+
+// handshakeFailed counts and logs a handshake that failed after the client
+// presented an identity: an unknown one, which was handed a stand-in key,
+// or one with a key. Failures before that (timeouts, garbage) are only
+// counted in HandshakeFailures.
+func (l *Listener) handshakeFailed(peer net.Addr, identity string, standIn, err error) {
+	if identity == "" {
+		return
+	}
+	attrs := []any{"psk_identity", quoteIdentity(identity), "peer", peer.String()}
+	if standIn != nil {
+		l.refused.Deny(CauseUnknownIdentity, append(attrs, "reason", standIn.Error())...)
+		return
+	}
+	l.refused.Deny(CauseWrongKey, append(attrs, "err", err.Error())...)
 }
 
 func (s *session) Close() error {

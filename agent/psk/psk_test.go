@@ -19,7 +19,7 @@ func TestListenerIdentityAndCounts(t *testing.T) {
 		}
 		return nil, ErrUnknownIdentity
 	}
-	l, err := Listen("127.0.0.1:0", keys, Limits{HandshakeTimeout: 2 * time.Second}, nil, nil)
+	l, err := Listen("127.0.0.1:0", keys, Limits{HandshakeTimeout: 2 * time.Second}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
 // Package refusal counts what the agent refuses because a limit was
-// reached (a full peer table, a body over its size, a document too deep)
-// and logs each cause at most once per interval, with the number refused
-// since the last line: a flood must cost a counter increment, not a log
-// line per datagram.
+// reached (a full peer table, a body over its size, a document too deep),
+// or because a request came without the credentials it needs (an unknown
+// endpoint, a PSK identity nobody holds), and logs each cause at most
+// once per interval, with the number refused since the last line: a flood
+// must cost a counter increment, not a log line per datagram.
 package refusal
 
 import (
@@ -63,24 +64,42 @@ func (l *Log) get(name string) *cause {
 // limit's setting, unless cause was logged less than an interval ago.
 // setting names the flag an operator changes to move the limit.
 func (l *Log) Refuse(name, setting string, attrs ...any) {
+	if n, ok := l.note(name); ok {
+		args := append([]any{"cause", name, "setting", setting, "refused_since_last_log", n}, attrs...)
+		l.logger.Warn("input refused by a limit", args...)
+	}
+}
+
+// Deny counts one request refused for want of credentials or rights, and
+// logs it like Refuse. No setting moves it: the request was not allowed,
+// whatever the load. The answer on the wire does not say the cause (it
+// would tell who exists); this count and line do.
+func (l *Log) Deny(name string, attrs ...any) {
+	if n, ok := l.note(name); ok {
+		args := append([]any{"cause", name, "refused_since_last_log", n}, attrs...)
+		l.logger.Warn("request refused", args...)
+	}
+}
+
+// note counts one refusal for cause; ok says it is time to log, with n
+// refusals since the last line.
+func (l *Log) note(name string) (n uint64, ok bool) {
 	if l == nil {
-		return
+		return 0, false
 	}
 	c := l.get(name)
 	c.total.Add(1)
 	now := time.Now()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.unlogged++
 	if !c.logged.IsZero() && now.Sub(c.logged) < l.interval {
-		c.mu.Unlock()
-		return
+		return 0, false
 	}
-	n := c.unlogged
+	n = c.unlogged
 	c.unlogged = 0
 	c.logged = now
-	c.mu.Unlock()
-	args := append([]any{"cause", name, "setting", setting, "refused_since_last_log", n}, attrs...)
-	l.logger.Warn("input refused by a limit", args...)
+	return n, true
 }
 
 // Count returns how many times cause was refused.
@@ -119,7 +138,7 @@ type Count struct {
 }
 
 var desc = prometheus.NewDesc("lwm2m_agent_refused_total",
-	"Input refused because a limit was reached, by cause (see the security section of the README).",
+	"Input refused because a limit was reached or credentials were missing, by cause (see the security section of the README).",
 	[]string{"cause"}, nil)
 
 // Collector exposes the counts as lwm2m_agent_refused_total{cause}.

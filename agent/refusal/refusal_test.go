@@ -71,9 +71,30 @@ func TestRefuseLogsAgainAfterIntervalWithNumberSince(t *testing.T) {
 	}
 }
 
+// A denial is counted and logged once per interval like a refusal, under
+// its own cause and without a setting.
+func TestDenyCountsAndLogsOncePerInterval(t *testing.T) {
+	var buf lockedBuf
+	l := New(slog.New(slog.NewTextHandler(&buf, nil)), time.Hour)
+	for range 100 {
+		l.Deny("register_unknown_endpoint", "endpoint", "nobody")
+	}
+	if got := l.Count("register_unknown_endpoint"); got != 100 {
+		t.Fatalf("count = %d, want 100", got)
+	}
+	out := buf.String()
+	if got := strings.Count(out, "cause=register_unknown_endpoint"); got != 1 {
+		t.Fatalf("logged %d lines for one cause in one interval, want 1:\n%s", got, out)
+	}
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "endpoint=nobody") || strings.Contains(out, "setting=") {
+		t.Fatalf("log line is not a warning with the attributes and no setting:\n%s", out)
+	}
+}
+
 func TestNilLogCountsNothing(t *testing.T) {
 	var l *Log
 	l.Refuse("x", "--y")
+	l.Deny("x")
 	if l.Count("x") != 0 || l.Counts() != nil {
 		t.Fatal("nil Log counted")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -207,15 +208,23 @@ func addrString(a net.Addr) string {
 
 // Keys returns the PSK key lookup of a DTLS port: kind is store.PSKServer
 // or store.PSKBootstrap. Only a device's own key of that kind is found;
-// an identity nobody holds, or a device without such a key, fails the
-// handshake.
+// an identity nobody holds, or a device without such a key, is
+// psk.ErrUnknownIdentity, after the same two reads as a known one, so that
+// the time a handshake takes does not tell identities apart.
 func Keys(st *store.Store, kind string) func(ctx context.Context, identity string) ([]byte, error) {
 	return func(ctx context.Context, identity string) ([]byte, error) {
 		tenant, id, err := st.DeviceByPSKIdentity(ctx, kind, identity)
+		if errors.Is(err, store.ErrNotFound) {
+			_, _ = st.DeviceRegistrationOf(ctx, "", "") // the read a known identity costs
+			return nil, fmt.Errorf("%s psk identity: %w", kind, psk.ErrUnknownIdentity)
+		}
 		if err != nil {
 			return nil, err
 		}
 		reg, err := st.DeviceRegistrationOf(ctx, tenant, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("device %s has no registration: %w", id, psk.ErrUnknownIdentity)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +233,7 @@ func Keys(st *store.Store, kind string) func(ctx context.Context, identity strin
 			key = reg.BootstrapPSKKey
 		}
 		if len(key) == 0 {
-			return nil, fmt.Errorf("device %s has no %s key: %w", id, kind, store.ErrNotFound)
+			return nil, fmt.Errorf("device %s has no %s key: %w", id, kind, psk.ErrUnknownIdentity)
 		}
 		return key, nil
 	}
