@@ -8,13 +8,14 @@ import (
 
 // Errors of Hooks lookups; the Server maps them to CoAP codes.
 var (
-	// ErrUnknownEndpoint: no device has this endpoint name or identity
-	// (4.00 Bad Request on the plain port, as Leshan answers a device it
-	// has no configuration for; 4.03 on the secure port).
+	// ErrUnknownEndpoint: no device has this endpoint name or identity.
+	// On the plain port every refusal is 4.00 Bad Request without a
+	// diagnostic, whatever the error: nobody there has proved who they
+	// are.
 	ErrUnknownEndpoint = errors.New("no bootstrap account")
 	// ErrForbidden: the device exists but may not bootstrap this way, e.g.
 	// a PSK device on the plain port or an identity that belongs to another
-	// endpoint (4.03 Forbidden).
+	// endpoint (4.03 Forbidden on the secure port).
 	ErrForbidden = errors.New("bootstrap not allowed")
 	// ErrIncomplete: the account lacks what a bootstrap needs, e.g. the
 	// LwM2M server URI (4.00 Bad Request).

@@ -278,21 +278,28 @@ func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool
 	}
 	log := s.log.With("endpoint", req.endpoint, "peer", peer, "transport", transport)
 
-	acct, code, diag, err := s.authorize(r.Context(), conn, req, secure)
-	if err != nil {
+	acct, ref := s.authorize(r.Context(), conn, req, secure)
+	if ref.err != nil {
 		s.stats.refused.Add(1)
-		log.Warn("bootstrap request refused", "code", codeString(code), "err", err)
+		if ref.cause == "" {
+			log.Warn("bootstrap request refused", "code", codeString(ref.code), "err", ref.err)
+		} else {
+			// Anyone may send these on the plain port: counted, and
+			// logged once per interval, not once per datagram.
+			log.Debug("bootstrap request refused", "code", codeString(ref.code), "cause", ref.cause, "err", ref.err)
+			s.cfg.Refused.Deny(ref.cause, "endpoint", req.endpoint, "peer", peer, "transport", transport, "reason", ref.err.Error())
+		}
 		if secure && acct.DeviceID != "" {
 			// The handshake proved who asks, so the refusal belongs on
 			// that device; on the plain port anyone can claim an
 			// endpoint, and a refusal there writes nothing.
 			s.event(r.Context(), acct, Event{
-				Kind: EventFailure, Step: "request", Code: codeString(code), Transport: transport,
-				Reason: err.Error(),
-				Text:   fmt.Sprintf("Bootstrap-Request of %s over %s refused: %v", req.endpoint, transport, err),
+				Kind: EventFailure, Step: "request", Code: codeString(ref.code), Transport: transport,
+				Reason: ref.err.Error(),
+				Text:   fmt.Sprintf("Bootstrap-Request of %s over %s refused: %v", req.endpoint, transport, ref.err),
 			})
 		}
-		reply(w, code, diag)
+		reply(w, ref.code, ref.diag)
 		return
 	}
 
@@ -330,52 +337,85 @@ func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool
 	go s.run(ctx, sess, prev, replied, conn, acct, req, transport, log)
 }
 
+// Causes of refused Bootstrap-Requests, as lwm2m_agent_refused_total and
+// the log name them.
+const (
+	causeUnknownEndpoint  = "bootstrap_unknown_endpoint"
+	causeIncomplete       = "bootstrap_incomplete_account"
+	causeForbidden        = "bootstrap_forbidden"
+	causePSKWithoutDTLS   = "bootstrap_psk_without_dtls"
+	causeIdentityMismatch = "bootstrap_identity_mismatch"
+)
+
+// denial is why authorize refused a Bootstrap-Request and how to answer:
+// err is nil when it did not; cause is empty for a failure of the agent
+// (the store), which is logged as such.
+type denial struct {
+	code  codes.Code
+	diag  string
+	cause string
+	err   error
+}
+
 // authorize finds the account of a Bootstrap-Request and decides whether
-// it may bootstrap this way. On refusal it returns the answer's code and
-// diagnostic, and the account as far as it is known.
-func (s *Server) authorize(ctx context.Context, conn *udpClient.Conn, req request, secure bool) (Account, codes.Code, string, error) {
+// it may bootstrap this way, and returns the account as far as it is
+// known.
+//
+// On the plain port nobody has proved who they are, so every refusal is
+// the same 4.00 Bad Request without a diagnostic, the answer the LwM2M
+// transport specification gives a Bootstrap-Request for an endpoint the
+// server cannot serve: an endpoint nobody registered, one whose account
+// is incomplete and a PSK device asking without DTLS must not be told
+// apart, or the port would tell who exists and how they connect. Over
+// DTLS the device has authenticated, and learns more.
+func (s *Server) authorize(ctx context.Context, conn *udpClient.Conn, req request, secure bool) (Account, denial) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HookTimeout)
 	defer cancel()
 	if !secure {
 		acct, err := s.hooks.AccountByEndpoint(ctx, req.endpoint)
+		refuse := func(cause string, err error) (Account, denial) {
+			return acct, denial{code: codes.BadRequest, cause: cause, err: err}
+		}
 		switch {
 		case errors.Is(err, ErrUnknownEndpoint):
-			return Account{}, codes.BadRequest, "no bootstrap account for this endpoint", err
+			return refuse(causeUnknownEndpoint, err)
 		case errors.Is(err, ErrIncomplete):
-			return acct, codes.BadRequest, "bootstrap account incomplete", err
+			return refuse(causeIncomplete, err)
 		case errors.Is(err, ErrForbidden):
-			return acct, codes.Forbidden, "", err
+			return refuse(causeForbidden, err)
 		case err != nil:
-			return Account{}, codes.ServiceUnavailable, "", err
+			return Account{}, denial{code: codes.ServiceUnavailable, err: err}
 		}
 		if acct.Params.SecurityMode != ModeNoSec {
 			// Its keys would cross the network in clear.
-			return acct, codes.Forbidden, "bootstrap over DTLS", fmt.Errorf("%w: security mode %s asks for bootstrap over DTLS", ErrForbidden, acct.Params.SecurityMode)
+			return refuse(causePSKWithoutDTLS, fmt.Errorf("%w: security mode %s asks for bootstrap over DTLS", ErrForbidden, acct.Params.SecurityMode))
 		}
-		return acct, codes.Changed, "", nil
+		return acct, denial{}
 	}
 	identity, err := pskIdentity(conn)
 	if err != nil {
-		return Account{}, codes.Forbidden, "", err
+		return Account{}, denial{code: codes.Forbidden, err: err}
 	}
+	mismatch := denial{code: codes.Forbidden, cause: causeIdentityMismatch,
+		err: fmt.Errorf("%w: psk identity %q belongs to another endpoint", ErrForbidden, identity)}
 	acct, err := s.hooks.AccountByIdentity(ctx, identity)
 	switch {
 	case errors.Is(err, ErrUnknownEndpoint), errors.Is(err, ErrForbidden):
-		return Account{}, codes.Forbidden, "", err
+		return Account{}, denial{code: codes.Forbidden, cause: causeForbidden, err: err}
 	case errors.Is(err, ErrIncomplete):
 		if acct.Endpoint != req.endpoint {
-			return Account{}, codes.Forbidden, "", fmt.Errorf("%w: psk identity %q belongs to another endpoint", ErrForbidden, identity)
+			return Account{}, mismatch
 		}
-		return acct, codes.BadRequest, "bootstrap account incomplete", err
+		return acct, denial{code: codes.BadRequest, diag: "bootstrap account incomplete", cause: causeIncomplete, err: err}
 	case err != nil:
-		return Account{}, codes.ServiceUnavailable, "", err
+		return Account{}, denial{code: codes.ServiceUnavailable, err: err}
 	}
 	if acct.Endpoint != req.endpoint {
 		// Not recorded on the identity's device either: the identity's
 		// owner asked under a name that is not its own.
-		return Account{}, codes.Forbidden, "", fmt.Errorf("%w: psk identity %q belongs to another endpoint", ErrForbidden, identity)
+		return Account{}, mismatch
 	}
-	return acct, codes.Changed, "", nil
+	return acct, denial{}
 }
 
 // pskIdentity returns the PSK identity the client presented in the DTLS

@@ -1,14 +1,20 @@
 package bootstrap
 
 import (
+	"bytes"
+	"context"
 	"encoding/hex"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/logbuf"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/rawcoap"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
@@ -247,12 +253,12 @@ func TestBootstrapRefused(t *testing.T) {
 		wantCode codes.Code
 		wantDiag string
 	}{
-		{"unknown endpoint", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=nobody"}, codes.BadRequest, "no bootstrap account"},
+		{"unknown endpoint", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=nobody"}, codes.BadRequest, ""},
 		{"missing endpoint", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"pct=112"}, codes.BadRequest, "missing endpoint"},
 		{"bad pct", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=psk-a", "pct=tlv"}, codes.BadRequest, "pct"},
 		{"endpoint twice", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=nobody", "ep=psk-a"}, codes.BadRequest, `parameter "ep" given twice`},
 		{"pct twice", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=psk-a", "pct=112", "pct=11542"}, codes.BadRequest, `parameter "pct" given twice`},
-		{"psk device on plain port", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=psk-a"}, codes.Forbidden, "DTLS"},
+		{"psk device on plain port", func(c *client) { c.dialPlain(ts.srv.Addr()) }, []string{"ep=psk-a"}, codes.BadRequest, ""},
 		{"identity of another endpoint", func(c *client) { c.dialSecure(ts.srv.SecureAddr(), "psk-a-bs", []byte{0xaa}) }, []string{"ep=psk-b"}, codes.Forbidden, ""},
 	}
 	for _, tt := range tests {
@@ -284,6 +290,61 @@ func TestBootstrapRefused(t *testing.T) {
 	}
 	if st := ts.srv.Stats(); st.Refused != uint64(len(tests)) || st.Sessions != 0 {
 		t.Errorf("stats = %+v, want %d refused and no session", st, len(tests))
+	}
+}
+
+// TestBootstrapPlainRefusalsAlike: on the plain port, an endpoint nobody
+// registered, a PSK device asking without DTLS, and devices whose
+// account is incomplete or missing get the same answer to the byte: 4.00
+// without a diagnostic. The log and the counters say which it was, once
+// per cause however often it is asked.
+func TestBootstrapPlainRefusalsAlike(t *testing.T) {
+	var logs logbuf.Buffer
+	refused := refusal.New(slog.New(slog.NewTextHandler(&logs, nil)), time.Hour)
+	ts := startServer(t, func(c *Config) { c.Refused = refused })
+	ts.device(t, tenant, map[string]any{
+		"endpointId": "psk-p", "lwm2mServerUri": "coaps://lwm2m.example.com:5784", "securityMode": "PSK",
+		"lwm2mPskId": "psk-p-id", "bootstrapPskId": "psk-p-bs",
+	}, []byte{1}, []byte{2})
+	ts.device(t, tenant, map[string]any{"endpointId": "no-uri", "securityMode": "NO_SEC"}, nil, nil)
+	if _, err := ts.store.CreateDevice(context.Background(), tenant, "no-params"); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct{ endpoint, cause string }{
+		{"nobody", causeUnknownEndpoint},
+		{"psk-p", causePSKWithoutDTLS},
+		{"no-uri", causeIncomplete},
+		{"no-params", causeIncomplete},
+	}
+	answers := map[string][]byte{}
+	for range 3 {
+		for _, c := range cases {
+			answers[c.endpoint] = rawcoap.Exchange(t, ts.srv.Addr(), rawcoap.Post(0x1234, []byte{0xaa}, "bs", []string{"ep=" + c.endpoint}, nil))
+		}
+	}
+	want := answers["nobody"]
+	// ACK, token aa, 4.00, the request's message ID, no payload
+	if len(want) < 5 || want[0] != 0x61 || want[1] != 0x80 || want[2] != 0x12 || want[3] != 0x34 || bytes.IndexByte(want[5:], 0xff) >= 0 {
+		t.Fatalf("answer to an unknown endpoint % x, want a 4.00 ACK without payload", want)
+	}
+	for _, c := range cases {
+		if !bytes.Equal(answers[c.endpoint], want) {
+			t.Errorf("answer for %s % x, for an unknown endpoint % x", c.endpoint, answers[c.endpoint], want)
+		}
+	}
+	counts := map[string]uint64{causeUnknownEndpoint: 3, causePSKWithoutDTLS: 3, causeIncomplete: 6}
+	out := logs.String()
+	for cause, n := range counts {
+		if got := refused.Count(cause); got != n {
+			t.Errorf("%s counted %d times, want %d", cause, got, n)
+		}
+		if got := strings.Count(out, "cause="+cause); got != 1 {
+			t.Errorf("%s logged %d times, want once:\n%s", cause, got, out)
+		}
+	}
+	if !strings.Contains(out, "endpoint=psk-p") || !strings.Contains(out, "asks for bootstrap over DTLS") {
+		t.Errorf("the log does not name the endpoint and the reason:\n%s", out)
 	}
 }
 

@@ -48,14 +48,56 @@ func option(delta int, value string) []byte {
 // goroutine, ahead of what waits in the peer's queue.
 func AssertNotAnswered(t testing.TB, server net.Addr, d []byte) {
 	t.Helper()
+	probe := []byte{0x40, 0x01, 0x56, 0x78, 0xb7, 'n', 'o', 't', 'h', 'i', 'n', 'g'} // CON GET /nothing
+	buf := Exchange(t, server, d, probe)
+	// ACK (type 2) without token, 4.04, the GET's message ID.
+	if len(buf) < 4 || buf[0] != 0x60 || buf[1] != 0x84 || buf[2] != 0x56 || buf[3] != 0x78 {
+		t.Fatalf("first datagram % x, want the GET's 4.04 ACK (60 84 56 78 ...)", buf)
+	}
+}
+
+// Post is a CON POST of path (one segment) with queries and payload,
+// message ID mid and token: the same bytes each time, so that the answers
+// of a server to requests that differ in one query can be compared byte
+// for byte.
+func Post(mid uint16, token []byte, path string, queries []string, payload []byte) []byte {
+	b := []byte{0x40 | byte(len(token)), 0x02, byte(mid >> 8), byte(mid)}
+	b = append(b, token...)
+	b = appendOption(b, 11, path)
+	for i, q := range queries {
+		delta := 0
+		if i == 0 {
+			delta = 15 - 11 // Uri-Query after Uri-Path
+		}
+		b = appendOption(b, delta, q)
+	}
+	if len(payload) > 0 {
+		b = append(b, 0xff)
+		b = append(b, payload...)
+	}
+	return b
+}
+
+// appendOption encodes one option of up to 268 bytes after an option of
+// number delta less (delta at most 12).
+func appendOption(b []byte, delta int, value string) []byte {
+	if len(value) < 13 {
+		return append(append(b, byte(delta<<4|len(value))), value...)
+	}
+	return append(append(b, byte(delta<<4|13), byte(len(value)-13)), value...)
+}
+
+// Exchange sends the datagrams from a fresh socket and returns the first
+// datagram that comes back.
+func Exchange(t testing.TB, server net.Addr, datagrams ...[]byte) []byte {
+	t.Helper()
 	conn, err := net.DialUDP("udp", nil, server.(*net.UDPAddr))
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	defer conn.Close()
-	probe := []byte{0x40, 0x01, 0x56, 0x78, 0xb7, 'n', 'o', 't', 'h', 'i', 'n', 'g'} // CON GET /nothing
-	for _, b := range [][]byte{d, probe} {
-		if _, err := conn.Write(b); err != nil {
+	for _, d := range datagrams {
+		if _, err := conn.Write(d); err != nil {
 			t.Fatalf("write: %v", err)
 		}
 	}
@@ -65,10 +107,7 @@ func AssertNotAnswered(t testing.TB, server net.Addr, d []byte) {
 	buf := make([]byte, 1500)
 	n, err := conn.Read(buf)
 	if err != nil {
-		t.Fatalf("no answer to the GET: %v", err)
+		t.Fatalf("no answer: %v", err)
 	}
-	// ACK (type 2) without token, 4.04, the GET's message ID.
-	if n < 4 || buf[0] != 0x60 || buf[1] != 0x84 || buf[2] != 0x56 || buf[3] != 0x78 {
-		t.Fatalf("first datagram % x, want the GET's 4.04 ACK (60 84 56 78 ...)", buf[:n])
-	}
+	return buf[:n]
 }
