@@ -170,7 +170,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			a.Pipeline.SetPluginMappers(a.Mappers)
 		}
 	}
-	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, Pipeline: a.Pipeline, AutoRegister: cfg.AutoRegister, Logger: log})
+	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, Pipeline: a.Pipeline, AutoRegister: cfg.AutoRegister, Logger: log,
+		EventInterval: cfg.RegistrationEventInterval, Refused: refused})
+	registerInterval := cfg.EndpointRegisterInterval
+	if registerInterval == 0 {
+		registerInterval = -1 // the server's "no limit"
+	}
 	srv, err := lwm2m.NewServer(lwm2m.Config{
 		Addr:             cfg.CoAPAddr,
 		RequestTimeout:   cfg.RequestTimeout,
@@ -179,6 +184,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		MaxRegistrations: cfg.MaxRegistrations,
 		PeerRate:         float64(cfg.PeerRate),
 		PeerBurst:        cfg.PeerBurst,
+		RegisterInterval: registerInterval,
+		RegisterBurst:    cfg.EndpointRegisterBurst,
 		Types:            a.Protocols.GlobalTypes(),
 		Logger:           log,
 

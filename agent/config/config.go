@@ -78,6 +78,16 @@ type Config struct {
 	// per second and at once; a negative rate turns the limit off.
 	PeerRate  int
 	PeerBurst int
+	// EndpointRegisterInterval and EndpointRegisterBurst bound the
+	// Registers naming one endpoint (over plain CoAP, or over DTLS with
+	// one identity) from any addresses: a burst, then one per interval;
+	// 0 turns the limit off.
+	EndpointRegisterInterval time.Duration
+	EndpointRegisterBurst    int
+	// RegistrationEventInterval coalesces a device's repeated
+	// registration and security events: one stored per interval, the next
+	// one counting those held back; 0 stores every one.
+	RegistrationEventInterval time.Duration
 
 	// DTLSHandshakeTimeout ends an unfinished DTLS handshake.
 	DTLSHandshakeTimeout time.Duration
@@ -161,6 +171,12 @@ func Default() Config {
 		PeerBurst:        200,
 		BundledPlugins:   BundledProcess,
 
+		// A device registers once a boot: five in a row (a reboot loop, a
+		// lost answer) and one every 10 s beyond are more than any needs.
+		EndpointRegisterInterval:  10 * time.Second,
+		EndpointRegisterBurst:     5,
+		RegistrationEventInterval: time.Minute,
+
 		DTLSHandshakeTimeout:   10 * time.Second,
 		DTLSMaxHandshakes:      1024,
 		DTLSSessionIdleTimeout: 24 * time.Hour,
@@ -222,6 +238,9 @@ func (c *Config) settings() []setting {
 		{name: "firmware-timeout", usage: "fail a firmware update not finished this long after it started (download, update and restart of the device included)", d: &c.FirmwareTimeout},
 		{name: "peer-rate", usage: "datagrams per second one peer address may send (negative: no limit)", i: &c.PeerRate},
 		{name: "peer-burst", usage: "datagrams one peer address may send at once", i: &c.PeerBurst},
+		{name: "endpoint-register-interval", usage: "after the burst, one Register naming an endpoint per this interval, from whatever address; more are answered 4.29 (0: no limit)", d: &c.EndpointRegisterInterval},
+		{name: "endpoint-register-burst", usage: "Registers naming one endpoint accepted at once", i: &c.EndpointRegisterBurst},
+		{name: "registration-event-interval", usage: "store one registration event and one security event per device per this interval, the next one counting those held back (0: every one)", d: &c.RegistrationEventInterval},
 		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
 		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most; more are dropped until one ends", i: &c.DTLSMaxHandshakes},
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
@@ -381,6 +400,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerRate == 0 || c.PeerBurst < 1 {
 		errs = append(errs, fmt.Errorf("peer-rate, peer-burst: %d/s and %d must be positive (a negative rate turns the limit off)", c.PeerRate, c.PeerBurst))
+	}
+	if c.EndpointRegisterInterval < 0 || c.EndpointRegisterBurst < 1 {
+		errs = append(errs, fmt.Errorf("endpoint-register-interval, endpoint-register-burst: %v and %d must be 0 (no limit) or positive, and at least 1", c.EndpointRegisterInterval, c.EndpointRegisterBurst))
+	}
+	if c.RegistrationEventInterval < 0 {
+		errs = append(errs, fmt.Errorf("registration-event-interval: %v must be 0 (every event) or positive", c.RegistrationEventInterval))
 	}
 	if c.MaxRequestTimeout <= 0 || c.MaxRequestTimeout > math.MaxInt32*time.Millisecond {
 		errs = append(errs, fmt.Errorf("max-request-timeout: %v must be positive and at most %v", c.MaxRequestTimeout, math.MaxInt32*time.Millisecond))

@@ -22,6 +22,12 @@ const (
 	DefaultBlockwiseTimeout = 2 * time.Minute
 	DefaultPeerRate         = 100.0
 	DefaultPeerBurst        = 200
+	// A device registers once per boot or lost registration: a few at
+	// once (a reboot loop, a lost answer) and one every 10 s beyond is
+	// more than any device needs, and bounds what a flood of Registers
+	// naming one endpoint costs.
+	DefaultRegisterInterval = 10 * time.Second
+	DefaultRegisterBurst    = 5
 	// DefaultSessionIdleTimeout keeps a quiet DTLS session for a day: a
 	// device in queue mode wakes far less often than every two minutes,
 	// and a fresh handshake costs it radio time and battery.
@@ -58,6 +64,16 @@ type Config struct {
 	// DefaultPeerBurst; a negative PeerRate turns the limit off).
 	PeerRate  float64
 	PeerBurst int
+	// RegisterInterval and RegisterBurst bound the Registers naming one
+	// endpoint over one security context (plain CoAP, or one DTLS
+	// identity), whichever addresses they come from: RegisterBurst at
+	// once, then one per RegisterInterval. Excess is answered 4.29 Too
+	// Many Requests with Max-Age, the seconds until the next is taken,
+	// before any store lookup (DefaultRegisterInterval,
+	// DefaultRegisterBurst; a negative RegisterInterval turns the limit
+	// off).
+	RegisterInterval time.Duration
+	RegisterBurst    int
 
 	// SecureAddr is the DTLS-PSK listen address (e.g. ":5784"); empty
 	// means no DTLS port. Keys is then required.
@@ -108,6 +124,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.PeerBurst < 0 {
 		return cfg, fmt.Errorf("lwm2m config: peerBurst: %d is negative", cfg.PeerBurst)
+	}
+	if cfg.RegisterInterval == 0 {
+		cfg.RegisterInterval = DefaultRegisterInterval
+	}
+	if cfg.RegisterBurst == 0 {
+		cfg.RegisterBurst = DefaultRegisterBurst
+	}
+	if cfg.RegisterBurst < 0 {
+		return cfg, fmt.Errorf("lwm2m config: registerBurst: %d is negative", cfg.RegisterBurst)
 	}
 	if cfg.MaxRegistrations == 0 {
 		cfg.MaxRegistrations = DefaultMaxRegistrations

@@ -85,7 +85,12 @@ type Server struct {
 	expiry     expiryHeap
 	kick       chan struct{}    // wakes the expiry loop when the earliest deadline moved
 	limiter    *ratelimit.Peers // nil when unlimited
+	registers  *ratelimit.Peers // Registers by endpoint; nil when unlimited
 }
+
+// CauseRegisterRate counts the Registers refused by
+// Config.RegisterInterval and RegisterBurst.
+const CauseRegisterRate = "register_rate_endpoint"
 
 // regState is one live registration. Fields other than ctx, cancel and sem
 // are guarded by Server.mu.
@@ -121,6 +126,10 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		// twice the registrations: devices that moved leave an old address behind
 		limiter = ratelimit.New(cfg.PeerRate, cfg.PeerBurst, 2*cfg.MaxRegistrations)
 	}
+	var registers *ratelimit.Peers
+	if cfg.RegisterInterval > 0 {
+		registers = ratelimit.NewOpen(float64(time.Second)/float64(cfg.RegisterInterval), cfg.RegisterBurst, cfg.MaxRegistrations)
+	}
 	var secure *psk.Listener
 	if cfg.SecureAddr != "" {
 		secure, err = psk.Listen(cfg.SecureAddr, cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), limiter, cfg.Refused)
@@ -142,6 +151,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		tokens:     make(map[string]*observation),
 		kick:       make(chan struct{}, 1),
 		limiter:    limiter,
+		registers:  registers,
 		serving:    make(chan struct{}),
 	}, nil
 }
@@ -386,6 +396,15 @@ func reply(w mux.ResponseWriter, code codes.Code, diag string, opts ...message.O
 	_ = w.SetResponse(code, message.TextPlain, nil, opts...)
 }
 
+// maxAge is a Max-Age option of d, rounded up to whole seconds: when a
+// refused client may try again (RFC 7252 section 5.10.5, RFC 8516).
+func maxAge(d time.Duration) message.Option {
+	secs := uint32((d + time.Second - 1) / time.Second)
+	buf := make([]byte, 4)
+	n, _ := message.EncodeUint32(buf, secs)
+	return message.Option{ID: message.MaxAge, Value: buf[:n]}
+}
+
 // afterReply runs f once the answer has been written, so hooks that talk
 // to the device find it with its answer in hand.
 func afterReply(r *mux.Message, f func()) {
@@ -480,6 +499,22 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	peer := peerOf(conn)
 	log := s.log.With("endpoint", p.endpoint, "peer", addrString(peer.addr))
 
+	// Before any lookup, and alike for every name: a flood of Registers
+	// naming one endpoint from many addresses costs a map lookup each,
+	// and the answer says nothing of whether the endpoint exists. Over
+	// DTLS the key holds the identity, so that a device cannot use up
+	// another's Registers.
+	security := "coap"
+	if peer.secure {
+		security = "psk:" + peer.identity
+	}
+	if ok, wait := s.registers.Take(security+" "+p.endpoint, time.Now()); !ok {
+		s.stats.rejected.Add(1)
+		s.cfg.Refused.Refuse(CauseRegisterRate, "--endpoint-register-interval", "endpoint", p.endpoint, "peer", addrString(peer.addr))
+		reply(w, codes.TooManyRequests, "", maxAge(wait))
+		return
+	}
+
 	s.mu.RLock()
 	_, exists := s.byEndpoint[p.endpoint]
 	full := !exists && len(s.byID) >= s.cfg.MaxRegistrations
@@ -496,7 +531,9 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	})
 	if err != nil {
 		s.stats.rejected.Add(1)
-		log.Info("register refused", "err", err)
+		// Hooks count and log refusals once per interval and cause;
+		// anyone can send these.
+		log.Debug("register refused", "err", err)
 		reply(w, codes.Forbidden, "")
 		return
 	}

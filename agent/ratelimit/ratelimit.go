@@ -18,6 +18,7 @@ type Peers struct {
 	rate  float64 // tokens per second
 	burst float64
 	max   int
+	open  bool // a full table lets a new key through untracked
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -35,26 +36,45 @@ func New(rate float64, burst, max int) *Peers {
 	return &Peers{rate: rate, burst: float64(burst), max: max, buckets: make(map[string]*bucket)}
 }
 
+// NewOpen is New for keys that anyone can make up, such as endpoint
+// names: when the table is full and no bucket is idle, a new key is let
+// through untracked instead of refused, so that a flood of invented keys
+// cannot lock out the keys in use. The limit then lapses for new keys
+// only, until buckets fall idle.
+func NewOpen(rate float64, burst, max int) *Peers {
+	l := New(rate, burst, max)
+	l.open = true
+	return l
+}
+
 // ErrLimited refuses a DTLS handshake from a peer over its rate.
 var ErrLimited = errors.New("peer rate limit")
 
 // Allow takes one token from addr's bucket. A nil Peers allows everything.
 func (l *Peers) Allow(addr string, now time.Time) bool {
+	ok, _ := l.Take(addr, now)
+	return ok
+}
+
+// Take is Allow for a caller that answers a refusal: wait is how long
+// until key's bucket holds a token again (0 when the table has no room for
+// key).
+func (l *Peers) Take(key string, now time.Time) (ok bool, wait time.Duration) {
 	if l == nil {
-		return true
+		return true, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[addr]
+	b, ok := l.buckets[key]
 	if !ok {
 		if len(l.buckets) >= l.max || now.Sub(l.swept) > time.Minute {
 			l.sweepLocked(now)
 		}
 		if len(l.buckets) >= l.max {
-			return false
+			return l.open, 0
 		}
 		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[addr] = b
+		l.buckets[key] = b
 	}
 	b.tokens += now.Sub(b.last).Seconds() * l.rate
 	if b.tokens > l.burst {
@@ -62,10 +82,11 @@ func (l *Peers) Allow(addr string, now time.Time) bool {
 	}
 	b.last = now
 	if b.tokens < 1 {
-		return false
+		wait = time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+		return false, (wait + time.Millisecond - 1).Truncate(time.Millisecond)
 	}
 	b.tokens--
-	return true
+	return true, 0
 }
 
 // sweepLocked drops buckets that have refilled completely: their peers

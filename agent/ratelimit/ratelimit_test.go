@@ -45,3 +45,27 @@ func TestPeerLimiter(t *testing.T) {
 		t.Errorf("table grew to %d", n)
 	}
 }
+
+// Take says how long a refused key waits for its next token; an open
+// table lets a key in that it has no room for.
+func TestTakeWaitAndOpenTable(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := NewOpen(0.1, 2, 1)
+	for i, want := range []bool{true, true, false} {
+		if ok, _ := l.Take("ep", t0); ok != want {
+			t.Fatalf("take %d: %v, want %v", i, ok, want)
+		}
+	}
+	if ok, wait := l.Take("ep", t0.Add(4*time.Second)); ok || wait != 6*time.Second {
+		t.Errorf("4 s later: %v, wait %v; want refused, 6s", ok, wait)
+	}
+	if ok, _ := l.Take("ep", t0.Add(10*time.Second)); !ok {
+		t.Error("a token refilled after 10 s at 0.1/s was refused")
+	}
+	if ok, _ := l.Take("other", t0.Add(10*time.Second)); !ok {
+		t.Error("an open table refused a key it has no room for")
+	}
+	if ok, _ := New(0.1, 2, 1).Take("x", t0); !ok {
+		t.Error("first key refused")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -36,6 +37,23 @@ const (
 
 // ManagementTenant is where auto-registered endpoints are created.
 const ManagementTenant = "management"
+
+// Causes of what Hooks refuse or hold back, as lwm2m_agent_refused_total
+// and the log name them.
+const (
+	CauseUnknownEndpoint  = "register_unknown_endpoint"
+	CausePSKWithoutDTLS   = "register_psk_without_dtls"
+	CauseIdentityMismatch = "register_identity_mismatch"
+	// CauseRegistrationCoalesced and CauseSecurityCoalesced count the
+	// lifecycle events held back by Config.EventInterval.
+	CauseRegistrationCoalesced = "registration_event_coalesced"
+	CauseSecurityCoalesced     = "security_event_coalesced"
+)
+
+// CoalescedFragment is the fragment of a lifecycle event stored after
+// others of its kind were held back: {"count": N, "since": time of the
+// first of them}.
+const CoalescedFragment = "c8y_LWM2MCoalesced"
 
 // Reasons a Register is refused.
 var (
@@ -77,12 +95,22 @@ type Config struct {
 	// StoreTimeout bounds each store lookup made while a device waits
 	// for its answer (Authorize).
 	StoreTimeout time.Duration
+	// EventInterval coalesces repeated events of one device: of the
+	// registration events of Registers that follow each other without a
+	// de-registration or expiry between, and of its security events, one
+	// per interval is stored; the next one stored counts those held back
+	// in CoalescedFragment (0: every event is stored).
+	EventInterval time.Duration
+	// Refused counts and logs, once per interval and cause, the Registers
+	// refused and the events held back (nil: neither).
+	Refused *refusal.Log
 }
 
 // Hooks implements lwm2m.Hooks on top of the store.
 type Hooks struct {
 	cfg      Config
 	log      *slog.Logger
+	events   *coalescer
 	inflight sync.WaitGroup // hook calls under way, so shutdown can let them finish
 }
 
@@ -98,7 +126,7 @@ func New(cfg Config) *Hooks {
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = 10 * time.Second
 	}
-	return &Hooks{cfg: cfg, log: cfg.Logger.With("component", "session")}
+	return &Hooks{cfg: cfg, log: cfg.Logger.With("component", "session"), events: newCoalescer(cfg.EventInterval)}
 }
 
 // Authorize binds the endpoint to the device that owns it, and enforces
@@ -106,6 +134,12 @@ func New(cfg Config) *Hooks {
 // DTLS and only with its own identity, any other device only in plain
 // CoAP. A refusal that looks like someone posing as a device leaves a
 // security event on the device whose identity or endpoint was used.
+//
+// Every refusal is answered alike (4.03 without a diagnostic), and on the
+// plain port an unknown endpoint costs the same reads as a PSK device's,
+// whose security event is queued rather than written while the device
+// waits: neither the answer nor its time tells which endpoints exist.
+// The log and lwm2m_agent_refused_total say which it was.
 func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Identity, error) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
@@ -127,8 +161,9 @@ func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Ide
 			return lwm2m.Identity{}, fmt.Errorf("authorize %s: psk identity %q: %w", ep, req.PSKIdentity, err)
 		}
 		if !found || itenant != tenant || iid != id {
-			h.securityEvent(ctx, itenant, iid, req, fmt.Sprintf(
-				"PSK identity %q tried to register as endpoint %q, which is not its device", req.PSKIdentity, ep))
+			text := fmt.Sprintf("PSK identity %q tried to register as endpoint %q, which is not its device", req.PSKIdentity, ep)
+			h.refuse(CauseIdentityMismatch, req, iid, text)
+			h.securityEvent(ctx, itenant, iid, req, text)
 			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrIdentityMismatch)
 		}
 		s := h.settings(ctx, tenant, id)
@@ -138,14 +173,16 @@ func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Ide
 	if found {
 		s := h.settings(ctx, tenant, id)
 		if s.psk {
-			h.securityEvent(ctx, tenant, id, req, fmt.Sprintf(
-				"Endpoint %q uses PSK but tried to register without DTLS", ep))
+			text := fmt.Sprintf("Endpoint %q uses PSK but tried to register without DTLS", ep)
+			h.refuse(CausePSKWithoutDTLS, req, id, text)
+			h.securityEvent(ctx, tenant, id, req, text)
 			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrDTLSRequired)
 		}
 		return s.identity(tenant, id), nil
 	}
 	if !h.cfg.AutoRegister {
-		h.log.Warn("register refused", "endpoint", ep, "peer", addrString(req.Peer), "reason", "unknown endpoint")
+		_, _ = st.DeviceSettings(ctx, "", "") // the read a known endpoint costs
+		h.refuse(CauseUnknownEndpoint, req, "", "unknown endpoint")
 		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrUnknownEndpoint)
 	}
 	id, err = st.CreateDevice(ctx, ManagementTenant, ep)
@@ -154,6 +191,14 @@ func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Ide
 	}
 	h.log.Info("endpoint auto-registered", "endpoint", ep, "device", id)
 	return lwm2m.Identity{Tenant: ManagementTenant, DeviceID: id}, nil
+}
+
+// refuse counts and logs a refused Register: a line per request at debug,
+// one per cause and interval above.
+func (h *Hooks) refuse(cause string, req lwm2m.AuthRequest, device, reason string) {
+	attrs := []any{"endpoint", req.Endpoint, "peer", addrString(req.Peer), "psk_identity", req.PSKIdentity, "device", device, "reason", reason}
+	h.log.Debug("register refused", append(attrs, "cause", cause)...)
+	h.cfg.Refused.Deny(cause, attrs...)
 }
 
 // deviceSettings is what a Register needs of a device's stored settings.
@@ -188,15 +233,30 @@ func (h *Hooks) settings(ctx context.Context, tenant, id string) deviceSettings 
 	return deviceSettings{psk: mode == "PSK" || len(reg.PSKKey) > 0, serialization: reg.Serialization}
 }
 
+// securityEvent queues a security event on the device, unless one was
+// stored less than EventInterval ago.
 func (h *Hooks) securityEvent(ctx context.Context, tenant, id string, req lwm2m.AuthRequest, text string) {
-	h.log.Warn("register refused", "endpoint", req.Endpoint, "peer", addrString(req.Peer),
-		"psk_identity", req.PSKIdentity, "device", id, "reason", text)
-	_, err := h.cfg.Store.CreateEvent(context.WithoutCancel(ctx), tenant, store.Event{
-		Source: id, Type: EventSecurity, Text: text + " from " + addrString(req.Peer), Time: time.Now().UTC(),
-	})
-	if err != nil {
-		h.log.Error("write security event", "device", id, "err", err)
+	ev := store.Event{Source: id, Type: EventSecurity, Text: text + " from " + addrString(req.Peer), Time: time.Now().UTC()}
+	if !h.coalesce(tenant, id, &ev, CauseSecurityCoalesced, "endpoint", req.Endpoint, "peer", addrString(req.Peer)) {
+		return
 	}
+	h.cfg.State.Add(ctx, stateChange{tenant: tenant, device: id, event: ev})
+}
+
+// coalesce tells whether ev is stored; when it is after others of its
+// kind were held back, it says how many. A held-back event is counted
+// under cause.
+func (h *Hooks) coalesce(tenant, id string, ev *store.Event, cause string, attrs ...any) bool {
+	ok, skipped, since := h.events.admit(tenant+"/"+id+"/"+ev.Type, ev.Time)
+	if !ok {
+		h.cfg.Refused.Refuse(cause, "--registration-event-interval", append(attrs, "device", id)...)
+		return false
+	}
+	if skipped > 0 {
+		ev.Text += fmt.Sprintf(" (%d more since %s not recorded)", skipped, since.UTC().Format(time.RFC3339))
+		ev.Fragments = map[string]any{CoalescedFragment: map[string]any{"count": skipped, "since": since.UTC()}}
+	}
+	return true
 }
 
 func addrString(a net.Addr) string {
@@ -354,6 +414,15 @@ func (h *Hooks) offline(ctx context.Context, reg lwm2m.Registration, event, text
 
 func (h *Hooks) write(ctx context.Context, reg lwm2m.Registration, frag bson.M, event, text string) {
 	ev := store.Event{Source: reg.DeviceID, Type: event, Text: text, Time: time.Now().UTC()}
+	switch event {
+	case EventRegistration:
+		if !h.coalesce(reg.Tenant, reg.DeviceID, &ev, CauseRegistrationCoalesced, "endpoint", reg.Endpoint, "peer", reg.Address) {
+			ev = store.Event{} // the state is still written
+		}
+	case EventDeregistration, EventExpired:
+		// A Register after the registration ended is news again.
+		h.events.forget(reg.Tenant + "/" + reg.DeviceID + "/" + EventRegistration)
+	}
 	h.cfg.State.Add(ctx, stateChange{tenant: reg.Tenant, device: reg.DeviceID, fragments: frag, event: ev})
 	h.log.Debug("lifecycle", "endpoint", reg.Endpoint, "reg_id", reg.ID, "device", reg.DeviceID, "event", event)
 }

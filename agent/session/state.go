@@ -83,9 +83,11 @@ func (w *StateWriter) Run(ctx context.Context) {
 			b = &tenantBatch{fragments: map[string]bson.M{}}
 			batch[c.tenant] = b
 		}
-		if f := b.fragments[c.device]; f != nil {
+		switch f := b.fragments[c.device]; {
+		case len(c.fragments) == 0: // an event alone, such as a security event
+		case f != nil:
 			maps.Copy(f, c.fragments)
-		} else {
+		default:
 			b.fragments[c.device] = maps.Clone(c.fragments)
 		}
 		if c.event.Type != "" {
@@ -103,6 +105,25 @@ func (w *StateWriter) Run(ctx context.Context) {
 }
 
 func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) {
+	if len(b.fragments) > 0 {
+		w.flushFragments(ctx, tenant, b)
+	}
+	if len(b.events) == 0 {
+		return
+	}
+	err := retry(ctx, func() error {
+		_, err := w.st.CreateEvents(ctx, tenant, b.events)
+		return err
+	})
+	if err != nil {
+		w.failed.Add(int64(len(b.events)))
+		w.log.Error("store lifecycle events", "tenant", tenant, "events", len(b.events), "err", err)
+		return
+	}
+	w.events.Add(int64(len(b.events)))
+}
+
+func (w *StateWriter) flushFragments(ctx context.Context, tenant string, b *tenantBatch) {
 	err := retry(ctx, func() error {
 		missing, err := w.st.UpdateFragmentsMany(ctx, tenant, b.fragments)
 		for _, id := range missing {
@@ -114,19 +135,6 @@ func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) 
 		w.failed.Add(int64(len(b.fragments)))
 		w.log.Error("store registration state", "tenant", tenant, "devices", len(b.fragments), "err", err)
 	}
-	if len(b.events) == 0 {
-		return
-	}
-	err = retry(ctx, func() error {
-		_, err := w.st.CreateEvents(ctx, tenant, b.events)
-		return err
-	})
-	if err != nil {
-		w.failed.Add(int64(len(b.events)))
-		w.log.Error("store lifecycle events", "tenant", tenant, "events", len(b.events), "err", err)
-		return
-	}
-	w.events.Add(int64(len(b.events)))
 }
 
 // retry runs f up to three times with a short backoff, for a store that is
