@@ -23,7 +23,8 @@ const DefaultInterval = time.Minute
 // (never built from input), so the number of counters stays bounded. A nil
 // *Log counts nothing, which keeps tests and tools that do not care simple.
 type Log struct {
-	logger   *slog.Logger
+	logger   *slog.Logger // component=limits
+	denials  *slog.Logger // component=access
 	interval time.Duration
 
 	mu     sync.Mutex
@@ -46,7 +47,7 @@ func New(logger *slog.Logger, interval time.Duration) *Log {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	return &Log{logger: logger.With("component", "limits"), interval: interval, causes: map[string]*cause{}}
+	return &Log{logger: logger.With("component", "limits"), denials: logger.With("component", "access"), interval: interval, causes: map[string]*cause{}}
 }
 
 func (l *Log) get(name string) *cause {
@@ -77,7 +78,7 @@ func (l *Log) Refuse(name, setting string, attrs ...any) {
 func (l *Log) Deny(name string, attrs ...any) {
 	if n, ok := l.note(name); ok {
 		args := append([]any{"cause", name, "refused_since_last_log", n}, attrs...)
-		l.logger.Warn("request refused", args...)
+		l.denials.Warn("request refused", args...)
 	}
 }
 
