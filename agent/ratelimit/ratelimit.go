@@ -3,6 +3,7 @@
 package ratelimit
 
 import (
+	"container/list"
 	"errors"
 	"sync"
 	"time"
@@ -10,10 +11,12 @@ import (
 
 // Peers bounds how many messages one peer address may send per
 // second (a token bucket per address), so that a flooding peer costs the
-// server a map lookup per datagram and no more. Its table is bounded: when
-// it is full, buckets idle for longer than it takes to refill are dropped,
-// and if none is, a new peer is refused until one is. Buckets of peers
-// that stopped sending are swept the same way.
+// server a map lookup per datagram and no more. Its table is bounded: a
+// new peer takes the bucket of the least recently active one when it is
+// full. A full table never refuses anybody: a peer whose bucket went
+// only starts again with a full burst, which it would have had after
+// a quiet second anyway, while refusing new peers let a few hundred
+// flooding addresses shut every other device out.
 type Peers struct {
 	rate  float64 // tokens per second
 	burst float64
@@ -22,12 +25,14 @@ type Peers struct {
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
-	swept   time.Time
+	lru     list.List // of *bucket, the least recently active at the back
 }
 
 type bucket struct {
+	key    string
 	tokens float64
 	last   time.Time
+	elem   *list.Element
 }
 
 // New returns a limit of rate messages per second with bursts of burst, for
@@ -38,9 +43,10 @@ func New(rate float64, burst, max int) *Peers {
 
 // NewOpen is New for keys that anyone can make up, such as endpoint
 // names: when the table is full and no bucket is idle, a new key is let
-// through untracked instead of refused, so that a flood of invented keys
-// cannot lock out the keys in use. The limit then lapses for new keys
-// only, until buckets fall idle.
+// through untracked instead of taking a bucket, so that a flood of
+// invented keys can neither lock out the keys in use nor start them
+// afresh. The limit then lapses for new keys only, until buckets fall
+// idle.
 func NewOpen(rate float64, burst, max int) *Peers {
 	l := New(rate, burst, max)
 	l.open = true
@@ -66,14 +72,18 @@ func (l *Peers) Take(key string, now time.Time) (ok bool, wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) >= l.max || now.Sub(l.swept) > time.Minute {
-			l.sweepLocked(now)
+	if ok {
+		l.lru.MoveToFront(b.elem)
+	} else {
+		l.sweepLocked(now)
+		if len(l.buckets) >= l.max && l.open {
+			return true, 0
 		}
-		if len(l.buckets) >= l.max {
-			return l.open, 0
+		for len(l.buckets) >= l.max && l.lru.Len() > 0 {
+			l.removeLocked(l.lru.Back().Value.(*bucket))
 		}
-		b = &bucket{tokens: l.burst, last: now}
+		b = &bucket{key: key, tokens: l.burst, last: now}
+		b.elem = l.lru.PushFront(b)
 		l.buckets[key] = b
 	}
 	b.tokens += now.Sub(b.last).Seconds() * l.rate
@@ -89,16 +99,24 @@ func (l *Peers) Take(key string, now time.Time) (ok bool, wait time.Duration) {
 	return true, 0
 }
 
-// sweepLocked drops buckets that have refilled completely: their peers
-// would start afresh with the same burst anyway.
+// sweepLocked drops the buckets that have refilled completely, the least
+// recently active first: their peers would start afresh with the same
+// burst anyway. It stops at the first that has not, so it costs nothing
+// per message beyond what it drops.
 func (l *Peers) sweepLocked(now time.Time) {
 	full := time.Duration(l.burst / l.rate * float64(time.Second))
-	for k, b := range l.buckets {
-		if now.Sub(b.last) >= full {
-			delete(l.buckets, k)
+	for e := l.lru.Back(); e != nil; e = l.lru.Back() {
+		b := e.Value.(*bucket)
+		if now.Sub(b.last) < full {
+			return
 		}
+		l.removeLocked(b)
 	}
-	l.swept = now
+}
+
+func (l *Peers) removeLocked(b *bucket) {
+	delete(l.buckets, b.key)
+	l.lru.Remove(b.elem)
 }
 
 // Len returns the peers in the table.

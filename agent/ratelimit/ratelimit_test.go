@@ -27,16 +27,17 @@ func TestPeerLimiter(t *testing.T) {
 	if !l.Allow("b", t0) {
 		t.Error("another peer is limited by a's flood")
 	}
-	// the table is bounded: a fourth peer gets in only once a bucket is idle
+	// The table is bounded, and a full one takes the bucket of the least
+	// recently active peer (a) for a new one instead of refusing it.
 	l.Allow("c", t0)
-	if l.Allow("d", t0) {
-		t.Error("a peer beyond the table's bound was let in")
-	}
-	if !l.Allow("d", t0.Add(time.Second)) {
-		t.Error("no idle bucket was dropped for a new peer")
+	if !l.Allow("d", t0) {
+		t.Error("a new peer was refused by a full table")
 	}
 	if n := l.Len(); n > 3 {
 		t.Errorf("table holds %d buckets, bound is 3", n)
+	}
+	if !l.Allow("a", t0.Add(100*time.Millisecond)) {
+		t.Error("a, whose bucket made room for d, did not start afresh")
 	}
 	for i := 0; i < 100; i++ {
 		l.Allow(fmt.Sprint("p", i), t0.Add(time.Hour+time.Duration(i)*time.Second))
@@ -67,5 +68,25 @@ func TestTakeWaitAndOpenTable(t *testing.T) {
 	}
 	if ok, _ := New(0.1, 2, 1).Take("x", t0); !ok {
 		t.Error("first key refused")
+	}
+}
+
+// Peers flooding a full table do not shut out a device: each new address
+// takes the least recently active bucket, and the device, once in, keeps
+// its own while it sends.
+func TestFullTableAdmitsNewPeers(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := New(100, 200, 100)
+	for i := 0; i < 150; i++ {
+		l.Allow(fmt.Sprint("flood", i), t0)
+	}
+	for i := 0; i < 10; i++ {
+		now := t0.Add(time.Duration(i) * time.Millisecond)
+		if !l.Allow("device", now) {
+			t.Fatalf("the device's message %d was refused beside 150 flooding peers", i)
+		}
+		for j := 0; j < 150; j++ {
+			l.Allow(fmt.Sprint("flood", 150+i*150+j), now)
+		}
 	}
 }
