@@ -18,6 +18,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/api"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bootstrap"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
@@ -197,6 +198,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			MaxSessions:      cfg.MaxRegistrations,
 		},
 		SessionIdleTimeout: cfg.DTLSSessionIdleTimeout,
+		MaxPendingPeers:    cfg.MaxPendingPeers,
+		PendingIdleTimeout: cfg.PendingIdleTimeout,
+		Blockwise:          blockwiseLimits(cfg),
 		Refused:            refused,
 	}, &notifyingHooks{Hooks: hooks, ops: &a.Ops})
 	if err != nil {
@@ -223,6 +227,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			RequestTimeout:     cfg.RequestTimeout,
 			IdleTimeout:        cfg.IdleTimeout,
 			Logger:             log,
+			MaxPendingPeers:    cfg.MaxPendingPeers,
+			PendingIdleTimeout: cfg.PendingIdleTimeout,
+			Blockwise:          blockwiseLimits(cfg),
 			Refused:            refused,
 		}
 		if cfg.BootstrapSAddr != "" {
@@ -409,4 +416,13 @@ func reachable(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// blockwiseLimits are the block-wise bounds of both servers.
+func blockwiseLimits(cfg config.Config) coapfront.TransferLimits {
+	return coapfront.TransferLimits{
+		MaxBody: int64(cfg.BlockwiseMaxBody),
+		PerPeer: cfg.BlockwiseMaxTransfersPerPeer,
+		Total:   cfg.BlockwiseMaxTransfers,
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 )
@@ -92,6 +93,18 @@ type Config struct {
 	HookTimeout time.Duration
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+
+	// MaxPendingPeers bounds the plain CoAP peers with state that run no
+	// bootstrap session: an address without state gets some only with a
+	// Bootstrap-Request, and beyond the bound the least recently active
+	// such peer loses its state (coapfront.DefaultMaxPending).
+	// PendingIdleTimeout drops the state of such a peer silent this long
+	// (coapfront.DefaultPendingIdle).
+	MaxPendingPeers    int
+	PendingIdleTimeout time.Duration
+	// Blockwise bounds the block-wise bodies devices send, over both
+	// transports (coapfront's defaults).
+	Blockwise coapfront.TransferLimits
 	// Refused counts and logs, once per interval and cause, the requests
 	// and handshakes refused (nil: neither); the answers on the plain
 	// port do not say why.
@@ -151,6 +164,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxPeers < 0 {
 		return cfg, fmt.Errorf("bootstrap config: maxPeers: %d is negative", cfg.MaxPeers)
+	}
+	if cfg.MaxPendingPeers < 0 || cfg.PendingIdleTimeout < 0 {
+		return cfg, fmt.Errorf("bootstrap config: maxPendingPeers %d, pendingIdleTimeout %v: negative", cfg.MaxPendingPeers, cfg.PendingIdleTimeout)
+	}
+	var err error
+	if cfg.Blockwise, err = cfg.Blockwise.Resolve(cfg.BlockwiseTimeout, cfg.Refused); err != nil {
+		return cfg, fmt.Errorf("bootstrap config: %w", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

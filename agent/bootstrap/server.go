@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ratelimit"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
@@ -23,7 +24,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 	udpServer "github.com/plgd-dev/go-coap/v3/udp/server"
 )
@@ -43,19 +43,21 @@ var (
 // Server is an LwM2M Bootstrap-Server on a plain UDP socket and, when
 // configured, a DTLS listener.
 type Server struct {
-	cfg     Config
-	hooks   Hooks
-	log     *slog.Logger
-	plain   *coapNet.UDPConn
-	secure  Listener         // nil without a secure port
-	limiter *ratelimit.Peers // nil when unlimited
-	served  atomic.Bool
-	stats   counters
+	cfg       Config
+	hooks     Hooks
+	log       *slog.Logger
+	plain     *coapNet.UDPConn
+	secure    Listener         // nil without a secure port
+	limiter   *ratelimit.Peers // nil when unlimited
+	served    atomic.Bool
+	stats     counters
+	transfers *coapfront.Transfers
 
 	mu       sync.Mutex
 	baseCtx  context.Context
 	closed   bool
 	sessions map[string]*session // by endpoint
+	plainBy  map[string]int      // running plain sessions by the device's address
 	running  int                 // sessions whose goroutine has not ended
 	wg       sync.WaitGroup      // session goroutines
 }
@@ -63,6 +65,7 @@ type Server struct {
 // session is one running bootstrap of one endpoint.
 type session struct {
 	endpoint string
+	peer     string // the device's address over plain CoAP, else empty
 	cancel   context.CancelCauseFunc
 	done     chan struct{} // closed when the goroutine ended
 }
@@ -103,14 +106,16 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		cfg.SecureBootstrapURI = publicURI("coaps", secure.Addr())
 	}
 	return &Server{
-		cfg:      cfg,
-		hooks:    hooks,
-		log:      cfg.Logger.With("component", "bootstrap"),
-		plain:    plain,
-		secure:   secure,
-		limiter:  limiter,
-		baseCtx:  context.Background(),
-		sessions: make(map[string]*session),
+		cfg:       cfg,
+		hooks:     hooks,
+		log:       cfg.Logger.With("component", "bootstrap"),
+		plain:     plain,
+		secure:    secure,
+		limiter:   limiter,
+		baseCtx:   context.Background(),
+		sessions:  make(map[string]*session),
+		plainBy:   make(map[string]int),
+		transfers: coapfront.NewTransfers(cfg.Blockwise),
 	}, nil
 }
 
@@ -165,6 +170,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		})
 	}
 	common := func(secure bool) []serverOption {
+		// coapfront takes the plain port's rate limit before any state
+		monitor := s.monitor
+		if secure {
+			monitor = s.monitorSecure
+		}
 		router := mux.NewRouter()
 		router.DefaultHandle(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) { s.serveCOAP(w, r, secure) }))
 		return []serverOption{
@@ -172,9 +182,10 @@ func (s *Server) Serve(ctx context.Context) error {
 			options.WithContext(coapCtx),
 			options.WithMaxMessageSize(s.cfg.MaxMessageSize),
 			options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
+			options.WithBlockwiseReceivingMessagesCacheMaxEntries(s.cfg.Blockwise.PerPeer),
 			options.WithTransmission(1, 2*time.Second, 4),
 			options.WithInactivityMonitor(s.cfg.IdleTimeout, func(cc *udpClient.Conn) { _ = cc.Close() }),
-			options.WithRequestMonitor(s.monitor),
+			options.WithRequestMonitor(monitor),
 			options.WithErrors(func(err error) { s.log.Debug("coap", "err", err) }),
 			options.WithPeriodicRunner(runner),
 		}
@@ -185,9 +196,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, o := range common(false) {
 		udpOpts = append(udpOpts, o)
 	}
-	plainSrv := udp.NewServer(udpOpts...)
+	// The plain port is read by coapfront, which gives an address state
+	// only for a Bootstrap-Request and bounds the peers without a running
+	// session; DTLS peers have state only after a handshake.
+	plainSrv := coapfront.New(s.plain, coapfront.Policy{
+		Admit:       admit,
+		Held:        s.held,
+		Allow:       coapfront.RateLimit(s.limiter, &s.stats.rateLimited),
+		MaxPending:  s.cfg.MaxPendingPeers,
+		PendingIdle: s.cfg.PendingIdleTimeout,
+		Refused:     s.cfg.Refused,
+	}, udpOpts...)
 	wg.Go(func() {
-		if err := plainSrv.Serve(s.plain); err != nil {
+		if err := plainSrv.Serve(); err != nil {
 			errc <- fmt.Errorf("bootstrap server: coap: %w", err)
 		}
 	})
@@ -324,6 +345,10 @@ func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool
 	}
 	ctx, cancel := context.WithCancelCause(s.baseCtx)
 	sess := &session{endpoint: req.endpoint, cancel: cancel, done: make(chan struct{})}
+	if !secure {
+		sess.peer = peer
+		s.plainBy[peer]++
+	}
 	s.sessions[req.endpoint] = sess
 	s.running++
 	s.wg.Add(1)
@@ -428,16 +453,45 @@ func pskIdentity(conn *udpClient.Conn) (string, error) {
 	return id, nil
 }
 
-// monitor sees every datagram before go-coap processes it and drops those
-// of peers that send too many, and RSTs that are not empty.
-func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
+// monitorSecure is monitor for DTLS peers, whose datagrams do not pass
+// coapfront's rate limit.
+func (s *Server) monitorSecure(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 	if !s.limiter.Allow(addrString(cc.RemoteAddr()), time.Now()) {
 		s.stats.rateLimited.Add(1)
 		return true, nil
 	}
+	return s.monitor(cc, m)
+}
+
+// monitor sees every datagram before go-coap processes it and drops RSTs
+// that are not empty, and block-wise bodies beyond the limits (which it
+// answers itself).
+func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 	// go-coap would hand an RST with a request code to serveCOAP as a
 	// request and answer it.
-	return malformedReset(m), nil
+	if malformedReset(m) {
+		return true, nil
+	}
+	return s.transfers.Check(cc, m), nil
+}
+
+// admit judges a datagram from an address without state: only a
+// Bootstrap-Request gets some; everything else is dropped unanswered,
+// since the address may be forged.
+func admit(_ *net.UDPAddr, h *coapfront.Header) coapfront.Verdict {
+	if (h.Type == message.Confirmable || h.Type == message.NonConfirmable) && h.Code == codes.POST && h.PathIs("bs") {
+		return coapfront.Admit
+	}
+	return coapfront.Drop
+}
+
+// held tells the address of a running plain session, whose state stays
+// outside the bound of peers without one.
+func (s *Server) held(a *net.UDPAddr) bool {
+	key := addrString(a)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.plainBy[key] > 0
 }
 
 // malformedReset tells an RST that carries anything besides its message

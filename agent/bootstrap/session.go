@@ -74,6 +74,11 @@ func (s *Server) run(ctx context.Context, sess, prev *session, replied <-chan st
 		if s.sessions[sess.endpoint] == sess {
 			delete(s.sessions, sess.endpoint)
 		}
+		if sess.peer != "" {
+			if s.plainBy[sess.peer]--; s.plainBy[sess.peer] <= 0 {
+				delete(s.plainBy, sess.peer)
+			}
+		}
 		s.running--
 		s.mu.Unlock()
 		sess.cancel(nil)

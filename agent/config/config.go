@@ -88,6 +88,17 @@ type Config struct {
 	// registration and security events: one stored per interval, the next
 	// one counting those held back; 0 stores every one.
 	RegistrationEventInterval time.Duration
+	// MaxPendingPeers bounds, per plain CoAP port, the peers with state
+	// that hold no registration or bootstrap session; PendingIdleTimeout
+	// drops the state of such a peer silent this long.
+	MaxPendingPeers    int
+	PendingIdleTimeout time.Duration
+	// BlockwiseMaxBody bounds a block-wise body a device sends, in bytes;
+	// BlockwiseMaxTransfersPerPeer and BlockwiseMaxTransfers bound the
+	// unfinished transfers of one peer and of each server.
+	BlockwiseMaxBody             int
+	BlockwiseMaxTransfersPerPeer int
+	BlockwiseMaxTransfers        int
 
 	// DTLSHandshakeTimeout ends an unfinished DTLS handshake.
 	DTLSHandshakeTimeout time.Duration
@@ -169,7 +180,18 @@ func Default() Config {
 		FirmwareTimeout:  30 * time.Minute,
 		PeerRate:         100,
 		PeerBurst:        200,
-		BundledPlugins:   BundledProcess,
+		// Peers without a registration hold state for the length of a
+		// Register (or Bootstrap-Request); 4,096 at about 10 KB each is
+		// some 40 MB at most, and room for thousands of devices
+		// registering at once.
+		MaxPendingPeers:    4096,
+		PendingIdleTimeout: 10 * time.Second,
+		// A device's Register, Send or notification is kilobytes; 512
+		// transfers of 256 KiB bound what they buffer to 128 MiB.
+		BlockwiseMaxBody:             256 << 10,
+		BlockwiseMaxTransfersPerPeer: 2,
+		BlockwiseMaxTransfers:        512,
+		BundledPlugins:               BundledProcess,
 
 		// A device registers once a boot: five in a row (a reboot loop, a
 		// lost answer) and one every 10 s beyond are more than any needs.
@@ -241,6 +263,11 @@ func (c *Config) settings() []setting {
 		{name: "endpoint-register-interval", usage: "after the burst, one Register naming an endpoint per this interval, from whatever address; more are answered 4.29 (0: no limit)", d: &c.EndpointRegisterInterval},
 		{name: "endpoint-register-burst", usage: "Registers naming one endpoint accepted at once", i: &c.EndpointRegisterBurst},
 		{name: "registration-event-interval", usage: "store one registration event and one security event per device per this interval, the next one counting those held back (0: every one)", d: &c.RegistrationEventInterval},
+		{name: "coap-max-pending-peers", usage: "peers without a registration (or bootstrap session) that may hold CoAP state at once, per plain port; beyond it the least recently active one loses it", i: &c.MaxPendingPeers},
+		{name: "coap-pending-idle-timeout", usage: "drop the CoAP state of a peer without a registration silent this long", d: &c.PendingIdleTimeout},
+		{name: "blockwise-max-body", usage: "largest block-wise body a device may send, in bytes (more is answered 4.13)", i: &c.BlockwiseMaxBody},
+		{name: "blockwise-max-transfers-per-peer", usage: "unfinished block-wise transfers of one peer (more are answered 5.03)", i: &c.BlockwiseMaxTransfersPerPeer},
+		{name: "blockwise-max-transfers", usage: "unfinished block-wise transfers of all peers, per server (more are answered 5.03)", i: &c.BlockwiseMaxTransfers},
 		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
 		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most; more are dropped until one ends", i: &c.DTLSMaxHandshakes},
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
@@ -406,6 +433,18 @@ func (c *Config) Validate() error {
 	}
 	if c.RegistrationEventInterval < 0 {
 		errs = append(errs, fmt.Errorf("registration-event-interval: %v must be 0 (every event) or positive", c.RegistrationEventInterval))
+	}
+	if c.MaxPendingPeers < 1 {
+		errs = append(errs, fmt.Errorf("coap-max-pending-peers: %d must be at least 1", c.MaxPendingPeers))
+	}
+	if c.PendingIdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("coap-pending-idle-timeout: %v must be positive", c.PendingIdleTimeout))
+	}
+	if c.BlockwiseMaxBody < 1024 {
+		errs = append(errs, fmt.Errorf("blockwise-max-body: %d must be at least 1024 (one block)", c.BlockwiseMaxBody))
+	}
+	if c.BlockwiseMaxTransfersPerPeer < 1 || c.BlockwiseMaxTransfers < c.BlockwiseMaxTransfersPerPeer {
+		errs = append(errs, fmt.Errorf("blockwise-max-transfers-per-peer, blockwise-max-transfers: %d and %d must be at least 1 and the second not below the first", c.BlockwiseMaxTransfersPerPeer, c.BlockwiseMaxTransfers))
 	}
 	if c.MaxRequestTimeout <= 0 || c.MaxRequestTimeout > math.MaxInt32*time.Millisecond {
 		errs = append(errs, fmt.Errorf("max-request-timeout: %v must be positive and at most %v", c.MaxRequestTimeout, math.MaxInt32*time.Millisecond))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
@@ -90,6 +91,19 @@ type Config struct {
 	// needs a new handshake. Requests to a device without a session wait
 	// for it to connect.
 	SessionIdleTimeout time.Duration
+
+	// MaxPendingPeers bounds the plain CoAP peers with state that hold no
+	// registration: an address without state gets some only with a
+	// Register, an Update or De-register of a live registration or a
+	// notification of a live observation, and beyond the bound the least recently active such
+	// peer loses its state (coapfront.DefaultMaxPending). Registered
+	// devices are outside the bound. PendingIdleTimeout drops the state of
+	// such a peer silent this long (coapfront.DefaultPendingIdle).
+	MaxPendingPeers    int
+	PendingIdleTimeout time.Duration
+	// Blockwise bounds the block-wise bodies devices send, over both
+	// transports (coapfront's defaults).
+	Blockwise coapfront.TransferLimits
 }
 
 // withDefaults returns cfg with every zero field set to its default, or an
@@ -163,6 +177,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.BlockwiseTimeout == 0 {
 		cfg.BlockwiseTimeout = DefaultBlockwiseTimeout
+	}
+	if cfg.MaxPendingPeers < 0 || cfg.PendingIdleTimeout < 0 {
+		return cfg, fmt.Errorf("lwm2m config: maxPendingPeers %d, pendingIdleTimeout %v: negative", cfg.MaxPendingPeers, cfg.PendingIdleTimeout)
+	}
+	var err error
+	if cfg.Blockwise, err = cfg.Blockwise.Resolve(cfg.BlockwiseTimeout, cfg.Refused); err != nil {
+		return cfg, fmt.Errorf("lwm2m config: %w", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -12,7 +12,7 @@ func TestResetNotAnswered(t *testing.T) {
 	s, _ := startServer(t, Config{})
 	for _, d := range rawcoap.Resets("rd", "ep=rst-dev1") {
 		t.Run(d.Name, func(t *testing.T) {
-			rawcoap.AssertNotAnswered(t, s.Addr(), d.Bytes)
+			rawcoap.AssertNotAnswered(t, s.Addr(), "rd", d.Bytes)
 		})
 	}
 	if regs := s.Registrations(); len(regs) != 0 {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ratelimit"
@@ -26,9 +27,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
-	udpServer "github.com/plgd-dev/go-coap/v3/udp/server"
 )
 
 // Hooks receive what happens to registrations. The Server calls them from
@@ -66,15 +65,16 @@ type AuthRequest struct {
 // Server is an LwM2M server on one UDP socket and, optionally, one DTLS
 // socket; a registration is reachable over the transport it was made on.
 type Server struct {
-	cfg      Config
-	hooks    Hooks
-	log      *slog.Logger
-	listener *coapNet.UDPConn
-	secure   *psk.Listener // nil without a DTLS port
-	served   atomic.Bool
-	coap     atomic.Pointer[udpServer.Server]
-	serving  chan struct{} // closed once Serve answers (see Serving)
-	stats    counters
+	cfg       Config
+	hooks     Hooks
+	log       *slog.Logger
+	listener  *coapNet.UDPConn
+	secure    *psk.Listener // nil without a DTLS port
+	served    atomic.Bool
+	coap      atomic.Pointer[coapfront.Server]
+	serving   chan struct{} // closed once Serve answers (see Serving)
+	stats     counters
+	transfers *coapfront.Transfers
 
 	mu         sync.RWMutex
 	baseCtx    context.Context
@@ -153,6 +153,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		limiter:    limiter,
 		registers:  registers,
 		serving:    make(chan struct{}),
+		transfers:  coapfront.NewTransfers(cfg.Blockwise),
 	}, nil
 }
 
@@ -222,11 +223,22 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		})
 	})
-	srv := udp.NewServer(
+	// The plain port is read by coapfront, which gives an address state
+	// only for what admit lets through and bounds the peers that hold no
+	// registration; DTLS peers have state only after a handshake.
+	srv := coapfront.New(s.listener, coapfront.Policy{
+		Admit:       s.admit,
+		Held:        s.held,
+		Allow:       coapfront.RateLimit(s.limiter, &s.stats.rateLimited),
+		MaxPending:  s.cfg.MaxPendingPeers,
+		PendingIdle: s.cfg.PendingIdleTimeout,
+		Refused:     s.cfg.Refused,
+	},
 		options.WithMux(router),
 		options.WithContext(ctx),
 		options.WithMaxMessageSize(s.cfg.MaxMessageSize),
 		options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
+		options.WithBlockwiseReceivingMessagesCacheMaxEntries(s.cfg.Blockwise.PerPeer),
 		options.WithTransmission(uint32(s.cfg.NStart), 2*time.Second, 4),
 		options.WithInactivityMonitor(s.cfg.IdleTimeout, func(cc *udpClient.Conn) { s.forgetConn(cc); _ = cc.Close() }),
 		options.WithRequestMonitor(s.monitor),
@@ -240,12 +252,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			options.WithContext(ctx),
 			options.WithMaxMessageSize(s.cfg.MaxMessageSize),
 			options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
+			options.WithBlockwiseReceivingMessagesCacheMaxEntries(s.cfg.Blockwise.PerPeer),
 			options.WithTransmission(uint32(s.cfg.NStart), 2*time.Second, 4),
 			// A DTLS session cannot be reopened from this side: closing it
 			// means the device must handshake again, so it is kept while
 			// the device may still talk, up to SessionIdleTimeout.
 			options.WithInactivityMonitor(s.cfg.SessionIdleTimeout, func(cc *udpClient.Conn) { s.forgetConn(cc); _ = cc.Close() }),
-			options.WithRequestMonitor(s.monitor),
+			options.WithRequestMonitor(s.monitorSecure),
 			options.WithErrors(func(err error) { s.log.Debug("coaps", "err", err) }),
 			runner,
 		)
@@ -253,7 +266,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.coap.Store(srv)
 
 	errc := make(chan error, 2)
-	wg.Go(func() { errc <- srv.Serve(s.listener) })
+	wg.Go(func() { errc <- srv.Serve() })
 	if dsrv != nil {
 		wg.Go(func() {
 			if err := dsrv.Serve(s.secure); err != nil {
@@ -764,17 +777,28 @@ func copyReg(reg Registration) Registration {
 	return reg
 }
 
-// monitor sees every datagram before go-coap processes it. It answers a
-// notification of an observation this server no longer holds with RST
-// (RFC 7641 section 3.6), which is how a device learns that nobody
-// listens, and drops it. It drops an RST that is not empty: go-coap
-// would hand one with a request code to the handlers as a request.
-func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
+// monitorSecure is monitor for DTLS peers, whose datagrams do not pass
+// coapfront's rate limit.
+func (s *Server) monitorSecure(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 	if !s.limiter.Allow(addrString(cc.RemoteAddr()), time.Now()) {
 		s.stats.rateLimited.Add(1)
 		return true, nil
 	}
+	return s.monitor(cc, m)
+}
+
+// monitor sees every datagram before go-coap processes it. It answers a
+// notification of an observation this server no longer holds with RST
+// (RFC 7641 section 3.6), which is how a device learns that nobody
+// listens, and drops it. It drops an RST that is not empty: go-coap
+// would hand one with a request code to the handlers as a request. It
+// refuses block-wise bodies beyond the limits before go-coap buffers
+// them.
+func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 	if malformedReset(m) {
+		return true, nil
+	}
+	if s.transfers.Check(cc, m) {
 		return true, nil
 	}
 	t := m.Type()
@@ -820,4 +844,54 @@ func (s *Server) forgetConn(cc *udpClient.Conn) {
 func malformedReset(m *pool.Message) bool {
 	return m.Type() == message.Reset &&
 		(m.Code() != codes.Empty || len(m.Token()) != 0 || len(m.Options()) != 0 || m.Body() != nil)
+}
+
+// admit judges a datagram from an address without state: a Register, and
+// an Update or De-register of a live registration (from a device whose
+// address changed), get state; an Update or De-register of none is
+// answered 4.04 and a Send 4.03, as the handlers would, without any. A
+// notification of a live observation gets state, one of none an empty
+// RST as monitor does (RFC 7641 section 3.6). Everything else is dropped
+// unanswered: the address may be forged.
+func (s *Server) admit(_ *net.UDPAddr, h *coapfront.Header) coapfront.Verdict {
+	if h.Type != message.Confirmable && h.Type != message.NonConfirmable {
+		return coapfront.Drop
+	}
+	switch {
+	case h.IsRequest():
+		switch {
+		case h.Code == codes.POST && h.PathIs("rd"):
+			return coapfront.Admit
+		case (h.Code == codes.POST || h.Code == codes.DELETE) && h.PathLen == 2 && string(h.Path[0]) == "rd":
+			s.mu.RLock()
+			_, live := s.byID[string(h.Path[1])]
+			s.mu.RUnlock()
+			if live {
+				return coapfront.Admit
+			}
+			return coapfront.Answer(codes.NotFound)
+		case h.Code == codes.POST && h.PathIs("dp"):
+			return coapfront.Answer(codes.Forbidden)
+		}
+	case h.IsResponse() && h.Observe && len(h.Token) > 0:
+		s.mu.RLock()
+		_, live := s.tokens[string(h.Token)]
+		s.mu.RUnlock()
+		if live {
+			return coapfront.Admit
+		}
+		s.stats.notificationsRST.Add(1)
+		return coapfront.Reset
+	}
+	return coapfront.Drop
+}
+
+// held tells the address of a plain CoAP registration: its state stays
+// outside the bound of peers without one.
+func (s *Server) held(a *net.UDPAddr) bool {
+	key := addrString(a)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rs := s.byPeer[key]
+	return rs != nil && !rs.reg.Secure
 }

@@ -39,20 +39,73 @@ func option(delta int, value string) []byte {
 	return append([]byte{byte(delta<<4 | len(value))}, value...)
 }
 
-// AssertNotAnswered sends d from a fresh socket, then a CON GET of a path
-// nobody serves, and fails t unless the first datagram back is that GET's
-// 4.04. The GET makes the check exact: go-coap handles a peer's requests
-// and RSTs one after another in the order they arrive (an RST that is
-// dropped, before either), so an answer to d would be written before the
-// 4.04. A CON ping would not do: go-coap answers it on the reading
-// goroutine, ahead of what waits in the peer's queue.
-func AssertNotAnswered(t testing.TB, server net.Addr, d []byte) {
+// AssertNotAnswered sends, from a fresh socket, a CON POST to path with
+// no query, which the LwM2M and bootstrap servers answer 4.00 (no
+// endpoint name) and which gives the socket's address state with them,
+// then d, then the POST again; it fails t unless the first datagram back
+// after the first answer is the second POST's 4.00. The order makes the
+// check exact: go-coap handles a peer's requests and RSTs one after
+// another in the order they arrive (an RST that is dropped, before
+// either), so an answer to d would be written before the second 4.00. A
+// CON ping would not do: go-coap answers it on the reading goroutine,
+// ahead of what waits in the peer's queue.
+func AssertNotAnswered(t testing.TB, server net.Addr, path string, d []byte) {
 	t.Helper()
-	probe := []byte{0x40, 0x01, 0x56, 0x78, 0xb7, 'n', 'o', 't', 'h', 'i', 'n', 'g'} // CON GET /nothing
-	buf := Exchange(t, server, d, probe)
-	// ACK (type 2) without token, 4.04, the GET's message ID.
-	if len(buf) < 4 || buf[0] != 0x60 || buf[1] != 0x84 || buf[2] != 0x56 || buf[3] != 0x78 {
-		t.Fatalf("first datagram % x, want the GET's 4.04 ACK (60 84 56 78 ...)", buf)
+	conn := dial(t, server)
+	defer conn.Close()
+	send(t, conn, probe(path, 0x78))
+	expectProbe(t, conn, path, 0x78)
+	send(t, conn, d)
+	send(t, conn, probe(path, 0x79))
+	expectProbe(t, conn, path, 0x79)
+}
+
+// AssertDropped is AssertNotAnswered for d from an address without state
+// with the server: d, then the POST, whose 4.00 must come first.
+func AssertDropped(t testing.TB, server net.Addr, path string, d []byte) {
+	t.Helper()
+	conn := dial(t, server)
+	defer conn.Close()
+	send(t, conn, d)
+	send(t, conn, probe(path, 0x79))
+	expectProbe(t, conn, path, 0x79)
+}
+
+func dial(t testing.TB, server net.Addr) *net.UDPConn {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, server.(*net.UDPAddr))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return conn
+}
+
+func send(t testing.TB, conn *net.UDPConn, b []byte) {
+	t.Helper()
+	if _, err := conn.Write(b); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// probe is a CON POST to path with message ID 0x56, mid.
+func probe(path string, mid byte) []byte {
+	return append([]byte{0x40, 0x02, 0x56, mid}, option(11, path)...)
+}
+
+// expectProbe fails t unless the next datagram is the 4.00 ACK of
+// probe(path, mid), without token.
+func expectProbe(t testing.TB, conn *net.UDPConn, path string, mid byte) {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to POST /%s: %v", path, err)
+	}
+	if n < 4 || buf[0] != 0x60 || buf[1] != 0x80 || buf[2] != 0x56 || buf[3] != mid {
+		t.Fatalf("datagram % x, want the 4.00 ACK of POST /%s (60 80 56 %02x ...)", buf[:n], path, mid)
 	}
 }
 
