@@ -114,7 +114,7 @@ type Server struct {
 	pending list.List // of *peer not held, the least recently active at the back
 	sweep   []*peer   // reused by the periodic runner
 
-	dropped, evicted atomic.Uint64
+	received, dropped, evicted atomic.Uint64
 }
 
 type peer struct {
@@ -195,6 +195,7 @@ func (s *Server) Serve() error {
 			s.sc.Errors(fmt.Errorf("%v: datagram of %d bytes over the limit of %d", raddr, n, s.sc.MaxMessageSize))
 			continue
 		}
+		s.received.Add(1)
 		s.handle(buf[:n], raddr, cm)
 	}
 }
@@ -213,9 +214,11 @@ func (s *Server) Peers() (all, pending int) {
 	return len(s.peers), s.pending.Len()
 }
 
+// Received returns the datagrams read within the size limit.
+func (s *Server) Received() uint64 { return s.received.Load() }
+
 // Dropped returns the datagrams dropped for coming from a peer without
-// state that the Policy did not admit; Evicted the peers whose state was
-// ended to make room for a new one.
+// state that the Policy did not admit.
 func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 
 // Evicted returns the peers whose state made room for a new peer's.
@@ -527,7 +530,11 @@ func (s *Server) newPeer(raddr *net.UDPAddr, key netip.AddrPort, held bool) *pee
 	createBlockWise := func(*udpClient.Conn) *blockwise.BlockWise[*udpClient.Conn] { return nil }
 	if s.sc.BlockwiseEnable {
 		createBlockWise = func(cc *udpClient.Conn) *blockwise.BlockWise[*udpClient.Conn] {
-			bw := blockwise.New(cc, s.sc.BlockwiseTransferTimeout, s.sc.Errors, cc.GetObservationRequest)
+			// cc is still being built: its observations are looked up
+			// when a block comes, not now
+			bw := blockwise.New(cc, s.sc.BlockwiseTransferTimeout, s.sc.Errors, func(token message.Token) (*pool.Message, bool) {
+				return cc.GetObservationRequest(token)
+			})
 			bw.SetReceivingMessagesCacheMaxEntries(s.sc.BlockwiseReceivingMessagesCacheMaxEntries)
 			return bw
 		}

@@ -5,6 +5,7 @@ package rawcoap
 
 import (
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -164,3 +165,48 @@ func Exchange(t testing.TB, server net.Addr, datagrams ...[]byte) []byte {
 	}
 	return buf[:n]
 }
+
+// FloodAddr is the i-th of the distinct loopback source addresses a flood
+// comes from: any address in 127.0.0.0/8 is the machine's own.
+func FloodAddr(i int) *net.UDPAddr {
+	return &net.UDPAddr{IP: net.IPv4(127, byte(1+i/62500), byte(i/250%250), byte(1+i%250))}
+}
+
+// Flood sends msg(i) from FloodAddr(i) for each i below n, in batches
+// that the server reads before the next (received counts what it has
+// read; a batch waits for it two seconds at most), so that the kernel's
+// socket buffer drops none. It returns how many the server read.
+func Flood(t testing.TB, server net.Addr, n int, msg func(int) []byte, received func() uint64) uint64 {
+	t.Helper()
+	const batch = 200
+	start := received()
+	for i := 0; i < n; i += batch {
+		for j := i; j < min(i+batch, n); j++ {
+			c, err := net.ListenUDP("udp4", FloodAddr(j))
+			if err != nil {
+				t.Fatalf("bind %v: %v", FloodAddr(j), err)
+			}
+			if _, err := c.WriteTo(msg(j), server); err != nil {
+				t.Fatalf("send from %v: %v", FloodAddr(j), err)
+			}
+			_ = c.Close()
+		}
+		want := start + uint64(min(i+batch, n))
+		deadline := time.Now().Add(2 * time.Second)
+		for received() < want && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return received() - start
+}
+
+// Memory returns the heap in use after a collection, and the goroutines.
+func Memory() (heap uint64, goroutines int) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse, runtime.NumGoroutine()
+}
+
+// MB is b in MiB.
+func MB(b uint64) float64 { return float64(b) / (1 << 20) }
