@@ -285,7 +285,7 @@ func (s *Server) allow(raddr *net.UDPAddr) bool {
 
 func (s *Server) drop(raddr *net.UDPAddr, why string) {
 	s.dropped.Add(1)
-	s.policy.Refused.Refuse(CauseUnknownPeer, "", "peer", raddr.String(), "reason", why)
+	s.policy.Refused.Refuse(CauseUnknownPeer, "", "peer", raddr, "reason", why)
 }
 
 // lookup returns the open state of key, marked active now.
@@ -352,7 +352,7 @@ func (s *Server) open(raddr *net.UDPAddr, key netip.AddrPort, held bool) (*peer,
 	s.mu.Unlock()
 	for _, q := range evict {
 		s.evicted.Add(1)
-		s.policy.Refused.Refuse(CausePeersFull, SettingMaxPending, "peer", q.addr.String(), "max", s.policy.MaxPending)
+		s.policy.Refused.Refuse(CausePeersFull, SettingMaxPending, "peer", q.addr, "max", s.policy.MaxPending)
 		q.close()
 	}
 	return p, true
