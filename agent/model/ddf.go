@@ -93,6 +93,55 @@ func (e *elem) value() string { return strings.TrimSpace(string(e.text)) }
 // Name, MultipleInstances, Item ID, Operations or Type, and duplicate IDs.
 // Every error is a *ParseError naming the line and the element.
 func ParseDDF(r io.Reader) ([]ObjectDef, error) {
+	return ParseDDFWith(r, Options{})
+}
+
+// Options choose how ParseDDFWith reads a document.
+type Options struct {
+	// Strict checks the document against LWM2M.xsd first (ParseDDFStrict).
+	Strict bool
+	// Limits bound what the document may hold.
+	Limits Limits
+}
+
+// Limits bound a DDF document; they are checked as its elements are read,
+// so that a document over one is refused before the rest is parsed. A
+// zero field is no limit.
+type Limits struct {
+	// Objects bounds the <Object>s of one document.
+	Objects int
+	// Resources bounds the <Item>s of one object.
+	Resources int
+}
+
+// The causes of LimitError; they are the refusal causes the agent counts.
+const (
+	CauseObjects   = "ddf_objects"
+	CauseResources = "ddf_resources"
+)
+
+// LimitError is a document over one of its Limits. It wraps ErrDDF.
+type LimitError struct {
+	Cause string // CauseObjects or CauseResources
+	Limit int
+	Line  int // of the element one past the limit
+}
+
+func (e *LimitError) Error() string {
+	what := "objects in one document"
+	if e.Cause == CauseResources {
+		what = "resources in one object"
+	}
+	return fmt.Sprintf("ddf: line %d: more than %d %s", e.Line, e.Limit, what)
+}
+
+// Unwrap makes errors.Is(err, ErrDDF) hold.
+func (e *LimitError) Unwrap() error { return ErrDDF }
+
+// ParseDDFWith parses a DDF document as ParseDDF does, or as
+// ParseDDFStrict does with o.Strict, refusing a document over o.Limits
+// with a *LimitError.
+func ParseDDFWith(r io.Reader, o Options) ([]ObjectDef, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxDDFSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read ddf: %w", err)
@@ -100,9 +149,14 @@ func ParseDDF(r io.Reader) ([]ObjectDef, error) {
 	if len(data) > MaxDDFSize {
 		return nil, &ParseError{Msg: fmt.Sprintf("document is larger than %d bytes", MaxDDFSize)}
 	}
-	root, err := parseTree(data)
+	root, err := parseTree(data, o.Limits)
 	if err != nil {
 		return nil, err
+	}
+	if o.Strict {
+		if err := checkSchema(root); err != nil {
+			return nil, err
+		}
 	}
 	var objs []*elem
 	switch root.name {
@@ -137,8 +191,9 @@ func ParseDDF(r io.Reader) ([]ObjectDef, error) {
 	return defs, nil
 }
 
-// parseTree reads the document into elements, counting lines as it goes.
-func parseTree(data []byte) (*elem, error) {
+// parseTree reads the document into elements, counting lines as it goes,
+// and refuses it at the first element past one of the limits.
+func parseTree(data []byte, limits Limits) (*elem, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Entity = xml.HTMLEntity
@@ -156,7 +211,7 @@ func parseTree(data []byte) (*elem, error) {
 
 	var root *elem
 	var stack []*elem
-	elements := 0
+	elements, objects, resources := 0, 0, 0
 	for {
 		// The offset before the token is where the token starts, so a
 		// start tag's line is where "<Name" is, not where its ">" is.
@@ -195,6 +250,19 @@ func parseTree(data []byte) (*elem, error) {
 			if len(stack) > maxDepth {
 				return nil, e.errf("elements nested deeper than %d levels", maxDepth)
 			}
+			switch {
+			case isObject(stack):
+				objects++
+				resources = 0
+				if limits.Objects > 0 && objects > limits.Objects {
+					return nil, &LimitError{Cause: CauseObjects, Limit: limits.Objects, Line: start}
+				}
+			case isResource(stack):
+				resources++
+				if limits.Resources > 0 && resources > limits.Resources {
+					return nil, &LimitError{Cause: CauseResources, Limit: limits.Resources, Line: start}
+				}
+			}
 		case xml.EndElement:
 			stack = stack[:len(stack)-1]
 		case xml.CharData:
@@ -208,6 +276,20 @@ func parseTree(data []byte) (*elem, error) {
 		return nil, &ParseError{Line: lineAt(int64(len(data))), Msg: "no root element: the document is empty"}
 	}
 	return root, nil
+}
+
+// isObject reports whether the innermost element of stack is an object
+// definition: <LWM2M><Object>, or a bare <Object> at the root.
+func isObject(stack []*elem) bool {
+	n := len(stack)
+	return stack[n-1].name == "Object" && (n == 1 || (n == 2 && stack[0].name == "LWM2M"))
+}
+
+// isResource reports whether the innermost element of stack is a
+// resource definition: <Item> in the <Resources> of an object.
+func isResource(stack []*elem) bool {
+	n := len(stack)
+	return n >= 3 && stack[n-1].name == "Item" && stack[n-2].name == "Resources" && isObject(stack[:n-2])
 }
 
 // charsetReader accepts the encodings DDF files declare besides UTF-8.

@@ -2,7 +2,6 @@ package model
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -23,21 +22,7 @@ import (
 // should be one that every other LwM2M tool reads the same way. Errors are
 // *ParseError values naming the line and the element.
 func ParseDDFStrict(r io.Reader) ([]ObjectDef, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxDDFSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read ddf: %w", err)
-	}
-	if len(data) > MaxDDFSize {
-		return nil, &ParseError{Msg: fmt.Sprintf("document is larger than %d bytes", MaxDDFSize)}
-	}
-	root, err := parseTree(data)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSchema(root); err != nil {
-		return nil, err
-	}
-	return ParseDDF(bytes.NewReader(data))
+	return ParseDDFWith(r, Options{Strict: true})
 }
 
 // field is one element of a schema sequence.
