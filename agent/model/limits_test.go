@@ -96,7 +96,7 @@ func FuzzParseDDFLimits(f *testing.F) {
 	f.Add([]byte(tempDoc), 1, 1)
 	f.Add([]byte("<Object><Resources><Item/><Item/></Resources></Object>"), 1, 1)
 	f.Fuzz(func(t *testing.T, data []byte, objects, resources int) {
-		objects, resources = 1+abs(objects)%8, 1+abs(resources)%8
+		objects, resources = 1+int(uint(objects)%8), 1+int(uint(resources)%8)
 		limited, err := ParseDDFWith(bytes.NewReader(data), Options{Limits: Limits{Objects: objects, Resources: resources}})
 		var le *LimitError
 		if errors.As(err, &le) {
@@ -121,11 +121,4 @@ func FuzzParseDDFLimits(f *testing.F) {
 			t.Fatalf("%d objects with limits, %d without", len(limited), len(free))
 		}
 	})
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
 }

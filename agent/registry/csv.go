@@ -52,6 +52,11 @@ type Options struct {
 	MaxLines int
 	// MaxBytes is the largest file size in bytes.
 	MaxBytes int64
+	// MaxLineBytes bounds the bytes of one record (a line, or the lines
+	// a quoted field spans).
+	MaxLineBytes int
+	// MaxFields bounds the fields of one record.
+	MaxFields int
 }
 
 func (o Options) withDefaults() Options {
@@ -63,6 +68,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if o.MaxFields <= 0 {
+		o.MaxFields = DefaultMaxFields
 	}
 	return o
 }
@@ -102,18 +113,15 @@ func (e LineError) Error() string {
 // ParseCSV reads a bulk registration file. The separator (";" or ",") is
 // taken from the header line; quoting follows RFC 4180; a UTF-8 byte order
 // mark, blank lines and CRLF line ends are accepted. The error is non-nil
-// only when the file cannot be read at all: it is too large, not UTF-8, has
-// no header, or its header lacks a mandatory column.
+// only when the file cannot be read at all: it is too large, has a record
+// over a limit (*LimitError, as soon as that record arrives), is not
+// UTF-8, has no header, or its header lacks a mandatory column.
 func ParseCSV(r io.Reader, opts Options) (Result, error) {
 	opts = opts.withDefaults()
-	data, err := io.ReadAll(io.LimitReader(r, opts.MaxBytes+1))
+	data, err := readFile(r, opts)
 	if err != nil {
-		return Result{}, fmt.Errorf("read registration file: %w", err)
+		return Result{}, err
 	}
-	if int64(len(data)) > opts.MaxBytes {
-		return Result{}, fmt.Errorf("registration file: %w: more than %d bytes", ErrTooLarge, opts.MaxBytes)
-	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if !utf8.Valid(data) {
 		return Result{}, fmt.Errorf("registration file: %w", ErrEncoding)
 	}
@@ -217,33 +225,9 @@ func sameDevice(a, b Device) bool {
 // line; the more frequent wins, ";" on a tie because Cumulocity's template
 // uses it.
 func detectSeparator(data []byte) rune {
-	semi, comma := 0, 0
-	inQuote := false
-	started := false
-	for _, b := range data {
-		switch {
-		case b == '"':
-			inQuote = !inQuote
-		case inQuote:
-		case b == ';':
-			semi++
-		case b == ',':
-			comma++
-		case b == '\n':
-			if started {
-				goto done
-			}
-			continue
-		case b == '\r' || b == ' ' || b == '\t':
-			continue
-		}
-		started = true
-	}
-done:
-	if comma > semi {
-		return ','
-	}
-	return ';'
+	var h headerScan
+	h.feed(data)
+	return h.sep()
 }
 
 // mapHeader returns, for each known field, the column holding it (-1 when
