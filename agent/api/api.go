@@ -26,8 +26,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/jsonlimit"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/validation"
@@ -89,12 +91,16 @@ type Config struct {
 	// prev): scheme, host and an optional path prefix, as clients reach
 	// the API. Empty takes the address each connection came in on.
 	ExternalURL string
+	// Limits bound what one request may make the agent read, store and
+	// wait for; zero fields take DefaultLimits.
+	Limits Limits
+	// Refused counts and logs what the limits refuse; nil counts nothing.
+	Refused *refusal.Log
 }
 
-// Body size limits.
-const (
-	MaxBody = 1 << 20
-)
+// formSlack is what a binary's upload may hold beside the file: the
+// "object" part and the multipart framing.
+const formSlack = 1 << 20
 
 // API is the HTTP API.
 type API struct {
@@ -106,6 +112,9 @@ type API struct {
 
 	validator *validation.Validator // checks writes before they are queued
 	logins    *throttle
+
+	limits     Limits
+	jsonLimits jsonlimit.Limits
 }
 
 // New builds the API; Handler serves it.
@@ -127,7 +136,11 @@ func New(cfg Config) *API {
 	if cfg.ImportWorkers <= 0 {
 		cfg.ImportWorkers = 2 * runtime.GOMAXPROCS(0)
 	}
-	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux(), limits: cfg.Limits.withDefaults()}
+	a.jsonLimits = jsonlimit.Limits{
+		Depth: a.limits.JSONDepth, Members: a.limits.JSONMembers, Array: a.limits.JSONArray,
+		Values: a.limits.JSONValues, Fragment: a.limits.FragmentSize, Name: checkName,
+	}
 	a.validator = validation.New(validation.Config{Rules: cfg.Protocols, Values: cfg.Store, Logger: cfg.Logger})
 	a.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "lwm2m_agent", Subsystem: "http", Name: "requests_total",
@@ -156,7 +169,10 @@ func New(cfg Config) *API {
 
 // registryOptions bound what registration parameters the API accepts.
 func (a *API) registryOptions() registry.Options {
-	return registry.Options{MaxRequestTimeout: a.cfg.MaxRequestTimeout, MaxBytes: MaxBulkBody}
+	return registry.Options{
+		MaxRequestTimeout: a.cfg.MaxRequestTimeout, MaxBytes: MaxBulkBody,
+		MaxLineBytes: a.limits.CSVLineSize, MaxFields: a.limits.CSVFields,
+	}
 }
 
 // Handler returns the API's HTTP handler.
@@ -242,16 +258,16 @@ func (a *API) instrument(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		if r.Body != nil {
-			limit := int64(MaxBody)
+			limit := int64(a.limits.DocumentSize)
 			switch r.URL.Path {
 			case bulkPath:
 				limit = MaxBulkBody
 			case protocolsPath:
-				limit = model.MaxDDFSize
+				limit = int64(a.limits.DDFSize)
 			case binariesPath:
 				// the store checks the file's own limit as it arrives; this
 				// one leaves room for the form around it
-				limit = a.maxBinarySize() + MaxBody
+				limit = a.maxBinarySize() + formSlack
 			}
 			r.Body = http.MaxBytesReader(rec, r.Body, limit)
 		}
@@ -276,6 +292,8 @@ func (a *API) authenticated(h func(http.ResponseWriter, *http.Request, store.Use
 			unauthorized(w, r, "credentials are needed as HTTP Basic tenant/user:password")
 			return
 		}
+		r, cancel := a.withStoreTimeout(r)
+		defer cancel()
 		addr, key := sourceAddr(r), tenant+"/"+user
 		if d := a.logins.wait(addr, key); d > 0 {
 			w.Header().Set("Retry-After", retryAfter(d))
@@ -315,6 +333,9 @@ func writeError(w http.ResponseWriter, r *http.Request, code int, kind, msg stri
 }
 
 func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
+	if a.storeTimedOut(w, r, "general") {
+		return
+	}
 	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	writeError(w, r, http.StatusInternalServerError, "general/internalError", "internal error; see the agent's log")
 }
@@ -322,6 +343,7 @@ func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
 // storeError answers a store error with the matching status.
 func (a *API) storeError(w http.ResponseWriter, r *http.Request, area string, err error) {
 	switch {
+	case a.storeTimedOut(w, r, area): // answered
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, r, http.StatusNotFound, area+"/Not Found", "not found: "+r.URL.Path)
 	case errors.Is(err, store.ErrConflict):
@@ -386,32 +408,22 @@ func jsonType(ct string) bool {
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/vnd.com.nsn.cumulocity.") && strings.HasSuffix(mt, "+json"))
 }
 
-// readJSON decodes a JSON object body; it answers the error itself and
-// returns false on failure.
-func readJSON(w http.ResponseWriter, r *http.Request, area string, v any) bool {
+// readJSON decodes a JSON body after checking it against the limits; it
+// answers the error itself and returns false on failure.
+func (a *API) readJSON(w http.ResponseWriter, r *http.Request, area string, v any) bool {
 	if !jsonType(r.Header.Get("Content-Type")) {
 		writeError(w, r, http.StatusUnsupportedMediaType, area+"/unsupportedMediaType",
 			"content type "+r.Header.Get("Content-Type")+" is not JSON")
 		return false
 	}
-	var raw json.RawMessage
-	err := json.NewDecoder(r.Body).Decode(&raw)
-	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		err = dec.Decode(v)
-	}
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, r, http.StatusRequestEntityTooLarge, area+"/tooLarge", fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
-			return false
-		}
-		writeError(w, r, http.StatusBadRequest, area+"/badRequest", "the body is not valid JSON: "+err.Error())
+	data, ok := a.readBody(w, r, area)
+	if !ok || !a.checkJSON(w, r, area, "", data) {
 		return false
 	}
-	if err := checkMembers(raw); err != nil {
-		writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", err.Error())
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, r, http.StatusBadRequest, area+"/badRequest", "the body is not valid JSON: "+err.Error())
 		return false
 	}
 	return true

@@ -399,7 +399,7 @@ func TestManagedObjectUpdateAndSecrets(t *testing.T) {
 	req.Header.Set("Content-Type", "text/plain")
 	req.SetBasicAuth("a/admin", "a-pass")
 	e.want(e.send(req), 415)
-	big := `{"x":"` + strings.Repeat("a", api.MaxBody) + `"}`
+	big := `{"x":"` + strings.Repeat("a", api.DefaultLimits.DocumentSize) + `"}`
 	e.want(e.do("PUT", "/inventory/managedObjects/"+dev, "a", big), 413)
 
 	x := e.want(e.do("GET", "/identity/externalIds/c8y_Id/ep", "a", nil), 200).body

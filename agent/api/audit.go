@@ -224,7 +224,7 @@ type auditSyncBody struct {
 //	                "lwm2m_AuditSync":{"reference":"2","path":"/3/0/14"}, ...}, ...]}
 func (a *API) auditSync(w http.ResponseWriter, r *http.Request, u store.User) {
 	var body auditSyncBody
-	if !readStrictJSON(w, r, &body) {
+	if !a.readStrictJSON(w, r, &body) {
 		return
 	}
 	if len(body.Paths) == 0 {
@@ -304,7 +304,7 @@ func (a *API) auditSync(w http.ResponseWriter, r *http.Request, u store.User) {
 		return
 	}
 	if err := a.checkWrites(r.Context(), u.Tenant, dev.ID, cmds, nil); err != nil {
-		if ref, ok := err.(*refusal); ok {
+		if ref, ok := err.(*refusedWrites); ok {
 			writeError(w, r, http.StatusUnprocessableEntity, "lwm2m/unprocessable", ref.Error())
 			return
 		}

@@ -124,22 +124,24 @@ func (a *API) createBinary(w http.ResponseWriter, r *http.Request, u store.User)
 // readObjectPart decodes the JSON object part into b; it answers the
 // error itself and returns false on failure.
 func (a *API) readObjectPart(w http.ResponseWriter, r *http.Request, part io.Reader, b *store.Binary) bool {
-	var (
-		raw json.RawMessage
-		obj map[string]any
-	)
-	err := json.NewDecoder(io.LimitReader(part, maxObjectPart)).Decode(&raw)
-	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		err = dec.Decode(&obj)
-	}
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "inventory/badRequest", "the part \"object\" is not a JSON object: "+err.Error())
+	const name = `the part "object"`
+	raw, err := io.ReadAll(io.LimitReader(part, maxObjectPart+1))
+	switch {
+	case err != nil:
+		writeError(w, r, http.StatusBadRequest, "inventory/badRequest", name+" cannot be read: "+err.Error())
+		return false
+	case len(raw) > maxObjectPart:
+		writeError(w, r, http.StatusRequestEntityTooLarge, "inventory/tooLarge", fmt.Sprintf("%s is larger than %d bytes", name, maxObjectPart))
 		return false
 	}
-	if err := checkMembers(raw); err != nil {
-		writeError(w, r, http.StatusUnprocessableEntity, "inventory/unprocessable", "the part \"object\": "+err.Error())
+	if !a.checkJSON(w, r, "inventory", name, raw) {
+		return false
+	}
+	var obj map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
+		writeError(w, r, http.StatusBadRequest, "inventory/badRequest", name+" is not a JSON object: "+err.Error())
 		return false
 	}
 	b.Name, _ = obj["name"].(string)

@@ -50,7 +50,7 @@ func (a *API) putBootstrap(w http.ResponseWriter, r *http.Request, u store.User)
 		return
 	}
 	var body map[string]any
-	if !readJSON(w, r, "lwm2m", &body) {
+	if !a.readJSON(w, r, "lwm2m", &body) {
 		return
 	}
 	if body == nil {

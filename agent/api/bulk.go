@@ -45,11 +45,19 @@ func (a *API) bulkRegister(w http.ResponseWriter, r *http.Request, u store.User)
 	res, err := registry.ParseCSV(body, a.registryOptions())
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var le *registry.LimitError
+		switch {
+		case errors.As(err, &mbe):
 			writeError(w, r, http.StatusRequestEntityTooLarge, "devicecontrol/tooLarge", fmt.Sprintf("the file is larger than %d bytes", MaxBulkBody))
-			return
+		case errors.As(err, &le):
+			code := http.StatusUnprocessableEntity
+			if le.Cause == registry.CauseLine {
+				code = http.StatusRequestEntityTooLarge
+			}
+			a.refuse(w, r, code, "devicecontrol", le.Cause, settingOf[le.Cause], le.Error()+"; nothing of it was stored")
+		default:
+			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", err.Error())
 		}
-		writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", err.Error())
 		return
 	}
 	failed := make([]bulkFailure, 0, len(res.Failed))

@@ -138,7 +138,7 @@ func TestNestedMemberNamesRefused(t *testing.T) {
 		{"object NUL", "POST", "/inventory/managedObjects", "inventory",
 			map[string]any{"c8y_X": map[string]any{"a\x00b": 1}}, "NUL"},
 		{"object too deep", "POST", "/inventory/managedObjects", "inventory",
-			map[string]any{"c8y_X": deep}, "nests deeper than 64 levels"},
+			map[string]any{"c8y_X": deep}, "JSON nested deeper than 32 levels at c8y_X (--max-json-depth)"},
 		{"update $where", "PUT", "/inventory/managedObjects/" + dev, "inventory",
 			map[string]any{"c8y_X": map[string]any{"y": map[string]any{"$where": 1}}}, `"$where"`},
 		{"update top-level dotted", "PUT", "/inventory/managedObjects/" + dev, "inventory",

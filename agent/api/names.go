@@ -1,11 +1,8 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,12 +19,6 @@ import (
 // names are a few dozen bytes; a longer one only makes indexes and
 // filters larger.
 const MaxNameLength = 256
-
-// MaxBodyDepth bounds how deep a request body nests objects and lists.
-// MongoDB refuses documents nested deeper than 100 levels, and a stored
-// body sits a level or two below the document's top; no fragment the API
-// knows comes near this.
-const MaxBodyDepth = 64
 
 // checkName reports why s cannot be a single member name, or nil.
 func checkName(s string) error {
@@ -62,65 +53,4 @@ func nameParams(w http.ResponseWriter, r *http.Request, area string, params ...s
 		}
 	}
 	return true
-}
-
-// checkMembers checks every member name of a JSON body, at every depth,
-// and the body's depth. raw must be valid JSON.
-func checkMembers(raw []byte) error {
-	type frame struct {
-		object  bool
-		wantKey bool
-		key     string
-	}
-	var stack []frame
-	where := func(k string) string {
-		var path []string
-		for _, f := range stack {
-			if f.object && f.key != "" {
-				path = append(path, f.key)
-			}
-		}
-		return strings.Join(append(path, k), " > ")
-	}
-	valueDone := func() {
-		if n := len(stack); n > 0 && stack[n-1].object {
-			stack[n-1].wantKey = true
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("the body cannot be read: %w", err)
-		}
-		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
-			if k, ok := tok.(string); ok {
-				// The previous sibling's name is no part of this
-				// one's path.
-				stack[n-1].key = ""
-				if err := checkName(k); err != nil {
-					return fmt.Errorf("member name %s (at %s) is not accepted: %v; names must be non-empty, at most %d bytes, without '.', NUL and a leading '$'",
-						strconv.Quote(k), where(k), err, MaxNameLength)
-				}
-				stack[n-1].key, stack[n-1].wantKey = k, false
-				continue
-			}
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= MaxBodyDepth {
-				return fmt.Errorf("the body nests deeper than %d levels", MaxBodyDepth)
-			}
-			stack = append(stack, frame{object: tok == json.Delim('{'), wantKey: tok == json.Delim('{')})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			valueDone()
-		default:
-			valueDone()
-		}
-	}
 }

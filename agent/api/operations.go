@@ -50,7 +50,7 @@ func opJSON(r *http.Request, op store.Operation) map[string]any {
 // the body are stored with every operation.
 func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.User) {
 	var body map[string]any
-	if !readJSON(w, r, "devicecontrol", &body) {
+	if !a.readJSON(w, r, "devicecontrol", &body) {
 		return
 	}
 	deviceID, _ := body["deviceId"].(string)
@@ -84,7 +84,7 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 			lines = commandLines(text)
 		}
 		if err := a.checkWrites(r.Context(), u.Tenant, deviceID, cmds, lines); err != nil {
-			var ref *refusal
+			var ref *refusedWrites
 			if errors.As(err, &ref) {
 				writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", ref.Error())
 				return

@@ -38,7 +38,7 @@ func (a *API) getPostOperations(w http.ResponseWriter, r *http.Request, u store.
 // the problem, and nothing is stored. An empty list removes them.
 func (a *API) putPostOperations(w http.ResponseWriter, r *http.Request, u store.User) {
 	var body map[string]any
-	if !readJSON(w, r, "lwm2m", &body) {
+	if !a.readJSON(w, r, "lwm2m", &body) {
 		return
 	}
 	raw, ok := body["commands"]

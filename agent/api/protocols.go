@@ -95,7 +95,7 @@ type ddfError struct {
 // Every object is checked before any is stored. ?source= names the file in
 // the answers (default: the multipart file name, else "upload").
 func (a *API) uploadProtocols(w http.ResponseWriter, r *http.Request, u store.User) {
-	data, name, ok := ddfBody(w, r)
+	data, name, ok := a.ddfBody(w, r)
 	if !ok {
 		return
 	}
@@ -106,21 +106,29 @@ func (a *API) uploadProtocols(w http.ResponseWriter, r *http.Request, u store.Us
 	if source == "" {
 		source = "upload"
 	}
-	parse := model.ParseDDFStrict
-	if r.URL.Query().Get("lenient") == "true" {
-		parse = model.ParseDDF
-	}
-	defs, err := parse(bytes.NewReader(data))
+	defs, err := model.ParseDDFWith(bytes.NewReader(data), model.Options{
+		Strict: r.URL.Query().Get("lenient") != "true",
+		Limits: model.Limits{Objects: a.limits.DDFObjects, Resources: a.limits.DDFResources},
+	})
 	if err != nil {
 		var pe *model.ParseError
-		if !errors.As(err, &pe) {
+		var le *model.LimitError
+		switch {
+		case errors.As(err, &le):
+			setting := settingOf[le.Cause]
+			a.refused(r, le.Cause, setting)
+			writeJSON(w, http.StatusUnprocessableEntity, ddfError{
+				apiError: apiError{Error: "lwm2m/unprocessable", Message: le.Error() + " (" + setting + ")", Info: r.Method + " " + r.URL.Path},
+				Line:     le.Line,
+			})
+		case errors.As(err, &pe):
+			writeJSON(w, http.StatusBadRequest, ddfError{
+				apiError: apiError{Error: "lwm2m/invalidDDF", Message: pe.Error(), Info: r.Method + " " + r.URL.Path},
+				Line:     pe.Line, Element: pe.Element,
+			})
+		default:
 			a.internal(w, r, err)
-			return
 		}
-		writeJSON(w, http.StatusBadRequest, ddfError{
-			apiError: apiError{Error: "lwm2m/invalidDDF", Message: pe.Error(), Info: r.Method + " " + r.URL.Path},
-			Line:     pe.Line, Element: pe.Element,
-		})
 		return
 	}
 	for _, d := range defs {
@@ -144,11 +152,22 @@ func (a *API) uploadProtocols(w http.ResponseWriter, r *http.Request, u store.Us
 // ddfBody reads the document: a multipart form's "file" field, or the
 // body itself (any XML content type, or none). ok is false after an
 // answered error.
-func ddfBody(w http.ResponseWriter, r *http.Request) (data []byte, name string, ok bool) {
+func (a *API) ddfBody(w http.ResponseWriter, r *http.Request) (data []byte, name string, ok bool) {
+	tooLarge := func(err error) bool {
+		var mbe *http.MaxBytesError
+		if !errors.As(err, &mbe) {
+			return false
+		}
+		a.refuse(w, r, http.StatusRequestEntityTooLarge, "lwm2m", causeBodySize, "--max-ddf-size",
+			fmt.Sprintf("the document is larger than %d bytes", mbe.Limit))
+		return true
+	}
 	var body io.Reader = r.Body
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
-		if err := r.ParseMultipartForm(model.MaxDDFSize); err != nil {
-			writeError(w, r, http.StatusBadRequest, "lwm2m/badRequest", "the multipart form cannot be read: "+err.Error())
+		if err := r.ParseMultipartForm(int64(a.limits.DDFSize)); err != nil {
+			if !tooLarge(err) {
+				writeError(w, r, http.StatusBadRequest, "lwm2m/badRequest", "the multipart form cannot be read: "+err.Error())
+			}
 			return nil, "", false
 		}
 		defer func() { _ = r.MultipartForm.RemoveAll() }()
@@ -165,12 +184,9 @@ func ddfBody(w http.ResponseWriter, r *http.Request) (data []byte, name string, 
 	}
 	data, err := io.ReadAll(body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "lwm2m/tooLarge", fmt.Sprintf("the document is larger than %d bytes", mbe.Limit))
-			return nil, "", false
+		if !tooLarge(err) {
+			writeError(w, r, http.StatusBadRequest, "lwm2m/badRequest", "the body cannot be read: "+err.Error())
 		}
-		writeError(w, r, http.StatusBadRequest, "lwm2m/badRequest", "the body cannot be read: "+err.Error())
 		return nil, "", false
 	}
 	return data, name, true
@@ -251,25 +267,21 @@ func (a *API) deleteProtocol(w http.ResponseWriter, r *http.Request, u store.Use
 // readStrictJSON decodes a JSON body refusing unknown members: a
 // misspelled "measurment" must not be dropped silently. ok is false after
 // an answered error.
-func readStrictJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+func (a *API) readStrictJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if !jsonType(r.Header.Get("Content-Type")) {
 		writeError(w, r, http.StatusUnsupportedMediaType, "lwm2m/unsupportedMediaType",
 			"content type "+r.Header.Get("Content-Type")+" is not JSON")
 		return false
 	}
-	dec := json.NewDecoder(r.Body)
+	data, ok := a.readBody(w, r, "lwm2m")
+	if !ok || !a.checkJSON(w, r, "lwm2m", "", data) {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value")
-	}
 	if err == nil {
 		return true
-	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		writeError(w, r, http.StatusRequestEntityTooLarge, "lwm2m/tooLarge", fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
-		return false
 	}
 	var ute *json.UnmarshalTypeError
 	if strings.HasPrefix(err.Error(), "json: unknown field") || errors.As(err, &ute) {
@@ -292,7 +304,7 @@ func (a *API) putFunctionalities(w http.ResponseWriter, r *http.Request, u store
 		return
 	}
 	var f mapping.Functionality
-	if !readStrictJSON(w, r, &f) {
+	if !a.readStrictJSON(w, r, &f) {
 		return
 	}
 	if err := f.Validate(); err != nil {
@@ -319,7 +331,7 @@ func (a *API) putValidation(w http.ResponseWriter, r *http.Request, u store.User
 	var body struct {
 		Groups *[][]store.ValidationRule `json:"groups"`
 	}
-	if !readStrictJSON(w, r, &body) {
+	if !a.readStrictJSON(w, r, &body) {
 		return
 	}
 	if body.Groups == nil {

@@ -19,7 +19,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, u store.User)
 		AdminName string `json:"adminName"`
 		AdminPass string `json:"adminPass"`
 	}
-	if !readJSON(w, r, "tenant", &body) {
+	if !a.readJSON(w, r, "tenant", &body) {
 		return
 	}
 	t, err := a.cfg.Store.CreateTenant(r.Context(), body.ID, body.AdminName, body.AdminPass)
@@ -75,7 +75,7 @@ func splitBody(body map[string]any) (name, typ string, fragments map[string]any)
 
 func (a *API) createManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
 	var body map[string]any
-	if !readJSON(w, r, "inventory", &body) {
+	if !a.readJSON(w, r, "inventory", &body) {
 		return
 	}
 	name, typ, frags := splitBody(body)
@@ -94,7 +94,7 @@ func (a *API) getManagedObject(w http.ResponseWriter, r *http.Request, u store.U
 
 func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
 	var body map[string]any
-	if !readJSON(w, r, "inventory", &body) {
+	if !a.readJSON(w, r, "inventory", &body) {
 		return
 	}
 	for k := range body {
@@ -190,7 +190,7 @@ func (a *API) createExternalID(w http.ResponseWriter, r *http.Request, u store.U
 		Type       string `json:"type"`
 		ExternalID string `json:"externalId"`
 	}
-	if !readJSON(w, r, "identity", &body) {
+	if !a.readJSON(w, r, "identity", &body) {
 		return
 	}
 	x := store.ExternalID{Type: body.Type, ExternalID: body.ExternalID, ManagedObjectID: r.PathValue("id")}
@@ -325,7 +325,7 @@ func (a *API) updateAlarm(w http.ResponseWriter, r *http.Request, u store.User) 
 		Severity string `json:"severity"`
 		Text     string `json:"text"`
 	}
-	if !readJSON(w, r, "alarm", &body) {
+	if !a.readJSON(w, r, "alarm", &body) {
 		return
 	}
 	al, err := a.cfg.Store.UpdateAlarm(r.Context(), u.Tenant, r.PathValue("id"),

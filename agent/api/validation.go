@@ -21,11 +21,11 @@ import (
 // resource's type cannot hold, or that fails the rules, refuses the whole
 // request with 422; nothing is stored, so nothing reaches the device.
 
-// refusal is a request's writes refused: the answer is 422 with its text.
-type refusal struct{ err error }
+// refusedWrites is a request's writes refused: the answer is 422 with its text.
+type refusedWrites struct{ err error }
 
-func (r *refusal) Error() string { return r.err.Error() }
-func (r *refusal) Unwrap() error { return r.err }
+func (r *refusedWrites) Error() string { return r.err.Error() }
+func (r *refusedWrites) Unwrap() error { return r.err }
 
 // definitions are the tenant's object definitions writes are typed by;
 // a nil ModelSource types every value as a string, as the runner does.
@@ -47,7 +47,7 @@ func writesOf(k shell.Kind) bool {
 
 // checkWrites types and validates what the commands write to a device.
 // lines numbers the commands for messages (nil for a single command). It
-// returns nil, a *refusal naming every refused value (each prefixed by
+// returns nil, a *refusedWrites naming every refused value (each prefixed by
 // its line), store.ErrNotFound wrapped when the device is not the
 // tenant's, or the error of a store that could not answer.
 func (a *API) checkWrites(ctx context.Context, tenant, deviceID string, cmds []shell.Command, lines []int) error {
@@ -91,7 +91,7 @@ func (a *API) checkWrites(ctx context.Context, tenant, deviceID string, cmds []s
 		}
 	}
 	if len(refuse) > 0 {
-		return &refusal{errors.New(strings.Join(refuse, "\n"))}
+		return &refusedWrites{errors.New(strings.Join(refuse, "\n"))}
 	}
 	return nil
 }

@@ -278,7 +278,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
-		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff}})
+		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
+		Refused: a.Refused, Limits: api.Limits{
+			DocumentSize: cfg.MaxDocumentSize, JSONDepth: cfg.MaxJSONDepth, JSONMembers: cfg.MaxJSONMembers,
+			JSONArray: cfg.MaxJSONArray, JSONValues: cfg.MaxJSONValues, FragmentSize: cfg.MaxFragmentSize,
+			DDFSize: cfg.MaxDDFSize, DDFObjects: cfg.MaxDDFObjects, DDFResources: cfg.MaxDDFResources,
+			CSVLineSize: cfg.MaxCSVLineSize, CSVFields: cfg.MaxCSVFields, StoreTimeout: cfg.StoreRequestTimeout,
+		}})
 	a.httpSrv = &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	// One part failing stops the whole agent: an agent without its LwM2M

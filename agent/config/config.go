@@ -128,6 +128,29 @@ type Config struct {
 	// in bytes.
 	MaxBinarySize int
 
+	// The limits on what one API request may make the agent read and
+	// store (README, Security and limits): a JSON body's size, nesting,
+	// members per object, elements per array, members and elements in
+	// all, and size of one top-level member; a DDF upload's size, objects
+	// and resources per object; a registration file's record size and
+	// fields per record.
+	MaxDocumentSize int
+	MaxJSONDepth    int
+	MaxJSONMembers  int
+	MaxJSONArray    int
+	MaxJSONValues   int
+	MaxFragmentSize int
+	MaxDDFSize      int
+	MaxDDFObjects   int
+	MaxDDFResources int
+	MaxCSVLineSize  int
+	MaxCSVFields    int
+	// StoreRequestTimeout bounds the store's time for one API request
+	// (bulk registration and binaries excepted, which are bounded by
+	// their size), so that a slow request cannot hold the connections
+	// other tenants' requests need.
+	StoreRequestTimeout time.Duration
+
 	// PluginsConfig is the JSON file declaring the plugins and decoders
 	// (agent/plugins.Config); empty runs none.
 	PluginsConfig string
@@ -146,6 +169,15 @@ type Config struct {
 const (
 	BundledProcess   = "process"
 	BundledInProcess = "inprocess"
+)
+
+// Upper bounds of the limits whose values reach a bound of their own:
+// model.MaxDDFSize, what the DDF parser reads; MongoDB's 16 MiB document
+// and 100 levels.
+const (
+	MaxDDFSize      = 8 << 20
+	MaxDocumentSize = 8 << 20
+	MaxJSONDepth    = 90
 )
 
 // Bounds of CredentialsHashCost: bcrypt's own (4 and 31); 31 would take
@@ -213,6 +245,24 @@ func Default() Config {
 		// characters of four classes), which is what protects them.
 		CredentialsHashCost: 6,
 		MaxBinarySize:       16 << 20,
+		// Far above what any client of the API sends, and below what
+		// makes the embedded store slow for everyone: it writes an
+		// object of 10,000 members in 0.4 s and one of 20,000 in 1.7 s,
+		// and every list of other tenants that reads past it pays again.
+		MaxDocumentSize: 1 << 20,
+		MaxJSONDepth:    32,
+		MaxJSONMembers:  1000,
+		MaxJSONArray:    10_000,
+		MaxJSONValues:   20_000,
+		MaxFragmentSize: 256 << 10,
+		// The largest object of the OMA registry has 67 resources and
+		// its largest file is under 100 KiB.
+		MaxDDFSize:          4 << 20,
+		MaxDDFObjects:       100,
+		MaxDDFResources:     1000,
+		MaxCSVLineSize:      64 << 10,
+		MaxCSVFields:        1000,
+		StoreRequestTimeout: 10 * time.Second,
 		// Five tries forgive typos; from then on each wrong guess doubles
 		// the wait, so guessing a password gets nowhere.
 		LoginFailures:   5,
@@ -277,6 +327,18 @@ func (c *Config) settings() []setting {
 		{name: "login-failures", usage: "wrong credentials in a row from one address or for one user before the API answers 429 with a backoff (negative: no backoff)", i: &c.LoginFailures},
 		{name: "login-max-backoff", usage: "longest backoff after repeated wrong credentials (it starts at 1s and doubles with each further failure)", d: &c.LoginMaxBackoff},
 		{name: "max-binary-size", usage: "largest binary (firmware, files) the API stores, in bytes", i: &c.MaxBinarySize},
+		{name: "max-document-size", usage: "largest JSON request body, in bytes (413 above)", i: &c.MaxDocumentSize},
+		{name: "max-json-depth", usage: "deepest nesting of objects and arrays in a JSON body (422 deeper)", i: &c.MaxJSONDepth},
+		{name: "max-json-members", usage: "most members of one object in a JSON body (422 above)", i: &c.MaxJSONMembers},
+		{name: "max-json-array", usage: "most elements of one array in a JSON body (422 above)", i: &c.MaxJSONArray},
+		{name: "max-json-values", usage: "most members and array elements of a JSON body in all (422 above)", i: &c.MaxJSONValues},
+		{name: "max-fragment-size", usage: "largest value of one top-level member (fragment) of a JSON body, in bytes (413 above)", i: &c.MaxFragmentSize},
+		{name: "max-ddf-size", usage: "largest device protocol (DDF) upload, in bytes (413 above)", i: &c.MaxDDFSize},
+		{name: "max-ddf-objects", usage: "most objects in one device protocol (DDF) upload (422 above)", i: &c.MaxDDFObjects},
+		{name: "max-ddf-resources", usage: "most resources of one object in a device protocol (DDF) upload (422 above)", i: &c.MaxDDFResources},
+		{name: "max-csv-line-size", usage: "longest record of a bulk registration file, in bytes (413 above)", i: &c.MaxCSVLineSize},
+		{name: "max-csv-fields", usage: "most fields of one record of a bulk registration file (422 above)", i: &c.MaxCSVFields},
+		{name: "store-request-timeout", usage: "longest the store may work for one API request, bulk registration and binaries excepted (503 after)", d: &c.StoreRequestTimeout},
 		{name: "credentials-hash-cost", usage: "bcrypt cost of the device credentials stored by bulk registration (4 to 31; each step doubles import time per line)", i: &c.CredentialsHashCost},
 	}
 }
@@ -462,6 +524,36 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBinarySize < 1 {
 		errs = append(errs, fmt.Errorf("max-binary-size: %d must be at least 1 byte", c.MaxBinarySize))
+	}
+	for _, l := range []struct {
+		name   string
+		v, min int
+	}{
+		// a body must hold at least a small object, a document one object
+		{"max-document-size", c.MaxDocumentSize, 1 << 10}, {"max-json-depth", c.MaxJSONDepth, 2},
+		{"max-json-members", c.MaxJSONMembers, 16}, {"max-json-array", c.MaxJSONArray, 16},
+		{"max-json-values", c.MaxJSONValues, 16}, {"max-fragment-size", c.MaxFragmentSize, 1 << 10},
+		{"max-ddf-size", c.MaxDDFSize, 4 << 10}, {"max-ddf-objects", c.MaxDDFObjects, 1},
+		{"max-ddf-resources", c.MaxDDFResources, 1}, {"max-csv-line-size", c.MaxCSVLineSize, 1 << 10},
+		{"max-csv-fields", c.MaxCSVFields, 16},
+	} {
+		if l.v < l.min {
+			errs = append(errs, fmt.Errorf("%s: %d must be at least %d", l.name, l.v, l.min))
+		}
+	}
+	if c.MaxDDFSize > MaxDDFSize {
+		errs = append(errs, fmt.Errorf("max-ddf-size: %d must be at most %d, the most the DDF parser reads", c.MaxDDFSize, MaxDDFSize))
+	}
+	if c.MaxDocumentSize > MaxDocumentSize {
+		errs = append(errs, fmt.Errorf("max-document-size: %d must be at most %d: the store takes no larger document", c.MaxDocumentSize, MaxDocumentSize))
+	}
+	// MongoDB refuses documents nested deeper than 100 levels, and a
+	// stored body sits a level or two below its document's top.
+	if c.MaxJSONDepth > MaxJSONDepth {
+		errs = append(errs, fmt.Errorf("max-json-depth: %d must be at most %d: the store nests no deeper", c.MaxJSONDepth, MaxJSONDepth))
+	}
+	if c.StoreRequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("store-request-timeout: %v must be positive", c.StoreRequestTimeout))
 	}
 	if c.OperationWorkers < 1 {
 		errs = append(errs, fmt.Errorf("operation-workers: %d must be at least 1", c.OperationWorkers))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/spf13/pflag"
 )
 
@@ -130,6 +131,32 @@ func TestLoadEnvAndValidate(t *testing.T) {
 		{name: "external url with empty query", args: []string{"--external-url", "https://agent.example.com/?"}, wantErr: "has a query"},
 		{name: "external url with fragment", env: map[string]string{"LWM2M_AGENT_EXTERNAL_URL": "https://agent.example.com/#top"}, wantErr: "has a fragment"},
 		{name: "external url with credentials", args: []string{"--external-url", "https://u:p@agent.example.com"}, wantErr: "carries credentials"},
+		{
+			name: "request limits from the environment",
+			env: map[string]string{"LWM2M_AGENT_MAX_JSON_DEPTH": "16", "LWM2M_AGENT_MAX_CSV_FIELDS": "200",
+				"LWM2M_AGENT_MAX_DDF_OBJECTS": "10", "LWM2M_AGENT_STORE_REQUEST_TIMEOUT": "3s"},
+			check: func(t *testing.T, c Config) {
+				if c.MaxJSONDepth != 16 || c.MaxCSVFields != 200 || c.MaxDDFObjects != 10 || c.StoreRequestTimeout != 3*time.Second {
+					t.Errorf("depth %d, csv fields %d, ddf objects %d, store timeout %v", c.MaxJSONDepth, c.MaxCSVFields, c.MaxDDFObjects, c.StoreRequestTimeout)
+				}
+			},
+		},
+		{
+			name: "request limit defaults",
+			check: func(t *testing.T, c Config) {
+				if c.MaxDocumentSize != 1<<20 || c.MaxJSONDepth != 32 || c.MaxJSONMembers != 1000 || c.MaxJSONArray != 10_000 ||
+					c.MaxJSONValues != 20_000 || c.MaxFragmentSize != 256<<10 || c.MaxDDFSize != 4<<20 || c.MaxDDFObjects != 100 ||
+					c.MaxDDFResources != 1000 || c.MaxCSVLineSize != 64<<10 || c.MaxCSVFields != 1000 || c.StoreRequestTimeout != 10*time.Second {
+					t.Errorf("limits %+v", c)
+				}
+			},
+		},
+		{name: "json depth beyond the store's", args: []string{"--max-json-depth", "91"}, wantErr: "max-json-depth: 91 must be at most 90"},
+		{name: "json depth too small", args: []string{"--max-json-depth", "1"}, wantErr: "max-json-depth: 1 must be at least 2"},
+		{name: "no members", args: []string{"--max-json-members", "0"}, wantErr: "max-json-members: 0 must be at least 16"},
+		{name: "ddf size beyond the parser's", args: []string{"--max-ddf-size", "9000000"}, wantErr: "max-ddf-size: 9000000 must be at most 8388608"},
+		{name: "tiny csv lines", env: map[string]string{"LWM2M_AGENT_MAX_CSV_LINE_SIZE": "100"}, wantErr: "max-csv-line-size: 100 must be at least 1024"},
+		{name: "no store time", args: []string{"--store-request-timeout", "0s"}, wantErr: "store-request-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,5 +246,12 @@ func TestApplyDev(t *testing.T) {
 				t.Errorf("validate: %v", err)
 			}
 		})
+	}
+}
+
+// The bound of --max-ddf-size is what the DDF parser reads.
+func TestMaxDDFSizeIsTheParsers(t *testing.T) {
+	if MaxDDFSize != model.MaxDDFSize {
+		t.Fatalf("config.MaxDDFSize %d, model.MaxDDFSize %d", MaxDDFSize, model.MaxDDFSize)
 	}
 }

@@ -8,25 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// ddfDoc is a valid document of objects with the given numbers of
-// resources, one object a line.
-func ddfDoc(resources ...int) string {
-	var b strings.Builder
-	b.WriteString("<LWM2M>\n")
-	for i, n := range resources {
-		fmt.Fprintf(&b, `<Object ObjectType="MODefinition"><Name>O%d</Name><Description1/><ObjectID>%d</ObjectID><ObjectURN/>`+
-			`<MultipleInstances>Single</MultipleInstances><Mandatory>Optional</Mandatory><Resources>`, i, 30000+i)
-		for r := range n {
-			fmt.Fprintf(&b, `<Item ID="%d"><Name>R</Name><Operations>R</Operations><MultipleInstances>Single</MultipleInstances>`+
-				`<Mandatory>Optional</Mandatory><Type>Integer</Type><RangeEnumeration/><Units/><Description/></Item>`, r)
-		}
-		b.WriteString("</Resources><Description2/></Object>\n")
-	}
-	b.WriteString("</LWM2M>\n")
-	return b.String()
-}
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/ddftest"
+)
 
 func TestParseDDFLimits(t *testing.T) {
 	limits := Limits{Objects: 3, Resources: 4}
@@ -37,10 +21,10 @@ func TestParseDDFLimits(t *testing.T) {
 		line  int
 		says  string
 	}{
-		{"at the limits", ddfDoc(4, 0, 4), "", 0, ""},
-		{"too many objects", ddfDoc(1, 1, 1, 1), CauseObjects, 5, "ddf: line 5: more than 3 objects in one document"},
-		{"too many resources", ddfDoc(1, 5), CauseResources, 3, "ddf: line 3: more than 4 resources in one object"},
-		{"a bare object", strings.TrimSuffix(strings.TrimPrefix(ddfDoc(5), "<LWM2M>\n"), "</LWM2M>\n"), CauseResources, 1, "more than 4 resources"},
+		{"at the limits", ddftest.Doc(4, 0, 4), "", 0, ""},
+		{"too many objects", ddftest.Doc(1, 1, 1, 1), CauseObjects, 5, "ddf: line 5: more than 3 objects in one document"},
+		{"too many resources", ddftest.Doc(1, 5), CauseResources, 3, "ddf: line 3: more than 4 resources in one object"},
+		{"a bare object", strings.TrimSuffix(strings.TrimPrefix(ddftest.Doc(5), "<LWM2M>\n"), "</LWM2M>\n"), CauseResources, 1, "more than 4 resources"},
 		{"items elsewhere are no resources", "<LWM2M><Object><Name><Item/><Item/><Item/><Item/><Item/></Name></Object></LWM2M>", "", 0, ""},
 	}
 	for _, tc := range tests {
@@ -90,9 +74,9 @@ func TestParseDDFLimitsTakeTheRegistry(t *testing.T) {
 // document passes them exactly when it has no more objects and no object
 // more resources than they allow.
 func FuzzParseDDFLimits(f *testing.F) {
-	f.Add([]byte(ddfDoc(1, 2)), 1, 2)
-	f.Add([]byte(ddfDoc(3)), 1, 2)
-	f.Add([]byte(ddfDoc(1, 1, 1)), 2, 5)
+	f.Add([]byte(ddftest.Doc(1, 2)), 1, 2)
+	f.Add([]byte(ddftest.Doc(3)), 1, 2)
+	f.Add([]byte(ddftest.Doc(1, 1, 1)), 2, 5)
 	f.Add([]byte(tempDoc), 1, 1)
 	f.Add([]byte("<Object><Resources><Item/><Item/></Resources></Object>"), 1, 1)
 	f.Fuzz(func(t *testing.T, data []byte, objects, resources int) {
