@@ -127,6 +127,12 @@ func TestEmbeddedListsUseIndex(t *testing.T) {
 		query{"alarms", bson.D{{Key: "tenant", Value: "t1"}, {Key: "source", Value: "7"}, {Key: "status", Value: bson.D{{Key: "$in", Value: []string{"ACTIVE", "ACKNOWLEDGED"}}}}}, bson.D{{Key: "time", Value: -1}, {Key: "seq", Value: -1}}},
 		query{"operations", bson.D{{Key: "tenant", Value: "t1"}, {Key: "deviceId", Value: "7"}, {Key: "status", Value: "PENDING"}}, bson.D{{Key: "seq", Value: 1}}},
 		query{"operations", bson.D{{Key: "tenant", Value: "t1"}}, bson.D{{Key: "seq", Value: 1}}},
+		// a tenant's device and protocol lists read no other tenant's
+		// documents
+		query{"managedObjects", bson.D{{Key: "tenant", Value: "t1"}}, bson.D{{Key: "seq", Value: 1}}},
+		query{"managedObjects", bson.D{{Key: "tenant", Value: "t1"}, {Key: "c8y_IsDevice", Value: bson.D{{Key: "$exists", Value: true}}}}, bson.D{{Key: "seq", Value: 1}}},
+		query{"managedObjects", bson.D{{Key: "tenant", Value: "t1"}, {Key: "type", Value: "c8y_lwm2m"}}, bson.D{{Key: "seq", Value: 1}}},
+		query{"deviceProtocols", bson.D{{Key: "tenant", Value: "t1"}}, bson.D{{Key: "objectId", Value: 1}}},
 	)
 	for _, qq := range queries {
 		q, _, args, ok := listQuery(s.sqlx.tables[qq.collection], qq.collection, qq.filter, qq.sort)
@@ -142,8 +148,13 @@ func TestEmbeddedListsUseIndex(t *testing.T) {
 	if _, _, _, ok := listQuery("t", "events", bson.D{{Key: "c8y_Command.text", Value: "x"}}, nil); ok {
 		t.Error("a dotted field was translated")
 	}
-	if _, _, _, ok := listQuery("t", "managedObjects", bson.D{{Key: "tenant", Value: "t1"}}, nil); ok {
+	if _, _, _, ok := listQuery("t", "users", bson.D{{Key: "tenant", Value: "t1"}}, nil); ok {
 		t.Error("a collection without indexes was translated")
+	}
+	for _, f := range []string{"c8y Is", "c8y[0]", "a\\b"} {
+		if _, _, _, ok := listQuery("t", "managedObjects", bson.D{{Key: f, Value: bson.D{{Key: "$exists", Value: true}}}}, nil); ok {
+			t.Errorf("$exists of %q was translated", f)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -458,7 +459,25 @@ func (ps *Protocols[F]) ListProtocols(ctx context.Context, tenant string, f Prot
 
 // protocolIDs lists the object IDs the tenant defined.
 func (ps *Protocols[F]) protocolIDs(ctx context.Context, tenant string) ([]uint16, error) {
-	cur, err := ps.s.protocols.Find(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetProjection(bson.D{{Key: "objectId", Value: 1}}))
+	filter := bson.D{{Key: "tenant", Value: tenant}}
+	if x := ps.s.sqlx; x != nil {
+		keys, ok, err := x.ids(ctx, "deviceProtocols", filter, bson.D{{Key: "objectId", Value: 1}}, 0)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			ids := make([]uint16, 0, len(keys))
+			for _, k := range keys {
+				id, err := strconv.ParseUint(strings.TrimPrefix(k, tenant+"/"), 10, 16)
+				if err != nil {
+					return nil, fmt.Errorf("list protocols: stored key %q: %w", k, err)
+				}
+				ids = append(ids, uint16(id))
+			}
+			return ids, nil
+		}
+	}
+	cur, err := ps.s.protocols.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "objectId", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("list protocols: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -191,6 +192,16 @@ var listIndexes = map[string]map[string][]string{
 		// left EXECUTING (sqlstart.go)
 		"by_status": {"status", "seq"},
 	},
+	// A tenant's device list and protocol list read only that tenant's
+	// documents: read through FerretDB, each read and decoded every
+	// tenant's, so one tenant's large documents made everyone's lists
+	// slow.
+	"managedObjects": {
+		"by_tenant": {"tenant", "seq"},
+	},
+	"deviceProtocols": {
+		"by_tenant": {"tenant", "objectId"},
+	},
 }
 
 func createIndexes(ctx context.Context, db *sql.DB, table string, indexes map[string][]string) error {
@@ -221,6 +232,14 @@ func sqlWhere(filter bson.D) (where []string, args []any, ok bool) {
 		if ops, isDoc := e.Value.(bson.D); isDoc {
 			for _, op := range ops {
 				switch op.Key {
+				case "$exists":
+					// a fragment the API names (fragmentType); names that
+					// are no identifiers are left to FerretDB rather than
+					// quoted into a JSON path
+					if yes, _ := op.Value.(bool); !yes || !identifierRe.MatchString(e.Key) {
+						return nil, nil, false
+					}
+					where = append(where, "json_type(_ferretdb_sjson, '$."+e.Key+"') IS NOT NULL")
 				case "$gte", "$gt", "$lt", "$lte":
 					v, ok := sqlScalar(op.Value)
 					if !ok {
@@ -253,6 +272,8 @@ func sqlWhere(filter bson.D) (where []string, args []any, ok bool) {
 	}
 	return where, args, true
 }
+
+var identifierRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func plainField(k string) bool {
 	return k != "" && !strings.ContainsAny(k, ".$'\"")
