@@ -171,13 +171,12 @@ const (
 	BundledInProcess = "inprocess"
 )
 
-// Upper bounds of the limits whose values reach a bound of their own:
-// model.MaxDDFSize, what the DDF parser reads; MongoDB's 16 MiB document
-// and 100 levels.
+// Ceilings of the limits that meet a bound of their own: model.MaxDDFSize,
+// what the DDF parser reads; MongoDB's 16 MiB document and 100 levels.
 const (
-	MaxDDFSize      = 8 << 20
-	MaxDocumentSize = 8 << 20
-	MaxJSONDepth    = 90
+	ddfSizeCeiling      = 8 << 20
+	documentSizeCeiling = 8 << 20
+	jsonDepthCeiling    = 90
 )
 
 // Bounds of CredentialsHashCost: bcrypt's own (4 and 31); 31 would take
@@ -541,16 +540,16 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %d must be at least %d", l.name, l.v, l.min))
 		}
 	}
-	if c.MaxDDFSize > MaxDDFSize {
-		errs = append(errs, fmt.Errorf("max-ddf-size: %d must be at most %d, the most the DDF parser reads", c.MaxDDFSize, MaxDDFSize))
+	if c.MaxDDFSize > ddfSizeCeiling {
+		errs = append(errs, fmt.Errorf("max-ddf-size: %d must be at most %d, the most the DDF parser reads", c.MaxDDFSize, ddfSizeCeiling))
 	}
-	if c.MaxDocumentSize > MaxDocumentSize {
-		errs = append(errs, fmt.Errorf("max-document-size: %d must be at most %d: the store takes no larger document", c.MaxDocumentSize, MaxDocumentSize))
+	if c.MaxDocumentSize > documentSizeCeiling {
+		errs = append(errs, fmt.Errorf("max-document-size: %d must be at most %d: the store takes no larger document", c.MaxDocumentSize, documentSizeCeiling))
 	}
 	// MongoDB refuses documents nested deeper than 100 levels, and a
 	// stored body sits a level or two below its document's top.
-	if c.MaxJSONDepth > MaxJSONDepth {
-		errs = append(errs, fmt.Errorf("max-json-depth: %d must be at most %d: the store nests no deeper", c.MaxJSONDepth, MaxJSONDepth))
+	if c.MaxJSONDepth > jsonDepthCeiling {
+		errs = append(errs, fmt.Errorf("max-json-depth: %d must be at most %d: the store nests no deeper", c.MaxJSONDepth, jsonDepthCeiling))
 	}
 	if c.StoreRequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("store-request-timeout: %v must be positive", c.StoreRequestTimeout))

@@ -251,7 +251,7 @@ func TestApplyDev(t *testing.T) {
 
 // The bound of --max-ddf-size is what the DDF parser reads.
 func TestMaxDDFSizeIsTheParsers(t *testing.T) {
-	if MaxDDFSize != model.MaxDDFSize {
-		t.Fatalf("config.MaxDDFSize %d, model.MaxDDFSize %d", MaxDDFSize, model.MaxDDFSize)
+	if ddfSizeCeiling != model.MaxDDFSize {
+		t.Fatalf("the ceiling of --max-ddf-size is %d, model.MaxDDFSize %d", ddfSizeCeiling, model.MaxDDFSize)
 	}
 }
