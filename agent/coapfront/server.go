@@ -60,6 +60,15 @@ var (
 // than the request: a forged sender address gains nothing by it.
 func Answer(code codes.Code) Verdict { return Verdict{kind: answer, code: code} }
 
+// MaxAge is a Max-Age option of d, rounded up to whole seconds: when a
+// refused client may try again (RFC 7252 section 5.10.5, RFC 8516).
+func MaxAge(d time.Duration) message.Option {
+	secs := uint32((d + time.Second - 1) / time.Second)
+	buf := make([]byte, 4)
+	n, _ := message.EncodeUint32(buf, secs)
+	return message.Option{ID: message.MaxAge, Value: buf[:n]}
+}
+
 // Refusal causes, as lwm2m_agent_refused_total names them, and the
 // agent's settings that move their limits.
 const (

@@ -409,15 +409,6 @@ func reply(w mux.ResponseWriter, code codes.Code, diag string, opts ...message.O
 	_ = w.SetResponse(code, message.TextPlain, nil, opts...)
 }
 
-// maxAge is a Max-Age option of d, rounded up to whole seconds: when a
-// refused client may try again (RFC 7252 section 5.10.5, RFC 8516).
-func maxAge(d time.Duration) message.Option {
-	secs := uint32((d + time.Second - 1) / time.Second)
-	buf := make([]byte, 4)
-	n, _ := message.EncodeUint32(buf, secs)
-	return message.Option{ID: message.MaxAge, Value: buf[:n]}
-}
-
 // afterReply runs f once the answer has been written, so hooks that talk
 // to the device find it with its answer in hand.
 func afterReply(r *mux.Message, f func()) {
@@ -524,7 +515,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	if ok, wait := s.registers.Take(security+" "+p.endpoint, time.Now()); !ok {
 		s.stats.rejected.Add(1)
 		s.cfg.Refused.Refuse(CauseRegisterRate, "--endpoint-register-interval", "endpoint", p.endpoint, "peer", addrString(peer.addr))
-		reply(w, codes.TooManyRequests, "", maxAge(wait))
+		reply(w, codes.TooManyRequests, "", coapfront.MaxAge(wait))
 		return
 	}
 

@@ -18,43 +18,6 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
-// Within an interval only the first event of a kind is stored; the first
-// after it says how many were held back and since when; forgetting a
-// device makes its next event news.
-func TestCoalescer(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	c := newCoalescer(time.Minute)
-	admitted := 0
-	for i := range 100 {
-		if ok, _, _ := c.admit("d", t0.Add(time.Duration(i)*100*time.Millisecond)); ok {
-			admitted++
-		}
-	}
-	if admitted != 1 {
-		t.Fatalf("%d of 100 events within a minute stored, want 1", admitted)
-	}
-	ok, skipped, since := c.admit("d", t0.Add(time.Minute))
-	if !ok || skipped != 99 || !since.Equal(t0.Add(100*time.Millisecond)) {
-		t.Fatalf("after the interval: %v, %d held back since %v; want stored, 99 since %v", ok, skipped, since, t0.Add(100*time.Millisecond))
-	}
-	if ok, _, _ := c.admit("other", t0.Add(time.Minute)); !ok {
-		t.Error("another device's event was held back")
-	}
-	c.forget("d")
-	if ok, skipped, _ := c.admit("d", t0.Add(time.Minute+time.Second)); !ok || skipped != 0 {
-		t.Errorf("after forget: %v, %d; want stored, none held back", ok, skipped)
-	}
-	// swept once their interval passed, unless they hold events back
-	c.admit("d", t0.Add(time.Minute+2*time.Second))
-	c.admit("x", t0.Add(3*time.Minute))
-	if n := len(c.held); n != 2 {
-		t.Errorf("%d entries after a sweep, want d (holding one back) and x", n)
-	}
-	if ok, _, _ := newCoalescer(0).admit("d", t0); !ok {
-		t.Error("an interval of 0 held an event back")
-	}
-}
-
 // hooksWithState returns hooks over a fresh store whose state writer runs
 // until the test ends, with events coalesced over interval.
 func hooksWithState(t *testing.T, interval time.Duration) (*Hooks, *store.Store, *StateWriter, *refusal.Log, *logbuf.Buffer) {

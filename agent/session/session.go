@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coalesce"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
@@ -53,7 +54,7 @@ const (
 // CoalescedFragment is the fragment of a lifecycle event stored after
 // others of its kind were held back: {"count": N, "since": time of the
 // first of them}.
-const CoalescedFragment = "c8y_LWM2MCoalesced"
+const CoalescedFragment = coalesce.Fragment
 
 // Reasons a Register is refused.
 var (
@@ -110,7 +111,7 @@ type Config struct {
 type Hooks struct {
 	cfg      Config
 	log      *slog.Logger
-	events   *coalescer
+	events   *coalesce.Events
 	inflight sync.WaitGroup // hook calls under way, so shutdown can let them finish
 }
 
@@ -126,7 +127,7 @@ func New(cfg Config) *Hooks {
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = 10 * time.Second
 	}
-	return &Hooks{cfg: cfg, log: cfg.Logger.With("component", "session"), events: newCoalescer(cfg.EventInterval)}
+	return &Hooks{cfg: cfg, log: cfg.Logger.With("component", "session"), events: coalesce.New(cfg.EventInterval)}
 }
 
 // Authorize binds the endpoint to the device that owns it, and enforces
@@ -247,14 +248,14 @@ func (h *Hooks) securityEvent(ctx context.Context, tenant, id string, req lwm2m.
 // kind were held back, it says how many. A held-back event is counted
 // under cause.
 func (h *Hooks) coalesce(tenant, id string, ev *store.Event, cause string, attrs ...any) bool {
-	ok, skipped, since := h.events.admit(tenant+"/"+id+"/"+ev.Type, ev.Time)
+	ok, held := h.events.Admit(tenant+"/"+id+"/"+ev.Type, ev.Time)
 	if !ok {
 		h.cfg.Refused.Refuse(cause, "--registration-event-interval", append(attrs, "device", id)...)
 		return false
 	}
-	if skipped > 0 {
-		ev.Text += fmt.Sprintf(" (%d more since %s not recorded)", skipped, since.UTC().Format(time.RFC3339))
-		ev.Fragments = map[string]any{CoalescedFragment: map[string]any{"count": skipped, "since": since.UTC()}}
+	if held.Count > 0 {
+		ev.Text += held.Note()
+		ev.Fragments = map[string]any{CoalescedFragment: held.Fragment()}
 	}
 	return true
 }
@@ -421,7 +422,7 @@ func (h *Hooks) write(ctx context.Context, reg lwm2m.Registration, frag bson.M, 
 		}
 	case EventDeregistration, EventExpired:
 		// A Register after the registration ended is news again.
-		h.events.forget(reg.Tenant + "/" + reg.DeviceID + "/" + EventRegistration)
+		h.events.Forget(reg.Tenant + "/" + reg.DeviceID + "/" + EventRegistration)
 	}
 	h.cfg.State.Add(ctx, stateChange{tenant: reg.Tenant, device: reg.DeviceID, fragments: frag, event: ev})
 	h.log.Debug("lifecycle", "endpoint", reg.Endpoint, "reg_id", reg.ID, "device", reg.DeviceID, "event", event)
