@@ -173,10 +173,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, Pipeline: a.Pipeline, AutoRegister: cfg.AutoRegister, Logger: log,
 		EventInterval: cfg.RegistrationEventInterval, Refused: refused})
-	registerInterval := cfg.EndpointRegisterInterval
-	if registerInterval == 0 {
-		registerInterval = -1 // the server's "no limit"
-	}
 	srv, err := lwm2m.NewServer(lwm2m.Config{
 		Addr:             cfg.CoAPAddr,
 		RequestTimeout:   cfg.RequestTimeout,
@@ -185,7 +181,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		MaxRegistrations: cfg.MaxRegistrations,
 		PeerRate:         float64(cfg.PeerRate),
 		PeerBurst:        cfg.PeerBurst,
-		RegisterInterval: registerInterval,
+		RegisterInterval: offIfZero(cfg.EndpointRegisterInterval),
 		RegisterBurst:    cfg.EndpointRegisterBurst,
 		Types:            a.Protocols.GlobalTypes(),
 		Logger:           log,
@@ -226,6 +222,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			SecureBootstrapURI: cfg.BootstrapSURI,
 			RequestTimeout:     cfg.RequestTimeout,
 			IdleTimeout:        cfg.IdleTimeout,
+			RequestInterval:    offIfZero(cfg.BootstrapRequestInterval),
+			RequestBurst:       cfg.BootstrapRequestBurst,
+			EventInterval:      offIfZero(cfg.BootstrapEventInterval),
 			Logger:             log,
 			MaxPendingPeers:    cfg.MaxPendingPeers,
 			PendingIdleTimeout: cfg.PendingIdleTimeout,
@@ -438,4 +437,13 @@ func blockwiseLimits(cfg config.Config) coapfront.TransferLimits {
 		PerPeer: cfg.BlockwiseMaxTransfersPerPeer,
 		Total:   cfg.BlockwiseMaxTransfers,
 	}
+}
+
+// offIfZero turns a setting's 0, which turns a limit off, into the
+// servers' negative value for it: their 0 is their default.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

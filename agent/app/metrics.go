@@ -40,7 +40,7 @@ var metrics = []metric{
 	{"lwm2m_agent_dtls_handshake_failures_total", "DTLS handshakes that failed (unknown identity, wrong key, timeout).", false, func(a *Agent) float64 { _, _, n := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_bootstrap_sessions", "Bootstrap sessions running.", true, func(a *Agent) float64 { return float64(a.bootstrapStats().Sessions) }},
 	{"lwm2m_agent_bootstrap_requests_total", "Bootstrap-Requests received.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Requests) }},
-	{"lwm2m_agent_bootstrap_refused_total", "Bootstrap-Requests refused (malformed, unknown endpoint, forbidden).", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Refused) }},
+	{"lwm2m_agent_bootstrap_refused_total", "Bootstrap-Requests refused (malformed, unknown endpoint, forbidden, over the per-endpoint limit or while another address's session of the endpoint runs).", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Refused) }},
 	{"lwm2m_agent_bootstrap_finished_total", "Bootstrap sessions that ended with Bootstrap-Finish.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Finished) }},
 	{"lwm2m_agent_bootstrap_failed_total", "Bootstrap sessions that failed.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Failed) }},
 	{"lwm2m_agent_decoded_total", "Values decoded by decoder plugins.", false, func(a *Agent) float64 { return float64(a.decoderStats().Decoded) }},

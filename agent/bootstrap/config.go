@@ -24,6 +24,15 @@ const (
 	DefaultPeerBurst        = 40
 	DefaultMaxPeers         = 100000
 	DefaultHookTimeout      = 10 * time.Second
+	// A client retries a failed bootstrap after its Communication Retry
+	// Timer, 60 s by default and doubling (Core TS 1.1, section
+	// 6.2.1.1): three at once (a reboot, a lost answer, a session that
+	// broke off) and one every 30 s beyond is more than it needs, and
+	// bounds the sessions a flood of Bootstrap-Requests from forged
+	// addresses starts.
+	DefaultRequestInterval = 30 * time.Second
+	DefaultRequestBurst    = 3
+	DefaultEventInterval   = time.Minute
 )
 
 // Listener is a DTLS listener as go-coap's DTLS server takes it.
@@ -88,6 +97,22 @@ type Config struct {
 	PeerRate  float64
 	PeerBurst int
 	MaxPeers  int
+	// RequestInterval and RequestBurst bound the Bootstrap-Requests for
+	// one endpoint over one security context (plain CoAP, or one DTLS
+	// identity), whichever addresses they come from: RequestBurst at
+	// once, then one per RequestInterval. Excess is answered 4.29 Too
+	// Many Requests with Max-Age, the seconds until the next is taken,
+	// before any store lookup (DefaultRequestInterval,
+	// DefaultRequestBurst; a negative RequestInterval turns the limit
+	// off). MaxPeers bounds its table of endpoints too.
+	RequestInterval time.Duration
+	RequestBurst    int
+	// EventInterval coalesces the start and failure events of sessions
+	// whose device never answered: of each kind, one per device and
+	// interval is stored, the next one counting those held back
+	// (DefaultEventInterval; negative: every one). A session the device
+	// answered records all its events.
+	EventInterval time.Duration
 	// HookTimeout bounds each Hooks call: the account lookup while the
 	// device waits for its answer, and each event (DefaultHookTimeout).
 	HookTimeout time.Duration
@@ -138,32 +163,39 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("bootstrap config: %s: %v is negative", d.name, *d.v)
 		}
 	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = DefaultMaxSessions
+	counts := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"maxSessions", &cfg.MaxSessions, DefaultMaxSessions},
+		{"peerBurst", &cfg.PeerBurst, DefaultPeerBurst},
+		{"requestBurst", &cfg.RequestBurst, DefaultRequestBurst},
+		{"maxPeers", &cfg.MaxPeers, DefaultMaxPeers},
 	}
-	if cfg.MaxSessions < 0 {
-		return cfg, fmt.Errorf("bootstrap config: maxSessions: %d is negative", cfg.MaxSessions)
+	for _, c := range counts {
+		if *c.v == 0 {
+			*c.v = c.def
+		}
+		if *c.v < 0 {
+			return cfg, fmt.Errorf("bootstrap config: %s: %d is negative", c.name, *c.v)
+		}
+	}
+	// a negative value turns these off
+	if cfg.PeerRate == 0 {
+		cfg.PeerRate = DefaultPeerRate
+	}
+	if cfg.RequestInterval == 0 {
+		cfg.RequestInterval = DefaultRequestInterval
+	}
+	if cfg.EventInterval == 0 {
+		cfg.EventInterval = DefaultEventInterval
 	}
 	if cfg.MaxMessageSize == 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if cfg.MaxMessageSize < 64 {
 		return cfg, fmt.Errorf("bootstrap config: maxMessageSize: %d is below 64", cfg.MaxMessageSize)
-	}
-	if cfg.PeerRate == 0 {
-		cfg.PeerRate = DefaultPeerRate
-	}
-	if cfg.PeerBurst == 0 {
-		cfg.PeerBurst = DefaultPeerBurst
-	}
-	if cfg.PeerBurst < 0 {
-		return cfg, fmt.Errorf("bootstrap config: peerBurst: %d is negative", cfg.PeerBurst)
-	}
-	if cfg.MaxPeers == 0 {
-		cfg.MaxPeers = DefaultMaxPeers
-	}
-	if cfg.MaxPeers < 0 {
-		return cfg, fmt.Errorf("bootstrap config: maxPeers: %d is negative", cfg.MaxPeers)
 	}
 	if cfg.MaxPendingPeers < 0 || cfg.PendingIdleTimeout < 0 {
 		return cfg, fmt.Errorf("bootstrap config: maxPendingPeers %d, pendingIdleTimeout %v: negative", cfg.MaxPendingPeers, cfg.PendingIdleTimeout)

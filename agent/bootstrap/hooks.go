@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coalesce"
 )
 
 // Errors of Hooks lookups; the Server maps them to CoAP codes.
@@ -107,4 +109,7 @@ type Event struct {
 	Transport string
 	Version   string
 	Format    string
+	// Held says how many events of this kind were held back before this
+	// one (Config.EventInterval); its Text ends saying so.
+	Held coalesce.Held
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coalesce"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ratelimit"
@@ -49,6 +50,8 @@ type Server struct {
 	plain     *coapNet.UDPConn
 	secure    Listener         // nil without a secure port
 	limiter   *ratelimit.Peers // nil when unlimited
+	requests  *ratelimit.Peers // Bootstrap-Requests by endpoint; nil when unlimited
+	events    *coalesce.Events // start and failure events of sessions no device answered
 	served    atomic.Bool
 	stats     counters
 	transfers *coapfront.Transfers
@@ -88,6 +91,11 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 	if cfg.PeerRate > 0 {
 		limiter = ratelimit.New(cfg.PeerRate, cfg.PeerBurst, cfg.MaxPeers)
 	}
+	var requests *ratelimit.Peers
+	if cfg.RequestInterval > 0 {
+		// open: anyone can make endpoint names up
+		requests = ratelimit.NewOpen(float64(time.Second)/float64(cfg.RequestInterval), cfg.RequestBurst, cfg.MaxPeers)
+	}
 	secure := cfg.SecureListener
 	if secure == nil && cfg.SecureAddr != "" {
 		l, err := psk.Listen(cfg.SecureAddr, cfg.Keys, cfg.DTLS, cfg.Logger.With("component", "dtls"), limiter, cfg.Refused)
@@ -112,6 +120,8 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		plain:     plain,
 		secure:    secure,
 		limiter:   limiter,
+		requests:  requests,
+		events:    coalesce.New(cfg.EventInterval),
 		baseCtx:   context.Background(),
 		sessions:  make(map[string]*session),
 		plainBy:   make(map[string]int),
@@ -299,6 +309,23 @@ func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool
 	}
 	log := s.log.With("endpoint", req.endpoint, "peer", peer, "transport", transport)
 
+	// Before any lookup, and alike for every name: a flood of
+	// Bootstrap-Requests for one endpoint from many addresses costs a
+	// map lookup each instead of a session each, and the answer says
+	// nothing of whether the endpoint exists. Over DTLS the key holds
+	// the identity, so that a device cannot use up another's requests.
+	key := transport + " " + req.endpoint
+	if secure {
+		identity, _ := pskIdentity(conn)
+		key = "psk:" + identity + " " + req.endpoint
+	}
+	if ok, wait := s.requests.Take(key, time.Now()); !ok {
+		s.stats.refused.Add(1)
+		s.cfg.Refused.Refuse(CauseRequestRate, "--bootstrap-request-interval", "endpoint", req.endpoint, "peer", peer, "transport", transport)
+		reply(w, codes.TooManyRequests, "", coapfront.MaxAge(wait))
+		return
+	}
+
 	acct, ref := s.authorize(r.Context(), conn, req, secure)
 	if ref.err != nil {
 		s.stats.refused.Add(1)
@@ -331,6 +358,19 @@ func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool
 		return
 	}
 	prev := s.sessions[req.endpoint]
+	if prev != nil && !secure && prev.peer != peer {
+		// Nobody proved on the plain port that the request comes from
+		// where it says: the running session may be the device's, and
+		// this one a forged address to send the session's requests to.
+		// One session an endpoint talks to one address at a time; the
+		// device asks again once that session has ended, within a
+		// request timeout of its last request.
+		s.mu.Unlock()
+		s.stats.refused.Add(1)
+		s.cfg.Refused.Refuse(CauseSessionRunning, "--request-timeout", "endpoint", req.endpoint, "peer", peer, "session_peer", prev.peer)
+		reply(w, codes.TooManyRequests, "", coapfront.MaxAge(s.cfg.RequestTimeout))
+		return
+	}
 	// A device that asks again while its session runs has given up on
 	// it; the replaced session ends at once, so it does not count.
 	if s.running >= s.cfg.MaxSessions && prev == nil {
@@ -361,6 +401,21 @@ func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool
 	}
 	go s.run(ctx, sess, prev, replied, conn, acct, req, transport, log)
 }
+
+// Causes of Bootstrap-Requests refused by a limit and of events held
+// back, as lwm2m_agent_refused_total and the log name them.
+const (
+	// CauseRequestRate counts the Bootstrap-Requests refused by
+	// Config.RequestInterval and RequestBurst.
+	CauseRequestRate = "bootstrap_rate_endpoint"
+	// CauseSessionRunning counts the Bootstrap-Requests on the plain port
+	// refused because a session of their endpoint with another address
+	// runs.
+	CauseSessionRunning = "bootstrap_session_running"
+	// CauseEventCoalesced counts the start and failure events held back
+	// by Config.EventInterval.
+	CauseEventCoalesced = "bootstrap_event_coalesced"
+)
 
 // Causes of refused Bootstrap-Requests, as lwm2m_agent_refused_total and
 // the log name them.
@@ -516,12 +571,12 @@ func (s *Server) event(ctx context.Context, acct Account, ev Event) {
 // reply sets the answer code with an optional diagnostic payload. An
 // error from SetResponse means the request's No-Response option asked for
 // silence on this code, which is what then happens.
-func reply(w mux.ResponseWriter, code codes.Code, diag string) {
+func reply(w mux.ResponseWriter, code codes.Code, diag string, opts ...message.Option) {
 	if diag != "" {
-		_ = w.SetResponse(code, message.TextPlain, bytes.NewReader([]byte(diag)))
+		_ = w.SetResponse(code, message.TextPlain, bytes.NewReader([]byte(diag)), opts...)
 		return
 	}
-	_ = w.SetResponse(code, message.TextPlain, nil)
+	_ = w.SetResponse(code, message.TextPlain, nil, opts...)
 }
 
 func addrString(a net.Addr) string {

@@ -444,7 +444,7 @@ func TestBootstrapShutdown(t *testing.T) {
 	if code, _, err := c.request("ep=late"); err != nil || code != codes.Changed {
 		t.Fatalf("bootstrap request: %v %v", code, err)
 	}
-	ts.waitEvents(t, tenant, id, TypeStart)
+	testbound.Until(t, 5*time.Second, "the session's Discover", func() bool { return len(c.seen()) > 0 })
 	start := time.Now()
 	ts.stop()
 	if d := time.Since(start); d > 5*time.Second {
@@ -468,6 +468,7 @@ func TestConfigErrors(t *testing.T) {
 		{"negative timeout", Config{Addr: ":0", RequestTimeout: -time.Second}, "requestTimeout"},
 		{"negative sessions", Config{Addr: ":0", MaxSessions: -1}, "maxSessions"},
 		{"tiny messages", Config{Addr: ":0", MaxMessageSize: 10}, "maxMessageSize"},
+		{"negative request burst", Config{Addr: ":0", RequestBurst: -1}, "requestBurst: -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

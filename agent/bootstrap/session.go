@@ -64,6 +64,11 @@ type sessionState struct {
 	format    codec.Format
 	fellBack  bool // the write format was switched after a 4.15
 	log       *slog.Logger
+	// start is the session's start event until the device has answered
+	// a request; over DTLS it is stored at once. A Bootstrap-Request on
+	// the plain port may come from a forged address, whose sessions
+	// leave their events to Server.coalesced.
+	start *Event
 }
 
 // run is the goroutine of one session: it waits for the session it
@@ -98,10 +103,15 @@ func (s *Server) run(ctx context.Context, sess, prev *session, replied <-chan st
 	t.Stop()
 
 	st := &sessionState{s: s, conn: conn, acct: acct, req: req, transport: transport, log: log}
-	s.event(ctx, acct, Event{
-		Kind: EventStart, Step: "request", Transport: transport,
+	start := Event{
+		Kind: EventStart, Time: time.Now().UTC(), Step: "request", Transport: transport,
 		Text: fmt.Sprintf("Bootstrap requested by %s from %s over %s", acct.Endpoint, addrString(conn.RemoteAddr()), transport),
-	})
+	}
+	if transport == transportSecure {
+		s.event(ctx, acct, start)
+	} else {
+		st.start = &start
+	}
 	log.Info("bootstrap started", "device", acct.DeviceID)
 	pl, err := st.bootstrap(ctx)
 	if err == nil {
@@ -118,7 +128,7 @@ func (s *Server) run(ctx context.Context, sess, prev *session, replied <-chan st
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 	}
-	ev := Event{Kind: EventFailure, Reason: err.Error(), Text: fmt.Sprintf("Bootstrap of %s failed: %v", acct.Endpoint, err)}
+	ev := Event{Kind: EventFailure, Time: time.Now().UTC(), Reason: err.Error(), Text: fmt.Sprintf("Bootstrap of %s failed: %v", acct.Endpoint, err)}
 	var se *StepError
 	if errors.As(err, &se) {
 		ev.Step, ev.Path = se.Step, se.Path
@@ -126,8 +136,39 @@ func (s *Server) run(ctx context.Context, sess, prev *session, replied <-chan st
 			ev.Code = codeString(se.Code)
 		}
 	}
-	log.Warn("bootstrap failed", "err", err)
-	s.event(ctx, acct, st.ev(ev))
+	if st.start == nil {
+		log.Warn("bootstrap failed", "err", err)
+		s.event(ctx, acct, st.ev(ev))
+		return
+	}
+	// Nothing answered from the address: perhaps a device gone silent,
+	// perhaps somebody else's address in a forged request, repeated as
+	// often as the limit lets anyone. The log follows the events.
+	peer := addrString(conn.RemoteAddr())
+	s.coalesced(ctx, acct, *st.start, peer)
+	if s.coalesced(ctx, acct, st.ev(ev), peer) {
+		log.Warn("bootstrap failed", "err", err)
+	} else {
+		log.Debug("bootstrap failed", "err", err)
+	}
+}
+
+// coalesced stores ev, an event of a session whose device never
+// answered, unless one of its kind of the same device was stored less
+// than EventInterval ago, and tells whether it did; the next one stored
+// counts those held back.
+func (s *Server) coalesced(ctx context.Context, acct Account, ev Event, peer string) bool {
+	ok, held := s.events.Admit(acct.Tenant+"/"+acct.DeviceID+"/"+ev.Kind.Type(), ev.Time)
+	if !ok {
+		s.cfg.Refused.Refuse(CauseEventCoalesced, "--bootstrap-event-interval", "endpoint", acct.Endpoint, "device", acct.DeviceID, "peer", peer, "type", ev.Kind.Type())
+		return false
+	}
+	if held.Count > 0 {
+		ev.Text += held.Note()
+		ev.Held = held
+	}
+	s.event(ctx, acct, ev)
+	return true
 }
 
 // ev fills what the session knows into an event.
@@ -306,6 +347,12 @@ func (st *sessionState) exchange(ctx context.Context, step, path string, build f
 		return answer{}, &StepError{Step: step, Path: path, Err: err}
 	}
 	defer st.conn.ReleaseMessage(resp)
+	if st.start != nil {
+		// An answer that matches the request's token came from the
+		// address: the device is there, and the session is news.
+		st.s.event(ctx, st.acct, *st.start)
+		st.start = nil
+	}
 	a := answer{code: resp.Code()}
 	if resp.Body() != nil {
 		if a.body, err = resp.ReadBody(); err != nil {

@@ -11,7 +11,7 @@ import (
 type Stats struct {
 	Sessions    int64  // running
 	Requests    uint64 // Bootstrap-Requests received
-	Refused     uint64 // answered with an error code: malformed, unknown, forbidden
+	Refused     uint64 // answered with an error code: malformed, unknown, forbidden, limited (4.29)
 	Busy        uint64 // answered 5.03 because MaxSessions were running
 	Finished    uint64 // sessions that ended with a successful Bootstrap-Finish
 	Failed      uint64 // sessions that ended otherwise

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/coalesce"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
@@ -86,9 +87,12 @@ func (h *StoreHooks) Event(ctx context.Context, acct Account, ev Event) {
 			frag[k] = v
 		}
 	}
+	frags := map[string]any{"c8y_LWM2MBootstrap": frag}
+	if ev.Held.Count > 0 {
+		frags[coalesce.Fragment] = ev.Held.Fragment()
+	}
 	_, err := h.store.CreateEvent(ctx, acct.Tenant, store.Event{
-		Source: acct.DeviceID, Type: ev.Kind.Type(), Text: ev.Text, Time: ev.Time,
-		Fragments: map[string]any{"c8y_LWM2MBootstrap": frag},
+		Source: acct.DeviceID, Type: ev.Kind.Type(), Text: ev.Text, Time: ev.Time, Fragments: frags,
 	})
 	if err != nil {
 		h.log.Error("cannot store bootstrap event", "endpoint", acct.Endpoint, "device", acct.DeviceID, "type", ev.Kind.Type(), "err", err)

@@ -88,6 +88,17 @@ type Config struct {
 	// registration and security events: one stored per interval, the next
 	// one counting those held back; 0 stores every one.
 	RegistrationEventInterval time.Duration
+	// BootstrapRequestInterval and BootstrapRequestBurst bound the
+	// Bootstrap-Requests for one endpoint (over plain CoAP, or over DTLS
+	// with one identity) from any addresses: a burst, then one per
+	// interval; 0 turns the limit off.
+	BootstrapRequestInterval time.Duration
+	BootstrapRequestBurst    int
+	// BootstrapEventInterval coalesces the bootstrap start and failure
+	// events of sessions whose device never answered: one of each stored
+	// per device and interval, the next one counting those held back; 0
+	// stores every one.
+	BootstrapEventInterval time.Duration
 	// MaxPendingPeers bounds, per plain CoAP port, the peers with state
 	// that hold no registration or bootstrap session; PendingIdleTimeout
 	// drops the state of such a peer silent this long.
@@ -229,6 +240,13 @@ func Default() Config {
 		EndpointRegisterInterval:  10 * time.Second,
 		EndpointRegisterBurst:     5,
 		RegistrationEventInterval: time.Minute,
+		// A device retries a failed bootstrap after a minute, doubling
+		// (LwM2M 1.1 Communication Retry Timer): three in a row and one
+		// every 30 s beyond are more than it needs, and each costs a
+		// session that sends requests to an address nobody verified.
+		BootstrapRequestInterval: 30 * time.Second,
+		BootstrapRequestBurst:    3,
+		BootstrapEventInterval:   time.Minute,
 
 		DTLSHandshakeTimeout:   10 * time.Second,
 		DTLSMaxHandshakes:      1024,
@@ -312,6 +330,9 @@ func (c *Config) settings() []setting {
 		{name: "endpoint-register-interval", usage: "after the burst, one Register naming an endpoint per this interval, from whatever address; more are answered 4.29 (0: no limit)", d: &c.EndpointRegisterInterval},
 		{name: "endpoint-register-burst", usage: "Registers naming one endpoint accepted at once", i: &c.EndpointRegisterBurst},
 		{name: "registration-event-interval", usage: "store one registration event and one security event per device per this interval, the next one counting those held back (0: every one)", d: &c.RegistrationEventInterval},
+		{name: "bootstrap-request-interval", usage: "after the burst, one Bootstrap-Request for an endpoint per this interval, from whatever address; more are answered 4.29 (0: no limit)", d: &c.BootstrapRequestInterval},
+		{name: "bootstrap-request-burst", usage: "Bootstrap-Requests for one endpoint accepted at once", i: &c.BootstrapRequestBurst},
+		{name: "bootstrap-event-interval", usage: "store one start and one failure event per device per this interval of bootstrap sessions whose device never answered, the next one counting those held back (0: every one)", d: &c.BootstrapEventInterval},
 		{name: "coap-max-pending-peers", usage: "peers without a registration (or bootstrap session) that may hold CoAP state at once, per plain port; beyond it the least recently active one loses it", i: &c.MaxPendingPeers},
 		{name: "coap-pending-idle-timeout", usage: "drop the CoAP state of a peer without a registration silent this long", d: &c.PendingIdleTimeout},
 		{name: "blockwise-max-body", usage: "largest block-wise body a device may send, in bytes (more is answered 4.13)", i: &c.BlockwiseMaxBody},
@@ -494,6 +515,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RegistrationEventInterval < 0 {
 		errs = append(errs, fmt.Errorf("registration-event-interval: %v must be 0 (every event) or positive", c.RegistrationEventInterval))
+	}
+	if c.BootstrapRequestInterval < 0 || c.BootstrapRequestBurst < 1 {
+		errs = append(errs, fmt.Errorf("bootstrap-request-interval, bootstrap-request-burst: %v and %d must be 0 (no limit) or positive, and at least 1", c.BootstrapRequestInterval, c.BootstrapRequestBurst))
+	}
+	if c.BootstrapEventInterval < 0 {
+		errs = append(errs, fmt.Errorf("bootstrap-event-interval: %v must be 0 (every event) or positive", c.BootstrapEventInterval))
 	}
 	if c.MaxPendingPeers < 1 {
 		errs = append(errs, fmt.Errorf("coap-max-pending-peers: %d must be at least 1", c.MaxPendingPeers))

@@ -6,8 +6,12 @@ package rawcoap
 import (
 	"net"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
 // Datagram is a named raw CoAP message.
@@ -210,3 +214,50 @@ func Memory() (heap uint64, goroutines int) {
 
 // MB is b in MiB.
 func MB(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// Answers sends n requests from senders sockets, sender s on
+// FloodAddr(s), each sender waiting for the answer to its request (the
+// ACK of its message ID) before the next and ignoring the requests the
+// server sends it meanwhile; a sender sends n/senders. msg makes the i-th
+// request of sender s with message ID mid. It returns the answers'
+// codes counted, and the last answer of each code.
+func Answers(t testing.TB, server net.Addr, senders, n int, msg func(s, i int, mid uint16) []byte) (map[codes.Code]int, map[codes.Code][]byte) {
+	t.Helper()
+	var mu sync.Mutex
+	counts, last := map[codes.Code]int{}, map[codes.Code][]byte{}
+	var wg sync.WaitGroup
+	for s := range senders {
+		conn, err := net.DialUDP("udp4", FloodAddr(s), server.(*net.UDPAddr))
+		if err != nil {
+			t.Fatalf("sender %d: %v", s, err)
+		}
+		defer conn.Close()
+		wg.Go(func() {
+			buf := make([]byte, 1500)
+			for i := range n / senders {
+				mid := uint16(i)
+				if _, err := conn.Write(msg(s, i, mid)); err != nil {
+					t.Errorf("sender %d: %v", s, err)
+					return
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				for {
+					k, err := conn.Read(buf)
+					if err != nil {
+						t.Errorf("sender %d, request %d: no answer: %v", s, i, err)
+						return
+					}
+					if k >= 4 && buf[0]>>4&3 == 2 && uint16(buf[2])<<8|uint16(buf[3]) == mid {
+						mu.Lock()
+						counts[codes.Code(buf[1])]++
+						last[codes.Code(buf[1])] = slices.Clone(buf[:k])
+						mu.Unlock()
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return counts, last
+}
