@@ -34,49 +34,14 @@ func (h *harness) refusedCount(cause string) int {
 	return n
 }
 
-// floodRegister sends n Registers naming ep from senders sockets, each on
-// an address of its own in 127.0.0.0/8 (127.0.0.2 up), each waiting for
-// its answer before the next, and counts the answers by code.
+// floodRegister sends n Registers naming ep from senders addresses in
+// 127.0.0.0/8, each sender waiting for its answer before the next, and
+// counts the answers by code.
 func floodRegister(t *testing.T, server net.Addr, ep string, senders, n int) map[codes.Code]int {
 	t.Helper()
-	var mu sync.Mutex
-	answers := map[codes.Code]int{}
-	var wg sync.WaitGroup
-	for s := range senders {
-		conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, byte(s/250), byte(s%250+2))}, server.(*net.UDPAddr))
-		if err != nil {
-			t.Fatalf("sender %d: %v", s, err)
-		}
-		defer conn.Close()
-		wg.Go(func() {
-			buf := make([]byte, 1500)
-			for i := range n / senders {
-				mid := uint16(i)
-				req := rawcoap.Post(mid, []byte{byte(s), byte(i)}, "rd", []string{"ep=" + ep, "lwm2m=1.1", "lt=300"}, []byte("</3/0>"))
-				if _, err := conn.Write(req); err != nil {
-					t.Errorf("sender %d: %v", s, err)
-					return
-				}
-				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-				for {
-					k, err := conn.Read(buf)
-					if err != nil {
-						t.Errorf("sender %d, register %d: no answer: %v", s, i, err)
-						return
-					}
-					// the ACK of this Register; requests the server
-					// sends a new registration are ignored
-					if k >= 4 && buf[0]>>4&3 == 2 && uint16(buf[2])<<8|uint16(buf[3]) == mid {
-						mu.Lock()
-						answers[codes.Code(buf[1])]++
-						mu.Unlock()
-						break
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
+	answers, _ := rawcoap.Answers(t, server, senders, n, func(s, i int, mid uint16) []byte {
+		return rawcoap.Post(mid, []byte{byte(s), byte(i)}, "rd", []string{"ep=" + ep, "lwm2m=1.1", "lt=300"}, []byte("</3/0>"))
+	})
 	return answers
 }
 
