@@ -362,7 +362,7 @@ func (s *Server) handleRequest(w mux.ResponseWriter, r *mux.Message, secure bool
 		// Nobody proved on the plain port that the request comes from
 		// where it says: the running session may be the device's, and
 		// this one a forged address to send the session's requests to.
-		// One session an endpoint talks to one address at a time; the
+		// An endpoint's session talks to one address at a time; the
 		// device asks again once that session has ended, within a
 		// request timeout of its last request.
 		s.mu.Unlock()
