@@ -239,7 +239,7 @@ func createConn(
 		rAddr:                   rAddr,
 		nextConn:                netctx.NewPacketConn(nextConn),
 		handshakeConfig:         handshakeConfig,
-		fragmentBuffer:          newFragmentBuffer(),
+		fragmentBuffer:          newFragmentBuffer(!isClient && config.InsecureSkipVerifyHello),
 		handshakeCache:          newHandshakeCache(),
 		maximumTransmissionUnit: mtu,
 		paddingLengthGenerator:  paddingLengthGenerator,

@@ -27,9 +27,18 @@ func flight0Parse(
 	cache *handshakeCache,
 	cfg *handshakeConfig,
 ) (flightVal, *alert.Alert, error) {
-	seq, msgs, ok := cache.fullPullMap(0, state.cipherSuite,
-		handshakeCachePullRule{handshake.TypeClientHello, cfg.initialEpoch, true, false},
-	)
+	helloRule := handshakeCachePullRule{handshake.TypeClientHello, cfg.initialEpoch, true, false}
+	startSeq := 0
+	if cfg.insecureSkipHelloVerify {
+		// The ClientHello may answer a HelloVerifyRequest that the
+		// application sent without state: the handshake continues its
+		// message_seq, and the ServerHello answers with the same one, as
+		// a stateless server's does (RFC 6347 Section 4.2.1).
+		if first := cache.pull(helloRule)[0]; first != nil {
+			startSeq = int(first.messageSequence)
+		}
+	}
+	seq, msgs, ok := cache.fullPullMap(startSeq, state.cipherSuite, helloRule)
 	if !ok {
 		// No valid message received. Keep reading
 		return 0, nil, nil
@@ -65,6 +74,7 @@ func flight0Parse(
 	if nextFlight == flight2 {
 		return flight2, nil, nil
 	}
+	state.handshakeSendSequence = startSeq
 
 	return negotiateClientHello(clientHello, state, cfg, nextFlight)
 }

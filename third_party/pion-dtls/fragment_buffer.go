@@ -108,12 +108,19 @@ type fragmentBuffer struct {
 
 	currentMessageSequenceNumber uint16
 
+	// startAtClientHello lets the first message be a ClientHello of any
+	// message_seq, which becomes the current one: a server that skips its
+	// own HelloVerifyRequest may be handed the ClientHello that answered
+	// one sent without state by the application (RFC 6347 Section 4.2.1),
+	// which has message_seq 1.
+	startAtClientHello bool
+
 	totalBufferSize    int
 	totalFragmentCount int
 }
 
-func newFragmentBuffer() *fragmentBuffer {
-	return &fragmentBuffer{cache: map[uint16]*fragments{}}
+func newFragmentBuffer(startAtClientHello bool) *fragmentBuffer {
+	return &fragmentBuffer{cache: map[uint16]*fragments{}, startAtClientHello: startAtClientHello}
 }
 
 // current total size of buffer.
@@ -144,6 +151,13 @@ func (f *fragmentBuffer) push(buf []byte) (isHandshake, isRetransmit bool, err e
 		var header handshake.Header
 		if err := header.Unmarshal(buf); err != nil {
 			return false, false, err
+		}
+
+		if f.startAtClientHello && header.Type == handshake.TypeClientHello && header.FragmentOffset == 0 {
+			f.startAtClientHello = false
+			if len(f.cache) == 0 {
+				f.currentMessageSequenceNumber = header.MessageSequence
+			}
 		}
 
 		// Fragment is a retransmission. We have already assembled it before successfully
@@ -221,6 +235,7 @@ func (f *fragmentBuffer) pop() (content []byte, epoch uint16) {
 
 	delete(f.cache, f.currentMessageSequenceNumber)
 	f.currentMessageSequenceNumber++
+	f.startAtClientHello = false
 
 	return content, frags.epoch
 }
