@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/pion/dtls/v3"
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
 )
@@ -144,13 +145,19 @@ func serve(t *testing.T, l *Listener) <-chan net.Conn {
 
 func listen(t *testing.T) (*Listener, <-chan net.Conn) {
 	t.Helper()
+	return listenRefusing(t, nil)
+}
+
+// listenRefusing is listen counting refusals in refused.
+func listenRefusing(t *testing.T, refused *refusal.Log) (*Listener, <-chan net.Conn) {
+	t.Helper()
 	keys := func(_ context.Context, id string) ([]byte, error) {
 		if id == "dev-1" {
 			return []byte("key-1"), nil
 		}
 		return nil, ErrUnknownIdentity
 	}
-	l, err := Listen("127.0.0.1:0", keys, Limits{HandshakeTimeout: 5 * time.Second}, nil, nil, nil)
+	l, err := Listen("127.0.0.1:0", keys, Limits{HandshakeTimeout: 5 * time.Second}, nil, nil, refused)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/pion/dtls/v3/pkg/protocol"
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
@@ -19,30 +21,39 @@ import (
 
 // demux shares one UDP socket among the DTLS associations of the listener,
 // as pion's own listener does (by Connection ID, else by the peer's
-// address), with one difference: a ClientHello that opens a new
-// association from an address whose association has finished its
-// handshake gets a new association, instead of going to the old one,
-// which drops it without an answer (its epoch-0 records are replays to
-// it). Devices meet this whenever they start over from the same address
-// and port: after a reboot or a lost session, with a fixed local port,
-// or behind a NAT that maps the new socket to the same public port. Until
-// the client returns the cookie of the new association's
-// HelloVerifyRequest the old one keeps the address, so a forged
-// ClientHello cannot take a session away (RFC 6347, section 4.2.8); then
-// the old association is closed.
+// address), except that it keeps nothing for a peer until the peer has
+// shown it receives at its address: a ClientHello without a valid cookie
+// is answered here with a HelloVerifyRequest whose cookie is an HMAC of
+// the address and the hello (RFC 6347, section 4.2.1), and only a
+// ClientHello that returns it gets an association and goes to pion, which
+// skips its own HelloVerifyRequest. So ClientHellos from forged addresses
+// hold no handshake slot and no memory; they cost a HelloVerifyRequest
+// each, never larger than the hello (no amplification).
+//
+// A ClientHello with a valid cookie from an address whose association has
+// finished its handshake starts a new association, which ends the old one
+// (pion's listener sends it to the old one, which drops it as a replay).
+// Devices do this whenever they start over from the same address and
+// port: after a reboot or a lost session, with a fixed local port, or
+// behind a NAT that maps the new socket to the same public port. A forged
+// ClientHello cannot take a session away: it does not return a cookie
+// (RFC 6347, section 4.2.8).
 type demux struct {
 	pc      net.PacketConn
 	cidSize int // 0: no Connection IDs
+	cookies *cookies
+	refused *refusal.Log
 	accept  chan *peerConn
 	done    chan struct{}
 	once    sync.Once
+	hvrs    atomic.Uint64 // HelloVerifyRequests sent
+	answer  []byte        // the read loop's HelloVerifyRequest
 
-	mu      sync.Mutex
-	byAddr  map[string]*peerConn
-	byCID   map[string]*peerConn
-	pending map[string]*peerConn // by address: a new association waiting for its cookie
-	conns   int                  // accepted or queued, not closed
-	closed  bool                 // no more accepts; the socket closes with the last conn
+	mu     sync.Mutex
+	byAddr map[string]*peerConn
+	byCID  map[string]*peerConn
+	conns  int  // accepted or queued, not closed
+	closed bool // no more accepts; the socket closes with the last conn
 }
 
 // backlog is how many new associations may wait for Accept, like pion's.
@@ -56,15 +67,16 @@ const queueLen = 16
 
 var errDemuxClosed = errors.New("dtls listener closed")
 
-func newDemux(pc net.PacketConn, cidSize int) *demux {
+func newDemux(pc net.PacketConn, cidSize int, k *cookies, refused *refusal.Log) *demux {
 	d := &demux{
 		pc:      pc,
 		cidSize: cidSize,
+		cookies: k,
+		refused: refused,
 		accept:  make(chan *peerConn, backlog),
 		done:    make(chan struct{}),
 		byAddr:  map[string]*peerConn{},
 		byCID:   map[string]*peerConn{},
-		pending: map[string]*peerConn{},
 	}
 	go d.readLoop()
 	return d
@@ -110,6 +122,13 @@ func (d *demux) Close() error {
 
 func (d *demux) Addr() net.Addr { return d.pc.LocalAddr() }
 
+// associations returns the associations open or queued now.
+func (d *demux) associations() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.conns
+}
+
 func (d *demux) readLoop() {
 	buf := make([]byte, 8192)
 	for {
@@ -122,79 +141,115 @@ func (d *demux) readLoop() {
 			// ending the loop would silence the port.
 			continue
 		}
-		if c := d.route(buf[:n], raddr); c != nil {
-			c.deliver(bytes.Clone(buf[:n]), raddr)
+		to, answer, ended := d.route(buf[:n], raddr)
+		if ended != nil {
+			_ = ended.Close()
+		}
+		if to != nil {
+			to.deliver(bytes.Clone(buf[:n]), raddr)
+		}
+		if answer != nil {
+			// A lost HelloVerifyRequest is sent again when the client
+			// repeats its ClientHello.
+			_, _ = d.pc.WriteTo(answer, raddr)
 		}
 	}
 }
 
-// route returns the association a datagram goes to, creating one for a
-// new handshake; nil drops the datagram.
-func (d *demux) route(pkt []byte, raddr net.Addr) *peerConn {
+// route returns the association a datagram goes to (nil drops it), or
+// the HelloVerifyRequest that answers it, and an association the
+// datagram ended, to be closed.
+func (d *demux) route(pkt []byte, raddr net.Addr) (to *peerConn, answer []byte, ended *peerConn) {
+	key := raddr.String()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.cidSize > 0 {
 		if id, ok := recordCID(pkt, d.cidSize); ok {
 			if c := d.byCID[id]; c != nil {
-				return c
+				d.mu.Unlock()
+				return c, nil, nil
 			}
 		}
 	}
-	key := raddr.String()
 	cur := d.byAddr[key]
-	hello, isHello := clientHello(pkt)
-	if cur == nil {
-		if p := d.pending[key]; p != nil {
-			// the old association ended before the cookie came back
-			delete(d.pending, key)
-			p.pending = false
-			d.byAddr[key] = p
-			return p
-		}
-		if !isHello {
-			return nil // pion's filter: only a handshake opens an association
-		}
-		return d.open(key, raddr, false)
-	}
-	if !isHello || !cur.finished() {
+	if cur != nil && (!cur.finished() || !startsHello(pkt)) {
 		// A handshake under way handles repeated ClientHellos itself.
-		return cur
+		d.mu.Unlock()
+		return cur, nil, nil
 	}
-	p := d.pending[key]
-	if p == nil {
-		return d.open(key, raddr, true)
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, nil, nil // the socket is open for the sessions only
 	}
-	if cookie := p.hvrCookie(); len(cookie) > 0 && bytes.Equal(cookie, hello.cookie) {
+
+	// No association, or a new handshake from the address of a finished
+	// one: nothing is kept until the cookie comes back.
+	h, err := parseHello(pkt)
+	if err != nil {
+		if cur != nil {
+			return cur, nil, nil // its session drops what is not its own
+		}
+		d.refused.Refuse(CauseUnknownPeer, "", "peer", key, "reason", err.Error())
+		return nil, nil, nil
+	}
+	ap, ok := addrPort(raddr)
+	if !ok {
+		return nil, nil, nil
+	}
+	if len(h.cookie) == 0 {
+		return nil, d.helloVerify(ap, h, len(pkt), key), nil
+	}
+	if !d.cookies.valid(ap, h) {
+		// Answered like a hello without a cookie (RFC 6347, section
+		// 4.2.1), so that a client holding one of an old secret gets a
+		// new one instead of waiting forever.
+		d.refused.Deny(CauseBadCookie, "peer", key)
+		return nil, d.helloVerify(ap, h, len(pkt), key), nil
+	}
+	if cur != nil && bytes.Equal(cur.random[:], h.random) {
+		// a late copy of the hello that opened cur: not a new handshake
+		return cur, nil, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	to = d.open(key, raddr, h)
+	if to != nil && cur != nil {
 		// The client answered from this address: the new association
-		// takes it over and the old one ends.
-		delete(d.pending, key)
-		p.pending = false
-		d.byAddr[key] = p
+		// has taken it over and the old one ends.
 		cur.addrGone = true
-		go func() { _ = cur.Close() }()
+		ended = cur
 	}
-	return p
+	return to, nil, ended
 }
 
-// open queues a new association for Accept; pending ones get the address
-// only when their cookie comes back. Called with d.mu held.
-func (d *demux) open(key string, raddr net.Addr, pending bool) *peerConn {
+// helloVerify returns the HelloVerifyRequest answering h from ap; nil
+// when it would be larger than the datagram of size it answers.
+func (d *demux) helloVerify(ap netip.AddrPort, h *hello, size int, key string) []byte {
+	if size < hvrLen {
+		d.refused.Refuse(CauseUnknownPeer, "", "peer", key, "reason", "ClientHello smaller than its HelloVerifyRequest")
+		return nil
+	}
+	d.answer = appendHelloVerify(d.answer[:0], h, d.cookies.make(ap, h))
+	d.hvrs.Add(1)
+	return d.answer
+}
+
+// open queues a new association for Accept for the ClientHello h, which
+// returned a valid cookie. Called with d.mu held.
+func (d *demux) open(key string, raddr net.Addr, h *hello) *peerConn {
 	if d.closed {
 		return nil
 	}
-	c := &peerConn{d: d, raddr: raddr, key: key, pending: pending, in: make(chan datagram, queueLen),
+	c := &peerConn{d: d, raddr: raddr, key: key, seqBase: h.recordSeq, in: make(chan datagram, queueLen),
 		done: make(chan struct{}), readDeadline: deadline.New(), writeDeadline: deadline.New()}
+	copy(c.random[:], h.random)
 	select {
 	case d.accept <- c:
 	default:
-		return nil // backlog full: the client retransmits later
+		return nil // backlog full: the client repeats its hello, with the cookie
 	}
 	d.conns++
-	if pending {
-		d.pending[key] = c
-	} else {
-		d.byAddr[key] = c
-	}
+	d.byAddr[key] = c
 	return c
 }
 
@@ -214,21 +269,22 @@ type peerConn struct {
 
 	readDeadline, writeDeadline *deadline.Deadline
 
+	// The record sequence number of the ClientHello that opened it.
+	seqBase uint64
+	// The client random of that ClientHello.
+	random [32]byte
+
 	// Once the handshake's last flight went out, writes take d.mu only
 	// while a Connection ID session still holds its first address.
 	settled, watchMove atomic.Bool
 
 	// Guarded by d.mu.
-	pending  bool   // in d.pending, not yet in d.byAddr
 	addrGone bool   // no longer holds its address in d.byAddr
 	cid      string // its Connection ID in d.byCID
-	cookie   []byte // of the HelloVerifyRequest it sent
 	sentEnc  bool   // it sent an encrypted record: its handshake is finishing or done
 }
 
 func (c *peerConn) finished() bool { return c.sentEnc } // d.mu held
-
-func (c *peerConn) hvrCookie() []byte { return c.cookie } // d.mu held
 
 func (c *peerConn) deliver(b []byte, from net.Addr) {
 	select {
@@ -264,14 +320,49 @@ func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	default:
 	}
 	c.observe(p, addr)
-	return c.d.pc.WriteTo(p, addr)
+	if _, err := c.d.pc.WriteTo(continueSeq(p, c.seqBase), addr); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
-// observe learns from what the association sends: the cookie of its
-// HelloVerifyRequest, the Connection ID its ServerHello gives the client,
-// that its handshake has reached the encrypted epoch, and, as pion's
-// listener does, frees the first address once the client moved to another
-// under its Connection ID.
+// continueSeq returns p with the sequence numbers of its epoch-0 records
+// raised by base, in a copy (a writer's buffer is not to be changed).
+// pion numbers its records from 0, as if it had sent none; the client has
+// already seen the HelloVerifyRequest under the first ClientHello's
+// number, and drops records it has seen as replays. From the second
+// ClientHello's number on, as mbedTLS's server counts after a stateless
+// cookie exchange, they are new. Epoch-0 records are not authenticated,
+// so the number may change; they come before any other in a datagram.
+func continueSeq(p []byte, base uint64) []byte {
+	const rec = recordlayer.FixedHeaderSize
+	if base == 0 {
+		return p
+	}
+	var out []byte
+	for off := 0; off+rec <= len(p); {
+		if protocol.ContentType(p[off]) == protocol.ContentTypeConnectionID || p[off+3] != 0 || p[off+4] != 0 {
+			break
+		}
+		if out == nil {
+			out = bytes.Clone(p)
+		}
+		seq := uint64(binary.BigEndian.Uint16(out[off+5:]))<<32 | uint64(binary.BigEndian.Uint32(out[off+7:]))
+		seq += base
+		binary.BigEndian.PutUint16(out[off+5:], uint16(seq>>32))
+		binary.BigEndian.PutUint32(out[off+7:], uint32(seq))
+		off += rec + int(binary.BigEndian.Uint16(p[off+11:]))
+	}
+	if out == nil {
+		return p
+	}
+	return out
+}
+
+// observe learns from what the association sends: the Connection ID its
+// ServerHello gives the client, that its handshake has reached the
+// encrypted epoch, and, as pion's listener does, frees the first address
+// once the client moved to another under its Connection ID.
 func (c *peerConn) observe(p []byte, addr net.Addr) {
 	if c.settled.Load() && (!c.watchMove.Load() || addr.String() == c.key) {
 		return
@@ -281,11 +372,8 @@ func (c *peerConn) observe(p []byte, addr net.Addr) {
 	defer d.mu.Unlock()
 	if !c.sentEnc {
 		c.sentEnc = encrypting(p)
-		if recs, err := recordlayer.UnpackDatagram(p); err == nil {
-			if cookie, ok := helloVerifyCookie(recs); ok {
-				c.cookie = cookie
-			}
-			if d.cidSize > 0 && c.cid == "" {
+		if d.cidSize > 0 && c.cid == "" {
+			if recs, err := recordlayer.UnpackDatagram(p); err == nil {
 				if id, ok := serverHelloCID(recs); ok {
 					c.cid = id
 					d.byCID[id] = c
@@ -313,9 +401,6 @@ func (c *peerConn) Close() error {
 		defer d.mu.Unlock()
 		if d.byAddr[c.key] == c {
 			delete(d.byAddr, c.key)
-		}
-		if d.pending[c.key] == c {
-			delete(d.pending, c.key)
 		}
 		if c.cid != "" && d.byCID[c.cid] == c {
 			delete(d.byCID, c.cid)
@@ -350,58 +435,13 @@ func (timeoutError) Temporary() bool { return true }
 
 var errTimeout net.Error = timeoutError{}
 
-// helloInfo is what routing needs of a ClientHello.
-type helloInfo struct {
-	cookie []byte
-}
-
-// clientHello reports whether the datagram's first record is an epoch-0
-// handshake record starting a ClientHello, and its cookie. Only the
-// ClientHello's first fragment is read, so a fragmented one counts too.
-func clientHello(pkt []byte) (helloInfo, bool) {
-	const rec, hs = recordlayer.FixedHeaderSize, handshake.HeaderLength
-	if len(pkt) < rec+hs+2+32+1 || protocol.ContentType(pkt[0]) != protocol.ContentTypeHandshake ||
-		binary.BigEndian.Uint16(pkt[3:5]) != 0 || handshake.Type(pkt[rec]) != handshake.TypeClientHello {
-		return helloInfo{}, false
-	}
-	if pkt[rec+6] != 0 || pkt[rec+7] != 0 || pkt[rec+8] != 0 { // fragment offset
-		return helloInfo{}, false
-	}
-	end := rec + int(binary.BigEndian.Uint16(pkt[11:13]))
-	if end > len(pkt) {
-		end = len(pkt)
-	}
-	body := pkt[rec+hs : end]
-	off := 2 + 32
-	if off >= len(body) {
-		return helloInfo{}, true
-	}
-	off += 1 + int(body[off]) // session id
-	if off >= len(body) {
-		return helloInfo{}, true
-	}
-	n := int(body[off])
-	if off+1+n > len(body) {
-		return helloInfo{}, true
-	}
-	return helloInfo{cookie: body[off+1 : off+1+n]}, true
-}
-
-// helloVerifyCookie returns the cookie of a HelloVerifyRequest among
-// outgoing records.
-func helloVerifyCookie(recs [][]byte) ([]byte, bool) {
-	const rec, hs = recordlayer.FixedHeaderSize, handshake.HeaderLength
-	for _, r := range recs {
-		if len(r) < rec+hs+3 || protocol.ContentType(r[0]) != protocol.ContentTypeHandshake ||
-			handshake.Type(r[rec]) != handshake.TypeHelloVerifyRequest {
-			continue
-		}
-		var m handshake.MessageHelloVerifyRequest
-		if err := m.Unmarshal(r[rec+hs:]); err == nil {
-			return m.Cookie, true
-		}
-	}
-	return nil, false
+// startsHello reports whether the datagram's first record is an epoch-0
+// handshake record starting a ClientHello (its first fragment).
+func startsHello(pkt []byte) bool {
+	const rec = recordlayer.FixedHeaderSize
+	return len(pkt) >= rec+handshake.HeaderLength && protocol.ContentType(pkt[0]) == protocol.ContentTypeHandshake &&
+		binary.BigEndian.Uint16(pkt[3:5]) == 0 && handshake.Type(pkt[rec]) == handshake.TypeClientHello &&
+		uint24(pkt[rec+6:]) == 0
 }
 
 // serverHelloCID returns the Connection ID an outgoing ServerHello asks

@@ -47,6 +47,14 @@ const (
 	// CauseWrongKey: the client presented an identity with a key, and the
 	// handshake failed after the key exchange; almost always a wrong key.
 	CauseWrongKey = "dtls_wrong_key"
+	// CauseBadCookie: a ClientHello returned a cookie that was not made
+	// for it and its address, or whose secret has expired; it is answered
+	// with a new HelloVerifyRequest, nothing else.
+	CauseBadCookie = "dtls_bad_cookie"
+	// CauseUnknownPeer: a datagram from an address without an association
+	// that is not an unfragmented ClientHello, dropped (records of a
+	// session that was closed, garbage).
+	CauseUnknownPeer = "dtls_unknown_peer"
 )
 
 // Defaults of Limits.
@@ -91,7 +99,10 @@ func (l Limits) withDefaults() Limits {
 // serverOptions are the DTLS server options: PSK only, keys from ring,
 // Connection IDs offered to clients that support them, and each new
 // handshake counted against its peer's rate in peers (nil: no limit), like
-// a datagram. The PSK callback never logs a key.
+// a datagram. The PSK callback never logs a key. pion sends no
+// HelloVerifyRequest: the demux has verified the cookie of every
+// ClientHello it hands over (its second), and pion's own cookie would be
+// a second exchange, with state.
 func serverOptions(ring *keyring, peers *ratelimit.Peers) []dtls.ServerOption {
 	opts := []dtls.ServerOption{
 		dtls.WithPSK(ring.key),
@@ -101,6 +112,7 @@ func serverOptions(ring *keyring, peers *ratelimit.Peers) []dtls.ServerOption {
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(CIDSize)),
 		dtls.WithFlightInterval(time.Second),
+		dtls.WithInsecureSkipVerifyHello(true),
 	}
 	if peers != nil {
 		opts = append(opts, dtls.WithOnConnectionAttempt(func(a net.Addr) error {
@@ -143,6 +155,7 @@ type Listener struct {
 	closed     atomic.Bool
 	lim        Limits
 	ring       *keyring
+	demux      *demux
 	refused    *refusal.Log
 	handshakes chan struct{}
 	sessions   atomic.Int64
@@ -152,9 +165,12 @@ type Listener struct {
 
 // Listen binds addr ("host:port", "udp" network) for DTLS-PSK with keys
 // from keys, within lim; peers (nil: no limit) bounds each peer's rate of
-// new handshakes. Handshakes that fail for an unknown identity or a wrong
-// key are counted and logged in refused (nil: neither) under
-// CauseUnknownIdentity and CauseWrongKey.
+// new handshakes, counted only for ClientHellos that returned their
+// cookie. Handshakes that fail for an unknown identity or a wrong key are
+// counted and logged in refused (nil: neither) under CauseUnknownIdentity
+// and CauseWrongKey, invalid cookies under CauseBadCookie, and datagrams
+// from addresses without an association that are not ClientHellos under
+// CauseUnknownPeer.
 func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *ratelimit.Peers, refused *refusal.Log) (*Listener, error) {
 	lim = lim.withDefaults()
 	if log == nil {
@@ -170,12 +186,13 @@ func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *rate
 	if err != nil {
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
 	}
-	l, err := dtls.NewListenerWithOptions(newDemux(pc, CIDSize), opts...)
+	d := newDemux(pc, CIDSize, newCookies(cookieRotation, nil), refused)
+	l, err := dtls.NewListenerWithOptions(d, opts...)
 	if err != nil {
-		_ = pc.Close()
+		_ = d.Close()
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
 	}
-	return &Listener{inner: l, lim: lim, ring: ring, refused: refused, handshakes: make(chan struct{}, lim.MaxHandshakes)}, nil
+	return &Listener{inner: l, lim: lim, ring: ring, demux: d, refused: refused, handshakes: make(chan struct{}, lim.MaxHandshakes)}, nil
 }
 
 // Addr is the bound address.
@@ -194,6 +211,15 @@ func (l *Listener) Sessions() int64 { return l.sessions.Load() }
 
 // Handshakes returns the handshakes under way now.
 func (l *Listener) Handshakes() int { return len(l.handshakes) }
+
+// Associations returns the associations the listener holds now: those
+// queued for Accept, handshakes under way and sessions. Only a client
+// that returned its cookie gets one.
+func (l *Listener) Associations() int { return l.demux.associations() }
+
+// HelloVerifyRequests returns the HelloVerifyRequests sent so far, one
+// for each ClientHello without a valid cookie.
+func (l *Listener) HelloVerifyRequests() uint64 { return l.demux.hvrs.Load() }
 
 // Refused returns the sessions dropped by a limit so far.
 func (l *Listener) Refused() int64 { return l.dropped.Load() }
