@@ -3,13 +3,16 @@ package lwm2m
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/mbedtlsclient"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/rawcoap"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
@@ -323,16 +326,24 @@ func TestAdversarialMalformedCoAP(t *testing.T) {
 	}
 }
 
+// forgedHello is the i-th ClientHello of a flood from forged addresses:
+// the smallest a server reads (no session id, no cookie,
+// PSK_WITH_AES_128_CCM_8, null compression), a random of its own.
+func forgedHello(i int) []byte {
+	hello := []byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 54, // record, epoch 0, length 54
+		1, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 42, // ClientHello, 42 bytes, message_seq 0, one fragment
+		0xfe, 0xfd} // client_version
+	random := make([]byte, 32)
+	binary.BigEndian.PutUint64(random, uint64(i))
+	hello = append(hello, random...)
+	return append(hello, 0, 0, 0, 2, 0xc0, 0xa8, 1, 0)
+}
+
 // malformedDTLS are datagrams for the DTLS port: garbage, records cut or
 // overlong, records of epochs no session has, and a well-formed
-// ClientHello (the last), which opens a handshake that a forged address
-// never finishes.
+// ClientHello (the last), whose forged address never returns the cookie.
 func malformedDTLS(i int) []byte {
-	hello := []byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 54, // record, epoch 0, length 54
-		1, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 0, 42, // ClientHello, 42 bytes, one fragment
-		0xfe, 0xfd} // client_version
-	hello = append(hello, bytes.Repeat([]byte{byte(i)}, 32)...) // random
-	hello = append(hello, 0, 0, 0, 2, 0xc0, 0xa8, 1, 0)         // no session id, no cookie, PSK_WITH_AES_128_CCM_8, null compression
+	hello := forgedHello(i)
 	switch i % 6 {
 	case 0:
 		return []byte{0xde, 0xad, 0xbe, 0xef}
@@ -350,30 +361,134 @@ func malformedDTLS(i int) []byte {
 }
 
 // TestAdversarialMalformedDTLS: malformed DTLS datagrams and forged
-// ClientHellos from 3,000 addresses cost at most the bound of handshakes
-// under way, which end by their timeout; then a device handshakes and
-// registers.
+// ClientHellos from 3,000 addresses leave no association behind: the
+// garbage is dropped (dtls_unknown_peer), each hello gets a
+// HelloVerifyRequest and nothing else. A device then handshakes at its
+// first attempt and registers. (Before, each hello held one of
+// --dtls-max-handshakes until --dtls-handshake-timeout.)
 func TestAdversarialMalformedDTLS(t *testing.T) {
 	testbound.Bound(t, time.Minute)
 	const n, maxHandshakes = 3000, 32
-	s, _ := startSecureServer(t, Config{DTLS: psk.Limits{MaxHandshakes: maxHandshakes, HandshakeTimeout: time.Second}})
+	refused := refusal.New(nil, time.Hour)
+	s, _ := startSecureServer(t, Config{DTLS: psk.Limits{MaxHandshakes: maxHandshakes, HandshakeTimeout: 10 * time.Second}, Refused: refused})
 	heap0, g0 := rawcoap.Memory()
-	sent := 0
-	rawcoap.Flood(t, s.SecureAddr(), n, malformedDTLS, func() uint64 { sent++; return uint64(sent) })
-	heap1, g1 := rawcoap.Memory()
-	open, refused, failed := s.Sessions()
-	t.Logf("DTLS flood of %d addresses: heap %.1f MB -> %.1f MB, goroutines %d -> %d; sessions %d, handshakes refused %d, failed %d",
-		n, rawcoap.MB(heap0), rawcoap.MB(heap1), g0, g1, open, refused, failed)
-	if g1 > g0+8*maxHandshakes+64 {
-		t.Errorf("goroutines grew from %d to %d with %d handshakes at most", g0, g1, maxHandshakes)
+	handled := func() uint64 { return s.secure.HelloVerifyRequests() + refused.Count(psk.CauseUnknownPeer) }
+	if got := rawcoap.Flood(t, s.SecureAddr(), n, malformedDTLS, handled); got != n {
+		t.Fatalf("the server read %d of %d datagrams", got, n)
 	}
-	var d *device
-	testbound.Until(t, 10*time.Second, "a device's handshake after the flood", func() bool {
-		var err error
-		d, _, err = newSecureDevice(t, s.SecureAddr(), "id-1", testKeys["id-1"], piondtls.TLS_PSK_WITH_AES_128_CCM_8, false)
-		return err == nil
-	})
+	heap1, g1 := rawcoap.Memory()
+	open, dropped, failed := s.Sessions()
+	t.Logf("DTLS flood of %d addresses: heap %.1f MB -> %.1f MB, goroutines %d -> %d; associations %d, handshakes %d, sessions %d, refused %d, failed %d",
+		n, rawcoap.MB(heap0), rawcoap.MB(heap1), g0, g1, s.secure.Associations(), s.secure.Handshakes(), open, dropped, failed)
+	if a, h := s.secure.Associations(), s.secure.Handshakes(); a != 0 || h != 0 {
+		t.Errorf("%d associations and %d handshakes after the flood, want none", a, h)
+	}
+	if hvr, unknown := s.secure.HelloVerifyRequests(), refused.Count(psk.CauseUnknownPeer); hvr != n/6 || unknown != n-n/6 {
+		t.Errorf("%d HelloVerifyRequests and %d %s, want %d and %d", hvr, unknown, psk.CauseUnknownPeer, n/6, n-n/6)
+	}
+	if g1 > g0+64 {
+		t.Errorf("goroutines grew from %d to %d", g0, g1)
+	}
+	d, _, err := newSecureDevice(t, s.SecureAddr(), "id-1", testKeys["id-1"], piondtls.TLS_PSK_WITH_AES_128_CCM_8, false)
+	if err != nil {
+		t.Fatalf("a device's handshake after the flood: %v", err)
+	}
 	if res, _ := d.register([]string{"ep=after-dtls-garbage", "lwm2m=1.1"}, testLinks); res.code != codes.Created {
 		t.Fatalf("register after the flood: %v", res.code)
+	}
+}
+
+// TestAdversarialSpoofedClientHellos: ClientHellos from 5,000 forged
+// source addresses, and more while devices handshake, take no handshake
+// slot and no association: each is answered with a HelloVerifyRequest
+// and forgotten. A pion device and an mbedTLS device handshake at their
+// first attempt during the flood and register. (Before, every hello took
+// one of --dtls-max-handshakes until --dtls-handshake-timeout, and a
+// device's handshake was refused until then.)
+func TestAdversarialSpoofedClientHellos(t *testing.T) {
+	testbound.Bound(t, time.Minute)
+	const n, batch, maxHandshakes = 5000, 200, 32
+	refused := refusal.New(nil, time.Hour)
+	s, _ := startSecureServer(t, Config{DTLS: psk.Limits{MaxHandshakes: maxHandshakes, HandshakeTimeout: 10 * time.Second}, Refused: refused})
+	l := s.secure
+	// Each batch from distinct addresses is read before the next is
+	// sent, so that the socket's buffer drops none of the devices'.
+	flood := func(from int) error {
+		start := l.HelloVerifyRequests()
+		for i := from; i < from+batch; i++ {
+			c, err := net.ListenUDP("udp4", rawcoap.FloodAddr(i%n))
+			if err != nil {
+				return fmt.Errorf("bind %v: %w", rawcoap.FloodAddr(i%n), err)
+			}
+			_, err = c.WriteTo(forgedHello(i), s.SecureAddr())
+			_ = c.Close()
+			if err != nil {
+				return err
+			}
+		}
+		for deadline := time.Now().Add(2 * time.Second); l.HelloVerifyRequests() < start+batch; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%d of %d hellos answered", l.HelloVerifyRequests()-start, batch)
+			}
+		}
+		return nil
+	}
+	heldMost := func(most *int) { *most = max(*most, l.Associations(), l.Handshakes()) }
+
+	var before int
+	for i := 0; i < n; i += batch {
+		if err := flood(i); err != nil {
+			t.Fatal(err)
+		}
+		heldMost(&before)
+	}
+	t.Logf("%d forged ClientHellos: %d HelloVerifyRequests; associations or handshakes held at most %d, now %d associations, %d handshakes",
+		n, l.HelloVerifyRequests(), before, l.Associations(), l.Handshakes())
+	if before != 0 {
+		t.Fatalf("forged ClientHellos held %d associations or handshakes, want none", before)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var during int
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := n; ctx.Err() == nil; i += batch {
+			if err := flood(i); err != nil {
+				t.Errorf("flood: %v", err)
+				return
+			}
+			heldMost(&during)
+		}
+	})
+	defer func() { cancel(); wg.Wait() }()
+
+	t.Run("pion", func(t *testing.T) {
+		start := time.Now()
+		d, _, err := newSecureDevice(t, s.SecureAddr(), "id-1", testKeys["id-1"], piondtls.TLS_PSK_WITH_AES_128_CCM_8, false)
+		if err != nil {
+			t.Fatalf("handshake during the flood: %v", err)
+		}
+		shaken := time.Since(start)
+		if res, _ := d.register([]string{"ep=beside-forged-hellos", "lwm2m=1.1"}, testLinks); res.code != codes.Created {
+			t.Fatalf("register during the flood: %v", res.code)
+		}
+		t.Logf("during the flood: handshake %v, with Register %v", shaken.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	})
+	t.Run("mbedTLS", func(t *testing.T) {
+		bin := mbedtlsclient.Build(t)
+		start := time.Now()
+		out, err := mbedtlsclient.Run(t, bin, "127.0.0.1", fmt.Sprint(s.SecureAddr().(*net.UDPAddr).Port), "id-2", string(testKeys["id-2"]),
+			"rd", "ep=mbedtls-beside-forged-hellos", "lt=60", "lwm2m=1.1")
+		if err != nil || !strings.Contains(out, "code=2.01") {
+			t.Fatalf("register during the flood: %v\n%s", err, out)
+		}
+		t.Logf("during the flood: handshake and Register %v", time.Since(start).Round(time.Millisecond))
+	})
+	cancel()
+	wg.Wait()
+	t.Logf("%d HelloVerifyRequests in all; associations or handshakes held at most %d during the devices' handshakes, now %d associations",
+		l.HelloVerifyRequests(), during, l.Associations())
+	if during > 2 {
+		t.Errorf("associations or handshakes held at most %d during the flood, want the devices' 2 at most", during)
 	}
 }
