@@ -37,6 +37,7 @@ var metrics = []metric{
 	{"lwm2m_agent_rate_limited_total", "Datagrams dropped because their peer sent too many.", false, func(a *Agent) float64 { return float64(a.Server.Stats().RateLimited) }},
 	{"lwm2m_agent_dtls_sessions", "DTLS sessions open on the LwM2M server port.", true, func(a *Agent) float64 { n, _, _ := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_dtls_refused_total", "DTLS handshakes dropped by the handshake or session limit.", false, func(a *Agent) float64 { _, n, _ := a.Server.Sessions(); return float64(n) }},
+	{"lwm2m_agent_dtls_hello_verify_requests_total", "ClientHellos without a valid cookie answered with a HelloVerifyRequest, for which nothing was kept.", false, func(a *Agent) float64 { return float64(a.Server.HelloVerifyRequests()) }},
 	{"lwm2m_agent_dtls_handshake_failures_total", "DTLS handshakes that failed (unknown identity, wrong key, timeout).", false, func(a *Agent) float64 { _, _, n := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_bootstrap_sessions", "Bootstrap sessions running.", true, func(a *Agent) float64 { return float64(a.bootstrapStats().Sessions) }},
 	{"lwm2m_agent_bootstrap_requests_total", "Bootstrap-Requests received.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Requests) }},

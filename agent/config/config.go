@@ -113,7 +113,8 @@ type Config struct {
 
 	// DTLSHandshakeTimeout ends an unfinished DTLS handshake.
 	DTLSHandshakeTimeout time.Duration
-	// DTLSMaxHandshakes bounds the DTLS handshakes under way.
+	// DTLSMaxHandshakes bounds the DTLS handshakes under way; a ClientHello
+	// without a valid cookie takes none (it is answered without state).
 	DTLSMaxHandshakes int
 	// DTLSSessionIdleTimeout closes a DTLS session that carried nothing
 	// this long; the device handshakes again on its next message.
@@ -339,7 +340,7 @@ func (c *Config) settings() []setting {
 		{name: "blockwise-max-transfers-per-peer", usage: "unfinished block-wise transfers of one peer (more are answered 5.03)", i: &c.BlockwiseMaxTransfersPerPeer},
 		{name: "blockwise-max-transfers", usage: "unfinished block-wise transfers of all peers, per server (more are answered 5.03)", i: &c.BlockwiseMaxTransfers},
 		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
-		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most; more are dropped until one ends", i: &c.DTLSMaxHandshakes},
+		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most (one starts only for a ClientHello that returned its cookie); more are dropped until one ends", i: &c.DTLSMaxHandshakes},
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
 		{name: "max-request-timeout", usage: "largest lwm2mRequestTimeout a device's registration parameters may ask for", d: &c.MaxRequestTimeout},
 		{name: "plugins-config", usage: "JSON file declaring mapping, custom action and decoder plugins (empty: none)", str: &c.PluginsConfig},

@@ -178,6 +178,16 @@ func (s *Server) Sessions() (open, refused, failed int64) {
 	return s.secure.Sessions(), s.secure.Refused(), s.secure.HandshakeFailures()
 }
 
+// HelloVerifyRequests returns the HelloVerifyRequests the DTLS port sent
+// so far: one for each ClientHello without a valid cookie, for which
+// nothing was kept.
+func (s *Server) HelloVerifyRequests() uint64 {
+	if s.secure == nil {
+		return 0
+	}
+	return s.secure.HelloVerifyRequests()
+}
+
 // Serve answers devices until ctx is done, then closes the socket, ends
 // every registration (without calling hooks: the devices did not leave)
 // and returns after all its goroutines stopped. It can be called once.
