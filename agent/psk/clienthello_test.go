@@ -168,7 +168,14 @@ func listenRefusing(t *testing.T, refused *refusal.Log) (*Listener, <-chan net.C
 // server's side of the session.
 func handshakeClient(t *testing.T, l *Listener, accepted <-chan net.Conn, pc net.PacketConn) (*dtls.Conn, net.Conn) {
 	t.Helper()
-	client, err := dtls.ClientWithOptions(pc, l.Addr(),
+	return handshakeClientTo(t, l.Addr(), accepted, pc)
+}
+
+// handshakeClientTo is handshakeClient through server, an address that
+// leads to the listener.
+func handshakeClientTo(t *testing.T, server net.Addr, accepted <-chan net.Conn, pc net.PacketConn) (*dtls.Conn, net.Conn) {
+	t.Helper()
+	client, err := dtls.ClientWithOptions(pc, server,
 		dtls.WithPSK(func([]byte) ([]byte, error) { return []byte("key-1"), nil }),
 		dtls.WithPSKIdentityHint([]byte("dev-1")),
 		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8))
@@ -253,6 +260,19 @@ func TestMbedTLSClientHelloAnswered(t *testing.T) {
 	}
 }
 
+// roundTrip checks that the session of client and srv still carries data.
+func roundTrip(t *testing.T, client, srv net.Conn, when string) {
+	t.Helper()
+	if _, err := client.Write([]byte(when)); err != nil {
+		t.Fatalf("session %s: write: %v", when, err)
+	}
+	buf := make([]byte, 64)
+	_ = srv.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := srv.Read(buf); err != nil || string(buf[:n]) != when {
+		t.Fatalf("session %s: read %q, %v", when, buf[:n], err)
+	}
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -274,15 +294,7 @@ func TestClientHelloWithoutCookieKeepsSession(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := client.Write([]byte("still here")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64)
-	_ = srv.SetReadDeadline(time.Now().Add(3 * time.Second))
-	n, err := srv.Read(buf)
-	if err != nil || string(buf[:n]) != "still here" {
-		t.Fatalf("session after forged ClientHellos: read %q, %v", buf[:n], err)
-	}
+	roundTrip(t, client, srv, "after forged ClientHellos")
 	if got := l.Sessions(); got != 1 {
 		t.Fatalf("sessions %d, want 1", got)
 	}
@@ -311,15 +323,9 @@ func TestListenerCloseKeepsSessions(t *testing.T) {
 	if _, err := late.Write(mbedHello{}.record(0, 0, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Write([]byte("after close")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64)
-	_ = srv.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if n, err := srv.Read(buf); err != nil || string(buf[:n]) != "after close" {
-		t.Fatalf("session after the listener closed: read %q, %v", buf[:n], err)
-	}
+	roundTrip(t, client, srv, "after the listener closed")
 	// the new client got nothing: its handshake was not taken
+	buf := make([]byte, 64)
 	_ = late.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if n, err := late.Read(buf); err == nil {
 		t.Fatalf("a ClientHello after close was answered: % x", buf[:n])

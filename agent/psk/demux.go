@@ -212,6 +212,9 @@ func (d *demux) route(pkt []byte, raddr net.Addr) (to *peerConn, answer []byte, 
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if cur != nil && d.byAddr[key] != cur {
+		cur = nil // it closed, or moved under its Connection ID, meanwhile
+	}
 	to = d.open(key, raddr, h)
 	if to != nil && cur != nil {
 		// The client answered from this address: the new association

@@ -178,3 +178,71 @@ func TestUnknownPeerDropped(t *testing.T) {
 		t.Fatalf("%d associations, %d HelloVerifyRequests; want none", n, hvrs)
 	}
 }
+
+// A copy of the ClientHello that opened a session, arriving after the
+// handshake (the network repeated it, or someone replays it within the
+// cookie's life), goes to that session instead of starting a new
+// association that would end it.
+func TestLateHelloKeepsSession(t *testing.T) {
+	l, accepted := listen(t)
+	// the client talks to front; the server sees back's address
+	front, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, l.Addr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hellos := make(chan []byte, 1) // the client's second ClientHello
+	done := make(chan struct{})
+	go func() { // client to server
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := front.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if h, err := parseHello(buf[:n]); err == nil && len(h.cookie) > 0 {
+				select {
+				case hellos <- bytes.Clone(buf[:n]):
+				default:
+				}
+			}
+			_, _ = back.Write(buf[:n])
+		}
+	}()
+	done2 := make(chan struct{})
+	go func() { // server to client
+		defer close(done2)
+		buf := make([]byte, 2048)
+		for {
+			n, err := back.Read(buf)
+			if err != nil {
+				return
+			}
+			_, _ = front.WriteTo(buf[:n], pc.LocalAddr())
+		}
+	}()
+	t.Cleanup(func() { _ = front.Close(); _ = back.Close(); <-done; <-done2 })
+
+	client, srv := handshakeClientTo(t, front.LocalAddr(), accepted, pc)
+	var withCookie []byte
+	select {
+	case withCookie = <-hellos:
+	default:
+		t.Fatal("no ClientHello with a cookie went through the relay")
+	}
+	if _, err := back.Write(withCookie); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, client, srv, "after its ClientHello came again")
+	if n, sessions := l.Associations(), l.Sessions(); n != 1 || sessions != 1 {
+		t.Fatalf("%d associations, %d sessions; want 1, 1", n, sessions)
+	}
+}
