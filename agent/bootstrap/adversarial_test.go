@@ -5,9 +5,12 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/dtlsprobe"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/rawcoap"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
 // TestAdversarialOnlyBootstrapRequestsGetState: on the plain port, a
@@ -42,5 +45,31 @@ func TestAdversarialOnlyBootstrapRequestsGetState(t *testing.T) {
 	}
 	if g1 > g0+16 {
 		t.Errorf("goroutines grew from %d to %d", g0, g1)
+	}
+}
+
+// TestAdversarialForgedClientHellosSecurePort: the DTLS bootstrap port
+// answers ClientHellos from 3,000 forged addresses with a
+// HelloVerifyRequest each and keeps nothing for them: no association, no
+// handshake. A device then handshakes and bootstraps at once.
+func TestAdversarialForgedClientHellosSecurePort(t *testing.T) {
+	testbound.Bound(t, time.Minute)
+	ts := startServer(t, nil)
+	l := ts.srv.secure.(*psk.Listener)
+	const n = 3000
+	got := rawcoap.Flood(t, ts.srv.SecureAddr(), n, dtlsprobe.ForgedHello, l.HelloVerifyRequests)
+	if got != n || l.Associations() != 0 || l.Handshakes() != 0 {
+		t.Fatalf("%d forged ClientHellos: %d answered, %d associations, %d handshakes; want %d, 0, 0", n, got, l.Associations(), l.Handshakes(), n)
+	}
+	ts.device(t, tenant, map[string]any{
+		"endpointId": "psk-f", "lwm2mServerUri": "coaps://lwm2m.example.com:5784", "securityMode": "PSK",
+		"lwm2mPskId": "psk-f-id", "bootstrapPskId": "psk-f-bs",
+	}, []byte{1}, []byte{0xf1})
+	c := newClient(t, "1.1")
+	if err := c.handshake(ts.srv.SecureAddr(), "psk-f-bs", []byte{0xf1}, 2*time.Second); err != nil {
+		t.Fatalf("a device's handshake after the flood: %v", err)
+	}
+	if code, _, err := c.request("ep=psk-f"); err != nil || code != codes.Changed {
+		t.Fatalf("Bootstrap-Request after the flood: %v %v", code, err)
 	}
 }

@@ -3,7 +3,6 @@ package lwm2m
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/dtlsprobe"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/mbedtlsclient"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/rawcoap"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
@@ -326,24 +326,11 @@ func TestAdversarialMalformedCoAP(t *testing.T) {
 	}
 }
 
-// forgedHello is the i-th ClientHello of a flood from forged addresses:
-// the smallest a server reads (no session id, no cookie,
-// PSK_WITH_AES_128_CCM_8, null compression), a random of its own.
-func forgedHello(i int) []byte {
-	hello := []byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 54, // record, epoch 0, length 54
-		1, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 42, // ClientHello, 42 bytes, message_seq 0, one fragment
-		0xfe, 0xfd} // client_version
-	random := make([]byte, 32)
-	binary.BigEndian.PutUint64(random, uint64(i))
-	hello = append(hello, random...)
-	return append(hello, 0, 0, 0, 2, 0xc0, 0xa8, 1, 0)
-}
-
 // malformedDTLS are datagrams for the DTLS port: garbage, records cut or
 // overlong, records of epochs no session has, and a well-formed
 // ClientHello (the last), whose forged address never returns the cookie.
 func malformedDTLS(i int) []byte {
-	hello := forgedHello(i)
+	hello := dtlsprobe.ForgedHello(i)
 	switch i % 6 {
 	case 0:
 		return []byte{0xde, 0xad, 0xbe, 0xef}
@@ -420,7 +407,7 @@ func TestAdversarialSpoofedClientHellos(t *testing.T) {
 			if err != nil {
 				return fmt.Errorf("bind %v: %w", rawcoap.FloodAddr(i%n), err)
 			}
-			_, err = c.WriteTo(forgedHello(i), s.SecureAddr())
+			_, err = c.WriteTo(dtlsprobe.ForgedHello(i), s.SecureAddr())
 			_ = c.Close()
 			if err != nil {
 				return err

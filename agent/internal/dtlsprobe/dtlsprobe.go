@@ -1,11 +1,13 @@
 // Package dtlsprobe runs a DTLS-PSK client handshake through a relay
 // that records what the server sent, for tests that compare how a server
 // answers different credentials: the records on the wire, the client's
-// error and how long it took.
+// error and how long it took; and makes the ClientHellos of floods from
+// forged addresses.
 package dtlsprobe
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"slices"
@@ -159,4 +161,17 @@ func handshakeType(t byte) string {
 		return "finished"
 	}
 	return fmt.Sprintf("handshake_%d", t)
+}
+
+// ForgedHello is the i-th ClientHello of a flood from forged addresses:
+// the smallest a server reads (no session id, no cookie,
+// PSK_WITH_AES_128_CCM_8, null compression), with a random of its own.
+func ForgedHello(i int) []byte {
+	hello := []byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 54, // record, epoch 0, length 54
+		1, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 42, // ClientHello, 42 bytes, message_seq 0, one fragment
+		0xfe, 0xfd} // client_version
+	random := make([]byte, 32)
+	binary.BigEndian.PutUint64(random, uint64(i))
+	hello = append(hello, random...)
+	return append(hello, 0, 0, 0, 2, 0xc0, 0xa8, 1, 0)
 }
