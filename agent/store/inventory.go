@@ -402,47 +402,6 @@ func (s *Store) DeviceByEndpoint(ctx context.Context, endpoint string) (tenant, 
 	return d.Tenant, d.DeviceID, nil
 }
 
-// CreateDevice creates the LwM2M device for endpoint in the tenant: a
-// managed object named after it, of type c8y_lwm2m, with c8y_IsDevice and
-// c8y_SupportedOperations, and the external ID c8y_Id = endpoint; it binds
-// the endpoint to the device unless another tenant holds it. If the tenant
-// already has a device for the endpoint, it returns that device's ID and an
-// error wrapping ErrConflict.
-func (s *Store) CreateDevice(ctx context.Context, tenant, endpoint string) (id string, err error) {
-	if endpoint == "" {
-		return "", fmt.Errorf("%w: empty endpoint", ErrInvalid)
-	}
-	if x, err := s.GetExternalID(ctx, tenant, ExternalIDDevice, endpoint); err == nil {
-		return x.ManagedObjectID, fmt.Errorf("device %s: %w", endpoint, ErrConflict)
-	}
-	mo, err := s.CreateManagedObject(ctx, tenant, ManagedObject{
-		Name: endpoint, Type: DeviceType,
-		Fragments: map[string]any{
-			"c8y_IsDevice":            map[string]any{},
-			"c8y_SupportedOperations": []any{"c8y_Command"},
-		},
-	})
-	if err != nil {
-		return "", err
-	}
-	// The external ID is the uniqueness claim: without transactions, a
-	// concurrent creator that loses removes its object again.
-	if err := s.insertExternalID(ctx, tenant, ExternalID{Type: ExternalIDDevice, ExternalID: endpoint, ManagedObjectID: mo.ID}); err != nil {
-		_, _ = s.objects.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: key(tenant, mo.ID)}})
-		if errors.Is(err, ErrConflict) {
-			if x, err2 := s.GetExternalID(ctx, tenant, ExternalIDDevice, endpoint); err2 == nil {
-				return x.ManagedObjectID, err
-			}
-		}
-		return "", err
-	}
-	_, err = s.endpoints.InsertOne(ctx, endpointDoc{Endpoint: endpoint, Tenant: tenant, DeviceID: mo.ID})
-	if err != nil && !isDup(err) {
-		return mo.ID, fmt.Errorf("bind endpoint %s: %w", endpoint, err)
-	}
-	return mo.ID, nil
-}
-
 // UpdateFragmentsMany merges fragments into many objects of one tenant in
 // one round trip (an unordered bulk of updates by _id). Objects that do not
 // exist are skipped; their IDs are returned.

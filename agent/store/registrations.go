@@ -29,6 +29,24 @@ type DeviceRegistration struct {
 	// SaveDeviceRegistration.
 	Serialization string
 	Updated       time.Time
+	// Incomplete is set while the device the record belongs to is being
+	// created (CreateIncompleteDevice) and until CompleteDevice: the
+	// device is not there yet for the LwM2M, bootstrap and DTLS layers,
+	// and the store's start removes what a crash left of it.
+	Incomplete bool
+	// Release are the PSK identities, by kind, that a change of the
+	// record took from the device and has not released yet; stored with
+	// the new parameters in one write, so that a crash before the release
+	// leaves them named for the store's start (or the next change) to
+	// release. SaveDeviceRegistration keeps the stored ones when nil.
+	Release map[string]string
+}
+
+// pendingDoc is what a registration record says of the unfinished
+// change that wrote it; a record without one is complete.
+type pendingDoc struct {
+	Create  bool              `bson:"create,omitempty"`
+	Release map[string]string `bson:"release,omitempty"`
 }
 
 type deviceRegDoc struct {
@@ -41,15 +59,22 @@ type deviceRegDoc struct {
 	CredentialsHash []byte         `bson:"credentialsHash,omitempty"`
 	Serialization   string         `bson:"serialization,omitempty"`
 	Updated         time.Time      `bson:"updated"`
+	Pending         *pendingDoc    `bson:"pending,omitempty"`
 }
 
 // SaveDeviceRegistration stores (or replaces) a device's registration
 // parameters and secrets. The device's Serialization is not changed:
-// SetDeviceSerialization owns it.
+// SetDeviceSerialization owns it. r.Incomplete and r.Release, when set,
+// are stored in the same write; otherwise the record stays as complete
+// or incomplete as it was, so that a change made while the device's
+// creation is under way does not complete it.
 func (s *Store) SaveDeviceRegistration(ctx context.Context, tenant, deviceID string, r DeviceRegistration) error {
 	set := bson.D{
 		{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID}, {Key: "params", Value: r.Params},
 		{Key: "updated", Value: time.Now().UTC().Truncate(time.Millisecond)},
+	}
+	if r.Incomplete || len(r.Release) > 0 {
+		set = append(set, bson.E{Key: "pending", Value: pendingDoc{Create: r.Incomplete, Release: r.Release}})
 	}
 	unset := bson.D{}
 	for _, f := range []struct {
@@ -93,12 +118,29 @@ func (s *Store) SetDeviceSerialization(ctx context.Context, tenant, deviceID, fo
 	return nil
 }
 
+// CompleteDevice marks the device's registration record complete: the
+// last write of a change, after which the device is what the record
+// says for every reader.
+func (s *Store) CompleteDevice(ctx context.Context, tenant, deviceID string) error {
+	res, err := s.deviceRegs.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "pending", Value: ""}}}})
+	if err != nil {
+		return fmt.Errorf("complete registration of %s: %w", deviceID, err)
+	}
+	if res.MatchedCount == 0 {
+		// removed meanwhile (RemoveIncompleteDevice): nothing to complete
+		return fmt.Errorf("complete registration of %s: %w", deviceID, ErrNotFound)
+	}
+	return nil
+}
+
 // DeviceRegistrationOf returns a device's registration, secrets included:
 // for the protocol layers, never for an API answer. A device that has no
-// registration parameters (only a Serialization) is ErrNotFound here.
+// registration parameters (only a Serialization), or whose creation has
+// not finished (Incomplete), is ErrNotFound here.
 func (s *Store) DeviceRegistrationOf(ctx context.Context, tenant, deviceID string) (DeviceRegistration, error) {
 	r, err := s.DeviceSettings(ctx, tenant, deviceID)
-	if err == nil && r.Params == nil && len(r.PSKKey) == 0 && len(r.BootstrapPSKKey) == 0 && len(r.CredentialsHash) == 0 {
+	if err == nil && (r.Incomplete || r.Params == nil && len(r.PSKKey) == 0 && len(r.BootstrapPSKKey) == 0 && len(r.CredentialsHash) == 0) {
 		return DeviceRegistration{}, ErrNotFound
 	}
 	return r, err
@@ -106,8 +148,9 @@ func (s *Store) DeviceRegistrationOf(ctx context.Context, tenant, deviceID strin
 
 // DeviceSettings returns whatever is stored for the device's registration:
 // parameters and secrets as DeviceRegistrationOf, and also the
-// Serialization of a device that has no parameters. One read serves the
-// LwM2M server's Register, which needs both.
+// Serialization of a device that has no parameters, and a record that is
+// Incomplete. One read serves the LwM2M server's Register, which needs
+// all of it.
 func (s *Store) DeviceSettings(ctx context.Context, tenant, deviceID string) (DeviceRegistration, error) {
 	var d deviceRegDoc
 	err := s.deviceRegs.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}}).Decode(&d)
@@ -117,7 +160,15 @@ func (s *Store) DeviceSettings(ctx context.Context, tenant, deviceID string) (De
 	if err != nil {
 		return DeviceRegistration{}, fmt.Errorf("read registration of %s: %w", deviceID, err)
 	}
-	return DeviceRegistration{Params: d.Params, PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: d.CredentialsHash, Serialization: d.Serialization, Updated: d.Updated}, nil
+	return d.registration(), nil
+}
+
+func (d deviceRegDoc) registration() DeviceRegistration {
+	r := DeviceRegistration{Params: d.Params, PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: d.CredentialsHash, Serialization: d.Serialization, Updated: d.Updated}
+	if d.Pending != nil {
+		r.Incomplete, r.Release = d.Pending.Create, d.Pending.Release
+	}
+	return r
 }
 
 // PSK identity kinds: the identity a device presents to the LwM2M server,

@@ -1,0 +1,392 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// A device is several documents (its managed object, its external IDs,
+// its endpoint binding, its PSK identities and its registration record),
+// and FerretDB writes each one alone: there is no transaction to make
+// them appear together. So the registration record, which says how the
+// device must connect, is written first, marked incomplete, and marked
+// complete by the last write (CompleteDevice). Every reader that lets a
+// device in (the LwM2M server's Register, the DTLS key lookup, the
+// bootstrap server) finds the device through its endpoint or a PSK
+// identity, bound after the record, and refuses a device whose record
+// is incomplete; the API finds no managed object without a record
+// before it. A crash between the first and the last write leaves an
+// incomplete record, which names everything the creation may have
+// claimed, and the next start removes all of it
+// (repairIncompleteDevices).
+
+// Registration parameters the store reads itself.
+const (
+	ParamEndpointID   = "endpointId"
+	ParamSecurityMode = "securityMode"
+	SecurityNoSec     = "NO_SEC"
+	SecurityPSK       = "PSK"
+)
+
+// pskParams name each kind of PSK identity in the parameters.
+var pskParams = map[string]string{PSKServer: "lwm2mPskId", PSKBootstrap: "bootstrapPskId"}
+
+// PSKIdentity returns the identity of kind (PSKServer or PSKBootstrap)
+// that the parameters name, "" for none.
+func (r DeviceRegistration) PSKIdentity(kind string) string {
+	s, _ := r.Params[pskParams[kind]].(string)
+	return s
+}
+
+// SecurityMode returns the securityMode the parameters name, "" for none.
+func (r DeviceRegistration) SecurityMode() string {
+	s, _ := r.Params[ParamSecurityMode].(string)
+	return s
+}
+
+// NewDevice is an LwM2M device to create with its registration record.
+type NewDevice struct {
+	Endpoint string
+	// Name of the managed object; "" names it after the endpoint.
+	Name string
+	// Fragments of the managed object besides name and type (DeviceType).
+	Fragments map[string]any
+	// ExternalIDs name the device besides c8y_Id = Endpoint; each must be
+	// free in the tenant.
+	ExternalIDs  []ExternalID
+	Registration DeviceRegistration
+}
+
+// CreateIncompleteDevice creates the LwM2M device d in the tenant: its
+// registration record (marked incomplete), then its managed object, its
+// external IDs (c8y_Id = endpoint first: the claim of the device, which
+// a concurrent creator of the same endpoint loses) and last the binding
+// of the endpoint to the device, unless another tenant holds it. The
+// device is no device for the protocol layers until CompleteDevice; the
+// caller adds what else it writes in between (PSK identities) and
+// removes it all with RemoveIncompleteDevice if it gives up. If the
+// tenant already has a device for the endpoint, it returns that
+// device's ID and an error wrapping ErrConflict, and nothing is written.
+func (s *Store) CreateIncompleteDevice(ctx context.Context, tenant string, d NewDevice) (id string, err error) {
+	if d.Endpoint == "" {
+		return "", fmt.Errorf("%w: empty endpoint", ErrInvalid)
+	}
+	frags := map[string]any{}
+	for k, v := range d.Fragments {
+		if !reserved[k] && k != "name" && k != "type" {
+			frags[k] = v
+		}
+	}
+	if err := checkFragments(frags); err != nil {
+		return "", err
+	}
+	if x, err := s.GetExternalID(ctx, tenant, ExternalIDDevice, d.Endpoint); err == nil {
+		return x.ManagedObjectID, fmt.Errorf("device %s: %w", d.Endpoint, ErrConflict)
+	}
+	ids, err := s.newIDs(ctx, 1)
+	if err != nil {
+		return "", err
+	}
+	id = strconv.FormatInt(ids[0], 10)
+	reg := d.Registration
+	reg.Incomplete = true
+	if err := s.SaveDeviceRegistration(ctx, tenant, id, reg); err != nil {
+		return "", err
+	}
+	undo := func(err error) (string, error) {
+		if rerr := s.RemoveIncompleteDevice(context.WithoutCancel(ctx), tenant, id); rerr != nil {
+			s.log.Error("remove a device whose creation failed; the next start removes it", "tenant", tenant, "device", id, "err", rerr)
+		}
+		return "", err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	name := d.Name
+	if name == "" {
+		name = d.Endpoint
+	}
+	mo := ManagedObject{ID: id, Name: name, Type: DeviceType, CreationTime: now, LastUpdated: now, Fragments: frags}
+	if _, err := s.objects.InsertOne(ctx, s.moDoc(tenant, mo, ids[0])); err != nil {
+		return undo(fmt.Errorf("create device %s: %w", d.Endpoint, err))
+	}
+	if err := s.insertExternalID(ctx, tenant, ExternalID{Type: ExternalIDDevice, ExternalID: d.Endpoint, ManagedObjectID: id}); err != nil {
+		_, _ = undo(err)
+		if errors.Is(err, ErrConflict) {
+			// a concurrent creator claimed the endpoint first
+			if x, err2 := s.GetExternalID(ctx, tenant, ExternalIDDevice, d.Endpoint); err2 == nil {
+				return x.ManagedObjectID, err
+			}
+		}
+		return "", err
+	}
+	for _, x := range d.ExternalIDs {
+		x.ManagedObjectID = id
+		if err := s.insertExternalID(ctx, tenant, x); err != nil {
+			return undo(err)
+		}
+	}
+	_, err = s.endpoints.InsertOne(ctx, endpointDoc{Endpoint: d.Endpoint, Tenant: tenant, DeviceID: id})
+	if err != nil && !isDup(err) {
+		return undo(fmt.Errorf("bind endpoint %s: %w", d.Endpoint, err))
+	}
+	return id, nil
+}
+
+// CreateDevice creates the LwM2M device for endpoint in the tenant, as
+// auto-registration does: a managed object named after it, of type
+// c8y_lwm2m, with c8y_IsDevice and c8y_SupportedOperations, the external
+// ID c8y_Id = endpoint, the binding of the endpoint unless another
+// tenant holds it, and a complete registration record of securityMode
+// NO_SEC, all or nothing (see CreateIncompleteDevice). If the tenant
+// already has a device for the endpoint, it returns that device's ID and
+// an error wrapping ErrConflict.
+func (s *Store) CreateDevice(ctx context.Context, tenant, endpoint string) (id string, err error) {
+	id, err = s.CreateIncompleteDevice(ctx, tenant, NewDevice{
+		Endpoint: endpoint,
+		Fragments: map[string]any{
+			"c8y_IsDevice":            map[string]any{},
+			"c8y_SupportedOperations": []any{"c8y_Command"},
+		},
+		Registration: DeviceRegistration{Params: map[string]any{ParamEndpointID: endpoint, ParamSecurityMode: SecurityNoSec}},
+	})
+	if err != nil {
+		return id, err
+	}
+	if err := s.CompleteDevice(ctx, tenant, id); err != nil {
+		if rerr := s.RemoveIncompleteDevice(context.WithoutCancel(ctx), tenant, id); rerr != nil {
+			s.log.Error("remove a device whose creation failed; the next start removes it", "tenant", tenant, "device", id, "err", rerr)
+		}
+		return "", err
+	}
+	return id, nil
+}
+
+// ErrComplete refuses to remove a device whose creation has finished.
+var ErrComplete = errors.New("the device's creation has finished")
+
+// RemoveIncompleteDevice removes what the creation of the tenant's device
+// wrote, as long as its registration record is incomplete: the endpoint
+// binding, the PSK identities the record names, the external IDs naming
+// the device, the managed object, and last the record, so that a removal
+// cut short is done again by the next start. A device that has none or a
+// complete record is ErrComplete: it is no creation's leftover.
+func (s *Store) RemoveIncompleteDevice(ctx context.Context, tenant, id string) error {
+	var d deviceRegDoc
+	err := s.deviceRegs.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("remove device %s: %w", id, ErrComplete)
+	}
+	if err != nil {
+		return fmt.Errorf("remove device %s: read its registration: %w", id, err)
+	}
+	r := d.registration()
+	if !r.Incomplete {
+		return fmt.Errorf("remove device %s: %w", id, ErrComplete)
+	}
+	if ep, _ := r.Params[ParamEndpointID].(string); ep != "" {
+		if _, err := s.endpoints.DeleteOne(ctx, bson.D{{Key: "_id", Value: ep}, {Key: "tenant", Value: tenant}, {Key: "deviceId", Value: id}}); err != nil {
+			return fmt.Errorf("remove device %s: unbind endpoint: %w", id, err)
+		}
+	}
+	for _, kind := range []string{PSKServer, PSKBootstrap} {
+		for _, ident := range []string{r.PSKIdentity(kind), r.Release[kind]} {
+			if ident == "" {
+				continue
+			}
+			if err := s.UnbindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
+				return fmt.Errorf("remove device %s: %w", id, err)
+			}
+		}
+	}
+	if _, err := s.externalIDs.DeleteMany(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "managedObjectId", Value: id}}); err != nil {
+		return fmt.Errorf("remove device %s: external ids: %w", id, err)
+	}
+	if _, err := s.objects.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
+		return fmt.Errorf("remove device %s: %w", id, err)
+	}
+	if _, err := s.deviceRegs.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
+		return fmt.Errorf("remove device %s: its registration: %w", id, err)
+	}
+	return nil
+}
+
+// ReleasePendingIdentities releases the identities a change of the
+// device's record left to release (DeviceRegistration.Release), except
+// those the record names again, and marks the record complete.
+func (s *Store) ReleasePendingIdentities(ctx context.Context, tenant, id string) error {
+	r, err := s.DeviceSettings(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	if r.Incomplete {
+		return fmt.Errorf("release identities of %s: its creation has not finished", id)
+	}
+	for kind, ident := range r.Release {
+		if ident == "" || ident == r.PSKIdentity(kind) {
+			continue
+		}
+		if err := s.UnbindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
+			return err
+		}
+	}
+	return s.CompleteDevice(ctx, tenant, id)
+}
+
+// pendingGrace is how old an unfinished change of a shared database must
+// be before a starting agent takes it for a crash's leftover: another
+// replica may be making it now, and one takes milliseconds.
+const pendingGrace = 10 * time.Minute
+
+// repairIncompleteDevices finishes, at the store's start, what a crash
+// cut short: it removes every device whose creation did not finish, and
+// releases the PSK identities a change did not release. The embedded
+// database has no other writer, so everything unfinished is a leftover;
+// a shared one may have replicas writing, so only changes older than
+// pendingGrace are.
+func (s *Store) repairIncompleteDevices(ctx context.Context) error {
+	keys, err := s.pendingRegistrations(ctx)
+	if err != nil {
+		return fmt.Errorf("repair unfinished device changes: %w", err)
+	}
+	cutoff := time.Now()
+	if s.embeddedDir == "" {
+		cutoff = cutoff.Add(-pendingGrace)
+	}
+	removed, released := 0, 0
+	for _, k := range keys {
+		tenant, id, ok := strings.Cut(k, "/")
+		if !ok {
+			continue
+		}
+		r, err := s.DeviceSettings(ctx, tenant, id)
+		if err != nil {
+			return fmt.Errorf("repair unfinished device changes: %w", err)
+		}
+		if r.Updated.After(cutoff) {
+			continue
+		}
+		if r.Incomplete {
+			if err := s.RemoveIncompleteDevice(ctx, tenant, id); err != nil {
+				return fmt.Errorf("repair unfinished device changes: %w", err)
+			}
+			removed++
+			continue
+		}
+		if err := s.ReleasePendingIdentities(ctx, tenant, id); err != nil {
+			return fmt.Errorf("repair unfinished device changes: %w", err)
+		}
+		released++
+	}
+	if removed+released > 0 {
+		s.log.Warn("devices whose creation or change a stop cut short repaired: the created ones removed (import them again), the identities a change gave up released",
+			"removed", removed, "released", released)
+	}
+	return nil
+}
+
+// pendingRegistrations returns the keys of the registration records an
+// unfinished change left.
+func (s *Store) pendingRegistrations(ctx context.Context) ([]string, error) {
+	if s.sqlx != nil {
+		if keys, ok, err := s.sqlx.pendingRegistrations(ctx); ok || err != nil {
+			return keys, err
+		}
+	}
+	cur, err := s.deviceRegs.Find(ctx, bson.D{{Key: "pending", Value: bson.D{{Key: "$exists", Value: true}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("unfinished registrations: %w", err)
+	}
+	defer cur.Close(ctx)
+	var keys []string
+	for cur.Next(ctx) {
+		var d struct {
+			Key string `bson:"_id"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("unfinished registrations: %w", err)
+		}
+		keys = append(keys, d.Key)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("unfinished registrations: %w", err)
+	}
+	return keys, nil
+}
+
+// pendingRegistrations is Store.pendingRegistrations read from the SQLite
+// file, where SQLite looks at one field of each record instead of
+// FerretDB decoding them all; ok is false when there is no table yet.
+func (x *sqlIndex) pendingRegistrations(ctx context.Context) (keys []string, ok bool, err error) {
+	regs, err := x.table(ctx, "deviceRegistrations")
+	if err != nil || regs == "" {
+		return nil, false, err
+	}
+	rows, err := x.db.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %q WHERE json_type(_ferretdb_sjson, '$.pending') IS NOT NULL`,
+		sqlField("_id"), regs))
+	if err != nil {
+		return nil, true, fmt.Errorf("unfinished registrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, true, fmt.Errorf("unfinished registrations: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, true, fmt.Errorf("unfinished registrations: %w", err)
+	}
+	return keys, true, nil
+}
+
+// AdoptNoSecDevice gives the tenant's device the registration record
+// auto-registration gives a new device (securityMode NO_SEC) if it has
+// none, or one that names no security mode, holds no key and is not
+// being written: a device auto-registered before such records were
+// written. adopted is false when the record says anything else.
+func (s *Store) AdoptNoSecDevice(ctx context.Context, tenant, id, endpoint string) (adopted bool, err error) {
+	r, err := s.DeviceSettings(ctx, tenant, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		_, err = s.deviceRegs.InsertOne(ctx, deviceRegDoc{
+			Key: key(tenant, id), Tenant: tenant, DeviceID: id,
+			Params:  map[string]any{ParamEndpointID: endpoint, ParamSecurityMode: SecurityNoSec},
+			Updated: time.Now().UTC().Truncate(time.Millisecond),
+		})
+		if isDup(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("adopt device %s: %w", id, err)
+		}
+		return true, nil
+	case err != nil:
+		return false, err
+	case r.Incomplete || r.SecurityMode() != "" || len(r.PSKKey) > 0:
+		return false, nil
+	}
+	params := map[string]any{}
+	for k, v := range r.Params {
+		params[k] = v
+	}
+	params[ParamEndpointID], params[ParamSecurityMode] = endpoint, SecurityNoSec
+	// a mode, a key or a creation written meanwhile wins
+	absent := bson.D{{Key: "$exists", Value: false}}
+	res, err := s.deviceRegs.UpdateOne(ctx, bson.D{
+		{Key: "_id", Value: key(tenant, id)}, {Key: "pending", Value: absent},
+		{Key: "params." + ParamSecurityMode, Value: absent}, {Key: "pskKey", Value: absent},
+	}, bson.D{{Key: "$set", Value: bson.D{{Key: "params", Value: params}, {Key: "updated", Value: time.Now().UTC().Truncate(time.Millisecond)}}}})
+	if err != nil {
+		return false, fmt.Errorf("adopt device %s: %w", id, err)
+	}
+	return res.ModifiedCount == 1, nil
+}
