@@ -45,6 +45,10 @@ const (
 	CauseUnknownEndpoint  = "register_unknown_endpoint"
 	CausePSKWithoutDTLS   = "register_psk_without_dtls"
 	CauseIdentityMismatch = "register_identity_mismatch"
+	// CauseIncomplete counts Registers of a device whose registration
+	// record does not let it in: missing, naming no security mode, still
+	// being written, or (over DTLS) naming another identity.
+	CauseIncomplete = "register_incomplete_parameters"
 	// CauseRegistrationCoalesced and CauseSecurityCoalesced count the
 	// lifecycle events held back by Config.EventInterval.
 	CauseRegistrationCoalesced = "registration_event_coalesced"
@@ -61,6 +65,7 @@ var (
 	ErrUnknownEndpoint  = errors.New("endpoint is not registered")
 	ErrIdentityMismatch = errors.New("the PSK identity does not belong to the endpoint")
 	ErrDTLSRequired     = errors.New("the endpoint is registered with PSK and must connect over DTLS")
+	ErrIncomplete       = errors.New("the endpoint's registration parameters are incomplete")
 )
 
 // Reachable is told when a device has registered or updated, so that its
@@ -113,6 +118,7 @@ type Hooks struct {
 	log      *slog.Logger
 	events   *coalesce.Events
 	inflight sync.WaitGroup // hook calls under way, so shutdown can let them finish
+	server   Ender          // ends registrations whose security settings changed; nil: none
 }
 
 // Wait returns when no hook call is under way; the store must stay open
@@ -131,10 +137,14 @@ func New(cfg Config) *Hooks {
 }
 
 // Authorize binds the endpoint to the device that owns it, and enforces
-// how that device must connect: a device registered with PSK only over
-// DTLS and only with its own identity, any other device only in plain
-// CoAP. A refusal that looks like someone posing as a device leaves a
-// security event on the device whose identity or endpoint was used.
+// how that device must connect, as its registration record says: a
+// device registered with PSK only over DTLS and only with the identity
+// the record names, a device whose record says NO_SEC only in plain
+// CoAP, and a device whose record is missing, says neither or is still
+// being written (its import has not finished) not at all: whatever a
+// record does not say is never taken for NO_SEC. A refusal that looks
+// like someone posing as a device leaves a security event on the device
+// whose identity or endpoint was used.
 //
 // Every refusal is answered alike (4.03 without a diagnostic), and on the
 // plain port an unknown endpoint costs the same reads as a PSK device's,
@@ -167,19 +177,49 @@ func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Ide
 			h.securityEvent(ctx, itenant, iid, req, text)
 			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrIdentityMismatch)
 		}
-		s := h.settings(ctx, tenant, id)
+		s, err := h.settings(ctx, tenant, id)
+		if err != nil {
+			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, err)
+		}
+		if s.creating || !s.psk || s.pskIdentity != req.PSKIdentity {
+			// an identity still bound while the record moved on (a
+			// change cut short) is not the device's any more
+			h.refuse(CauseIncomplete, req, id, "registration parameters incomplete or naming another identity")
+			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrIncomplete)
+		}
 		return s.identity(tenant, id), nil
 	}
 
 	if found {
-		s := h.settings(ctx, tenant, id)
+		s, err := h.settings(ctx, tenant, id)
+		if err != nil {
+			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, err)
+		}
 		if s.psk {
 			text := fmt.Sprintf("Endpoint %q uses PSK but tried to register without DTLS", ep)
 			h.refuse(CausePSKWithoutDTLS, req, id, text)
 			h.securityEvent(ctx, tenant, id, req, text)
 			return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrDTLSRequired)
 		}
-		return s.identity(tenant, id), nil
+		if s.noSec {
+			return s.identity(tenant, id), nil
+		}
+		if s.unset && h.cfg.AutoRegister && tenant == ManagementTenant {
+			// A device auto-registered before the agent wrote records
+			// for such devices: auto-registration gives it the record
+			// it would give a new one, unless something else was
+			// written meanwhile.
+			adopted, err := st.AdoptNoSecDevice(ctx, tenant, id, ep)
+			if err != nil {
+				return lwm2m.Identity{}, fmt.Errorf("authorize %s: auto-register: %w", ep, err)
+			}
+			if adopted {
+				h.log.Info("endpoint auto-registered", "endpoint", ep, "device", id)
+				return s.identity(tenant, id), nil
+			}
+		}
+		h.refuse(CauseIncomplete, req, id, "registration parameters incomplete")
+		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrIncomplete)
 	}
 	if !h.cfg.AutoRegister {
 		_, _ = st.DeviceSettings(ctx, "", "") // the read a known endpoint costs
@@ -202,9 +242,14 @@ func (h *Hooks) refuse(cause string, req lwm2m.AuthRequest, device, reason strin
 	h.cfg.Refused.Deny(cause, attrs...)
 }
 
-// deviceSettings is what a Register needs of a device's stored settings.
+// deviceSettings is what a Register needs of a device's registration
+// record.
 type deviceSettings struct {
-	psk           bool // registered with securityMode PSK
+	psk           bool   // securityMode PSK, or a key stored
+	noSec         bool   // securityMode NO_SEC, no key, complete: the only plain device
+	unset         bool   // no record, or one that names no security mode and holds no key
+	creating      bool   // the device's creation has not finished
+	pskIdentity   string // the lwm2m PSK identity the record names
 	serialization string
 }
 
@@ -218,20 +263,28 @@ func (s deviceSettings) identity(tenant, id string) lwm2m.Identity {
 	return out
 }
 
-// settings reads whether the device was registered with securityMode PSK
-// and the serialization set for it. A device without registration
-// parameters (auto-registered) does not use PSK.
-func (h *Hooks) settings(ctx context.Context, tenant, id string) deviceSettings {
+// settings reads how the device must connect and the serialization set
+// for it. An error (the store did not answer) refuses the Register: a
+// PSK device must never be let in unsecured for want of its record.
+func (h *Hooks) settings(ctx context.Context, tenant, id string) (deviceSettings, error) {
 	reg, err := h.cfg.Store.DeviceSettings(ctx, tenant, id)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			h.log.Error("read registration parameters", "device", id, "err", err)
-			return deviceSettings{psk: true} // refuse rather than let a PSK device in unsecured
-		}
-		return deviceSettings{}
+	if errors.Is(err, store.ErrNotFound) {
+		return deviceSettings{unset: true}, nil
 	}
-	mode, _ := reg.Params["securityMode"].(string)
-	return deviceSettings{psk: mode == "PSK" || len(reg.PSKKey) > 0, serialization: reg.Serialization}
+	if err != nil {
+		h.log.Error("read registration parameters", "device", id, "err", err)
+		return deviceSettings{}, err
+	}
+	mode := reg.SecurityMode()
+	keyed := len(reg.PSKKey) > 0
+	return deviceSettings{
+		psk:           mode == store.SecurityPSK || keyed,
+		noSec:         mode == store.SecurityNoSec && !keyed && !reg.Incomplete,
+		unset:         mode == "" && !keyed && !reg.Incomplete,
+		creating:      reg.Incomplete,
+		pskIdentity:   reg.PSKIdentity(store.PSKServer),
+		serialization: reg.Serialization,
+	}, nil
 }
 
 // securityEvent queues a security event on the device, unless one was
@@ -269,7 +322,9 @@ func addrString(a net.Addr) string {
 
 // Keys returns the PSK key lookup of a DTLS port: kind is store.PSKServer
 // or store.PSKBootstrap. Only a device's own key of that kind is found;
-// an identity nobody holds, or a device without such a key, is
+// an identity nobody holds, a device without such a key or whose
+// creation has not finished, and an identity the device's record no
+// longer names (a change cut short before it released it) are
 // psk.ErrUnknownIdentity, after the same two reads as a known one, so that
 // the time a handshake takes does not tell identities apart.
 func Keys(st *store.Store, kind string) func(ctx context.Context, identity string) ([]byte, error) {
@@ -288,6 +343,9 @@ func Keys(st *store.Store, kind string) func(ctx context.Context, identity strin
 		}
 		if err != nil {
 			return nil, err
+		}
+		if reg.PSKIdentity(kind) != identity {
+			return nil, fmt.Errorf("device %s: %s psk identity %q is not the one its parameters name: %w", id, kind, identity, psk.ErrUnknownIdentity)
 		}
 		key := reg.PSKKey
 		if kind == store.PSKBootstrap {
@@ -470,6 +528,48 @@ func Fragment(reg lwm2m.Registration) bson.M {
 		f["rootPath"] = reg.RootPath
 	}
 	return f
+}
+
+// Ender ends live registrations and DTLS sessions; *lwm2m.Server is one.
+type Ender interface {
+	End(endpoint, tenant, deviceID string) (lwm2m.Registration, bool)
+	CloseSessions(identity string) int
+}
+
+// SetServer sets the LwM2M server whose registrations SecurityChanged
+// ends; call it before the API serves.
+func (h *Hooks) SetServer(s Ender) { h.server = s }
+
+// SecurityChanged ends the live registration of the tenant's device and
+// the DTLS sessions of its old identity after its security mode, key or
+// identity changed: they were made under settings that no longer hold
+// (a plain registration of a device now PSK, a session opened with a
+// key it no longer has). The device must register again; its next
+// Update is answered 4.04. The device is marked offline with a security
+// event.
+func (h *Hooks) SecurityChanged(ctx context.Context, tenant, deviceID, endpoint, oldIdentity string) {
+	if h.server == nil {
+		return
+	}
+	h.inflight.Add(1)
+	defer h.inflight.Done()
+	closed := h.server.CloseSessions(oldIdentity)
+	reg, ok := h.server.End(endpoint, tenant, deviceID)
+	if !ok {
+		if closed > 0 {
+			h.log.Info("dtls sessions closed: the device's security settings changed", "endpoint", endpoint, "device", deviceID, "sessions", closed)
+		}
+		return
+	}
+	h.log.Info("registration ended: the device's security settings changed", "endpoint", endpoint, "device", deviceID,
+		"reg_id", reg.ID, "secure", reg.Secure, "sessions", closed)
+	transport := "plain CoAP"
+	if reg.Secure {
+		transport = "DTLS"
+	}
+	h.offline(ctx, reg, EventSecurity, fmt.Sprintf(
+		"Registration %s of %s over %s ended: the device's security mode or keys changed; it must register again", reg.ID, endpoint, transport))
+	h.gone(reg)
 }
 
 // SetOps sets who is told when a device becomes reachable; call it before
