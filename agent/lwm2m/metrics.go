@@ -11,6 +11,7 @@ type Stats struct {
 	Updates          uint64
 	Deregisters      uint64
 	Expiries         uint64
+	Ended            uint64 // registrations ended by the agent (End): the device's security settings changed
 	Rejected         uint64 // Register or Update answered with an error code
 	Requests         uint64 // requests sent to devices
 	RequestTimeouts  uint64
@@ -24,6 +25,7 @@ type Stats struct {
 
 type counters struct {
 	registers, updates, deregisters, expiries, rejected atomic.Uint64
+	ended                                               atomic.Uint64
 	requests, requestTimeouts, requestErrors            atomic.Uint64
 	notifications, notificationsRST, sends, decodeErrs  atomic.Uint64
 	rateLimited                                         atomic.Uint64
@@ -42,6 +44,7 @@ func (s *Server) Stats() Stats {
 		Updates:          c.updates.Load(),
 		Deregisters:      c.deregisters.Load(),
 		Expiries:         c.expiries.Load(),
+		Ended:            c.ended.Load(),
 		Rejected:         c.rejected.Load(),
 		Requests:         c.requests.Load(),
 		RequestTimeouts:  c.requestTimeouts.Load(),

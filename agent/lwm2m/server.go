@@ -771,6 +771,40 @@ func (s *Server) removeLocked(rs *regState) {
 	rs.cancel()
 }
 
+// End ends the live registration of endpoint if the tenant's device made
+// it: the agent's decision, not the device's, taken when the security
+// settings the registration was made under no longer hold. It is
+// forgotten with its observations and requests as a De-register would
+// forget it, a DTLS session it was made over is closed, and an Update to
+// it is answered 4.04, so that the device registers again, under the
+// settings that hold now. No hook is called: the caller records it.
+func (s *Server) End(endpoint, tenant, deviceID string) (Registration, bool) {
+	s.mu.Lock()
+	rs := s.byEndpoint[endpoint]
+	if rs == nil || rs.reg.Tenant != tenant || rs.reg.DeviceID != deviceID {
+		s.mu.Unlock()
+		return Registration{}, false
+	}
+	s.removeLocked(rs)
+	snapshot, conn := copyReg(rs.reg), rs.conn
+	s.mu.Unlock()
+	if snapshot.Secure && conn != nil {
+		_ = conn.Close()
+	}
+	s.stats.ended.Add(1)
+	return snapshot, true
+}
+
+// CloseSessions closes the DTLS sessions authenticated with identity and
+// returns how many: those opened with a key that is no longer the
+// device's must carry nothing more, a Register least of all.
+func (s *Server) CloseSessions(identity string) int {
+	if s.secure == nil || identity == "" {
+		return 0
+	}
+	return s.secure.CloseIdentity(identity)
+}
+
 // copyReg returns reg with its own object list, so callers cannot see
 // later changes or change the Server's.
 func copyReg(reg Registration) Registration {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -161,6 +162,9 @@ type Listener struct {
 	sessions   atomic.Int64
 	dropped    atomic.Int64
 	failed     atomic.Int64
+
+	mu         sync.Mutex
+	byIdentity map[string]map[*session]struct{} // established sessions, for CloseIdentity
 }
 
 // Listen binds addr ("host:port", "udp" network) for DTLS-PSK with keys
@@ -192,7 +196,23 @@ func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *rate
 		_ = d.Close()
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
 	}
-	return &Listener{inner: l, lim: lim, ring: ring, demux: d, refused: refused, handshakes: make(chan struct{}, lim.MaxHandshakes)}, nil
+	return &Listener{inner: l, lim: lim, ring: ring, demux: d, refused: refused, handshakes: make(chan struct{}, lim.MaxHandshakes), byIdentity: map[string]map[*session]struct{}{}}, nil
+}
+
+// CloseIdentity closes every established session authenticated with
+// identity and returns how many: a session opened with a key the device
+// no longer has must not carry its next Register.
+func (l *Listener) CloseIdentity(identity string) int {
+	l.mu.Lock()
+	var open []*session
+	for s := range l.byIdentity[identity] {
+		open = append(open, s)
+	}
+	l.mu.Unlock()
+	for _, s := range open {
+		_ = s.Close()
+	}
+	return len(open)
 }
 
 // Addr is the bound address.
@@ -306,6 +326,18 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 	s.counted.Store(true)
 	if id, ok := Identity(s.Conn); ok {
 		s.identity.Store(&id)
+		s.l.mu.Lock()
+		if s.closed.Load() {
+			s.l.mu.Unlock()
+			return nil
+		}
+		set := s.l.byIdentity[id]
+		if set == nil {
+			set = map[*session]struct{}{}
+			s.l.byIdentity[id] = set
+		}
+		set[s] = struct{}{}
+		s.l.mu.Unlock()
 	}
 	return nil
 }
@@ -327,8 +359,20 @@ func (l *Listener) handshakeFailed(peer net.Addr, identity string, standIn, err 
 }
 
 func (s *session) Close() error {
-	if s.closed.CompareAndSwap(false, true) && s.counted.Load() {
-		s.l.sessions.Add(-1)
+	if s.closed.CompareAndSwap(false, true) {
+		if s.counted.Load() {
+			s.l.sessions.Add(-1)
+		}
+		if id := s.identity.Load(); id != nil {
+			s.l.mu.Lock()
+			if set := s.l.byIdentity[*id]; set != nil {
+				delete(set, s)
+				if len(set) == 0 {
+					delete(s.l.byIdentity, *id)
+				}
+			}
+			s.l.mu.Unlock()
+		}
 	}
 	return s.Conn.Close()
 }
