@@ -57,12 +57,21 @@ type RegistrationSource interface {
 	Objects(tenant, deviceID string) ([]string, bool)
 }
 
+// SecurityChanges hears of a device whose security mode, PSK key or PSK
+// identity changed, so that its live registrations, made under the old
+// ones, end. oldIdentity is the lwm2m PSK identity the device had, ""
+// for none: sessions opened with it must end too.
+type SecurityChanges interface {
+	SecurityChanged(ctx context.Context, tenant, deviceID, endpoint, oldIdentity string)
+}
+
 // Config wires the API to the rest of the agent. Store is required.
 type Config struct {
 	Store         *store.Store
 	Models        ModelSource        // may be nil: every resource is then "raw"
 	Ops           OperationRunner    // may be nil: operations stay PENDING
 	Registrations RegistrationSource // may be nil
+	Security      SecurityChanges    // may be nil: live registrations outlast a change of keys
 	// Protocols serves the device protocols; nil makes one over Store.
 	// Share one value with the mapping pipeline, so that a change through
 	// the API reaches the pipeline's cache at once.

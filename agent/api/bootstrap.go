@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,35 +98,95 @@ func (a *API) putBootstrap(w http.ResponseWriter, r *http.Request, u store.User)
 		return
 	}
 
-	prev, next := pskIdentities(reg.Params), pskIdentities(d.Params())
 	owns, err := a.ownsEndpoint(ctx, u.Tenant, id, endpoint)
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
 	if owns {
-		if err := a.checkPSKIdentities(ctx, u.Tenant, id, next); err != nil {
+		if err := a.checkPSKIdentities(ctx, u.Tenant, id, pskIdentities(d.Params())); err != nil {
 			a.pskError(w, r, err)
 			return
 		}
 	}
-	if err := a.rebindPSKIdentities(ctx, u.Tenant, id, prev, next, owns); err != nil {
+	params := d.Params()
+	err = a.changeRegistration(ctx, u.Tenant, id, endpoint, reg, store.DeviceRegistration{
+		Params: params, PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: reg.CredentialsHash,
+	}, owns, nil)
+	if err != nil {
 		a.pskError(w, r, err)
 		return
 	}
-	params := d.Params()
-	err = st.SaveDeviceRegistration(ctx, u.Tenant, id, store.DeviceRegistration{
-		Params: params, PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: reg.CredentialsHash,
-	})
-	if err != nil {
-		// the identities go back to what the stored parameters say
-		if rerr := a.rebindPSKIdentities(context.WithoutCancel(ctx), u.Tenant, id, next, prev, owns); rerr != nil {
-			a.log.Error("restore psk identities", "tenant", u.Tenant, "device", id, "err", rerr)
-		}
-		a.internal(w, r, err)
-		return
-	}
 	writeJSON(w, http.StatusOK, bootstrapJSON(r, id, params))
+}
+
+// changeRegistration replaces the registration record prev of the
+// tenant's device with next, and the PSK identities prev names with those
+// next names (binding them only when bind is set: the device holds its
+// endpoint). The order keeps the device with one complete record at every
+// moment, across a crash too: the new identities are bound first (they
+// open no session while the record names others, see session.Keys), then
+// between runs (the other writes of a change, nil for none), then the
+// record is replaced in one write that also names the identities it
+// gives up, which are released last (the store's start releases them
+// after a crash). A failure before the record is written unbinds what
+// was bound. When the device's security mode, key or identity changed,
+// its live registrations, made under the old ones, end.
+func (a *API) changeRegistration(ctx context.Context, tenant, id, endpoint string, prev, next store.DeviceRegistration, bind bool, between func() error) error {
+	st := a.cfg.Store
+	if len(prev.Release) > 0 {
+		// what an earlier change cut short gave up goes first
+		if err := st.ReleasePendingIdentities(ctx, tenant, id); err != nil {
+			return err
+		}
+	}
+	old, nextIDs := pskIdentities(prev.Params), pskIdentities(next.Params)
+	bound, err := a.bindPSKIdentities(ctx, tenant, id, old, nextIDs, bind)
+	if err != nil {
+		return err
+	}
+	unbind := func(err error) error {
+		for _, kind := range bound {
+			if uerr := st.UnbindPSKIdentity(context.WithoutCancel(ctx), kind, nextIDs[kind], tenant, id); uerr != nil {
+				a.log.Error("unbind psk identity of a change that failed", "tenant", tenant, "device", id, "kind", kind, "err", uerr)
+			}
+		}
+		return err
+	}
+	if between != nil {
+		if err := between(); err != nil {
+			return unbind(err)
+		}
+	}
+	next.Release = nil
+	for kind, ident := range old {
+		if ident != nextIDs[kind] {
+			if next.Release == nil {
+				next.Release = map[string]string{}
+			}
+			next.Release[kind] = ident
+		}
+	}
+	if err := st.SaveDeviceRegistration(ctx, tenant, id, next); err != nil {
+		return unbind(err)
+	}
+	if securityChanged(prev, next) && a.cfg.Security != nil {
+		a.cfg.Security.SecurityChanged(ctx, tenant, id, endpoint, old[store.PSKServer])
+	}
+	if len(next.Release) > 0 {
+		if err := st.ReleasePendingIdentities(ctx, tenant, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// securityChanged tells whether a device registered under prev may no
+// longer be registered under next: its security mode, its key or its
+// identity changed.
+func securityChanged(prev, next store.DeviceRegistration) bool {
+	return prev.SecurityMode() != next.SecurityMode() || !bytes.Equal(prev.PSKKey, next.PSKKey) ||
+		prev.PSKIdentity(store.PSKServer) != next.PSKIdentity(store.PSKServer)
 }
 
 func (a *API) pskError(w http.ResponseWriter, r *http.Request, err error) {
@@ -226,41 +287,32 @@ func (a *API) checkPSKIdentities(ctx context.Context, tenant, id string, next ma
 	return nil
 }
 
-// rebindPSKIdentities makes next's identities name the device in DTLS
-// handshakes (when bind is set: the device owns its endpoint; a duplicate
-// of another tenant's never connects and binds nothing), then releases
-// those of prev it no longer has. New identities are bound before old ones
-// are released, and a failed binding undoes the others of this call, so
-// that an error leaves the bindings as they were.
-func (a *API) rebindPSKIdentities(ctx context.Context, tenant, id string, prev, next map[string]string, bind bool) error {
+// bindPSKIdentities binds the identities of next that prev does not name
+// (when bind is set) and returns their kinds; a failed binding undoes the
+// others of this call.
+func (a *API) bindPSKIdentities(ctx context.Context, tenant, id string, prev, next map[string]string, bind bool) ([]string, error) {
+	if !bind {
+		return nil, nil
+	}
 	st := a.cfg.Store
-	if bind {
-		var bound []string
-		for _, kind := range []string{store.PSKServer, store.PSKBootstrap} {
-			ident := next[kind]
-			if ident == "" || prev[kind] == ident {
-				continue
-			}
-			if err := st.BindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
-				for _, k := range bound {
-					_ = st.UnbindPSKIdentity(context.WithoutCancel(ctx), k, next[k], tenant, id)
-				}
-				if errors.Is(err, store.ErrConflict) {
-					return &pskConflictError{param: pskParam[kind], identity: ident}
-				}
-				return err
-			}
-			bound = append(bound, kind)
+	var bound []string
+	for _, kind := range []string{store.PSKServer, store.PSKBootstrap} {
+		ident := next[kind]
+		if ident == "" || prev[kind] == ident {
+			continue
 		}
-	}
-	for kind, old := range prev {
-		if old != "" && old != next[kind] {
-			if err := st.UnbindPSKIdentity(ctx, kind, old, tenant, id); err != nil {
-				return err
+		if err := st.BindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
+			for _, k := range bound {
+				_ = st.UnbindPSKIdentity(context.WithoutCancel(ctx), k, next[k], tenant, id)
 			}
+			if errors.Is(err, store.ErrConflict) {
+				return nil, &pskConflictError{param: pskParam[kind], identity: ident}
+			}
+			return nil, err
 		}
+		bound = append(bound, kind)
 	}
-	return nil
+	return bound, nil
 }
 
 // awakeTimeChange checks a managed object update's

@@ -235,6 +235,11 @@ func bulkFile(w http.ResponseWriter, r *http.Request) (io.Reader, func(), bool) 
 // device with that ID, and reports whether it was created. Everything that
 // can refuse the line (identities and external IDs other devices hold) is
 // checked before the first write, so that a refused line writes nothing.
+// A line's writes are all or nothing for every reader, across a crash
+// too: a new device is created around an incomplete registration record
+// (see store.CreateIncompleteDevice) that only the line's last write
+// completes; an existing device keeps a complete record throughout, the
+// old one until the new one replaces it in one write (changeRegistration).
 func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device, hash []byte) (bool, error) {
 	st := a.cfg.Store
 	id := ""
@@ -245,32 +250,42 @@ func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device
 	case !errors.Is(err, store.ErrNotFound):
 		return false, err
 	}
+	var prev store.DeviceRegistration
+	if id != "" {
+		prev, err = st.DeviceSettings(ctx, tenant, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+		if prev.Incomplete {
+			// What a failed line left and could not remove (the store's
+			// start removes it otherwise): this line creates it anew.
+			if err := st.RemoveIncompleteDevice(ctx, tenant, id); err != nil {
+				return false, err
+			}
+			id, prev = "", store.DeviceRegistration{}
+		}
+	}
 	owner, ownerID, err := st.DeviceByEndpoint(ctx, d.EndpointID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, err
 	}
 	// a new device binds a free endpoint when it is created
 	owns := owner == "" || (owner == tenant && ownerID == id && id != "")
-	var prev store.DeviceRegistration
-	if id != "" {
-		if prev, err = st.DeviceRegistrationOf(ctx, tenant, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return false, err
-		}
-	}
 	next := pskIdentities(d.Params())
 	if owns {
 		if err := a.checkPSKIdentities(ctx, tenant, id, next); err != nil {
 			return false, asLineFailure(err)
 		}
 	}
-	exts := []store.ExternalID{
+	var exts []store.ExternalID
+	for _, e := range []store.ExternalID{
 		{Type: "c8y_Lwm2mPskId", ExternalID: d.ExternalLwM2MPSKID},
 		{Type: "c8y_BootstrapPskId", ExternalID: d.ExternalBootstrapPSKID},
-	}
-	for _, e := range exts {
+	} {
 		if e.ExternalID == "" {
 			continue
 		}
+		exts = append(exts, e)
 		cur, err := st.GetExternalID(ctx, tenant, e.Type, e.ExternalID)
 		if err == nil && (id == "" || cur.ManagedObjectID != id) {
 			return false, &lineFailure{reason: fmt.Sprintf("external ID %s %q belongs to another device", e.Type, e.ExternalID)}
@@ -280,20 +295,6 @@ func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device
 		}
 	}
 
-	created := false
-	if id == "" {
-		id, err = st.CreateDevice(ctx, tenant, d.EndpointID)
-		if err != nil && !errors.Is(err, store.ErrConflict) {
-			return false, err
-		}
-		created = err == nil
-		if owner == "" {
-			// the endpoint was free; whoever created first holds it now
-			if owns, err = a.ownsEndpoint(ctx, tenant, id, d.EndpointID); err != nil {
-				return created, err
-			}
-		}
-	}
 	ops := []any{}
 	if d.Shell {
 		ops = append(ops, "c8y_Command")
@@ -313,46 +314,110 @@ func (a *API) importDevice(ctx context.Context, tenant string, d registry.Device
 	if d.Agent {
 		fields["com_cumulocity_model_Agent"] = map[string]any{}
 	}
-	if created {
-		// a new object has nothing to remove: no read-back needed
-		err = st.UpdateFragments(ctx, tenant, id, fields)
-	} else {
-		if !d.Agent {
-			fields["com_cumulocity_model_Agent"] = nil
+	reg := store.DeviceRegistration{Params: d.Params(), PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: hash}
+
+	if id == "" {
+		newID, err := a.createDevice(ctx, tenant, d, fields, exts, reg, owner)
+		if err == nil {
+			return true, nil
 		}
-		_, err = st.UpdateManagedObject(ctx, tenant, id, fields)
-	}
-	if err != nil {
-		return created, err
-	}
-	for _, e := range exts {
-		if e.ExternalID == "" {
-			continue
+		var conflict *createConflict
+		if !errors.As(err, &conflict) {
+			return false, err
 		}
-		e.ManagedObjectID = id
-		err := st.CreateExternalID(ctx, tenant, e)
-		if errors.Is(err, store.ErrConflict) {
-			if cur, err2 := st.GetExternalID(ctx, tenant, e.Type, e.ExternalID); err2 == nil && cur.ManagedObjectID == id {
-				err = nil
-			} else {
-				err = fmt.Errorf("%s %q belongs to another device", e.Type, e.ExternalID)
+		// another request created the device first: this line updates it
+		id = newID
+		if prev, err = st.DeviceRegistrationOf(ctx, tenant, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+		if owns, err = a.ownsEndpoint(ctx, tenant, id, d.EndpointID); err != nil {
+			return false, err
+		}
+	}
+
+	if !d.Agent {
+		fields["com_cumulocity_model_Agent"] = nil
+	}
+	writeObject := func() error {
+		if _, err := st.UpdateManagedObject(ctx, tenant, id, fields); err != nil {
+			return err
+		}
+		for _, e := range exts {
+			e.ManagedObjectID = id
+			err := st.CreateExternalID(ctx, tenant, e)
+			if errors.Is(err, store.ErrConflict) {
+				if cur, err2 := st.GetExternalID(ctx, tenant, e.Type, e.ExternalID); err2 == nil && cur.ManagedObjectID == id {
+					err = nil
+				} else {
+					err = fmt.Errorf("%s %q belongs to another device", e.Type, e.ExternalID)
+				}
+			}
+			if err != nil {
+				return err
 			}
 		}
-		if err != nil {
-			return created, err
-		}
+		return nil
+	}
+	if err := a.changeRegistration(ctx, tenant, id, d.EndpointID, prev, reg, owns, writeObject); err != nil {
+		return false, asLineFailure(err)
 	}
 	if owner != "" && owner != tenant {
 		if err := a.flagDuplicate(ctx, tenant, id, d.EndpointID); err != nil {
-			return created, err
+			return false, err
 		}
 	}
-	if err := a.rebindPSKIdentities(ctx, tenant, id, pskIdentities(prev.Params), next, owns); err != nil {
-		return created, err
-	}
-	return created, st.SaveDeviceRegistration(ctx, tenant, id, store.DeviceRegistration{
-		Params: d.Params(), PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: hash,
+	return false, nil
+}
+
+// createConflict is a device another request created first; created is
+// its ID.
+type createConflict struct{ err error }
+
+func (e *createConflict) Error() string { return e.err.Error() }
+func (e *createConflict) Unwrap() error { return e.err }
+
+// createDevice creates the device of a line, all or nothing: the store
+// creates it around an incomplete record, the PSK identities are bound,
+// and completing the record is the last write; a failure removes what was
+// written. The error is a *createConflict, with the ID of the device,
+// when another request created it first.
+func (a *API) createDevice(ctx context.Context, tenant string, d registry.Device, fields map[string]any, exts []store.ExternalID, reg store.DeviceRegistration, owner string) (string, error) {
+	st := a.cfg.Store
+	id, err := st.CreateIncompleteDevice(ctx, tenant, store.NewDevice{
+		Endpoint: d.EndpointID, Name: fields["name"].(string), Fragments: fields, ExternalIDs: exts, Registration: reg,
 	})
+	if errors.Is(err, store.ErrConflict) && id != "" {
+		return id, &createConflict{err: err}
+	}
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		if rerr := st.RemoveIncompleteDevice(context.WithoutCancel(ctx), tenant, id); rerr != nil {
+			a.log.Error("remove a device whose import failed; the next start removes it", "tenant", tenant, "device", id, "err", rerr)
+		}
+		return "", err
+	}
+	owns := false
+	if owner == "" {
+		// the endpoint was free; whoever created first holds it now
+		if owns, err = a.ownsEndpoint(ctx, tenant, id, d.EndpointID); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := a.bindPSKIdentities(ctx, tenant, id, nil, pskIdentities(reg.Params), owns); err != nil {
+		return fail(asLineFailure(err))
+	}
+	if err := st.CompleteDevice(ctx, tenant, id); err != nil {
+		return fail(err)
+	}
+	if owner != "" && owner != tenant {
+		if err := a.flagDuplicate(ctx, tenant, id, d.EndpointID); err != nil {
+			// the device is complete; only its alarm is missing
+			a.log.Error("raise duplicate endpoint alarm", "tenant", tenant, "device", id, "err", err)
+		}
+	}
+	return id, nil
 }
 
 // asLineFailure turns a PSK identity conflict into a reason for the line.

@@ -203,6 +203,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return fail(fmt.Errorf("lwm2m server: %w", err))
 	}
 	a.Server = srv
+	hooks.SetServer(srv)
 	a.Pipeline.SetObserver(srv)
 	// The registrations of before this start are live again, so that
 	// devices need not register anew; before serving, so that no Update
@@ -275,7 +276,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if external == "" {
 		external = "http://" + reachable(a.HTTPAddr)
 	}
-	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log,
+	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log, Security: hooks,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
 		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
 		Refused: a.Refused, Limits: api.Limits{
