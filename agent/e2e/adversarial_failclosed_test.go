@@ -43,8 +43,13 @@ func plainRegister(t *testing.T, server, ep string) (codes.Code, string, *udpCli
 // no endpoint binding, so a plain Register for its endpoint is refused;
 // importing the line again with a name that fits creates the device
 // whole, a PSK device still refused in plain CoAP and let in over DTLS.
+// The record limit (--max-csv-line-size) refuses such a line before it
+// is stored; raised to the file's size, it leaves the store to fail it.
 func TestAdversarialImportLineFailingAfterCreationWritesNothing(t *testing.T) {
-	h := startAgent(t, withAutoRegister(false), func(c *config.Config) { c.DTLSHandshakeTimeout = time.Second })
+	h := startAgent(t, withAutoRegister(false), func(c *config.Config) {
+		c.DTLSHandshakeTimeout = time.Second
+		c.MaxCSVLineSize = 64 << 20
+	})
 	huge := strings.Repeat("N", 60<<20) // the file may be 64 MiB; a document 48
 	csv := "ID;IDTYPE;CREDENTIALS;NAME;TYPE;endpoint id;lwm2m server uri;securityMode;lwm2m psk_id;lwm2m psk_key\n" +
 		"fc-huge;c8y_Id;Secret-pass-1234!;" + huge + ";c8y_lwm2m;fc-huge;coaps://127.0.0.1:5784;PSK;fc-huge-id;00112233\n" +
