@@ -133,7 +133,7 @@ func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u stor
 }
 
 func (a *API) deleteManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
-	if err := a.cfg.Store.DeleteManagedObject(r.Context(), u.Tenant, r.PathValue("id")); err != nil {
+	if _, err := a.cfg.Store.DeleteManagedObject(r.Context(), u.Tenant, r.PathValue("id")); err != nil {
 		a.storeError(w, r, "inventory", err)
 		return
 	}

@@ -50,7 +50,7 @@ func TestWriterStoresOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.DeleteManagedObject(ctx, "acme", gone); err != nil {
+	if _, err := st.DeleteManagedObject(ctx, "acme", gone); err != nil {
 		t.Fatal(err)
 	}
 	w := mapping.NewWriter(st, mapping.WriterOptions{FlushInterval: 10 * time.Millisecond})

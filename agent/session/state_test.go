@@ -24,7 +24,7 @@ func TestStateWriterMergesAndKeepsEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.DeleteManagedObject(ctx, "management", gone); err != nil {
+	if _, err := st.DeleteManagedObject(ctx, "management", gone); err != nil {
 		t.Fatal(err)
 	}
 	w := NewStateWriter(st, 16, time.Hour, nil) // only the drain writes

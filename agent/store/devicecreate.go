@@ -171,12 +171,11 @@ func (s *Store) CreateDevice(ctx context.Context, tenant, endpoint string) (id s
 // ErrComplete refuses to remove a device whose creation has finished.
 var ErrComplete = errors.New("the device's creation has finished")
 
-// RemoveIncompleteDevice removes what the creation of the tenant's device
-// wrote, as long as its registration record is incomplete: the endpoint
-// binding, the PSK identities the record names, the external IDs naming
-// the device, the managed object, and last the record, so that a removal
-// cut short is done again by the next start. A device that has none or a
-// complete record is ErrComplete: it is no creation's leftover.
+// RemoveIncompleteDevice removes the tenant's device as long as its
+// registration record is incomplete: what its creation wrote, or what a
+// deletion left (see removeDevice for the order, which lets a removal
+// cut short be done again by the next start). A device that has none or
+// a complete record is ErrComplete: it is no creation's leftover.
 func (s *Store) RemoveIncompleteDevice(ctx context.Context, tenant, id string) error {
 	var d deviceRegDoc
 	err := s.deviceRegs.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}).Decode(&d)
@@ -190,31 +189,8 @@ func (s *Store) RemoveIncompleteDevice(ctx context.Context, tenant, id string) e
 	if !r.Incomplete {
 		return fmt.Errorf("remove device %s: %w", id, ErrComplete)
 	}
-	if ep, _ := r.Params[ParamEndpointID].(string); ep != "" {
-		if _, err := s.endpoints.DeleteOne(ctx, bson.D{{Key: "_id", Value: ep}, {Key: "tenant", Value: tenant}, {Key: "deviceId", Value: id}}); err != nil {
-			return fmt.Errorf("remove device %s: unbind endpoint: %w", id, err)
-		}
-	}
-	for _, kind := range []string{PSKServer, PSKBootstrap} {
-		for _, ident := range []string{r.PSKIdentity(kind), r.Release[kind]} {
-			if ident == "" {
-				continue
-			}
-			if err := s.UnbindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
-				return fmt.Errorf("remove device %s: %w", id, err)
-			}
-		}
-	}
-	if _, err := s.externalIDs.DeleteMany(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "managedObjectId", Value: id}}); err != nil {
-		return fmt.Errorf("remove device %s: external ids: %w", id, err)
-	}
-	if _, err := s.objects.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
-		return fmt.Errorf("remove device %s: %w", id, err)
-	}
-	if _, err := s.deviceRegs.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
-		return fmt.Errorf("remove device %s: its registration: %w", id, err)
-	}
-	return nil
+	_, err = s.removeDevice(ctx, tenant, id, r)
+	return err
 }
 
 // ReleasePendingIdentities releases the identities a change of the
@@ -245,8 +221,8 @@ func (s *Store) ReleasePendingIdentities(ctx context.Context, tenant, id string)
 const pendingGrace = 10 * time.Minute
 
 // repairIncompleteDevices finishes, at the store's start, what a crash
-// cut short: it removes every device whose creation did not finish, and
-// releases the PSK identities a change did not release. The embedded
+// cut short: it removes every device whose creation or deletion did not
+// finish, and releases the PSK identities a change did not release. The embedded
 // database has no other writer, so everything unfinished is a leftover;
 // a shared one may have replicas writing, so only changes older than
 // pendingGrace are.
@@ -259,7 +235,7 @@ func (s *Store) repairIncompleteDevices(ctx context.Context) error {
 	if s.embeddedDir == "" {
 		cutoff = cutoff.Add(-pendingGrace)
 	}
-	removed, released := 0, 0
+	removed, deleted, released := 0, 0, 0
 	for _, k := range keys {
 		tenant, id, ok := strings.Cut(k, "/")
 		if !ok {
@@ -276,7 +252,11 @@ func (s *Store) repairIncompleteDevices(ctx context.Context) error {
 			if err := s.RemoveIncompleteDevice(ctx, tenant, id); err != nil {
 				return fmt.Errorf("repair unfinished device changes: %w", err)
 			}
-			removed++
+			if r.Deleting {
+				deleted++
+			} else {
+				removed++
+			}
 			continue
 		}
 		if err := s.ReleasePendingIdentities(ctx, tenant, id); err != nil {
@@ -284,9 +264,9 @@ func (s *Store) repairIncompleteDevices(ctx context.Context) error {
 		}
 		released++
 	}
-	if removed+released > 0 {
-		s.log.Warn("devices whose creation or change a stop cut short repaired: the created ones removed (import them again), the identities a change gave up released",
-			"removed", removed, "released", released)
+	if removed+deleted+released > 0 {
+		s.log.Warn("devices whose creation, deletion or change a stop cut short repaired: the created ones removed (import them again), the deleted ones removed whole, the identities a change gave up released",
+			"removed", removed, "deleted", deleted, "released", released)
 	}
 	return nil
 }

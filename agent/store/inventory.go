@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -219,37 +220,104 @@ func (s *Store) UpdateFragments(ctx context.Context, tenant, id string, fragment
 	return nil
 }
 
-// DeleteManagedObject deletes the object, its external IDs, its endpoint
-// binding, last known values and operation queue. Its measurements,
-// events, alarms and operations stay, as history.
-func (s *Store) DeleteManagedObject(ctx context.Context, tenant, id string) error {
-	res, err := s.objects.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}})
+// DeletedDevice names what a deleted device was reachable by: the
+// endpoints and lwm2m PSK identities whose live registrations and DTLS
+// sessions end with it.
+type DeletedDevice struct {
+	Endpoints  []string
+	Identities []string
+}
+
+// DeleteManagedObject deletes the object and everything that names it:
+// its endpoint binding, its PSK identities, its external IDs, its
+// registration record, last known values and operation queue, so that a
+// new device may claim its endpoint and identities. Its measurements,
+// events, alarms and operations stay, as history. No transaction makes
+// these writes one: the registration record is first marked as being
+// deleted (written for an object that has none), which makes the device
+// absent for the LwM2M, DTLS and bootstrap servers as an incomplete one
+// is; the object and last the record go after the rest, so that a
+// deletion cut short leaves a marked record, and the next start (or a
+// repeated DELETE) finishes it. It returns what the device was
+// reachable by; the caller ends its live registrations and sessions.
+func (s *Store) DeleteManagedObject(ctx context.Context, tenant, id string) (DeletedDevice, error) {
+	err := s.objects.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		// the object is gone; a deletion that failed after it is finished
+		r, rerr := s.DeviceSettings(ctx, tenant, id)
+		if rerr != nil || !r.Deleting {
+			return DeletedDevice{}, ErrNotFound
+		}
+		return s.removeDevice(ctx, tenant, id, r)
+	}
 	if err != nil {
-		return fmt.Errorf("delete managed object %s: %w", id, err)
+		return DeletedDevice{}, fmt.Errorf("delete managed object %s: %w", id, err)
 	}
-	if res.DeletedCount == 0 {
-		return ErrNotFound
+	_, err = s.deviceRegs.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: id}, {Key: "pending.delete", Value: true},
+		{Key: "updated", Value: time.Now().UTC().Truncate(time.Millisecond)},
+	}}}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return DeletedDevice{}, fmt.Errorf("delete managed object %s: mark its registration: %w", id, err)
 	}
+	r, err := s.DeviceSettings(ctx, tenant, id)
+	if err != nil {
+		return DeletedDevice{}, fmt.Errorf("delete managed object %s: %w", id, err)
+	}
+	return s.removeDevice(ctx, tenant, id, r)
+}
+
+// removeDevice removes the tenant's device whose registration record is
+// r, in the order that leaves, if cut short, a device that cannot
+// connect and a record naming what is left: the endpoint bindings (the
+// record's endpoint and the device's c8y_Id external IDs), the PSK
+// identities the record names or has yet to release, the external IDs,
+// last known values, operation queue, the managed object, and last the
+// record. Only bindings that name the device are removed.
+func (s *Store) removeDevice(ctx context.Context, tenant, id string, r DeviceRegistration) (DeletedDevice, error) {
+	var gone DeletedDevice
 	xs, err := s.ExternalIDsOf(ctx, tenant, id)
 	if err != nil {
-		return err
+		return gone, fmt.Errorf("remove device %s: %w", id, err)
+	}
+	if ep, _ := r.Params[ParamEndpointID].(string); ep != "" {
+		gone.Endpoints = append(gone.Endpoints, ep)
 	}
 	for _, x := range xs {
-		if _, err := s.externalIDs.DeleteOne(ctx, bson.D{{Key: "_id", Value: extKey(tenant, x.Type, x.ExternalID)}}); err != nil {
-			return fmt.Errorf("delete external id of %s: %w", id, err)
+		if x.Type == ExternalIDDevice && !slices.Contains(gone.Endpoints, x.ExternalID) {
+			gone.Endpoints = append(gone.Endpoints, x.ExternalID)
 		}
-		if x.Type == ExternalIDDevice {
-			if _, err := s.endpoints.DeleteOne(ctx, bson.D{{Key: "_id", Value: x.ExternalID}, {Key: "tenant", Value: tenant}, {Key: "deviceId", Value: id}}); err != nil {
-				return fmt.Errorf("unbind endpoint of %s: %w", id, err)
+	}
+	for _, ep := range gone.Endpoints {
+		if _, err := s.endpoints.DeleteOne(ctx, bson.D{{Key: "_id", Value: ep}, {Key: "tenant", Value: tenant}, {Key: "deviceId", Value: id}}); err != nil {
+			return gone, fmt.Errorf("remove device %s: unbind endpoint: %w", id, err)
+		}
+	}
+	for _, kind := range []string{PSKServer, PSKBootstrap} {
+		for _, ident := range []string{r.PSKIdentity(kind), r.Release[kind]} {
+			if ident == "" {
+				continue
+			}
+			if err := s.UnbindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
+				return gone, fmt.Errorf("remove device %s: %w", id, err)
+			}
+			if kind == PSKServer && !slices.Contains(gone.Identities, ident) {
+				gone.Identities = append(gone.Identities, ident)
 			}
 		}
 	}
-	for _, c := range []*mongo.Collection{s.values, s.opQueues, s.deviceRegs} {
-		if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
-			return fmt.Errorf("delete %s of %s: %w", c.Name(), id, err)
+	for _, x := range xs {
+		// by _id: the embedded store's index serves no other filter
+		if _, err := s.externalIDs.DeleteOne(ctx, bson.D{{Key: "_id", Value: extKey(tenant, x.Type, x.ExternalID)}}); err != nil {
+			return gone, fmt.Errorf("remove device %s: external id: %w", id, err)
 		}
 	}
-	return nil
+	for _, c := range []*mongo.Collection{s.values, s.opQueues, s.objects, s.deviceRegs} {
+		if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
+			return gone, fmt.Errorf("remove device %s: %s: %w", id, c.Name(), err)
+		}
+	}
+	return gone, nil
 }
 
 // ManagedObjectFilter selects managed objects; empty fields match all.

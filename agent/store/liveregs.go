@@ -28,6 +28,42 @@ type LiveRegistration struct {
 	// Serialization is the device's content format name, "" for none
 	// (DeviceRegistration.Serialization).
 	Serialization string
+	// Record is what the device's registration record says of how it may
+	// connect now, nil when it has none: a registration restored without
+	// a look at it would outlive a change of security cut short by a
+	// crash, or a record that was never written.
+	Record *RecordAccess
+}
+
+// RecordAccess is what a registration record says of how its device may
+// connect: DeviceRegistration without its other parameters and secrets.
+type RecordAccess struct {
+	SecurityMode string // DeviceRegistration.SecurityMode
+	PSKIdentity  string // the lwm2m PSK identity the record names
+	Keyed        bool   // a PSK key is stored
+	Incomplete   bool   // DeviceRegistration.Incomplete
+}
+
+// Access returns what the record says of how its device may connect.
+func (r DeviceRegistration) Access() RecordAccess {
+	return RecordAccess{SecurityMode: r.SecurityMode(), PSKIdentity: r.PSKIdentity(PSKServer), Keyed: len(r.PSKKey) > 0, Incomplete: r.Incomplete}
+}
+
+// recordInfo is what a restore needs of a device's registration record.
+type recordInfo struct {
+	serialization string
+	access        RecordAccess
+}
+
+// live is the LiveRegistration of the tenant's device, with what records
+// holds of its registration record.
+func live(tenant, id string, frag map[string]any, records map[string]*recordInfo) LiveRegistration {
+	l := LiveRegistration{Tenant: tenant, DeviceID: id, Fragment: frag}
+	if r := records[key(tenant, id)]; r != nil {
+		l.Serialization = r.serialization
+		l.Record = &r.access
+	}
+	return l
 }
 
 // LiveRegistrations calls fn for every device whose managed object holds
@@ -39,7 +75,7 @@ func (s *Store) LiveRegistrations(ctx context.Context, fn func(LiveRegistration)
 			return err
 		}
 	}
-	formats, err := s.serializations(ctx)
+	records, err := s.records(ctx)
 	if err != nil {
 		return err
 	}
@@ -59,7 +95,7 @@ func (s *Store) LiveRegistrations(ctx context.Context, fn func(LiveRegistration)
 			return fmt.Errorf("live registrations: %w", err)
 		}
 		frag, _ := Plain(d.LwM2M).(map[string]any)
-		if err := fn(LiveRegistration{Tenant: d.Tenant, DeviceID: d.ID, Fragment: frag, Serialization: formats[key(d.Tenant, d.ID)]}); err != nil {
+		if err := fn(live(d.Tenant, d.ID, frag, records)); err != nil {
 			return err
 		}
 	}
@@ -69,29 +105,29 @@ func (s *Store) LiveRegistrations(ctx context.Context, fn func(LiveRegistration)
 	return nil
 }
 
-// serializations returns the serialization of every device that has one,
-// by key(tenant, device): few devices have one, and one scan is cheaper
-// than a read per restored device.
-func (s *Store) serializations(ctx context.Context) (map[string]string, error) {
-	cur, err := s.deviceRegs.Find(ctx, bson.D{{Key: "serialization", Value: bson.D{{Key: "$gt", Value: ""}}}},
-		options.Find().SetProjection(bson.D{{Key: "serialization", Value: 1}}))
+// records returns what a restore needs of every registration record, by
+// key(tenant, device): one scan of the records is far cheaper than a read
+// per restored device.
+func (s *Store) records(ctx context.Context) (map[string]*recordInfo, error) {
+	cur, err := s.deviceRegs.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{
+		{Key: "serialization", Value: 1}, {Key: "params." + ParamSecurityMode, Value: 1},
+		{Key: "params." + pskParams[PSKServer], Value: 1}, {Key: "pskKey", Value: 1}, {Key: "pending", Value: 1},
+	}))
 	if err != nil {
-		return nil, fmt.Errorf("device serializations: %w", err)
+		return nil, fmt.Errorf("registration records: %w", err)
 	}
 	defer cur.Close(ctx)
-	out := map[string]string{}
+	out := map[string]*recordInfo{}
 	for cur.Next(ctx) {
-		var d struct {
-			Key           string `bson:"_id"`
-			Serialization string `bson:"serialization"`
-		}
+		var d deviceRegDoc
 		if err := cur.Decode(&d); err != nil {
-			return nil, fmt.Errorf("device serializations: %w", err)
+			return nil, fmt.Errorf("registration records: %w", err)
 		}
-		out[d.Key] = d.Serialization
+		r := d.registration()
+		out[d.Key] = &recordInfo{serialization: r.Serialization, access: r.Access()}
 	}
 	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("device serializations: %w", err)
+		return nil, fmt.Errorf("registration records: %w", err)
 	}
 	return out, nil
 }
@@ -109,7 +145,7 @@ func (x *sqlIndex) liveRegistrations(ctx context.Context, s *Store, fn func(Live
 	if err != nil || objects == "" {
 		return false, err
 	}
-	formats, err := x.serializations(ctx)
+	records, err := x.records(ctx)
 	if err != nil {
 		return true, err
 	}
@@ -158,7 +194,7 @@ func (x *sqlIndex) liveRegistrations(ctx context.Context, s *Store, fn func(Live
 			}
 			frag, _ = Plain(d.LwM2M).(map[string]any)
 		}
-		if err := fn(LiveRegistration{Tenant: tenant, DeviceID: id, Fragment: frag, Serialization: formats[r.docID]}); err != nil {
+		if err := fn(live(tenant, id, frag, records)); err != nil {
 			return true, err
 		}
 	}
@@ -211,28 +247,45 @@ func (x *sqlIndex) table(ctx context.Context, collection string) (string, error)
 	return t, nil
 }
 
-// serializations is Store.serializations read from the SQLite file.
-func (x *sqlIndex) serializations(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
+// records is Store.records read from the SQLite file, which extracts the
+// few fields itself instead of FerretDB decoding every record whole.
+func (x *sqlIndex) records(ctx context.Context) (map[string]*recordInfo, error) {
+	out := map[string]*recordInfo{}
 	regs, err := x.table(ctx, "deviceRegistrations")
 	if err != nil || regs == "" {
 		return out, err
 	}
-	rows, err := x.db.QueryContext(ctx, fmt.Sprintf(`SELECT %s, %s FROM %q WHERE %s > ''`,
-		sqlField("_id"), sqlField("serialization"), regs, sqlField("serialization")))
+	// a field of another type reads as "", as the type assertions of
+	// DeviceRegistration's readers take it; a key is stored as a base64
+	// string, empty for no bytes
+	text := func(field string) string {
+		return fmt.Sprintf(`CASE WHEN json_type(_ferretdb_sjson, '$.%s') = 'text' THEN %s ELSE '' END`, field, sqlField(field))
+	}
+	rows, err := x.db.QueryContext(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, IFNULL(length(%s), 0) > 0,
+		json_type(_ferretdb_sjson, '$.pending.create') IS 'true' OR json_type(_ferretdb_sjson, '$.pending.delete') IS 'true' FROM %q`,
+		sqlField("_id"), text("serialization"), text("params."+ParamSecurityMode), text("params."+pskParams[PSKServer]),
+		sqlField("pskKey"), regs))
 	if err != nil {
-		return nil, fmt.Errorf("device serializations: %w", err)
+		return nil, fmt.Errorf("registration records: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k, format string
-		if err := rows.Scan(&k, &format); err != nil {
-			return nil, fmt.Errorf("device serializations: %w", err)
+		var k string
+		var r recordInfo
+		if err := rows.Scan(&k, &r.serialization, &r.access.SecurityMode, &r.access.PSKIdentity, &r.access.Keyed, &r.access.Incomplete); err != nil {
+			return nil, fmt.Errorf("registration records: %w", err)
 		}
-		out[k] = format
+		// most records name one of two modes: one string each
+		switch r.access.SecurityMode {
+		case SecurityNoSec:
+			r.access.SecurityMode = SecurityNoSec
+		case SecurityPSK:
+			r.access.SecurityMode = SecurityPSK
+		}
+		out[k] = &r
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("device serializations: %w", err)
+		return nil, fmt.Errorf("registration records: %w", err)
 	}
 	return out, nil
 }

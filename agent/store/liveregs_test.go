@@ -40,20 +40,40 @@ func TestLiveRegistrations(t *testing.T) {
 			check(t, s.SetDeviceSerialization(ctx, d.tenant, id, d.serialization))
 		}
 	}
-	type got struct{ tenant, device, regID, serialization string }
+	// a record changed under a live registration is read as it is now,
+	// and an object without one is read without it
+	check(t, s.SaveDeviceRegistration(ctx, "acme", ids["live-2"], store.DeviceRegistration{
+		Params: map[string]any{store.ParamSecurityMode: store.SecurityPSK, "lwm2mPskId": "live-2-id"}, PSKKey: []byte{1},
+	}))
+	check(t, s.UpdateFragments(ctx, "acme", must(s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "bare"})).ID, bson.M{"lwm2m": bson.M{
+		"endpoint": "bare", "registrationId": "r4", "lifetime": int64(300), "lastUpdate": at, "objects": []string{"/3/0", "/3303/0"},
+	}}))
+	type got struct {
+		tenant, device, regID, serialization string
+		record                               store.RecordAccess
+		recorded                             bool
+	}
 	var all []got
 	check(t, s.LiveRegistrations(ctx, func(l store.LiveRegistration) error {
 		f := l.Fragment
 		if f["lifetime"] != int64(300) || !f["lastUpdate"].(time.Time).Equal(at) || len(f["objects"].([]any)) != 2 {
 			t.Errorf("fragment of %s: %v", l.DeviceID, f)
 		}
-		all = append(all, got{l.Tenant, l.DeviceID, f["registrationId"].(string), l.Serialization})
+		g := got{tenant: l.Tenant, device: l.DeviceID, regID: f["registrationId"].(string), serialization: l.Serialization}
+		if l.Record != nil {
+			g.record, g.recorded = *l.Record, true
+		}
+		if g.regID == "r4" {
+			g.device = ""
+		}
+		all = append(all, g)
 		return nil
 	}))
 	want := []got{
-		{"acme", ids["live-1"], "r1", "TLV"},
-		{"acme", ids["live-2"], "r2", ""},
-		{"beta", ids["live-3"], "r3", ""},
+		{"acme", ids["live-1"], "r1", "TLV", store.RecordAccess{SecurityMode: store.SecurityNoSec}, true},
+		{"acme", ids["live-2"], "r2", "", store.RecordAccess{SecurityMode: store.SecurityPSK, PSKIdentity: "live-2-id", Keyed: true}, true},
+		{"beta", ids["live-3"], "r3", "", store.RecordAccess{SecurityMode: store.SecurityNoSec}, true},
+		{"acme", "", "r4", "", store.RecordAccess{}, false},
 	}
 	slices.SortFunc(all, func(a, b got) int { return strings.Compare(a.regID, b.regID) })
 	if !slices.Equal(all, want) {

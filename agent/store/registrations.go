@@ -34,6 +34,10 @@ type DeviceRegistration struct {
 	// device is not there yet for the LwM2M, bootstrap and DTLS layers,
 	// and the store's start removes what a crash left of it.
 	Incomplete bool
+	// Deleting is set, with Incomplete, while the device is being deleted
+	// (DeleteManagedObject): a deletion cut short is finished by the
+	// store's start like a creation cut short.
+	Deleting bool
 	// Release are the PSK identities, by kind, that a change of the
 	// record took from the device and has not released yet; stored with
 	// the new parameters in one write, so that a crash before the release
@@ -46,6 +50,7 @@ type DeviceRegistration struct {
 // change that wrote it; a record without one is complete.
 type pendingDoc struct {
 	Create  bool              `bson:"create,omitempty"`
+	Delete  bool              `bson:"delete,omitempty"`
 	Release map[string]string `bson:"release,omitempty"`
 }
 
@@ -64,17 +69,26 @@ type deviceRegDoc struct {
 
 // SaveDeviceRegistration stores (or replaces) a device's registration
 // parameters and secrets. The device's Serialization is not changed:
-// SetDeviceSerialization owns it. r.Incomplete and r.Release, when set,
-// are stored in the same write; otherwise the record stays as complete
-// or incomplete as it was, so that a change made while the device's
-// creation is under way does not complete it.
+// SetDeviceSerialization owns it. r.Incomplete, r.Deleting and
+// r.Release, when set, are stored in the same write; otherwise the
+// record stays as complete or incomplete as it was, so that a change
+// made while the device's creation or deletion is under way does not
+// complete it.
 func (s *Store) SaveDeviceRegistration(ctx context.Context, tenant, deviceID string, r DeviceRegistration) error {
 	set := bson.D{
 		{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: deviceID}, {Key: "params", Value: r.Params},
 		{Key: "updated", Value: time.Now().UTC().Truncate(time.Millisecond)},
 	}
-	if r.Incomplete || len(r.Release) > 0 {
-		set = append(set, bson.E{Key: "pending", Value: pendingDoc{Create: r.Incomplete, Release: r.Release}})
+	// field by field: a change must not clear what another one under way
+	// marked (a deletion above all)
+	switch {
+	case r.Deleting:
+		set = append(set, bson.E{Key: "pending.delete", Value: true})
+	case r.Incomplete:
+		set = append(set, bson.E{Key: "pending.create", Value: true})
+	}
+	if len(r.Release) > 0 {
+		set = append(set, bson.E{Key: "pending.release", Value: r.Release})
 	}
 	unset := bson.D{}
 	for _, f := range []struct {
@@ -120,8 +134,19 @@ func (s *Store) SetDeviceSerialization(ctx context.Context, tenant, deviceID, fo
 
 // CompleteDevice marks the device's registration record complete: the
 // last write of a change, after which the device is what the record
-// says for every reader.
+// says for every reader. A device being deleted is not completed.
 func (s *Store) CompleteDevice(ctx context.Context, tenant, deviceID string) error {
+	// The embedded store looks up by _id alone in its index, and decodes
+	// every record for any other filter: the deletion's mark is read
+	// first rather than filtered on, which a deletion starting between
+	// the two could only lose if it began in those microseconds.
+	r, err := s.DeviceSettings(ctx, tenant, deviceID)
+	if err == nil && r.Deleting {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("complete registration of %s: %w", deviceID, err)
+	}
 	res, err := s.deviceRegs.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}},
 		bson.D{{Key: "$unset", Value: bson.D{{Key: "pending", Value: ""}}}})
 	if err != nil {
@@ -166,7 +191,7 @@ func (s *Store) DeviceSettings(ctx context.Context, tenant, deviceID string) (De
 func (d deviceRegDoc) registration() DeviceRegistration {
 	r := DeviceRegistration{Params: d.Params, PSKKey: d.PSKKey, BootstrapPSKKey: d.BootstrapPSKKey, CredentialsHash: d.CredentialsHash, Serialization: d.Serialization, Updated: d.Updated}
 	if d.Pending != nil {
-		r.Incomplete, r.Release = d.Pending.Create, d.Pending.Release
+		r.Incomplete, r.Deleting, r.Release = d.Pending.Create || d.Pending.Delete, d.Pending.Delete, d.Pending.Release
 	}
 	return r
 }

@@ -206,7 +206,7 @@ func TestManagedObjects(t *testing.T) {
 		t.Fatalf("total %d (%v), want 5 in 3 pages", total, err)
 	}
 
-	if err := s.DeleteManagedObject(ctx, "a", ids[1]); err != nil {
+	if _, err := s.DeleteManagedObject(ctx, "a", ids[1]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetManagedObject(ctx, "a", ids[1]); !errors.Is(err, store.ErrNotFound) {
@@ -271,7 +271,7 @@ func TestDevicesAndExternalIDs(t *testing.T) {
 		t.Fatalf("unknown endpoint: %v", err)
 	}
 	// Deleting the bound device frees the endpoint and its external IDs.
-	if err := s.DeleteManagedObject(ctx, "a", idA); err != nil {
+	if _, err := s.DeleteManagedObject(ctx, "a", idA); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.DeviceByEndpoint(ctx, "urn:imei:1"); !errors.Is(err, store.ErrNotFound) {
@@ -614,7 +614,7 @@ func TestTenantIsolation(t *testing.T) {
 		{"get managed object", func() error { _, err := s.GetManagedObject(ctx, "b", dev); return err }},
 		{"update managed object", func() error { _, err := s.UpdateManagedObject(ctx, "b", dev, map[string]any{"x": 1}); return err }},
 		{"update fragments", func() error { return s.UpdateFragments(ctx, "b", dev, bson.M{"x": 1}) }},
-		{"delete managed object", func() error { return s.DeleteManagedObject(ctx, "b", dev) }},
+		{"delete managed object", func() error { _, err := s.DeleteManagedObject(ctx, "b", dev); return err }},
 		{"external id", func() error { _, err := s.GetExternalID(ctx, "b", "c8y_Id", "ep"); return err }},
 		{"get event", func() error { _, err := s.GetEvent(ctx, "b", ev.ID); return err }},
 		{"get alarm", func() error { _, err := s.GetAlarm(ctx, "b", al.ID); return err }},
