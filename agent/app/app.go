@@ -81,6 +81,9 @@ type Agent struct {
 	httpLn  net.Listener
 	// apiStore is the store over the API's own connections.
 	apiStore *store.Store
+	// restoreEnded counts the registrations the start ended instead of
+	// restoring them, among those the agent ended.
+	restoreEnded uint64
 }
 
 // apiPoolSize bounds the API's connections to the store. With the
@@ -208,14 +211,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	// The registrations of before this start are live again, so that
 	// devices need not register anew; before serving, so that no Update
 	// comes first.
-	restored, err := session.Restore(ctx, st, srv, log)
+	restored, err := session.Restore(ctx, hooks, srv)
+	a.restoreEnded = uint64(restored.Ended)
 	switch {
 	case errors.Is(err, lwm2m.ErrFull):
 		log.Warn("not every registration restored: max-registrations reached", "restored", restored.Restored)
 	case err != nil:
 		return fail(err)
 	}
-	log.Info("registrations restored", "restored", restored.Restored, "skipped", restored.Skipped, "took", restored.Took.Round(time.Millisecond))
+	log.Info("registrations restored", "restored", restored.Restored, "skipped", restored.Skipped, "ended", restored.Ended,
+		"took", restored.Took.Round(time.Millisecond))
 	if cfg.BootstrapAddr != "" {
 		bcfg := bootstrap.Config{
 			Addr:               cfg.BootstrapAddr,

@@ -232,6 +232,30 @@ func TestAdversarialKillDuringImport(t *testing.T) {
 	}
 }
 
+// waitRegistrationEnded waits until the device of ep (its ID id) is
+// DISCONNECTED with no registration, and has a security event whose text
+// holds every one of words.
+func (h *harness) waitRegistrationEnded(ep, id string, words ...string) {
+	h.t.Helper()
+	h.eventually(10*time.Second, func() error {
+		mo := h.device(ep)
+		if st := mo.str("c8y_Connection", "status"); st != "DISCONNECTED" || mo.str("lwm2m", "registrationId") != "" {
+			return fmt.Errorf("device %s, registration %q", st, mo.str("lwm2m", "registrationId"))
+		}
+	events:
+		for _, ev := range h.events(id, "c8y_LWM2MSecurityEvent") {
+			text, _ := ev["text"].(string)
+			for _, w := range words {
+				if !strings.Contains(text, w) {
+					continue events
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("no security event saying %q", words)
+	})
+}
+
 // updateAnswer sends an Update to location over c and returns its code,
 // or the error of a session that is gone.
 func updateAnswer(c *udpClient.Conn, location string) (codes.Code, error) {
@@ -272,18 +296,7 @@ func TestAdversarialSecurityChangeEndsRegistrations(t *testing.T) {
 	if code, _ := registerAt(t, plain, "fc-move"); code != codes.Forbidden {
 		t.Fatalf("plain Register after the device became PSK: %v, want 4.03", code)
 	}
-	h.eventually(10*time.Second, func() error {
-		mo := h.device("fc-move")
-		if st := mo.str("c8y_Connection", "status"); st != "DISCONNECTED" || mo.str("lwm2m", "registrationId") != "" {
-			return fmt.Errorf("device %s, registration %q", st, mo.str("lwm2m", "registrationId"))
-		}
-		for _, ev := range h.events(id, "c8y_LWM2MSecurityEvent") {
-			if text, _ := ev["text"].(string); strings.Contains(text, "ended") && strings.Contains(text, "plain CoAP") {
-				return nil
-			}
-		}
-		return fmt.Errorf("no event of the ended registration")
-	})
+	h.waitRegistrationEnded("fc-move", id, "ended", "plain CoAP")
 
 	secure, err := dialPSK(t, h.agent.CoAPSAddr, "fc-move-id", []byte{0x0a, 0x0b, 0x0c, 0x0d})
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -88,4 +90,78 @@ func TestRegistrationsSurviveRestart(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A plain registration whose device's record says PSK when the agent
+// starts is not restored: an agent killed after it stored the device's
+// new securityMode and before it ended the registration leaves both in
+// the store. At the next start the registration ends (DISCONNECTED, a
+// c8y_LWM2MSecurityEvent, lwm2m_agent_registrations_ended_total), the
+// device's next Update is answered 4.04 and a plain Register 4.03, and
+// it registers over DTLS with its new key; another device's registration
+// is restored as before.
+func TestRestartEndsRegistrationTheRecordNoLongerAllows(t *testing.T) {
+	dir, coap, coaps := t.TempDir(), freeUDPAddr(t), freeUDPAddr(t)
+	opts := []option{withSecureAddr(coaps), withAutoRegister(false), func(c *config.Config) { c.DTLSHandshakeTimeout = time.Second }}
+	h, stop := startAgentIn(t, dir, coap, opts...)
+	h.importOK("management/admin", adminPassword, pskHeader+
+		"rc-moved;c8y_Id;Secret-pass-1234!;c8y_lwm2m;rc-moved;coap://127.0.0.1:5783;NO_SEC;;;;\n"+
+		"rc-kept;c8y_Id;Secret-pass-1234!;c8y_lwm2m;rc-kept;coap://127.0.0.1:5783;NO_SEC;;;;\n")
+	id := h.device("rc-moved").str("id")
+	code, location, moved := plainRegister(t, coap, "rc-moved")
+	if code != codes.Created {
+		t.Fatalf("plain Register of rc-moved: %v", code)
+	}
+	code, keptLocation, kept := plainRegister(t, coap, "rc-kept")
+	if code != codes.Created {
+		t.Fatalf("plain Register of rc-kept: %v", code)
+	}
+	stop()
+
+	// what a change to PSK leaves when the agent dies before it ends the
+	// registration: the new identity bound, the new record stored
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.DeviceSettings(ctx, "management", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Params[store.ParamSecurityMode], r.Params["lwm2mPskId"], r.PSKKey = store.SecurityPSK, "rc-moved-id", []byte{0x0a, 0x0b, 0x0c, 0x0d}
+	if err := st.BindPSKIdentity(ctx, store.PSKServer, "rc-moved-id", "management", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveDeviceRegistration(ctx, "management", id, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	h2, _ := startAgentIn(t, dir, coap, opts...)
+	if _, ok := h2.agent.Server.Registration("rc-moved"); ok {
+		t.Fatal("the plain registration of a PSK device was restored")
+	}
+	if code, err := updateAnswer(moved, location); err != nil || code != codes.NotFound {
+		t.Fatalf("Update of the plain registration after the restart: %v %v, want 4.04", code, err)
+	}
+	if code, err := updateAnswer(kept, keptLocation); err != nil || code != codes.Changed {
+		t.Fatalf("Update of the other device's registration after the restart: %v %v, want 2.04", code, err)
+	}
+	if code, _ := registerAt(t, moved, "rc-moved"); code != codes.Forbidden {
+		t.Fatalf("plain Register of the PSK device: %v, want 4.03", code)
+	}
+	h2.waitRegistrationEnded("rc-moved", id, "not restored", "plain CoAP", "security mode is PSK")
+	if got := h2.metric("lwm2m_agent_registrations_ended_total"); got != 1 {
+		t.Errorf("%v registrations ended, want 1", got)
+	}
+	secure, err := dialPSK(t, h2.agent.CoAPSAddr, "rc-moved-id", []byte{0x0a, 0x0b, 0x0c, 0x0d})
+	if err != nil {
+		t.Fatalf("handshake with the new key: %v", err)
+	}
+	if code := register(t, secure, "rc-moved"); code != codes.Created {
+		t.Fatalf("DTLS Register with the new key: %v, want 2.01", code)
+	}
 }

@@ -37,7 +37,8 @@ func BenchmarkRestore(b *testing.B) {
 	if dir == "" {
 		dir = b.TempDir()
 	} else {
-		dir = filepath.Join(dir, strconv.Itoa(n))
+		// devices of earlier layouts had no registration record
+		dir = filepath.Join(dir, strconv.Itoa(n)+"-nosec")
 	}
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{DataDir: dir})
@@ -50,16 +51,17 @@ func BenchmarkRestore(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		srv, err := lwm2m.NewServer(lwm2m.Config{Addr: "127.0.0.1:0", MaxRegistrations: n + 1}, New(Config{Store: st}))
+		hooks := New(Config{Store: st})
+		srv, err := lwm2m.NewServer(lwm2m.Config{Addr: "127.0.0.1:0", MaxRegistrations: n + 1}, hooks)
 		if err != nil {
 			b.Fatal(err)
 		}
-		stats, err := Restore(ctx, st, srv, nil)
+		stats, err := Restore(ctx, hooks, srv)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if stats.Restored != n || stats.Skipped != 0 {
-			b.Fatalf("restored %d, skipped %d of %d", stats.Restored, stats.Skipped, n)
+		if stats.Restored != n || stats.Skipped != 0 || stats.Ended != 0 {
+			b.Fatalf("restored %d, skipped %d, ended %d of %d", stats.Restored, stats.Skipped, stats.Ended, n)
 		}
 		b.StopTimer()
 		sctx, cancel := context.WithCancel(ctx)
@@ -72,7 +74,8 @@ func BenchmarkRestore(b *testing.B) {
 
 // fillRegistrations makes the store hold n devices with a live
 // registration each, as Register leaves them (the lwm2m fragment that
-// Fragment writes), unless it holds them already.
+// Fragment writes) and a complete NO_SEC registration record, which a
+// restored plain registration needs, unless it holds them already.
 func fillRegistrations(b *testing.B, st *store.Store, n int) {
 	b.Helper()
 	ctx := context.Background()
@@ -102,6 +105,12 @@ func fillRegistrations(b *testing.B, st *store.Store, n int) {
 					mo, err := st.CreateManagedObject(ctx, "management", store.ManagedObject{Name: ep, Type: store.DeviceType,
 						Fragments: map[string]any{"c8y_IsDevice": map[string]any{}}})
 					if err != nil {
+						errs <- err
+						return
+					}
+					if err := st.SaveDeviceRegistration(ctx, "management", mo.ID, store.DeviceRegistration{
+						Params: map[string]any{store.ParamEndpointID: ep, store.ParamSecurityMode: store.SecurityNoSec},
+					}); err != nil {
 						errs <- err
 						return
 					}

@@ -275,16 +275,19 @@ func (h *Hooks) settings(ctx context.Context, tenant, id string) (deviceSettings
 		h.log.Error("read registration parameters", "device", id, "err", err)
 		return deviceSettings{}, err
 	}
-	mode := reg.SecurityMode()
-	keyed := len(reg.PSKKey) > 0
+	return settingsOf(reg.Access(), reg.Serialization), nil
+}
+
+// settingsOf reads a record as Authorize and Restore both take it.
+func settingsOf(a store.RecordAccess, serialization string) deviceSettings {
 	return deviceSettings{
-		psk:           mode == store.SecurityPSK || keyed,
-		noSec:         mode == store.SecurityNoSec && !keyed && !reg.Incomplete,
-		unset:         mode == "" && !keyed && !reg.Incomplete,
-		creating:      reg.Incomplete,
-		pskIdentity:   reg.PSKIdentity(store.PSKServer),
-		serialization: reg.Serialization,
-	}, nil
+		psk:           a.SecurityMode == store.SecurityPSK || a.Keyed,
+		noSec:         a.SecurityMode == store.SecurityNoSec && !a.Keyed && !a.Incomplete,
+		unset:         a.SecurityMode == "" && !a.Keyed && !a.Incomplete,
+		creating:      a.Incomplete,
+		pskIdentity:   a.PSKIdentity,
+		serialization: serialization,
+	}
 }
 
 // securityEvent queues a security event on the device, unless one was
@@ -460,15 +463,27 @@ func (h *Hooks) reachable(reg lwm2m.Registration) {
 func (h *Hooks) offline(ctx context.Context, reg lwm2m.Registration, event, text string) {
 	// No deadline: a change waits for room in the writer's bounded queue
 	// (back-pressure on the device's exchange) rather than being dropped.
-	ctx = context.WithoutCancel(ctx)
+	h.write(context.WithoutCancel(ctx), reg, offlineFragments(reg), event, text)
+}
+
+// offlineFragments are the fragments of a device whose registration
+// ended: unavailable, disconnected, no registrationId.
+func offlineFragments(reg lwm2m.Registration) bson.M {
 	lw := Fragment(reg)
 	lw["registrationId"] = ""
-	frag := bson.M{
+	return bson.M{
 		"c8y_Availability": bson.M{"status": "UNAVAILABLE", "lastMessage": reg.UpdatedAt.UTC()},
 		"c8y_Connection":   bson.M{"status": "DISCONNECTED"},
 		"lwm2m":            lw,
 	}
-	h.write(ctx, reg, frag, event, text)
+}
+
+// transport names how reg was made, for events.
+func transport(reg lwm2m.Registration) string {
+	if reg.Secure {
+		return "DTLS"
+	}
+	return "plain CoAP"
 }
 
 func (h *Hooks) write(ctx context.Context, reg lwm2m.Registration, frag bson.M, event, text string) {
@@ -563,12 +578,8 @@ func (h *Hooks) SecurityChanged(ctx context.Context, tenant, deviceID, endpoint,
 	}
 	h.log.Info("registration ended: the device's security settings changed", "endpoint", endpoint, "device", deviceID,
 		"reg_id", reg.ID, "secure", reg.Secure, "sessions", closed)
-	transport := "plain CoAP"
-	if reg.Secure {
-		transport = "DTLS"
-	}
 	h.offline(ctx, reg, EventSecurity, fmt.Sprintf(
-		"Registration %s of %s over %s ended: the device's security mode or keys changed; it must register again", reg.ID, endpoint, transport))
+		"Registration %s of %s over %s ended: the device's security mode or keys changed; it must register again", reg.ID, endpoint, transport(reg)))
 	h.gone(reg)
 }
 
