@@ -60,9 +60,12 @@ type RegistrationSource interface {
 // SecurityChanges hears of a device whose security mode, PSK key or PSK
 // identity changed, so that its live registrations, made under the old
 // ones, end. oldIdentity is the lwm2m PSK identity the device had, ""
-// for none: sessions opened with it must end too.
+// for none: sessions opened with it must end too. It hears of a deleted
+// device too, whose live registrations of its endpoints and sessions of
+// its lwm2m PSK identities end.
 type SecurityChanges interface {
 	SecurityChanged(ctx context.Context, tenant, deviceID, endpoint, oldIdentity string)
+	DeviceDeleted(ctx context.Context, tenant, deviceID string, endpoints, identities []string)
 }
 
 // Config wires the API to the rest of the agent. Store is required.
@@ -71,7 +74,7 @@ type Config struct {
 	Models        ModelSource        // may be nil: every resource is then "raw"
 	Ops           OperationRunner    // may be nil: operations stay PENDING
 	Registrations RegistrationSource // may be nil
-	Security      SecurityChanges    // may be nil: live registrations outlast a change of keys
+	Security      SecurityChanges    // may be nil: live registrations outlast a change of keys or a deletion
 	// Protocols serves the device protocols; nil makes one over Store.
 	// Share one value with the mapping pipeline, so that a change through
 	// the API reaches the pipeline's cache at once.

@@ -132,10 +132,19 @@ func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u stor
 	writeJSON(w, http.StatusOK, moJSON(r, mo))
 }
 
+// deleteManagedObject deletes the object; a device's live registrations
+// and DTLS sessions end with it, so that nothing more of a device that
+// is gone is answered, and its endpoint and identities are free for a
+// new device.
 func (a *API) deleteManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
-	if _, err := a.cfg.Store.DeleteManagedObject(r.Context(), u.Tenant, r.PathValue("id")); err != nil {
+	id := r.PathValue("id")
+	gone, err := a.cfg.Store.DeleteManagedObject(r.Context(), u.Tenant, id)
+	if err != nil {
 		a.storeError(w, r, "inventory", err)
 		return
+	}
+	if a.cfg.Security != nil && (len(gone.Endpoints) > 0 || len(gone.Identities) > 0) {
+		a.cfg.Security.DeviceDeleted(r.Context(), u.Tenant, id, gone.Endpoints, gone.Identities)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

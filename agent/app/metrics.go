@@ -26,7 +26,7 @@ var metrics = []metric{
 	{"lwm2m_agent_updates_total", "Registration updates accepted.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Updates) }},
 	{"lwm2m_agent_deregisters_total", "De-registrations.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Deregisters) }},
 	{"lwm2m_agent_expiries_total", "Registrations whose lifetime ran out.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Expiries) }},
-	{"lwm2m_agent_registrations_ended_total", "Registrations the agent ended because the device's security mode, PSK key or identity changed, and those not restored at start because the device's registration parameters no longer allowed them.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Ended + a.restoreEnded) }},
+	{"lwm2m_agent_registrations_ended_total", "Registrations the agent ended because the device's security mode, PSK key or identity changed or the device was deleted, and those not restored at start because the device's registration parameters no longer allowed them.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Ended + a.restoreEnded) }},
 	{"lwm2m_agent_rejected_total", "Register or Update requests refused.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Rejected) }},
 	{"lwm2m_agent_requests_total", "Requests sent to devices.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Requests) }},
 	{"lwm2m_agent_request_timeouts_total", "Requests to devices that timed out.", false, func(a *Agent) float64 { return float64(a.Server.Stats().RequestTimeouts) }},

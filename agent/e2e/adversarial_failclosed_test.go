@@ -336,3 +336,78 @@ func TestAdversarialSecurityChangeEndsRegistrations(t *testing.T) {
 		t.Error("a change of the lifetime ended the registration")
 	}
 }
+
+// Deleting a device ends its registrations and frees its names: a PSK
+// device registered over DTLS and a NO_SEC one registered in plain CoAP
+// are deleted through the API; nothing more is answered over the PSK
+// device's session, an Update of either registration gets no answer or
+// 4.04, the identity names nobody and the endpoint no device, and a new
+// device imported with the same endpoint and identity handshakes and
+// registers.
+func TestAdversarialDeletedDeviceFreesItsNames(t *testing.T) {
+	h := startAgent(t, withAutoRegister(false), func(c *config.Config) { c.DTLSHandshakeTimeout = time.Second })
+	line := pskHeader + pskCSVLine("del-psk", "0a0b0c0d")
+	h.importOK("management/admin", adminPassword, line+"del-plain;c8y_Id;Secret-pass-1234!;c8y_lwm2m;del-plain;coap://127.0.0.1:5783;NO_SEC;;;;\n")
+	key := []byte{0x0a, 0x0b, 0x0c, 0x0d}
+	pskID, plainID := h.device("del-psk").str("id"), h.device("del-plain").str("id")
+	secure, err := dialPSK(t, h.agent.CoAPSAddr, "del-psk-id", key)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	code, location := registerAt(t, secure, "del-psk")
+	if code != codes.Created {
+		t.Fatalf("DTLS Register: %v", code)
+	}
+	code, plainLocation, plain := plainRegister(t, h.agent.CoAPAddr.String(), "del-plain")
+	if code != codes.Created {
+		t.Fatalf("plain Register: %v", code)
+	}
+
+	for _, id := range []string{pskID, plainID} {
+		if c := h.call("DELETE", "/inventory/managedObjects/"+id, nil, nil); c != 204 {
+			t.Fatalf("DELETE of device %s: HTTP %d", id, c)
+		}
+	}
+	for _, ep := range []string{"del-psk", "del-plain"} {
+		if _, ok := h.agent.Server.Registration(ep); ok {
+			t.Errorf("the registration of deleted device %s is live", ep)
+		}
+	}
+	if code, err := updateAnswer(secure, location); err == nil && code != codes.NotFound {
+		t.Errorf("Update over the deleted device's session: %v, want no answer or 4.04", code)
+	}
+	if code, err := updateAnswer(plain, plainLocation); err != nil || code != codes.NotFound {
+		t.Errorf("Update of the deleted plain device: %v %v, want 4.04", code, err)
+	}
+	if holder := h.pskHolder("lwm2m", "del-psk-id"); holder != "" {
+		t.Errorf("identity of the deleted device held by %q", holder)
+	}
+	if holder := h.pskHolder("bootstrap", "del-psk-bs"); holder != "" {
+		t.Errorf("bootstrap identity of the deleted device held by %q", holder)
+	}
+	if _, err := dialPSK(t, h.agent.CoAPSAddr, "del-psk-id", key); err == nil {
+		t.Error("the deleted device's identity opens a session")
+	}
+	if code, _ := registerAt(t, plain, "del-plain"); code != codes.Forbidden {
+		t.Errorf("plain Register of the deleted device's endpoint: %v, want 4.03", code)
+	}
+	if got := h.metric("lwm2m_agent_registrations_ended_total"); got != 2 {
+		t.Errorf("%v registrations ended, want 2", got)
+	}
+
+	h.importOK("management/admin", adminPassword, line)
+	again := h.device("del-psk").str("id")
+	if again == pskID {
+		t.Fatalf("the import found the deleted device %s", pskID)
+	}
+	c, err := dialPSK(t, h.agent.CoAPSAddr, "del-psk-id", key)
+	if err != nil {
+		t.Fatalf("handshake of the new device: %v", err)
+	}
+	if code := register(t, c, "del-psk"); code != codes.Created {
+		t.Fatalf("DTLS Register of the new device: %v, want 2.01", code)
+	}
+	if reg, ok := h.agent.Server.Registration("del-psk"); !ok || reg.DeviceID != again {
+		t.Errorf("registration of the new device: %+v %v", reg, ok)
+	}
+}

@@ -583,6 +583,37 @@ func (h *Hooks) SecurityChanged(ctx context.Context, tenant, deviceID, endpoint,
 	h.gone(reg)
 }
 
+// DeviceDeleted ends the live registrations of a deleted device's
+// endpoints and closes the DTLS sessions of its lwm2m PSK identities:
+// a device that is gone is answered nothing more (its next Update gets
+// 4.04; a request over an old session no answer), and its endpoint and
+// identities may serve a new device at once. Nothing is written of the
+// device, which the store no longer holds.
+func (h *Hooks) DeviceDeleted(_ context.Context, tenant, deviceID string, endpoints, identities []string) {
+	if h.server == nil {
+		return
+	}
+	h.inflight.Add(1)
+	defer h.inflight.Done()
+	closed := 0
+	for _, ident := range identities {
+		closed += h.server.CloseSessions(ident)
+	}
+	ended := 0
+	for _, ep := range endpoints {
+		reg, ok := h.server.End(ep, tenant, deviceID)
+		if !ok {
+			continue
+		}
+		ended++
+		h.log.Info("registration ended: the device was deleted", "endpoint", ep, "device", deviceID, "reg_id", reg.ID, "secure", reg.Secure)
+		h.gone(reg)
+	}
+	if ended == 0 && closed > 0 {
+		h.log.Info("dtls sessions closed: the device was deleted", "device", deviceID, "sessions", closed)
+	}
+}
+
 // SetOps sets who is told when a device becomes reachable; call it before
 // the LwM2M server starts.
 func (h *Hooks) SetOps(r Reachable) { h.cfg.Ops = r }
