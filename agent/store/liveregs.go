@@ -136,7 +136,7 @@ func (s *Store) records(ctx context.Context) (map[string]*recordInfo, error) {
 // its SQLite file: FerretDB 1.24 filters on lwm2m.registrationId by
 // decoding every managed object in full (15 to 30 s for 100,000 devices
 // on two cores), where SQLite selects the fragments itself: the whole
-// restore of 100,000 registrations takes 2.6 s (BenchmarkRestore). A
+// restore of 100,000 registrations takes 3.6 s (BenchmarkRestore). A
 // fragment holding a type this reader does not know is read through
 // FerretDB by _id instead. ok is false when there is no table to read
 // (nothing stored yet): the caller then asks FerretDB.
@@ -145,7 +145,7 @@ func (x *sqlIndex) liveRegistrations(ctx context.Context, s *Store, fn func(Live
 	if err != nil || objects == "" {
 		return false, err
 	}
-	records, err := x.records(ctx)
+	regs, err := x.table(ctx, "deviceRegistrations")
 	if err != nil {
 		return true, err
 	}
@@ -153,19 +153,15 @@ func (x *sqlIndex) liveRegistrations(ctx context.Context, s *Store, fn func(Live
 	// one goroutine reads the rows while this one decodes them.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type row struct {
-		docID         string
-		value, schema []byte
-	}
-	rowsc := make(chan row, 256)
+	rowsc := make(chan fragmentRow, 256)
 	var readErr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer close(rowsc)
-		readErr = x.readFragments(ctx, objects, func(docID string, value, schema []byte) bool {
+		readErr = x.readFragments(ctx, objects, regs, func(r fragmentRow) bool {
 			select {
-			case rowsc <- row{docID, value, schema}:
+			case rowsc <- r:
 				return true
 			case <-ctx.Done():
 				return false
@@ -194,7 +190,11 @@ func (x *sqlIndex) liveRegistrations(ctx context.Context, s *Store, fn func(Live
 			}
 			frag, _ = Plain(d.LwM2M).(map[string]any)
 		}
-		if err := fn(live(tenant, id, frag, records)); err != nil {
+		l := LiveRegistration{Tenant: tenant, DeviceID: id, Fragment: frag}
+		if r.record != nil {
+			l.Serialization, l.Record = r.record.serialization, &r.record.access
+		}
+		if err := fn(l); err != nil {
 			return true, err
 		}
 	}
@@ -205,24 +205,51 @@ func (x *sqlIndex) liveRegistrations(ctx context.Context, s *Store, fn func(Live
 	return true, ctx.Err()
 }
 
-// readFragments calls each, until it returns false, with the _id, the
-// lwm2m fragment and its schema of every managed object of table whose
-// fragment names a registration.
-func (x *sqlIndex) readFragments(ctx context.Context, table string, each func(docID string, value, schema []byte) bool) error {
+// fragmentRow is a managed object's lwm2m fragment, with its schema, and
+// what its registration record says (nil: it has none).
+type fragmentRow struct {
+	docID         string
+	value, schema []byte
+	record        *recordInfo
+}
+
+// readFragments calls each, until it returns false, with every managed
+// object of table objects whose fragment names a registration, and its
+// registration record in table regs ("": none yet). The record is found
+// by the _id index in the same query, and its few fields read by SQLite:
+// this goroutine's JSON work runs beside the fragments' decoding, where a
+// scan of the records before would add to it.
+func (x *sqlIndex) readFragments(ctx context.Context, objects, regs string, each func(fragmentRow) bool) error {
+	recordCols, join := "NULL, NULL, NULL, 0, 0, 0", ""
+	if regs != "" {
+		// ->> reads a JSON string as TEXT, true as 1; a field of
+		// another type reads as none, as DeviceRegistration's readers
+		// take it; a key is a base64 string, empty for no bytes
+		recordCols = fmt.Sprintf(`r.%s, r.%s, r.%s, IFNULL(length(r.%s), 0) > 0, r.%s IS 1 OR r.%s IS 1, r._ferretdb_sjson IS NOT NULL`,
+			sqlField("serialization"), sqlField("params."+ParamSecurityMode), sqlField("params."+pskParams[PSKServer]),
+			sqlField("pskKey"), sqlField("pending.create"), sqlField("pending.delete"))
+		join = fmt.Sprintf(`LEFT JOIN %q r ON r._ferretdb_sjson->'$._id' = o._ferretdb_sjson->'$._id'`, regs)
+	}
 	rows, err := x.db.QueryContext(ctx, fmt.Sprintf(
-		`SELECT %s, _ferretdb_sjson->'$.lwm2m', _ferretdb_sjson->'$."$s".p.lwm2m' FROM %q WHERE %s > ''`,
-		sqlField("_id"), table, sqlField("lwm2m.registrationId")))
+		`SELECT o.%s, o._ferretdb_sjson->'$.lwm2m', o._ferretdb_sjson->'$."$s".p.lwm2m', %s FROM %q o %s WHERE o.%s > ''`,
+		sqlField("_id"), recordCols, objects, join, sqlField("lwm2m.registrationId")))
 	if err != nil {
 		return fmt.Errorf("live registrations: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var docID string
-		var value, schema []byte
-		if err := rows.Scan(&docID, &value, &schema); err != nil {
+		var r fragmentRow
+		var format, mode, identity any
+		var rec recordInfo
+		var found bool
+		if err := rows.Scan(&r.docID, &r.value, &r.schema, &format, &mode, &identity, &rec.access.Keyed, &rec.access.Incomplete, &found); err != nil {
 			return fmt.Errorf("live registrations: %w", err)
 		}
-		if !each(docID, value, schema) {
+		if found {
+			rec.serialization, rec.access.SecurityMode, rec.access.PSKIdentity = sqlText(format), sqlText(mode), sqlText(identity)
+			r.record = &rec
+		}
+		if !each(r) {
 			return nil
 		}
 	}
@@ -230,6 +257,17 @@ func (x *sqlIndex) readFragments(ctx context.Context, table string, each func(do
 		return fmt.Errorf("live registrations: %w", err)
 	}
 	return nil
+}
+
+// sqlText is a TEXT value SQLite answered, "" for any other type.
+func sqlText(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case []byte:
+		return string(t)
+	}
+	return ""
 }
 
 // table is the SQLite table of a collection, "" when it has none yet. It
@@ -245,49 +283,6 @@ func (x *sqlIndex) table(ctx context.Context, collection string) (string, error)
 		return "", fmt.Errorf("table of %s: %w", collection, err)
 	}
 	return t, nil
-}
-
-// records is Store.records read from the SQLite file, which extracts the
-// few fields itself instead of FerretDB decoding every record whole.
-func (x *sqlIndex) records(ctx context.Context) (map[string]*recordInfo, error) {
-	out := map[string]*recordInfo{}
-	regs, err := x.table(ctx, "deviceRegistrations")
-	if err != nil || regs == "" {
-		return out, err
-	}
-	// a field of another type reads as "", as the type assertions of
-	// DeviceRegistration's readers take it; a key is stored as a base64
-	// string, empty for no bytes
-	text := func(field string) string {
-		return fmt.Sprintf(`CASE WHEN json_type(_ferretdb_sjson, '$.%s') = 'text' THEN %s ELSE '' END`, field, sqlField(field))
-	}
-	rows, err := x.db.QueryContext(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, IFNULL(length(%s), 0) > 0,
-		json_type(_ferretdb_sjson, '$.pending.create') IS 'true' OR json_type(_ferretdb_sjson, '$.pending.delete') IS 'true' FROM %q`,
-		sqlField("_id"), text("serialization"), text("params."+ParamSecurityMode), text("params."+pskParams[PSKServer]),
-		sqlField("pskKey"), regs))
-	if err != nil {
-		return nil, fmt.Errorf("registration records: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		var r recordInfo
-		if err := rows.Scan(&k, &r.serialization, &r.access.SecurityMode, &r.access.PSKIdentity, &r.access.Keyed, &r.access.Incomplete); err != nil {
-			return nil, fmt.Errorf("registration records: %w", err)
-		}
-		// most records name one of two modes: one string each
-		switch r.access.SecurityMode {
-		case SecurityNoSec:
-			r.access.SecurityMode = SecurityNoSec
-		case SecurityPSK:
-			r.access.SecurityMode = SecurityPSK
-		}
-		out[k] = &r
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("registration records: %w", err)
-	}
-	return out, nil
 }
 
 // sjsonElem is one element of the schema the embedded store keeps with

@@ -90,34 +90,55 @@ func TestLiveRegistrationsFromSQLite(t *testing.T) {
 // What a restore reads of the registration records from the SQLite file
 // is what FerretDB answers for them, for records of every shape: a field
 // of another type reads as none, as DeviceRegistration's readers take it.
-func TestRecordsFromSQLite(t *testing.T) {
+func TestLiveRegistrationRecordsFromSQLite(t *testing.T) {
 	ctx, s := openFresh(t)
-	save := func(id string, r DeviceRegistration) {
-		t.Helper()
-		check(t, s.SaveDeviceRegistration(ctx, "acme", id, r))
+	records := map[string]*DeviceRegistration{
+		"nosec":              {Params: map[string]any{ParamEndpointID: "nosec", ParamSecurityMode: SecurityNoSec}},
+		"psk":                ptr(pskRegistration("psk", "psk-id")),
+		"creating":           {Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Incomplete: true},
+		"deleting":           {Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Deleting: true},
+		"releasing":          {Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Release: map[string]string{PSKServer: "old"}},
+		"key only":           {Params: map[string]any{}, PSKKey: []byte{1}},
+		"odd types":          {Params: map[string]any{ParamSecurityMode: int64(1), "lwm2mPskId": true}},
+		"no params":          {},
+		"serialization only": nil,
+		"no record":          nil,
 	}
-	save("nosec", DeviceRegistration{Params: map[string]any{ParamEndpointID: "nosec", ParamSecurityMode: SecurityNoSec}})
-	save("psk", pskRegistration("psk", "psk-id"))
-	save("creating", DeviceRegistration{Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Incomplete: true})
-	save("deleting", DeviceRegistration{Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Deleting: true})
-	save("releasing", DeviceRegistration{Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Release: map[string]string{PSKServer: "old"}})
-	save("key only", DeviceRegistration{Params: map[string]any{}, PSKKey: []byte{1}})
-	save("odd types", DeviceRegistration{Params: map[string]any{ParamSecurityMode: int64(1), "lwm2mPskId": true}})
-	save("no params", DeviceRegistration{})
-	check(t, s.SetDeviceSerialization(ctx, "acme", "serialization only", "TLV"))
-	check(t, s.SetDeviceSerialization(ctx, "acme", "psk", "SENML_JSON"))
-
-	viaSQL, err := s.sqlx.records(ctx)
-	check(t, err)
-	viaFerret, err := s.records(ctx)
-	check(t, err)
-	if len(viaSQL) != 9 || !reflect.DeepEqual(viaSQL, viaFerret) {
-		for k := range viaFerret {
-			t.Logf("%s: SQLite %+v, FerretDB %+v", k, viaSQL[k], viaFerret[k])
+	ids := map[string]string{}
+	for name, r := range records {
+		mo, err := s.CreateManagedObject(ctx, "acme", ManagedObject{Name: name})
+		check(t, err)
+		ids[mo.ID] = name
+		check(t, s.UpdateFragments(ctx, "acme", mo.ID, bson.M{"lwm2m": bson.M{"endpoint": name, "registrationId": "r" + mo.ID}}))
+		if r != nil {
+			check(t, s.SaveDeviceRegistration(ctx, "acme", mo.ID, *r))
 		}
-		t.Fatalf("%d records from SQLite differ from FerretDB's %d", len(viaSQL), len(viaFerret))
+		switch name {
+		case "serialization only":
+			check(t, s.SetDeviceSerialization(ctx, "acme", mo.ID, "TLV"))
+		case "psk":
+			check(t, s.SetDeviceSerialization(ctx, "acme", mo.ID, "SENML_JSON"))
+		}
 	}
-	want := map[string]recordInfo{
+	read := func() map[string]*recordInfo {
+		t.Helper()
+		out := map[string]*recordInfo{}
+		check(t, s.LiveRegistrations(ctx, func(l LiveRegistration) error {
+			var r *recordInfo
+			if l.Record != nil {
+				r = &recordInfo{serialization: l.Serialization, access: *l.Record}
+			}
+			out[ids[l.DeviceID]] = r
+			return nil
+		}))
+		return out
+	}
+	viaSQL := read()
+	sqlx := s.sqlx
+	s.sqlx = nil
+	viaFerret := read()
+	s.sqlx = sqlx
+	want := map[string]*recordInfo{
 		"nosec":              {access: RecordAccess{SecurityMode: SecurityNoSec}},
 		"psk":                {serialization: "SENML_JSON", access: RecordAccess{SecurityMode: SecurityPSK, PSKIdentity: "psk-id", Keyed: true}},
 		"creating":           {access: RecordAccess{SecurityMode: SecurityNoSec, Incomplete: true}},
@@ -127,10 +148,15 @@ func TestRecordsFromSQLite(t *testing.T) {
 		"odd types":          {},
 		"no params":          {},
 		"serialization only": {serialization: "TLV"},
+		"no record":          nil,
 	}
-	for id, w := range want {
-		if got := viaSQL[key("acme", id)]; got == nil || *got != w {
-			t.Errorf("%s: %+v, want %+v", id, got, w)
+	for name, w := range want {
+		for via, got := range map[string]map[string]*recordInfo{"SQLite": viaSQL, "FerretDB": viaFerret} {
+			if g, ok := got[name]; !ok || !reflect.DeepEqual(g, w) {
+				t.Errorf("%s from %s: %+v (read: %v), want %+v", name, via, g, ok, w)
+			}
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
