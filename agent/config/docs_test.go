@@ -65,3 +65,38 @@ func TestConfigurationDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityTableNamesSettings keeps the README's table of limits
+// honest: every flag it names must be a setting of serve, so that a
+// renamed or removed limit cannot leave operators a flag that fails.
+func TestSecurityTableNamesSettings(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("read the README: %v", err)
+	}
+	text := string(data)
+	start := strings.Index(text, "## Security and limits\n")
+	if start < 0 {
+		t.Fatal("README has no section \"Security and limits\"")
+	}
+	section := text[start+3:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	known := map[string]bool{}
+	c := Default()
+	for _, s := range c.settings() {
+		known[s.name] = true
+	}
+	n := 0
+	for _, part := range strings.Split(section, "`--")[1:] {
+		flag, _, _ := strings.Cut(part, "`")
+		n++
+		if !known[flag] {
+			t.Errorf("README security section names --%s, which is not a setting of serve", flag)
+		}
+	}
+	if n < 20 {
+		t.Errorf("README security section names %d settings; the table of limits is missing", n)
+	}
+}
