@@ -354,7 +354,7 @@ func (w *Writer) alarm(ctx context.Context, tenant string, c AlarmChange) error 
 // flushInventory merges each device's field updates into its stored
 // fragments and writes those that changed in one bulk.
 func (w *Writer) flushInventory(ctx context.Context, tenant string, t *tenantBatch) {
-	updates := make(map[string]bson.M, len(t.inventory))
+	updates := make(map[string]map[string]any, len(t.inventory))
 	for id, u := range t.inventory {
 		mo, err := w.st.GetManagedObject(ctx, tenant, id)
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // RestoreStats counts what Restore did.
@@ -143,7 +142,7 @@ const restoreEndsBatch = 1000
 // ends it again.
 func (e *restoreEnds) write(ctx context.Context, h *Hooks) {
 	type batch struct {
-		fragments map[string]bson.M
+		fragments map[string]map[string]any
 		events    []store.Event
 	}
 	batches := map[string]*batch{}
@@ -163,7 +162,7 @@ func (e *restoreEnds) write(ctx context.Context, h *Hooks) {
 			h.log.Debug("registration not restored", "reason", reason, "endpoint", reg.Endpoint, "device", reg.DeviceID, "reg_id", reg.ID, "secure", reg.Secure)
 			b := batches[reg.Tenant]
 			if b == nil {
-				b = &batch{fragments: map[string]bson.M{}}
+				b = &batch{fragments: map[string]map[string]any{}}
 				batches[reg.Tenant] = b
 			}
 			b.fragments[reg.DeviceID] = offlineFragments(reg)

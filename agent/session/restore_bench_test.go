@@ -99,7 +99,7 @@ func fillRegistrations(b *testing.B, st *store.Store, n int) {
 				if from >= n {
 					return
 				}
-				updates := map[string]bson.M{}
+				updates := map[string]map[string]any{}
 				for i := from; i < min(from+chunk, n); i++ {
 					ep := fmt.Sprintf("restore-bench-%06d", i)
 					mo, err := st.CreateManagedObject(ctx, "management", store.ManagedObject{Name: ep, Type: store.DeviceType,

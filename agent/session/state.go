@@ -69,7 +69,7 @@ func (w *StateWriter) Failed() int64 { return w.failed.Load() }
 func (w *StateWriter) Done() <-chan struct{} { return w.done }
 
 type tenantBatch struct {
-	fragments map[string]bson.M
+	fragments map[string]map[string]any
 	events    []store.Event
 }
 
@@ -80,7 +80,7 @@ func (w *StateWriter) Run(ctx context.Context) {
 	add := func(c stateChange) int {
 		b := batch[c.tenant]
 		if b == nil {
-			b = &tenantBatch{fragments: map[string]bson.M{}}
+			b = &tenantBatch{fragments: map[string]map[string]any{}}
 			batch[c.tenant] = b
 		}
 		switch f := b.fragments[c.device]; {

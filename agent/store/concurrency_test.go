@@ -39,7 +39,7 @@ func TestConcurrentDevicesAndBulkUpdates(t *testing.T) {
 	}
 	wg.Wait()
 	close(ids)
-	updates := map[string]bson.M{}
+	updates := map[string]map[string]any{}
 	var events []store.Event
 	for id := range ids {
 		updates[id] = bson.M{"c8y_Availability": bson.M{"status": "AVAILABLE"}}

@@ -200,7 +200,7 @@ func (s *Store) UpdateManagedObject(ctx context.Context, tenant, id string, fiel
 
 // UpdateFragments merges fragments into the object like
 // UpdateManagedObject, without reading it back.
-func (s *Store) UpdateFragments(ctx context.Context, tenant, id string, fragments bson.M) error {
+func (s *Store) UpdateFragments(ctx context.Context, tenant, id string, fragments map[string]any) error {
 	if err := checkFragments(fragments); err != nil {
 		return err
 	}
@@ -473,7 +473,7 @@ func (s *Store) DeviceByEndpoint(ctx context.Context, endpoint string) (tenant, 
 // UpdateFragmentsMany merges fragments into many objects of one tenant in
 // one round trip (an unordered bulk of updates by _id). Objects that do not
 // exist are skipped; their IDs are returned.
-func (s *Store) UpdateFragmentsMany(ctx context.Context, tenant string, updates map[string]bson.M) (missing []string, err error) {
+func (s *Store) UpdateFragmentsMany(ctx context.Context, tenant string, updates map[string]map[string]any) (missing []string, err error) {
 	return s.updateMany(ctx, tenant, updates, checkFragments)
 }
 
@@ -483,7 +483,7 @@ func (s *Store) UpdateFragmentsMany(ctx context.Context, tenant string, updates 
 // writer that read a fragment earlier must use, so that it cannot undo
 // a change made meanwhile to a field it does not set. Objects that do not
 // exist are skipped; their IDs are returned.
-func (s *Store) UpdateFieldsMany(ctx context.Context, tenant string, updates map[string]bson.M) (missing []string, err error) {
+func (s *Store) UpdateFieldsMany(ctx context.Context, tenant string, updates map[string]map[string]any) (missing []string, err error) {
 	return s.updateMany(ctx, tenant, updates, checkFields)
 }
 
@@ -501,7 +501,7 @@ func checkFields(f map[string]any) error {
 	return nil
 }
 
-func (s *Store) updateMany(ctx context.Context, tenant string, updates map[string]bson.M, check func(map[string]any) error) (missing []string, err error) {
+func (s *Store) updateMany(ctx context.Context, tenant string, updates map[string]map[string]any, check func(map[string]any) error) (missing []string, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}

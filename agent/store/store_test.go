@@ -691,8 +691,8 @@ func TestPool(t *testing.T) {
 func TestUpdateFieldsMany(t *testing.T) {
 	s := storetest.OpenTest(t)
 	id := must(s.CreateDevice(ctx, "a", "ep"))
-	check(t, settled(s.UpdateFragmentsMany(ctx, "a", map[string]bson.M{id: {"c8y_Hardware": map[string]any{"model": "m1", "serialNumber": "s1"}}})))
-	check(t, settled(s.UpdateFieldsMany(ctx, "a", map[string]bson.M{id: {"c8y_Hardware.model": "m2", "c8y_Mobile.cellId": "42"}})))
+	check(t, settled(s.UpdateFragmentsMany(ctx, "a", map[string]map[string]any{id: {"c8y_Hardware": map[string]any{"model": "m1", "serialNumber": "s1"}}})))
+	check(t, settled(s.UpdateFieldsMany(ctx, "a", map[string]map[string]any{id: {"c8y_Hardware.model": "m2", "c8y_Mobile.cellId": "42"}})))
 	mo := must(s.GetManagedObject(ctx, "a", id))
 	hw, _ := mo.Fragments["c8y_Hardware"].(map[string]any)
 	if hw["model"] != "m2" || hw["serialNumber"] != "s1" {
@@ -702,7 +702,7 @@ func TestUpdateFieldsMany(t *testing.T) {
 		t.Errorf("c8y_Mobile created by a field: %v", mo.Fragments["c8y_Mobile"])
 	}
 	for _, k := range []string{"c8y_Hardware.", "c8y_Hardware.a.b", "c8y_Hardware.$x", "$set.x", ".x"} {
-		if _, err := s.UpdateFieldsMany(ctx, "a", map[string]bson.M{id: {k: 1}}); !errors.Is(err, store.ErrInvalid) {
+		if _, err := s.UpdateFieldsMany(ctx, "a", map[string]map[string]any{id: {k: 1}}); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("key %q: %v, want ErrInvalid", k, err)
 		}
 	}

@@ -1,0 +1,156 @@
+package store
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// The interfaces below are the storage contract: what the rest of the
+// agent may ask of a store, one interface per concern, each implemented by
+// every engine (the embedded one and MongoDB) and held to the same
+// conformance tests. Callers depend on the narrowest interface they need,
+// so that a part that only reads endpoints cannot reach the operations.
+//
+// Rules every engine keeps:
+//   - every method takes the caller's tenant (or works across tenants
+//     only where its name says so) and never returns another tenant's data;
+//   - a method that changes data returns only once the change is durable:
+//     a process killed afterwards finds it at the next open;
+//   - a missing object is ErrNotFound, a taken unique key ErrConflict,
+//     input that cannot be stored ErrInvalid, wrapped with context;
+//   - fragments are JSON-shaped values (maps, slices, strings, numbers,
+//     booleans, time.Time, nil); field names are validated above the store.
+
+// Devices are the managed objects with their external IDs, and the
+// creation and removal of a device with everything bound to it.
+type Devices interface {
+	CreateManagedObject(ctx context.Context, tenant string, mo ManagedObject) (ManagedObject, error)
+	GetManagedObject(ctx context.Context, tenant, id string) (ManagedObject, error)
+	UpdateManagedObject(ctx context.Context, tenant, id string, fields map[string]any) (ManagedObject, error)
+	UpdateFragments(ctx context.Context, tenant, id string, fragments map[string]any) error
+	// UpdateFragmentsMany and UpdateFieldsMany change many devices of one
+	// tenant in one call (the state and inventory writers' batches) and
+	// name the ids that no longer exist.
+	UpdateFragmentsMany(ctx context.Context, tenant string, updates map[string]map[string]any) (missing []string, err error)
+	UpdateFieldsMany(ctx context.Context, tenant string, updates map[string]map[string]any) (missing []string, err error)
+	DeleteManagedObject(ctx context.Context, tenant, id string) (DeletedDevice, error)
+	ListManagedObjects(ctx context.Context, tenant string, f ManagedObjectFilter) ([]ManagedObject, int64, error)
+
+	CreateExternalID(ctx context.Context, tenant string, x ExternalID) error
+	GetExternalID(ctx context.Context, tenant, typ, ext string) (ExternalID, error)
+	ExternalIDsOf(ctx context.Context, tenant, id string) ([]ExternalID, error)
+	DeleteExternalID(ctx context.Context, tenant, typ, ext string) error
+
+	// CreateDevice auto-registers an endpoint with a NO_SEC record;
+	// CreateIncompleteDevice, CompleteDevice and RemoveIncompleteDevice
+	// make an import line all or nothing (see devicecreate.go).
+	CreateDevice(ctx context.Context, tenant, endpoint string) (id string, err error)
+	CreateIncompleteDevice(ctx context.Context, tenant string, d NewDevice) (id string, err error)
+	CompleteDevice(ctx context.Context, tenant, deviceID string) error
+	RemoveIncompleteDevice(ctx context.Context, tenant, id string) error
+	AdoptNoSecDevice(ctx context.Context, tenant, id, endpoint string) (adopted bool, err error)
+}
+
+// Identities bind endpoints and PSK identities to devices across tenants:
+// a device's exchange starts with one of these lookups.
+type Identities interface {
+	DeviceByEndpoint(ctx context.Context, endpoint string) (tenant, id string, err error)
+	DeviceByPSKIdentity(ctx context.Context, kind, identity string) (tenant, id string, err error)
+	BindPSKIdentity(ctx context.Context, kind, identity, tenant, deviceID string) error
+	UnbindPSKIdentity(ctx context.Context, kind, identity, tenant, deviceID string) error
+	ReleasePendingIdentities(ctx context.Context, tenant, id string) error
+}
+
+// Registrations are the devices' registration records (security mode,
+// keys, bootstrap parameters) and the live registrations restored at
+// start.
+type Registrations interface {
+	SaveDeviceRegistration(ctx context.Context, tenant, deviceID string, r DeviceRegistration) error
+	SetDeviceSerialization(ctx context.Context, tenant, deviceID, format string) error
+	DeviceRegistrationOf(ctx context.Context, tenant, deviceID string) (DeviceRegistration, error)
+	DeviceSettings(ctx context.Context, tenant, deviceID string) (DeviceRegistration, error)
+	LiveRegistrations(ctx context.Context, fn func(LiveRegistration) error) error
+}
+
+// Operations are the operations with their per-device queues.
+type Operations interface {
+	CreateOperation(ctx context.Context, tenant string, op Operation) (Operation, error)
+	CreateOperations(ctx context.Context, tenant string, ops []Operation) ([]Operation, error)
+	GetOperation(ctx context.Context, tenant, id string) (Operation, error)
+	ListOperations(ctx context.Context, tenant string, f OperationFilter) ([]Operation, int64, error)
+	SetStatus(ctx context.Context, tenant, id, status, result, failureReason string) error
+	SetStatusFrom(ctx context.Context, tenant, id, from, status, result, failureReason string) error
+	Transition(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error
+	Unsend(ctx context.Context, tenant string, cur Operation) error
+	SetOperationFragment(ctx context.Context, tenant, id, name string, value any) error
+	Executing(ctx context.Context, limit int) ([]TenantOperation, error)
+	ExecutingBefore(ctx context.Context, t time.Time, limit int) ([]TenantOperation, error)
+	Pending(ctx context.Context, tenant, deviceID string, limit int) ([]Operation, error)
+	PendingCount(ctx context.Context, tenant, deviceID string) (int, error)
+	QueueOf(ctx context.Context, tenant, deviceID string, limit int) (DeviceQueue, error)
+	QueuedDevices(ctx context.Context, fn func(tenant, deviceID string) error) error
+	RecentOperations(ctx context.Context, tenant, deviceID string, limit int) ([]Operation, error)
+	PostOperations(ctx context.Context, tenant string) ([]string, error)
+	SetPostOperations(ctx context.Context, tenant string, cmds []string) error
+}
+
+// Telemetry is what devices report: measurements, events, alarms and the
+// last known values of their resources.
+type Telemetry interface {
+	AddMeasurements(ctx context.Context, tenant string, ms []Measurement) ([]string, error)
+	GetMeasurement(ctx context.Context, tenant, id string) (Measurement, error)
+	ListMeasurements(ctx context.Context, tenant string, f MeasurementFilter) ([]Measurement, int64, error)
+
+	CreateEvent(ctx context.Context, tenant string, e Event) (Event, error)
+	CreateEvents(ctx context.Context, tenant string, evs []Event) ([]Event, error)
+	GetEvent(ctx context.Context, tenant, id string) (Event, error)
+	ListEvents(ctx context.Context, tenant string, f EventFilter) ([]Event, int64, error)
+
+	// RaiseAlarm keeps one ACTIVE alarm per source and type: a repeat
+	// increments its count, atomically under concurrent raises.
+	RaiseAlarm(ctx context.Context, tenant string, a Alarm) (Alarm, error)
+	GetAlarm(ctx context.Context, tenant, id string) (Alarm, error)
+	UpdateAlarm(ctx context.Context, tenant, id string, u AlarmUpdate) (Alarm, error)
+	ClearAlarm(ctx context.Context, tenant, source, typ string) error
+	ListAlarms(ctx context.Context, tenant string, f AlarmFilter) ([]Alarm, int64, error)
+
+	SaveValues(ctx context.Context, tenant, deviceID string, vals []ResourceValue) error
+	Values(ctx context.Context, tenant, deviceID string) ([]ResourceValue, error)
+}
+
+// Binaries are files (firmware images) stored in chunks and streamed.
+type Binaries interface {
+	CreateBinary(ctx context.Context, tenant string, b Binary, r io.Reader, max int64) (Binary, error)
+	GetBinary(ctx context.Context, tenant, id string) (Binary, error)
+	OpenBinary(ctx context.Context, tenant, id string) (Binary, io.ReadCloser, error)
+	ReadBinary(ctx context.Context, tenant, id string, max int64) (Binary, []byte, error)
+	ListBinaries(ctx context.Context, tenant string, p Page) ([]Binary, int64, error)
+	DeleteBinary(ctx context.Context, tenant, id string) error
+}
+
+// Tenants are the tenants and their users; credentials are stored hashed
+// and never returned.
+type Tenants interface {
+	CreateTenant(ctx context.Context, id, adminName, adminPass string) (Tenant, error)
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	CreateUser(ctx context.Context, tenant, userName, password string, roles []string) error
+	SetPassword(ctx context.Context, tenant, userName, password string) error
+	EnsureManagement(ctx context.Context, adminPassword string) (Management, error)
+	Authenticate(ctx context.Context, tenant, userName, password string) error
+	Login(ctx context.Context, tenant, userName, password string) (User, error)
+}
+
+// Engine is a whole store: every concern, and Close.
+type Engine interface {
+	Devices
+	Identities
+	Registrations
+	Operations
+	Telemetry
+	Binaries
+	Tenants
+	Close(ctx context.Context) error
+}
+
+var _ Engine = (*Store)(nil)
