@@ -70,7 +70,7 @@ type SecurityChanges interface {
 
 // Config wires the API to the rest of the agent. Store is required.
 type Config struct {
-	Store         *store.Store
+	Store         store.Engine
 	Models        ModelSource        // may be nil: every resource is then "raw"
 	Ops           OperationRunner    // may be nil: operations stay PENDING
 	Registrations RegistrationSource // may be nil
@@ -143,7 +143,13 @@ func New(cfg Config) *API {
 	// Links append paths that start with a slash.
 	cfg.ExternalURL = strings.TrimRight(cfg.ExternalURL, "/")
 	if cfg.Protocols == nil {
-		cfg.Protocols = store.NewProtocols[mapping.Functionality](cfg.Store)
+		// The device protocols are not part of the storage contract yet:
+		// without Protocols, the store must be the one that keeps them.
+		s, ok := cfg.Store.(*store.Store)
+		if !ok {
+			panic("api: Config.Protocols is required with this store")
+		}
+		cfg.Protocols = store.NewProtocols[mapping.Functionality](s)
 	}
 	if cfg.ImportWorkers <= 0 {
 		cfg.ImportWorkers = 2 * runtime.GOMAXPROCS(0)

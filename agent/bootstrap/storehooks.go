@@ -14,14 +14,14 @@ import (
 // registrations in the store, and events go to the owning tenant's
 // device.
 type StoreHooks struct {
-	store *store.Store
+	store store.Engine
 	log   *slog.Logger
 }
 
 var _ Hooks = (*StoreHooks)(nil)
 
 // NewStoreHooks returns hooks over st; log may be nil.
-func NewStoreHooks(st *store.Store, log *slog.Logger) *StoreHooks {
+func NewStoreHooks(st store.Engine, log *slog.Logger) *StoreHooks {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

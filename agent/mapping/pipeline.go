@@ -26,7 +26,7 @@ type ValueSink interface {
 
 // Config wires a Pipeline.
 type Config struct {
-	Store *store.Store // required
+	Store store.Engine // required
 	// Source gives the tenants' functionalities; nil means none (the
 	// default mappings apply).
 	Source Source

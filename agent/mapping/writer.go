@@ -51,7 +51,7 @@ var DelayBuckets = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 // again (a measurement twice, an alarm counted twice). Run's goroutine does all the writing;
 // when its context ends it drains the queue.
 type Writer struct {
-	st   *store.Store
+	st   store.Engine
 	o    WriterOptions
 	log  *slog.Logger
 	in   chan queued
@@ -70,7 +70,7 @@ type queued struct {
 }
 
 // NewWriter returns a writer into st; call Run.
-func NewWriter(st *store.Store, o WriterOptions) *Writer {
+func NewWriter(st store.Engine, o WriterOptions) *Writer {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 4096
 	}

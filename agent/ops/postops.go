@@ -17,7 +17,7 @@ const PostOpDescription = "Post-registration operation"
 
 // PostOpsConfig wires a PostOps.
 type PostOpsConfig struct {
-	Store *store.Store
+	Store store.Engine
 	// Queue bounds the registrations waiting for their operations; 4096
 	// when 0.
 	Queue int

@@ -47,7 +47,7 @@ const (
 // Config wires a Runner.
 type Config struct {
 	Server *lwm2m.Server
-	Store  *store.Store
+	Store  store.Engine
 	// Models are the object definitions shell values are typed by, per
 	// tenant (the tenants' device protocols; model.Core() fits too).
 	Models Definitions

@@ -85,7 +85,7 @@ type PostRegistration interface {
 
 // Config wires a Hooks.
 type Config struct {
-	Store  *store.Store
+	Store  store.Engine
 	Values *ValueWriter
 	State  *StateWriter
 	Ops    Reachable
@@ -330,7 +330,7 @@ func addrString(a net.Addr) string {
 // longer names (a change cut short before it released it) are
 // psk.ErrUnknownIdentity, after the same two reads as a known one, so that
 // the time a handshake takes does not tell identities apart.
-func Keys(st *store.Store, kind string) func(ctx context.Context, identity string) ([]byte, error) {
+func Keys(st store.Engine, kind string) func(ctx context.Context, identity string) ([]byte, error) {
 	return func(ctx context.Context, identity string) ([]byte, error) {
 		tenant, id, err := st.DeviceByPSKIdentity(ctx, kind, identity)
 		if errors.Is(err, store.ErrNotFound) {

@@ -27,7 +27,7 @@ type stateChange struct {
 // round trips instead of two per device. The queue is bounded; when the
 // store falls behind, Add blocks, which holds the device's exchange back.
 type StateWriter struct {
-	st       *store.Store
+	st       store.Engine
 	in       chan stateChange
 	interval time.Duration
 	maxBatch int
@@ -38,7 +38,7 @@ type StateWriter struct {
 }
 
 // NewStateWriter returns a writer with a queue of queue changes.
-func NewStateWriter(st *store.Store, queue int, interval time.Duration, log *slog.Logger) *StateWriter {
+func NewStateWriter(st store.Engine, queue int, interval time.Duration, log *slog.Logger) *StateWriter {
 	if queue <= 0 {
 		queue = 8192
 	}

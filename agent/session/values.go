@@ -21,7 +21,7 @@ type valueBatch struct {
 // falls behind, Add blocks (back-pressure reaches the device's exchange)
 // rather than growing without limit.
 type ValueWriter struct {
-	st       *store.Store
+	st       store.Engine
 	in       chan valueBatch
 	interval time.Duration
 	maxBatch int
@@ -32,7 +32,7 @@ type ValueWriter struct {
 }
 
 // NewValueWriter returns a writer with a queue of queue batches.
-func NewValueWriter(st *store.Store, queue int, interval time.Duration, log *slog.Logger) *ValueWriter {
+func NewValueWriter(st store.Engine, queue int, interval time.Duration, log *slog.Logger) *ValueWriter {
 	if queue <= 0 {
 		queue = 4096
 	}
