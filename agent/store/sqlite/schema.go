@@ -1,0 +1,133 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// migrations are the schema's steps, in order: migrations[i] takes the
+// store from version i to i+1, the version kept in PRAGMA user_version.
+// A step is never edited once released, only followed by another, so
+// that every store reaches the same schema whichever version made it.
+var migrations = []string{
+	// 1: what the store says of itself, such as the version that made
+	// it; the contract's collections come in the steps after.
+	`CREATE TABLE meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	) STRICT, WITHOUT ROWID`,
+}
+
+// migrate brings the schema to len(steps), each step in its own
+// transaction with the version it sets, so that a step cut short leaves
+// the store at the version before it.
+func (db *DB) migrate(ctx context.Context, steps []string) error {
+	var have int
+	if err := db.conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have); err != nil {
+		return fmt.Errorf("sqlite: read schema version of %s: %w", db.path, err)
+	}
+	if have > len(steps) {
+		return fmt.Errorf("%w: %s has schema version %d and this binary knows versions up to %d; "+
+			"it was written by a newer lwm2m-agent, which is the one to run on it", ErrNewerSchema, db.path, have, len(steps))
+	}
+	for v := have; v < len(steps); v++ {
+		if err := db.step(ctx, v+1, steps[v]); err != nil {
+			return fmt.Errorf("sqlite: migrate to version %d: %w", v+1, err)
+		}
+		db.log.Info("store schema migrated", "path", db.path, "version", v+1)
+	}
+	return nil
+}
+
+func (db *DB) step(ctx context.Context, version int, stmt string) (err error) {
+	if _, err := db.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_, _ = db.conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	if _, err := db.conn.ExecContext(ctx, stmt); err != nil {
+		return err
+	}
+	// user_version cannot be a bound parameter; version is an int.
+	if _, err := db.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version)); err != nil {
+		return err
+	}
+	_, err = db.conn.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+// checkOldFormat refuses a data directory whose db folder holds
+// FerretDB's SQLite files while the new store does not exist yet: an
+// empty store beside them would look like a lost inventory. FerretDB
+// 1.24's SQLite backend keeps a database <name> in <name>.sqlite with a
+// _ferretdb_database_metadata table.
+func checkOldFormat(ctx context.Context, dataDir, newPath string) error {
+	if _, err := os.Stat(newPath); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	dir := filepath.Join(dataDir, oldDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sqlite") {
+			continue
+		}
+		file := filepath.Join(dir, e.Name())
+		old, err := isFerretDB(ctx, file)
+		if err != nil {
+			return fmt.Errorf("sqlite: check %s for the old embedded format: %w", file, err)
+		}
+		if old {
+			return fmt.Errorf("%w: %s holds FerretDB's files (%s) and this version cannot read them; "+
+				"keep running the previous version on it, or start this one with an empty --data-dir "+
+				"(the old files are left as they are)", ErrOldFormat, dataDir, e.Name())
+		}
+	}
+	return nil
+}
+
+func isFerretDB(ctx context.Context, file string) (bool, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return false, err
+	}
+	head := make([]byte, 16)
+	_, err = io.ReadFull(f, head)
+	f.Close()
+	if err != nil || !bytes.Equal(head, []byte("SQLite format 3\x00")) {
+		// Too short or another kind of file: not a database of any kind.
+		return false, nil
+	}
+	// Read-only and without creating anything, so the old store is left
+	// as it was.
+	db, err := sql.Open("sqlite", "file:"+file+"?mode=ro")
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(ctx,
+		"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_ferretdb_database_metadata'").Scan(&n)
+	if err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}
