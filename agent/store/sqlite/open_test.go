@@ -32,13 +32,19 @@ func open(t testing.TB, dir string, cfg Config) *DB {
 	return db
 }
 
-func userVersion(t *testing.T, db *DB) int {
+// intOf reads the one integer the query answers, on the read pool.
+func intOf(t testing.TB, db *DB, query string, args ...any) int {
 	t.Helper()
 	var v int
-	if err := db.QueryRow(context.Background(), "PRAGMA user_version").Scan(&v); err != nil {
+	if err := db.QueryRow(context.Background(), query, args...).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+func userVersion(t *testing.T, db *DB) int {
+	t.Helper()
+	return intOf(t, db, "PRAGMA user_version")
 }
 
 func TestOpenCreatesAndMigrates(t *testing.T) {
