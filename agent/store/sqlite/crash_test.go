@@ -67,11 +67,7 @@ func TestHelperProcess(t *testing.T) {
 // and that the store is intact.
 func TestCrashKeepsAcknowledged(t *testing.T) {
 	for _, normal := range []bool{false, true} {
-		name := "synchronous=FULL"
-		if normal {
-			name = "synchronous=NORMAL"
-		}
-		t.Run(name, func(t *testing.T) { crash(t, normal, 500) })
+		t.Run(syncName(normal), func(t *testing.T) { crash(t, normal, 500) })
 	}
 }
 
@@ -135,4 +131,11 @@ func crash(t *testing.T, syncNormal bool, kill int) {
 		t.Fatalf("%d of %d acknowledged rows are missing", missing, len(acked))
 	}
 	t.Logf("%d acknowledged, %d rows in the store", len(acked), count(t, db))
+}
+
+func syncName(normal bool) string {
+	if normal {
+		return "synchronous=NORMAL"
+	}
+	return "synchronous=FULL"
 }
