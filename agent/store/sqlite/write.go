@@ -181,6 +181,7 @@ func (db *DB) apply(req *request, res *result) error {
 		}()
 		res.err = req.fn(tx)
 	}()
+	tx.over = true
 	tx.closeRows()
 	if res.err == nil && res.panicked == nil {
 		res.did = true
@@ -212,11 +213,19 @@ func (db *DB) wexec(query string, args ...any) (sql.Result, error) {
 type Tx struct {
 	db   *DB
 	rows []*sql.Rows
+	// over is set once the change has returned: a Tx kept past that
+	// would write into another caller's savepoint.
+	over bool
 }
+
+var errTxOver = errors.New("sqlite: Tx used after its change returned")
 
 // Exec runs a statement of the change. A unique or primary key
 // violation is reported as store.ErrConflict as well.
 func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	if tx.over {
+		return nil, errTxOver
+	}
 	r, err := tx.db.wexec(query, args...)
 	return r, conflict(err)
 }
@@ -224,6 +233,9 @@ func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
 // Query runs a query of the change; rows left open when the change
 // returns are closed then.
 func (tx *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+	if tx.over {
+		return nil, errTxOver
+	}
 	stmt, done, err := tx.db.wstmts.get(writerCtx, tx.db.conn, query)
 	if err != nil {
 		return nil, err

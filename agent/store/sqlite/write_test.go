@@ -234,3 +234,17 @@ func TestCloseDrains(t *testing.T) {
 		t.Fatalf("%d rows after Close, want %d", c, n)
 	}
 }
+
+func TestTxKeptPastItsChange(t *testing.T) {
+	db := open(t, t.TempDir(), Config{})
+	var kept *Tx
+	if err := db.Write(context.Background(), func(tx *Tx) error {
+		kept = tx
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kept.Exec("INSERT INTO t (id, v) VALUES (1, 'a')"); !errors.Is(err, errTxOver) {
+		t.Fatalf("Exec on a kept Tx: %v, want errTxOver", err)
+	}
+}
