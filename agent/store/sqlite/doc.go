@@ -38,12 +38,10 @@
 // Statements are kept per SQL text, on the writer connection for
 // changes and on the read pool for reads (database/sql prepares a pool
 // statement again on each connection that runs it); both caches are
-// bounded. modernc.org/sqlite v1.32 still compiles the SQL text again on
-// each execution (later versions keep the compiled statement), so for
-// now the caches save database/sql's work, not SQLite's parsing. With
-// v1.62 the package's benchmarks run three to four times faster (writes)
-// and twice as fast (point reads); the upgrade waits until FerretDB's
-// engine, which shares the driver, is gone or tested with it.
+// bounded. The driver is modernc.org/sqlite v1.62 or later: v1.32
+// compiled the SQL text again on each execution, and with v1.62 the
+// package's benchmarks run three to four times faster (writes) and twice
+// as fast (point reads).
 //
 // # WAL and durability
 //
