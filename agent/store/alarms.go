@@ -116,6 +116,9 @@ func (s *Store) RaiseAlarm(ctx context.Context, tenant string, a Alarm) (Alarm, 
 	}
 	a.Time = a.Time.UTC().Truncate(time.Millisecond)
 	ok := openKey(tenant, a.Source, a.Type)
+	// FerretDB applies $inc by reading the alarm and writing it back, so
+	// concurrent repeats on the embedded store would lose counts.
+	defer s.lockEmbedded(&s.alarmMu, ok)()
 	// A few rounds settle races between concurrent raises and clears.
 	for range 4 {
 		var od openDoc

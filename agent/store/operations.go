@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -163,12 +164,18 @@ func (s *Store) CreateOperation(ctx context.Context, tenant string, op Operation
 // PENDING unseen until the next start repaired the queues. MongoDB
 // applies each update atomically and needs no lock.
 func (s *Store) lockQueue(tenant, deviceID string) func() {
+	return s.lockEmbedded(&s.queues, key(tenant, deviceID))
+}
+
+// lockEmbedded locks the one of locks that k hashes to on the embedded
+// store, and returns the unlock; with MongoDB it locks nothing.
+func (s *Store) lockEmbedded(locks *[64]sync.Mutex, k string) func() {
 	if s.embeddedDir == "" {
 		return func() {}
 	}
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(key(tenant, deviceID)))
-	mu := &s.queues[h.Sum32()%uint32(len(s.queues))]
+	_, _ = h.Write([]byte(k))
+	mu := &locks[h.Sum32()%uint32(len(locks))]
 	mu.Lock()
 	return mu.Unlock
 }

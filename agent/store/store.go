@@ -82,6 +82,7 @@ type shared struct {
 	auth    *authCache
 	sqlx    *sqlIndex // the embedded store's own indexes; nil with MongoDB
 	queues  [64]sync.Mutex
+	alarmMu [64]sync.Mutex // serializes the raises of one open alarm
 }
 
 // EmbeddedAddr returns the loopback address the embedded database listens
