@@ -1,5 +1,3 @@
-// Package storetest opens real stores for tests: the embedded database in
-// a temporary directory, closed when the test ends.
 package storetest
 
 import (

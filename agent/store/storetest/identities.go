@@ -1,15 +1,20 @@
-package store_test
+package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
-func TestPSKIdentityBelongsToFirstClaim(t *testing.T) {
-	s := storetest.OpenTest(t)
+var identityCases = []suiteCase{
+	{"PSKIdentityBelongsToFirstClaim", testPSKIdentityBelongsToFirstClaim},
+	{"ConcurrentPSKIdentityClaim", testConcurrentPSKIdentityClaim},
+}
+
+func testPSKIdentityBelongsToFirstClaim(t *testing.T, s store.Engine) {
 	check(t, s.BindPSKIdentity(ctx, store.PSKServer, "id-a", "t1", "10"))
 	// the same device again is fine (re-import)
 	check(t, s.BindPSKIdentity(ctx, store.PSKServer, "id-a", "t1", "10"))
@@ -34,5 +39,34 @@ func TestPSKIdentityBelongsToFirstClaim(t *testing.T) {
 	}
 	if err := s.BindPSKIdentity(ctx, store.PSKServer, "", "t1", "10"); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("empty identity: %v", err)
+	}
+}
+
+// Devices of several tenants claiming one identity at once: exactly one
+// holds it, every other claim is ErrConflict.
+func testConcurrentPSKIdentityClaim(t *testing.T, s store.Engine) {
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = s.BindPSKIdentity(ctx, store.PSKServer, "contested", fmt.Sprint("t", i), "10") })
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner < 0:
+			winner = i
+		case err == nil:
+			t.Fatalf("claims of t%d and t%d both won", winner, i)
+		case !errors.Is(err, store.ErrConflict):
+			t.Fatalf("a losing claim: %v, want ErrConflict", err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no claim won")
+	}
+	if tenant, _, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "contested"); err != nil || tenant != fmt.Sprint("t", winner) {
+		t.Fatalf("identity held by %q (%v), want t%d", tenant, err, winner)
 	}
 }

@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"errors"
@@ -7,14 +7,57 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
-func TestLiveRegistrations(t *testing.T) {
-	s := storetest.OpenTest(t)
+var registrationCases = []suiteCase{
+	{"SerializationSurvivesNewParameters", testSerializationSurvivesNewParameters},
+	{"LiveRegistrations", testLiveRegistrations},
+}
+
+func testSerializationSurvivesNewParameters(t *testing.T, s store.Engine) {
+	check(t, s.SaveDeviceRegistration(ctx, "t1", "10", store.DeviceRegistration{
+		Params: map[string]any{"endpointId": "ep-10"}, PSKKey: []byte{1, 2},
+	}))
+	check(t, s.SetDeviceSerialization(ctx, "t1", "10", "TLV"))
+	// a PUT of the bootstrap parameters or a re-import replaces them
+	check(t, s.SaveDeviceRegistration(ctx, "t1", "10", store.DeviceRegistration{
+		Params: map[string]any{"endpointId": "ep-10", "lwm2mRequestTimeout": int64(5000)},
+	}))
+	r := must(s.DeviceRegistrationOf(ctx, "t1", "10"))
+	if r.Serialization != "TLV" || len(r.PSKKey) != 0 || r.Params["lwm2mRequestTimeout"] == nil {
+		t.Fatalf("after new parameters: serialization %q, psk key %x, params %v", r.Serialization, r.PSKKey, r.Params)
+	}
+	check(t, s.SetDeviceSerialization(ctx, "t1", "10", ""))
+	if r := must(s.DeviceRegistrationOf(ctx, "t1", "10")); r.Serialization != "" || r.Params["endpointId"] != "ep-10" {
+		t.Fatalf("after removing: %+v", r)
+	}
+
+	// a device without parameters keeps only its serialization, and still
+	// has no registration parameters
+	check(t, s.SetDeviceSerialization(ctx, "t1", "20", "SENML_JSON"))
+	if _, err := s.DeviceRegistrationOf(ctx, "t1", "20"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("registration of a device with only a serialization: %v, want not found", err)
+	}
+	if r := must(s.DeviceSettings(ctx, "t1", "20")); r.Serialization != "SENML_JSON" {
+		t.Fatalf("settings: %+v", r)
+	}
+	for _, tc := range []struct{ name, tenant, id string }{
+		{"another tenant's device", "t2", "20"},
+		{"a device without a record", "t1", "30"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.DeviceSettings(ctx, tc.tenant, tc.id); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("DeviceSettings: %v, want ErrNotFound", err)
+			}
+			if _, err := s.DeviceRegistrationOf(ctx, tc.tenant, tc.id); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("DeviceRegistrationOf: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func testLiveRegistrations(t *testing.T, s store.Engine) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	devices := []struct {
 		tenant, endpoint, regID, serialization string
@@ -31,7 +74,7 @@ func TestLiveRegistrations(t *testing.T) {
 		id := must(s.CreateDevice(ctx, d.tenant, d.endpoint))
 		ids[d.endpoint] = id
 		if d.withFragment {
-			check(t, s.UpdateFragments(ctx, d.tenant, id, bson.M{"lwm2m": bson.M{
+			check(t, s.UpdateFragments(ctx, d.tenant, id, map[string]any{"lwm2m": map[string]any{
 				"endpoint": d.endpoint, "registrationId": d.regID, "lifetime": int64(300), "lastUpdate": at,
 				"objects": []string{"/3/0", "/3303/0"},
 			}}))
@@ -45,7 +88,7 @@ func TestLiveRegistrations(t *testing.T) {
 	check(t, s.SaveDeviceRegistration(ctx, "acme", ids["live-2"], store.DeviceRegistration{
 		Params: map[string]any{store.ParamSecurityMode: store.SecurityPSK, "lwm2mPskId": "live-2-id"}, PSKKey: []byte{1},
 	}))
-	check(t, s.UpdateFragments(ctx, "acme", must(s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "bare"})).ID, bson.M{"lwm2m": bson.M{
+	check(t, s.UpdateFragments(ctx, "acme", must(s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "bare"})).ID, map[string]any{"lwm2m": map[string]any{
 		"endpoint": "bare", "registrationId": "r4", "lifetime": int64(300), "lastUpdate": at, "objects": []string{"/3/0", "/3303/0"},
 	}}))
 	type got struct {
