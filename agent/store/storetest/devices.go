@@ -17,6 +17,7 @@ var deviceCases = []suiteCase{
 	{"ManagedObjectErrors", testManagedObjectErrors},
 	{"DevicesAndExternalIDs", testDevicesAndExternalIDs},
 	{"IncompleteDevice", testIncompleteDevice},
+	{"AdoptNoSecDevice", testAdoptNoSecDevice},
 	{"UpdateFieldsMany", testUpdateFieldsMany},
 	{"ConcurrentEndpointClaim", testConcurrentEndpointClaim},
 	{"ConcurrentDevicesAndBulkUpdates", testConcurrentDevicesAndBulkUpdates},
@@ -333,5 +334,27 @@ func testConcurrentDevicesAndBulkUpdates(t *testing.T, s store.Engine) {
 	mos, total, err := s.ListManagedObjects(ctx, "management", store.ManagedObjectFilter{FragmentType: "c8y_Availability", Page: store.Page{Size: 1, Current: 1, WithTotal: true}})
 	if err != nil || len(mos) != 1 || total != workers*each {
 		t.Errorf("%d devices with availability (%v), want %d", total, err, workers*each)
+	}
+}
+
+// A device without a record, or with one that says nothing of security,
+// is adopted as NO_SEC; a device whose record says otherwise is not.
+func testAdoptNoSecDevice(t *testing.T, s store.Engine) {
+	bare := must(s.CreateManagedObject(ctx, "a", store.ManagedObject{Name: "old-ep", Type: store.DeviceType})).ID
+	if !must(s.AdoptNoSecDevice(ctx, "a", bare, "old-ep")) {
+		t.Fatal("a device without a record was not adopted")
+	}
+	if r := must(s.DeviceRegistrationOf(ctx, "a", bare)); r.SecurityMode() != store.SecurityNoSec {
+		t.Fatalf("adopted record: %+v", r)
+	}
+	keyed := must(s.CreateManagedObject(ctx, "a", store.ManagedObject{Name: "psk-ep", Type: store.DeviceType})).ID
+	check(t, s.SaveDeviceRegistration(ctx, "a", keyed, store.DeviceRegistration{
+		Params: map[string]any{store.ParamSecurityMode: store.SecurityPSK, "lwm2mPskId": "psk-id"}, PSKKey: []byte{1},
+	}))
+	if must(s.AdoptNoSecDevice(ctx, "a", keyed, "psk-ep")) {
+		t.Fatal("a PSK device was adopted as NO_SEC")
+	}
+	if r := must(s.DeviceRegistrationOf(ctx, "a", keyed)); r.SecurityMode() != store.SecurityPSK {
+		t.Fatalf("record of a device not adopted: %+v", r)
 	}
 }

@@ -12,6 +12,7 @@ import (
 var identityCases = []suiteCase{
 	{"PSKIdentityBelongsToFirstClaim", testPSKIdentityBelongsToFirstClaim},
 	{"ConcurrentPSKIdentityClaim", testConcurrentPSKIdentityClaim},
+	{"ReleasePendingIdentities", testReleasePendingIdentities},
 }
 
 func testPSKIdentityBelongsToFirstClaim(t *testing.T, s store.Engine) {
@@ -68,5 +69,30 @@ func testConcurrentPSKIdentityClaim(t *testing.T, s store.Engine) {
 	}
 	if tenant, _, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "contested"); err != nil || tenant != fmt.Sprint("t", winner) {
 		t.Fatalf("identity held by %q (%v), want t%d", tenant, err, winner)
+	}
+}
+
+// A change of a device's record names the identity it took away; the
+// release frees that one and keeps the one the record names now.
+func testReleasePendingIdentities(t *testing.T, s store.Engine) {
+	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	check(t, s.BindPSKIdentity(ctx, store.PSKServer, "old-id", "a", dev))
+	check(t, s.BindPSKIdentity(ctx, store.PSKServer, "new-id", "a", dev))
+	check(t, s.SaveDeviceRegistration(ctx, "a", dev, store.DeviceRegistration{
+		Params: map[string]any{store.ParamSecurityMode: store.SecurityPSK, "lwm2mPskId": "new-id"}, PSKKey: []byte{1},
+		Release: map[string]string{store.PSKServer: "old-id"},
+	}))
+	check(t, s.ReleasePendingIdentities(ctx, "a", dev))
+	if _, _, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "old-id"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("released identity: %v, want ErrNotFound", err)
+	}
+	if _, id, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "new-id"); err != nil || id != dev {
+		t.Fatalf("the record's identity: %q %v, want %q", id, err, dev)
+	}
+	if r := must(s.DeviceSettings(ctx, "a", dev)); len(r.Release) != 0 || r.Incomplete {
+		t.Fatalf("record after the release: %+v", r)
+	}
+	if err := s.ReleasePendingIdentities(ctx, "a", "no-such-device"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("release of a device without a record: %v, want ErrNotFound", err)
 	}
 }

@@ -50,6 +50,7 @@ func testTenantIsolation(t *testing.T, s store.Engine) {
 		{"delete external id", func() error { return s.DeleteExternalID(ctx, "b", "c8y_Serial", "s1") }},
 		{"registration", func() error { _, err := s.DeviceRegistrationOf(ctx, "b", dev); return err }},
 		{"settings", func() error { _, err := s.DeviceSettings(ctx, "b", dev); return err }},
+		{"release identities", func() error { return s.ReleasePendingIdentities(ctx, "b", dev) }},
 		{"get event", func() error { _, err := s.GetEvent(ctx, "b", ev.ID); return err }},
 		{"get alarm", func() error { _, err := s.GetAlarm(ctx, "b", al.ID); return err }},
 		{"update alarm", func() error {
