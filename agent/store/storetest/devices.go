@@ -112,6 +112,10 @@ func testManagedObjectErrors(t *testing.T, s store.Engine) {
 		do   func() error
 		want error
 	}{
+		{"create with a dotted fragment", func() error {
+			_, err := s.CreateManagedObject(ctx, "a", store.ManagedObject{Name: "y", Fragments: map[string]any{"bad.name": 1}})
+			return err
+		}, store.ErrInvalid},
 		{"update with a dotted fragment", func() error {
 			_, err := s.UpdateManagedObject(ctx, "a", id, map[string]any{"bad.name": 1})
 			return err

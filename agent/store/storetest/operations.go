@@ -98,6 +98,10 @@ func testOperations(t *testing.T, s store.Engine) {
 		{"unknown status", s.SetStatus(ctx, "a", ops[3].ID, "SLEEPING", "", ""), store.ErrInvalid},
 		{"missing operation", s.SetStatus(ctx, "a", "no-such-op", store.OpFailed, "", ""), store.ErrNotFound},
 		{"get missing operation", func() error { _, err := s.GetOperation(ctx, "a", "no-such-op"); return err }(), store.ErrNotFound},
+		{"operation with a dotted fragment", func() error {
+			_, err := s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, Fragments: map[string]any{"bad.name": 1}})
+			return err
+		}(), store.ErrInvalid},
 		{"operation for a missing device", func() error {
 			_, err := s.CreateOperation(ctx, "a", store.Operation{DeviceID: "no-such-device", HasCommand: true, Text: "read /3/0"})
 			return err
