@@ -187,6 +187,9 @@ func (s *Store) UpdateManagedObject(ctx context.Context, tenant, id string, fiel
 		upd = append(upd, bson.E{Key: "$unset", Value: unset})
 	}
 	var m map[string]any
+	// The embedded store applies an update by reading the document and
+	// writing it back: two updates of one object at once could lose one.
+	defer s.lockEmbedded(&s.objMu, key(tenant, id))()
 	err := s.objects.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, upd,
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&m)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -210,6 +213,7 @@ func (s *Store) UpdateFragments(ctx context.Context, tenant, id string, fragment
 			set = append(set, bson.E{Key: k, Value: v})
 		}
 	}
+	defer s.lockEmbedded(&s.objMu, key(tenant, id))()
 	res, err := s.objects.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, bson.D{{Key: "$set", Value: set}})
 	if err != nil {
 		return fmt.Errorf("update fragments of %s: %w", id, err)
@@ -526,7 +530,13 @@ func (s *Store) updateMany(ctx context.Context, tenant string, updates map[strin
 	var matched int64
 	for start := 0; start < len(models); start += s.bulkSize() {
 		chunk := models[start:min(start+s.bulkSize(), len(models))]
+		keys := make([]string, 0, len(chunk))
+		for _, id := range ids[start:min(start+s.bulkSize(), len(ids))] {
+			keys = append(keys, key(tenant, id))
+		}
+		unlock := s.lockEmbeddedMany(&s.objMu, keys)
 		res, err := s.objects.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		unlock()
 		if err != nil {
 			return nil, fmt.Errorf("update fragments of %d objects: %w", len(chunk), err)
 		}

@@ -180,6 +180,32 @@ func (s *Store) lockEmbedded(locks *[64]sync.Mutex, k string) func() {
 	return mu.Unlock
 }
 
+// lockEmbeddedMany is lockEmbedded for many keys at once: their stripes
+// are taken in ascending order, so two callers cannot wait on each other.
+func (s *Store) lockEmbeddedMany(locks *[64]sync.Mutex, keys []string) func() {
+	if s.embeddedDir == "" || len(keys) == 0 {
+		return func() {}
+	}
+	var taken [64]bool
+	for _, k := range keys {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(k))
+		taken[h.Sum32()%uint32(len(locks))] = true
+	}
+	for i := range taken {
+		if taken[i] {
+			locks[i].Lock()
+		}
+	}
+	return func() {
+		for i := range taken {
+			if taken[i] {
+				locks[i].Unlock()
+			}
+		}
+	}
+}
+
 func (s *Store) enqueue(ctx context.Context, tenant, deviceID string, ids ...string) error {
 	defer s.lockQueue(tenant, deviceID)()
 	_, err := s.opQueues.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, deviceID)}},

@@ -83,6 +83,7 @@ type shared struct {
 	sqlx    *sqlIndex // the embedded store's own indexes; nil with MongoDB
 	queues  [64]sync.Mutex
 	alarmMu [64]sync.Mutex // serializes the raises of one open alarm
+	objMu   [64]sync.Mutex // serializes the updates of one managed object
 }
 
 // EmbeddedAddr returns the loopback address the embedded database listens

@@ -21,6 +21,7 @@ var deviceCases = []suiteCase{
 	{"UpdateFieldsMany", testUpdateFieldsMany},
 	{"ConcurrentEndpointClaim", testConcurrentEndpointClaim},
 	{"ConcurrentDevicesAndBulkUpdates", testConcurrentDevicesAndBulkUpdates},
+	{"ConcurrentUpdatesOfOneObject", testConcurrentUpdatesOfOneObject},
 }
 
 func names(mos []store.ManagedObject) []string {
@@ -360,5 +361,66 @@ func testAdoptNoSecDevice(t *testing.T, s store.Engine) {
 	}
 	if r := must(s.DeviceRegistrationOf(ctx, "a", keyed)); r.SecurityMode() != store.SecurityPSK {
 		t.Fatalf("record of a device not adopted: %+v", r)
+	}
+}
+
+// testConcurrentUpdatesOfOneObject: writers that change different
+// fragments and fields of one object at once (the state writer, the
+// inventory writer, an API PUT) must all be kept; an engine that applies
+// an update by reading and writing back the document loses some.
+func testConcurrentUpdatesOfOneObject(t *testing.T, s store.Engine) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	mo := must(s.CreateManagedObject(ctx, "a", store.ManagedObject{Name: "shared"}))
+	const rounds = 20
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range rounds {
+			if _, err := s.UpdateFieldsMany(ctx, "a", map[string]map[string]any{mo.ID: {fmt.Sprintf("c8y_Fields.f%d", i): int64(i)}}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := range rounds {
+			if err := s.UpdateFragments(ctx, "a", mo.ID, map[string]any{fmt.Sprintf("c8y_Frag%d", i): map[string]any{"i": int64(i)}}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := range rounds {
+			if _, err := s.UpdateFragmentsMany(ctx, "a", map[string]map[string]any{mo.ID: {fmt.Sprintf("c8y_Many%d", i): map[string]any{"i": int64(i)}}}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := range rounds {
+			if _, err := s.UpdateManagedObject(ctx, "a", mo.ID, map[string]any{fmt.Sprintf("c8y_Put%d", i): map[string]any{"i": int64(i)}}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	got := must(s.GetManagedObject(ctx, "a", mo.ID))
+	fields, _ := got.Fragments["c8y_Fields"].(map[string]any)
+	var lost []string
+	for i := range rounds {
+		if _, ok := fields[fmt.Sprintf("f%d", i)]; !ok {
+			lost = append(lost, fmt.Sprintf("c8y_Fields.f%d", i))
+		}
+		for _, f := range []string{"c8y_Frag%d", "c8y_Many%d", "c8y_Put%d"} {
+			if got.Fragments[fmt.Sprintf(f, i)] == nil {
+				lost = append(lost, fmt.Sprintf(f, i))
+			}
+		}
+	}
+	if len(lost) > 0 {
+		t.Fatalf("%d of %d concurrent updates lost: %v", len(lost), 4*rounds, lost)
 	}
 }
