@@ -52,6 +52,18 @@ func (r DeviceRegistration) SecurityMode() string {
 	return s
 }
 
+// ToRelease returns the identities of Release, by kind, that the
+// parameters do not name again: those a change took from the device.
+func (r DeviceRegistration) ToRelease() map[string]string {
+	out := make(map[string]string, len(r.Release))
+	for kind, ident := range r.Release {
+		if ident != "" && ident != r.PSKIdentity(kind) {
+			out[kind] = ident
+		}
+	}
+	return out
+}
+
 // NewDevice is an LwM2M device to create with its registration record.
 type NewDevice struct {
 	Endpoint string
@@ -204,10 +216,7 @@ func (s *Store) ReleasePendingIdentities(ctx context.Context, tenant, id string)
 	if r.Incomplete {
 		return fmt.Errorf("release identities of %s: its creation has not finished", id)
 	}
-	for kind, ident := range r.Release {
-		if ident == "" || ident == r.PSKIdentity(kind) {
-			continue
-		}
+	for kind, ident := range r.ToRelease() {
 		if err := s.UnbindPSKIdentity(ctx, kind, ident, tenant, id); err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 // BenchmarkWriteGroup measures Write under many concurrent writers, each
@@ -62,6 +64,64 @@ func BenchmarkPointRead(b *testing.B) {
 		for pb.Next() {
 			k := keys[next.Add(1)%rows]
 			if err := db.QueryRow(context.Background(), "SELECT id FROM t WHERE v = ?", k).Scan(&id); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// identities fills a store with n endpoints and as many PSK identities,
+// as a fleet of devices would, and returns their names.
+func identities(b *testing.B, n int) (*Store, []string) {
+	s := newStore(b)
+	keys := make([]string, n)
+	if err := s.db.Write(context.Background(), func(tx *Tx) error {
+		for i := range keys {
+			keys[i] = fmt.Sprint("urn:dev:", i)
+			id := fmt.Sprint(i + 1)
+			if _, err := tx.Exec("INSERT INTO endpoints (endpoint, tenant, device) VALUES (?, 'acme', ?)", keys[i], id); err != nil {
+				return err
+			}
+			if err := bindPSK(tx, store.PSKServer, keys[i], "acme", id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return s, keys
+}
+
+// BenchmarkDeviceByEndpoint measures the lookup every LwM2M request
+// starts with, from parallel readers.
+func BenchmarkDeviceByEndpoint(b *testing.B) {
+	s, keys := identities(b, 10_000)
+	lookups(b, keys, func(key string) error {
+		_, _, err := s.DeviceByEndpoint(context.Background(), key)
+		return err
+	})
+}
+
+// BenchmarkDeviceByPSKIdentity measures the lookup every DTLS handshake
+// starts with, from parallel readers.
+func BenchmarkDeviceByPSKIdentity(b *testing.B) {
+	s, keys := identities(b, 10_000)
+	lookups(b, keys, func(key string) error {
+		_, _, err := s.DeviceByPSKIdentity(context.Background(), store.PSKServer, key)
+		return err
+	})
+}
+
+// lookups runs lookup from parallel readers over keys in turn.
+func lookups(b *testing.B, keys []string, lookup func(key string) error) {
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := lookup(keys[next.Add(1)%int64(len(keys))]); err != nil {
 				b.Error(err)
 				return
 			}

@@ -24,6 +24,77 @@ var migrations = []string{
 		key   TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	) STRICT, WITHOUT ROWID`,
+
+	// 2: tenants and their users, the bindings of endpoints and PSK
+	// identities that a device's exchange starts with, the devices'
+	// registration records, and the id counter.
+	//
+	// Every table is STRICT, so that a value of the wrong type is an
+	// error rather than stored as something no query finds, and WITHOUT
+	// ROWID where the primary key is the lookup: the row is in the key's
+	// b-tree and a point read is one descent.
+	//
+	// Users name their tenant without a foreign key, as in the MongoDB
+	// engine, whose CreateUser does not look the tenant up: both engines
+	// answer the same. Device ids are TEXT, as the contract passes them.
+	// An endpoint and a PSK identity belong to one device across tenants
+	// (a handshake carries no tenant), hence their keys without the
+	// tenant; the (tenant, device) indexes serve the removal of a
+	// device's bindings. Registration records keep what the agent filters
+	// on in columns (the pending markers) and what it only hands back in
+	// JSON (params, the identities to release). The partial index holds
+	// only records of an unfinished change, which the start scans for.
+	//
+	// Ids come from a counter row, not from AUTOINCREMENT: the agent's
+	// ids are one sequence shared by managed objects, operations, events,
+	// alarms and measurements (as in the MongoDB engine), and
+	// AUTOINCREMENT numbers each table apart.
+	`CREATE TABLE tenants (
+		id      TEXT PRIMARY KEY,
+		domain  TEXT NOT NULL,
+		created INTEGER NOT NULL -- Unix milliseconds
+	) STRICT, WITHOUT ROWID;
+	CREATE TABLE users (
+		tenant TEXT NOT NULL,
+		name   TEXT NOT NULL,
+		hash   BLOB NOT NULL,
+		roles  TEXT NOT NULL, -- JSON array
+		PRIMARY KEY (tenant, name)
+	) STRICT, WITHOUT ROWID;
+	CREATE TABLE endpoints (
+		endpoint TEXT PRIMARY KEY,
+		tenant   TEXT NOT NULL,
+		device   TEXT NOT NULL
+	) STRICT, WITHOUT ROWID;
+	CREATE INDEX endpoints_device ON endpoints (tenant, device);
+	CREATE TABLE psk_identities (
+		kind     TEXT NOT NULL,
+		identity TEXT NOT NULL,
+		tenant   TEXT NOT NULL,
+		device   TEXT NOT NULL,
+		PRIMARY KEY (kind, identity)
+	) STRICT, WITHOUT ROWID;
+	CREATE INDEX psk_identities_device ON psk_identities (tenant, device);
+	CREATE TABLE registrations (
+		tenant            TEXT NOT NULL,
+		device            TEXT NOT NULL,
+		params            TEXT,    -- JSON object; NULL for none
+		psk_key           BLOB,
+		bootstrap_psk_key BLOB,
+		credentials_hash  BLOB,
+		serialization     TEXT,
+		updated           INTEGER, -- Unix milliseconds; NULL if only serialization was set
+		pending_create    INTEGER NOT NULL DEFAULT 0,
+		pending_delete    INTEGER NOT NULL DEFAULT 0,
+		pending_release   TEXT,    -- JSON object, kind to identity; NULL for none
+		PRIMARY KEY (tenant, device)
+	) STRICT, WITHOUT ROWID;
+	CREATE INDEX registrations_pending ON registrations (tenant, device)
+		WHERE pending_create OR pending_delete OR pending_release IS NOT NULL;
+	CREATE TABLE counters (
+		name  TEXT PRIMARY KEY,
+		value INTEGER NOT NULL
+	) STRICT, WITHOUT ROWID`,
 }
 
 // migrate brings the schema to len(steps), each step in its own

@@ -1,0 +1,53 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+// Store is the embedded engine of the storage contract over a DB. The
+// concerns it implements so far are below; the others follow.
+type Store struct {
+	db   *DB
+	auth *store.LoginCache
+}
+
+var (
+	_ store.Tenants    = (*Store)(nil)
+	_ store.Identities = (*Store)(nil)
+)
+
+// New returns the engine over db. The caller keeps db and closes it.
+func New(db *DB) *Store {
+	return &Store{db: db, auth: store.NewLoginCache()}
+}
+
+// scanner is a row of the read pool (*sql.Row) or of a change (*Row),
+// so that one function decodes a table's row wherever it was read.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// notFound turns a missing row into the contract's ErrNotFound, with
+// what was looked for; other errors get the same context.
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", what, err)
+	}
+	return nil
+}
+
+// blob is a key for a nullable BLOB column: the MongoDB engine stores
+// no field for an empty key, and reads it back as nil.
+func blob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
