@@ -95,6 +95,38 @@ var migrations = []string{
 		name  TEXT PRIMARY KEY,
 		value INTEGER NOT NULL
 	) STRICT, WITHOUT ROWID`,
+
+	// 3: managed objects and their external IDs.
+	//
+	// An object keeps its fixed members in columns and its fragments in
+	// one JSON object, so that an update merges fragments in the
+	// statement that writes them (json_set, json_remove) and two updates
+	// of one object never write back each other's reads. seq is the
+	// object's number from the id counter: lists are in its order, as in
+	// the MongoDB engine, which a TEXT id would not give ("10" < "9").
+	// An external ID names one object of its tenant; the (tenant, device)
+	// index serves listing and removing an object's external IDs.
+	`CREATE TABLE managed_objects (
+		tenant        TEXT NOT NULL,
+		id            TEXT NOT NULL,
+		seq           INTEGER NOT NULL,
+		name          TEXT NOT NULL,
+		type          TEXT NOT NULL,
+		creation_time INTEGER NOT NULL, -- Unix milliseconds
+		last_updated  INTEGER NOT NULL, -- Unix milliseconds
+		fragments     TEXT NOT NULL,    -- JSON object
+		PRIMARY KEY (tenant, id)
+	) STRICT, WITHOUT ROWID;
+	CREATE UNIQUE INDEX managed_objects_seq ON managed_objects (tenant, seq);
+	CREATE INDEX managed_objects_type ON managed_objects (tenant, type, seq);
+	CREATE TABLE external_ids (
+		tenant      TEXT NOT NULL,
+		type        TEXT NOT NULL,
+		external_id TEXT NOT NULL,
+		device      TEXT NOT NULL,
+		PRIMARY KEY (tenant, type, external_id)
+	) STRICT, WITHOUT ROWID;
+	CREATE INDEX external_ids_device ON external_ids (tenant, device)`,
 }
 
 // migrate brings the schema to len(steps), each step in its own
