@@ -1,0 +1,338 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+// reserved are the top-level members that a fragment cannot replace, as
+// the MongoDB engine keeps them.
+var reserved = map[string]bool{
+	"_id": true, "id": true, "tenant": true, "seq": true, "self": true,
+	"creationTime": true, "lastUpdated": true, "owner": true,
+}
+
+// checkFragments refuses the names the MongoDB engine cannot store, so
+// that both engines accept the same input. A '"' would end the quoted
+// label of a JSON path early.
+func checkFragments(f map[string]any) error {
+	for k := range f {
+		if k == "" || strings.HasPrefix(k, "$") || strings.ContainsAny(k, `."`) {
+			return fmt.Errorf("%w: fragment name %q: it must be non-empty and contain no '.', no '\"' and no leading '$'", store.ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+// path is the JSON path of a top-level member; quoted, so that a name
+// such as "a[0]" is one label.
+func path(name string) string { return `$."` + name + `"` }
+
+func nowMilli() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// nextID takes the next id of the sequence shared by every kind of
+// object. Changes run one at a time, so the increment is the
+// reservation.
+func nextID(tx *Tx) (int64, error) {
+	var n int64
+	err := tx.QueryRow(`INSERT INTO counters (name, value) VALUES ('ids', 1)
+		ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("reserve id: %w", err)
+	}
+	return n, nil
+}
+
+func marshal(what string, v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %w", store.ErrInvalid, what, err)
+	}
+	return string(b), nil
+}
+
+// CreateManagedObject stores a new object with a fresh id (mo.ID is
+// ignored) and returns it as stored; reserved members and name and type
+// among the fragments are dropped.
+func (s *Store) CreateManagedObject(ctx context.Context, tenant string, mo store.ManagedObject) (store.ManagedObject, error) {
+	if err := checkFragments(mo.Fragments); err != nil {
+		return store.ManagedObject{}, err
+	}
+	frags := make(map[string]any, len(mo.Fragments))
+	for k, v := range mo.Fragments {
+		if !reserved[k] && k != "name" && k != "type" {
+			frags[k] = v
+		}
+	}
+	doc, err := marshal("managed object fragments", frags)
+	if err != nil {
+		return store.ManagedObject{}, err
+	}
+	now := nowMilli()
+	err = s.db.Write(ctx, func(tx *Tx) error {
+		seq, err := nextID(tx)
+		if err != nil {
+			return err
+		}
+		mo.ID = strconv.FormatInt(seq, 10)
+		_, err = tx.Exec(`INSERT INTO managed_objects (tenant, id, seq, name, type, creation_time, last_updated, fragments)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tenant, mo.ID, seq, mo.Name, mo.Type, now.UnixMilli(), now.UnixMilli(), doc)
+		return err
+	})
+	if err != nil {
+		return store.ManagedObject{}, fmt.Errorf("create managed object: %w", err)
+	}
+	mo.CreationTime, mo.LastUpdated = now, now
+	// The caller's values, as decoded from the stored JSON, so that the
+	// answer is what a read gives.
+	if mo.Fragments, err = decodeFragments(doc); err != nil {
+		return store.ManagedObject{}, fmt.Errorf("create managed object: %w", err)
+	}
+	return mo, nil
+}
+
+const moColumns = "id, name, type, creation_time, last_updated, fragments"
+
+// GetManagedObject returns the tenant's object id.
+func (s *Store) GetManagedObject(ctx context.Context, tenant, id string) (store.ManagedObject, error) {
+	return readMO(s.db.QueryRow(ctx, "SELECT "+moColumns+" FROM managed_objects WHERE tenant = ? AND id = ?", tenant, id), id)
+}
+
+// readMO decodes a row of moColumns.
+func readMO(row scanner, id string) (store.ManagedObject, error) {
+	var (
+		mo              store.ManagedObject
+		created, update int64
+		doc             string
+	)
+	err := row.Scan(&mo.ID, &mo.Name, &mo.Type, &created, &update, &doc)
+	if err := notFound(err, "managed object "+id); err != nil {
+		return store.ManagedObject{}, err
+	}
+	mo.CreationTime, mo.LastUpdated = time.UnixMilli(created).UTC(), time.UnixMilli(update).UTC()
+	if mo.Fragments, err = decodeFragments(doc); err != nil {
+		return store.ManagedObject{}, fmt.Errorf("read managed object %s: %w", id, err)
+	}
+	return mo, nil
+}
+
+// decodeFragments reads a fragments column. Numbers come back as int64
+// when whole and float64 otherwise, as the MongoDB engine returns them.
+func decodeFragments(doc string) (map[string]any, error) {
+	d := json.NewDecoder(strings.NewReader(doc))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, fmt.Errorf("fragments: %w", err)
+	}
+	for k, v := range m {
+		m[k] = numbers(v)
+	}
+	return m, nil
+}
+
+func numbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		f, _ := t.Float64()
+		return f
+	case map[string]any:
+		for k, e := range t {
+			t[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = numbers(e)
+		}
+	}
+	return v
+}
+
+// mergeSQL builds the assignments of one update of an object's
+// members: name and type replaced when present, every other member set
+// (a nil value removes it when unset is true), reserved members
+// ignored, last_updated bumped. The fragments are changed by json_set
+// and json_remove inside the statement, never read into Go and written
+// back, so that concurrent updates of one object keep each other's
+// fragments. Only the number of members shapes the SQL text: the names
+// are bound as paths.
+func mergeSQL(fields map[string]any, unset bool, now time.Time) (string, []any, error) {
+	var (
+		sets    []string
+		args    []any
+		remove  []any
+		setArgs []any
+	)
+	for k, v := range fields {
+		switch {
+		case reserved[k]:
+		case k == "name" || k == "type":
+			str, _ := v.(string)
+			sets = append(sets, k+" = ?")
+			args = append(args, str)
+		case v == nil && unset:
+			remove = append(remove, path(k))
+		default:
+			doc, err := marshal("fragment "+k, v)
+			if err != nil {
+				return "", nil, err
+			}
+			setArgs = append(setArgs, path(k), doc)
+		}
+	}
+	frags := "fragments"
+	if len(remove) > 0 {
+		frags = "json_remove(" + frags + strings.Repeat(", ?", len(remove)) + ")"
+		args = append(args, remove...)
+	}
+	if len(setArgs) > 0 {
+		frags = "json_set(" + frags + strings.Repeat(", ?, json(?)", len(setArgs)/2) + ")"
+		args = append(args, setArgs...)
+	}
+	sets = append(sets, "fragments = "+frags, "last_updated = ?")
+	args = append(args, now.UnixMilli())
+	return strings.Join(sets, ", "), args, nil
+}
+
+// UpdateManagedObject merges fields into the object: each top-level
+// member replaces the stored one ("name" and "type" included), a nil
+// value removes the fragment (and empties name or type), reserved
+// members (id, creationTime, ...) are ignored. It returns the updated
+// object.
+func (s *Store) UpdateManagedObject(ctx context.Context, tenant, id string, fields map[string]any) (store.ManagedObject, error) {
+	if err := checkFragments(fields); err != nil {
+		return store.ManagedObject{}, err
+	}
+	sets, args, err := mergeSQL(fields, true, nowMilli())
+	if err != nil {
+		return store.ManagedObject{}, fmt.Errorf("update managed object %s: %w", id, err)
+	}
+	var mo store.ManagedObject
+	err = s.db.Write(ctx, func(tx *Tx) error {
+		var err error
+		mo, err = readMO(tx.QueryRow("UPDATE managed_objects SET "+sets+" WHERE tenant = ? AND id = ? RETURNING "+moColumns,
+			append(args, tenant, id)...), id)
+		return err
+	})
+	if err != nil {
+		return store.ManagedObject{}, fmt.Errorf("update %w", err)
+	}
+	return mo, nil
+}
+
+// UpdateFragments merges fragments into the object like
+// UpdateManagedObject, without reading it back. As in the MongoDB
+// engine, a nil value is stored as null rather than removing the
+// fragment, and name and type are members like the others.
+func (s *Store) UpdateFragments(ctx context.Context, tenant, id string, fragments map[string]any) error {
+	if err := checkFragments(fragments); err != nil {
+		return err
+	}
+	err := s.db.Write(ctx, func(tx *Tx) error { return updateFragments(tx, tenant, id, fragments, nowMilli()) })
+	if err != nil {
+		return fmt.Errorf("update fragments of %s: %w", id, err)
+	}
+	return nil
+}
+
+func updateFragments(tx *Tx, tenant, id string, fragments map[string]any, now time.Time) error {
+	sets, args, err := mergeSQL(fragments, false, now)
+	if err != nil {
+		return err
+	}
+	res, err := tx.Exec("UPDATE managed_objects SET "+sets+" WHERE tenant = ? AND id = ?", append(args, tenant, id)...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// CreateExternalID names an existing object of the tenant; ErrConflict
+// if the (type, externalId) pair is taken in the tenant.
+func (s *Store) CreateExternalID(ctx context.Context, tenant string, x store.ExternalID) error {
+	if x.Type == "" || x.ExternalID == "" {
+		return fmt.Errorf("%w: external ID needs type and externalId", store.ErrInvalid)
+	}
+	err := s.db.Write(ctx, func(tx *Tx) error {
+		var one int
+		err := tx.QueryRow("SELECT 1 FROM managed_objects WHERE tenant = ? AND id = ?", tenant, x.ManagedObjectID).Scan(&one)
+		if err := notFound(err, "managed object "+x.ManagedObjectID); err != nil {
+			return err
+		}
+		_, err = tx.Exec("INSERT INTO external_ids (tenant, type, external_id, device) VALUES (?, ?, ?, ?)",
+			tenant, x.Type, x.ExternalID, x.ManagedObjectID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create external id %s %s: %w", x.Type, x.ExternalID, err)
+	}
+	return nil
+}
+
+// GetExternalID resolves an external ID in the tenant.
+func (s *Store) GetExternalID(ctx context.Context, tenant, typ, ext string) (store.ExternalID, error) {
+	x := store.ExternalID{Type: typ, ExternalID: ext}
+	err := s.db.QueryRow(ctx, "SELECT device FROM external_ids WHERE tenant = ? AND type = ? AND external_id = ?",
+		tenant, typ, ext).Scan(&x.ManagedObjectID)
+	if err := notFound(err, "external id "+typ+" "+ext); err != nil {
+		return store.ExternalID{}, err
+	}
+	return x, nil
+}
+
+// ExternalIDsOf lists the external IDs of the tenant's object id, by type
+// and external ID.
+func (s *Store) ExternalIDsOf(ctx context.Context, tenant, id string) ([]store.ExternalID, error) {
+	rows, err := s.db.Query(ctx, `SELECT type, external_id FROM external_ids WHERE tenant = ? AND device = ?
+		ORDER BY type, external_id`, tenant, id)
+	if err != nil {
+		return nil, fmt.Errorf("list external ids of %s: %w", id, err)
+	}
+	defer rows.Close()
+	out := []store.ExternalID{}
+	for rows.Next() {
+		x := store.ExternalID{ManagedObjectID: id}
+		if err := rows.Scan(&x.Type, &x.ExternalID); err != nil {
+			return nil, fmt.Errorf("list external ids of %s: %w", id, err)
+		}
+		out = append(out, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list external ids of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// DeleteExternalID removes an external ID of the tenant.
+func (s *Store) DeleteExternalID(ctx context.Context, tenant, typ, ext string) error {
+	err := s.db.Write(ctx, func(tx *Tx) error {
+		res, err := tx.Exec("DELETE FROM external_ids WHERE tenant = ? AND type = ? AND external_id = ?", tenant, typ, ext)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete external id %s %s: %w", typ, ext, err)
+	}
+	return nil
+}

@@ -1,0 +1,233 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+func TestManagedObjects(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	mo, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{
+		ID: "ignored", Name: "dev", Type: store.DeviceType,
+		Fragments: map[string]any{
+			"c8y_IsDevice": map[string]any{},
+			"c8y_Firmware": map[string]any{"name": "fw", "version": "1.0", "size": 3, "url": nil},
+			"id":           "reserved", "owner": "reserved", "name": "not a fragment",
+			"odd[0]": 1.5,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mo.ID == "ignored" || mo.CreationTime.IsZero() || !mo.LastUpdated.Equal(mo.CreationTime) {
+		t.Fatalf("created %+v", mo)
+	}
+	wantFrags := map[string]any{
+		"c8y_IsDevice": map[string]any{},
+		"c8y_Firmware": map[string]any{"name": "fw", "version": "1.0", "size": int64(3), "url": nil},
+		"odd[0]":       1.5,
+	}
+	if !reflect.DeepEqual(mo.Fragments, wantFrags) {
+		t.Fatalf("created fragments %#v, want %#v", mo.Fragments, wantFrags)
+	}
+	got, err := s.GetManagedObject(ctx, "acme", mo.ID)
+	if err != nil || !reflect.DeepEqual(got, mo) {
+		t.Fatalf("GetManagedObject: %+v, %v; want %+v", got, err, mo)
+	}
+
+	// Ids are one sequence: the next object's is the one after.
+	next, err := s.CreateManagedObject(ctx, "other", store.ManagedObject{Name: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := strconv.Atoi(mo.ID); next.ID != strconv.Itoa(a+1) {
+		t.Fatalf("ids %s then %s", mo.ID, next.ID)
+	}
+
+	up, err := s.UpdateManagedObject(ctx, "acme", mo.ID, map[string]any{
+		"name":         "renamed",
+		"type":         nil,
+		"c8y_IsDevice": nil,
+		"c8y_Firmware": map[string]any{"name": "fw2"},
+		"c8y_Position": map[string]any{"lat": 1.25},
+		"creationTime": "ignored", "id": "ignored",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mo
+	want.Name, want.Type = "renamed", ""
+	want.Fragments = map[string]any{
+		"c8y_Firmware": map[string]any{"name": "fw2"},
+		"c8y_Position": map[string]any{"lat": 1.25},
+		"odd[0]":       1.5,
+	}
+	want.LastUpdated = up.LastUpdated
+	if !reflect.DeepEqual(up, want) || up.LastUpdated.Before(mo.LastUpdated) {
+		t.Fatalf("updated %+v, want %+v", up, want)
+	}
+	if got, _ := s.GetManagedObject(ctx, "acme", mo.ID); !reflect.DeepEqual(got, up) {
+		t.Fatalf("read back %+v, want %+v", got, up)
+	}
+
+	if err := s.UpdateFragments(ctx, "acme", mo.ID, map[string]any{"c8y_Position": nil, "lastUpdated": 5, "c8y_Hw": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.GetManagedObject(ctx, "acme", mo.ID)
+	if v, ok := got.Fragments["c8y_Position"]; !ok || v != nil || got.Fragments["c8y_Hw"] != "x" || got.LastUpdated.Before(up.LastUpdated) {
+		t.Fatalf("after UpdateFragments %+v", got)
+	}
+
+	for _, c := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"get missing", func() error { _, err := s.GetManagedObject(ctx, "acme", "999"); return err }, store.ErrNotFound},
+		{"get other tenant's", func() error { _, err := s.GetManagedObject(ctx, "other", mo.ID); return err }, store.ErrNotFound},
+		{"update other tenant's", func() error {
+			_, err := s.UpdateManagedObject(ctx, "other", mo.ID, map[string]any{"a": 1})
+			return err
+		}, store.ErrNotFound},
+		{"update fragments of other tenant's", func() error {
+			return s.UpdateFragments(ctx, "other", mo.ID, map[string]any{"a": 1})
+		}, store.ErrNotFound},
+		{"dotted fragment", func() error {
+			_, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{Fragments: map[string]any{"a.b": 1}})
+			return err
+		}, store.ErrInvalid},
+		{"dollar fragment", func() error { return s.UpdateFragments(ctx, "acme", mo.ID, map[string]any{"$set": 1}) }, store.ErrInvalid},
+		{"unencodable fragment", func() error { return s.UpdateFragments(ctx, "acme", mo.ID, map[string]any{"f": func() {}}) }, store.ErrInvalid},
+	} {
+		if err := c.do(); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+func TestExternalIDs(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	mo, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs := []store.ExternalID{
+		{Type: store.ExternalIDDevice, ExternalID: "ep-1", ManagedObjectID: mo.ID},
+		{Type: "c8y_Serial", ExternalID: "S1", ManagedObjectID: mo.ID},
+	}
+	for _, x := range xs {
+		if err := s.CreateExternalID(ctx, "acme", x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.GetExternalID(ctx, "acme", store.ExternalIDDevice, "ep-1")
+	if err != nil || got != xs[0] {
+		t.Fatalf("GetExternalID: %+v, %v", got, err)
+	}
+	list, err := s.ExternalIDsOf(ctx, "acme", mo.ID)
+	if err != nil || !reflect.DeepEqual(list, xs) {
+		t.Fatalf("ExternalIDsOf: %+v, %v", list, err)
+	}
+	// Another tenant may use the same pair for its own object.
+	other, err := s.CreateManagedObject(ctx, "other", store.ManagedObject{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateExternalID(ctx, "other", store.ExternalID{Type: store.ExternalIDDevice, ExternalID: "ep-1", ManagedObjectID: other.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"taken", func() error {
+			return s.CreateExternalID(ctx, "acme", store.ExternalID{Type: "c8y_Serial", ExternalID: "S1", ManagedObjectID: mo.ID})
+		}, store.ErrConflict},
+		{"object missing", func() error {
+			return s.CreateExternalID(ctx, "acme", store.ExternalID{Type: "t", ExternalID: "x", ManagedObjectID: "999"})
+		}, store.ErrNotFound},
+		{"object of other tenant", func() error {
+			return s.CreateExternalID(ctx, "acme", store.ExternalID{Type: "t", ExternalID: "x", ManagedObjectID: other.ID})
+		}, store.ErrNotFound},
+		{"no type", func() error {
+			return s.CreateExternalID(ctx, "acme", store.ExternalID{ExternalID: "x", ManagedObjectID: mo.ID})
+		}, store.ErrInvalid},
+		{"get missing", func() error { _, err := s.GetExternalID(ctx, "acme", "t", "x"); return err }, store.ErrNotFound},
+		{"get other tenant's", func() error { _, err := s.GetExternalID(ctx, "third", "c8y_Serial", "S1"); return err }, store.ErrNotFound},
+		{"delete other tenant's", func() error { return s.DeleteExternalID(ctx, "third", "c8y_Serial", "S1") }, store.ErrNotFound},
+	} {
+		if err := c.do(); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+
+	if err := s.DeleteExternalID(ctx, "acme", "c8y_Serial", "S1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteExternalID(ctx, "acme", "c8y_Serial", "S1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if list, err := s.ExternalIDsOf(ctx, "acme", mo.ID); err != nil || !reflect.DeepEqual(list, xs[:1]) {
+		t.Fatalf("after delete: %+v, %v", list, err)
+	}
+	if list, err := s.ExternalIDsOf(ctx, "acme", "999"); err != nil || len(list) != 0 {
+		t.Fatalf("of a missing object: %+v, %v", list, err)
+	}
+}
+
+// Updates of one object's different fragments at once all land: each is
+// merged by its statement, not by writing back an earlier read.
+func TestUpdateManagedObjectConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	mo, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, rounds = 4, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*rounds)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				frag := fmt.Sprintf("f%d", w)
+				var err error
+				if i%2 == 0 {
+					_, err = s.UpdateManagedObject(ctx, "acme", mo.ID, map[string]any{frag: map[string]any{"n": i}})
+				} else {
+					err = s.UpdateFragments(ctx, "acme", mo.ID, map[string]any{frag: map[string]any{"n": i}})
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got, err := s.GetManagedObject(ctx, "acme", mo.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for w := range writers {
+		if f := got.Fragments[fmt.Sprintf("f%d", w)]; !reflect.DeepEqual(f, map[string]any{"n": int64(rounds - 1)}) {
+			t.Errorf("f%d = %#v, want n %d", w, f, rounds-1)
+		}
+	}
+}
