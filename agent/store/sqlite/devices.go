@@ -3,7 +3,10 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,9 +33,24 @@ func checkFragments(f map[string]any) error {
 	return nil
 }
 
-// path is the JSON path of a top-level member; quoted, so that a name
-// such as "a[0]" is one label.
-func path(name string) string { return `$."` + name + `"` }
+// checkFields accepts "fragment.field" keys, and plain fragment names.
+func checkFields(f map[string]any) error {
+	for k := range f {
+		frag, field, dotted := strings.Cut(k, ".")
+		if err := checkFragments(map[string]any{frag: nil}); err != nil {
+			return err
+		}
+		if dotted && (field == "" || strings.HasPrefix(field, "$") || strings.ContainsAny(field, `."`)) {
+			return fmt.Errorf("%w: field %q: it must be fragment.field with a non-empty field name without '.', '\"' and leading '$'", store.ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+// path is the JSON path of a member, or of a fragment's field for
+// "fragment.field"; each label quoted, so that a name such as "a[0]" is
+// one label.
+func path(name string) string { return `$."` + strings.ReplaceAll(name, ".", `"."`) + `"` }
 
 func nowMilli() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
@@ -172,9 +190,13 @@ func mergeSQL(fields map[string]any, unset bool, now time.Time) (string, []any, 
 		remove  []any
 		setArgs []any
 	)
-	for k, v := range fields {
+	// In the order of the names, so that a fragment set whole comes
+	// before a field set in it, and the SQL text is the same for the
+	// same names.
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		v := fields[k]
 		switch {
-		case reserved[k]:
+		case reserved[strings.SplitN(k, ".", 2)[0]]:
 		case k == "name" || k == "type":
 			str, _ := v.(string)
 			sets = append(sets, k+" = ?")
@@ -335,4 +357,53 @@ func (s *Store) DeleteExternalID(ctx context.Context, tenant, typ, ext string) e
 		return fmt.Errorf("delete external id %s %s: %w", typ, ext, err)
 	}
 	return nil
+}
+
+// UpdateFragmentsMany merges fragments into many objects of one tenant
+// in one change, as UpdateFragments does each. Objects that do not
+// exist are skipped; their ids are returned.
+func (s *Store) UpdateFragmentsMany(ctx context.Context, tenant string, updates map[string]map[string]any) (missing []string, err error) {
+	return s.updateMany(ctx, tenant, updates, checkFragments)
+}
+
+// UpdateFieldsMany sets single fields of fragments in many objects of
+// one tenant, keyed "fragment.field" (a fragment that is not there is
+// created), leaving the fragments' other fields as they are: what a
+// writer that read a fragment earlier must use, so that it cannot undo
+// a change made meanwhile to a field it does not set. Objects that do
+// not exist are skipped; their ids are returned.
+func (s *Store) UpdateFieldsMany(ctx context.Context, tenant string, updates map[string]map[string]any) (missing []string, err error) {
+	return s.updateMany(ctx, tenant, updates, checkFields)
+}
+
+func (s *Store) updateMany(ctx context.Context, tenant string, updates map[string]map[string]any, check func(map[string]any) error) ([]string, error) {
+	if len(updates) == 0 {
+		return nil, nil
+	}
+	for id, fragments := range updates {
+		if err := check(fragments); err != nil {
+			return nil, fmt.Errorf("update fragments of %s: %w", id, err)
+		}
+	}
+	ids := slices.Sorted(maps.Keys(updates))
+	now := nowMilli()
+	var missing []string
+	err := s.db.Write(ctx, func(tx *Tx) error {
+		missing = missing[:0]
+		for _, id := range ids {
+			err := updateFragments(tx, tenant, id, updates[id], now)
+			if errors.Is(err, store.ErrNotFound) {
+				missing = append(missing, id)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("update fragments of %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update fragments of %d objects: %w", len(ids), err)
+	}
+	return missing, nil
 }

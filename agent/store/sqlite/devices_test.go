@@ -231,3 +231,72 @@ func TestUpdateManagedObjectConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestUpdateMany(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	a, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{Fragments: map[string]any{
+		"c8y_Firmware": map[string]any{"name": "fw", "url": "u"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.CreateManagedObject(ctx, "other", store.ManagedObject{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	missing, err := s.UpdateFragmentsMany(ctx, "acme", map[string]map[string]any{
+		a.ID:     {"c8y_Status": "up"},
+		b.ID:     {"c8y_Status": "down", "id": "ignored"},
+		"999":    {"c8y_Status": "x"},
+		other.ID: {"c8y_Status": "x"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{other.ID, "999"}; !reflect.DeepEqual(missing, want) {
+		t.Fatalf("missing %v, want %v", missing, want)
+	}
+
+	missing, err = s.UpdateFieldsMany(ctx, "acme", map[string]map[string]any{
+		a.ID: {"c8y_Firmware.version": "2", "c8y_Mobile.imei": "123"},
+		b.ID: {"c8y_Availability": map[string]any{"status": "AVAILABLE"}},
+	})
+	if err != nil || len(missing) != 0 {
+		t.Fatalf("UpdateFieldsMany: %v, %v", missing, err)
+	}
+	got, err := s.GetManagedObject(ctx, "acme", a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"c8y_Firmware": map[string]any{"name": "fw", "url": "u", "version": "2"},
+		"c8y_Mobile":   map[string]any{"imei": "123"},
+		"c8y_Status":   "up",
+	}
+	if !reflect.DeepEqual(got.Fragments, want) {
+		t.Fatalf("fragments of a %#v, want %#v", got.Fragments, want)
+	}
+	got, _ = s.GetManagedObject(ctx, "acme", b.ID)
+	want = map[string]any{"c8y_Status": "down", "c8y_Availability": map[string]any{"status": "AVAILABLE"}}
+	if !reflect.DeepEqual(got.Fragments, want) {
+		t.Fatalf("fragments of b %#v, want %#v", got.Fragments, want)
+	}
+	if got, _ := s.GetManagedObject(ctx, "other", other.ID); len(got.Fragments) != 0 {
+		t.Fatalf("other tenant's object changed: %#v", got.Fragments)
+	}
+
+	for _, bad := range []map[string]any{{"a.b.c": 1}, {"a.": 1}, {"a.$b": 1}} {
+		if _, err := s.UpdateFieldsMany(ctx, "acme", map[string]map[string]any{a.ID: bad}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("UpdateFieldsMany %v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := s.UpdateFragmentsMany(ctx, "acme", map[string]map[string]any{a.ID: {"a.b": 1}}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("UpdateFragmentsMany with a dotted name: %v, want ErrInvalid", err)
+	}
+}
