@@ -407,3 +407,62 @@ func (s *Store) updateMany(ctx context.Context, tenant string, updates map[strin
 	}
 	return missing, nil
 }
+
+// ListManagedObjects lists the tenant's objects of f.Type and with the
+// fragment (or "fragment.field") f.FragmentType, in the order of their
+// ids. total is -1 unless f.Page.WithTotal. The query language of
+// f.Query is not served by this engine yet: a query is ErrInvalid rather
+// than ignored, which would list objects it excludes.
+func (s *Store) ListManagedObjects(ctx context.Context, tenant string, f store.ManagedObjectFilter) ([]store.ManagedObject, int64, error) {
+	if strings.TrimSpace(f.Query) != "" {
+		return nil, 0, fmt.Errorf("%w: list managed objects: queries are not supported by the embedded store", store.ErrInvalid)
+	}
+	where, args := "tenant = ?", []any{tenant}
+	if f.Type != "" {
+		where += " AND type = ?"
+		args = append(args, f.Type)
+	}
+	if f.FragmentType != "" {
+		if strings.Contains(f.FragmentType, `"`) {
+			return nil, 0, fmt.Errorf("%w: fragment type %q", store.ErrInvalid, f.FragmentType)
+		}
+		where += " AND json_type(fragments, ?) IS NOT NULL"
+		args = append(args, path(f.FragmentType))
+	}
+	p := norm(f.Page)
+	rows, err := s.db.Query(ctx, "SELECT "+moColumns+" FROM managed_objects WHERE "+where+" ORDER BY seq LIMIT ? OFFSET ?",
+		append(args, p.Size, int64(p.Current-1)*int64(p.Size))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list managed objects: %w", err)
+	}
+	defer rows.Close()
+	mos := []store.ManagedObject{}
+	for rows.Next() {
+		mo, err := readMO(rows, "")
+		if err != nil {
+			return nil, 0, fmt.Errorf("list managed objects: %w", err)
+		}
+		mos = append(mos, mo)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list managed objects: %w", err)
+	}
+	total := int64(-1)
+	if p.WithTotal {
+		if err := s.db.QueryRow(ctx, "SELECT count(*) FROM managed_objects WHERE "+where, args...).Scan(&total); err != nil {
+			return nil, 0, fmt.Errorf("count managed objects: %w", err)
+		}
+	}
+	return mos, total, nil
+}
+
+// norm applies the API's paging defaults and limits, as the MongoDB
+// engine does.
+func norm(p store.Page) store.Page {
+	if p.Size <= 0 {
+		p.Size = store.DefaultPageSize
+	}
+	p.Size = min(p.Size, store.MaxPageSize)
+	p.Current = max(p.Current, 1)
+	return p
+}

@@ -300,3 +300,63 @@ func TestUpdateMany(t *testing.T) {
 		t.Errorf("UpdateFragmentsMany with a dotted name: %v, want ErrInvalid", err)
 	}
 }
+
+func TestListManagedObjects(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	var devices []store.ManagedObject
+	for i := range 12 {
+		mo := store.ManagedObject{Name: fmt.Sprint(i), Type: "other"}
+		if i%2 == 0 {
+			mo.Type = store.DeviceType
+			mo.Fragments = map[string]any{"c8y_IsDevice": map[string]any{}}
+		}
+		if i%3 == 0 {
+			mo.Fragments = map[string]any{"c8y_Firmware": map[string]any{"version": "1"}}
+		}
+		mo, err := s.CreateManagedObject(ctx, "acme", mo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			devices = append(devices, mo)
+		}
+	}
+	if _, err := s.CreateManagedObject(ctx, "other", store.ManagedObject{Type: store.DeviceType}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(mos []store.ManagedObject) []string {
+		var out []string
+		for _, mo := range mos {
+			out = append(out, mo.Name)
+		}
+		return out
+	}
+
+	for _, c := range []struct {
+		name  string
+		f     store.ManagedObjectFilter
+		want  []string
+		total int64
+	}{
+		{"first page of all", store.ManagedObjectFilter{Page: store.Page{WithTotal: true}}, []string{"0", "1", "2", "3", "4"}, 12},
+		{"third page of all", store.ManagedObjectFilter{Page: store.Page{Current: 3, WithTotal: true}}, []string{"10", "11"}, 12},
+		{"past the end", store.ManagedObjectFilter{Page: store.Page{Current: 9}}, nil, -1},
+		{"by type", store.ManagedObjectFilter{Type: store.DeviceType, Page: store.Page{Size: 3, Current: 2, WithTotal: true}}, []string{"6", "8", "10"}, 6},
+		{"by fragment", store.ManagedObjectFilter{FragmentType: "c8y_IsDevice", Page: store.Page{Size: 100, WithTotal: true}}, []string{"2", "4", "8", "10"}, 4},
+		{"by fragment field", store.ManagedObjectFilter{FragmentType: "c8y_Firmware.version", Page: store.Page{Size: 100}}, []string{"0", "3", "6", "9"}, -1},
+		{"by type and fragment", store.ManagedObjectFilter{Type: "other", FragmentType: "c8y_Firmware", Page: store.Page{WithTotal: true}}, []string{"3", "9"}, 2},
+	} {
+		mos, total, err := s.ListManagedObjects(ctx, "acme", c.f)
+		if err != nil || !reflect.DeepEqual(names(mos), c.want) || total != c.total {
+			t.Errorf("%s: %v total %d, %v; want %v total %d", c.name, names(mos), total, err, c.want, c.total)
+		}
+	}
+	mos, _, err := s.ListManagedObjects(ctx, "acme", store.ManagedObjectFilter{Type: store.DeviceType, Page: store.Page{Size: 100}})
+	if err != nil || !reflect.DeepEqual(mos, devices) {
+		t.Fatalf("listed %+v, %v; want %+v", mos, err, devices)
+	}
+	if _, _, err := s.ListManagedObjects(ctx, "acme", store.ManagedObjectFilter{Query: "name eq 'x'"}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a query: %v, want ErrInvalid", err)
+	}
+}
