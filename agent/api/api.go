@@ -447,28 +447,6 @@ func (a *API) readJSON(w http.ResponseWriter, r *http.Request, area string, v an
 	return true
 }
 
-// numbers converts json.Number values (from UseNumber) into int64 where
-// they are integers and float64 otherwise, so they are stored as numbers.
-func numbers(v any) any {
-	switch t := v.(type) {
-	case json.Number:
-		if i, err := t.Int64(); err == nil {
-			return i
-		}
-		f, _ := t.Float64()
-		return f
-	case map[string]any:
-		for k, e := range t {
-			t[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range t {
-			t[i] = numbers(e)
-		}
-	}
-	return v
-}
-
 // baseKey is the context key of the base URL of links (Config.ExternalURL).
 type baseKey struct{}
 

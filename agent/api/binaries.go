@@ -160,7 +160,7 @@ func (a *API) readObjectPart(w http.ResponseWriter, r *http.Request, part io.Rea
 		switch k {
 		case "name", "type", "contentType", "id", "self", "length", "owner", "creationTime", "lastUpdated", "c8y_IsBinary":
 		default:
-			b.Fragments[k] = numbers(v)
+			b.Fragments[k] = store.JSONNumbers(v)
 		}
 	}
 	return true

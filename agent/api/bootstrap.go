@@ -203,7 +203,7 @@ func (a *API) pskError(w http.ResponseWriter, r *http.Request, err error) {
 func numbersIn(body map[string]any) map[string]any {
 	out := make(map[string]any, len(body))
 	for k, v := range body {
-		out[k] = numbers(v)
+		out[k] = store.JSONNumbers(v)
 	}
 	return out
 }

@@ -63,7 +63,7 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 		switch k {
 		case "deviceId", "c8y_Command", "status", "id", "creationTime", "failureReason", "attempts", "self":
 		default:
-			frags[k] = numbers(v)
+			frags[k] = store.JSONNumbers(v)
 		}
 	}
 	var ops []store.Operation

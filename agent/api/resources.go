@@ -67,7 +67,7 @@ func splitBody(body map[string]any) (name, typ string, fragments map[string]any)
 	fragments = map[string]any{}
 	for k, v := range body {
 		if k != "name" && k != "type" {
-			fragments[k] = numbers(v)
+			fragments[k] = store.JSONNumbers(v)
 		}
 	}
 	return name, typ, fragments
@@ -118,7 +118,7 @@ func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u stor
 		awake = &reg
 		body[registry.ParamAwakeTime] = value
 	}
-	mo, err := a.cfg.Store.UpdateManagedObject(r.Context(), u.Tenant, id, numbers(body).(map[string]any))
+	mo, err := a.cfg.Store.UpdateManagedObject(r.Context(), u.Tenant, id, store.JSONNumbers(body).(map[string]any))
 	if err != nil {
 		a.storeError(w, r, "inventory", err)
 		return

@@ -150,29 +150,9 @@ func decodeFragments(doc string) (map[string]any, error) {
 		return nil, fmt.Errorf("fragments: %w", err)
 	}
 	for k, v := range m {
-		m[k] = numbers(v)
+		m[k] = store.JSONNumbers(v)
 	}
 	return m, nil
-}
-
-func numbers(v any) any {
-	switch t := v.(type) {
-	case json.Number:
-		if i, err := t.Int64(); err == nil {
-			return i
-		}
-		f, _ := t.Float64()
-		return f
-	case map[string]any:
-		for k, e := range t {
-			t[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range t {
-			t[i] = numbers(e)
-		}
-	}
-	return v
 }
 
 // mergeSQL builds the assignments of one update of an object's
