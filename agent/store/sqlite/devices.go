@@ -251,16 +251,7 @@ func updateFragments(tx *Tx, tenant, id string, fragments map[string]any, now ti
 	if err != nil {
 		return err
 	}
-	res, err := tx.Exec("UPDATE managed_objects SET "+sets+" WHERE tenant = ? AND id = ?", append(args, tenant, id)...)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
+	return tx.execOne("UPDATE managed_objects SET "+sets+" WHERE tenant = ? AND id = ?", append(args, tenant, id)...)
 }
 
 // CreateExternalID names an existing object of the tenant; ErrConflict
@@ -322,16 +313,7 @@ func (s *Store) ExternalIDsOf(ctx context.Context, tenant, id string) ([]store.E
 // DeleteExternalID removes an external ID of the tenant.
 func (s *Store) DeleteExternalID(ctx context.Context, tenant, typ, ext string) error {
 	err := s.db.Write(ctx, func(tx *Tx) error {
-		res, err := tx.Exec("DELETE FROM external_ids WHERE tenant = ? AND type = ? AND external_id = ?", tenant, typ, ext)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return tx.execOne("DELETE FROM external_ids WHERE tenant = ? AND type = ? AND external_id = ?", tenant, typ, ext)
 	})
 	if err != nil {
 		return fmt.Errorf("delete external id %s %s: %w", typ, ext, err)

@@ -113,18 +113,7 @@ func (s *Store) SetPassword(ctx context.Context, tenant, userName, password stri
 	}
 	s.auth.Forget(tenant, userName)
 	err = s.db.Write(ctx, func(tx *Tx) error {
-		res, err := tx.Exec("UPDATE users SET hash = ? WHERE tenant = ? AND name = ?", hash, tenant, userName)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return tx.execOne("UPDATE users SET hash = ? WHERE tenant = ? AND name = ?", hash, tenant, userName)
 	})
 	// Forgotten again: a login racing the change may have cached the
 	// old password.

@@ -230,6 +230,23 @@ func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
 	return r, conflict(err)
 }
 
+// execOne runs a statement that must change a row: none changed is
+// store.ErrNotFound (the row the caller named does not exist).
+func (tx *Tx) execOne(query string, args ...any) error {
+	res, err := tx.Exec(query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
 // Query runs a query of the change; rows left open when the change
 // returns are closed then.
 func (tx *Tx) Query(query string, args ...any) (*sql.Rows, error) {
