@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -51,3 +52,25 @@ func blob(b []byte) any {
 	}
 	return b
 }
+
+// errUnsupported answers the concerns this engine does not implement yet.
+var errUnsupported = fmt.Errorf("sqlite: %w", errors.ErrUnsupported)
+
+// Engine is the embedded engine with its database: Close closes both.
+type Engine struct {
+	*Store
+}
+
+var _ store.Engine = Engine{}
+
+// OpenEngine opens the database in cfg.Dir and the engine over it.
+func OpenEngine(ctx context.Context, cfg Config) (Engine, error) {
+	db, err := Open(ctx, cfg)
+	if err != nil {
+		return Engine{}, err
+	}
+	return Engine{New(db)}, nil
+}
+
+// Close commits what is submitted and closes the database.
+func (e Engine) Close(ctx context.Context) error { return e.db.Close() }
