@@ -182,7 +182,19 @@ func (s *Store) OpenBinary(ctx context.Context, tenant, id string) (Binary, io.R
 		return Binary{}, nil, err
 	}
 	b := binFromDoc(m)
-	return b, &chunkReader{ctx: ctx, s: s, tenant: tenant, id: id, chunks: asInt64(m["chunks"]), left: b.Length}, nil
+	return b, &ChunkReader{Chunks: asInt64(m["chunks"]), Length: b.Length, Fetch: func(n int64) ([]byte, error) {
+		var d struct {
+			Data []byte `bson:"data"`
+		}
+		err := s.binChunks.FindOne(ctx, bson.D{{Key: "_id", Value: chunkKey(tenant, id, n)}}).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, fmt.Errorf("binary %s deleted while read: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("binary %s: %w", id, err)
+		}
+		return d.Data, nil
+	}}, nil
 }
 
 // ReadBinary returns the bytes of the tenant's binary id, if it holds at
@@ -210,43 +222,38 @@ func (s *Store) ReadBinary(ctx context.Context, tenant, id string, max int64) (B
 	}
 }
 
-// chunkReader reads a binary's chunks in order.
-type chunkReader struct {
-	ctx        context.Context
-	s          *Store
-	tenant, id string
-	chunks     int64 // how many there are
-	next       int64 // the next one to read
-	left       int64 // bytes not yet returned
-	cur        []byte
+// ChunkReader reads a binary of Length bytes in Chunks chunks, numbered
+// from 0, fetching each with Fetch when the bytes before it are read:
+// one chunk in memory at a time. An engine's Fetch answers ErrNotFound
+// for a chunk that is gone (the binary was deleted while read).
+type ChunkReader struct {
+	Chunks, Length int64
+	Fetch          func(n int64) ([]byte, error)
+	next           int64 // the next chunk to fetch
+	read           int64 // bytes returned
+	cur            []byte
 }
 
-func (c *chunkReader) Read(p []byte) (int, error) {
+func (c *ChunkReader) Read(p []byte) (int, error) {
 	for len(c.cur) == 0 {
-		if c.next >= c.chunks || c.left <= 0 {
+		if c.next >= c.Chunks || c.read >= c.Length {
 			return 0, io.EOF
 		}
-		var d struct {
-			Data []byte `bson:"data"`
-		}
-		err := c.s.binChunks.FindOne(c.ctx, bson.D{{Key: "_id", Value: chunkKey(c.tenant, c.id, c.next)}}).Decode(&d)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			// deleted while being read
-			return 0, fmt.Errorf("read chunk %d of binary %s: %w", c.next, c.id, ErrNotFound)
-		}
+		data, err := c.Fetch(c.next)
 		if err != nil {
-			return 0, fmt.Errorf("read chunk %d of binary %s: %w", c.next, c.id, err)
+			return 0, fmt.Errorf("read chunk %d: %w", c.next, err)
 		}
 		c.next++
-		c.cur = d.Data
+		c.cur = data
 	}
 	k := copy(p, c.cur)
 	c.cur = c.cur[k:]
-	c.left -= int64(k)
+	c.read += int64(k)
 	return k, nil
 }
 
-func (c *chunkReader) Close() error { c.cur = nil; c.next = c.chunks; return nil }
+// Close ends the reading: Read answers io.EOF from then on.
+func (c *ChunkReader) Close() error { c.cur = nil; c.next = c.Chunks; return nil }
 
 // ListBinaries lists the tenant's binaries in creation order; total is -1
 // unless p.WithTotal.

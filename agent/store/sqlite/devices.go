@@ -391,40 +391,6 @@ func (s *Store) ListManagedObjects(ctx context.Context, tenant string, f store.M
 		where += " AND json_type(fragments, ?) IS NOT NULL"
 		args = append(args, path(f.FragmentType))
 	}
-	p := norm(f.Page)
-	rows, err := s.db.Query(ctx, "SELECT "+moColumns+" FROM managed_objects WHERE "+where+" ORDER BY seq LIMIT ? OFFSET ?",
-		append(args, p.Size, int64(p.Current-1)*int64(p.Size))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list managed objects: %w", err)
-	}
-	defer rows.Close()
-	mos := []store.ManagedObject{}
-	for rows.Next() {
-		mo, err := readMO(rows, "")
-		if err != nil {
-			return nil, 0, fmt.Errorf("list managed objects: %w", err)
-		}
-		mos = append(mos, mo)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list managed objects: %w", err)
-	}
-	total := int64(-1)
-	if p.WithTotal {
-		if err := s.db.QueryRow(ctx, "SELECT count(*) FROM managed_objects WHERE "+where, args...).Scan(&total); err != nil {
-			return nil, 0, fmt.Errorf("count managed objects: %w", err)
-		}
-	}
-	return mos, total, nil
-}
-
-// norm applies the API's paging defaults and limits, as the MongoDB
-// engine does.
-func norm(p store.Page) store.Page {
-	if p.Size <= 0 {
-		p.Size = store.DefaultPageSize
-	}
-	p.Size = min(p.Size, store.MaxPageSize)
-	p.Current = max(p.Current, 1)
-	return p
+	return listPage(ctx, s.db, "managed objects", moColumns, "managed_objects", where, args, "seq", f.Page,
+		func(row scanner) (store.ManagedObject, error) { return readMO(row, "") })
 }

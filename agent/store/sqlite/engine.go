@@ -19,6 +19,7 @@ type Store struct {
 var (
 	_ store.Tenants    = (*Store)(nil)
 	_ store.Identities = (*Store)(nil)
+	_ store.Binaries   = (*Store)(nil)
 )
 
 // New returns the engine over db. The caller keeps db and closes it.
@@ -63,13 +64,20 @@ type Engine struct {
 
 var _ store.Engine = Engine{}
 
-// OpenEngine opens the database in cfg.Dir and the engine over it.
+// OpenEngine opens the database in cfg.Dir and the engine over it, and
+// finishes what a crash left half done: binaries whose upload or
+// deletion was under way are removed.
 func OpenEngine(ctx context.Context, cfg Config) (Engine, error) {
 	db, err := Open(ctx, cfg)
 	if err != nil {
 		return Engine{}, err
 	}
-	return Engine{New(db)}, nil
+	s := New(db)
+	if err := s.removeUnfinishedBinaries(ctx); err != nil {
+		db.Close()
+		return Engine{}, fmt.Errorf("sqlite: open: %w", err)
+	}
+	return Engine{s}, nil
 }
 
 // Close commits what is submitted and closes the database.

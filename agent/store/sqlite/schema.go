@@ -127,6 +127,9 @@ var migrations = []string{
 		PRIMARY KEY (tenant, type, external_id)
 	) STRICT, WITHOUT ROWID;
 	CREATE INDEX external_ids_device ON external_ids (tenant, device)`,
+
+	// 4: binaries (binaries.go).
+	schemaBinaries,
 }
 
 // migrate brings the schema to len(steps), each step in its own

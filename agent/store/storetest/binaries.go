@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
@@ -14,6 +16,9 @@ var binaryCases = []suiteCase{
 	{"RoundTrip", testBinaryRoundTrip},
 	{"LimitsAndFailures", testBinaryLimitsAndFailures},
 	{"ListAndDelete", testBinaryListAndDelete},
+	{"HiddenWhileUploaded", testBinaryHiddenWhileUploaded},
+	{"DeletedWhileRead", testBinaryDeletedWhileRead},
+	{"ReaderCancelled", testBinaryReaderCancelled},
 }
 
 func randomBytes(n int, seed uint64) []byte {
@@ -170,5 +175,128 @@ func testBinaryListAndDelete(t *testing.T, s store.Engine) {
 	check(t, err)
 	if !bytes.Equal(data, randomBytes(store.BinaryChunkSize+2, 2)) {
 		t.Fatal("c.bin changed when b.bin was deleted")
+	}
+}
+
+// gateReader yields data, stopping after its first `at` bytes until gate
+// is closed; stopped is closed when a Read is asked for more meanwhile.
+type gateReader struct {
+	data    []byte
+	at      int
+	gate    chan struct{}
+	stopped chan struct{}
+	once    bool
+}
+
+func (g *gateReader) Read(p []byte) (int, error) {
+	if g.at == 0 && !g.once {
+		g.once = true
+		close(g.stopped)
+		<-g.gate
+	}
+	if len(g.data) == 0 {
+		return 0, io.EOF
+	}
+	k := len(p)
+	if g.at > 0 {
+		k = min(k, g.at)
+		g.at -= k
+	}
+	k = copy(p, g.data[:min(k, len(g.data))])
+	g.data = g.data[k:]
+	return k, nil
+}
+
+// While a binary's bytes arrive, its first chunk already stored, the
+// binary is invisible, and the store takes other writes: an upload
+// must not hold every other change of the agent until it ends.
+func testBinaryHiddenWhileUploaded(t *testing.T, s store.Engine) {
+	const chunk = store.BinaryChunkSize
+	data := randomBytes(3*chunk, 7)
+	r := &gateReader{data: data, at: chunk + 10, gate: make(chan struct{}), stopped: make(chan struct{})}
+	type created struct {
+		b   store.Binary
+		err error
+	}
+	done := make(chan created, 1)
+	go func() {
+		b, err := s.CreateBinary(ctx, "acme", store.Binary{Name: "big.bin"}, r, 4*chunk)
+		done <- created{b, err}
+	}()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(r.gate)
+		}
+	}
+	t.Cleanup(func() { release(); <-done })
+	// The upload has stored its first chunk and waits for more bytes.
+	<-r.stopped
+
+	if l, total, err := s.ListBinaries(ctx, "acme", store.Page{WithTotal: true}); err != nil || total != 0 || len(l) != 0 {
+		t.Fatalf("a binary being uploaded is listed: %d (%v)", total, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	mo, err := s.CreateManagedObject(wctx, "acme", store.ManagedObject{Name: "meanwhile"})
+	if err != nil {
+		t.Fatalf("a write while a binary is uploaded: %v", err)
+	}
+	if _, err := s.GetManagedObject(ctx, "acme", mo.ID); err != nil {
+		t.Fatalf("the write made while a binary is uploaded: %v", err)
+	}
+
+	release()
+	c := <-done
+	done <- c
+	check(t, c.err)
+	got, back, err := s.ReadBinary(ctx, "acme", c.b.ID, 4*chunk)
+	check(t, err)
+	if got.Length != int64(len(data)) || !bytes.Equal(back, data) {
+		t.Fatalf("read back %d bytes (length %d), not the %d stored", len(back), got.Length, len(data))
+	}
+}
+
+// A binary deleted while it is read fails the reader with ErrNotFound
+// at the first chunk it has not read yet: it never ends early as if the
+// bytes were all there.
+func testBinaryDeletedWhileRead(t *testing.T, s store.Engine) {
+	const chunk = store.BinaryChunkSize
+	b := must(s.CreateBinary(ctx, "acme", store.Binary{Name: "fw.bin"}, bytes.NewReader(randomBytes(3*chunk, 3)), 4*chunk))
+	_, rc, err := s.OpenBinary(ctx, "acme", b.ID)
+	check(t, err)
+	defer rc.Close()
+	if _, err := io.ReadFull(rc, make([]byte, chunk)); err != nil {
+		t.Fatal(err)
+	}
+	check(t, s.DeleteBinary(ctx, "acme", b.ID))
+	if n, err := io.Copy(io.Discard, rc); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read on after the delete: %d bytes, %v; want ErrNotFound", n, err)
+	}
+}
+
+// A reader whose context ends stops with the context's error at its next
+// chunk, and the store serves other reads as before.
+func testBinaryReaderCancelled(t *testing.T, s store.Engine) {
+	const chunk = store.BinaryChunkSize
+	data := randomBytes(3*chunk, 5)
+	b := must(s.CreateBinary(ctx, "acme", store.Binary{Name: "fw.bin"}, bytes.NewReader(data), 4*chunk))
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, rc, err := s.OpenBinary(rctx, "acme", b.ID)
+	check(t, err)
+	defer rc.Close()
+	if _, err := io.ReadFull(rc, make([]byte, chunk)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if n, err := io.Copy(io.Discard, rc); !errors.Is(err, context.Canceled) {
+		t.Fatalf("read on after cancel: %d bytes, %v; want context.Canceled", n, err)
+	}
+	_, back, err := s.ReadBinary(ctx, "acme", b.ID, 4*chunk)
+	check(t, err)
+	if !bytes.Equal(back, data) {
+		t.Fatal("the binary changed when a reader was cancelled")
 	}
 }

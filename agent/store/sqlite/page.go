@@ -1,0 +1,52 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+)
+
+// norm applies the API's paging defaults and limits, as the MongoDB
+// engine does.
+func norm(p store.Page) store.Page {
+	if p.Size <= 0 {
+		p.Size = store.DefaultPageSize
+	}
+	p.Size = min(p.Size, store.MaxPageSize)
+	p.Current = max(p.Current, 1)
+	return p
+}
+
+// listPage reads one page of "SELECT cols FROM table WHERE where ORDER
+// BY order", each row decoded by decode, and the count of every row that
+// matches when p.WithTotal (-1 otherwise), as the MongoDB engine's lists
+// answer. what names the list in errors.
+func listPage[T any](ctx context.Context, db *DB, what, cols, table, where string, args []any, order string, p store.Page,
+	decode func(scanner) (T, error)) ([]T, int64, error) {
+	p = norm(p)
+	rows, err := db.Query(ctx, "SELECT "+cols+" FROM "+table+" WHERE "+where+" ORDER BY "+order+" LIMIT ? OFFSET ?",
+		append(args[:len(args):len(args)], p.Size, int64(p.Current-1)*int64(p.Size))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := decode(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", what, err)
+	}
+	total := int64(-1)
+	if p.WithTotal {
+		if err := db.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE "+where, args...).Scan(&total); err != nil {
+			return nil, 0, fmt.Errorf("count %s: %w", what, err)
+		}
+	}
+	return out, total, nil
+}
