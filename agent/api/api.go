@@ -143,13 +143,7 @@ func New(cfg Config) *API {
 	// Links append paths that start with a slash.
 	cfg.ExternalURL = strings.TrimRight(cfg.ExternalURL, "/")
 	if cfg.Protocols == nil {
-		// The device protocols are not part of the storage contract yet:
-		// without Protocols, the store must be the one that keeps them.
-		s, ok := cfg.Store.(*store.Store)
-		if !ok {
-			panic("api: Config.Protocols is required with this store")
-		}
-		cfg.Protocols = store.NewProtocols[mapping.Functionality](s)
+		cfg.Protocols = store.NewProtocols[mapping.Functionality](cfg.Store)
 	}
 	if cfg.ImportWorkers <= 0 {
 		cfg.ImportWorkers = 2 * runtime.GOMAXPROCS(0)

@@ -129,6 +129,27 @@ type Binaries interface {
 	DeleteBinary(ctx context.Context, tenant, id string) error
 }
 
+// ProtocolRecords store the tenants' device protocols, one record per
+// tenant and object ID. Protocols (protocols.go) is built on them: it
+// encodes what a record holds, resolves inheritance and caches, so that
+// an engine knows neither the object model nor the functionality type.
+type ProtocolRecords interface {
+	// PutProtocolRecord creates or replaces the record of r.Tenant and
+	// r.ObjectID.
+	PutProtocolRecord(ctx context.Context, r ProtocolRecord) error
+	GetProtocolRecord(ctx context.Context, tenant string, objectID uint16) (ProtocolRecord, error)
+	DeleteProtocolRecord(ctx context.Context, tenant string, objectID uint16) error
+	// FirstProtocolRecord returns the record of objectID of the first
+	// tenant, by tenant ID, that has one, across tenants.
+	FirstProtocolRecord(ctx context.Context, objectID uint16) (ProtocolRecord, error)
+	// ListProtocolRecords lists the tenant's records by object ID, one
+	// page at a time; total is -1 unless p.WithTotal.
+	ListProtocolRecords(ctx context.Context, tenant string, p Page) ([]ProtocolRecord, int64, error)
+	// ProtocolObjectIDs lists the object IDs of the tenant's records, in
+	// order (at most 65536: object IDs are 16 bits).
+	ProtocolObjectIDs(ctx context.Context, tenant string) ([]uint16, error)
+}
+
 // Tenants are the tenants and their users; credentials are stored hashed
 // and never returned.
 type Tenants interface {
@@ -149,6 +170,7 @@ type Engine interface {
 	Operations
 	Telemetry
 	Binaries
+	ProtocolRecords
 	Tenants
 	Close(ctx context.Context) error
 }

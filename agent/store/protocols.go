@@ -2,18 +2,15 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
@@ -32,7 +29,13 @@ import (
 // Protocols is generic in the functionality type so that the store does
 // not depend on the mapping layer, which depends on the store: the agent
 // uses Protocols[mapping.Functionality], and that type is the mapping
-// pipeline's mapping.Source.
+// pipeline's mapping.Source. It keeps protocols in any engine's
+// ProtocolRecords, as JSON: the definition as objectDoc, the
+// functionalities as F's JSON, the validation rules as groups of rules.
+// Those are the member names the MongoDB engine's documents had when the
+// store encoded them in BSON itself (F's json and bson names must agree,
+// as mapping.Functionality's do), so that documents written then read
+// the same now.
 //
 // Functionalities and the type resolvers are asked per value, so effective
 // protocols are cached in memory (bounded, for protocolCacheTTL). A write
@@ -51,7 +54,14 @@ type Functionality interface {
 // safe for concurrent use; make one per process with NewProtocols and
 // share it, so that a write clears the cache every reader uses.
 type Protocols[F Functionality] struct {
-	s        *Store
+	recs ProtocolRecords
+	// mu serializes the read-modify-writes (SaveProtocol keeps
+	// functionalities of the definition it replaces, changeResource
+	// copies or changes one resource), so that two of them never write
+	// back each other's reads. It is per Protocols, as one per process
+	// is the rule (see above); agents sharing a MongoDB database were
+	// never serialized with each other.
+	mu       sync.Mutex
 	cache    *protocolCache[F]
 	core     map[uint16]*Protocol[F]
 	onChange atomic.Pointer[func(tenant string, objectID uint16)]
@@ -71,13 +81,13 @@ func (ps *Protocols[F]) changed(tenant string, objectID uint16) {
 	}
 }
 
-// NewProtocols returns the device protocols of s.
-func NewProtocols[F Functionality](s *Store) *Protocols[F] {
+// NewProtocols returns the device protocols kept in recs.
+func NewProtocols[F Functionality](recs ProtocolRecords) *Protocols[F] {
 	core := make(map[uint16]*Protocol[F])
 	for _, o := range model.CoreObjects() {
 		core[o.ID] = &Protocol[F]{Object: o, Source: SourceCore, Functionalities: map[uint16]F{}, Validation: map[uint16]ValidationRules{}}
 	}
-	return &Protocols[F]{s: s, cache: newProtocolCache[F](protocolCacheSize, protocolCacheTTL), core: core}
+	return &Protocols[F]{recs: recs, cache: newProtocolCache[F](protocolCacheSize, protocolCacheTTL), core: core}
 }
 
 // Source of the definitions built into the binary.
@@ -103,114 +113,124 @@ type Protocol[F Functionality] struct {
 // tenant's.
 func (p Protocol[F]) Builtin() bool { return p.Tenant == "" }
 
-type protocolDoc[F Functionality] struct {
-	Key        string                    `bson:"_id"`
-	Tenant     string                    `bson:"tenant"`
-	ObjectID   int32                     `bson:"objectId"`
-	Def        objectDoc                 `bson:"definition"`
-	Source     string                    `bson:"source"`
-	Funcs      map[string]F              `bson:"functionalities"`
-	Validation map[string][]ruleGroupDoc `bson:"validation"`
-	Updated    time.Time                 `bson:"updated"`
-}
-
-// ruleGroupDoc is one group of validation rules: the embedded store keeps
-// no arrays of arrays, so each group is a document.
+// ruleGroupDoc is one group of validation rules: the embedded FerretDB
+// keeps no arrays of arrays, so each group is an object.
 type ruleGroupDoc struct {
-	Rules []ValidationRule `bson:"rules"`
+	Rules []ValidationRule `json:"rules"`
 }
 
 // objectDoc mirrors model.ObjectDef, so that renaming a Go field never
 // changes what is stored; types are stored by name.
 type objectDoc struct {
-	Name         string        `bson:"name"`
-	Description  string        `bson:"description,omitempty"`
-	URN          string        `bson:"urn,omitempty"`
-	Version      string        `bson:"version,omitempty"`
-	LwM2MVersion string        `bson:"lwm2mVersion,omitempty"`
-	Multiple     bool          `bson:"multiple"`
-	Mandatory    bool          `bson:"mandatory"`
-	Resources    []resourceDoc `bson:"resources"`
+	Name         string        `json:"name"`
+	Description  string        `json:"description,omitempty"`
+	URN          string        `json:"urn,omitempty"`
+	Version      string        `json:"version,omitempty"`
+	LwM2MVersion string        `json:"lwm2mVersion,omitempty"`
+	Multiple     bool          `json:"multiple"`
+	Mandatory    bool          `json:"mandatory"`
+	Resources    []resourceDoc `json:"resources"`
 }
 
 type resourceDoc struct {
-	ID               int32  `bson:"id"`
-	Name             string `bson:"name"`
-	Operations       string `bson:"operations"`
-	Multiple         bool   `bson:"multiple"`
-	Mandatory        bool   `bson:"mandatory"`
-	Type             string `bson:"type"`
-	RangeEnumeration string `bson:"rangeEnumeration,omitempty"`
-	Units            string `bson:"units,omitempty"`
-	Description      string `bson:"description,omitempty"`
+	ID               int32  `json:"id"`
+	Name             string `json:"name"`
+	Operations       string `json:"operations"`
+	Multiple         bool   `json:"multiple"`
+	Mandatory        bool   `json:"mandatory"`
+	Type             string `json:"type"`
+	RangeEnumeration string `json:"rangeEnumeration,omitempty"`
+	Units            string `json:"units,omitempty"`
+	Description      string `json:"description,omitempty"`
 }
 
-func protoKey(tenant string, objectID uint16) string {
-	return key(tenant, strconv.Itoa(int(objectID)))
-}
-
-func toDoc[F Functionality](p Protocol[F]) protocolDoc[F] {
+func toRecord[F Functionality](p Protocol[F]) (ProtocolRecord, error) {
 	o := p.Object
-	d := protocolDoc[F]{
-		Key: protoKey(p.Tenant, o.ID), Tenant: p.Tenant, ObjectID: int32(o.ID), Source: p.Source, Updated: p.Updated,
-		Def: objectDoc{
-			Name: o.Name, Description: o.Description, URN: o.URN, Version: o.Version, LwM2MVersion: o.LwM2MVersion,
-			Multiple: o.Multiple, Mandatory: o.Mandatory, Resources: make([]resourceDoc, len(o.Resources)),
-		},
-		Funcs:      make(map[string]F, len(p.Functionalities)),
-		Validation: make(map[string][]ruleGroupDoc, len(p.Validation)),
+	def := objectDoc{
+		Name: o.Name, Description: o.Description, URN: o.URN, Version: o.Version, LwM2MVersion: o.LwM2MVersion,
+		Multiple: o.Multiple, Mandatory: o.Mandatory, Resources: make([]resourceDoc, len(o.Resources)),
 	}
 	for i, r := range o.Resources {
-		d.Def.Resources[i] = resourceDoc{
+		def.Resources[i] = resourceDoc{
 			ID: int32(r.ID), Name: r.Name, Operations: r.Operations, Multiple: r.Multiple, Mandatory: r.Mandatory,
 			Type: r.Type.String(), RangeEnumeration: r.RangeEnumeration, Units: r.Units, Description: r.Description,
 		}
 	}
+	funcs := make(map[string]F, len(p.Functionalities))
 	for id, f := range p.Functionalities {
-		d.Funcs[strconv.Itoa(int(id))] = f
+		funcs[strconv.Itoa(int(id))] = f
 	}
+	validation := make(map[string][]ruleGroupDoc, len(p.Validation))
 	for id, v := range p.Validation {
 		groups := make([]ruleGroupDoc, len(v.Groups))
 		for i, g := range v.Groups {
 			groups[i] = ruleGroupDoc{Rules: g}
 		}
-		d.Validation[strconv.Itoa(int(id))] = groups
+		validation[strconv.Itoa(int(id))] = groups
 	}
-	return d
+	r := ProtocolRecord{Tenant: p.Tenant, ObjectID: o.ID, Source: p.Source, Updated: p.Updated}
+	var err error
+	if r.Definition, err = json.Marshal(def); err != nil {
+		return ProtocolRecord{}, fmt.Errorf("protocol %d of %s: definition: %w", o.ID, p.Tenant, err)
+	}
+	if r.Functionalities, err = json.Marshal(funcs); err != nil {
+		return ProtocolRecord{}, fmt.Errorf("protocol %d of %s: functionalities: %w", o.ID, p.Tenant, err)
+	}
+	if r.Validation, err = json.Marshal(validation); err != nil {
+		return ProtocolRecord{}, fmt.Errorf("protocol %d of %s: validation: %w", o.ID, p.Tenant, err)
+	}
+	return r, nil
 }
 
-func fromDoc[F Functionality](d protocolDoc[F]) (Protocol[F], error) {
-	p := Protocol[F]{
-		Tenant: d.Tenant, Source: d.Source, Updated: d.Updated,
-		Object: model.ObjectDef{
-			ID: uint16(d.ObjectID), Name: d.Def.Name, Description: d.Def.Description, URN: d.Def.URN,
-			Version: d.Def.Version, LwM2MVersion: d.Def.LwM2MVersion, Multiple: d.Def.Multiple, Mandatory: d.Def.Mandatory,
-			Resources: make([]model.ResourceDef, len(d.Def.Resources)),
-		},
-		Functionalities: make(map[uint16]F, len(d.Funcs)),
-		Validation:      make(map[uint16]ValidationRules, len(d.Validation)),
+func fromRecord[F Functionality](r ProtocolRecord) (Protocol[F], error) {
+	var (
+		def        objectDoc
+		funcs      map[string]F
+		validation map[string][]ruleGroupDoc
+	)
+	for _, f := range []struct {
+		name string
+		json json.RawMessage
+		v    any
+	}{{"definition", r.Definition, &def}, {"functionalities", r.Functionalities, &funcs}, {"validation", r.Validation, &validation}} {
+		if len(f.json) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(f.json, f.v); err != nil {
+			return Protocol[F]{}, fmt.Errorf("stored protocol %d of %s: %s: %w", r.ObjectID, r.Tenant, f.name, err)
+		}
 	}
-	for i, r := range d.Def.Resources {
-		t, err := node.ParseType(r.Type)
+	p := Protocol[F]{
+		Tenant: r.Tenant, Source: r.Source, Updated: r.Updated,
+		Object: model.ObjectDef{
+			ID: r.ObjectID, Name: def.Name, Description: def.Description, URN: def.URN,
+			Version: def.Version, LwM2MVersion: def.LwM2MVersion, Multiple: def.Multiple, Mandatory: def.Mandatory,
+			Resources: make([]model.ResourceDef, len(def.Resources)),
+		},
+		Functionalities: make(map[uint16]F, len(funcs)),
+		Validation:      make(map[uint16]ValidationRules, len(validation)),
+	}
+	for i, res := range def.Resources {
+		t, err := node.ParseType(res.Type)
 		if err != nil {
-			return Protocol[F]{}, fmt.Errorf("stored protocol %s: resource %d: %w", d.Key, r.ID, err)
+			return Protocol[F]{}, fmt.Errorf("stored protocol %d of %s: resource %d: %w", r.ObjectID, r.Tenant, res.ID, err)
 		}
 		p.Object.Resources[i] = model.ResourceDef{
-			ID: uint16(r.ID), Name: r.Name, Operations: r.Operations, Multiple: r.Multiple, Mandatory: r.Mandatory,
-			Type: t, RangeEnumeration: r.RangeEnumeration, Units: r.Units, Description: r.Description,
+			ID: uint16(res.ID), Name: res.Name, Operations: res.Operations, Multiple: res.Multiple, Mandatory: res.Mandatory,
+			Type: t, RangeEnumeration: res.RangeEnumeration, Units: res.Units, Description: res.Description,
 		}
 	}
-	for k, f := range d.Funcs {
+	for k, f := range funcs {
 		id, err := strconv.ParseUint(k, 10, 16)
 		if err != nil {
-			return Protocol[F]{}, fmt.Errorf("stored protocol %s: functionality key %q: %w", d.Key, k, err)
+			return Protocol[F]{}, fmt.Errorf("stored protocol %d of %s: functionality key %q: %w", r.ObjectID, r.Tenant, k, err)
 		}
 		p.Functionalities[uint16(id)] = f
 	}
-	for k, v := range d.Validation {
+	for k, v := range validation {
 		id, err := strconv.ParseUint(k, 10, 16)
 		if err != nil {
-			return Protocol[F]{}, fmt.Errorf("stored protocol %s: validation key %q: %w", d.Key, k, err)
+			return Protocol[F]{}, fmt.Errorf("stored protocol %d of %s: validation key %q: %w", r.ObjectID, r.Tenant, k, err)
 		}
 		rules := ValidationRules{Groups: make([][]ValidationRule, len(v))}
 		for i, g := range v {
@@ -231,8 +251,8 @@ func (ps *Protocols[F]) SaveProtocol(ctx context.Context, tenant string, def mod
 	if err := def.Validate(); err != nil {
 		return Protocol[F]{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	ps.s.protoMu.Lock()
-	defer ps.s.protoMu.Unlock()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	old, err := ps.ownProtocol(ctx, tenant, def.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Protocol[F]{}, err
@@ -258,10 +278,13 @@ func (ps *Protocols[F]) SaveProtocol(ctx context.Context, tenant string, def mod
 }
 
 // writeProtocol replaces (or inserts) p and clears the cache. The caller
-// holds protoMu.
+// holds mu.
 func (ps *Protocols[F]) writeProtocol(ctx context.Context, p Protocol[F]) error {
-	d := toDoc(p)
-	_, err := ps.s.protocols.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, d, options.Replace().SetUpsert(true))
+	r, err := toRecord(p)
+	if err != nil {
+		return err
+	}
+	err = ps.recs.PutProtocolRecord(ctx, r)
 	ps.cache.clear()
 	if err != nil {
 		return fmt.Errorf("save protocol %d of %s: %w", p.Object.ID, p.Tenant, err)
@@ -272,11 +295,11 @@ func (ps *Protocols[F]) writeProtocol(ctx context.Context, p Protocol[F]) error 
 
 // ownProtocol reads the tenant's own definition of objectID.
 func (ps *Protocols[F]) ownProtocol(ctx context.Context, tenant string, objectID uint16) (Protocol[F], error) {
-	var d protocolDoc[F]
-	if err := findKey(ctx, ps.s.protocols, tenant, strconv.Itoa(int(objectID)), &d); err != nil {
+	r, err := ps.recs.GetProtocolRecord(ctx, tenant, objectID)
+	if err != nil {
 		return Protocol[F]{}, err
 	}
-	return fromDoc(d)
+	return fromRecord[F](r)
 }
 
 // OwnProtocol returns the tenant's own definition of objectID, not an
@@ -289,15 +312,15 @@ func (ps *Protocols[F]) OwnProtocol(ctx context.Context, tenant string, objectID
 // tenant then inherits the management tenant's or the built-in one again.
 // ErrNotFound when the tenant has none of its own.
 func (ps *Protocols[F]) DeleteProtocol(ctx context.Context, tenant string, objectID uint16) error {
-	ps.s.protoMu.Lock()
-	defer ps.s.protoMu.Unlock()
-	res, err := ps.s.protocols.DeleteOne(ctx, bson.D{{Key: "_id", Value: protoKey(tenant, objectID)}})
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	err := ps.recs.DeleteProtocolRecord(ctx, tenant, objectID)
 	ps.cache.clear()
+	if errors.Is(err, ErrNotFound) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("delete protocol %d: %w", objectID, err)
-	}
-	if res.DeletedCount == 0 {
-		return ErrNotFound
 	}
 	// the tenant inherits again, maybe functionalities to observe
 	ps.changed(tenant, objectID)
@@ -367,16 +390,14 @@ func (ps *Protocols[F]) globalProtocol(ctx context.Context, objectID uint16) (*P
 		if c := ps.core[objectID]; c != nil {
 			return c, nil
 		}
-		var d protocolDoc[F]
-		err = ps.s.protocols.FindOne(ctx, bson.D{{Key: "objectId", Value: int32(objectID)}},
-			options.FindOne().SetSort(bson.D{{Key: "_id", Value: 1}})).Decode(&d)
-		if errors.Is(err, mongo.ErrNoDocuments) {
+		r, err := ps.recs.FirstProtocolRecord(ctx, objectID)
+		if errors.Is(err, ErrNotFound) {
 			return nil, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("find protocol %d: %w", objectID, err)
 		}
-		p, err = fromDoc(d)
+		p, err = fromRecord[F](r)
 		if err != nil {
 			return nil, err
 		}
@@ -398,14 +419,13 @@ type ProtocolFilter struct {
 func (ps *Protocols[F]) ListProtocols(ctx context.Context, tenant string, f ProtocolFilter) ([]Protocol[F], int64, error) {
 	p := f.Page.norm()
 	if !f.Inherited {
-		var docs []protocolDoc[F]
-		total, err := ps.s.findPage(ctx, ps.s.protocols, bson.D{{Key: "tenant", Value: tenant}}, bson.D{{Key: "objectId", Value: 1}}, p, &docs)
+		recs, total, err := ps.recs.ListProtocolRecords(ctx, tenant, p)
 		if err != nil {
 			return nil, 0, err
 		}
-		out := make([]Protocol[F], 0, len(docs))
-		for _, d := range docs {
-			pr, err := fromDoc(d)
+		out := make([]Protocol[F], 0, len(recs))
+		for _, r := range recs {
+			pr, err := fromRecord[F](r)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -424,7 +444,7 @@ func (ps *Protocols[F]) ListProtocols(ctx context.Context, tenant string, f Prot
 		tenants = tenants[:1]
 	}
 	for _, t := range tenants {
-		ids, err := ps.protocolIDs(ctx, t)
+		ids, err := ps.recs.ProtocolObjectIDs(ctx, t)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -455,43 +475,6 @@ func (ps *Protocols[F]) ListProtocols(ctx context.Context, tenant string, f Prot
 		out = append(out, pr)
 	}
 	return out, total, nil
-}
-
-// protocolIDs lists the object IDs the tenant defined.
-func (ps *Protocols[F]) protocolIDs(ctx context.Context, tenant string) ([]uint16, error) {
-	filter := bson.D{{Key: "tenant", Value: tenant}}
-	if x := ps.s.sqlx; x != nil {
-		keys, ok, err := x.ids(ctx, "deviceProtocols", filter, bson.D{{Key: "objectId", Value: 1}}, 0)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			ids := make([]uint16, 0, len(keys))
-			for _, k := range keys {
-				id, err := strconv.ParseUint(strings.TrimPrefix(k, tenant+"/"), 10, 16)
-				if err != nil {
-					return nil, fmt.Errorf("list protocols: stored key %q: %w", k, err)
-				}
-				ids = append(ids, uint16(id))
-			}
-			return ids, nil
-		}
-	}
-	cur, err := ps.s.protocols.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "objectId", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("list protocols: %w", err)
-	}
-	var docs []struct {
-		ObjectID int32 `bson:"objectId"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("list protocols: %w", err)
-	}
-	ids := make([]uint16, len(docs))
-	for i, d := range docs {
-		ids[i] = uint16(d.ObjectID)
-	}
-	return ids, nil
 }
 
 // SetFunctionality sets the functionality of one resource of the
@@ -556,8 +539,8 @@ func (ps *Protocols[F]) SetValidation(ctx context.Context, tenant string, object
 // changeResource applies change to the tenant's own copy of the protocol
 // that applies to it, creating the copy when the protocol is inherited.
 func (ps *Protocols[F]) changeResource(ctx context.Context, tenant string, objectID, resourceID uint16, change func(*Protocol[F], model.ResourceDef) error) (Protocol[F], error) {
-	ps.s.protoMu.Lock()
-	defer ps.s.protoMu.Unlock()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	p, err := ps.ownProtocol(ctx, tenant, objectID)
 	if errors.Is(err, ErrNotFound) {
 		// Read past the cache: it may be up to a TTL old.

@@ -5,13 +5,43 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
+
+type protocols = store.Protocols[mapping.Functionality]
+
+// onEachEngine runs a test of the device protocols over each engine's
+// ProtocolRecords: what Protocols answers must not depend on the engine.
+func onEachEngine(t *testing.T, test func(t *testing.T, s *protocols)) {
+	engines := []struct {
+		name string
+		open func(t *testing.T) store.ProtocolRecords
+	}{
+		{"MongoDB", func(t *testing.T) store.ProtocolRecords { return storetest.OpenTest(t) }},
+		{"embedded", func(t *testing.T) store.ProtocolRecords {
+			e, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { e.Close(ctx) })
+			return e
+		}},
+	}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { test(t, store.NewProtocols[mapping.Functionality](e.open(t))) })
+	}
+}
 
 func coreDef(t *testing.T, id uint16) model.ObjectDef {
 	t.Helper()
@@ -55,8 +85,9 @@ var (
 	}}
 )
 
-func TestProtocolSaveAndReplace(t *testing.T) {
-	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
+func TestProtocolSaveAndReplace(t *testing.T) { onEachEngine(t, testProtocolSaveAndReplace) }
+
+func testProtocolSaveAndReplace(t *testing.T, s *protocols) {
 	def := coreDef(t, 3303)
 	p := must(s.SaveProtocol(ctx, "acme", def, "3303.xml"))
 	if p.Tenant != "acme" || p.Source != "3303.xml" || p.Builtin() {
@@ -114,8 +145,9 @@ func TestProtocolSaveAndReplace(t *testing.T) {
 	}
 }
 
-func TestProtocolInheritance(t *testing.T) {
-	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
+func TestProtocolInheritance(t *testing.T) { onEachEngine(t, testProtocolInheritance) }
+
+func testProtocolInheritance(t *testing.T, s *protocols) {
 	def := coreDef(t, 3303)
 
 	// Nothing uploaded: the built-in definition, without functionalities.
@@ -159,7 +191,10 @@ func TestProtocolInheritance(t *testing.T) {
 }
 
 func TestProtocolConfigureInheritedTakesACopy(t *testing.T) {
-	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
+	onEachEngine(t, testProtocolConfigureInheritedTakesACopy)
+}
+
+func testProtocolConfigureInheritedTakesACopy(t *testing.T, s *protocols) {
 	def := coreDef(t, 3303)
 	must(s.SaveProtocol(ctx, store.ManagementTenant, def, "mgmt.xml"))
 	must(s.SetFunctionality(ctx, store.ManagementTenant, 3303, 5700, tempMeasurement))
@@ -189,8 +224,9 @@ func TestProtocolConfigureInheritedTakesACopy(t *testing.T) {
 	}
 }
 
-func TestProtocolChangeErrors(t *testing.T) {
-	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
+func TestProtocolChangeErrors(t *testing.T) { onEachEngine(t, testProtocolChangeErrors) }
+
+func testProtocolChangeErrors(t *testing.T, s *protocols) {
 	must(s.SaveProtocol(ctx, "acme", coreDef(t, 3303), "3303.xml"))
 	tests := []struct {
 		name   string
@@ -226,8 +262,9 @@ func TestProtocolChangeErrors(t *testing.T) {
 	}
 }
 
-func TestProtocolListAndIsolation(t *testing.T) {
-	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
+func TestProtocolListAndIsolation(t *testing.T) { onEachEngine(t, testProtocolListAndIsolation) }
+
+func testProtocolListAndIsolation(t *testing.T, s *protocols) {
 	for _, id := range []uint16{3303, 3, 1} {
 		must(s.SaveProtocol(ctx, "acme", coreDef(t, id), "acme.xml"))
 	}
@@ -286,8 +323,9 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 	return a, b
 }
 
-func TestProtocolTypes(t *testing.T) {
-	s := store.NewProtocols[mapping.Functionality](storetest.OpenTest(t))
+func TestProtocolTypes(t *testing.T) { onEachEngine(t, testProtocolTypes) }
+
+func testProtocolTypes(t *testing.T, s *protocols) {
 	custom := model.ObjectDef{ID: 10241, Name: "Custom", Resources: []model.ResourceDef{
 		{ID: 0, Name: "Level", Operations: "R", Type: node.TypeFloat},
 		{ID: 1, Name: "Label", Operations: "RW", Type: node.TypeString},
@@ -385,5 +423,88 @@ func TestValidationRulesCheck(t *testing.T) {
 				t.Fatalf("got %v, want ErrInvalid with %q", err, tc.msg)
 			}
 		})
+	}
+}
+
+// A protocol document as the MongoDB engine wrote it before protocols
+// went through ProtocolRecords (BSON of the Go types, a double for a
+// whole number) reads the same now, and what is written now has its
+// shape: the same members in the same order, documents where there were
+// documents. Only the type of a number can differ: a whole number goes
+// through JSON and is stored as an integer where a float64 was a double;
+// both read back as the same float64.
+func TestProtocolStoredShape(t *testing.T) {
+	s := storetest.OpenTest(t)
+	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + s.EmbeddedAddr() + "/"))
+	check(t, err)
+	t.Cleanup(func() { _ = client.Disconnect(ctx) })
+	coll := client.Database("lwm2m").Collection("deviceProtocols")
+	updated := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	_, err = coll.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: "acme/3303"}, {Key: "tenant", Value: "acme"}, {Key: "objectId", Value: int32(3303)},
+		{Key: "definition", Value: bson.D{
+			{Key: "name", Value: "Temperature"}, {Key: "multiple", Value: true}, {Key: "mandatory", Value: false},
+			{Key: "resources", Value: bson.A{
+				bson.D{{Key: "id", Value: int32(5700)}, {Key: "name", Value: "Sensor Value"}, {Key: "operations", Value: "R"},
+					{Key: "multiple", Value: false}, {Key: "mandatory", Value: true}, {Key: "type", Value: "Float"}},
+				bson.D{{Key: "id", Value: int32(5750)}, {Key: "name", Value: "Application Type"}, {Key: "operations", Value: "RW"},
+					{Key: "multiple", Value: false}, {Key: "mandatory", Value: false}, {Key: "type", Value: "String"},
+					{Key: "description", Value: "what it measures"}},
+			}},
+		}},
+		{Key: "source", Value: "old.xml"},
+		{Key: "functionalities", Value: bson.D{{Key: "5700", Value: bson.D{
+			{Key: "measurement", Value: bson.D{{Key: "type", Value: "c8y_Temperature"}, {Key: "series", Value: "T"}, {Key: "unit", Value: "C"}}},
+		}}}},
+		{Key: "validation", Value: bson.D{{Key: "5750", Value: bson.A{bson.D{{Key: "rules", Value: bson.A{
+			bson.D{{Key: "type", Value: "NUMBER"}, {Key: "rule", Value: "LOWER_THAN"}, {Key: "value", Value: 10.0}},
+		}}}}}}},
+		{Key: "updated", Value: updated},
+	})
+	check(t, err)
+
+	ps := store.NewProtocols[mapping.Functionality](s)
+	p := must(ps.OwnProtocol(ctx, "acme", 3303))
+	want := model.ObjectDef{ID: 3303, Name: "Temperature", Multiple: true, Resources: []model.ResourceDef{
+		{ID: 5700, Name: "Sensor Value", Operations: "R", Mandatory: true, Type: node.TypeFloat},
+		{ID: 5750, Name: "Application Type", Operations: "RW", Type: node.TypeString, Description: "what it measures"},
+	}}
+	if !reflect.DeepEqual(p.Object, want) || p.Source != "old.xml" || !p.Updated.Equal(updated) {
+		t.Fatalf("old document read as\n%+v\nwant\n%+v", p, want)
+	}
+	if !reflect.DeepEqual(p.Functionalities, map[uint16]mapping.Functionality{5700: tempMeasurement}) {
+		t.Fatalf("functionalities %+v", p.Functionalities)
+	}
+	rules := store.ValidationRules{Groups: [][]store.ValidationRule{{{Type: "NUMBER", Rule: "LOWER_THAN", Value: 10.0}}}}
+	if !reflect.DeepEqual(p.Validation[5750], rules) {
+		t.Fatalf("validation %#v", p.Validation)
+	}
+
+	// Written again now: the same members, in the same order.
+	must(ps.SaveProtocol(ctx, "acme", want, "new.xml"))
+	var raw bson.Raw
+	check(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: "acme/3303"}}).Decode(&raw))
+	var names []string
+	elems, err := raw.Elements()
+	check(t, err)
+	for _, e := range elems {
+		names = append(names, e.Key())
+	}
+	if want := []string{"_id", "tenant", "objectId", "definition", "source", "functionalities", "validation", "updated"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("members %v, want %v", names, want)
+	}
+	for path, typ := range map[string]bson.Type{
+		"objectId": bson.TypeInt32, "definition": bson.TypeEmbeddedDocument, "definition.resources": bson.TypeArray,
+		"definition.resources.0.id": bson.TypeInt32, "functionalities.5700.measurement": bson.TypeEmbeddedDocument,
+		"validation.5750.0.rules.0.value": bson.TypeInt32, "updated": bson.TypeDateTime,
+	} {
+		v, err := raw.LookupErr(strings.Split(path, ".")...)
+		if err != nil || v.Type != typ {
+			t.Errorf("%s: %v (%v), want %v", path, v.Type, err, typ)
+		}
+	}
+	// And it reads back as it was saved.
+	if p := must(ps.OwnProtocol(ctx, "acme", 3303)); !reflect.DeepEqual(p.Validation[5750], rules) || p.Source != "new.xml" {
+		t.Fatalf("read back %+v", p)
 	}
 }

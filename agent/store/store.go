@@ -76,7 +76,6 @@ type Store struct {
 // writes and what caches reads, so that a write through one pool is seen
 // through the others at once.
 type shared struct {
-	protoMu sync.Mutex // serializes read-modify-writes of protocols
 	postOps postOpsCache
 	ids     idBlock
 	auth    *authCache
@@ -290,7 +289,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.measurements, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "start", Value: 1}}, false},
 		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "seq", Value: 1}}, false},
 		{s.protocols, bson.D{{Key: "tenant", Value: 1}, {Key: "objectId", Value: 1}}, false},
-		{s.protocols, bson.D{{Key: "objectId", Value: 1}}, false},
+		// FirstProtocolRecord: an object's records by tenant
+		{s.protocols, bson.D{{Key: "objectId", Value: 1}, {Key: "tenant", Value: 1}}, false},
 		{s.binaries, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
 	}
 	for _, i := range all {

@@ -17,9 +17,10 @@ type Store struct {
 }
 
 var (
-	_ store.Tenants    = (*Store)(nil)
-	_ store.Identities = (*Store)(nil)
-	_ store.Binaries   = (*Store)(nil)
+	_ store.Tenants         = (*Store)(nil)
+	_ store.Identities      = (*Store)(nil)
+	_ store.Binaries        = (*Store)(nil)
+	_ store.ProtocolRecords = (*Store)(nil)
 )
 
 // New returns the engine over db. The caller keeps db and closes it.

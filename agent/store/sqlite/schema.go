@@ -130,6 +130,9 @@ var migrations = []string{
 
 	// 4: binaries (binaries.go).
 	schemaBinaries,
+
+	// 5: device protocols (protocols.go).
+	schemaProtocols,
 }
 
 // migrate brings the schema to len(steps), each step in its own

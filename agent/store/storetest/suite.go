@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"Operations", operationCases},
 		{"Telemetry", telemetryCases},
 		{"Binaries", binaryCases},
+		{"Protocols", protocolCases},
 		{"Isolation", isolationCases},
 	}
 	for _, g := range groups {
