@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,6 +222,37 @@ func testProtocolConfigureInheritedTakesACopy(t *testing.T, s *protocols) {
 	}
 	if p := must(s.Protocol(ctx, "other", 3)); !p.Builtin() {
 		t.Fatalf("another tenant's object 3: %+v", p)
+	}
+}
+
+// Changes of different resources of one protocol, made at once, are all
+// kept: each reads the protocol, changes one resource and writes it
+// back, so unless they take turns one writes back a read that misses
+// another's change.
+func TestProtocolConcurrentChanges(t *testing.T) { onEachEngine(t, testProtocolConcurrentChanges) }
+
+func testProtocolConcurrentChanges(t *testing.T, s *protocols) {
+	def := coreDef(t, 3303)
+	var resources []uint16
+	for _, r := range def.Resources {
+		if !r.Executable() {
+			resources = append(resources, r.ID)
+		}
+	}
+	if len(resources) < 8 {
+		t.Fatalf("object 3303 has %d resources with values", len(resources))
+	}
+	var wg sync.WaitGroup
+	for _, id := range resources {
+		wg.Go(func() {
+			if _, err := s.SetFunctionality(ctx, "acme", 3303, id, tempMeasurement); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if f := must(s.OwnProtocol(ctx, "acme", 3303)).Functionalities; len(f) != len(resources) {
+		t.Fatalf("%d functionalities kept of %d set at once", len(f), len(resources))
 	}
 }
 
