@@ -55,17 +55,8 @@ func path(name string) string { return `$."` + strings.ReplaceAll(name, ".", `".
 func nowMilli() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 // nextID takes the next id of the sequence shared by every kind of
-// object. Changes run one at a time, so the increment is the
-// reservation.
-func nextID(tx *Tx) (int64, error) {
-	var n int64
-	err := tx.QueryRow(`INSERT INTO counters (name, value) VALUES ('ids', 1)
-		ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("reserve id: %w", err)
-	}
-	return n, nil
-}
+// object.
+func nextID(tx *Tx) (int64, error) { return reserveIDs(tx, 1) }
 
 func marshal(what string, v any) (string, error) {
 	b, err := json.Marshal(v)

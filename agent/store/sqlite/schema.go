@@ -133,6 +133,9 @@ var migrations = []string{
 
 	// 5: device protocols (protocols.go).
 	schemaProtocols,
+
+	// 6: measurements, events, alarms and last known values (telemetry.go).
+	schemaTelemetry,
 }
 
 // migrate brings the schema to len(steps), each step in its own
