@@ -185,10 +185,12 @@ func (s *Store) ClearAlarm(ctx context.Context, tenant, source, typ string) erro
 	return nil
 }
 
-// ListAlarms lists the tenant's alarms, newest first (oldest first with
-// Revert), those of one time in the order of their ids. total is -1
-// unless f.Page.WithTotal.
-func (s *Store) ListAlarms(ctx context.Context, tenant string, f store.AlarmFilter) ([]store.Alarm, int64, error) {
+// alarmQuery is the FROM and WHERE of a list of alarms: one index chosen
+// by the most selective filter (source, then status, else the tenant's
+// time order), the other filters tested in the row. A list of statuses
+// reads each one's range and sorts what they hold: the open alarms are
+// few beside the cleared ones.
+func alarmQuery(tenant string, f store.AlarmFilter) (string, *where) {
 	w := &where{}
 	var from string
 	switch {
@@ -216,5 +218,13 @@ func (s *Store) ListAlarms(ctx context.Context, tenant string, f store.AlarmFilt
 		w.add("severity = ?", f.Severity)
 	}
 	timeRange(w, f.DateFrom, f.DateTo)
+	return from, w
+}
+
+// ListAlarms lists the tenant's alarms, newest first (oldest first with
+// Revert), those of one time in the order of their ids. total is -1
+// unless f.Page.WithTotal.
+func (s *Store) ListAlarms(ctx context.Context, tenant string, f store.AlarmFilter) ([]store.Alarm, int64, error) {
+	from, w := alarmQuery(tenant, f)
 	return listPage(ctx, s.db, "alarms of "+tenant, alarmColumns, from, w.String(), w.args, newestFirst(f.Revert), f.Page, readAlarm)
 }

@@ -84,10 +84,10 @@ func (s *Store) GetEvent(ctx context.Context, tenant, id string) (store.Event, e
 	return getRow(ctx, s.db, "event "+id, "SELECT "+eventColumns+" FROM events WHERE id = ? AND tenant = ?", readEvent, seqOf(id), tenant)
 }
 
-// ListEvents lists the tenant's events, newest first (oldest first with
-// Revert), those of one time in the order of their ids. total is -1
-// unless f.Page.WithTotal.
-func (s *Store) ListEvents(ctx context.Context, tenant string, f store.EventFilter) ([]store.Event, int64, error) {
+// eventQuery is the FROM and WHERE of a list of events: one index
+// chosen by the most selective filter (source, then type, else the
+// tenant's time order), the other filters tested in the row.
+func eventQuery(tenant string, f store.EventFilter) (string, *where) {
 	w := &where{}
 	var from string
 	switch {
@@ -105,5 +105,13 @@ func (s *Store) ListEvents(ctx context.Context, tenant string, f store.EventFilt
 		w.add("tenant = ?", tenant)
 	}
 	timeRange(w, f.DateFrom, f.DateTo)
+	return from, w
+}
+
+// ListEvents lists the tenant's events, newest first (oldest first with
+// Revert), those of one time in the order of their ids. total is -1
+// unless f.Page.WithTotal.
+func (s *Store) ListEvents(ctx context.Context, tenant string, f store.EventFilter) ([]store.Event, int64, error) {
+	from, w := eventQuery(tenant, f)
 	return listPage(ctx, s.db, "events of "+tenant, eventColumns, from, w.String(), w.args, newestFirst(f.Revert), f.Page, readEvent)
 }

@@ -68,6 +68,9 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		b = t.AppendFormat(b, time.RFC3339Nano)
 		return append(b, '"'), nil
 	case map[string]any:
+		if t == nil {
+			return append(b, "null"...), nil
+		}
 		b = append(b, '{')
 		first := true
 		for k, e := range t {
@@ -83,6 +86,9 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, '}'), nil
 	case []any:
+		if t == nil {
+			return append(b, "null"...), nil
+		}
 		b = append(b, '[')
 		for i, e := range t {
 			if i > 0 {

@@ -89,8 +89,9 @@ func (s *Store) GetMeasurement(ctx context.Context, tenant, id string) (store.Me
 }
 
 // ceilMilli is the first whole millisecond at or after t: the MongoDB
-// engine compares stored times (whole milliseconds) with the filter's
-// bounds to the nanosecond, which this makes exact in milliseconds.
+// engine compares a measurement's time (whole milliseconds) with the
+// filter's bounds to the nanosecond, which this makes exact in
+// milliseconds.
 func ceilMilli(t time.Time) int64 {
 	ms := t.Truncate(time.Millisecond)
 	if ms.Before(t) {
@@ -123,7 +124,7 @@ func measurementQuery(tenant string, f store.MeasurementFilter) (from string, w 
 		from = "measurements AS m INDEXED BY measurements_time"
 		w.add("m.tenant = ?", tenant)
 	}
-	if f.Source != "" && f.Type != "" {
+	if f.Type != "" && (f.Source != "" || f.ValueFragmentType != "") {
 		w.add("m.type = ?", f.Type)
 	}
 	if !f.DateFrom.IsZero() {

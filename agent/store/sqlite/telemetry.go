@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // schemaTelemetry holds what devices report: measurements, events,

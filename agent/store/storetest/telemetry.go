@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -16,8 +17,16 @@ var telemetryCases = []suiteCase{
 	{"Alarms", testAlarms},
 	{"AlarmOrderAndPaging", testAlarmOrderAndPaging},
 	{"ConcurrentAlarmRaise", testConcurrentAlarmRaise},
+	{"AlarmAfterClear", testAlarmAfterClear},
+	{"AlarmRepeatFragments", testAlarmRepeatFragments},
+	{"ConcurrentAlarmRepeats", testConcurrentAlarmRepeats},
+	{"EventFilters", testEventFilters},
 	{"Measurements", testMeasurements},
+	{"MeasurementFilters", testMeasurementFilters},
+	{"MeasurementPaging", testMeasurementPaging},
 	{"Values", testValues},
+	{"ValuePaths", testValuePaths},
+	{"TenantIsolation", testTelemetryIsolation},
 }
 
 func temp(src string, at time.Time, v float64) store.Measurement {
@@ -29,6 +38,54 @@ func value(m store.Measurement) float64 {
 	return m.Fragments["c8y_Temperature"].(map[string]any)["T"].(map[string]any)["value"].(float64)
 }
 
+// listCase is a filter of a list with what the list must answer: the
+// keys of the items of its page, in order, and its total.
+type listCase[F any] struct {
+	name  string
+	f     F
+	want  []string
+	total int64
+}
+
+// checkLists runs each case as a subtest of t: list answers the keys
+// of the page that the filter selects and the total.
+func checkLists[F any](t *testing.T, cases []listCase[F], list func(F) ([]string, int64, error)) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, total, err := list(tc.f)
+			check(t, err)
+			if !slices.Equal(got, tc.want) || total != tc.total {
+				t.Fatalf("got %v (total %d), want %v (total %d)", got, total, tc.want, tc.total)
+			}
+		})
+	}
+}
+
+// eventTexts lists tenant a's events by their texts.
+func eventTexts(s store.Engine) func(store.EventFilter) ([]string, int64, error) {
+	return func(f store.EventFilter) ([]string, int64, error) {
+		es, total, err := s.ListEvents(ctx, "a", f)
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Text)
+		}
+		return out, total, err
+	}
+}
+
+// alarmKeys lists tenant a's alarms by key.
+func alarmKeys(s store.Engine, key func(store.Alarm) string) func(store.AlarmFilter) ([]string, int64, error) {
+	return func(f store.AlarmFilter) ([]string, int64, error) {
+		as, total, err := s.ListAlarms(ctx, "a", f)
+		var out []string
+		for _, a := range as {
+			out = append(out, key(a))
+		}
+		return out, total, err
+	}
+}
+
 func testEvents(t *testing.T, s store.Engine) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var evs []store.Event
@@ -37,18 +94,7 @@ func testEvents(t *testing.T, s store.Engine) {
 			Time: t0.Add(time.Duration(i) * time.Minute), Fragments: map[string]any{"n": int64(i)}})
 	}
 	must(s.CreateEvents(ctx, "a", evs))
-	texts := func(es []store.Event) (out []string) {
-		for _, e := range es {
-			out = append(out, e.Text)
-		}
-		return out
-	}
-	tests := []struct {
-		name  string
-		f     store.EventFilter
-		want  []string
-		total int64
-	}{
+	checkLists(t, []listCase[store.EventFilter]{
 		{"newest first", store.EventFilter{Page: store.Page{Size: 3, WithTotal: true}}, []string{"e5", "e4", "e3"}, 6},
 		{"revert", store.EventFilter{Revert: true, Page: store.Page{Size: 3}}, []string{"e0", "e1", "e2"}, -1},
 		{"source", store.EventFilter{Source: "2", Page: store.Page{WithTotal: true}}, []string{"e5", "e3", "e1"}, 3},
@@ -56,18 +102,7 @@ func testEvents(t *testing.T, s store.Engine) {
 		{"range", store.EventFilter{DateFrom: t0.Add(time.Minute), DateTo: t0.Add(3 * time.Minute)}, []string{"e2", "e1"}, -1},
 		{"page 2", store.EventFilter{Page: store.Page{Size: 4, Current: 2, WithTotal: true}}, []string{"e1", "e0"}, 6},
 		{"past the end", store.EventFilter{Page: store.Page{Size: 4, Current: 3}}, nil, -1},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			es, total, err := s.ListEvents(ctx, "a", tc.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(texts(es), tc.want) || total != tc.total {
-				t.Fatalf("got %v (total %d), want %v (total %d)", texts(es), total, tc.want, tc.total)
-			}
-		})
-	}
+	}, eventTexts(s))
 	e := must(s.GetEvent(ctx, "a", must(s.CreateEvent(ctx, "a", store.Event{Source: "1", Type: "x", Fragments: map[string]any{"c8y_F": map[string]any{"a": "b"}}})).ID))
 	if e.Fragments["c8y_F"].(map[string]any)["a"] != "b" || e.Time.IsZero() {
 		t.Fatalf("event: %+v", e)
@@ -159,34 +194,12 @@ func testAlarmOrderAndPaging(t *testing.T, s store.Engine) {
 	for i := range 5 {
 		must(s.RaiseAlarm(ctx, "a", store.Alarm{Source: fmt.Sprint(i), Type: "c8y_X", Time: t0.Add(time.Duration(i) * time.Minute)}))
 	}
-	sources := func(as []store.Alarm) (out []string) {
-		for _, a := range as {
-			out = append(out, a.Source)
-		}
-		return out
-	}
-	tests := []struct {
-		name  string
-		f     store.AlarmFilter
-		want  []string
-		total int64
-	}{
+	checkLists(t, []listCase[store.AlarmFilter]{
 		{"newest first", store.AlarmFilter{Page: store.Page{Size: 2, WithTotal: true}}, []string{"4", "3"}, 5},
 		{"page 3", store.AlarmFilter{Page: store.Page{Size: 2, Current: 3}}, []string{"0"}, -1},
 		{"revert", store.AlarmFilter{Revert: true, Page: store.Page{Size: 3}}, []string{"0", "1", "2"}, -1},
 		{"range", store.AlarmFilter{DateFrom: t0.Add(time.Minute), DateTo: t0.Add(3 * time.Minute), Page: store.Page{WithTotal: true}}, []string{"2", "1"}, 2},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			as, total, err := s.ListAlarms(ctx, "a", tc.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(sources(as), tc.want) || total != tc.total {
-				t.Fatalf("got %v (total %d), want %v (total %d)", sources(as), total, tc.want, tc.total)
-			}
-		})
-	}
+	}, alarmKeys(s, func(a store.Alarm) string { return a.Source }))
 }
 
 // Raises of one alarm at once count on one ACTIVE alarm.
@@ -306,5 +319,409 @@ func testValues(t *testing.T, s store.Engine) {
 	}
 	if err := s.SaveValues(ctx, "a", "7", []store.ResourceValue{{Path: "3/x"}}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("bad path: %v", err)
+	}
+}
+
+// A cleared alarm keeps what it was, and the next raise of its source
+// and type opens a new one, whether ClearAlarm or UpdateAlarm cleared it.
+func testAlarmAfterClear(t *testing.T, s store.Engine) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
+	raise := func(i int) store.Alarm {
+		return must(s.RaiseAlarm(ctx, "a", store.Alarm{Source: "1", Type: "c8y_Door", Text: fmt.Sprint("r", i), Time: at(i)}))
+	}
+	first := raise(0)
+	raise(1)
+	check(t, s.ClearAlarm(ctx, "a", "1", "c8y_Door"))
+	check(t, s.ClearAlarm(ctx, "a", "1", "c8y_Door")) // nothing open: no error, no change
+	second := raise(2)
+	if second.ID == first.ID || second.Count != 1 || second.Status != store.AlarmActive || !second.FirstOccurrenceTime.Equal(at(2)) {
+		t.Fatalf("raise after clear: %+v, first was %+v", second, first)
+	}
+	if again := raise(3); again.ID != second.ID || again.Count != 2 || !again.FirstOccurrenceTime.Equal(at(2)) || !again.Time.Equal(at(3)) {
+		t.Fatalf("repeat of the new alarm: %+v", again)
+	}
+	if old := must(s.GetAlarm(ctx, "a", first.ID)); old.Status != store.AlarmCleared || old.Count != 2 || old.Text != "r1" || !old.Time.Equal(at(1)) {
+		t.Fatalf("cleared alarm: %+v", old)
+	}
+	if u := must(s.UpdateAlarm(ctx, "a", second.ID, store.AlarmUpdate{Status: store.AlarmCleared})); u.Status != store.AlarmCleared || u.Count != 2 {
+		t.Fatalf("cleared by update: %+v", u)
+	}
+	third := raise(4)
+	if third.ID == second.ID || third.ID == first.ID || third.Count != 1 {
+		t.Fatalf("raise after a clear by update: %+v", third)
+	}
+	// A cleared alarm's text and severity may change; it stays cleared
+	// and is not counted on.
+	if u := must(s.UpdateAlarm(ctx, "a", first.ID, store.AlarmUpdate{Text: "note", Severity: store.SeverityMinor})); u.Status != store.AlarmCleared || u.Text != "note" || u.Severity != store.SeverityMinor {
+		t.Fatalf("update of a cleared alarm: %+v", u)
+	}
+	if r := raise(5); r.ID != third.ID || r.Count != 2 {
+		t.Fatalf("repeat after updating a cleared alarm: %+v", r)
+	}
+	checkLists(t, []listCase[store.AlarmFilter]{
+		{"source", store.AlarmFilter{Source: "1", Page: store.Page{WithTotal: true}}, []string{third.ID, second.ID, first.ID}, 3},
+		{"open", store.AlarmFilter{Status: []string{store.AlarmActive, store.AlarmAcknowledged}, Page: store.Page{WithTotal: true}}, []string{third.ID}, 1},
+		{"cleared, oldest first", store.AlarmFilter{Status: []string{store.AlarmCleared}, Revert: true}, []string{first.ID, second.ID}, -1},
+		{"source and status", store.AlarmFilter{Source: "1", Status: []string{store.AlarmCleared}, Page: store.Page{Size: 1, Current: 2, WithTotal: true}}, []string{first.ID}, 2},
+		{"severity", store.AlarmFilter{Severity: store.SeverityMinor}, []string{first.ID}, -1},
+	}, alarmKeys(s, func(a store.Alarm) string { return a.ID }))
+}
+
+// A repeat replaces the fragments it names, each whole, and keeps the
+// others; fragments named like an alarm's members change nothing.
+func testAlarmRepeatFragments(t *testing.T, s store.Engine) {
+	a := must(s.RaiseAlarm(ctx, "a", store.Alarm{Source: "1", Type: "c8y_X", Fragments: map[string]any{
+		"c8y_A": map[string]any{"x": 1.5, "y": "k"}, "c8y_B": "b", "count": int64(99), "status": store.AlarmCleared,
+	}}))
+	if a.Count != 1 || a.Status != store.AlarmActive {
+		t.Fatalf("raised %+v", a)
+	}
+	r := must(s.RaiseAlarm(ctx, "a", store.Alarm{Source: "1", Type: "c8y_X", Fragments: map[string]any{"c8y_A": map[string]any{"z": true}}}))
+	want := map[string]any{"c8y_A": map[string]any{"z": true}, "c8y_B": "b"}
+	if r.ID != a.ID || r.Count != 2 || !reflect.DeepEqual(r.Fragments, want) {
+		t.Fatalf("repeat: %+v, want fragments %v", r, want)
+	}
+	if g := must(s.GetAlarm(ctx, "a", a.ID)); g.Count != 2 || g.Status != store.AlarmActive || !reflect.DeepEqual(g.Fragments, want) {
+		t.Fatalf("read back: %+v", g)
+	}
+}
+
+// Repeats of one alarm from many goroutines count on one alarm, each
+// once: every raise answers a count of its own.
+func testConcurrentAlarmRepeats(t *testing.T, s store.Engine) {
+	const workers, each = 8, 20
+	counts := make(chan int64, workers*each)
+	ids := make(chan string, workers*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				a, err := s.RaiseAlarm(ctx, "a", store.Alarm{Source: "1", Type: "c8y_Flood"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				counts <- a.Count
+				ids <- a.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(counts)
+	close(ids)
+	var got []int64
+	for c := range counts {
+		got = append(got, c)
+	}
+	slices.Sort(got)
+	for i, c := range got {
+		if c != int64(i+1) {
+			t.Fatalf("counts answered %v, want 1 to %d each once", got, workers*each)
+		}
+	}
+	var one []string
+	for id := range ids {
+		one = append(one, id)
+	}
+	if one = slices.Compact(slices.Sorted(slices.Values(one))); len(one) != 1 {
+		t.Fatalf("raises answered alarms %v, want one", one)
+	}
+	as, total, err := s.ListAlarms(ctx, "a", store.AlarmFilter{Page: store.Page{WithTotal: true}})
+	check(t, err)
+	if total != 1 || as[0].ID != one[0] || as[0].Count != workers*each || as[0].Status != store.AlarmActive {
+		t.Fatalf("%d alarms %+v, want one ACTIVE with count %d", total, as, workers*each)
+	}
+}
+
+// ListEvents by type, source and time range, each alone and together,
+// newest first or oldest, events of one time by creation order.
+func testEventFilters(t *testing.T, s store.Engine) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	spec := []struct {
+		src, typ string
+		m        int
+	}{{"1", "tA", 0}, {"1", "tB", 1}, {"2", "tA", 1}, {"1", "tA", 2}, {"2", "tA", 3}, {"1", "tA", 3}, {"1", "tB", 4}}
+	var evs []store.Event
+	for i, e := range spec {
+		evs = append(evs, store.Event{Source: e.src, Type: e.typ, Time: at(e.m), Text: fmt.Sprint("e", i)})
+	}
+	must(s.CreateEvents(ctx, "a", evs))
+	all := store.Page{Size: 100, WithTotal: true}
+	checkLists(t, []listCase[store.EventFilter]{
+		{"type", store.EventFilter{Type: "tA", Page: all}, []string{"e5", "e4", "e3", "e2", "e0"}, 5},
+		{"type, oldest first", store.EventFilter{Type: "tA", Revert: true, Page: all}, []string{"e0", "e2", "e3", "e4", "e5"}, 5},
+		{"type and range", store.EventFilter{Type: "tA", DateFrom: at(1), DateTo: at(3), Page: all}, []string{"e3", "e2"}, 2},
+		{"source and type", store.EventFilter{Source: "1", Type: "tA", Page: all}, []string{"e5", "e3", "e0"}, 3},
+		{"source, type and from", store.EventFilter{Source: "1", Type: "tA", DateFrom: at(2), Page: all}, []string{"e5", "e3"}, 2},
+		{"source and to", store.EventFilter{Source: "2", DateTo: at(3), Page: all}, []string{"e2"}, 1},
+		{"from", store.EventFilter{DateFrom: at(3), Page: all}, []string{"e6", "e5", "e4"}, 3},
+		{"to is exclusive", store.EventFilter{DateTo: at(1), Page: all}, []string{"e0"}, 1},
+		{"type, page 2 of 1", store.EventFilter{Type: "tB", Page: store.Page{Size: 1, Current: 2, WithTotal: true}}, []string{"e1"}, 2},
+		{"no such type", store.EventFilter{Type: "tZ", Page: all}, nil, 0},
+		{"empty range", store.EventFilter{DateFrom: at(4), DateTo: at(4), Page: all}, nil, 0},
+	}, eventTexts(s))
+}
+
+// minutes are the measurements' times as minutes from t0.
+func minutes(ms []store.Measurement, t0 time.Time) []int {
+	out := []int{}
+	for _, m := range ms {
+		out = append(out, int(m.Time.Sub(t0)/time.Minute))
+	}
+	return out
+}
+
+func span(from, to int) []int {
+	var out []int
+	for m := from; m <= to; m++ {
+		out = append(out, m)
+	}
+	return out
+}
+
+// Every filter of ListMeasurements, alone and with the others. Each
+// source and type has its measurements in an hour of its own, so that
+// the time order is the same whatever an engine groups them by.
+func testMeasurementFilters(t *testing.T, s store.Engine) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ms []store.Measurement
+	add := func(src, typ string, from, to int, frags func(v float64) map[string]any) {
+		for m := from; m <= to; m++ {
+			ms = append(ms, store.Measurement{Source: src, Type: typ, Time: t0.Add(time.Duration(m) * time.Minute), Fragments: frags(float64(m))})
+		}
+	}
+	series := func(frag, name string) func(float64) map[string]any {
+		return func(v float64) map[string]any {
+			return map[string]any{frag: map[string]any{name: store.SeriesValue(v, "")}}
+		}
+	}
+	add("1", "c8y_Temperature", 0, 9, series("c8y_Temperature", "T"))
+	add("1", "c8y_Battery", 60, 64, series("c8y_Battery", "level"))
+	add("2", "c8y_Temperature", 120, 124, series("c8y_Temperature", "T"))
+	add("2", "c8y_Multi", 180, 182, func(v float64) map[string]any {
+		return map[string]any{
+			"c8y_Temperature": map[string]any{"T2": store.SeriesValue(v, "C")},
+			"c8y_Battery":     map[string]any{"level": store.SeriesValue(v, "%")},
+			"c8y_Note":        "not a series",
+		}
+	})
+	slices.Reverse(ms) // the order of a batch is not the order of a list
+	must(s.AddMeasurements(ctx, "a", ms))
+
+	cat := func(parts ...[]int) []int { return slices.Concat(parts...) }
+	all := store.Page{Size: 100, WithTotal: true}
+	tests := []struct {
+		name string
+		f    store.MeasurementFilter
+		want []int
+	}{
+		{"none", store.MeasurementFilter{}, cat(span(0, 9), span(60, 64), span(120, 124), span(180, 182))},
+		{"source", store.MeasurementFilter{Source: "1"}, cat(span(0, 9), span(60, 64))},
+		{"source, newest first", store.MeasurementFilter{Source: "2", Revert: true}, cat([]int{182, 181, 180}, []int{124, 123, 122, 121, 120})},
+		{"type", store.MeasurementFilter{Type: "c8y_Temperature"}, cat(span(0, 9), span(120, 124))},
+		{"source and type", store.MeasurementFilter{Source: "2", Type: "c8y_Multi"}, span(180, 182)},
+		{"fragment", store.MeasurementFilter{ValueFragmentType: "c8y_Battery"}, cat(span(60, 64), span(180, 182))},
+		{"fragment of many", store.MeasurementFilter{ValueFragmentType: "c8y_Temperature"}, cat(span(0, 9), span(120, 124), span(180, 182))},
+		{"fragment not a series", store.MeasurementFilter{ValueFragmentType: "c8y_Note"}, span(180, 182)},
+		{"fragment and series", store.MeasurementFilter{ValueFragmentType: "c8y_Temperature", ValueFragmentSeries: "T"}, cat(span(0, 9), span(120, 124))},
+		{"fragment and other series", store.MeasurementFilter{ValueFragmentType: "c8y_Temperature", ValueFragmentSeries: "T2"}, span(180, 182)},
+		{"series of a fragment that is no object", store.MeasurementFilter{ValueFragmentType: "c8y_Note", ValueFragmentSeries: "x"}, nil},
+		{"series alone", store.MeasurementFilter{ValueFragmentSeries: "level"}, cat(span(60, 64), span(180, 182))},
+		{"series alone, newest first", store.MeasurementFilter{ValueFragmentSeries: "T2", Revert: true}, []int{182, 181, 180}},
+		{"source and fragment", store.MeasurementFilter{Source: "1", ValueFragmentType: "c8y_Battery"}, span(60, 64)},
+		{"source and series", store.MeasurementFilter{Source: "2", ValueFragmentSeries: "T"}, span(120, 124)},
+		{"source, type and series", store.MeasurementFilter{Source: "2", Type: "c8y_Multi", ValueFragmentSeries: "level"}, span(180, 182)},
+		{"type and fragment", store.MeasurementFilter{Type: "c8y_Temperature", ValueFragmentType: "c8y_Temperature", ValueFragmentSeries: "T"}, cat(span(0, 9), span(120, 124))},
+		{"type and other fragment", store.MeasurementFilter{Type: "c8y_Temperature", ValueFragmentType: "c8y_Battery"}, nil},
+		{"range", store.MeasurementFilter{DateFrom: t0.Add(5 * time.Minute), DateTo: t0.Add(62 * time.Minute)}, cat(span(5, 9), span(60, 61))},
+		{"fragment from", store.MeasurementFilter{ValueFragmentType: "c8y_Temperature", DateFrom: t0.Add(121 * time.Minute)}, cat(span(121, 124), span(180, 182))},
+		{"type to, newest first", store.MeasurementFilter{Type: "c8y_Temperature", DateTo: t0.Add(121 * time.Minute), Revert: true}, []int{120, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0}},
+		// DateFrom holds to the nanosecond.
+		{"from just past a measurement", store.MeasurementFilter{Source: "1", DateFrom: t0.Add(9*time.Minute + time.Nanosecond), DateTo: t0.Add(61 * time.Minute)}, []int{60}},
+		{"no such fragment", store.MeasurementFilter{ValueFragmentType: "c8y_None"}, nil},
+		{"no such series", store.MeasurementFilter{ValueFragmentSeries: "c8y_None"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f.Page = all
+			got, total, err := s.ListMeasurements(ctx, "a", tc.f)
+			check(t, err)
+			if want := append([]int{}, tc.want...); !slices.Equal(minutes(got, t0), want) || total != int64(len(want)) {
+				t.Fatalf("got %v (total %d), want %v", minutes(got, t0), total, want)
+			}
+		})
+	}
+}
+
+// Pages of measurements forwards and backwards, with and without totals;
+// measurements of one time in the order they were added.
+func testMeasurementPaging(t *testing.T, s store.Engine) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	batch := func(vs ...int) {
+		var ms []store.Measurement
+		for _, v := range vs {
+			ms = append(ms, temp("1", t0.Add(time.Duration(min(v, 10))*time.Minute), float64(v)))
+		}
+		must(s.AddMeasurements(ctx, "a", ms))
+	}
+	batch(0, 1, 2, 3, 4)
+	batch(5, 6, 7, 8, 9)
+	batch(10, 11, 12) // all three at minute 10
+	values := func(ms []store.Measurement) []float64 {
+		out := []float64{}
+		for _, m := range ms {
+			out = append(out, value(m))
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		f     store.MeasurementFilter
+		want  []float64
+		total int64
+	}{
+		{"page 1", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, WithTotal: true}}, []float64{0, 1, 2, 3}, 13},
+		{"page 2", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 2, WithTotal: true}}, []float64{4, 5, 6, 7}, 13},
+		{"page 4", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 4, WithTotal: true}}, []float64{12}, 13},
+		{"past the end", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 5, WithTotal: true}}, []float64{}, 13},
+		{"newest first, page 1", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, WithTotal: true}}, []float64{12, 11, 10, 9}, 13},
+		{"newest first, page 2", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, Current: 2}}, []float64{8, 7, 6, 5}, -1},
+		{"newest first, page 4", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, Current: 4}}, []float64{0}, -1},
+		{"default size", store.MeasurementFilter{Type: "c8y_Temperature"}, []float64{0, 1, 2, 3, 4}, -1},
+		{"page 0 is page 1", store.MeasurementFilter{Page: store.Page{Size: 2, Current: 0, WithTotal: true}}, []float64{0, 1}, 13},
+		{"range with total", store.MeasurementFilter{ValueFragmentType: "c8y_Temperature", DateFrom: t0.Add(8 * time.Minute), Page: store.Page{Size: 2, Current: 2, WithTotal: true}}, []float64{10, 11}, 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, total, err := s.ListMeasurements(ctx, "a", tc.f)
+			check(t, err)
+			if !slices.Equal(values(got), tc.want) || total != tc.total {
+				t.Fatalf("got %v (total %d), want %v (total %d)", values(got), total, tc.want, tc.total)
+			}
+		})
+	}
+	t.Run("no measurements", func(t *testing.T) {
+		ids, err := s.AddMeasurements(ctx, "a", nil)
+		if err != nil || len(ids) != 0 {
+			t.Fatalf("AddMeasurements of none: %v, %v", ids, err)
+		}
+	})
+	t.Run("invalid", func(t *testing.T) {
+		for _, m := range []store.Measurement{{Type: "x"}, {Source: "1"}, {Source: "1", Type: "x", Fragments: map[string]any{"a.b": 1}}} {
+			if _, err := s.AddMeasurements(ctx, "a", []store.Measurement{temp("1", t0, 99), m}); !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("AddMeasurements with %+v: %v, want ErrInvalid", m, err)
+			}
+		}
+		if _, total, _ := s.ListMeasurements(ctx, "a", store.MeasurementFilter{Page: store.Page{WithTotal: true}}); total != 13 {
+			t.Fatalf("a refused batch stored measurements: %d, want 13", total)
+		}
+	})
+}
+
+// Paths of one resource written differently are one value; a path given
+// twice in a call keeps its last value; every type reads back as saved.
+func testValuePaths(t *testing.T, s store.Engine) {
+	t1 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	check(t, s.SaveValues(ctx, "a", "7", []store.ResourceValue{
+		{Path: "/3/0/1", Value: "first", Type: "STRING", Time: t1},
+		{Path: "3/0/1", Value: "second", Type: "STRING", Time: t1},
+		{Path: "/3/0/9", Value: true, Type: "BOOLEAN", Time: t1},
+		{Path: "/3/0/10", Value: uint64(5), Type: "UNSIGNED_INTEGER", Time: t1},
+		{Path: "/3/0/11", Value: -1.5, Type: "FLOAT", Time: t1},
+	}))
+	check(t, s.SaveValues(ctx, "a", "7", nil))
+	check(t, s.SaveValues(ctx, "a", "8", []store.ResourceValue{{Path: "/3/0/1", Value: "other device", Type: "STRING", Time: t1}}))
+	vs := must(s.Values(ctx, "a", "7"))
+	want := []store.ResourceValue{
+		{Path: "3/0/1", Value: "second", Type: "STRING", Time: t1},
+		{Path: "/3/0/9", Value: true, Type: "BOOLEAN", Time: t1},
+		{Path: "/3/0/10", Value: int64(5), Type: "UNSIGNED_INTEGER", Time: t1},
+		{Path: "/3/0/11", Value: -1.5, Type: "FLOAT", Time: t1},
+	}
+	if !reflect.DeepEqual(vs, want) {
+		t.Fatalf("values %+v, want %+v", vs, want)
+	}
+	if vs := must(s.Values(ctx, "a", "9")); len(vs) != 0 {
+		t.Fatalf("values of a device without any: %+v", vs)
+	}
+	for _, p := range []string{"/", "", "/3/0/1/2/3", "/3/65536"} {
+		if err := s.SaveValues(ctx, "a", "7", []store.ResourceValue{{Path: p, Value: 1, Type: "INTEGER", Time: t1}}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("path %q: %v, want ErrInvalid", p, err)
+		}
+	}
+}
+
+// Tenant b neither sees nor changes tenant a's telemetry, though both
+// name the same sources: every list of b is empty whichever filter
+// (and so whichever index) it uses.
+func testTelemetryIsolation(t *testing.T, s store.Engine) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := must(s.AddMeasurements(ctx, "a", []store.Measurement{temp("1", t0, 1)}))
+	ev := must(s.CreateEvent(ctx, "a", store.Event{Source: "1", Type: "x", Time: t0}))
+	al := must(s.RaiseAlarm(ctx, "a", store.Alarm{Source: "1", Type: "x", Time: t0}))
+	check(t, s.SaveValues(ctx, "a", "1", []store.ResourceValue{{Path: "/3/0/1", Value: "a", Type: "STRING", Time: t0}}))
+
+	for name, do := range map[string]func() error{
+		"get measurement": func() error { _, err := s.GetMeasurement(ctx, "b", ms[0]); return err },
+		"get event":       func() error { _, err := s.GetEvent(ctx, "b", ev.ID); return err },
+		"get alarm":       func() error { _, err := s.GetAlarm(ctx, "b", al.ID); return err },
+		"update alarm": func() error {
+			_, err := s.UpdateAlarm(ctx, "b", al.ID, store.AlarmUpdate{Status: store.AlarmAcknowledged})
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := do(); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("got %v, want ErrNotFound", err)
+			}
+		})
+	}
+	all := store.Page{WithTotal: true}
+	lists := map[string]func() (int, int64, error){}
+	for _, f := range []store.MeasurementFilter{{}, {Source: "1"}, {Type: "c8y_Temperature"}, {ValueFragmentType: "c8y_Temperature"}, {ValueFragmentSeries: "T"}, {DateFrom: t0}} {
+		lists[fmt.Sprintf("measurements %+v", f)] = func() (int, int64, error) {
+			f.Page = all
+			l, total, err := s.ListMeasurements(ctx, "b", f)
+			return len(l), total, err
+		}
+	}
+	for _, f := range []store.EventFilter{{}, {Source: "1"}, {Type: "x"}} {
+		lists[fmt.Sprintf("events %+v", f)] = func() (int, int64, error) {
+			f.Page = all
+			l, total, err := s.ListEvents(ctx, "b", f)
+			return len(l), total, err
+		}
+	}
+	for _, f := range []store.AlarmFilter{{}, {Source: "1"}, {Status: []string{store.AlarmActive}}} {
+		lists[fmt.Sprintf("alarms %+v", f)] = func() (int, int64, error) {
+			f.Page = all
+			l, total, err := s.ListAlarms(ctx, "b", f)
+			return len(l), total, err
+		}
+	}
+	lists["values"] = func() (int, int64, error) { l, err := s.Values(ctx, "b", "1"); return len(l), 0, err }
+	for name, list := range lists {
+		t.Run("list "+name, func(t *testing.T) {
+			n, total, err := list()
+			check(t, err)
+			if n != 0 || total != 0 {
+				t.Fatalf("tenant b sees %d (total %d)", n, total)
+			}
+		})
+	}
+
+	// b's changes of the same source and type are b's own.
+	check(t, s.ClearAlarm(ctx, "b", "1", "x"))
+	if b := must(s.RaiseAlarm(ctx, "b", store.Alarm{Source: "1", Type: "x"})); b.ID == al.ID || b.Count != 1 {
+		t.Fatalf("b's alarm: %+v", b)
+	}
+	check(t, s.SaveValues(ctx, "b", "1", []store.ResourceValue{{Path: "/3/0/1", Value: "b", Type: "STRING", Time: t0}}))
+	if a := must(s.GetAlarm(ctx, "a", al.ID)); a.Status != store.AlarmActive || a.Count != 1 {
+		t.Fatalf("a's alarm changed: %+v", a)
+	}
+	if vs := must(s.Values(ctx, "a", "1")); len(vs) != 1 || vs[0].Value != "a" {
+		t.Fatalf("a's values changed: %+v", vs)
 	}
 }
