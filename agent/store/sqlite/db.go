@@ -187,6 +187,12 @@ func (db *DB) openWriter(ctx context.Context, cfg Config) error {
 		"journal_mode(WAL)",
 		sync,
 		"foreign_keys(1)",
+		// Each change runs in a savepoint, whose journal keeps the
+		// pages the change modifies as they were; past 64 KiB SQLite
+		// spills it to a temporary file, a write system call per page,
+		// which a batch of a few hundred measurements exceeds. In
+		// memory it costs what the change modifies, once.
+		"temp_store(MEMORY)",
 	))
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", db.path, err)
