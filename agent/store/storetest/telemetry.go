@@ -569,39 +569,25 @@ func testMeasurementPaging(t *testing.T, s store.Engine) {
 	batch(0, 1, 2, 3, 4)
 	batch(5, 6, 7, 8, 9)
 	batch(10, 11, 12) // all three at minute 10
-	values := func(ms []store.Measurement) []float64 {
-		out := []float64{}
+	checkLists(t, []listCase[store.MeasurementFilter]{
+		{"page 1", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, WithTotal: true}}, []string{"0", "1", "2", "3"}, 13},
+		{"page 2", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 2, WithTotal: true}}, []string{"4", "5", "6", "7"}, 13},
+		{"page 4", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 4, WithTotal: true}}, []string{"12"}, 13},
+		{"past the end", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 5, WithTotal: true}}, nil, 13},
+		{"newest first, page 1", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, WithTotal: true}}, []string{"12", "11", "10", "9"}, 13},
+		{"newest first, page 2", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, Current: 2}}, []string{"8", "7", "6", "5"}, -1},
+		{"newest first, page 4", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, Current: 4}}, []string{"0"}, -1},
+		{"default size", store.MeasurementFilter{Type: "c8y_Temperature"}, []string{"0", "1", "2", "3", "4"}, -1},
+		{"page 0 is page 1", store.MeasurementFilter{Page: store.Page{Size: 2, Current: 0, WithTotal: true}}, []string{"0", "1"}, 13},
+		{"range with total", store.MeasurementFilter{ValueFragmentType: "c8y_Temperature", DateFrom: t0.Add(8 * time.Minute), Page: store.Page{Size: 2, Current: 2, WithTotal: true}}, []string{"10", "11"}, 5},
+	}, func(f store.MeasurementFilter) ([]string, int64, error) {
+		ms, total, err := s.ListMeasurements(ctx, "a", f)
+		var out []string
 		for _, m := range ms {
-			out = append(out, value(m))
+			out = append(out, fmt.Sprint(value(m)))
 		}
-		return out
-	}
-	tests := []struct {
-		name  string
-		f     store.MeasurementFilter
-		want  []float64
-		total int64
-	}{
-		{"page 1", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, WithTotal: true}}, []float64{0, 1, 2, 3}, 13},
-		{"page 2", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 2, WithTotal: true}}, []float64{4, 5, 6, 7}, 13},
-		{"page 4", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 4, WithTotal: true}}, []float64{12}, 13},
-		{"past the end", store.MeasurementFilter{Source: "1", Page: store.Page{Size: 4, Current: 5, WithTotal: true}}, []float64{}, 13},
-		{"newest first, page 1", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, WithTotal: true}}, []float64{12, 11, 10, 9}, 13},
-		{"newest first, page 2", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, Current: 2}}, []float64{8, 7, 6, 5}, -1},
-		{"newest first, page 4", store.MeasurementFilter{Source: "1", Revert: true, Page: store.Page{Size: 4, Current: 4}}, []float64{0}, -1},
-		{"default size", store.MeasurementFilter{Type: "c8y_Temperature"}, []float64{0, 1, 2, 3, 4}, -1},
-		{"page 0 is page 1", store.MeasurementFilter{Page: store.Page{Size: 2, Current: 0, WithTotal: true}}, []float64{0, 1}, 13},
-		{"range with total", store.MeasurementFilter{ValueFragmentType: "c8y_Temperature", DateFrom: t0.Add(8 * time.Minute), Page: store.Page{Size: 2, Current: 2, WithTotal: true}}, []float64{10, 11}, 5},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, total, err := s.ListMeasurements(ctx, "a", tc.f)
-			check(t, err)
-			if !slices.Equal(values(got), tc.want) || total != tc.total {
-				t.Fatalf("got %v (total %d), want %v (total %d)", values(got), total, tc.want, tc.total)
-			}
-		})
-	}
+		return out, total, err
+	})
 	t.Run("no measurements", func(t *testing.T) {
 		ids, err := s.AddMeasurements(ctx, "a", nil)
 		if err != nil || len(ids) != 0 {
