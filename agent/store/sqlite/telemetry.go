@@ -20,9 +20,10 @@ import (
 // id, so each index is (tenant, what the list selects by, time): a page
 // is a range of one index read in order, forwards or backwards, and
 // stops at its size; a total is a count over the same range. The list
-// functions name the index they use (INDEXED BY), so that a plan never
-// depends on the planner's guess between two equally good ones, and a
-// query no index serves is an error rather than a scan.
+// functions name the index they use (INDEXED BY; measurement_fragments is
+// read by its primary key, its only order), so that a plan never depends
+// on the planner's guess between two equally good ones, and a query no
+// index serves is an error rather than a scan.
 //
 // Measurements are the volume: tens of thousands a second, one row
 // each. They are listed by source (the device's history, the common
