@@ -133,6 +133,10 @@ var migrations = []string{
 
 	// 5: device protocols (protocols.go).
 	schemaProtocols,
+
+	// 6: operations, their queues and post-registration commands
+	// (operations.go).
+	schemaOperations,
 }
 
 // migrate brings the schema to len(steps), each step in its own

@@ -27,6 +27,16 @@ var operationCases = []suiteCase{
 	{"ConcurrentCreationOrder", testConcurrentCreationOrder},
 }
 
+// device makes an object of the tenant for operations to name. The
+// operations need only that, so the cases make plain objects rather than
+// LwM2M devices: they hold an engine to its operations alone, not to the
+// creation of devices with their endpoints and registrations.
+func device(s store.Engine, tenant, name string) string {
+	return must(s.CreateManagedObject(ctx, tenant, store.ManagedObject{
+		Name: name, Type: store.DeviceType, Fragments: map[string]any{"c8y_IsDevice": map[string]any{}},
+	})).ID
+}
+
 func opIDs(l []store.Operation) (out []string) {
 	for _, o := range l {
 		out = append(out, o.ID)
@@ -43,9 +53,9 @@ func commands(dev string, n int) []store.Operation {
 }
 
 func testOperations(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
-	other := must(s.CreateDevice(ctx, "a", "ep2"))
-	devB := must(s.CreateDevice(ctx, "b", "epb"))
+	dev := device(s, "a", "ep")
+	other := device(s, "a", "ep2")
+	devB := device(s, "b", "epb")
 	ops := must(s.CreateOperations(ctx, "a", []store.Operation{
 		{DeviceID: dev, HasCommand: true, Text: "read /3/0"},
 		{DeviceID: dev, HasCommand: true, Text: "read /3/0/1"},
@@ -128,7 +138,7 @@ func testOperations(t *testing.T, s store.Engine) {
 }
 
 func testListOperationsPaging(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	created := opIDs(must(s.CreateOperations(ctx, "a", commands(dev, 7))))
 	tests := []struct {
 		name  string
@@ -159,8 +169,8 @@ func testListOperationsPaging(t *testing.T, s store.Engine) {
 // after some operations went back and forth between PENDING and
 // EXECUTING (which changes their lastUpdated, not their place).
 func testListOperationsCreationOrder(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
-	other := must(s.CreateDevice(ctx, "a", "ep2"))
+	dev := device(s, "a", "ep")
+	other := device(s, "a", "ep2")
 	var want []string
 	for i := range 12 {
 		d := dev
@@ -187,8 +197,8 @@ func testListOperationsCreationOrder(t *testing.T, s store.Engine) {
 // a cut-off time and by the start-up recovery; an operation leaves those
 // lists once it moves on.
 func testExecutingFound(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
-	devB := must(s.CreateDevice(ctx, "b", "epb"))
+	dev := device(s, "a", "ep")
+	devB := device(s, "b", "epb")
 	ops := must(s.CreateOperations(ctx, "a", commands(dev, 3)))
 	opB := must(s.CreateOperation(ctx, "b", store.Operation{DeviceID: devB, HasCommand: true, Text: "read /5/0/3"}))
 	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpExecuting, "", ""))
@@ -237,7 +247,7 @@ func testExecutingFound(t *testing.T, s store.Engine) {
 // failing an operation and the runner recording its answer must not both
 // win.
 func testSetStatusFinal(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "read /3/0"}))
 	check(t, s.SetStatus(ctx, "a", op.ID, store.OpExecuting, "", ""))
 	check(t, s.SetStatus(ctx, "a", op.ID, store.OpFailed, "", "stuck"))
@@ -251,7 +261,7 @@ func testSetStatusFinal(t *testing.T, s store.Engine) {
 }
 
 func testSetStatusFrom(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "read /3/0"}))
 	if err := s.SetStatusFrom(ctx, "a", op.ID, store.OpExecuting, store.OpFailed, "", "stuck"); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("fail a PENDING operation as if EXECUTING: %v, want ErrConflict", err)
@@ -267,7 +277,7 @@ func testSetStatusFrom(t *testing.T, s store.Engine) {
 }
 
 func testUnsend(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	ops := must(s.CreateOperations(ctx, "a", commands(dev, 2)))
 	op := ops[0]
 	check(t, s.Transition(ctx, "a", op, store.OpExecuting, "", ""))
@@ -291,7 +301,7 @@ func testUnsend(t *testing.T, s store.Engine) {
 // QueueOf answers the count of PENDING, the oldest of them up to the
 // limit, and those EXECUTING; ended ones in neither.
 func testQueueOf(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	ops := must(s.CreateOperations(ctx, "a", commands(dev, 5)))
 	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpExecuting, "", ""))
 	check(t, s.SetStatus(ctx, "a", ops[1].ID, store.OpExecuting, "", ""))
@@ -306,9 +316,9 @@ func testQueueOf(t *testing.T, s store.Engine) {
 }
 
 func testQueuedDevices(t *testing.T, s store.Engine) {
-	queued := must(s.CreateDevice(ctx, "a", "ep"))
-	idle := must(s.CreateDevice(ctx, "a", "ep2"))
-	queuedB := must(s.CreateDevice(ctx, "b", "epb"))
+	queued := device(s, "a", "ep")
+	idle := device(s, "a", "ep2")
+	queuedB := device(s, "b", "epb")
 	must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: queued, HasCommand: true, Text: "read /3/0"}))
 	done := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: idle, HasCommand: true, Text: "read /3/0"}))
 	check(t, s.SetStatus(ctx, "a", done.ID, store.OpFailed, "", "gone"))
@@ -334,7 +344,7 @@ func testQueuedDevices(t *testing.T, s store.Engine) {
 // RecentOperations lists a device's ended operations, the most recently
 // created first.
 func testRecentOperations(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	ops := must(s.CreateOperations(ctx, "a", commands(dev, 5)))
 	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpSuccessful, "ok", ""))
 	check(t, s.SetStatus(ctx, "a", ops[1].ID, store.OpFailed, "", "no"))
@@ -364,7 +374,7 @@ func testRecentOperations(t *testing.T, s store.Engine) {
 // update resumes from after a restart); the fixed members and other
 // tenants' operations are out of its reach.
 func testSetOperationFragment(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "fwupdate fw;2;http://h/fw.bin"}))
 	check(t, s.SetStatus(ctx, "a", op.ID, store.OpExecuting, "", ""))
 	check(t, s.SetOperationFragment(ctx, "a", op.ID, "progress", map[string]any{"step": "download", "state": 1}))
@@ -395,7 +405,7 @@ func testSetOperationFragment(t *testing.T, s store.Engine) {
 // queuing while the runner delivers) are all kept: every PENDING
 // operation is in the queue when the dust settles.
 func testQueueConcurrentChanges(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	first := must(s.CreateOperations(ctx, "a", commands(dev, 20)))
 	var wg sync.WaitGroup
 	var created []store.Operation
@@ -440,7 +450,7 @@ func testQueueConcurrentChanges(t *testing.T, s store.Engine) {
 // once, in creation order: the order ListOperations gives, which keeps
 // every creator's own operations in the order it made them.
 func testConcurrentCreationOrder(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	const workers, each = 8, 5
 	mine := make([][]string, workers)
 	var wg sync.WaitGroup
