@@ -22,6 +22,32 @@ func newDevice(t testing.TB, s *Store, tenant string) string {
 	return mo.ID
 }
 
+// manyDevices makes n objects of the tenant for operations to name, as
+// CreateManagedObject stores them but in one change: a change each
+// would take a commit each.
+func manyDevices(t testing.TB, s *Store, tenant string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	err := s.db.Write(context.Background(), func(tx *Tx) error {
+		for i := range ids {
+			seq, err := nextID(tx)
+			if err != nil {
+				return err
+			}
+			ids[i] = strconv.FormatInt(seq, 10)
+			if _, err := tx.Exec(`INSERT INTO managed_objects (tenant, id, seq, name, type, creation_time, last_updated, fragments)
+				VALUES (?, ?, ?, 'dev', ?, 0, 0, '{}')`, tenant, ids[i], seq, store.DeviceType); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
 func command(dev, text string) store.Operation {
 	return store.Operation{DeviceID: dev, HasCommand: true, Text: text}
 }
@@ -336,31 +362,13 @@ func TestDeleteOperationsOf(t *testing.T) {
 func TestQueuedDevicesPages(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	const devices = queuedPage + 7
 	var ops []store.Operation
 	want := map[string]bool{}
-	err := s.db.Write(ctx, func(tx *Tx) error {
-		for i := range devices {
-			// Objects as CreateManagedObject stores them, in one change:
-			// a change each would take a commit each.
-			id, err := nextID(tx)
-			if err != nil {
-				return err
-			}
-			dev := strconv.FormatInt(id, 10)
-			if _, err := tx.Exec(`INSERT INTO managed_objects (tenant, id, seq, name, type, creation_time, last_updated, fragments)
-				VALUES ('acme', ?, ?, '', '', 0, 0, '{}')`, dev, id); err != nil {
-				return err
-			}
-			ops = append(ops, command(dev, "read /3/0"), command(dev, "read /3/0"))
-			if i%100 != 0 {
-				want[dev] = true
-			}
+	for i, dev := range manyDevices(t, s, "acme", queuedPage+7) {
+		ops = append(ops, command(dev, "read /3/0"), command(dev, "read /3/0"))
+		if i%100 != 0 {
+			want[dev] = true
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	created, err := s.CreateOperations(ctx, "acme", ops)
 	if err != nil {
