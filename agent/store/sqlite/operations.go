@@ -230,26 +230,7 @@ func (s *Store) GetOperation(ctx context.Context, tenant, id string) (store.Oper
 // f.Page.WithTotal.
 func (s *Store) ListOperations(ctx context.Context, tenant string, f store.OperationFilter) ([]store.Operation, int64, error) {
 	where, args := opFilter(tenant, f)
-	p := norm(f.Page)
-	rows, err := s.db.Query(ctx, "SELECT "+opColumns+" FROM operations WHERE "+where+" ORDER BY seq LIMIT ? OFFSET ?",
-		append(args, p.Size, int64(p.Current-1)*int64(p.Size))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list operations of %s: %w", tenant, err)
-	}
-	ops, err := collect(rows, readOp)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list operations of %s: %w", tenant, err)
-	}
-	if ops == nil {
-		ops = []store.Operation{}
-	}
-	total := int64(-1)
-	if p.WithTotal {
-		if err := s.db.QueryRow(ctx, "SELECT count(*) FROM operations WHERE "+where, args...).Scan(&total); err != nil {
-			return nil, 0, fmt.Errorf("count operations of %s: %w", tenant, err)
-		}
-	}
-	return ops, total, nil
+	return listPage(ctx, s.db, "operations of "+tenant, opColumns, "operations", where, args, "seq", f.Page, readOp)
 }
 
 // opFilter is the WHERE clause of ListOperations, and its arguments.
@@ -274,23 +255,6 @@ func opFilter(tenant string, f store.OperationFilter) (string, []any) {
 		args = append(args, f.Status)
 	}
 	return where, args
-}
-
-// collect reads every row with read, and closes rows.
-func collect[T any](rows *sql.Rows, read func(scanner) (T, error)) ([]T, error) {
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := read(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 func validOpStatus(s string) error {
