@@ -338,11 +338,11 @@ func (s *Store) moveStatusFrom(ctx context.Context, tenant string, cur Operation
 		if !checked {
 			return ErrNotFound
 		}
-		now, err := s.GetOperation(ctx, tenant, id)
+		got, err := s.GetOperation(ctx, tenant, id)
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("set operation %s %s: %w: it is %s, not %s", id, status, ErrConflict, now.Status, from)
+		return fmt.Errorf("set operation %s %s: %w: it is %s, not %s", id, status, ErrConflict, got.Status, from)
 	}
 	return s.requeue(ctx, tenant, cur.DeviceID, id, status)
 }
