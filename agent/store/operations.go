@@ -251,6 +251,10 @@ func (s *Store) SetStatusFrom(ctx context.Context, tenant, id, from, status, res
 	if !validOpStatus(status) {
 		return fmt.Errorf("%w: operation status %q", ErrInvalid, status)
 	}
+	// Of callers changing one operation from one status, one must win:
+	// the embedded store serializes their read and write with a lock,
+	// MongoDB checks the status in the update's filter.
+	defer s.lockEmbedded(&s.opMu, key(tenant, id))()
 	cur, err := s.GetOperation(ctx, tenant, id)
 	if err != nil {
 		return err
@@ -258,7 +262,7 @@ func (s *Store) SetStatusFrom(ctx context.Context, tenant, id, from, status, res
 	if cur.Status != from {
 		return fmt.Errorf("set operation %s %s: %w: it is %s, not %s", id, status, ErrConflict, cur.Status, from)
 	}
-	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
+	return s.moveStatusFrom(ctx, tenant, cur, from, status, result, failureReason)
 }
 
 // Transition is SetStatus of an operation as the caller last read it,
@@ -293,6 +297,12 @@ func (s *Store) Unsend(ctx context.Context, tenant string, cur Operation) error 
 
 // moveStatus is SetStatus of an operation read as cur.
 func (s *Store) moveStatus(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error {
+	return s.moveStatusFrom(ctx, tenant, cur, "", status, result, failureReason)
+}
+
+// moveStatusFrom is moveStatus that, with MongoDB and from set, changes
+// the operation only if it is still in status from: ErrConflict if not.
+func (s *Store) moveStatusFrom(ctx context.Context, tenant string, cur Operation, from, status, result, failureReason string) error {
 	id := cur.ID
 	if cur.Status == OpSuccessful || cur.Status == OpFailed {
 		return fmt.Errorf("%w: operation %s is %s already", ErrInvalid, id, cur.Status)
@@ -315,12 +325,24 @@ func (s *Store) moveStatus(ctx context.Context, tenant string, cur Operation, st
 	// longer than any request lasts is changed by two writers (the runner
 	// and its watchdog), and the watchdog's limit is above the longest
 	// request.
-	res, err := s.operations.UpdateOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}, upd)
+	filter := bson.D{{Key: "_id", Value: key(tenant, id)}}
+	checked := from != "" && s.embeddedDir == ""
+	if checked {
+		filter = append(filter, bson.E{Key: "status", Value: from})
+	}
+	res, err := s.operations.UpdateOne(ctx, filter, upd)
 	if err != nil {
 		return fmt.Errorf("set operation %s %s: %w", id, status, err)
 	}
 	if res.MatchedCount == 0 {
-		return ErrNotFound
+		if !checked {
+			return ErrNotFound
+		}
+		got, err := s.GetOperation(ctx, tenant, id)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("set operation %s %s: %w: it is %s, not %s", id, status, ErrConflict, got.Status, from)
 	}
 	return s.requeue(ctx, tenant, cur.DeviceID, id, status)
 }

@@ -10,11 +10,12 @@ import (
 // SetOperationFragment sets one fragment of an operation that is not
 // final, such as the progress of a firmware update that lasts longer than
 // one exchange with its device, so that a restart resumes it from the
-// step it reached. The fixed members (status, c8y_Command, ...) are not
-// fragments: ErrInvalid; a missing operation is ErrNotFound. The caller
-// owns the operation (the runner, while it is EXECUTING).
+// step it reached. The fixed and reserved members (status, c8y_Command,
+// tenant, ...) are not fragments: ErrInvalid; a missing operation is
+// ErrNotFound. The caller owns the operation (the runner, while it is
+// EXECUTING).
 func (s *Store) SetOperationFragment(ctx context.Context, tenant, id, name string, value any) error {
-	if opFixed[name] {
+	if opFixed[name] || reserved[name] {
 		return fmt.Errorf("%w: %q is not a fragment of an operation", ErrInvalid, name)
 	}
 	if err := checkFragments(map[string]any{name: nil}); err != nil {

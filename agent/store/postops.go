@@ -79,6 +79,21 @@ func (c *postOpsCache) drop(tenant string) {
 	delete(c.m, tenant)
 }
 
+// CheckPostOperations is ErrInvalid for a list of post-registration
+// commands that no engine stores: more than MaxPostOperations commands,
+// or an empty or overlong one.
+func CheckPostOperations(cmds []string) error {
+	if len(cmds) > MaxPostOperations {
+		return fmt.Errorf("%w: %d post-registration commands, at most %d", ErrInvalid, len(cmds), MaxPostOperations)
+	}
+	for i, c := range cmds {
+		if c == "" || len(c) > MaxPostOperationLength {
+			return fmt.Errorf("%w: post-registration command %d is empty or longer than %d bytes", ErrInvalid, i+1, MaxPostOperationLength)
+		}
+	}
+	return nil
+}
+
 // postOpsKey is the _id of a tenant's list: one document per tenant.
 func postOpsKey(tenant string) string { return key(tenant, "postoperations") }
 
@@ -109,13 +124,8 @@ func (s *Store) PostOperations(ctx context.Context, tenant string) ([]string, er
 // than MaxPostOperations commands, or an empty or overlong one, is
 // ErrInvalid.
 func (s *Store) SetPostOperations(ctx context.Context, tenant string, cmds []string) error {
-	if len(cmds) > MaxPostOperations {
-		return fmt.Errorf("%w: %d post-registration commands, at most %d", ErrInvalid, len(cmds), MaxPostOperations)
-	}
-	for i, c := range cmds {
-		if c == "" || len(c) > MaxPostOperationLength {
-			return fmt.Errorf("%w: post-registration command %d is empty or longer than %d bytes", ErrInvalid, i+1, MaxPostOperationLength)
-		}
+	if err := CheckPostOperations(cmds); err != nil {
+		return err
 	}
 	defer s.postOps.drop(tenant)
 	k := postOpsKey(tenant)

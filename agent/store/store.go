@@ -83,6 +83,7 @@ type shared struct {
 	queues  [64]sync.Mutex
 	alarmMu [64]sync.Mutex // serializes the raises of one open alarm
 	objMu   [64]sync.Mutex // serializes the updates of one managed object
+	opMu    [64]sync.Mutex // serializes the conditional status changes of one operation
 }
 
 // EmbeddedAddr returns the loopback address the embedded database listens

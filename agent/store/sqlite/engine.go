@@ -21,6 +21,7 @@ var (
 	_ store.Identities      = (*Store)(nil)
 	_ store.Binaries        = (*Store)(nil)
 	_ store.ProtocolRecords = (*Store)(nil)
+	_ store.Operations      = (*Store)(nil)
 )
 
 // New returns the engine over db. The caller keeps db and closes it.

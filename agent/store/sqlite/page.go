@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -30,17 +31,12 @@ func listPage[T any](ctx context.Context, db *DB, what, cols, table, where strin
 	if err != nil {
 		return nil, 0, fmt.Errorf("list %s: %w", what, err)
 	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := decode(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("list %s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, decode)
+	if err != nil {
 		return nil, 0, fmt.Errorf("list %s: %w", what, err)
+	}
+	if out == nil {
+		out = []T{}
 	}
 	total := int64(-1)
 	if p.WithTotal {
@@ -49,4 +45,21 @@ func listPage[T any](ctx context.Context, db *DB, what, cols, table, where strin
 		}
 	}
 	return out, total, nil
+}
+
+// collect reads every row with read, and closes rows; nil for none.
+func collect[T any](rows *sql.Rows, read func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := read(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

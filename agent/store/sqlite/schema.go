@@ -136,6 +136,10 @@ var migrations = []string{
 
 	// 6: measurements, events, alarms and last known values (telemetry.go).
 	schemaTelemetry,
+
+	// 7: operations, their queues and post-registration commands
+	// (operations.go).
+	schemaOperations,
 }
 
 // migrate brings the schema to len(steps), each step in its own

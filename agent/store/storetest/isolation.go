@@ -32,10 +32,7 @@ func testTenantIsolation(t *testing.T, s store.Engine) {
 	opOfA := op
 	opOfA.Status = store.OpPending
 
-	tests := []struct {
-		name string
-		do   func() error
-	}{
+	tests := append([]refused{
 		{"get managed object", func() error { _, err := s.GetManagedObject(ctx, "b", dev); return err }},
 		{"update managed object", func() error { _, err := s.UpdateManagedObject(ctx, "b", dev, map[string]any{"x": 1}); return err }},
 		{"update fragments", func() error { return s.UpdateFragments(ctx, "b", dev, map[string]any{"x": 1}) }},
@@ -57,19 +54,12 @@ func testTenantIsolation(t *testing.T, s store.Engine) {
 			_, err := s.UpdateAlarm(ctx, "b", al.ID, store.AlarmUpdate{Status: store.AlarmCleared})
 			return err
 		}},
-		{"get operation", func() error { _, err := s.GetOperation(ctx, "b", op.ID); return err }},
-		{"set operation status", func() error { return s.SetStatus(ctx, "b", op.ID, store.OpFailed, "", "") }},
-		{"set operation status from", func() error {
-			return s.SetStatusFrom(ctx, "b", op.ID, store.OpPending, store.OpFailed, "", "")
-		}},
-		{"transition", func() error { return s.Transition(ctx, "b", opOfA, store.OpExecuting, "", "") }},
-		{"operation fragment", func() error { return s.SetOperationFragment(ctx, "b", op.ID, "progress", 1) }},
 		{"get measurement", func() error { _, err := s.GetMeasurement(ctx, "b", ms[0]); return err }},
 		{"get binary", func() error { _, err := s.GetBinary(ctx, "b", bin.ID); return err }},
 		{"open binary", func() error { _, _, err := s.OpenBinary(ctx, "b", bin.ID); return err }},
 		{"read binary", func() error { _, _, err := s.ReadBinary(ctx, "b", bin.ID, 10); return err }},
 		{"delete binary", func() error { return s.DeleteBinary(ctx, "b", bin.ID) }},
-	}
+	}, operationsRefused(s, opOfA)...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.do(); !errors.Is(err, store.ErrNotFound) {
@@ -77,10 +67,7 @@ func testTenantIsolation(t *testing.T, s store.Engine) {
 			}
 		})
 	}
-	lists := []struct {
-		name string
-		n    func() (int, error)
-	}{
+	lists := append([]unseen{
 		{"managed objects", func() (int, error) {
 			l, _, err := s.ListManagedObjects(ctx, "b", store.ManagedObjectFilter{})
 			return len(l), err
@@ -97,16 +84,9 @@ func testTenantIsolation(t *testing.T, s store.Engine) {
 			l, _, err := s.ListOperations(ctx, "b", store.OperationFilter{})
 			return len(l), err
 		}},
-		{"pending", func() (int, error) { l, err := s.Pending(ctx, "b", dev, 0); return len(l), err }},
-		{"pending count", func() (int, error) { return s.PendingCount(ctx, "b", dev) }},
-		{"queue", func() (int, error) {
-			q, err := s.QueueOf(ctx, "b", dev, 0)
-			return q.PendingCount + len(q.Pending) + len(q.Executing), err
-		}},
-		{"recent operations", func() (int, error) { l, err := s.RecentOperations(ctx, "b", dev, 10); return len(l), err }},
 		{"binaries", func() (int, error) { l, _, err := s.ListBinaries(ctx, "b", store.Page{}); return len(l), err }},
 		{"post operations", func() (int, error) { l, err := s.PostOperations(ctx, "b"); return len(l), err }},
-	}
+	}, operationsUnseen(s, dev)...)
 	for _, tc := range lists {
 		t.Run("list "+tc.name, func(t *testing.T) {
 			n, err := tc.n()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,21 @@ var operationCases = []suiteCase{
 	{"SetOperationFragment", testSetOperationFragment},
 	{"QueueConcurrentChanges", testQueueConcurrentChanges},
 	{"ConcurrentCreationOrder", testConcurrentCreationOrder},
+	{"ConcurrentBatchesOrder", testConcurrentBatchesOrder},
+	{"ConcurrentSetStatusFrom", testConcurrentSetStatusFrom},
+	{"ListFiltersPagingTotals", testListOperationsFilters},
+	{"ExecutingBeforeBoundaries", testExecutingBeforeBoundaries},
+	{"OtherTenant", testOperationsOfAnotherTenant},
+}
+
+// device makes an object of the tenant for operations to name. The
+// operations need only that, so the cases make plain objects rather than
+// LwM2M devices: they hold an engine to its operations alone, not to the
+// creation of devices with their endpoints and registrations.
+func device(s store.Engine, tenant, name string) string {
+	return must(s.CreateManagedObject(ctx, tenant, store.ManagedObject{
+		Name: name, Type: store.DeviceType, Fragments: map[string]any{"c8y_IsDevice": map[string]any{}},
+	})).ID
 }
 
 func opIDs(l []store.Operation) (out []string) {
@@ -43,9 +59,9 @@ func commands(dev string, n int) []store.Operation {
 }
 
 func testOperations(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
-	other := must(s.CreateDevice(ctx, "a", "ep2"))
-	devB := must(s.CreateDevice(ctx, "b", "epb"))
+	dev := device(s, "a", "ep")
+	other := device(s, "a", "ep2")
+	devB := device(s, "b", "epb")
 	ops := must(s.CreateOperations(ctx, "a", []store.Operation{
 		{DeviceID: dev, HasCommand: true, Text: "read /3/0"},
 		{DeviceID: dev, HasCommand: true, Text: "read /3/0/1"},
@@ -128,7 +144,7 @@ func testOperations(t *testing.T, s store.Engine) {
 }
 
 func testListOperationsPaging(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	created := opIDs(must(s.CreateOperations(ctx, "a", commands(dev, 7))))
 	tests := []struct {
 		name  string
@@ -159,8 +175,8 @@ func testListOperationsPaging(t *testing.T, s store.Engine) {
 // after some operations went back and forth between PENDING and
 // EXECUTING (which changes their lastUpdated, not their place).
 func testListOperationsCreationOrder(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
-	other := must(s.CreateDevice(ctx, "a", "ep2"))
+	dev := device(s, "a", "ep")
+	other := device(s, "a", "ep2")
 	var want []string
 	for i := range 12 {
 		d := dev
@@ -187,8 +203,8 @@ func testListOperationsCreationOrder(t *testing.T, s store.Engine) {
 // a cut-off time and by the start-up recovery; an operation leaves those
 // lists once it moves on.
 func testExecutingFound(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
-	devB := must(s.CreateDevice(ctx, "b", "epb"))
+	dev := device(s, "a", "ep")
+	devB := device(s, "b", "epb")
 	ops := must(s.CreateOperations(ctx, "a", commands(dev, 3)))
 	opB := must(s.CreateOperation(ctx, "b", store.Operation{DeviceID: devB, HasCommand: true, Text: "read /5/0/3"}))
 	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpExecuting, "", ""))
@@ -237,7 +253,7 @@ func testExecutingFound(t *testing.T, s store.Engine) {
 // failing an operation and the runner recording its answer must not both
 // win.
 func testSetStatusFinal(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "read /3/0"}))
 	check(t, s.SetStatus(ctx, "a", op.ID, store.OpExecuting, "", ""))
 	check(t, s.SetStatus(ctx, "a", op.ID, store.OpFailed, "", "stuck"))
@@ -251,7 +267,7 @@ func testSetStatusFinal(t *testing.T, s store.Engine) {
 }
 
 func testSetStatusFrom(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "read /3/0"}))
 	if err := s.SetStatusFrom(ctx, "a", op.ID, store.OpExecuting, store.OpFailed, "", "stuck"); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("fail a PENDING operation as if EXECUTING: %v, want ErrConflict", err)
@@ -267,7 +283,7 @@ func testSetStatusFrom(t *testing.T, s store.Engine) {
 }
 
 func testUnsend(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	ops := must(s.CreateOperations(ctx, "a", commands(dev, 2)))
 	op := ops[0]
 	check(t, s.Transition(ctx, "a", op, store.OpExecuting, "", ""))
@@ -291,7 +307,7 @@ func testUnsend(t *testing.T, s store.Engine) {
 // QueueOf answers the count of PENDING, the oldest of them up to the
 // limit, and those EXECUTING; ended ones in neither.
 func testQueueOf(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	ops := must(s.CreateOperations(ctx, "a", commands(dev, 5)))
 	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpExecuting, "", ""))
 	check(t, s.SetStatus(ctx, "a", ops[1].ID, store.OpExecuting, "", ""))
@@ -306,9 +322,9 @@ func testQueueOf(t *testing.T, s store.Engine) {
 }
 
 func testQueuedDevices(t *testing.T, s store.Engine) {
-	queued := must(s.CreateDevice(ctx, "a", "ep"))
-	idle := must(s.CreateDevice(ctx, "a", "ep2"))
-	queuedB := must(s.CreateDevice(ctx, "b", "epb"))
+	queued := device(s, "a", "ep")
+	idle := device(s, "a", "ep2")
+	queuedB := device(s, "b", "epb")
 	must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: queued, HasCommand: true, Text: "read /3/0"}))
 	done := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: idle, HasCommand: true, Text: "read /3/0"}))
 	check(t, s.SetStatus(ctx, "a", done.ID, store.OpFailed, "", "gone"))
@@ -334,7 +350,7 @@ func testQueuedDevices(t *testing.T, s store.Engine) {
 // RecentOperations lists a device's ended operations, the most recently
 // created first.
 func testRecentOperations(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	ops := must(s.CreateOperations(ctx, "a", commands(dev, 5)))
 	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpSuccessful, "ok", ""))
 	check(t, s.SetStatus(ctx, "a", ops[1].ID, store.OpFailed, "", "no"))
@@ -364,7 +380,7 @@ func testRecentOperations(t *testing.T, s store.Engine) {
 // update resumes from after a restart); the fixed members and other
 // tenants' operations are out of its reach.
 func testSetOperationFragment(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "fwupdate fw;2;http://h/fw.bin"}))
 	check(t, s.SetStatus(ctx, "a", op.ID, store.OpExecuting, "", ""))
 	check(t, s.SetOperationFragment(ctx, "a", op.ID, "progress", map[string]any{"step": "download", "state": 1}))
@@ -379,6 +395,7 @@ func testSetOperationFragment(t *testing.T, s store.Engine) {
 		want                   error
 	}{
 		{"fixed member", "a", op.ID, "status", store.ErrInvalid},
+		{"reserved member", "a", op.ID, "tenant", store.ErrInvalid},
 		{"dotted name", "a", op.ID, "a.b", store.ErrInvalid},
 		{"other tenant", "b", op.ID, "progress", store.ErrNotFound},
 		{"missing operation", "a", "no-such-op", "progress", store.ErrNotFound},
@@ -395,7 +412,7 @@ func testSetOperationFragment(t *testing.T, s store.Engine) {
 // queuing while the runner delivers) are all kept: every PENDING
 // operation is in the queue when the dust settles.
 func testQueueConcurrentChanges(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	first := must(s.CreateOperations(ctx, "a", commands(dev, 20)))
 	var wg sync.WaitGroup
 	var created []store.Operation
@@ -440,7 +457,7 @@ func testQueueConcurrentChanges(t *testing.T, s store.Engine) {
 // once, in creation order: the order ListOperations gives, which keeps
 // every creator's own operations in the order it made them.
 func testConcurrentCreationOrder(t *testing.T, s store.Engine) {
-	dev := must(s.CreateDevice(ctx, "a", "ep"))
+	dev := device(s, "a", "ep")
 	const workers, each = 8, 5
 	mine := make([][]string, workers)
 	var wg sync.WaitGroup
@@ -480,3 +497,343 @@ func testConcurrentCreationOrder(t *testing.T, s store.Engine) {
 
 // must2 unwraps a list and its total, keeping the list.
 func must2[T any](v T, _ int64, err error) T { return must(v, err) }
+
+// Batches created at once for two devices each get consecutive ids in
+// the order given, and each device's queue is its operations in the
+// order of their ids, the order ListOperations gives.
+func testConcurrentBatchesOrder(t *testing.T, s store.Engine) {
+	devs := []string{device(s, "a", "ep"), device(s, "a", "ep2")}
+	const workers, batches, size = 6, 4, 5
+	var (
+		mu      sync.Mutex
+		created [][]store.Operation
+		wg      sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for b := range batches {
+				ops := make([]store.Operation, size)
+				for i := range ops {
+					ops[i] = store.Operation{DeviceID: devs[(w+b+i)%2], HasCommand: true, Text: fmt.Sprintf("read /%d/%d/%d", w, b, i)}
+				}
+				out, err := s.CreateOperations(ctx, "a", ops)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				created = append(created, out)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	byDevice := map[string][]string{}
+	for _, batch := range created {
+		first, _ := strconv.ParseInt(batch[0].ID, 10, 64)
+		for i, op := range batch {
+			if op.ID != strconv.FormatInt(first+int64(i), 10) {
+				t.Fatalf("batch ids %v are not consecutive", opIDs(batch))
+			}
+			byDevice[op.DeviceID] = append(byDevice[op.DeviceID], op.ID)
+		}
+	}
+	for _, dev := range devs {
+		want := byDevice[dev]
+		slices.SortFunc(want, func(x, y string) int {
+			a, _ := strconv.ParseInt(x, 10, 64)
+			b, _ := strconv.ParseInt(y, 10, 64)
+			return int(a - b)
+		})
+		if got := opIDs(must(s.Pending(ctx, "a", dev, 0))); !slices.Equal(got, want) {
+			t.Fatalf("queue of %s: %v, want %v", dev, got, want)
+		}
+		if got := opIDs(must2(s.ListOperations(ctx, "a", store.OperationFilter{DeviceID: dev, Page: store.Page{Size: 100}}))); !slices.Equal(got, want) {
+			t.Fatalf("list of %s: %v, want %v", dev, got, want)
+		}
+	}
+}
+
+// Of changes of one operation from one status made at once, exactly one
+// applies and the others are ErrConflict: the runner, its watchdog and
+// the start's recovery never both record an outcome.
+func testConcurrentSetStatusFrom(t *testing.T, s store.Engine) {
+	dev := device(s, "a", "ep")
+	const callers = 8
+	race := func(from string, to func(i int) (status, reason string)) (winner int) {
+		t.Helper()
+		op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: dev, HasCommand: true, Text: "read /3/0"}))
+		if from == store.OpExecuting {
+			check(t, s.SetStatus(ctx, "a", op.ID, store.OpExecuting, "", ""))
+		}
+		errs := make([]error, callers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				<-start
+				status, reason := to(i)
+				errs[i] = s.SetStatusFrom(ctx, "a", op.ID, from, status, "", reason)
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner = -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("from %s: callers %d and %d both changed operation %s", from, winner, i, op.ID)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, store.ErrConflict):
+				t.Fatalf("from %s: caller %d: %v, want ErrConflict", from, i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("from %s: no caller changed operation %s", from, op.ID)
+		}
+		got := must(s.GetOperation(ctx, "a", op.ID))
+		status, reason := to(winner)
+		if got.Status != status || got.FailureReason != reason || got.Attempts != 1 {
+			t.Fatalf("from %s: operation %+v, want the winner's %s %q after one attempt", from, got, status, reason)
+		}
+		return winner
+	}
+	// The watchdog failing a stuck operation while the runner records its
+	// outcome.
+	race(store.OpExecuting, func(i int) (string, string) {
+		if i%2 == 0 {
+			return store.OpSuccessful, ""
+		}
+		return store.OpFailed, fmt.Sprint("stuck ", i)
+	})
+	// Workers taking the same PENDING operation.
+	race(store.OpPending, func(int) (string, string) { return store.OpExecuting, "" })
+}
+
+// ListOperations pages through each filter in creation order, with the
+// total of the filter's operations, and never lists another tenant's.
+func testListOperationsFilters(t *testing.T, s store.Engine) {
+	dev, other := device(s, "a", "ep"), device(s, "a", "ep2")
+	devB := device(s, "b", "epb")
+	statuses := []string{store.OpPending, store.OpExecuting, store.OpSuccessful, store.OpFailed}
+	var all []store.Operation
+	for i := range 14 {
+		d := dev
+		if i%3 == 2 {
+			d = other
+		}
+		op := must(s.CreateOperation(ctx, "a", store.Operation{DeviceID: d, HasCommand: true, Text: fmt.Sprint("read /3/0/", i)}))
+		// Another tenant's operations interleave with a's, in every status.
+		opB := must(s.CreateOperation(ctx, "b", store.Operation{DeviceID: devB, HasCommand: true, Text: "read /3/0"}))
+		op.Status = statuses[(i/2)%len(statuses)]
+		if op.Status != store.OpPending {
+			check(t, s.SetStatus(ctx, "a", op.ID, op.Status, "", ""))
+			check(t, s.SetStatus(ctx, "b", opB.ID, op.Status, "", ""))
+		}
+		all = append(all, op)
+	}
+	type filter struct{ device, status string }
+	filters := []filter{{}, {device: dev}, {device: other}, {device: devB}, {device: "no-such-device"}, {status: "SLEEPING"}}
+	for _, st := range statuses {
+		filters = append(filters, filter{status: st}, filter{device: dev, status: st}, filter{device: other, status: st})
+	}
+	const size = 2
+	for _, f := range filters {
+		var want []string
+		for _, op := range all {
+			if (f.device == "" || op.DeviceID == f.device) && (f.status == "" || op.Status == f.status) {
+				want = append(want, op.ID)
+			}
+		}
+		t.Run(fmt.Sprintf("device %q status %q", f.device, f.status), func(t *testing.T) {
+			var got []string
+			for page := 1; page <= len(want)/size+1; page++ {
+				l, total, err := s.ListOperations(ctx, "a", store.OperationFilter{
+					DeviceID: f.device, Status: f.status, Page: store.Page{Size: size, Current: page, WithTotal: true},
+				})
+				check(t, err)
+				if total != int64(len(want)) {
+					t.Fatalf("page %d: total %d, want %d", page, total, len(want))
+				}
+				if n := min(size, len(want)-(page-1)*size); len(l) != n {
+					t.Fatalf("page %d: %d operations, want %d", page, len(l), n)
+				}
+				for _, op := range l {
+					if f.status != "" && op.Status != f.status || f.device != "" && op.DeviceID != f.device {
+						t.Fatalf("page %d: %+v does not match", page, op)
+					}
+				}
+				got = append(got, opIDs(l)...)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("pages %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// ExecutingBefore(t) finds the operations EXECUTING since before t, by
+// their lastUpdated: not one updated at t itself, and one updated a
+// nanosecond before t (stored times are in milliseconds).
+func testExecutingBeforeBoundaries(t *testing.T, s store.Engine) {
+	dev := device(s, "a", "ep")
+	devB := device(s, "b", "epb")
+	ops := must(s.CreateOperations(ctx, "a", commands(dev, 3)))
+	opB := must(s.CreateOperation(ctx, "b", store.Operation{DeviceID: devB, HasCommand: true, Text: "read /3/0"}))
+	executing := map[string]time.Time{} // tenant/id: lastUpdated
+	for _, op := range []struct{ tenant, id string }{{"a", ops[0].ID}, {"a", ops[1].ID}, {"b", opB.ID}} {
+		check(t, s.SetStatus(ctx, op.tenant, op.id, store.OpExecuting, "", ""))
+		executing[op.tenant+"/"+op.id] = must(s.GetOperation(ctx, op.tenant, op.id)).LastUpdated
+	}
+	var boundaries []time.Time
+	for _, l := range executing {
+		boundaries = append(boundaries, l.Add(-time.Millisecond), l, l.Add(time.Nanosecond), l.Add(time.Millisecond))
+	}
+	for _, before := range boundaries {
+		var want []string
+		for id, l := range executing {
+			if l.Before(before) {
+				want = append(want, id)
+			}
+		}
+		slices.Sort(want)
+		for _, limit := range []int{0, 1} {
+			var got []string
+			for _, o := range must(s.ExecutingBefore(ctx, before, limit)) {
+				got = append(got, o.Tenant+"/"+o.ID)
+			}
+			slices.Sort(got)
+			switch {
+			case limit == 0 && !slices.Equal(got, want):
+				t.Fatalf("ExecutingBefore(%v) = %v, want %v", before, got, want)
+			case limit == 1 && (len(got) != min(1, len(want)) || len(got) == 1 && !slices.Contains(want, got[0])):
+				t.Fatalf("ExecutingBefore(%v, 1) = %v, want one of %v", before, got, want)
+			}
+		}
+	}
+	// One that ends, or goes back to the queue, is no longer found.
+	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpSuccessful, "ok", ""))
+	check(t, s.SetStatus(ctx, "b", opB.ID, store.OpPending, "", ""))
+	got := must(s.ExecutingBefore(ctx, time.Now().Add(time.Hour), 0))
+	if len(got) != 1 || got[0].Tenant != "a" || got[0].ID != ops[1].ID {
+		t.Fatalf("after moves: %+v", got)
+	}
+}
+
+// Tenant b neither reads nor changes a's operations, with a's ids and
+// a's device id, and a's operations are as they were.
+func testOperationsOfAnotherTenant(t *testing.T, s store.Engine) {
+	dev := device(s, "a", "ep")
+	must(s.CreateOperation(ctx, "b", store.Operation{DeviceID: device(s, "b", "epb"), HasCommand: true, Text: "read /3/0"}))
+	ops := must(s.CreateOperations(ctx, "a", commands(dev, 3)))
+	check(t, s.SetStatus(ctx, "a", ops[1].ID, store.OpExecuting, "", ""))
+	check(t, s.SetStatus(ctx, "a", ops[2].ID, store.OpSuccessful, "ok", ""))
+	check(t, s.SetPostOperations(ctx, "a", []string{"read /3/0"}))
+	executing := ops[1]
+	executing.Status = store.OpExecuting
+	for _, op := range []store.Operation{ops[0], executing} {
+		for _, tc := range operationsRefused(s, op) {
+			t.Run(tc.name+" "+op.Status, func(t *testing.T) {
+				if err := tc.do(); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("got %v, want ErrNotFound", err)
+				}
+			})
+		}
+	}
+	for _, tc := range operationsUnseen(s, dev) {
+		t.Run(tc.name, func(t *testing.T) {
+			if n, err := tc.n(); err != nil || n != 0 {
+				t.Fatalf("b sees %d (%v)", n, err)
+			}
+		})
+	}
+	if l, total, err := s.ListOperations(ctx, "b", store.OperationFilter{Page: store.Page{WithTotal: true}}); err != nil || len(l) != 1 || total != 1 {
+		t.Fatalf("b's list: %d of %d (%v), want its one operation", len(l), total, err)
+	}
+	// The lists across tenants name each operation's tenant.
+	for _, o := range must(s.Executing(ctx, 0)) {
+		if o.Tenant != "a" || o.ID != executing.ID {
+			t.Fatalf("executing: %+v", o)
+		}
+	}
+	check(t, s.QueuedDevices(ctx, func(tenant, id string) error {
+		if id == dev && tenant != "a" {
+			t.Errorf("a's device queued in tenant %q", tenant)
+		}
+		return nil
+	}))
+	for i, want := range []string{store.OpPending, store.OpExecuting, store.OpSuccessful} {
+		if o := must(s.GetOperation(ctx, "a", ops[i].ID)); o.Status != want || o.FailureReason != "" || len(o.Fragments) != 0 {
+			t.Fatalf("a's operation changed: %+v", o)
+		}
+	}
+	if n := must(s.PendingCount(ctx, "a", dev)); n != 1 {
+		t.Fatalf("a's queue: %d pending, want 1", n)
+	}
+}
+
+// refused is a call of tenant b on what tenant a stored, which must be
+// ErrNotFound.
+type refused struct {
+	name string
+	do   func() error
+}
+
+// unseen is a read of tenant b of what tenant a stored, which must find
+// nothing (or answer ErrNotFound).
+type unseen struct {
+	name string
+	n    func() (int, error)
+}
+
+// operationsRefused are tenant b's changes of tenant a's operation op,
+// as a read it, and of operations for op's device.
+func operationsRefused(s store.Engine, op store.Operation) []refused {
+	executing := op
+	executing.Status = store.OpExecuting
+	return []refused{
+		{"create operation for a's device", func() error {
+			_, err := s.CreateOperation(ctx, "b", store.Operation{DeviceID: op.DeviceID, HasCommand: true, Text: "read /3/0"})
+			return err
+		}},
+		{"get operation", func() error { _, err := s.GetOperation(ctx, "b", op.ID); return err }},
+		{"set operation status", func() error { return s.SetStatus(ctx, "b", op.ID, store.OpFailed, "", "") }},
+		{"set operation status from", func() error {
+			return s.SetStatusFrom(ctx, "b", op.ID, op.Status, store.OpFailed, "", "")
+		}},
+		{"transition", func() error { return s.Transition(ctx, "b", op, store.OpFailed, "", "") }},
+		{"unsend", func() error { return s.Unsend(ctx, "b", executing) }},
+		{"operation fragment", func() error { return s.SetOperationFragment(ctx, "b", op.ID, "progress", 1) }},
+	}
+}
+
+// operationsUnseen are tenant b's reads of the queue and the operations
+// of tenant a's device dev, and of b's operations EXECUTING, of which
+// it has none.
+func operationsUnseen(s store.Engine, dev string) []unseen {
+	return []unseen{
+		{"operations of a's device", func() (int, error) {
+			l, total, err := s.ListOperations(ctx, "b", store.OperationFilter{DeviceID: dev, Page: store.Page{WithTotal: true}})
+			return len(l) + int(total), err
+		}},
+		{"pending operations of a's device", func() (int, error) {
+			l, _, err := s.ListOperations(ctx, "b", store.OperationFilter{DeviceID: dev, Status: store.OpPending})
+			return len(l), err
+		}},
+		{"executing operations", func() (int, error) {
+			l, _, err := s.ListOperations(ctx, "b", store.OperationFilter{Status: store.OpExecuting})
+			return len(l), err
+		}},
+		{"pending", func() (int, error) { l, err := s.Pending(ctx, "b", dev, 0); return len(l), err }},
+		{"pending count", func() (int, error) { return s.PendingCount(ctx, "b", dev) }},
+		{"queue", func() (int, error) {
+			q, err := s.QueueOf(ctx, "b", dev, 0)
+			return q.PendingCount + len(q.Pending) + len(q.Executing), err
+		}},
+		{"recent operations", func() (int, error) { l, err := s.RecentOperations(ctx, "b", dev, 10); return len(l), err }},
+	}
+}
