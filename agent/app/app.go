@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		log.Warn("password of management/admin changed to the configured one (LWM2M_AGENT_ADMIN_PASSWORD, --admin-password); the previous one no longer works")
 	}
 
-	a.Protocols = store.NewProtocols[mapping.Functionality](raw)
+	a.Protocols = store.NewProtocols[mapping.Functionality](st)
 	// Last known values are coalesced per device over a second: a device
 	// notifying often costs one store update a second, not one a value.
 	a.Values = session.NewValueWriter(st, 4096, time.Second, log)

@@ -214,12 +214,15 @@ func TestPassThroughConcerns(t *testing.T) {
 		"Telemetry": {"AddMeasurements", "ClearAlarm", "CreateEvent", "CreateEvents", "GetAlarm", "GetEvent", "GetMeasurement",
 			"ListAlarms", "ListEvents", "ListMeasurements", "RaiseAlarm", "SaveValues", "UpdateAlarm", "Values"},
 		"Binaries": {"CreateBinary", "DeleteBinary", "GetBinary", "ListBinaries", "OpenBinary", "ReadBinary"},
-		"Tenants":  {"Authenticate", "CreateTenant", "CreateUser", "EnsureManagement", "GetTenant", "Login", "SetPassword"},
+		"ProtocolRecords": {"DeleteProtocolRecord", "FirstProtocolRecord", "GetProtocolRecord", "ListProtocolRecords",
+			"ProtocolObjectIDs", "PutProtocolRecord"},
+		"Tenants": {"Authenticate", "CreateTenant", "CreateUser", "EnsureManagement", "GetTenant", "Login", "SetPassword"},
 	}
 	for name, typ := range map[string]reflect.Type{
-		"Telemetry": reflect.TypeFor[store.Telemetry](),
-		"Binaries":  reflect.TypeFor[store.Binaries](),
-		"Tenants":   reflect.TypeFor[store.Tenants](),
+		"Telemetry":       reflect.TypeFor[store.Telemetry](),
+		"Binaries":        reflect.TypeFor[store.Binaries](),
+		"ProtocolRecords": reflect.TypeFor[store.ProtocolRecords](),
+		"Tenants":         reflect.TypeFor[store.Tenants](),
 	} {
 		var got []string
 		for i := range typ.NumMethod() {

@@ -10,13 +10,15 @@ import (
 )
 
 // Engine is a store.Engine behind a Cache. The concerns that hold no
-// cached answer (telemetry, binaries, tenants) pass through embedded;
+// cached answer (telemetry, binaries, device protocols, tenants) pass
+// through embedded;
 // every method of the others is written out, so that a method added to
 // them does not compile here until it is known whether it changes a
 // cached answer (TestPassThroughConcerns watches the embedded ones).
 type Engine struct {
 	store.Telemetry
 	store.Binaries
+	store.ProtocolRecords
 	store.Tenants
 	e store.Engine
 	c *Cache
