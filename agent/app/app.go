@@ -30,6 +30,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	storecache "github.com/lwm2m-agent/lwm2m-agent/agent/store/cache"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/bundled"
 	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +39,8 @@ import (
 
 // Agent is a running agent.
 type Agent struct {
-	Store  *store.Store
+	// Store is the store behind the agent's cache: what every part uses.
+	Store  store.Engine
 	Server *lwm2m.Server
 	// Bootstrap is the bootstrap server, nil when it is off.
 	Bootstrap *bootstrap.Server
@@ -102,10 +104,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		log = slog.Default()
 	}
 	refused := refusal.New(log, 0)
-	st, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, DataDir: cfg.DataDir, Logger: log, VerboseEmbedded: cfg.StoreVerbose})
+	raw, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, DataDir: cfg.DataDir, Logger: log, VerboseEmbedded: cfg.StoreVerbose})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
+	// One cache for every part, the API's pool included, so that a change
+	// made through one is seen by the others at once.
+	caches := storecache.New(storeCacheConfig(cfg))
+	st := caches.Wrap(raw)
 	a := &Agent{Store: st, Models: model.Core(), log: log, Refused: refused}
 	fail := func(err error) (*Agent, func() error, error) {
 		if a.Plugins != nil {
@@ -260,18 +266,19 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector())
+	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector(), caches.Collector())
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
 	// The API has connections of its own: under a stream of notifications
 	// the writers keep the store's pool busy, and a user's request must not
 	// wait behind them.
-	apiStore, err := st.Pool(apiPoolSize)
+	apiPool, err := raw.Pool(apiPoolSize)
 	if err != nil {
 		return fail(fmt.Errorf("api store pool: %w", err))
 	}
-	a.apiStore = apiStore
+	a.apiStore = apiPool
+	apiStore := caches.Wrap(apiPool)
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fail(fmt.Errorf("http api: listen %s: %w", cfg.HTTPAddr, err))

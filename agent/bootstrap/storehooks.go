@@ -34,7 +34,10 @@ func NewStoreHooks(st store.Engine, log *slog.Logger) *StoreHooks {
 func (h *StoreHooks) AccountByEndpoint(ctx context.Context, endpoint string) (Account, error) {
 	tenant, id, err := h.store.DeviceByEndpoint(ctx, endpoint)
 	if errors.Is(err, store.ErrNotFound) {
-		_, _ = h.store.DeviceRegistrationOf(ctx, "", "")
+		// keyed by the endpoint as the LwM2M server's Authorize keys it,
+		// so that a store cache answers it exactly when it answers the
+		// endpoint's lookup
+		_, _ = h.store.DeviceRegistrationOf(ctx, "", "endpoint/"+endpoint)
 		return Account{}, fmt.Errorf("endpoint %q: %w", endpoint, ErrUnknownEndpoint)
 	}
 	if err != nil {

@@ -43,6 +43,13 @@ type Config struct {
 	LogLevel     string
 	LogFormat    string
 	StoreVerbose bool
+	// StoreCacheSize bounds the store cache (agent/store/cache) to this
+	// many devices per lookup it keeps; 0 turns it off. StoreCacheTTL is
+	// how long its answers are kept with MongoDB, where other agents may
+	// write; the embedded store's never expire (the agent is its only
+	// writer).
+	StoreCacheSize int
+	StoreCacheTTL  time.Duration
 	// PprofAddr serves Go's profiler when set (loopback only, for diagnosis).
 	PprofAddr string
 
@@ -281,6 +288,8 @@ func Default() Config {
 		MaxCSVLineSize:      64 << 10,
 		MaxCSVFields:        1000,
 		StoreRequestTimeout: 10 * time.Second,
+		StoreCacheSize:      100_000,
+		StoreCacheTTL:       5 * time.Second,
 		// Five tries forgive typos; from then on each wrong guess doubles
 		// the wait, so guessing a password gets nowhere.
 		LoginFailures:   5,
@@ -315,6 +324,8 @@ func (c *Config) settings() []setting {
 		{name: "log-level", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{name: "log-format", usage: "text or json", str: &c.LogFormat},
 		{name: "store-verbose", usage: "let the embedded store log", b: &c.StoreVerbose},
+		{name: "store-cache-size", usage: "devices whose endpoint, identities, registration parameters and empty operation queue the agent keeps in memory, so that their Registers and handshakes read nothing from the store (0: no cache)", i: &c.StoreCacheSize},
+		{name: "store-cache-ttl", usage: "with MongoDB, how long the store cache keeps an answer, which another agent on the same database may change meanwhile (0: until the agent changes it); the embedded store's never expire", d: &c.StoreCacheTTL},
 		{name: "pprof-addr", usage: "serve Go's profiler at this address (e.g. 127.0.0.1:6060); off when empty", str: &c.PprofAddr},
 		{name: "request-timeout", usage: "timeout of one request to a device", d: &c.RequestTimeout},
 		{name: "coap-idle-timeout", usage: "drop the CoAP exchange state of a device silent this long (its registration stays); above request-timeout", d: &c.IdleTimeout},
@@ -578,6 +589,12 @@ func (c *Config) Validate() error {
 	// stored body sits a level or two below its document's top.
 	if c.MaxJSONDepth > jsonDepthCeiling {
 		errs = append(errs, fmt.Errorf("max-json-depth: %d must be at most %d: the store nests no deeper", c.MaxJSONDepth, jsonDepthCeiling))
+	}
+	if c.StoreCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("store-cache-size: %d must be 0 (no cache) or positive", c.StoreCacheSize))
+	}
+	if c.StoreCacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("store-cache-ttl: %v must be 0 (no expiry) or positive", c.StoreCacheTTL))
 	}
 	if c.StoreRequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("store-request-timeout: %v must be positive", c.StoreRequestTimeout))

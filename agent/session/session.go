@@ -222,7 +222,10 @@ func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Ide
 		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrIncomplete)
 	}
 	if !h.cfg.AutoRegister {
-		_, _ = st.DeviceSettings(ctx, "", "") // the read a known endpoint costs
+		// The read a known endpoint costs, keyed by the endpoint (no
+		// tenant "" exists) so that a store cache answers it exactly
+		// when it answers the endpoint's lookup, known or not.
+		_, _ = st.DeviceSettings(ctx, "", "endpoint/"+ep)
 		h.refuse(CauseUnknownEndpoint, req, "", "unknown endpoint")
 		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrUnknownEndpoint)
 	}
@@ -334,7 +337,9 @@ func Keys(st store.Engine, kind string) func(ctx context.Context, identity strin
 	return func(ctx context.Context, identity string) ([]byte, error) {
 		tenant, id, err := st.DeviceByPSKIdentity(ctx, kind, identity)
 		if errors.Is(err, store.ErrNotFound) {
-			_, _ = st.DeviceRegistrationOf(ctx, "", "") // the read a known identity costs
+			// the read a known identity costs, keyed by the identity as
+			// Authorize keys its own
+			_, _ = st.DeviceRegistrationOf(ctx, "", "psk/"+kind+"/"+identity)
 			return nil, fmt.Errorf("%s psk identity: %w", kind, psk.ErrUnknownIdentity)
 		}
 		if err != nil {
