@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -56,11 +55,11 @@ func main() {
 	if *profile != "" {
 		go ag.cpuProfile(*profile, time.Duration(*profSecs)*time.Second)
 	}
-	cpu0 := cpuSeconds(ag.cmd.Process.Pid)
+	cpu0 := machine.CPUSeconds(ag.cmd.Process.Pid)
 	start := time.Now()
 	res, err := ag.bulk(ctx, file)
 	took := time.Since(start)
-	cpu := cpuSeconds(ag.cmd.Process.Pid) - cpu0
+	cpu := machine.CPUSeconds(ag.cmd.Process.Pid) - cpu0
 	if err != nil {
 		fail(err)
 	}
@@ -73,23 +72,6 @@ func main() {
 	// figure that does not depend on what else runs.
 	fmt.Printf("agent CPU: %.1fs, %.2f ms per line; on %d idle cores at most %.0f lines/s\n",
 		cpu, 1000*cpu/float64(res.Created), cores, float64(res.Created)*float64(cores)/cpu)
-}
-
-// cpuSeconds is the user and system time of a process so far.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// the fields after the command name, which is in parentheses
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // clock ticks; USER_HZ is 100 on Linux
 }
 
 func fail(err error) {

@@ -9,7 +9,6 @@ package main
 import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bench/machine"
 
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -185,20 +184,7 @@ func (a *agent) simulate(ctx context.Context, bin string, args ...string) error 
 }
 
 func (a *agent) metric(name string) (float64, error) {
-	resp, err := http.Get(a.http + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") {
-			return strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
-		}
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
+	return machine.Metric(context.Background(), http.DefaultClient, a.http, name)
 }
 
 // settledRSS waits until idle devices are past the idle timeout and the

@@ -116,19 +116,7 @@ func (a *agent) call(ctx context.Context, method, path string, body, out any) er
 }
 
 func (a *agent) metric(ctx context.Context, name string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", a.HTTP+"/metrics", nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
+	return machine.Metric(ctx, client, a.HTTP, name)
 }
 
 // count returns how many of the tenant's operations have status.
