@@ -460,9 +460,11 @@ func beUint64(b []byte) uint64 {
 }
 
 // Probe sends a Register of endpoint number index from one socket, a new
-// message every interval, until one is answered 2.01 or ctx ends, and
-// returns when the answer came: the time a restarting server takes to
-// let a known device in.
+// message every interval, until one of them is answered 2.01 or ctx
+// ends, and returns when that answer came: the time a restarting server
+// takes to let a known device in. Registers sent before the server
+// served may wait in its socket's buffer; the first of them answered
+// counts.
 func Probe(ctx context.Context, cfg Config, index int, interval time.Duration) (time.Time, error) {
 	cfg = cfg.withDefaults()
 	c, err := net.Dial("udp", cfg.Server)
@@ -474,7 +476,8 @@ func Probe(ctx context.Context, cfg Config, index int, interval time.Duration) (
 	defer stop()
 	tpl := newTemplate(cfg.Prefix, cfg.Lifetime, cfg.Awake, cfg.Version)
 	msg, in := make([]byte, 0, 512), make([]byte, 2048)
-	mid, token := uint16(rand.Uint32()), rand.Uint64()
+	mid, token := uint16(rand.Uint32()), rand.Uint64()>>1
+	first := token + 1
 	last := "no answer"
 	for {
 		mid++
@@ -495,7 +498,10 @@ func Probe(ctx context.Context, cfg Config, index int, interval time.Duration) (
 				break
 			}
 			h, ok := parseHeader(in[:n])
-			if !ok || len(h.token) != tokenLen || beUint64(h.token) != token || h.code < 0x40 {
+			if !ok || len(h.token) != tokenLen || h.code < 0x40 {
+				continue
+			}
+			if t := beUint64(h.token); t < first || t > token {
 				continue
 			}
 			if h.code == codeCreated {
