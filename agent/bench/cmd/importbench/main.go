@@ -33,6 +33,7 @@ func main() {
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the agent during the import here")
 		profSecs = flag.Int("profile-seconds", 30, "length of the CPU profile")
 		keep     = flag.Bool("keep", false, "keep the agent's data directory and log")
+		build    = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
 	)
 	flag.Parse()
 	if *count < 1 || *count > 100_000 {
@@ -43,6 +44,11 @@ func main() {
 	cpuModel, cores := machine.CPU()
 	fmt.Printf("machine: %s, %d cores; agent with embedded store and this client on one machine, loopback\n", cpuModel, cores)
 
+	if *build {
+		if err := machine.Build(ctx, *bin); err != nil {
+			fail(err)
+		}
+	}
 	ag, err := startAgent(ctx, *bin, *cost)
 	if err != nil {
 		fail(err)
