@@ -60,16 +60,17 @@ func StartAgent(ctx context.Context, bin, dir, password string, env ...string) (
 }
 
 // Exec starts the agent's process, with the ports, data directory and
-// environment it was first started with; its output goes on at the end
-// of agent.log in Dir. It returns once the process runs.
-func (a *Agent) Exec(ctx context.Context) error {
+// environment it was first started with and env after them; its output
+// goes on at the end of agent.log in Dir. It returns once the process
+// runs.
+func (a *Agent) Exec(ctx context.Context, env ...string) error {
 	logf, err := os.OpenFile(filepath.Join(a.Dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logf.Close() // the process keeps its own descriptor
 	cmd := exec.CommandContext(ctx, a.bin, "serve")
-	cmd.Env = a.env
+	cmd.Env = append(a.env[:len(a.env):len(a.env)], env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start agent: %w", err)

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -96,8 +99,14 @@ func restart(ctx context.Context, a *agent, r restartRun) error {
 		err error
 	}
 	registered := make(chan result, 1)
+	logPath := filepath.Join(a.Dir, "agent.log")
+	logStart := int64(0)
+	if fi, err := os.Stat(logPath); err == nil {
+		logStart = fi.Size()
+	}
 	start := time.Now()
-	if err := a.Exec(ctx); err != nil {
+	// at info, the start says how long restoring the registrations took
+	if err := a.Exec(ctx, "LWM2M_AGENT_LOG_LEVEL=info"); err != nil {
 		return err
 	}
 	go func() {
@@ -121,7 +130,25 @@ func restart(ctx context.Context, a *agent, r restartRun) error {
 	if err != nil {
 		return err
 	}
+	if line := restoreLine(logPath, logStart); line != "" {
+		fmt.Printf("restart: the agent's log: %s\n", line)
+	}
 	fmt.Printf("restart: stopped with SIGTERM in %.2fs; started again with %d registrations and %d pending operations: /health UP %.2fs after the exec, a Register of a known device answered 2.01 after %.2fs (target: serving within 5 s); %.0f registrations live and %d operations pending after it\n",
 		stopped.Seconds(), r.registrations, created, health.Seconds(), reg.at.Sub(start).Seconds(), restored, pending)
 	return nil
+}
+
+// restoreLine is the agent's log line that says how many registrations
+// it restored and how long that took, of what it logged from offset on.
+func restoreLine(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < offset {
+		return ""
+	}
+	for _, l := range strings.Split(string(b[offset:]), "\n") {
+		if strings.Contains(l, "registrations restored") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }
