@@ -127,7 +127,7 @@ func (a *agent) stop() {
 
 // client is an HTTP client with enough connections for the posting
 // clients.
-var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}, Timeout: 60 * time.Second}
 
 func (a *agent) call(ctx context.Context, method, path string, body, out any) error {
 	return machine.Call(ctx, client, a.HTTP, password, method, path, body, out)
