@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 
-.PHONY: proto proto-check all build run simulate test test-short test-queue fuzz bench bench-go bench-load bench-import bench-queue lint vet fmt clean
+.PHONY: proto proto-check all build run simulate test test-short test-queue fuzz bench bench-go bench-load bench-reg bench-import bench-queue lint vet fmt clean
 
 all: build
 
@@ -54,26 +54,35 @@ fuzz:
 	  done; \
 	done
 
-bench: bench-go bench-load bench-import bench-queue
+bench: bench-go bench-load bench-reg bench-import bench-queue
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 
 # Load runs with the simulator against a real agent (see README, Performance).
+# The load commands build the agent themselves when run alone; here `build`
+# did, with the version stamped.
 bench-load: build
-	$(GO) run ./agent/bench/cmd/loadbench
+	$(GO) run ./agent/bench/cmd/loadbench -build=false
+
+# Registrations per second, closed loop with 16 device sockets, new and
+# known endpoints, the agent beside libcoap's coap-rd-notls (apt-get
+# install libcoap3-bin) in the same run (see docs/performance.md).
+bench-reg: build
+	$(GO) run ./agent/bench/cmd/regbench -build=false
 
 # The operation queue of the real agent: operations per second from the
-# API's POST to SUCCESSFUL on 1,000 always-online simulated devices, and
+# API's POST to SUCCESSFUL on 1,000 always-online simulated devices,
 # 100,000 pending operations for unregistered devices (time to create,
-# resident memory, store size; see README, Performance).
+# resident memory, store size), and a restart with 100,000 registrations
+# and 100,000 pending operations (time to serve; see docs/performance.md).
 bench-queue: build
-	$(GO) run ./agent/bench/cmd/queuebench
+	$(GO) run ./agent/bench/cmd/queuebench -build=false
 
 # A 100,000-line bulk registration file (half NO_SEC, half PSK) imported
 # through the API of the real agent (see README, Performance).
 bench-import: build
-	$(GO) run ./agent/bench/cmd/importbench
+	$(GO) run ./agent/bench/cmd/importbench -build=false
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -1,5 +1,8 @@
-// Package bench holds the load benchmarks that need a whole agent: the
-// loadbench command starts the real agent binary, drives it with simulator
-// processes on loopback and reports the figures of DESIGN.md's performance
-// table.
+// Package bench holds the load benchmarks that need a whole agent. Its
+// commands build and start the real agent binary on loopback and print
+// the figures of DESIGN.md's performance table: loadbench drives it with
+// simulator processes, regbench with a closed loop of Registers (package
+// regload) beside libcoap's resource directory, queuebench through its
+// operation queue and across a restart, importbench with a bulk
+// registration file. docs/performance.md says what each measures.
 package bench

@@ -1,12 +1,15 @@
 package machine
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 )
 
 // Call sends one request to the agent's API at base as management/admin,
@@ -40,4 +43,25 @@ func Call(ctx context.Context, c *http.Client, base, password, method, path stri
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// Metric reads one unlabelled metric of the agent's /metrics at base.
+func Metric(ctx context.Context, c *http.Client, base, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("metric %s not found", name)
 }

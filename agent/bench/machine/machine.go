@@ -1,10 +1,15 @@
-// Package machine tells the load runs what they run on, and finds free
-// loopback ports for the agents they start.
+// Package machine tells the load runs what they run on, builds and
+// starts the agents they measure on free loopback ports, and reads what
+// those use.
 package machine
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -38,4 +43,35 @@ func FreePort(network string) (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// CPUSeconds is the user and system CPU time of process pid so far, 0
+// when it cannot be read.
+func CPUSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// the fields after the command name, which is in parentheses
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // clock ticks; USER_HZ is 100 on Linux
+}
+
+// Build builds the agent's binary at bin from the module's source
+// (./agent/cmd/lwm2m-agent, run from the repository's root, as `make
+// build` does), so that a load run measures the code beside it. Go's
+// build cache makes it quick when nothing changed.
+func Build(ctx context.Context, bin string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./agent/cmd/lwm2m-agent")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build %s (run from the repository's root, or pass -build=false with -bin): %w", bin, err)
+	}
+	return nil
 }

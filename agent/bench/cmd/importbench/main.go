@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -34,6 +33,7 @@ func main() {
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the agent during the import here")
 		profSecs = flag.Int("profile-seconds", 30, "length of the CPU profile")
 		keep     = flag.Bool("keep", false, "keep the agent's data directory and log")
+		build    = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
 	)
 	flag.Parse()
 	if *count < 1 || *count > 100_000 {
@@ -44,6 +44,11 @@ func main() {
 	cpuModel, cores := machine.CPU()
 	fmt.Printf("machine: %s, %d cores; agent with embedded store and this client on one machine, loopback\n", cpuModel, cores)
 
+	if *build {
+		if err := machine.Build(ctx, *bin); err != nil {
+			fail(err)
+		}
+	}
 	ag, err := startAgent(ctx, *bin, *cost)
 	if err != nil {
 		fail(err)
@@ -56,11 +61,11 @@ func main() {
 	if *profile != "" {
 		go ag.cpuProfile(*profile, time.Duration(*profSecs)*time.Second)
 	}
-	cpu0 := cpuSeconds(ag.cmd.Process.Pid)
+	cpu0 := machine.CPUSeconds(ag.cmd.Process.Pid)
 	start := time.Now()
 	res, err := ag.bulk(ctx, file)
 	took := time.Since(start)
-	cpu := cpuSeconds(ag.cmd.Process.Pid) - cpu0
+	cpu := machine.CPUSeconds(ag.cmd.Process.Pid) - cpu0
 	if err != nil {
 		fail(err)
 	}
@@ -73,23 +78,6 @@ func main() {
 	// figure that does not depend on what else runs.
 	fmt.Printf("agent CPU: %.1fs, %.2f ms per line; on %d idle cores at most %.0f lines/s\n",
 		cpu, 1000*cpu/float64(res.Created), cores, float64(res.Created)*float64(cores)/cpu)
-}
-
-// cpuSeconds is the user and system time of a process so far.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// the fields after the command name, which is in parentheses
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // clock ticks; USER_HZ is 100 on Linux
 }
 
 func fail(err error) {

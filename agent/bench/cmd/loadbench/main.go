@@ -9,7 +9,6 @@ package main
 import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bench/machine"
 
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -41,9 +40,10 @@ func main() {
 		dtlsCount = flag.String("dtls-devices", "2000,10000", "PSK device counts registered over DTLS, each with a full handshake; memory is measured at each (ascending)")
 		bsCount   = flag.Int("bootstrap-devices", 2000, "devices (half NO_SEC, half PSK) that bootstrap, then register")
 		phases    = flag.String("phases", "plain,read,dtls,bootstrap,pipeline", "which runs to do")
+		build     = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
 		pipe      = pipelineRun{}
 	)
-	flag.StringVar(&pipe.ddf, "pipeline-ddf", "../shared/lwm2m-registry/3303.xml", "DDF of object 3303 uploaded in the pipeline run")
+	flag.StringVar(&pipe.ddf, "pipeline-ddf", "", "DDF of object 3303 uploaded in the pipeline run (default: OMA's 3303.xml kept beside this command)")
 	flag.IntVar(&pipe.devices, "pipeline-devices", 1000, "devices notifying in the pipeline run")
 	flag.IntVar(&pipe.perProc, "pipeline-per-process", 1000, "devices per simulator process in the pipeline run")
 	flag.DurationVar(&pipe.interval, "pipeline-interval", 100*time.Millisecond, "notification interval of each device in the pipeline run")
@@ -68,6 +68,11 @@ func main() {
 	cpuModel, cores := machine.CPU()
 	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulators on one machine, loopback\n", cpuModel, cores)
 
+	if *build {
+		if err := machine.Build(ctx, *bin); err != nil {
+			fail(err)
+		}
+	}
 	phase := func(name string, f func(a *agent) error, env ...string) {
 		if !run[name] {
 			return
@@ -185,20 +190,7 @@ func (a *agent) simulate(ctx context.Context, bin string, args ...string) error 
 }
 
 func (a *agent) metric(name string) (float64, error) {
-	resp, err := http.Get(a.http + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") {
-			return strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
-		}
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
+	return machine.Metric(context.Background(), http.DefaultClient, a.http, name)
 }
 
 // settledRSS waits until idle devices are past the idle timeout and the

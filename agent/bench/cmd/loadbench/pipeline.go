@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,12 @@ import (
 	"strings"
 	"time"
 )
+
+// ddf3303 is OMA's definition of object 3303 (Temperature), from the
+// LwM2M registry under its BSD-3-Clause licence.
+//
+//go:embed 3303.xml
+var ddf3303 []byte
 
 // pipelineRun is the setting of the pipeline phase.
 type pipelineRun struct {
@@ -31,9 +38,12 @@ type pipelineRun struct {
 // measurements stored per second at steady state and the mean time from
 // a value's arrival to its measurement being stored.
 func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
-	doc, err := os.ReadFile(r.ddf)
-	if err != nil {
-		return fmt.Errorf("device protocol: %w", err)
+	doc := ddf3303
+	if r.ddf != "" {
+		var err error
+		if doc, err = os.ReadFile(r.ddf); err != nil {
+			return fmt.Errorf("device protocol: %w", err)
+		}
 	}
 	req, err := http.NewRequest("POST", a.http+"/lwm2m/deviceprotocols", bytes.NewReader(doc))
 	if err != nil {
@@ -48,7 +58,7 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("upload %s: %s: %s", r.ddf, resp.Status, body)
+		return fmt.Errorf("upload the DDF of 3303: %s: %s", resp.Status, body)
 	}
 	// before any device registers: the automatic observations follow the
 	// functionalities known at registration

@@ -38,11 +38,19 @@ func main() {
 		clients     = flag.Int("clients", 16, "API clients posting operations at once")
 		queueOps    = flag.Int("queue-ops", 100000, "pending operations created in the queue run")
 		queueDevs   = flag.Int("queue-devices", 1000, "unregistered devices they are spread over")
-		phases      = flag.String("phases", "deliver,queue", "which runs to do")
+		phases      = flag.String("phases", "deliver,queue,restart", "which runs to do")
 		deliverText = flag.String("command", "read /3/0/9", "the shell command of every delivered operation")
+		simProcs    = flag.Int("sim-processes", 1, "simulator processes the delivery run's devices are spread over")
+		build       = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
+		rs          restartRun
 	)
+	flag.IntVar(&rs.registrations, "restart-registrations", 100_000, "devices registered (sleeping, auto-registered) before the restart")
+	flag.IntVar(&rs.ops, "restart-ops", 100_000, "pending operations before the restart")
+	flag.IntVar(&rs.perDevice, "restart-ops-per-device", 100, "pending operations of each device that has some (one POST each)")
+	flag.IntVar(&rs.sockets, "restart-sockets", 16, "sockets registering the devices, closed loop")
 	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	rs.clients = *clients
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	cpuModel, cores := machine.CPU()
 	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulator on one machine, loopback\n", cpuModel, cores)
@@ -50,11 +58,16 @@ func main() {
 	for _, p := range strings.Split(*phases, ",") {
 		run[strings.TrimSpace(p)] = true
 	}
-	phase := func(name string, f func(a *agent) error) {
+	if *build {
+		if err := machine.Build(ctx, *bin); err != nil {
+			fail(err)
+		}
+	}
+	phase := func(name string, f func(a *agent) error, env ...string) {
 		if !run[name] {
 			return
 		}
-		a, err := startAgent(ctx, *bin)
+		a, err := startAgent(ctx, *bin, env...)
 		if err != nil {
 			fail(err)
 		}
@@ -64,8 +77,13 @@ func main() {
 			fail(fmt.Errorf("%s: %w", name, err))
 		}
 	}
-	phase("deliver", func(a *agent) error { return deliver(ctx, a, *bin, *devices, *perDevice, *clients, *deliverText) })
+	phase("deliver", func(a *agent) error {
+		return deliver(ctx, a, *bin, *devices, *simProcs, *perDevice, *clients, *deliverText)
+	})
 	phase("queue", func(a *agent) error { return queue(ctx, a, *queueDevs, *queueOps, *clients) })
+	// 16 sockets register the devices: the limit per address would
+	// refuse them
+	phase("restart", func(a *agent) error { return restart(ctx, a, rs) }, "LWM2M_AGENT_PEER_RATE=-1", "LWM2M_AGENT_ENDPOINT_REGISTER_INTERVAL=0")
 }
 
 func fail(err error) {
@@ -78,12 +96,12 @@ type agent struct {
 	children []*exec.Cmd
 }
 
-func startAgent(ctx context.Context, bin string) (*agent, error) {
+func startAgent(ctx context.Context, bin string, env ...string) (*agent, error) {
 	dir, err := os.MkdirTemp("", "queuebench-")
 	if err != nil {
 		return nil, err
 	}
-	m, err := machine.StartAgent(ctx, bin, dir, password, "LWM2M_AGENT_AUTO_REGISTER=true", "LWM2M_AGENT_REQUEST_TIMEOUT=5s")
+	m, err := machine.StartAgent(ctx, bin, dir, password, append([]string{"LWM2M_AGENT_AUTO_REGISTER=true", "LWM2M_AGENT_REQUEST_TIMEOUT=5s"}, env...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -109,26 +127,14 @@ func (a *agent) stop() {
 
 // client is an HTTP client with enough connections for the posting
 // clients.
-var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}, Timeout: 60 * time.Second}
 
 func (a *agent) call(ctx context.Context, method, path string, body, out any) error {
 	return machine.Call(ctx, client, a.HTTP, password, method, path, body, out)
 }
 
 func (a *agent) metric(ctx context.Context, name string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", a.HTTP+"/metrics", nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
+	return machine.Metric(ctx, client, a.HTTP, name)
 }
 
 // count returns how many of the tenant's operations have status.
@@ -209,14 +215,20 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // deliver posts ops-per-device operations to each of n registered,
 // always-online devices and times them from the first POST to the last
 // SUCCESSFUL.
-func deliver(ctx context.Context, a *agent, bin string, n, perDevice, clients int, text string) error {
-	sim := exec.CommandContext(ctx, bin, "simulate", "--server", a.CoAP, "--count", strconv.Itoa(n), "--prefix", "queue",
-		"--bind", "127.0.1.1", "--notify-interval", "0", "--lifetime", "3600s", "--stats-every", "1h", "--log-level", "error")
-	sim.Stdout, sim.Stderr = io.Discard, os.Stderr
-	if err := sim.Start(); err != nil {
-		return fmt.Errorf("start simulator: %w", err)
+func deliver(ctx context.Context, a *agent, bin string, n, procs, perDevice, clients int, text string) error {
+	procs = max(1, min(procs, n))
+	for p, started := 0, 0; p < procs; p++ {
+		count := n/procs + min(1, max(0, n%procs-p))
+		// 127.0.1.x: one source address per process
+		sim := exec.CommandContext(ctx, bin, "simulate", "--server", a.CoAP, "--count", strconv.Itoa(count), "--start", strconv.Itoa(started),
+			"--prefix", "queue", "--bind", fmt.Sprintf("127.0.1.%d", p+1), "--notify-interval", "0", "--lifetime", "3600s", "--stats-every", "1h", "--log-level", "error")
+		sim.Stdout, sim.Stderr = io.Discard, os.Stderr
+		if err := sim.Start(); err != nil {
+			return fmt.Errorf("start simulator: %w", err)
+		}
+		a.children = append(a.children, sim)
+		started += count
 	}
-	a.children = append(a.children, sim)
 	for start := time.Now(); ; {
 		v, err := a.metric(ctx, "lwm2m_agent_registrations")
 		ev, err2 := a.metric(ctx, "lwm2m_agent_lifecycle_events_total")
@@ -237,22 +249,43 @@ func deliver(ctx context.Context, a *agent, bin string, n, perDevice, clients in
 	for i := range total {
 		bodies = append(bodies, map[string]any{"deviceId": ids[i%n], "c8y_Command": map[string]string{"text": text}})
 	}
+	// CPU of each process from the first POST to the last SUCCESSFUL:
+	// the API clients (this process) and the simulators must not be what
+	// holds the agent back
+	pids := map[string]int{"agent": a.Cmd.Process.Pid, "simulators": -1, "API clients (this process)": os.Getpid()}
+	cpu := func() map[string]float64 {
+		out := map[string]float64{}
+		for name, pid := range pids {
+			if pid > 0 {
+				out[name] = machine.CPUSeconds(pid)
+			}
+		}
+		for _, c := range a.children {
+			out["simulators"] += machine.CPUSeconds(c.Process.Pid)
+		}
+		return out
+	}
+	ended0, err := a.ended(ctx)
+	if err != nil {
+		return err
+	}
+	cpu0 := cpu()
 	start := time.Now()
 	posted, lat, err := a.post(ctx, clients, bodies)
 	if err != nil {
 		return err
 	}
-	var done, failed, ended int64
+	// progress from the agent's counters, which cost it nothing to read
+	var ended int64
 	took := time.Duration(0)
+	cpu1 := cpu0
 	for lastProgress := time.Now(); ; {
-		if done, err = a.count(ctx, "SUCCESSFUL"); err != nil {
+		e, err := a.ended(ctx)
+		if err != nil {
 			return err
 		}
-		if failed, err = a.count(ctx, "FAILED"); err != nil {
-			return err
-		}
-		if done+failed > ended {
-			ended, lastProgress, took = done+failed, time.Now(), time.Since(start)
+		if e-ended0 > ended {
+			ended, lastProgress, took, cpu1 = e-ended0, time.Now(), time.Since(start), cpu()
 		}
 		if ended >= int64(total) {
 			break
@@ -266,13 +299,68 @@ func deliver(ctx context.Context, a *agent, bin string, n, perDevice, clients in
 				ended, total, pending, executing, timeouts)
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
+	}
+	// the counters move just before the outcome is written: the end is
+	// when the store holds every outcome
+	var done, failed int64
+	for {
+		if done, err = a.count(ctx, "SUCCESSFUL"); err != nil {
+			return err
+		}
+		if failed, err = a.count(ctx, "FAILED"); err != nil {
+			return err
+		}
+		if done+failed >= ended || time.Since(start)-took > 30*time.Second {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ended >= int64(total) {
+		took, cpu1 = time.Since(start), cpu()
 	}
 	total = int(ended)
-	fmt.Printf("operations delivered: %d operations (%q, %d per device) to %d always-online devices, API POST to SUCCESSFUL in %.1fs: %.0f operations/s (%d failed; %d API clients; the POSTs alone took %.1fs, %.0f/s, p50 %.1f ms, p99 %.1f ms)\n",
-		total, text, perDevice, n, took.Seconds(), float64(total)/took.Seconds(), failed, clients,
+	fmt.Printf("operations delivered: %d operations (%q, %d per device) to %d always-online devices, API POST to SUCCESSFUL in %.1fs: %.0f operations/s (%d SUCCESSFUL, %d FAILED; %d API clients; the POSTs alone took %.1fs, %.0f/s, p50 %.1f ms, p99 %.1f ms)\n",
+		total, text, perDevice, n, took.Seconds(), float64(total)/took.Seconds(), done, failed, clients,
 		posted.Seconds(), float64(total)/posted.Seconds(), ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)))
+	var names []string
+	for name := range pids {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	line := "operations delivered: CPU from the first POST to the last outcome:"
+	for _, name := range names {
+		c := cpu1[name] - cpu0[name]
+		line += fmt.Sprintf(" %s %.2f cores (%.2f ms an operation);", name, c/took.Seconds(), 1000*c/float64(max(total, 1)))
+	}
+	fmt.Println(strings.TrimSuffix(line, ";"))
 	return nil
+}
+
+// ended is how many operations the agent has seen to SUCCESSFUL or
+// FAILED since it started.
+func (a *agent) ended(ctx context.Context) (int64, error) {
+	ok, err := a.metric(ctx, "lwm2m_agent_operations_successful_total")
+	if err != nil {
+		return 0, err
+	}
+	failed, err := a.metric(ctx, "lwm2m_agent_operations_failed_total")
+	return int64(ok + failed), err
+}
+
+// scripts are the bodies of one POST per device with per lines, as the
+// shell sends a script: each line is an operation of its own.
+func scripts(ids []string, per int) []map[string]any {
+	lines := make([]string, per)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("read /3/0/%d", i%22)
+	}
+	text := strings.Join(lines, "\n")
+	bodies := make([]map[string]any, len(ids))
+	for i := range bodies {
+		bodies[i] = map[string]any{"deviceId": ids[i], "c8y_Command": map[string]string{"text": text}}
+	}
+	return bodies
 }
 
 // queue creates ops pending operations, spread over devs devices that
@@ -296,22 +384,11 @@ func queue(ctx context.Context, a *agent, devs, ops, clients int) error {
 	if err != nil {
 		return err
 	}
-	// one POST per device with one line per operation, as the shell
-	// sends a script: each line is an operation of its own
 	per := ops / devs
 	if per < 1 {
 		return fmt.Errorf("queue: %d operations cannot be spread over %d devices: -queue-ops must be at least the number of devices", ops, devs)
 	}
-	lines := make([]string, per)
-	for i := range lines {
-		lines[i] = fmt.Sprintf("read /3/0/%d", i%22)
-	}
-	text := strings.Join(lines, "\n")
-	bodies := make([]map[string]any, devs)
-	for i := range bodies {
-		bodies[i] = map[string]any{"deviceId": ids[i], "c8y_Command": map[string]string{"text": text}}
-	}
-	took, lat, err := a.post(ctx, clients, bodies)
+	took, lat, err := a.post(ctx, clients, scripts(ids, per))
 	if err != nil {
 		return err
 	}
