@@ -10,10 +10,90 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Query is a parsed inventory query.
+// Query is a parsed inventory query: the engine-neutral tree (Where,
+// OrderBy) that each engine renders in its own terms, and its rendering
+// for MongoDB (Filter, Sort).
 type Query struct {
 	Filter bson.D // nil matches everything
 	Sort   bson.D
+
+	Where   *QueryNode // nil matches everything
+	OrderBy []QueryOrder
+}
+
+// QueryKind is what a QueryNode says.
+type QueryKind int
+
+// The kinds of QueryNode, one per construct of the grammar.
+const (
+	QueryAnd     QueryKind = iota + 1 // every one of Nodes
+	QueryOr                           // any one of Nodes
+	QueryNot                          // not Nodes[0]
+	QueryHas                          // Field exists (has())
+	QueryCompare                      // Field Op Value
+)
+
+// QueryNode is one construct of a parsed filter. Field is the stored
+// name, dotted into fragments: "id" is "seq", the object's number, which
+// compares as one (ids are numbers; a string Value of an id is parsed).
+type QueryNode struct {
+	Kind  QueryKind
+	Nodes []QueryNode
+	Field string
+	// Op is eq, ne, gt, ge, lt or le.
+	Op string
+	// Value is a string, int64, float64, bool or nil (null).
+	Value any
+	// Wildcard says that Value, a string, holds '*' wildcards, each
+	// matching any run of characters but a newline (eq and ne only).
+	Wildcard bool
+}
+
+// QueryOrder is one key of $orderby.
+type QueryOrder struct {
+	Field string // as QueryNode.Field
+	Desc  bool
+}
+
+// WildcardPattern is the regular expression of a wildcard Value, as the
+// MongoDB engine matches it ($regex): anchored, with every character
+// but '*' literal.
+func WildcardPattern(v string) string {
+	parts := strings.Split(v, "*")
+	for i := range parts {
+		parts[i] = regexp.QuoteMeta(parts[i])
+	}
+	return "^" + strings.Join(parts, ".*") + "$"
+}
+
+// bsonFilter renders n for MongoDB.
+func (n QueryNode) bsonFilter() bson.D {
+	list := func() bson.A {
+		a := make(bson.A, len(n.Nodes))
+		for i, c := range n.Nodes {
+			a[i] = c.bsonFilter()
+		}
+		return a
+	}
+	switch n.Kind {
+	case QueryAnd:
+		return bson.D{{Key: "$and", Value: list()}}
+	case QueryOr:
+		return bson.D{{Key: "$or", Value: list()}}
+	case QueryNot:
+		return bson.D{{Key: "$nor", Value: list()}}
+	case QueryHas:
+		return bson.D{{Key: n.Field, Value: bson.D{{Key: "$exists", Value: true}}}}
+	}
+	if n.Wildcard {
+		pattern := WildcardPattern(n.Value.(string))
+		if n.Op == "ne" {
+			return bson.D{{Key: n.Field, Value: bson.D{{Key: "$not", Value: bson.Regex{Pattern: pattern}}}}}
+		}
+		return bson.D{{Key: n.Field, Value: bson.D{{Key: "$regex", Value: pattern}}}}
+	}
+	mop := map[string]string{"eq": "$eq", "ne": "$ne", "gt": "$gt", "ge": "$gte", "lt": "$lt", "le": "$lte"}[n.Op]
+	return bson.D{{Key: n.Field, Value: bson.D{{Key: mop, Value: n.Value}}}}
 }
 
 // ParseQuery parses the supported subset of the Cumulocity inventory query
@@ -35,11 +115,18 @@ func ParseQuery(s string) (Query, error) {
 	filterPart := s
 	if i := strings.Index(s, "$orderby="); i >= 0 {
 		filterPart = strings.TrimSpace(s[:i])
-		sort, err := parseOrderBy(s[i+len("$orderby="):])
+		order, err := parseOrderBy(s[i+len("$orderby="):])
 		if err != nil {
 			return Query{}, err
 		}
-		q.Sort = sort
+		q.OrderBy = order
+		for _, o := range order {
+			dir := 1
+			if o.Desc {
+				dir = -1
+			}
+			q.Sort = append(q.Sort, bson.E{Key: o.Field, Value: dir})
+		}
 	}
 	filterPart = strings.TrimSpace(strings.TrimPrefix(filterPart, "$filter="))
 	if filterPart == "" {
@@ -54,30 +141,30 @@ func ParseQuery(s string) (Query, error) {
 	if p.tok.kind != tEOF {
 		return Query{}, p.errf("unexpected %q", p.tok.text)
 	}
-	q.Filter = f
+	q.Where, q.Filter = &f, f.bsonFilter()
 	return q, nil
 }
 
-func parseOrderBy(s string) (bson.D, error) {
-	var d bson.D
+func parseOrderBy(s string) ([]QueryOrder, error) {
+	var order []QueryOrder
 	for part := range strings.SplitSeq(s, ",") {
 		fs := strings.Fields(part)
 		if len(fs) == 0 || len(fs) > 2 || !validField(fs[0]) {
 			return nil, fmt.Errorf("%w: query: $orderby %q: want FIELD [asc|desc]", ErrInvalid, strings.TrimSpace(part))
 		}
-		dir := 1
+		o := QueryOrder{Field: fieldName(fs[0])}
 		if len(fs) == 2 {
 			switch strings.ToLower(fs[1]) {
 			case "asc":
 			case "desc":
-				dir = -1
+				o.Desc = true
 			default:
 				return nil, fmt.Errorf("%w: query: $orderby %q: direction is asc or desc", ErrInvalid, strings.TrimSpace(part))
 			}
 		}
-		d = append(d, bson.E{Key: fieldName(fs[0]), Value: dir})
+		order = append(order, o)
 	}
-	return d, nil
+	return order, nil
 }
 
 var fieldRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$`)
@@ -195,68 +282,68 @@ func (p *qparser) keyword(k string) bool {
 	return p.tok.kind == tIdent && strings.EqualFold(p.tok.text, k)
 }
 
-func (p *qparser) expr() (bson.D, error) {
+func (p *qparser) expr() (QueryNode, error) {
 	first, err := p.term()
 	if err != nil {
-		return nil, err
+		return QueryNode{}, err
 	}
-	alts := bson.A{first}
+	alts := []QueryNode{first}
 	for p.keyword("or") {
 		p.next()
 		t, err := p.term()
 		if err != nil {
-			return nil, err
+			return QueryNode{}, err
 		}
 		alts = append(alts, t)
 	}
 	if len(alts) == 1 {
 		return first, nil
 	}
-	return bson.D{{Key: "$or", Value: alts}}, nil
+	return QueryNode{Kind: QueryOr, Nodes: alts}, nil
 }
 
-func (p *qparser) term() (bson.D, error) {
+func (p *qparser) term() (QueryNode, error) {
 	first, err := p.factor()
 	if err != nil {
-		return nil, err
+		return QueryNode{}, err
 	}
-	all := bson.A{first}
+	all := []QueryNode{first}
 	for p.keyword("and") {
 		p.next()
 		f, err := p.factor()
 		if err != nil {
-			return nil, err
+			return QueryNode{}, err
 		}
 		all = append(all, f)
 	}
 	if len(all) == 1 {
 		return first, nil
 	}
-	return bson.D{{Key: "$and", Value: all}}, nil
+	return QueryNode{Kind: QueryAnd, Nodes: all}, nil
 }
 
-func (p *qparser) paren() (bson.D, error) {
+func (p *qparser) paren() (QueryNode, error) {
 	if p.tok.kind != tLParen {
-		return nil, p.errf("expected '('")
+		return QueryNode{}, p.errf("expected '('")
 	}
 	p.next()
 	e, err := p.expr()
 	if err != nil {
-		return nil, err
+		return QueryNode{}, err
 	}
 	if p.err != nil {
-		return nil, p.err
+		return QueryNode{}, p.err
 	}
 	if p.tok.kind != tRParen {
-		return nil, p.errf("expected ')'")
+		return QueryNode{}, p.errf("expected ')'")
 	}
 	p.next()
 	return e, nil
 }
 
-func (p *qparser) factor() (bson.D, error) {
+func (p *qparser) factor() (QueryNode, error) {
 	if p.err != nil {
-		return nil, p.err
+		return QueryNode{}, p.err
 	}
 	switch {
 	case p.tok.kind == tLParen:
@@ -265,86 +352,76 @@ func (p *qparser) factor() (bson.D, error) {
 		p.next()
 		e, err := p.paren()
 		if err != nil {
-			return nil, err
+			return QueryNode{}, err
 		}
-		return bson.D{{Key: "$nor", Value: bson.A{e}}}, nil
+		return QueryNode{Kind: QueryNot, Nodes: []QueryNode{e}}, nil
 	case p.keyword("has"):
 		p.next()
 		if p.tok.kind != tLParen {
-			return nil, p.errf("expected '(' after has")
+			return QueryNode{}, p.errf("expected '(' after has")
 		}
 		p.next()
 		if p.tok.kind != tIdent || !validField(p.tok.text) {
-			return nil, p.errf("has() needs a fragment name")
+			return QueryNode{}, p.errf("has() needs a fragment name")
 		}
 		f := p.tok.text
 		p.next()
 		if p.tok.kind != tRParen {
-			return nil, p.errf("expected ')'")
+			return QueryNode{}, p.errf("expected ')'")
 		}
 		p.next()
-		return bson.D{{Key: fieldName(f), Value: bson.D{{Key: "$exists", Value: true}}}}, nil
+		return QueryNode{Kind: QueryHas, Field: fieldName(f)}, nil
 	case p.tok.kind == tIdent:
 		if !validField(p.tok.text) {
-			return nil, p.errf("%q is not a field name", p.tok.text)
+			return QueryNode{}, p.errf("%q is not a field name", p.tok.text)
 		}
-		field := fieldName(p.tok.text)
+		n := QueryNode{Kind: QueryCompare, Field: fieldName(p.tok.text)}
 		p.next()
 		if p.tok.kind != tIdent {
-			return nil, p.errf("expected an operator (eq, ne, gt, ge, lt, le) after %s", field)
+			return QueryNode{}, p.errf("expected an operator (eq, ne, gt, ge, lt, le) after %s", n.Field)
 		}
-		op := strings.ToLower(p.tok.text)
-		mop, ok := map[string]string{"eq": "$eq", "ne": "$ne", "gt": "$gt", "ge": "$gte", "lt": "$lt", "le": "$lte"}[op]
-		if !ok {
-			return nil, p.errf("unknown operator %q (eq, ne, gt, ge, lt, le)", p.tok.text)
+		n.Op = strings.ToLower(p.tok.text)
+		switch n.Op {
+		case "eq", "ne", "gt", "ge", "lt", "le":
+		default:
+			return QueryNode{}, p.errf("unknown operator %q (eq, ne, gt, ge, lt, le)", p.tok.text)
 		}
 		p.next()
 		if p.err != nil {
-			return nil, p.err
+			return QueryNode{}, p.err
 		}
-		var v any
 		switch {
 		case p.tok.kind == tString:
-			v = p.tok.text
-			if field == "seq" { // ids are compared as numbers
-				n, err := strconv.ParseInt(p.tok.text, 10, 64)
+			n.Value = p.tok.text
+			if n.Field == "seq" { // ids are compared as numbers
+				id, err := strconv.ParseInt(p.tok.text, 10, 64)
 				if err != nil {
-					return nil, p.errf("id %q is not a number", p.tok.text)
+					return QueryNode{}, p.errf("id %q is not a number", p.tok.text)
 				}
-				v = n
-			} else if strings.Contains(p.tok.text, "*") && (op == "eq" || op == "ne") {
-				parts := strings.Split(p.tok.text, "*")
-				for i := range parts {
-					parts[i] = regexp.QuoteMeta(parts[i])
-				}
-				v = bson.Regex{Pattern: "^" + strings.Join(parts, ".*") + "$"}
-				if op == "ne" {
-					mop = "$not"
-				} else {
-					mop = "$regex"
-					v = v.(bson.Regex).Pattern
-				}
+				n.Value = id
+			} else if strings.Contains(p.tok.text, "*") && (n.Op == "eq" || n.Op == "ne") {
+				n.Wildcard = true
 			}
 		case p.tok.kind == tNumber:
-			if n, err := strconv.ParseInt(p.tok.text, 10, 64); err == nil {
-				v = n
+			if i, err := strconv.ParseInt(p.tok.text, 10, 64); err == nil {
+				n.Value = i
 			} else {
 				f, _ := strconv.ParseFloat(p.tok.text, 64)
-				v = f
+				n.Value = f
 			}
 		case p.keyword("true"):
-			v = true
+			n.Value = true
 		case p.keyword("false"):
-			v = false
+			n.Value = false
 		case p.keyword("null"):
-			v = nil
+			n.Value = nil
 		default:
-			return nil, p.errf("expected a value ('text', number, true, false or null) after %s %s", field, op)
+			return QueryNode{}, p.errf("expected a value ('text', number, true, false or null) after %s %s", n.Field, n.Op)
 		}
 		p.next()
-		return bson.D{{Key: field, Value: bson.D{{Key: mop, Value: v}}}}, nil
+		return n, nil
 	case p.tok.kind == tEOF:
-		return nil, p.errf("unexpected end")
+		return QueryNode{}, p.errf("unexpected end")
 	}
-	return nil, p.errf("unexpected %q", p.tok.text)
+	return QueryNode{}, p.errf("unexpected %q", p.tok.text)
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,8 +59,10 @@ func nowMilli() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 // object.
 func nextID(tx *Tx) (int64, error) { return reserveIDs(tx, 1) }
 
+// marshal encodes a fragment, or fragments, as stored: times as date
+// objects (jsondates.go).
 func marshal(what string, v any) (string, error) {
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(jsonDates(v))
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", store.ErrInvalid, what, err)
 	}
@@ -70,28 +73,14 @@ func marshal(what string, v any) (string, error) {
 // ignored) and returns it as stored; reserved members and name and type
 // among the fragments are dropped.
 func (s *Store) CreateManagedObject(ctx context.Context, tenant string, mo store.ManagedObject) (store.ManagedObject, error) {
-	if err := checkFragments(mo.Fragments); err != nil {
-		return store.ManagedObject{}, err
-	}
-	frags := make(map[string]any, len(mo.Fragments))
-	for k, v := range mo.Fragments {
-		if !reserved[k] && k != "name" && k != "type" {
-			frags[k] = v
-		}
-	}
-	doc, err := marshal("managed object fragments", frags)
+	doc, err := objectFragments(mo.Fragments)
 	if err != nil {
 		return store.ManagedObject{}, err
 	}
 	now := nowMilli()
 	err = s.db.Write(ctx, func(tx *Tx) error {
-		seq, err := nextID(tx)
-		if err != nil {
-			return err
-		}
-		mo.ID = strconv.FormatInt(seq, 10)
-		_, err = tx.Exec(`INSERT INTO managed_objects (tenant, id, seq, name, type, creation_time, last_updated, fragments)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tenant, mo.ID, seq, mo.Name, mo.Type, now.UnixMilli(), now.UnixMilli(), doc)
+		var err error
+		mo.ID, err = insertObject(tx, tenant, mo.Name, mo.Type, doc, now)
 		return err
 	})
 	if err != nil {
@@ -100,10 +89,37 @@ func (s *Store) CreateManagedObject(ctx context.Context, tenant string, mo store
 	mo.CreationTime, mo.LastUpdated = now, now
 	// The caller's values, as decoded from the stored JSON, so that the
 	// answer is what a read gives.
-	if mo.Fragments, err = decodeFragments(doc); err != nil {
+	if mo.Fragments, err = decodeFragments([]byte(doc)); err != nil {
 		return store.ManagedObject{}, fmt.Errorf("create managed object: %w", err)
 	}
 	return mo, nil
+}
+
+// objectFragments checks and encodes the fragments of a new object,
+// without the members that are no fragments.
+func objectFragments(fragments map[string]any) (string, error) {
+	if err := checkFragments(fragments); err != nil {
+		return "", err
+	}
+	frags := make(map[string]any, len(fragments))
+	for k, v := range fragments {
+		if !reserved[k] && k != "name" && k != "type" {
+			frags[k] = v
+		}
+	}
+	return marshal("managed object fragments", frags)
+}
+
+// insertObject stores a new object with the next id, and returns the id.
+func insertObject(tx *Tx, tenant, name, typ, doc string, now time.Time) (string, error) {
+	seq, err := nextID(tx)
+	if err != nil {
+		return "", err
+	}
+	id := strconv.FormatInt(seq, 10)
+	_, err = tx.Exec(`INSERT INTO managed_objects (tenant, id, seq, name, type, creation_time, last_updated, fragments)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tenant, id, seq, name, typ, now.UnixMilli(), now.UnixMilli(), doc)
+	return id, err
 }
 
 const moColumns = "id, name, type, creation_time, last_updated, fragments"
@@ -118,7 +134,7 @@ func readMO(row scanner, id string) (store.ManagedObject, error) {
 	var (
 		mo              store.ManagedObject
 		created, update int64
-		doc             string
+		doc             []byte
 	)
 	err := row.Scan(&mo.ID, &mo.Name, &mo.Type, &created, &update, &doc)
 	if err := notFound(err, "managed object "+id); err != nil {
@@ -132,16 +148,17 @@ func readMO(row scanner, id string) (store.ManagedObject, error) {
 }
 
 // decodeFragments reads a fragments column. Numbers come back as int64
-// when whole and float64 otherwise, as the MongoDB engine returns them.
-func decodeFragments(doc string) (map[string]any, error) {
-	d := json.NewDecoder(strings.NewReader(doc))
+// when whole and float64 otherwise, and dates as time.Time in UTC, as
+// the MongoDB engine returns them.
+func decodeFragments[T string | []byte](doc T) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader([]byte(doc)))
 	d.UseNumber()
 	var m map[string]any
 	if err := d.Decode(&m); err != nil {
 		return nil, fmt.Errorf("fragments: %w", err)
 	}
 	for k, v := range m {
-		m[k] = store.JSONNumbers(v)
+		m[k] = goDates(store.JSONNumbers(v))
 	}
 	return m, nil
 }

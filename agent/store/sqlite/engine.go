@@ -68,7 +68,8 @@ var _ store.Engine = Engine{}
 
 // OpenEngine opens the database in cfg.Dir and the engine over it, and
 // finishes what a crash left half done: binaries whose upload or
-// deletion was under way are removed.
+// deletion was under way are removed, and the device changes a stop cut
+// short are finished (repairDevices).
 func OpenEngine(ctx context.Context, cfg Config) (Engine, error) {
 	db, err := Open(ctx, cfg)
 	if err != nil {
@@ -76,6 +77,10 @@ func OpenEngine(ctx context.Context, cfg Config) (Engine, error) {
 	}
 	s := New(db)
 	if err := s.removeUnfinishedBinaries(ctx); err != nil {
+		db.Close()
+		return Engine{}, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := s.repairDevices(ctx); err != nil {
 		db.Close()
 		return Engine{}, fmt.Errorf("sqlite: open: %w", err)
 	}

@@ -86,11 +86,6 @@ func (s *Store) ReleasePendingIdentities(ctx context.Context, tenant, id string)
 		if r.Incomplete {
 			return fmt.Errorf("release identities of %s: its creation has not finished", id)
 		}
-		for kind, ident := range r.ToRelease() {
-			if err := unbindPSK(tx, kind, ident, tenant, id); err != nil {
-				return err
-			}
-		}
-		return completeDevice(tx, tenant, id)
+		return releasePending(tx, tenant, id, r)
 	})
 }

@@ -17,6 +17,16 @@ import (
 // not complete it; r.Release replaces the stored identities to release
 // when set.
 func (s *Store) SaveDeviceRegistration(ctx context.Context, tenant, deviceID string, r store.DeviceRegistration) error {
+	err := s.db.Write(ctx, func(tx *Tx) error { return saveRegistration(tx, tenant, deviceID, r) })
+	if err != nil {
+		return fmt.Errorf("save registration of %s: %w", deviceID, err)
+	}
+	return nil
+}
+
+// saveRegistration is SaveDeviceRegistration inside a change, which a
+// device's creation shares.
+func saveRegistration(tx *Tx, tenant, deviceID string, r store.DeviceRegistration) error {
 	var params, release any
 	if r.Params != nil {
 		b, err := json.Marshal(r.Params)
@@ -35,28 +45,21 @@ func (s *Store) SaveDeviceRegistration(ctx context.Context, tenant, deviceID str
 	// As the MongoDB engine marks them: a deletion is marked alone, and
 	// reads back as incomplete as well.
 	create, del := r.Incomplete && !r.Deleting, r.Deleting
-	updated := time.Now().UTC().Truncate(time.Millisecond).UnixMilli()
-	err := s.db.Write(ctx, func(tx *Tx) error {
-		_, err := tx.Exec(`INSERT INTO registrations (tenant, device, params, psk_key, bootstrap_psk_key,
-				credentials_hash, updated, pending_create, pending_delete, pending_release)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (tenant, device) DO UPDATE SET
-				params = excluded.params,
-				psk_key = excluded.psk_key,
-				bootstrap_psk_key = excluded.bootstrap_psk_key,
-				credentials_hash = excluded.credentials_hash,
-				updated = excluded.updated,
-				pending_create = pending_create OR excluded.pending_create,
-				pending_delete = pending_delete OR excluded.pending_delete,
-				pending_release = coalesce(excluded.pending_release, pending_release)`,
-			tenant, deviceID, params, blob(r.PSKKey), blob(r.BootstrapPSKKey), blob(r.CredentialsHash),
-			updated, create, del, release)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("save registration of %s: %w", deviceID, err)
-	}
-	return nil
+	_, err := tx.Exec(`INSERT INTO registrations (tenant, device, params, psk_key, bootstrap_psk_key,
+			credentials_hash, updated, pending_create, pending_delete, pending_release)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant, device) DO UPDATE SET
+			params = excluded.params,
+			psk_key = excluded.psk_key,
+			bootstrap_psk_key = excluded.bootstrap_psk_key,
+			credentials_hash = excluded.credentials_hash,
+			updated = excluded.updated,
+			pending_create = pending_create OR excluded.pending_create,
+			pending_delete = pending_delete OR excluded.pending_delete,
+			pending_release = coalesce(excluded.pending_release, pending_release)`,
+		tenant, deviceID, params, blob(r.PSKKey), blob(r.BootstrapPSKKey), blob(r.CredentialsHash),
+		nowMilli().UnixMilli(), create, del, release)
+	return err
 }
 
 // SetDeviceSerialization stores the content format name the device's

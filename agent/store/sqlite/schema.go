@@ -140,6 +140,9 @@ var migrations = []string{
 	// 7: operations, their queues and post-registration commands
 	// (operations.go).
 	schemaOperations,
+
+	// 8: the live registrations' index (liveregs.go).
+	schemaLiveRegistrations,
 }
 
 // migrate brings the schema to len(steps), each step in its own

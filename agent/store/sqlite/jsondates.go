@@ -1,0 +1,112 @@
+package sqlite
+
+import (
+	"reflect"
+	"time"
+)
+
+// Fragments are kept as JSON, which has no type for a time: a time.Time
+// would come back as a string, where the MongoDB engine gives back a
+// time.Time (a BSON date), and the agent's own fragments hold times (the
+// lwm2m fragment's lastUpdate, which the restore of registrations reads
+// as a time). So a time is stored as {"$date": <Unix milliseconds>}, the
+// shape of MongoDB's extended JSON, with a date's millisecond precision,
+// and read back as a time.Time in UTC. No other value takes that shape:
+// the API refuses member names that start with '$', and the store's
+// callers pass plain Go values.
+const dateKey = "$date"
+
+// jsonDates returns v with every time.Time in it replaced by its date
+// object; the maps and slices on the way are copies.
+func jsonDates(v any) any {
+	switch t := v.(type) {
+	case nil, string, bool, int, int32, int64, float64:
+		return v
+	case time.Time:
+		return map[string]any{dateKey: t.UnixMilli()}
+	case map[string]any:
+		if t == nil {
+			return v
+		}
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[k] = jsonDates(e)
+		}
+		return m
+	case []any:
+		if t == nil {
+			return v
+		}
+		s := make([]any, len(t))
+		for i, e := range t {
+			s[i] = jsonDates(e)
+		}
+		return s
+	}
+	// Other maps, slices and pointers ([]string, map[string]string,
+	// []map[string]any, *time.Time) are taken apart only when their
+	// elements may be times.
+	rv := reflect.ValueOf(v)
+	if !mayHoldTime(rv.Type()) {
+		return v
+	}
+	switch rv.Kind() {
+	case reflect.Map:
+		if rv.IsNil() || rv.Type().Key().Kind() != reflect.String {
+			return v
+		}
+		m := make(map[string]any, rv.Len())
+		for it := rv.MapRange(); it.Next(); {
+			m[it.Key().String()] = jsonDates(it.Value().Interface())
+		}
+		return m
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice && rv.IsNil() {
+			return v
+		}
+		s := make([]any, rv.Len())
+		for i := range s {
+			s[i] = jsonDates(rv.Index(i).Interface())
+		}
+		return s
+	case reflect.Pointer:
+		if rv.IsNil() {
+			return nil
+		}
+		return jsonDates(rv.Elem().Interface())
+	}
+	return v
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func mayHoldTime(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Map, reflect.Slice, reflect.Array, reflect.Pointer:
+		return mayHoldTime(t.Elem())
+	}
+	return t == timeType
+}
+
+// goDates replaces, in place, every date object of a decoded document by
+// its time.Time.
+func goDates(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		if len(t) == 1 {
+			if ms, ok := t[dateKey].(int64); ok {
+				return time.UnixMilli(ms).UTC()
+			}
+		}
+		for k, e := range t {
+			t[k] = goDates(e)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = goDates(e)
+		}
+	}
+	return v
+}
