@@ -179,7 +179,7 @@ func removeDevice(tx *Tx, tenant, id string, r store.DeviceRegistration) (store.
 	if ep, _ := r.Params[store.ParamEndpointID].(string); ep != "" {
 		gone.Endpoints = append(gone.Endpoints, ep)
 	}
-	eps, err := column(tx, "SELECT external_id FROM external_ids WHERE tenant = ? AND device = ? AND type = ? ORDER BY external_id",
+	eps, err := stringsOf(tx, "SELECT external_id FROM external_ids WHERE tenant = ? AND device = ? AND type = ? ORDER BY external_id",
 		tenant, id, store.ExternalIDDevice)
 	if err != nil {
 		return gone, fmt.Errorf("remove device %s: external ids: %w", id, err)
@@ -190,13 +190,13 @@ func removeDevice(tx *Tx, tenant, id string, r store.DeviceRegistration) (store.
 			gone.Identities = appendNew(gone.Identities, ident)
 		}
 	}
-	bound, err := column(tx, "DELETE FROM endpoints WHERE tenant = ? AND device = ? RETURNING endpoint", tenant, id)
+	bound, err := stringsOf(tx, "DELETE FROM endpoints WHERE tenant = ? AND device = ? RETURNING endpoint", tenant, id)
 	if err != nil {
 		return gone, fmt.Errorf("remove device %s: unbind endpoints: %w", id, err)
 	}
 	slices.Sort(bound)
 	gone.Endpoints = appendNew(gone.Endpoints, bound...)
-	bound, err = column(tx, "DELETE FROM psk_identities WHERE tenant = ? AND device = ? RETURNING iif(kind = ?, identity, NULL)",
+	bound, err = stringsOf(tx, "DELETE FROM psk_identities WHERE tenant = ? AND device = ? RETURNING iif(kind = ?, identity, NULL)",
 		tenant, id, store.PSKServer)
 	if err != nil {
 		return gone, fmt.Errorf("remove device %s: unbind psk identities: %w", id, err)
@@ -220,9 +220,9 @@ func removeDevice(tx *Tx, tenant, id string, r store.DeviceRegistration) (store.
 	return gone, nil
 }
 
-// column runs a query of the change and returns the strings of its
+// stringsOf runs a query of the change and returns the strings of its
 // one column, NULLs left out.
-func column(tx *Tx, query string, args ...any) ([]string, error) {
+func stringsOf(tx *Tx, query string, args ...any) ([]string, error) {
 	rows, err := tx.Query(query, args...)
 	if err != nil {
 		return nil, err
@@ -309,9 +309,7 @@ func (s *Store) repairDevices(ctx context.Context) error {
 	removed, deleted, released := 0, 0, 0
 	var after struct{ tenant, device string }
 	for {
-		rows, err := s.db.Query(ctx, `SELECT tenant, device FROM registrations
-			WHERE (pending_create OR pending_delete OR pending_release IS NOT NULL) AND (tenant, device) > (?, ?)
-			ORDER BY tenant, device LIMIT ?`, after.tenant, after.device, page)
+		rows, err := s.db.Query(ctx, selectPending, after.tenant, after.device, page)
 		if err != nil {
 			return fmt.Errorf("repair unfinished device changes: %w", err)
 		}
@@ -370,6 +368,13 @@ func (s *Store) repairDevices(ctx context.Context) error {
 	}
 	return nil
 }
+
+// selectPending reads a page of the unfinished records after a key, from
+// their partial index (registrations_pending), whose condition it spells
+// as the index does.
+const selectPending = `SELECT tenant, device FROM registrations
+	WHERE (pending_create OR pending_delete OR pending_release IS NOT NULL) AND (tenant, device) > (?, ?)
+	ORDER BY tenant, device LIMIT ?`
 
 // releasePending releases the identities of r.ToRelease and marks the
 // record complete (ReleasePendingIdentities inside a change).

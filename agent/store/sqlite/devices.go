@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,6 +123,11 @@ func insertObject(tx *Tx, tenant, name, typ, doc string, now time.Time) (string,
 
 const moColumns = "id, name, type, creation_time, last_updated, fragments"
 
+// moColumnsOf is moColumns of the table aliased as alias.
+func moColumnsOf(alias string) string {
+	return alias + "." + strings.ReplaceAll(moColumns, ", ", ", "+alias+".")
+}
+
 // GetManagedObject returns the tenant's object id.
 func (s *Store) GetManagedObject(ctx context.Context, tenant, id string) (store.ManagedObject, error) {
 	return readMO(s.db.QueryRow(ctx, "SELECT "+moColumns+" FROM managed_objects WHERE tenant = ? AND id = ?", tenant, id), id)
@@ -149,16 +153,15 @@ func readMO(row scanner, id string) (store.ManagedObject, error) {
 
 // decodeFragments reads a fragments column. Numbers come back as int64
 // when whole and float64 otherwise, and dates as time.Time in UTC, as
-// the MongoDB engine returns them.
+// the MongoDB engine returns them (decodeJSON).
 func decodeFragments[T string | []byte](doc T) (map[string]any, error) {
-	d := json.NewDecoder(bytes.NewReader([]byte(doc)))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
+	v, err := decodeJSON([]byte(doc))
+	if err != nil {
 		return nil, fmt.Errorf("fragments: %w", err)
 	}
-	for k, v := range m {
-		m[k] = goDates(store.JSONNumbers(v))
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("fragments: %T, not an object", v)
 	}
 	return m, nil
 }
@@ -378,27 +381,57 @@ func (s *Store) updateMany(ctx context.Context, tenant string, updates map[strin
 	return missing, nil
 }
 
-// ListManagedObjects lists the tenant's objects of f.Type and with the
-// fragment (or "fragment.field") f.FragmentType, in the order of their
-// ids. total is -1 unless f.Page.WithTotal. The query language of
-// f.Query is not served by this engine yet: a query is ErrInvalid rather
-// than ignored, which would list objects it excludes.
+// ListManagedObjects lists the tenant's objects of f.Type, with the
+// fragment (or "fragment.field") f.FragmentType, and that f.Query
+// selects (query.go), in the order of $orderby and then of their ids.
+// total is -1 unless f.Page.WithTotal.
 func (s *Store) ListManagedObjects(ctx context.Context, tenant string, f store.ManagedObjectFilter) ([]store.ManagedObject, int64, error) {
-	if strings.TrimSpace(f.Query) != "" {
-		return nil, 0, fmt.Errorf("%w: list managed objects: queries are not supported by the embedded store", store.ErrInvalid)
+	q, err := listObjects(tenant, f)
+	if err != nil {
+		return nil, 0, err
 	}
-	where, args := "tenant = ?", []any{tenant}
+	return readPage(ctx, s.db, "managed objects", q, f.Page, func(row scanner) (store.ManagedObject, error) { return readMO(row, "") })
+}
+
+// listObjects builds the statements of ListManagedObjects. Their text
+// depends on the query: they are prepared for their one use rather than
+// kept (pageQuery.once).
+func listObjects(tenant string, f store.ManagedObjectFilter) (pageQuery, error) {
+	var where sqlQuery
+	where.sql("o.tenant = ")
+	where.arg(tenant)
 	if f.Type != "" {
-		where += " AND type = ?"
-		args = append(args, f.Type)
+		where.sql(" AND o.type = ")
+		where.arg(f.Type)
 	}
 	if f.FragmentType != "" {
 		if strings.Contains(f.FragmentType, `"`) {
-			return nil, 0, fmt.Errorf("%w: fragment type %q", store.ErrInvalid, f.FragmentType)
+			return pageQuery{}, fmt.Errorf("%w: fragment type %q", store.ErrInvalid, f.FragmentType)
 		}
-		where += " AND json_type(fragments, ?) IS NOT NULL"
-		args = append(args, path(f.FragmentType))
+		where.sql(" AND json_type(o.fragments, ")
+		where.arg(path(f.FragmentType))
+		where.sql(") IS NOT NULL")
 	}
-	return listPage(ctx, s.db, "managed objects", moColumns, "managed_objects", where, args, "seq", f.Page,
-		func(row scanner) (store.ManagedObject, error) { return readMO(row, "") })
+	var q store.Query
+	if strings.TrimSpace(f.Query) != "" {
+		var err error
+		if q, err = store.ParseQuery(f.Query); err != nil {
+			return pageQuery{}, err
+		}
+		if q.Where != nil {
+			where.sql(" AND ")
+			if err := where.where(*q.Where); err != nil {
+				return pageQuery{}, err
+			}
+		}
+	}
+	var list sqlQuery
+	list.sql("SELECT ", moColumnsOf("o"), " FROM managed_objects o WHERE ", where.b.String(), " ORDER BY ")
+	list.args = slices.Clone(where.args)
+	list.orderBy(q.OrderBy)
+	return pageQuery{
+		list: list.b.String(), listArgs: list.args,
+		count: "SELECT count(*) FROM managed_objects o WHERE " + where.b.String(), countArgs: where.args,
+		once: true,
+	}, nil
 }

@@ -356,7 +356,10 @@ func TestListManagedObjects(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(mos, devices) {
 		t.Fatalf("listed %+v, %v; want %+v", mos, err, devices)
 	}
-	if _, _, err := s.ListManagedObjects(ctx, "acme", store.ManagedObjectFilter{Query: "name eq 'x'"}); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("a query: %v, want ErrInvalid", err)
+	if mos, _, err := s.ListManagedObjects(ctx, "acme", store.ManagedObjectFilter{Query: "name eq '3' or name eq '10'"}); err != nil || !reflect.DeepEqual(names(mos), []string{"3", "10"}) {
+		t.Fatalf("a query: %v %v, want [3 10]", names(mos), err)
+	}
+	if _, _, err := s.ListManagedObjects(ctx, "acme", store.ManagedObjectFilter{Query: "name like 'x'"}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a query out of the language: %v, want ErrInvalid", err)
 	}
 }

@@ -89,24 +89,3 @@ func mayHoldTime(t reflect.Type) bool {
 	}
 	return t == timeType
 }
-
-// goDates replaces, in place, every date object of a decoded document by
-// its time.Time.
-func goDates(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		if len(t) == 1 {
-			if ms, ok := t[dateKey].(int64); ok {
-				return time.UnixMilli(ms).UTC()
-			}
-		}
-		for k, e := range t {
-			t[k] = goDates(e)
-		}
-	case []any:
-		for i, e := range t {
-			t[i] = goDates(e)
-		}
-	}
-	return v
-}

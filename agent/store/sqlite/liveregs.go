@@ -20,20 +20,20 @@ import (
 // rows are the objects' keys, through which the read finds each object's
 // fragments. Its condition must be spelled as liveCondition spells it,
 // for SQLite to see that a query's WHERE implies it.
-const schemaLiveRegistrations = `CREATE INDEX managed_objects_live ON managed_objects (tenant, id)
+const schemaLiveRegistrations = `CREATE INDEX managed_objects_live ON managed_objects (tenant, id, (` + liveFragment + `))
 	WHERE ` + liveCondition
+
+const liveFragment = `fragments -> '$.lwm2m'`
 
 const liveCondition = `json_type(fragments, '$.lwm2m.registrationId') = 'text'
 		AND fragments ->> '$.lwm2m.registrationId' <> ''`
 
 // selectLive reads each live registration with what its device's record
 // says of how it may connect, the record found by its primary key in the
-// same query. A parameter that is not a string reads as none, as
-// DeviceRegistration's readers take it.
-const selectLive = `SELECT o.tenant, o.id, o.fragments -> '$.lwm2m', r.device IS NOT NULL,
-		coalesce(r.serialization, ''),
-		iif(json_type(r.params, '$.` + store.ParamSecurityMode + `') = 'text', r.params ->> '$.` + store.ParamSecurityMode + `', ''),
-		iif(json_type(r.params, '$.lwm2mPskId') = 'text', r.params ->> '$.lwm2mPskId', ''),
+// same query; the two parameters it reads come in one JSON array, for
+// one parse of the parameters.
+const selectLive = `SELECT o.tenant, o.id, o.` + liveFragment + `, r.device IS NOT NULL, coalesce(r.serialization, ''),
+		json_extract(r.params, '$.` + store.ParamSecurityMode + `', '$.lwm2mPskId'),
 		coalesce(r.psk_key IS NOT NULL, 0), coalesce(r.pending_create OR r.pending_delete, 0)
 	FROM managed_objects o INDEXED BY managed_objects_live
 	LEFT JOIN registrations r ON r.tenant = o.tenant AND r.device = o.id
@@ -42,35 +42,108 @@ const selectLive = `SELECT o.tenant, o.id, o.fragments -> '$.lwm2m', r.device IS
 // LiveRegistrations calls fn for every device whose managed object holds
 // a live registration, across tenants, streaming them from one query; an
 // error of fn stops it and is returned.
+//
+// SQLite's work on each row (the fragment taken out of the object's
+// JSON, the record's lookup) and the fragment's decoding take about as
+// long each, so a goroutine reads the rows while this one decodes them
+// and calls fn; what is read ahead is bounded by liveBatches batches of
+// liveBatch rows.
 func (s *Store) LiveRegistrations(ctx context.Context, fn func(store.LiveRegistration) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []liveRow, liveBatches)
+	var readErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		readErr = s.readLive(ctx, batches)
+	}()
+	// On an early return, the reader is stopped and waited for, so that
+	// it holds no connection once this returns.
+	defer func() {
+		cancel()
+		for range batches {
+		}
+		<-done
+	}()
+	for batch := range batches {
+		for _, r := range batch {
+			var err error
+			if r.l.Fragment, err = decodeFragments(r.frag); err != nil {
+				return fmt.Errorf("live registration of %s: %w", r.l.DeviceID, err)
+			}
+			if err := fn(r.l); err != nil {
+				return err
+			}
+		}
+	}
+	<-done
+	if readErr != nil {
+		return fmt.Errorf("live registrations: %w", readErr)
+	}
+	return nil
+}
+
+const (
+	liveBatch   = 128
+	liveBatches = 2
+)
+
+// liveRow is a live registration read, its fragment not decoded yet.
+type liveRow struct {
+	l    store.LiveRegistration
+	frag []byte
+}
+
+// readLive sends the rows of selectLive in batches until they end or ctx
+// does.
+func (s *Store) readLive(ctx context.Context, out chan<- []liveRow) error {
 	rows, err := s.db.Query(ctx, selectLive)
 	if err != nil {
-		return fmt.Errorf("live registrations: %w", err)
+		return err
 	}
 	defer rows.Close()
-	var frag []byte
+	batch := make([]liveRow, 0, liveBatch)
+	send := func() bool {
+		select {
+		case out <- batch:
+			batch = make([]liveRow, 0, liveBatch)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var params []byte
 	for rows.Next() {
 		var (
-			l        store.LiveRegistration
+			r        liveRow
 			a        store.RecordAccess
 			recorded bool
 		)
-		err := rows.Scan(&l.Tenant, &l.DeviceID, &frag, &recorded, &l.Serialization, &a.SecurityMode, &a.PSKIdentity, &a.Keyed, &a.Incomplete)
+		err := rows.Scan(&r.l.Tenant, &r.l.DeviceID, &r.frag, &recorded, &r.l.Serialization, &params, &a.Keyed, &a.Incomplete)
 		if err != nil {
-			return fmt.Errorf("live registrations: %w", err)
-		}
-		if l.Fragment, err = decodeFragments(frag); err != nil {
-			return fmt.Errorf("live registration of %s: %w", l.DeviceID, err)
+			return err
 		}
 		if recorded {
-			l.Record = &a
+			// A parameter that is not a string reads as none, as
+			// DeviceRegistration's readers take it.
+			if p, _ := decodeJSON(params); p != nil {
+				named := p.([]any)
+				a.SecurityMode, _ = named[0].(string)
+				a.PSKIdentity, _ = named[1].(string)
+			}
+			r.l.Record = &a
 		}
-		if err := fn(l); err != nil {
-			return err
+		if batch = append(batch, r); len(batch) == liveBatch && !send() {
+			return ctx.Err()
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("live registrations: %w", err)
+		return err
+	}
+	if len(batch) > 0 && !send() {
+		return ctx.Err()
 	}
 	return nil
 }

@@ -25,9 +25,32 @@ func norm(p store.Page) store.Page {
 // answer. what names the list in errors.
 func listPage[T any](ctx context.Context, db *DB, what, cols, table, where string, args []any, order string, p store.Page,
 	decode func(scanner) (T, error)) ([]T, int64, error) {
+	return readPage(ctx, db, what, pageQuery{
+		list: "SELECT " + cols + " FROM " + table + " WHERE " + where + " ORDER BY " + order, listArgs: args,
+		count: "SELECT count(*) FROM " + table + " WHERE " + where, countArgs: args,
+	}, p, decode)
+}
+
+// pageQuery is a list's statement, without its LIMIT and OFFSET, and the
+// statement that counts what it lists. once says that their text is
+// built for the call (a query's): they are prepared for their one use
+// rather than kept in the statement cache, which such texts would fill.
+type pageQuery struct {
+	list, count         string
+	listArgs, countArgs []any
+	once                bool
+}
+
+// readPage reads the page p of q's list, each row decoded by decode,
+// and its count when p.WithTotal (-1 otherwise).
+func readPage[T any](ctx context.Context, db *DB, what string, q pageQuery, p store.Page, decode func(scanner) (T, error)) ([]T, int64, error) {
 	p = norm(p)
-	rows, err := db.Query(ctx, "SELECT "+cols+" FROM "+table+" WHERE "+where+" ORDER BY "+order+" LIMIT ? OFFSET ?",
-		append(args[:len(args):len(args)], p.Size, int64(p.Current-1)*int64(p.Size))...)
+	query, queryRow := db.Query, db.QueryRow
+	if q.once {
+		query, queryRow = db.queryOnce, db.queryRowOnce
+	}
+	rows, err := query(ctx, q.list+" LIMIT ? OFFSET ?",
+		append(q.listArgs[:len(q.listArgs):len(q.listArgs)], p.Size, int64(p.Current-1)*int64(p.Size))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list %s: %w", what, err)
 	}
@@ -40,7 +63,7 @@ func listPage[T any](ctx context.Context, db *DB, what, cols, table, where strin
 	}
 	total := int64(-1)
 	if p.WithTotal {
-		if err := db.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE "+where, args...).Scan(&total); err != nil {
+		if err := queryRow(ctx, q.count, q.countArgs...).Scan(&total); err != nil {
 			return nil, 0, fmt.Errorf("count %s: %w", what, err)
 		}
 	}

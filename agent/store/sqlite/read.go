@@ -107,3 +107,16 @@ func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 	defer done()
 	return stmt.QueryRowContext(ctx, args...)
 }
+
+// queryOnce runs on the read pool a query whose text is built at run
+// time (a list's filter): it is prepared for this one use, so that such
+// texts never take the places of the store's constant statements in the
+// cache.
+func (db *DB) queryOnce(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return db.readers.QueryContext(ctx, query, args...)
+}
+
+// queryRowOnce is queryOnce for one row.
+func (db *DB) queryRowOnce(ctx context.Context, query string, args ...any) *sql.Row {
+	return db.readers.QueryRowContext(ctx, query, args...)
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ var deviceCases = []suiteCase{
 	{"ConcurrentEndpointClaim", testConcurrentEndpointClaim},
 	{"ConcurrentDevicesAndBulkUpdates", testConcurrentDevicesAndBulkUpdates},
 	{"ConcurrentUpdatesOfOneObject", testConcurrentUpdatesOfOneObject},
+	{"InventoryQueries", testInventoryQueries},
 }
 
 func names(mos []store.ManagedObject) []string {
@@ -342,25 +345,55 @@ func testConcurrentDevicesAndBulkUpdates(t *testing.T, s store.Engine) {
 	}
 }
 
-// A device without a record, or with one that says nothing of security,
-// is adopted as NO_SEC; a device whose record says otherwise is not.
+// Auto-registration gives a new device a complete NO_SEC record, and
+// AdoptNoSecDevice gives the same one to a device without a record, or
+// with one that says nothing of its security (keeping what it says),
+// unless the record names a security mode (of whatever value), holds a
+// key, or has a change under way; a record it does not adopt is left
+// as it was.
 func testAdoptNoSecDevice(t *testing.T, s store.Engine) {
-	bare := must(s.CreateManagedObject(ctx, "a", store.ManagedObject{Name: "old-ep", Type: store.DeviceType})).ID
-	if !must(s.AdoptNoSecDevice(ctx, "a", bare, "old-ep")) {
-		t.Fatal("a device without a record was not adopted")
+	id := must(s.CreateDevice(ctx, "a", "auto"))
+	if r := must(s.DeviceRegistrationOf(ctx, "a", id)); r.Incomplete || r.SecurityMode() != store.SecurityNoSec || r.Params[store.ParamEndpointID] != "auto" {
+		t.Fatalf("record of an auto-registered device: %+v", r)
 	}
-	if r := must(s.DeviceRegistrationOf(ctx, "a", bare)); r.SecurityMode() != store.SecurityNoSec {
-		t.Fatalf("adopted record: %+v", r)
+	save := func(r store.DeviceRegistration) func(id string) {
+		return func(id string) { check(t, s.SaveDeviceRegistration(ctx, "a", id, r)) }
 	}
-	keyed := must(s.CreateManagedObject(ctx, "a", store.ManagedObject{Name: "psk-ep", Type: store.DeviceType})).ID
-	check(t, s.SaveDeviceRegistration(ctx, "a", keyed, store.DeviceRegistration{
-		Params: map[string]any{store.ParamSecurityMode: store.SecurityPSK, "lwm2mPskId": "psk-id"}, PSKKey: []byte{1},
-	}))
-	if must(s.AdoptNoSecDevice(ctx, "a", keyed, "psk-ep")) {
-		t.Fatal("a PSK device was adopted as NO_SEC")
-	}
-	if r := must(s.DeviceRegistrationOf(ctx, "a", keyed)); r.SecurityMode() != store.SecurityPSK {
-		t.Fatalf("record of a device not adopted: %+v", r)
+	for _, tc := range []struct {
+		name  string
+		setup func(id string)
+		want  bool
+	}{
+		{"no record", func(string) {}, true},
+		{"only a serialization", func(id string) { check(t, s.SetDeviceSerialization(ctx, "a", id, "TLV")) }, true},
+		{"an awake time", save(store.DeviceRegistration{Params: map[string]any{"awakeTimeRegistrationParameter": int64(0)}}), true},
+		{"PSK", save(store.DeviceRegistration{
+			Params: map[string]any{store.ParamSecurityMode: store.SecurityPSK, "lwm2mPskId": "psk-id"}, PSKKey: []byte{1},
+		}), false},
+		{"a key without a mode", save(store.DeviceRegistration{Params: map[string]any{}, PSKKey: []byte{1}}), false},
+		{"a mode that is no string", save(store.DeviceRegistration{Params: map[string]any{store.ParamSecurityMode: nil}}), false},
+		{"being written", save(store.DeviceRegistration{Params: map[string]any{}, Incomplete: true}), false},
+		{"identities to release", save(store.DeviceRegistration{Params: map[string]any{}, Release: map[string]string{store.PSKServer: "old"}}), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := strings.ReplaceAll(tc.name, " ", "-")
+			id := must(s.CreateManagedObject(ctx, "a", store.ManagedObject{Name: ep, Type: store.DeviceType})).ID
+			tc.setup(id)
+			before, _ := s.DeviceSettings(ctx, "a", id)
+			adopted, err := s.AdoptNoSecDevice(ctx, "a", id, ep)
+			if err != nil || adopted != tc.want {
+				t.Fatalf("adopted %v %v, want %v", adopted, err, tc.want)
+			}
+			after, err := s.DeviceSettings(ctx, "a", id)
+			switch {
+			case tc.want && (err != nil || after.SecurityMode() != store.SecurityNoSec || after.Params[store.ParamEndpointID] != ep || after.Serialization != before.Serialization):
+				t.Errorf("record after adoption: %+v %v", after, err)
+			case tc.want && before.Params != nil && after.Params["awakeTimeRegistrationParameter"] != before.Params["awakeTimeRegistrationParameter"]:
+				t.Errorf("adoption lost a parameter: %+v, was %+v", after.Params, before.Params)
+			case !tc.want && (err != nil || !reflect.DeepEqual(after, before)):
+				t.Errorf("record changed: %+v %v, was %+v", after, err, before)
+			}
+		})
 	}
 }
 
@@ -422,5 +455,190 @@ func testConcurrentUpdatesOfOneObject(t *testing.T, s store.Engine) {
 	}
 	if len(lost) > 0 {
 		t.Fatalf("%d of %d concurrent updates lost: %v", len(lost), 4*rounds, lost)
+	}
+}
+
+// testInventoryQueries holds every construct of the inventory query
+// language (store.ParseQuery) to the MongoDB engine's answers: fields at
+// the top, in fragments and in the columns of an object; each operator on
+// numbers (integers and floats alike), strings, booleans and null, with
+// values of another type never matching; arrays, whose elements match,
+// whether the path ends at one, goes through one or names an element by
+// position; has(), not(), and/or with and binding tighter, wildcards,
+// keywords in any case, $filter= and $orderby (missing values first,
+// types in MongoDB's order, several keys, desc), paging and totals of a
+// query, and another tenant's objects.
+func testInventoryQueries(t *testing.T, s store.Engine) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	objects := []struct {
+		name, typ string
+		frags     map[string]any
+	}{
+		{"o1", "tA", map[string]any{
+			"c8y_IsDevice": map[string]any{}, "c8y_Level": map[string]any{"value": int64(1), "unit": "C"},
+			"tags": []any{"x", "y"}, "flag": true, "score": 1.5, "when": at, "big": int64(9007199254740993),
+		}},
+		{"o2", "tB", map[string]any{
+			"c8y_IsDevice": map[string]any{}, "c8y_Level": map[string]any{"value": 2.5, "unit": "F"},
+			"tags": []any{"y"}, "flag": false, "nullable": nil,
+			"list": []any{map[string]any{"k": "a", "n": int64(1)}, map[string]any{"k": "b"}},
+		}},
+		{"o3", "tA", map[string]any{
+			"c8y_Level": map[string]any{"value": "3"}, "tags": []any{}, "nullable": "set", "quote": "it's",
+			"list":   []any{map[string]any{"k": "c", "n": int64(3)}},
+			"nested": map[string]any{"a": map[string]any{"b": map[string]any{"c": int64(7)}}},
+		}},
+		{"o4", "tB", map[string]any{"flag": "true", "tags": "x", "arr": []any{int64(5), int64(10), int64(15)}}},
+		{"we?rd[1]", "t*", nil},
+		{"o6", "tC", map[string]any{"c8y_Level": map[string]any{"value": int64(-4), "unit": "K"}}},
+	}
+	ids := map[string]string{}
+	for _, o := range objects {
+		ids[o.name] = must(s.CreateManagedObject(ctx, "q", store.ManagedObject{Name: o.name, Type: o.typ, Fragments: o.frags})).ID
+	}
+	// another tenant's object that would match most queries
+	must(s.CreateManagedObject(ctx, "other", store.ManagedObject{Name: "o1", Type: "tA", Fragments: objects[0].frags}))
+	const o5 = "we?rd[1]"
+	all := []string{"o1", "o2", "o3", "o4", o5, "o6"}
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"name eq 'o3'", []string{"o3"}},
+		{"name gt 'o3'", []string{"o4", o5, "o6"}},
+		{"name le 'o2'", []string{"o1", "o2"}},
+		{"c8y_Level.value eq 1", []string{"o1"}},
+		{"c8y_Level.value eq 1.0", []string{"o1"}},
+		{"c8y_Level.value eq 1e0", []string{"o1"}},
+		{"c8y_Level.value eq 2.5", []string{"o2"}},
+		{"c8y_Level.value eq '3'", []string{"o3"}},
+		{"c8y_Level.value eq 3", nil},
+		{"c8y_Level.value gt 0", []string{"o1", "o2"}},
+		{"c8y_Level.value ge 1", []string{"o1", "o2"}},
+		{"c8y_Level.value lt 1", []string{"o6"}},
+		{"c8y_Level.value le 1", []string{"o1", "o6"}},
+		{"c8y_Level.value lt 'z'", []string{"o3"}},
+		{"c8y_Level.value ne 1", []string{"o2", "o3", "o4", o5, "o6"}},
+		{"c8y_Level.value gt -inf", []string{"o1", "o2", "o6"}},
+		{"score gt 1", []string{"o1"}},
+		{"big eq 9007199254740993", []string{"o1"}},
+		{"big eq 9007199254740992", nil},
+		{"flag eq true", []string{"o1"}},
+		{"flag eq false", []string{"o2"}},
+		{"flag ne true", []string{"o2", "o3", "o4", o5, "o6"}},
+		{"flag gt false", []string{"o1"}},
+		{"flag lt true", []string{"o2"}},
+		{"nullable eq null", []string{"o1", "o2", "o4", o5, "o6"}},
+		{"nullable ge null", []string{"o1", "o2", "o4", o5, "o6"}},
+		{"nullable le null", []string{"o1", "o2", "o4", o5, "o6"}},
+		{"nullable ne null", []string{"o3"}},
+		{"nullable gt null", nil},
+		{"nullable lt null", nil},
+		{"has(nullable)", []string{"o2", "o3"}},
+		{"c8y_Level eq null", []string{"o4", o5}},
+		{"c8y_Level.unit eq null", []string{"o3", "o4", o5}},
+		{"has(c8y_Level.unit)", []string{"o1", "o2", "o6"}},
+		{"c8y_IsDevice eq null", []string{"o3", "o4", o5, "o6"}},
+		{"c8y_IsDevice ne 1", all},
+		{"tags eq 'y'", []string{"o1", "o2"}},
+		{"tags eq 'x'", []string{"o1", "o4"}},
+		{"tags ne 'y'", []string{"o3", "o4", o5, "o6"}},
+		{"has(tags)", []string{"o1", "o2", "o3", "o4"}},
+		{"arr eq 10", []string{"o4"}},
+		{"arr gt 12", []string{"o4"}},
+		{"arr lt 6", []string{"o4"}},
+		{"arr gt 15", nil},
+		{"list.k eq 'b'", []string{"o2"}},
+		{"list.n eq 1", []string{"o2"}},
+		{"list.n gt 2", []string{"o3"}},
+		{"arr.1 eq 10", []string{"o4"}},
+		{"list.0.k eq 'a'", []string{"o2"}},
+		{"list.1.k eq 'b'", []string{"o2"}},
+		{"list.1.k eq 'c'", nil},
+		{"nested.a.b.c eq 7", []string{"o3"}},
+		{"nested.a.b.c ge 7", []string{"o3"}},
+		{"nested.a.b eq null", []string{"o1", "o2", "o4", o5, "o6"}},
+		{"has(nested.a)", []string{"o3"}},
+		{"name eq 'o*'", []string{"o1", "o2", "o3", "o4", "o6"}},
+		{"name eq '*3'", []string{"o3"}},
+		{"name eq '*'", all},
+		{"name eq 'o'", nil},
+		{"name ne 'o*'", []string{o5}},
+		{"name eq 'we?rd[*'", []string{o5}},
+		{"tags eq 'x*'", []string{"o1", "o4"}},
+		{"c8y_Level.unit eq '*'", []string{"o1", "o2", "o6"}},
+		{"c8y_Level.unit ne '*'", []string{"o3", "o4", o5}},
+		{"quote eq 'it''s'", []string{"o3"}},
+		{"type eq 't*'", all},
+		{"type eq 'tA'", []string{"o1", "o3"}},
+		{"id eq '" + ids["o2"] + "'", []string{"o2"}},
+		{"id le '" + ids["o2"] + "'", []string{"o1", "o2"}},
+		{"id gt " + ids["o4"], []string{o5, "o6"}},
+		{"id eq 0.5", nil},
+		{"has(id)", all},
+		{"creationTime gt '2000'", nil},
+		{"creationTime ne 'x'", all},
+		{"creationTime eq null", nil},
+		{"has(creationTime)", all},
+		{"lastUpdated lt 99999999999999", nil},
+		{"name.x eq null", all},
+		{"has(name.x)", nil},
+		{"when gt '2000'", nil},
+		{"has(when)", []string{"o1"}},
+		{"when eq null", []string{"o2", "o3", "o4", o5, "o6"}},
+		{"tenant eq 'q'", all},
+		{"tenant eq 'other'", nil},
+		{"not(has(c8y_Level))", []string{"o4", o5}},
+		{"not(tags eq 'y' or flag eq true)", []string{"o3", "o4", o5, "o6"}},
+		{"flag eq true or flag eq false and type eq 'tB'", []string{"o1", "o2"}},
+		{"flag eq true or flag eq false and type eq 'tA'", []string{"o1"}},
+		{"(flag eq true or flag eq false) and type eq 'tB'", []string{"o2"}},
+		{"name EQ 'o1' OR name Eq 'o2'", []string{"o1", "o2"}},
+		{"NOT(HAS(c8y_Level)) AnD type EQ 'tB'", []string{"o4"}},
+		{"$filter=(name eq 'o1')", []string{"o1"}},
+		{"$orderby=name desc", []string{o5, "o6", "o4", "o3", "o2", "o1"}},
+		{"$orderby=id desc", []string{"o6", o5, "o4", "o3", "o2", "o1"}},
+		{"$orderby=type asc, name desc", []string{o5, "o3", "o1", "o4", "o2", "o6"}},
+		{"$orderby=c8y_Level.value", []string{"o4", o5, "o6", "o1", "o2", "o3"}},
+		{"$orderby=c8y_Level.value desc", []string{"o3", "o2", "o1", "o6", "o4", o5}},
+		// With a filter: the MongoDB engine's shortcut through the
+		// embedded FerretDB's SQLite file, which serves a list without
+		// one, orders booleans as numbers.
+		{"name ne 'x' $orderby=flag", []string{"o3", o5, "o6", "o4", "o2", "o1"}},
+		{"name ne 'x' $orderby=flag desc", []string{"o1", "o2", "o4", "o3", o5, "o6"}},
+		{"$orderby=when", []string{"o2", "o3", "o4", o5, "o6", "o1"}},
+		{"tags ne 1 $orderby=tags", []string{"o3", o5, "o6", "o1", "o4", "o2"}},
+		{"tags ne 1 $orderby=tags desc", []string{"o1", "o2", "o4", o5, "o6", "o3"}},
+		{"list.k eq null", []string{"o1", "o4", o5, "o6"}},
+		{"$filter=(has(c8y_Level)) $orderby=c8y_Level.value desc", []string{"o3", "o2", "o1", "o6"}},
+		{"name ne 'x' $orderby=nested.a.b.c desc", []string{"o3", "o1", "o2", "o4", o5, "o6"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			mos, total, err := s.ListManagedObjects(ctx, "q", store.ManagedObjectFilter{Query: tc.query, Page: store.Page{Size: 10, WithTotal: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(names(mos), tc.want) || total != int64(len(tc.want)) {
+				t.Fatalf("got %v (total %d), want %v", names(mos), total, tc.want)
+			}
+		})
+	}
+
+	// a query's pages and total, with the type and fragment filters
+	mos, total, err := s.ListManagedObjects(ctx, "q", store.ManagedObjectFilter{
+		Query: "has(c8y_Level) $orderby=name desc", Page: store.Page{Size: 2, Current: 2, WithTotal: true},
+	})
+	if err != nil || !slices.Equal(names(mos), []string{"o2", "o1"}) || total != 4 {
+		t.Errorf("second page of a query: %v (total %d, %v), want [o2 o1] of 4", names(mos), total, err)
+	}
+	mos, total, err = s.ListManagedObjects(ctx, "q", store.ManagedObjectFilter{
+		Type: "tA", FragmentType: "c8y_Level", Query: "c8y_Level.value ne 2.5", Page: store.Page{WithTotal: true},
+	})
+	if err != nil || !slices.Equal(names(mos), []string{"o1", "o3"}) || total != 2 {
+		t.Errorf("a query with type and fragment filters: %v (total %d, %v), want [o1 o3]", names(mos), total, err)
+	}
+	if _, _, err := s.ListManagedObjects(ctx, "q", store.ManagedObjectFilter{Query: "id eq 'x'"}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("an id that is no number: %v, want ErrInvalid", err)
 	}
 }
