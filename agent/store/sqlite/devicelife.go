@@ -75,7 +75,7 @@ func (s *Store) createDevice(ctx context.Context, tenant string, d store.NewDevi
 		err := tx.QueryRow("SELECT device FROM external_ids WHERE tenant = ? AND type = ? AND external_id = ?",
 			tenant, store.ExternalIDDevice, d.Endpoint).Scan(&holder)
 		if err == nil {
-			return fmt.Errorf("device %s: %w", d.Endpoint, store.ErrConflict)
+			return fmt.Errorf("%w: the tenant has a device for the endpoint", store.ErrConflict)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err

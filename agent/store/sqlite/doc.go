@@ -69,6 +69,16 @@
 // whose version is beyond what the binary knows (ErrNewerSchema), since
 // an older binary would misread or damage it.
 //
+// # Fragments
+//
+// A managed object's fragments are one JSON object, merged in place by
+// the statements that update them. JSON has no time, so a time.Time is
+// kept as {"$date": <Unix milliseconds>} and read back as a time.Time,
+// as the MongoDB engine gives back its dates (jsondates.go); decodeJSON
+// reads the engine's JSON into the values that engine answers. The
+// inventory query language is rendered in SQL over that JSON with
+// MongoDB's semantics (query.go).
+//
 // # The old format
 //
 // Before this engine, the embedded store was FerretDB over SQLite, with

@@ -18,7 +18,9 @@ type Store struct {
 
 var (
 	_ store.Tenants         = (*Store)(nil)
+	_ store.Devices         = (*Store)(nil)
 	_ store.Identities      = (*Store)(nil)
+	_ store.Registrations   = (*Store)(nil)
 	_ store.Binaries        = (*Store)(nil)
 	_ store.ProtocolRecords = (*Store)(nil)
 	_ store.Operations      = (*Store)(nil)

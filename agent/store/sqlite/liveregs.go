@@ -15,29 +15,29 @@ import (
 // Register, Update, De-register and expiry (an ended registration has an
 // empty id), and the start restores every live one (LiveRegistrations).
 //
-// The index is partial: it holds only the live objects, so that a start
-// with few registrations among many objects reads those few, and its
-// rows are the objects' keys, through which the read finds each object's
-// fragments. Its condition must be spelled as liveCondition spells it,
-// for SQLite to see that a query's WHERE implies it.
+// The index is partial, so that it holds the live objects alone, and it
+// holds their lwm2m fragment (liveFragment, NULL for an object without a
+// live registration), so that the start reads every live registration
+// from the index without a look at the objects' rows or a parse of their
+// whole fragments: 100,000 registrations are read several times faster
+// than through an index of the keys alone. A query uses it only where it
+// spells liveFragment as the index does.
 const schemaLiveRegistrations = `CREATE INDEX managed_objects_live ON managed_objects (tenant, id, (` + liveFragment + `))
-	WHERE ` + liveCondition
+	WHERE (` + liveFragment + `) IS NOT NULL`
 
-const liveFragment = `fragments -> '$.lwm2m'`
-
-const liveCondition = `json_type(fragments, '$.lwm2m.registrationId') = 'text'
-		AND fragments ->> '$.lwm2m.registrationId' <> ''`
+const liveFragment = `iif(json_type(fragments, '$.lwm2m.registrationId') = 'text' AND fragments ->> '$.lwm2m.registrationId' <> '',
+		fragments -> '$.lwm2m', NULL)`
 
 // selectLive reads each live registration with what its device's record
 // says of how it may connect, the record found by its primary key in the
 // same query; the two parameters it reads come in one JSON array, for
 // one parse of the parameters.
-const selectLive = `SELECT o.tenant, o.id, o.` + liveFragment + `, r.device IS NOT NULL, coalesce(r.serialization, ''),
+const selectLive = `SELECT o.tenant, o.id, ` + liveFragment + `, r.device IS NOT NULL, coalesce(r.serialization, ''),
 		json_extract(r.params, '$.` + store.ParamSecurityMode + `', '$.lwm2mPskId'),
 		coalesce(r.psk_key IS NOT NULL, 0), coalesce(r.pending_create OR r.pending_delete, 0)
 	FROM managed_objects o INDEXED BY managed_objects_live
 	LEFT JOIN registrations r ON r.tenant = o.tenant AND r.device = o.id
-	WHERE ` + liveCondition
+	WHERE (` + liveFragment + `) IS NOT NULL`
 
 // LiveRegistrations calls fn for every device whose managed object holds
 // a live registration, across tenants, streaming them from one query; an

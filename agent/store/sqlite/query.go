@@ -113,8 +113,12 @@ func (q *sqlQuery) where(n store.QueryNode) error {
 		if len(n.Nodes) != 1 {
 			return fmt.Errorf("%w: query: not of %d operands", store.ErrInvalid, len(n.Nodes))
 		}
-		q.sql("NOT ")
-		return q.where(n.Nodes[0])
+		q.sql("NOT (")
+		if err := q.where(n.Nodes[0]); err != nil {
+			return err
+		}
+		q.sql(")")
+		return nil
 	case store.QueryHas:
 		_, missing, segs := fieldOf(n.Field)
 		switch {
@@ -147,17 +151,18 @@ func (q *sqlQuery) compare(n store.QueryNode) error {
 	if n.Op == "ne" {
 		eq := n
 		eq.Op = "eq"
-		q.sql("NOT ")
-		return q.compare(eq)
+		q.sql("NOT (")
+		if err := q.compare(eq); err != nil {
+			return err
+		}
+		q.sql(")")
+		return nil
 	}
 	if f, ok := n.Value.(float64); ok && math.IsNaN(f) {
-		// NaN (the query's "nan"), which no stored value is (JSON has
-		// none), is below every number in MongoDB's order.
-		if n.Op != "gt" && n.Op != "ge" {
-			q.sql("0")
-			return nil
-		}
-		n.Op, n.Value = "ge", math.Inf(-1)
+		// NaN (the query's "nan") compares false with everything in
+		// MongoDB but NaN, which no stored value is (JSON has none).
+		q.sql("0")
+		return nil
 	}
 	col, missing, segs := fieldOf(n.Field)
 	if n.Value == nil {

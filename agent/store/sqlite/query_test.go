@@ -41,6 +41,8 @@ func TestQueriesAsMongoDB(t *testing.T) {
 		{"has(list.n)", []string{"a", "b"}},
 		{"list.k eq 'b'", []string{"a"}},
 		{"list eq 2", []string{"c"}},
+		{"list ge nan", nil},
+		{"list ne nan", []string{"a", "b", "c", "d", "e"}},
 		{"$orderby=list.n desc", []string{"b", "a", "c", "d", "e"}},
 		{"$orderby=list.n", []string{"a", "c", "d", "e", "b"}},
 		{"$orderby=flag", []string{"d", "e", "b", "a", "c"}},

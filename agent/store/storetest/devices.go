@@ -25,6 +25,7 @@ var deviceCases = []suiteCase{
 	{"ConcurrentDevicesAndBulkUpdates", testConcurrentDevicesAndBulkUpdates},
 	{"ConcurrentUpdatesOfOneObject", testConcurrentUpdatesOfOneObject},
 	{"InventoryQueries", testInventoryQueries},
+	{"DeviceTenantIsolation", testDeviceTenantIsolation},
 }
 
 func names(mos []store.ManagedObject) []string {
@@ -640,5 +641,57 @@ func testInventoryQueries(t *testing.T, s store.Engine) {
 	}
 	if _, _, err := s.ListManagedObjects(ctx, "q", store.ManagedObjectFilter{Query: "id eq 'x'"}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("an id that is no number: %v, want ErrInvalid", err)
+	}
+}
+
+// testDeviceTenantIsolation: another tenant can neither delete, remove,
+// complete nor release a tenant's device, nor reach it by an endpoint of
+// its own, and its queries never list it; the device is whole after.
+func testDeviceTenantIsolation(t *testing.T, s store.Engine) {
+	dev := must(s.CreateIncompleteDevice(ctx, "a", store.NewDevice{
+		Endpoint: "iso", ExternalIDs: []store.ExternalID{{Type: "c8y_Serial", ExternalID: "iso-1"}},
+		Registration: store.DeviceRegistration{Params: map[string]any{store.ParamEndpointID: "iso"}},
+	}))
+	check(t, s.BindPSKIdentity(ctx, store.PSKServer, "iso-id", "a", dev))
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"delete", func() error { _, err := s.DeleteManagedObject(ctx, "b", dev); return err }, store.ErrNotFound},
+		{"remove incomplete", func() error { return s.RemoveIncompleteDevice(ctx, "b", dev) }, store.ErrComplete},
+		{"complete", func() error { return s.CompleteDevice(ctx, "b", dev) }, store.ErrNotFound},
+		{"release identities", func() error { return s.ReleasePendingIdentities(ctx, "b", dev) }, store.ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.do(); !errors.Is(err, tc.want) {
+				t.Fatalf("%v, want %v", err, tc.want)
+			}
+		})
+	}
+	if r := must(s.DeviceSettings(ctx, "a", dev)); !r.Incomplete {
+		t.Errorf("a's device completed by b: %+v", r)
+	}
+	// b's device for the same endpoint leaves a's binding as it is
+	mine := must(s.CreateDevice(ctx, "b", "iso"))
+	if tenant, id, err := s.DeviceByEndpoint(ctx, "iso"); err != nil || tenant != "a" || id != dev {
+		t.Errorf("endpoint bound to %s/%s (%v), want a's device", tenant, id, err)
+	}
+	if mos, _, err := s.ListManagedObjects(ctx, "b", store.ManagedObjectFilter{Query: "name eq 'iso' or has(c8y_IsDevice)"}); err != nil || len(mos) != 1 || mos[0].ID != mine {
+		t.Errorf("b's query lists %+v (%v), want its own device alone", mos, err)
+	}
+	// b's deletion of its own device leaves a's bindings
+	if gone := must(s.DeleteManagedObject(ctx, "b", mine)); !slices.Equal(gone.Endpoints, []string{"iso"}) {
+		t.Errorf("b's deletion named %+v", gone)
+	}
+	check(t, s.CompleteDevice(ctx, "a", dev))
+	if tenant, id, err := s.DeviceByEndpoint(ctx, "iso"); err != nil || tenant != "a" || id != dev {
+		t.Errorf("endpoint after b's deletion: %s/%s (%v), want a's device", tenant, id, err)
+	}
+	if _, id, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "iso-id"); err != nil || id != dev {
+		t.Errorf("identity after b's deletion: %s (%v), want a's device", id, err)
+	}
+	if x, err := s.GetExternalID(ctx, "a", "c8y_Serial", "iso-1"); err != nil || x.ManagedObjectID != dev {
+		t.Errorf("a's external id: %+v (%v)", x, err)
 	}
 }
