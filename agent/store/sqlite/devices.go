@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -59,14 +58,10 @@ func nowMilli() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 func nextID(tx *Tx) (int64, error) { return reserveIDs(tx, 1) }
 
 // marshal encodes a fragment, or fragments, as stored: times as date
-// objects (jsondates.go).
-func marshal(what string, v any) (string, error) {
-	b, err := json.Marshal(jsonDates(v))
-	if err != nil {
-		return "", fmt.Errorf("%w: %s: %w", store.ErrInvalid, what, err)
-	}
-	return string(b), nil
-}
+// objects (jsondates.go), floats with a fraction or an exponent so that
+// they are read back as floats (encodeJSON), as the MongoDB engine keeps
+// its doubles.
+func marshal(what string, v any) (string, error) { return encodeJSON(what, jsonDates(v)) }
 
 // CreateManagedObject stores a new object with a fresh id (mo.ID is
 // ignored) and returns it as stored; reserved members and name and type

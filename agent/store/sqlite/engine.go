@@ -9,8 +9,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
-// Store is the embedded engine of the storage contract over a DB. The
-// concerns it implements so far are below; the others follow.
+// Store is the embedded engine of the storage contract over a DB.
 type Store struct {
 	db   *DB
 	auth *store.LoginCache
@@ -57,9 +56,6 @@ func blob(b []byte) any {
 	}
 	return b
 }
-
-// errUnsupported answers the concerns this engine does not implement yet.
-var errUnsupported = fmt.Errorf("sqlite: %w", errors.ErrUnsupported)
 
 // Engine is the embedded engine with its database: Close closes both.
 type Engine struct {

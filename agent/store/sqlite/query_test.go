@@ -154,7 +154,8 @@ func TestQuerySQL(t *testing.T) {
 // Times in fragments are stored as dates and read back as time.Time in
 // UTC at millisecond precision, as the MongoDB engine gives them back,
 // wherever they are: at the top, nested, in slices and typed maps, set
-// by any update.
+// by any update; a whole float is read back as a float, as MongoDB keeps
+// a double.
 func TestFragmentTimes(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
@@ -165,6 +166,7 @@ func TestFragmentTimes(t *testing.T) {
 		"top": at, "nested": map[string]any{"at": at, "list": []any{at, "x"}},
 		"typed": map[string]time.Time{"at": at}, "slice": []time.Time{at}, "ptr": &ptr, "strings": []string{"a"},
 		"none": (*time.Time)(nil), "nilMap": map[string]any(nil), "nilList": []any(nil), "bytes": []byte("ab"),
+		"whole": 21.0, "int": int64(21),
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +185,9 @@ func TestFragmentTimes(t *testing.T) {
 		if tm, ok := v.(time.Time); !ok || !tm.Equal(want) || tm.Location() != time.UTC {
 			t.Errorf("%s: %#v, want %v", name, v, want)
 		}
+	}
+	if f["whole"] != 21.0 || f["int"] != int64(21) {
+		t.Errorf("numbers: whole float %#v, integer %#v", f["whole"], f["int"])
 	}
 	if f["none"] != nil || f["nilMap"] != nil || f["nilList"] != nil || f["bytes"] != "YWI=" || !slices.Equal(f["strings"].([]any), []any{"a"}) {
 		t.Errorf("other values: none %#v, nilMap %#v, nilList %#v, bytes %#v, strings %#v", f["none"], f["nilMap"], f["nilList"], f["bytes"], f["strings"])
