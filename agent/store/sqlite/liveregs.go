@@ -49,7 +49,7 @@ const selectLive = `SELECT o.tenant, o.id, ` + liveFragment + `, r.device IS NOT
 // and calls fn; what is read ahead is bounded by liveBatches batches of
 // liveBatch rows.
 func (s *Store) LiveRegistrations(ctx context.Context, fn func(store.LiveRegistration) error) error {
-	ctx, cancel := context.WithCancel(ctx)
+	readCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan []liveRow, liveBatches)
 	var readErr error
@@ -57,7 +57,7 @@ func (s *Store) LiveRegistrations(ctx context.Context, fn func(store.LiveRegistr
 	go func() {
 		defer close(done)
 		defer close(batches)
-		readErr = s.readLive(ctx, batches)
+		readErr = s.readLive(readCtx, batches)
 	}()
 	// On an early return, the reader is stopped and waited for, so that
 	// it holds no connection once this returns.
@@ -69,6 +69,11 @@ func (s *Store) LiveRegistrations(ctx context.Context, fn func(store.LiveRegistr
 	}()
 	for batch := range batches {
 		for _, r := range batch {
+			// The caller's end stops the calls at once, not after what
+			// was read ahead.
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("live registrations: %w", err)
+			}
 			var err error
 			if r.l.Fragment, err = decodeFragments(r.frag); err != nil {
 				return fmt.Errorf("live registration of %s: %w", r.l.DeviceID, err)

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -105,5 +106,44 @@ func TestLiveRegistrationsIndex(t *testing.T) {
 	got := 0
 	if err := s.LiveRegistrations(context.Background(), func(store.LiveRegistration) error { got++; return nil }); err != nil || got != 10 {
 		t.Errorf("%d live registrations (%v), want 10", got, err)
+	}
+}
+
+// A stop in the middle, by fn's error or the context's end, returns
+// that, and leaves no read connection held by the rows read ahead.
+func TestLiveRegistrationsStop(t *testing.T) {
+	s := newStore(t)
+	fleet(t, s, 5*liveBatch, 1)
+	stop := errors.New("stop")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		fn   func(n int) error
+		want error
+	}{
+		{"fn's error", func(n int) error {
+			if n == liveBatch+1 {
+				return stop
+			}
+			return nil
+		}, stop},
+		{"context's end", func(n int) error {
+			if n == liveBatch+1 {
+				cancel()
+			}
+			return nil
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			err := s.LiveRegistrations(ctx, func(store.LiveRegistration) error { n++; return tc.fn(n) })
+			if !errors.Is(err, tc.want) || n != liveBatch+1 {
+				t.Fatalf("%v after %d registrations, want %v", err, n, tc.want)
+			}
+			if inUse := s.db.readers.Stats().InUse; inUse != 0 {
+				t.Fatalf("%d read connections in use after the stop", inUse)
+			}
+		})
 	}
 }
