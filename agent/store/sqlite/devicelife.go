@@ -11,6 +11,25 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
+// The statements of a device's creation and removal, named so that a
+// test checks the index each one uses: every one is a lookup of the
+// device's rows by a key or an index that leads with (tenant, device).
+const (
+	sqlDeviceOfEndpoint = "SELECT device FROM external_ids WHERE tenant = ? AND type = ? AND external_id = ?"
+	// The index of a device's external IDs holds their key after its
+	// own columns, which gives them in order.
+	sqlEndpointIDsOf    = "SELECT external_id FROM external_ids WHERE tenant = ? AND device = ? AND type = ? ORDER BY external_id"
+	sqlUnbindEndpoints  = "DELETE FROM endpoints WHERE tenant = ? AND device = ? RETURNING endpoint"
+	sqlUnbindIdentities = "DELETE FROM psk_identities WHERE tenant = ? AND device = ? RETURNING iif(kind = ?, identity, NULL)"
+)
+
+// removeDeviceRows remove the device's external IDs, object and record.
+var removeDeviceRows = []string{
+	"DELETE FROM external_ids WHERE tenant = ? AND device = ?",
+	"DELETE FROM managed_objects WHERE tenant = ? AND id = ?",
+	"DELETE FROM registrations WHERE tenant = ? AND device = ?",
+}
+
 // A device is several rows: its managed object, its external IDs, its
 // endpoint binding, its PSK identities and its registration record. On
 // this engine each creation and removal below is one change of the
@@ -72,8 +91,7 @@ func (s *Store) createDevice(ctx context.Context, tenant string, d store.NewDevi
 	err = s.db.Write(ctx, func(tx *Tx) error {
 		// The endpoint's c8y_Id names the tenant's device for it: the
 		// claim that a second creation of the endpoint loses.
-		err := tx.QueryRow("SELECT device FROM external_ids WHERE tenant = ? AND type = ? AND external_id = ?",
-			tenant, store.ExternalIDDevice, d.Endpoint).Scan(&holder)
+		err := tx.QueryRow(sqlDeviceOfEndpoint, tenant, store.ExternalIDDevice, d.Endpoint).Scan(&holder)
 		if err == nil {
 			return fmt.Errorf("%w: the tenant has a device for the endpoint", store.ErrConflict)
 		}
@@ -179,8 +197,7 @@ func removeDevice(tx *Tx, tenant, id string, r store.DeviceRegistration) (store.
 	if ep, _ := r.Params[store.ParamEndpointID].(string); ep != "" {
 		gone.Endpoints = append(gone.Endpoints, ep)
 	}
-	eps, err := stringsOf(tx, "SELECT external_id FROM external_ids WHERE tenant = ? AND device = ? AND type = ? ORDER BY external_id",
-		tenant, id, store.ExternalIDDevice)
+	eps, err := stringsOf(tx, sqlEndpointIDsOf, tenant, id, store.ExternalIDDevice)
 	if err != nil {
 		return gone, fmt.Errorf("remove device %s: external ids: %w", id, err)
 	}
@@ -190,24 +207,19 @@ func removeDevice(tx *Tx, tenant, id string, r store.DeviceRegistration) (store.
 			gone.Identities = appendNew(gone.Identities, ident)
 		}
 	}
-	bound, err := stringsOf(tx, "DELETE FROM endpoints WHERE tenant = ? AND device = ? RETURNING endpoint", tenant, id)
+	bound, err := stringsOf(tx, sqlUnbindEndpoints, tenant, id)
 	if err != nil {
 		return gone, fmt.Errorf("remove device %s: unbind endpoints: %w", id, err)
 	}
 	slices.Sort(bound)
 	gone.Endpoints = appendNew(gone.Endpoints, bound...)
-	bound, err = stringsOf(tx, "DELETE FROM psk_identities WHERE tenant = ? AND device = ? RETURNING iif(kind = ?, identity, NULL)",
-		tenant, id, store.PSKServer)
+	bound, err = stringsOf(tx, sqlUnbindIdentities, tenant, id, store.PSKServer)
 	if err != nil {
 		return gone, fmt.Errorf("remove device %s: unbind psk identities: %w", id, err)
 	}
 	slices.Sort(bound)
 	gone.Identities = appendNew(gone.Identities, bound...)
-	for _, q := range []string{
-		"DELETE FROM external_ids WHERE tenant = ? AND device = ?",
-		"DELETE FROM managed_objects WHERE tenant = ? AND id = ?",
-		"DELETE FROM registrations WHERE tenant = ? AND device = ?",
-	} {
+	for _, q := range removeDeviceRows {
 		if _, err := tx.Exec(q, tenant, id); err != nil {
 			return gone, fmt.Errorf("remove device %s: %w", id, err)
 		}

@@ -336,11 +336,35 @@ func TestStartRepairsUnfinishedDevices(t *testing.T) {
 	}
 }
 
-// The repair reads the unfinished records from their partial index.
-func TestRepairUsesPendingIndex(t *testing.T) {
-	s := newStore(t)
-	plan := explain(t, s.db, selectPending, "", "", 1)
-	if !strings.Contains(plan, "registrations_pending") || strings.Contains(plan, "TEMP B-TREE") {
-		t.Errorf("plan of the repair's read:\n%s", plan)
+// Each statement of a device's creation and removal is served by an
+// index, without a sort.
+func TestDevicePlans(t *testing.T) {
+	cases := []planCase{
+		{"device of an endpoint", sqlDeviceOfEndpoint, "USING PRIMARY KEY (tenant=? AND type=? AND external_id=?)"},
+		{"endpoint ids of a device", sqlEndpointIDsOf, "INDEX external_ids_device (tenant=? AND device=? AND type=?)"},
+		{"unbind endpoints", sqlUnbindEndpoints, "INDEX endpoints_device (tenant=? AND device=?)"},
+		{"unbind identities", sqlUnbindIdentities, "INDEX psk_identities_device (tenant=? AND device=?)"},
+		{"unfinished records", selectPending, "USING INDEX registrations_pending"},
+	}
+	for _, q := range removeDeviceRows {
+		want := "USING PRIMARY KEY (tenant=? AND device=?)"
+		switch {
+		case strings.Contains(q, "external_ids"):
+			want = "INDEX external_ids_device (tenant=? AND device=?)"
+		case strings.Contains(q, "managed_objects"):
+			want = "USING PRIMARY KEY (tenant=? AND id=?)"
+		}
+		cases = append(cases, planCase{q, q, want})
+	}
+	db := newStore(t).db
+	for _, tc := range cases {
+		// a value for each parameter, which does not change the plan
+		args := make([]any, strings.Count(tc.query, "?"))
+		for i := range args {
+			args[i] = ""
+		}
+		if plan := explain(t, db, tc.query, args...); !strings.Contains(plan, tc.want) || strings.Contains(plan, "TEMP B-TREE") {
+			t.Errorf("%s: plan\n%s\nwant %q and no temporary b-tree", tc.name, plan, tc.want)
+		}
 	}
 }
