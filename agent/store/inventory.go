@@ -277,7 +277,9 @@ func (s *Store) DeleteManagedObject(ctx context.Context, tenant, id string) (Del
 // record's endpoint and the device's c8y_Id external IDs), the PSK
 // identities the record names or has yet to release, the external IDs,
 // last known values, operation queue, the managed object, and last the
-// record. Only bindings that name the device are removed.
+// record. Only bindings that name the device are removed. Its operations
+// stay as history; those still PENDING or EXECUTING fail first
+// (FailureDeviceDeleted), so that nothing waits for a device that is gone.
 func (s *Store) removeDevice(ctx context.Context, tenant, id string, r DeviceRegistration) (DeletedDevice, error) {
 	var gone DeletedDevice
 	xs, err := s.ExternalIDsOf(ctx, tenant, id)
@@ -315,6 +317,11 @@ func (s *Store) removeDevice(ctx context.Context, tenant, id string, r DeviceReg
 		if _, err := s.externalIDs.DeleteOne(ctx, bson.D{{Key: "_id", Value: extKey(tenant, x.Type, x.ExternalID)}}); err != nil {
 			return gone, fmt.Errorf("remove device %s: external id: %w", id, err)
 		}
+	}
+	if _, err := s.operations.UpdateMany(ctx,
+		bson.D{{Key: "tenant", Value: tenant}, {Key: "deviceId", Value: id}, {Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{OpPending, OpExecuting}}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: OpFailed}, {Key: "failureReason", Value: FailureDeviceDeleted}, {Key: "lastUpdated", Value: now()}}}}); err != nil {
+		return gone, fmt.Errorf("remove device %s: fail its operations: %w", id, err)
 	}
 	for _, c := range []*mongo.Collection{s.values, s.opQueues, s.objects, s.deviceRegs} {
 		if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {

@@ -22,6 +22,10 @@ const (
 	OpExecuting  = "EXECUTING"
 	OpSuccessful = "SUCCESSFUL"
 	OpFailed     = "FAILED"
+
+	// FailureDeviceDeleted is the failure reason of the operations that
+	// were still PENDING or EXECUTING when their device was deleted.
+	FailureDeviceDeleted = "device deleted"
 )
 
 // Operation is a request to a device: a shell command (c8y_Command) or

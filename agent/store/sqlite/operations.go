@@ -428,12 +428,14 @@ func (s *Store) SetOperationFragment(ctx context.Context, tenant, id, name strin
 	return nil
 }
 
-// deleteOperationsOf removes every operation of the tenant's device, in
-// the change that removes the device: its queue goes with it, and no
-// operation names a device that is not there.
-func deleteOperationsOf(tx *Tx, tenant, deviceID string) error {
-	if _, err := tx.Exec("DELETE FROM operations WHERE tenant = ? AND device = ?", tenant, deviceID); err != nil {
-		return fmt.Errorf("delete operations of %s: %w", deviceID, err)
+// failOperationsOf fails the device's PENDING and EXECUTING operations,
+// in the change that deletes the device.
+func failOperationsOf(tx *Tx, tenant, deviceID string) error {
+	_, err := tx.Exec(`UPDATE operations SET status = ?, failure_reason = ?, last_updated = ?
+		WHERE tenant = ? AND device = ? AND status IN (?, ?)`,
+		store.OpFailed, store.FailureDeviceDeleted, nowMilli().UnixMilli(), tenant, deviceID, store.OpPending, store.OpExecuting)
+	if err != nil {
+		return fmt.Errorf("fail operations of %s: %w", deviceID, err)
 	}
 	return nil
 }

@@ -287,56 +287,6 @@ func TestCreateOperationsBigBatch(t *testing.T) {
 	}
 }
 
-// deleteOperationsOf removes the device's operations, whatever their
-// status, and only those of that device of that tenant.
-func TestDeleteOperationsOf(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t)
-	dev, other, devB := newDevice(t, s, "acme"), newDevice(t, s, "acme"), newDevice(t, s, "b")
-	ops, err := s.CreateOperations(ctx, "acme", []store.Operation{
-		command(dev, "read /3/0"), command(dev, "read /3/0"), command(dev, "read /3/0"), command(other, "read /3/0"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opB, err := s.CreateOperation(ctx, "b", command(devB, "read /3/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetStatus(ctx, "acme", ops[1].ID, store.OpExecuting, "", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetStatus(ctx, "acme", ops[2].ID, store.OpSuccessful, "ok", ""); err != nil {
-		t.Fatal(err)
-	}
-	// The same device id in another tenant is another device.
-	if err := s.db.Write(ctx, func(tx *Tx) error { return deleteOperationsOf(tx, "b", dev) }); err != nil {
-		t.Fatal(err)
-	}
-	if n := intOf(t, s.db, "SELECT count(*) FROM operations"); n != 5 {
-		t.Fatalf("%d operations after deleting another tenant's device's, want 5", n)
-	}
-	if err := s.db.Write(ctx, func(tx *Tx) error { return deleteOperationsOf(tx, "acme", dev) }); err != nil {
-		t.Fatal(err)
-	}
-	for _, op := range ops[:3] {
-		if _, err := s.GetOperation(ctx, "acme", op.ID); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("operation %s of the deleted device: %v", op.ID, err)
-		}
-	}
-	if q, err := s.QueueOf(ctx, "acme", dev, 0); err != nil || q.PendingCount != 0 || q.Pending != nil || q.Executing != nil {
-		t.Errorf("queue of the deleted device: %+v, %v", q, err)
-	}
-	if ex, err := s.Executing(ctx, 0); err != nil || len(ex) != 0 {
-		t.Errorf("executing after the deletion: %+v, %v", ex, err)
-	}
-	for _, kept := range []struct{ tenant, id string }{{"acme", ops[3].ID}, {"b", opB.ID}} {
-		if _, err := s.GetOperation(ctx, kept.tenant, kept.id); err != nil {
-			t.Errorf("operation %s of another device: %v", kept.id, err)
-		}
-	}
-}
-
 // QueuedDevices pages through the devices: more than a page of them are
 // each named once, and fn may read the store while it runs.
 func TestQueuedDevicesPages(t *testing.T) {

@@ -31,6 +31,40 @@ var operationCases = []suiteCase{
 	{"ListFiltersPagingTotals", testListOperationsFilters},
 	{"ExecutingBeforeBoundaries", testExecutingBeforeBoundaries},
 	{"OtherTenant", testOperationsOfAnotherTenant},
+	{"DeviceDeleted", testOperationsOfDeletedDevice},
+}
+
+// Deleting a device fails its PENDING and EXECUTING operations and keeps
+// every operation as history; another device's operations, and a device
+// of the same id in another tenant, are left as they were.
+func testOperationsOfDeletedDevice(t *testing.T, s store.Engine) {
+	dev := must(s.CreateDevice(ctx, "acme", "ep-deleted"))
+	other := must(s.CreateDevice(ctx, "acme", "ep-other"))
+	ops := must(s.CreateOperations(ctx, "acme", append(commands(dev, 3), commands(other, 1)...)))
+	check(t, s.SetStatus(ctx, "acme", ops[1].ID, store.OpExecuting, "", ""))
+	check(t, s.SetStatus(ctx, "acme", ops[2].ID, store.OpSuccessful, "ok", ""))
+	must(s.DeleteManagedObject(ctx, "acme", dev))
+
+	for i, want := range []string{store.OpFailed, store.OpFailed, store.OpSuccessful, store.OpPending} {
+		got, err := s.GetOperation(ctx, "acme", ops[i].ID)
+		if err != nil || got.Status != want {
+			t.Fatalf("operation %d after its device was deleted: %+v, %v; want %s", i, got, err, want)
+		}
+		if want == store.OpFailed && got.FailureReason != store.FailureDeviceDeleted {
+			t.Errorf("operation %d failed for %q, want %q", i, got.FailureReason, store.FailureDeviceDeleted)
+		}
+	}
+	if p := must(s.Pending(ctx, "acme", dev, 0)); len(p) != 0 {
+		t.Errorf("pending operations of the deleted device: %+v", p)
+	}
+	if ex := must(s.Executing(ctx, 0)); len(ex) != 0 {
+		t.Errorf("executing after the deletion: %+v", ex)
+	}
+	var queued []string
+	check(t, s.QueuedDevices(ctx, func(tenant, id string) error { queued = append(queued, tenant+"/"+id); return nil }))
+	if !slices.Equal(queued, []string{"acme/" + other}) {
+		t.Errorf("queued devices after the deletion: %v, want only acme/%s", queued, other)
+	}
 }
 
 // device makes an object of the tenant for operations to name. The
