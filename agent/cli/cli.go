@@ -1,5 +1,5 @@
-// Package cli holds the lwm2m-agent commands: serve, simulate, shell and
-// version.
+// Package cli holds the lwm2m-agent commands: serve, simulate, shell,
+// import, store, health and version.
 package cli
 
 import (
@@ -26,7 +26,7 @@ func Main(args []string) int {
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lwm2m-agent:", err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }
@@ -40,7 +40,7 @@ func rootCmd() *cobra.Command {
 		Version:       versionString(),
 	}
 	root.SetVersionTemplate("lwm2m-agent {{.Version}}\n")
-	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), versionCmd(), healthCmd(), pluginCmd())
+	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), storeCmd(), versionCmd(), healthCmd(), pluginCmd())
 	return root
 }
 

@@ -162,6 +162,33 @@ type Tenants interface {
 	Login(ctx context.Context, tenant, userName, password string) (User, error)
 }
 
+// Dumps move a whole store out of an engine and into another, of the
+// same kind or the other: the records of the dump format (dump.go,
+// docs/store-format.md), which ExportDump, ImportDump and CopyStore
+// read and write. Records keep their ids, secrets (password hashes, PSK
+// keys) included.
+type Dumps interface {
+	// Export calls fn with every record of the store, in the order of
+	// DumpKinds, reading a few at a time (never the whole store into
+	// memory); an error of fn stops it and is returned.
+	Export(ctx context.Context, fn func(Record) error) error
+	// DumpKinds are the kinds the engine exports and imports; Export
+	// writes no other, ImportBatch refuses any other.
+	DumpKinds() []string
+	// ImportReady says whether the store may receive an import: nil for
+	// a store without tenants other than the management tenant, and
+	// without data other than that tenant's users (what a first start
+	// creates); ErrNotEmpty, naming what it holds, otherwise.
+	ImportReady(ctx context.Context) error
+	// ImportBatch writes records that follow each other in a dump, with
+	// their ids, all or none of them where the engine can (see each
+	// engine's), and raises the id counter to at least every imported
+	// id. A record that cannot be imported is a *BatchError naming it.
+	// The management tenant and its users replace those of the store;
+	// any other record that exists already is ErrConflict.
+	ImportBatch(ctx context.Context, records []Record) error
+}
+
 // Engine is a whole store: every concern, and Close.
 type Engine interface {
 	Devices
@@ -172,6 +199,7 @@ type Engine interface {
 	Binaries
 	ProtocolRecords
 	Tenants
+	Dumps
 	Close(ctx context.Context) error
 }
 

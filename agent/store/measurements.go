@@ -169,10 +169,8 @@ func (s *Store) buildBuckets(ctx context.Context, items []tenantMeasurement) ([]
 			seqs = seqs[1:]
 			d := bucketDoc{
 				Key: key(k.tenant, "b"+strconv.FormatInt(seq, 10)), Seq: seq, Tenant: k.tenant,
-				Source: k.source, Type: k.typ, Start: chunk[0].m.Time, End: chunk[len(chunk)-1].m.Time,
-				N: len(chunk), M: make([]bucketEntry, len(chunk)),
+				Source: k.source, Type: k.typ, M: make([]bucketEntry, len(chunk)),
 			}
-			seen := map[string]bool{}
 			for i, it := range chunk {
 				f := it.m.Fragments
 				if f == nil {
@@ -180,32 +178,44 @@ func (s *Store) buildBuckets(ctx context.Context, items []tenantMeasurement) ([]
 				}
 				d.M[i] = bucketEntry{T: it.m.Time, F: f}
 				ids[it.pos] = strconv.FormatInt(seq*bucketMax+int64(i), 10)
-				for frag, v := range f {
-					if !seen[frag] {
-						seen[frag] = true
-						d.Frags = append(d.Frags, frag)
-					}
-					if series, ok := asMap(v); ok {
-						for sn := range series {
-							if !seen[frag+"."+sn] {
-								seen[frag+"."+sn] = true
-								d.Series = append(d.Series, frag+"."+sn)
-							}
-							if !seen["\x00"+sn] {
-								seen["\x00"+sn] = true
-								d.SNames = append(d.SNames, sn)
-							}
-						}
-					}
-				}
 			}
-			if err := d.pack(); err != nil {
+			if err := d.seal(); err != nil {
 				return nil, nil, err
 			}
 			docs = append(docs, d)
 		}
 	}
 	return docs, ids, nil
+}
+
+// seal sets what a bucket says of its measurements, M, sorted by time:
+// their number, first and last times, the fragments and series they
+// have (what lists filter buckets by), and packs them.
+func (d *bucketDoc) seal() error {
+	d.N, d.Start, d.End = len(d.M), d.M[0].T, d.M[len(d.M)-1].T
+	d.Frags, d.Series, d.SNames = nil, nil, nil
+	seen := map[string]bool{}
+	for _, e := range d.M {
+		for frag, v := range e.F {
+			if !seen[frag] {
+				seen[frag] = true
+				d.Frags = append(d.Frags, frag)
+			}
+			if series, ok := asMap(v); ok {
+				for sn := range series {
+					if !seen[frag+"."+sn] {
+						seen[frag+"."+sn] = true
+						d.Series = append(d.Series, frag+"."+sn)
+					}
+					if !seen["\x00"+sn] {
+						seen["\x00"+sn] = true
+						d.SNames = append(d.SNames, sn)
+					}
+				}
+			}
+		}
+	}
+	return d.pack()
 }
 
 // insertBuckets writes bucket documents in one unordered InsertMany. With

@@ -124,19 +124,28 @@ func (s *Store) PutProtocolRecord(ctx context.Context, r ProtocolRecord) error {
 	if err != nil {
 		return err
 	}
+	d, err := protocolDocOf(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.protocols.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, d, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("save protocol %d of %s: %w", r.ObjectID, r.Tenant, err)
+	}
+	return nil
+}
+
+// protocolDocOf is the document of a checked record.
+func protocolDocOf(r ProtocolRecord) (protocolRecordDoc, error) {
 	d := protocolRecordDoc{Key: protoKey(r.Tenant, r.ObjectID), Tenant: r.Tenant, ObjectID: int32(r.ObjectID), Source: r.Source, Updated: r.Updated}
 	for _, f := range []struct {
 		json json.RawMessage
 		doc  *bson.Raw
 	}{{r.Definition, &d.Def}, {r.Functionalities, &d.Funcs}, {r.Validation, &d.Validation}} {
 		if err := bson.UnmarshalExtJSON(f.json, false, f.doc); err != nil {
-			return fmt.Errorf("%w: protocol record %d of %s: %w", ErrInvalid, r.ObjectID, r.Tenant, err)
+			return protocolRecordDoc{}, fmt.Errorf("%w: protocol record %d of %s: %w", ErrInvalid, r.ObjectID, r.Tenant, err)
 		}
 	}
-	if _, err := s.protocols.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, d, options.Replace().SetUpsert(true)); err != nil {
-		return fmt.Errorf("save protocol %d of %s: %w", r.ObjectID, r.Tenant, err)
-	}
-	return nil
+	return d, nil
 }
 
 func recordOf(d protocolRecordDoc) (ProtocolRecord, error) {

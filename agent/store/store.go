@@ -488,6 +488,10 @@ func (f levelFilter) WithGroup(g string) slog.Handler {
 	return f.with(func(h slog.Handler) slog.Handler { return h.WithGroup(g) })
 }
 
+// RedactURI returns a database URI without its credentials, for logs,
+// errors and messages.
+func RedactURI(uri string) string { return redactURI(uri) }
+
 func redactURI(uri string) string {
 	// Credentials must not reach logs or error messages.
 	if u, err := url.Parse(uri); err == nil && u.User != nil {

@@ -41,6 +41,10 @@ const (
 	oldDir   = "db"
 )
 
+// FilePath is the database file of the store in the data directory
+// dataDir, whether it exists or not.
+func FilePath(dataDir string) string { return filepath.Join(dataDir, storeDir, fileName) }
+
 // Config says where the store lives and how it is run. Only Dir is
 // required; every zero field takes its default.
 type Config struct {
@@ -123,8 +127,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.migrations == nil {
 		cfg.migrations = migrations
 	}
-	dir := filepath.Join(cfg.Dir, storeDir)
-	path := filepath.Join(dir, fileName)
+	path := FilePath(cfg.Dir)
+	dir := filepath.Dir(path)
 	// The check comes before anything is created, so that a refused
 	// directory is left as it was found.
 	if err := checkOldFormat(ctx, cfg.Dir, path); err != nil {

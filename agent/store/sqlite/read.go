@@ -120,3 +120,11 @@ func (db *DB) queryOnce(ctx context.Context, query string, args ...any) (*sql.Ro
 func (db *DB) queryRowOnce(ctx context.Context, query string, args ...any) *sql.Row {
 	return db.readers.QueryRowContext(ctx, query, args...)
 }
+
+// ReadTx begins a read transaction on the read pool: every query of it
+// sees the same commit, the last one made before its first read, however
+// long it lasts (the WAL keeps that snapshot), as an export needs.
+// The caller must end it with Rollback (or Commit).
+func (db *DB) ReadTx(ctx context.Context) (*sql.Tx, error) {
+	return db.readers.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+}

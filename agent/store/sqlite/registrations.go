@@ -27,25 +27,14 @@ func (s *Store) SaveDeviceRegistration(ctx context.Context, tenant, deviceID str
 // saveRegistration is SaveDeviceRegistration inside a change, which a
 // device's creation shares.
 func saveRegistration(tx *Tx, tenant, deviceID string, r store.DeviceRegistration) error {
-	var params, release any
-	if r.Params != nil {
-		b, err := json.Marshal(r.Params)
-		if err != nil {
-			return fmt.Errorf("%w: registration of %s: params: %w", store.ErrInvalid, deviceID, err)
-		}
-		params = string(b)
-	}
-	if len(r.Release) > 0 {
-		b, err := json.Marshal(r.Release)
-		if err != nil {
-			return fmt.Errorf("%w: registration of %s: identities to release: %w", store.ErrInvalid, deviceID, err)
-		}
-		release = string(b)
+	params, release, err := registrationJSON(deviceID, r)
+	if err != nil {
+		return err
 	}
 	// As the MongoDB engine marks them: a deletion is marked alone, and
 	// reads back as incomplete as well.
 	create, del := r.Incomplete && !r.Deleting, r.Deleting
-	_, err := tx.Exec(`INSERT INTO registrations (tenant, device, params, psk_key, bootstrap_psk_key,
+	_, err = tx.Exec(`INSERT INTO registrations (tenant, device, params, psk_key, bootstrap_psk_key,
 			credentials_hash, updated, pending_create, pending_delete, pending_release)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, device) DO UPDATE SET
@@ -60,6 +49,26 @@ func saveRegistration(tx *Tx, tenant, deviceID string, r store.DeviceRegistratio
 		tenant, deviceID, params, blob(r.PSKKey), blob(r.BootstrapPSKKey), blob(r.CredentialsHash),
 		nowMilli().UnixMilli(), create, del, release)
 	return err
+}
+
+// registrationJSON encodes the JSON columns of r: params and
+// pending_release, NULL (nil) for none.
+func registrationJSON(deviceID string, r store.DeviceRegistration) (params, release any, err error) {
+	if r.Params != nil {
+		b, err := json.Marshal(r.Params)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: registration of %s: params: %w", store.ErrInvalid, deviceID, err)
+		}
+		params = string(b)
+	}
+	if len(r.Release) > 0 {
+		b, err := json.Marshal(r.Release)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: registration of %s: identities to release: %w", store.ErrInvalid, deviceID, err)
+		}
+		release = string(b)
+	}
+	return params, release, nil
 }
 
 // SetDeviceSerialization stores the content format name the device's
@@ -124,11 +133,13 @@ func (s *Store) DeviceSettings(ctx context.Context, tenant, deviceID string) (st
 	return readRegistration(s.db.QueryRow(ctx, selectRegistration, tenant, deviceID), deviceID)
 }
 
-const selectRegistration = `SELECT params, psk_key, bootstrap_psk_key, credentials_hash, serialization,
-	updated, pending_create, pending_delete, pending_release
-	FROM registrations WHERE tenant = ? AND device = ?`
+// registrationColumns are what readRegistration decodes.
+const registrationColumns = `params, psk_key, bootstrap_psk_key, credentials_hash, serialization,
+	updated, pending_create, pending_delete, pending_release`
 
-// readRegistration decodes a row of selectRegistration.
+const selectRegistration = "SELECT " + registrationColumns + " FROM registrations WHERE tenant = ? AND device = ?"
+
+// readRegistration decodes a row of registrationColumns.
 func readRegistration(row scanner, deviceID string) (store.DeviceRegistration, error) {
 	var (
 		r                store.DeviceRegistration

@@ -72,14 +72,23 @@ func newUser(tenant, userName, password string, roles []string) (userRow, error)
 	if err != nil {
 		return userRow{}, fmt.Errorf("create user %s/%s: %w", tenant, userName, err)
 	}
+	r, err := rolesJSON(roles)
+	if err != nil {
+		return userRow{}, fmt.Errorf("create user %s/%s: %w", tenant, userName, err)
+	}
+	return userRow{tenant: tenant, name: userName, hash: hash, roles: r}, nil
+}
+
+// rolesJSON encodes the roles column; none is [].
+func rolesJSON(roles []string) (string, error) {
 	if roles == nil {
 		roles = []string{}
 	}
 	r, err := json.Marshal(roles)
 	if err != nil {
-		return userRow{}, fmt.Errorf("create user %s/%s: roles: %w", tenant, userName, err)
+		return "", fmt.Errorf("roles: %w", err)
 	}
-	return userRow{tenant: tenant, name: userName, hash: hash, roles: string(r)}, nil
+	return string(r), nil
 }
 
 func (u userRow) insert(tx *Tx) error {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"Binaries", binaryCases},
 		{"Protocols", protocolCases},
 		{"Isolation", isolationCases},
+		{"Dumps", dumpCases(open)},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
