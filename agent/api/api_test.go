@@ -50,7 +50,7 @@ func (r *recorder) calls() []store.Operation {
 
 type env struct {
 	t      *testing.T
-	s      *store.Store
+	s      store.Engine
 	srv    *httptest.Server
 	runner *recorder
 }

@@ -18,7 +18,7 @@ import (
 
 // bulkServer serves an API with the given import settings over a fresh
 // embedded store.
-func bulkServer(tb testing.TB, cfg api.Config) (*store.Store, *httptest.Server) {
+func bulkServer(tb testing.TB, cfg api.Config) (store.Engine, *httptest.Server) {
 	tb.Helper()
 	s := storetest.OpenTest(tb)
 	if _, err := s.EnsureManagement(ctx, adminPass); err != nil {

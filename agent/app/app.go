@@ -31,6 +31,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	storecache "github.com/lwm2m-agent/lwm2m-agent/agent/store/cache"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/engine"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/bundled"
 	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,8 +41,10 @@ import (
 // Agent is a running agent.
 type Agent struct {
 	// Store is the store behind the agent's cache: what every part uses.
-	Store  store.Engine
-	Server *lwm2m.Server
+	Store store.Engine
+	// StoreEngine names the engine: engine.Embedded or engine.MongoDB.
+	StoreEngine string
+	Server      *lwm2m.Server
 	// Bootstrap is the bootstrap server, nil when it is off.
 	Bootstrap *bootstrap.Server
 	Ops       *ops.Runner
@@ -81,16 +84,15 @@ type Agent struct {
 	log     *slog.Logger
 	httpSrv *http.Server
 	httpLn  net.Listener
-	// apiStore is the store over the API's own connections.
-	apiStore *store.Store
+	// apiStore is the store over the API's own connections (MongoDB),
+	// nil when the API shares the store's.
+	apiStore store.Engine
 	// restoreEnded counts the registrations the start ended instead of
 	// restoring them, among those the agent ended.
 	restoreEnded uint64
 }
 
-// apiPoolSize bounds the API's connections to the store. With the
-// embedded store's eight for the rest, update commands stay below its 100
-// SQLite connections (see store.embeddedPoolSize).
+// apiPoolSize bounds the API's own connections to MongoDB.
 const apiPoolSize = 4
 
 // Start opens the store, binds every socket and starts serving; it returns
@@ -104,15 +106,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		log = slog.Default()
 	}
 	refused := refusal.New(log, 0)
-	raw, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, DataDir: cfg.DataDir, Logger: log, VerboseEmbedded: cfg.StoreVerbose})
+	raw, kind, err := engine.Open(ctx, engine.Config{MongoURI: cfg.MongoURI, DataDir: cfg.DataDir, Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
+	log.Info("store open", "engine", kind)
 	// One cache for every part, the API's pool included, so that a change
 	// made through one is seen by the others at once.
 	caches := storecache.New(storeCacheConfig(cfg))
 	st := caches.Wrap(raw)
-	a := &Agent{Store: st, Models: model.Core(), log: log, Refused: refused}
+	a := &Agent{Store: st, StoreEngine: kind, Models: model.Core(), log: log, Refused: refused}
 	fail := func(err error) (*Agent, func() error, error) {
 		if a.Plugins != nil {
 			a.Plugins.Close()
@@ -270,15 +273,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
-	// The API has connections of its own: under a stream of notifications
-	// the writers keep the store's pool busy, and a user's request must not
-	// wait behind them.
-	apiPool, err := raw.Pool(apiPoolSize)
-	if err != nil {
-		return fail(fmt.Errorf("api store pool: %w", err))
+	// With MongoDB the API has connections of its own: under a stream of
+	// notifications the writers keep the store's pool busy, and a user's
+	// request must not wait behind them. The embedded engine's readers
+	// never wait for its writer.
+	apiStore := st
+	if p, ok := raw.(*store.Store); ok {
+		pool, err := p.Pool(apiPoolSize)
+		if err != nil {
+			return fail(fmt.Errorf("api store pool: %w", err))
+		}
+		a.apiStore, apiStore = pool, caches.Wrap(pool)
 	}
-	a.apiStore = apiPool
-	apiStore := caches.Wrap(apiPool)
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fail(fmt.Errorf("http api: listen %s: %w", cfg.HTTPAddr, err))
@@ -393,8 +399,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		errMu.Unlock()
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := a.apiStore.Close(cctx); err != nil {
-			all = append(all, fmt.Errorf("close api store pool: %w", err))
+		if a.apiStore != nil {
+			if err := a.apiStore.Close(cctx); err != nil {
+				all = append(all, fmt.Errorf("close api store pool: %w", err))
+			}
 		}
 		if err := st.Close(cctx); err != nil {
 			all = append(all, fmt.Errorf("close store: %w", err))

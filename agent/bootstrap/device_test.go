@@ -324,7 +324,7 @@ func valueText(v node.Value) string {
 // testServer runs a Server with StoreHooks over a real embedded store.
 type testServer struct {
 	srv   *Server
-	store *store.Store
+	store store.Engine
 	hooks *StoreHooks
 	stop  func() // stops Serve and waits for it; idempotent
 }

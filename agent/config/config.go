@@ -39,10 +39,9 @@ type Config struct {
 	AutoRegister  bool
 	AdminPassword string
 	// Dev is the development setup of `make run`: see ApplyDev.
-	Dev          bool
-	LogLevel     string
-	LogFormat    string
-	StoreVerbose bool
+	Dev       bool
+	LogLevel  string
+	LogFormat string
 	// StoreCacheSize bounds the store cache (agent/store/cache) to this
 	// many devices per lookup it keeps; 0 turns it off. StoreCacheTTL is
 	// how long its answers are kept with MongoDB, where other agents may
@@ -323,7 +322,6 @@ func (c *Config) settings() []setting {
 		{name: "admin-password", usage: "password of management/admin: set on an empty store (random if unset), and changed at start when it differs from the stored one", str: &c.AdminPassword},
 		{name: "log-level", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{name: "log-format", usage: "text or json", str: &c.LogFormat},
-		{name: "store-verbose", usage: "let the embedded store log", b: &c.StoreVerbose},
 		{name: "store-cache-size", usage: "devices whose endpoint, identities, registration parameters and empty operation queue the agent keeps in memory, so that their Registers and handshakes read nothing from the store (0: no cache)", i: &c.StoreCacheSize},
 		{name: "store-cache-ttl", usage: "with MongoDB, how long the store cache keeps an answer, which another agent on the same database may change meanwhile (0: until the agent changes it); the embedded store's never expire", d: &c.StoreCacheTTL},
 		{name: "pprof-addr", usage: "serve Go's profiler at this address (e.g. 127.0.0.1:6060); off when empty", str: &c.PprofAddr},

@@ -25,7 +25,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
 // agentProcess is the built agent running as a process of its own, as in
@@ -270,7 +270,7 @@ func TestCrashMidDelivery(t *testing.T) {
 
 	// What the kill left EXECUTING, read from the store while no agent runs.
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	st, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

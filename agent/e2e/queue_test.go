@@ -23,6 +23,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
 // withOperationAttempts sets how many timed-out requests fail an
@@ -701,7 +702,7 @@ func TestQueueRestart(t *testing.T) {
 	// A crash in the middle of sending: the next read and the execute
 	// are left EXECUTING without having reached the device.
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	st, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -38,7 +39,7 @@ func TestRegistrationsSurviveRestart(t *testing.T) {
 	stop()
 
 	// while the agent is down, the second device's last update ages
-	st, err := store.Open(context.Background(), store.Config{DataDir: dir})
+	st, err := sqlite.OpenEngine(context.Background(), sqlite.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestRestartEndsRegistrationTheRecordNoLongerAllows(t *testing.T) {
 	// what a change to PSK leaves when the agent dies before it ends the
 	// registration: the new identity bound, the new record stored
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	st, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,14 +187,7 @@ func TestWriterDrainsAtStop(t *testing.T) {
 // Add blocks once the queue is full (no growth), and after the outage
 // everything is stored.
 func TestWriterOutage(t *testing.T) {
-	direct := storetest.OpenTest(t)
-	px := storetest.NewProxy(t, direct.EmbeddedAddr())
-	st, err := store.Open(ctx, store.Config{URI: "mongodb://" + px.Addr() +
-		"/?serverSelectionTimeoutMS=300&connectTimeoutMS=300&heartbeatFrequencyMS=500&retryWrites=false"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close(ctx)
+	direct, st, px := storetest.OpenMongoBehindProxy(t)
 	id, err := direct.CreateDevice(ctx, "acme", "ep-1")
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ func registered(t *testing.T, p *PostOps, tenant, device string) {
 	}
 }
 
-func pendingTexts(t *testing.T, st *store.Store, tenant, device string) []string {
+func pendingTexts(t *testing.T, st store.Engine, tenant, device string) []string {
 	t.Helper()
 	ops, err := st.Pending(context.Background(), tenant, device, 0)
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 
 // hooksWithState returns hooks over a fresh store whose state writer runs
 // until the test ends, with events coalesced over interval.
-func hooksWithState(t *testing.T, interval time.Duration) (*Hooks, *store.Store, *StateWriter, *refusal.Log, *logbuf.Buffer) {
+func hooksWithState(t *testing.T, interval time.Duration) (*Hooks, store.Engine, *StateWriter, *refusal.Log, *logbuf.Buffer) {
 	t.Helper()
 	st := storetest.OpenTest(t)
 	state := NewStateWriter(st, 64, time.Millisecond, nil)
@@ -33,7 +33,7 @@ func hooksWithState(t *testing.T, interval time.Duration) (*Hooks, *store.Store,
 	return h, st, state, refused, logs
 }
 
-func eventsOf(t *testing.T, st *store.Store, tenant, id, typ string) []store.Event {
+func eventsOf(t *testing.T, st store.Engine, tenant, id, typ string) []store.Event {
 	t.Helper()
 	evs, _, err := st.ListEvents(context.Background(), tenant, store.EventFilter{Source: id, Type: typ, Page: store.Page{Size: 100, Current: 1}})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
 // BenchmarkRestore measures what an agent's start spends restoring its
@@ -41,7 +42,7 @@ func BenchmarkRestore(b *testing.B) {
 		dir = filepath.Join(dir, strconv.Itoa(n)+"-nosec")
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	st, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func BenchmarkRestore(b *testing.B) {
 // registration each, as Register leaves them (the lwm2m fragment that
 // Fragment writes) and a complete NO_SEC registration record, which a
 // restored plain registration needs, unless it holds them already.
-func fillRegistrations(b *testing.B, st *store.Store, n int) {
+func fillRegistrations(b *testing.B, st store.Engine, n int) {
 	b.Helper()
 	ctx := context.Background()
 	have := 0

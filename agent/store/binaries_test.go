@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
@@ -30,8 +31,9 @@ func (b *brokenReader) Read(p []byte) (int, error) {
 // The suite sees no binary left by a failed upload; this looks behind
 // it, at the chunks already written when the upload failed.
 func TestFailedUploadLeavesNoChunks(t *testing.T) {
-	s := storetest.OpenTest(t)
-	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + s.EmbeddedAddr() + "/"))
+	uri := ferrettest.Start(t)
+	s := storetest.OpenMongoAt(t, uri)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	check(t, err)
 	t.Cleanup(func() { _ = client.Disconnect(ctx) })
 	db := client.Database("lwm2m")

@@ -231,17 +231,17 @@ const pendingGrace = 10 * time.Minute
 
 // repairIncompleteDevices finishes, at the store's start, what a crash
 // cut short: it removes every device whose creation or deletion did not
-// finish, and releases the PSK identities a change did not release. The embedded
-// database has no other writer, so everything unfinished is a leftover;
-// a shared one may have replicas writing, so only changes older than
-// pendingGrace are.
+// // finish, and releases the PSK identities a change did not release. A
+// database of one agent (Config.SoleWriter) has no other writer, so
+// everything unfinished is a leftover; a shared one may have replicas
+// writing, so only changes older than pendingGrace are.
 func (s *Store) repairIncompleteDevices(ctx context.Context) error {
 	keys, err := s.pendingRegistrations(ctx)
 	if err != nil {
 		return fmt.Errorf("repair unfinished device changes: %w", err)
 	}
 	cutoff := time.Now()
-	if s.embeddedDir == "" {
+	if !s.soleWriter {
 		cutoff = cutoff.Add(-pendingGrace)
 	}
 	removed, deleted, released := 0, 0, 0
@@ -283,11 +283,6 @@ func (s *Store) repairIncompleteDevices(ctx context.Context) error {
 // pendingRegistrations returns the keys of the registration records an
 // unfinished change left.
 func (s *Store) pendingRegistrations(ctx context.Context) ([]string, error) {
-	if s.sqlx != nil {
-		if keys, ok, err := s.sqlx.pendingRegistrations(ctx); ok || err != nil {
-			return keys, err
-		}
-	}
 	cur, err := s.deviceRegs.Find(ctx, bson.D{{Key: "pending", Value: bson.D{{Key: "$exists", Value: true}}}},
 		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
@@ -308,33 +303,6 @@ func (s *Store) pendingRegistrations(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("unfinished registrations: %w", err)
 	}
 	return keys, nil
-}
-
-// pendingRegistrations is Store.pendingRegistrations read from the SQLite
-// file, where SQLite looks at one field of each record instead of
-// FerretDB decoding them all; ok is false when there is no table yet.
-func (x *sqlIndex) pendingRegistrations(ctx context.Context) (keys []string, ok bool, err error) {
-	regs, err := x.table(ctx, "deviceRegistrations")
-	if err != nil || regs == "" {
-		return nil, false, err
-	}
-	rows, err := x.db.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %q WHERE json_type(_ferretdb_sjson, '$.pending') IS NOT NULL`,
-		sqlField("_id"), regs))
-	if err != nil {
-		return nil, true, fmt.Errorf("unfinished registrations: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, true, fmt.Errorf("unfinished registrations: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, true, fmt.Errorf("unfinished registrations: %w", err)
-	}
-	return keys, true, nil
 }
 
 // AdoptNoSecDevice gives the tenant's device the registration record

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -112,8 +113,8 @@ func TestDeleteDeviceFreesItsNames(t *testing.T) {
 func TestDeletionCutShortIsFinished(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	s, err := Open(ctx, Config{DataDir: dir})
+	uri := ferrettest.Start(t)
+	s, err := Open(ctx, Config{URI: uri, SoleWriter: true})
 	check(t, err)
 	cut := createPSKDevice(t, ctx, s, "acme", "cut")
 	tail := createPSKDevice(t, ctx, s, "acme", "tail")
@@ -159,7 +160,7 @@ func TestDeletionCutShortIsFinished(t *testing.T) {
 	checkGone(t, ctx, s, "acme", tail, "tail")
 
 	check(t, s.Close(ctx))
-	s, err = Open(ctx, Config{DataDir: dir})
+	s, err = Open(ctx, Config{URI: uri, SoleWriter: true})
 	check(t, err)
 	defer s.Close(context.Background())
 	checkGone(t, ctx, s, "acme", cut, "cut")

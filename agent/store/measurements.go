@@ -394,9 +394,6 @@ func (s *Store) ListMeasurements(ctx context.Context, tenant string, f Measureme
 // buckets iterates over the measurement buckets that filter selects, in
 // start and sequence order (dir 1 or -1); done releases the iteration.
 func (s *Store) buckets(ctx context.Context, tenant string, f MeasurementFilter, filter bson.D, dir int) (next func() (bucketDoc, bool, error), done func(), err error) {
-	if s.sqlx != nil {
-		return s.bucketsByIndex(ctx, tenant, f), func() {}, nil
-	}
 	cur, err := s.measurements.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "start", Value: dir}, {Key: "seq", Value: dir}}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("list measurements: %w", err)
@@ -418,47 +415,6 @@ func (s *Store) buckets(ctx context.Context, tenant string, f MeasurementFilter,
 		return d, true, nil
 	}
 	return next, func() { _ = cur.Close(ctx) }, nil
-}
-
-// bucketsByIndex reads the buckets' _ids from the embedded store's own
-// index a few at a time and each bucket by its _id. A page usually needs
-// one or two buckets, so the first read asks for few.
-func (s *Store) bucketsByIndex(ctx context.Context, tenant string, f MeasurementFilter) func() (bucketDoc, bool, error) {
-	var ids []string
-	offset, chunk, end := 0, 4, false
-	return func() (bucketDoc, bool, error) {
-		for {
-			if len(ids) == 0 {
-				if end {
-					return bucketDoc{}, false, nil
-				}
-				var err error
-				if ids, err = s.sqlx.bucketIDs(ctx, tenant, f, offset, chunk); err != nil {
-					return bucketDoc{}, false, err
-				}
-				offset += len(ids)
-				end = len(ids) < chunk
-				chunk = min(chunk*4, 256)
-				if len(ids) == 0 {
-					return bucketDoc{}, false, nil
-				}
-			}
-			id := ids[0]
-			ids = ids[1:]
-			var d bucketDoc
-			err := s.measurements.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
-			if errors.Is(err, mongo.ErrNoDocuments) {
-				continue // removed since the index was read
-			}
-			if err != nil {
-				return bucketDoc{}, false, fmt.Errorf("list measurements: read bucket %s: %w", id, err)
-			}
-			if err := d.unpack(); err != nil {
-				return bucketDoc{}, false, err
-			}
-			return d, true, nil
-		}
-	}
 }
 
 func asMap(v any) (map[string]any, bool) {

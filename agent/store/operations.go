@@ -174,7 +174,7 @@ func (s *Store) lockQueue(tenant, deviceID string) func() {
 // lockEmbedded locks the one of locks that k hashes to on the embedded
 // store, and returns the unlock; with MongoDB it locks nothing.
 func (s *Store) lockEmbedded(locks *[64]sync.Mutex, k string) func() {
-	if s.embeddedDir == "" {
+	if !s.rmw {
 		return func() {}
 	}
 	h := fnv.New32a()
@@ -187,7 +187,7 @@ func (s *Store) lockEmbedded(locks *[64]sync.Mutex, k string) func() {
 // lockEmbeddedMany is lockEmbedded for many keys at once: their stripes
 // are taken in ascending order, so two callers cannot wait on each other.
 func (s *Store) lockEmbeddedMany(locks *[64]sync.Mutex, keys []string) func() {
-	if s.embeddedDir == "" || len(keys) == 0 {
+	if !s.rmw || len(keys) == 0 {
 		return func() {}
 	}
 	var taken [64]bool
@@ -395,32 +395,17 @@ type TenantOperation struct {
 // must be settled.
 func (s *Store) Executing(ctx context.Context, limit int) ([]TenantOperation, error) {
 	filter, sort := bson.D{{Key: "status", Value: OpExecuting}}, bson.D{{Key: "seq", Value: 1}}
-	var docs []map[string]any
-	var ok bool
-	if s.sqlx != nil {
-		var ids []string
-		var err error
-		if ids, ok, err = s.sqlx.ids(ctx, "operations", filter, sort, limit); err != nil {
-			return nil, fmt.Errorf("executing operations: %w", err)
-		}
-		if ok {
-			if err := findEach(ctx, s.operations, ids, &docs); err != nil {
-				return nil, fmt.Errorf("executing operations: %w", err)
-			}
-		}
+	opts := options.Find().SetSort(sort)
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
 	}
-	if !ok {
-		opts := options.Find().SetSort(sort)
-		if limit > 0 {
-			opts.SetLimit(int64(limit))
-		}
-		cur, err := s.operations.Find(ctx, filter, opts)
-		if err != nil {
-			return nil, fmt.Errorf("executing operations: %w", err)
-		}
-		if err := cur.All(ctx, &docs); err != nil {
-			return nil, fmt.Errorf("executing operations: %w", err)
-		}
+	cur, err := s.operations.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("executing operations: %w", err)
+	}
+	var docs []map[string]any
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("executing operations: %w", err)
 	}
 	out := make([]TenantOperation, len(docs))
 	for i, d := range docs {
@@ -520,11 +505,6 @@ func (s *Store) queuedOps(ctx context.Context, tenant, deviceID string, ids []st
 // returned. It is for the agent's start, to find the devices that have
 // work without reading a queue per registered device.
 func (s *Store) QueuedDevices(ctx context.Context, fn func(tenant, deviceID string) error) error {
-	if s.sqlx != nil {
-		if ok, err := s.sqlx.queuedDevices(ctx, fn); ok {
-			return err
-		}
-	}
 	cur, err := s.opQueues.Find(ctx, bson.D{{Key: "ids.0", Value: bson.D{{Key: "$exists", Value: true}}}},
 		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}}))
 	if err != nil {
@@ -595,20 +575,6 @@ func (s *Store) ListOperations(ctx context.Context, tenant string, f OperationFi
 // operation stored just before a crash may have missed it, as there are
 // no transactions to tie the two writes together.
 func (s *Store) repairQueues(ctx context.Context) error {
-	if s.sqlx != nil {
-		missing, ok, err := s.sqlx.unqueued(ctx)
-		if err != nil {
-			return fmt.Errorf("repair operation queues: %w", err)
-		}
-		if ok {
-			for k, ids := range missing {
-				if err := s.enqueue(ctx, k[0], k[1], ids...); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-	}
 	cur, err := s.operations.Find(ctx, bson.D{{Key: "status", Value: OpPending}},
 		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "id", Value: 1}}))
 	if err != nil {

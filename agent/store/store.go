@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
-	"slices"
 	"sync"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -31,22 +27,23 @@ var (
 	ErrUnauthorized = errors.New("wrong credentials")
 )
 
-// Config selects and configures the database.
+// Config says which MongoDB deployment to use.
 type Config struct {
-	// URI of a MongoDB deployment; empty starts the embedded FerretDB.
+	// URI of a MongoDB deployment (or another server of its wire
+	// protocol); required.
 	URI string
-	// DataDir holds the embedded store's SQLite files (in DataDir/db).
-	DataDir string
 	// Database name; default "lwm2m".
 	Database string
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// VerboseEmbedded lets the embedded FerretDB log through Logger;
-	// otherwise it logs only errors.
-	VerboseEmbedded bool
+	// SoleWriter says that no other agent uses the database, so that
+	// what a change left unfinished at open is a crash's leftover, to
+	// repair at once rather than after a grace for replicas at work.
+	SoleWriter bool
 }
 
-// Store is the agent's persistence. It is safe for concurrent use.
+// Store is the MongoDB engine of the storage contract. It is safe for
+// concurrent use.
 type Store struct {
 	log    *slog.Logger
 	client *mongo.Client
@@ -64,12 +61,13 @@ type Store struct {
 
 	uri      string // to open more pools
 	database string
-	pool     bool // a Pool: closing it leaves the database and the rest open
 
-	stopEmbedded context.CancelFunc // nil with an external MongoDB
-	embeddedDone chan struct{}
-	embeddedAddr string
-	embeddedDir  string
+	// rmw is set for a server that applies an update by reading the
+	// document and writing it back (FerretDB 1.x), which loses one of
+	// two concurrent updates of a document: the store then serializes
+	// its updates of one document, and sends short bulks (see bulkSize).
+	rmw        bool
+	soleWriter bool
 }
 
 // shared is the state of a store that its pools share: what serializes
@@ -79,17 +77,11 @@ type shared struct {
 	postOps postOpsCache
 	ids     idBlock
 	auth    *authCache
-	sqlx    *sqlIndex // the embedded store's own indexes; nil with MongoDB
 	queues  [64]sync.Mutex
 	alarmMu [64]sync.Mutex // serializes the raises of one open alarm
 	objMu   [64]sync.Mutex // serializes the updates of one managed object
 	opMu    [64]sync.Mutex // serializes the conditional status changes of one operation
 }
-
-// EmbeddedAddr returns the loopback address the embedded database listens
-// on (for tools that want to look at it with a MongoDB client), or "" when
-// the store uses an external MongoDB.
-func (s *Store) EmbeddedAddr() string { return s.embeddedAddr }
 
 // bind points the store's collections at client's database and returns
 // their names.
@@ -118,76 +110,58 @@ func (s *Store) bind(client *mongo.Client) []string {
 
 // Pool returns the store over a pool of its own of at most size
 // connections, sharing everything else (caches, ID blocks, the embedded
-// database): for a part of the agent that must not wait behind another's
+// server): for a part of the agent that must not wait behind another's
 // writes, as the API behind the measurement writers. Close it before the
 // store.
 func (s *Store) Pool(size int) (*Store, error) {
-	copts := options.Client().ApplyURI(s.uri).
-		SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true, BinaryAsSlice: true}).
-		SetTimeout(30 * time.Second).SetMaxPoolSize(uint64(size))
+	copts := clientOptions(s.uri).SetMaxPoolSize(uint64(size))
 	client, err := mongo.Connect(copts)
 	if err != nil {
 		return nil, fmt.Errorf("connect a pool to %s: %w", redactURI(s.uri), err)
 	}
 	p := *s
-	p.pool = true
 	p.bind(client)
 	return &p, nil
 }
 
-// embeddedPoolSize bounds the connections to the embedded database.
-const embeddedPoolSize = 8
+// rmwPoolSize bounds the connections to a read-modify-write server:
+// FerretDB 1.x holds 100 SQLite connections, and each statement of an
+// update command keeps one until the whole command ends; requests beyond
+// that wait forever. SQLite writes one at a time anyway.
+const rmwPoolSize = 8
 
-// Open connects to the database (starting the embedded one when cfg.URI is
-// empty) and ensures the collections' indexes.
+// Open connects to the MongoDB deployment at cfg.URI, ensures the
+// collections' indexes and repairs what a stop cut short.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "store")
+	if cfg.URI == "" {
+		return nil, errors.New("store: no MongoDB URI")
+	}
 	if cfg.Database == "" {
 		cfg.Database = "lwm2m"
 	}
-	s := &Store{log: log, shared: &shared{auth: newAuthCache(4096, time.Minute)}, database: cfg.Database}
-	uri := cfg.URI
-	if uri == "" {
-		var err error
-		if uri, err = s.startEmbedded(cfg); err != nil {
-			return nil, err
-		}
+	s := &Store{log: log, shared: &shared{auth: newAuthCache(4096, time.Minute)}, database: cfg.Database, uri: cfg.URI, soleWriter: cfg.SoleWriter}
+	rmw, err := readModifyWrite(ctx, cfg.URI)
+	if err != nil {
+		return nil, err
 	}
-	copts := options.Client().ApplyURI(uri).
-		SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true, BinaryAsSlice: true}).
-		SetTimeout(30 * time.Second)
-	if cfg.URI == "" {
-		// The embedded database holds 100 SQLite connections, and each
-		// statement of an update command keeps one until the whole command
-		// ends (see embeddedBulk); requests beyond that wait forever. A
-		// small pool and short bulks keep well below it, and SQLite writes
-		// one at a time anyway, so a small pool costs nothing.
-		copts.SetMaxPoolSize(embeddedPoolSize)
+	s.rmw = rmw
+	copts := clientOptions(cfg.URI)
+	if rmw {
+		copts.SetMaxPoolSize(rmwPoolSize)
 	}
-	s.uri = uri
 	client, err := mongo.Connect(copts)
 	if err != nil {
-		s.stop()
-		return nil, fmt.Errorf("connect to %s: %w", redactURI(uri), err)
+		return nil, fmt.Errorf("connect to %s: %w", redactURI(cfg.URI), err)
 	}
-	names := s.bind(client)
+	s.bind(client)
 	if err := s.ensureIndexes(ctx); err != nil {
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
-	}
-	if s.embeddedDir != "" {
-		if err := s.indexIDLookups(ctx, s.embeddedDir, cfg.Database, names); err != nil {
-			_ = s.Close(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("embedded store: %w", err)
-		}
-		if s.sqlx, err = openSQLIndex(ctx, s.embeddedDir, cfg.Database); err != nil {
-			_ = s.Close(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("embedded store: %w", err)
-		}
 	}
 	if err := s.repairQueues(ctx); err != nil {
 		_ = s.Close(context.WithoutCancel(ctx))
@@ -200,75 +174,34 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// startEmbedded runs FerretDB on a loopback port over DataDir/db and
-// returns its URI.
-func (s *Store) startEmbedded(cfg Config) (string, error) {
-	dir := filepath.Join(cfg.DataDir, "db")
-	if cfg.DataDir == "" {
-		dir = "db"
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("embedded store: %w", err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("embedded store: %w", err)
-	}
-	flog := slog.New(slog.DiscardHandler)
-	if cfg.Logger != nil {
-		var h slog.Handler = secretFilter{h: cfg.Logger.Handler()}
-		if !cfg.VerboseEmbedded {
-			h = levelFilter{h: h, min: slog.LevelError}
-		}
-		flog = slog.New(h).With("component", "ferretdb")
-	}
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(normal)",
-		Logger:    flog,
-	})
-	if err != nil {
-		return "", fmt.Errorf("embedded store in %s: %w", dir, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopEmbedded = cancel
-	s.embeddedDone = make(chan struct{})
-	go func() {
-		defer close(s.embeddedDone)
-		_ = f.Run(ctx)
-	}()
-	// MongoDBURI waits for the listener Run sets up.
-	uri := f.MongoDBURI()
-	if u, err := url.Parse(uri); err == nil {
-		s.embeddedAddr = u.Host
-	}
-	s.embeddedDir = abs
-	s.log.Debug("embedded store started", "uri", uri, "dir", abs)
-	return uri, nil
+func clientOptions(uri string) *options.ClientOptions {
+	return options.Client().ApplyURI(uri).
+		SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true, BinaryAsSlice: true}).
+		SetTimeout(30 * time.Second)
 }
 
-func (s *Store) stop() {
-	s.sqlx.close()
-	s.sqlx = nil
-	if s.stopEmbedded != nil {
-		s.stopEmbedded()
-		<-s.embeddedDone
-		s.stopEmbedded = nil
+// readModifyWrite asks the server what it is: FerretDB says so in
+// buildInfo, and applies updates by reading and writing back.
+func readModifyWrite(ctx context.Context, uri string) (bool, error) {
+	client, err := mongo.Connect(clientOptions(uri).SetMaxPoolSize(1))
+	if err != nil {
+		return false, fmt.Errorf("connect to %s: %w", redactURI(uri), err)
 	}
+	defer client.Disconnect(context.WithoutCancel(ctx))
+	var info bson.M
+	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, fmt.Errorf("connect to %s: buildInfo: %w", redactURI(uri), err)
+	}
+	_, ferret := info["ferretdbVersion"]
+	return ferret, nil
 }
 
-// Close disconnects and stops the embedded database (a Pool only
-// disconnects).
+// Close disconnects.
 func (s *Store) Close(ctx context.Context) error {
-	var err error
-	if s.client != nil {
-		err = s.client.Disconnect(ctx)
+	if s.client == nil {
+		return nil
 	}
-	if !s.pool {
-		s.stop()
-	}
-	if err != nil {
+	if err := s.client.Disconnect(ctx); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
@@ -387,15 +320,6 @@ func (p Page) skip() int64 { return int64(p.Current-1) * int64(p.Size) }
 // findPage runs a paged find; total is -1 unless p.WithTotal.
 func (s *Store) findPage(ctx context.Context, c *mongo.Collection, filter, sort bson.D, p Page, out any) (total int64, err error) {
 	p = p.norm()
-	if s.sqlx != nil {
-		ids, total, ok, err := s.sqlx.page(ctx, c.Name(), filter, sort, p)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			return total, findEach(ctx, c, ids, out)
-		}
-	}
 	cur, err := c.Find(ctx, filter, options.Find().SetSort(sort).SetSkip(p.skip()).SetLimit(int64(p.Size)))
 	if err != nil {
 		return 0, fmt.Errorf("list %s: %w", c.Name(), err)
@@ -454,40 +378,6 @@ func timeRange(f bson.D, field string, from, to time.Time) bson.D {
 
 func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
 
-// levelFilter passes only records at or above min. It defers WithAttrs
-// and WithGroup until a record passes: FerretDB adds every SQL query and
-// its arguments as attributes, and formatting them for records that are
-// dropped anyway would cost more than the queries.
-type levelFilter struct {
-	h   slog.Handler
-	min slog.Level
-	ops []func(slog.Handler) slog.Handler
-}
-
-func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= f.min && f.h.Enabled(ctx, l)
-}
-
-func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
-	h := f.h
-	for _, op := range f.ops {
-		h = op(h)
-	}
-	return h.Handle(ctx, r)
-}
-
-func (f levelFilter) with(op func(slog.Handler) slog.Handler) slog.Handler {
-	return levelFilter{h: f.h, min: f.min, ops: append(slices.Clip(f.ops), op)}
-}
-
-func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
-	return f.with(func(h slog.Handler) slog.Handler { return h.WithAttrs(a) })
-}
-
-func (f levelFilter) WithGroup(g string) slog.Handler {
-	return f.with(func(h slog.Handler) slog.Handler { return h.WithGroup(g) })
-}
-
 // RedactURI returns a database URI without its credentials, for logs,
 // errors and messages.
 func RedactURI(uri string) string { return redactURI(uri) }
@@ -499,4 +389,19 @@ func redactURI(uri string) string {
 		return u.String()
 	}
 	return uri
+}
+
+// rmwBulk is how many statements one update command may carry on a
+// read-modify-write server: FerretDB 1.x keeps a SQLite connection open
+// for every statement of an update command until the command ends, from
+// a pool of 100, so a long bulk (or a few at once) would wait forever
+// for a connection that its own statements hold.
+const rmwBulk = 8
+
+// bulkSize is how many updates to send in one command.
+func (s *Store) bulkSize() int {
+	if s.rmw {
+		return rmwBulk
+	}
+	return 1000
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
@@ -60,8 +61,8 @@ func value(m store.Measurement) float64 {
 // Operations and their queues survive a clean restart of the embedded
 // store; what survives a killed process is the crash test's concern.
 func TestOperationsSurviveRestart(t *testing.T) {
-	dir := t.TempDir()
-	s, err := store.Open(ctx, store.Config{DataDir: dir})
+	uri := ferrettest.Start(t)
+	s, err := store.Open(ctx, store.Config{URI: uri, SoleWriter: true})
 	check(t, err)
 	dev := must(s.CreateDevice(ctx, "a", "ep"))
 	ops := must(s.CreateOperations(ctx, "a", []store.Operation{
@@ -70,7 +71,7 @@ func TestOperationsSurviveRestart(t *testing.T) {
 	}))
 	check(t, s.SetStatus(ctx, "a", ops[0].ID, store.OpExecuting, "", ""))
 	check(t, s.Close(ctx))
-	s, err = store.Open(ctx, store.Config{DataDir: dir})
+	s, err = store.Open(ctx, store.Config{URI: uri, SoleWriter: true})
 	check(t, err)
 	defer s.Close(ctx)
 	if p := must(s.Pending(ctx, "a", dev, 0)); len(p) != 1 || p[0].ID != ops[1].ID {

@@ -56,17 +56,7 @@ func TestMeasurementWriterStoresEverything(t *testing.T) {
 // blocks once the queue is full (back-pressure, no growth), the writer
 // retries, and after the outage everything is stored exactly once.
 func TestMeasurementWriterOutage(t *testing.T) {
-	direct := storetest.OpenTest(t)
-	// Find the embedded database's address through a second connection
-	// made by the same process: the test reaches it through a proxy.
-	addr := direct.EmbeddedAddr()
-	px := storetest.NewProxy(t, addr)
-	s, err := store.Open(ctx, store.Config{URI: "mongodb://" + px.Addr() +
-		"/?serverSelectionTimeoutMS=300&connectTimeoutMS=300&heartbeatFrequencyMS=500&retryWrites=false"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	direct, s, px := storetest.OpenMongoBehindProxy(t)
 	w := store.NewMeasurementWriter(s, store.WriterOptions{MaxBatch: 50, FlushInterval: 10 * time.Millisecond, QueueSize: 50})
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	add := func(from, to int) {

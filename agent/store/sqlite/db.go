@@ -97,6 +97,8 @@ type DB struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	lock *os.File // the directory's lock, held until Close
+
 	batches atomic.Uint64
 	changes atomic.Uint64
 }
@@ -137,6 +139,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 
 	db := &DB{
 		path:     path,
@@ -146,6 +152,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		done:     make(chan struct{}),
 		wstmts:   stmtCache{m: map[string]*sql.Stmt{}},
 		rstmts:   lockedStmtCache{c: stmtCache{m: map[string]*sql.Stmt{}}},
+		lock:     lock,
 	}
 	if err := db.openWriter(ctx, cfg); err != nil {
 		db.closeConns()
@@ -272,6 +279,10 @@ func (db *DB) closeConns() error {
 	}
 	if db.readers != nil {
 		errs = append(errs, db.readers.Close())
+	}
+	// after the connections, so that the next holder finds them closed
+	if db.lock != nil {
+		errs = append(errs, db.lock.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", db.path, err)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -180,4 +181,23 @@ func TestOpenIgnoresOtherFiles(t *testing.T) {
 	}
 	other.Close()
 	open(t, dir, Config{}).Close()
+}
+
+// A second open of one data directory, while the first holds it, is
+// refused with the holder's pid; once the first is closed it succeeds.
+func TestSecondOpenRefused(t *testing.T) {
+	dir := t.TempDir()
+	first, err := Open(context.Background(), Config{Dir: dir, migrations: testSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), Config{Dir: dir, migrations: testSchema})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), strconv.Itoa(os.Getpid())) {
+		t.Fatalf("second open: %v, want ErrLocked naming pid %d", err, os.Getpid())
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := open(t, dir, Config{})
+	again.Close()
 }

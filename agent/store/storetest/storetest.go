@@ -4,20 +4,33 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
 )
 
-// OpenTest opens an embedded store in t.TempDir() and closes it at cleanup.
-func OpenTest(t testing.TB) *store.Store {
+// OpenTest opens a store for a test, closed at its cleanup.
+func OpenTest(t testing.TB) store.Engine { return OpenMongo(t) }
+
+// OpenMongo opens the MongoDB engine against a MongoDB-wire server
+// started for the test.
+func OpenMongo(t testing.TB) *store.Store {
+	t.Helper()
+	return OpenMongoAt(t, ferrettest.Start(t))
+}
+
+// OpenMongoAt opens the MongoDB engine at uri, as the only agent using
+// it, and closes it at cleanup.
+func OpenMongoAt(t testing.TB, uri string) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
+	s, err := store.Open(ctx, store.Config{URI: uri, SoleWriter: true})
 	if err != nil {
 		t.Fatalf("open test store: %v", err)
 	}
@@ -96,3 +109,20 @@ func (p *Proxy) SetUp(up bool) {
 
 // Addr is the proxy's address, to connect to instead of the target.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// OpenMongoBehindProxy opens the MongoDB engine twice on one test
+// server: directly, and through a Proxy the test can cut, with timeouts
+// short enough that an outage shows at once. Both close at cleanup.
+func OpenMongoBehindProxy(t testing.TB) (direct, proxied *store.Store, px *Proxy) {
+	t.Helper()
+	uri := ferrettest.Start(t)
+	direct = OpenMongoAt(t, uri)
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px = NewProxy(t, u.Host)
+	proxied = OpenMongoAt(t, "mongodb://"+px.Addr()+
+		"/?serverSelectionTimeoutMS=300&connectTimeoutMS=300&heartbeatFrequencyMS=500&retryWrites=false")
+	return direct, proxied, px
+}
