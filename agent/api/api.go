@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -96,8 +95,10 @@ type Config struct {
 	// takes the defaults.
 	LoginThrottle LoginThrottle
 	// ImportWorkers bounds how many lines of a bulk file are hashed and
-	// stored at once; zero takes twice GOMAXPROCS (hashing is bounded by
-	// GOMAXPROCS on its own; the others wait on the store meanwhile).
+	// stored at once; zero takes importWorkers. Hashing is bounded by
+	// GOMAXPROCS on its own; the other workers wait on the store
+	// meanwhile, and their writes are what the store commits together:
+	// the more lines in flight, the fewer commits per line.
 	ImportWorkers int
 	// ExternalURL is the base of every link in answers (self, next,
 	// prev): scheme, host and an optional path prefix, as clients reach
@@ -146,7 +147,7 @@ func New(cfg Config) *API {
 		cfg.Protocols = store.NewProtocols[mapping.Functionality](cfg.Store)
 	}
 	if cfg.ImportWorkers <= 0 {
-		cfg.ImportWorkers = 2 * runtime.GOMAXPROCS(0)
+		cfg.ImportWorkers = importWorkers
 	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux(), limits: cfg.Limits.withDefaults()}
 	a.jsonLimits = jsonlimit.Limits{

@@ -177,6 +177,11 @@ type importOutcome struct {
 // pool of workers: hashing is CPU (at most GOMAXPROCS at once), storing
 // waits on the store, so more workers than cores keep both busy. The
 // outcomes are in the order of devs.
+// importWorkers is the lines of a bulk file in flight by default: enough
+// that the embedded engine commits tens of lines' writes at once, few
+// enough that a file does not crowd other requests out of the store.
+const importWorkers = 32
+
 func (a *API) importAll(ctx context.Context, tenant string, devs []registry.Device) []importOutcome {
 	out := make([]importOutcome, len(devs))
 	hashing := make(chan struct{}, runtime.GOMAXPROCS(0))

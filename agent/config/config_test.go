@@ -63,7 +63,7 @@ func TestLoadEnvAndValidate(t *testing.T) {
 		{
 			name: "registration limit defaults",
 			check: func(t *testing.T, c Config) {
-				if c.MaxRequestTimeout != 5*time.Minute || c.CredentialsHashCost != 6 {
+				if c.MaxRequestTimeout != 5*time.Minute || c.CredentialsHashCost != 4 {
 					t.Errorf("max request timeout %v, hash cost %d", c.MaxRequestTimeout, c.CredentialsHashCost)
 				}
 			},
