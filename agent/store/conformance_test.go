@@ -9,5 +9,5 @@ import (
 
 // The current store, FerretDB over SQLite, keeps the storage contract.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Engine { return storetest.OpenTest(t) })
+	storetest.Run(t, func(t *testing.T) store.Engine { return storetest.OpenMongo(t) })
 }

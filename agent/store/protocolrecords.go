@@ -227,23 +227,6 @@ func (s *Store) ListProtocolRecords(ctx context.Context, tenant string, p Page) 
 func (s *Store) ProtocolObjectIDs(ctx context.Context, tenant string) ([]uint16, error) {
 	filter := bson.D{{Key: "tenant", Value: tenant}}
 	sort := bson.D{{Key: "objectId", Value: 1}}
-	if x := s.sqlx; x != nil {
-		keys, ok, err := x.ids(ctx, "deviceProtocols", filter, sort, 0)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			ids := make([]uint16, 0, len(keys))
-			for _, k := range keys {
-				id, err := strconv.ParseUint(strings.TrimPrefix(k, tenant+"/"), 10, 16)
-				if err != nil {
-					return nil, fmt.Errorf("list protocols: stored key %q: %w", k, err)
-				}
-				ids = append(ids, uint16(id))
-			}
-			return ids, nil
-		}
-	}
 	cur, err := s.protocols.Find(ctx, filter, options.Find().SetSort(sort).SetProjection(bson.D{{Key: "objectId", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("list protocols: %w", err)

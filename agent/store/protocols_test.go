@@ -16,7 +16,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
@@ -29,15 +29,8 @@ func onEachEngine(t *testing.T, test func(t *testing.T, s *protocols)) {
 		name string
 		open func(t *testing.T) store.ProtocolRecords
 	}{
-		{"MongoDB", func(t *testing.T) store.ProtocolRecords { return storetest.OpenTest(t) }},
-		{"embedded", func(t *testing.T) store.ProtocolRecords {
-			e, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { e.Close(ctx) })
-			return e
-		}},
+		{"MongoDB", func(t *testing.T) store.ProtocolRecords { return storetest.OpenMongo(t) }},
+		{"embedded", func(t *testing.T) store.ProtocolRecords { return storetest.OpenEmbedded(t) }},
 	}
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) { test(t, store.NewProtocols[mapping.Functionality](e.open(t))) })
@@ -466,8 +459,9 @@ func TestValidationRulesCheck(t *testing.T) {
 // through JSON and is stored as an integer where a float64 was a double;
 // both read back as the same float64.
 func TestProtocolStoredShape(t *testing.T) {
-	s := storetest.OpenTest(t)
-	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + s.EmbeddedAddr() + "/"))
+	uri := ferrettest.Start(t)
+	s := storetest.OpenMongoAt(t, uri)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	check(t, err)
 	t.Cleanup(func() { _ = client.Disconnect(ctx) })
 	coll := client.Database("lwm2m").Collection("deviceProtocols")

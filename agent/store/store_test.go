@@ -85,7 +85,7 @@ func TestOperationsSurviveRestart(t *testing.T) {
 // A pool of its own shares the store's data and caches, and closing it
 // leaves the store working.
 func TestPool(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := storetest.OpenMongo(t)
 	p, err := s.Pool(2)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestPool(t *testing.T) {
 // the user or only the password is wrong, so that answer times do not
 // tell which tenants and users exist; a cached valid login costs none.
 func TestLoginComparesEvenForUnknownUsers(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := storetest.OpenMongo(t)
 	must(s.CreateTenant(ctx, "acme", "boss", "Boss-pass-1234!"))
 	for _, tc := range []struct {
 		name, tenant, user, pass string

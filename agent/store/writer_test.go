@@ -13,7 +13,7 @@ import (
 )
 
 func TestMeasurementWriterStoresEverything(t *testing.T) {
-	s := storetest.OpenTest(t)
+	s := storetest.OpenMongo(t)
 	w := store.NewMeasurementWriter(s, store.WriterOptions{MaxBatch: 300, FlushInterval: 20 * time.Millisecond, QueueSize: 100})
 	const producers, each = 4, 500
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -108,7 +108,7 @@ func TestMeasurementWriterOutage(t *testing.T) {
 }
 
 func BenchmarkMeasurementWriter(b *testing.B) {
-	s := storetest.OpenTest(b)
+	s := storetest.OpenMongo(b)
 	w := store.NewMeasurementWriter(s, store.WriterOptions{})
 	t0 := time.Now()
 	b.ReportAllocs()
@@ -125,7 +125,7 @@ func BenchmarkMeasurementWriter(b *testing.B) {
 }
 
 func BenchmarkAddMeasurements(b *testing.B) {
-	s := storetest.OpenTest(b)
+	s := storetest.OpenMongo(b)
 	t0 := time.Now()
 	batch := make([]store.Measurement, 1000)
 	b.ReportAllocs()
@@ -145,7 +145,7 @@ func BenchmarkAddMeasurements(b *testing.B) {
 // (the API's ?source=X&revert=true&pageSize=1) among 20,000 buckets of
 // 2,000 devices.
 func BenchmarkNewestMeasurement(b *testing.B) {
-	s := storetest.OpenTest(b)
+	s := storetest.OpenMongo(b)
 	t0 := time.Now().Add(-time.Hour)
 	for round := range 10 {
 		batch := make([]store.Measurement, 0, 2000)
@@ -171,7 +171,7 @@ func BenchmarkNewestMeasurement(b *testing.B) {
 // BenchmarkNewestEvents reads the newest page of one device's events
 // among 20,000 events of 2,000 devices.
 func BenchmarkNewestEvents(b *testing.B) {
-	s := storetest.OpenTest(b)
+	s := storetest.OpenMongo(b)
 	t0 := time.Now().Add(-time.Hour)
 	for round := range 10 {
 		batch := make([]store.Event, 0, 2000)

@@ -12,10 +12,27 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
 // OpenTest opens a store for a test, closed at its cleanup.
 func OpenTest(t testing.TB) store.Engine { return OpenMongo(t) }
+
+// OpenEmbedded opens the embedded engine in a fresh directory and
+// closes it at cleanup.
+func OpenEmbedded(t testing.TB) store.Engine {
+	t.Helper()
+	e, err := sqlite.OpenEngine(context.Background(), sqlite.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("open test store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			t.Errorf("close test store: %v", err)
+		}
+	})
+	return e
+}
 
 // OpenMongo opens the MongoDB engine against a MongoDB-wire server
 // started for the test.
