@@ -322,15 +322,15 @@ func (s *Store) moveStatusFrom(ctx context.Context, tenant string, cur Operation
 	if status == OpExecuting {
 		upd = append(upd, bson.E{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}})
 	}
-	// By _id alone: the embedded store finds a document by index only
-	// with a filter of _id and nothing else, and scans the whole
-	// collection otherwise, so the status is checked on the read before,
-	// not in the filter. Between the two, only an operation EXECUTING
+	// On a read-modify-write server (FerretDB) by _id alone: it finds a
+	// document by index only with a filter of _id and nothing else, and
+	// scans the whole collection otherwise, so the status is checked on
+	// the read before, under the operation's lock, not in the filter. Between the two, only an operation EXECUTING
 	// longer than any request lasts is changed by two writers (the runner
 	// and its watchdog), and the watchdog's limit is above the longest
 	// request.
 	filter := bson.D{{Key: "_id", Value: key(tenant, id)}}
-	checked := from != "" && s.embeddedDir == ""
+	checked := from != "" && !s.rmw
 	if checked {
 		filter = append(filter, bson.E{Key: "status", Value: from})
 	}
