@@ -360,8 +360,12 @@ func (s *Store) ListManagedObjects(ctx context.Context, tenant string, f Managed
 		if q.Filter != nil {
 			filter = append(filter, bson.E{Key: "$and", Value: bson.A{q.Filter}})
 		}
-		if len(q.Sort) > 0 {
+		if len(q.Sort) > 0 && !slices.ContainsFunc(q.Sort, func(e bson.E) bool { return e.Key == "seq" }) {
+			// the object's number breaks ties, unless the query sorts
+			// by it already: a sort may name a key once
 			sort = append(q.Sort, sort...)
+		} else if len(q.Sort) > 0 {
+			sort = q.Sort
 		}
 	}
 	var docs []map[string]any

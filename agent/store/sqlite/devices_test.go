@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -361,5 +362,24 @@ func TestListManagedObjects(t *testing.T) {
 	}
 	if _, _, err := s.ListManagedObjects(ctx, "acme", store.ManagedObjectFilter{Query: "name like 'x'"}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("a query out of the language: %v, want ErrInvalid", err)
+	}
+}
+
+// The embedded engine's objects hold what a MongoDB document holds:
+// 16 MiB of name and fragments, refused as ErrInvalid beyond, whichever
+// statement grows them.
+func TestDocumentLimit(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	fits := strings.Repeat("x", maxDocument-1024)
+	mo, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "n", Type: "t", Fragments: map[string]any{"a": fits}})
+	if err != nil {
+		t.Fatalf("an object just below the limit: %v", err)
+	}
+	if _, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: strings.Repeat("x", maxDocument+1), Type: "t"}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("create beyond the limit: %v, want ErrInvalid", err)
+	}
+	if err := s.UpdateFragments(ctx, "acme", mo.ID, map[string]any{"b": strings.Repeat("y", 2048)}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("update beyond the limit: %v, want ErrInvalid", err)
 	}
 }

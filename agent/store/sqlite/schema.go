@@ -143,6 +143,9 @@ var migrations = []string{
 
 	// 8: the live registrations' index (liveregs.go).
 	schemaLiveRegistrations,
+
+	// 9: the size limit of a managed object (limits.go).
+	schemaLimits,
 }
 
 // migrate brings the schema to len(steps), each step in its own

@@ -310,6 +310,9 @@ func conflict(err error) error {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		case sqlite3.SQLITE_CONSTRAINT_TRIGGER:
+			// the triggers of schemaLimits
+			return fmt.Errorf("%w: %w", store.ErrInvalid, err)
 		}
 	}
 	return err

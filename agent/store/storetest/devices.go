@@ -26,6 +26,29 @@ var deviceCases = []suiteCase{
 	{"ConcurrentUpdatesOfOneObject", testConcurrentUpdatesOfOneObject},
 	{"InventoryQueries", testInventoryQueries},
 	{"DeviceTenantIsolation", testDeviceTenantIsolation},
+	{"DocumentLimit", testDocumentLimit},
+}
+
+// An object beyond what the engine's documents hold (MongoDB: 16 MiB,
+// the embedded engine alike; the MongoDB-wire test server: 48 MiB) is
+// refused whole, created or grown by an update; what was stored stays as
+// it was.
+func testDocumentLimit(t *testing.T, s store.Engine) {
+	huge := strings.Repeat("x", 60<<20)
+	if _, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: huge, Type: "t"}); err == nil {
+		t.Fatal("an object of 60 MiB was created")
+	}
+	if mos := must2(s.ListManagedObjects(ctx, "acme", store.ManagedObjectFilter{})); len(mos) != 0 {
+		t.Fatalf("%d objects after the refused creation", len(mos))
+	}
+	mo := must(s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "small", Type: "t", Fragments: map[string]any{"a": "1"}}))
+	if err := s.UpdateFragments(ctx, "acme", mo.ID, map[string]any{"b": huge}); err == nil {
+		t.Fatal("an update grew an object to 60 MiB")
+	}
+	got := must(s.GetManagedObject(ctx, "acme", mo.ID))
+	if _, grown := got.Fragments["b"]; grown || got.Fragments["a"] != "1" {
+		t.Fatalf("object after the refused update: %v", got.Fragments)
+	}
 }
 
 func names(mos []store.ManagedObject) []string {

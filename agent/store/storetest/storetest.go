@@ -15,8 +15,9 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
-// OpenTest opens a store for a test, closed at its cleanup.
-func OpenTest(t testing.TB) store.Engine { return OpenMongo(t) }
+// OpenTest opens a store of the default engine (the embedded one) for a
+// test, closed at its cleanup.
+func OpenTest(t testing.TB) store.Engine { return OpenEmbedded(t) }
 
 // OpenEmbedded opens the embedded engine in a fresh directory and
 // closes it at cleanup.
