@@ -17,6 +17,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/engine"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
@@ -140,19 +141,12 @@ func parseLocation(s string) (location, error) {
 // found empty. The engine's refusal of an embedded store that another
 // process holds is returned as it is.
 func openStore(ctx context.Context, l location, source bool, log *slog.Logger) (store.Engine, error) {
-	if l.mongoURI != "" {
-		s, err := store.Open(ctx, store.Config{URI: l.mongoURI, Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", l, err)
-		}
-		return s, nil
-	}
-	if source {
+	if source && l.mongoURI == "" {
 		if _, err := os.Stat(sqlite.FilePath(l.dataDir)); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no embedded store in %s (%s does not exist)", l.dataDir, sqlite.FilePath(l.dataDir))
 		}
 	}
-	e, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: l.dataDir, Logger: log})
+	e, _, err := engine.Open(ctx, engine.Config{MongoURI: l.mongoURI, DataDir: l.dataDir, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", l, err)
 	}

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
 // runStore runs `lwm2m-agent store ARGS` and returns its standard
@@ -241,13 +241,8 @@ func TestStoreCommands(t *testing.T) {
 	})
 }
 
-// testMongoURI is the URI of a MongoDB server for the test: the one the
-// test store of storetest runs.
+// testMongoURI is the URI of a MongoDB-wire server for the test.
 func testMongoURI(t *testing.T) string {
 	t.Helper()
-	s := storetest.OpenTest(t)
-	if s.EmbeddedAddr() == "" {
-		t.Fatal("the test store has no address")
-	}
-	return "mongodb://" + s.EmbeddedAddr() + "/"
+	return ferrettest.Start(t)
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
 // emptyEngine opens the engine over a store of the real schema in a
@@ -22,14 +21,6 @@ import (
 func emptyEngine(t testing.TB) store.Engine {
 	t.Helper()
 	return Engine{newStore(t)}
-}
-
-// A store goes from this engine to MongoDB and back whole, for every
-// kind both engines have.
-func TestDumpCrossEngine(t *testing.T) {
-	storetest.RunCrossEngine(t,
-		func(t *testing.T) store.Engine { return emptyEngine(t) },
-		func(t *testing.T) store.Engine { return storetest.OpenTest(t) })
 }
 
 // Records of a kind without a dumper (a concern whose table has not
