@@ -16,7 +16,7 @@ import (
 // Device protocols, which only this engine stores, come through a dump
 // with their functionalities and validation rules.
 func TestProtocolsDump(t *testing.T) {
-	src := storetest.OpenTest(t)
+	src := storetest.OpenMongo(t)
 	ps := store.NewProtocols[mapping.Functionality](src)
 	must(ps.SaveProtocol(ctx, "acme", coreDef(t, 3303), "3303.xml"))
 	must(ps.SetFunctionality(ctx, "acme", 3303, 5700, tempMeasurement))
@@ -32,7 +32,7 @@ func TestProtocolsDump(t *testing.T) {
 	if counts[store.KindProtocol] != 3 {
 		t.Fatalf("exported %v, want 3 protocols", counts)
 	}
-	dst := storetest.OpenTest(t)
+	dst := storetest.OpenMongo(t)
 	must(store.ImportDump(ctx, dst, &buf, store.ImportOptions{}))
 	pd := store.NewProtocols[mapping.Functionality](dst)
 	for _, k := range []struct {
@@ -73,7 +73,7 @@ func TestMeasurementIDsThatDoNotFitBuckets(t *testing.T) {
 		check(t, w.Write(r))
 	}
 	check(t, w.Close())
-	s := storetest.OpenTest(t)
+	s := storetest.OpenMongo(t)
 	must(store.ImportDump(ctx, s, &buf, store.ImportOptions{BatchRecords: 3}))
 	got, total := must2t(s.ListMeasurements(ctx, "acme", store.MeasurementFilter{Page: store.Page{Size: 100, WithTotal: true}}))
 	var values []float64
