@@ -142,6 +142,9 @@ func parseLocation(s string) (location, error) {
 // process holds is returned as it is.
 func openStore(ctx context.Context, l location, source bool, log *slog.Logger) (store.Engine, error) {
 	if source && l.mongoURI == "" {
+		if err := sqlite.CheckOldFormat(ctx, l.dataDir); err != nil {
+			return nil, err
+		}
 		if _, err := os.Stat(sqlite.FilePath(l.dataDir)); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no embedded store in %s (%s does not exist)", l.dataDir, sqlite.FilePath(l.dataDir))
 		}

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -245,4 +247,37 @@ func TestStoreCommands(t *testing.T) {
 func testMongoURI(t *testing.T) string {
 	t.Helper()
 	return ferrettest.Start(t)
+}
+
+// A data directory of the old embedded format (FerretDB's files in
+// DATA_DIR/db) is refused with the way out, and that way works: FerretDB
+// serving the old files, `store copy` from it into a new data directory.
+func TestCopyOutOfTheOldEmbeddedFormat(t *testing.T) {
+	old := t.TempDir()
+	// what the agent's embedded FerretDB kept: its SQLite files in old/db
+	uri, stop, err := ferrettest.Run(filepath.Join(old, "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newEmbedded(t)
+	if _, errOut, code := runStore(t, nil, "copy", "--from", "dir:"+src, "--to", uri); code != 0 {
+		stop()
+		t.Fatalf("fill the old store: status %d\n%s", code, errOut)
+	}
+	stop()
+
+	_, errOut, code := runStore(t, nil, "export", "--data-dir", old, "-o", filepath.Join(t.TempDir(), "dump"))
+	if code == 0 || !strings.Contains(errOut, "old embedded format") || !strings.Contains(errOut, "store copy --from mongodb://") {
+		t.Fatalf("export of an old data directory: status %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(old, "store")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refusal created a store beside the old files: %v", err)
+	}
+	// FerretDB serving the old files again, as the message says
+	uri = ferrettest.StartIn(t, filepath.Join(old, "db"))
+	moved := t.TempDir()
+	if _, errOut, code := runStore(t, nil, "copy", "--from", uri, "--to", "dir:"+moved); code != 0 {
+		t.Fatalf("copy out of the old store: status %d\n%s", code, errOut)
+	}
+	checkStore(t, openEmbedded(t, moved))
 }

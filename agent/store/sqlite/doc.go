@@ -83,7 +83,7 @@
 //
 // Before this engine, the embedded store was FerretDB over SQLite, with
 // its files in DataDir/db (<database>.sqlite, with a
-// _ferretdb_database_metadata table). This engine cannot read them, and
+// _ferretdb_collections table). This engine cannot read them, and
 // starting empty beside them would look like a lost inventory. So Open
 // on a data directory that holds them and no store of this engine fails
 // with ErrOldFormat, saying what to do, before it creates anything.

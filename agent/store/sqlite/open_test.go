@@ -136,7 +136,7 @@ func ferretDB(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE _ferretdb_database_metadata (_jsonb TEXT)`); err != nil {
+	if _, err := db.Exec(`CREATE TABLE _ferretdb_collections (_jsonb TEXT)`); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -148,7 +148,7 @@ func TestOpenRefusesOldFormat(t *testing.T) {
 	if !errors.Is(err, ErrOldFormat) {
 		t.Fatalf("Open: %v, want ErrOldFormat", err)
 	}
-	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "--data-dir") {
+	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "store copy --from mongodb:") {
 		t.Fatalf("Open: %v, want the directory and what to do", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "store")); !errors.Is(err, fs.ErrNotExist) {

@@ -189,12 +189,22 @@ func (db *DB) step(ctx context.Context, version int, stmt string) (err error) {
 	return err
 }
 
+// CheckOldFormat is ErrOldFormat, with the way out, for a data directory
+// of the old embedded format without a store of this engine; nil
+// otherwise. It creates nothing.
+func CheckOldFormat(ctx context.Context, dataDir string) error {
+	return checkOldFormat(ctx, dataDir, "")
+}
+
 // checkOldFormat refuses a data directory whose db folder holds
 // FerretDB's SQLite files while the new store does not exist yet: an
 // empty store beside them would look like a lost inventory. FerretDB
 // 1.24's SQLite backend keeps a database <name> in <name>.sqlite with a
-// _ferretdb_database_metadata table.
+// _ferretdb_collections table (_ferretdb_database_metadata in some 1.x releases).
 func checkOldFormat(ctx context.Context, dataDir, newPath string) error {
+	if newPath == "" {
+		newPath = FilePath(dataDir)
+	}
 	if _, err := os.Stat(newPath); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -218,9 +228,11 @@ func checkOldFormat(ctx context.Context, dataDir, newPath string) error {
 			return fmt.Errorf("sqlite: check %s for the old embedded format: %w", file, err)
 		}
 		if old {
-			return fmt.Errorf("%w: %s holds FerretDB's files (%s) and this version cannot read them; "+
-				"keep running the previous version on it, or start this one with an empty --data-dir "+
-				"(the old files are left as they are)", ErrOldFormat, dataDir, e.Name())
+			return fmt.Errorf("%w: %s holds FerretDB's files (%s), which this version does not read; "+
+				"to move them into this version's store, serve them with FerretDB 1.x "+
+				"(ferretdb --handler=sqlite --sqlite-url=file:%s/ --listen-addr=127.0.0.1:27017) and run "+
+				"`lwm2m-agent store copy --from mongodb://127.0.0.1:27017/ --to dir:NEW_DATA_DIR`, "+
+				"then start the agent on NEW_DATA_DIR (the old files are left as they are)", ErrOldFormat, dataDir, e.Name(), dir)
 		}
 	}
 	return nil
@@ -235,7 +247,14 @@ func isFerretDB(ctx context.Context, file string) (bool, error) {
 	_, err = io.ReadFull(f, head)
 	f.Close()
 	if err != nil || !bytes.Equal(head, []byte("SQLite format 3\x00")) {
-		// Too short or another kind of file: not a database of any kind.
+		// An empty file beside its write-ahead log is a database whose
+		// writer never checkpointed (killed): all of it is in the log.
+		// Anything else too short or of another kind is no database.
+		if fi, serr := os.Stat(file); serr == nil && fi.Size() == 0 {
+			if _, werr := os.Stat(file + "-wal"); werr == nil {
+				return true, nil
+			}
+		}
 		return false, nil
 	}
 	// Read-only and without creating anything, so the old store is left
@@ -247,7 +266,7 @@ func isFerretDB(ctx context.Context, file string) (bool, error) {
 	defer db.Close()
 	var n int
 	err = db.QueryRowContext(ctx,
-		"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_ferretdb_database_metadata'").Scan(&n)
+		"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_ferretdb_collections', '_ferretdb_database_metadata')").Scan(&n)
 	if err != nil {
 		return false, err
 	}
