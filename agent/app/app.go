@@ -106,7 +106,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		log = slog.Default()
 	}
 	refused := refusal.New(log, 0)
-	raw, kind, err := engine.Open(ctx, engine.Config{MongoURI: cfg.MongoURI, DataDir: cfg.DataDir, Logger: log})
+	raw, kind, err := engine.Open(ctx, engine.Config{MongoURI: cfg.MongoURI, DataDir: cfg.DataDir, SyncNormal: cfg.StoreSync == config.StoreSyncNormal, Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}

@@ -33,9 +33,14 @@ type Config struct {
 	// ExternalURL is the base of the links in API answers (self, next,
 	// prev) as clients reach the API; empty takes http://HOST:PORT of
 	// HTTPAddr.
-	ExternalURL   string
-	MongoURI      string
-	DataDir       string
+	ExternalURL string
+	MongoURI    string
+	DataDir     string
+	// StoreSync is the embedded engine's durability: StoreSyncFull
+	// (every commit is on disk before its callers are answered) or
+	// StoreSyncNormal (every commit survives the agent's crash, the last
+	// ones may be lost with the machine's power).
+	StoreSync     string
 	AutoRegister  bool
 	AdminPassword string
 	// Dev is the development setup of `make run`: see ApplyDev.
@@ -201,6 +206,12 @@ const (
 	jsonDepthCeiling    = 90
 )
 
+// The values of StoreSync.
+const (
+	StoreSyncFull   = "full"
+	StoreSyncNormal = "normal"
+)
+
 // Bounds of CredentialsHashCost: bcrypt's own (4 and 31); 31 would take
 // hours per line.
 const (
@@ -217,6 +228,7 @@ func Default() Config {
 		BootstrapSAddr:   ":5684",
 		HTTPAddr:         ":8080",
 		DataDir:          "./data",
+		StoreSync:        StoreSyncFull,
 		LogLevel:         "info",
 		LogFormat:        "text",
 		RequestTimeout:   30 * time.Second,
@@ -320,6 +332,7 @@ func (c *Config) settings() []setting {
 		{name: "http-addr", usage: "HTTP API address (REST API, /health, /metrics)", str: &c.HTTPAddr},
 		{name: "external-url", usage: "base of the links in API answers as clients reach the API, e.g. https://agent.example.com (default http://HOST:PORT of http-addr, 127.0.0.1 when it names no host)", str: &c.ExternalURL},
 		{name: "mongo-uri", usage: "MongoDB URI; empty runs the embedded store in the data directory", str: &c.MongoURI},
+		{name: "store-sync", usage: "the embedded store's durability: full (every answer after its change is on disk) or normal (changes survive the agent's crash; the last ones may be lost with the power)", str: &c.StoreSync},
 		{name: "data-dir", usage: "data directory", str: &c.DataDir},
 		{name: "dev", usage: "development setup: every port on loopback (127.0.0.1) unless its address is given, auto-registration on and the admin password " + DevAdminPassword + " unless set", b: &c.Dev},
 		{name: "auto-register", usage: "accept endpoints nobody registered (development only)", b: &c.AutoRegister},
@@ -508,6 +521,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MongoURI == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir: needed for the embedded store"))
+	}
+	if c.StoreSync != StoreSyncFull && c.StoreSync != StoreSyncNormal {
+		errs = append(errs, fmt.Errorf("store-sync: %q must be %s or %s", c.StoreSync, StoreSyncFull, StoreSyncNormal))
 	}
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("request-timeout: %v must be positive", c.RequestTimeout))

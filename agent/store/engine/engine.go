@@ -17,7 +17,10 @@ type Config struct {
 	MongoURI string
 	// DataDir holds the embedded engine's file (DataDir/store/agent.db).
 	DataDir string
-	Logger  *slog.Logger
+	// SyncNormal trades the embedded engine's durability on power loss
+	// for commit latency (see sqlite.Config.SyncNormal).
+	SyncNormal bool
+	Logger     *slog.Logger
 }
 
 // Names of the engines, as logged and reported.
@@ -38,7 +41,7 @@ func Open(ctx context.Context, cfg Config) (store.Engine, string, error) {
 	if cfg.DataDir == "" {
 		return nil, "", fmt.Errorf("store: neither a MongoDB URI nor a data directory")
 	}
-	e, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: cfg.DataDir, Logger: cfg.Logger})
+	e, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: cfg.DataDir, SyncNormal: cfg.SyncNormal, Logger: cfg.Logger})
 	if err != nil {
 		return nil, "", err
 	}
