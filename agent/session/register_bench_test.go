@@ -2,6 +2,10 @@ package session
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,32 +26,8 @@ import (
 func BenchmarkRegister(b *testing.B) {
 	for _, name := range []string{"engine", "cached"} {
 		b.Run(name, func(b *testing.B) {
-			var st store.Engine = storetest.OpenTest(b)
-			if name == "cached" {
-				st = cache.New(cache.Config{Size: 1000}).Wrap(st)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			id, err := st.CreateIncompleteDevice(ctx, "acme", store.NewDevice{Endpoint: "plain", Registration: store.DeviceRegistration{
-				Params: map[string]any{"endpointId": "plain", "securityMode": "NO_SEC"},
-			}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := st.CompleteDevice(ctx, "acme", id); err != nil {
-				b.Fatal(err)
-			}
-			state := NewStateWriter(st, 8192, 10*time.Millisecond, nil)
-			go state.Run(ctx)
-			h := New(Config{Store: st, State: state, Refused: refusal.New(nil, 0)})
-			srv, err := lwm2m.NewServer(lwm2m.Config{Addr: "127.0.0.1:0", RegisterInterval: -1, PeerRate: -1}, h)
-			if err != nil {
-				b.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { _ = srv.Serve(ctx); close(done) }()
-			defer func() { cancel(); <-done; h.Wait(); <-state.Done() }()
-			msg := rawcoap.Post(1, []byte{1}, "rd", []string{"ep=plain", "lt=300", "lwm2m=1.1"}, []byte("</3/0>"))
+			srv, _ := startRegisterBench(b, name == "cached", 1)
+			msg := rawcoap.Post(1, []byte{1}, "rd", []string{"ep=plain-0", "lt=300", "lwm2m=1.1"}, []byte("</3/0>"))
 			b.ReportAllocs()
 			for b.Loop() {
 				if ans := rawcoap.Exchange(b, srv.Addr(), msg); len(ans) < 2 || codes.Code(ans[1]) != codes.Created {
@@ -56,4 +36,109 @@ func BenchmarkRegister(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRegisterParallel is BenchmarkRegister from 16 devices at once,
+// each on a socket of its own registering again as soon as it has its
+// answer: the load of many devices registering together, whose state
+// writes share the writer's store rounds.
+func BenchmarkRegisterParallel(b *testing.B) {
+	const clients = 16
+	for _, name := range []string{"engine", "cached"} {
+		b.Run(name, func(b *testing.B) {
+			srv, state := startRegisterBench(b, name == "cached", clients)
+			conns := make([]*net.UDPConn, clients)
+			for c := range conns {
+				conn, err := net.DialUDP("udp", nil, srv.Addr().(*net.UDPAddr))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer conn.Close()
+				conns[c] = conn
+			}
+			rounds := state.Flushes()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for c, conn := range conns {
+				wg.Go(func() {
+					query := []string{fmt.Sprintf("ep=plain-%d", c), "lt=300", "lwm2m=1.1"}
+					for mid := uint16(1); next.Add(1) <= int64(b.N); mid++ {
+						if err := registerOn(conn, rawcoap.Post(mid, []byte{byte(c)}, "rd", query, []byte("</3/0>")), mid); err != nil {
+							b.Errorf("client %d: %v", c, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "registers/s")
+			b.ReportMetric(float64(b.N)/float64(max(state.Flushes()-rounds, 1)), "registers/round")
+		})
+	}
+}
+
+// registerOn sends a Register on conn and waits for the ACK of message
+// ID mid, which must be 2.01.
+func registerOn(conn *net.UDPConn, msg []byte, mid uint16) error {
+	if _, err := conn.Write(msg); err != nil {
+		return err
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return fmt.Errorf("no answer to register %d: %w", mid, err)
+		}
+		if n < 4 || buf[0]>>4&3 != 2 || uint16(buf[2])<<8|uint16(buf[3]) != mid {
+			continue // not the ACK of this request
+		}
+		if codes.Code(buf[1]) != codes.Created {
+			return fmt.Errorf("register %d answered %v", mid, codes.Code(buf[1]))
+		}
+		return nil
+	}
+}
+
+// startRegisterBench serves the LwM2M server with these hooks over a test
+// store that holds NO_SEC devices plain-0 to plain-(devices-1), until the
+// benchmark ends.
+func startRegisterBench(b *testing.B, cached bool, devices int) (*lwm2m.Server, *StateWriter) {
+	b.Helper()
+	var st store.Engine = storetest.OpenTest(b)
+	if cached {
+		st = cache.New(cache.Config{Size: 1000}).Wrap(st)
+	}
+	ctx := context.Background()
+	for i := range devices {
+		ep := fmt.Sprintf("plain-%d", i)
+		id, err := st.CreateIncompleteDevice(ctx, "acme", store.NewDevice{Endpoint: ep, Registration: store.DeviceRegistration{
+			Params: map[string]any{"endpointId": ep, "securityMode": "NO_SEC"},
+		}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.CompleteDevice(ctx, "acme", id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	state := NewStateWriter(st, 8192, 10*time.Millisecond, nil)
+	wctx, stopWriter := context.WithCancel(ctx)
+	go state.Run(wctx)
+	h := New(Config{Store: st, State: state, Refused: refusal.New(nil, 0)})
+	srv, err := lwm2m.NewServer(lwm2m.Config{Addr: "127.0.0.1:0", RegisterInterval: -1, PeerRate: -1}, h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sctx, stopServer := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(sctx); close(done) }()
+	// the server first, then the writer, which stores what is queued
+	b.Cleanup(func() { stopServer(); <-done; h.Wait(); stopWriter(); <-state.Done() })
+	return srv, state
 }

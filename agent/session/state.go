@@ -35,6 +35,7 @@ type StateWriter struct {
 	done     chan struct{}
 	events   atomic.Int64
 	failed   atomic.Int64
+	flushes  atomic.Int64
 }
 
 // NewStateWriter returns a writer with a queue of queue changes.
@@ -64,6 +65,10 @@ func (w *StateWriter) Add(ctx context.Context, c stateChange) {
 // Events counts lifecycle events stored; Failed counts changes lost.
 func (w *StateWriter) Events() int64 { return w.events.Load() }
 func (w *StateWriter) Failed() int64 { return w.failed.Load() }
+
+// Flushes counts the store rounds: the writes of one tenant's batch (one
+// UpdateFragmentsMany and one CreateEvents, with their retries).
+func (w *StateWriter) Flushes() int64 { return w.flushes.Load() }
 
 // Done is closed when Run has returned.
 func (w *StateWriter) Done() <-chan struct{} { return w.done }
@@ -105,6 +110,7 @@ func (w *StateWriter) Run(ctx context.Context) {
 }
 
 func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) {
+	w.flushes.Add(1)
 	if len(b.fragments) > 0 {
 		w.flushFragments(ctx, tenant, b)
 	}
