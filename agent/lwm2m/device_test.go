@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -236,6 +237,7 @@ type result struct {
 	code     codes.Code
 	location string
 	diag     string // the payload of an error answer
+	maxAge   uint32 // the Max-Age option, 0 when absent
 }
 
 // post sends a request from the device and returns the answer.
@@ -278,7 +280,8 @@ func (d *device) do(method codes.Code, path string, queries []string, cf message
 			return result{}, fmt.Errorf("read answer payload: %w", err)
 		}
 	}
-	return result{code: resp.Code(), location: loc, diag: string(diag)}, nil
+	maxAge, _ := resp.Options().GetUint32(message.MaxAge)
+	return result{code: resp.Code(), location: loc, diag: string(diag), maxAge: maxAge}, nil
 }
 
 // register sends Register with the given query and object list and
@@ -346,6 +349,16 @@ type recorder struct {
 	events chan event
 	// formats are the serializations Authorize returns, by endpoint
 	formats map[string]codec.Format
+	// persisted are the Persist calls in order; persistErr is what
+	// Persist returns, after waiting for persistGate when it is set
+	persisted   []persisted
+	persistErr  error
+	persistGate chan struct{}
+}
+
+type persisted struct {
+	change Change
+	reg    Registration
 }
 
 func newRecorder() *recorder {
@@ -366,6 +379,28 @@ func (h *recorder) Authorize(_ context.Context, req AuthRequest) (Identity, erro
 	}
 	return id, nil
 }
+func (h *recorder) Persist(ctx context.Context, reg Registration, change Change) error {
+	h.mu.Lock()
+	h.persisted = append(h.persisted, persisted{change: change, reg: reg})
+	err, gate := h.persistErr, h.persistGate
+	h.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+// persistCalls returns the Persist calls so far.
+func (h *recorder) persistCalls() []persisted {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.persisted)
+}
+
 func (h *recorder) Registered(_ context.Context, reg Registration) {
 	h.events <- event{kind: "registered", reg: reg}
 }

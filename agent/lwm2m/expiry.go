@@ -57,32 +57,35 @@ func (s *Server) unscheduleLocked(rs *regState) {
 	rs.heapIdx = -1
 }
 
+// expiryPostpone is how much later an expired registration is looked at
+// again when a change of its endpoint was under way: that change renews
+// or replaces it, or leaves it to expire then.
+const expiryPostpone = 100 * time.Millisecond
+
 // expiryLoop removes registrations whose lifetime (plus grace) ran out and
-// reports them to Hooks.Expired.
+// reports them to Hooks.Persist and Hooks.Expired.
 func (s *Server) expiryLoop(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		var expired []Registration
+		var due []*regState
 		s.mu.Lock()
 		for len(s.expiry) > 0 && !s.expiry[0].expireAt.After(now) {
-			rs := s.expiry[0]
-			s.removeLocked(rs)
-			expired = append(expired, copyReg(rs.reg))
-		}
-		next := time.Hour
-		if len(s.expiry) > 0 {
-			next = s.expiry[0].expireAt.Sub(now)
+			due = append(due, heap.Pop(&s.expiry).(*regState))
 		}
 		s.mu.Unlock()
 
-		for _, reg := range expired {
-			s.stats.expiries.Add(1)
-			s.log.Info("registration expired", "endpoint", reg.Endpoint, "reg_id", reg.ID)
-			s.hooks.Expired(ctx, reg)
+		for _, rs := range due {
+			s.expire(ctx, rs, now)
 		}
 
+		s.mu.Lock()
+		next := time.Hour
+		if len(s.expiry) > 0 {
+			next = time.Until(s.expiry[0].expireAt)
+		}
+		s.mu.Unlock()
 		timer.Reset(next)
 		select {
 		case <-ctx.Done():
@@ -91,4 +94,38 @@ func (s *Server) expiryLoop(ctx context.Context) {
 		case <-s.kick:
 		}
 	}
+}
+
+// expire ends rs, taken off the expiry heap as due at now, unless it was
+// renewed or ended meanwhile. While a change of its endpoint is under way
+// (an Update or Register waiting for Persist) it is put back to be looked
+// at again shortly, rather than holding every other expiry back.
+func (s *Server) expire(ctx context.Context, rs *regState, now time.Time) {
+	s.mu.RLock()
+	endpoint := rs.reg.Endpoint
+	s.mu.RUnlock()
+	unlock, ok := s.endpoints.tryLock(endpoint)
+	s.mu.Lock()
+	switch {
+	case s.byID[rs.reg.ID] != rs || rs.heapIdx >= 0:
+		// ended, or renewed by an Update and scheduled again
+		s.mu.Unlock()
+		if ok {
+			unlock()
+		}
+		return
+	case !ok:
+		rs.expireAt = now.Add(expiryPostpone)
+		heap.Push(&s.expiry, rs)
+		s.mu.Unlock()
+		return
+	}
+	s.removeLocked(rs)
+	reg := copyReg(rs.reg)
+	s.mu.Unlock()
+	s.persistGone(ctx, reg, ChangeExpire)
+	unlock()
+	s.stats.expiries.Add(1)
+	s.log.Info("registration expired", "endpoint", reg.Endpoint, "reg_id", reg.ID)
+	s.hooks.Expired(ctx, reg)
 }

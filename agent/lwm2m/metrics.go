@@ -13,6 +13,7 @@ type Stats struct {
 	Expiries         uint64
 	Ended            uint64 // registrations ended by the agent (End): the device's security settings changed
 	Rejected         uint64 // Register or Update answered with an error code
+	Unstored         uint64 // of those, answered 5.03 because Hooks.Persist failed
 	Requests         uint64 // requests sent to devices
 	RequestTimeouts  uint64
 	RequestErrors    uint64 // answered with an error code, or failed to send
@@ -25,7 +26,7 @@ type Stats struct {
 
 type counters struct {
 	registers, updates, deregisters, expiries, rejected atomic.Uint64
-	ended                                               atomic.Uint64
+	ended, unstored                                     atomic.Uint64
 	requests, requestTimeouts, requestErrors            atomic.Uint64
 	notifications, notificationsRST, sends, decodeErrs  atomic.Uint64
 	rateLimited                                         atomic.Uint64
@@ -46,6 +47,7 @@ func (s *Server) Stats() Stats {
 		Expiries:         c.expiries.Load(),
 		Ended:            c.ended.Load(),
 		Rejected:         c.rejected.Load(),
+		Unstored:         c.unstored.Load(),
 		Requests:         c.requests.Load(),
 		RequestTimeouts:  c.requestTimeouts.Load(),
 		RequestErrors:    c.requestErrors.Load(),

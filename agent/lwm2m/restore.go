@@ -74,7 +74,7 @@ func (s *Server) Restore(reg Registration) error {
 	if s.byEndpoint[reg.Endpoint] != nil || s.byID[reg.ID] != nil {
 		return fmt.Errorf("restore registration %s of %s: %w", reg.ID, reg.Endpoint, ErrRegistered)
 	}
-	if len(s.byID) >= s.cfg.MaxRegistrations {
+	if len(s.byID)+s.reserved >= s.cfg.MaxRegistrations {
 		return fmt.Errorf("restore registration %s of %s: %w", reg.ID, reg.Endpoint, ErrFull)
 	}
 	rctx, cancel := context.WithCancel(s.baseCtx)

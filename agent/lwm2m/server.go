@@ -30,14 +30,27 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
-// Hooks receive what happens to registrations. The Server calls them from
-// the goroutine that handles the device's message (after the answer has
-// been sent) or from its expiry goroutine; calls for one device come in
-// order. A slow hook delays that device's traffic, not other devices'.
+// Hooks receive what happens to registrations. The Server calls Persist
+// while the device waits for its answer (or from its expiry goroutine),
+// and the others from the goroutine that handles the device's message
+// after the answer has been sent (or from its expiry goroutine); calls
+// for one device come in order. A slow hook delays that device's
+// traffic, not other devices'.
 type Hooks interface {
 	// Authorize decides whether a device may register as the endpoint it
 	// names; an error answers the Register with 4.03 Forbidden.
 	Authorize(ctx context.Context, req AuthRequest) (Identity, error)
+	// Persist records in the store what change did to reg (the device's
+	// state and its lifecycle event), while no other change of the
+	// endpoint is under way, so that the store hears of an endpoint's
+	// changes in the order the server made them. A Register or Update
+	// takes effect and is answered only once Persist returned nil, which
+	// for ChangeRegister and ChangeUpdate must mean that the state is
+	// durable; an error, or ctx ending (within the request timeout),
+	// answers it 5.03 Service Unavailable with Max-Age and leaves the
+	// registration as it was: none, for a Register. A De-register or an
+	// expiry has taken effect whatever Persist returns.
+	Persist(ctx context.Context, reg Registration, change Change) error
 	// Registered follows a successful Register (also one that replaced an
 	// earlier registration of the same endpoint).
 	Registered(ctx context.Context, reg Registration)
@@ -86,6 +99,11 @@ type Server struct {
 	kick       chan struct{}    // wakes the expiry loop when the earliest deadline moved
 	limiter    *ratelimit.Peers // nil when unlimited
 	registers  *ratelimit.Peers // Registers by endpoint; nil when unlimited
+	// reserved counts the Registers of new endpoints between the check
+	// against MaxRegistrations and taking effect (while Persist runs).
+	reserved int
+
+	endpoints endpointLocks
 }
 
 // CauseRegisterRate counts the Registers refused by
@@ -531,7 +549,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 
 	s.mu.RLock()
 	_, exists := s.byEndpoint[p.endpoint]
-	full := !exists && len(s.byID) >= s.cfg.MaxRegistrations
+	full := !exists && len(s.byID)+s.reserved >= s.cfg.MaxRegistrations
 	s.mu.RUnlock()
 	if full {
 		s.stats.rejected.Add(1)
@@ -583,7 +601,41 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	}
 	reg.Queue = queueMode(reg.Binding, p.queue)
 
-	base := s.ctx()
+	// The registration takes effect, and is answered, only once its
+	// state is durable: a device answered 2.01 is registered even if the
+	// agent dies right after. The endpoint's lock keeps its other
+	// changes (an earlier De-register's, a concurrent Register's) from
+	// being recorded after this one.
+	pctx, release, ok := s.lockEndpoint(w, ChangeRegister, p.endpoint, peer)
+	if !ok {
+		return
+	}
+	defer release()
+	s.mu.Lock()
+	// under the endpoint's lock the endpoint's registration stays as it
+	// is until this one replaces it
+	replaces := s.byEndpoint[p.endpoint] != nil
+	if !replaces && len(s.byID)+s.reserved >= s.cfg.MaxRegistrations {
+		s.mu.Unlock()
+		s.stats.rejected.Add(1)
+		reply(w, codes.ServiceUnavailable, "too many registrations")
+		return
+	}
+	if !replaces {
+		s.reserved++
+	}
+	s.mu.Unlock()
+	err = s.hooks.Persist(pctx, copyReg(reg), ChangeRegister)
+	s.mu.Lock()
+	if !replaces {
+		s.reserved--
+	}
+	if err != nil {
+		s.mu.Unlock()
+		s.refuseUnstored(w, ChangeRegister, p.endpoint, peer, err)
+		return
+	}
+	base := s.baseCtx
 	rctx, cancel := context.WithCancel(base)
 	rs := &regState{
 		reg:     reg,
@@ -595,14 +647,6 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		sem:     make(chan struct{}, s.cfg.NStart),
 		obs:     make(map[string]*observation),
 		heapIdx: -1,
-	}
-	s.mu.Lock()
-	if len(s.byID) >= s.cfg.MaxRegistrations && s.byEndpoint[p.endpoint] == nil {
-		s.mu.Unlock()
-		cancel()
-		s.stats.rejected.Add(1)
-		reply(w, codes.ServiceUnavailable, "too many registrations")
-		return
 	}
 	if old := s.byEndpoint[p.endpoint]; old != nil {
 		// A new Register replaces the old registration with everything
@@ -656,25 +700,98 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 		return
 	}
 	peer := peerOf(conn)
+
+	// As a Register: the change takes effect, and is answered, once
+	// Persist has recorded it, under the endpoint's lock.
+	rs, pctx, release, ok := s.lockRegistration(w, id, ChangeUpdate, peer)
+	if !ok {
+		return
+	}
+	defer release()
 	now := time.Now()
+	s.mu.RLock()
+	next := copyReg(rs.reg)
+	change := ChangeRefresh
+	if applyUpdate(&next, p, objs, peer, now); registrationChanged(rs.reg, next) {
+		change = ChangeUpdate
+	}
+	s.mu.RUnlock()
+	if err := s.hooks.Persist(pctx, copyReg(next), change); err != nil {
+		s.refuseUnstored(w, change, next.Endpoint, peer, err)
+		return
+	}
 
 	s.mu.Lock()
-	rs := s.byID[id]
+	// the endpoint's lock kept the registration live; what else changed
+	// it meanwhile (SetFormat) stays
+	applyUpdate(&rs.reg, p, objs, peer, now)
+	rs.addr = peer.addr
+	if k := peer.key(); k != rs.peerKey {
+		if s.byPeer[rs.peerKey] == rs {
+			delete(s.byPeer, rs.peerKey)
+		}
+		rs.peerKey = k
+	}
+	s.byPeer[rs.peerKey] = rs
+	rs.conn = conn
+	s.scheduleLocked(rs, now)
+	snapshot := copyReg(rs.reg)
+	rs.reg.Restored = false
+	base := s.baseCtx
+	s.mu.Unlock()
+
+	s.stats.updates.Add(1)
+	reply(w, codes.Changed, "")
+	afterReply(r, func() { s.hooks.Updated(base, snapshot) })
+}
+
+// lockRegistration finds the live registration id that an Update or a
+// De-register from peer acts on and takes its endpoint's lock (see
+// lockEndpoint). It answers 4.04 when there is none (or it ended while
+// the request waited for its endpoint) and 4.03 when peer is not the
+// device that made it: a device authenticates as itself only.
+func (s *Server) lockRegistration(w mux.ResponseWriter, id string, change Change, peer peerInfo) (rs *regState, ctx context.Context, release func(), ok bool) {
+	refuse := func(code codes.Code) {
+		if code == codes.Forbidden || change != ChangeDeregister {
+			s.stats.rejected.Add(1)
+		}
+		reply(w, code, "")
+	}
+	s.mu.RLock()
+	rs = s.byID[id]
+	var endpoint string
+	if rs != nil {
+		endpoint = rs.reg.Endpoint // never changes under an ID
+	}
+	s.mu.RUnlock()
 	if rs == nil {
-		s.mu.Unlock()
-		s.stats.rejected.Add(1)
-		reply(w, codes.NotFound, "")
-		return
+		refuse(codes.NotFound)
+		return nil, nil, nil, false
 	}
-	if !peer.sameSecurity(rs) {
-		s.mu.Unlock()
-		s.stats.rejected.Add(1)
-		s.log.Warn("update refused: not the registering device's security context",
-			"endpoint", rs.reg.Endpoint, "peer", addrString(peer.addr), "secure", peer.secure, "psk_identity", peer.identity)
-		reply(w, codes.Forbidden, "")
-		return
+	if ctx, release, ok = s.lockEndpoint(w, change, endpoint, peer); !ok {
+		return nil, nil, nil, false
 	}
-	reg := &rs.reg
+	s.mu.RLock()
+	live, same := s.byID[id] == rs, peer.sameSecurity(rs)
+	s.mu.RUnlock()
+	switch {
+	case !live:
+		release()
+		refuse(codes.NotFound)
+		return nil, nil, nil, false
+	case !same:
+		release()
+		s.log.Warn(change.String()+" refused: not the registering device's security context",
+			"endpoint", endpoint, "peer", addrString(peer.addr), "secure", peer.secure, "psk_identity", peer.identity)
+		refuse(codes.Forbidden)
+		return nil, nil, nil, false
+	}
+	return rs, ctx, release, true
+}
+
+// applyUpdate makes reg what an Update with parameters p and object list
+// objs (nil: none sent) from peer at now makes it.
+func applyUpdate(reg *Registration, p registerParams, objs *objectList, peer peerInfo, now time.Time) {
 	if p.hasLifetime {
 		reg.Lifetime = p.lifetime
 	}
@@ -698,25 +815,7 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 		}
 	}
 	reg.Address = addrString(peer.addr)
-	rs.addr = peer.addr
-	if k := peer.key(); k != rs.peerKey {
-		if s.byPeer[rs.peerKey] == rs {
-			delete(s.byPeer, rs.peerKey)
-		}
-		rs.peerKey = k
-	}
-	s.byPeer[rs.peerKey] = rs
-	rs.conn = conn
 	reg.UpdatedAt = now
-	s.scheduleLocked(rs, now)
-	snapshot := copyReg(*reg)
-	reg.Restored = false
-	base := s.baseCtx
-	s.mu.Unlock()
-
-	s.stats.updates.Add(1)
-	reply(w, codes.Changed, "")
-	afterReply(r, func() { s.hooks.Updated(base, snapshot) })
 }
 
 // handleDeregister is the De-register operation: DELETE /rd/{id}.
@@ -727,23 +826,20 @@ func (s *Server) handleDeregister(w mux.ResponseWriter, r *mux.Message, id strin
 		return
 	}
 	peer := peerOf(conn)
+	// Under the endpoint's lock, so that the state this leaves is
+	// recorded before that of a Register that follows; not waited for
+	// durably: nothing the device relies on is answered.
+	rs, ctx, release, ok := s.lockRegistration(w, id, ChangeDeregister, peer)
+	if !ok {
+		return
+	}
+	defer release()
 	s.mu.Lock()
-	rs := s.byID[id]
-	if rs == nil {
-		s.mu.Unlock()
-		reply(w, codes.NotFound, "")
-		return
-	}
-	if !peer.sameSecurity(rs) {
-		s.mu.Unlock()
-		s.stats.rejected.Add(1)
-		reply(w, codes.Forbidden, "")
-		return
-	}
 	s.removeLocked(rs)
 	snapshot := copyReg(rs.reg)
 	base := s.baseCtx
 	s.mu.Unlock()
+	s.persistGone(ctx, snapshot, ChangeDeregister)
 
 	s.stats.deregisters.Add(1)
 	reply(w, codes.Deleted, "")
@@ -777,8 +873,13 @@ func (s *Server) removeLocked(rs *regState) {
 // forgotten with its observations and requests as a De-register would
 // forget it, a DTLS session it was made over is closed, and an Update to
 // it is answered 4.04, so that the device registers again, under the
-// settings that hold now. No hook is called: the caller records it.
-func (s *Server) End(endpoint, tenant, deviceID string) (Registration, bool) {
+// settings that hold now. No hook is called: record (nil: none) is,
+// with the registration ended, before End returns and before any other
+// change of the endpoint (a Register that follows) is recorded.
+func (s *Server) End(endpoint, tenant, deviceID string, record func(Registration)) (Registration, bool) {
+	// no bound: a holder of the lock holds it within the request timeout
+	unlock, _ := s.endpoints.lock(context.Background(), endpoint)
+	defer unlock()
 	s.mu.Lock()
 	rs := s.byEndpoint[endpoint]
 	if rs == nil || rs.reg.Tenant != tenant || rs.reg.DeviceID != deviceID {
@@ -788,6 +889,9 @@ func (s *Server) End(endpoint, tenant, deviceID string) (Registration, bool) {
 	s.removeLocked(rs)
 	snapshot, conn := copyReg(rs.reg), rs.conn
 	s.mu.Unlock()
+	if record != nil {
+		record(copyReg(snapshot))
+	}
 	if snapshot.Secure && conn != nil {
 		_ = conn.Close()
 	}

@@ -6,18 +6,37 @@ import (
 )
 
 // batchLoop is the loop of a bounded batching writer: it adds what arrives
-// on in to the current batch (add returns how many entries that was),
-// flushes when maxBatch entries were added or every interval, and when ctx
-// ends drains what is queued and flushes once more within drainTimeout.
+// on in to the current batch (add returns how many entries that was, and
+// whether someone waits for it), flushes when maxBatch entries were added,
+// every interval, or at once when someone waits, and when ctx ends drains
+// what is queued and flushes once more within drainTimeout. A flush for
+// someone waiting first takes everything queued meanwhile (up to
+// maxBatch): what queued up while the previous flush ran shares its
+// round.
 func batchLoop[T any](ctx context.Context, in <-chan T, interval time.Duration, maxBatch int, drainTimeout time.Duration,
-	add func(T) int, flush func(context.Context)) {
+	add func(T) (n int, waited bool), flush func(context.Context)) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	n := 0
+	takeQueued := func() {
+		for n < maxBatch {
+			select {
+			case item := <-in:
+				k, _ := add(item)
+				n += k
+			default:
+				return
+			}
+		}
+	}
 	for {
 		select {
 		case item := <-in:
-			if n += add(item); n >= maxBatch {
+			k, waited := add(item)
+			if n += k; waited {
+				takeQueued()
+			}
+			if waited || n >= maxBatch {
 				flush(ctx)
 				n = 0
 			}

@@ -53,14 +53,16 @@ func TestRegistrationEventsCoalesced(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 100 {
-		h.Registered(ctx, lwm2m.Registration{Endpoint: "flooded", Tenant: "acme", DeviceID: id, ID: fmt.Sprint("reg-", i),
-			Address: fmt.Sprintf("127.0.0.%d:5683", i%200+1), Version: "1.1", Lifetime: time.Minute})
+		if err := h.Persist(ctx, lwm2m.Registration{Endpoint: "flooded", Tenant: "acme", DeviceID: id, ID: fmt.Sprint("reg-", i),
+			Address: fmt.Sprintf("127.0.0.%d:5683", i%200+1), Version: "1.1", Lifetime: time.Minute}, lwm2m.ChangeRegister); err != nil {
+			t.Fatal(err)
+		}
 	}
-	testbound.Until(t, 5*time.Second, "the last registration state stored", func() bool {
-		mo, err := st.GetManagedObject(ctx, "acme", id)
-		lw, _ := mo.Fragments["lwm2m"].(map[string]any)
-		return err == nil && lw["registrationId"] == "reg-99"
-	})
+	// each Register's state is stored when Persist returns
+	mo, err := st.GetManagedObject(ctx, "acme", id)
+	if lw, _ := mo.Fragments["lwm2m"].(map[string]any); err != nil || lw["registrationId"] != "reg-99" {
+		t.Fatalf("lwm2m fragment %v (%v), want the last registration's", mo.Fragments["lwm2m"], err)
+	}
 	if n := len(eventsOf(t, st, "acme", id, EventRegistration)); n != 1 || state.Events() != 1 {
 		t.Errorf("%d registration events stored (writer counted %d), want 1", n, state.Events())
 	}
@@ -72,11 +74,15 @@ func TestRegistrationEventsCoalesced(t *testing.T) {
 	}
 
 	reg := lwm2m.Registration{Endpoint: "flooded", Tenant: "acme", DeviceID: id, ID: "reg-100"}
-	h.Deregistered(ctx, reg)
-	h.Registered(ctx, reg)
-	testbound.Until(t, 5*time.Second, "a registration after the de-registration", func() bool {
-		return len(eventsOf(t, st, "acme", id, EventRegistration)) == 2
-	})
+	if err := h.Persist(ctx, reg, lwm2m.ChangeDeregister); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Persist(ctx, reg, lwm2m.ChangeRegister); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(eventsOf(t, st, "acme", id, EventRegistration)); n != 2 {
+		t.Errorf("%d registration events after a de-registration and a Register, want 2", n)
+	}
 }
 
 // On the plain port an unknown endpoint and a PSK device's endpoint are

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/rawcoap"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/cache"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
@@ -114,31 +112,7 @@ func startRegisterBench(b *testing.B, cached bool, devices int) (*lwm2m.Server, 
 	if cached {
 		st = cache.New(cache.Config{Size: 1000}).Wrap(st)
 	}
-	ctx := context.Background()
-	for i := range devices {
-		ep := fmt.Sprintf("plain-%d", i)
-		id, err := st.CreateIncompleteDevice(ctx, "acme", store.NewDevice{Endpoint: ep, Registration: store.DeviceRegistration{
-			Params: map[string]any{"endpointId": ep, "securityMode": "NO_SEC"},
-		}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := st.CompleteDevice(ctx, "acme", id); err != nil {
-			b.Fatal(err)
-		}
-	}
-	state := NewStateWriter(st, 8192, 10*time.Millisecond, nil)
-	wctx, stopWriter := context.WithCancel(ctx)
-	go state.Run(wctx)
-	h := New(Config{Store: st, State: state, Refused: refusal.New(nil, 0)})
-	srv, err := lwm2m.NewServer(lwm2m.Config{Addr: "127.0.0.1:0", RegisterInterval: -1, PeerRate: -1}, h)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sctx, stopServer := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(sctx); close(done) }()
-	// the server first, then the writer, which stores what is queued
-	b.Cleanup(func() { stopServer(); <-done; h.Wait(); stopWriter(); <-state.Done() })
-	return srv, state
+	createNoSecDevices(b, st, devices)
+	a := startAgent(b, st, st, 10*time.Millisecond, nil)
+	return a.srv, a.state
 }

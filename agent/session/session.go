@@ -366,11 +366,55 @@ func Keys(st store.Engine, kind string) func(ctx context.Context, identity strin
 	}
 }
 
-// Registered marks the device available and records the registration.
+// Persist records what change did to reg: the device's state
+// (availability, connection, the lwm2m fragment) and its lifecycle event,
+// through the state writer. The server calls it before a Register or an
+// Update takes effect and is answered: a Register, and an Update that
+// changed the registration, return once both are durable (or why they
+// are not, within StoreTimeout), so that a device answered is registered
+// as it was answered even if the agent dies right after.
+//
+// An Update that changed nothing but the time of the device's last
+// update is queued and not waited for. It is the most frequent message
+// (every device, once per lifetime or more), and all that a crash in the
+// writer's interval (10 ms) after its answer can lose is that time: the
+// registration it refreshes was durable since its Register or last
+// changing Update. Restored from the time before, the registration
+// expires earlier than the device expects; the device's next Update is
+// then answered 4.04 and it registers again: a registration made once
+// more, never a wrong one.
+//
+// A De-register and an expiry are queued too (the registration has
+// ended, nothing is answered that depends on it); the server calls
+// Persist for them before any later change of the endpoint, and the
+// writer writes changes in the order they were added, so that a
+// Register's state is never overwritten by that of the De-register
+// before it. Queued changes wait for room in the writer's bounded queue
+// (back-pressure on the device's exchange) rather than being dropped.
+func (h *Hooks) Persist(ctx context.Context, reg lwm2m.Registration, change lwm2m.Change) error {
+	h.inflight.Add(1)
+	defer h.inflight.Done()
+	switch change {
+	case lwm2m.ChangeRegister:
+		return h.online(ctx, reg, EventRegistration, fmt.Sprintf("Device %s registered (LwM2M %s, lifetime %s, binding %s)", reg.Endpoint, reg.Version, reg.Lifetime, reg.Binding), true)
+	case lwm2m.ChangeUpdate, lwm2m.ChangeRefresh:
+		return h.online(ctx, reg, EventRegistrationUpdate, fmt.Sprintf("Device %s updated its registration", reg.Endpoint), change == lwm2m.ChangeUpdate)
+	case lwm2m.ChangeDeregister:
+		h.offline(ctx, reg, EventDeregistration, fmt.Sprintf("Device %s de-registered", reg.Endpoint))
+	case lwm2m.ChangeExpire:
+		h.offline(ctx, reg, EventExpired, fmt.Sprintf("Registration of %s expired after %s without update", reg.Endpoint, reg.Lifetime))
+	default:
+		return fmt.Errorf("persist %s of %s: unknown change", change, reg.Endpoint)
+	}
+	return nil
+}
+
+// Registered follows a Register whose state Persist stored: it queues the
+// post-registration operations, then lets the operation runner know,
+// and restarts the automatic observations.
 func (h *Hooks) Registered(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
-	h.online(ctx, reg, EventRegistration, fmt.Sprintf("Device %s registered (LwM2M %s, lifetime %s, binding %s)", reg.Endpoint, reg.Version, reg.Lifetime, reg.Binding), false)
 	ready := func() { h.reachable(reg) }
 	if h.cfg.PostOps != nil {
 		h.cfg.PostOps.Registered(reg.Tenant, reg.DeviceID, ready)
@@ -387,11 +431,12 @@ func device(reg lwm2m.Registration) mapping.Device {
 	return mapping.Device{Tenant: reg.Tenant, ID: reg.DeviceID, Endpoint: reg.Endpoint}
 }
 
-// Updated refreshes the registration.
+// Updated follows an Update whose state Persist recorded: the device
+// listens, so the operation runner hears of it.
 func (h *Hooks) Updated(ctx context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
-	h.online(ctx, reg, EventRegistrationUpdate, fmt.Sprintf("Device %s updated its registration", reg.Endpoint), true)
+	h.reachable(reg)
 	if h.cfg.Pipeline != nil {
 		// The device listens now: it may have added instances, the
 		// functionalities may have changed while it slept, or the agent
@@ -402,11 +447,10 @@ func (h *Hooks) Updated(ctx context.Context, reg lwm2m.Registration) {
 	}
 }
 
-// Deregistered marks the device unavailable.
-func (h *Hooks) Deregistered(ctx context.Context, reg lwm2m.Registration) {
+// Deregistered follows a De-register whose state Persist queued.
+func (h *Hooks) Deregistered(_ context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
-	h.offline(ctx, reg, EventDeregistration, fmt.Sprintf("Device %s de-registered", reg.Endpoint))
 	h.gone(reg)
 }
 
@@ -417,11 +461,11 @@ func (h *Hooks) gone(reg lwm2m.Registration) {
 	}
 }
 
-// Expired marks the device unavailable after its lifetime ran out.
-func (h *Hooks) Expired(ctx context.Context, reg lwm2m.Registration) {
+// Expired follows the expiry of a registration whose state Persist
+// queued.
+func (h *Hooks) Expired(_ context.Context, reg lwm2m.Registration) {
 	h.inflight.Add(1)
 	defer h.inflight.Done()
-	h.offline(ctx, reg, EventExpired, fmt.Sprintf("Registration of %s expired after %s without update", reg.Endpoint, reg.Lifetime))
 	h.gone(reg)
 }
 
@@ -441,22 +485,29 @@ func (h *Hooks) Values(ctx context.Context, reg lwm2m.Registration, observed nod
 	}
 }
 
-// online records the device as registered; reachable says whether to let
-// the operation runner know now (a full registration lets it know after
-// its post-registration operations are queued).
-func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text string, reachable bool) {
-	// No deadline: a change waits for room in the writer's bounded queue
-	// (back-pressure on the device's exchange) rather than being dropped.
-	ctx = context.WithoutCancel(ctx)
+// online records the device as registered, durably when durable (within
+// StoreTimeout), else queued.
+func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text string, durable bool) error {
 	frag := bson.M{
 		"c8y_Availability": bson.M{"status": "AVAILABLE", "lastMessage": reg.UpdatedAt.UTC()},
 		"c8y_Connection":   bson.M{"status": "CONNECTED"},
 		"lwm2m":            Fragment(reg),
 	}
-	h.write(ctx, reg, frag, event, text)
-	if reachable {
-		h.reachable(reg)
+	c := h.change(reg, frag, event, text)
+	if !durable {
+		h.cfg.State.Add(context.WithoutCancel(ctx), c)
+		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
+	defer cancel()
+	if err := h.cfg.State.AddDurable(ctx, c); err != nil {
+		if c.event.Type == EventRegistration {
+			// not stored: the device's next Register is news
+			h.events.Forget(reg.Tenant + "/" + reg.DeviceID + "/" + EventRegistration)
+		}
+		return fmt.Errorf("record %s of %s: %w", event, reg.Endpoint, err)
+	}
+	return nil
 }
 
 func (h *Hooks) reachable(reg lwm2m.Registration) {
@@ -468,7 +519,7 @@ func (h *Hooks) reachable(reg lwm2m.Registration) {
 func (h *Hooks) offline(ctx context.Context, reg lwm2m.Registration, event, text string) {
 	// No deadline: a change waits for room in the writer's bounded queue
 	// (back-pressure on the device's exchange) rather than being dropped.
-	h.write(context.WithoutCancel(ctx), reg, offlineFragments(reg), event, text)
+	h.cfg.State.Add(context.WithoutCancel(ctx), h.change(reg, offlineFragments(reg), event, text))
 }
 
 // offlineFragments are the fragments of a device whose registration
@@ -491,7 +542,9 @@ func transport(reg lwm2m.Registration) string {
 	return "plain CoAP"
 }
 
-func (h *Hooks) write(ctx context.Context, reg lwm2m.Registration, frag bson.M, event, text string) {
+// change is what recording event of reg changes: the device's fragments
+// frag, and the event unless it is held back (coalesce).
+func (h *Hooks) change(reg lwm2m.Registration, frag bson.M, event, text string) stateChange {
 	ev := store.Event{Source: reg.DeviceID, Type: event, Text: text, Time: time.Now().UTC()}
 	switch event {
 	case EventRegistration:
@@ -502,8 +555,8 @@ func (h *Hooks) write(ctx context.Context, reg lwm2m.Registration, frag bson.M, 
 		// A Register after the registration ended is news again.
 		h.events.Forget(reg.Tenant + "/" + reg.DeviceID + "/" + EventRegistration)
 	}
-	h.cfg.State.Add(ctx, stateChange{tenant: reg.Tenant, device: reg.DeviceID, fragments: frag, event: ev})
 	h.log.Debug("lifecycle", "endpoint", reg.Endpoint, "reg_id", reg.ID, "device", reg.DeviceID, "event", event)
+	return stateChange{tenant: reg.Tenant, device: reg.DeviceID, fragments: frag, event: ev}
 }
 
 // Fragment is the lwm2m fragment of a registered device's managed object.
@@ -552,7 +605,7 @@ func Fragment(reg lwm2m.Registration) bson.M {
 
 // Ender ends live registrations and DTLS sessions; *lwm2m.Server is one.
 type Ender interface {
-	End(endpoint, tenant, deviceID string) (lwm2m.Registration, bool)
+	End(endpoint, tenant, deviceID string, record func(lwm2m.Registration)) (lwm2m.Registration, bool)
 	CloseSessions(identity string) int
 }
 
@@ -574,7 +627,11 @@ func (h *Hooks) SecurityChanged(ctx context.Context, tenant, deviceID, endpoint,
 	h.inflight.Add(1)
 	defer h.inflight.Done()
 	closed := h.server.CloseSessions(oldIdentity)
-	reg, ok := h.server.End(endpoint, tenant, deviceID)
+	// recorded before a Register that follows the end is
+	reg, ok := h.server.End(endpoint, tenant, deviceID, func(reg lwm2m.Registration) {
+		h.offline(ctx, reg, EventSecurity, fmt.Sprintf(
+			"Registration %s of %s over %s ended: the device's security mode or keys changed; it must register again", reg.ID, endpoint, transport(reg)))
+	})
 	if !ok {
 		if closed > 0 {
 			h.log.Info("dtls sessions closed: the device's security settings changed", "endpoint", endpoint, "device", deviceID, "sessions", closed)
@@ -583,8 +640,6 @@ func (h *Hooks) SecurityChanged(ctx context.Context, tenant, deviceID, endpoint,
 	}
 	h.log.Info("registration ended: the device's security settings changed", "endpoint", endpoint, "device", deviceID,
 		"reg_id", reg.ID, "secure", reg.Secure, "sessions", closed)
-	h.offline(ctx, reg, EventSecurity, fmt.Sprintf(
-		"Registration %s of %s over %s ended: the device's security mode or keys changed; it must register again", reg.ID, endpoint, transport(reg)))
 	h.gone(reg)
 }
 
@@ -606,7 +661,7 @@ func (h *Hooks) DeviceDeleted(_ context.Context, tenant, deviceID string, endpoi
 	}
 	ended := 0
 	for _, ep := range endpoints {
-		reg, ok := h.server.End(ep, tenant, deviceID)
+		reg, ok := h.server.End(ep, tenant, deviceID, nil)
 		if !ok {
 			continue
 		}

@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"sync/atomic"
@@ -17,7 +19,27 @@ type stateChange struct {
 	tenant, device string
 	fragments      bson.M
 	event          store.Event
+	wait           *stateWait // nil: nobody waits for it (Add)
 }
+
+// A waited-for change's state: the writer takes a queued change and a
+// caller whose context ended withdraws it, whichever comes first, so that
+// a change is either written and answered or never written.
+const (
+	changeQueued int32 = iota
+	changeTaken
+	changeWithdrawn
+)
+
+// stateWait is how the writer answers a caller of AddDurable.
+type stateWait struct {
+	state    atomic.Int32
+	deadline time.Time  // the caller's; zero: none
+	done     chan error // buffered: the writer never waits for the caller
+}
+
+// errWriterStopped is the error of a change added after Run returned.
+var errWriterStopped = errors.New("the state writer has stopped")
 
 // StateWriter writes registration state (availability, connection, the
 // lwm2m fragment) and lifecycle events in batches: per flush, one bulk
@@ -26,6 +48,13 @@ type stateChange struct {
 // events, per tenant. A burst of thousands of registrations so costs a few
 // round trips instead of two per device. The queue is bounded; when the
 // store falls behind, Add blocks, which holds the device's exchange back.
+//
+// Changes are written in the order they were added, whichever way: a
+// change merged into an earlier one of its device overrides it, and a
+// flush writes only after the one before it returned. A change nobody
+// waits for is written within the interval; one added by AddDurable
+// makes the writer flush at once, with everything queued meanwhile, so
+// that the Registers of many devices at once share each store round.
 type StateWriter struct {
 	st       store.Engine
 	in       chan stateChange
@@ -36,6 +65,7 @@ type StateWriter struct {
 	events   atomic.Int64
 	failed   atomic.Int64
 	flushes  atomic.Int64
+	durable  atomic.Int64
 }
 
 // NewStateWriter returns a writer with a queue of queue changes.
@@ -54,12 +84,48 @@ func NewStateWriter(st store.Engine, queue int, interval time.Duration, log *slo
 
 // Add queues a change; it blocks while the queue is full.
 func (w *StateWriter) Add(ctx context.Context, c stateChange) {
+	c.wait = nil
 	select {
 	case w.in <- c:
 	case <-ctx.Done():
 		w.failed.Add(1)
 		w.log.Error("registration state not stored: queue full until the exchange ended", "device", c.device, "event", c.event.Type)
 	}
+}
+
+// AddDurable queues a change and returns once it is durable in the store
+// (nil), or why it is not. When ctx ends before the writer took the
+// change, the change is withdrawn: it is never written, and AddDurable
+// returns ctx's error. Once taken, AddDurable waits for the outcome of
+// its flush, whose store calls end by the latest deadline of the callers
+// waiting on it, so that an error other than ctx's means the change was
+// not written (unless the store failed in the middle of applying it,
+// which it cannot tell).
+func (w *StateWriter) AddDurable(ctx context.Context, c stateChange) error {
+	wait := &stateWait{done: make(chan error, 1)}
+	wait.deadline, _ = ctx.Deadline()
+	c.wait = wait
+	select {
+	case w.in <- c:
+	case <-ctx.Done():
+		return fmt.Errorf("queue the state of device %s: %w", c.device, ctx.Err())
+	case <-w.done:
+		return errWriterStopped
+	}
+	var why error
+	select {
+	case err := <-wait.done:
+		return err
+	case <-ctx.Done():
+		why = ctx.Err()
+	case <-w.done:
+		// Run has answered every change it took
+		why = errWriterStopped
+	}
+	if wait.state.CompareAndSwap(changeQueued, changeWithdrawn) {
+		return fmt.Errorf("store the state of device %s: %w", c.device, why)
+	}
+	return <-wait.done
 }
 
 // Events counts lifecycle events stored; Failed counts changes lost.
@@ -70,24 +136,35 @@ func (w *StateWriter) Failed() int64 { return w.failed.Load() }
 // UpdateFragmentsMany and one CreateEvents, with their retries).
 func (w *StateWriter) Flushes() int64 { return w.flushes.Load() }
 
+// Durable counts the changes added by AddDurable and answered stored.
+func (w *StateWriter) Durable() int64 { return w.durable.Load() }
+
 // Done is closed when Run has returned.
 func (w *StateWriter) Done() <-chan struct{} { return w.done }
 
 type tenantBatch struct {
 	fragments map[string]map[string]any
 	events    []store.Event
+	waited    []bool // events[i] is of a change someone waits for
+	waits     []*stateWait
 }
 
 // Run writes batches until ctx ends, then drains the queue.
 func (w *StateWriter) Run(ctx context.Context) {
 	defer close(w.done)
 	batch := map[string]*tenantBatch{}
-	add := func(c stateChange) int {
+	add := func(c stateChange) (int, bool) {
+		if c.wait != nil && !c.wait.state.CompareAndSwap(changeQueued, changeTaken) {
+			return 0, false // withdrawn: its caller has gone
+		}
 		b := batch[c.tenant]
 		if b == nil {
 			b = &tenantBatch{fragments: map[string]map[string]any{}}
 			batch[c.tenant] = b
 		}
+		// Later over earlier: a device's changes are merged in the order
+		// they were added, so a Register's state is never overwritten by
+		// that of the De-register before it.
 		switch f := b.fragments[c.device]; {
 		case len(c.fragments) == 0: // an event alone, such as a security event
 		case f != nil:
@@ -97,8 +174,12 @@ func (w *StateWriter) Run(ctx context.Context) {
 		}
 		if c.event.Type != "" {
 			b.events = append(b.events, c.event)
+			b.waited = append(b.waited, c.wait != nil)
 		}
-		return 1
+		if c.wait != nil {
+			b.waits = append(b.waits, c.wait)
+		}
+		return 1, c.wait != nil
 	}
 	flush := func(ctx context.Context) {
 		for tenant, b := range batch {
@@ -109,27 +190,67 @@ func (w *StateWriter) Run(ctx context.Context) {
 	batchLoop(ctx, w.in, w.interval, w.maxBatch, 10*time.Second, add, flush)
 }
 
+// flush writes a tenant's batch and answers those waiting for it. With
+// anyone waiting, the store calls end by the latest of their deadlines:
+// each of them is answered within its own bound or a little after.
 func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) {
 	w.flushes.Add(1)
+	var latest time.Time
+	for _, wait := range b.waits {
+		if wait.deadline.IsZero() {
+			latest = time.Time{}
+			break
+		}
+		if wait.deadline.After(latest) {
+			latest = wait.deadline
+		}
+	}
+	if !latest.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, latest)
+		defer cancel()
+	}
+	var fragErr error
 	if len(b.fragments) > 0 {
-		w.flushFragments(ctx, tenant, b)
+		fragErr = w.flushFragments(ctx, tenant, b)
 	}
-	if len(b.events) == 0 {
-		return
+	events := b.events
+	if fragErr != nil && len(b.waits) > 0 {
+		// the registrations waited for are refused: no event of them
+		events = events[:0:0]
+		for i, ev := range b.events {
+			if !b.waited[i] {
+				events = append(events, ev)
+			}
+		}
 	}
+	err := fragErr
+	if len(events) > 0 {
+		err = errors.Join(fragErr, w.flushEvents(ctx, tenant, events))
+	}
+	for _, wait := range b.waits {
+		wait.done <- err
+	}
+	if err == nil {
+		w.durable.Add(int64(len(b.waits)))
+	}
+}
+
+func (w *StateWriter) flushEvents(ctx context.Context, tenant string, events []store.Event) error {
 	err := retry(ctx, func() error {
-		_, err := w.st.CreateEvents(ctx, tenant, b.events)
+		_, err := w.st.CreateEvents(ctx, tenant, events)
 		return err
 	})
 	if err != nil {
-		w.failed.Add(int64(len(b.events)))
-		w.log.Error("store lifecycle events", "tenant", tenant, "events", len(b.events), "err", err)
-		return
+		w.failed.Add(int64(len(events)))
+		w.log.Error("store lifecycle events", "tenant", tenant, "events", len(events), "err", err)
+		return fmt.Errorf("store %d lifecycle events: %w", len(events), err)
 	}
-	w.events.Add(int64(len(b.events)))
+	w.events.Add(int64(len(events)))
+	return nil
 }
 
-func (w *StateWriter) flushFragments(ctx context.Context, tenant string, b *tenantBatch) {
+func (w *StateWriter) flushFragments(ctx context.Context, tenant string, b *tenantBatch) error {
 	err := retry(ctx, func() error {
 		missing, err := w.st.UpdateFragmentsMany(ctx, tenant, b.fragments)
 		for _, id := range missing {
@@ -140,7 +261,9 @@ func (w *StateWriter) flushFragments(ctx context.Context, tenant string, b *tena
 	if err != nil {
 		w.failed.Add(int64(len(b.fragments)))
 		w.log.Error("store registration state", "tenant", tenant, "devices", len(b.fragments), "err", err)
+		return fmt.Errorf("store the registration state of %d devices: %w", len(b.fragments), err)
 	}
+	return nil
 }
 
 // retry runs f up to three times with a short backoff, for a store that is

@@ -76,7 +76,7 @@ func (w *ValueWriter) Run(ctx context.Context) {
 	defer close(w.done)
 	type key struct{ tenant, device string }
 	pending := map[key]map[node.Path]node.Record{}
-	add := func(b valueBatch) int {
+	add := func(b valueBatch) (int, bool) {
 		k := key{b.tenant, b.device}
 		m := pending[k]
 		if m == nil {
@@ -91,7 +91,7 @@ func (w *ValueWriter) Run(ctx context.Context) {
 			m[r.Path] = r
 			n++
 		}
-		return n
+		return n, false
 	}
 	flush := func(fctx context.Context) {
 		for k, recs := range pending {
