@@ -20,6 +20,7 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
@@ -615,4 +616,84 @@ func processAlive(pid int) bool {
 	// the state follows the command name, which is in parentheses
 	i := bytes.LastIndexByte(stat, ')')
 	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+// A Register answered 2.01 is stored before the answer: the agent killed
+// the moment the devices have their answers holds each registration, with
+// its registration event, and once started again answers each device's
+// Update to its location 2.04, without a new Register.
+func TestCrashRightAfterRegisterAnswer(t *testing.T) {
+	dir, coap, httpAddr := t.TempDir(), freeUDPAddr(t), freeTCPAddr(t)
+	p, _ := startAgentProcess(t, dir, coap, httpAddr)
+	const devices = 8
+	conns := make([]*udpClient.Conn, devices)
+	locations := make([]string, devices)
+	for i := range conns {
+		c, err := udp.Dial(coap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	// the first Registers create the devices; the last ones are made
+	// again and killed under at once
+	for i, c := range conns {
+		if code, _ := registerAt(t, c, fmt.Sprintf("crash-reg-%d", i)); code != codes.Created {
+			t.Fatalf("register: %v", code)
+		}
+	}
+	for i, c := range conns {
+		code, location := registerAt(t, c, fmt.Sprintf("crash-reg-%d", i))
+		if code != codes.Created {
+			t.Fatalf("register: %v", code)
+		}
+		locations[i] = location
+	}
+	p.kill()
+
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, location := range locations {
+		tenant, id, err := st.DeviceByEndpoint(ctx, fmt.Sprintf("crash-reg-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mo, err := st.GetManagedObject(ctx, tenant, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lw, _ := mo.Fragments["lwm2m"].(map[string]any)
+		avail, _ := mo.Fragments["c8y_Availability"].(map[string]any)
+		if "/rd/"+fmt.Sprint(lw["registrationId"]) != location || avail["status"] != "AVAILABLE" {
+			t.Errorf("device %d after the kill: registration %v, %v; want %s, AVAILABLE", i, lw["registrationId"], avail["status"], location)
+		}
+		evs, _, err := st.ListEvents(ctx, tenant, store.EventFilter{Source: id, Type: "c8y_LWM2MDeviceRegistration", Page: store.Page{Size: 10, Current: 1}})
+		if err != nil || len(evs) == 0 {
+			t.Errorf("device %d: no registration event stored (%v)", i, err)
+		}
+	}
+	if err := st.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	_, h := startAgentProcess(t, dir, coap, httpAddr)
+	for i, location := range locations {
+		// a socket of its own: the old ones may have heard that nobody
+		// listened while the agent was down
+		c, err := udp.Dial(coap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if code := update(t, c, location); code != codes.Changed {
+			t.Errorf("device %d: Update to %s after the restart answered %v, want 2.04", i, locations[i], code)
+		}
+	}
+	if got := h.metric("lwm2m_agent_registers_total"); got != 0 {
+		t.Errorf("%v Registers after the restart, want 0", got)
+	}
 }
