@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -59,5 +60,54 @@ func TestStateWriterMergesAndKeepsEvents(t *testing.T) {
 	}
 	if w.Events() != 3 || w.Failed() != 0 {
 		t.Errorf("events %d failed %d, want 3 and 0", w.Events(), w.Failed())
+	}
+}
+
+// A waited-for change whose caller gave up before the writer took it is
+// never written; one taken is answered once stored; after Run returned,
+// AddDurable fails at once.
+func TestStateWriterAddDurable(t *testing.T) {
+	st := storetest.OpenTest(t)
+	ctx := context.Background()
+	dev, err := st.CreateDevice(ctx, "management", "ep-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewStateWriter(st, 16, time.Hour, nil)
+	change := func(fragment string) stateChange {
+		return stateChange{tenant: "management", device: dev, fragments: bson.M{fragment: bson.M{"status": "AVAILABLE"}},
+			event: store.Event{Source: dev, Type: EventRegistration, Text: fragment, Time: time.Now().UTC()}}
+	}
+	// the writer does not run yet: nobody takes the change
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := w.AddDurable(short, change("c8y_Availability")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AddDurable with nobody writing: %v, want the deadline", err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	go w.Run(wctx)
+	if err := w.AddDurable(ctx, change("c8y_Connection")); err != nil {
+		t.Fatal(err)
+	}
+	mo, err := st.GetManagedObject(ctx, "management", dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mo.Fragments["c8y_Connection"]; !ok {
+		t.Error("the change waited for is not stored when AddDurable returns")
+	}
+	stop()
+	<-w.Done()
+	if mo, err = st.GetManagedObject(ctx, "management", dev); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mo.Fragments["c8y_Availability"]; ok {
+		t.Error("the withdrawn change was written")
+	}
+	if n := len(eventsOf(t, st, "management", dev, EventRegistration)); n != 1 || w.Durable() != 1 || w.Events() != 1 {
+		t.Errorf("%d events stored, writer counted %d durable and %d events; want 1 each", n, w.Durable(), w.Events())
+	}
+	if err := w.AddDurable(ctx, change("c8y_Mobile")); !errors.Is(err, errWriterStopped) {
+		t.Errorf("AddDurable after Run returned: %v", err)
 	}
 }
