@@ -26,6 +26,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
@@ -653,7 +654,7 @@ func TestCrashRightAfterRegisterAnswer(t *testing.T) {
 	p.kill()
 
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	st, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -243,7 +243,7 @@ func TestRegisterAfterDeregisterNotOverwritten(t *testing.T) {
 // and leaves no registration, neither in the server nor, once the store
 // is back, in the store.
 func TestRegisterStoreDown(t *testing.T) {
-	direct, proxied, px := storeBehindProxy(t)
+	direct, proxied, px := storetest.OpenMongoBehindProxy(t)
 	ids := createNoSecDevices(t, direct, 2)
 	// the lookups that let the device in use the store directly; only
 	// the writes of the registration state go through the proxy
@@ -287,24 +287,6 @@ func TestRegisterStoreDown(t *testing.T) {
 	} else if _, regID, _, _ := storedState(t, direct, ids[0], EventRegistration); regID != ans.location {
 		t.Fatalf("stored registration %q, want %q", regID, ans.location)
 	}
-}
-
-// storeBehindProxy opens the test store twice: directly, and through a
-// proxy the test can cut, with timeouts short enough that an outage
-// shows at once.
-func storeBehindProxy(t *testing.T) (direct, proxied store.Engine, px *storetest.Proxy) {
-	t.Helper()
-	d := storetest.OpenTest(t)
-	px = storetest.NewProxy(t, d.EmbeddedAddr())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := store.Open(ctx, store.Config{URI: "mongodb://" + px.Addr() +
-		"/?serverSelectionTimeoutMS=300&connectTimeoutMS=300&heartbeatFrequencyMS=500&retryWrites=false"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	return d, p, px
 }
 
 // slowStore delays each write of fragments, as a store busy with others'

@@ -18,9 +18,9 @@ import (
 
 // BenchmarkRegister is a known NO_SEC device's plain Register, over
 // loopback UDP, through the LwM2M server and these hooks, to the store
-// (the embedded FerretDB), with and without the store cache: the
-// Register's lookups, its answer, and the state and event the writer
-// stores behind it, which the next Registers share the machine with.
+// (the embedded engine), with and without the store cache: the
+// Register's lookups, the state and event the writer stores before the
+// answer, and the answer.
 func BenchmarkRegister(b *testing.B) {
 	for _, name := range []string{"engine", "cached"} {
 		b.Run(name, func(b *testing.B) {
