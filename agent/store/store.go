@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"reflect"
 	"sync"
 	"time"
 
@@ -334,25 +333,6 @@ func (s *Store) findPage(ctx context.Context, c *mongo.Collection, filter, sort 
 		}
 	}
 	return total, nil
-}
-
-// findEach reads the documents ids into out, a pointer to a slice, in
-// the order of ids; documents removed meanwhile are left out.
-func findEach(ctx context.Context, c *mongo.Collection, ids []string, out any) error {
-	slice := reflect.ValueOf(out).Elem()
-	slice.SetLen(0)
-	for _, id := range ids {
-		elem := reflect.New(slice.Type().Elem())
-		err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(elem.Interface())
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("list %s: read %s: %w", c.Name(), id, err)
-		}
-		slice.Set(reflect.Append(slice, elem.Elem()))
-	}
-	return nil
 }
 
 // TotalPages converts a total count into Cumulocity's statistics.totalPages.
