@@ -119,6 +119,20 @@ type Telemetry interface {
 	Values(ctx context.Context, tenant, deviceID string) ([]ResourceValue, error)
 }
 
+// States are the devices' registration state, as the state writer
+// stores it: their fragments and their lifecycle events together.
+type States interface {
+	// SaveStates merges fragments into devices of the tenant, as
+	// UpdateFragmentsMany does, and stores events, as CreateEvents does,
+	// in one call: missing names the devices that no longer exist, whose
+	// events are stored all the same. Input that cannot be stored (a
+	// fragment or an event) is ErrInvalid, and nothing is written. The
+	// embedded engine writes both in one change, all or nothing; MongoDB
+	// writes the fragments, then the events, so that a failure between
+	// them leaves the fragments without the events.
+	SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []Event) (missing []string, err error)
+}
+
 // Binaries are files (firmware images) stored in chunks and streamed.
 type Binaries interface {
 	CreateBinary(ctx context.Context, tenant string, b Binary, r io.Reader, max int64) (Binary, error)
@@ -196,6 +210,7 @@ type Engine interface {
 	Registrations
 	Operations
 	Telemetry
+	States
 	Binaries
 	ProtocolRecords
 	Tenants

@@ -66,10 +66,7 @@ func (s *Store) CreateEvents(ctx context.Context, tenant string, evs []Event) ([
 	out := make([]Event, len(evs))
 	created := now()
 	for i, e := range evs {
-		if e.Source == "" || e.Type == "" {
-			return nil, fmt.Errorf("%w: event needs source and type", ErrInvalid)
-		}
-		if err := checkFragments(e.Fragments); err != nil {
+		if err := checkEvent(e); err != nil {
 			return nil, err
 		}
 		e.ID = strconv.FormatInt(ids[i], 10)
@@ -89,6 +86,14 @@ func (s *Store) CreateEvents(ctx context.Context, tenant string, evs []Event) ([
 		return nil, fmt.Errorf("create events: %w", err)
 	}
 	return out, nil
+}
+
+// checkEvent refuses an event CreateEvents cannot store.
+func checkEvent(e Event) error {
+	if e.Source == "" || e.Type == "" {
+		return fmt.Errorf("%w: event needs source and type", ErrInvalid)
+	}
+	return checkFragments(e.Fragments)
 }
 
 // CreateEvent stores one event.

@@ -358,3 +358,11 @@ func (e *Engine) PostOperations(ctx context.Context, tenant string) ([]string, e
 func (e *Engine) SetPostOperations(ctx context.Context, tenant string, cmds []string) error {
 	return e.e.SetPostOperations(ctx, tenant, cmds)
 }
+
+// States.
+
+// SaveStates changes fragments and adds events, neither of them cached:
+// it passes through, as UpdateFragmentsMany does.
+func (e *Engine) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, error) {
+	return e.e.SaveStates(ctx, tenant, fragments, events)
+}

@@ -348,30 +348,54 @@ func (s *Store) updateMany(ctx context.Context, tenant string, updates map[strin
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	for id, fragments := range updates {
-		if err := check(fragments); err != nil {
-			return nil, fmt.Errorf("update fragments of %s: %w", id, err)
-		}
+	u, err := checkUpdates(updates, check)
+	if err != nil {
+		return nil, err
 	}
-	ids := slices.Sorted(maps.Keys(updates))
-	now := nowMilli()
 	var missing []string
-	err := s.db.Write(ctx, func(tx *Tx) error {
-		missing = missing[:0]
-		for _, id := range ids {
-			err := updateFragments(tx, tenant, id, updates[id], now)
-			if errors.Is(err, store.ErrNotFound) {
-				missing = append(missing, id)
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("update fragments of %s: %w", id, err)
-			}
-		}
-		return nil
+	err = s.db.Write(ctx, func(tx *Tx) error {
+		var err error
+		missing, err = u.apply(tx, tenant)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("update fragments of %d objects: %w", len(ids), err)
+		return nil, fmt.Errorf("update fragments of %d objects: %w", len(u.ids), err)
+	}
+	return missing, nil
+}
+
+// objectUpdates are the checked updates of many objects of a tenant,
+// ready to be applied in a change.
+type objectUpdates struct {
+	updates map[string]map[string]any
+	ids     []string // in order: concurrent changes lock rows alike
+	now     time.Time
+}
+
+// checkUpdates checks every object's update with check, outside the
+// writer.
+func checkUpdates(updates map[string]map[string]any, check func(map[string]any) error) (objectUpdates, error) {
+	for id, fragments := range updates {
+		if err := check(fragments); err != nil {
+			return objectUpdates{}, fmt.Errorf("update fragments of %s: %w", id, err)
+		}
+	}
+	return objectUpdates{updates: updates, ids: slices.Sorted(maps.Keys(updates)), now: nowMilli()}, nil
+}
+
+// apply merges the updates in tx and returns the ids of the objects that
+// do not exist, which it skips.
+func (u objectUpdates) apply(tx *Tx, tenant string) ([]string, error) {
+	var missing []string
+	for _, id := range u.ids {
+		err := updateFragments(tx, tenant, id, u.updates[id], u.now)
+		if errors.Is(err, store.ErrNotFound) {
+			missing = append(missing, id)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update fragments of %s: %w", id, err)
+		}
 	}
 	return missing, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
@@ -18,37 +19,63 @@ func (s *Store) CreateEvents(ctx context.Context, tenant string, evs []store.Eve
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	docs := make([]string, len(evs))
-	out := make([]store.Event, len(evs))
-	created := nowMilli()
+	ne, err := checkEvents(evs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.Write(ctx, func(tx *Tx) error { return ne.insert(tx, tenant) }); err != nil {
+		return nil, fmt.Errorf("create %d events: %w", len(evs), err)
+	}
+	return ne.out, nil
+}
+
+// newEvents are checked events with their encoded fragments, ready to be
+// inserted in a change.
+type newEvents struct {
+	out     []store.Event // as stored, once inserted
+	docs    []string
+	created time.Time
+}
+
+// checkEvents checks and encodes events, outside the writer.
+func checkEvents(evs []store.Event) (newEvents, error) {
+	ne := newEvents{out: make([]store.Event, len(evs)), docs: make([]string, len(evs)), created: nowMilli()}
 	for i, e := range evs {
 		if e.Source == "" || e.Type == "" {
-			return nil, fmt.Errorf("%w: event needs source and type", store.ErrInvalid)
+			return newEvents{}, fmt.Errorf("%w: event needs source and type", store.ErrInvalid)
 		}
 		if err := checkFragments(e.Fragments); err != nil {
-			return nil, err
+			return newEvents{}, err
 		}
 		doc, err := encodeJSON("event fragments", fixedFragments(e.Fragments, eventFixed))
 		if err != nil {
-			return nil, err
+			return newEvents{}, err
 		}
-		docs[i] = doc
-		e.CreationTime = created
-		e.Time = stamp(e.Time, created)
-		out[i] = e
+		ne.docs[i] = doc
+		e.CreationTime = ne.created
+		e.Time = stamp(e.Time, ne.created)
+		ne.out[i] = e
 	}
-	first, err := s.insertNew(ctx, len(out), "INSERT INTO events (id, tenant, source, type, text, time, creation_time, fragments)",
+	return ne, nil
+}
+
+// insert stores the events in tx with fresh ids, which it sets in out.
+func (ne newEvents) insert(tx *Tx, tenant string) error {
+	if len(ne.out) == 0 {
+		return nil
+	}
+	first, err := insertNewTx(tx, len(ne.out), "INSERT INTO events (id, tenant, source, type, text, time, creation_time, fragments)",
 		"(?, ?, ?, ?, ?, ?, ?, ?)", func(i int, args []any) []any {
-			e := out[i]
-			return append(args, tenant, e.Source, e.Type, e.Text, e.Time.UnixMilli(), created.UnixMilli(), docs[i])
+			e := ne.out[i]
+			return append(args, tenant, e.Source, e.Type, e.Text, e.Time.UnixMilli(), ne.created.UnixMilli(), ne.docs[i])
 		})
 	if err != nil {
-		return nil, fmt.Errorf("create %d events: %w", len(evs), err)
+		return err
 	}
-	for i := range out {
-		out[i].ID = strconv.FormatInt(first+int64(i), 10)
+	for i := range ne.out {
+		ne.out[i].ID = strconv.FormatInt(first+int64(i), 10)
 	}
-	return out, nil
+	return nil
 }
 
 // CreateEvent stores one event.

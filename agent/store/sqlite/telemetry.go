@@ -198,14 +198,21 @@ func (s *Store) insertNew(ctx context.Context, n int, head, row string, arg func
 	var first int64
 	err := s.db.Write(ctx, func(tx *Tx) error {
 		var err error
-		if first, err = reserveIDs(tx, n); err != nil {
-			return err
-		}
-		return insertMany(tx, head, row, "", n, func(i int, args []any) []any {
-			return arg(i, append(args, first+int64(i)))
-		})
+		first, err = insertNewTx(tx, n, head, row, arg)
+		return err
 	})
 	return first, err
+}
+
+// insertNewTx is insertNew in a change already open.
+func insertNewTx(tx *Tx, n int, head, row string, arg func(i int, args []any) []any) (int64, error) {
+	first, err := reserveIDs(tx, n)
+	if err != nil {
+		return 0, err
+	}
+	return first, insertMany(tx, head, row, "", n, func(i int, args []any) []any {
+		return arg(i, append(args, first+int64(i)))
+	})
 }
 
 // insertMany inserts n rows: head is the statement up to VALUES, row one

@@ -42,6 +42,9 @@ func testTenantIsolation(t *testing.T, s store.Engine) {
 		{"update fields many", func() error {
 			return settled(s.UpdateFieldsMany(ctx, "b", map[string]map[string]any{dev: {"x.y": 1}}))
 		}},
+		{"save states", func() error {
+			return settled(s.SaveStates(ctx, "b", map[string]map[string]any{dev: {"x": 1}}, nil))
+		}},
 		{"delete managed object", func() error { _, err := s.DeleteManagedObject(ctx, "b", dev); return err }},
 		{"get external id", func() error { _, err := s.GetExternalID(ctx, "b", "c8y_Serial", "s1"); return err }},
 		{"delete external id", func() error { return s.DeleteExternalID(ctx, "b", "c8y_Serial", "s1") }},

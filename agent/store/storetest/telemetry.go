@@ -14,6 +14,7 @@ import (
 
 var telemetryCases = []suiteCase{
 	{"Events", testEvents},
+	{"SaveStates", testSaveStates},
 	{"Alarms", testAlarms},
 	{"AlarmOrderAndPaging", testAlarmOrderAndPaging},
 	{"ConcurrentAlarmRaise", testConcurrentAlarmRaise},
@@ -27,6 +28,86 @@ var telemetryCases = []suiteCase{
 	{"Values", testValues},
 	{"ValuePaths", testValuePaths},
 	{"TenantIsolation", testTelemetryIsolation},
+}
+
+// SaveStates merges the devices' fragments and stores the events, those
+// of a device gone included, names the devices gone, and leaves another
+// tenant's device as it was; input it cannot store writes nothing.
+func testSaveStates(t *testing.T, s store.Engine) {
+	d1, d2 := must(s.CreateDevice(ctx, "a", "ep-1")), must(s.CreateDevice(ctx, "a", "ep-2"))
+	other := must(s.CreateDevice(ctx, "b", "ep-3"))
+	available := map[string]any{"status": "AVAILABLE"}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	events := func(source string) []store.Event {
+		evs, _, err := s.ListEvents(ctx, "a", store.EventFilter{Source: source, Page: store.Page{Size: 10, Current: 1}})
+		check(t, err)
+		return evs
+	}
+	missing := must(s.SaveStates(ctx, "a", map[string]map[string]any{
+		d1:     {"c8y_Availability": available, "lwm2m": map[string]any{"lifetime": int64(60)}},
+		d2:     {"c8y_Availability": available},
+		"gone": {"c8y_Availability": available},
+		other:  {"c8y_Availability": available},
+	}, []store.Event{
+		{Source: d1, Type: "c8y_Registration", Text: "registered", Time: at},
+		{Source: "gone", Type: "c8y_Registration", Text: "registered", Time: at},
+	}))
+	slices.Sort(missing)
+	if want := slices.Sorted(slices.Values([]string{"gone", other})); !slices.Equal(missing, want) {
+		t.Fatalf("missing %v, want %v", missing, want)
+	}
+	for _, id := range []string{d1, d2} {
+		if mo := must(s.GetManagedObject(ctx, "a", id)); !reflect.DeepEqual(mo.Fragments["c8y_Availability"], available) {
+			t.Fatalf("device %s: availability %v, want %v", id, mo.Fragments["c8y_Availability"], available)
+		}
+	}
+	if lw, _ := must(s.GetManagedObject(ctx, "a", d1)).Fragments["lwm2m"].(map[string]any); lw["lifetime"] != int64(60) {
+		t.Fatalf("device %s: lwm2m %v, want lifetime 60", d1, lw)
+	}
+	if evs := events(d1); len(evs) != 1 || evs[0].Type != "c8y_Registration" || evs[0].Text != "registered" || !evs[0].Time.Equal(at) {
+		t.Fatalf("events of %s: %+v, want the registration", d1, evs)
+	}
+	if evs := events("gone"); len(evs) != 1 {
+		t.Fatalf("%d events of the device gone, want 1", len(evs))
+	}
+	if mo := must(s.GetManagedObject(ctx, "b", other)); mo.Fragments["c8y_Availability"] != nil {
+		t.Fatalf("tenant b's device was changed from a: %+v", mo.Fragments)
+	}
+	if evs, _, err := s.ListEvents(ctx, "b", store.EventFilter{}); err != nil || len(evs) != 0 {
+		t.Fatalf("tenant b has %d events (%v)", len(evs), err)
+	}
+
+	// nothing, and events alone
+	if missing, err := s.SaveStates(ctx, "a", nil, nil); err != nil || missing != nil {
+		t.Fatalf("SaveStates of nothing: %v, %v", missing, err)
+	}
+	check(t, settled(s.SaveStates(ctx, "a", nil, []store.Event{{Source: d2, Type: "c8y_Security", Text: "alone"}})))
+	if evs := events(d2); len(evs) != 1 || evs[0].Text != "alone" {
+		t.Fatalf("events of %s: %+v, want the one stored alone", d2, evs)
+	}
+
+	// an invalid event, or an invalid fragment, writes neither
+	for name, tc := range map[string]struct {
+		fragments map[string]any
+		event     store.Event
+	}{
+		"event without type":     {map[string]any{"c8y_New": available}, store.Event{Source: d1, Text: "no type"}},
+		"event fragment":         {map[string]any{"c8y_New": available}, store.Event{Source: d1, Type: "x", Fragments: map[string]any{"$bad": 1}}},
+		"fragment of the device": {map[string]any{"c8y_New": available, "$bad": 1}, store.Event{Source: d1, Type: "x"}},
+	} {
+		_, err := s.SaveStates(ctx, "a", map[string]map[string]any{d1: tc.fragments, d2: {"c8y_New": available}}, []store.Event{tc.event})
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("%s: %v, want ErrInvalid", name, err)
+		}
+		for _, id := range []string{d1, d2} {
+			if mo := must(s.GetManagedObject(ctx, "a", id)); mo.Fragments["c8y_New"] != nil {
+				t.Fatalf("%s: the fragments of %s were written", name, id)
+			}
+		}
+		if n := len(events(d1)); n != 1 {
+			t.Fatalf("%s: %d events of %s, want the first only", name, n, d1)
+		}
+	}
 }
 
 func temp(src string, at time.Time, v float64) store.Measurement {

@@ -1,0 +1,28 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// SaveStates merges fragments into objects of the tenant, then stores
+// events: UpdateFragmentsMany and CreateEvents, with the events checked
+// first, so that input that cannot be stored changes nothing. MongoDB
+// has no cheap atomicity across documents and collections here: a
+// failure between the two writes (the server unreachable) leaves the
+// fragments written without the events, as the two calls would.
+func (s *Store) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []Event) ([]string, error) {
+	for _, e := range events {
+		if err := checkEvent(e); err != nil {
+			return nil, err
+		}
+	}
+	missing, err := s.UpdateFragmentsMany(ctx, tenant, fragments)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.CreateEvents(ctx, tenant, events); err != nil {
+		return nil, fmt.Errorf("save the states of %d objects: %w", len(fragments), err)
+	}
+	return missing, nil
+}
