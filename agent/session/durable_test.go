@@ -289,16 +289,17 @@ func TestRegisterStoreDown(t *testing.T) {
 	}
 }
 
-// slowStore delays each write of fragments, as a store busy with others'
-// writes: the Registers that come meanwhile queue up behind it.
+// slowStore delays each write of registration state, as a store busy
+// with others' writes: the Registers that come meanwhile queue up behind
+// it.
 type slowStore struct {
 	store.Engine
 	delay time.Duration
 }
 
-func (s slowStore) UpdateFragmentsMany(ctx context.Context, tenant string, updates map[string]map[string]any) ([]string, error) {
+func (s slowStore) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, error) {
 	time.Sleep(s.delay)
-	return s.Engine.UpdateFragmentsMany(ctx, tenant, updates)
+	return s.Engine.SaveStates(ctx, tenant, fragments, events)
 }
 
 // Registers of many devices at once share the writer's store rounds:

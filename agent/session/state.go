@@ -42,11 +42,12 @@ type stateWait struct {
 var errWriterStopped = errors.New("the state writer has stopped")
 
 // StateWriter writes registration state (availability, connection, the
-// lwm2m fragment) and lifecycle events in batches: per flush, one bulk
-// update of the fragments of every device that changed (later changes of a
-// device override earlier ones fragment by fragment) and one insert of all
-// events, per tenant. A burst of thousands of registrations so costs a few
-// round trips instead of two per device. The queue is bounded; when the
+// lwm2m fragment) and lifecycle events in batches: per flush and tenant,
+// one SaveStates of the fragments of every device that changed (later
+// changes of a device override earlier ones fragment by fragment) with
+// all the events, which the embedded engine commits as one change. A
+// burst of thousands of registrations so costs a few store calls instead
+// of two per device. The queue is bounded; when the
 // store falls behind, Add blocks, which holds the device's exchange back.
 //
 // Changes are written in the order they were added, whichever way: a
@@ -133,7 +134,8 @@ func (w *StateWriter) Events() int64 { return w.events.Load() }
 func (w *StateWriter) Failed() int64 { return w.failed.Load() }
 
 // Flushes counts the store rounds: the writes of one tenant's batch (one
-// UpdateFragmentsMany and one CreateEvents, with their retries).
+// SaveStates, with its retries; CreateEvents for events alone, or for
+// the events of the changes nobody waited for when SaveStates failed).
 func (w *StateWriter) Flushes() int64 { return w.flushes.Load() }
 
 // Durable counts the changes added by AddDurable and answered stored.
@@ -210,23 +212,22 @@ func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) 
 		ctx, cancel = context.WithDeadline(ctx, latest)
 		defer cancel()
 	}
-	var fragErr error
-	if len(b.fragments) > 0 {
-		fragErr = w.flushFragments(ctx, tenant, b)
-	}
-	events := b.events
-	if fragErr != nil && len(b.waits) > 0 {
-		// the registrations waited for are refused: no event of them
-		events = events[:0:0]
+	var err error
+	if len(b.fragments) == 0 {
+		err = w.flushEvents(ctx, tenant, b.events) // events alone
+	} else if err = w.flushStates(ctx, tenant, b); err != nil {
+		// The registrations waited for are refused: no event of them.
+		// The others' events are stored all the same, as they would be
+		// had nobody waited.
+		var others []store.Event
 		for i, ev := range b.events {
 			if !b.waited[i] {
-				events = append(events, ev)
+				others = append(others, ev)
 			}
 		}
-	}
-	err := fragErr
-	if len(events) > 0 {
-		err = errors.Join(fragErr, w.flushEvents(ctx, tenant, events))
+		if len(others) > 0 {
+			err = errors.Join(err, w.flushEvents(ctx, tenant, others))
+		}
 	}
 	for _, wait := range b.waits {
 		wait.done <- err
@@ -236,7 +237,28 @@ func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) 
 	}
 }
 
+// flushStates writes a tenant's fragments and events in one store call.
+func (w *StateWriter) flushStates(ctx context.Context, tenant string, b *tenantBatch) error {
+	err := retry(ctx, func() error {
+		missing, err := w.st.SaveStates(ctx, tenant, b.fragments, b.events)
+		for _, id := range missing {
+			w.log.Warn("registration of a deleted device", "tenant", tenant, "device", id)
+		}
+		return err
+	})
+	if err != nil {
+		w.failed.Add(int64(len(b.fragments)))
+		w.log.Error("store registration state", "tenant", tenant, "devices", len(b.fragments), "events", len(b.events), "err", err)
+		return fmt.Errorf("store the registration state of %d devices: %w", len(b.fragments), err)
+	}
+	w.events.Add(int64(len(b.events)))
+	return nil
+}
+
 func (w *StateWriter) flushEvents(ctx context.Context, tenant string, events []store.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
 	err := retry(ctx, func() error {
 		_, err := w.st.CreateEvents(ctx, tenant, events)
 		return err
@@ -247,22 +269,6 @@ func (w *StateWriter) flushEvents(ctx context.Context, tenant string, events []s
 		return fmt.Errorf("store %d lifecycle events: %w", len(events), err)
 	}
 	w.events.Add(int64(len(events)))
-	return nil
-}
-
-func (w *StateWriter) flushFragments(ctx context.Context, tenant string, b *tenantBatch) error {
-	err := retry(ctx, func() error {
-		missing, err := w.st.UpdateFragmentsMany(ctx, tenant, b.fragments)
-		for _, id := range missing {
-			w.log.Warn("registration of a deleted device", "tenant", tenant, "device", id)
-		}
-		return err
-	})
-	if err != nil {
-		w.failed.Add(int64(len(b.fragments)))
-		w.log.Error("store registration state", "tenant", tenant, "devices", len(b.fragments), "err", err)
-		return fmt.Errorf("store the registration state of %d devices: %w", len(b.fragments), err)
-	}
 	return nil
 }
 

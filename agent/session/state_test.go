@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -109,5 +110,51 @@ func TestStateWriterAddDurable(t *testing.T) {
 	}
 	if err := w.AddDurable(ctx, change("c8y_Mobile")); !errors.Is(err, errWriterStopped) {
 		t.Errorf("AddDurable after Run returned: %v", err)
+	}
+}
+
+// failingStates refuses every SaveStates, as a store that cannot take
+// the fragments.
+type failingStates struct{ store.Engine }
+
+func (failingStates) SaveStates(context.Context, string, map[string]map[string]any, []store.Event) ([]string, error) {
+	return nil, store.ErrInvalid
+}
+
+// When the state of a batch cannot be stored, the change waited for is
+// refused and leaves no event; the event of a change nobody waits for is
+// stored all the same.
+func TestStateWriterRefusedLeavesNoEvent(t *testing.T) {
+	st := storetest.OpenTest(t)
+	ctx := context.Background()
+	ids := make([]string, 2)
+	for i := range ids {
+		var err error
+		if ids[i], err = st.CreateDevice(ctx, "management", fmt.Sprintf("ep-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waited, other := ids[0], ids[1]
+	w := NewStateWriter(failingStates{st}, 16, time.Hour, nil)
+	wctx, stop := context.WithCancel(ctx)
+	go w.Run(wctx)
+	change := func(dev, typ string) stateChange {
+		return stateChange{tenant: "management", device: dev, fragments: bson.M{"c8y_Availability": bson.M{"status": "AVAILABLE"}},
+			event: store.Event{Source: dev, Type: typ, Text: typ, Time: time.Now().UTC()}}
+	}
+	w.Add(ctx, change(other, EventDeregistration))
+	if err := w.AddDurable(ctx, change(waited, EventRegistration)); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("AddDurable with the state refused: %v", err)
+	}
+	stop()
+	<-w.Done()
+	if n := len(eventsOf(t, st, "management", waited, EventRegistration)); n != 0 {
+		t.Errorf("the refused change left %d events", n)
+	}
+	if n := len(eventsOf(t, st, "management", other, EventDeregistration)); n != 1 {
+		t.Errorf("%d events of the change nobody waited for, want 1", n)
+	}
+	if w.Durable() != 0 || w.Events() != 1 {
+		t.Errorf("writer counted %d durable and %d events; want 0 and 1", w.Durable(), w.Events())
 	}
 }
