@@ -32,6 +32,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	storecache "github.com/lwm2m-agent/lwm2m-agent/agent/store/cache"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/engine"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/mongo"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/bundled"
 	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -278,7 +279,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	// request must not wait behind them. The embedded engine's readers
 	// never wait for its writer.
 	apiStore := st
-	if p, ok := raw.(*store.Store); ok {
+	if p, ok := raw.(*mongo.Store); ok {
 		pool, err := p.Pool(apiPoolSize)
 		if err != nil {
 			return fail(fmt.Errorf("api store pool: %w", err))

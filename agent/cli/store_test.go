@@ -14,6 +14,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/mongo"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
@@ -224,7 +225,7 @@ func TestStoreCommands(t *testing.T) {
 		if code != 0 || !strings.Contains(errOut, "copied 8 records from the embedded store in "+src+" into MongoDB") {
 			t.Fatalf("status %d\n%s", code, errOut)
 		}
-		m, err := store.Open(context.Background(), store.Config{URI: uri})
+		m, err := mongo.Open(context.Background(), mongo.Config{URI: uri})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/mongo"
 )
 
 // throughStore is what the store answers for a fragment it was given:
@@ -26,7 +26,7 @@ func throughStore(t *testing.T, f bson.M) map[string]any {
 	if err := bson.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := store.Plain(doc["lwm2m"]).(map[string]any)
+	out, _ := mongo.Plain(doc["lwm2m"]).(map[string]any)
 	return out
 }
 

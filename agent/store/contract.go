@@ -217,5 +217,3 @@ type Engine interface {
 	Dumps
 	Close(ctx context.Context) error
 }
-
-var _ Engine = (*Store)(nil)

@@ -417,7 +417,7 @@ type ProtocolFilter struct {
 // ListProtocols lists protocols by object ID, one page at a time; total
 // is -1 unless f.Page.WithTotal.
 func (ps *Protocols[F]) ListProtocols(ctx context.Context, tenant string, f ProtocolFilter) ([]Protocol[F], int64, error) {
-	p := f.Page.norm()
+	p := f.Page.Norm()
 	if !f.Inherited {
 		recs, total, err := ps.recs.ListProtocolRecords(ctx, tenant, p)
 		if err != nil {
@@ -457,7 +457,7 @@ func (ps *Protocols[F]) ListProtocols(ctx context.Context, tenant string, f Prot
 	if p.WithTotal {
 		total = int64(len(all))
 	}
-	from := min(int(p.skip()), len(all))
+	from := min(int(p.Skip()), len(all))
 	page := all[from:min(from+p.Size, len(all))]
 	out := make([]Protocol[F], 0, len(page))
 	for _, id := range page {

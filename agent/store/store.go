@@ -1,17 +1,8 @@
 package store
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"net/url"
-	"sync"
-	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Sentinel errors; the API maps them to HTTP statuses.
@@ -25,271 +16,6 @@ var (
 	// ErrUnauthorized: wrong tenant, user name or password.
 	ErrUnauthorized = errors.New("wrong credentials")
 )
-
-// Config says which MongoDB deployment to use.
-type Config struct {
-	// URI of a MongoDB deployment (or another server of its wire
-	// protocol); required.
-	URI string
-	// Database name; default "lwm2m".
-	Database string
-	// Logger; nil discards.
-	Logger *slog.Logger
-	// SoleWriter says that no other agent uses the database, so that
-	// what a change left unfinished at open is a crash's leftover, to
-	// repair at once rather than after a grace for replicas at work.
-	SoleWriter bool
-}
-
-// Store is the MongoDB engine of the storage contract. It is safe for
-// concurrent use.
-type Store struct {
-	log    *slog.Logger
-	client *mongo.Client
-	db     *mongo.Database
-
-	counters, tenants, users, objects, externalIDs, endpoints,
-	events, alarms, measurements, values, operations, opQueues *mongo.Collection
-	deviceRegs, pskIDs *mongo.Collection
-	protocols          *mongo.Collection
-	postOperations     *mongo.Collection
-	// binaries are the files' metadata, binChunks their bytes
-	binaries, binChunks *mongo.Collection
-
-	*shared // with every pool of this store (Pool)
-
-	uri      string // to open more pools
-	database string
-
-	// rmw is set for a server that applies an update by reading the
-	// document and writing it back (FerretDB 1.x), which loses one of
-	// two concurrent updates of a document: the store then serializes
-	// its updates of one document, and sends short bulks (see bulkSize).
-	rmw        bool
-	soleWriter bool
-}
-
-// shared is the state of a store that its pools share: what serializes
-// writes and what caches reads, so that a write through one pool is seen
-// through the others at once.
-type shared struct {
-	postOps postOpsCache
-	ids     idBlock
-	auth    *authCache
-	queues  [64]sync.Mutex
-	alarmMu [64]sync.Mutex // serializes the raises of one open alarm
-	objMu   [64]sync.Mutex // serializes the updates of one managed object
-	opMu    [64]sync.Mutex // serializes the conditional status changes of one operation
-}
-
-// bind points the store's collections at client's database and returns
-// their names.
-func (s *Store) bind(client *mongo.Client) []string {
-	s.client = client
-	s.db = client.Database(s.database)
-	var names []string
-	for _, c := range []struct {
-		p    **mongo.Collection
-		name string
-	}{
-		{&s.counters, "counters"}, {&s.tenants, "tenants"}, {&s.users, "users"},
-		{&s.objects, "managedObjects"}, {&s.externalIDs, "externalIds"},
-		{&s.endpoints, "endpoints"}, {&s.events, "events"}, {&s.alarms, "alarms"},
-		{&s.measurements, "measurementBuckets"}, {&s.values, "lastValues"},
-		{&s.operations, "operations"}, {&s.opQueues, "operationQueues"},
-		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
-		{&s.protocols, "deviceProtocols"}, {&s.postOperations, "postOperations"},
-		{&s.binaries, "binaries"}, {&s.binChunks, "binaryChunks"},
-	} {
-		*c.p = s.db.Collection(c.name)
-		names = append(names, c.name)
-	}
-	return names
-}
-
-// Pool returns the store over a pool of its own of at most size
-// connections, sharing everything else (caches, ID blocks, the embedded
-// server): for a part of the agent that must not wait behind another's
-// writes, as the API behind the measurement writers. Close it before the
-// store.
-func (s *Store) Pool(size int) (*Store, error) {
-	copts := clientOptions(s.uri).SetMaxPoolSize(uint64(size))
-	client, err := mongo.Connect(copts)
-	if err != nil {
-		return nil, fmt.Errorf("connect a pool to %s: %w", redactURI(s.uri), err)
-	}
-	p := *s
-	p.bind(client)
-	return &p, nil
-}
-
-// rmwPoolSize bounds the connections to a read-modify-write server:
-// FerretDB 1.x holds 100 SQLite connections, and each statement of an
-// update command keeps one until the whole command ends; requests beyond
-// that wait forever. SQLite writes one at a time anyway.
-const rmwPoolSize = 8
-
-// Open connects to the MongoDB deployment at cfg.URI, ensures the
-// collections' indexes and repairs what a stop cut short.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("component", "store")
-	if cfg.URI == "" {
-		return nil, errors.New("store: no MongoDB URI")
-	}
-	if cfg.Database == "" {
-		cfg.Database = "lwm2m"
-	}
-	s := &Store{log: log, shared: &shared{auth: newAuthCache(4096, time.Minute)}, database: cfg.Database, uri: cfg.URI, soleWriter: cfg.SoleWriter}
-	rmw, err := readModifyWrite(ctx, cfg.URI)
-	if err != nil {
-		return nil, err
-	}
-	s.rmw = rmw
-	copts := clientOptions(cfg.URI)
-	if rmw {
-		copts.SetMaxPoolSize(rmwPoolSize)
-	}
-	client, err := mongo.Connect(copts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", redactURI(cfg.URI), err)
-	}
-	s.bind(client)
-	if err := s.ensureIndexes(ctx); err != nil {
-		_ = s.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	if err := s.repairQueues(ctx); err != nil {
-		_ = s.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	if err := s.repairIncompleteDevices(ctx); err != nil {
-		_ = s.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	return s, nil
-}
-
-func clientOptions(uri string) *options.ClientOptions {
-	return options.Client().ApplyURI(uri).
-		SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true, BinaryAsSlice: true}).
-		SetTimeout(30 * time.Second)
-}
-
-// readModifyWrite asks the server what it is: FerretDB says so in
-// buildInfo, and applies updates by reading and writing back.
-func readModifyWrite(ctx context.Context, uri string) (bool, error) {
-	client, err := mongo.Connect(clientOptions(uri).SetMaxPoolSize(1))
-	if err != nil {
-		return false, fmt.Errorf("connect to %s: %w", redactURI(uri), err)
-	}
-	defer client.Disconnect(context.WithoutCancel(ctx))
-	var info bson.M
-	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-		return false, fmt.Errorf("connect to %s: buildInfo: %w", redactURI(uri), err)
-	}
-	_, ferret := info["ferretdbVersion"]
-	return ferret, nil
-}
-
-// Close disconnects.
-func (s *Store) Close(ctx context.Context) error {
-	if s.client == nil {
-		return nil
-	}
-	if err := s.client.Disconnect(ctx); err != nil {
-		return fmt.Errorf("close store: %w", err)
-	}
-	return nil
-}
-
-func (s *Store) ensureIndexes(ctx context.Context) error {
-	type idx struct {
-		c      *mongo.Collection
-		keys   bson.D
-		unique bool
-	}
-	all := []idx{
-		{s.users, bson.D{{Key: "tenant", Value: 1}, {Key: "userName", Value: 1}}, true},
-		{s.objects, bson.D{{Key: "tenant", Value: 1}, {Key: "type", Value: 1}}, false},
-		{s.externalIDs, bson.D{{Key: "tenant", Value: 1}, {Key: "type", Value: 1}, {Key: "externalId", Value: 1}}, true},
-		{s.externalIDs, bson.D{{Key: "tenant", Value: 1}, {Key: "managedObjectId", Value: 1}}, false},
-		{s.events, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "time", Value: -1}}, false},
-		{s.alarms, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "time", Value: -1}}, false},
-		{s.measurements, bson.D{{Key: "tenant", Value: 1}, {Key: "source", Value: 1}, {Key: "start", Value: 1}}, false},
-		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: "deviceId", Value: 1}, {Key: "seq", Value: 1}}, false},
-		{s.protocols, bson.D{{Key: "tenant", Value: 1}, {Key: "objectId", Value: 1}}, false},
-		// FirstProtocolRecord: an object's records by tenant
-		{s.protocols, bson.D{{Key: "objectId", Value: 1}, {Key: "tenant", Value: 1}}, false},
-		{s.binaries, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
-	}
-	for _, i := range all {
-		m := mongo.IndexModel{Keys: i.keys}
-		if i.unique {
-			m.Options = options.Index().SetUnique(true)
-		}
-		if _, err := i.c.Indexes().CreateOne(ctx, m); err != nil {
-			return fmt.Errorf("create index on %s: %w", i.c.Name(), err)
-		}
-	}
-	return nil
-}
-
-// idBlock hands out IDs from a block reserved in the counters collection,
-// so most new objects cost no extra round trip. IDs are unique across
-// replicas sharing a database; within one process they increase.
-type idBlock struct {
-	mu       sync.Mutex
-	next, hi int64 // next free, one past the last reserved
-}
-
-const idBlockSize = 64
-
-// newIDs returns n fresh decimal IDs.
-func (s *Store) newIDs(ctx context.Context, n int) ([]int64, error) {
-	s.ids.mu.Lock()
-	defer s.ids.mu.Unlock()
-	out := make([]int64, 0, n)
-	for len(out) < n {
-		if s.ids.next >= s.ids.hi {
-			size := int64(max(idBlockSize, n-len(out)))
-			var doc struct {
-				N int64 `bson:"n"`
-			}
-			err := s.counters.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: "ids"}},
-				bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: size}}}},
-				options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&doc)
-			if err != nil {
-				return nil, fmt.Errorf("reserve ids: %w", err)
-			}
-			s.ids.next, s.ids.hi = doc.N-size+1, doc.N+1
-		}
-		out = append(out, s.ids.next)
-		s.ids.next++
-	}
-	return out, nil
-}
-
-// key is the _id of a tenant's object. Tenant IDs contain no '/', so the
-// first '/' splits it unambiguously. Putting the tenant into _id makes
-// {_id: key(tenant, id)} both the tenant check and the one filter the
-// embedded store answers without scanning the collection.
-func key(tenant, id string) string { return tenant + "/" + id }
-
-// findKey decodes the document with _id key(tenant, id) into v.
-func findKey(ctx context.Context, c *mongo.Collection, tenant, id string, v any) error {
-	err := c.FindOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}).Decode(v)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("read %s %s: %w", c.Name(), id, err)
-	}
-	return nil
-}
 
 // Page selects one page of a list, as Cumulocity pages: Current counts
 // from 1, Size is clamped to 1..MaxPageSize (0 means DefaultPageSize).
@@ -305,7 +31,8 @@ const (
 	MaxPageSize     = 2000
 )
 
-func (p Page) norm() Page {
+// Norm returns p with its size defaulted and bounded and its page at least 1.
+func (p Page) Norm() Page {
 	if p.Size <= 0 {
 		p.Size = DefaultPageSize
 	}
@@ -314,49 +41,14 @@ func (p Page) norm() Page {
 	return p
 }
 
-func (p Page) skip() int64 { return int64(p.Current-1) * int64(p.Size) }
-
-// findPage runs a paged find; total is -1 unless p.WithTotal.
-func (s *Store) findPage(ctx context.Context, c *mongo.Collection, filter, sort bson.D, p Page, out any) (total int64, err error) {
-	p = p.norm()
-	cur, err := c.Find(ctx, filter, options.Find().SetSort(sort).SetSkip(p.skip()).SetLimit(int64(p.Size)))
-	if err != nil {
-		return 0, fmt.Errorf("list %s: %w", c.Name(), err)
-	}
-	if err := cur.All(ctx, out); err != nil {
-		return 0, fmt.Errorf("list %s: %w", c.Name(), err)
-	}
-	total = -1
-	if p.WithTotal {
-		if total, err = c.CountDocuments(ctx, filter); err != nil {
-			return 0, fmt.Errorf("count %s: %w", c.Name(), err)
-		}
-	}
-	return total, nil
-}
+// Skip is the number of items before p's page.
+func (p Page) Skip() int64 { return int64(p.Current-1) * int64(p.Size) }
 
 // TotalPages converts a total count into Cumulocity's statistics.totalPages.
 func TotalPages(total int64, size int) int64 {
-	size = Page{Size: size}.norm().Size
+	size = Page{Size: size}.Norm().Size
 	return (total + int64(size) - 1) / int64(size)
 }
-
-// timeRange adds dateFrom (inclusive) and dateTo (exclusive) on field.
-func timeRange(f bson.D, field string, from, to time.Time) bson.D {
-	r := bson.D{}
-	if !from.IsZero() {
-		r = append(r, bson.E{Key: "$gte", Value: from})
-	}
-	if !to.IsZero() {
-		r = append(r, bson.E{Key: "$lt", Value: to})
-	}
-	if len(r) > 0 {
-		f = append(f, bson.E{Key: field, Value: r})
-	}
-	return f
-}
-
-func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
 
 // RedactURI returns a database URI without its credentials, for logs,
 // errors and messages.
@@ -369,19 +61,4 @@ func redactURI(uri string) string {
 		return u.String()
 	}
 	return uri
-}
-
-// rmwBulk is how many statements one update command may carry on a
-// read-modify-write server: FerretDB 1.x keeps a SQLite connection open
-// for every statement of an update command until the command ends, from
-// a pool of 100, so a long bulk (or a few at once) would wait forever
-// for a connection that its own statements hold.
-const rmwBulk = 8
-
-// bulkSize is how many updates to send in one command.
-func (s *Store) bulkSize() int {
-	if s.rmw {
-		return rmwBulk
-	}
-	return 1000
 }

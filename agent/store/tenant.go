@@ -1,19 +1,14 @@
 package store
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"regexp"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -47,95 +42,7 @@ func (u User) IsAdmin() bool {
 	return false
 }
 
-type userDoc struct {
-	ID       string   `bson:"_id"` // tenant + "/" + userName: looked up by _id
-	Tenant   string   `bson:"tenant"`
-	UserName string   `bson:"userName"`
-	Hash     []byte   `bson:"passwordHash"`
-	Roles    []string `bson:"roles"`
-}
-
 var tenantIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-
-// CreateTenant creates tenant id with an administrator. The ID is 1 to 32
-// lower-case letters, digits or '-', starting with a letter or digit.
-func (s *Store) CreateTenant(ctx context.Context, id, adminName, adminPass string) (Tenant, error) {
-	if !tenantIDRe.MatchString(id) {
-		return Tenant{}, fmt.Errorf("%w: tenant id %q: use 1 to 32 lower-case letters, digits or '-'", ErrInvalid, id)
-	}
-	if adminName == "" || adminPass == "" {
-		return Tenant{}, fmt.Errorf("%w: tenant %s: adminName and adminPass are required", ErrInvalid, id)
-	}
-	t := Tenant{ID: id, Domain: id, CreationTime: time.Now().UTC().Truncate(time.Millisecond)}
-	if _, err := s.tenants.InsertOne(ctx, t); err != nil {
-		if isDup(err) {
-			return Tenant{}, fmt.Errorf("tenant %s: %w", id, ErrConflict)
-		}
-		return Tenant{}, fmt.Errorf("create tenant %s: %w", id, err)
-	}
-	if err := s.CreateUser(ctx, id, adminName, adminPass, []string{RoleAdmin}); err != nil {
-		return Tenant{}, err
-	}
-	return t, nil
-}
-
-// GetTenant returns tenant id.
-func (s *Store) GetTenant(ctx context.Context, id string) (Tenant, error) {
-	var t Tenant
-	err := s.tenants.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&t)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return Tenant{}, ErrNotFound
-	}
-	if err != nil {
-		return Tenant{}, fmt.Errorf("read tenant %s: %w", id, err)
-	}
-	return t, nil
-}
-
-// CreateUser adds a user to an existing tenant.
-func (s *Store) CreateUser(ctx context.Context, tenant, userName, password string, roles []string) error {
-	if userName == "" || password == "" {
-		return fmt.Errorf("%w: user name and password are required", ErrInvalid)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
-	if err != nil {
-		return fmt.Errorf("create user %s/%s: %w", tenant, userName, err)
-	}
-	if roles == nil {
-		roles = []string{}
-	}
-	_, err = s.users.InsertOne(ctx, userDoc{ID: tenant + "/" + userName, Tenant: tenant, UserName: userName, Hash: hash, Roles: roles})
-	if isDup(err) {
-		return fmt.Errorf("user %s/%s: %w", tenant, userName, ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("create user %s/%s: %w", tenant, userName, err)
-	}
-	return nil
-}
-
-// SetPassword changes a user's password; cached logins of the user end.
-func (s *Store) SetPassword(ctx context.Context, tenant, userName, password string) error {
-	if password == "" {
-		return fmt.Errorf("%w: empty password", ErrInvalid)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
-	if err != nil {
-		return fmt.Errorf("set password of %s/%s: %w", tenant, userName, err)
-	}
-	s.auth.forget(tenant, userName)
-	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: tenant + "/" + userName}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "passwordHash", Value: hash}}}})
-	if err != nil {
-		return fmt.Errorf("set password of %s/%s: %w", tenant, userName, err)
-	}
-	// Forget again: a login racing the update may have cached the old one.
-	s.auth.forget(tenant, userName)
-	if res.MatchedCount == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
 
 // Management is what EnsureManagement did.
 type Management struct {
@@ -146,90 +53,6 @@ type Management struct {
 	// stored one (or created the admin user that was missing).
 	PasswordChanged bool
 }
-
-// EnsureManagement creates, on a store without it, the management tenant
-// with the user "admin" and password adminPassword, or a random password
-// if that is empty. On a store that has the tenant, a non-empty
-// adminPassword that the stored one does not match replaces it: an
-// operator who sets the password expects it to hold, and keeping an old
-// one silently would lock them out or keep a leaked one alive. An empty
-// adminPassword changes nothing.
-func (s *Store) EnsureManagement(ctx context.Context, adminPassword string) (Management, error) {
-	if _, err := s.GetTenant(ctx, ManagementTenant); errors.Is(err, ErrNotFound) {
-		pass := adminPassword
-		if pass == "" {
-			pass = rand.Text()
-		}
-		if _, err := s.CreateTenant(ctx, ManagementTenant, "admin", pass); err == nil {
-			if adminPassword == "" {
-				return Management{Generated: pass}, nil
-			}
-			return Management{}, nil
-		} else if !errors.Is(err, ErrConflict) {
-			return Management{}, err
-		}
-		// another replica was first: its password is checked below
-	} else if err != nil {
-		return Management{}, err
-	}
-	if adminPassword == "" {
-		return Management{}, nil
-	}
-	err := s.Authenticate(ctx, ManagementTenant, "admin", adminPassword)
-	switch {
-	case err == nil:
-		return Management{}, nil
-	case !errors.Is(err, ErrUnauthorized):
-		return Management{}, err
-	}
-	err = s.SetPassword(ctx, ManagementTenant, "admin", adminPassword)
-	if errors.Is(err, ErrNotFound) {
-		err = s.CreateUser(ctx, ManagementTenant, "admin", adminPassword, []string{RoleAdmin})
-	}
-	if err != nil {
-		return Management{}, fmt.Errorf("management/admin: set the configured password: %w", err)
-	}
-	return Management{PasswordChanged: true}, nil
-}
-
-// Authenticate checks a user's password; ErrUnauthorized when the tenant,
-// user or password is wrong.
-func (s *Store) Authenticate(ctx context.Context, tenant, userName, password string) error {
-	_, err := s.Login(ctx, tenant, userName, password)
-	return err
-}
-
-// Login is Authenticate returning the user. Successful checks are cached
-// for a minute, keyed by a keyed hash of the password, because bcrypt
-// costs tens of milliseconds and every API request authenticates.
-func (s *Store) Login(ctx context.Context, tenant, userName, password string) (User, error) {
-	if u, ok := s.auth.get(tenant, userName, password); ok {
-		return u, nil
-	}
-	var d userDoc
-	err := s.users.FindOne(ctx, bson.D{{Key: "_id", Value: tenant + "/" + userName}}).Decode(&d)
-	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return User{}, fmt.Errorf("read user %s/%s: %w", tenant, userName, err)
-	}
-	// An unknown tenant or user costs the same bcrypt as a wrong password,
-	// so that the time of an answer does not tell which tenants and users
-	// exist.
-	hash := d.Hash
-	known := err == nil && d.Tenant == tenant
-	if !known {
-		hash = dummyHash()
-	}
-	passwordChecks.Add(1)
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
-		return User{}, ErrUnauthorized
-	}
-	u := User{Tenant: d.Tenant, UserName: d.UserName, Roles: d.Roles}
-	s.auth.put(u, password)
-	return u, nil
-}
-
-// passwordChecks counts bcrypt comparisons of logins, for tests.
-var passwordChecks atomic.Int64
 
 // dummyHash is a bcrypt hash of the users' cost that no password matches
 // in practice, compared against for unknown users.

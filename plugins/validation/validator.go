@@ -23,7 +23,7 @@ type RuleSource interface {
 	ValidationRules(ctx context.Context, tenant string, objectID, resourceID uint16) (store.ValidationRules, error)
 }
 
-// ValueSource answers the last known values of a device; *store.Store
+// ValueSource answers the last known values of a device; *mongo.Store
 // implements it.
 type ValueSource interface {
 	Values(ctx context.Context, tenant, deviceID string) ([]store.ResourceValue, error)

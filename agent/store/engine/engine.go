@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/mongo"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
@@ -32,7 +33,7 @@ const (
 // Open opens the store cfg names and returns it with its engine's name.
 func Open(ctx context.Context, cfg Config) (store.Engine, string, error) {
 	if cfg.MongoURI != "" {
-		s, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, Logger: cfg.Logger})
+		s, err := mongo.Open(ctx, mongo.Config{URI: cfg.MongoURI, Logger: cfg.Logger})
 		if err != nil {
 			return nil, "", err
 		}

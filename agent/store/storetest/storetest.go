@@ -12,6 +12,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/mongo"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
@@ -37,18 +38,18 @@ func OpenEmbedded(t testing.TB) store.Engine {
 
 // OpenMongo opens the MongoDB engine against a MongoDB-wire server
 // started for the test.
-func OpenMongo(t testing.TB) *store.Store {
+func OpenMongo(t testing.TB) *mongo.Store {
 	t.Helper()
 	return OpenMongoAt(t, ferrettest.Start(t))
 }
 
 // OpenMongoAt opens the MongoDB engine at uri, as the only agent using
 // it, and closes it at cleanup.
-func OpenMongoAt(t testing.TB, uri string) *store.Store {
+func OpenMongoAt(t testing.TB, uri string) *mongo.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := store.Open(ctx, store.Config{URI: uri, SoleWriter: true})
+	s, err := mongo.Open(ctx, mongo.Config{URI: uri, SoleWriter: true})
 	if err != nil {
 		t.Fatalf("open test store: %v", err)
 	}
@@ -131,7 +132,7 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 // OpenMongoBehindProxy opens the MongoDB engine twice on one test
 // server: directly, and through a Proxy the test can cut, with timeouts
 // short enough that an outage shows at once. Both close at cleanup.
-func OpenMongoBehindProxy(t testing.TB) (direct, proxied *store.Store, px *Proxy) {
+func OpenMongoBehindProxy(t testing.TB) (direct, proxied *mongo.Store, px *Proxy) {
 	t.Helper()
 	uri := ferrettest.Start(t)
 	direct = OpenMongoAt(t, uri)

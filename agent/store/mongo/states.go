@@ -1,8 +1,10 @@
-package store
+package mongo
 
 import (
 	"context"
 	"fmt"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 // SaveStates merges fragments into objects of the tenant, then stores
@@ -11,7 +13,7 @@ import (
 // has no cheap atomicity across documents and collections here: a
 // failure between the two writes (the server unreachable) leaves the
 // fragments written without the events, as the two calls would.
-func (s *Store) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []Event) ([]string, error) {
+func (s *Store) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, error) {
 	for _, e := range events {
 		if err := checkEvent(e); err != nil {
 			return nil, err

@@ -1,10 +1,12 @@
-package store
+package mongo
 
 import (
 	"context"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 // SetOperationFragment sets one fragment of an operation that is not
@@ -16,7 +18,7 @@ import (
 // EXECUTING).
 func (s *Store) SetOperationFragment(ctx context.Context, tenant, id, name string, value any) error {
 	if opFixed[name] || reserved[name] {
-		return fmt.Errorf("%w: %q is not a fragment of an operation", ErrInvalid, name)
+		return fmt.Errorf("%w: %q is not a fragment of an operation", store.ErrInvalid, name)
 	}
 	if err := checkFragments(map[string]any{name: nil}); err != nil {
 		return err
@@ -28,7 +30,7 @@ func (s *Store) SetOperationFragment(ctx context.Context, tenant, id, name strin
 		return fmt.Errorf("set fragment %s of operation %s: %w", name, id, err)
 	}
 	if res.MatchedCount == 0 {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
 	return nil
 }

@@ -1,9 +1,10 @@
-package store
+package mongo
 
 import (
 	"reflect"
 	"testing"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -12,21 +13,21 @@ import (
 // of another type reads as none, as DeviceRegistration's readers take it.
 func TestLiveRegistrationRecordsFromSQLite(t *testing.T) {
 	ctx, s := openFresh(t)
-	records := map[string]*DeviceRegistration{
-		"nosec":              {Params: map[string]any{ParamEndpointID: "nosec", ParamSecurityMode: SecurityNoSec}},
+	records := map[string]*store.DeviceRegistration{
+		"nosec":              {Params: map[string]any{store.ParamEndpointID: "nosec", store.ParamSecurityMode: store.SecurityNoSec}},
 		"psk":                ptr(pskRegistration("psk", "psk-id")),
-		"creating":           {Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Incomplete: true},
-		"deleting":           {Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Deleting: true},
-		"releasing":          {Params: map[string]any{ParamSecurityMode: SecurityNoSec}, Release: map[string]string{PSKServer: "old"}},
+		"creating":           {Params: map[string]any{store.ParamSecurityMode: store.SecurityNoSec}, Incomplete: true},
+		"deleting":           {Params: map[string]any{store.ParamSecurityMode: store.SecurityNoSec}, Deleting: true},
+		"releasing":          {Params: map[string]any{store.ParamSecurityMode: store.SecurityNoSec}, Release: map[string]string{store.PSKServer: "old"}},
 		"key only":           {Params: map[string]any{}, PSKKey: []byte{1}},
-		"odd types":          {Params: map[string]any{ParamSecurityMode: int64(1), "lwm2mPskId": true}},
+		"odd types":          {Params: map[string]any{store.ParamSecurityMode: int64(1), "lwm2mPskId": true}},
 		"no params":          {},
 		"serialization only": nil,
 		"no record":          nil,
 	}
 	ids := map[string]string{}
 	for name, r := range records {
-		mo, err := s.CreateManagedObject(ctx, "acme", ManagedObject{Name: name})
+		mo, err := s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: name})
 		check(t, err)
 		ids[mo.ID] = name
 		check(t, s.UpdateFragments(ctx, "acme", mo.ID, bson.M{"lwm2m": bson.M{"endpoint": name, "registrationId": "r" + mo.ID}}))
@@ -43,7 +44,7 @@ func TestLiveRegistrationRecordsFromSQLite(t *testing.T) {
 	read := func() map[string]*recordInfo {
 		t.Helper()
 		out := map[string]*recordInfo{}
-		check(t, s.LiveRegistrations(ctx, func(l LiveRegistration) error {
+		check(t, s.LiveRegistrations(ctx, func(l store.LiveRegistration) error {
 			var r *recordInfo
 			if l.Record != nil {
 				r = &recordInfo{serialization: l.Serialization, access: *l.Record}
@@ -55,12 +56,12 @@ func TestLiveRegistrationRecordsFromSQLite(t *testing.T) {
 	}
 	got := read()
 	want := map[string]*recordInfo{
-		"nosec":              {access: RecordAccess{SecurityMode: SecurityNoSec}},
-		"psk":                {serialization: "SENML_JSON", access: RecordAccess{SecurityMode: SecurityPSK, PSKIdentity: "psk-id", Keyed: true}},
-		"creating":           {access: RecordAccess{SecurityMode: SecurityNoSec, Incomplete: true}},
-		"deleting":           {access: RecordAccess{SecurityMode: SecurityNoSec, Incomplete: true}},
-		"releasing":          {access: RecordAccess{SecurityMode: SecurityNoSec}},
-		"key only":           {access: RecordAccess{Keyed: true}},
+		"nosec":              {access: store.RecordAccess{SecurityMode: store.SecurityNoSec}},
+		"psk":                {serialization: "SENML_JSON", access: store.RecordAccess{SecurityMode: store.SecurityPSK, PSKIdentity: "psk-id", Keyed: true}},
+		"creating":           {access: store.RecordAccess{SecurityMode: store.SecurityNoSec, Incomplete: true}},
+		"deleting":           {access: store.RecordAccess{SecurityMode: store.SecurityNoSec, Incomplete: true}},
+		"releasing":          {access: store.RecordAccess{SecurityMode: store.SecurityNoSec}},
+		"key only":           {access: store.RecordAccess{Keyed: true}},
 		"odd types":          {},
 		"no params":          {},
 		"serialization only": {serialization: "TLV"},

@@ -1,4 +1,4 @@
-package store_test
+package mongo_test
 
 import (
 	"context"
@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store/mongo"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
 
 func TestMeasurementWriterStoresEverything(t *testing.T) {
 	s := storetest.OpenMongo(t)
-	w := store.NewMeasurementWriter(s, store.WriterOptions{MaxBatch: 300, FlushInterval: 20 * time.Millisecond, QueueSize: 100})
+	w := mongo.NewMeasurementWriter(s, mongo.WriterOptions{MaxBatch: 300, FlushInterval: 20 * time.Millisecond, QueueSize: 100})
 	const producers, each = 4, 500
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var wg sync.WaitGroup
@@ -32,7 +33,7 @@ func TestMeasurementWriterStoresEverything(t *testing.T) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Add(ctx, "a", temp("1", t0, 0)); !errors.Is(err, store.ErrClosed) {
+	if err := w.Add(ctx, "a", temp("1", t0, 0)); !errors.Is(err, mongo.ErrClosed) {
 		t.Fatalf("Add after Close: %v", err)
 	}
 	st := w.Stats()
@@ -57,7 +58,7 @@ func TestMeasurementWriterStoresEverything(t *testing.T) {
 // retries, and after the outage everything is stored exactly once.
 func TestMeasurementWriterOutage(t *testing.T) {
 	direct, s, px := storetest.OpenMongoBehindProxy(t)
-	w := store.NewMeasurementWriter(s, store.WriterOptions{MaxBatch: 50, FlushInterval: 10 * time.Millisecond, QueueSize: 50})
+	w := mongo.NewMeasurementWriter(s, mongo.WriterOptions{MaxBatch: 50, FlushInterval: 10 * time.Millisecond, QueueSize: 50})
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	add := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -109,7 +110,7 @@ func TestMeasurementWriterOutage(t *testing.T) {
 
 func BenchmarkMeasurementWriter(b *testing.B) {
 	s := storetest.OpenMongo(b)
-	w := store.NewMeasurementWriter(s, store.WriterOptions{})
+	w := mongo.NewMeasurementWriter(s, mongo.WriterOptions{})
 	t0 := time.Now()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -1,4 +1,4 @@
-package store_test
+package mongo_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
 )
@@ -105,3 +106,21 @@ func must2t[T any](v T, total int64, err error) (T, int64) {
 	}
 	return v, total
 }
+
+func coreDef(t *testing.T, id uint16) model.ObjectDef {
+	t.Helper()
+	d, ok := model.Core().Object(id)
+	if !ok {
+		t.Fatalf("no built-in object %d", id)
+	}
+	return d
+}
+
+var (
+	tempMeasurement = mapping.Functionality{Measurement: &mapping.Measurement{Type: "c8y_Temperature", Series: "T", Unit: "C"}}
+	tempAlarm       = mapping.Functionality{Alarm: &mapping.Alarm{Type: "c8y_HighTemperature", Severity: "MAJOR", Text: "Temperature {value}", RaiseWhen: "value > 40"}, AutoObserve: true}
+	notTest         = store.ValidationRules{Groups: [][]store.ValidationRule{
+		{{Type: "STRING", Rule: "EQUALS_NOT", Value: "test"}},
+		{{Type: "REGEX", Rule: "EQUALS", Value: ".*asd$"}, {Type: "STRING", Rule: "EQUALS", Resource: "/3/0/15"}},
+	}}
+)

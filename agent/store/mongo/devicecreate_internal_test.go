@@ -1,4 +1,4 @@
-package store
+package mongo
 
 import (
 	"context"
@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
 )
 
-func pskRegistration(ep, identity string) DeviceRegistration {
-	return DeviceRegistration{
-		Params: map[string]any{ParamEndpointID: ep, ParamSecurityMode: SecurityPSK, "lwm2mPskId": identity},
+func pskRegistration(ep, identity string) store.DeviceRegistration {
+	return store.DeviceRegistration{
+		Params: map[string]any{store.ParamEndpointID: ep, store.ParamSecurityMode: store.SecurityPSK, "lwm2mPskId": identity},
 		PSKKey: []byte{1, 2, 3, 4},
 	}
 }
@@ -34,15 +35,15 @@ func TestStartRemovesUnfinishedDevices(t *testing.T) {
 	}
 	create := func(ep string, complete bool) string {
 		t.Helper()
-		id, err := s.CreateIncompleteDevice(ctx, "acme", NewDevice{
+		id, err := s.CreateIncompleteDevice(ctx, "acme", store.NewDevice{
 			Endpoint: ep, Fragments: map[string]any{"c8y_IsDevice": map[string]any{}},
-			ExternalIDs:  []ExternalID{{Type: "c8y_Lwm2mPskId", ExternalID: ep + "-ext"}},
+			ExternalIDs:  []store.ExternalID{{Type: "c8y_Lwm2mPskId", ExternalID: ep + "-ext"}},
 			Registration: pskRegistration(ep, ep+"-id"),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.BindPSKIdentity(ctx, PSKServer, ep+"-id", "acme", id); err != nil {
+		if err := s.BindPSKIdentity(ctx, store.PSKServer, ep+"-id", "acme", id); err != nil {
 			t.Fatal(err)
 		}
 		if complete {
@@ -55,22 +56,22 @@ func TestStartRemovesUnfinishedDevices(t *testing.T) {
 	half, whole, moved := create("half", false), create("whole", true), create("moved", true)
 
 	// while written, the device is not there for the protocol layers
-	if _, err := s.DeviceRegistrationOf(ctx, "acme", half); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeviceRegistrationOf(ctx, "acme", half); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("registration of a device being created: %v, want not found", err)
 	}
 	if r, err := s.DeviceSettings(ctx, "acme", half); err != nil || !r.Incomplete {
 		t.Errorf("settings of a device being created: %+v %v, want incomplete", r, err)
 	}
-	if err := s.RemoveIncompleteDevice(ctx, "acme", whole); !errors.Is(err, ErrComplete) {
-		t.Errorf("removing a complete device: %v, want ErrComplete", err)
+	if err := s.RemoveIncompleteDevice(ctx, "acme", whole); !errors.Is(err, store.ErrComplete) {
+		t.Errorf("removing a complete device: %v, want store.ErrComplete", err)
 	}
 
 	// a change of identity stored, its release cut short
-	if err := s.BindPSKIdentity(ctx, PSKServer, "moved-new", "acme", moved); err != nil {
+	if err := s.BindPSKIdentity(ctx, store.PSKServer, "moved-new", "acme", moved); err != nil {
 		t.Fatal(err)
 	}
 	r := pskRegistration("moved", "moved-new")
-	r.Release = map[string]string{PSKServer: "moved-id"}
+	r.Release = map[string]string{store.PSKServer: "moved-id"}
 	if err := s.SaveDeviceRegistration(ctx, "acme", moved, r); err != nil {
 		t.Fatal(err)
 	}
@@ -82,21 +83,21 @@ func TestStartRemovesUnfinishedDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	if _, err := s.GetManagedObject(ctx, "acme", half); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetManagedObject(ctx, "acme", half); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("managed object of the unfinished device: %v, want not found", err)
 	}
-	if _, _, err := s.DeviceByEndpoint(ctx, "half"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.DeviceByEndpoint(ctx, "half"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("endpoint of the unfinished device: %v, want not found", err)
 	}
-	for _, x := range [][2]string{{ExternalIDDevice, "half"}, {"c8y_Lwm2mPskId", "half-ext"}} {
-		if _, err := s.GetExternalID(ctx, "acme", x[0], x[1]); !errors.Is(err, ErrNotFound) {
+	for _, x := range [][2]string{{store.ExternalIDDevice, "half"}, {"c8y_Lwm2mPskId", "half-ext"}} {
+		if _, err := s.GetExternalID(ctx, "acme", x[0], x[1]); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("external id %v of the unfinished device: %v, want not found", x, err)
 		}
 	}
-	if _, _, err := s.DeviceByPSKIdentity(ctx, PSKServer, "half-id"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "half-id"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("psk identity of the unfinished device: %v, want not found", err)
 	}
-	if _, err := s.DeviceSettings(ctx, "acme", half); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeviceSettings(ctx, "acme", half); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("record of the unfinished device: %v, want not found", err)
 	}
 
@@ -106,17 +107,17 @@ func TestStartRemovesUnfinishedDevices(t *testing.T) {
 	if _, id, err := s.DeviceByEndpoint(ctx, "whole"); err != nil || id != whole {
 		t.Errorf("endpoint of the complete device: %s %v", id, err)
 	}
-	if r, err := s.DeviceRegistrationOf(ctx, "acme", whole); err != nil || r.SecurityMode() != SecurityPSK {
+	if r, err := s.DeviceRegistrationOf(ctx, "acme", whole); err != nil || r.SecurityMode() != store.SecurityPSK {
 		t.Errorf("record of the complete device: %+v %v", r, err)
 	}
 
-	if _, _, err := s.DeviceByPSKIdentity(ctx, PSKServer, "moved-id"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "moved-id"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("identity the change gave up: %v, want released", err)
 	}
-	if _, id, err := s.DeviceByPSKIdentity(ctx, PSKServer, "moved-new"); err != nil || id != moved {
+	if _, id, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "moved-new"); err != nil || id != moved {
 		t.Errorf("identity the change took: %s %v", id, err)
 	}
-	if r, err := s.DeviceRegistrationOf(ctx, "acme", moved); err != nil || len(r.Release) != 0 || r.PSKIdentity(PSKServer) != "moved-new" {
+	if r, err := s.DeviceRegistrationOf(ctx, "acme", moved); err != nil || len(r.Release) != 0 || r.PSKIdentity(store.PSKServer) != "moved-new" {
 		t.Errorf("record after the release: %+v %v", r, err)
 	}
 
@@ -135,20 +136,20 @@ func TestStartRemovesUnfinishedDevices(t *testing.T) {
 // endpoint binding or record.
 func TestCreateIncompleteDeviceFailsWhole(t *testing.T) {
 	ctx, s := openFresh(t)
-	_, err := s.CreateIncompleteDevice(ctx, "acme", NewDevice{
+	_, err := s.CreateIncompleteDevice(ctx, "acme", store.NewDevice{
 		Endpoint: "huge", Name: strings.Repeat("n", 60<<20),
 		Registration: pskRegistration("huge", "huge-id"),
 	})
 	if err == nil {
 		t.Fatal("a managed object larger than a document was stored")
 	}
-	if _, _, err := s.DeviceByEndpoint(ctx, "huge"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.DeviceByEndpoint(ctx, "huge"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("endpoint binding: %v, want not found", err)
 	}
-	if _, err := s.GetExternalID(ctx, "acme", ExternalIDDevice, "huge"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetExternalID(ctx, "acme", store.ExternalIDDevice, "huge"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("external id: %v, want not found", err)
 	}
-	if mos, _, err := s.ListManagedObjects(ctx, "acme", ManagedObjectFilter{Page: Page{Size: 10, Current: 1}}); err != nil || len(mos) != 0 {
+	if mos, _, err := s.ListManagedObjects(ctx, "acme", store.ManagedObjectFilter{Page: store.Page{Size: 10, Current: 1}}); err != nil || len(mos) != 0 {
 		t.Errorf("managed objects: %d %v, want none", len(mos), err)
 	}
 	if keys, err := s.pendingRegistrations(ctx); err != nil || len(keys) != 0 {
@@ -165,7 +166,7 @@ func TestAutoRegisteredDevicesHaveNoSecRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.DeviceRegistrationOf(ctx, "management", id); err != nil || r.Incomplete || r.SecurityMode() != SecurityNoSec || r.Params[ParamEndpointID] != "auto" {
+	if r, err := s.DeviceRegistrationOf(ctx, "management", id); err != nil || r.Incomplete || r.SecurityMode() != store.SecurityNoSec || r.Params[store.ParamEndpointID] != "auto" {
 		t.Fatalf("record of an auto-registered device: %+v %v", r, err)
 	}
 
@@ -186,16 +187,16 @@ func TestAutoRegisteredDevicesHaveNoSecRecords(t *testing.T) {
 			check(t, s.SetDeviceSerialization(ctx, "management", id, "TLV"))
 		}, true},
 		{"an awake time", func(id string) {
-			check(t, s.SaveDeviceRegistration(ctx, "management", id, DeviceRegistration{Params: map[string]any{"awakeTimeRegistrationParameter": int64(0)}}))
+			check(t, s.SaveDeviceRegistration(ctx, "management", id, store.DeviceRegistration{Params: map[string]any{"awakeTimeRegistrationParameter": int64(0)}}))
 		}, true},
 		{"PSK", func(id string) {
 			check(t, s.SaveDeviceRegistration(ctx, "management", id, pskRegistration("x", "x-id")))
 		}, false},
 		{"a key without a mode", func(id string) {
-			check(t, s.SaveDeviceRegistration(ctx, "management", id, DeviceRegistration{Params: map[string]any{}, PSKKey: []byte{1}}))
+			check(t, s.SaveDeviceRegistration(ctx, "management", id, store.DeviceRegistration{Params: map[string]any{}, PSKKey: []byte{1}}))
 		}, false},
 		{"being written", func(id string) {
-			check(t, s.SaveDeviceRegistration(ctx, "management", id, DeviceRegistration{Params: map[string]any{}, Incomplete: true}))
+			check(t, s.SaveDeviceRegistration(ctx, "management", id, store.DeviceRegistration{Params: map[string]any{}, Incomplete: true}))
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,7 +212,7 @@ func TestAutoRegisteredDevicesHaveNoSecRecords(t *testing.T) {
 				t.Fatalf("adopted %v %v, want %v", adopted, err, tc.want)
 			}
 			after, _ := s.DeviceSettings(ctx, "management", id)
-			if tc.want && (after.SecurityMode() != SecurityNoSec || after.Params[ParamEndpointID] != ep || after.Serialization != before.Serialization) {
+			if tc.want && (after.SecurityMode() != store.SecurityNoSec || after.Params[store.ParamEndpointID] != ep || after.Serialization != before.Serialization) {
 				t.Errorf("record after adoption: %+v", after)
 			}
 			if !tc.want && after.SecurityMode() != before.SecurityMode() {

@@ -1,4 +1,4 @@
-package store_test
+package mongo_test
 
 import (
 	"bytes"

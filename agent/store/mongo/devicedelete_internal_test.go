@@ -1,4 +1,4 @@
-package store
+package mongo
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/ferrettest"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -17,14 +18,14 @@ func createPSKDevice(t *testing.T, ctx context.Context, s *Store, tenant, ep str
 	t.Helper()
 	r := pskRegistration(ep, ep+"-id")
 	r.Params["bootstrapPskId"] = ep + "-bs"
-	id, err := s.CreateIncompleteDevice(ctx, tenant, NewDevice{
+	id, err := s.CreateIncompleteDevice(ctx, tenant, store.NewDevice{
 		Endpoint: ep, Fragments: map[string]any{"c8y_IsDevice": map[string]any{}},
-		ExternalIDs:  []ExternalID{{Type: "c8y_Lwm2mPskId", ExternalID: ep + "-ext"}},
+		ExternalIDs:  []store.ExternalID{{Type: "c8y_Lwm2mPskId", ExternalID: ep + "-ext"}},
 		Registration: r,
 	})
 	check(t, err)
-	check(t, s.BindPSKIdentity(ctx, PSKServer, ep+"-id", tenant, id))
-	check(t, s.BindPSKIdentity(ctx, PSKBootstrap, ep+"-bs", tenant, id))
+	check(t, s.BindPSKIdentity(ctx, store.PSKServer, ep+"-id", tenant, id))
+	check(t, s.BindPSKIdentity(ctx, store.PSKBootstrap, ep+"-bs", tenant, id))
 	check(t, s.CompleteDevice(ctx, tenant, id))
 	return id
 }
@@ -33,23 +34,23 @@ func createPSKDevice(t *testing.T, ctx context.Context, s *Store, tenant, ep str
 // by createPSKDevice) is left.
 func checkGone(t *testing.T, ctx context.Context, s *Store, tenant, id, ep string) {
 	t.Helper()
-	if _, err := s.GetManagedObject(ctx, tenant, id); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetManagedObject(ctx, tenant, id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("managed object: %v, want not found", err)
 	}
-	if _, _, err := s.DeviceByEndpoint(ctx, ep); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.DeviceByEndpoint(ctx, ep); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("endpoint binding: %v, want not found", err)
 	}
-	for _, x := range [][2]string{{ExternalIDDevice, ep}, {"c8y_Lwm2mPskId", ep + "-ext"}} {
-		if _, err := s.GetExternalID(ctx, tenant, x[0], x[1]); !errors.Is(err, ErrNotFound) {
+	for _, x := range [][2]string{{store.ExternalIDDevice, ep}, {"c8y_Lwm2mPskId", ep + "-ext"}} {
+		if _, err := s.GetExternalID(ctx, tenant, x[0], x[1]); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("external id %v: %v, want not found", x, err)
 		}
 	}
-	for _, p := range [][2]string{{PSKServer, ep + "-id"}, {PSKBootstrap, ep + "-bs"}} {
-		if _, _, err := s.DeviceByPSKIdentity(ctx, p[0], p[1]); !errors.Is(err, ErrNotFound) {
+	for _, p := range [][2]string{{store.PSKServer, ep + "-id"}, {store.PSKBootstrap, ep + "-bs"}} {
+		if _, _, err := s.DeviceByPSKIdentity(ctx, p[0], p[1]); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s psk identity %s: %v, want released", p[0], p[1], err)
 		}
 	}
-	if _, err := s.DeviceSettings(ctx, tenant, id); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeviceSettings(ctx, tenant, id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("registration record: %v, want not found", err)
 	}
 }
@@ -64,10 +65,10 @@ func TestDeleteDeviceFreesItsNames(t *testing.T) {
 	id := createPSKDevice(t, ctx, s, "acme", "del")
 	check(t, s.UpdateFragments(ctx, "acme", id, bson.M{"lwm2m": bson.M{"endpoint": "del", "registrationId": "r1"}}))
 	// a change of identity cut short before it released the old one
-	check(t, s.BindPSKIdentity(ctx, PSKServer, "del-old", "acme", id))
+	check(t, s.BindPSKIdentity(ctx, store.PSKServer, "del-old", "acme", id))
 	r, err := s.DeviceSettings(ctx, "acme", id)
 	check(t, err)
-	r.Release = map[string]string{PSKServer: "del-old"}
+	r.Release = map[string]string{store.PSKServer: "del-old"}
 	check(t, s.SaveDeviceRegistration(ctx, "acme", id, r))
 
 	gone, err := s.DeleteManagedObject(ctx, "acme", id)
@@ -78,10 +79,10 @@ func TestDeleteDeviceFreesItsNames(t *testing.T) {
 		t.Errorf("deleted %+v, want endpoint del and identities del-id, del-old", gone)
 	}
 	checkGone(t, ctx, s, "acme", id, "del")
-	if _, _, err := s.DeviceByPSKIdentity(ctx, PSKServer, "del-old"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "del-old"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("identity left to release: %v, want released", err)
 	}
-	if err := s.LiveRegistrations(ctx, func(l LiveRegistration) error {
+	if err := s.LiveRegistrations(ctx, func(l store.LiveRegistration) error {
 		t.Errorf("live registration of %s after the deletion", l.DeviceID)
 		return nil
 	}); err != nil {
@@ -92,16 +93,16 @@ func TestDeleteDeviceFreesItsNames(t *testing.T) {
 	if tenant, owner, err := s.DeviceByEndpoint(ctx, "del"); err != nil || tenant != "beta" || owner != again {
 		t.Errorf("endpoint of the new device: %s/%s %v", tenant, owner, err)
 	}
-	if tenant, owner, err := s.DeviceByPSKIdentity(ctx, PSKServer, "del-id"); err != nil || tenant != "beta" || owner != again {
+	if tenant, owner, err := s.DeviceByPSKIdentity(ctx, store.PSKServer, "del-id"); err != nil || tenant != "beta" || owner != again {
 		t.Errorf("identity of the new device: %s/%s %v", tenant, owner, err)
 	}
-	check(t, s.BindPSKIdentity(ctx, PSKServer, "del-old", "beta", again))
+	check(t, s.BindPSKIdentity(ctx, store.PSKServer, "del-old", "beta", again))
 
 	// a deletion of what is not there writes nothing
-	if _, err := s.DeleteManagedObject(ctx, "acme", id); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeleteManagedObject(ctx, "acme", id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second deletion: %v, want not found", err)
 	}
-	if _, err := s.DeviceSettings(ctx, "acme", id); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeviceSettings(ctx, "acme", id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("record after a second deletion: %v, want none", err)
 	}
 }
@@ -129,13 +130,13 @@ func TestDeletionCutShortIsFinished(t *testing.T) {
 	mark(cut)
 	_, err = s.endpoints.DeleteOne(ctx, bson.D{{Key: "_id", Value: "cut"}})
 	check(t, err)
-	if _, err := s.DeviceRegistrationOf(ctx, "acme", cut); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeviceRegistrationOf(ctx, "acme", cut); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("record of a device being deleted, for the protocol layers: %v, want not found", err)
 	}
 	if r, err := s.DeviceSettings(ctx, "acme", cut); err != nil || !r.Incomplete || !r.Deleting {
 		t.Errorf("settings of a device being deleted: %+v %v, want incomplete, deleting", r, err)
 	}
-	if err := s.CompleteDevice(ctx, "acme", cut); !errors.Is(err, ErrNotFound) {
+	if err := s.CompleteDevice(ctx, "acme", cut); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("completing a device being deleted: %v, want not found", err)
 	}
 	if adopted, err := s.AdoptNoSecDevice(ctx, "acme", cut, "cut"); err != nil || adopted {
@@ -143,10 +144,10 @@ func TestDeletionCutShortIsFinished(t *testing.T) {
 	}
 	r, err := s.DeviceSettings(ctx, "acme", cut)
 	check(t, err)
-	r.Release = map[string]string{PSKBootstrap: "cut-bs-old"}
+	r.Release = map[string]string{store.PSKBootstrap: "cut-bs-old"}
 	r.Incomplete, r.Deleting = false, false
 	check(t, s.SaveDeviceRegistration(ctx, "acme", cut, r))
-	if r, err := s.DeviceSettings(ctx, "acme", cut); err != nil || !r.Deleting || r.Release[PSKBootstrap] != "cut-bs-old" {
+	if r, err := s.DeviceSettings(ctx, "acme", cut); err != nil || !r.Deleting || r.Release[store.PSKBootstrap] != "cut-bs-old" {
 		t.Errorf("a change of a device being deleted: %+v %v, want it still deleting", r, err)
 	}
 
@@ -164,7 +165,7 @@ func TestDeletionCutShortIsFinished(t *testing.T) {
 	check(t, err)
 	defer s.Close(context.Background())
 	checkGone(t, ctx, s, "acme", cut, "cut")
-	if r, err := s.DeviceRegistrationOf(ctx, "acme", kept); err != nil || r.PSKIdentity(PSKServer) != "kept-id" {
+	if r, err := s.DeviceRegistrationOf(ctx, "acme", kept); err != nil || r.PSKIdentity(store.PSKServer) != "kept-id" {
 		t.Errorf("record of a device nobody deleted: %+v %v", r, err)
 	}
 }

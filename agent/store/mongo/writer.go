@@ -1,4 +1,4 @@
-package store
+package mongo
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 // ErrClosed is returned by Add after Close.
@@ -81,7 +83,7 @@ func NewMeasurementWriter(s *Store, o WriterOptions) *MeasurementWriter {
 // Add queues a measurement of tenant. It blocks while the queue is full,
 // until there is room or ctx ends (then it returns ctx's error and the
 // measurement is not queued).
-func (w *MeasurementWriter) Add(ctx context.Context, tenant string, m Measurement) error {
+func (w *MeasurementWriter) Add(ctx context.Context, tenant string, m store.Measurement) error {
 	if err := checkMeasurement(m); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package store
+package mongo
 
 // PasswordChecks returns how many logins compared a password with bcrypt.
 func PasswordChecks() int64 { return passwordChecks.Load() }

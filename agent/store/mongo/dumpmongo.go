@@ -1,4 +1,4 @@
-package store
+package mongo
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 // The MongoDB engine's dumps: every kind. Export streams each collection
@@ -23,7 +25,7 @@ import (
 // id counter stays, which is harmless.
 
 // DumpKinds returns every kind: this engine stores them all.
-func (s *Store) DumpKinds() []string { return slices.Clone(DumpKinds) }
+func (s *Store) DumpKinds() []string { return slices.Clone(store.DumpKinds) }
 
 // eachDoc streams the documents of c that filter selects, decoded into
 // T, to fn; an error of fn is returned as it is.
@@ -49,7 +51,7 @@ func eachDoc[T any](ctx context.Context, c *mongo.Collection, filter bson.D, fn 
 }
 
 // plainDoc is Plain of a decoded document, nil kept nil.
-func plainDoc(m map[string]any) DumpDoc {
+func plainDoc(m map[string]any) store.DumpDoc {
 	if m == nil {
 		return nil
 	}
@@ -59,52 +61,52 @@ func plainDoc(m map[string]any) DumpDoc {
 
 // Export streams every record of the store in dump order. Binaries
 // whose upload broke off are left out: the contract never shows them.
-func (s *Store) Export(ctx context.Context, fn func(Record) error) error {
+func (s *Store) Export(ctx context.Context, fn func(store.Record) error) error {
 	all := bson.D{}
 	steps := []func() error{
 		func() error {
-			return eachDoc(ctx, s.tenants, all, func(t Tenant) error {
-				return fn(&TenantRecord{ID: t.ID, Domain: t.Domain, CreationTime: DumpTime(t.CreationTime)})
+			return eachDoc(ctx, s.tenants, all, func(t store.Tenant) error {
+				return fn(&store.TenantRecord{ID: t.ID, Domain: t.Domain, CreationTime: store.DumpTime(t.CreationTime)})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.users, all, func(u userDoc) error {
-				return fn(&UserRecord{Tenant: u.Tenant, UserName: u.UserName, PasswordHash: u.Hash, Roles: u.Roles})
+				return fn(&store.UserRecord{Tenant: u.Tenant, UserName: u.UserName, PasswordHash: u.Hash, Roles: u.Roles})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.counters, all, func(c counterDoc) error {
-				return fn(&CounterRecord{Name: c.Name, Value: c.N})
+				return fn(&store.CounterRecord{Name: c.Name, Value: c.N})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.objects, all, func(m map[string]any) error {
 				mo := moFromDoc(m)
-				return fn(&ManagedObjectRecord{Tenant: str(m, "tenant"), ID: mo.ID, Name: mo.Name, Type: mo.Type,
-					CreationTime: DumpTime(mo.CreationTime), LastUpdated: DumpTime(mo.LastUpdated), Fragments: mo.Fragments})
+				return fn(&store.ManagedObjectRecord{Tenant: str(m, "tenant"), ID: mo.ID, Name: mo.Name, Type: mo.Type,
+					CreationTime: store.DumpTime(mo.CreationTime), LastUpdated: store.DumpTime(mo.LastUpdated), Fragments: mo.Fragments})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.externalIDs, all, func(d extDoc) error {
-				return fn(&ExternalIDRecord{Tenant: d.Tenant, Type: d.Type, ExternalID: d.ExternalID.ExternalID, ManagedObjectID: d.ManagedObjectID})
+				return fn(&store.ExternalIDRecord{Tenant: d.Tenant, Type: d.Type, ExternalID: d.ExternalID.ExternalID, ManagedObjectID: d.ManagedObjectID})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.endpoints, all, func(d endpointDoc) error {
-				return fn(&EndpointRecord{Endpoint: d.Endpoint, Tenant: d.Tenant, DeviceID: d.DeviceID})
+				return fn(&store.EndpointRecord{Endpoint: d.Endpoint, Tenant: d.Tenant, DeviceID: d.DeviceID})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.pskIDs, all, func(d pskDoc) error {
 				kind, ident, _ := strings.Cut(d.Key, "/")
-				return fn(&PSKIdentityRecord{Type: kind, Identity: ident, Tenant: d.Tenant, DeviceID: d.DeviceID})
+				return fn(&store.PSKIdentityRecord{Type: kind, Identity: ident, Tenant: d.Tenant, DeviceID: d.DeviceID})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.deviceRegs, all, func(d deviceRegDoc) error {
 				r := d.registration()
 				r.Params = plainDoc(r.Params)
-				return fn(RegistrationRecordOf(d.Tenant, d.DeviceID, r))
+				return fn(store.RegistrationRecordOf(d.Tenant, d.DeviceID, r))
 			})
 		},
 		func() error {
@@ -113,17 +115,17 @@ func (s *Store) Export(ctx context.Context, fn func(Record) error) error {
 				if err != nil {
 					return err
 				}
-				return fn(ProtocolDumpOf(r))
+				return fn(store.ProtocolDumpOf(r))
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.postOperations, all, func(d postOpsDoc) error {
-				return fn(&PostOperationsRecord{Tenant: d.Tenant, Commands: d.Commands, Updated: DumpTime(d.Updated)})
+				return fn(&store.PostOperationsRecord{Tenant: d.Tenant, Commands: d.Commands, Updated: store.DumpTime(d.Updated)})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.operations, all, func(m map[string]any) error {
-				return fn(OperationRecordOf(str(m, "tenant"), opFromDoc(m)))
+				return fn(store.OperationRecordOf(str(m, "tenant"), opFromDoc(m)))
 			})
 		},
 		func() error {
@@ -133,8 +135,8 @@ func (s *Store) Export(ctx context.Context, fn func(Record) error) error {
 				}
 				for i := range d.M {
 					m := d.measurement(i)
-					if err := fn(&MeasurementRecord{Tenant: d.Tenant, ID: m.ID, Source: m.Source, Type: m.Type,
-						Time: DumpTime(m.Time), Fragments: m.Fragments}); err != nil {
+					if err := fn(&store.MeasurementRecord{Tenant: d.Tenant, ID: m.ID, Source: m.Source, Type: m.Type,
+						Time: store.DumpTime(m.Time), Fragments: m.Fragments}); err != nil {
 						return err
 					}
 				}
@@ -144,25 +146,25 @@ func (s *Store) Export(ctx context.Context, fn func(Record) error) error {
 		func() error {
 			return eachDoc(ctx, s.events, all, func(m map[string]any) error {
 				e := eventFromDoc(m)
-				return fn(&EventRecord{Tenant: str(m, "tenant"), ID: e.ID, Source: e.Source, Type: e.Type, Text: e.Text,
-					Time: DumpTime(e.Time), CreationTime: DumpTime(e.CreationTime), Fragments: e.Fragments})
+				return fn(&store.EventRecord{Tenant: str(m, "tenant"), ID: e.ID, Source: e.Source, Type: e.Type, Text: e.Text,
+					Time: store.DumpTime(e.Time), CreationTime: store.DumpTime(e.CreationTime), Fragments: e.Fragments})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.alarms, all, func(m map[string]any) error {
 				a := alarmFromDoc(m)
-				return fn(&AlarmRecord{Tenant: str(m, "tenant"), ID: a.ID, Source: a.Source, Type: a.Type, Text: a.Text,
-					Severity: a.Severity, Status: a.Status, Count: a.Count, Time: DumpTime(a.Time),
-					FirstOccurrenceTime: DumpTime(a.FirstOccurrenceTime), CreationTime: DumpTime(a.CreationTime), Fragments: a.Fragments})
+				return fn(&store.AlarmRecord{Tenant: str(m, "tenant"), ID: a.ID, Source: a.Source, Type: a.Type, Text: a.Text,
+					Severity: a.Severity, Status: a.Status, Count: a.Count, Time: store.DumpTime(a.Time),
+					FirstOccurrenceTime: store.DumpTime(a.FirstOccurrenceTime), CreationTime: store.DumpTime(a.CreationTime), Fragments: a.Fragments})
 			})
 		},
 		func() error {
 			return eachDoc(ctx, s.values, all, func(d valuesDoc) error {
-				r := &ValuesRecord{Tenant: d.Tenant, DeviceID: d.DeviceID}
+				r := &store.ValuesRecord{Tenant: d.Tenant, DeviceID: d.DeviceID}
 				for _, v := range d.V {
-					r.Values = append(r.Values, ValueRecord{Path: v.Path, Value: DumpValue{Plain(v.Value)}, Type: v.Type, Time: DumpTime(v.Time)})
+					r.Values = append(r.Values, store.ValueRecord{Path: v.Path, Value: store.DumpValue{V: Plain(v.Value)}, Type: v.Type, Time: store.DumpTime(v.Time)})
 				}
-				slices.SortFunc(r.Values, func(a, b ValueRecord) int { return comparePaths(a.Path, b.Path) })
+				slices.SortFunc(r.Values, func(a, b store.ValueRecord) int { return comparePaths(a.Path, b.Path) })
 				return fn(r)
 			})
 		},
@@ -185,11 +187,11 @@ type counterDoc struct {
 	N    int64  `bson:"n"`
 }
 
-func (s *Store) exportBinary(ctx context.Context, m map[string]any, fn func(Record) error) error {
+func (s *Store) exportBinary(ctx context.Context, m map[string]any, fn func(store.Record) error) error {
 	b := binFromDoc(m)
 	tenant, chunks := str(m, "tenant"), asInt64(m["chunks"])
-	err := fn(&BinaryRecord{Tenant: tenant, ID: b.ID, Name: b.Name, ContentType: b.ContentType, Length: b.Length,
-		Owner: b.Owner, CreationTime: DumpTime(b.CreationTime), LastUpdated: DumpTime(b.LastUpdated),
+	err := fn(&store.BinaryRecord{Tenant: tenant, ID: b.ID, Name: b.Name, ContentType: b.ContentType, Length: b.Length,
+		Owner: b.Owner, CreationTime: store.DumpTime(b.CreationTime), LastUpdated: store.DumpTime(b.LastUpdated),
 		Fragments: b.Fragments, Chunks: chunks})
 	if err != nil {
 		return err
@@ -201,7 +203,7 @@ func (s *Store) exportBinary(ctx context.Context, m map[string]any, fn func(Reco
 		if err := s.binChunks.FindOne(ctx, bson.D{{Key: "_id", Value: chunkKey(tenant, b.ID, n)}}).Decode(&d); err != nil {
 			return fmt.Errorf("read chunk %d of binary %s/%s: %w", n, tenant, b.ID, err)
 		}
-		if err := fn(&BinaryChunkRecord{Tenant: tenant, BinaryID: b.ID, N: n, Data: d.Data}); err != nil {
+		if err := fn(&store.BinaryChunkRecord{Tenant: tenant, BinaryID: b.ID, N: n, Data: d.Data}); err != nil {
 			return err
 		}
 	}
@@ -211,18 +213,18 @@ func (s *Store) exportBinary(ctx context.Context, m map[string]any, fn func(Reco
 // ImportReady refuses a store that holds anything beyond an empty
 // management tenant with its users.
 func (s *Store) ImportReady(ctx context.Context) error {
-	var t Tenant
-	err := s.tenants.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$ne", Value: ManagementTenant}}}}).Decode(&t)
+	var t store.Tenant
+	err := s.tenants.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$ne", Value: store.ManagementTenant}}}}).Decode(&t)
 	if err == nil {
-		return fmt.Errorf("%w: it holds tenant %s", ErrNotEmpty, t.ID)
+		return fmt.Errorf("%w: it holds tenant %s", store.ErrNotEmpty, t.ID)
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
 		return fmt.Errorf("check the store is empty: %w", err)
 	}
 	var u userDoc
-	err = s.users.FindOne(ctx, bson.D{{Key: "tenant", Value: bson.D{{Key: "$ne", Value: ManagementTenant}}}}).Decode(&u)
+	err = s.users.FindOne(ctx, bson.D{{Key: "tenant", Value: bson.D{{Key: "$ne", Value: store.ManagementTenant}}}}).Decode(&u)
 	if err == nil {
-		return fmt.Errorf("%w: it holds users of tenant %s", ErrNotEmpty, u.Tenant)
+		return fmt.Errorf("%w: it holds users of tenant %s", store.ErrNotEmpty, u.Tenant)
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
 		return fmt.Errorf("check the store is empty: %w", err)
@@ -233,7 +235,7 @@ func (s *Store) ImportReady(ctx context.Context) error {
 	} {
 		err := c.FindOne(ctx, bson.D{}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
 		if err == nil {
-			return fmt.Errorf("%w: it holds %s", ErrNotEmpty, c.Name())
+			return fmt.Errorf("%w: it holds %s", store.ErrNotEmpty, c.Name())
 		}
 		if !errors.Is(err, mongo.ErrNoDocuments) {
 			return fmt.Errorf("check the store is empty: %w", err)
@@ -283,14 +285,14 @@ type queueAdd struct{ pending, executing []string }
 
 // ImportBatch writes the records (see Dumps) and undoes what it wrote
 // when one of them fails.
-func (s *Store) ImportBatch(ctx context.Context, records []Record) error {
+func (s *Store) ImportBatch(ctx context.Context, records []store.Record) error {
 	im := &mongoImport{s: s, ctx: ctx, buckets: map[string]*importBucket{}, queues: map[[2]string]*queueAdd{}, binaries: map[string]int64{}}
 	if err := s.raiseIDs(ctx, records); err != nil {
 		return err
 	}
 	for i, r := range records {
 		if err := im.add(i, r); err != nil {
-			return &BatchError{Index: i, Err: err}
+			return &store.BatchError{Index: i, Err: err}
 		}
 	}
 	if err := im.run(); err != nil {
@@ -301,7 +303,7 @@ func (s *Store) ImportBatch(ctx context.Context, records []Record) error {
 		s.postOps.drop(t)
 	}
 	for _, u := range im.users {
-		s.auth.forget(u[0], u[1])
+		s.auth.Forget(u[0], u[1])
 	}
 	return nil
 }
@@ -311,12 +313,12 @@ func (s *Store) ImportBatch(ctx context.Context, records []Record) error {
 // this process reserved below it, so that a new id never takes an
 // imported one. A measurement's id is its bucket's number times
 // bucketMax plus its place: its bucket's number is what counts.
-func (s *Store) raiseIDs(ctx context.Context, records []Record) error {
+func (s *Store) raiseIDs(ctx context.Context, records []store.Record) error {
 	var top int64
 	for _, r := range records {
 		switch x := r.(type) {
-		case *CounterRecord:
-			if x.Name != CounterIDs {
+		case *store.CounterRecord:
+			if x.Name != store.CounterIDs {
 				if _, err := s.counters.UpdateOne(ctx, bson.D{{Key: "_id", Value: x.Name}},
 					bson.D{{Key: "$max", Value: bson.D{{Key: "n", Value: x.Value}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
 					return fmt.Errorf("import counter %s: %w", x.Name, err)
@@ -324,12 +326,12 @@ func (s *Store) raiseIDs(ctx context.Context, records []Record) error {
 				continue
 			}
 			top = max(top, x.Value)
-		case *MeasurementRecord:
+		case *store.MeasurementRecord:
 			if n, err := strconv.ParseInt(x.ID, 10, 64); err == nil {
 				top = max(top, n/bucketMax)
 			}
 		default:
-			if id := RecordID(r); id != "" {
+			if id := store.RecordID(r); id != "" {
 				if n, err := strconv.ParseInt(id, 10, 64); err == nil {
 					top = max(top, n)
 				}
@@ -339,7 +341,7 @@ func (s *Store) raiseIDs(ctx context.Context, records []Record) error {
 	if top == 0 {
 		return nil
 	}
-	_, err := s.counters.UpdateOne(ctx, bson.D{{Key: "_id", Value: CounterIDs}},
+	_, err := s.counters.UpdateOne(ctx, bson.D{{Key: "_id", Value: store.CounterIDs}},
 		bson.D{{Key: "$max", Value: bson.D{{Key: "n", Value: top}}}}, options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("import: raise the id counter: %w", err)
@@ -372,7 +374,7 @@ func (im *mongoImport) replace(rec int, c *mongo.Collection, id string, doc any)
 func importSeq(id string) (int64, error) {
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%w: id %q is not a number of the id sequence", ErrInvalid, id)
+		return 0, fmt.Errorf("%w: id %q is not a number of the id sequence", store.ErrInvalid, id)
 	}
 	return n, nil
 }
@@ -385,7 +387,7 @@ func importFragments(frags map[string]any, fixed map[string]bool) error {
 	}
 	for k := range frags {
 		if reserved[k] || fixed[k] {
-			return fmt.Errorf("%w: fragment %q is a fixed member", ErrInvalid, k)
+			return fmt.Errorf("%w: fragment %q is a fixed member", store.ErrInvalid, k)
 		}
 	}
 	return nil
@@ -393,21 +395,21 @@ func importFragments(frags map[string]any, fixed map[string]bool) error {
 
 var moFixed = map[string]bool{"name": true, "type": true}
 
-func (im *mongoImport) add(i int, rec Record) error {
+func (im *mongoImport) add(i int, rec store.Record) error {
 	s := im.s
 	switch r := rec.(type) {
-	case *TenantRecord:
-		if !ValidTenantID(r.ID) {
-			return fmt.Errorf("%w: tenant id %q", ErrInvalid, r.ID)
+	case *store.TenantRecord:
+		if !store.ValidTenantID(r.ID) {
+			return fmt.Errorf("%w: tenant id %q", store.ErrInvalid, r.ID)
 		}
-		t := Tenant{ID: r.ID, Domain: r.Domain, CreationTime: r.CreationTime.Time()}
-		if r.ID == ManagementTenant {
+		t := store.Tenant{ID: r.ID, Domain: r.Domain, CreationTime: r.CreationTime.Time()}
+		if r.ID == store.ManagementTenant {
 			return im.replace(i, s.tenants, r.ID, t)
 		}
 		im.insert(i, s.tenants, r.ID, t)
-	case *UserRecord:
+	case *store.UserRecord:
 		if r.UserName == "" || len(r.PasswordHash) == 0 {
-			return fmt.Errorf("%w: a user needs a name and a password hash", ErrInvalid)
+			return fmt.Errorf("%w: a user needs a name and a password hash", store.ErrInvalid)
 		}
 		roles := r.Roles
 		if roles == nil {
@@ -416,13 +418,13 @@ func (im *mongoImport) add(i int, rec Record) error {
 		k := r.Tenant + "/" + r.UserName
 		d := userDoc{ID: k, Tenant: r.Tenant, UserName: r.UserName, Hash: r.PasswordHash, Roles: roles}
 		im.users = append(im.users, [2]string{r.Tenant, r.UserName})
-		if r.Tenant == ManagementTenant {
+		if r.Tenant == store.ManagementTenant {
 			return im.replace(i, s.users, k, d)
 		}
 		im.insert(i, s.users, k, d)
-	case *CounterRecord:
+	case *store.CounterRecord:
 		// raised by raiseIDs
-	case *ManagedObjectRecord:
+	case *store.ManagedObjectRecord:
 		seq, err := importSeq(r.ID)
 		if err != nil {
 			return err
@@ -430,26 +432,26 @@ func (im *mongoImport) add(i int, rec Record) error {
 		if err := importFragments(r.Fragments, moFixed); err != nil {
 			return err
 		}
-		mo := ManagedObject{ID: r.ID, Name: r.Name, Type: r.Type, CreationTime: r.CreationTime.Time(), LastUpdated: r.LastUpdated.Time(), Fragments: r.Fragments}
+		mo := store.ManagedObject{ID: r.ID, Name: r.Name, Type: r.Type, CreationTime: r.CreationTime.Time(), LastUpdated: r.LastUpdated.Time(), Fragments: r.Fragments}
 		im.insert(i, s.objects, key(r.Tenant, r.ID), s.moDoc(r.Tenant, mo, seq))
-	case *ExternalIDRecord:
+	case *store.ExternalIDRecord:
 		if r.Type == "" || r.ExternalID == "" {
-			return fmt.Errorf("%w: external ID needs type and externalId", ErrInvalid)
+			return fmt.Errorf("%w: external ID needs type and externalId", store.ErrInvalid)
 		}
 		k := extKey(r.Tenant, r.Type, r.ExternalID)
-		im.insert(i, s.externalIDs, k, extDoc{Key: k, Tenant: r.Tenant, ExternalID: ExternalID{Type: r.Type, ExternalID: r.ExternalID, ManagedObjectID: r.ManagedObjectID}})
-	case *EndpointRecord:
+		im.insert(i, s.externalIDs, k, extDoc{Key: k, Tenant: r.Tenant, ExternalID: store.ExternalID{Type: r.Type, ExternalID: r.ExternalID, ManagedObjectID: r.ManagedObjectID}})
+	case *store.EndpointRecord:
 		im.insert(i, s.endpoints, r.Endpoint, endpointDoc{Endpoint: r.Endpoint, Tenant: r.Tenant, DeviceID: r.DeviceID})
-	case *PSKIdentityRecord:
-		if r.Identity == "" || (r.Type != PSKServer && r.Type != PSKBootstrap) {
-			return fmt.Errorf("%w: psk identity of type %q", ErrInvalid, r.Type)
+	case *store.PSKIdentityRecord:
+		if r.Identity == "" || (r.Type != store.PSKServer && r.Type != store.PSKBootstrap) {
+			return fmt.Errorf("%w: psk identity of type %q", store.ErrInvalid, r.Type)
 		}
 		k := pskKey(r.Type, r.Identity)
 		im.insert(i, s.pskIDs, k, pskDoc{Key: k, Tenant: r.Tenant, DeviceID: r.DeviceID})
-	case *RegistrationRecord:
+	case *store.RegistrationRecord:
 		k := key(r.Tenant, r.DeviceID)
 		im.insert(i, s.deviceRegs, k, registrationDoc(k, r))
-	case *ProtocolDumpRecord:
+	case *store.ProtocolDumpRecord:
 		pr, err := r.Record()
 		if err != nil {
 			return err
@@ -459,15 +461,15 @@ func (im *mongoImport) add(i int, rec Record) error {
 			return err
 		}
 		im.insert(i, s.protocols, d.Key, d)
-	case *PostOperationsRecord:
+	case *store.PostOperationsRecord:
 		k := postOpsKey(r.Tenant)
 		im.insert(i, s.postOperations, k, postOpsDoc{Key: k, Tenant: r.Tenant, Commands: r.Commands, Updated: r.Updated.Time()})
 		im.tenants = append(im.tenants, r.Tenant)
-	case *OperationRecord:
+	case *store.OperationRecord:
 		return im.addOperation(i, r)
-	case *MeasurementRecord:
+	case *store.MeasurementRecord:
 		return im.addMeasurement(i, r)
-	case *EventRecord:
+	case *store.EventRecord:
 		seq, err := importSeq(r.ID)
 		if err != nil {
 			return err
@@ -480,22 +482,22 @@ func (im *mongoImport) add(i int, rec Record) error {
 			{Key: "seq", Value: seq}, {Key: "source", Value: r.Source}, {Key: "type", Value: r.Type},
 			{Key: "text", Value: r.Text}, {Key: "time", Value: r.Time.Time()}, {Key: "creationTime", Value: r.CreationTime.Time()},
 		}, r.Fragments, eventFixed))
-	case *AlarmRecord:
+	case *store.AlarmRecord:
 		return im.addAlarm(i, r)
-	case *ValuesRecord:
-		v := map[string]ResourceValue{}
+	case *store.ValuesRecord:
+		v := map[string]store.ResourceValue{}
 		for _, x := range r.Values {
 			k, err := valueKey(x.Path)
 			if err != nil {
 				return err
 			}
-			v[k] = ResourceValue{Path: x.Path, Value: x.Value.V, Type: x.Type, Time: x.Time.Time()}
+			v[k] = store.ResourceValue{Path: x.Path, Value: x.Value.V, Type: x.Type, Time: x.Time.Time()}
 		}
 		k := key(r.Tenant, r.DeviceID)
 		im.insert(i, s.values, k, bson.D{{Key: "_id", Value: k}, {Key: "tenant", Value: r.Tenant}, {Key: "deviceId", Value: r.DeviceID}, {Key: "v", Value: v}})
-	case *BinaryRecord:
+	case *store.BinaryRecord:
 		return im.addBinary(i, r)
-	case *BinaryChunkRecord:
+	case *store.BinaryChunkRecord:
 		return im.addChunk(i, r)
 	default:
 		return fmt.Errorf("%w: records of kind %s", errors.ErrUnsupported, rec.Kind())
@@ -503,7 +505,7 @@ func (im *mongoImport) add(i int, rec Record) error {
 	return nil
 }
 
-func registrationDoc(k string, r *RegistrationRecord) bson.D {
+func registrationDoc(k string, r *store.RegistrationRecord) bson.D {
 	d := bson.D{{Key: "_id", Value: k}, {Key: "tenant", Value: r.Tenant}, {Key: "deviceId", Value: r.DeviceID}}
 	// Only what the record holds, as the engine's own writes leave out
 	// what they do not set (a record of only a serialization has no
@@ -533,13 +535,13 @@ func registrationDoc(k string, r *RegistrationRecord) bson.D {
 	return d
 }
 
-func (im *mongoImport) addOperation(i int, r *OperationRecord) error {
+func (im *mongoImport) addOperation(i int, r *store.OperationRecord) error {
 	seq, err := importSeq(r.ID)
 	if err != nil {
 		return err
 	}
 	if !validOpStatus(r.Status) {
-		return fmt.Errorf("%w: operation status %q", ErrInvalid, r.Status)
+		return fmt.Errorf("%w: operation status %q", store.ErrInvalid, r.Status)
 	}
 	if err := importFragments(r.Fragments, opFixed); err != nil {
 		return err
@@ -569,21 +571,21 @@ func (im *mongoImport) addOperation(i int, r *OperationRecord) error {
 		im.queues[dev] = q
 	}
 	switch r.Status {
-	case OpPending:
+	case store.OpPending:
 		q.pending = append(q.pending, r.ID)
-	case OpExecuting:
+	case store.OpExecuting:
 		q.executing = append(q.executing, r.ID)
 	}
 	return nil
 }
 
-func (im *mongoImport) addAlarm(i int, r *AlarmRecord) error {
+func (im *mongoImport) addAlarm(i int, r *store.AlarmRecord) error {
 	seq, err := importSeq(r.ID)
 	if err != nil {
 		return err
 	}
-	if !ValidAlarmStatus(r.Status) || !ValidSeverity(r.Severity) {
-		return fmt.Errorf("%w: alarm status %q, severity %q", ErrInvalid, r.Status, r.Severity)
+	if !store.ValidAlarmStatus(r.Status) || !store.ValidSeverity(r.Severity) {
+		return fmt.Errorf("%w: alarm status %q, severity %q", store.ErrInvalid, r.Status, r.Severity)
 	}
 	if err := importFragments(r.Fragments, alarmFixed); err != nil {
 		return err
@@ -596,7 +598,7 @@ func (im *mongoImport) addAlarm(i int, r *AlarmRecord) error {
 		{Key: "count", Value: r.Count}, {Key: "time", Value: r.Time.Time()},
 		{Key: "firstOccurrenceTime", Value: r.FirstOccurrenceTime.Time()}, {Key: "creationTime", Value: r.CreationTime.Time()},
 	}, r.Fragments, alarmFixed))
-	if r.Status != AlarmCleared {
+	if r.Status != store.AlarmCleared {
 		// the one open alarm of its source and type: a second is a conflict
 		ok := openKey(r.Tenant, r.Source, r.Type)
 		im.insert(i, im.s.openAlarms(), ok, openDoc{Key: ok, AlarmID: r.ID})
@@ -611,9 +613,9 @@ func (im *mongoImport) addAlarm(i int, r *AlarmRecord) error {
 // of the embedded engine, which numbers measurements one by one) is
 // stored with a new id at the end of the batch; nothing refers to a
 // measurement by its id.
-func (im *mongoImport) addMeasurement(i int, r *MeasurementRecord) error {
+func (im *mongoImport) addMeasurement(i int, r *store.MeasurementRecord) error {
 	if r.Source == "" || r.Type == "" {
-		return fmt.Errorf("%w: measurement needs source and type", ErrInvalid)
+		return fmt.Errorf("%w: measurement needs source and type", store.ErrInvalid)
 	}
 	if err := checkFragments(r.Fragments); err != nil {
 		return err
@@ -657,7 +659,7 @@ func (im *mongoImport) addMeasurement(i int, r *MeasurementRecord) error {
 	t := r.Time.Time()
 	if b == nil || b.d.Tenant != r.Tenant || b.d.Source != r.Source || b.d.Type != r.Type || len(b.d.M) != at ||
 		(at > 0 && t.Before(b.d.M[at-1].T)) {
-		im.misfits = append(im.misfits, tenantMeasurement{tenant: r.Tenant, m: Measurement{Source: r.Source, Type: r.Type, Time: t, Fragments: frags}, pos: len(im.misfits)})
+		im.misfits = append(im.misfits, tenantMeasurement{tenant: r.Tenant, m: store.Measurement{Source: r.Source, Type: r.Type, Time: t, Fragments: frags}, pos: len(im.misfits)})
 		im.misfitRecs = append(im.misfitRecs, i)
 		return nil
 	}
@@ -665,13 +667,13 @@ func (im *mongoImport) addMeasurement(i int, r *MeasurementRecord) error {
 	return nil
 }
 
-func (im *mongoImport) addBinary(i int, r *BinaryRecord) error {
+func (im *mongoImport) addBinary(i int, r *store.BinaryRecord) error {
 	seq, err := importSeq(r.ID)
 	if err != nil {
 		return err
 	}
 	if r.Name == "" || r.Chunks < 0 || r.Length < 0 {
-		return fmt.Errorf("%w: binary needs a name, and its length and chunks", ErrInvalid)
+		return fmt.Errorf("%w: binary needs a name, and its length and chunks", store.ErrInvalid)
 	}
 	if err := importFragments(r.Fragments, binFixed); err != nil {
 		return err
@@ -690,7 +692,7 @@ func (im *mongoImport) addBinary(i int, r *BinaryRecord) error {
 	return nil
 }
 
-func (im *mongoImport) addChunk(i int, r *BinaryChunkRecord) error {
+func (im *mongoImport) addChunk(i int, r *store.BinaryChunkRecord) error {
 	k := key(r.Tenant, r.BinaryID)
 	chunks, ok := im.binaries[k]
 	if !ok {
@@ -699,7 +701,7 @@ func (im *mongoImport) addChunk(i int, r *BinaryChunkRecord) error {
 		}
 		err := im.s.binaries.FindOne(im.ctx, bson.D{{Key: "_id", Value: k}}).Decode(&m)
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			return fmt.Errorf("%w: binary %s of the chunk is not in the dump before it", ErrInvalid, r.BinaryID)
+			return fmt.Errorf("%w: binary %s of the chunk is not in the dump before it", store.ErrInvalid, r.BinaryID)
 		}
 		if err != nil {
 			return fmt.Errorf("read binary %s: %w", r.BinaryID, err)
@@ -708,7 +710,7 @@ func (im *mongoImport) addChunk(i int, r *BinaryChunkRecord) error {
 		im.binaries[k] = chunks
 	}
 	if r.N < 0 || r.N >= chunks {
-		return fmt.Errorf("%w: chunk %d of binary %s, which has %d", ErrInvalid, r.N, r.BinaryID, chunks)
+		return fmt.Errorf("%w: chunk %d of binary %s, which has %d", store.ErrInvalid, r.N, r.BinaryID, chunks)
 	}
 	im.insert(i, im.s.binChunks, chunkKey(r.Tenant, r.BinaryID, r.N), bson.D{
 		{Key: "_id", Value: chunkKey(r.Tenant, r.BinaryID, r.N)}, {Key: "data", Value: r.Data},
@@ -726,14 +728,14 @@ func (im *mongoImport) run() error {
 	ctx := im.ctx
 	for _, b := range im.buckets {
 		if err := b.d.seal(); err != nil {
-			return &BatchError{Index: b.w.rec, Err: err}
+			return &store.BatchError{Index: b.w.rec, Err: err}
 		}
 		b.w.doc = b.d
 	}
 	if len(im.misfits) > 0 {
 		docs, _, err := im.s.buildBuckets(ctx, im.misfits)
 		if err != nil {
-			return &BatchError{Index: im.misfitRecs[0], Err: err}
+			return &store.BatchError{Index: im.misfitRecs[0], Err: err}
 		}
 		for _, d := range docs {
 			bd := d.(bucketDoc)
@@ -746,7 +748,7 @@ func (im *mongoImport) run() error {
 		if w.replace {
 			_, err := w.c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: w.id}}, w.doc, options.Replace().SetUpsert(true))
 			if err != nil {
-				return &BatchError{Index: w.rec, Err: importErr(w.c, err)}
+				return &store.BatchError{Index: w.rec, Err: importErr(w.c, err)}
 			}
 			im.done = append(im.done, w)
 			j++
@@ -772,7 +774,7 @@ func (im *mongoImport) run() error {
 				failed = min(j+bwe.WriteErrors[0].Index, end-1)
 				im.done = append(im.done, im.writes[j:failed]...)
 			}
-			return &BatchError{Index: im.writes[failed].rec, Err: importErr(w.c, err)}
+			return &store.BatchError{Index: im.writes[failed].rec, Err: importErr(w.c, err)}
 		}
 		im.done = append(im.done, im.writes[j:end]...)
 		j = end
@@ -801,7 +803,7 @@ func (im *mongoImport) run() error {
 	for _, w := range im.complete {
 		_, err := w.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: w.id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "complete", Value: true}}}})
 		if err != nil {
-			return &BatchError{Index: w.rec, Err: fmt.Errorf("complete binary: %w", err)}
+			return &store.BatchError{Index: w.rec, Err: fmt.Errorf("complete binary: %w", err)}
 		}
 	}
 	return nil
@@ -811,7 +813,7 @@ func (im *mongoImport) run() error {
 // key, which quotes the key: a PSK identity is a secret's name.
 func importErr(c *mongo.Collection, err error) error {
 	if isDup(err) {
-		return fmt.Errorf("%s: %w: the store holds it already, or the dump holds it twice", c.Name(), ErrConflict)
+		return fmt.Errorf("%s: %w: the store holds it already, or the dump holds it twice", c.Name(), store.ErrConflict)
 	}
 	return fmt.Errorf("write %s: %w", c.Name(), err)
 }
