@@ -59,9 +59,11 @@ func decodeCBOR(base node.Path, payload []byte, types node.Resolver) ([]node.Rec
 	case []byte:
 		v = node.Opaque(x)
 	case time.Time:
-		// A tag-1 time means a time only for a TIME resource; for others
-		// it is the number it wraps, as the encoder writes it back.
-		if typeOf(types, base) == node.TypeTime {
+		// A tag-1 time means a time only for a TIME resource, and only
+		// within the years a time value holds (as for a plain number);
+		// otherwise it is the number it wraps, as the encoder writes it
+		// back.
+		if u := x.Unix(); typeOf(types, base) == node.TypeTime && u <= maxSeconds && u >= -maxSeconds {
 			v = node.TimeValue(x.UTC())
 		} else {
 			v = timeSeconds(x).value()
