@@ -386,44 +386,60 @@ func (w *worker) exchange(sent time.Time) (out int, code string, at time.Time) {
 				w.res.SocketErrors++
 				time.Sleep(min(readTick, next.Sub(now)))
 			}
-			if time.Now().Before(next) {
-				continue
+		} else if h, ok := parseHeader(w.in[:n]); ok {
+			if out, code, done := w.handle(h, now, &acked, &next); done {
+				return out, code, now
 			}
-			if acked || tries == w.cfg.Retries {
-				return lost, "", time.Now()
-			}
-			tries++
-			w.res.Retransmissions++
-			rto *= 2
-			next = time.Now().Add(rto)
-			w.write(w.msg)
+		}
+		// Timeouts are checked after every read, not only after one
+		// that timed out: a stream of datagrams that are not the answer
+		// (a server's retransmissions of an earlier response) must not
+		// hold the exchange for ever.
+		if time.Now().Before(next) {
 			continue
 		}
-		h, ok := parseHeader(w.in[:n])
-		if !ok {
-			continue
+		if acked || tries == w.cfg.Retries {
+			return lost, "", time.Now()
 		}
-		mine := len(h.token) == tokenLen && beUint64(h.token) == w.token
-		switch {
-		case h.typ == typeACK && h.mid == w.mid && h.code == 0:
-			// an empty ACK: the answer follows as a separate response
-			acked, next = true, now.Add(separateTimeout)
-		case h.typ == typeACK && h.mid == w.mid && !mine:
-			w.res.Stale++
-		case h.typ == typeACK && h.mid == w.mid:
-			return w.answer(h.code, now)
-		case h.typ == typeRST && h.mid == w.mid:
-			return refused, "RST", now
-		case (h.typ == typeCON || h.typ == typeNON) && h.code >= 0x40 && mine:
-			if h.typ == typeCON {
-				w.control(typeACK, h.mid)
-			}
-			return w.answer(h.code, now)
-		case h.typ == typeCON && h.code > 0 && h.code < 0x20:
-			w.res.ServerRequests++
-			w.control(typeRST, h.mid)
-		}
+		tries++
+		w.res.Retransmissions++
+		rto *= 2
+		next = time.Now().Add(rto)
+		w.write(w.msg)
 	}
+}
+
+// handle takes one datagram of the server during an exchange: done is
+// true with the exchange's outcome when it is the answer.
+func (w *worker) handle(h header, now time.Time, acked *bool, next *time.Time) (out int, code string, done bool) {
+	mine := len(h.token) == tokenLen && beUint64(h.token) == w.token
+	switch {
+	case h.typ == typeACK && h.mid == w.mid && h.code == 0:
+		// an empty ACK: the answer follows as a separate response
+		*acked, *next = true, now.Add(separateTimeout)
+	case h.typ == typeACK && h.mid == w.mid && !mine:
+		w.res.Stale++
+	case h.typ == typeACK && h.mid == w.mid:
+		out, code, _ = w.answer(h.code, now)
+		return out, code, true
+	case h.typ == typeRST && h.mid == w.mid:
+		return refused, "RST", true
+	case (h.typ == typeCON || h.typ == typeNON) && h.code >= 0x40 && mine:
+		if h.typ == typeCON {
+			w.control(typeACK, h.mid)
+		}
+		out, code, _ = w.answer(h.code, now)
+		return out, code, true
+	case h.typ == typeCON && h.code >= 0x40:
+		// a separate response of an earlier exchange, sent again because
+		// its ACK was lost: acknowledged, so that the server stops
+		w.res.Stale++
+		w.control(typeACK, h.mid)
+	case h.typ == typeCON && h.code > 0 && h.code < 0x20:
+		w.res.ServerRequests++
+		w.control(typeRST, h.mid)
+	}
+	return 0, "", false
 }
 
 func (w *worker) write(b []byte) {

@@ -164,7 +164,7 @@ func TestFill(t *testing.T) {
 	s.separate = func(ep int) bool { return ep%7 == 3 }
 	s.drop = func(ep int) bool { return ep%11 == 5 }
 	const n = 500
-	cfg := Config{Server: s.addr(), Sockets: 4, Prefix: "dev-", Timeout: 20 * time.Millisecond}
+	cfg := Config{Server: s.addr(), Sockets: 4, Prefix: "dev-", Timeout: 200 * time.Millisecond}
 	res, err := Fill(context.Background(), cfg, 0, n)
 	if err != nil {
 		t.Fatal(err)
