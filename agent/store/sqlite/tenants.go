@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,48 +135,10 @@ func (s *Store) SetPassword(ctx context.Context, tenant, userName, password stri
 	return nil
 }
 
-// EnsureManagement creates, on a store without it, the management tenant
-// with the user "admin" and password adminPassword, or a random one if
-// that is empty. On a store that has the tenant, a non-empty
-// adminPassword that the stored one does not match replaces it (an
-// operator who sets the password expects it to hold); an empty one
-// changes nothing. See the MongoDB engine's, whose answers these are.
+// EnsureManagement creates the management tenant or sets its admin's
+// configured password (store.EnsureManagement).
 func (s *Store) EnsureManagement(ctx context.Context, adminPassword string) (store.Management, error) {
-	if _, err := s.GetTenant(ctx, store.ManagementTenant); errors.Is(err, store.ErrNotFound) {
-		pass := adminPassword
-		if pass == "" {
-			pass = rand.Text()
-		}
-		if _, err := s.CreateTenant(ctx, store.ManagementTenant, "admin", pass); err == nil {
-			if adminPassword == "" {
-				return store.Management{Generated: pass}, nil
-			}
-			return store.Management{}, nil
-		} else if !errors.Is(err, store.ErrConflict) {
-			return store.Management{}, err
-		}
-		// created meanwhile: its password is checked below
-	} else if err != nil {
-		return store.Management{}, err
-	}
-	if adminPassword == "" {
-		return store.Management{}, nil
-	}
-	err := s.Authenticate(ctx, store.ManagementTenant, "admin", adminPassword)
-	switch {
-	case err == nil:
-		return store.Management{}, nil
-	case !errors.Is(err, store.ErrUnauthorized):
-		return store.Management{}, err
-	}
-	err = s.SetPassword(ctx, store.ManagementTenant, "admin", adminPassword)
-	if errors.Is(err, store.ErrNotFound) {
-		err = s.CreateUser(ctx, store.ManagementTenant, "admin", adminPassword, []string{store.RoleAdmin})
-	}
-	if err != nil {
-		return store.Management{}, fmt.Errorf("management/admin: set the configured password: %w", err)
-	}
-	return store.Management{PasswordChanged: true}, nil
+	return store.EnsureManagement(ctx, s, adminPassword)
 }
 
 // Authenticate checks a user's password; ErrUnauthorized when the tenant,
