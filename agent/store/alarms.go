@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Alarm statuses and severities.
 const (
@@ -29,6 +32,22 @@ type Alarm struct {
 	FirstOccurrenceTime time.Time
 	CreationTime        time.Time
 	Fragments           map[string]any
+}
+
+// CheckRaise is what every engine's RaiseAlarm checks of an alarm before
+// it stores it: a source and a type, and a severity of the four, MAJOR
+// when none is given (set in a).
+func CheckRaise(a *Alarm) error {
+	if a.Source == "" || a.Type == "" {
+		return fmt.Errorf("%w: alarm needs source and type", ErrInvalid)
+	}
+	if a.Severity == "" {
+		a.Severity = SeverityMajor
+	}
+	if !ValidSeverity(a.Severity) {
+		return fmt.Errorf("%w: alarm severity %q: use CRITICAL, MAJOR, MINOR or WARNING", ErrInvalid, a.Severity)
+	}
+	return nil
 }
 
 // ValidSeverity reports whether s is one of the four severities.

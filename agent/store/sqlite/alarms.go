@@ -62,14 +62,8 @@ func jsonSet(col string, frags map[string]any) (string, []any, error) {
 // statement is an insert that, finding the open alarm in alarms_open,
 // updates it instead: concurrent raises count on one alarm, each once.
 func (s *Store) RaiseAlarm(ctx context.Context, tenant string, a store.Alarm) (store.Alarm, error) {
-	if a.Source == "" || a.Type == "" {
-		return store.Alarm{}, fmt.Errorf("%w: alarm needs source and type", store.ErrInvalid)
-	}
-	if a.Severity == "" {
-		a.Severity = store.SeverityMajor
-	}
-	if !store.ValidSeverity(a.Severity) {
-		return store.Alarm{}, fmt.Errorf("%w: alarm severity %q: use CRITICAL, MAJOR, MINOR or WARNING", store.ErrInvalid, a.Severity)
+	if err := store.CheckRaise(&a); err != nil {
+		return store.Alarm{}, err
 	}
 	if err := checkFragments(a.Fragments); err != nil {
 		return store.Alarm{}, err
