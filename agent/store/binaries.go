@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -63,3 +64,22 @@ func (c *ChunkReader) Read(p []byte) (int, error) {
 
 // Close ends the reading: Read answers io.EOF from then on.
 func (c *ChunkReader) Close() error { c.cur = nil; c.next = c.Chunks; return nil }
+
+// ReadWhole is every engine's ReadBinary over its OpenBinary: the bytes
+// of the tenant's binary id, if it holds at most max bytes (ErrTooLarge
+// otherwise, before anything is read).
+func ReadWhole(ctx context.Context, b Binaries, tenant, id string, max int64) (Binary, []byte, error) {
+	bin, rc, err := b.OpenBinary(ctx, tenant, id)
+	if err != nil {
+		return Binary{}, nil, err
+	}
+	defer rc.Close()
+	if bin.Length > max {
+		return Binary{}, nil, fmt.Errorf("binary %s: %d bytes, more than %d: %w", id, bin.Length, max, ErrTooLarge)
+	}
+	data := make([]byte, bin.Length)
+	if _, err := io.ReadFull(rc, data); err != nil {
+		return Binary{}, nil, fmt.Errorf("binary %s: %w", id, err)
+	}
+	return bin, data, nil
+}

@@ -257,19 +257,7 @@ func (s *Store) OpenBinary(ctx context.Context, tenant, id string) (store.Binary
 // ReadBinary returns the bytes of the tenant's binary id, if it holds at
 // most max bytes (ErrTooLarge otherwise).
 func (s *Store) ReadBinary(ctx context.Context, tenant, id string, max int64) (store.Binary, []byte, error) {
-	b, rc, err := s.OpenBinary(ctx, tenant, id)
-	if err != nil {
-		return store.Binary{}, nil, err
-	}
-	defer rc.Close()
-	if b.Length > max {
-		return store.Binary{}, nil, fmt.Errorf("binary %s: %d bytes, more than %d: %w", id, b.Length, max, store.ErrTooLarge)
-	}
-	data := make([]byte, b.Length)
-	if _, err := io.ReadFull(rc, data); err != nil {
-		return store.Binary{}, nil, err
-	}
-	return b, data, nil
+	return store.ReadWhole(ctx, s, tenant, id, max)
 }
 
 // ListBinaries lists the tenant's binaries in creation order; total is -1
