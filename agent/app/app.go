@@ -32,7 +32,6 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	storecache "github.com/lwm2m-agent/lwm2m-agent/agent/store/cache"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/engine"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store/mongo"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/bundled"
 	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -274,12 +273,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
-	// With MongoDB the API has connections of its own: under a stream of
-	// notifications the writers keep the store's pool busy, and a user's
-	// request must not wait behind them. The embedded engine's readers
-	// never wait for its writer.
+	// The API gets connections of its own where the engine's are shared
+	// (MongoDB): a user's request must not wait behind the notifications.
 	apiStore := st
-	if p, ok := raw.(*mongo.Store); ok {
+	if p, ok := raw.(store.Pooled); ok {
 		pool, err := p.Pool(apiPoolSize)
 		if err != nil {
 			return fail(fmt.Errorf("api store pool: %w", err))

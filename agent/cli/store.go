@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/engine"
-	"github.com/lwm2m-agent/lwm2m-agent/agent/store/sqlite"
 )
 
 // Exit codes of the store commands, beyond 0 for success.
@@ -141,16 +139,12 @@ func parseLocation(s string) (location, error) {
 // found empty. The engine's refusal of an embedded store that another
 // process holds is returned as it is.
 func openStore(ctx context.Context, l location, source bool, log *slog.Logger) (store.Engine, error) {
-	if source && l.mongoURI == "" {
-		if err := sqlite.CheckOldFormat(ctx, l.dataDir); err != nil {
+	e, _, err := engine.Open(ctx, engine.Config{MongoURI: l.mongoURI, DataDir: l.dataDir, Existing: source, Logger: log})
+	if err != nil {
+		if source && l.mongoURI == "" {
+			// the engine's own message names the directory and the way out
 			return nil, err
 		}
-		if _, err := os.Stat(sqlite.FilePath(l.dataDir)); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no embedded store in %s (%s does not exist)", l.dataDir, sqlite.FilePath(l.dataDir))
-		}
-	}
-	e, _, err := engine.Open(ctx, engine.Config{MongoURI: l.mongoURI, DataDir: l.dataDir, Logger: log})
-	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", l, err)
 	}
 	return e, nil

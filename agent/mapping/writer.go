@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // WriterOptions tune a Writer; zero fields take defaults.
@@ -388,8 +387,8 @@ func (w *Writer) flushInventory(ctx context.Context, tenant string, t *tenantBat
 // "fragment.field" so that a field set meanwhile by someone else (the
 // API, a firmware update) is not undone, or a fragment whole where mo has
 // none that holds fields; and the name. nil when u changes nothing.
-func mergeInventory(mo store.ManagedObject, u *InventoryUpdate) bson.M {
-	set := bson.M{}
+func mergeInventory(mo store.ManagedObject, u *InventoryUpdate) map[string]any {
+	set := map[string]any{}
 	merged := map[string]map[string]any{}
 	for frag, fields := range u.Fields {
 		old, isMap := mo.Fragments[frag].(map[string]any)

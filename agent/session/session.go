@@ -22,7 +22,6 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // Lifecycle event types, as API.md names them.
@@ -488,9 +487,9 @@ func (h *Hooks) Values(ctx context.Context, reg lwm2m.Registration, observed nod
 // online records the device as registered, durably when durable (within
 // StoreTimeout), else queued.
 func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text string, durable bool) error {
-	frag := bson.M{
-		"c8y_Availability": bson.M{"status": "AVAILABLE", "lastMessage": reg.UpdatedAt.UTC()},
-		"c8y_Connection":   bson.M{"status": "CONNECTED"},
+	frag := map[string]any{
+		"c8y_Availability": map[string]any{"status": "AVAILABLE", "lastMessage": reg.UpdatedAt.UTC()},
+		"c8y_Connection":   map[string]any{"status": "CONNECTED"},
 		"lwm2m":            Fragment(reg),
 	}
 	c := h.change(reg, frag, event, text)
@@ -524,12 +523,12 @@ func (h *Hooks) offline(ctx context.Context, reg lwm2m.Registration, event, text
 
 // offlineFragments are the fragments of a device whose registration
 // ended: unavailable, disconnected, no registrationId.
-func offlineFragments(reg lwm2m.Registration) bson.M {
+func offlineFragments(reg lwm2m.Registration) map[string]any {
 	lw := Fragment(reg)
 	lw["registrationId"] = ""
-	return bson.M{
-		"c8y_Availability": bson.M{"status": "UNAVAILABLE", "lastMessage": reg.UpdatedAt.UTC()},
-		"c8y_Connection":   bson.M{"status": "DISCONNECTED"},
+	return map[string]any{
+		"c8y_Availability": map[string]any{"status": "UNAVAILABLE", "lastMessage": reg.UpdatedAt.UTC()},
+		"c8y_Connection":   map[string]any{"status": "DISCONNECTED"},
 		"lwm2m":            lw,
 	}
 }
@@ -544,7 +543,7 @@ func transport(reg lwm2m.Registration) string {
 
 // change is what recording event of reg changes: the device's fragments
 // frag, and the event unless it is held back (coalesce).
-func (h *Hooks) change(reg lwm2m.Registration, frag bson.M, event, text string) stateChange {
+func (h *Hooks) change(reg lwm2m.Registration, frag map[string]any, event, text string) stateChange {
 	ev := store.Event{Source: reg.DeviceID, Type: event, Text: text, Time: time.Now().UTC()}
 	switch event {
 	case EventRegistration:
@@ -560,16 +559,16 @@ func (h *Hooks) change(reg lwm2m.Registration, frag bson.M, event, text string) 
 }
 
 // Fragment is the lwm2m fragment of a registered device's managed object.
-func Fragment(reg lwm2m.Registration) bson.M {
+func Fragment(reg lwm2m.Registration) map[string]any {
 	objs := make([]string, 0, len(reg.Objects))
-	versions := bson.M{}
+	versions := map[string]any{}
 	for _, o := range reg.Objects {
 		objs = append(objs, o.Path.String())
 		if o.Version != "" {
 			versions[fmt.Sprint(o.Path.Object)] = o.Version
 		}
 	}
-	f := bson.M{
+	f := map[string]any{
 		"endpoint":       reg.Endpoint,
 		"registrationId": reg.ID,
 		"lifetime":       int64(reg.Lifetime / time.Second),

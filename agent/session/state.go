@@ -10,14 +10,13 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // stateChange is what one registration event changes in the store: the
 // device's fragments and one lifecycle event.
 type stateChange struct {
 	tenant, device string
-	fragments      bson.M
+	fragments      map[string]any
 	event          store.Event
 	wait           *stateWait // nil: nobody waits for it (Add)
 }

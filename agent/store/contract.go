@@ -217,3 +217,12 @@ type Engine interface {
 	Dumps
 	Close(ctx context.Context) error
 }
+
+// Pooled is an engine whose callers share a bounded set of connections:
+// under a stream of device writes they keep the pool busy, and a user's
+// request must not wait behind them. Pool opens the same store over
+// connections of its own (at most size); close it before the engine. An
+// engine whose readers never wait for its writers does not need it.
+type Pooled interface {
+	Pool(size int) (Engine, error)
+}

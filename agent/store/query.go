@@ -6,17 +6,11 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Query is a parsed inventory query: the engine-neutral tree (Where,
-// OrderBy) that each engine renders in its own terms, and its rendering
-// for MongoDB (Filter, Sort).
+// Query is a parsed inventory query: an engine-neutral tree that each
+// engine renders in its own terms.
 type Query struct {
-	Filter bson.D // nil matches everything
-	Sort   bson.D
-
 	Where   *QueryNode // nil matches everything
 	OrderBy []QueryOrder
 }
@@ -66,36 +60,6 @@ func WildcardPattern(v string) string {
 	return "^" + strings.Join(parts, ".*") + "$"
 }
 
-// bsonFilter renders n for MongoDB.
-func (n QueryNode) bsonFilter() bson.D {
-	list := func() bson.A {
-		a := make(bson.A, len(n.Nodes))
-		for i, c := range n.Nodes {
-			a[i] = c.bsonFilter()
-		}
-		return a
-	}
-	switch n.Kind {
-	case QueryAnd:
-		return bson.D{{Key: "$and", Value: list()}}
-	case QueryOr:
-		return bson.D{{Key: "$or", Value: list()}}
-	case QueryNot:
-		return bson.D{{Key: "$nor", Value: list()}}
-	case QueryHas:
-		return bson.D{{Key: n.Field, Value: bson.D{{Key: "$exists", Value: true}}}}
-	}
-	if n.Wildcard {
-		pattern := WildcardPattern(n.Value.(string))
-		if n.Op == "ne" {
-			return bson.D{{Key: n.Field, Value: bson.D{{Key: "$not", Value: bson.Regex{Pattern: pattern}}}}}
-		}
-		return bson.D{{Key: n.Field, Value: bson.D{{Key: "$regex", Value: pattern}}}}
-	}
-	mop := map[string]string{"eq": "$eq", "ne": "$ne", "gt": "$gt", "ge": "$gte", "lt": "$lt", "le": "$lte"}[n.Op]
-	return bson.D{{Key: n.Field, Value: bson.D{{Key: mop, Value: n.Value}}}}
-}
-
 // ParseQuery parses the supported subset of the Cumulocity inventory query
 // language:
 //
@@ -120,13 +84,6 @@ func ParseQuery(s string) (Query, error) {
 			return Query{}, err
 		}
 		q.OrderBy = order
-		for _, o := range order {
-			dir := 1
-			if o.Desc {
-				dir = -1
-			}
-			q.Sort = append(q.Sort, bson.E{Key: o.Field, Value: dir})
-		}
 	}
 	filterPart = strings.TrimSpace(strings.TrimPrefix(filterPart, "$filter="))
 	if filterPart == "" {
@@ -141,7 +98,7 @@ func ParseQuery(s string) (Query, error) {
 	if p.tok.kind != tEOF {
 		return Query{}, p.errf("unexpected %q", p.tok.text)
 	}
-	q.Where, q.Filter = &f, f.bsonFilter()
+	q.Where = &f
 	return q, nil
 }
 

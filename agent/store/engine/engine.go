@@ -4,8 +4,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/mongo"
@@ -21,7 +24,11 @@ type Config struct {
 	// SyncNormal trades the embedded engine's durability on power loss
 	// for commit latency (see sqlite.Config.SyncNormal).
 	SyncNormal bool
-	Logger     *slog.Logger
+	// Existing refuses to create an embedded store that is not there:
+	// a source of a copy found empty would copy nothing, and say so
+	// only by its silence.
+	Existing bool
+	Logger   *slog.Logger
 }
 
 // Names of the engines, as logged and reported.
@@ -41,6 +48,14 @@ func Open(ctx context.Context, cfg Config) (store.Engine, string, error) {
 	}
 	if cfg.DataDir == "" {
 		return nil, "", fmt.Errorf("store: neither a MongoDB URI nor a data directory")
+	}
+	if cfg.Existing {
+		if err := sqlite.CheckOldFormat(ctx, cfg.DataDir); err != nil {
+			return nil, "", err
+		}
+		if _, err := os.Stat(sqlite.FilePath(cfg.DataDir)); errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("no embedded store in %s (%s does not exist)", cfg.DataDir, sqlite.FilePath(cfg.DataDir))
+		}
 	}
 	e, err := sqlite.OpenEngine(ctx, sqlite.Config{Dir: cfg.DataDir, SyncNormal: cfg.SyncNormal, Logger: cfg.Logger})
 	if err != nil {

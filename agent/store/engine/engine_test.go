@@ -32,6 +32,33 @@ func TestAgentLinksNoFerretDB(t *testing.T) {
 	}
 }
 
+// Above the store the agent knows only the contract: no package outside
+// agent/store names an engine, so none can depend on what one engine does
+// and the other does not.
+func TestNoEngineAboveTheStore(t *testing.T) {
+	const mod = "github.com/lwm2m-agent/lwm2m-agent/"
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", mod+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	engines := map[string]bool{mod + "agent/store/mongo": true, mod + "agent/store/sqlite": true}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 30 {
+		t.Fatalf("go list named %d packages: %s", len(lines), out)
+	}
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if strings.HasPrefix(f[0], mod+"agent/store/") {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if engines[imp] {
+				t.Errorf("%s imports the engine %s; use agent/store and agent/store/engine", f[0], imp)
+			}
+		}
+	}
+}
+
 // Without a MongoDB URI the agent's store is the embedded engine in the
 // data directory, which one process holds at a time; with one, MongoDB.
 func TestOpenChoosesTheEngine(t *testing.T) {

@@ -324,15 +324,16 @@ func (s *Store) ListManagedObjects(ctx context.Context, tenant string, f store.M
 		if err != nil {
 			return nil, 0, err
 		}
-		if q.Filter != nil {
-			filter = append(filter, bson.E{Key: "$and", Value: bson.A{q.Filter}})
+		if q.Where != nil {
+			filter = append(filter, bson.E{Key: "$and", Value: bson.A{queryFilter(*q.Where)}})
 		}
-		if len(q.Sort) > 0 && !slices.ContainsFunc(q.Sort, func(e bson.E) bool { return e.Key == "seq" }) {
+		qs := querySort(q.OrderBy)
+		if len(qs) > 0 && !slices.ContainsFunc(qs, func(e bson.E) bool { return e.Key == "seq" }) {
 			// the object's number breaks ties, unless the query sorts
 			// by it already: a sort may name a key once
-			sort = append(q.Sort, sort...)
-		} else if len(q.Sort) > 0 {
-			sort = q.Sort
+			sort = append(qs, sort...)
+		} else if len(qs) > 0 {
+			sort = qs
 		}
 	}
 	var docs []map[string]any

@@ -101,7 +101,11 @@ func (s *Store) bind(client *mongo.Client) []string {
 // server): for a part of the agent that must not wait behind another's
 // writes, as the API behind the measurement writers. Close it before the
 // store.
-func (s *Store) Pool(size int) (*Store, error) {
+func (s *Store) Pool(size int) (store.Engine, error) {
+	return s.pool(size)
+}
+
+func (s *Store) pool(size int) (*Store, error) {
 	copts := clientOptions(s.uri).SetMaxPoolSize(uint64(size))
 	client, err := mongo.Connect(copts)
 	if err != nil {
@@ -332,5 +336,6 @@ func (s *Store) bulkSize() int {
 }
 
 var _ store.Engine = (*Store)(nil)
+var _ store.Pooled = (*Store)(nil)
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
