@@ -28,6 +28,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/retention"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	storecache "github.com/lwm2m-agent/lwm2m-agent/agent/store/cache"
@@ -50,8 +51,10 @@ type Agent struct {
 	Ops       *ops.Runner
 	// PostOps queues the tenants' post-registration operations.
 	PostOps *ops.PostOps
-	Values  *session.ValueWriter
-	State   *session.StateWriter
+	// Retention expires the history by the configured maximum ages.
+	Retention *retention.Runner
+	Values    *session.ValueWriter
+	State     *session.StateWriter
 	// Pipeline maps reported values into measurements, events, alarms
 	// and inventory.
 	Pipeline *mapping.Pipeline
@@ -269,7 +272,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector(), caches.Collector())
+	a.Retention = retention.New(retention.Config{Store: st, Interval: cfg.RetentionInterval, First: min(cfg.RetentionInterval, 10*time.Minute), Logger: log,
+		Rules: []retention.Rule{
+			{Kind: store.DataMeasurement, MaxAge: days(cfg.RetentionMeasurementDays)},
+			{Kind: store.DataEvent, MaxAge: days(cfg.RetentionEventDays)},
+			{Kind: store.DataAlarm, MaxAge: days(cfg.RetentionAlarmDays)},
+			{Kind: store.DataOperation, MaxAge: days(cfg.RetentionOperationDays)},
+		}})
+	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector(), caches.Collector(), a.Retention.Collector())
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
@@ -335,6 +345,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if a.Mappers != nil {
 		run("mapping plugins", func() error { a.Mappers.Run(ctx); return nil })
 	}
+	run("retention", func() error { a.Retention.Run(ctx); return nil })
 	// The writers outlive the server: they stop after the last hook call
 	// has handed over its changes, then drain them into the store.
 	writersCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
@@ -409,6 +420,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	return a, wait, nil
 }
+
+func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
 
 // bundledHost reaches the bundled plugins' processes through the host.
 type bundledHost struct{ h *plugins.Host }

@@ -54,6 +54,16 @@ type Config struct {
 	// writer).
 	StoreCacheSize int
 	StoreCacheTTL  time.Duration
+	// Retention*Days are the maximum ages of the history, in days, as
+	// Cumulocity's retention rules give them (0 keeps a kind forever):
+	// measurements and events by their time, alarms once cleared,
+	// operations once finished. RetentionInterval is the time between
+	// passes.
+	RetentionMeasurementDays int
+	RetentionEventDays       int
+	RetentionAlarmDays       int
+	RetentionOperationDays   int
+	RetentionInterval        time.Duration
 	// PprofAddr serves Go's profiler when set (loopback only, for diagnosis).
 	PprofAddr string
 
@@ -305,6 +315,13 @@ func Default() Config {
 		StoreRequestTimeout: 10 * time.Second,
 		StoreCacheSize:      100_000,
 		StoreCacheTTL:       5 * time.Second,
+		// A quarter of history by default: enough to look back on a
+		// season, bounded so that a fleet's store does not grow forever.
+		RetentionMeasurementDays: 90,
+		RetentionEventDays:       90,
+		RetentionAlarmDays:       90,
+		RetentionOperationDays:   90,
+		RetentionInterval:        time.Hour,
 		// Five tries forgive typos; from then on each wrong guess doubles
 		// the wait, so guessing a password gets nowhere.
 		LoginFailures:   5,
@@ -340,6 +357,11 @@ func (c *Config) settings() []setting {
 		{name: "log-level", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{name: "log-format", usage: "text or json", str: &c.LogFormat},
 		{name: "store-cache-size", usage: "devices whose endpoint, identities, registration parameters and empty operation queue the agent keeps in memory, so that their Registers and handshakes read nothing from the store (0: no cache)", i: &c.StoreCacheSize},
+		{name: "retention-measurement-days", usage: "days a measurement is kept, by its time (0: forever)", i: &c.RetentionMeasurementDays},
+		{name: "retention-event-days", usage: "days an event is kept, by its time (0: forever)", i: &c.RetentionEventDays},
+		{name: "retention-alarm-days", usage: "days a cleared alarm is kept, by its last time (0: forever); open alarms are kept", i: &c.RetentionAlarmDays},
+		{name: "retention-operation-days", usage: "days a SUCCESSFUL or FAILED operation is kept, by its last update (0: forever); the others are kept", i: &c.RetentionOperationDays},
+		{name: "retention-interval", usage: "time between retention passes (the first runs 10 minutes after start, or after this interval if shorter)", d: &c.RetentionInterval},
 		{name: "store-cache-ttl", usage: "with MongoDB, how long the store cache keeps an answer, which another agent on the same database may change meanwhile (0: until the agent changes it); the embedded store's never expire", d: &c.StoreCacheTTL},
 		{name: "pprof-addr", usage: "serve Go's profiler at this address (e.g. 127.0.0.1:6060); off when empty", str: &c.PprofAddr},
 		{name: "request-timeout", usage: "timeout of one request to a device", d: &c.RequestTimeout},
@@ -613,6 +635,18 @@ func (c *Config) Validate() error {
 	}
 	if c.StoreCacheTTL < 0 {
 		errs = append(errs, fmt.Errorf("store-cache-ttl: %v must be 0 (no expiry) or positive", c.StoreCacheTTL))
+	}
+	for _, r := range []struct {
+		name string
+		days int
+	}{{"retention-measurement-days", c.RetentionMeasurementDays}, {"retention-event-days", c.RetentionEventDays},
+		{"retention-alarm-days", c.RetentionAlarmDays}, {"retention-operation-days", c.RetentionOperationDays}} {
+		if r.days < 0 || r.days > 100*365 {
+			errs = append(errs, fmt.Errorf("%s: %d must be 0 (keep forever) or a number of days up to %d", r.name, r.days, 100*365))
+		}
+	}
+	if c.RetentionInterval < time.Second {
+		errs = append(errs, fmt.Errorf("retention-interval: %v must be at least 1s", c.RetentionInterval))
 	}
 	if c.StoreRequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("store-request-timeout: %v must be positive", c.StoreRequestTimeout))

@@ -157,6 +157,15 @@ func TestLoadEnvAndValidate(t *testing.T) {
 		{name: "ddf size beyond the parser's", args: []string{"--max-ddf-size", "9000000"}, wantErr: "max-ddf-size: 9000000 must be at most 8388608"},
 		{name: "tiny csv lines", env: map[string]string{"LWM2M_AGENT_MAX_CSV_LINE_SIZE": "100"}, wantErr: "max-csv-line-size: 100 must be at least 1024"},
 		{name: "no store time", args: []string{"--store-request-timeout", "0s"}, wantErr: "store-request-timeout"},
+		{name: "negative retention", env: map[string]string{"LWM2M_AGENT_RETENTION_EVENT_DAYS": "-1"}, wantErr: "retention-event-days: -1 must be 0 (keep forever) or a number of days up to 36500"},
+		{name: "retention passes back to back", args: []string{"--retention-interval", "0s"}, wantErr: "retention-interval: 0s must be at least 1s"},
+		{name: "retention by the day", args: []string{"--retention-measurement-days", "7", "--retention-operation-days", "0"},
+			check: func(t *testing.T, c Config) {
+				if c.RetentionMeasurementDays != 7 || c.RetentionOperationDays != 0 || c.RetentionEventDays != 90 {
+					t.Errorf("retention %d/%d/%d days", c.RetentionMeasurementDays, c.RetentionOperationDays, c.RetentionEventDays)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

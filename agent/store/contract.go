@@ -215,7 +215,35 @@ type Engine interface {
 	ProtocolRecords
 	Tenants
 	Dumps
+	Retention
 	Close(ctx context.Context) error
+}
+
+// DataKind names what a retention rule applies to, as Cumulocity's
+// retention rules name it.
+type DataKind string
+
+// The kinds of data that Retention expires.
+const (
+	DataMeasurement DataKind = "MEASUREMENT"
+	DataEvent       DataKind = "EVENT"
+	DataAlarm       DataKind = "ALARM"
+	DataOperation   DataKind = "OPERATION"
+)
+
+// Retention removes what is older than its time, so that a fleet's
+// history does not grow without bound.
+type Retention interface {
+	// Expire deletes, in every tenant, at most limit records of kind
+	// that are older than before: measurements and events by their
+	// time, alarms once CLEARED by their time, operations once
+	// SUCCESSFUL or FAILED by their last update (an alarm still open and
+	// an operation still to do are never expired). It returns how many
+	// records it deleted; 0 says that none is left. The MongoDB engine
+	// keeps measurements in buckets of an hour of one source and type:
+	// it deletes a bucket whole once its last measurement is older than
+	// before, and limit counts buckets.
+	Expire(ctx context.Context, kind DataKind, before time.Time, limit int) (int, error)
 }
 
 // Pooled is an engine whose callers share a bounded set of connections:

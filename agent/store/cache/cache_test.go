@@ -216,13 +216,15 @@ func TestPassThroughConcerns(t *testing.T) {
 		"Binaries": {"CreateBinary", "DeleteBinary", "GetBinary", "ListBinaries", "OpenBinary", "ReadBinary"},
 		"ProtocolRecords": {"DeleteProtocolRecord", "FirstProtocolRecord", "GetProtocolRecord", "ListProtocolRecords",
 			"ProtocolObjectIDs", "PutProtocolRecord"},
-		"Tenants": {"Authenticate", "CreateTenant", "CreateUser", "EnsureManagement", "GetTenant", "Login", "SetPassword"},
+		"Tenants":   {"Authenticate", "CreateTenant", "CreateUser", "EnsureManagement", "GetTenant", "Login", "SetPassword"},
+		"Retention": {"Expire"},
 	}
 	for name, typ := range map[string]reflect.Type{
 		"Telemetry":       reflect.TypeFor[store.Telemetry](),
 		"Binaries":        reflect.TypeFor[store.Binaries](),
 		"ProtocolRecords": reflect.TypeFor[store.ProtocolRecords](),
 		"Tenants":         reflect.TypeFor[store.Tenants](),
+		"Retention":       reflect.TypeFor[store.Retention](),
 	} {
 		var got []string
 		for i := range typ.NumMethod() {

@@ -20,6 +20,9 @@ type Engine struct {
 	store.Binaries
 	store.ProtocolRecords
 	store.Tenants
+	// Expire removes finished operations and history only, none of
+	// which the cache holds.
+	store.Retention
 	e store.Engine
 	c *Cache
 }

@@ -219,6 +219,9 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.protocols, bson.D{{Key: "objectId", Value: 1}, {Key: "tenant", Value: 1}}, false},
 		{s.binaries, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
 	}
+	for _, r := range s.retentionIndexes() {
+		all = append(all, idx{r.c, r.keys, false})
+	}
 	for _, i := range all {
 		m := mongo.IndexModel{Keys: i.keys}
 		if i.unique {

@@ -146,6 +146,9 @@ var migrations = []string{
 
 	// 9: the size limit of a managed object (limits.go).
 	schemaLimits,
+
+	// 10: expiring finished operations (retention.go).
+	schemaRetention,
 }
 
 // migrate brings the schema to len(steps), each step in its own

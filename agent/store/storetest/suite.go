@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"Binaries", binaryCases},
 		{"Protocols", protocolCases},
 		{"Isolation", isolationCases},
+		{"Retention", retentionCases},
 		{"Dumps", dumpCases(open)},
 	}
 	for _, g := range groups {
