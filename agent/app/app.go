@@ -113,7 +113,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
-	log.Info("store open", "engine", kind)
+	if kind == engine.Embedded {
+		log.Info("store open", "engine", kind, "sync", cfg.StoreSync)
+	} else {
+		log.Info("store open", "engine", kind)
+	}
 	// One cache for every part, the API's pool included, so that a change
 	// made through one is seen by the others at once.
 	caches := storecache.New(storeCacheConfig(cfg))

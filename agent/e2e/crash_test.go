@@ -622,10 +622,18 @@ func processAlive(pid int) bool {
 // A Register answered 2.01 is stored before the answer: the agent killed
 // the moment the devices have their answers holds each registration, with
 // its registration event, and once started again answers each device's
-// Update to its location 2.04, without a new Register.
+// Update to its location 2.04, without a new Register. That holds with
+// either durability of the embedded store: --store-sync normal gives up
+// only what a power loss takes, never what a killed process had answered.
 func TestCrashRightAfterRegisterAnswer(t *testing.T) {
+	for _, sync := range []string{"full", "normal"} {
+		t.Run(sync, func(t *testing.T) { crashRightAfterRegisterAnswer(t, "--store-sync", sync) })
+	}
+}
+
+func crashRightAfterRegisterAnswer(t *testing.T, args ...string) {
 	dir, coap, httpAddr := t.TempDir(), freeUDPAddr(t), freeTCPAddr(t)
-	p, _ := startAgentProcess(t, dir, coap, httpAddr)
+	p, _ := startAgentProcess(t, dir, coap, httpAddr, args...)
 	const devices = 8
 	conns := make([]*udpClient.Conn, devices)
 	locations := make([]string, devices)
@@ -681,7 +689,10 @@ func TestCrashRightAfterRegisterAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, h := startAgentProcess(t, dir, coap, httpAddr)
+	_, h := startAgentProcess(t, dir, coap, httpAddr, args...)
+	if log, err := os.ReadFile(filepath.Join(dir, "agent.log")); err != nil || !bytes.Contains(log, []byte("sync="+args[len(args)-1])) {
+		t.Fatalf("the agent's log does not say it ran with %v (%v):\n%s", args, err, tail(string(log), 20))
+	}
 	for i, location := range locations {
 		// a socket of its own: the old ones may have heard that nobody
 		// listened while the agent was down
