@@ -8,6 +8,7 @@ require (
 	github.com/fxamacker/cbor/v2 v2.10.0
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
+	github.com/lwm2m-agent/lwm2m-agent/sdk v0.1.0
 	github.com/pion/dtls/v3 v3.1.15
 	github.com/pion/logging v0.2.4
 	github.com/pion/transport/v5 v5.1.4
@@ -91,3 +92,8 @@ require (
 // ClientHello it is handed, so that agent/psk can answer ClientHellos
 // statelessly and hand pion only those that returned its cookie.
 replace github.com/pion/dtls/v3 v3.1.15 => ./third_party/pion-dtls
+
+// The plugin SDK is a module of its own (sdk/go.mod), so that plugin
+// authors depend on it without the agent; the agent builds against the
+// SDK of the same commit, not a released one.
+replace github.com/lwm2m-agent/lwm2m-agent/sdk => ./sdk

@@ -5,7 +5,12 @@
 // gRPC (through github.com/hashicorp/go-plugin). A decoder can also run as
 // a standalone gRPC service (ListenDecoder) that the agent dials.
 //
-// The types here are plain Go: values mirror the agent's node types, and
+// The SDK is a Go module of its own (github.com/lwm2m-agent/lwm2m-agent/sdk,
+// tagged sdk/vX.Y.Z) that depends on nothing of the agent: the generated
+// contracts (proto/lwm2m/plugin/v1) and the LwM2M data model (node) are
+// part of it, and the agent imports them from here.
+//
+// The types here are plain Go: values are node's typed values, and
 // results are the measurements, events, alarms, inventory updates and
 // operations the agent stores. The agent uses the same types and the same
 // gRPC adapters (NewMapperClient, NewCustomActionClient, NewDecoderClient),

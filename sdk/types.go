@@ -7,11 +7,12 @@ import (
 	"math"
 	"time"
 
-	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/sdk/node"
 )
 
-// Value is a typed LwM2M resource value; it is the agent's own type, so a
-// plugin and the agent agree on every type of the object model.
+// Value is a typed LwM2M resource value. The agent uses this very type
+// (package node of this module), so a plugin and the agent agree on every
+// type of the object model.
 type Value = node.Value
 
 // Type is a resource data type (INTEGER, FLOAT, OPAQUE, ...).

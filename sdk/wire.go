@@ -3,7 +3,7 @@ package sdk
 import (
 	"fmt"
 
-	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
+	pb "github.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1"
 )
 
 // ProtoValue is v as the contracts carry it. Code that speaks the

@@ -34,7 +34,7 @@ import (
 	storecache "github.com/lwm2m-agent/lwm2m-agent/agent/store/cache"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/engine"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/bundled"
-	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
+	pb "github.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )

@@ -15,8 +15,8 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/customactions"
 	pmapping "github.com/lwm2m-agent/lwm2m-agent/plugins/mapping"
-	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
+	pb "github.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1"
 )
 
 // Client reaches the bundled mapping and custom action plugins: their

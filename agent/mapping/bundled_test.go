@@ -14,7 +14,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store/storetest"
-	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
+	pb "github.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1"
 )
 
 // flaky is the bundled plugins' code behind a process that is down for

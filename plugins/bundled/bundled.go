@@ -18,8 +18,8 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/customactions"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/mapping"
-	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
+	pb "github.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1"
 )
 
 // The bundled plugins' names, as the plugin host and its metrics call

@@ -8,8 +8,8 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/mapping"
-	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
+	pb "github.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1"
 )
 
 // Both bundled plugins through go-plugin's own harness: the server glue

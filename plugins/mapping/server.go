@@ -8,8 +8,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
+	pb "github.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1"
 )
 
 // statusCleared is the status of a raiseWhen alarm whose condition does

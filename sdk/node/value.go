@@ -233,25 +233,3 @@ func ParseText(t Type, s string) (Value, error) {
 	}
 	return Value{}, fmt.Errorf("cannot parse type %v", t)
 }
-
-// Record is one resource or resource-instance value at a path, with the
-// time the device gave it (zero when it gave none). Codecs decode payloads
-// into records and encode records into payloads.
-type Record struct {
-	Path  Path
-	Value Value
-	Time  time.Time
-}
-
-// Resolver tells the type of the resource at a path (depth 3 or 4) and
-// whether it is known; codecs whose wire format carries no type (TLV, text,
-// CBOR) use it, and decode values of unknown resources as opaque bytes.
-type Resolver interface {
-	ResourceType(p Path) (Type, bool)
-}
-
-// ResolverFunc adapts a function to Resolver.
-type ResolverFunc func(p Path) (Type, bool)
-
-// ResourceType calls f.
-func (f ResolverFunc) ResourceType(p Path) (Type, bool) { return f(p) }

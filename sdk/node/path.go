@@ -1,6 +1,8 @@
-// Package node holds the LwM2M data model shared by every layer: paths,
-// resource types, typed values and the flat records that codecs produce and
-// consume. It has no I/O and no dependencies beyond the standard library.
+// Package node is the LwM2M data model that the agent and its plugins
+// share: paths, resource data types and typed values. It lives in the SDK
+// so that a plugin and the agent agree on every type of the object model
+// without a plugin depending on the agent. It has no I/O and no
+// dependencies beyond the standard library.
 package node
 
 import (

@@ -1503,7 +1503,7 @@ const file_lwm2m_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x03Run\x12\x1e.lwm2m.plugin.v1.ActionRequest\x1a\x1c.lwm2m.plugin.v1.MapResponse2\xac\x01\n" +
 	"\aDecoder\x12G\n" +
 	"\x06Decode\x12\x1e.lwm2m.plugin.v1.DecodeRequest\x1a\x1d.lwm2m.plugin.v1.DecodeResult\x12X\n" +
-	"\vDecodeBatch\x12#.lwm2m.plugin.v1.DecodeBatchRequest\x1a$.lwm2m.plugin.v1.DecodeBatchResponseBCZAgithub.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1;pluginv1b\x06proto3"
+	"\vDecodeBatch\x12#.lwm2m.plugin.v1.DecodeBatchRequest\x1a$.lwm2m.plugin.v1.DecodeBatchResponseBGZEgithub.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_lwm2m_plugin_v1_plugin_proto_rawDescOnce sync.Once
