@@ -6,8 +6,12 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
+# The plugin SDK and its example plugin are Go modules of their own, which
+# `go ... ./...` at the root does not descend into.
+SDK_MODULE     := github.com/lwm2m-agent/lwm2m-agent/sdk
+SDK_EXAMPLE    := sdk/examples/tempframe
 
-.PHONY: proto proto-check all build run simulate test test-short test-queue fuzz bench bench-go bench-load bench-reg bench-import bench-queue lint vet fmt clean
+.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue lint vet fmt clean
 
 all: build
 
@@ -28,7 +32,33 @@ simulate: build
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) test-sdk
 	$(MAKE) test-queue
+
+# The SDK module's tests, then the SDK used as an author outside this
+# repository uses it: it depends on nothing of the agent, and the example
+# plugin is vetted, tested and built from its own module directory, and
+# again from a copy outside the repository.
+test-sdk: sdk-deps
+	cd sdk && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd $(SDK_EXAMPLE) && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./... && GOWORK=off $(GO) build -o /dev/null .
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -R $(SDK_EXAMPLE)/. "$$tmp" && cd "$$tmp" && \
+	  GOWORK=off $(GO) mod edit -replace=$(SDK_MODULE)=$(CURDIR)/sdk && \
+	  GOWORK=off $(GO) test -count=1 ./... && GOWORK=off $(GO) build -o /dev/null . && \
+	  echo "the example plugin builds and passes its tests as a module outside the repository"
+
+# Fails when the SDK module (its packages and tests, or its module graph)
+# or the example plugin's module graph reaches the agent module.
+sdk-deps:
+	@deps=$$(cd sdk && $(GO) list -deps -test ./...) || exit 1; \
+	  bad=$$(echo "$$deps" | grep '^github.com/lwm2m-agent/lwm2m-agent/' | grep -Ev '^$(SDK_MODULE)([/._ ]|$$)'); \
+	  if [ -n "$$bad" ]; then echo "the sdk module imports packages of the agent:"; echo "$$bad"; exit 1; fi
+	@for m in sdk $(SDK_EXAMPLE); do \
+	  mods=$$(cd $$m && GOWORK=off $(GO) list -m all) || exit 1; \
+	  if echo "$$mods" | grep -Eq '^github.com/lwm2m-agent/lwm2m-agent( |$$)'; then \
+	    echo "$$m: the module graph holds the agent module github.com/lwm2m-agent/lwm2m-agent"; exit 1; fi; \
+	done
+	@echo "the sdk module and its example depend on nothing of the agent"
 
 # The awake-time queue at full size: 1,000 sleeping devices, 10 operations
 # each (plain `go test` runs 200 of them).
@@ -37,27 +67,30 @@ test-queue:
 
 test-short:
 	$(GO) test -short -count=1 ./...
+	cd sdk && $(GO) test -short -count=1 ./...
 
-# Each fuzz target of the decoders of network input, FUZZTIME each.
+# Each fuzz target of the decoders of network input, FUZZTIME each, in the
+# agent's module and the SDK's.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	@set -e; for mod in . sdk; do for pkg in $$(cd $$mod && $(GO) list ./...); do \
+	  dir=$$(cd $$mod && $(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$t"; \
 	    before=$$(ls $$dir/testdata/fuzz/$$t 2>/dev/null | wc -l); \
-	    if ! $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; then \
+	    if ! (cd $$mod && $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg); then \
 	      after=$$(ls $$dir/testdata/fuzz/$$t 2>/dev/null | wc -l); \
 	      if [ "$$after" != "$$before" ]; then echo "fuzz $$t found a failing input: $$dir/testdata/fuzz/$$t"; exit 1; fi; \
 	      echo "fuzz $$t stopped without a failing input (the engine's deadline race); once more"; \
-	      $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	      (cd $$mod && $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg); \
 	    fi; \
 	  done; \
-	done
+	done; done
 
 bench: bench-go bench-load bench-reg bench-import bench-queue
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+	cd sdk && $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 
 # Load runs with the simulator against a real agent (see README, Performance).
 # The load commands build the agent themselves when run alone; here `build`
@@ -86,10 +119,12 @@ bench-import: build
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
-	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; fi
+	@if command -v staticcheck >/dev/null; then staticcheck ./... && (cd sdk && staticcheck ./...) && (cd $(SDK_EXAMPLE) && GOWORK=off staticcheck ./...); else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; fi
 
 vet:
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./...
+	cd $(SDK_EXAMPLE) && GOWORK=off $(GO) vet ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -98,14 +133,15 @@ clean:
 	rm -rf bin
 
 # Regenerates the gRPC contracts' Go code (committed, so builds need no
-# protoc): apt-get install protobuf-compiler, then
+# protoc); the contracts are part of the SDK module, in sdk/proto.
+# apt-get install protobuf-compiler, then
 # go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12 and
 # google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2.
 proto:
-	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
-	  --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
-	  proto/lwm2m/plugin/v1/plugin.proto
+	protoc -I sdk/proto --go_out=sdk/proto --go_opt=paths=source_relative \
+	  --go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
+	  sdk/proto/lwm2m/plugin/v1/plugin.proto
 
 # Fails when the committed generated code is not what `make proto` makes.
 proto-check: proto
-	git diff --exit-code -- proto
+	git diff --exit-code -- sdk/proto
