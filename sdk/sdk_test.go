@@ -173,6 +173,26 @@ func TestDecodeRequestAndBatch(t *testing.T) {
 	}
 }
 
+// A decoder's per-resource setting is the functionality's argument, under
+// one key whatever else Args holds.
+func TestDecodeRequestArgument(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args map[string]string
+		want string
+	}{
+		{"none", nil, ""},
+		{"argument", map[string]string{sdk.ArgumentKey: "frame-v2"}, "frame-v2"},
+		{"other keys only", map[string]string{"type": "c8y_Env"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (sdk.DecodeRequest{Args: tt.args}).Argument(); got != tt.want {
+				t.Errorf("Argument() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestNumber(t *testing.T) {
 	tests := []struct {
 		name string

@@ -213,6 +213,13 @@ type ActionRequest struct {
 	Values   []ResourceValue
 }
 
+// ArgumentKey is the key of DecodeRequest.Args that holds the argument
+// of the functionality that routed a value to the decoder: a device
+// protocol's customAction decoder:<name>:<argument> sends <argument> under
+// it. A device protocol can set nothing else, so a decoder reads its
+// per-resource setting from here (DecodeRequest.Argument).
+const ArgumentKey = "argument"
+
 // DecodeRequest is one raw value to decode, with its context. It mirrors
 // the Cumulocity decoder interface: Args (with "resourcePath"),
 // DeviceID (sourceDeviceId), ServiceKey and Value.
@@ -220,7 +227,8 @@ type DecodeRequest struct {
 	// ResourcePath is the path the value came from ("/3303/0/5700");
 	// on the wire it is Args["resourcePath"].
 	ResourcePath string
-	// Args are the decoder's other arguments from the device protocol.
+	// Args are the decoder's arguments: from the agent, ArgumentKey when
+	// the functionality names an argument, and nothing else.
 	Args       map[string]string
 	Tenant     string
 	DeviceID   string
@@ -232,6 +240,10 @@ type DecodeRequest struct {
 	// Time is when the device measured the value.
 	Time time.Time
 }
+
+// Argument is the argument of the functionality that routed the value,
+// "frame-v2" for decoder:meter:frame-v2, and "" when it names none.
+func (r DecodeRequest) Argument() string { return r.Args[ArgumentKey] }
 
 // DataFragment sets Key (a fragment, or "fragment.field") of the device's
 // managed object to Value, which must marshal to JSON.

@@ -20,7 +20,10 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
 )
 
-// ArgType is the decode argument that overrides the measurement type.
+// ArgType is the former key of the measurement type in a request's Args,
+// still read when the request has no argument (sdk.ArgumentKey): the
+// agent never sent it, as a device protocol cannot set it, but a caller of
+// the decoder service may.
 const ArgType = "type"
 
 // DefaultType is the measurement type when none is configured.
@@ -139,8 +142,8 @@ func number(v any) (float64, bool) {
 
 // Decoder serves Decode as an sdk.Decoder.
 type Decoder struct {
-	// Type is the measurement type unless a request's "type" argument
-	// names another.
+	// Type is the measurement type unless the request's argument names
+	// another: customAction decoder:<name>:c8y_Env in a device protocol.
 	Type string
 }
 
@@ -149,7 +152,9 @@ var _ sdk.Decoder = Decoder{}
 // Decode decodes req.Value; the measurements carry the request's time.
 func (d Decoder) Decode(_ context.Context, req sdk.DecodeRequest) (sdk.DecodeResult, error) {
 	typ := d.Type
-	if t := req.Args[ArgType]; t != "" {
+	if t := req.Argument(); t != "" {
+		typ = t
+	} else if t := req.Args[ArgType]; t != "" {
 		typ = t
 	}
 	ms, err := Decode(req.Value, typ)

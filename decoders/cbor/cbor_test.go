@@ -93,19 +93,37 @@ func mustHex(s string) []byte {
 	return b
 }
 
+// The measurement type is the request's argument (what a device protocol's
+// decoder:<name>:<argument> sends), else the former "type" key, else the
+// decoder's own.
 func TestDecoderTypeArgument(t *testing.T) {
 	client := sdktest.Decoder(t, cbor.Decoder{Type: "c8y_Default"})
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	in := mustHex("a2614818286154f94d60")
-	res, err := client.Decode(context.Background(), sdk.DecodeRequest{Value: in, Time: t0})
-	if err != nil || !res.Success || res.Measurements[0].Type != "c8y_Default" || !res.Measurements[0].Time.Equal(t0) {
-		t.Fatalf("%+v, %v", res, err)
+	for _, tt := range []struct {
+		name string
+		args map[string]string
+		want string
+	}{
+		{"no argument", nil, "c8y_Default"},
+		{"argument", map[string]string{sdk.ArgumentKey: "c8y_Env"}, "c8y_Env"},
+		{"former type key", map[string]string{cbor.ArgType: "c8y_Other"}, "c8y_Other"},
+		{"argument before the former key", map[string]string{sdk.ArgumentKey: "c8y_Env", cbor.ArgType: "c8y_Other"}, "c8y_Env"},
+		{"empty argument", map[string]string{sdk.ArgumentKey: ""}, "c8y_Default"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := client.Decode(context.Background(), sdk.DecodeRequest{Value: in, Args: tt.args, Time: t0})
+			if err != nil || !res.Success || len(res.Measurements) != 2 {
+				t.Fatalf("%+v, %v", res, err)
+			}
+			for _, m := range res.Measurements {
+				if m.Type != tt.want || !m.Time.Equal(t0) {
+					t.Errorf("measurement %+v, want type %s at %v", m, tt.want, t0)
+				}
+			}
+		})
 	}
-	res, err = client.Decode(context.Background(), sdk.DecodeRequest{Value: in, Args: map[string]string{cbor.ArgType: "c8y_Other"}})
-	if err != nil || res.Measurements[1].Type != "c8y_Other" {
-		t.Fatalf("%+v, %v", res, err)
-	}
-	res, err = client.Decode(context.Background(), sdk.DecodeRequest{ResourcePath: "/19/0/0", Value: []byte{0xff}})
+	res, err := client.Decode(context.Background(), sdk.DecodeRequest{ResourcePath: "/19/0/0", Value: []byte{0xff}})
 	if err != nil || res.Success || !strings.HasPrefix(res.Message, "decode /19/0/0: cbor:") {
 		t.Fatalf("garbage: %+v, %v", res, err)
 	}

@@ -1,7 +1,8 @@
 // Command cbor-decoder decodes CBOR maps into measurements (see package
 // cbor): as a plugin of the agent, or with --listen ADDR as a gRPC decoder
-// service. --type names the measurement type; a request's "type"
-// argument overrides it.
+// service. --type names the measurement type; the argument of the
+// functionality that routes a value here overrides it
+// (decoder:<name>:c8y_Env).
 package main
 
 import (
