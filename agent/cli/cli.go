@@ -1,5 +1,5 @@
 // Package cli holds the lwm2m-agent commands: serve, simulate, shell,
-// import, store, health and version.
+// import, store, health, decode and version.
 package cli
 
 import (
@@ -40,7 +40,7 @@ func rootCmd() *cobra.Command {
 		Version:       versionString(),
 	}
 	root.SetVersionTemplate("lwm2m-agent {{.Version}}\n")
-	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), storeCmd(), versionCmd(), healthCmd(), pluginCmd())
+	root.AddCommand(serveCmd(), simulateCmd(), shellCmd(), importCmd(), storeCmd(), versionCmd(), healthCmd(), pluginCmd(), decodeCmd())
 	return root
 }
 
