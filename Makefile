@@ -70,9 +70,9 @@ test-short:
 	cd sdk && $(GO) test -short -count=1 ./...
 
 # Each fuzz target of the decoders of network input, FUZZTIME each, in the
-# agent's module and the SDK's.
+# agent's module, the SDK's and the example plugin's.
 fuzz:
-	@set -e; for mod in . sdk; do for pkg in $$(cd $$mod && $(GO) list ./...); do \
+	@set -e; for mod in . sdk $(SDK_EXAMPLE); do for pkg in $$(cd $$mod && $(GO) list ./...); do \
 	  dir=$$(cd $$mod && $(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$t"; \

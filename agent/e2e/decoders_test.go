@@ -260,16 +260,7 @@ func TestDecoderPlugins(t *testing.T) {
 	]}`, bin, tempLayout, svcAddr, c8y.URL+"/decode"))
 
 	h := startAgent(t, withPluginsConfig(pluginsFile))
-	registry := sharedDir(t, "lwm2m-registry")
-	for _, f := range []string{"19.xml", "10268.xml"} {
-		doc, err := os.ReadFile(filepath.Join(registry, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, _, e := h.postDDF("management/admin", adminPassword, doc, ""); code != 201 {
-			t.Fatalf("upload %s: HTTP %d %+v", f, code, e)
-		}
-	}
+	h.uploadRegistry("19.xml", "10268.xml")
 	latest := node.ResourcePath(10268, 0, 6029)  // Temperature Readings: Latest Payload
 	history := node.ResourcePath(10268, 0, 6009) // Interval Historical Read Payload
 	appData := node.ResourcePath(19, 0, 0)       // Binary App Data Container: Data
@@ -315,13 +306,7 @@ func TestDecoderPlugins(t *testing.T) {
 		{"c8y_Humidity", "c8y_Humidity.dew", -10, "C"},
 		{"c8y_Pressure", "c8y_Pressure.P", 1013.2, "hPa"},
 	} {
-		var ms []decodedMeasurement
-		h.eventually(15*time.Second, func() error {
-			if ms = h.measurements(id, want.typ); len(ms) == 0 {
-				return fmt.Errorf("no %s measurement of the device yet", want.typ)
-			}
-			return nil
-		})
+		ms := h.waitMeasurements(id, want.typ)
 		got, ok := ms[0].Series[want.series]
 		if len(ms) != 1 || ms[0].Type != want.typ || ms[0].Source != id || !ok ||
 			math.Abs(got.Value-want.value) > 1e-9 || got.Unit != want.unit {
