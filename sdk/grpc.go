@@ -51,6 +51,19 @@ func guard(err *error) {
 	}
 }
 
+// recovered turns a panic of the implementation into fault (for the
+// values of the call), and logs it with its stack: the plugin lives on.
+func recovered(fault *string, what string) {
+	if r := recover(); r != nil {
+		*fault = fmt.Sprintf("plugin panicked: %v", r)
+		Logger().Error("plugin panicked", "input", what, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	}
+}
+
+// breaksContract is the message of a value whose answer the agent would
+// refuse.
+func breaksContract(err error) string { return "answer breaks the contract: " + err.Error() }
+
 type mappingServer struct {
 	pb.UnimplementedMappingServer
 	impl Mapper
@@ -62,14 +75,7 @@ func (s *mappingServer) Map(ctx context.Context, req *pb.MapRequest) (resp *pb.M
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	res, err := s.impl.Map(ctx, values)
-	if err != nil {
-		return nil, statusOf(err)
-	}
-	if resp, err = pbResult(res); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	return resp, nil
+	return mapEach(ctx, values, s.impl.Map)
 }
 
 type actionServer struct {
@@ -83,14 +89,68 @@ func (s *actionServer) Run(ctx context.Context, req *pb.ActionRequest) (resp *pb
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	res, err := s.impl.Run(ctx, ActionRequest{Action: req.GetAction(), Argument: req.GetArgument(), Values: values})
+	return mapEach(ctx, values, func(ctx context.Context, values []ResourceValue) (Result, error) {
+		return s.impl.Run(ctx, ActionRequest{Action: req.GetAction(), Argument: req.GetArgument(), Values: values})
+	})
+}
+
+// mapEach answers a batch of values with f. When f panics, or answers
+// what the agent would refuse, it is called again with each half of the
+// values, down to single values: the value at fault fails alone (a
+// ValueError) and the answers of the others are kept. An error f returns
+// still fails the whole batch, as Mapper says.
+func mapEach(ctx context.Context, values []ResourceValue, f func(context.Context, []ResourceValue) (Result, error)) (*pb.MapResponse, error) {
+	resp, fault, err := mapOnce(ctx, values, f)
+	switch {
+	case err != nil:
+		return nil, err
+	case fault == "":
+		return resp, nil
+	case len(values) == 0:
+		return nil, status.Error(codes.Internal, fault)
+	case len(values) == 1:
+		return &pb.MapResponse{Errors: []*pb.ValueError{{Index: 0, Path: values[0].Path.String(), Message: fault}}}, nil
+	}
+	mid := len(values) / 2
+	first, err := mapEach(ctx, values[:mid], f)
 	if err != nil {
-		return nil, statusOf(err)
+		return nil, err
 	}
-	if resp, err = pbResult(res); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+	second, err := mapEach(ctx, values[mid:], f)
+	if err != nil {
+		return nil, err
 	}
-	return resp, nil
+	for _, e := range second.Errors {
+		e.Index += uint32(mid)
+	}
+	first.Measurements = append(first.Measurements, second.Measurements...)
+	first.Events = append(first.Events, second.Events...)
+	first.Alarms = append(first.Alarms, second.Alarms...)
+	first.InventoryUpdates = append(first.InventoryUpdates, second.InventoryUpdates...)
+	first.Operations = append(first.Operations, second.Operations...)
+	first.Errors = append(first.Errors, second.Errors...)
+	return first, nil
+}
+
+// mapOnce calls f once: fault says why its answer cannot be used (a
+// panic, or an answer the agent would refuse); err is f's own error.
+func mapOnce(ctx context.Context, values []ResourceValue, f func(context.Context, []ResourceValue) (Result, error)) (resp *pb.MapResponse, fault string, err error) {
+	what := fmt.Sprintf("%d values", len(values))
+	if len(values) == 1 {
+		what = values[0].Path.String()
+	}
+	defer recovered(&fault, what)
+	res, err := f(ctx, values)
+	if err != nil {
+		return nil, "", statusOf(err)
+	}
+	if resp, err = pbResult(res); err == nil {
+		_, err = goResult(resp, len(values))
+	}
+	if err != nil {
+		return nil, breaksContract(err), nil
+	}
+	return resp, "", nil
 }
 
 type decoderServer struct {
@@ -102,6 +162,8 @@ func (s *decoderServer) Decode(ctx context.Context, req *pb.DecodeRequest) (*pb.
 	return s.decode(ctx, req)
 }
 
+// DecodeBatch decodes each value on its own: a value that the decoder
+// refuses, panics on or answers badly for fails alone.
 func (s *decoderServer) DecodeBatch(ctx context.Context, req *pb.DecodeBatchRequest) (*pb.DecodeBatchResponse, error) {
 	resp := &pb.DecodeBatchResponse{Results: make([]*pb.DecodeResult, 0, len(req.GetRequests()))}
 	for _, r := range req.GetRequests() {
@@ -115,24 +177,40 @@ func (s *decoderServer) DecodeBatch(ctx context.Context, req *pb.DecodeBatchRequ
 	return resp, nil
 }
 
+// decode answers one value: an error only for a failure that may pass,
+// any other failure is the value's (Success false with the reason).
 func (s *decoderServer) decode(ctx context.Context, req *pb.DecodeRequest) (out *pb.DecodeResult, err error) {
-	defer guard(&err)
 	r, err := goDecodeRequest(req)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return &pb.DecodeResult{Success: false, Message: "bad request: " + err.Error()}, nil
 	}
+	out, fault, err := s.decodeOnce(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if fault != "" {
+		return &pb.DecodeResult{Success: false, Message: fault}, nil
+	}
+	return out, nil
+}
+
+func (s *decoderServer) decodeOnce(ctx context.Context, r DecodeRequest) (out *pb.DecodeResult, fault string, err error) {
+	defer recovered(&fault, r.ResourcePath)
 	res, err := s.impl.Decode(ctx, r)
 	if err != nil {
 		if st := statusOf(err); status.Code(st) != codes.Unknown {
-			return nil, st
+			return nil, "", st
 		}
 		// bytes the decoder does not understand: an answer, not a fault
-		return &pb.DecodeResult{Success: false, Message: err.Error()}, nil
+		return nil, err.Error(), nil
 	}
-	if out, err = pbDecodeResult(res); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+	if out, err = pbDecodeResult(res); err == nil {
+		_, err = goDecodeResult(out)
 	}
-	return out, nil
+	if err != nil {
+		return nil, breaksContract(err), nil
+	}
+	return out, "", nil
 }
 
 // wrapCallErr keeps the gRPC status (status.Code still reads it) and marks
@@ -235,7 +313,8 @@ func (d *decoderClient) DecodeBatch(ctx context.Context, reqs []DecodeRequest) (
 	out := make([]DecodeResult, len(reqs))
 	for i, r := range resp.GetResults() {
 		if out[i], err = goDecodeResult(r); err != nil {
-			return nil, fmt.Errorf("decode batch: result %d: %w", i, err)
+			// the others' answers stand: this value fails alone
+			out[i] = DecodeResult{Message: breaksContract(err)}
 		}
 	}
 	return out, nil
