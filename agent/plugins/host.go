@@ -72,6 +72,9 @@ type entry struct {
 	spec Spec
 	b    backend
 	c    *counters
+	// iso is held for reading by every call, and for writing by a call
+	// that must run alone (DecodeEach proving a value at fault).
+	iso sync.RWMutex
 }
 
 // Host owns the configured plugins: it starts and supervises plugin
@@ -181,39 +184,79 @@ func (h *Host) Collector() prometheus.Collector { return collector{h} }
 // call runs fn with the named plugin's client under its timeout, and
 // counts it.
 func (h *Host) call(ctx context.Context, name, kind string, bundled bool, fn func(ctx context.Context, impl any) error) error {
+	e, err := h.lookup(name, kind, bundled)
+	if err != nil {
+		return err
+	}
+	_, err = h.invoke(ctx, e, false, fn)
+	return err
+}
+
+func (h *Host) lookup(name, kind string, bundled bool) (*entry, error) {
 	if h.ctx.Err() != nil {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	e, ok := h.plugins[name]
 	if !ok || e.spec.Kind != kind || e.spec.Bundled != bundled {
-		return fmt.Errorf("%w: %s %q", ErrUnknownPlugin, kind, name)
+		return nil, fmt.Errorf("%w: %s %q", ErrUnknownPlugin, kind, name)
 	}
+	return e, nil
+}
+
+// attempt is how a call went, beyond its error: which process it
+// reached, and whether it ran out of time.
+type attempt struct {
+	reached  bool   // the plugin was called
+	gen      uint64 // the plugin process's generation (0: not a process)
+	timedOut bool
+}
+
+// invoke runs fn with e's client under its timeout, and counts it. With
+// alone, no other call to the plugin is under way meanwhile, so that what
+// happens to the plugin is this call's doing.
+func (h *Host) invoke(ctx context.Context, e *entry, alone bool, fn func(ctx context.Context, impl any) error) (attempt, error) {
+	name := e.spec.Name
+	if alone {
+		e.iso.Lock()
+		defer e.iso.Unlock()
+	} else {
+		e.iso.RLock()
+		defer e.iso.RUnlock()
+	}
+	var a attempt
 	start := time.Now()
-	impl, err := e.b.impl()
+	var impl any
+	var err error
+	if p, ok := e.b.(*process); ok {
+		impl, a.gen, err = p.current()
+	} else {
+		impl, err = e.b.impl()
+	}
 	if err != nil {
 		e.c.observe(time.Since(start), true)
-		return fmt.Errorf("plugin %s: %w", name, err)
+		return a, fmt.Errorf("plugin %s: %w", name, err)
 	}
+	a.reached = true
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(e.spec.Timeout))
 	err = fn(cctx, impl)
 	// gRPC may report its deadline a moment before the context's own timer
 	// fires, so its status counts as a timeout too.
-	timedOut := err != nil && ctx.Err() == nil &&
+	a.timedOut = err != nil && ctx.Err() == nil &&
 		(cctx.Err() == context.DeadlineExceeded || status.Code(err) == codes.DeadlineExceeded)
 	cancel()
 	e.c.observe(time.Since(start), err != nil)
 	switch {
 	case err == nil:
 		e.b.succeeded()
-		return nil
-	case timedOut:
+		return a, nil
+	case a.timedOut:
 		e.b.failed(true)
-		return fmt.Errorf("plugin %s: %w: no answer within %v", name, ErrUnavailable, time.Duration(e.spec.Timeout))
+		return a, fmt.Errorf("plugin %s: %w: no answer within %v", name, ErrUnavailable, time.Duration(e.spec.Timeout))
 	case errors.Is(err, sdk.ErrTemporary):
 		e.b.failed(false)
-		return fmt.Errorf("plugin %s: %w: %w", name, ErrUnavailable, err)
+		return a, fmt.Errorf("plugin %s: %w: %w", name, ErrUnavailable, err)
 	}
-	return fmt.Errorf("plugin %s: %w", name, err)
+	return a, fmt.Errorf("plugin %s: %w", name, err)
 }
 
 // Map sends a batch of values to the mapping plugin name.

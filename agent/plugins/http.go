@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -114,15 +115,22 @@ func (d *HTTPDecoder) Decode(ctx context.Context, req sdk.DecodeRequest) (sdk.De
 	return parseC8yResult(raw)
 }
 
-// DecodeBatch posts the values one after another: the interface has no batch.
+// DecodeBatch posts the values one after another: the interface has no
+// batch. A value the decoder refuses or answers badly fails alone (a
+// result with Success false); a failure that may pass fails the batch, to
+// be retried.
 func (d *HTTPDecoder) DecodeBatch(ctx context.Context, reqs []sdk.DecodeRequest) ([]sdk.DecodeResult, error) {
 	out := make([]sdk.DecodeResult, len(reqs))
 	for i, r := range reqs {
 		res, err := d.Decode(ctx, r)
-		if err != nil {
+		switch {
+		case err == nil:
+			out[i] = res
+		case errors.Is(err, sdk.ErrTemporary) || ctx.Err() != nil:
 			return nil, fmt.Errorf("request %d: %w", i, err)
+		default:
+			out[i] = sdk.DecodeResult{Message: err.Error()}
 		}
-		out[i] = res
 	}
 	return out, nil
 }
@@ -258,7 +266,10 @@ func c8yTime(s string) (time.Time, error) {
 }
 
 // httpBackend is a configured HTTP decoder.
-type httpBackend struct{ d *HTTPDecoder }
+type httpBackend struct {
+	d      *HTTPDecoder
+	silent silence
+}
 
 func newHTTPBackend(s Spec) *httpBackend {
 	// one transport per decoder, so a slow decoder's connections do not
@@ -266,10 +277,10 @@ func newHTTPBackend(s Spec) *httpBackend {
 	return &httpBackend{d: NewHTTPDecoder(s.URL, &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})}
 }
 
-func (b *httpBackend) impl() (any, error) { return b.d, nil }
-func (b *httpBackend) failed(bool)        {}
-func (b *httpBackend) succeeded()         {}
-func (b *httpBackend) up() bool           { return true }
-func (b *httpBackend) pid() int           { return 0 }
-func (b *httpBackend) via() string        { return "http" }
-func (b *httpBackend) close()             { b.d.client.CloseIdleConnections() }
+func (b *httpBackend) impl() (any, error)  { return b.d, nil }
+func (b *httpBackend) failed(timeout bool) { b.silent.failed(timeout) }
+func (b *httpBackend) succeeded()          { b.silent.succeeded() }
+func (b *httpBackend) up() bool            { return !b.silent.now() }
+func (b *httpBackend) pid() int            { return 0 }
+func (b *httpBackend) via() string         { return "http" }
+func (b *httpBackend) close()              { b.d.client.CloseIdleConnections() }

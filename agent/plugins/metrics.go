@@ -14,6 +14,7 @@ var LatencyBuckets = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 // counters of one plugin; atomics, since every call updates them.
 type counters struct {
 	calls, errors, restarts atomic.Uint64
+	restartsBy              [len(restartReasons)]atomic.Uint64
 	buckets                 [len(LatencyBuckets) + 1]atomic.Uint64 // the last is +Inf
 	sumNanos                atomic.Uint64
 }
@@ -38,21 +39,41 @@ type Stats struct {
 	Kind string
 	// Via is "process", "grpc" or "http".
 	Via string
-	// Up is whether calls reach the plugin now (for a process: it runs).
+	// Up is whether the plugin answers now: false while a process is not
+	// running, and from a call that timed out (or a failed health check,
+	// or for a service a connection that failed) until the next answer.
 	Up bool
 	// PID is the plugin process's ID (0 when not running or not a process).
 	PID      int
 	Calls    uint64
 	Errors   uint64
 	Restarts uint64
+	// RestartsBy counts Restarts by reason: ReasonCrash, ReasonHang,
+	// ReasonStart.
+	RestartsBy map[string]uint64
 	// LatencyCounts[i] counts calls that took at most LatencyBuckets[i]
 	// (not cumulative); the last element counts the slower ones.
 	LatencyCounts []uint64
 	LatencySum    time.Duration
 }
 
+// restarted counts a restart of a plugin process for reason (one of
+// restartReasons).
+func (c *counters) restarted(reason string) {
+	c.restarts.Add(1)
+	for i, r := range restartReasons {
+		if r == reason {
+			c.restartsBy[i].Add(1)
+		}
+	}
+}
+
 func (c *counters) fill(s *Stats) {
 	s.Calls, s.Errors, s.Restarts = c.calls.Load(), c.errors.Load(), c.restarts.Load()
+	s.RestartsBy = make(map[string]uint64, len(restartReasons))
+	for i, r := range restartReasons {
+		s.RestartsBy[r] = c.restartsBy[i].Load()
+	}
 	s.LatencyCounts = make([]uint64, len(c.buckets))
 	for i := range c.buckets {
 		s.LatencyCounts[i] = c.buckets[i].Load()
@@ -66,9 +87,9 @@ var (
 	descErrors = prometheus.NewDesc("lwm2m_agent_plugin_errors_total",
 		"Calls to a plugin that failed (unavailable, timed out, error or bad answer).", []string{"plugin", "kind"}, nil)
 	descRestarts = prometheus.NewDesc("lwm2m_agent_plugin_restarts_total",
-		"Restarts of a plugin process after it crashed, hung or failed to start.", []string{"plugin", "kind"}, nil)
+		"Restarts of a plugin process, by reason: crash (it exited), hang (calls or health checks unanswered within the timeout), start (it did not start).", []string{"plugin", "kind", "reason"}, nil)
 	descUp = prometheus.NewDesc("lwm2m_agent_plugin_up",
-		"Whether calls reach the plugin now.", []string{"plugin", "kind"}, nil)
+		"Whether the plugin answers now (0 while a process restarts, or since a call or health check went unanswered).", []string{"plugin", "kind"}, nil)
 	descPID = prometheus.NewDesc("lwm2m_agent_plugin_process_id",
 		"Process ID of a plugin process while it runs (0 when it does not).", []string{"plugin", "kind"}, nil)
 	descLatency = prometheus.NewDesc("lwm2m_agent_plugin_call_duration_seconds",
@@ -88,7 +109,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.h.Stats() {
 		ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(s.Calls), s.Name, s.Kind)
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(s.Errors), s.Name, s.Kind)
-		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(s.Restarts), s.Name, s.Kind)
+		for _, r := range restartReasons {
+			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(s.RestartsBy[r]), s.Name, s.Kind, r)
+		}
 		up := 0.0
 		if s.Up {
 			up = 1

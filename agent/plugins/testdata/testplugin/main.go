@@ -1,8 +1,10 @@
 // Command testplugin is a plugin that misbehaves on request, for the
 // host's tests: its first argument is the kind it serves. As a decoder it
 // answers the first byte of a value as a measurement, except for the
-// values "hang" (never answers), "crash" (exits), "badalarm" (answers an
-// alarm of an unknown severity) and "pid" (answers its process ID).
+// values "hang" (never answers), "crash" (exits), "panic" (panics),
+// "badalarm" (answers an alarm of an unknown severity), "pid" (answers
+// its process ID) and "log" (logs a line at each level, the text of each
+// the level's name, and answers 1).
 package main
 
 import (
@@ -19,6 +21,15 @@ func decode(_ context.Context, req sdk.DecodeRequest) (sdk.DecodeResult, error) 
 		select {} // ignores its context, as a stuck plugin does
 	case "crash":
 		os.Exit(3)
+	case "panic":
+		panic("the value the decoder has a bug for")
+	case "log":
+		log := sdk.Logger()
+		log.Debug("debug", "n", 1)
+		log.Info("info", "n", 2)
+		log.Warn("warn", "n", 3)
+		log.Error("error", "n", 4)
+		return sdk.DecodeResult{Success: true, Measurements: []sdk.Measurement{{Type: "v", Series: "v", Value: 1}}}, nil
 	case "badalarm":
 		return sdk.DecodeResult{Success: true, Alarms: []sdk.Alarm{{Type: "x", Severity: "HUGE"}}}, nil
 	case "pid":
