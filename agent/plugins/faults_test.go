@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +36,27 @@ func stoppable(t *testing.T, hungAfter int) (*plugins.Host, int) {
 	return h, pid
 }
 
+// sigstop stops the process pid and returns once every thread of it is
+// stopped: the signal is delivered a moment after kill returns.
+func sigstop(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	testbound.Until(t, 10*time.Second, fmt.Sprintf("process %d stopped", pid), func() bool {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		for _, f := range stats {
+			b, err := os.ReadFile(f)
+			// the state follows the command name in parentheses
+			_, after, _ := strings.Cut(string(b), ") ")
+			if err != nil || !strings.HasPrefix(after, "T") {
+				return false
+			}
+		}
+		return len(stats) > 0
+	})
+}
+
 // A plugin process stopped with SIGSTOP while values flow neither exits
 // nor answers, nor can it answer go-plugin's request to exit: its calls
 // time out, it is taken for hung, killed and restarted, and every value is
@@ -48,9 +71,7 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 	retries := 0
 	for i := range n {
 		if i == 10 {
-			if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
+			sigstop(t, first)
 			stoppedAt = time.Now()
 			// the first call after the stop times out, and the plugin
 			// shows as down from then on
@@ -87,9 +108,7 @@ func TestStoppedPluginIsKilledAndRestarted(t *testing.T) {
 // and replaced before the next value comes.
 func TestStoppedIdlePluginIsFoundByHealthCheck(t *testing.T) {
 	h, first := stoppable(t, 2)
-	if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	sigstop(t, first)
 	start := time.Now()
 	testbound.Until(t, 20*time.Second, "the stopped plugin is restarted", func() bool {
 		s := stats(t, h, "d")
@@ -161,9 +180,7 @@ func TestDecodeEachIsolatesTheValueAtFault(t *testing.T) {
 // values: they are kept for a retry.
 func TestDecodeEachDoesNotBlameAStoppedPlugin(t *testing.T) {
 	h, pid := stoppable(t, 5)
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	sigstop(t, pid)
 	reqs := []plugins.DecodeRequest{{Value: []byte{1}}, {Value: []byte{2}}, {Value: []byte{3}}}
 	for i, o := range h.DecodeEach(context.Background(), "d", reqs) {
 		if !plugins.IsRetryable(o.Err) {
