@@ -157,7 +157,7 @@ func TestBundledMappingPluginKilled(t *testing.T) {
 		}
 		labels := []string{`plugin="mapping"`, `kind="mapping"`}
 		pid, _ = metricValue(page, "lwm2m_agent_plugin_process_id", labels...)
-		restarts, _ = metricValue(page, "lwm2m_agent_plugin_restarts_total", labels...)
+		restarts, _ = metricValue(page, "lwm2m_agent_plugin_restarts_total", append(labels, `reason="crash"`)...)
 		return pid, restarts
 	}
 	pid, _ := pidOf()

@@ -395,7 +395,7 @@ func TestDecoderPlugins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := metricValue(page, "lwm2m_agent_plugin_restarts_total", `plugin="frame"`); !ok || v < 1 {
+	if v, ok := metricValue(page, "lwm2m_agent_plugin_restarts_total", `plugin="frame"`, `reason="crash"`); !ok || v < 1 {
 		t.Errorf("lwm2m_agent_plugin_restarts_total of frame = %v (found %v), want 1 or more", v, ok)
 	}
 	if v, ok := metricValue(page, "lwm2m_agent_plugin_up", `plugin="frame"`); !ok || v != 1 {

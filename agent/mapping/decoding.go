@@ -17,7 +17,9 @@ import (
 // DecodeHost is what decodes values and runs custom actions: the plugin
 // host.
 type DecodeHost interface {
-	DecodeBatch(ctx context.Context, name string, reqs []plugins.DecodeRequest) ([]plugins.DecodeResult, error)
+	// DecodeEach answers each value on its own: a value that makes the
+	// decoder fail does not fail the others of its batch.
+	DecodeEach(ctx context.Context, name string, reqs []plugins.DecodeRequest) []plugins.Outcome
 	Run(ctx context.Context, name string, req plugins.ActionRequest) (plugins.Result, error)
 }
 
@@ -194,28 +196,44 @@ func (d *PluginDecoder) decode(ctx context.Context, batch []DecodeRequest) {
 			reqs[i].Args = map[string]string{"argument": r.Argument}
 		}
 	}
-	var res []plugins.DecodeResult
-	err := d.opt.withRetries(ctx, &d.retries, func(ctx context.Context) error {
-		var err error
-		res, err = d.host.DecodeBatch(ctx, batch[0].Decoder, reqs)
-		if err == nil && len(res) != len(batch) {
-			err = fmt.Errorf("decoder answered %d results for %d values", len(res), len(batch))
+	d.write(ctx, batch, d.decodeEach(ctx, batch[0].Decoder, reqs))
+}
+
+// decodeEach gets the decoder's outcome for each value, and asks again,
+// waiting twice as long each time (up to 30 s), for the values whose
+// failure may pass, until the attempts are used or ctx ends. The host
+// bounds each call by the plugin's timeout, and finds the value at fault
+// when a batch fails, which may take several calls: no bound of its own.
+func (d *PluginDecoder) decodeEach(ctx context.Context, name string, reqs []plugins.DecodeRequest) []plugins.Outcome {
+	out := make([]plugins.Outcome, len(reqs))
+	pending := make([]int, len(reqs))
+	for i := range pending {
+		pending[i] = i
+	}
+	wait := d.opt.Backoff
+	for attempt := 1; ; attempt++ {
+		sub := make([]plugins.DecodeRequest, len(pending))
+		for j, i := range pending {
+			sub[j] = reqs[i]
 		}
-		return err
-	})
-	if err == nil {
-		d.write(ctx, batch, res)
-		return
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	d.failed.Add(int64(len(batch)))
-	d.log.Warn("values not decoded", "decoder", batch[0].Decoder, "count", len(batch), "err", err)
-	for _, r := range batch {
-		out := Output{Device: r.Device}
-		pluginFailed(&out, r, "decoder", err.Error())
-		d.emit(ctx, out)
+		var again []int
+		for j, o := range d.host.DecodeEach(ctx, name, sub) {
+			out[pending[j]] = o
+			if plugins.IsRetryable(o.Err) {
+				again = append(again, pending[j])
+			}
+		}
+		if len(again) == 0 || attempt >= d.opt.Attempts || ctx.Err() != nil {
+			return out
+		}
+		d.retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return out
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+		pending = again
 	}
 }
 
@@ -253,17 +271,30 @@ func (d *PluginDecoder) runAction(ctx context.Context, batch []DecodeRequest) {
 	d.emit(ctx, out)
 }
 
-func (d *PluginDecoder) write(ctx context.Context, batch []DecodeRequest, res []plugins.DecodeResult) {
+func (d *PluginDecoder) write(ctx context.Context, batch []DecodeRequest, res []plugins.Outcome) {
+	if ctx.Err() != nil {
+		return // shutting down: what failed for that is not the values' fault
+	}
+	var lost int
+	var lastErr error
 	for i, r := range batch {
 		out := Output{Device: r.Device}
-		if !res[i].Success {
+		switch o := res[i]; {
+		case o.Err != nil:
 			d.failed.Add(1)
-			pluginFailed(&out, r, "decoder", "it cannot be decoded: "+res[i].Message)
-		} else {
+			lost, lastErr = lost+1, o.Err
+			pluginFailed(&out, r, "decoder", o.Err.Error())
+		case !o.Result.Success:
+			d.failed.Add(1)
+			pluginFailed(&out, r, "decoder", "it cannot be decoded: "+o.Result.Message)
+		default:
 			d.decoded.Add(1)
-			convert(&out, r, res[i])
+			convert(&out, r, o.Result)
 		}
 		d.emit(ctx, out)
+	}
+	if lost > 0 {
+		d.log.Warn("values not decoded", "decoder", batch[0].Decoder, "count", lost, "of", len(batch), "err", lastErr)
 	}
 }
 
