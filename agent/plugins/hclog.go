@@ -33,14 +33,14 @@ func newHCLogger(l *slog.Logger, program string) hclog.Logger {
 	return &hclogger{l: l, program: program}
 }
 
-func slogLevel(level hclog.Level, plugins bool) slog.Level {
+func slogLevel(level hclog.Level, fromPlugin bool) slog.Level {
 	switch level {
 	case hclog.Warn:
 		return slog.LevelWarn
 	case hclog.Error:
 		return slog.LevelError
 	case hclog.Info:
-		if plugins {
+		if fromPlugin {
 			return slog.LevelInfo
 		}
 	}
@@ -52,8 +52,8 @@ func slogLevel(level hclog.Level, plugins bool) slog.Level {
 const timestampKey = "timestamp"
 
 func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
-	plugins := h.program != "" && h.name == h.program
-	lv := slogLevel(level, plugins)
+	fromPlugin := h.program != "" && h.name == h.program
+	lv := slogLevel(level, fromPlugin)
 	ctx := context.Background()
 	if !h.l.Enabled(ctx, lv) {
 		return
@@ -66,7 +66,7 @@ func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 			all = append(all, args[i])
 			break
 		}
-		if k, _ := args[i].(string); k == timestampKey && plugins {
+		if k, _ := args[i].(string); k == timestampKey && fromPlugin {
 			if s, ok := args[i+1].(string); ok {
 				if t, err := time.Parse(hclog.TimeFormat, s); err == nil && t.Year() > 1 {
 					at = t
@@ -76,7 +76,7 @@ func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 		}
 		all = append(all, args[i], args[i+1])
 	}
-	if h.name != "" && !plugins {
+	if h.name != "" && !fromPlugin {
 		all = append(all, "logger", h.name)
 	}
 	r := slog.NewRecord(at, lv, msg, 0)
