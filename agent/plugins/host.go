@@ -216,14 +216,19 @@ type attempt struct {
 // happens to the plugin is this call's doing.
 func (h *Host) invoke(ctx context.Context, e *entry, alone bool, fn func(ctx context.Context, impl any) error) (attempt, error) {
 	name := e.spec.Name
+	var a attempt
 	if alone {
 		e.iso.Lock()
 		defer e.iso.Unlock()
+		// a process that died of an earlier call, and is not yet replaced,
+		// must not be taken for one this call killed
+		if err := h.settle(ctx, e); err != nil {
+			return a, err
+		}
 	} else {
 		e.iso.RLock()
 		defer e.iso.RUnlock()
 	}
-	var a attempt
 	start := time.Now()
 	var impl any
 	var err error

@@ -137,3 +137,29 @@ func (h *Host) waitRestart(ctx context.Context, e *entry) error {
 	}
 	return nil
 }
+
+// settle returns once the plugin process runs and answers its health
+// check, waiting for a process that died to be replaced, so that the call
+// made next finds it alive.
+func (h *Host) settle(ctx context.Context, e *entry) error {
+	p, ok := e.b.(*process)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.spec.MaxBackoff)+restartWait)
+	defer cancel()
+	for {
+		if err := p.waitReady(ctx); err != nil {
+			return fmt.Errorf("plugin %s: %w", e.spec.Name, err)
+		}
+		_, gen, err := p.current()
+		if err == nil && p.check(ctx) == nil {
+			return nil
+		}
+		// dead, or not answering: give its supervisor time to notice
+		p.crashedDuring(ctx, gen, crashWait)
+		if ctx.Err() != nil {
+			return fmt.Errorf("plugin %s: %w: the process does not answer its health check", e.spec.Name, ErrUnavailable)
+		}
+	}
+}
