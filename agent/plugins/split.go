@@ -57,10 +57,10 @@ func (h *Host) DecodeEach(ctx context.Context, name string, reqs []DecodeRequest
 }
 
 func (h *Host) decodeSplit(ctx context.Context, e *entry, reqs []DecodeRequest, out []Outcome, depth int, alone bool) {
-	if depth > 0 {
+	if depth > 0 && !alone { // a call alone settles under its lock
 		// a part of a batch that made the plugin fail: the process may be
 		// restarting after a crash, its own or a sibling part's
-		if err := h.waitRestart(ctx, e); err != nil {
+		if err := h.settle(ctx, e); err != nil {
 			for i := range out {
 				out[i].Err = err
 			}
@@ -122,20 +122,6 @@ func (h *Host) fault(ctx context.Context, e *entry, a attempt, err error) string
 		return "the plugin process exited during the call"
 	}
 	return ""
-}
-
-// waitRestart waits until the plugin process runs, when it is restarting.
-func (h *Host) waitRestart(ctx context.Context, e *entry) error {
-	p, ok := e.b.(*process)
-	if !ok {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.spec.MaxBackoff)+restartWait)
-	defer cancel()
-	if err := p.waitReady(ctx); err != nil {
-		return fmt.Errorf("plugin %s: %w", e.spec.Name, err)
-	}
-	return nil
 }
 
 // settle returns once the plugin process runs and answers its health
