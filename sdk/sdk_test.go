@@ -12,8 +12,8 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "github.com/lwm2m-agent/lwm2m-agent/proto/lwm2m/plugin/v1"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
+	pb "github.com/lwm2m-agent/lwm2m-agent/sdk/proto/lwm2m/plugin/v1"
 	"github.com/lwm2m-agent/lwm2m-agent/sdk/sdktest"
 )
 
