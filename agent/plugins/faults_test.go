@@ -307,3 +307,37 @@ lwm2m_agent_plugin_restarts_total{kind="decoder",plugin="d",reason="start"} 0
 	b, _ := json.Marshal(stats(t, h, "d").RestartsBy)
 	t.Logf("restarts by reason %s", b)
 }
+
+// A decoder service that stops answering (stopped with SIGSTOP) has no
+// process of the agent's to restart: its calls time out, to be retried,
+// and it shows as down until it answers again.
+func TestStoppedServiceShowsDown(t *testing.T) {
+	addr, cmd, _ := exampleService(t)
+	h := newHost(t, plugins.Spec{Name: "svc", Kind: "decoder", Address: addr, Timeout: plugins.Duration(300 * time.Millisecond)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := decodeRetrying(ctx, h, "svc", plugins.DecodeRequest{Value: frame(100)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := stats(t, h, "svc"); !s.Up {
+		t.Fatalf("answering service shows as down: %+v", s)
+	}
+	sigstop(t, cmd.Process.Pid)
+	_, err := h.Decode(ctx, "svc", plugins.DecodeRequest{Value: frame(200)})
+	if !plugins.IsRetryable(err) {
+		t.Fatalf("call to the stopped service: %v, want retryable", err)
+	}
+	if s := stats(t, h, "svc"); s.Up {
+		t.Errorf("stopped service shows as up: %+v", s)
+	}
+	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := decodeRetrying(ctx, h, "svc", plugins.DecodeRequest{Value: frame(300)}, nil)
+	if err != nil || res.Measurements[0].Value != 3 {
+		t.Fatalf("after SIGCONT: %+v, %v", res, err)
+	}
+	if s := stats(t, h, "svc"); !s.Up || s.Restarts != 0 {
+		t.Errorf("service answering again: %+v, want up and no restarts", s)
+	}
+}

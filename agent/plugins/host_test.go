@@ -200,19 +200,7 @@ func TestExampleDecoderProcessSurvivesKill(t *testing.T) {
 // The same example decoder run as a gRPC service (--listen) is reached by
 // address.
 func TestExampleDecoderAsService(t *testing.T) {
-	bin := examplePlugin(t)
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--listen", addr)
-	cmd.Stderr = testWriter{t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	addr, cmd, exited := exampleService(t)
 
 	h := newHost(t, plugins.Spec{Name: "svc", Kind: "decoder", Address: addr, Timeout: plugins.Duration(time.Second)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -252,6 +240,25 @@ func TestExampleDecoderAsService(t *testing.T) {
 	if !plugins.IsRetryable(err) {
 		t.Errorf("decode with the service gone: %v, want a retryable error", err)
 	}
+}
+
+// exampleService runs the example decoder as a gRPC service on a free
+// loopback address; exited gets its end, and the test's end kills it.
+func exampleService(t *testing.T) (addr string, cmd *exec.Cmd, exited chan error) {
+	bin := examplePlugin(t)
+	addr = freeAddr(t)
+	cmd = exec.Command(bin, "--listen", addr)
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	return addr, cmd, exited
 }
 
 func freeAddr(t *testing.T) string {
