@@ -153,7 +153,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	a.State = session.NewStateWriter(st, 8192, 10*time.Millisecond, log)
 	pcfg, err := plugins.LoadConfig(cfg.PluginsConfig)
 	if err != nil {
-		return fail(fmt.Errorf("plugins: %w", err))
+		return fail(err) // "plugins config FILE: ..." says what it is
 	}
 	bundledOpts := mapping.BundledOptions{}
 	if cfg.BundledPlugins == config.BundledProcess {
