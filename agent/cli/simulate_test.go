@@ -172,7 +172,7 @@ func TestSimulateHelpShowsNoInactiveDefaults(t *testing.T) {
 func TestSimulateObjectsFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "objects.json")
-	body := `{"ddf":["../../examples/simulator/frame-sensor.xml"],"resources":{"/33050/0/0":{"hex":"zz"},"/33050/0/1":{"counter":{"start":0,"step":1}}}}`
+	body := `{"ddf":["../../examples/simulator/frame-sensor.xml"],"resources":{"/32050/0/0":{"hex":"zz"},"/32050/0/1":{"counter":{"start":0,"step":1}}}}`
 	ddf, err := filepath.Abs("../../examples/simulator/frame-sensor.xml")
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestSimulateObjectsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = runSimulate(t, "--server", closedPort(t), "--objects", file)
-	want := "objects " + file + `: /33050/0/0: hex: "zz" is not hex` + "\n/33050/0/1: every: needed, for the values to change"
+	want := "objects " + file + `: /32050/0/0: hex: "zz" is not hex` + "\n/32050/0/1: every: needed, for the values to change"
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}

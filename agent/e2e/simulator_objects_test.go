@@ -67,8 +67,8 @@ func TestSimulatedObjectsFromDDF(t *testing.T) {
 	if code, _, e := h.postDDF("management/admin", adminPassword, ddf, "?source=frame-sensor.xml"); code != 201 {
 		t.Fatalf("upload the example DDF: HTTP %d %+v", code, e)
 	}
-	h.setFunctionality("management/admin", adminPassword, "33050/resources/0", map[string]any{"customAction": "decoder:frame", "autoObserve": true})
-	h.setFunctionality("management/admin", adminPassword, "33050/resources/1", map[string]any{"measurement": map[string]any{"type": "c8y_FrameCounter", "series": "n"}})
+	h.setFunctionality("management/admin", adminPassword, "32050/resources/0", map[string]any{"customAction": "decoder:frame", "autoObserve": true})
+	h.setFunctionality("management/admin", adminPassword, "32050/resources/1", map[string]any{"measurement": map[string]any{"type": "c8y_FrameCounter", "series": "n"}})
 
 	// the example file, with its frames and counter at 5 a second, the
 	// counter by Send
@@ -80,9 +80,9 @@ func TestSimulatedObjectsFromDDF(t *testing.T) {
 	for i := range objs.Resources {
 		r := &objs.Resources[i]
 		switch r.Path.String() {
-		case "/33050/0/0":
+		case "/32050/0/0":
 			r.Every = every
-		case "/33050/0/1":
+		case "/32050/0/1":
 			r.Every, r.Report = every, simulator.ReportSend
 		}
 	}
@@ -90,9 +90,9 @@ func TestSimulatedObjectsFromDDF(t *testing.T) {
 	sim := h.simulate(1, func(c *simulator.Config) { c.Objects = objs; c.NotifyInterval = 0 })
 	ep := sim.Endpoints()[0]
 	id := h.device(ep).str("id")
-	if lw, _ := h.device(ep)["lwm2m"].(map[string]any); !strings.Contains(fmt.Sprint(lw["objects"]), "/33050/0") {
+	if lw, _ := h.device(ep)["lwm2m"].(map[string]any); !strings.Contains(fmt.Sprint(lw["objects"]), "/32050/0") {
 		objects := lw["objects"]
-		t.Errorf("registered objects %s, without /33050/0", objects)
+		t.Errorf("registered objects %s, without /32050/0", objects)
 	}
 
 	const want = 12

@@ -41,16 +41,16 @@ func TestExampleObjects(t *testing.T) {
 		t.Fatalf("the example DDF does not follow LWM2M.xsd: %v", err)
 	}
 	o := exampleObjects(t)
-	if len(o.Defs) != 1 || o.Defs[0].ID != 33050 {
+	if len(o.Defs) != 1 || o.Defs[0].ID != 32050 {
 		t.Fatalf("defs %+v", o.Defs)
 	}
 	want := map[string]Resource{
-		"/33050/0/0": {Values: []node.Value{node.Opaque([]byte{0x66, 0x08}), node.Opaque([]byte{0x70, 0x08}),
+		"/32050/0/0": {Values: []node.Value{node.Opaque([]byte{0x66, 0x08}), node.Opaque([]byte{0x70, 0x08}),
 			node.Opaque([]byte{0x7a, 0x08}), node.Opaque([]byte{0x70, 0x08})}, Every: 5 * time.Second, Report: ReportNotify},
-		"/33050/0/1":   {Counter: &Counter{Start: 0, Step: 1}, Every: 5 * time.Second, Report: ReportNotify},
-		"/33050/0/2":   {Walk: &Walk{Start: 3.6, Step: 0.01, Min: 3, Max: 3.7}, Every: time.Minute, Report: ReportNotify},
-		"/33050/0/3":   {Values: []node.Value{node.String("boiler room")}, Report: ReportNotify},
-		"/33050/0/4/0": {RandomBytes: 8, Every: 30 * time.Second, Report: ReportSend},
+		"/32050/0/1":   {Counter: &Counter{Start: 0, Step: 1}, Every: 5 * time.Second, Report: ReportNotify},
+		"/32050/0/2":   {Walk: &Walk{Start: 3.6, Step: 0.01, Min: 3, Max: 3.7}, Every: time.Minute, Report: ReportNotify},
+		"/32050/0/3":   {Values: []node.Value{node.String("boiler room")}, Report: ReportNotify},
+		"/32050/0/4/0": {RandomBytes: 8, Every: 30 * time.Second, Report: ReportSend},
 	}
 	if len(o.Resources) != len(want) {
 		t.Fatalf("%d resources, want %d", len(o.Resources), len(want))
@@ -66,7 +66,7 @@ func TestExampleObjects(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 	if err := (Config{Server: "a:1", Version: "1.0", Objects: o}).Validate(); err == nil ||
-		err.Error() != "objects: /33050/0/4/0: report: send needs LwM2M 1.1 or later; LwM2M 1.0 has no Send operation" {
+		err.Error() != "objects: /32050/0/4/0: report: send needs LwM2M 1.1 or later; LwM2M 1.0 has no Send operation" {
 		t.Errorf("Validate for LwM2M 1.0: %v", err)
 	}
 }
@@ -76,6 +76,32 @@ func sameResourceSpec(a, b Resource) bool {
 		(a.Counter == nil) == (b.Counter == nil) && (a.Counter == nil || *a.Counter == *b.Counter) &&
 		(a.Walk == nil) == (b.Walk == nil) && (a.Walk == nil || *a.Walk == *b.Walk) &&
 		a.RandomBytes == b.RandomBytes && a.Every == b.Every && a.Report == b.Report
+}
+
+// The objects file of the SDK's example decoder's guide, beside its DDF.
+func TestTempframeObjects(t *testing.T) {
+	dir := t.TempDir()
+	ddf, err := os.ReadFile("../../sdk/examples/tempframe/tempframe.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{
+		"tempframe.xml": string(ddf),
+		"tempframe-sim.json": `{"ddf": ["tempframe.xml"], "every": "2s",
+ "resources": {"/32001/0/0": {"hex": ["6608", "7008", "7a08", "9cff"]}}}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := LoadObjects(filepath.Join(dir, "tempframe-sim.json"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (Config{Server: "a:1", Objects: o}).Validate(); err != nil || len(o.Resources) != 1 || len(o.Resources[0].Values) != 4 ||
+		o.Resources[0].Every != 2*time.Second || o.Resources[0].Report != ReportNotify {
+		t.Errorf("%+v, %v", o, err)
+	}
 }
 
 // Each bad objects file and every problem it is refused for, at once.
@@ -93,7 +119,7 @@ func TestLoadObjectsProblems(t *testing.T) {
 		return p
 	}
 	write("sensor.xml", string(ddf))
-	write("temperature.xml", strings.NewReplacer("<ObjectID>33050</ObjectID>", "<ObjectID>3303</ObjectID>").Replace(string(ddf)))
+	write("temperature.xml", strings.NewReplacer("<ObjectID>32050</ObjectID>", "<ObjectID>3303</ObjectID>").Replace(string(ddf)))
 	write("frame.bin", "\x01\x02\x03")
 	write("big.bin", strings.Repeat("x", maxValueFile+1))
 	write("number.txt", " 42\n")
@@ -107,47 +133,47 @@ func TestLoadObjectsProblems(t *testing.T) {
 		{"a built-in object redefined", `{"ddf":["temperature.xml"]}`,
 			[]string{"object 3303 (Frame Sensor): the simulator has object 3303 (Temperature) built in; give values to its resources instead"}},
 		{"every problem of the resources", `{"ddf":["sensor.xml"],"every":"1s","resources":{
-			"/33050/0/0": {"hex": "0g"},
-			"/33050/0/1": {"value": "many"},
-			"/33050/0/2": {"counter": {"start": 0, "step": 1}, "walk": {"start": 1, "step": 1, "min": 0, "max": 2}},
-			"/33050/0/3": {"file": "big.bin"},
-			"/33050/0/4": {"randomBytes": 4},
-			"/33050/0/5": {"value": 1},
-			"/33050/0/9": {"value": 1},
-			"/33051/0/0": {"value": 1},
+			"/32050/0/0": {"hex": "0g"},
+			"/32050/0/1": {"value": "many"},
+			"/32050/0/2": {"counter": {"start": 0, "step": 1}, "walk": {"start": 1, "step": 1, "min": 0, "max": 2}},
+			"/32050/0/3": {"file": "big.bin"},
+			"/32050/0/4": {"randomBytes": 4},
+			"/32050/0/5": {"value": 1},
+			"/32050/0/9": {"value": 1},
+			"/32051/0/0": {"value": 1},
 			"/3303/1/5700": {"value": 1},
 			"/1/0/1": {"value": 60},
-			"/33050/1/1": {"counter": {"start": 0.5, "step": 1}, "every": "soon", "report": "shout"},
-			"/33050/2/2": {"walk": {"start": 5, "step": 0, "min": 0, "max": 4}},
-			"/33050/3/1": {"randomBytes": 4, "colour": "red"},
-			"/33050/4/0": {"value": "0a", "every": "1ms"},
+			"/32050/1/1": {"counter": {"start": 0.5, "step": 1}, "every": "soon", "report": "shout"},
+			"/32050/2/2": {"walk": {"start": 5, "step": 0, "min": 0, "max": 4}},
+			"/32050/3/1": {"randomBytes": 4, "colour": "red"},
+			"/32050/4/0": {"value": "0a", "every": "1ms"},
 			"/3303/0/5700": {"hex": "00"}}}`,
 			[]string{
 				"/1/0/1: object 1 (LwM2M Server) holds the device's server accounts, which bootstrapping writes",
 				"/3303/0/5700: value 0 is OPAQUE, resource 5700 (Sensor Value) is FLOAT",
 				"/3303/1/5700: the simulator's object 3303 (Temperature) has instance 0 only",
-				`/33050/0/0: hex: "0g" is not hex`,
-				`/33050/0/1: value: "many" is not an integer`,
-				"/33050/0/2: needs exactly one of value, hex, file, counter, walk and randomBytes",
-				"/33050/0/3: file: " + filepath.Join(dir, "big.bin") + " is larger than 65536 bytes",
-				"/33050/0/4: resource 4 (Diagnostics) is a multiple resource: give values to its instances, /33050/0/4/0",
-				"/33050/0/5: resource 5 (Reset Counter) is executable and holds no value",
-				"/33050/0/9: object 33050 (Frame Sensor) has no resource 9",
-				`/33050/1/1: every: invalid duration "soon"`,
-				"/33050/2/2: walk: step 0 must be above 0",
-				`/33050/3/1: unknown field "colour"`,
-				"/33050/4/0: every: 1ms is shorter than 10ms",
-				"/33051/0/0: object 33051 is neither built in nor defined by a DDF file",
+				`/32050/0/0: hex: "0g" is not hex`,
+				`/32050/0/1: value: "many" is not an integer`,
+				"/32050/0/2: needs exactly one of value, hex, file, counter, walk and randomBytes",
+				"/32050/0/3: file: " + filepath.Join(dir, "big.bin") + " is larger than 65536 bytes",
+				"/32050/0/4: resource 4 (Diagnostics) is a multiple resource: give values to its instances, /32050/0/4/0",
+				"/32050/0/5: resource 5 (Reset Counter) is executable and holds no value",
+				"/32050/0/9: object 32050 (Frame Sensor) has no resource 9",
+				`/32050/1/1: every: invalid duration "soon"`,
+				"/32050/2/2: walk: step 0 must be above 0",
+				`/32050/3/1: unknown field "colour"`,
+				"/32050/4/0: every: 1ms is shorter than 10ms",
+				"/32051/0/0: object 32051 is neither built in nor defined by a DDF file",
 			}},
 		{"generators without a period, counters of whole numbers, reports", `{"ddf":["sensor.xml"],"resources":{
-			"/33050/0/1": {"counter": {"start": 0.5, "step": 1}, "every": "1s", "report": "shout"},
-			"/33050/0/0": {"hex": ["00", "01"]},
-			"/33050/0/2": {"file": "number.txt", "every": "1s"},
-			"/33050/1/0": {"file": "frame.bin", "report": "send", "every": "1s"}}}`,
+			"/32050/0/1": {"counter": {"start": 0.5, "step": 1}, "every": "1s", "report": "shout"},
+			"/32050/0/0": {"hex": ["00", "01"]},
+			"/32050/0/2": {"file": "number.txt", "every": "1s"},
+			"/32050/1/0": {"file": "frame.bin", "report": "send", "every": "1s"}}}`,
 			[]string{
-				"/33050/0/0: every: needed, for the values to change",
-				"/33050/0/1: counter: resource 1 (Frame Counter) is INTEGER: start and step must be whole",
-				`/33050/0/1: report: "shout" is not notify or send`,
+				"/32050/0/0: every: needed, for the values to change",
+				"/32050/0/1: counter: resource 1 (Frame Counter) is INTEGER: start and step must be whole",
+				`/32050/0/1: report: "shout" is not notify or send`,
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,7 +187,7 @@ func TestLoadObjectsProblems(t *testing.T) {
 	}
 	// values from files, typed by the resource
 	o, err := LoadObjects(write("files.json", `{"ddf":["sensor.xml"],"resources":{
-		"/33050/0/0": {"file": "frame.bin"}, "/33050/0/1": {"file": "number.txt"}, "/33050/0/3": {"file": "number.txt"}}}`), nil)
+		"/32050/0/0": {"file": "frame.bin"}, "/32050/0/1": {"file": "number.txt"}, "/32050/0/3": {"file": "number.txt"}}}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +279,9 @@ func TestObjectsNotifyAndSend(t *testing.T) {
 	for i := range o.Resources {
 		r := &o.Resources[i]
 		switch r.Path.String() {
-		case "/33050/0/0":
+		case "/32050/0/0":
 			r.Every = 50 * time.Millisecond
-		case "/33050/0/1":
+		case "/32050/0/1":
 			// a counter measured with the frames, reported by Send
 			r.Every, r.Report = 50*time.Millisecond, ReportSend
 		}
@@ -267,29 +293,29 @@ func TestObjectsNotifyAndSend(t *testing.T) {
 	for _, l := range reg.links {
 		links = append(links, l.Target)
 	}
-	if !slices.Contains(links, "/33050/0") {
-		t.Errorf("registered %v, without /33050/0", links)
+	if !slices.Contains(links, "/32050/0") {
+		t.Errorf("registered %v, without /32050/0", links)
 	}
-	r := srv.must(reg, get("/33050/0", int(codec.SenMLJSON)))
-	vals := decode(t, r, "/33050/0")
-	if r.code != codes.Content || vals["/33050/0/3"].Str != "boiler room" || len(vals["/33050/0/4/0"].Bytes) != 8 || vals["/33050/0/0"].Type != node.TypeOpaque {
-		t.Fatalf("read /33050/0: %v %s", r.code, fmtValues(vals))
+	r := srv.must(reg, get("/32050/0", int(codec.SenMLJSON)))
+	vals := decode(t, r, "/32050/0")
+	if r.code != codes.Content || vals["/32050/0/3"].Str != "boiler room" || len(vals["/32050/0/4/0"].Bytes) != 8 || vals["/32050/0/0"].Type != node.TypeOpaque {
+		t.Fatalf("read /32050/0: %v %s", r.code, fmtValues(vals))
 	}
 	// writes are typed by the DDF too
-	if r := srv.must(reg, put("/33050/0/3", int(codec.Text), []byte("cellar"))); r.code != codes.Changed {
-		t.Fatalf("write /33050/0/3: %v %s", r.code, r.payload)
+	if r := srv.must(reg, put("/32050/0/3", int(codec.Text), []byte("cellar"))); r.code != codes.Changed {
+		t.Fatalf("write /32050/0/3: %v %s", r.code, r.payload)
 	}
-	if v, _ := sim.Device("sim-0").Value(node.MustParsePath("/33050/0/3")); v.Str != "cellar" {
+	if v, _ := sim.Device("sim-0").Value(node.MustParsePath("/32050/0/3")); v.Str != "cellar" {
 		t.Errorf("after the write: %v", v)
 	}
 
-	obs, cancel := observe(t, reg, "/33050/0/0", codec.SenMLCBOR)
+	obs, cancel := observe(t, reg, "/32050/0/0", codec.SenMLCBOR)
 	defer cancel()
 	got := obs.waitFor(t, 9, 10*time.Second)
 	frames := []string{"6608", "7008", "7a08", "7008"}
 	var seq []string
 	for _, n := range got[1:] { // the first is the answer to the Observe
-		seq = append(seq, hex.EncodeToString(decode(t, n, "/33050/0/0")["/33050/0/0"].Bytes))
+		seq = append(seq, hex.EncodeToString(decode(t, n, "/32050/0/0")["/32050/0/0"].Bytes))
 	}
 	// the frames come in turn from wherever the device was
 	start := slices.Index(frames, seq[0])
@@ -314,7 +340,7 @@ func TestObjectsNotifyAndSend(t *testing.T) {
 				return true
 			}
 			for _, rec := range recs {
-				if rec.Path.String() != "/33050/0/1" || rec.Time.IsZero() {
+				if rec.Path.String() != "/32050/0/1" || rec.Time.IsZero() {
 					t.Errorf("sent %v at %v", rec.Path, rec.Time)
 				}
 				counts = append(counts, rec.Value.Int)

@@ -24,12 +24,12 @@ import (
 //
 //	{"ddf": ["sensor.xml"], "every": "2s", "report": "send",
 //	 "resources": {
-//	   "/33050/0/1": {"hex": ["0a1b2c", "0a1b2d"]},
-//	   "/33050/0/2": {"walk": {"start": 21.5, "step": 0.2, "min": -40, "max": 85}},
-//	   "/33050/0/3": {"counter": {"start": 0, "step": 1}, "report": "notify"},
-//	   "/33050/0/4": {"file": "frame.bin", "every": "10s"},
-//	   "/33050/0/5": {"randomBytes": 12},
-//	   "/33050/0/6": {"value": "kitchen", "every": "0s"}}}
+//	   "/32050/0/1": {"hex": ["0a1b2c", "0a1b2d"]},
+//	   "/32050/0/2": {"walk": {"start": 21.5, "step": 0.2, "min": -40, "max": 85}},
+//	   "/32050/0/3": {"counter": {"start": 0, "step": 1}, "report": "notify"},
+//	   "/32050/0/4": {"file": "frame.bin", "every": "10s"},
+//	   "/32050/0/5": {"randomBytes": 12},
+//	   "/32050/0/6": {"value": "kitchen", "every": "0s"}}}
 //
 // "every" and "report" at the top are the defaults of every resource.
 type objectsFile struct {
@@ -161,6 +161,9 @@ func parseResource(key string, raw json.RawMessage, table *objTable, dir string,
 	}
 	if rf.Report != "" {
 		r.Report = rf.Report
+	}
+	if r.Report == "" {
+		r.Report = ReportNotify
 	}
 	rd, err := r.target(table)
 	if err != nil {
