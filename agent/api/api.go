@@ -78,8 +78,12 @@ type Config struct {
 	// Share one value with the mapping pipeline, so that a change through
 	// the API reaches the pipeline's cache at once.
 	Protocols *Protocols
-	Metrics   *prometheus.Registry
-	Logger    *slog.Logger
+	// Plugins are the configured plugins: a functionality's customAction
+	// may name only those (decoder:<name>, plugin:<name>). nil: the
+	// agent has none, and such a functionality is refused.
+	Plugins mapping.PluginNames
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
 
 	// MaxRequestTimeout caps the lwm2mRequestTimeout of a device's
 	// registration parameters, in the bulk file and the bootstrap

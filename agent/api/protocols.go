@@ -292,6 +292,31 @@ func (a *API) readStrictJSON(w http.ResponseWriter, r *http.Request, v any) bool
 	return false
 }
 
+// resourceDefined answers, when the tenant has no definition of the
+// object, 422 saying how to give it one, and 404 for a resource the
+// definition lacks; ok is false after an answer. Configuring an object
+// nobody described is the mistake of someone who has not uploaded its
+// DDF yet: the answer says so instead of a bare "not found".
+func (a *API) resourceDefined(w http.ResponseWriter, r *http.Request, u store.User, oid, rid uint16) bool {
+	p, err := a.cfg.Protocols.Protocol(r.Context(), u.Tenant, oid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, r, http.StatusUnprocessableEntity, "lwm2m/unprocessable", fmt.Sprintf(
+			"object %d has no device protocol: upload its object definition (DDF XML) first, "+
+				"POST %s with the DDF file as the body (or `lwm2m-agent import protocols FILE`), then set its resources' functionalities and validation",
+			oid, protocolsPath))
+		return false
+	case err != nil:
+		a.storeError(w, r, "lwm2m", err)
+		return false
+	}
+	if _, ok := p.Object.Resource(rid); !ok {
+		writeError(w, r, http.StatusNotFound, "lwm2m/Not Found", fmt.Sprintf("object %d (%s) has no resource %d", oid, p.Object.Name, rid))
+		return false
+	}
+	return true
+}
+
 // putFunctionalities sets what happens to one resource's values; {}
 // removes it.
 func (a *API) putFunctionalities(w http.ResponseWriter, r *http.Request, u store.User) {
@@ -303,11 +328,21 @@ func (a *API) putFunctionalities(w http.ResponseWriter, r *http.Request, u store
 	if !ok {
 		return
 	}
+	if !a.resourceDefined(w, r, u, oid, rid) {
+		return
+	}
 	var f mapping.Functionality
 	if !a.readStrictJSON(w, r, &f) {
 		return
 	}
-	if err := f.Validate(); err != nil {
+	err := f.Validate()
+	if err == nil {
+		// Only a new write is checked: protocols stored before the
+		// plugins file changed still load, and their values raise the
+		// mapping alarm instead.
+		err = mapping.CheckPlugins(f, a.cfg.Plugins)
+	}
+	if err != nil {
 		writeError(w, r, http.StatusUnprocessableEntity, "lwm2m/unprocessable", err.Error())
 		return
 	}
@@ -326,6 +361,9 @@ func (a *API) putValidation(w http.ResponseWriter, r *http.Request, u store.User
 	}
 	rid, ok := pathID(w, r, "resourceId")
 	if !ok {
+		return
+	}
+	if !a.resourceDefined(w, r, u, oid, rid) {
 		return
 	}
 	var body struct {

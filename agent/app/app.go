@@ -153,7 +153,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	a.State = session.NewStateWriter(st, 8192, 10*time.Millisecond, log)
 	pcfg, err := plugins.LoadConfig(cfg.PluginsConfig)
 	if err != nil {
-		return fail(fmt.Errorf("plugins: %w", err))
+		return fail(err) // "plugins config FILE: ..." says what it is
 	}
 	bundledOpts := mapping.BundledOptions{}
 	if cfg.BundledPlugins == config.BundledProcess {
@@ -306,7 +306,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if external == "" {
 		external = "http://" + reachable(a.HTTPAddr)
 	}
-	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Metrics: reg, Logger: log, Security: hooks,
+	var pluginNames mapping.PluginNames // nil: no plugins, not a nil *plugins.Host
+	if a.Plugins != nil {
+		pluginNames = a.Plugins
+	}
+	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Plugins: pluginNames, Metrics: reg, Logger: log, Security: hooks,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
 		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
 		Refused: a.Refused, Limits: api.Limits{

@@ -141,6 +141,8 @@ func simulateCmd() *cobra.Command {
 		suites          string
 		untilRegistered bool
 		format          string
+		objectsFile     string
+		ddfFiles        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate",
@@ -155,7 +157,12 @@ func simulateCmd() *cobra.Command {
 			"bootstrap PSK) and registers to the server account it is given; otherwise\n" +
 			"each registers directly to its line's lwm2m server uri with its PSK.\n" +
 			"Once every device registered or failed, a summary lists the failures;\n" +
-			"--until-registered then exits, with status 1 if any device failed.",
+			"--until-registered then exits, with status 1 if any device failed.\n\n" +
+			"--ddf gives the devices objects of their own, from DDF files; --objects names\n" +
+			"a JSON file saying what their resources hold (a value, hex bytes, a file's\n" +
+			"contents, a counter, a random walk, random bytes), how often each is measured\n" +
+			"and whether it is reported as a notification or with LwM2M Send\n" +
+			"(docs/simulator.md; examples/simulator/frame-sensor.json).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = newLogger(os.Stderr, logLevel, "text")
@@ -170,6 +177,11 @@ func simulateCmd() *cobra.Command {
 					return fmt.Errorf("--format: %w", err)
 				}
 				cfg.Format = f
+			}
+			if objectsFile != "" || len(ddfFiles) > 0 {
+				if cfg.Objects, err = simulator.LoadObjects(objectsFile, ddfFiles); err != nil {
+					return err
+				}
 			}
 			bootstrapping := opts.bootstrapURI != "" || opts.bootstrapSecure != ""
 			if bootstrapping {
@@ -268,6 +280,8 @@ func simulateCmd() *cobra.Command {
 	f.StringVar(&cfg.Binding, "binding", "U", "binding mode (U or UQ)")
 	f.Float64Var(&cfg.RegisterRate, "rate", 0, "registrations per second at start (0: as fast as the server takes them)")
 	f.StringVar(&cfg.Bind, "bind", "", "local IP address of the devices' sockets (e.g. 127.0.1.1 to spread load runs)")
+	f.StringVar(&objectsFile, "objects", "", "JSON file of the devices' objects: DDF files, and per resource its value, measurement period and report (notify or send)")
+	f.StringArrayVar(&ddfFiles, "ddf", nil, "DDF file of objects the devices have besides the built-in ones (instance 0, mandatory resources at zero); repeat for more")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	f.DurationVar(&every, "stats-every", 5*time.Second, "how often to print statistics")
 	return cmd

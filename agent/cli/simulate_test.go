@@ -160,9 +160,36 @@ func TestSimulateCSVNothingValid(t *testing.T) {
 // Flags that act only when given show no default in the help.
 func TestSimulateHelpShowsNoInactiveDefaults(t *testing.T) {
 	f := simulateCmd().Flags()
-	for _, name := range []string{"bootstrap", "bootstrap-secure", "cipher-suites", "csv"} {
+	for _, name := range []string{"bootstrap", "bootstrap-secure", "cipher-suites", "csv", "objects"} {
 		if d := f.Lookup(name).DefValue; d != "" {
 			t.Errorf("--%s shows the default %q, but acts only when given", name, d)
 		}
+	}
+}
+
+// A bad objects file stops the command before any device starts, with
+// every problem of the file.
+func TestSimulateObjectsFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "objects.json")
+	body := `{"ddf":["../../examples/simulator/frame-sensor.xml"],"resources":{"/32050/0/0":{"hex":"zz"},"/32050/0/1":{"counter":{"start":0,"step":1}}}}`
+	ddf, err := filepath.Abs("../../examples/simulator/frame-sensor.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = strings.Replace(body, "../../examples/simulator/frame-sensor.xml", ddf, 1)
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runSimulate(t, "--server", closedPort(t), "--objects", file)
+	want := "objects " + file + `: /32050/0/0: hex: "zz" is not hex` + "\n/32050/0/1: every: needed, for the values to change"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+	// objects of DDF files alone: the device has them, and registers
+	a := startTestAgent(t, true)
+	out, err := runSimulate(t, "--server", a.CoAPAddr.String(), "--prefix", "ddf", "--ddf", ddf, "--until-registered", "--stats-every", "1h")
+	if err != nil || !strings.Contains(out, "1 devices: 0 bootstrapped, 1 registered, 0 failed") {
+		t.Fatalf("--ddf: %v\n%s", err, out)
 	}
 }

@@ -384,8 +384,14 @@ func TestProtocolFunctionalitiesAndValidation(t *testing.T) {
 		{"misspelled member", fpath("3303", "5700"), js(map[string]any{"measurment": map[string]any{"type": "c8y_T", "series": "T"}}), 422, `unknown field "measurment"`},
 		{"wrong member type", fpath("3303", "5700"), js(map[string]any{"autoObserve": "yes"}), 422, "autoObserve"},
 		{"not JSON", fpath("3303", "5700"), `{"measurement":`, 400, "not valid JSON"},
-		{"unknown resource", fpath("3303", "9"), js(measurement), 404, ""},
-		{"unknown object", fpath("10241", "0"), js(measurement), 404, ""},
+		{"unknown resource", fpath("3303", "9"), js(measurement), 404, "object 3303 (Temperature) has no resource 9"},
+		{"unknown object", fpath("10241", "0"), js(measurement), 422,
+			"object 10241 has no device protocol: upload its object definition (DDF XML) first, POST /lwm2m/deviceprotocols with the DDF file as the body"},
+		{"validation of an unknown object", vpath("10241", "0"), js(map[string]any{"groups": []any{}}), 422, "object 10241 has no device protocol: upload its object definition"},
+		{"decoder the agent does not have", fpath("3303", "5700"), js(map[string]any{"customAction": "decoder:frame"}), 422,
+			`customAction "decoder:frame": no decoder "frame" is configured; the agent has no decoders: declare them in the plugins file (--plugins-config)`},
+		{"custom action plugin the agent does not have", fpath("3303", "5700"), js(map[string]any{"customAction": "plugin:acts:x"}), 422,
+			`no custom action plugin "acts" is configured; the agent has no custom action plugins`},
 		{"object ID out of range", fpath("70000", "0"), js(measurement), 404, ""},
 		{"executable resource", fpath("3303", "5605"), js(measurement), 422, "executable"},
 		{"validation of a read-only resource", vpath("3303", "5700"), js(map[string]any{"groups": []any{[]any{map[string]any{"type": "NUMBER", "rule": "LOWER_THAN", "value": 5}}}}), 422, "not writable"},
@@ -394,7 +400,7 @@ func TestProtocolFunctionalitiesAndValidation(t *testing.T) {
 		{"validation regex does not compile", vpath("3303", "5750"), js(map[string]any{"groups": []any{[]any{map[string]any{"type": "REGEX", "rule": "EQUALS", "value": "a("}}}}), 422, "does not compile"},
 		{"validation unknown rule", vpath("3303", "5750"), js(map[string]any{"groups": []any{[]any{map[string]any{"type": "STRING", "rule": "LIKE", "value": "a"}}}}), 422, `rule "LIKE"`},
 		{"validation unknown member", vpath("3303", "5750"), js(map[string]any{"groups": []any{[]any{map[string]any{"type": "STRING", "rule": "EQUALS", "valeu": "a"}}}}), 422, `unknown field "valeu"`},
-		{"validation of an unknown resource", vpath("3303", "1"), js(map[string]any{"groups": []any{}}), 404, ""},
+		{"validation of an unknown resource", vpath("3303", "1"), js(map[string]any{"groups": []any{}}), 404, "object 3303 (Temperature) has no resource 1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -565,14 +571,20 @@ func TestProtocolTenantIsolation(t *testing.T) {
 		for _, req := range []struct {
 			method, path string
 			body         any
+			code         int
 		}{
-			{"GET", "/lwm2m/deviceprotocols/33033", nil},
-			{"DELETE", "/lwm2m/deviceprotocols/33033", nil},
-			{"PUT", "/lwm2m/deviceprotocols/33033/resources/5700/functionalities", map[string]any{"customAction": "decoder:x"}},
-			{"PUT", "/lwm2m/deviceprotocols/33033/resources/5750/validation", map[string]any{"groups": []any{}}},
+			{"GET", "/lwm2m/deviceprotocols/33033", nil, 404},
+			{"DELETE", "/lwm2m/deviceprotocols/33033", nil, 404},
+			// as for an object nobody described: upload its DDF
+			{"PUT", "/lwm2m/deviceprotocols/33033/resources/5700/functionalities", map[string]any{"customAction": "decoder:x"}, 422},
+			{"PUT", "/lwm2m/deviceprotocols/33033/resources/5750/validation", map[string]any{"groups": []any{}}, 422},
 		} {
-			if c, raw := h.rawAs(&seen, other.user, other.pass, req.method, req.path, req.body); c != 404 {
-				t.Errorf("%s %s %s: HTTP %d %s, want 404", other.user, req.method, req.path, c, raw)
+			c, raw := h.rawAs(&seen, other.user, other.pass, req.method, req.path, req.body)
+			if c != req.code {
+				t.Errorf("%s %s %s: HTTP %d %s, want %d", other.user, req.method, req.path, c, raw, req.code)
+			}
+			if c == 422 && !strings.Contains(raw, "object 33033 has no device protocol") {
+				t.Errorf("%s %s %s: %s, not the answer for an object without protocol", other.user, req.method, req.path, raw)
 			}
 		}
 		var list struct {

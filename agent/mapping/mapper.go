@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -252,14 +251,10 @@ func compile(fn Functionality) *rule {
 		// plain structs of strings: cannot happen; map nothing rather than guess
 		r.mapped = false
 	}
-	switch {
-	case customactions.Known(fn.CustomAction):
+	if customactions.Known(fn.CustomAction) {
 		r.action = r.raw != nil
-	case strings.HasPrefix(fn.CustomAction, "decoder:"):
-		r.decoder, r.decArg, _ = strings.Cut(strings.TrimPrefix(fn.CustomAction, "decoder:"), ":")
-	case strings.HasPrefix(fn.CustomAction, "plugin:"):
-		r.decoder, r.decArg, _ = strings.Cut(strings.TrimPrefix(fn.CustomAction, "plugin:"), ":")
-		r.plugin = true
+	} else if ref, ok := ParsePluginRef(fn.CustomAction); ok {
+		r.decoder, r.decArg, r.plugin = ref.Name, ref.Argument, ref.Action
 	}
 	return r
 }

@@ -104,7 +104,7 @@ func TestBundledPluginsOfTheAgent(t *testing.T) {
 		t.Errorf("Run of the bundled plugin by name: %v, want ErrUnknownPlugin", err)
 	}
 	cfg := plugins.Config{Plugins: append(bundledSpecs(bin), plugins.Spec{Name: "mapping", Kind: "mapping", Path: bin})}
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "plugins[2] (mapping): name is the agent's bundled plugin's") {
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `plugins[2].name: "mapping" is the agent's bundled plugin's`) {
 		t.Errorf("a plugin named as a bundled one: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/nearest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 )
 
@@ -398,38 +399,4 @@ func clip(s string) string {
 }
 
 // nearestCommand returns the command word within two edits of w, if any.
-func nearestCommand(w string) string {
-	w = strings.ToLower(w)
-	best, bestD := "", 3
-	for _, n := range kindNames[1:] {
-		if d := editDistance(w, n, bestD); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b, or limit when it is
-// at least limit (words longer than any command are not worth comparing).
-func editDistance(a, b string, limit int) int {
-	if len(a) > len(b)+limit || len(b) > len(a)+limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return min(prev[len(b)], limit)
-}
+func nearestCommand(w string) string { return nearest.Word(w, kindNames[1:]) }

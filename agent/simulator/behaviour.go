@@ -19,7 +19,7 @@ func (d *Device) drift(now time.Time) {
 		return
 	}
 	var changed []node.Path
-	if v, ok := d.tree.value(pathTemperature, now); ok {
+	if v, ok := d.tree.value(pathTemperature, now); ok && !d.sim.given[pathTemperature] {
 		t := v.Float + 0.1*(21.5-v.Float) + d.rng.NormFloat64()*0.3
 		t = math.Round(t*100) / 100
 		if t == v.Float {
@@ -36,7 +36,7 @@ func (d *Device) drift(now time.Time) {
 			changed = append(changed, d.setLocked(maxP, node.Float(t))...)
 		}
 	}
-	if v, ok := d.tree.value(pathRSSI, now); ok {
+	if v, ok := d.tree.value(pathRSSI, now); ok && !d.sim.given[pathRSSI] {
 		step := d.rng.Int64N(4) - 2 // -2, -1, 0, 1 ...
 		if step >= 0 {
 			step++ // ... made -2, -1, 1, 2: the value always moves

@@ -216,7 +216,7 @@ func (d *Device) bootstrapDiscover(p node.Path) reply {
 	} else if d.tree.object(p.Object) == nil {
 		return reply{code: codes.NotFound, observe: -1, diag: fmt.Sprintf("object %d not found", p.Object)}
 	}
-	for _, id := range objectIDs {
+	for _, id := range d.sim.objs.ids {
 		if p.Depth == 1 && id != p.Object {
 			continue
 		}
@@ -286,7 +286,7 @@ func (d *Device) bootstrapWrite(r *pool.Message, p node.Path, body []byte) reply
 	if err != nil {
 		return reply{code: codes.BadRequest, observe: -1, diag: "bootstrap write without content format"}
 	}
-	recs, err := codec.Decode(codec.Format(cf), p, body, resolver)
+	recs, err := codec.Decode(codec.Format(cf), p, body, d.sim.objs)
 	if err != nil {
 		return fail(err, true)
 	}
@@ -379,7 +379,7 @@ func (d *Device) bootstrapDelete(p node.Path) reply {
 		if p.Depth == 1 && d.tree.object(p.Object) == nil {
 			return reply{code: codes.NotFound, observe: -1, diag: fmt.Sprintf("object %d not found", p.Object)}
 		}
-		for _, id := range objectIDs {
+		for _, id := range d.sim.objs.ids {
 			if (p.Depth == 1 && id != p.Object) || !deletable(id) {
 				continue
 			}

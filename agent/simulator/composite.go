@@ -164,7 +164,7 @@ func (d *Device) ipatch(r *pool.Message, p node.Path, now time.Time) reply {
 	if err != nil {
 		return reply{code: codes.BadRequest, observe: -1, diag: err.Error()}
 	}
-	recs, err := codec.Decode(codec.Format(cf), node.Root, body, resolver)
+	recs, err := codec.Decode(codec.Format(cf), node.Root, body, d.sim.objs)
 	if err != nil {
 		return fail(err, true)
 	}

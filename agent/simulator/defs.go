@@ -224,16 +224,55 @@ var defs = func() map[uint16]*objDef {
 	return m
 }()
 
-// objectIDs lists the defined objects in ascending order, the order in
-// which registrations and discovers list them.
-var objectIDs = func() []uint16 {
-	ids := make([]uint16, 0, len(defs))
-	for id := range defs {
-		ids = append(ids, id)
+// objTable is the object definitions one simulator's devices have: the
+// built-in ones (defs) and those Config.Objects adds. It is immutable once
+// built and shared by the devices. As a node.Resolver it types decoded
+// payloads, so formats without types on the wire (TLV, text, CBOR) decode
+// to the right values.
+type objTable struct {
+	byID map[uint16]*objDef
+	ids  []uint16 // ascending: the order registrations and discovers list objects in
+}
+
+func newObjTable(extra []*objDef) *objTable {
+	t := &objTable{byID: make(map[uint16]*objDef, len(defs)+len(extra))}
+	for id, o := range defs {
+		t.byID[id] = o
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids
-}()
+	for _, o := range extra {
+		t.byID[o.id] = o
+	}
+	for id := range t.byID {
+		t.ids = append(t.ids, id)
+	}
+	sort.Slice(t.ids, func(i, j int) bool { return t.ids[i] < t.ids[j] })
+	return t
+}
+
+// builtin is the table of devices without Config.Objects.
+var builtin = newObjTable(nil)
+
+// resDef returns the definition of the resource at p (depth 3 or 4).
+func (t *objTable) resDef(p node.Path) (*resDef, bool) {
+	if p.Depth < 3 {
+		return nil, false
+	}
+	o := t.byID[p.Object]
+	if o == nil {
+		return nil, false
+	}
+	rd := o.byID[p.Resource]
+	return rd, rd != nil
+}
+
+// ResourceType makes the table a node.Resolver.
+func (t *objTable) ResourceType(p node.Path) (node.Type, bool) {
+	rd, ok := t.resDef(p)
+	if !ok {
+		return node.TypeNone, false
+	}
+	return rd.typ, true
+}
 
 // fromModel converts a core object definition into the simulator's table.
 func fromModel(id uint16) *objDef {
@@ -241,6 +280,11 @@ func fromModel(id uint16) *objDef {
 	if !ok {
 		panic(fmt.Sprintf("core object %d is not defined", id))
 	}
+	return fromDef(od)
+}
+
+// fromDef converts an object definition (a DDF's) into the simulator's.
+func fromDef(od model.ObjectDef) *objDef {
 	res := make([]*resDef, 0, len(od.Resources))
 	for _, rd := range od.Resources {
 		var ops op
@@ -258,25 +302,5 @@ func fromModel(id uint16) *objDef {
 	return newObj(od.ID, od.Name, od.Multiple, res...)
 }
 
-// resDefAt returns the definition of the resource at p (depth 3 or 4).
-func resDefAt(p node.Path) (*resDef, bool) {
-	if p.Depth < 3 {
-		return nil, false
-	}
-	o := defs[p.Object]
-	if o == nil {
-		return nil, false
-	}
-	rd := o.byID[p.Resource]
-	return rd, rd != nil
-}
-
-// resolver types decoded payloads by the definition table, so formats
-// without types on the wire (TLV, text, CBOR) decode to the right values.
-var resolver = node.ResolverFunc(func(p node.Path) (node.Type, bool) {
-	rd, ok := resDefAt(p)
-	if !ok {
-		return node.TypeNone, false
-	}
-	return rd.typ, true
-})
+// resolver types payloads by the built-in definitions.
+var resolver node.Resolver = builtin

@@ -21,6 +21,7 @@ const (
 	workUpdate
 	workDisable   // de-register, then register again after the disable timeout
 	workBootstrap // Client Initiated Bootstrap, then register
+	workSend      // LwM2M Send of the measurements queued in sendQ
 )
 
 // maxObservations bounds the observations one device keeps; further
@@ -91,6 +92,13 @@ type Device struct {
 	fwGen       uint64 // raised by every Package URI write: older downloads are void
 	fwCancel    context.CancelFunc
 	bsTimer     *timer // bootstrap timeout, then closing the bootstrap connection
+
+	// Config.Objects: a timer per valueGroup, the measurements taken of
+	// each resource (by index of Simulator.specs), and the measurements
+	// waiting for a Send.
+	valTimers []*timer
+	measured  []uint64
+	sendQ     []node.Record
 }
 
 func newDevice(s *Simulator, dc DeviceConfig, idx int, tmpl *template) *Device {
@@ -110,6 +118,13 @@ func newDevice(s *Simulator, dc DeviceConfig, idx int, tmpl *template) *Device {
 	d.changeTimer = newTimer(d.drift)
 	d.fwTimer = newTimer(d.firmwareStep)
 	d.bsTimer = newTimer(d.bootstrapTimer)
+	if len(s.groups) > 0 {
+		d.measured = make([]uint64, len(s.specs))
+		d.valTimers = make([]*timer, len(s.groups))
+		for i, g := range s.groups {
+			d.valTimers[i] = newTimer(func(now time.Time) { d.measure(g, d.valTimers[i], now) })
+		}
+	}
 	return d
 }
 
@@ -239,6 +254,9 @@ func (d *Device) start() {
 		// A random phase spreads the devices' changes over the interval.
 		d.sim.sched.after(d.changeTimer, time.Duration(d.rng.Int64N(int64(iv)))+1)
 	}
+	for i, g := range d.sim.groups {
+		d.sim.sched.after(d.valTimers[i], time.Duration(d.rng.Int64N(int64(g.every)))+1)
+	}
 }
 
 // halt stops every timed action and CON sender of the device and makes it
@@ -250,6 +268,7 @@ func (d *Device) halt() {
 	obs := d.obs
 	d.obs = nil
 	d.conQueue = nil
+	d.sendQ = nil
 	d.mu.Unlock()
 	for _, o := range obs {
 		d.sim.sched.stop(o.timer)
@@ -258,6 +277,9 @@ func (d *Device) halt() {
 	d.sim.sched.stop(d.changeTimer)
 	d.sim.sched.stop(d.fwTimer)
 	d.sim.sched.stop(d.bsTimer)
+	for _, t := range d.valTimers {
+		d.sim.sched.stop(t)
+	}
 }
 
 // closeConn closes the device's connections to its servers.
@@ -340,6 +362,17 @@ func (d *Device) doWork(ctx context.Context) {
 			err = d.register(ctx) // an Update is moot after a Register
 		case w&workUpdate != 0:
 			err = d.update(ctx)
+		case w&workSend != 0:
+			if err := d.sendQueued(ctx); err != nil {
+				d.log.Debug("send failed", "err", err) // counted by send
+			}
+		}
+		if w&workSend != 0 && w != workSend {
+			// measurements wait for the registration exchange, not for
+			// the next period
+			d.mu.Lock()
+			d.want |= workSend
+			d.mu.Unlock()
 		}
 		if err != nil && ctx.Err() == nil && !errors.Is(err, errStopped) {
 			d.sim.stats.errors.Add(1)

@@ -280,7 +280,7 @@ func FuzzStrict10(f *testing.F) {
 	f.Add(uint8(4), []byte(`{"bn":"/3/0/","e":[{"n":"13","v":1367491215}]}`))
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		p := paths[int(which)%len(paths)]
-		err := checkJSON10(p, body)
+		err := checkJSON10(builtin, p, body)
 		if err != nil {
 			if codeOf(err) != codes.BadRequest {
 				t.Fatalf("refused with %v, want 4.00: %v", codeOf(err), err)
@@ -295,7 +295,7 @@ func FuzzStrict10(f *testing.F) {
 		if eerr != nil {
 			return // NaN and times out of range have no JSON form
 		}
-		if err := checkJSON10(p, enc); err != nil {
+		if err := checkJSON10(builtin, p, enc); err != nil {
 			t.Fatalf("the agent's encoding of accepted values is refused: %v\n%s\nfrom %s", err, enc, body)
 		}
 	})

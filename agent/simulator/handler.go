@@ -203,7 +203,7 @@ func (d *Device) write(r *pool.Message, p node.Path, body []byte, mode writeMode
 	if err := d.strict10(codec.Format(cf), p, body); err != nil {
 		return fail(err, true)
 	}
-	recs, err := codec.Decode(codec.Format(cf), p, body, resolver)
+	recs, err := codec.Decode(codec.Format(cf), p, body, d.sim.objs)
 	if err != nil {
 		return fail(err, true)
 	}
@@ -295,7 +295,7 @@ func (d *Device) create(r *pool.Message, p node.Path, body []byte, now time.Time
 	if err := d.strict10(f, p, body); err != nil {
 		return fail(err, true)
 	}
-	recs, err := codec.Decode(f, base, body, resolver)
+	recs, err := codec.Decode(f, base, body, d.sim.objs)
 	if err != nil {
 		return fail(err, true)
 	}
@@ -361,7 +361,7 @@ func (d *Device) writeAttributes(p node.Path, queries []string, now time.Time) r
 		return fail(err, false)
 	}
 	if p.Depth >= 3 && (c.set.has(attrGt) || c.set.has(attrLt) || c.set.has(attrSt)) {
-		rd, _ := resDefAt(p)
+		rd, _ := d.sim.objs.resDef(p)
 		switch rd.typ {
 		case node.TypeInteger, node.TypeUnsignedInteger, node.TypeFloat:
 		default:

@@ -64,15 +64,7 @@ func (d *Device) numericLocked(p node.Path, now time.Time) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-	switch v.Type {
-	case node.TypeInteger:
-		return float64(v.Int), true
-	case node.TypeUnsignedInteger:
-		return float64(v.Uint), true
-	case node.TypeFloat:
-		return v.Float, true
-	}
-	return 0, false
+	return numberOf(v)
 }
 
 // effectiveLocked gathers the attributes that govern an observation of p:

@@ -130,7 +130,7 @@ func (d *Device) objectLinksLocked() []byte {
 		{Key: "rt", Value: "oma.lwm2m", HasValue: true, Quoted: true},
 		{Key: "ct", Value: strconv.Itoa(int(d.preferredFormat())), HasValue: true},
 	}}}
-	for _, id := range objectIDs {
+	for _, id := range d.sim.objs.ids {
 		o := d.tree.objs[id]
 		if o.def.dmHidden {
 			continue
@@ -442,7 +442,6 @@ func (d *Device) Send(ctx context.Context, paths ...node.Path) error {
 	}
 	now := time.Now()
 	d.mu.Lock()
-	cc, reg := d.conn, d.registered
 	var recs []node.Record
 	for _, p := range paths {
 		if p.Object == objSecurity {
@@ -460,6 +459,14 @@ func (d *Device) Send(ctx context.Context, paths ...node.Path) error {
 		recs = append(recs, rs...)
 	}
 	d.mu.Unlock()
+	return d.send(ctx, recs)
+}
+
+// send posts records, each with its time, in one Send.
+func (d *Device) send(ctx context.Context, recs []node.Record) error {
+	d.mu.Lock()
+	cc, reg := d.conn, d.registered
+	d.mu.Unlock()
 	if !reg || cc == nil {
 		return fmt.Errorf("send: device is not registered")
 	}
@@ -467,7 +474,9 @@ func (d *Device) Send(ctx context.Context, paths ...node.Path) error {
 	if err != nil {
 		return fmt.Errorf("send: encode: %w", err)
 	}
-	resp, err := cc.Post(ctx, "/dp", message.MediaType(codec.SenMLCBOR), bytes.NewReader(payload))
+	sctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+	defer cancel()
+	resp, err := cc.Post(sctx, "/dp", message.MediaType(codec.SenMLCBOR), bytes.NewReader(payload))
 	if err != nil {
 		d.sim.stats.errors.Add(1)
 		return fmt.Errorf("send: %w", err)

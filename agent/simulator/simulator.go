@@ -6,7 +6,10 @@
 // server's device-management requests (server role: Read, Write, Execute,
 // Create, Delete, Discover, Write-Attributes, Observe) on a small object
 // tree: Security, Server, Device, Connectivity Monitoring, Firmware Update,
-// Location and one IPSO Temperature sensor whose value drifts over time.
+// Location and one IPSO Temperature sensor whose value drifts over time;
+// Config.Objects adds objects of the user's own (from DDF files) and
+// says what their resources hold, how often they are measured, and
+// whether each measurement goes out as a notification or a Send.
 //
 // The simulator is built to hold tens of thousands of devices: all timed
 // work (updates, value changes, notification periods) runs from one
@@ -34,6 +37,7 @@ import (
 	piondtls "github.com/pion/dtls/v3"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/codec"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
 )
 
@@ -124,6 +128,10 @@ type Config struct {
 	// Firmware governs the firmware update object's pull downloads
 	// (Package URI); see FirmwareConfig.
 	Firmware FirmwareConfig
+	// Objects gives the devices objects of their own (from DDF files)
+	// and says what resources hold, how often they are measured and how
+	// they are reported (LoadObjects reads them from a file).
+	Objects Objects
 	// Logger receives the simulator's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -306,6 +314,9 @@ func (c Config) Validate() error {
 	if c.Bind != "" && net.ParseIP(c.Bind) == nil {
 		return fmt.Errorf("bind: %q is not an IP address", c.Bind)
 	}
+	if err := c.Objects.validate(c.Version); err != nil {
+		return fmt.Errorf("objects: %w", err)
+	}
 	return nil
 }
 
@@ -318,6 +329,7 @@ type Stats struct {
 	Requests        uint64 // server requests answered
 	Notifications   uint64 // notifications sent
 	Sends           uint64 // Send operations acknowledged
+	Measurements    uint64 // values of Config.Objects measured anew
 	Bootstraps      uint64 // bootstraps that ended with an accepted Bootstrap-Finish
 	Errors          uint64 // failed exchanges and refused requests
 }
@@ -330,6 +342,7 @@ type counters struct {
 	requests        atomic.Uint64
 	notifications   atomic.Uint64
 	sends           atomic.Uint64
+	measurements    atomic.Uint64
 	bootstraps      atomic.Uint64
 	errors          atomic.Uint64
 }
@@ -341,7 +354,14 @@ type Simulator struct {
 	devices []*Device
 	byName  map[string]*Device
 
-	tmpl    *template
+	tmpl *template
+	objs *objTable
+	// specs are Config.Objects.Resources, measured in groups; given
+	// holds their paths, whose values the simulator no longer moves or
+	// draws itself.
+	specs   []Resource
+	groups  []*valueGroup
+	given   map[node.Path]bool
 	sched   *scheduler
 	work    *workQueue
 	pace    *pacer
@@ -375,7 +395,13 @@ func New(cfg Config) (*Simulator, error) {
 		pace:    newPacer(cfg.RegisterRate),
 		settled: make(chan struct{}),
 	}
-	tmpl := newTemplate(cfg)
+	s.objs = cfg.Objects.table()
+	s.specs, s.groups = cfg.Objects.Resources, cfg.Objects.groups()
+	s.given = make(map[node.Path]bool, len(s.specs))
+	for _, r := range s.specs {
+		s.given[r.Path] = true
+	}
+	tmpl := newTemplate(cfg, s.objs)
 	s.tmpl = tmpl
 	s.devices = make([]*Device, cfg.Count)
 	for i := range cfg.Count {
@@ -437,6 +463,7 @@ func (s *Simulator) Stats() Stats {
 		Requests:        s.stats.requests.Load(),
 		Notifications:   s.stats.notifications.Load(),
 		Sends:           s.stats.sends.Load(),
+		Measurements:    s.stats.measurements.Load(),
 		Bootstraps:      s.stats.bootstraps.Load(),
 		Errors:          s.stats.errors.Load(),
 	}

@@ -25,7 +25,7 @@ func (d *Device) strict10(f codec.Format, p node.Path, body []byte) error {
 	if f != codec.LwM2MJSON && f != codec.OldJSON {
 		return nil
 	}
-	return checkJSON10(p, body)
+	return checkJSON10(d.sim.objs, p, body)
 }
 
 type json10 struct {
@@ -43,7 +43,7 @@ type json10 struct {
 // checkJSON10 is strictJSON's check: the base name is the object or the
 // instance of p, ending in "/"; every entry names a resource below it in
 // "n"; each value is in the field of its resource's type.
-func checkJSON10(p node.Path, body []byte) error {
+func checkJSON10(objs *objTable, p node.Path, body []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var in json10
@@ -66,7 +66,7 @@ func checkJSON10(p node.Path, body []byte) error {
 		if err != nil || rp.Depth < 3 {
 			return refuse(codes.BadRequest, "lwm2m json entry %d: name %q does not name a resource under %q", i, *e.N, bn)
 		}
-		rd, ok := resDefAt(rp)
+		rd, ok := objs.resDef(rp)
 		if !ok {
 			continue // the write itself answers 4.04
 		}

@@ -33,7 +33,7 @@ func TestCheckJSON10(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkJSON10(node.MustParsePath(tt.path), []byte(tt.body))
+			err := checkJSON10(builtin, node.MustParsePath(tt.path), []byte(tt.body))
 			if tt.ok && err != nil {
 				t.Fatalf("refused: %v", err)
 			}

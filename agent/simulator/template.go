@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,11 +14,12 @@ import (
 // resources are shared: a device's instance is a fresh slice of pointers
 // to the same immutable resources until the device writes one.
 type template struct {
+	objs  *objTable
 	insts map[uint16][]*instance
 }
 
-func newTemplate(cfg Config) *template {
-	t := &template{insts: map[uint16][]*instance{}}
+func newTemplate(cfg Config, objs *objTable) *template {
+	t := &template{objs: objs, insts: map[uint16][]*instance{}}
 	set := func(in *instance, o uint16, id uint16, v node.Value) {
 		rd := defs[o].byID[id]
 		in.res[rd.idx] = &resource{v: v}
@@ -116,7 +118,68 @@ func newTemplate(cfg Config) *template {
 		set(in, objTempReadings, resReadingsStatus, node.Int(0))
 		set(in, objTempReadings, resReadingsLatest, node.Opaque(nil))
 	})
+	t.addObjects(cfg.Objects)
 	return t
+}
+
+// addObjects adds the instances of the objects o defines and gives every
+// resource o names its first value (Config.Objects, validated).
+func (t *template) addObjects(o Objects) {
+	for _, od := range o.Defs {
+		def := t.objs.byID[od.ID]
+		var ids []uint16
+		for _, r := range o.Resources {
+			if r.Path.Object == od.ID && !slices.Contains(ids, r.Path.Instance) {
+				ids = append(ids, r.Path.Instance)
+			}
+		}
+		if len(ids) == 0 {
+			ids = []uint16{0}
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			in := newInstance(def, id)
+			for _, md := range od.Resources {
+				rd := def.byID[md.ID]
+				switch {
+				case rd.ops.has(opE):
+					in.res[rd.idx] = present
+				case !md.Mandatory || !rd.ops.has(opR):
+				case rd.multiple:
+					in.res[rd.idx] = &resource{}
+				default:
+					in.res[rd.idx] = &resource{v: zero(rd.typ)}
+				}
+			}
+			t.insts[od.ID] = append(t.insts[od.ID], in)
+		}
+	}
+	for i := range o.Resources {
+		r := &o.Resources[i]
+		p := r.Path
+		rd, _ := t.objs.resDef(p)
+		in := t.instance(p.Object, p.Instance)
+		v := r.first(rd.typ)
+		if !rd.multiple {
+			in.res[rd.idx] = &resource{v: v}
+			continue
+		}
+		var multi []resInst
+		if prev := in.res[rd.idx]; prev != nil {
+			multi = slices.Clone(prev.multi)
+		}
+		in.res[rd.idx] = &resource{multi: setInst(multi, p.ResourceInstance, v)}
+	}
+}
+
+// instance returns the template's instance id of object o.
+func (t *template) instance(o, id uint16) *instance {
+	for _, in := range t.insts[o] {
+		if in.id == id {
+			return in
+		}
+	}
+	return nil
 }
 
 // defaults returns the template instance of an object, for Create.
@@ -131,9 +194,9 @@ func (t *template) defaults(o uint16) *instance {
 // devices apart (serial number, address, position, a starting
 // temperature) drawn from its index.
 func (t *template) instantiate(d *Device) tree {
-	tr := tree{objs: make(map[uint16]*objState, len(defs))}
-	for _, id := range objectIDs {
-		o := &objState{def: defs[id]}
+	tr := tree{objs: make(map[uint16]*objState, len(t.objs.ids))}
+	for _, id := range t.objs.ids {
+		o := &objState{def: t.objs.byID[id]}
 		for _, in := range t.insts[id] {
 			o.insts = append(o.insts, in.clone())
 		}
@@ -145,7 +208,10 @@ func (t *template) instantiate(d *Device) tree {
 		tr.objs[objServer].insts = nil
 	}
 	put := func(p node.Path, v node.Value) {
-		rd, _ := resDefAt(p)
+		if d.sim.given[p] {
+			return // Config.Objects says what it holds
+		}
+		rd, _ := t.objs.resDef(p)
 		in := tr.objs[p.Object].instance(p.Instance)
 		if rd.multiple {
 			in.res[rd.idx] = &resource{multi: []resInst{{id: p.ResourceInstance, v: v}}}

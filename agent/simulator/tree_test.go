@@ -96,7 +96,7 @@ func TestTreeCurrentTimeFollowsClock(t *testing.T) {
 
 func TestTreeCreateRemove(t *testing.T) {
 	tr := testTree(t)
-	tmpl := newTemplate(Config{Server: "x:1"}.withDefaults())
+	tmpl := newTemplate(Config{Server: "x:1"}.withDefaults(), builtin)
 	id, err := tr.create(objTemperature, nil, nil, tmpl.defaults(objTemperature))
 	if err != nil || id != 1 {
 		t.Fatalf("create without payload: id %d, %v", id, err)
