@@ -203,6 +203,52 @@ type Dumps interface {
 	ImportBatch(ctx context.Context, records []Record) error
 }
 
+// DecodeBacklog keeps the raw values waiting for a decoder (or a custom
+// action plugin) until they are decoded, so that a value survives a
+// decoder that is down, slow or restarting, and a restart of the agent
+// (see decodebacklog.go).
+//
+// Values wait in groups, one per device and decoder, in the order they
+// were appended. A taker leases whole groups: while a group is leased no
+// other taker gets any of its values, and the taker ends the lease with
+// FinishDecodes (the values it is done with) or RetryDecodes (the values
+// to try again later, which stay at the head of their group). A lease
+// that is not ended runs out (a taker that died); the embedded engine,
+// whose one process is the only taker, ends its leases when it opens.
+// Every method but AppendDecodes works across tenants: a decoder serves
+// them all, and each value names its tenant.
+type DecodeBacklog interface {
+	// AppendDecodes appends the tenant's values at the tail of their
+	// groups, due at once, and returns once they are durable. At most
+	// max values of the tenant wait at a time: the values beyond that,
+	// the last ones of vals, are not stored, and refused counts them.
+	// Each value's Seq is the engine's; a zero Queued is now.
+	AppendDecodes(ctx context.Context, tenant string, vals []DecodeValue, max int) (refused int, err error)
+	// TakeDecodes leases, until now+lease, the groups of decoder that
+	// are due at now and not leased, those due longest first, and
+	// returns their first values, a group's in order, at most limit in
+	// all. A group that gave none is not leased.
+	TakeDecodes(ctx context.Context, decoder string, now time.Time, lease time.Duration, limit int) ([]DecodeValue, error)
+	// TakeExpiredDecodes leases, as TakeDecodes does, the groups of
+	// decoder not leased that hold values queued before before, due or
+	// waiting for a retry, and returns those values, at most limit, for
+	// the caller to drop.
+	TakeExpiredDecodes(ctx context.Context, decoder string, before, now time.Time, lease time.Duration, limit int) ([]DecodeValue, error)
+	// FinishDecodes removes taken values (decoded, or dropped) and ends
+	// the lease of their groups; a group with values left is due at now,
+	// behind the groups due before it, or later if it waited for a retry.
+	FinishDecodes(ctx context.Context, vals []DecodeValue, now time.Time) error
+	// RetryDecodes ends the lease of the values' groups, which keep them
+	// at their head, due again at next, and counts an attempt of each.
+	RetryDecodes(ctx context.Context, vals []DecodeValue, next time.Time) error
+	// ResumeDecodes makes the groups of decoder (every decoder's for "")
+	// that wait for a retry after now due at now; leased ones are left.
+	ResumeDecodes(ctx context.Context, decoder string, now time.Time) error
+	// DecodeBacklogStats counts the values waiting for each decoder,
+	// leased ones included, with the oldest one's Queued, by decoder.
+	DecodeBacklogStats(ctx context.Context) ([]DecodeBacklogStat, error)
+}
+
 // Engine is a whole store: every concern, and Close.
 type Engine interface {
 	Devices
@@ -216,6 +262,7 @@ type Engine interface {
 	Tenants
 	Dumps
 	Retention
+	DecodeBacklog
 	Close(ctx context.Context) error
 }
 

@@ -218,6 +218,8 @@ func TestPassThroughConcerns(t *testing.T) {
 			"ProtocolObjectIDs", "PutProtocolRecord"},
 		"Tenants":   {"Authenticate", "CreateTenant", "CreateUser", "EnsureManagement", "GetTenant", "Login", "SetPassword"},
 		"Retention": {"Expire"},
+		"DecodeBacklog": {"AppendDecodes", "DecodeBacklogStats", "FinishDecodes", "ResumeDecodes", "RetryDecodes", "TakeDecodes",
+			"TakeExpiredDecodes"},
 	}
 	for name, typ := range map[string]reflect.Type{
 		"Telemetry":       reflect.TypeFor[store.Telemetry](),
@@ -225,6 +227,7 @@ func TestPassThroughConcerns(t *testing.T) {
 		"ProtocolRecords": reflect.TypeFor[store.ProtocolRecords](),
 		"Tenants":         reflect.TypeFor[store.Tenants](),
 		"Retention":       reflect.TypeFor[store.Retention](),
+		"DecodeBacklog":   reflect.TypeFor[store.DecodeBacklog](),
 	} {
 		var got []string
 		for i := range typ.NumMethod() {

@@ -10,8 +10,8 @@ import (
 )
 
 // Engine is a store.Engine behind a Cache. The concerns that hold no
-// cached answer (telemetry, binaries, device protocols, tenants) pass
-// through embedded;
+// cached answer (telemetry, binaries, device protocols, tenants, the
+// decode backlog) pass through embedded;
 // every method of the others is written out, so that a method added to
 // them does not compile here until it is known whether it changes a
 // cached answer (TestPassThroughConcerns watches the embedded ones).
@@ -23,6 +23,7 @@ type Engine struct {
 	// Expire removes finished operations and history only, none of
 	// which the cache holds.
 	store.Retention
+	store.DecodeBacklog
 	e store.Engine
 	c *Cache
 }

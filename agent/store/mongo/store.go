@@ -44,6 +44,8 @@ type Store struct {
 	postOperations     *mongo.Collection
 	// binaries are the files' metadata, binChunks their bytes
 	binaries, binChunks *mongo.Collection
+	// the decode backlog (decodebacklog.go)
+	decodeValues, decodeGroups, decodeCounts *mongo.Collection
 
 	*shared // with every pool of this store (Pool)
 
@@ -69,6 +71,9 @@ type shared struct {
 	alarmMu [64]sync.Mutex // serializes the raises of one open alarm
 	objMu   [64]sync.Mutex // serializes the updates of one managed object
 	opMu    [64]sync.Mutex // serializes the conditional status changes of one operation
+	// decodeMu serializes the decode backlog's changes on a
+	// read-modify-write server (lockDecodes)
+	decodeMu sync.Mutex
 }
 
 // bind points the store's collections at client's database and returns
@@ -89,6 +94,7 @@ func (s *Store) bind(client *mongo.Client) []string {
 		{&s.deviceRegs, "deviceRegistrations"}, {&s.pskIDs, "pskIdentities"},
 		{&s.protocols, "deviceProtocols"}, {&s.postOperations, "postOperations"},
 		{&s.binaries, "binaries"}, {&s.binChunks, "binaryChunks"},
+		{&s.decodeValues, "decodeValues"}, {&s.decodeGroups, "decodeGroups"}, {&s.decodeCounts, "decodeCounts"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -163,6 +169,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	if err := s.repairDecodeBacklog(ctx); err != nil {
+		_ = s.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -218,6 +228,11 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		// FirstProtocolRecord: an object's records by tenant
 		{s.protocols, bson.D{{Key: "objectId", Value: 1}, {Key: "tenant", Value: 1}}, false},
 		{s.binaries, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
+		// the decode backlog: a group's values in order, a decoder's
+		// oldest values, a decoder's due groups
+		{s.decodeValues, bson.D{{Key: "group", Value: 1}, {Key: "_id", Value: 1}}, false},
+		{s.decodeValues, bson.D{{Key: "decoder", Value: 1}, {Key: "queued", Value: 1}}, false},
+		{s.decodeGroups, bson.D{{Key: "decoder", Value: 1}, {Key: "nextTry", Value: 1}}, false},
 	}
 	for _, r := range s.retentionIndexes() {
 		all = append(all, idx{r.c, r.keys, false})

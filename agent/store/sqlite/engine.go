@@ -66,8 +66,9 @@ var _ store.Engine = Engine{}
 
 // OpenEngine opens the database in cfg.Dir and the engine over it, and
 // finishes what a crash left half done: binaries whose upload or
-// deletion was under way are removed, and the device changes a stop cut
-// short are finished (repairDevices).
+// deletion was under way are removed, the device changes a stop cut
+// short are finished (repairDevices), and the leases of the decode
+// backlog, all of an earlier run, end.
 func OpenEngine(ctx context.Context, cfg Config) (Engine, error) {
 	db, err := Open(ctx, cfg)
 	if err != nil {
@@ -79,6 +80,10 @@ func OpenEngine(ctx context.Context, cfg Config) (Engine, error) {
 		return Engine{}, fmt.Errorf("sqlite: open: %w", err)
 	}
 	if err := s.repairDevices(ctx); err != nil {
+		db.Close()
+		return Engine{}, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := s.releaseDecodeLeases(ctx); err != nil {
 		db.Close()
 		return Engine{}, fmt.Errorf("sqlite: open: %w", err)
 	}

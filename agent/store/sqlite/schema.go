@@ -149,6 +149,9 @@ var migrations = []string{
 
 	// 10: expiring finished operations (retention.go).
 	schemaRetention,
+
+	// 11: the raw values waiting for their decoders (decodebacklog.go).
+	schemaDecodeBacklog,
 }
 
 // migrate brings the schema to len(steps), each step in its own

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"Protocols", protocolCases},
 		{"Isolation", isolationCases},
 		{"Retention", retentionCases},
+		{"DecodeBacklog", decodeBacklogCases},
 		{"Dumps", dumpCases(open)},
 	}
 	for _, g := range groups {
