@@ -211,12 +211,12 @@ type Dumps interface {
 // Values wait in groups, one per device and decoder, in the order they
 // were appended. A taker leases whole groups: while a group is leased no
 // other taker gets any of its values, and the taker ends the lease with
-// FinishDecodes (the values it is done with) or RetryDecodes (the values
-// to try again later, which stay at the head of their group). A lease
-// that is not ended runs out (a taker that died); the embedded engine,
-// whose one process is the only taker, ends its leases when it opens.
-// Every method but AppendDecodes works across tenants: a decoder serves
-// them all, and each value names its tenant.
+// SettleDecodes, which removes the values it is done with and keeps
+// those to try again later at the head of their groups. A lease that is
+// not ended runs out (a taker that died); the embedded engine, whose one
+// process is the only taker, ends its leases when it opens. Every method
+// but AppendDecodes works across tenants: a decoder serves them all, and
+// each value names its tenant.
 type DecodeBacklog interface {
 	// AppendDecodes appends the tenant's values at the tail of their
 	// groups, due at once, and returns once they are durable. At most
@@ -234,13 +234,13 @@ type DecodeBacklog interface {
 	// waiting for a retry, and returns those values, at most limit, for
 	// the caller to drop.
 	TakeExpiredDecodes(ctx context.Context, decoder string, before, now time.Time, lease time.Duration, limit int) ([]DecodeValue, error)
-	// FinishDecodes removes taken values (decoded, or dropped) and ends
-	// the lease of their groups; a group with values left is due at now,
-	// behind the groups due before it, or later if it waited for a retry.
-	FinishDecodes(ctx context.Context, vals []DecodeValue, now time.Time) error
-	// RetryDecodes ends the lease of the values' groups, which keep them
-	// at their head, due again at next, and counts an attempt of each.
-	RetryDecodes(ctx context.Context, vals []DecodeValue, next time.Time) error
+	// SettleDecodes ends the lease of the groups of taken values in one
+	// change: it removes the done values (decoded, or dropped), keeps
+	// the retry values at the head of their groups and counts an attempt
+	// of each. A group with a value to retry is due again at next;
+	// another with values left at now, behind the groups due before it,
+	// or later if it waited for a retry.
+	SettleDecodes(ctx context.Context, done, retry []DecodeValue, now, next time.Time) error
 	// ResumeDecodes makes the groups of decoder (every decoder's for "")
 	// that wait for a retry after now due at now; leased ones are left.
 	ResumeDecodes(ctx context.Context, decoder string, now time.Time) error

@@ -218,7 +218,7 @@ func TestPassThroughConcerns(t *testing.T) {
 			"ProtocolObjectIDs", "PutProtocolRecord"},
 		"Tenants":   {"Authenticate", "CreateTenant", "CreateUser", "EnsureManagement", "GetTenant", "Login", "SetPassword"},
 		"Retention": {"Expire"},
-		"DecodeBacklog": {"AppendDecodes", "DecodeBacklogStats", "FinishDecodes", "ResumeDecodes", "RetryDecodes", "TakeDecodes",
+		"DecodeBacklog": {"AppendDecodes", "DecodeBacklogStats", "ResumeDecodes", "SettleDecodes", "TakeDecodes",
 			"TakeExpiredDecodes"},
 	}
 	for name, typ := range map[string]reflect.Type{

@@ -325,6 +325,9 @@ func distinct(ctx context.Context, c *mongo.Collection, field string, filter bso
 
 // groupsOf reads the groups of vals as they are now.
 func (s *Store) groupsOf(ctx context.Context, vals []store.DecodeValue) ([]decodeGroupDoc, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
 	var keys []string
 	for _, g := range store.DecodeGroups(vals) {
 		keys = append(keys, groupKey(g))
@@ -387,22 +390,30 @@ func (s *Store) TakeExpiredDecodes(ctx context.Context, decoder string, before, 
 	return vals, nil
 }
 
-// FinishDecodes removes the values, each tenant's from its count, and
-// ends their groups' leases.
-func (s *Store) FinishDecodes(ctx context.Context, vals []store.DecodeValue, now time.Time) error {
-	if len(vals) == 0 {
+// SettleDecodes removes the done values, each tenant's from its count,
+// counts the retries' attempts, and ends the leases: a group is freed by
+// the last of its writes, so that no taker sees it half settled.
+func (s *Store) SettleDecodes(ctx context.Context, done, retry []store.DecodeValue, now, next time.Time) error {
+	if len(done)+len(retry) == 0 {
 		return nil
 	}
 	defer s.lockDecodes()()
 	fail := func(err error) error {
-		return fmt.Errorf("finish %d values of the decode backlog: %w", len(vals), err)
+		return fmt.Errorf("settle %d values of the decode backlog: %w", len(done)+len(retry), err)
 	}
-	gs, err := s.groupsOf(ctx, vals)
+	retried := store.DecodeGroups(retry)
+	var finished []store.DecodeValue // of groups with nothing to retry
+	for _, v := range done {
+		if !slices.Contains(retried, v.Group()) {
+			finished = append(finished, v)
+		}
+	}
+	gs, err := s.groupsOf(ctx, finished)
 	if err != nil {
 		return fail(err)
 	}
 	byTenant := map[string][]int64{}
-	for _, v := range vals {
+	for _, v := range done {
 		byTenant[v.Tenant] = append(byTenant[v.Tenant], v.Seq)
 	}
 	for tenant, seqs := range byTenant {
@@ -418,35 +429,27 @@ func (s *Store) FinishDecodes(ctx context.Context, vals []store.DecodeValue, now
 			return fail(err)
 		}
 	}
+	if len(retry) > 0 {
+		seqs := make([]int64, len(retry))
+		for i, v := range retry {
+			seqs[i] = v.Seq
+		}
+		if _, err := s.decodeValues.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: seqs}}}},
+			bson.D{{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}}}); err != nil {
+			return fail(err)
+		}
+		keys := make([]string, len(retried))
+		for i, g := range retried {
+			keys[i] = groupKey(g)
+		}
+		if _, err := s.decodeGroups.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
+			bson.D{{Key: "$set", Value: append(slices.Clone(freeGroup), bson.E{Key: "nextTry", Value: next.UTC()})}}); err != nil {
+			return fail(err)
+		}
+	}
 	err = s.endLeases(ctx, gs, bson.D{{Key: "$set", Value: freeGroup}, {Key: "$max", Value: bson.D{{Key: "nextTry", Value: now.UTC()}}}})
 	if err != nil {
 		return fail(err)
-	}
-	return nil
-}
-
-// RetryDecodes counts the attempts and reschedules the groups.
-func (s *Store) RetryDecodes(ctx context.Context, vals []store.DecodeValue, next time.Time) error {
-	if len(vals) == 0 {
-		return nil
-	}
-	defer s.lockDecodes()()
-	seqs := make([]int64, len(vals))
-	for i, v := range vals {
-		seqs[i] = v.Seq
-	}
-	_, err := s.decodeValues.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: seqs}}}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}}})
-	if err == nil {
-		var keys []string
-		for _, g := range store.DecodeGroups(vals) {
-			keys = append(keys, groupKey(g))
-		}
-		_, err = s.decodeGroups.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
-			bson.D{{Key: "$set", Value: append(slices.Clone(freeGroup), bson.E{Key: "nextTry", Value: next.UTC()})}})
-	}
-	if err != nil {
-		return fmt.Errorf("retry %d values of the decode backlog: %w", len(vals), err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -221,14 +222,14 @@ func (s *Store) TakeExpiredDecodes(ctx context.Context, decoder string, before, 
 	return out, nil
 }
 
-// FinishDecodes removes the values and frees or removes their groups.
-func (s *Store) FinishDecodes(ctx context.Context, vals []store.DecodeValue, now time.Time) error {
-	if len(vals) == 0 {
+// SettleDecodes removes, counts and reschedules in one change.
+func (s *Store) SettleDecodes(ctx context.Context, done, retry []store.DecodeValue, now, next time.Time) error {
+	if len(done)+len(retry) == 0 {
 		return nil
 	}
 	err := s.db.Write(ctx, func(tx *Tx) error {
 		removed := map[string]int64{}
-		for _, v := range vals {
+		for _, v := range done {
 			res, err := tx.Exec("DELETE FROM decode_values WHERE seq = ? AND tenant = ?", v.Seq, v.Tenant)
 			if err != nil {
 				return err
@@ -247,7 +248,22 @@ func (s *Store) FinishDecodes(ctx context.Context, vals []store.DecodeValue, now
 				return err
 			}
 		}
-		for _, g := range store.DecodeGroups(vals) {
+		for _, v := range retry {
+			if _, err := tx.Exec("UPDATE decode_values SET attempts = attempts + 1 WHERE seq = ? AND tenant = ?", v.Seq, v.Tenant); err != nil {
+				return err
+			}
+		}
+		retried := store.DecodeGroups(retry)
+		for _, g := range retried {
+			if _, err := tx.Exec("UPDATE decode_groups SET lease_until = 0, next_try = ? WHERE tenant = ? AND device = ? AND decoder = ?",
+				next.UnixMilli(), g.Tenant, g.Device, g.Decoder); err != nil {
+				return err
+			}
+		}
+		for _, g := range store.DecodeGroups(done) {
+			if slices.Contains(retried, g) {
+				continue
+			}
 			var one int
 			err := tx.QueryRow("SELECT 1 FROM decode_values WHERE tenant = ? AND device = ? AND decoder = ? LIMIT 1", g.Tenant, g.Device, g.Decoder).Scan(&one)
 			switch {
@@ -264,32 +280,7 @@ func (s *Store) FinishDecodes(ctx context.Context, vals []store.DecodeValue, now
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("finish %d values of the decode backlog: %w", len(vals), err)
-	}
-	return nil
-}
-
-// RetryDecodes counts the attempt and reschedules the groups.
-func (s *Store) RetryDecodes(ctx context.Context, vals []store.DecodeValue, next time.Time) error {
-	if len(vals) == 0 {
-		return nil
-	}
-	err := s.db.Write(ctx, func(tx *Tx) error {
-		for _, v := range vals {
-			if _, err := tx.Exec("UPDATE decode_values SET attempts = attempts + 1 WHERE seq = ? AND tenant = ?", v.Seq, v.Tenant); err != nil {
-				return err
-			}
-		}
-		for _, g := range store.DecodeGroups(vals) {
-			if _, err := tx.Exec("UPDATE decode_groups SET lease_until = 0, next_try = ? WHERE tenant = ? AND device = ? AND decoder = ?",
-				next.UnixMilli(), g.Tenant, g.Device, g.Decoder); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("retry %d values of the decode backlog: %w", len(vals), err)
+		return fmt.Errorf("settle %d values of the decode backlog: %w", len(done)+len(retry), err)
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func testDecodeAppendTakeFinish(t *testing.T, s store.Engine) {
 	if other := take(t, s, "cbor", time.Now(), 10); len(other) != 0 {
 		t.Errorf("another decoder got %v", numbers(other))
 	}
-	check(t, s.FinishDecodes(ctx, got, time.Now()))
+	check(t, s.SettleDecodes(ctx, got, nil, time.Now(), time.Now()))
 	if again := take(t, s, "frame", time.Now(), 10); len(again) != 0 {
 		t.Errorf("a finished value came back: %v", numbers(again))
 	}
@@ -128,14 +128,14 @@ func testDecodeOrderPerDevice(t *testing.T, s store.Engine) {
 	// device 2 is served first, then device 1: device 1 is due again
 	// last, and device 2's new value waits behind its older one
 	now := time.Now()
-	check(t, s.FinishDecodes(ctx, second[:1], now.Add(time.Second)))
-	check(t, s.FinishDecodes(ctx, first, now.Add(2*time.Second)))
+	check(t, s.SettleDecodes(ctx, second[:1], nil, now.Add(time.Second), now.Add(time.Second)))
+	check(t, s.SettleDecodes(ctx, first, nil, now.Add(2*time.Second), now.Add(2*time.Second)))
 	appendAll(t, s, "acme", decodeValue("acme", "2", "frame", 2))
 	third := take(t, s, "frame", now.Add(3*time.Second), 10)
 	if !slices.Equal(numbers(third), []string{"2/1", "2/2", "1/1", "1/2"}) {
 		t.Fatalf("third take %v, want device 2's rest, then device 1's", numbers(third))
 	}
-	check(t, s.FinishDecodes(ctx, third, time.Now()))
+	check(t, s.SettleDecodes(ctx, third, nil, time.Now(), time.Now()))
 	if st := must(s.DecodeBacklogStats(ctx)); len(st) != 0 {
 		t.Errorf("statistics after everything was finished: %+v", st)
 	}
@@ -148,7 +148,7 @@ func testDecodeRetryKeepsTheHead(t *testing.T, s store.Engine) {
 	now := time.Now()
 	got := take(t, s, "frame", now, 1)
 	next := now.Add(time.Hour)
-	check(t, s.RetryDecodes(ctx, got, next))
+	check(t, s.SettleDecodes(ctx, nil, got, time.Now(), next))
 	appendAll(t, s, "acme", decodeValue("acme", "1", "frame", 2))
 	if early := take(t, s, "frame", now.Add(time.Minute), 10); len(early) != 0 {
 		t.Fatalf("a group waiting for its retry gave %v", numbers(early))
@@ -159,6 +159,19 @@ func testDecodeRetryKeepsTheHead(t *testing.T, s store.Engine) {
 	}
 	if due[0].Attempts != 1 || due[1].Attempts != 0 {
 		t.Errorf("attempts %d and %d, want 1 for the retried value and 0 for the next", due[0].Attempts, due[1].Attempts)
+	}
+	// the head done, the rest to retry: one settlement
+	later := next.Add(time.Hour)
+	check(t, s.SettleDecodes(ctx, due[:1], due[1:], next, later))
+	if early := take(t, s, "frame", later.Add(-time.Second), 10); len(early) != 0 {
+		t.Fatalf("before the second retry: %v", numbers(early))
+	}
+	rest := take(t, s, "frame", later, 10)
+	if !slices.Equal(numbers(rest), []string{"1/1", "1/2"}) || rest[0].Attempts != 1 || rest[1].Attempts != 1 {
+		t.Fatalf("at the second retry: %+v, want the two values retried once each", rest)
+	}
+	if st := must(s.DecodeBacklogStats(ctx)); len(st) != 1 || st[0].Waiting != 2 {
+		t.Errorf("statistics %+v, want 2 values waiting", st)
 	}
 }
 
@@ -186,12 +199,12 @@ func testDecodeBound(t *testing.T, s store.Engine) {
 	if !slices.Equal(numbers(ofA), []string{"1/0", "1/1", "1/2"}) {
 		t.Fatalf("tenant a's values %v, want the first three", numbers(ofA))
 	}
-	check(t, s.FinishDecodes(ctx, ofA[:2], time.Now()))
+	check(t, s.SettleDecodes(ctx, ofA[:2], nil, time.Now(), time.Now()))
 	if refused, err := s.AppendDecodes(ctx, "a", decodeValues("a", "2", "frame", 0, 3), 3); err != nil || refused != 1 {
 		t.Fatalf("3 values with room for 2: %d refused, %v; want 1", refused, err)
 	}
 	// finishing twice frees the room once
-	check(t, s.FinishDecodes(ctx, ofA[:2], time.Now()))
+	check(t, s.SettleDecodes(ctx, ofA[:2], nil, time.Now(), time.Now()))
 	if refused, err := s.AppendDecodes(ctx, "a", decodeValues("a", "3", "frame", 0, 1), 3); err != nil || refused != 1 {
 		t.Fatalf("a value into a full backlog after a repeated finish: %d refused, %v; want 1", refused, err)
 	}
@@ -217,7 +230,7 @@ func testDecodeTenantIsolation(t *testing.T, s store.Engine) {
 	// a's value, finished as b's, is left as it is
 	wrong := first[0]
 	wrong.Tenant = second[0].Tenant
-	check(t, s.FinishDecodes(ctx, []store.DecodeValue{wrong}, time.Now()))
+	check(t, s.SettleDecodes(ctx, []store.DecodeValue{wrong}, nil, time.Now(), time.Now()))
 	st := must(s.DecodeBacklogStats(ctx))
 	if len(st) != 1 || st[0].Waiting != 4 {
 		t.Fatalf("statistics %+v after a finish naming the other tenant, want 4 values waiting", st)
@@ -250,9 +263,9 @@ func testDecodeExpired(t *testing.T, s store.Engine) {
 		case "2":
 			leased = append(leased, v)
 		case "3":
-			check(t, s.RetryDecodes(ctx, []store.DecodeValue{v}, now.Add(time.Hour)))
+			check(t, s.SettleDecodes(ctx, nil, []store.DecodeValue{v}, time.Now(), now.Add(time.Hour)))
 		default:
-			check(t, s.RetryDecodes(ctx, []store.DecodeValue{v}, now))
+			check(t, s.SettleDecodes(ctx, nil, []store.DecodeValue{v}, time.Now(), now))
 		}
 	}
 	if len(leased) != 1 {
@@ -268,7 +281,7 @@ func testDecodeExpired(t *testing.T, s store.Engine) {
 	if rest := take(t, s, "frame", time.Now().Add(time.Second), 10); len(rest) != 0 {
 		t.Fatalf("took %v while their groups were taken for dropping", numbers(rest))
 	}
-	check(t, s.FinishDecodes(ctx, expired, time.Now()))
+	check(t, s.SettleDecodes(ctx, expired, nil, time.Now(), time.Now()))
 	if rest := take(t, s, "frame", time.Now().Add(time.Second), 10); !slices.Equal(numbers(rest), []string{"1/2"}) {
 		t.Fatalf("after the drop: %v, want device 1's new value", numbers(rest))
 	}
@@ -282,8 +295,8 @@ func testDecodeExpired(t *testing.T, s store.Engine) {
 func testDecodeResume(t *testing.T, s store.Engine) {
 	appendAll(t, s, "acme", decodeValue("acme", "1", "frame", 0), decodeValue("acme", "2", "cbor", 0))
 	now := time.Now()
-	check(t, s.RetryDecodes(ctx, take(t, s, "frame", now, 10), now.Add(time.Hour)))
-	check(t, s.RetryDecodes(ctx, take(t, s, "cbor", now, 10), now.Add(time.Hour)))
+	check(t, s.SettleDecodes(ctx, nil, take(t, s, "frame", now, 10), time.Now(), now.Add(time.Hour)))
+	check(t, s.SettleDecodes(ctx, nil, take(t, s, "cbor", now, 10), time.Now(), now.Add(time.Hour)))
 	check(t, s.ResumeDecodes(ctx, "cbor", time.Now()))
 	if got := take(t, s, "frame", time.Now(), 10); len(got) != 0 {
 		t.Fatalf("resuming cbor made frame's %v due", numbers(got))
@@ -378,7 +391,7 @@ func testDecodeConcurrentTakers(t *testing.T, s store.Engine) {
 				pending -= len(got)
 				left := pending
 				mu.Unlock()
-				if err := s.FinishDecodes(ctx, got, time.Now()); err != nil {
+				if err := s.SettleDecodes(ctx, got, nil, time.Now(), time.Now()); err != nil {
 					errs <- err
 					return
 				}
