@@ -183,8 +183,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		bundledOpts.Client = bundledHost{a.Plugins}
 	}
 	a.Pipeline = mapping.New(mapping.Config{Store: st, Source: a.Protocols, Values: a.Values, Bundled: bundledOpts, Logger: log})
-	if cfg.PluginsConfig != "" {
-		a.Decoder = mapping.NewPluginDecoder(a.Plugins, a.Pipeline, mapping.DecoderOptions{Logger: log})
+	if cfg.PluginsConfig != "" && a.Plugins != nil {
+		a.Decoder = mapping.NewPluginDecoder(a.Plugins, a.Pipeline, mapping.DecoderOptions{Logger: log, Backlog: st,
+			MaxWaiting: cfg.DecodeBacklogSize, RetryFor: cfg.DecodeRetryFor, MaxBackoff: cfg.DecodeMaxBackoff})
 		a.Pipeline.SetDecoder(a.Decoder)
 		if a.Mappers = mapping.NewPluginMappers(a.Plugins, a.Pipeline, mapping.DecoderOptions{Logger: log}); a.Mappers != nil {
 			a.Pipeline.SetPluginMappers(a.Mappers)
@@ -286,6 +287,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector(), caches.Collector(), a.Retention.Collector())
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
+	}
+	if a.Decoder != nil {
+		reg.MustRegister(a.Decoder.Collector())
 	}
 	// The API gets connections of its own where the engine's are shared
 	// (MongoDB): a user's request must not wait behind the notifications.

@@ -191,6 +191,13 @@ type Config struct {
 	// PluginsConfig is the JSON file declaring the plugins and decoders
 	// (agent/plugins.Config); empty runs none.
 	PluginsConfig string
+	// DecodeBacklogSize bounds the raw values waiting for decoders (and
+	// custom action plugins) per tenant; DecodeRetryFor is how long a
+	// value is retried while its plugin fails, DecodeMaxBackoff the
+	// longest wait between tries (agent/mapping.PluginDecoder).
+	DecodeBacklogSize int
+	DecodeRetryFor    time.Duration
+	DecodeMaxBackoff  time.Duration
 	// BundledPlugins is how the bundled mapping and custom action plugins
 	// run: BundledProcess (the agent's executable re-executed in plugin
 	// mode, supervised like any plugin) or BundledInProcess (their code
@@ -326,6 +333,12 @@ func Default() Config {
 		// the wait, so guessing a password gets nowhere.
 		LoginFailures:   5,
 		LoginMaxBackoff: 5 * time.Minute,
+		// A day covers a decoder down over a night or a weekend's first
+		// day; 100,000 values of a few hundred bytes are tens of MB of
+		// store per tenant.
+		DecodeBacklogSize: 100_000,
+		DecodeRetryFor:    24 * time.Hour,
+		DecodeMaxBackoff:  time.Minute,
 	}
 }
 
@@ -392,6 +405,9 @@ func (c *Config) settings() []setting {
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
 		{name: "max-request-timeout", usage: "largest lwm2mRequestTimeout a device's registration parameters may ask for", d: &c.MaxRequestTimeout},
 		{name: "plugins-config", usage: "JSON file declaring mapping, custom action and decoder plugins (empty: none)", str: &c.PluginsConfig},
+		{name: "decode-backlog-size", usage: "raw values waiting for decoders and custom action plugins per tenant, at most; more are dropped with a mapping alarm", i: &c.DecodeBacklogSize},
+		{name: "decode-retry-for", usage: "how long a value is retried while its decoder or custom action plugin fails; then it is dropped with a mapping alarm", d: &c.DecodeRetryFor},
+		{name: "decode-max-backoff", usage: "longest wait between the tries of a decoder or custom action plugin that keeps failing (the wait starts at 200ms and doubles)", d: &c.DecodeMaxBackoff},
 		{name: "bundled-plugins", usage: "how the bundled mapping and custom action plugins run: process (the agent's executable in plugin mode) or inprocess", str: &c.BundledPlugins},
 		{name: "login-failures", usage: "wrong credentials in a row from one address or for one user before the API answers 429 with a backoff (negative: no backoff)", i: &c.LoginFailures},
 		{name: "login-max-backoff", usage: "longest backoff after repeated wrong credentials (it starts at 1s and doubles with each further failure)", d: &c.LoginMaxBackoff},
@@ -629,6 +645,15 @@ func (c *Config) Validate() error {
 	// stored body sits a level or two below its document's top.
 	if c.MaxJSONDepth > jsonDepthCeiling {
 		errs = append(errs, fmt.Errorf("max-json-depth: %d must be at most %d: the store nests no deeper", c.MaxJSONDepth, jsonDepthCeiling))
+	}
+	if c.DecodeBacklogSize < 1 {
+		errs = append(errs, fmt.Errorf("decode-backlog-size: %d must be at least 1", c.DecodeBacklogSize))
+	}
+	if c.DecodeRetryFor < time.Second {
+		errs = append(errs, fmt.Errorf("decode-retry-for: %v must be at least 1s", c.DecodeRetryFor))
+	}
+	if c.DecodeMaxBackoff < 200*time.Millisecond {
+		errs = append(errs, fmt.Errorf("decode-max-backoff: %v must be at least 200ms, the first wait", c.DecodeMaxBackoff))
 	}
 	if c.StoreCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("store-cache-size: %d must be 0 (no cache) or positive", c.StoreCacheSize))

@@ -125,12 +125,12 @@ func c8yPressureDecoder(t *testing.T) (*httptest.Server, func() []c8yRequest) {
 // service on a free loopback port; it stops with the test.
 func startFrameService(t *testing.T, bin, layout string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	return startFrameServiceAt(t, bin, layout, freeTCPAddr(t))
+}
+
+// startFrameServiceAt is startFrameService on addr.
+func startFrameServiceAt(t *testing.T, bin, layout, addr string) string {
+	t.Helper()
 	cmd := exec.Command(bin, "--config", layout, "--listen", addr)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

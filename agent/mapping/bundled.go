@@ -464,7 +464,7 @@ func (b *batcher) flush(ctx context.Context, jobs []job) {
 		if o.Len() == 0 {
 			continue
 		}
-		if err := b.w.addAt(ctx, o, at[o.ID]); err != nil {
+		if err := b.w.addAt(ctx, o, at[o.ID], nil); err != nil {
 			b.failed.Add(int64(o.Len()))
 			b.log.Error("pipeline outputs lost: queue full until the stop", "device", o.ID, "count", o.Len(), "err", err)
 		}

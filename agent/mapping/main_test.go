@@ -1,6 +1,8 @@
 package mapping_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,5 +13,9 @@ import (
 // with its name and every goroutine's stack, long before go test's
 // -timeout would.
 func TestMain(m *testing.M) {
-	testbound.Main(m, 2*time.Minute)
+	code := testbound.Run(m, 2*time.Minute)
+	if testPlugin.path != "" {
+		os.RemoveAll(filepath.Dir(testPlugin.path))
+	}
+	os.Exit(code)
 }

@@ -148,6 +148,8 @@ type DecodeRequest struct {
 // decoder. Queue must not wait for the decoding: it hands the values over
 // (the decoder keeps them, retries a failed decode, and writes what it
 // decodes itself), so that a slow or broken decoder holds no device back.
+// An error that is a *DecodesRefused says the decoder refused some of
+// the values and raised their alarms; any other, that it took none.
 type Decoder interface {
 	Queue(ctx context.Context, reqs []DecodeRequest) error
 }

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -141,8 +142,14 @@ func (p *Pipeline) SetPluginMappers(m *PluginMappers) {
 	p.mu.Unlock()
 }
 
-// Write queues outputs made elsewhere (decoders) for the store.
+// Write queues outputs made elsewhere (mapping plugins) for the store.
 func (p *Pipeline) Write(ctx context.Context, out Output) error { return p.writer.Add(ctx, out) }
+
+// WriteAcked queues outputs made elsewhere (decoders) for the store and
+// calls ack once they are durable (see Writer.AddAcked).
+func (p *Pipeline) WriteAcked(ctx context.Context, out Output, ack func(stored bool)) error {
+	return p.writer.AddAcked(ctx, out, ack)
+}
 
 // Mapper returns the pipeline's mapper.
 func (p *Pipeline) Mapper() *Mapper { return p.mapper }
@@ -220,6 +227,12 @@ func (p *Pipeline) decode(ctx context.Context, out *Output) {
 	}
 	if err == nil {
 		p.decodes.Add(int64(len(reqs)))
+		return
+	}
+	var refused *DecodesRefused
+	if errors.As(err, &refused) {
+		// the decoder raised the alarms of those it did not keep
+		p.decodes.Add(int64(len(reqs) - refused.Refused))
 		return
 	}
 	for _, r := range reqs {

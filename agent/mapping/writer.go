@@ -62,10 +62,12 @@ type Writer struct {
 }
 
 // queued is an output with the time it was handed over, the start of its
-// delay (waiting for room in the queue included).
+// delay (waiting for room in the queue included), and whom to tell when
+// it has left the writer (AddAcked), nil for none.
 type queued struct {
 	out Output
 	at  time.Time
+	ack func(stored bool)
 }
 
 // NewWriter returns a writer into st; call Run.
@@ -92,17 +94,34 @@ func NewWriter(st store.Engine, o WriterOptions) *Writer {
 // Add queues an output; it blocks while the queue is full, until ctx ends
 // (then the output is not queued, and ctx's error is returned).
 func (w *Writer) Add(ctx context.Context, out Output) error {
-	return w.addAt(ctx, out, time.Now())
+	return w.addAt(ctx, out, time.Now(), nil)
+}
+
+// AddAcked is Add for a caller that must know when the output is durable
+// (the decoders, which remove a raw value from the backlog only once what
+// it became is stored): ack is called once, from the writer's goroutine,
+// when the output has left the writer: true when it is stored or refused
+// for good (by the store, or because its device is gone), false when it
+// was not stored at stop. It must not block. A writer that holds an
+// output with an ack does not wait for its batch to fill: it writes as
+// soon as nothing more is queued. If AddAcked returns an error, ack is
+// never called.
+func (w *Writer) AddAcked(ctx context.Context, out Output, ack func(stored bool)) error {
+	if out.Len() == 0 {
+		ack(true)
+		return nil
+	}
+	return w.addAt(ctx, out, time.Now(), ack)
 }
 
 // addAt is Add of an output whose delay started at: when its values were
 // handed to the pipeline, before they were mapped.
-func (w *Writer) addAt(ctx context.Context, out Output, at time.Time) error {
+func (w *Writer) addAt(ctx context.Context, out Output, at time.Time, ack func(bool)) error {
 	if out.Len() == 0 {
 		return nil
 	}
 	select {
-	case w.in <- queued{out, at}:
+	case w.in <- queued{out, at, ack}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -149,6 +168,15 @@ type tenantBatch struct {
 	alarms       []AlarmChange
 	inventory    map[string]*InventoryUpdate // by device
 	added        []time.Time                 // of each output in it
+	acks         []func(stored bool)         // of the outputs added with one
+}
+
+// ack tells the outputs' callers that they left the writer.
+func (t *tenantBatch) ack(stored bool) {
+	for _, a := range t.acks {
+		a(stored)
+	}
+	t.acks = nil
 }
 
 type batch struct {
@@ -164,6 +192,9 @@ func (b *batch) add(q queued) {
 		b.tenants[o.Tenant] = t
 	}
 	t.added = append(t.added, q.at)
+	if q.ack != nil {
+		t.acks = append(t.acks, q.ack)
+	}
 	t.measurements = append(t.measurements, o.Measurements...)
 	t.events = append(t.events, o.Events...)
 	t.alarms = append(t.alarms, o.Alarms...)
@@ -191,8 +222,9 @@ func (w *Writer) Run(ctx context.Context) {
 	defer tick.Stop()
 	backoff := 50 * time.Millisecond
 	// stalled: the last flush left something behind. A batch still
-	// filling is not stalled: it waits for MaxBatch or the tick.
-	stalled := false
+	// filling is not stalled: it waits for MaxBatch or the tick, unless
+	// it is urgent: it holds an output whose caller waits for its ack.
+	stalled, urgent := false, false
 	for {
 		if stalled {
 			// The store is down: take nothing new (the queue fills and
@@ -213,15 +245,18 @@ func (w *Writer) Run(ctx context.Context) {
 		select {
 		case o := <-w.in:
 			b.add(o)
-			if b.n >= w.o.MaxBatch {
+			urgent = urgent || o.ack != nil
+			if b.n >= w.o.MaxBatch || urgent && len(w.in) == 0 {
 				w.flushLive(ctx, b)
 				stalled = b.n > 0 && b.failed()
+				urgent = false
 			}
 		case <-tick.C:
 			if b.n > 0 {
 				w.flushLive(ctx, b)
 				stalled = b.n > 0 && b.failed()
 			}
+			urgent = false
 		case <-ctx.Done():
 			w.drain(ctx, b)
 			return
@@ -253,6 +288,9 @@ func (w *Writer) drain(ctx context.Context, b *batch) {
 		case <-dctx.Done():
 			w.dropped.Add(int64(b.n))
 			w.log.Error("pipeline outputs not stored at stop", "count", b.n, "err", dctx.Err())
+			for _, t := range b.tenants {
+				t.ack(false)
+			}
 			return
 		case <-time.After(backoff):
 		}
@@ -278,6 +316,7 @@ func (w *Writer) flush(ctx context.Context, b *batch) {
 		left := len(t.measurements) + len(t.events) + len(t.alarms) + len(t.inventory)
 		if left == 0 {
 			w.left(t.added, time.Now())
+			t.ack(true)
 			delete(b.tenants, tenant)
 		}
 		n += left

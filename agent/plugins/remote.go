@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
@@ -16,11 +17,14 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
 )
 
-// remote is a plugin service at a gRPC address. gRPC reconnects by itself
-// (with its own backoff); calls while the service is unreachable fail at
-// once with Unavailable, which the host reports as retryable. There is no
-// process to restart: a service that hangs makes calls time out, which
-// the host retries, and shows as down until it answers again.
+// remote is a plugin service at a gRPC address. gRPC reconnects by itself,
+// waiting from the spec's minBackoff to its maxBackoff between attempts
+// (gRPC's own backoff would grow to two minutes, and a service back after
+// an outage would wait that long for its values); calls while the service
+// is unreachable fail at once with Unavailable, which the host reports as
+// retryable. There is no process to restart: a service that hangs makes
+// calls time out, which the host retries, and shows as down until it
+// answers again.
 type remote struct {
 	cc      *grpc.ClientConn
 	client  any
@@ -31,7 +35,10 @@ type remote struct {
 func newRemote(s Spec) (*remote, error) {
 	// Plain gRPC: decoder services run beside the agent, in its network;
 	// TLS would be a setting of its own.
-	cc, err := grpc.NewClient(s.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(s.Address, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: time.Duration(s.MinBackoff), Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Duration(s.MaxBackoff),
+		}}))
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", s.Address, err)
 	}

@@ -4,18 +4,32 @@
 // values "hang" (never answers), "crash" (exits), "panic" (panics),
 // "badalarm" (answers an alarm of an unknown severity), "pid" (answers
 // its process ID) and "log" (logs a line at each level, the text of each
-// the level's name, and answers 1).
+// the level's name, and answers 1). Arguments after the kind: delay=D
+// makes a decoder take D for each value (less if the call is cancelled),
+// down=FILE makes the plugin exit at start while FILE exists (a plugin
+// that is down until it is fixed).
 package main
 
 import (
 	"context"
 	"errors"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/sdk"
 )
 
-func decode(_ context.Context, req sdk.DecodeRequest) (sdk.DecodeResult, error) {
+var delay time.Duration
+
+func decode(ctx context.Context, req sdk.DecodeRequest) (sdk.DecodeResult, error) {
+	if delay > 0 {
+		select {
+		case <-ctx.Done():
+			return sdk.DecodeResult{}, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 	switch string(req.Value) {
 	case "hang":
 		select {} // ignores its context, as a stuck plugin does
@@ -61,6 +75,16 @@ func main() {
 	kind := sdk.KindDecoder
 	if len(os.Args) > 1 {
 		kind = os.Args[1]
+	}
+	for _, a := range os.Args[min(len(os.Args), 2):] {
+		switch k, v, _ := strings.Cut(a, "="); k {
+		case "delay":
+			delay, _ = time.ParseDuration(v)
+		case "down":
+			if _, err := os.Stat(v); err == nil {
+				os.Exit(4)
+			}
+		}
 	}
 	switch kind {
 	case sdk.KindMapping:
