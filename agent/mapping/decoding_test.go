@@ -230,20 +230,14 @@ func TestSlowDecoderLosesNothing(t *testing.T) {
 		}
 	}
 	sent := time.Since(start)
-	waitUntil(t, 60*time.Second, "every value decoded", func() bool {
-		n := 0
-		for _, vs := range r.decoded() {
-			n += len(vs)
-		}
-		return n >= devices*each
-	})
+	// counted once the values have left the backlog
+	waitUntil(t, 60*time.Second, "every value decoded", func() bool { return r.dec.Stats().Decoded >= devices*each })
 	drained := time.Since(start)
 	checkOnceInOrder(t, r.decoded(), []int{each, each, each})
 	s := r.dec.Stats()
-	if s.Decoded != devices*each || s.Failed != 0 {
-		t.Errorf("decoded %d, failed %d; want %d and 0", s.Decoded, s.Failed, devices*each)
+	if s.Decoded != devices*each || s.Failed != 0 || r.waiting() != 0 {
+		t.Errorf("decoded %d, failed %d, %d waiting; want %d, 0 and 0", s.Decoded, s.Failed, r.waiting(), devices*each)
 	}
-	waitUntil(t, 10*time.Second, "the backlog empty", func() bool { return r.waiting() == 0 })
 	t.Logf("slow decoder (25 ms a value, timeout 1 s): %d values sent in %v, %d decoded, 0 dropped, %d calls retried, drained %v after the first was sent",
 		devices*each, sent.Round(time.Millisecond), s.Decoded, s.Retries, drained.Round(time.Millisecond))
 }
@@ -291,12 +285,12 @@ func TestDownDecoderLosesNothing(t *testing.T) {
 	if err := os.Remove(down); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "every value kept decoded", func() bool { return r.waiting() == 0 })
+	waitUntil(t, 30*time.Second, "every value kept decoded", func() bool { return r.dec.Stats().Decoded >= bound })
 	drained := time.Since(back)
 	checkOnceInOrder(t, r.decoded(), []int{each - 1, each - 1, each - 2})
 	s := r.dec.Stats()
-	if s.Decoded != bound || s.Failed != 0 {
-		t.Errorf("decoded %d, failed %d; want %d and 0", s.Decoded, s.Failed, bound)
+	if s.Decoded != bound || s.Failed != 0 || r.waiting() != 0 {
+		t.Errorf("decoded %d, failed %d, %d waiting; want %d, 0 and 0", s.Decoded, s.Failed, r.waiting(), bound)
 	}
 	t.Logf("decoder down: %d values sent, %d kept, %d dropped with an alarm (backlog full), %d calls retried while down; "+
 		"all %d decoded %v after the decoder could start", devices*each, bound, devices*each-bound, s.Retries, s.Decoded, drained.Round(time.Millisecond))

@@ -144,6 +144,11 @@ func (s *Store) AppendDecodes(ctx context.Context, tenant string, vals []store.D
 	}
 	for _, g := range store.DecodeGroups(vals[:take]) {
 		if err := s.upsertGroup(ctx, g, tails[g], now); err != nil {
+			// the values are taken back, so that the caller may append
+			// them again; if that fails too, Open finds them a group
+			if _, derr := s.decodeValues.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); derr == nil {
+				_ = giveBack(take)
+			}
 			return fail(err)
 		}
 	}
