@@ -12,7 +12,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
-func openEngine(t *testing.T, cfg Config) Engine {
+func openEngine(t testing.TB, cfg Config) Engine {
 	t.Helper()
 	e, err := OpenEngine(context.Background(), cfg)
 	if err != nil {

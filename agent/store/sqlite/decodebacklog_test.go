@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,4 +58,62 @@ func literal(query string, values ...string) string {
 		query = strings.Replace(query, "?", v, 1)
 	}
 	return query
+}
+
+// BenchmarkDecodeBacklogAppend measures the hot path of a decoder value:
+// one append of one value from each of many devices at once, as their
+// exchanges submit them, each durable before it returns.
+func BenchmarkDecodeBacklogAppend(b *testing.B) {
+	e := openEngine(b, Config{Dir: b.TempDir()})
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := next.Add(1)
+			v := store.DecodeValue{Tenant: "acme", Device: fmt.Sprint(n % 1000), Decoder: "frame", Path: "/10268/0/6029", Type: "OPAQUE",
+				Value: make([]byte, 32), Time: time.Now()}
+			if _, err := e.AppendDecodes(context.Background(), "acme", []store.DecodeValue{v}, 1<<30); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "values/s")
+}
+
+// BenchmarkDecodeBacklogTakeSettle measures a worker's round over the
+// backlog without the call: take a batch of 64 values of 64 devices,
+// settle them decoded.
+func BenchmarkDecodeBacklogTakeSettle(b *testing.B) {
+	e := openEngine(b, Config{Dir: b.TempDir()})
+	ctx := context.Background()
+	const devices = 1000
+	fill := func(n int) {
+		vals := make([]store.DecodeValue, n)
+		for i := range vals {
+			vals[i] = store.DecodeValue{Tenant: "acme", Device: fmt.Sprint(i % devices), Decoder: "frame", Path: "/10268/0/6029",
+				Type: "OPAQUE", Value: make([]byte, 32), Time: time.Now()}
+		}
+		if _, err := e.AppendDecodes(ctx, "acme", vals, 1<<30); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fill(b.N*64 + 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		now := time.Now()
+		vals, err := e.TakeDecodes(ctx, "frame", now, time.Minute, 64)
+		if err != nil || len(vals) == 0 {
+			b.Fatalf("take: %d values, %v", len(vals), err)
+		}
+		if err := e.SettleDecodes(ctx, vals, nil, now, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*64)/b.Elapsed().Seconds(), "values/s")
 }
