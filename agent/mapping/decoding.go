@@ -633,7 +633,7 @@ func (d *PluginDecoder) decode(ctx context.Context, p *pluginState, batch []Deco
 			ServiceKey: r.Decoder, Value: rawBytes(r.Value), Time: r.Time,
 		}
 		if r.Argument != "" {
-			reqs[i].Args = map[string]string{"argument": r.Argument}
+			reqs[i].Args = map[string]string{sdk.ArgumentKey: r.Argument}
 		}
 	}
 	results := d.host.DecodeEach(ctx, p.name, reqs)
