@@ -113,6 +113,16 @@ type Config struct {
 	Limits Limits
 	// Refused counts and logs what the limits refuse; nil counts nothing.
 	Refused *refusal.Log
+	// Console is the web console, served at its Patterns beside the
+	// API's routes (the console package's); nil serves none, and "/"
+	// keeps the JSON 404.
+	Console Console
+}
+
+// Console is a handler that answers the requests of its own mux patterns.
+type Console interface {
+	http.Handler
+	Patterns() []string
 }
 
 // formSlack is what a binary's upload may hold beside the file: the
@@ -251,6 +261,11 @@ func (a *API) routes() {
 	auth("PUT "+postOpsPath, a.putPostOperations)
 	a.protocolRoutes(auth)
 	a.binaryRoutes(auth)
+	if a.cfg.Console != nil {
+		for _, p := range a.cfg.Console.Patterns() {
+			m.Handle(p, a.cfg.Console)
+		}
+	}
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "general/notFound", "no resource at "+r.URL.Path)

@@ -20,6 +20,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bootstrap"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/console"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
@@ -314,7 +315,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if a.Plugins != nil {
 		pluginNames = a.Plugins
 	}
-	h := api.New(api.Config{Store: apiStore, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Plugins: pluginNames, Metrics: reg, Logger: log, Security: hooks,
+	web, err := console.New()
+	if err != nil {
+		return fail(err)
+	}
+	h := api.New(api.Config{Store: apiStore, Console: web, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Plugins: pluginNames, Metrics: reg, Logger: log, Security: hooks,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
 		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
 		Refused: a.Refused, Limits: api.Limits{

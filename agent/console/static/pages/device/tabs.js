@@ -1,0 +1,8 @@
+// The tabs of the device page, one line each, in the order shown: id (the
+// last part of the address, #/devices/{id}/{tab}), title, and the module
+// whose render(el, ctx) fills the tab. Adding a tab: docs/console.md.
+export const tabs = [
+  { id: 'details', title: 'Details', load: () => import('./details.js') },
+  { id: 'objects', title: 'Objects', load: () => import('./objects.js') },
+  { id: 'shell', title: 'Shell', load: () => import('./shell.js') },
+];

@@ -1,0 +1,76 @@
+// The device list: search by name, endpoint or type (the API's query
+// language), availability, last contact, paging.
+import { list } from '../api.js';
+import { h, clear, table, pager, badge, time, errorBox, spinner, pageHeader, field } from '../ui.js';
+import { setQuery, href } from '../router.js';
+
+const PAGE_SIZES = [10, 25, 50, 100];
+
+// searchQuery is the inventory query for what the user typed: a word
+// matches anywhere in the name, the endpoint or the type.
+export function searchQuery(text) {
+  const t = text.trim();
+  const order = ' $orderby=name';
+  if (!t) return `$filter=(has(c8y_IsDevice))${order}`;
+  const v = `'*${t.replace(/'/g, "''")}*'`;
+  return `$filter=(has(c8y_IsDevice) and (name eq ${v} or lwm2m.endpoint eq ${v} or type eq ${v}))${order}`;
+}
+
+export async function render(el, ctx) {
+  let search = ctx.query.q || '';
+  let pageSize = PAGE_SIZES.includes(Number(ctx.query.size)) ? Number(ctx.query.size) : 25;
+  let page = Math.max(1, Number(ctx.query.page) || 1);
+  let seq = 0;
+
+  const q = field({ label: 'Search', name: 'q', type: 'search', value: search, placeholder: 'name, endpoint or type', autocomplete: 'off' });
+  q.classList.add('grow');
+  const size = field({ label: 'Per page', name: 'size', type: 'select', value: pageSize, options: PAGE_SIZES });
+  const results = h('div', { 'aria-live': 'polite' });
+  el.append(pageHeader('Devices'), h('form', { class: 'toolbar', role: 'search', onSubmit: (e) => { e.preventDefault(); page = 1; load(); } },
+    q, size, h('button', { type: 'submit', class: 'btn btn-primary' }, 'Search')), results);
+
+  let typing;
+  q.input.addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { page = 1; load(); }, 300);
+  });
+  size.input.addEventListener('change', () => { pageSize = Number(size.input.value); page = 1; load(); });
+
+  async function load() {
+    search = q.input.value;
+    const mine = ++seq;
+    setQuery({ q: search, page: page > 1 ? page : '', size: pageSize !== 25 ? pageSize : '' });
+    if (!results.firstChild) results.append(spinner());
+    performance.mark('devices-page-start');
+    try {
+      const res = await list('/inventory/managedObjects', 'managedObjects', {
+        query: searchQuery(search), pageSize, currentPage: page, withTotalPages: true, signal: ctx.signal,
+      });
+      if (mine !== seq) return;
+      clear(results,
+        table({
+          caption: search ? `Devices matching “${search}”` : null,
+          empty: search ? `No device matches “${search}”.` : 'No devices yet. Register some (bulk registration) or let devices register.',
+          class: 'devices',
+          columns: [
+            { title: 'Name', render: (d) => h('a', { href: href(`/devices/${d.id}`) }, d.name || `Device ${d.id}`) },
+            { title: 'Endpoint', render: (d) => h('span', { class: 'mono' }, d.lwm2m?.endpoint || '') },
+            { title: 'Type', render: (d) => d.type || '' },
+            { title: 'Availability', render: (d) => badge(d.c8y_Availability?.status || 'UNKNOWN') },
+            { title: 'Last contact', render: (d) => time(d.c8y_Availability?.lastMessage || d.lwm2m?.lastUpdate) },
+            { title: 'LwM2M', render: (d) => d.lwm2m?.lwm2mVersion || '' },
+            { title: 'ID', class: 'num', render: (d) => d.id },
+          ],
+          rows: res.items,
+          rowAttrs: (d) => ({ 'data-device-id': d.id }),
+        }),
+        pager(res, (n) => { page = n; load(); }, { label: 'Device pages' }));
+      performance.mark('devices-page-end');
+      performance.measure('devices-page', 'devices-page-start', 'devices-page-end');
+    } catch (err) {
+      if (err.name === 'AbortError' || mine !== seq) return;
+      clear(results, errorBox(err));
+    }
+  }
+  await load();
+}

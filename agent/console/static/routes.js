@@ -1,0 +1,13 @@
+// Every page of the console, one line each: the hash path (":name" is a
+// parameter), the module that renders it, and, with nav, its label in the
+// main menu (in this order). public pages need no login.
+// Adding a page: docs/console.md.
+export const routes = [
+  { path: '/login', page: () => import('./pages/login.js'), public: true, title: 'Log in' },
+  { path: '/devices', page: () => import('./pages/devices.js'), nav: 'Devices' },
+  { path: '/devices/:id', page: () => import('./pages/device.js') },
+  { path: '/devices/:id/:tab', page: () => import('./pages/device.js') },
+];
+
+// The page for "#/" and unknown paths after login.
+export const home = '/devices';
