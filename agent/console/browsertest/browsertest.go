@@ -34,6 +34,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
@@ -245,7 +247,14 @@ func NewBrowser(t testing.TB, a *Agent) *Browser {
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	b := &Browser{T: t, Agent: a, ctx: ctx}
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+	// reduced motion: no highlight caught half-way in a screenshot
+	reduced := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}},
+		})
+		return err
+	})
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800), reduced); err != nil {
 		cancel()
 		cancelAlloc()
 		t.Fatalf("start %s: %v", path, err)

@@ -70,9 +70,15 @@ export function time(iso) {
 // humanize turns a fragment or member name into words: c8y_Hardware →
 // Hardware, serialNumber → Serial number.
 export function humanize(name) {
-  const s = String(name).replace(/^c8y_/, '').replace(/^lwm2m_?/i, 'LwM2M ').replace(/_/g, ' ')
-    .replace(/([a-z0-9])([A-Z])/g, '$1 $2').trim();
-  return s ? s[0].toUpperCase() + s.slice(1).replace(/ ([A-Z])(?=[a-z])/g, (m, c) => ' ' + c.toLowerCase()) : String(name);
+  const words = String(name).replace(/^c8y_/, '').replace(/_/g, ' ').replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/\s+/).filter(Boolean).map((w, i) => {
+      const l = w.toLowerCase();
+      if (l === 'lwm2m') return 'LwM2M';
+      if (['id', 'uri', 'url', 'psk', 'sms', 'imei', 'imsi', 'iccid', 'mcc', 'mnc', 'lac', 'rssi'].includes(l)) return l.toUpperCase();
+      if (i === 0) return w[0].toUpperCase() + w.slice(1);
+      return /^[A-Z][a-z]/.test(w) ? l : w;
+    });
+  return words.length ? words.join(' ') : String(name);
 }
 
 // --- small parts ------------------------------------------------------
@@ -109,8 +115,8 @@ function statusWords(status) {
 
 // button runs an async action on click: disabled while it runs; an error
 // is shown beside it (in errorTarget, default: right after the button).
-export function button(label, action, { kind = '', title, errorTarget, type = 'button', ...attrs } = {}) {
-  const b = h('button', { type, class: ['btn', kind && `btn-${kind}`], title, ...attrs }, label);
+export function button(label, action, { kind = '', class: cls, title, errorTarget, type = 'button', ...attrs } = {}) {
+  const b = h('button', { type, class: ['btn', kind && `btn-${kind}`, cls], title, ...attrs }, label);
   if (action) {
     b.addEventListener('click', async (ev) => {
       ev.preventDefault();

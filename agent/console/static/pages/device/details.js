@@ -1,7 +1,7 @@
 // The device's details: what it is, its registration, its fragments and
 // external IDs, each as a readable table.
 import { get } from '../../api.js';
-import { h, kvTable, card, humanize } from '../../ui.js';
+import { h, kvTable, card, humanize, table } from '../../ui.js';
 
 const GENERAL = ['id', 'name', 'type', 'owner', 'creationTime', 'lastUpdated'];
 const SKIP = new Set([...GENERAL, 'self', 'lwm2m', 'c8y_IsDevice', 'childDevices', 'childAssets', 'additionParents', 'assetParents', 'deviceParents']);
@@ -18,7 +18,10 @@ export async function render(el, ctx) {
     fragments.map((k) => card(humanize(k), isObject(d[k]) ? kvTable(d[k]) : kvTable({ [k]: d[k] })))));
   try {
     const res = await get(`/identity/globalIds/${d.id}/externalIds`, undefined, { signal: ctx.signal });
-    ext.replaceChildren(kvTable(Object.fromEntries((res.externalIds || []).map((e) => [e.type, e.externalId]))));
+    ext.replaceChildren(table({
+      columns: [{ title: 'Type', render: (e) => h('code', {}, e.type) }, { title: 'External ID', render: (e) => e.externalId }],
+      rows: res.externalIds || [], empty: 'None.',
+    }));
   } catch (err) {
     if (err.name !== 'AbortError') ext.replaceChildren(h('span', { class: 'muted' }, err.message));
   }
