@@ -336,7 +336,7 @@ export function pager(page, onPage, { label = 'Pages' } = {}) {
     h('button', { type: 'button', class: 'btn', disabled: page.currentPage <= 1, onClick: () => onPage(1), 'aria-label': 'First page' }, '«'),
     h('button', { type: 'button', class: 'btn', disabled: page.currentPage <= 1, onClick: () => onPage(page.currentPage - 1), rel: 'prev' }, '‹ Previous'),
     h('span', { class: 'pager-info', 'aria-live': 'polite' }, info + count),
-    h('button', { type: 'button', class: 'btn', disabled: !page.hasNext && !(total && page.currentPage < total), onClick: () => onPage(page.currentPage + 1), rel: 'next' }, 'Next ›'),
+    h('button', { type: 'button', class: 'btn', disabled: total ? page.currentPage >= total : !page.hasNext, onClick: () => onPage(page.currentPage + 1), rel: 'next' }, 'Next ›'),
     total ? h('button', { type: 'button', class: 'btn', disabled: page.currentPage >= total, onClick: () => onPage(total), 'aria-label': 'Last page' }, '»') : null);
 }
 

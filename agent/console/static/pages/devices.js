@@ -7,13 +7,30 @@ import { setQuery, href } from '../router.js';
 const PAGE_SIZES = [10, 25, 50, 100];
 
 // searchQuery is the inventory query for what the user typed: a word
-// matches anywhere in the name, the endpoint or the type.
+// matches anywhere in the name, the endpoint or the type. The API's own
+// order (by ID: oldest first) keeps a page cheap at any depth; ordering
+// by name costs a sort of every device per page.
 export function searchQuery(text) {
   const t = text.trim();
-  const order = ' $orderby=name';
-  if (!t) return `$filter=(has(c8y_IsDevice))${order}`;
+  if (!t) return '$filter=(has(c8y_IsDevice))';
   const v = `'*${t.replace(/'/g, "''")}*'`;
-  return `$filter=(has(c8y_IsDevice) and (name eq ${v} or lwm2m.endpoint eq ${v} or type eq ${v}))${order}`;
+  return `$filter=(has(c8y_IsDevice) and (name eq ${v} or lwm2m.endpoint eq ${v} or type eq ${v}))`;
+}
+
+// counts keeps how many devices a search finds, for the pager: counting
+// reads every device, so it is asked beside the page, never before it,
+// and kept for a while.
+const counts = new Map(); // query → {at, total: Promise<number>}
+const COUNT_TTL = 30000;
+
+function countOf(query) {
+  const c = counts.get(query);
+  if (c && Date.now() - c.at < COUNT_TTL) return c.total;
+  const total = list('/inventory/managedObjects', 'managedObjects', { query, pageSize: 1, withTotalPages: true })
+    .then((r) => r.totalElements ?? r.totalPages);
+  total.catch(() => counts.delete(query));
+  counts.set(query, { at: Date.now(), total });
+  return total;
 }
 
 export async function render(el, ctx) {
@@ -43,10 +60,15 @@ export async function render(el, ctx) {
     if (!results.firstChild) results.append(spinner());
     performance.mark('devices-page-start');
     try {
-      const res = await list('/inventory/managedObjects', 'managedObjects', {
-        query: searchQuery(search), pageSize, currentPage: page, withTotalPages: true, signal: ctx.signal,
-      });
+      const query = searchQuery(search);
+      const total = countOf(query);
+      const res = await list('/inventory/managedObjects', 'managedObjects', { query, pageSize, currentPage: page, signal: ctx.signal });
       if (mine !== seq) return;
+      const pagerSlot = h('div', {});
+      const showPager = (n) => clear(pagerSlot, pager(n === undefined ? res : { ...res, totalElements: n, totalPages: Math.max(1, Math.ceil(n / pageSize)) },
+        (p) => { page = p; load(); }, { label: 'Device pages' }));
+      showPager();
+      total.then((n) => { if (mine === seq) showPager(n); }, () => {});
       clear(results,
         table({
           caption: search ? `Devices matching “${search}”` : null,
@@ -64,7 +86,7 @@ export async function render(el, ctx) {
           rows: res.items,
           rowAttrs: (d) => ({ 'data-device-id': d.id }),
         }),
-        pager(res, (n) => { page = n; load(); }, { label: 'Device pages' }));
+        pagerSlot);
       performance.mark('devices-page-end');
       performance.measure('devices-page', 'devices-page-start', 'devices-page-end');
     } catch (err) {
