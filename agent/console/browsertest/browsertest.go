@@ -359,19 +359,22 @@ func (b *Browser) Login(tenant, user, pass string) {
 }
 
 // Fill replaces the text of an input with value, typing it as a user does
-// (so the page hears every key).
+// (so the page hears every key). Keys go to the focused element, which
+// the page itself focuses (the DevTools' copy of the document can lag
+// behind a page that changes often).
 func (b *Browser) Fill(sel, value string) {
 	b.T.Helper()
 	b.WaitVisible(sel)
 	b.Eval(`(() => { const e = document.querySelector(`+js(sel)+`); e.focus(); e.value = ''; e.dispatchEvent(new Event('input', {bubbles: true})); })()`, nil)
-	b.Do("fill "+sel, chromedp.SendKeys(chromedp.CSS(sel), value))
+	b.Do("fill "+sel, chromedp.KeyEvent(value))
 }
 
 // Keys types keys into an element (chromedp/kb names special keys).
 func (b *Browser) Keys(sel, keys string) {
 	b.T.Helper()
 	b.WaitVisible(sel)
-	b.Do("keys into "+sel, chromedp.SendKeys(chromedp.CSS(sel), keys))
+	b.Eval(`(() => { const e = document.querySelector(`+js(sel)+`); if (document.activeElement !== e) e.focus(); })()`, nil)
+	b.Do("keys into "+sel, chromedp.KeyEvent(keys))
 }
 
 // Select chooses an option of a select element by its value.
@@ -382,24 +385,35 @@ func (b *Browser) Select(sel, value string) {
 }
 
 // Click clicks the first element matching a CSS selector, once it is
-// visible.
+// visible: scrolled into view, then a mouse click at its middle, as a
+// user's.
 func (b *Browser) Click(sel string) {
 	b.T.Helper()
 	b.WaitVisible(sel)
-	b.Do("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+	b.clickAt("click "+sel, `document.querySelector(`+js(sel)+`)`)
 }
 
-// ClickText clicks the first element matching sel whose text contains
-// text, waiting for one to appear.
+// ClickText clicks the first visible element matching sel whose text
+// contains text, waiting for one to appear.
 func (b *Browser) ClickText(sel, text string) {
 	b.T.Helper()
-	mark := fmt.Sprintf("bt%d", time.Now().UnixNano())
-	b.poll(fmt.Sprintf("an element %s with the text %q", sel, text), `(() => {
-		for (const e of document.querySelectorAll(`+js(sel)+`)) {
-			if (e.innerText.includes(`+js(text)+`) && e.getClientRects().length) { e.dataset.bt = `+js(mark)+`; return true; }
-		}
-		return false; })()`)
-	b.Do("click "+sel+" "+text, chromedp.Click(chromedp.CSS(`[data-bt="`+mark+`"]`)))
+	find := `[...document.querySelectorAll(` + js(sel) + `)].find((e) => e.innerText.includes(` + js(text) + `) && e.getClientRects().length)`
+	b.poll(fmt.Sprintf("an element %s with the text %q", sel, text), `!!(`+find+`)`)
+	b.clickAt(fmt.Sprintf("click %s %q", sel, text), find)
+}
+
+// clickAt clicks the middle of the element an expression finds. The
+// point is taken from the page itself, not from the DevTools' copy of
+// the document, which pages that change often leave behind.
+func (b *Browser) clickAt(what, element string) {
+	b.T.Helper()
+	var at []float64
+	b.Eval(`(() => { const e = `+element+`; if (!e) return null; e.scrollIntoView({block: 'center', inline: 'center'});
+		const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()`, &at)
+	if len(at) != 2 {
+		b.fail("%s: no such element", what)
+	}
+	b.Do(what, chromedp.MouseClickXY(at[0], at[1]))
 }
 
 // WaitVisible waits until an element matching sel is shown.

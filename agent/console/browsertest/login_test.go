@@ -3,6 +3,8 @@ package browsertest_test
 import (
 	"testing"
 
+	"github.com/chromedp/chromedp/kb"
+
 	"github.com/lwm2m-agent/lwm2m-agent/agent/console/browsertest"
 )
 
@@ -26,8 +28,9 @@ func TestLogin(t *testing.T) {
 	}
 	b.Screenshot("login-failed")
 
+	// by keyboard alone: the password typed, Enter
 	b.Fill("#main input[name=password]", browsertest.AdminPassword)
-	b.Click("#main form button[type=submit]")
+	b.Keys("#main input[name=password]", kb.Enter)
 	b.WaitText(".topbar .user", "management/admin")
 	b.WaitText("#main h1", "Devices")
 	var where string

@@ -352,26 +352,35 @@ class ObjectsPage {
     if (p) this.fillPanel(p.panel, path, ops);
   }
 
+  // fillPanel fills the panel in place: its summary element stays, so
+  // that keyboard focus and a click on it survive a refresh.
   fillPanel(panel, path, ops) {
     const pending = ops?.pending || { count: 0, operations: [] };
     const history = ops?.history || [];
+    if (!panel.summaryEl) {
+      panel.summaryEl = h('summary', {});
+      panel.bodyEl = h('div', {});
+      panel.append(panel.summaryEl, panel.bodyEl);
+    }
     if (panel.open) this.markSeen(path);
     const unread = panel.open ? 0 : this.unread(path, ops);
     const since = this.since(path);
-    const summary = h('summary', {}, 'Operations: ',
+    panel.hidden = panel.hideEmpty && !pending.count && !history.length;
+    // unchanged: left as it is, so that focus and a click in it stay
+    const key = JSON.stringify([pending, history, unread, since, history.map((op) => this.shown.has(op.id))]);
+    if (panel.key === key) return;
+    panel.key = key;
+    clear(panel.summaryEl, 'Operations: ',
       h('span', { class: 'ops-pending' }, `${pending.count} pending`), ' · ',
       `${history.length} recent`,
       unread ? [' · ', h('span', { class: 'count', 'aria-label': `${unread} unread results` }, unread), ' unread'] : null);
-    const wasOpen = panel.open;
-    panel.hidden = panel.hideEmpty && !pending.count && !history.length;
-    clear(panel, summary,
-      pending.operations.length ? [h('h5', { class: 'sr-only' }, 'Pending'), h('ul', { class: 'ops-list' }, pending.operations.map((op) =>
-        h('li', {}, badge(op.status), h('code', {}, op.text), h('span', { class: 'muted' }, op.attempts ? `${op.attempts} attempts · ` : '', time(op.creationTime)))))] : null,
-      history.length ? h('ul', { class: 'ops-list' }, history.map((op) =>
+    clear(panel.bodyEl,
+      pending.operations.length ? h('ul', { class: 'ops-list', 'aria-label': 'Pending' }, pending.operations.map((op) =>
+        h('li', {}, badge(op.status), h('code', {}, op.text), h('span', { class: 'muted' }, op.attempts ? `${op.attempts} attempts · ` : '', time(op.creationTime))))) : null,
+      history.length ? h('ul', { class: 'ops-list', 'aria-label': 'Recent' }, history.map((op) =>
         h('li', { class: op.lastUpdated > since && !this.shown.has(op.id) ? 'unread' : null }, badge(op.status), h('code', {}, op.text), time(op.lastUpdated),
           op.result || op.failureReason ? h('pre', {}, op.result || op.failureReason) : null))) : h('p', { class: 'muted' }, 'No operations ended yet.'),
       h('p', {}, h('a', { href: href(`/devices/${this.id}/shell`, { filter: path }) }, `All operations of ${path} ›`)));
-    panel.open = wasOpen;
   }
 
   // --- actions -------------------------------------------------------------
