@@ -29,6 +29,7 @@ function countOf(query) {
   const total = list('/inventory/managedObjects', 'managedObjects', { query, pageSize: 1, withTotalPages: true })
     .then((r) => r.totalElements ?? r.totalPages);
   total.catch(() => counts.delete(query));
+  for (const [k, v] of counts) if (Date.now() - v.at >= COUNT_TTL || counts.size >= 50) counts.delete(k);
   counts.set(query, { at: Date.now(), total });
   return total;
 }

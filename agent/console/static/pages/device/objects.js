@@ -328,11 +328,11 @@ class ObjectsPage {
   opsPanel(path, ops, hideEmpty = false) {
     const panel = h('details', { class: 'ops-panel', 'data-ops': path });
     panel.hideEmpty = hideEmpty;
+    // a toggle that closes has been open: what was shown is seen (an
+    // open and a close in quick succession fire one toggle event)
     panel.addEventListener('toggle', () => {
-      if (panel.open) {
-        this.markSeen(path);
-        this.updatePanel(path, this.opsOf(path));
-      }
+      this.markSeen(path);
+      this.updatePanel(path, this.opsOf(path));
     });
     this.instances.set(path, { panel });
     this.fillPanel(panel, path, ops);

@@ -10,6 +10,7 @@ import { check, complete, commonPrefix, commands } from '../../lib/shell.js';
 const HISTORY_KEY = 'lwm2m-agent.shell-history';
 const HISTORY_MAX = 100;
 const PAGE = 30;
+const MAX_ENTRIES = 500;
 
 export async function render(el, ctx) {
   const shell = new Shell(el, ctx);
@@ -123,6 +124,14 @@ class Shell {
       added = true;
     }
     if (added) this.log.querySelector('.empty-log')?.remove();
+    // a tab left open for days keeps the newest entries only
+    if (this.entries.size > MAX_ENTRIES) {
+      const old = [...this.entries.values()].sort((a, b) => Number(a.op.id) - Number(b.op.id)).slice(0, this.entries.size - MAX_ENTRIES);
+      for (const e of old) {
+        e.el.remove();
+        this.entries.delete(e.op.id);
+      }
+    }
     if (added && atEnd) this.log.scrollTop = this.log.scrollHeight;
   }
 
