@@ -62,8 +62,12 @@ export function onRoute(f) {
   listeners.add(f);
 }
 
+let first = true;
+
 export async function render() {
   const outlet = document.getElementById('main');
+  const wasFirst = first;
+  first = false;
   const { path, query } = parse(location.hash);
   current?.controller.abort();
   const controller = new AbortController();
@@ -90,6 +94,9 @@ export async function render() {
     };
     clear(outlet, el);
     await mod.render(el, ctx);
+    // a page that did not focus a control of its own: focus goes to the
+    // page, so that keyboard and screen reader users start there
+    if (!wasFirst && (document.activeElement === document.body || !document.activeElement?.isConnected)) outlet.focus({ preventScroll: true });
   } catch (err) {
     if (err?.name === 'AbortError' || controller.signal.aborted) return;
     clear(outlet, h('h1', {}, 'This page failed'), errorBox(err));

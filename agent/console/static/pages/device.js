@@ -16,7 +16,14 @@ export async function render(el, ctx) {
   if (!active) {
     clear(body, errorBox(new Error(`This device page has no tab “${ctx.params.tab}”.`)));
   }
-  const device = await get(`/inventory/managedObjects/${encodeURIComponent(id)}`, undefined, { signal: ctx.signal });
+  let device;
+  try {
+    device = await get(`/inventory/managedObjects/${encodeURIComponent(id)}`, undefined, { signal: ctx.signal });
+  } catch (err) {
+    // another tenant's device is not found either: the API says the same
+    if (err.status === 404) err.message = `No device ${id} in your tenant (${err.message}).`;
+    throw err;
+  }
   const name = device.name || `Device ${device.id}`;
   ctx.setTitle(active ? `${name} · ${active.title}` : name);
   const l = device.lwm2m || {};
