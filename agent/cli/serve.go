@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
@@ -70,7 +71,14 @@ func devBanner(w io.Writer, log *slog.Logger, cfg config.Config, exposed []strin
 	if cfg.AdminPassword == config.DevAdminPassword {
 		pass = config.DevAdminPassword
 	}
-	fmt.Fprintf(w, "\ndevelopment setup (--dev): %s.\nAPI user management/admin, password %s; auto-registration %s.\nFor production run `lwm2m-agent serve` without --dev (README, Deployment).\n\n",
-		reach, pass, map[bool]string{true: "on", false: "off"}[cfg.AutoRegister])
+	console := ""
+	if host, port, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && port != "0" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		console = "Web console: http://" + net.JoinHostPort(host, port) + "/ (log in as tenant management, user admin).\n"
+	}
+	fmt.Fprintf(w, "\ndevelopment setup (--dev): %s.\nAPI user management/admin, password %s; auto-registration %s.\n%sFor production run `lwm2m-agent serve` without --dev (README, Deployment).\n\n",
+		reach, pass, map[bool]string{true: "on", false: "off"}[cfg.AutoRegister], console)
 	log.Info("development setup", "loopback_only", len(exposed) == 0, "auto_register", cfg.AutoRegister)
 }
