@@ -7,9 +7,10 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/console/browsertest"
 )
 
-// An instance counts the results that ended while the user looked
-// elsewhere until its operations are opened, and links to all of its
-// operations in the shell; instances are created and deleted through
+// A write is checked against the resource's validation rules with the
+// API's words; an instance counts the results that ended while the user
+// looked elsewhere until its operations are opened, and links to all of
+// its operations in the shell; instances are created and deleted through
 // the definition's actions, the view following the device.
 func TestObjectsInstanceOperations(t *testing.T) {
 	a := browsertest.StartAgent(t)
@@ -18,8 +19,20 @@ func TestObjectsInstanceOperations(t *testing.T) {
 	b := browsertest.NewBrowser(t, a)
 	b.Login("management", "admin", browsertest.AdminPassword)
 
+	rules := map[string]any{"groups": []any{[]any{map[string]any{"type": "STRING", "rule": "EQUALS_NOT", "value": "test"}}}}
+	if code := a.Admin("PUT", "/lwm2m/deviceprotocols/3/resources/15/validation", rules, nil); code != 200 {
+		t.Fatalf("set validation: HTTP %d", code)
+	}
 	b.Open("/devices/" + id + "/objects")
 	b.WaitVisible(`section.instance[data-path="/3/0"]`)
+
+	// the resource's validation rules, shown and checked before sending
+	b.Click(`button[aria-label="Write /3/0/15"]`)
+	b.WaitText("tr.editor-row .rules", `Rules: STRING EQUALS_NOT "test"`)
+	b.Fill("tr.editor-row input[name=value]", "test")
+	b.Click("tr.editor-row button[type=submit]")
+	b.WaitText("tr.editor-row .form-errors", `validation of /3/0/15 failed: group 1: STRING EQUALS_NOT "test"`)
+	b.ClickText("tr.editor-row button", "Cancel")
 	b.ClickText(".tabs a", "Details")
 	b.WaitText(".tab-details", "LwM2M registration")
 	// an operation someone else ran, ended while the Objects tab was closed

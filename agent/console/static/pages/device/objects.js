@@ -34,6 +34,8 @@ class ObjectsPage {
   }
 
   async start() {
+    // definitions as they are now: another page may have changed them
+    api.forgetProtocols();
     this.body = h('div', { class: 'objects' });
     this.status = h('span', { class: 'muted', 'aria-live': 'polite' });
     const filter = field({ label: 'Filter', name: 'filter', type: 'search', placeholder: 'object, resource name or path', autocomplete: 'off' });
@@ -535,7 +537,7 @@ class ObjectsPage {
               if (text === '' || text === undefined) continue;
               const parsed = parseValue(r.type, text);
               if (parsed.error) throw new Error(`${r.id} ${r.name}: ${parsed.error}`);
-              const problem = checkRules(`${o.path}/?/${r.id}`, parsed.value, r.validation);
+              const problem = checkRules(`${o.path}/new/${r.id}`, parsed.value, r.validation);
               if (problem) throw new Error(problem);
               json[r.id] = typeof parsed.value === 'number' || typeof parsed.value === 'boolean' ? parsed.value : text;
             }
