@@ -377,6 +377,14 @@ func (b *Browser) Keys(sel, keys string) {
 	b.Do("keys into "+sel, chromedp.KeyEvent(keys))
 }
 
+// UploadFiles puts files into a file input, as a user choosing them in
+// the browser's dialog (the input hears "change").
+func (b *Browser) UploadFiles(sel string, paths ...string) {
+	b.T.Helper()
+	b.poll("a file input "+sel, `document.querySelector(`+js(sel)+`) !== null`)
+	b.Do("upload to "+sel, chromedp.SetUploadFiles(chromedp.CSS(sel), paths))
+}
+
 // Select chooses an option of a select element by its value.
 func (b *Browser) Select(sel, value string) {
 	b.T.Helper()
