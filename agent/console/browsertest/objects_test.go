@@ -72,7 +72,15 @@ func TestObjectsInstanceOperations(t *testing.T) {
 	b.WaitGone("dialog[open]")
 	b.WaitText(`[data-results="/3303"] .result`, "Created /3303/1")
 	b.WaitVisible(`section.instance[data-path="/3303/1"]`)
+	b.Eval(`document.querySelector('details.object[data-path="/3303"]').scrollIntoView()`, nil)
 	b.Screenshot("objects-created")
+
+	// an object without a definition: its instance is read to learn it
+	raw := `section.instance[data-path="/19/0"]`
+	b.WaitText(raw, "No resource known yet")
+	b.ClickText(raw+" .instance-head button", "Read")
+	b.WaitText(`[data-results="/19/0"] .result`, "SUCCESSFUL")
+	b.WaitVisible(`tr[data-path="/19/0/0"]`)
 	b.ClickText(`section.instance[data-path="/3303/1"] .instance-head button`, "Delete")
 	b.ClickText("dialog[open] button", "Delete")
 	b.WaitText(`[data-results="/3303"] .result`, "Deleted /3303/1")

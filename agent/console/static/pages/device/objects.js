@@ -146,7 +146,9 @@ class ObjectsPage {
 
   renderInstance(o, inst, proto) {
     const defs = new Map((proto?.resources || []).map((r) => [r.id, r]));
-    const readable = inst.resources.some((r) => (r.operations || '').includes('R') || r.raw);
+    // an object without a definition may have resources nobody knows
+    // yet: a read of the instance shows them
+    const readable = o.raw || inst.resources.some((r) => (r.operations || '').includes('R') || r.raw);
     const actions = h('div', { class: 'actions' },
       readable ? button('Read', () => this.run(inst.path, `read ${inst.path}`), { kind: 'small' }) : null,
       readable ? button('Observe', () => this.run(inst.path, `observe ${inst.path}`), { kind: 'small' }) : null,
@@ -156,7 +158,7 @@ class ObjectsPage {
     for (const r of inst.resources) rows.push(...this.renderResource(inst, r, defs.get(r.id)));
     const tbl = h('div', { class: 'table-wrap' }, h('table', { class: 'grid resources' },
       h('thead', {}, h('tr', {}, ['ID', 'Resource', 'Value', 'Last known', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, rows)));
+      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 5, class: 'empty' }, 'No resource known yet: Read the instance to see what it holds.')))));
     const box = h('section', { class: 'instance', 'data-path': inst.path, 'aria-label': `Instance ${inst.path}` },
       h('div', { class: 'instance-head' }, h('h4', {}, h('code', {}, inst.path)), this.observedBadge(inst.path), actions),
       tbl, this.resultsFor(inst.path), this.opsPanel(inst.path, inst.operations));
