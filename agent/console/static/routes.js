@@ -7,6 +7,8 @@ export const routes = [
   { path: '/devices', page: () => import('./pages/devices.js'), nav: 'Devices' },
   { path: '/devices/:id', page: () => import('./pages/device.js') },
   { path: '/devices/:id/:tab', page: () => import('./pages/device.js') },
+  { path: '/protocols', page: () => import('./pages/protocols.js'), nav: 'Device protocols' },
+  { path: '/protocols/:id', page: () => import('./pages/protocol.js') },
 ];
 
 // The page for "#/" and unknown paths after login.

@@ -5,4 +5,6 @@ export const tabs = [
   { id: 'details', title: 'Details', load: () => import('./details.js') },
   { id: 'objects', title: 'Objects', load: () => import('./objects.js') },
   { id: 'shell', title: 'Shell', load: () => import('./shell.js') },
+  { id: 'bootstrap', title: 'Bootstrap', load: () => import('./bootstrap.js') },
+  { id: 'audit', title: 'Audit', load: () => import('./audit.js') },
 ];
