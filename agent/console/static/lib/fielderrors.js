@@ -104,13 +104,13 @@ export function showProblems(err, fields, root, opts) {
   let first = null;
   for (const [key, msgs] of byKey) {
     const wrap = map.get(key);
-    markField(wrap, msgs);
+    markField(wrap, [...new Set(msgs)]);
     first ||= wrap;
   }
   (first?.input || first?.querySelector?.('input, select, textarea'))?.focus();
   if (!byKey.size) return err;
-  const placed = [...byKey.values()].reduce((n, m) => n + m.length, 0);
-  const summary = `${placed === 1 ? 'One value was' : `${placed} values were`} not accepted: see the message${placed === 1 ? '' : 's'} at the field${placed === 1 ? '' : 's'}.`;
+  const n = byKey.size;
+  const summary = `${n === 1 ? 'One value was' : `${n} values were`} not accepted: see the message${n === 1 ? '' : 's'} at the field${n === 1 ? '' : 's'}.`;
   const e = new Error(rest.length ? `${rest.join('; ')} (${summary})` : summary);
   e.status = err.status;
   return e;
