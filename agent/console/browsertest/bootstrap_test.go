@@ -34,8 +34,9 @@ func TestBootstrapTab(t *testing.T) {
 	b.WaitText(`.bootstrap-form input[name="lwm2mRequestTimeout"] ~ .field-error`, "lwm2mRequestTimeout")
 	// checked whole: an auto-registered device has no server URI yet
 	b.WaitText(`.bootstrap-form input[name="lwm2mServerUri"] ~ .field-error`, "lwm2mServerUri is missing")
-	b.WaitText(".bootstrap-form .form-errors", "3 values were not accepted")
+	b.WaitText(".bootstrap-form .form-errors", "3 fields to correct")
 	b.WaitCount(".bootstrap-form .field-error", 3)
+	b.Eval(`document.querySelector('.param-groups').scrollIntoView({block: 'start'})`, nil)
 	b.Screenshot("bootstrap-refused")
 	var params map[string]any
 	a.Admin("GET", "/lwm2m/devices/"+id+"/bootstrap", nil, &params)

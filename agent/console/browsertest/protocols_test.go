@@ -63,6 +63,7 @@ func TestDeviceProtocols(t *testing.T) {
 		t.Errorf("the broken file's result: %q, want the API's line and element", got)
 	}
 	b.WaitVisible(`tr[data-object-id="33061"]`)
+	b.Screenshot("protocols")
 	if code := a.Admin("GET", "/lwm2m/deviceprotocols/33062", nil, nil); code != http.StatusNotFound {
 		t.Errorf("the broken file's object: HTTP %d, want 404", code)
 	}
@@ -76,7 +77,6 @@ func TestDeviceProtocols(t *testing.T) {
 		return true; })()`, nil)
 	b.WaitText(`.upload-results li[data-result="ok"]`, "33063 Dropped Counter")
 	b.WaitVisible(`tr[data-object-id="33063"]`)
-	b.Screenshot("protocols")
 
 	// functionalities of 33061/0: the API's objections at their fields
 	b.ClickText(`tr[data-object-id="33061"] a`, "Console Test Meter")
@@ -138,7 +138,7 @@ func TestDeviceProtocols(t *testing.T) {
 	b.Fill(`dialog .rule-row:nth-child(1) input[name="value"]`, "0")
 	b.Click(`dialog .validation-form button[type=submit]`)
 	b.WaitGone("dialog")
-	b.WaitText(`tr[data-resource-id="2"]`, `number is at least "0" and number is at most "5000"`)
+	b.WaitText(`tr[data-resource-id="2"]`, "number is at least 0 and number is at most 5000")
 	a.Admin("GET", "/lwm2m/deviceprotocols/33061", nil, &p)
 	if v := p.Resources[2].Validation; v == nil || len(v.Groups) != 1 || len(v.Groups[0]) != 2 || v.Groups[0][1]["rule"] != "LOWER_OR_EQUALS" {
 		t.Fatalf("stored validation of 33061/2: %+v", v)

@@ -110,7 +110,7 @@ export function showProblems(err, fields, root, opts) {
   (first?.input || first?.querySelector?.('input, select, textarea'))?.focus();
   if (!byKey.size) return err;
   const n = byKey.size;
-  const summary = `${n === 1 ? 'One value was' : `${n} values were`} not accepted: see the message${n === 1 ? '' : 's'} at the field${n === 1 ? '' : 's'}.`;
+  const summary = `${n === 1 ? 'one field' : `${n} fields`} to correct: see the message${n === 1 ? '' : 's'} beside ${n === 1 ? 'it' : 'them'}.`;
   const e = new Error(rest.length ? `${rest.join('; ')} (${summary})` : summary);
   e.status = err.status;
   return e;

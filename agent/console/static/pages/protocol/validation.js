@@ -18,7 +18,8 @@ const REGEX_WORDS = { EQUALS: 'matches', EQUALS_NOT: 'does not match' };
 
 function ruleText(rule) {
   const words = (rule.type === 'REGEX' ? REGEX_WORDS : RULE_WORDS)[rule.rule] || rule.rule;
-  const what = rule.resource ? `the value of ${rule.resource}` : JSON.stringify(rule.value);
+  const quoted = rule.type === 'STRING' || rule.type === 'REGEX';
+  const what = rule.resource ? `the value of ${rule.resource}` : quoted ? JSON.stringify(rule.value) : String(rule.value);
   return `${rule.type === 'REGEX' ? 'text' : rule.type.toLowerCase()} ${words} ${what}`;
 }
 
