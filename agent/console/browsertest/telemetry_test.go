@@ -80,13 +80,23 @@ func TestMeasurementsChartKeepsUp(t *testing.T) {
 	b.Eval(`document.querySelector('.tab-measurements .live-mode').dataset.mode`, &mode)
 	t.Logf("device notifying every 100 ms: %.1f values/s stored, %.1f values/s charted over %.1f s (%s); newest value %.0f ms old when read",
 		float64(s1-s0)/el, float64(p1-p0)/el, el, mode, lagMs)
-	b.Screenshot("measurements")
 
-	// zoom: a drag across the middle of the chart, then reset
-	var box struct{ X, Y, W, H float64 }
-	b.Eval(`(() => { const r = document.querySelector('.tab-measurements .chart-svg').getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; })()`, &box)
-	b.Do("drag across the chart", chromedp.DragAndDropXY(box.X+box.W*0.4, box.Y+box.H/2, box.X+box.W*0.9, box.Y+box.H/2))
+	// zoom: a drag across the part of the last 10 minutes that has values
+	b.Select(".tab-measurements select[name=range]", "10min")
+	b.WaitFor("the chart of 10 minutes with its values", fmt.Sprintf(`Number(document.querySelector('.tab-measurements').dataset.points) >= %d`, p1))
+	b.WaitVisible(".tab-measurements .chart path.line")
+	var box struct{ X, Y, W, H, Left, Right float64 }
+	b.Eval(`(() => {
+		const r = document.querySelector('.tab-measurements .chart-svg').getBoundingClientRect();
+		const l = document.querySelector('.tab-measurements path.line').getBoundingClientRect();
+		return {x: r.x, y: r.y, w: r.width, h: r.height, left: l.left, right: l.right};
+	})()`, &box)
+	y := box.Y + box.H/2
+	b.Do("drag across the chart", chromedp.DragAndDropXY(max(box.Left-4, box.X+60), y, box.Right, y))
 	b.WaitText(".chart-status", "(zoomed)")
+	b.WaitFor("the zoomed chart's line across a third of its width or more",
+		`document.querySelector('.tab-measurements path.line').getBoundingClientRect().width > document.querySelector('.tab-measurements .chart-svg').getBoundingClientRect().width / 3`)
+	b.Screenshot("measurements")
 	b.ClickText(".tab-measurements button", "Reset zoom")
 	b.WaitFor("the zoom reset", `!document.querySelector('.chart-status').innerText.includes('(zoomed)')`)
 	b.ClickText(".tab-measurements button", "Zoom in")

@@ -222,7 +222,7 @@ export class Chart {
       const a = Math.min(this.drag.x0, this.drag.x1);
       g.push(svg('rect', { class: 'zoom-box', x: a, y: PAD.top, width: Math.abs(this.drag.x1 - this.drag.x0), height: ph }));
     }
-    if (this.hover !== null && !this.drag) this.drawHover(g, sx, sy, y.step, ph);
+    if (this.hover !== null && !this.drag) this.drawHover(g, sx, sy, y.step);
     g.push(svg('rect', { class: 'plot', x: PAD.left, y: PAD.top, width: pw, height: ph }));
     this.svg.replaceChildren(...g);
     this.el.dataset.points = String(this.series.reduce((n, s) => n + s.points.length, 0));
@@ -261,7 +261,11 @@ export class Chart {
 
   down(e) {
     if (e.button !== 0) return;
-    this.svg.setPointerCapture?.(e.pointerId);
+    try {
+      this.svg.setPointerCapture(e.pointerId); // a drag may end outside the chart
+    } catch {
+      // a pointer the browser no longer tracks: the drag ends on the chart
+    }
     const x = this.localX(e);
     this.drag = { x0: x, x1: x };
   }

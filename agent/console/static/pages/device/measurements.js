@@ -10,8 +10,8 @@ import { setQuery } from '../../router.js';
 import { Chart, COLORS, bisect } from '../../lib/chart.js';
 import { follow, indicator } from '../../lib/realtime.js';
 
-const SPANS = { hour: 3600e3, day: 86400e3, week: 7 * 86400e3 };
-const RANGES = [['hour', 'Last hour'], ['day', 'Last 24 hours'], ['week', 'Last 7 days'], ['custom', 'From … to …']];
+const SPANS = { '10min': 600e3, hour: 3600e3, day: 86400e3, week: 7 * 86400e3 };
+const RANGES = [['10min', 'Last 10 minutes'], ['hour', 'Last hour'], ['day', 'Last 24 hours'], ['week', 'Last 7 days'], ['custom', 'From … to …']];
 // MAX_POINTS bounds what the page holds per series, and what it reads of
 // a range: the newest this many measurements.
 const MAX_POINTS = 20000;
@@ -167,6 +167,7 @@ export async function render(el, ctx) {
 
   async function reload() {
     clear(wrap, spinner());
+    el.dataset.points = '0';
     const v = view();
     await fetchRange(v.from, v.to);
     renderChooser();
@@ -241,7 +242,8 @@ export async function render(el, ctx) {
     const held = selected().reduce((n, s) => n + s.points.length, 0);
     el.dataset.points = String(held);
     el.dataset.latest = latest ? new Date(latest).toISOString() : '';
-    status.textContent = `${held.toLocaleString()} values from ${new Date(v.from).toLocaleString()} to ${new Date(v.to).toLocaleString()}`
+    const inView = selected().reduce((n, s) => n + bisect(s.points, v.to + 1) - bisect(s.points, v.from), 0);
+    status.textContent = `${inView.toLocaleString()} values from ${new Date(v.from).toLocaleString()} to ${new Date(v.to).toLocaleString()}`
       + (zoom ? ' (zoomed)' : '') + (capped ? `; only the newest ${MAX_POINTS.toLocaleString()} measurements of the range are shown: choose a shorter range for older ones` : '');
     reset.disabled = !zoom;
     zoomOut.disabled = !zoom && range !== 'custom';
