@@ -160,9 +160,9 @@ func TestFilesReferToEmbeddedFilesOnly(t *testing.T) {
 				t.Errorf("%s names the asset %s: no such file", p, m[1])
 			}
 		}
-		if path.Ext(p) == ".svg" {
-			text = strings.ReplaceAll(text, `xmlns="http://www.w3.org/2000/svg"`, "")
-		}
+		// the SVG namespace (icon.svg's xmlns, the chart's
+		// createElementNS) is a name: nothing is loaded from it
+		text = strings.ReplaceAll(text, "http://www.w3.org/2000/svg", "")
 		for _, line := range strings.Split(text, "\n") {
 			if code, _, _ := strings.Cut(line, "// "); originRe.MatchString(code) && !strings.HasPrefix(strings.TrimSpace(line), "*") {
 				t.Errorf("%s refers to another origin: %s", p, strings.TrimSpace(line))

@@ -8,20 +8,14 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/console/browsertest"
 )
 
-// call runs an exported function of a console module in the page (as
-// the console loads it, from its versioned assets) with args, and
-// decodes its answer into out.
+// call runs an exported function of a console module in the page, as
+// libCall does, and decodes its answer into out.
 func call(b *browsertest.Browser, module, fn string, out any, args ...any) {
 	b.T.Helper()
-	js, err := json.Marshal(args)
-	if err != nil {
-		b.T.Fatal(err)
+	res := libCall(b, module, fn, args...)
+	if err := json.Unmarshal([]byte(res), out); err != nil {
+		b.T.Fatalf("%s %s: decode %.200s: %v", module, fn, res, err)
 	}
-	b.Eval(fmt.Sprintf(`(async () => {
-		const base = document.querySelector('link[rel=stylesheet]').href.replace(/style\.css$/, '');
-		const m = await import(base + %q);
-		return m[%q](...%s);
-	})()`, module, fn, js), out)
 }
 
 // The chart's and the notifications' pure parts, case by case, run where
