@@ -7,7 +7,7 @@ import { h, clear, toast } from './ui.js';
 function menu(path) {
   const nav = document.getElementById('nav');
   const s = session();
-  const items = s ? routes.filter((r) => r.nav) : [];
+  const items = s ? routes.filter((r) => r.nav && (!r.navIf || r.navIf(s))) : [];
   clear(nav, h('ul', {}, items.map((r) => {
     const active = path === r.path || path.startsWith(r.path + '/');
     return h('li', {}, h('a', { href: `#${r.path}`, class: active ? 'active' : null, 'aria-current': active ? 'page' : null }, r.nav));

@@ -9,6 +9,7 @@ export const routes = [
   { path: '/devices/:id/:tab', page: () => import('./pages/device.js') },
   { path: '/protocols', page: () => import('./pages/protocols.js'), nav: 'Device protocols' },
   { path: '/protocols/:id', page: () => import('./pages/protocol.js') },
+  { path: '/registration', page: () => import('./pages/registration.js'), nav: 'Registration' },
 ];
 
 // The page for "#/" and unknown paths after login.
