@@ -2,7 +2,13 @@ package browsertest_test
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/console/browsertest"
 )
@@ -59,4 +65,71 @@ func fieldError(column, text string) string {
 	return `(() => { const i = document.querySelector('#main [name="` + column + `"]'); if (!i) return false;
 		const e = i.closest('.field').querySelector('.field-error');
 		return !!e && e.innerText.includes(` + "`" + text + "`" + `) && i.getAttribute('aria-invalid') === 'true'; })()`
+}
+
+// A registration file with good and bad lines, chosen with the file
+// input: the summary counts them, the table shows the failed lines first,
+// each with its reason, and the filter shows the registered ones; a file
+// dropped on the page is taken as well.
+func TestRegistrationFile(t *testing.T) {
+	a := browsertest.StartAgent(t)
+	b := browsertest.NewBrowser(t, a)
+	b.Login("management", "admin", browsertest.AdminPassword)
+	b.Go("/registration?view=file")
+	b.WaitText("#main .tabs a.active", "From a file")
+	bad, err := filepath.Abs("../../../examples/devices-bad.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Do("choose the file", chromedp.SetUploadFiles(chromedp.CSS(`#main input[type=file]`), []string{bad}))
+	b.WaitText("#main .dropzone", "devices-bad.csv")
+	b.ClickText("#main button", "Upload and register")
+	b.WaitText("#main .bulk-results .callout", "2 of 10 lines registered (1 created, 1 updated), 8 failed.")
+	want := []struct {
+		line     int
+		endpoint string
+		reason   string
+	}{
+		{3, "weak_password", "CREDENTIALS: must be at least 12 characters"},
+		{4, "endpoint_mismatch", `endpoint id "other_name" must equal ID "endpoint_mismatch"`},
+		{5, "psk_without_key", "lwm2m psk_key is missing: securityMode PSK needs it"},
+		{6, "psk_bad_hex", "lwm2m psk_key is not hexadecimal"},
+		{7, "nosec_with_key", "securityMode NO_SEC must not carry keys"},
+		{8, "bad_mode", `securityMode "RPK_MAYBE" must be NO_SEC or PSK`},
+		{9, "wrong_type", `TYPE "c8y_mqtt" must be c8y_lwm2m`},
+		{11, "", "ID is missing; endpoint id is missing"},
+	}
+	// failed lines first, shown as the filter's default
+	b.WaitCount("#main table.grid tbody tr", len(want))
+	var rows []struct{ Line, Endpoint, Status, Reason string }
+	b.Eval(`[...document.querySelectorAll('#main table.grid tbody tr')].map((tr) => {
+		const td = tr.querySelectorAll('td');
+		return {Line: td[0].innerText, Endpoint: td[1].innerText, Status: td[2].innerText, Reason: td[3].innerText}; })`, &rows)
+	for i, w := range want {
+		r := rows[i]
+		if r.Line != strconv.Itoa(w.line) || r.Endpoint != w.endpoint || r.Status != "FAILED" || !strings.Contains(r.Reason, w.reason) {
+			t.Errorf("row %d: %+v, want line %d (%s) FAILED with %q", i+1, r, w.line, w.endpoint, w.reason)
+		}
+	}
+	b.Screenshot("registration-file")
+
+	b.Select(`#main select[name="show"]`, "ok")
+	b.WaitCount("#main table.grid tbody tr", 2)
+	if got := b.Text("#main table.grid tbody tr"); strings.Count(got, "ok_device") != 2 || !strings.Contains(got, "REGISTERED") {
+		t.Fatalf("registered lines: %q, want line 2 and its repeat on line 10", got)
+	}
+	b.Select(`#main select[name="show"]`, "all")
+	b.WaitCount("#main table.grid tbody tr", 10)
+
+	// dropped: the nosec example, built in the page as a user's file
+	csv, err := os.ReadFile("../../../examples/devices-nosec.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Eval(`(() => { const dt = new DataTransfer(); dt.items.add(new File([`+"`"+string(csv)+"`"+`], 'dropped.csv', {type: 'text/csv'}));
+		document.querySelector('#main .dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); return true; })()`, nil)
+	b.WaitText("#main .dropzone", "dropped.csv")
+	b.ClickText("#main button", "Upload and register")
+	b.WaitText("#main .bulk-results .callout", "2 of 2 lines registered (2 created, 0 updated), 0 failed.")
+	a.DeviceID("nosec_sleepy")
 }

@@ -252,3 +252,38 @@ export function protocol(objectId) {
 export function forgetProtocols() {
   protocolCache.clear();
 }
+
+// --- files ---------------------------------------------------------------
+
+// download fetches a file of the API (a binary) with the user's
+// credentials and hands it to the browser as a download named name: a
+// plain link cannot carry the Authorization header. Errors: ApiError.
+export async function download(path, name, { signal } = {}) {
+  const s = session();
+  let res;
+  try {
+    res = await fetch(path, { headers: s ? { Authorization: `Basic ${s.auth}` } : {}, signal, credentials: 'omit', cache: 'no-store' });
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError(0, `The agent did not answer (${err.message}). Is it running?`);
+  }
+  if (!res.ok) {
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      // not the API's JSON error: the status says it
+    }
+    throw new ApiError(res.status, data?.message || `${res.status} ${res.statusText || 'error'}`, { kind: data?.error, info: data?.info, body: data });
+  }
+  const href = URL.createObjectURL(await res.blob());
+  try {
+    const a = Object.assign(document.createElement('a'), { href, download: name || 'download' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  } finally {
+    // the click has started the download; the URL is not needed after it
+    setTimeout(() => URL.revokeObjectURL(href), 10000);
+  }
+}

@@ -10,6 +10,7 @@ export const routes = [
   { path: '/protocols', page: () => import('./pages/protocols.js'), nav: 'Device protocols' },
   { path: '/protocols/:id', page: () => import('./pages/protocol.js') },
   { path: '/registration', page: () => import('./pages/registration.js'), nav: 'Registration' },
+  { path: '/binaries', page: () => import('./pages/binaries.js'), nav: 'Binaries' },
 ];
 
 // The page for "#/" and unknown paths after login.

@@ -6,6 +6,7 @@
 import { request } from '../../api.js';
 import { h, clear, badge, table, pager, field, card, button } from '../../ui.js';
 import { fileLines, resultRows } from '../../lib/registration.js';
+import { formatBytes } from '../../lib/bytes.js';
 
 // Rows shown at once: a file may hold 100,000 lines.
 const PAGE = 100;
@@ -13,7 +14,7 @@ const PAGE = 100;
 export function render(el, ctx) {
   let file = null;
   const picker = field({ label: 'Registration file (CSV)', name: 'file', type: 'file', accept: '.csv,text/csv,text/plain',
-    hint: 'Separated by ; or ,, with the header line of the bulk registration template. At most 64 MiB.' });
+    hint: 'Fields separated by “;” or “,”, with the header line of the bulk registration template; at most 64 MiB.' });
   const chosen = h('p', { class: 'muted', 'aria-live': 'polite' }, 'No file chosen.');
   const zone = h('div', { class: 'dropzone' }, h('p', {}, 'Drop a CSV file here, or choose one:'), picker, chosen);
   const results = h('div', { class: 'bulk-results' });
@@ -22,7 +23,7 @@ export function render(el, ctx) {
   const choose = (f) => {
     file = f || null;
     upload.disabled = !file;
-    clear(chosen, file ? [h('strong', {}, file.name), ` · ${size(file.size)}`] : 'No file chosen.');
+    clear(chosen, file ? [h('strong', {}, file.name), ` · ${formatBytes(file.size)}`] : 'No file chosen.');
     clear(results);
   };
   picker.input.addEventListener('change', () => choose(picker.input.files[0]));
@@ -96,10 +97,4 @@ export function render(el, ctx) {
 
 function stat(label, n) {
   return h('div', {}, h('dt', {}, label), h('dd', {}, String(n || 0)));
-}
-
-function size(n) {
-  if (n < 1024) return `${n} bytes`;
-  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
