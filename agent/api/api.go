@@ -227,6 +227,7 @@ func (a *API) routes() {
 		m.Handle(pattern, a.authenticated(h))
 	}
 	auth("POST /tenant/tenants", a.createTenant)
+	auth("GET /tenant/tenants", a.listTenants)
 
 	auth("GET /inventory/managedObjects", a.listManagedObjects)
 	auth("POST /inventory/managedObjects", a.createManagedObject)

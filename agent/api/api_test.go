@@ -208,6 +208,28 @@ func TestTenants(t *testing.T) {
 	e.want(e.do("POST", "/tenant/tenants", store.ManagementTenant, map[string]any{"id": "Bad Name", "adminName": "x", "adminPass": "y"}), 422)
 	e.want(e.do("POST", "/tenant/tenants", "a", map[string]any{"id": "other", "adminName": "x", "adminPass": "y"}), 403)
 	e.want(e.do("POST", "/tenant/tenants", store.ManagementTenant, `{"id":`), 400)
+
+	// the management tenant's admin lists every tenant, by ID and a page
+	// at a time; nobody else learns of other tenants
+	l := e.want(e.do("GET", "/tenant/tenants?pageSize=2&withTotalPages=true", store.ManagementTenant, nil), 200)
+	list, _ := l.body["tenants"].([]any)
+	var ids []string
+	for _, x := range list {
+		m, _ := x.(map[string]any)
+		if m["creationTime"] == nil || m["status"] != "ACTIVE" || m["adminPass"] != nil {
+			t.Errorf("listed tenant %v", m)
+		}
+		ids = append(ids, fmt.Sprint(m["id"]))
+	}
+	if st, _ := l.body["statistics"].(map[string]any); strings.Join(ids, ",") != "a,acme" || st["totalPages"] != float64(2) {
+		t.Fatalf("first page of tenants: %v, statistics %v; want a,acme of 2 pages", ids, l.body["statistics"])
+	}
+	l = e.want(e.do("GET", "/tenant/tenants?pageSize=2&currentPage=2", store.ManagementTenant, nil), 200)
+	if list, _ := l.body["tenants"].([]any); len(list) != 2 {
+		t.Fatalf("second page of tenants: %v, want b and management", l.body["tenants"])
+	}
+	e.want(e.do("GET", "/tenant/tenants", "a", nil), 403)
+	e.want(e.do("GET", "/tenant/tenants", "", nil), 401)
 }
 
 func TestTenantIsolation(t *testing.T) {

@@ -9,9 +9,39 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
-func (a *API) createTenant(w http.ResponseWriter, r *http.Request, u store.User) {
+// managesTenants answers 403 unless u administers the management tenant,
+// the one that sees and creates the others.
+func managesTenants(w http.ResponseWriter, r *http.Request, u store.User, what string) bool {
 	if u.Tenant != store.ManagementTenant || !u.IsAdmin() {
-		writeError(w, r, http.StatusForbidden, "security/Forbidden", "only an administrator of the management tenant creates tenants")
+		writeError(w, r, http.StatusForbidden, "security/Forbidden", "only an administrator of the management tenant "+what+" tenants")
+		return false
+	}
+	return true
+}
+
+func tenantJSON(r *http.Request, t store.Tenant) map[string]any {
+	return map[string]any{
+		"id": t.ID, "domain": t.Domain, "creationTime": jsonTime(t.CreationTime),
+		"status": "ACTIVE", "self": self(r, "/tenant/tenants/"+escape(t.ID)),
+	}
+}
+
+// listTenants answers every tenant, for the management tenant's
+// administrators; the others learn of no tenant but their own.
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request, u store.User) {
+	if !managesTenants(w, r, u, "lists") {
+		return
+	}
+	p, ok := paging(w, r, "tenant")
+	if !ok {
+		return
+	}
+	tenants, total, err := a.cfg.Store.ListTenants(r.Context(), p)
+	answerList(a, w, r, "tenant", "tenants", p, tenants, total, err, tenantJSON)
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request, u store.User) {
+	if !managesTenants(w, r, u, "creates") {
 		return
 	}
 	var body struct {
@@ -27,10 +57,9 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, u store.User)
 		a.storeError(w, r, "tenant", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"id": t.ID, "domain": t.Domain, "creationTime": jsonTime(t.CreationTime),
-		"adminName": body.AdminName, "status": "ACTIVE", "self": self(r, "/tenant/tenants/"+escape(t.ID)),
-	})
+	out := tenantJSON(r, t)
+	out["adminName"] = body.AdminName
+	writeJSON(w, http.StatusCreated, out)
 }
 
 func moJSON(r *http.Request, mo store.ManagedObject) map[string]any {

@@ -169,6 +169,9 @@ type ProtocolRecords interface {
 type Tenants interface {
 	CreateTenant(ctx context.Context, id, adminName, adminPass string) (Tenant, error)
 	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// ListTenants lists every tenant, the management tenant included, by
+	// ID, a page at a time; total is -1 unless p.WithTotal.
+	ListTenants(ctx context.Context, p Page) ([]Tenant, int64, error)
 	CreateUser(ctx context.Context, tenant, userName, password string, roles []string) error
 	SetPassword(ctx context.Context, tenant, userName, password string) error
 	EnsureManagement(ctx context.Context, adminPassword string) (Management, error)

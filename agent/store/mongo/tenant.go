@@ -57,6 +57,16 @@ func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) 
 	return t, nil
 }
 
+// ListTenants lists the tenants by ID; total is -1 unless p.WithTotal.
+func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, int64, error) {
+	out := []store.Tenant{}
+	total, err := s.findPage(ctx, s.tenants, bson.D{}, bson.D{{Key: "_id", Value: 1}}, p, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
 // CreateUser adds a user to an existing tenant.
 func (s *Store) CreateUser(ctx context.Context, tenant, userName, password string, roles []string) error {
 	if userName == "" || password == "" {

@@ -56,6 +56,20 @@ func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) 
 	return t, nil
 }
 
+// ListTenants lists the tenants by ID; total is -1 unless p.WithTotal.
+func (s *Store) ListTenants(ctx context.Context, p store.Page) ([]store.Tenant, int64, error) {
+	return listPage(ctx, s.db, "tenants", "id, domain, created", "tenants", "1 = 1", nil, "id", p,
+		func(row scanner) (store.Tenant, error) {
+			var t store.Tenant
+			var ms int64
+			if err := row.Scan(&t.ID, &t.Domain, &ms); err != nil {
+				return store.Tenant{}, err
+			}
+			t.CreationTime = time.UnixMilli(ms).UTC()
+			return t, nil
+		})
+}
+
 // userRow is a user ready to be inserted, its password hashed.
 type userRow struct {
 	tenant, name string

@@ -12,6 +12,7 @@ import (
 var tenantCases = []suiteCase{
 	{"CreateAndAuthenticate", testTenantsAndAuthentication},
 	{"GetTenant", testGetTenant},
+	{"ListTenants", testListTenants},
 	{"EnsureManagementGivenPassword", testEnsureManagementGivenPassword},
 	{"EnsureManagementChangesPassword", testEnsureManagementChangesPassword},
 	{"PostOperationsPerTenant", testPostOperationsPerTenant},
@@ -90,6 +91,43 @@ func testGetTenant(t *testing.T, s store.Engine) {
 	}
 	if _, err := s.GetTenant(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown tenant: %v, want ErrNotFound", err)
+	}
+}
+
+// Tenants are listed by ID, a page at a time, with their creation time
+// and the total when asked for.
+func testListTenants(t *testing.T, s store.Engine) {
+	must(s.EnsureManagement(ctx, "Admin-pass-1234!"))
+	for _, id := range []string{"zeta", "acme", "m-2"} {
+		must(s.CreateTenant(ctx, id, "admin", "Tenant-pass-1234!"))
+	}
+	want := []string{"acme", "m-2", "management", "zeta"}
+	tests := []struct {
+		name  string
+		page  store.Page
+		ids   []string
+		total int64
+	}{
+		{"all", store.Page{Size: 10, Current: 1, WithTotal: true}, want, 4},
+		{"first page", store.Page{Size: 3, Current: 1, WithTotal: true}, want[:3], 4},
+		{"second page", store.Page{Size: 3, Current: 2}, want[3:], -1},
+		{"past the end", store.Page{Size: 3, Current: 3, WithTotal: true}, nil, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			list, total, err := s.ListTenants(ctx, tc.page)
+			check(t, err)
+			var ids []string
+			for _, tn := range list {
+				ids = append(ids, tn.ID)
+				if tn.Domain == "" || tn.CreationTime.IsZero() {
+					t.Errorf("tenant %+v lacks its domain or creation time", tn)
+				}
+			}
+			if !slices.Equal(ids, tc.ids) || total != tc.total {
+				t.Fatalf("ListTenants(%+v): %v, total %d; want %v, total %d", tc.page, ids, total, tc.ids, tc.total)
+			}
+		})
 	}
 }
 
