@@ -133,3 +133,54 @@ func TestRegistrationFile(t *testing.T) {
 	b.WaitText("#main .bulk-results .callout", "2 of 2 lines registered (2 created, 0 updated), 0 failed.")
 	a.DeviceID("nosec_sleepy")
 }
+
+// The post-registration commands: a bad command is refused with the
+// agent's message naming its line (blank lines counted), nothing is
+// stored; the saved list runs on a device that registers afterwards.
+func TestPostRegistrationCommands(t *testing.T) {
+	a := browsertest.StartAgent(t)
+	b := browsertest.NewBrowser(t, a)
+	b.Login("management", "admin", browsertest.AdminPassword)
+	b.Go("/registration?view=commands")
+	b.WaitText("#main .tabs a.active", "Post-registration commands")
+	b.WaitVisible("#main textarea[name=commands]")
+	b.Fill("#main textarea[name=commands]", "read /3/0\n\nreed /3/0")
+	b.ClickText("#main button", "Save")
+	b.WaitText("#main .form-errors [role=alert]", `line 3: unknown command "reed"`)
+	var stored struct{ Commands []string }
+	if code := a.Admin("GET", "/lwm2m/postoperations", nil, &stored); code != http.StatusOK || len(stored.Commands) != 0 {
+		t.Fatalf("after a refused save: HTTP %d, %q stored", code, stored.Commands)
+	}
+	b.Screenshot("postregistration-error")
+
+	b.Fill("#main textarea[name=commands]", "read /3/0/0\n\nobserve /3/0/9")
+	b.ClickText("#main button", "Save")
+	b.WaitText("#main .result-slot .callout", "Saved: 2 commands run after each registration.")
+	b.WaitGone("#main .form-errors [role=alert]")
+	if code := a.Admin("GET", "/lwm2m/postoperations", nil, &stored); code != http.StatusOK || strings.Join(stored.Commands, "|") != "read /3/0/0|observe /3/0/9" {
+		t.Fatalf("saved: HTTP %d, %q", code, stored.Commands)
+	}
+	b.Screenshot("postregistration")
+
+	sim := a.Simulate(1, "post", nil)
+	id := a.DeviceID(sim.Endpoints()[0])
+	browsertest.Eventually(t, browsertest.Wait, func() error {
+		var ops struct {
+			Operations []struct {
+				Status     string
+				C8YCommand struct{ Text string } `json:"c8y_Command"`
+			}
+		}
+		a.Admin("GET", "/devicecontrol/operations?pageSize=10&deviceId="+id, nil, &ops)
+		var done []string
+		for _, o := range ops.Operations {
+			if o.Status == "SUCCESSFUL" {
+				done = append(done, o.C8YCommand.Text)
+			}
+		}
+		if strings.Join(done, "|") != "read /3/0/0|observe /3/0/9" {
+			return errorf("the device's successful operations: %q", done)
+		}
+		return nil
+	})
+}

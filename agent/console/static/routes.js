@@ -1,6 +1,7 @@
 // Every page of the console, one line each: the hash path (":name" is a
 // parameter), the module that renders it, and, with nav, its label in the
-// main menu (in this order). public pages need no login.
+// main menu (in this order), and navIf(session), when given, whether this
+// user's menu has it. public pages need no login.
 // Adding a page: docs/console.md.
 export const routes = [
   { path: '/login', page: () => import('./pages/login.js'), public: true, title: 'Log in' },
@@ -11,6 +12,7 @@ export const routes = [
   { path: '/protocols/:id', page: () => import('./pages/protocol.js') },
   { path: '/registration', page: () => import('./pages/registration.js'), nav: 'Registration' },
   { path: '/binaries', page: () => import('./pages/binaries.js'), nav: 'Binaries' },
+  { path: '/tenants', page: () => import('./pages/tenants.js'), nav: 'Tenants', navIf: (s) => s.tenant === 'management' },
 ];
 
 // The page for "#/" and unknown paths after login.
