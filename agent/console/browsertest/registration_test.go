@@ -184,3 +184,23 @@ func TestPostRegistrationCommands(t *testing.T) {
 		return nil
 	})
 }
+
+// At a phone's width the registration, binaries and tenants pages fit:
+// nothing makes the page scroll sideways (tables stack, fields wrap).
+func TestRegistrationPagesAtPhoneWidth(t *testing.T) {
+	a := browsertest.StartAgent(t)
+	b := browsertest.NewBrowser(t, a)
+	b.Login("management", "admin", browsertest.AdminPassword)
+	const width = 360
+	b.Viewport(width, 740)
+	for _, route := range []string{"/registration", "/registration?view=file", "/registration?view=commands", "/binaries", "/tenants"} {
+		b.Go(route)
+		b.WaitVisible("#main .card")
+		b.WaitGone("#main .loading")
+		var w int
+		b.Eval(`document.documentElement.scrollWidth`, &w)
+		if w > width {
+			t.Errorf("%s is %d px wide at a width of %d", route, w, width)
+		}
+	}
+}
