@@ -61,7 +61,7 @@ export async function render(el, ctx) {
                 if (!(await confirm('Delete binary', `Delete ${b.name}? Devices can no longer download it.`, 'Delete', 'danger'))) return;
                 await del(`/inventory/binaries/${encodeURIComponent(b.id)}`, { signal: ctx.signal });
                 await load();
-              }, { kind: 'small btn-danger' })),
+              }, { kind: 'small', class: 'btn-danger' })),
           },
         ],
         rows: res.items,
