@@ -1,6 +1,6 @@
 // The device list: search by name, endpoint or type (the API's query
 // language), availability, last contact, paging.
-import { list } from '../api.js';
+import { list, session } from '../api.js';
 import { h, clear, table, pager, badge, time, errorBox, spinner, pageHeader, field } from '../ui.js';
 import { setQuery, href } from '../router.js';
 
@@ -19,18 +19,24 @@ export function searchQuery(text) {
 
 // counts keeps how many devices a search finds, for the pager: counting
 // reads every device, so it is asked beside the page, never before it,
-// and kept for a while.
-const counts = new Map(); // query → {at, total: Promise<number>}
+// and kept for a while, for the user who asked: another user of the tab
+// (another tenant) must not see it.
+const counts = new Map(); // user and query → {at, total: Promise<number>}
 const COUNT_TTL = 30000;
 
-function countOf(query) {
-  const c = counts.get(query);
-  if (c && Date.now() - c.at < COUNT_TTL) return c.total;
+// countOf answers the count of a query; fresh asks the API again, as
+// when a page shows more devices than a kept count says there are (some
+// were registered since).
+function countOf(query, { fresh = false } = {}) {
+  const s = session();
+  const key = `${s?.tenant}/${s?.user}\n${query}`;
+  const c = counts.get(key);
+  if (c && !fresh && Date.now() - c.at < COUNT_TTL) return c.total;
   const total = list('/inventory/managedObjects', 'managedObjects', { query, pageSize: 1, withTotalPages: true })
     .then((r) => r.totalElements ?? r.totalPages);
-  total.catch(() => counts.delete(query));
+  total.catch(() => counts.delete(key));
   for (const [k, v] of counts) if (Date.now() - v.at >= COUNT_TTL || counts.size >= 50) counts.delete(k);
-  counts.set(query, { at: Date.now(), total });
+  counts.set(key, { at: Date.now(), total });
   return total;
 }
 
@@ -69,7 +75,9 @@ export async function render(el, ctx) {
       const showPager = (n) => clear(pagerSlot, pager(n === undefined ? res : { ...res, totalElements: n, totalPages: Math.max(1, Math.ceil(n / pageSize)) },
         (p) => { page = p; load(); }, { label: 'Device pages' }));
       showPager();
-      total.then((n) => { if (mine === seq) showPager(n); }, () => {});
+      const seen = (page - 1) * pageSize + res.items.length;
+      total.then((n) => (n < seen ? countOf(query, { fresh: true }) : n))
+        .then((n) => { if (mine === seq) showPager(n); }, () => {});
       clear(results,
         table({
           caption: search ? `Devices matching “${search}”` : null,
