@@ -216,7 +216,7 @@ func TestPassThroughConcerns(t *testing.T) {
 		"Binaries": {"CreateBinary", "DeleteBinary", "GetBinary", "ListBinaries", "OpenBinary", "ReadBinary"},
 		"ProtocolRecords": {"DeleteProtocolRecord", "FirstProtocolRecord", "GetProtocolRecord", "ListProtocolRecords",
 			"ProtocolObjectIDs", "PutProtocolRecord"},
-		"Tenants":   {"Authenticate", "CreateTenant", "CreateUser", "EnsureManagement", "GetTenant", "Login", "SetPassword"},
+		"Tenants":   {"Authenticate", "CreateTenant", "CreateUser", "EnsureManagement", "GetTenant", "ListTenants", "Login", "SetPassword"},
 		"Retention": {"Expire"},
 		"DecodeBacklog": {"AppendDecodes", "DecodeBacklogStats", "ResumeDecodes", "SettleDecodes", "TakeDecodes",
 			"TakeExpiredDecodes"},
