@@ -16,7 +16,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/render"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"github.com/lwm2m-agent/lwm2m-agent/plugins/validation"
 )
@@ -390,34 +390,11 @@ func (a *API) storeError(w http.ResponseWriter, r *http.Request, area string, er
 	}
 }
 
-// secret reports whether a member carries a credential. Credentials (PSK
-// keys, passwords) are write-only: every answer goes through scrub.
-func secret(name string) bool {
-	n := strings.ToLower(name)
-	return strings.Contains(n, "pskkey") || strings.Contains(n, "password") || n == "adminpass" || strings.HasSuffix(n, "secret")
-}
+// secret reports whether a member carries a credential (render.Secret):
+// credentials are write-only, and every answer goes through scrub.
+func secret(name string) bool { return render.Secret(name) }
 
-// scrub removes credential members from a JSON-shaped value, in place.
-func scrub(v any) {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, e := range t {
-			if secret(k) {
-				delete(t, k)
-				continue
-			}
-			scrub(e)
-		}
-	case []any:
-		for _, e := range t {
-			scrub(e)
-		}
-	case []map[string]any:
-		for _, e := range t {
-			scrub(e)
-		}
-	}
-}
+func scrub(v any) { render.Scrub(v) }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	scrub(v)
@@ -572,9 +549,9 @@ func dateParam(w http.ResponseWriter, r *http.Request, area, name string) (time.
 	return time.Time{}, false
 }
 
-func jsonTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+func jsonTime(t time.Time) string { return render.Time(t) }
 
-func escape(s string) string { return url.PathEscape(s) }
+func escape(s string) string { return render.Escape(s) }
 
 // answerList writes one page of objects as a Cumulocity collection, or the
 // store's error.

@@ -8,32 +8,13 @@ import (
 	neturl "net/url"
 	"strings"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/render"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 func opJSON(r *http.Request, op store.Operation) map[string]any {
-	out := make(map[string]any, len(op.Fragments)+8)
-	for k, v := range op.Fragments {
-		out[k] = v
-	}
-	out["id"] = op.ID
-	out["deviceId"] = op.DeviceID
-	out["status"] = op.Status
-	out["creationTime"] = jsonTime(op.CreationTime)
-	out["attempts"] = op.Attempts
-	out["self"] = self(r, "/devicecontrol/operations/"+escape(op.ID))
-	if op.HasCommand {
-		c := map[string]any{"text": op.Text}
-		if op.Result != "" {
-			c["result"] = op.Result
-		}
-		out["c8y_Command"] = c
-	}
-	if op.FailureReason != "" {
-		out["failureReason"] = op.FailureReason
-	}
-	return out
+	return render.Operation(baseURL(r), op)
 }
 
 // createOperations queues a shell command or a firmware update.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/registry"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/render"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
@@ -63,17 +64,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, u store.User)
 }
 
 func moJSON(r *http.Request, mo store.ManagedObject) map[string]any {
-	m := make(map[string]any, len(mo.Fragments)+6)
-	for k, v := range mo.Fragments {
-		m[k] = v
-	}
-	m["id"] = mo.ID
-	m["name"] = mo.Name
-	m["type"] = mo.Type
-	m["creationTime"] = jsonTime(mo.CreationTime)
-	m["lastUpdated"] = jsonTime(mo.LastUpdated)
-	m["self"] = self(r, "/inventory/managedObjects/"+escape(mo.ID))
-	return m
+	return render.ManagedObject(baseURL(r), mo)
 }
 
 func (a *API) listManagedObjects(w http.ResponseWriter, r *http.Request, u store.User) {
@@ -239,21 +230,8 @@ func (a *API) createExternalID(w http.ResponseWriter, r *http.Request, u store.U
 	writeJSON(w, http.StatusCreated, extJSON(r, x))
 }
 
-func sourceJSON(r *http.Request, id string) map[string]any {
-	return map[string]any{"id": id, "self": self(r, "/inventory/managedObjects/"+escape(id))}
-}
-
 func measurementJSON(r *http.Request, m store.Measurement) map[string]any {
-	out := make(map[string]any, len(m.Fragments)+5)
-	for k, v := range m.Fragments {
-		out[k] = v
-	}
-	out["id"] = m.ID
-	out["source"] = sourceJSON(r, m.Source)
-	out["time"] = jsonTime(m.Time)
-	out["type"] = m.Type
-	out["self"] = self(r, "/measurement/measurements/"+escape(m.ID))
-	return out
+	return render.Measurement(baseURL(r), m)
 }
 
 func (a *API) listMeasurements(w http.ResponseWriter, r *http.Request, u store.User) {
@@ -276,18 +254,7 @@ func (a *API) getMeasurement(w http.ResponseWriter, r *http.Request, u store.Use
 }
 
 func eventJSON(r *http.Request, e store.Event) map[string]any {
-	out := make(map[string]any, len(e.Fragments)+7)
-	for k, v := range e.Fragments {
-		out[k] = v
-	}
-	out["id"] = e.ID
-	out["source"] = sourceJSON(r, e.Source)
-	out["time"] = jsonTime(e.Time)
-	out["creationTime"] = jsonTime(e.CreationTime)
-	out["type"] = e.Type
-	out["text"] = e.Text
-	out["self"] = self(r, "/event/events/"+escape(e.ID))
-	return out
+	return render.Event(baseURL(r), e)
 }
 
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request, u store.User) {
@@ -309,22 +276,7 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, u store.User) {
 }
 
 func alarmJSON(r *http.Request, al store.Alarm) map[string]any {
-	out := make(map[string]any, len(al.Fragments)+11)
-	for k, v := range al.Fragments {
-		out[k] = v
-	}
-	out["id"] = al.ID
-	out["source"] = sourceJSON(r, al.Source)
-	out["time"] = jsonTime(al.Time)
-	out["firstOccurrenceTime"] = jsonTime(al.FirstOccurrenceTime)
-	out["creationTime"] = jsonTime(al.CreationTime)
-	out["type"] = al.Type
-	out["text"] = al.Text
-	out["severity"] = al.Severity
-	out["status"] = al.Status
-	out["count"] = al.Count
-	out["self"] = self(r, "/alarm/alarms/"+escape(al.ID))
-	return out
+	return render.Alarm(baseURL(r), al)
 }
 
 func (a *API) listAlarms(w http.ResponseWriter, r *http.Request, u store.User) {
