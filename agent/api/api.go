@@ -320,33 +320,68 @@ func (a *API) instrument(next http.Handler) http.Handler {
 func (a *API) authenticated(h func(http.ResponseWriter, *http.Request, store.User)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, pass, ok := r.BasicAuth()
-		tenant, user, hasTenant := strings.Cut(name, "/")
-		if !ok || !hasTenant || tenant == "" || user == "" {
+		if !ok {
 			unauthorized(w, r, "credentials are needed as HTTP Basic tenant/user:password")
 			return
 		}
 		r, cancel := a.withStoreTimeout(r)
 		defer cancel()
-		addr, key := sourceAddr(r), tenant+"/"+user
-		if d := a.logins.wait(addr, key); d > 0 {
-			w.Header().Set("Retry-After", retryAfter(d))
-			writeError(w, r, http.StatusTooManyRequests, "security/TooManyRequests",
-				"too many wrong credentials from this address or for this user: try again in "+retryAfter(d)+" s")
-			return
-		}
-		u, err := a.cfg.Store.Login(r.Context(), tenant, user, pass)
-		if errors.Is(err, store.ErrUnauthorized) {
-			a.logins.failed(addr, key)
+		u, err := a.Login(r, name, pass)
+		var throttled *ThrottledError
+		switch {
+		case errors.Is(err, ErrNoTenant):
+			unauthorized(w, r, "credentials are needed as HTTP Basic tenant/user:password")
+		case errors.As(err, &throttled):
+			w.Header().Set("Retry-After", retryAfter(throttled.RetryAfter))
+			writeError(w, r, http.StatusTooManyRequests, "security/TooManyRequests", throttled.Error())
+		case errors.Is(err, store.ErrUnauthorized):
 			unauthorized(w, r, "invalid credentials")
-			return
-		}
-		if err != nil {
+		case err != nil:
 			a.internal(w, r, err)
-			return
+		default:
+			h(w, r, u)
 		}
-		a.logins.succeeded(addr, key)
-		h(w, r, u)
 	})
+}
+
+// ErrNoTenant refuses a login that is not "tenant/user".
+var ErrNoTenant = errors.New(`credentials are needed as "tenant/user" and a password`)
+
+// ThrottledError refuses a login without a password check, after
+// repeated wrong credentials from its address or for its user.
+type ThrottledError struct{ RetryAfter time.Duration }
+
+func (e *ThrottledError) Error() string {
+	return "too many wrong credentials from this address or for this user: try again in " + retryAfter(e.RetryAfter) + " s"
+}
+
+// Login checks the credentials of a request, login being
+// "tenant/user", as every API request's Basic authentication is checked:
+// with the same users and the same throttle of repeated wrong
+// credentials per source address and per user. Other ways in (the
+// realtime notifications, whose credentials may come inside their
+// messages) use it, so that none of them is a way round the throttle.
+// It answers ErrNoTenant, a *ThrottledError, an error wrapping
+// store.ErrUnauthorized, or the store's failure.
+func (a *API) Login(r *http.Request, login, password string) (store.User, error) {
+	tenant, user, hasTenant := strings.Cut(login, "/")
+	if !hasTenant || tenant == "" || user == "" {
+		return store.User{}, ErrNoTenant
+	}
+	addr, key := sourceAddr(r), tenant+"/"+user
+	if d := a.logins.wait(addr, key); d > 0 {
+		return store.User{}, &ThrottledError{RetryAfter: d}
+	}
+	u, err := a.cfg.Store.Login(r.Context(), tenant, user, password)
+	if errors.Is(err, store.ErrUnauthorized) {
+		a.logins.failed(addr, key)
+		return store.User{}, err
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	a.logins.succeeded(addr, key)
+	return u, nil
 }
 
 func unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
