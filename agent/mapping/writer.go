@@ -376,7 +376,8 @@ func (w *Writer) flushTenant(ctx context.Context, tenant string, t *tenantBatch)
 
 func (w *Writer) alarm(ctx context.Context, tenant string, c AlarmChange) error {
 	if c.Clear {
-		return w.st.ClearAlarm(ctx, tenant, c.Alarm.Source, c.Alarm.Type)
+		_, err := w.st.ClearAlarm(ctx, tenant, c.Alarm.Source, c.Alarm.Type)
+		return err
 	}
 	a, err := w.st.RaiseAlarm(ctx, tenant, c.Alarm)
 	if err != nil {

@@ -298,7 +298,7 @@ type slowStore struct {
 	delay time.Duration
 }
 
-func (s slowStore) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, error) {
+func (s slowStore) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, []store.Event, error) {
 	time.Sleep(s.delay)
 	return s.Engine.SaveStates(ctx, tenant, fragments, events)
 }

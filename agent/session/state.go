@@ -239,7 +239,7 @@ func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) 
 // flushStates writes a tenant's fragments and events in one store call.
 func (w *StateWriter) flushStates(ctx context.Context, tenant string, b *tenantBatch) error {
 	err := retry(ctx, func() error {
-		missing, err := w.st.SaveStates(ctx, tenant, b.fragments, b.events)
+		missing, _, err := w.st.SaveStates(ctx, tenant, b.fragments, b.events)
 		for _, id := range missing {
 			w.log.Warn("registration of a deleted device", "tenant", tenant, "device", id)
 		}

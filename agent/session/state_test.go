@@ -117,8 +117,8 @@ func TestStateWriterAddDurable(t *testing.T) {
 // the fragments.
 type failingStates struct{ store.Engine }
 
-func (failingStates) SaveStates(context.Context, string, map[string]map[string]any, []store.Event) ([]string, error) {
-	return nil, store.ErrInvalid
+func (failingStates) SaveStates(context.Context, string, map[string]map[string]any, []store.Event) ([]string, []store.Event, error) {
+	return nil, nil, store.ErrInvalid
 }
 
 // When the state of a batch cannot be stored, the change waited for is

@@ -112,7 +112,9 @@ type Telemetry interface {
 	RaiseAlarm(ctx context.Context, tenant string, a Alarm) (Alarm, error)
 	GetAlarm(ctx context.Context, tenant, id string) (Alarm, error)
 	UpdateAlarm(ctx context.Context, tenant, id string, u AlarmUpdate) (Alarm, error)
-	ClearAlarm(ctx context.Context, tenant, source, typ string) error
+	// ClearAlarm clears the open alarm of a type on a source and returns
+	// it as cleared; the zero Alarm says none was open.
+	ClearAlarm(ctx context.Context, tenant, source, typ string) (Alarm, error)
 	ListAlarms(ctx context.Context, tenant string, f AlarmFilter) ([]Alarm, int64, error)
 
 	SaveValues(ctx context.Context, tenant, deviceID string, vals []ResourceValue) error
@@ -125,12 +127,13 @@ type States interface {
 	// SaveStates merges fragments into devices of the tenant, as
 	// UpdateFragmentsMany does, and stores events, as CreateEvents does,
 	// in one call: missing names the devices that no longer exist, whose
-	// events are stored all the same. Input that cannot be stored (a
+	// events are stored all the same; stored are the events as stored,
+	// with their ids, in the order given. Input that cannot be stored (a
 	// fragment or an event) is ErrInvalid, and nothing is written. The
 	// embedded engine writes both in one change, all or nothing; MongoDB
 	// writes the fragments, then the events, so that a failure between
 	// them leaves the fragments without the events.
-	SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []Event) (missing []string, err error)
+	SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []Event) (missing []string, stored []Event, err error)
 }
 
 // Binaries are files (firmware images) stored in chunks and streamed.

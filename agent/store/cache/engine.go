@@ -367,6 +367,6 @@ func (e *Engine) SetPostOperations(ctx context.Context, tenant string, cmds []st
 
 // SaveStates changes fragments and adds events, neither of them cached:
 // it passes through, as UpdateFragmentsMany does.
-func (e *Engine) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, error) {
+func (e *Engine) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, []store.Event, error) {
 	return e.e.SaveStates(ctx, tenant, fragments, events)
 }

@@ -204,22 +204,26 @@ func (s *Store) dropOpenEntry(ctx context.Context, tenant string, a store.Alarm)
 	return nil
 }
 
-// ClearAlarm clears the open alarm of a type on a source, if there is one.
-func (s *Store) ClearAlarm(ctx context.Context, tenant, source, typ string) error {
+// ClearAlarm clears the open alarm of a type on a source, if there is
+// one, and returns it as cleared (the zero Alarm when there was none).
+func (s *Store) ClearAlarm(ctx context.Context, tenant, source, typ string) (store.Alarm, error) {
 	var od openDoc
 	err := s.openAlarms().FindOne(ctx, bson.D{{Key: "_id", Value: openKey(tenant, source, typ)}}).Decode(&od)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil
+		return store.Alarm{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("clear alarm %s on %s: %w", typ, source, err)
+		return store.Alarm{}, fmt.Errorf("clear alarm %s on %s: %w", typ, source, err)
 	}
-	_, err = s.UpdateAlarm(ctx, tenant, od.AlarmID, store.AlarmUpdate{Status: store.AlarmCleared})
+	a, err := s.UpdateAlarm(ctx, tenant, od.AlarmID, store.AlarmUpdate{Status: store.AlarmCleared})
 	if errors.Is(err, store.ErrNotFound) {
 		_, _ = s.openAlarms().DeleteOne(ctx, bson.D{{Key: "_id", Value: openKey(tenant, source, typ)}})
-		return nil
+		return store.Alarm{}, nil
 	}
-	return err
+	if err != nil {
+		return store.Alarm{}, err
+	}
+	return a, nil
 }
 
 // ListAlarms lists the tenant's alarms; total is -1 unless f.Page.WithTotal.

@@ -13,18 +13,19 @@ import (
 // has no cheap atomicity across documents and collections here: a
 // failure between the two writes (the server unreachable) leaves the
 // fragments written without the events, as the two calls would.
-func (s *Store) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, error) {
+func (s *Store) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, []store.Event, error) {
 	for _, e := range events {
 		if err := checkEvent(e); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	missing, err := s.UpdateFragmentsMany(ctx, tenant, fragments)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := s.CreateEvents(ctx, tenant, events); err != nil {
-		return nil, fmt.Errorf("save the states of %d objects: %w", len(fragments), err)
+	stored, err := s.CreateEvents(ctx, tenant, events)
+	if err != nil {
+		return nil, nil, fmt.Errorf("save the states of %d objects: %w", len(fragments), err)
 	}
-	return missing, nil
+	return missing, stored, nil
 }

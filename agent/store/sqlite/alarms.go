@@ -166,17 +166,27 @@ func (s *Store) UpdateAlarm(ctx context.Context, tenant, id string, u store.Alar
 }
 
 // ClearAlarm clears the open alarm of a type on a source, if there is
-// one.
-func (s *Store) ClearAlarm(ctx context.Context, tenant, source, typ string) error {
+// one, and returns it as cleared (the zero Alarm when there was none).
+func (s *Store) ClearAlarm(ctx context.Context, tenant, source, typ string) (store.Alarm, error) {
+	var cleared store.Alarm
 	err := s.db.Write(ctx, func(tx *Tx) error {
-		_, err := tx.Exec(`UPDATE alarms INDEXED BY alarms_open SET status = 'CLEARED'
-			WHERE tenant = ? AND source = ? AND type = ? AND status <> 'CLEARED'`, tenant, source, typ)
-		return err
+		cleared = store.Alarm{}
+		a, err := readAlarm(tx.QueryRow(`UPDATE alarms INDEXED BY alarms_open SET status = 'CLEARED'
+			WHERE tenant = ? AND source = ? AND type = ? AND status <> 'CLEARED'
+			RETURNING `+alarmColumns, tenant, source, typ))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil
+		case err != nil:
+			return err
+		}
+		cleared = a
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("clear alarm %s on %s: %w", typ, source, err)
+		return store.Alarm{}, fmt.Errorf("clear alarm %s on %s: %w", typ, source, err)
 	}
-	return nil
+	return cleared, nil
 }
 
 // alarmQuery is the FROM and WHERE of a list of alarms: one index chosen

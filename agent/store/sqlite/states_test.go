@@ -33,7 +33,7 @@ func TestSaveStatesAllOrNothing(t *testing.T) {
 	}
 	fragments := map[string]map[string]any{dev: {"c8y_Availability": map[string]any{"status": "AVAILABLE"}}}
 	events := []store.Event{{Source: dev, Type: "c8y_Registration", Text: "registered"}}
-	if _, err := s.SaveStates(ctx, "acme", fragments, events); err == nil || !strings.Contains(err.Error(), "events refused") {
+	if _, _, err := s.SaveStates(ctx, "acme", fragments, events); err == nil || !strings.Contains(err.Error(), "events refused") {
 		t.Fatalf("SaveStates with its events refused: %v", err)
 	}
 	mo, err := s.GetManagedObject(ctx, "acme", dev)
@@ -59,7 +59,7 @@ func TestSaveStatesAllOrNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if missing, err := s.SaveStates(ctx, "acme", fragments, events); err != nil || len(missing) != 0 {
+	if missing, _, err := s.SaveStates(ctx, "acme", fragments, events); err != nil || len(missing) != 0 {
 		t.Fatalf("SaveStates: missing %v, %v", missing, err)
 	}
 	if mo, err = s.GetManagedObject(ctx, "acme", dev); err != nil || mo.Fragments["c8y_Availability"] == nil {

@@ -68,6 +68,9 @@ func check(t *testing.T, err error) {
 // settled turns the answer of UpdateFragmentsMany or UpdateFieldsMany
 // into an error: ErrNotFound for any object missing, which holds a batch
 // to the rule of a single update.
+// statesSettled is settled of SaveStates' answer.
+func statesSettled(missing []string, _ []store.Event, err error) error { return settled(missing, err) }
+
 func settled(missing []string, err error) error {
 	if err == nil && len(missing) > 0 {
 		return fmt.Errorf("objects missing: %v: %w", missing, store.ErrNotFound)

@@ -43,7 +43,7 @@ func testSaveStates(t *testing.T, s store.Engine) {
 		check(t, err)
 		return evs
 	}
-	missing := must(s.SaveStates(ctx, "a", map[string]map[string]any{
+	missing, stored, err := s.SaveStates(ctx, "a", map[string]map[string]any{
 		d1:     {"c8y_Availability": available, "lwm2m": map[string]any{"lifetime": int64(60)}},
 		d2:     {"c8y_Availability": available},
 		"gone": {"c8y_Availability": available},
@@ -51,7 +51,18 @@ func testSaveStates(t *testing.T, s store.Engine) {
 	}, []store.Event{
 		{Source: d1, Type: "c8y_Registration", Text: "registered", Time: at},
 		{Source: "gone", Type: "c8y_Registration", Text: "registered", Time: at},
-	}))
+	})
+	check(t, err)
+	// the events as stored, in order, as GetEvent finds them
+	if len(stored) != 2 || stored[0].Source != d1 || stored[1].Source != "gone" {
+		t.Fatalf("stored events %+v, want the two in order", stored)
+	}
+	for _, e := range stored {
+		got := must(s.GetEvent(ctx, "a", e.ID))
+		if got.Type != e.Type || got.Text != e.Text || !got.Time.Equal(e.Time) || !got.CreationTime.Equal(e.CreationTime) || got.CreationTime.IsZero() {
+			t.Fatalf("stored event %+v, GetEvent has %+v", e, got)
+		}
+	}
 	slices.Sort(missing)
 	if want := slices.Sorted(slices.Values([]string{"gone", other})); !slices.Equal(missing, want) {
 		t.Fatalf("missing %v, want %v", missing, want)
@@ -78,10 +89,10 @@ func testSaveStates(t *testing.T, s store.Engine) {
 	}
 
 	// nothing, and events alone
-	if missing, err := s.SaveStates(ctx, "a", nil, nil); err != nil || missing != nil {
-		t.Fatalf("SaveStates of nothing: %v, %v", missing, err)
+	if missing, stored, err := s.SaveStates(ctx, "a", nil, nil); err != nil || missing != nil || len(stored) != 0 {
+		t.Fatalf("SaveStates of nothing: %v, %v, %v", missing, stored, err)
 	}
-	check(t, settled(s.SaveStates(ctx, "a", nil, []store.Event{{Source: d2, Type: "c8y_Security", Text: "alone"}})))
+	check(t, statesSettled(s.SaveStates(ctx, "a", nil, []store.Event{{Source: d2, Type: "c8y_Security", Text: "alone"}})))
 	if evs := events(d2); len(evs) != 1 || evs[0].Text != "alone" {
 		t.Fatalf("events of %s: %+v, want the one stored alone", d2, evs)
 	}
@@ -95,7 +106,7 @@ func testSaveStates(t *testing.T, s store.Engine) {
 		"event fragment":         {map[string]any{"c8y_New": available}, store.Event{Source: d1, Type: "x", Fragments: map[string]any{"$bad": 1}}},
 		"fragment of the device": {map[string]any{"c8y_New": available, "$bad": 1}, store.Event{Source: d1, Type: "x"}},
 	} {
-		_, err := s.SaveStates(ctx, "a", map[string]map[string]any{d1: tc.fragments, d2: {"c8y_New": available}}, []store.Event{tc.event})
+		_, _, err := s.SaveStates(ctx, "a", map[string]map[string]any{d1: tc.fragments, d2: {"c8y_New": available}}, []store.Event{tc.event})
 		if !errors.Is(err, store.ErrInvalid) {
 			t.Fatalf("%s: %v, want ErrInvalid", name, err)
 		}
@@ -213,9 +224,11 @@ func testAlarms(t *testing.T, s store.Engine) {
 	if b1.ID == a1.ID || b1.Count != 1 {
 		t.Fatalf("tenant b: %+v", b1)
 	}
-	check(t, s.ClearAlarm(ctx, "a", "1", "c8y_High"))
+	cleared := must(s.ClearAlarm(ctx, "a", "1", "c8y_High"))
 	if a := must(s.GetAlarm(ctx, "a", a1.ID)); a.Status != store.AlarmCleared {
 		t.Fatalf("cleared alarm: %+v", a)
+	} else if cleared.ID != a1.ID || cleared.Status != store.AlarmCleared || cleared.Count != a.Count || !cleared.Time.Equal(a.Time) {
+		t.Fatalf("ClearAlarm answered %+v, the alarm is %+v", cleared, a)
 	}
 	if b := must(s.GetAlarm(ctx, "b", b1.ID)); b.Status != store.AlarmActive {
 		t.Fatalf("a's clear reached b's alarm: %+v", b)
@@ -413,8 +426,13 @@ func testAlarmAfterClear(t *testing.T, s store.Engine) {
 	}
 	first := raise(0)
 	raise(1)
-	check(t, s.ClearAlarm(ctx, "a", "1", "c8y_Door"))
-	check(t, s.ClearAlarm(ctx, "a", "1", "c8y_Door")) // nothing open: no error, no change
+	if cleared := must(s.ClearAlarm(ctx, "a", "1", "c8y_Door")); cleared.ID != first.ID || cleared.Status != store.AlarmCleared {
+		t.Fatalf("ClearAlarm answered %+v, want %s cleared", cleared, first.ID)
+	}
+	// nothing open: no error, no change, and the zero Alarm
+	if cleared := must(s.ClearAlarm(ctx, "a", "1", "c8y_Door")); cleared.ID != "" {
+		t.Fatalf("a second ClearAlarm answered %+v, want none", cleared)
+	}
 	second := raise(2)
 	if second.ID == first.ID || second.Count != 1 || second.Status != store.AlarmActive || !second.FirstOccurrenceTime.Equal(at(2)) {
 		t.Fatalf("raise after clear: %+v, first was %+v", second, first)
@@ -780,7 +798,7 @@ func testTelemetryIsolation(t *testing.T, s store.Engine) {
 	}
 
 	// b's changes of the same source and type are b's own.
-	check(t, s.ClearAlarm(ctx, "b", "1", "x"))
+	must(s.ClearAlarm(ctx, "b", "1", "x"))
 	if b := must(s.RaiseAlarm(ctx, "b", store.Alarm{Source: "1", Type: "x"})); b.ID == al.ID || b.Count != 1 {
 		t.Fatalf("b's alarm: %+v", b)
 	}
