@@ -28,6 +28,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/realtime"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/retention"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
@@ -42,7 +43,8 @@ import (
 
 // Agent is a running agent.
 type Agent struct {
-	// Store is the store behind the agent's cache: what every part uses.
+	// Store is the store behind the agent's cache, whose changes Realtime
+	// announces: what every part uses.
 	Store store.Engine
 	// StoreEngine names the engine: engine.Embedded or engine.MongoDB.
 	StoreEngine string
@@ -72,6 +74,9 @@ type Agent struct {
 	Mappers *mapping.PluginMappers // nil without mapping plugins
 	// Refused counts and logs input refused by a limit, for every part.
 	Refused *refusal.Log
+	// Realtime serves the realtime notifications of every change made
+	// through Store (and the API's pool).
+	Realtime *realtime.Hub
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
 	CoAPAddr  net.Addr
@@ -122,8 +127,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	// One cache for every part, the API's pool included, so that a change
 	// made through one is seen by the others at once.
 	caches := storecache.New(storeCacheConfig(cfg))
-	st := caches.Wrap(raw)
-	a := &Agent{Store: st, StoreEngine: kind, Models: model.Core(), log: log, Refused: refused}
+	cached := caches.Wrap(raw)
+	// Every write goes through the realtime hub's wrapper, which
+	// announces it; the hub reads what a write did not answer beneath it.
+	hub := realtime.New(realtime.Config{Store: cached, Refused: refused, Logger: log, Limits: realtime.Limits{
+		Clients: cfg.RealtimeMaxClients, ClientsPerUser: cfg.RealtimeMaxClientsPerUser, Subscriptions: cfg.RealtimeMaxSubscriptions,
+		Queue: cfg.RealtimeQueueSize, ConnectTimeout: cfg.RealtimeConnectTimeout, MaxInterval: cfg.RealtimeMaxInterval,
+	}})
+	st := hub.Wrap(cached)
+	a := &Agent{Store: st, StoreEngine: kind, Models: model.Core(), log: log, Refused: refused, Realtime: hub}
 	fail := func(err error) (*Agent, func() error, error) {
 		if a.Plugins != nil {
 			a.Plugins.Close()
@@ -285,7 +297,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			{Kind: store.DataAlarm, MaxAge: days(cfg.RetentionAlarmDays)},
 			{Kind: store.DataOperation, MaxAge: days(cfg.RetentionOperationDays)},
 		}})
-	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector(), caches.Collector(), a.Retention.Collector())
+	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector(), caches.Collector(), a.Retention.Collector(), hub.Collector())
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
@@ -300,7 +312,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		if err != nil {
 			return fail(fmt.Errorf("api store pool: %w", err))
 		}
-		a.apiStore, apiStore = pool, caches.Wrap(pool)
+		a.apiStore, apiStore = pool, hub.Wrap(caches.Wrap(pool))
 	}
 	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -328,7 +340,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			DDFSize: cfg.MaxDDFSize, DDFObjects: cfg.MaxDDFObjects, DDFResources: cfg.MaxDDFResources,
 			CSVLineSize: cfg.MaxCSVLineSize, CSVFields: cfg.MaxCSVFields, StoreTimeout: cfg.StoreRequestTimeout,
 		}})
-	a.httpSrv = &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// The realtime notifications share the API's port, users and login
+	// throttle.
+	mux := http.NewServeMux()
+	rt := hub.Handler(h.Login, external)
+	mux.Handle(realtime.Path, rt)
+	mux.Handle(realtime.Path+"/", rt)
+	mux.Handle("/", h.Handler())
+	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	// One part failing stops the whole agent: an agent without its LwM2M
 	// server or its API must not look alive.
@@ -363,6 +382,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		run("mapping plugins", func() error { a.Mappers.Run(ctx); return nil })
 	}
 	run("retention", func() error { a.Retention.Run(ctx); return nil })
+	run("realtime notifications", func() error { hub.Run(ctx); return nil })
 	// The writers outlive the server: they stop after the last hook call
 	// has handed over its changes, then drain them into the store.
 	writersCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))

@@ -165,6 +165,17 @@ type Config struct {
 	// in bytes.
 	MaxBinarySize int
 
+	// The realtime notifications' bounds (agent/realtime.Limits): clients
+	// in all and per user, channels per client, messages waiting for one
+	// client (beyond: it is dropped), how long a /meta/connect is held
+	// and how long a client may go without one.
+	RealtimeMaxClients        int
+	RealtimeMaxClientsPerUser int
+	RealtimeMaxSubscriptions  int
+	RealtimeQueueSize         int
+	RealtimeConnectTimeout    time.Duration
+	RealtimeMaxInterval       time.Duration
+
 	// The limits on what one API request may make the agent read and
 	// store (README, Security and limits): a JSON body's size, nesting,
 	// members per object, elements per array, members and elements in
@@ -302,6 +313,17 @@ func Default() Config {
 		// characters of four classes), which is what protects them.
 		CredentialsHashCost: 4,
 		MaxBinarySize:       16 << 20,
+		// A browser tab is one client; an operator's dozen tabs and a
+		// few tools stay far below a user's share, which keeps one user
+		// from taking what the agent holds for all.
+		RealtimeMaxClients:        10_000,
+		RealtimeMaxClientsPerUser: 100,
+		RealtimeMaxSubscriptions:  100,
+		RealtimeQueueSize:         1000,
+		// CometD's own defaults: a held connect answered after 30 s,
+		// and a client gone 10 s after its connect ended.
+		RealtimeConnectTimeout: 30 * time.Second,
+		RealtimeMaxInterval:    10 * time.Second,
 		// Far above what any client of the API sends, and below what
 		// makes the embedded store slow for everyone: it writes an
 		// object of 10,000 members in 0.4 s and one of 20,000 in 1.7 s,
@@ -412,6 +434,12 @@ func (c *Config) settings() []setting {
 		{name: "login-failures", usage: "wrong credentials in a row from one address or for one user before the API answers 429 with a backoff (negative: no backoff)", i: &c.LoginFailures},
 		{name: "login-max-backoff", usage: "longest backoff after repeated wrong credentials (it starts at 1s and doubles with each further failure)", d: &c.LoginMaxBackoff},
 		{name: "max-binary-size", usage: "largest binary (firmware, files) the API stores, in bytes", i: &c.MaxBinarySize},
+		{name: "realtime-max-clients", usage: "realtime notification clients (Bayeux handshakes) the agent holds at once; more are refused until one ends", i: &c.RealtimeMaxClients},
+		{name: "realtime-max-clients-per-user", usage: "realtime notification clients one user may hold at once", i: &c.RealtimeMaxClientsPerUser},
+		{name: "realtime-max-subscriptions", usage: "channels one realtime client may subscribe to", i: &c.RealtimeMaxSubscriptions},
+		{name: "realtime-queue-size", usage: "notifications waiting for one realtime client; a client whose queue is full is dropped (it must handshake again)", i: &c.RealtimeQueueSize},
+		{name: "realtime-connect-timeout", usage: "how long a realtime client's /meta/connect is held when nothing comes (the advice's timeout)", d: &c.RealtimeConnectTimeout},
+		{name: "realtime-max-interval", usage: "how long a realtime client may go without a /meta/connect before it is removed (the advice's maxInterval)", d: &c.RealtimeMaxInterval},
 		{name: "max-document-size", usage: "largest JSON request body, in bytes (413 above)", i: &c.MaxDocumentSize},
 		{name: "max-json-depth", usage: "deepest nesting of objects and arrays in a JSON body (422 deeper)", i: &c.MaxJSONDepth},
 		{name: "max-json-members", usage: "most members of one object in a JSON body (422 above)", i: &c.MaxJSONMembers},
@@ -619,6 +647,12 @@ func (c *Config) Validate() error {
 	if c.MaxBinarySize < 1 {
 		errs = append(errs, fmt.Errorf("max-binary-size: %d must be at least 1 byte", c.MaxBinarySize))
 	}
+	if c.RealtimeConnectTimeout < time.Second || c.RealtimeConnectTimeout > time.Hour {
+		errs = append(errs, fmt.Errorf("realtime-connect-timeout: %v must be between 1s and 1h", c.RealtimeConnectTimeout))
+	}
+	if c.RealtimeMaxInterval < time.Second {
+		errs = append(errs, fmt.Errorf("realtime-max-interval: %v must be at least 1s", c.RealtimeMaxInterval))
+	}
 	for _, l := range []struct {
 		name   string
 		v, min int
@@ -630,6 +664,8 @@ func (c *Config) Validate() error {
 		{"max-ddf-size", c.MaxDDFSize, 4 << 10}, {"max-ddf-objects", c.MaxDDFObjects, 1},
 		{"max-ddf-resources", c.MaxDDFResources, 1}, {"max-csv-line-size", c.MaxCSVLineSize, 1 << 10},
 		{"max-csv-fields", c.MaxCSVFields, 16},
+		{"realtime-max-clients", c.RealtimeMaxClients, 1}, {"realtime-max-clients-per-user", c.RealtimeMaxClientsPerUser, 1},
+		{"realtime-max-subscriptions", c.RealtimeMaxSubscriptions, 1}, {"realtime-queue-size", c.RealtimeQueueSize, 1},
 	} {
 		if l.v < l.min {
 			errs = append(errs, fmt.Errorf("%s: %d must be at least %d", l.name, l.v, l.min))

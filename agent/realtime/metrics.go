@@ -1,0 +1,53 @@
+package realtime
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	clients       prometheus.Gauge
+	subscriptions prometheus.Gauge
+	delivered     prometheus.Counter
+	dropped       *prometheus.CounterVec
+	lost          prometheus.Counter
+	latency       prometheus.Histogram
+}
+
+func newMetrics() *metrics {
+	const ns, sub = "lwm2m_agent", "realtime"
+	return &metrics{
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "clients",
+			Help: "Realtime (Bayeux) clients held: handshook, not yet disconnected, dropped or idle."}),
+		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "subscriptions",
+			Help: "Channels subscribed to by the realtime clients, in all."}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "messages_delivered_total",
+			Help: "Notifications written to realtime clients (one per client and message)."}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "clients_dropped_total",
+			Help: "Realtime clients removed by the agent: queue_full (too slow: its queue of messages was full), idle (no connect within the advice's maxInterval)."},
+			[]string{"reason"}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "changes_lost_total",
+			Help: "Changes stored but not announced: the dispatcher's queue was full, or the changed object could not be read."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "delivery_seconds",
+			Help:    "Time from a change's store write to its notification written to a client's connection.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+}
+
+// Collector is the hub's metrics, for the agent's /metrics.
+func (h *Hub) Collector() prometheus.Collector { return h.metrics }
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.clients.Describe(ch)
+	m.subscriptions.Describe(ch)
+	m.delivered.Describe(ch)
+	m.dropped.Describe(ch)
+	m.lost.Describe(ch)
+	m.latency.Describe(ch)
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.clients.Collect(ch)
+	m.subscriptions.Collect(ch)
+	m.delivered.Collect(ch)
+	m.dropped.Collect(ch)
+	m.lost.Collect(ch)
+	m.latency.Collect(ch)
+}
