@@ -241,6 +241,7 @@ func (a *API) routes() {
 	auth("POST /identity/globalIds/{id}/externalIds", a.createExternalID)
 
 	auth("GET /measurement/measurements", a.listMeasurements)
+	auth("POST /measurement/measurements", a.createMeasurement)
 	auth("GET /measurement/measurements/{id}", a.getMeasurement)
 	auth("GET /event/events", a.listEvents)
 	auth("GET /event/events/{id}", a.getEvent)
@@ -575,13 +576,23 @@ func dateParam(w http.ResponseWriter, r *http.Request, area, name string) (time.
 	if s == "" {
 		return time.Time{}, true
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05-0700", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, true
-		}
+	if t, err := parseTime(s); err == nil {
+		return t, true
 	}
 	writeError(w, r, http.StatusUnprocessableEntity, area+"/unprocessable", name+" "+strconv.Quote(s)+" is not an ISO 8601 date")
 	return time.Time{}, false
+}
+
+// parseTime reads the ISO 8601 forms Cumulocity's clients send.
+func parseTime(s string) (time.Time, error) {
+	var err error
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05-0700", "2006-01-02"} {
+		var t time.Time
+		if t, err = time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
 }
 
 func jsonTime(t time.Time) string { return render.Time(t) }

@@ -670,3 +670,47 @@ func TestLoginBackoff(t *testing.T) {
 		t.Fatalf("metrics lack the throttled logins:\n%s", text)
 	}
 }
+
+// POST /measurement/measurements stores a measurement of a managed
+// object of the tenant, as GET then shows it; another tenant's object is
+// refused as one that does not exist.
+func TestCreateMeasurement(t *testing.T) {
+	e := newEnv(t)
+	dev := e.want(e.do("POST", "/inventory/managedObjects", "a", map[string]any{"name": "d", "c8y_IsDevice": map[string]any{}}), 201).body["id"].(string)
+	other := e.want(e.do("POST", "/inventory/managedObjects", "b", map[string]any{"name": "d"}), 201).body["id"].(string)
+	temp := map[string]any{"T": map[string]any{"value": 21.5, "unit": "C"}}
+	tests := []struct {
+		name string
+		body map[string]any
+		code int
+	}{
+		{"stored", map[string]any{"source": map[string]any{"id": dev}, "type": "c8y_Temperature", "time": "2026-03-01T12:00:00.250Z", "c8y_Temperature": temp}, 201},
+		{"time defaults to now", map[string]any{"source": map[string]any{"id": dev}, "type": "c8y_Temperature", "c8y_Temperature": temp}, 201},
+		{"no source", map[string]any{"type": "c8y_Temperature", "c8y_Temperature": temp}, 422},
+		{"no type", map[string]any{"source": map[string]any{"id": dev}, "c8y_Temperature": temp}, 422},
+		{"bad time", map[string]any{"source": map[string]any{"id": dev}, "type": "x", "time": "yesterday"}, 422},
+		{"another tenant's source", map[string]any{"source": map[string]any{"id": other}, "type": "x"}, 422},
+		{"no such source", map[string]any{"source": map[string]any{"id": "999999"}, "type": "x"}, 422},
+		{"fragment name", map[string]any{"source": map[string]any{"id": dev}, "type": "x", "$where": 1}, 422},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.want(e.do("POST", "/measurement/measurements", "a", tc.body), tc.code)
+			if tc.code != 201 {
+				return
+			}
+			got := e.want(e.do("GET", "/measurement/measurements/"+a.body["id"].(string), "a", nil), 200).body
+			created, _ := json.Marshal(a.body)
+			read, _ := json.Marshal(got)
+			if string(created) != string(read) {
+				t.Fatalf("POST answered %s, GET shows %s", created, read)
+			}
+			if tc.body["time"] != nil && got["time"] != tc.body["time"] {
+				t.Fatalf("time %v, want %v", got["time"], tc.body["time"])
+			}
+		})
+	}
+	if n := len(list(e.want(e.do("GET", "/measurement/measurements?pageSize=100", "b", nil), 200), "measurements")); n != 0 {
+		t.Fatalf("tenant b has %d measurements", n)
+	}
+}

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -246,6 +248,63 @@ func (a *API) listMeasurements(w http.ResponseWriter, r *http.Request, u store.U
 		DateFrom: from, DateTo: to, Revert: q.Get("revert") == "true", Page: p,
 	})
 	answerList(a, w, r, "measurement", "measurements", p, ms, total, err, measurementJSON)
+}
+
+// createMeasurement stores one measurement of a managed object of the
+// tenant, as Cumulocity's POST /measurement/measurements: source.id and
+// type are required, time defaults to now, every other member is a
+// fragment.
+func (a *API) createMeasurement(w http.ResponseWriter, r *http.Request, u store.User) {
+	var body map[string]any
+	if !a.readJSON(w, r, "measurement", &body) {
+		return
+	}
+	src, _ := body["source"].(map[string]any)
+	source, _ := src["id"].(string)
+	typ, _ := body["type"].(string)
+	if source == "" || typ == "" {
+		writeError(w, r, http.StatusUnprocessableEntity, "measurement/unprocessable", `a measurement needs "source": {"id": "<managed object id>"} and "type"`)
+		return
+	}
+	var at time.Time
+	if s, ok := body["time"].(string); ok {
+		var err error
+		if at, err = parseTime(s); err != nil {
+			writeError(w, r, http.StatusUnprocessableEntity, "measurement/unprocessable", "time "+strconv.Quote(s)+" is not an ISO 8601 date")
+			return
+		}
+	} else if body["time"] != nil {
+		writeError(w, r, http.StatusUnprocessableEntity, "measurement/unprocessable", "time must be an ISO 8601 date string")
+		return
+	}
+	if _, err := a.cfg.Store.GetManagedObject(r.Context(), u.Tenant, source); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// the same answer for another tenant's object as for none
+			writeError(w, r, http.StatusUnprocessableEntity, "measurement/unprocessable", "source "+strconv.Quote(source)+" is no managed object of the tenant")
+			return
+		}
+		a.storeError(w, r, "measurement", err)
+		return
+	}
+	frags := map[string]any{}
+	for k, v := range body {
+		switch k {
+		case "source", "type", "time", "id", "self", "creationTime":
+		default:
+			frags[k] = store.JSONNumbers(v)
+		}
+	}
+	m := store.Measurement{Source: source, Type: typ, Time: at, Fragments: frags}
+	if m.Time.IsZero() {
+		m.Time = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	ids, err := a.cfg.Store.AddMeasurements(r.Context(), u.Tenant, []store.Measurement{m})
+	if err != nil {
+		a.storeError(w, r, "measurement", err)
+		return
+	}
+	m.ID = ids[0]
+	writeJSON(w, http.StatusCreated, measurementJSON(r, m))
 }
 
 func (a *API) getMeasurement(w http.ResponseWriter, r *http.Request, u store.User) {

@@ -125,9 +125,11 @@ func encodeBatch(replies []reply, msgs []queued, last *reply) []byte {
 		}
 		n++
 	}
+	// Encode ends each value with a newline, which is taken back.
 	for i := range replies {
 		sep()
 		_ = enc.Encode(&replies[i]) // a reply always encodes
+		b.Truncate(b.Len() - 1)
 	}
 	for _, q := range msgs {
 		sep()
@@ -136,6 +138,7 @@ func encodeBatch(replies []reply, msgs []queued, last *reply) []byte {
 	if last != nil {
 		sep()
 		_ = enc.Encode(last)
+		b.Truncate(b.Len() - 1)
 	}
 	b.WriteByte(']')
 	return b.Bytes()

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
@@ -43,11 +45,12 @@ type client struct {
 	gone chan struct{}
 	// supersede ends the connect held now, when another one comes.
 	supersede chan struct{}
+	heldGauge prometheus.Gauge // the hub's count of connects held
 }
 
-func newClient(id string, u store.User, user string, now time.Time) *client {
+func newClient(id string, u store.User, user string, now time.Time, held prometheus.Gauge) *client {
 	return &client{id: id, tenant: u.Tenant, user: user, subs: map[string]channel{}, lastSeen: now,
-		wake: make(chan struct{}, 1), gone: make(chan struct{})}
+		wake: make(chan struct{}, 1), gone: make(chan struct{}), heldGauge: held}
 }
 
 // enqueue adds a message unless the queue is full (false: the client
@@ -109,6 +112,7 @@ func (c *client) hold(now time.Time) <-chan struct{} {
 	}
 	c.supersede = make(chan struct{})
 	c.held++
+	c.heldGauge.Inc()
 	c.lastSeen = now
 	return c.supersede
 }
@@ -118,6 +122,7 @@ func (c *client) release(superseded <-chan struct{}, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.held--
+	c.heldGauge.Dec()
 	c.lastSeen = now
 	if c.supersede == superseded {
 		c.supersede = nil

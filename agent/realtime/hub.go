@@ -248,7 +248,7 @@ func (h *Hub) newClient(u store.User, now time.Time) (*client, error) {
 		h.cfg.Refused.Refuse(CauseUserClientsFull, "--realtime-max-clients-per-user", "user", user)
 		return nil, fmt.Errorf("%w: user %s has %d realtime clients, the most one user may have (--realtime-max-clients-per-user); disconnect one first", errBusy, user, h.lim.ClientsPerUser)
 	}
-	c := newClient(id, u, user, now)
+	c := newClient(id, u, user, now, h.metrics.held)
 	h.clients[id] = c
 	h.perUser[user]++
 	h.metrics.clients.Set(float64(len(h.clients)))

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	clients       prometheus.Gauge
 	subscriptions prometheus.Gauge
+	held          prometheus.Gauge
 	delivered     prometheus.Counter
 	dropped       *prometheus.CounterVec
 	lost          prometheus.Counter
@@ -18,6 +19,8 @@ func newMetrics() *metrics {
 			Help: "Realtime (Bayeux) clients held: handshook, not yet disconnected, dropped or idle."}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "subscriptions",
 			Help: "Channels subscribed to by the realtime clients, in all."}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "connects_held",
+			Help: "Realtime /meta/connect requests held now, waiting for notifications (long polls, and connects over WebSocket)."}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "messages_delivered_total",
 			Help: "Notifications written to realtime clients (one per client and message)."}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "clients_dropped_total",
@@ -37,6 +40,7 @@ func (h *Hub) Collector() prometheus.Collector { return h.metrics }
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.clients.Describe(ch)
 	m.subscriptions.Describe(ch)
+	m.held.Describe(ch)
 	m.delivered.Describe(ch)
 	m.dropped.Describe(ch)
 	m.lost.Describe(ch)
@@ -46,6 +50,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.clients.Collect(ch)
 	m.subscriptions.Collect(ch)
+	m.held.Collect(ch)
 	m.delivered.Collect(ch)
 	m.dropped.Collect(ch)
 	m.lost.Collect(ch)
