@@ -65,3 +65,68 @@ func Metric(ctx context.Context, c *http.Client, base, name string) (float64, er
 	}
 	return 0, fmt.Errorf("metric %s not found", name)
 }
+
+// Histogram is a Prometheus histogram read from /metrics: cumulative
+// counts by upper bound.
+type Histogram struct {
+	Bounds []string // as printed, ascending, "+Inf" last
+	Counts []float64
+	Sum    float64
+	Count  float64
+}
+
+// ReadHistogram reads the unlabelled histogram name of the agent's
+// /metrics at base.
+func ReadHistogram(ctx context.Context, c *http.Client, base, name string) (Histogram, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return Histogram{}, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return Histogram{}, err
+	}
+	defer resp.Body.Close()
+	var h Histogram
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(f[0], name+"_bucket{le=\""):
+			h.Bounds = append(h.Bounds, strings.TrimSuffix(strings.TrimPrefix(f[0], name+"_bucket{le=\""), "\"}"))
+			h.Counts = append(h.Counts, v)
+		case f[0] == name+"_sum":
+			h.Sum = v
+		case f[0] == name+"_count":
+			h.Count = v
+		}
+	}
+	if len(h.Bounds) == 0 {
+		return h, fmt.Errorf("%s not on /metrics", name)
+	}
+	return h, sc.Err()
+}
+
+// Quantile is the upper bound of the bucket holding quantile q of what
+// was counted since before (the zero Histogram: since the start).
+func (h Histogram) Quantile(before Histogram, q float64) string {
+	total := h.Count - before.Count
+	for i, c := range h.Counts {
+		var b float64
+		if i < len(before.Counts) {
+			b = before.Counts[i]
+		}
+		if c-b >= q*total {
+			return h.Bounds[i] + " s"
+		}
+	}
+	return "+Inf"
+}

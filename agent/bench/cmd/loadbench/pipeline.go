@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	_ "embed"
@@ -11,8 +10,9 @@ import (
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/bench/machine"
 )
 
 // ddf3303 is OMA's definition of object 3303 (Temperature), from the
@@ -111,7 +111,7 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	// in flight / throughput. Each notification carries one value, and
 	// each observation's first answer one more.
 	n0, m0 := read()
-	d0, err := a.delayHistogram()
+	d0, err := machine.ReadHistogram(ctx, http.DefaultClient, a.http, delayMetric)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	}
 	n1, m1 := read()
 	took := time.Since(t0).Seconds()
-	d1, err := a.delayHistogram()
+	d1, err := machine.ReadHistogram(ctx, http.DefaultClient, a.http, delayMetric)
 	if err != nil {
 		return err
 	}
@@ -156,63 +156,10 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	fmt.Printf("pipeline: values received but not yet stored: mean %.0f, p99 %.0f of %d samples; mean arrival to stored %.0f ms (Little's law); one API read of the newest measurement %s %.0f ms\n",
 		mean, inflight[min(len(inflight)-1, int(0.99*float64(len(inflight))))], len(inflight), 1000*mean/rate, readOutcome, ms(query))
 	fmt.Printf("pipeline: mapped to stored (lwm2m_agent_pipeline_store_delay_seconds, outputs of the window): p50 <= %s, p99 <= %s, mean %.0f ms\n",
-		d1.quantile(d0, 0.5), d1.quantile(d0, 0.99), 1000*(d1.sum-d0.sum)/(d1.count-d0.count))
+		d1.Quantile(d0, 0.5), d1.Quantile(d0, 0.99), 1000*(d1.Sum-d0.Sum)/(d1.Count-d0.Count))
 	return nil
 }
 
-// histogram is a Prometheus histogram read from /metrics: cumulative
-// counts by upper bound.
-type histogram struct {
-	bounds []string // as printed, ascending, "+Inf" last
-	counts []float64
-	sum    float64
-	count  float64
-}
-
-func (a *agent) delayHistogram() (histogram, error) {
-	const name = "lwm2m_agent_pipeline_store_delay_seconds"
-	resp, err := http.Get(a.http + "/metrics")
-	if err != nil {
-		return histogram{}, err
-	}
-	defer resp.Body.Close()
-	var h histogram
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(f[0], name+"_bucket{le=\""):
-			h.bounds = append(h.bounds, strings.TrimSuffix(strings.TrimPrefix(f[0], name+"_bucket{le=\""), "\"}"))
-			h.counts = append(h.counts, v)
-		case f[0] == name+"_sum":
-			h.sum = v
-		case f[0] == name+"_count":
-			h.count = v
-		}
-	}
-	if len(h.bounds) == 0 {
-		return h, fmt.Errorf("%s not on /metrics", name)
-	}
-	return h, sc.Err()
-}
-
-// quantile is the upper bound of the bucket holding quantile q of what
-// was counted since before.
-func (h histogram) quantile(before histogram, q float64) string {
-	total := h.count - before.count
-	for i, c := range h.counts {
-		if c-before.counts[i] >= q*total {
-			return h.bounds[i] + " s"
-		}
-	}
-	return "+Inf"
-}
+// delayMetric is the pipeline's time from a value's arrival to its
+// measurement being stored.
+const delayMetric = "lwm2m_agent_pipeline_store_delay_seconds"
