@@ -304,26 +304,18 @@ func (c *Client) callHTTP(ctx context.Context, id string, body []byte) (Reply, e
 
 // dispatch sends a notification to Messages, a reply to onReply.
 func (c *Client) dispatch(raw json.RawMessage, now time.Time, onReply func(Reply)) error {
-	var probe struct {
-		Channel string          `json:"channel"`
-		Data    json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
+	var r Reply
+	if err := json.Unmarshal(raw, &r); err != nil {
 		return err
 	}
-	if strings.HasPrefix(probe.Channel, "/meta/") || probe.Data == nil {
-		var r Reply
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return err
-		}
+	if strings.HasPrefix(r.Channel, "/meta/") || r.Data == nil {
 		onReply(r)
 		return nil
 	}
-	var m Message
-	if err := json.Unmarshal(raw, &m); err != nil {
+	m := Message{Channel: r.Channel, ID: r.ID, Received: now}
+	if err := json.Unmarshal(r.Data, &m.Data); err != nil {
 		return err
 	}
-	m.Received = now
 	select {
 	case c.msgs <- m:
 	case <-c.ctx.Done():
