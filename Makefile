@@ -11,7 +11,7 @@ LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 SDK_MODULE     := github.com/lwm2m-agent/lwm2m-agent/sdk
 SDK_EXAMPLE    := sdk/examples/tempframe
 
-.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue lint vet fmt clean
+.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime lint vet fmt clean
 
 all: build
 
@@ -86,7 +86,7 @@ fuzz:
 	  done; \
 	done; done
 
-bench: bench-go bench-load bench-reg bench-import bench-queue
+bench: bench-go bench-load bench-reg bench-import bench-queue bench-realtime
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
@@ -116,6 +116,12 @@ bench-queue: build
 # through the API of the real agent (see README, Performance).
 bench-import: build
 	$(GO) run ./agent/bench/cmd/importbench -build=false
+
+# 1,000 realtime subscribers (WebSocket and long-polling) of the real
+# agent receiving measurements written through its API: latency from the
+# write to each receipt (see docs/performance.md).
+bench-realtime: build
+	$(GO) run ./agent/bench/cmd/realtimebench -build=false
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

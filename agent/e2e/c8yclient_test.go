@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,23 +49,34 @@ func installC8yClient(t *testing.T) string {
 }
 
 // Cumulocity's official client, @c8y/client, subscribes with its
-// Realtime service (BasicAuth, FetchClient, long-polling in Node) to a
+// Realtime service (BasicAuth, FetchClient, CometD underneath) to a
 // device's measurements, every device's operations and the device's
-// managed object, and receives a measurement and an operation created
-// and the device updated through the API, each as the REST API shows it.
+// managed object, over WebSocket and over long-polling, and receives a
+// measurement and an operation created and the device updated through
+// the API, each as the REST API shows it.
 func TestC8yClientRealtime(t *testing.T) {
 	dir := installC8yClient(t)
 	h := startAgent(t)
+	for i, transport := range []string{"websocket", "long-polling"} {
+		t.Run(transport, func(t *testing.T) {
+			defer func(parent *testing.T) { h.t = parent }(h.t)
+			h.t = t // the harness's failures are the subtest's
+			c8yClientRun(t, h, dir, transport, fmt.Sprintf("c8y-meter-%d", i))
+		})
+	}
+}
+
+func c8yClientRun(t *testing.T, h *harness, dir, transport, name string) {
 	var dev map[string]any
-	if code := h.call("POST", "/inventory/managedObjects", map[string]any{"name": "c8y-meter", "c8y_IsDevice": map[string]any{}}, &dev); code != 201 {
+	if code := h.call("POST", "/inventory/managedObjects", map[string]any{"name": name, "c8y_IsDevice": map[string]any{}}, &dev); code != 201 {
 		t.Fatalf("create device: HTTP %d", code)
 	}
 	id := dev["id"].(string)
 
 	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Minute)
 	defer cancel()
-	channels := []string{"/measurements/" + id, "/operations/*", "/managedobjects/" + id}
-	cmd := exec.CommandContext(ctx, "node", append([]string{"realtime.mjs", h.base, "management", "admin", adminPassword, "3", "90"}, channels...)...)
+	channels := []string{"/measurements/" + id, "/operations/" + id, "/managedobjects/" + id}
+	cmd := exec.CommandContext(ctx, "node", append([]string{"realtime.mjs", h.base, "management", "admin", adminPassword, transport, "3", "90"}, channels...)...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -104,6 +116,9 @@ func TestC8yClientRealtime(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatalf("the client did not end: %s\n%s", stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "transport "+transport) {
+		t.Fatalf("the client's transport was not %s: %s", transport, stderr.String())
 	}
 	type note struct {
 		Channel string `json:"channel"`
