@@ -126,6 +126,7 @@ type Hub struct {
 	clients map[string]*client
 	perUser map[string]int
 	tenants map[string]*tenantSubs
+	counts  map[string][numKinds]int32 // subscriptions per tenant and kind, which interest copies
 	nsubs   int
 	stopped bool
 
@@ -151,7 +152,7 @@ func New(cfg Config) *Hub {
 	h := &Hub{
 		cfg: cfg, lim: cfg.Limits.withDefaults(), log: cfg.Logger.With("component", "realtime"),
 		changes: make(chan []change, handoff),
-		clients: map[string]*client{}, perUser: map[string]int{}, tenants: map[string]*tenantSubs{},
+		clients: map[string]*client{}, perUser: map[string]int{}, tenants: map[string]*tenantSubs{}, counts: map[string][numKinds]int32{},
 		stop: make(chan struct{}),
 	}
 	h.metrics = newMetrics()
@@ -329,7 +330,7 @@ func (h *Hub) subscribe(c *client, chans []channel) error {
 			m[ch.id] = set
 		}
 		set[c] = struct{}{}
-		h.nsubs++
+		h.count(c.tenant, ch.kind, 1)
 	}
 	h.refreshInterest()
 	return nil
@@ -350,7 +351,7 @@ func (h *Hub) unsubscribeLocked(c *client, name string) {
 		return
 	}
 	delete(c.subs, name)
-	h.nsubs--
+	h.count(c.tenant, ch.kind, -1)
 	t := h.tenants[c.tenant]
 	set := t.byKind[ch.kind][ch.id]
 	delete(set, c)
@@ -365,16 +366,23 @@ func (h *Hub) unsubscribeLocked(c *client, name string) {
 	delete(h.tenants, c.tenant)
 }
 
-// refreshInterest recomputes the writers' view; h.mu is held.
+// count adds n to the subscriptions of a tenant's kind; h.mu is held.
+func (h *Hub) count(tenant string, k kind, n int32) {
+	c := h.counts[tenant]
+	c[k] += n
+	if c == ([numKinds]int32{}) {
+		delete(h.counts, tenant)
+	} else {
+		h.counts[tenant] = c
+	}
+	h.nsubs += int(n)
+}
+
+// refreshInterest publishes the writers' view of the counts, a copy
+// (tenants, not subscriptions, make its cost); h.mu is held.
 func (h *Hub) refreshInterest() {
-	m := make(map[string][numKinds]int32, len(h.tenants))
-	for tenant, t := range h.tenants {
-		var n [numKinds]int32
-		for k, byID := range t.byKind {
-			for _, set := range byID {
-				n[k] += int32(len(set))
-			}
-		}
+	m := make(map[string][numKinds]int32, len(h.counts))
+	for tenant, n := range h.counts {
 		m[tenant] = n
 	}
 	h.interest.Store(&m)

@@ -30,7 +30,8 @@ import (
 const password = "Realtime-bench-pass-1!"
 
 // sentFragment carries the publisher's clock in each measurement, in
-// nanoseconds as a string (a JSON number would lose them).
+// nanoseconds as a string (a JSON number would lose them); receive reads
+// it by this name.
 const sentFragment = "bench_Sent"
 
 func main() {
@@ -184,12 +185,13 @@ func (r *run) setUp(ctx context.Context, devices, subs, wildcard int, transport 
 // latency of those written in the window.
 func (r *run) receive(s *subscriber) {
 	for m := range s.c.Messages() {
-		var data map[string]any
+		var data struct {
+			Sent string `json:"bench_Sent"`
+		}
 		if json.Unmarshal(m.Data.Data, &data) != nil {
 			continue
 		}
-		str, _ := data[sentFragment].(string)
-		sent, err := strconv.ParseInt(str, 10, 64)
+		sent, err := strconv.ParseInt(data.Sent, 10, 64)
 		if err != nil {
 			continue
 		}
