@@ -72,9 +72,10 @@ func sameJSON(a, b any) bool {
 // by a device protocol from a simulated device's notification arrive as
 // CREATE, each as the REST API shows it; an operation arrives as CREATE,
 // then its status changes as UPDATE up to SUCCESSFUL with its result;
-// after an unsubscribe no measurement comes; another tenant's client,
-// subscribed to the same channels, receives none of it; disconnect ends
-// the clients.
+// after an unsubscribe no measurement comes; the device's
+// de-registration arrives as an UPDATE of its availability with its
+// lifecycle event; another tenant's client, subscribed to the same
+// channels, receives none of it; disconnect ends the clients.
 func TestRealtimeNotifications(t *testing.T) {
 	h := startAgent(t)
 	h.setFunctionality("management/admin", adminPassword, "3303/resources/5700", map[string]any{
@@ -179,6 +180,32 @@ func TestRealtimeNotifications(t *testing.T) {
 			if strings.HasPrefix(m.Channel, "/measurements/") && strings.Contains(string(m.Data.Data), `"value":43`) {
 				t.Fatalf("%s: a measurement after the unsubscribe: %s", tr, m.Data.Data)
 			}
+		}
+	}
+
+	// the device's registration state, as the sessions store it: its
+	// de-registration makes it UNAVAILABLE, with its lifecycle event
+	for tr, c := range clients {
+		if err := c.Subscribe(h.ctx, "/managedobjects/"+id, "/events/"+id); err != nil {
+			t.Fatalf("%s: subscribe: %v", tr, err)
+		}
+	}
+	if err := dev.Deregister(h.ctx); err != nil {
+		t.Fatalf("de-register: %v", err)
+	}
+	for tr, c := range clients {
+		upd, _ := notification(t, c, tr+" UPDATE of the device to UNAVAILABLE", func(m bayeux.Message) bool {
+			avail, _ := object(m)["c8y_Availability"].(map[string]any)
+			return m.Channel == "/managedobjects/"+id && avail["status"] == "UNAVAILABLE"
+		})
+		ev, _ := notification(t, c, tr+" CREATE of the de-registration event", func(m bayeux.Message) bool {
+			return m.Channel == "/events/"+id && object(m)["type"] == "c8y_LWM2MDeviceDeRegistration"
+		})
+		var stored map[string]any
+		h.call("GET", "/event/events/"+object(ev)["id"].(string), nil, &stored)
+		if upd.Data.RealtimeAction != "UPDATE" || ev.Data.RealtimeAction != "CREATE" || !sameJSON(object(ev), stored) {
+			t.Fatalf("%s: %s of the device, %s %s of the event, want UPDATE and CREATE of %v", tr, upd.Data.RealtimeAction,
+				ev.Data.RealtimeAction, ev.Data.Data, stored)
 		}
 	}
 
