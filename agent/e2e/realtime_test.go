@@ -244,9 +244,17 @@ func TestRealtimeNotifications(t *testing.T) {
 // and told to handshake again; the others keep receiving, and the agent
 // keeps serving.
 func TestRealtimeSlowSubscriberDropped(t *testing.T) {
-	h := startAgent(t, func(c *config.Config) { c.RealtimeQueueSize = 10 })
+	// a long maxInterval: the slow client must be dropped for its queue,
+	// not removed for not connecting
+	h := startAgent(t, func(c *config.Config) { c.RealtimeQueueSize, c.RealtimeMaxInterval = 10, time.Minute })
 	h.setFunctionality("management/admin", adminPassword, "3303/resources/5700", map[string]any{
 		"measurement": map[string]any{"type": "c8y_Temperature", "series": "T", "unit": "C"}, "autoObserve": true})
+	good := h.bayeux("management/admin", adminPassword, bayeux.WebSocket)
+	if err := good.Subscribe(h.ctx, "/measurements/*"); err != nil {
+		t.Fatal(err)
+	}
+	h.simulate(1, func(c *simulator.Config) { c.NotifyInterval = 50 * time.Millisecond })
+	notification(t, good, "a first measurement", func(bayeux.Message) bool { return true })
 
 	// the slow one handshakes and subscribes, then never connects
 	token := base64.StdEncoding.EncodeToString([]byte("management/admin:" + adminPassword))
@@ -259,11 +267,6 @@ func TestRealtimeSlowSubscriberDropped(t *testing.T) {
 	if rep := h.bayeuxPost(map[string]any{"channel": "/meta/subscribe", "clientId": slow, "subscription": "/measurements/*"}); rep[0]["successful"] != true {
 		t.Fatalf("subscribe: %v", rep)
 	}
-	good := h.bayeux("management/admin", adminPassword, bayeux.WebSocket)
-	if err := good.Subscribe(h.ctx, "/measurements/*"); err != nil {
-		t.Fatal(err)
-	}
-	h.simulate(1, func(c *simulator.Config) { c.NotifyInterval = 50 * time.Millisecond })
 	h.eventually(realtimeWait, func() error {
 		text, err := h.metrics()
 		if err != nil {
