@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/api"
@@ -108,9 +109,9 @@ func (e *env) measure(tenant, source string, v float64) string {
 	return ids[0]
 }
 
-// metric is the value of one of the hub's metrics (the sum of its
-// series).
-func (e *env) metric(name string) float64 {
+// metric is the value of one of the hub's metrics: the sum of its
+// series, or of those with the label pairs given ("reason", "idle").
+func (e *env) metric(name string, labels ...string) float64 {
 	e.t.Helper()
 	mfs, err := e.reg.Gather()
 	if err != nil {
@@ -121,7 +122,17 @@ func (e *env) metric(name string) float64 {
 		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue series
+				}
+			}
 			switch {
 			case m.Gauge != nil:
 				sum += m.Gauge.GetValue()
@@ -307,7 +318,7 @@ func TestSlowClientDropped(t *testing.T) {
 		next(t, fast)
 	}
 	until(t, "the slow client is dropped", func() bool {
-		return e.metric("lwm2m_agent_realtime_clients_dropped_total") == 1 && e.metric("lwm2m_agent_realtime_clients") == 1
+		return e.metric("lwm2m_agent_realtime_clients_dropped_total", "reason", "queue_full") == 1 && e.metric("lwm2m_agent_realtime_clients") == 1
 	})
 	rep = post(t, e.url, map[string]any{"channel": "/meta/connect", "clientId": slow, "connectionType": "long-polling"})
 	if len(rep) != 1 || rep[0]["successful"] != false || !strings.HasPrefix(rep[0]["error"].(string), "402::") ||
@@ -333,8 +344,8 @@ func TestIdleClientRemoved(t *testing.T) {
 	until(t, "the idle client is removed", func() bool {
 		return e.metric("lwm2m_agent_realtime_clients") == 1
 	})
-	if n := e.metric("lwm2m_agent_realtime_clients_dropped_total"); n != 1 {
-		t.Fatalf("%v clients dropped, want the idle one", n)
+	if n := e.metric("lwm2m_agent_realtime_clients_dropped_total", "reason", "idle"); n != 1 {
+		t.Fatalf("%v clients dropped as idle, want 1", n)
 	}
 	select {
 	case <-live.Done():
@@ -525,4 +536,49 @@ func postAs(t *testing.T, url, basic string, msgs ...map[string]any) []map[strin
 		t.Errorf("HTTP %d: %s: %v", resp.StatusCode, data, err)
 	}
 	return out
+}
+
+// A WebSocket subscriber that stops reading is dropped too: once the
+// connection's buffers are full the agent's writes wait, its queue fills
+// and it is dropped, never buffered further.
+func TestStalledWebSocketDropped(t *testing.T) {
+	e := newEnv(t, realtime.Limits{Queue: 3})
+	dev := e.device("a", "meter")
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.url, "http")+realtime.Path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	send := func(msgs ...map[string]any) map[string]any {
+		t.Helper()
+		b, _ := json.Marshal(msgs)
+		if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+			t.Fatal(err)
+		}
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep []map[string]any
+		if err := json.Unmarshal(data, &rep); err != nil || len(rep) != 1 {
+			t.Fatalf("reply %s: %v", data, err)
+		}
+		return rep[0]
+	}
+	rep := send(map[string]any{"channel": "/meta/handshake", "version": "1.0",
+		"ext": map[string]any{"com.cumulocity.authn": map[string]any{"token": b64("a/admin:a-pass")}}})
+	id, _ := rep["clientId"].(string)
+	send(map[string]any{"channel": "/meta/subscribe", "clientId": id, "subscription": "/measurements/" + dev})
+	// from here on nothing is read: 64 KiB measurements until it is dropped
+	big := strings.Repeat("x", 64<<10)
+	until(t, "the stalled client is dropped", func() bool {
+		if _, err := e.st.AddMeasurements(ctx, "a", []store.Measurement{{Source: dev, Type: "c8y_Big",
+			Fragments: map[string]any{"c8y_Big": map[string]any{"blob": big}}}}); err != nil {
+			t.Fatal(err)
+		}
+		return e.metric("lwm2m_agent_realtime_clients_dropped_total", "reason", "queue_full") == 1
+	})
+	if n := e.metric("lwm2m_agent_realtime_clients"); n != 0 {
+		t.Fatalf("%v clients held", n)
+	}
 }
