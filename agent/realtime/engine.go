@@ -59,14 +59,28 @@ func (e *engine) AddMeasurements(ctx context.Context, tenant string, ms []store.
 	if err != nil || len(ids) != len(stamped) {
 		return ids, err
 	}
-	at := time.Now()
-	cs := make([]change, len(stamped))
+	stored := make([]store.Measurement, len(stamped))
 	for i, m := range stamped {
 		m.ID = ids[i]
-		cs[i] = change{tenant: tenant, kind: kindMeasurement, action: actionCreate, device: m.Source, id: m.ID, obj: m, at: at}
+		stored[i] = m
+	}
+	created(e, tenant, kindMeasurement, stored, func(m store.Measurement) (string, string) { return m.Source, m.ID })
+	return ids, nil
+}
+
+// created hands over a CREATE of each object when the tenant has
+// subscribers of its kind; key names its channel's device and its id.
+func created[T any](e *engine, tenant string, k kind, objs []T, key func(T) (device, id string)) {
+	if len(objs) == 0 || !e.h.wants(tenant, k) {
+		return
+	}
+	at := time.Now()
+	cs := make([]change, len(objs))
+	for i, o := range objs {
+		device, id := key(o)
+		cs[i] = change{tenant: tenant, kind: k, action: actionCreate, device: device, id: id, obj: o, at: at}
 	}
 	e.h.publish(cs)
-	return ids, nil
 }
 
 func (e *engine) CreateEvent(ctx context.Context, tenant string, ev store.Event) (store.Event, error) {
@@ -86,15 +100,7 @@ func (e *engine) CreateEvents(ctx context.Context, tenant string, evs []store.Ev
 }
 
 func (e *engine) events(tenant string, evs []store.Event) {
-	if len(evs) == 0 || !e.h.wants(tenant, kindEvent) {
-		return
-	}
-	at := time.Now()
-	cs := make([]change, len(evs))
-	for i, ev := range evs {
-		cs[i] = change{tenant: tenant, kind: kindEvent, action: actionCreate, device: ev.Source, id: ev.ID, obj: ev, at: at}
-	}
-	e.h.publish(cs)
+	created(e, tenant, kindEvent, evs, func(ev store.Event) (string, string) { return ev.Source, ev.ID })
 }
 
 // RaiseAlarm creates an alarm, or counts a repeat on the open one: an
@@ -140,13 +146,8 @@ func (e *engine) CreateOperation(ctx context.Context, tenant string, op store.Op
 
 func (e *engine) CreateOperations(ctx context.Context, tenant string, ops []store.Operation) ([]store.Operation, error) {
 	got, err := e.Engine.CreateOperations(ctx, tenant, ops)
-	if err == nil && len(got) > 0 && e.h.wants(tenant, kindOperation) {
-		at := time.Now()
-		cs := make([]change, len(got))
-		for i, op := range got {
-			cs[i] = change{tenant: tenant, kind: kindOperation, action: actionCreate, device: op.DeviceID, id: op.ID, obj: op, at: at}
-		}
-		e.h.publish(cs)
+	if err == nil {
+		created(e, tenant, kindOperation, got, func(op store.Operation) (string, string) { return op.DeviceID, op.ID })
 	}
 	return got, err
 }

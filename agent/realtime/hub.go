@@ -53,23 +53,16 @@ var DefaultLimits = Limits{
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	if l.Clients <= 0 {
-		l.Clients = d.Clients
+	for _, f := range []struct{ v, def *int }{{&l.Clients, &d.Clients}, {&l.ClientsPerUser, &d.ClientsPerUser},
+		{&l.Subscriptions, &d.Subscriptions}, {&l.Queue, &d.Queue}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
 	}
-	if l.ClientsPerUser <= 0 {
-		l.ClientsPerUser = d.ClientsPerUser
-	}
-	if l.Subscriptions <= 0 {
-		l.Subscriptions = d.Subscriptions
-	}
-	if l.Queue <= 0 {
-		l.Queue = d.Queue
-	}
-	if l.ConnectTimeout <= 0 {
-		l.ConnectTimeout = d.ConnectTimeout
-	}
-	if l.MaxInterval <= 0 {
-		l.MaxInterval = d.MaxInterval
+	for _, f := range []struct{ v, def *time.Duration }{{&l.ConnectTimeout, &d.ConnectTimeout}, {&l.MaxInterval, &d.MaxInterval}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
 	}
 	return l
 }

@@ -37,22 +37,18 @@ func newMetrics() *metrics {
 // Collector is the hub's metrics, for the agent's /metrics.
 func (h *Hub) Collector() prometheus.Collector { return h.metrics }
 
+func (m *metrics) all() []prometheus.Collector {
+	return []prometheus.Collector{m.clients, m.subscriptions, m.held, m.delivered, m.dropped, m.lost, m.latency}
+}
+
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	m.clients.Describe(ch)
-	m.subscriptions.Describe(ch)
-	m.held.Describe(ch)
-	m.delivered.Describe(ch)
-	m.dropped.Describe(ch)
-	m.lost.Describe(ch)
-	m.latency.Describe(ch)
+	for _, c := range m.all() {
+		c.Describe(ch)
+	}
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	m.clients.Collect(ch)
-	m.subscriptions.Collect(ch)
-	m.held.Collect(ch)
-	m.delivered.Collect(ch)
-	m.dropped.Collect(ch)
-	m.lost.Collect(ch)
-	m.latency.Collect(ch)
+	for _, c := range m.all() {
+		c.Collect(ch)
+	}
 }
