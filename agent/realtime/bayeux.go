@@ -199,7 +199,7 @@ func (h *Hub) handle(r *http.Request, msgs []inMessage) exchange {
 		case metaSubscribe, metaUnsubscribe:
 			x.replies = append(x.replies, h.subscription(c, m))
 		case metaDisconnect:
-			h.remove(c, fmt.Errorf("%w: it disconnected", errUnknownClient), "")
+			h.remove(c, errDisconnected, "")
 			x.replies = append(x.replies, reply{Channel: metaDisconnect, ID: m.ID, ClientID: c.id, Successful: true})
 			x.client, x.connect, x.bye = nil, nil, true
 		default:

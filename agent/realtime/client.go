@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -13,10 +14,13 @@ import (
 // Why a client's request is refused; each becomes a Bayeux error.
 var (
 	errUnknownClient = errors.New("unknown client: handshake again")
-	errDropped       = errors.New("client dropped")
-	errStopping      = errors.New("the agent is stopping")
-	errBusy          = errors.New("too many clients")
-	errForbidden     = errors.New("forbidden")
+	// errDisconnected ends a client that asked to: its connection stays
+	// open for the reply.
+	errDisconnected = fmt.Errorf("%w: it disconnected", errUnknownClient)
+	errDropped      = errors.New("client dropped")
+	errStopping     = errors.New("the agent is stopping")
+	errBusy         = errors.New("too many clients")
+	errForbidden    = errors.New("forbidden")
 )
 
 // queued is a message waiting for a client, with when its change was

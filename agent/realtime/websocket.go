@@ -150,6 +150,16 @@ func (c *wsConn) detach(now time.Time) {
 	c.poke()
 }
 
+// forget ends the connection's service of cl if it still serves it.
+func (c *wsConn) forget(cl *client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client == cl {
+		c.releaseLocked(time.Now())
+		c.client = nil
+	}
+}
+
 func (c *wsConn) releaseLocked(now time.Time) {
 	if c.held != nil && c.client != nil {
 		c.client.release(c.held.superseded, now)
@@ -246,14 +256,14 @@ func (c *wsConn) write(ctx context.Context) {
 				return
 			}
 		case <-gone:
-			// the replies already queued go first: a disconnect's
-			// ends the client before its reply is written
-			for len(c.out) > 0 {
-				if !c.frame(ctx, <-c.out) {
-					return
-				}
+			why := cl.ended()
+			if errors.Is(why, errDisconnected) {
+				// the client's own disconnect: its reply comes through
+				// out, and the client closes the connection then
+				c.forget(cl)
+				continue
 			}
-			c.closeEnded(ctx, held, cl.ended())
+			c.closeEnded(ctx, held, why)
 			return
 		case <-superseded:
 			if b := c.endHeld(held, nil); b != nil && !c.frame(ctx, b) {
