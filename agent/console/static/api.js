@@ -152,35 +152,48 @@ export function runCommand(deviceId, text, { signal } = {}) {
   return post('/devicecontrol/operations', { deviceId: String(deviceId), c8y_Command: { text } }, { signal });
 }
 
-function sleep(ms, signal) {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new DOMException('aborted', 'AbortError'));
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new DOMException('aborted', 'AbortError'));
-    }, { once: true });
-  });
-}
-
 // waitForOperation follows one operation until it is SUCCESSFUL or
 // FAILED, calling onUpdate at every status it sees, and answers the last.
-// This is the one place that waits for operations: it asks the API again
-// after 0.2 s, then less often, up to every 2 s. signal stops the waiting
+// This is the one place that waits for operations: it follows the
+// device's realtime channel (/operations/{deviceId}) and reads the
+// operation once more after subscribing, so that a change made before
+// the subscription is not missed; where the agent serves no realtime
+// notifications it asks the API every 0.5 s. signal stops the waiting
 // (not the operation).
 export async function waitForOperation(op, { signal, onUpdate } = {}) {
   let cur = typeof op === 'string' ? await get(`/devicecontrol/operations/${op}`, undefined, { signal }) : op;
   let last = '';
-  let delay = 200;
-  for (;;) {
+  const seen = (o) => {
+    if (!o || String(o.id) !== String(cur.id) || !o.status) return false;
+    cur = { ...cur, ...o };
     if (cur.status !== last) {
       last = cur.status;
       onUpdate?.(cur);
     }
-    if (FINAL.has(cur.status)) return cur;
-    await sleep(delay, signal);
-    delay = Math.min(2000, Math.round(delay * 1.5));
-    cur = await get(`/devicecontrol/operations/${cur.id}`, undefined, { signal });
+    return FINAL.has(cur.status);
+  };
+  if (seen(cur)) return cur;
+  const { follow } = await import('./lib/realtime.js');
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    return await new Promise((resolve, reject) => {
+      const check = (o) => {
+        if (seen(o)) resolve(cur);
+      };
+      const read = async (sig) => check(await get(`/devicecontrol/operations/${cur.id}`, undefined, { signal: sig }));
+      stop.signal.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')), { once: true });
+      follow(`/operations/${cur.deviceId}`, {
+        signal: stop.signal, interval: 500, poll: read,
+        onMessage: (m) => m?.realtimeAction !== 'DELETE' && check(m?.data),
+      }).then(() => read(stop.signal)).catch((err) => {
+        if (err?.name !== 'AbortError') reject(err);
+      });
+    });
+  } finally {
+    signal?.removeEventListener('abort', abort);
+    stop.abort();
   }
 }
 
@@ -208,25 +221,31 @@ export async function recentOperations(deviceId, { count = 20, signal } = {}) {
 
 // watchOperations calls onOperations with a device's newest operations
 // (oldest first) now and whenever they may have changed, until signal
-// aborts. Callers merge by id. Today it asks the API every interval ms;
-// it is the place where realtime notifications take over.
+// aborts. Callers merge by id. It follows the device's realtime channel,
+// passing each created or changed operation as it comes; where the agent
+// serves no realtime notifications it asks the API every interval ms.
 export function watchOperations(deviceId, { signal, onOperations, onError, interval = 2000, count = 20 } = {}) {
-  (async () => {
-    while (!signal?.aborted) {
-      try {
-        const { operations } = await recentOperations(deviceId, { count, signal });
-        onOperations(operations);
-      } catch (err) {
-        if (err.name === 'AbortError') return;
-        onError?.(err);
-      }
-      try {
-        await sleep(interval, signal);
-      } catch {
-        return;
-      }
+  const readAll = async (sig) => {
+    try {
+      const { operations } = await recentOperations(deviceId, { count, signal: sig });
+      onOperations(operations);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      onError?.(err);
     }
-  })();
+  };
+  (async () => {
+    const { follow } = await import('./lib/realtime.js');
+    if (signal?.aborted) return;
+    await follow(`/operations/${deviceId}`, {
+      signal, interval, poll: readAll,
+      onMessage: (m) => {
+        if (m?.realtimeAction !== 'DELETE' && m?.data?.id) onOperations([m.data]);
+      },
+    });
+    // what changed before the subscription, and the first view
+    await readAll(signal);
+  })().catch((err) => onError?.(err));
 }
 
 // --- device protocols ----------------------------------------------------
