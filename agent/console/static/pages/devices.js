@@ -87,8 +87,8 @@ export async function render(el, ctx) {
             { title: 'Name', render: (d) => h('a', { href: href(`/devices/${d.id}`) }, d.name || `Device ${d.id}`) },
             { title: 'Endpoint', render: (d) => h('span', { class: 'mono' }, d.lwm2m?.endpoint || '') },
             { title: 'Type', render: (d) => d.type || '' },
-            { title: 'Availability', render: (d) => badge(d.c8y_Availability?.status || 'UNKNOWN') },
-            { title: 'Last contact', render: (d) => time(d.c8y_Availability?.lastMessage || d.lwm2m?.lastUpdate) },
+            { title: 'Availability', class: 'availability', render: availability },
+            { title: 'Last contact', class: 'last-contact', render: lastContact },
             { title: 'LwM2M', render: (d) => d.lwm2m?.lwm2mVersion || '' },
             { title: 'ID', class: 'num', render: (d) => d.id },
           ],
@@ -104,4 +104,30 @@ export async function render(el, ctx) {
     }
   }
   await load();
+  live(results, ctx.signal);
+}
+
+const availability = (d) => badge(d.c8y_Availability?.status || 'UNKNOWN');
+const lastContact = (d) => time(d.c8y_Availability?.lastMessage || d.lwm2m?.lastUpdate);
+
+// live keeps the shown devices' availability and last contact current
+// from the realtime notifications of the tenant's devices (with none, the
+// list shows what it read, as a reload would).
+async function live(results, signal) {
+  const { follow } = await import('../lib/realtime.js');
+  if (signal?.aborted) return;
+  follow('/managedobjects/*', {
+    signal, interval: 10000,
+    onMode: (mode) => { results.dataset.live = mode; },
+    onMessage: (m) => {
+      const d = m?.data;
+      if (m?.realtimeAction !== 'UPDATE' || !d?.id) return;
+      const row = results.querySelector(`tr[data-device-id="${CSS.escape(String(d.id))}"]`);
+      if (!row) return;
+      for (const [cls, render] of [['availability', availability], ['last-contact', lastContact]]) {
+        const cell = row.querySelector(`td.${cls}`);
+        if (cell) cell.replaceChildren(render(d));
+      }
+    },
+  });
 }
