@@ -17,15 +17,7 @@ func TestEveryPageAtPhoneWidth(t *testing.T) {
 	b.Login("management", "admin", browsertest.AdminPassword)
 	const width = 360
 	b.Viewport(width, 740)
-	pages := []struct{ route, ready string }{
-		{"/devices", `tr[data-device-id="` + id + `"]`},
-		{"/protocols", `tr[data-object-id="3303"]`},
-		{"/protocols/3303", `tr[data-resource-id="5700"]`},
-	}
-	for _, tab := range []string{"details", "objects", "shell", "measurements", "events", "alarms", "control", "bootstrap", "audit"} {
-		pages = append(pages, struct{ route, ready string }{"/devices/" + id + "/" + tab, "#main .tab-" + tab + " > *"})
-	}
-	for _, p := range pages {
+	for _, p := range everyPage(id) {
 		b.Go(p.route)
 		b.WaitVisible(p.ready)
 		b.WaitGone("#main .loading")
@@ -35,4 +27,24 @@ func TestEveryPageAtPhoneWidth(t *testing.T) {
 			t.Errorf("%s is %d px wide at a width of %d", p.route, w, width)
 		}
 	}
+}
+
+// page is a route of the console and what shows once it is drawn.
+type page struct{ route, ready string }
+
+// everyPage names every page of the console and every tab of the device
+// page of device id, for the checks that hold on all of them.
+func everyPage(id string) []page {
+	pages := []page{
+		{"/devices", `tr[data-device-id="` + id + `"]`},
+		{"/protocols", `tr[data-object-id="3303"]`},
+		{"/protocols/3303", `tr[data-resource-id="5700"]`},
+		{"/registration", "#main .card"},
+		{"/binaries", "#main .card"},
+		{"/tenants", "#main .card"},
+	}
+	for _, tab := range []string{"details", "objects", "shell", "measurements", "events", "alarms", "control", "bootstrap", "audit"} {
+		pages = append(pages, page{"/devices/" + id + "/" + tab, "#main .tab-" + tab + " > *"})
+	}
+	return pages
 }
