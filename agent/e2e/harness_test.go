@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/apitest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
 
@@ -151,45 +151,13 @@ func (h *harness) callAs(user, pass, method, path string, body any, out any) int
 // the answer's body.
 func (h *harness) send(user, pass, method, path string, body any) (int, []byte) {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, h.base+path, rd)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.SetBasicAuth(user, pass)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data
+	return apitest.Send(h.t, h.base, user, pass, method, path, body)
 }
 
 // eventually retries f until it returns nil or the time is up.
 func (h *harness) eventually(d time.Duration, f func() error) {
 	h.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("after %s: %v", d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	apitest.Eventually(h.t, d, f)
 }
 
 type managedObject map[string]any

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/apitest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
@@ -125,17 +126,7 @@ func waitAsleep(t *testing.T, sim *simulator.Simulator, d time.Duration) {
 
 func waitFor(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", d, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	apitest.Eventually(t, d, f)
 }
 
 // readable are resources every simulated device can read, one operation

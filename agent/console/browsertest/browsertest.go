@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -40,6 +39,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/apitest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
 
@@ -133,34 +133,13 @@ func (a *Agent) Simulate(n int, prefix string, mod func(*simulator.Config)) *sim
 // the status.
 func (a *Agent) Call(user, pass, method, path string, body, out any) int {
 	a.T.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			a.T.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, a.URL+path, rd)
-	if err != nil {
-		a.T.Fatal(err)
-	}
-	req.SetBasicAuth(user, pass)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.T.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	code, data := apitest.Send(a.T, a.URL, user, pass, method, path, body)
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			a.T.Fatalf("%s %s: HTTP %d: decode %.200q: %v", method, path, resp.StatusCode, data, err)
+			a.T.Fatalf("%s %s: HTTP %d: decode %.200q: %v", method, path, code, data, err)
 		}
 	}
-	return resp.StatusCode
+	return code
 }
 
 // Admin makes an API request as management/admin.
@@ -193,17 +172,7 @@ func (a *Agent) CreateTenant(id, pass string) {
 // error after d.
 func Eventually(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	apitest.Eventually(t, d, f)
 }
 
 // Chromium answers the path of the browser: $CHROMIUM, else the first of
