@@ -3,6 +3,7 @@ package regload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -146,13 +147,16 @@ func (s *rd) serve() {
 		}
 		send := func(r message.Message) {
 			k, err := coder.DefaultCoder.Encode(r, out)
-			if err == nil {
-				_, _ = s.conn.WriteToUDP(out[:k], peer)
+			if err != nil {
+				panic(fmt.Sprintf("encode %+v: %v", r, err))
 			}
+			_, _ = s.conn.WriteToUDP(out[:k], peer)
 		}
 		if s.separate(ep) {
 			send(message.Message{Type: message.Acknowledgement, MessageID: m.MessageID})
-			send(message.Message{Type: message.Confirmable, Code: codes.Created, MessageID: m.MessageID + 1000, Token: m.Token})
+			// the server's own message ID wraps at 16 bits: the client's
+			// are random, and an ID past 65535 is not encoded at all
+			send(message.Message{Type: message.Confirmable, Code: codes.Created, MessageID: int32(uint16(m.MessageID) + 1000), Token: m.Token})
 			continue
 		}
 		send(message.Message{Type: message.Acknowledgement, Code: codes.Created, MessageID: m.MessageID, Token: m.Token})
