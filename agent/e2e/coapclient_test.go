@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/coapclient"
+)
+
+// coapClientCSV registers the PSK device the libcoap client connects as.
+const coapClientCSV = `ID,IDTYPE,CREDENTIALS,NAME,TYPE,SHELL,endpoint id,lwm2m server uri,securityMode,lwm2m psk_id,lwm2m psk_key
+libcoap-psk,c8y_Id,Secret-pass-1234!,libcoap PSK,c8y_lwm2m,1,libcoap-psk,coaps://127.0.0.1:5784,PSK,libcoap-identity,00112233445566778899aabbccddeeff
+`
+
+var coapClientKey = []byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}
+
+// startCoapClient starts the libcoap client as the endpoint ep against
+// the agent, over DTLS with the CSV's PSK when secure, and waits until the
+// agent knows it as a device. mod changes its configuration (delivery
+// method, failures) before it starts.
+func (h *harness) startCoapClient(ep string, secure bool, mod func(*coapclient.Config)) (*coapclient.Client, string) {
+	h.t.Helper()
+	cfg := coapclient.Config{Server: "coap://" + h.agent.CoAPAddr.String(), Endpoint: ep, Lifetime: time.Minute}
+	if secure {
+		if code, res, raw := h.postCSV("management/admin", adminPassword, []byte(coapClientCSV), false); code != 201 || res.Created != 1 {
+			h.t.Fatalf("import: HTTP %d %s", code, raw)
+		}
+		cfg.Server = "coaps://" + h.agent.CoAPSAddr.String()
+		cfg.Identity, cfg.Key = "libcoap-identity", coapClientKey
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c := coapclient.StartDevice(h.t, cfg)
+	var id string
+	h.eventually(10*time.Second, func() error {
+		mo := h.device(ep)
+		if st := mo.str("c8y_Availability", "status"); st != "AVAILABLE" {
+			return fmt.Errorf("%s is %q", ep, st)
+		}
+		id = mo.str("id")
+		return nil
+	})
+	return c, id
+}
+
+// TestCoapClientDeviceManagement drives the libcoap client, an LwM2M
+// client on a CoAP and DTLS stack independent of the agent's, through the
+// API's shell operations: reads in TLV and text, a write, an observation
+// whose notifications the agent takes, and a Deregister on stop.
+func TestCoapClientDeviceManagement(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		name := map[bool]string{false: "coap", true: "coaps"}[secure]
+		t.Run(name, func(t *testing.T) {
+			h := startAgent(t, withAutoRegister(!secure))
+			ep := "libcoap-plain"
+			if secure {
+				ep = "libcoap-psk"
+			}
+			c, id := h.startCoapClient(ep, secure, nil)
+
+			h.shellResults(id,
+				"read /3/0/0", "libcoap interop",
+				"read /3/0/3", "= 1.0.0",
+				"read /5/0/3", "= 0",
+				"read /5/0/9", "= 2",
+				"write /1/0/1 300", "Wrote /1/0/1",
+				"read /1/0/1", "= 300",
+				"read /3/0", "LC-0001",
+				"observe /5/0/3", "Observing /5/0/3")
+			c.Wait(t, 5*time.Second, "write", "path=/1/0/1", "value=300")
+			c.Wait(t, 5*time.Second, "observe", "path=/5/0/3")
+			// the new lifetime goes to the agent with the next Update
+			c.Wait(t, 5*time.Second, "updated", "code=2.04")
+
+			// a pushed package makes State 2 Downloaded, a null byte
+			// Idle again: both reach the agent as notifications
+			mark := c.Mark()
+			if op := h.shell(id, "writeb /5/0/0 6669726d77617265", 10*time.Second); op.Status != "SUCCESSFUL" {
+				t.Fatalf("writeb: %s %q", op.Status, op.FailureReason)
+			}
+			c.WaitAfter(t, mark, 5*time.Second, "state", "state=2")
+			c.WaitAfter(t, mark, 5*time.Second, "notify", "path=/5/0/3")
+			h.eventually(5*time.Second, func() error { return h.wantValue(id, "/5/0/3", "2") })
+			if op := h.shell(id, "writeb /5/0/0 00", 10*time.Second); op.Status != "SUCCESSFUL" {
+				t.Fatalf("writeb null byte: %s %q", op.Status, op.FailureReason)
+			}
+			c.WaitAfter(t, mark, 5*time.Second, "reset", "reason=null-package")
+			h.eventually(5*time.Second, func() error { return h.wantValue(id, "/5/0/3", "0") })
+
+			if err := c.Stop(); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+			c.Wait(t, time.Second, "deregistered", "code=2.02")
+			h.eventually(5*time.Second, func() error {
+				if st := h.device(ep).str("c8y_Availability", "status"); st == "AVAILABLE" {
+					return fmt.Errorf("%s still AVAILABLE after its Deregister", ep)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// TestCoapClientFirmwarePush pushes a stored binary block-wise into
+// /5/0/0 of the libcoap client (at its smaller block size), which must
+// hold exactly its bytes, then executes Update: the client restarts into
+// the package's version and registers again.
+func TestCoapClientFirmwarePush(t *testing.T) {
+	h := startAgent(t, func(c *config.Config) { c.RequestTimeout = 10 * time.Second })
+	c, id := h.startCoapClient("libcoap-push", false, func(c *coapclient.Config) {
+		c.Delivery = "push"
+		c.BlockSZX = 4 // 256-byte blocks: the agent follows the device's size
+	})
+	pkg := append([]byte("name=meter version=2.4.0\n"), pattern(40<<10)...)
+	code, b := h.upload("management/admin", adminPassword, map[string]any{"name": "meter_2.4.0.bin"}, pkg)
+	if code != http.StatusCreated {
+		t.Fatalf("upload: HTTP %d %v", code, b)
+	}
+	if op := h.shell(id, "observe /5/0/3", 10*time.Second); op.Status != "SUCCESSFUL" {
+		t.Fatalf("observe: %s %q", op.Status, op.FailureReason)
+	}
+	if op := h.shell(id, "writeb /5/0/0 binary:"+b["id"].(string), 60*time.Second); op.Status != "SUCCESSFUL" {
+		t.Fatalf("push: %s %q %q", op.Status, op.Command.Result, op.FailureReason)
+	}
+	sum := sha256.Sum256(pkg)
+	c.Wait(t, 5*time.Second, "download-done", "method=push", fmt.Sprintf("bytes=%d", len(pkg)), "sha256="+hex.EncodeToString(sum[:]))
+	if c.Wait(t, time.Second, "push-block", "num=1").Fields["szx"] != "4" {
+		t.Fatalf("the agent did not take the device's block size:\n%s", c.Output())
+	}
+	h.eventually(5*time.Second, func() error { return h.wantValue(id, "/5/0/3", "2") })
+
+	mark := c.Mark()
+	if op := h.shell(id, "execute /5/0/2", 10*time.Second); op.Status != "SUCCESSFUL" {
+		t.Fatalf("execute Update: %s %q", op.Status, op.FailureReason)
+	}
+	c.WaitAfter(t, mark, 10*time.Second, "update-done", "name=meter", "version=2.4.0")
+	c.WaitAfter(t, mark, 10*time.Second, "registered")
+	h.shellResults(id, "read /3/0/3", "= 2.4.0", "read /5/0/5", "= 1", "read /5/0/7", "= 2.4.0")
+}
+
+// TestCoapClientFirmwareRefusesHTTP updates the libcoap client, which
+// fetches over CoAP only, from an http:// URL: the client answers Update
+// Result 9 and the operation fails saying so, the firmware untouched.
+func TestCoapClientFirmwareRefusesHTTP(t *testing.T) {
+	h := startAgent(t)
+	c, id := h.startCoapClient("libcoap-http", false, func(c *coapclient.Config) {
+		c.Delivery, c.Protocols = "pull", []string{"coap"}
+	})
+	op := h.shell(id, "fwupdate meter;2.0.0;http://127.0.0.1:9/meter_2.0.0.bin", 30*time.Second)
+	if op.Status != "FAILED" || !strings.Contains(op.FailureReason, "Update Result 9") {
+		t.Fatalf("fwupdate over http: %s %q, want FAILED with Update Result 9", op.Status, op.FailureReason)
+	}
+	c.Wait(t, time.Second, "download-failed", "method=http", "result=9")
+	if op := h.shell(id, "read /3/0/3", 10*time.Second); !strings.Contains(op.Command.Result, "= 1.0.0") {
+		t.Fatalf("firmware after a refused update: %q", op.Command.Result)
+	}
+}
+
+// shellResults runs each command of pairs (command, then a text its
+// result must have) in turn, each SUCCESSFUL within 10 s.
+func (h *harness) shellResults(id string, pairs ...string) {
+	h.t.Helper()
+	for i := 0; i+1 < len(pairs); i += 2 {
+		cmd, want := pairs[i], pairs[i+1]
+		op := h.shell(id, cmd, 10*time.Second)
+		if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, want) {
+			h.t.Fatalf("%s: %s %q %q, want a result with %q", cmd, op.Status, op.Command.Result, op.FailureReason, want)
+		}
+	}
+}
+
+// wantValue is nil when the agent's last known value of path is want.
+func (h *harness) wantValue(id, path, want string) error {
+	if v, ok := h.objectValue(id, path); !ok || v != want {
+		return fmt.Errorf("%s is %q (known: %v), want %q", path, v, ok, want)
+	}
+	return nil
+}
