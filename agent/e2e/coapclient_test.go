@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -11,6 +12,12 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/coapclient"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	coapNet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
 )
 
 // coapClientCSV registers the PSK device the libcoap client connects as.
@@ -161,6 +168,54 @@ func TestCoapClientFirmwareRefusesHTTP(t *testing.T) {
 	if op := h.shell(id, "read /3/0/3", 10*time.Second); !strings.Contains(op.Command.Result, "= 1.0.0") {
 		t.Fatalf("firmware after a refused update: %q", op.Command.Result)
 	}
+}
+
+// TestCoapClientFirmwarePullCoAP updates the libcoap client from a
+// coap:// Package URI served block-wise by a CoAP server of the test: the
+// client fetches it with libcoap's Block2 handling, holds exactly its
+// bytes, and the agent's fwupdate sees it through to Update Result 1 and
+// the new version.
+func TestCoapClientFirmwarePullCoAP(t *testing.T) {
+	h := startAgent(t)
+	c, id := h.startCoapClient("libcoap-pull", false, func(c *coapclient.Config) {
+		c.Delivery, c.Protocols = "pull", []string{"coap"}
+	})
+	pkg := pattern(30 << 10)
+	addr := serveCoAPPackage(t, "/fw/meter_3.1.0.bin", pkg)
+	uri := "coap://" + addr + "/fw/meter_3.1.0.bin"
+	op := h.shell(id, "fwupdate meter;3.1.0;"+uri, 60*time.Second)
+	if op.Status != "SUCCESSFUL" {
+		t.Fatalf("fwupdate over coap: %s %q %q", op.Status, op.Command.Result, op.FailureReason)
+	}
+	sum := sha256.Sum256(pkg)
+	c.Wait(t, time.Second, "download-done", "method=coap", fmt.Sprintf("bytes=%d", len(pkg)), "sha256="+hex.EncodeToString(sum[:]))
+	c.Wait(t, time.Second, "update-done", "name=meter", "version=3.1.0")
+	h.shellResults(id, "read /3/0/3", "= 3.1.0")
+}
+
+// serveCoAPPackage serves pkg at path over plain CoAP on loopback (go-coap
+// answers block-wise as the client asks) and returns the address.
+func serveCoAPPackage(t *testing.T, path string, pkg []byte) string {
+	t.Helper()
+	l, err := coapNet.NewListenUDP("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mux.NewRouter()
+	_ = r.Handle(path, mux.HandlerFunc(func(w mux.ResponseWriter, m *mux.Message) {
+		_ = w.SetResponse(codes.Content, message.AppOctets, bytes.NewReader(pkg))
+	}))
+	srv := udp.NewServer(options.WithMux(r), options.WithErrors(func(error) {}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		srv.Stop()
+		<-done
+	})
+	return l.LocalAddr().String()
 }
 
 // shellResults runs each command of pairs (command, then a text its
