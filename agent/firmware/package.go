@@ -205,7 +205,7 @@ type handle struct {
 }
 
 func (h *handle) ReadAt(buf []byte, off int64) (int, error) { return h.p.readAt(h.ctx, h.b, buf, off) }
-func (h *handle) Size() int64                                { return h.b.bin.Length }
-func (h *handle) Close() error                               { return nil }
+func (h *handle) Size() int64                               { return h.b.bin.Length }
+func (h *handle) Close() error                              { return nil }
 
 var _ Package = (*handle)(nil)

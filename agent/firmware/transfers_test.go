@@ -33,7 +33,7 @@ func TestTransfers(t *testing.T) {
 			{do: "release", key: "g2", at: 30 * time.Second, wantActive: 2},
 			{do: "acquire", key: "g3", dev: "d3", at: 59 * time.Second, wantReason: refusedBusy, wantActive: 2},
 			{do: "acquire", key: "g3", dev: "d3", at: 61 * time.Second, wantOK: true, wantActive: 2}, // g1 stalled
-			{do: "expire", at: 91 * time.Second, wantActive: 1},                                       // g2 stalled too
+			{do: "expire", at: 91 * time.Second, wantActive: 1},                                      // g2 stalled too
 		}},
 		{"an open HTTP request never stalls", []step{
 			{do: "acquire", key: "g1", dev: "d1", wantOK: true, wantActive: 1},
