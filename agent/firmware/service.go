@@ -333,7 +333,24 @@ func (s *Service) lookup(ctx context.Context, token string) (store.FirmwareGrant
 	return g, nil
 }
 
+// SetBases sets the default bases of the URIs of each scheme that
+// Config left empty: the agent knows its addresses once it listens.
+func (s *Service) SetBases(coap, coaps, http, https string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range []struct {
+		cur *string
+		v   string
+	}{{&s.cfg.CoAPBase, coap}, {&s.cfg.CoAPSBase, coaps}, {&s.cfg.HTTPBase, http}, {&s.cfg.HTTPSBase, https}} {
+		if *b.cur == "" {
+			*b.cur = b.v
+		}
+	}
+}
+
 func (s *Service) defaultBase(scheme string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch scheme {
 	case "coap":
 		return s.cfg.CoAPBase
