@@ -292,8 +292,8 @@ func Default() Config {
 		FirmwareMaxTransfers: 1024,
 		FirmwareStallTimeout: 2 * time.Minute,
 		FirmwareFetchTimeout: 5 * time.Minute,
-		PeerRate:         100,
-		PeerBurst:        200,
+		PeerRate:             100,
+		PeerBurst:            200,
 		// Peers without a registration hold state for the length of a
 		// Register (or Bootstrap-Request); 4,096 at about 10 KB each is
 		// some 40 MB at most, and room for thousands of devices
