@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -182,13 +183,18 @@ func plainClient(t *testing.T, e *env) *udpClient.Conn {
 
 func secureClient(t *testing.T, e *env, identity string) *udpClient.Conn {
 	t.Helper()
-	cc, err := dtls.Dial(e.srv.SecureAddr().String(), &piondtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return keys[identity], nil },
-		PSKIdentityHint: []byte(identity),
-		CipherSuites:    []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-	}, options.WithBlockwise(false, blockwise.SZX1024, time.Minute))
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	check(t, err)
-	t.Cleanup(func() { _ = cc.Close() })
+	dc, err := piondtls.ClientWithOptions(pc, e.srv.SecureAddr(),
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return keys[identity], nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8))
+	check(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	check(t, dc.HandshakeContext(ctx))
+	cc := dtls.Client(dc, options.WithBlockwise(false, blockwise.SZX1024, time.Minute))
+	t.Cleanup(func() { _ = cc.Close(); _ = pc.Close() })
 	return cc
 }
 
