@@ -21,6 +21,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/console"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/firmware"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
@@ -77,6 +78,9 @@ type Agent struct {
 	// Realtime serves the realtime notifications of every change made
 	// through Store (and the API's pool).
 	Realtime *realtime.Hub
+	// Firmware serves the firmware packages devices pull (/fw/<token>
+	// on the LwM2M ports and the HTTP port) and opens them for PUSH.
+	Firmware *firmware.Service
 
 	// CoAPAddr and HTTPAddr are where the agent listens (ports resolved).
 	CoAPAddr  net.Addr
@@ -206,6 +210,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, Pipeline: a.Pipeline, AutoRegister: cfg.AutoRegister, Logger: log,
 		EventInterval: cfg.RegistrationEventInterval, Refused: refused})
+	a.Firmware, err = firmware.New(firmware.Config{Store: st, Logger: log,
+		MaxSize: int64(cfg.FirmwareMaxSize), MaxTransfers: cfg.FirmwareMaxTransfers, StallTimeout: cfg.FirmwareStallTimeout,
+		FetchTimeout: cfg.FirmwareFetchTimeout, CopyTTL: cfg.FirmwareTimeout,
+		CoAPBase: cfg.FirmwareCoAPBase, CoAPSBase: cfg.FirmwareCoAPSBase, HTTPBase: cfg.FirmwareHTTPBase, HTTPSBase: cfg.FirmwareHTTPSBase})
+	if err != nil {
+		return fail(err)
+	}
 	srv, err := lwm2m.NewServer(lwm2m.Config{
 		Addr:             cfg.CoAPAddr,
 		RequestTimeout:   cfg.RequestTimeout,
@@ -231,6 +242,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		PendingIdleTimeout: cfg.PendingIdleTimeout,
 		Blockwise:          blockwiseLimits(cfg),
 		Refused:            refused,
+		Packages:           a.Firmware,
 	}, &notifyingHooks{Hooks: hooks, ops: &a.Ops})
 	if err != nil {
 		return fail(fmt.Errorf("lwm2m server: %w", err))
@@ -298,6 +310,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			{Kind: store.DataOperation, MaxAge: days(cfg.RetentionOperationDays)},
 		}})
 	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector(), caches.Collector(), a.Retention.Collector(), hub.Collector())
+	reg.MustRegister(a.Firmware.Collectors()...)
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
@@ -346,6 +359,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	rt := hub.Handler(h.Login, external)
 	mux.Handle(realtime.Path, rt)
 	mux.Handle(realtime.Path+"/", rt)
+	mux.Handle(firmware.HTTPPath, a.Firmware.Handler()) // no credentials: the token is one
 	mux.Handle("/", h.Handler())
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
@@ -382,6 +396,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		run("mapping plugins", func() error { a.Mappers.Run(ctx); return nil })
 	}
 	run("retention", func() error { a.Retention.Run(ctx); return nil })
+	run("firmware", func() error { a.Firmware.Run(ctx); return nil })
 	run("realtime notifications", func() error { hub.Run(ctx); return nil })
 	// The writers outlive the server: they stop after the last hook call
 	// has handed over its changes, then drain them into the store.
@@ -415,9 +430,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	})
 	a.CoAPAddr = srv.Addr()
 	log.Info("listening", "service", "lwm2m coap", "addr", a.CoAPAddr.String())
+	coapsBase := ""
 	if a.CoAPSAddr = srv.SecureAddr(); a.CoAPSAddr != nil {
 		log.Info("listening", "service", "lwm2m coaps (dtls-psk)", "addr", a.CoAPSAddr.String())
+		coapsBase = "coaps://" + reachable(a.CoAPSAddr)
 	}
+	a.Firmware.SetBases("coap://"+reachable(a.CoAPAddr), coapsBase, httpBase(external, "http"), httpBase(external, "https"))
 	if a.Bootstrap != nil {
 		a.BootstrapAddr, a.BootstrapSAddr = a.Bootstrap.Addr(), a.Bootstrap.SecureAddr()
 		log.Info("listening", "service", "bootstrap coap", "addr", a.BootstrapAddr.String())
@@ -497,6 +515,15 @@ func reachable(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// httpBase is the external URL when it is of scheme, the firmware
+// packages' default base; "" otherwise.
+func httpBase(external, scheme string) string {
+	if strings.HasPrefix(external, scheme+"://") {
+		return external
+	}
+	return ""
 }
 
 // blockwiseLimits are the block-wise bounds of both servers.

@@ -95,6 +95,21 @@ type Config struct {
 	// from its start to the device's final Update Result, across awake
 	// windows and restarts; the EXECUTING watchdog leaves it to this.
 	FirmwareTimeout time.Duration
+	// Firmware* configure the serving of firmware packages to devices
+	// that pull them (agent/firmware, docs/firmware.md): the largest
+	// package, the transfers served at once, the time after which a
+	// transfer whose device asks nothing loses its slot, the time an
+	// external package may take to fetch, and the bases of the URIs given
+	// to devices per scheme (empty: from the listen addresses and
+	// ExternalURL).
+	FirmwareMaxSize      int
+	FirmwareMaxTransfers int
+	FirmwareStallTimeout time.Duration
+	FirmwareFetchTimeout time.Duration
+	FirmwareCoAPBase     string
+	FirmwareCoAPSBase    string
+	FirmwareHTTPBase     string
+	FirmwareHTTPSBase    string
 	// PeerRate and PeerBurst bound the datagrams one peer address may send
 	// per second and at once; a negative rate turns the limit off.
 	PeerRate  int
@@ -271,8 +286,14 @@ func Default() Config {
 		// then has no answer coming.
 		ExecutingTimeout: 10 * time.Minute,
 		FirmwareTimeout:  30 * time.Minute,
-		PeerRate:         100,
-		PeerBurst:        200,
+		// a thousand devices pulling at once; memory stays bounded by
+		// the shared chunk cache, not by the transfers
+		FirmwareMaxSize:      16 << 20,
+		FirmwareMaxTransfers: 1024,
+		FirmwareStallTimeout: 2 * time.Minute,
+		FirmwareFetchTimeout: 5 * time.Minute,
+		PeerRate:             100,
+		PeerBurst:            200,
 		// Peers without a registration hold state for the length of a
 		// Register (or Bootstrap-Request); 4,096 at about 10 KB each is
 		// some 40 MB at most, and room for thousands of devices
@@ -409,6 +430,14 @@ func (c *Config) settings() []setting {
 		{name: "operation-attempts", usage: "requests of one operation that may time out before it is FAILED", i: &c.OperationAttempts},
 		{name: "executing-timeout", usage: "fail an operation EXECUTING this long (its outcome was lost); above max-request-timeout", d: &c.ExecutingTimeout},
 		{name: "firmware-timeout", usage: "fail a firmware update not finished this long after it started (download, update and restart of the device included)", d: &c.FirmwareTimeout},
+		{name: "firmware-max-size", usage: "largest firmware package, in bytes, an agent binary or an external one; larger ones fail the update", i: &c.FirmwareMaxSize},
+		{name: "firmware-max-transfers", usage: "firmware package transfers served at once, over CoAP, CoAPS and HTTP; more are answered 5.03 / 503 with the seconds to wait", i: &c.FirmwareMaxTransfers},
+		{name: "firmware-stall-timeout", usage: "free the slot of a firmware transfer whose device asked for nothing this long", d: &c.FirmwareStallTimeout},
+		{name: "firmware-fetch-timeout", usage: "give up fetching an external firmware package after this long", d: &c.FirmwareFetchTimeout},
+		{name: "firmware-coap-base", usage: "base of the coap:// package URIs given to devices, e.g. coap://agent.example.com:5783 (default from coap-addr)", str: &c.FirmwareCoAPBase},
+		{name: "firmware-coaps-base", usage: "base of the coaps:// package URIs given to devices (default from coaps-addr)", str: &c.FirmwareCoAPSBase},
+		{name: "firmware-http-base", usage: "base of the http:// package URIs given to devices (default: external-url when http, else from http-addr)", str: &c.FirmwareHTTPBase},
+		{name: "firmware-https-base", usage: "base of the https:// package URIs given to devices, e.g. a TLS proxy in front of the HTTP port (default: external-url when https; none: HTTPS pull fails)", str: &c.FirmwareHTTPSBase},
 		{name: "peer-rate", usage: "datagrams per second one peer address may send (negative: no limit)", i: &c.PeerRate},
 		{name: "peer-burst", usage: "datagrams one peer address may send at once", i: &c.PeerBurst},
 		{name: "endpoint-register-interval", usage: "after the burst, one Register naming an endpoint per this interval, from whatever address; more are answered 4.29 (0: no limit)", d: &c.EndpointRegisterInterval},
@@ -643,6 +672,16 @@ func (c *Config) Validate() error {
 	}
 	if c.LoginMaxBackoff < time.Second {
 		errs = append(errs, fmt.Errorf("login-max-backoff: %v must be at least 1s", c.LoginMaxBackoff))
+	}
+	if c.FirmwareMaxSize < 1 || c.FirmwareMaxTransfers < 1 || c.FirmwareStallTimeout <= 0 || c.FirmwareFetchTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("firmware-max-size %d, firmware-max-transfers %d, firmware-stall-timeout %v, firmware-fetch-timeout %v: each must be positive",
+			c.FirmwareMaxSize, c.FirmwareMaxTransfers, c.FirmwareStallTimeout, c.FirmwareFetchTimeout))
+	}
+	for name, base := range map[string]string{"firmware-coap-base": c.FirmwareCoAPBase, "firmware-coaps-base": c.FirmwareCoAPSBase,
+		"firmware-http-base": c.FirmwareHTTPBase, "firmware-https-base": c.FirmwareHTTPSBase} {
+		if u, err := url.Parse(base); base != "" && (err != nil || u.Host == "" || u.User != nil || !strings.HasPrefix(name, "firmware-"+u.Scheme+"-")) {
+			errs = append(errs, fmt.Errorf("%s: %q must be SCHEME://HOST[:PORT] of its scheme, without user", name, base))
+		}
 	}
 	if c.MaxBinarySize < 1 {
 		errs = append(errs, fmt.Errorf("max-binary-size: %d must be at least 1 byte", c.MaxBinarySize))

@@ -104,6 +104,13 @@ type Config struct {
 	// Blockwise bounds the block-wise bodies devices send, over both
 	// transports (coapfront's defaults).
 	Blockwise coapfront.TransferLimits
+
+	// Packages serves the firmware packages devices pull with a GET of
+	// /fw/<token> (packages.go), over both transports; nil answers such
+	// a GET 4.04 as any unknown path. PackageWorkers bounds the requests
+	// it answers at once (DefaultPackageWorkers).
+	Packages       PackageHandler
+	PackageWorkers int
 }
 
 // withDefaults returns cfg with every zero field set to its default, or an
@@ -174,6 +181,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.SessionIdleTimeout < 0 {
 		return cfg, fmt.Errorf("lwm2m config: sessionIdleTimeout: %v is negative", cfg.SessionIdleTimeout)
+	}
+	if cfg.PackageWorkers == 0 {
+		cfg.PackageWorkers = DefaultPackageWorkers
+	}
+	if cfg.PackageWorkers < 0 {
+		return cfg, fmt.Errorf("lwm2m config: packageWorkers: %d is negative", cfg.PackageWorkers)
 	}
 	if cfg.BlockwiseTimeout == 0 {
 		cfg.BlockwiseTimeout = DefaultBlockwiseTimeout

@@ -104,6 +104,10 @@ type Server struct {
 	reserved int
 
 	endpoints endpointLocks
+
+	// the package requests answered at once (packages.go)
+	packageSlots chan struct{}
+	packageWG    sync.WaitGroup
 }
 
 // CauseRegisterRate counts the Registers refused by
@@ -157,21 +161,22 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		}
 	}
 	return &Server{
-		cfg:        cfg,
-		hooks:      hooks,
-		log:        cfg.Logger.With("component", "lwm2m"),
-		listener:   l,
-		secure:     secure,
-		baseCtx:    context.Background(),
-		byID:       make(map[string]*regState),
-		byEndpoint: make(map[string]*regState),
-		byPeer:     make(map[string]*regState),
-		tokens:     make(map[string]*observation),
-		kick:       make(chan struct{}, 1),
-		limiter:    limiter,
-		registers:  registers,
-		serving:    make(chan struct{}),
-		transfers:  coapfront.NewTransfers(cfg.Blockwise),
+		cfg:          cfg,
+		hooks:        hooks,
+		log:          cfg.Logger.With("component", "lwm2m"),
+		listener:     l,
+		secure:       secure,
+		baseCtx:      context.Background(),
+		byID:         make(map[string]*regState),
+		byEndpoint:   make(map[string]*regState),
+		byPeer:       make(map[string]*regState),
+		tokens:       make(map[string]*observation),
+		kick:         make(chan struct{}, 1),
+		packageSlots: make(chan struct{}, cfg.PackageWorkers),
+		limiter:      limiter,
+		registers:    registers,
+		serving:      make(chan struct{}),
+		transfers:    coapfront.NewTransfers(cfg.Blockwise),
 	}, nil
 }
 
@@ -319,6 +324,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		dsrv.Stop()
 	}
 	wg.Wait()
+	s.packageWG.Wait()
 	_ = s.listener.Close()
 	if s.secure != nil {
 		_ = s.secure.Close()
@@ -937,6 +943,12 @@ func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
 	if malformedReset(m) {
 		return true, nil
 	}
+	if s.cfg.Packages != nil {
+		if token, ok := packageToken(m); ok {
+			s.servePackage(cc, m, token)
+			return true, nil
+		}
+	}
 	if s.transfers.Check(cc, m) {
 		return true, nil
 	}
@@ -1011,6 +1023,11 @@ func (s *Server) admit(_ *net.UDPAddr, h *coapfront.Header) coapfront.Verdict {
 			return coapfront.Answer(codes.NotFound)
 		case h.Code == codes.POST && h.PathIs("dp"):
 			return coapfront.Answer(codes.Forbidden)
+		case h.Code == codes.GET && h.PathLen == 2 && string(h.Path[0]) == PackagePath && s.cfg.Packages != nil:
+			// a device may pull its firmware from another port than
+			// the one it registered from; the package handler answers
+			// an unknown token 4.04
+			return coapfront.Admit
 		}
 	case h.IsResponse() && h.Observe && len(h.Token) > 0:
 		s.mu.RLock()

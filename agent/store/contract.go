@@ -146,6 +146,29 @@ type Binaries interface {
 	DeleteBinary(ctx context.Context, tenant, id string) error
 }
 
+// FirmwareGrants are the grants by which devices fetch firmware packages
+// from the agent, and the agent's copies of external packages (see
+// fwgrants.go): kept in the store so that every replica, and the agent
+// after a restart, serves them. A grant whose Expires has passed is
+// gone for every reader, whether or not it has been removed yet.
+type FirmwareGrants interface {
+	// PutFirmwareGrant creates the grant of g.Key, or replaces it.
+	PutFirmwareGrant(ctx context.Context, g FirmwareGrant) error
+	// FirmwareGrant returns the grant of key, across tenants (a device's
+	// request names no tenant); one expired at now is ErrNotFound.
+	FirmwareGrant(ctx context.Context, key string, now time.Time) (FirmwareGrant, error)
+	// RevokeFirmwareGrants removes the tenant's grants of an operation
+	// (copies, which name no operation, stay) and says how many.
+	RevokeFirmwareGrants(ctx context.Context, tenant, operationID string) (int, error)
+	// ExpiredFirmwareGrants lists, across tenants, at most limit grants
+	// that expired before before, those expired longest first.
+	ExpiredFirmwareGrants(ctx context.Context, before time.Time, limit int) ([]FirmwareGrant, error)
+	// DeleteFirmwareGrant removes the grant of key if it still expires
+	// at expires, so that a sweep never removes a grant extended since it
+	// was listed; deleted says whether it did.
+	DeleteFirmwareGrant(ctx context.Context, key string, expires time.Time) (deleted bool, err error)
+}
+
 // ProtocolRecords store the tenants' device protocols, one record per
 // tenant and object ID. Protocols (protocols.go) is built on them: it
 // encodes what a record holds, resolves inheritance and caches, so that
@@ -269,6 +292,7 @@ type Engine interface {
 	Dumps
 	Retention
 	DecodeBacklog
+	FirmwareGrants
 	Close(ctx context.Context) error
 }
 

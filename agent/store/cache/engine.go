@@ -24,6 +24,9 @@ type Engine struct {
 	// which the cache holds.
 	store.Retention
 	store.DecodeBacklog
+	// Firmware grants are read once per transfer and cached by the
+	// firmware service, which owns their expiry.
+	store.FirmwareGrants
 	e store.Engine
 	c *Cache
 }

@@ -46,6 +46,8 @@ type Store struct {
 	binaries, binChunks *mongo.Collection
 	// the decode backlog (decodebacklog.go)
 	decodeValues, decodeGroups, decodeCounts *mongo.Collection
+	// the firmware grants (fwgrants.go)
+	fwGrants *mongo.Collection
 
 	*shared // with every pool of this store (Pool)
 
@@ -95,6 +97,7 @@ func (s *Store) bind(client *mongo.Client) []string {
 		{&s.protocols, "deviceProtocols"}, {&s.postOperations, "postOperations"},
 		{&s.binaries, "binaries"}, {&s.binChunks, "binaryChunks"},
 		{&s.decodeValues, "decodeValues"}, {&s.decodeGroups, "decodeGroups"}, {&s.decodeCounts, "decodeCounts"},
+		{&s.fwGrants, "firmwareGrants"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -233,6 +236,9 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.decodeValues, bson.D{{Key: "group", Value: 1}, {Key: "_id", Value: 1}}, false},
 		{s.decodeValues, bson.D{{Key: "decoder", Value: 1}, {Key: "queued", Value: 1}}, false},
 		{s.decodeGroups, bson.D{{Key: "decoder", Value: 1}, {Key: "nextTry", Value: 1}}, false},
+		// firmware grants: revoked by operation, swept by expiry
+		{s.fwGrants, bson.D{{Key: "tenant", Value: 1}, {Key: "operation", Value: 1}}, false},
+		{s.fwGrants, bson.D{{Key: "expires", Value: 1}}, false},
 	}
 	for _, r := range s.retentionIndexes() {
 		all = append(all, idx{r.c, r.keys, false})

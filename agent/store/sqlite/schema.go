@@ -152,6 +152,9 @@ var migrations = []string{
 
 	// 11: the raw values waiting for their decoders (decodebacklog.go).
 	schemaDecodeBacklog,
+
+	// 12: the firmware grants (fwgrants.go).
+	schemaFirmwareGrants,
 }
 
 // migrate brings the schema to len(steps), each step in its own

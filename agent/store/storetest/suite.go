@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"Isolation", isolationCases},
 		{"Retention", retentionCases},
 		{"DecodeBacklog", decodeBacklogCases},
+		{"FirmwareGrants", firmwareGrantCases},
 		{"Dumps", dumpCases(open)},
 	}
 	for _, g := range groups {
