@@ -10,6 +10,8 @@ import { href } from '../../router.js';
 import { parseValue, checkRules, rulesText, typeHint, formatValue, writeCommand } from '../../lib/values.js';
 import { resultValues } from '../../lib/shell.js';
 
+// REFRESH_MS is how often the view is read again when the realtime
+// notifications are not available.
 const REFRESH_MS = 10000;
 
 export async function render(el, ctx) {
@@ -48,32 +50,71 @@ class ObjectsPage {
       h('span', { class: 'spacer' }), this.status), this.body);
     this.body.append(spinner('Loading the objects…'));
     await this.load();
-    this.poll();
+    this.live();
   }
 
-  // poll reads the view again now and then while the tab is shown, for
-  // values the device reports and operations created elsewhere.
-  poll() {
-    const tick = async () => {
-      if (this.ctx.signal.aborted) return;
-      if (document.visibilityState === 'visible') {
-        try {
-          await this.load();
-        } catch {
-          // shown in the status by load; the next tick tries again
-        }
-      }
-      this.timer = setTimeout(tick, REFRESH_MS);
+  // live keeps the values current as the device reports them: the
+  // agent's /lwm2mvalues/{id} notifications carry each changed path with
+  // its value and time (the agent sends at most one a second per
+  // device), and the device's operations tell when the panels change.
+  // Without the notifications, or after a session was lost, the view is
+  // read again (every REFRESH_MS while polling).
+  async live() {
+    const { follow, indicator } = await import('../../lib/realtime.js');
+    if (this.ctx.signal.aborted) return;
+    const mode = indicator(REFRESH_MS);
+    this.status.before(mode);
+    const signal = this.ctx.signal;
+    const reread = () => (document.visibilityState === 'visible' ? this.load().catch(() => {}) : undefined);
+    const modes = {};
+    const onMode = (which) => (m, err) => {
+      modes[which] = m;
+      const all = Object.values(modes);
+      mode.set(all.includes('polling') ? 'polling' : m, err);
+      this.el.dataset.live = mode.dataset.mode;
     };
-    this.timer = setTimeout(tick, REFRESH_MS);
-    this.ctx.signal.addEventListener('abort', () => clearTimeout(this.timer));
+    await follow(`/lwm2mvalues/${this.id}`, {
+      signal, interval: REFRESH_MS, poll: reread, onReconnect: reread, onMode: onMode('values'),
+      onMessage: (m) => this.applyValues(m?.data?.values),
+    });
+    await follow(`/operations/${this.id}`, {
+      signal, interval: REFRESH_MS, poll: async () => {}, onReconnect: reread, onMode: onMode('operations'),
+      onMessage: () => this.refreshSoon(300),
+    });
   }
 
-  // refreshSoon reads the view again shortly after an operation ended:
-  // the agent stores last known values within about a second.
-  refreshSoon() {
+  // applyValues shows the values a notification carries; a path the page
+  // does not show yet (a new instance, a resource instance) reads the view.
+  applyValues(values) {
+    if (!Array.isArray(values) || !this.view) return;
+    let unknown = false;
+    for (const v of values) {
+      const cell = this.cells.get(v.path);
+      if (cell && !cell.res.values) {
+        if (cell.res.time && v.time < cell.res.time) continue;
+        cell.res = { ...cell.res, value: v.value, time: v.time };
+        this.showValue(v.path, formatValue(v.value), v.time);
+        continue;
+      }
+      const parent = v.path.split('/').slice(0, 4).join('/');
+      const pc = this.cells.get(parent);
+      if (pc?.res.values && parent !== v.path) {
+        const id = Number(v.path.split('/')[4]);
+        const rest = pc.res.values.filter((x) => x.id !== id);
+        pc.res = { ...pc.res, values: [...rest, { id, value: v.value, time: v.time }].sort((a, b) => a.id - b.id) };
+        this.fillValue(pc, pc.res);
+        continue;
+      }
+      unknown = true;
+    }
+    if (unknown) this.refreshSoon(300);
+  }
+
+  // refreshSoon reads the view again shortly after a change of the
+  // device's operations (once for a burst of them).
+  refreshSoon(ms = 1300) {
     clearTimeout(this.soon);
-    this.soon = setTimeout(() => this.load().catch(() => {}), 1300);
+    this.soon = setTimeout(() => this.load().catch(() => {}), ms);
   }
 
   async load() {
