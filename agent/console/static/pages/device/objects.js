@@ -480,6 +480,28 @@ class ObjectsPage {
     for (const r of this.body.querySelectorAll('tr.editor-row')) r.remove();
   }
 
+  // inlineEditor puts a form in a row under a resource's row: Cancel and
+  // Escape close it, and the focus returns to the button that opened it
+  // (found again by its label: the row may have been drawn anew).
+  inlineEditor(row, opener, f) {
+    const editor = h('tr', { class: 'editor-row' });
+    const label = opener?.getAttribute('aria-label');
+    const close = () => {
+      editor.remove();
+      const again = label && this.body.querySelector(`button[aria-label="${CSS.escape(label)}"]`);
+      (again || opener)?.focus();
+    };
+    editor.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        close();
+      }
+    });
+    editor.append(h('td', { colspan: 5 }, f(close)));
+    row.after(editor);
+    return editor;
+  }
+
   openEditor(inst, r, def, row) {
     this.closeEditors();
     const type = r.type || def?.type || 'STRING';
@@ -498,13 +520,12 @@ class ObjectsPage {
     inputs.push(valueField);
     const rules = rulesText(validation);
     const lookup = (p) => this.cells.get(p)?.res?.value;
-    const editor = h('tr', { class: 'editor-row' });
-    const f = form({
+    this.inlineEditor(row, row.querySelector('button[aria-label^="Write"]'), (close) => form({
       class: 'inline-form',
       fields: inputs,
       submitLabel: 'Write',
       busyLabel: 'Writing…',
-      extra: [h('button', { type: 'button', class: 'btn', onClick: () => { editor.remove(); row.querySelector('button[aria-label^="Write"]')?.focus(); } }, 'Cancel'),
+      extra: [h('button', { type: 'button', class: 'btn', onClick: close }, 'Cancel'),
         rules ? h('p', { class: 'rules' }, `Rules: ${rules}`) : null],
       onSubmit: async (v) => {
         let path = r.path;
@@ -529,11 +550,9 @@ class ObjectsPage {
             if (done.status === 'SUCCESSFUL' && (r.operations || 'R').includes('R')) this.run(inst.path, `read ${path}`).catch(() => {});
           },
         });
-        editor.remove();
+        close();
       },
-    });
-    editor.append(h('td', { colspan: 5 }, f));
-    row.after(editor);
+    }));
     valueField.input.focus();
     if (valueField.input.select) valueField.input.select();
   }
@@ -541,19 +560,16 @@ class ObjectsPage {
   openExecute(inst, r, row) {
     this.closeEditors();
     const args = field({ label: `Arguments of ${r.path}`, name: 'args', hint: 'optional, sent as written, e.g. 0=\'x\',1', autocomplete: 'off', spellcheck: 'false' });
-    const editor = h('tr', { class: 'editor-row' });
-    const f = form({
+    this.inlineEditor(row, row.querySelector('button[aria-label^="Execute"]'), (close) => form({
       class: 'inline-form',
       fields: [args],
       submitLabel: 'Execute',
-      extra: [h('button', { type: 'button', class: 'btn', onClick: () => editor.remove() }, 'Cancel')],
+      extra: [h('button', { type: 'button', class: 'btn', onClick: close }, 'Cancel')],
       onSubmit: async (v) => {
         await this.run(inst.path, `execute ${r.path}${v.args.trim() ? ` ${v.args.trim()}` : ''}`);
-        editor.remove();
+        close();
       },
-    });
-    editor.append(h('td', { colspan: 5 }, f));
-    row.after(editor);
+    }));
     args.input.focus();
   }
 
