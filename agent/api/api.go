@@ -113,6 +113,9 @@ type Config struct {
 	Limits Limits
 	// Refused counts and logs what the limits refuse; nil counts nothing.
 	Refused *refusal.Log
+	// PluginStatus answers GET /lwm2m/plugins; nil: the agent has no
+	// plugins, and the list is empty.
+	PluginStatus PluginStatus
 	// Console is the web console, served at its Patterns beside the
 	// API's routes (the console package's); nil serves none, and "/"
 	// keeps the JSON 404.
@@ -261,6 +264,7 @@ func (a *API) routes() {
 	auth("PUT /lwm2m/devices/{id}/bootstrap", a.putBootstrap)
 	auth("GET "+postOpsPath, a.getPostOperations)
 	auth("PUT "+postOpsPath, a.putPostOperations)
+	auth("GET "+pluginsPath, a.listPlugins)
 	a.protocolRoutes(auth)
 	a.binaryRoutes(auth)
 	if a.cfg.Console != nil {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/hex"
 	"maps"
 	"net/http"
 	"slices"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/render"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
@@ -237,12 +237,7 @@ func resourceJSON(p node.Path, def model.ObjectDef, known bool, rv *resView) map
 }
 
 // jsonValue writes opaque bytes as hex, like node.Value.Interface.
-func jsonValue(v any) any {
-	if b, ok := v.([]byte); ok {
-		return hex.EncodeToString(b)
-	}
-	return v
-}
+func jsonValue(v any) any { return render.Value(v) }
 
 // Bounds of the operations the objects view shows: it reads at most
 // viewOpsScan pending and viewOpsScan ended operations of the device, and

@@ -345,6 +345,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return fail(err)
 	}
 	h := api.New(api.Config{Store: apiStore, Console: web, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Plugins: pluginNames, Metrics: reg, Logger: log, Security: hooks,
+		PluginStatus:      pluginStatus{a.Plugins, a.Decoder},
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
 		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
 		Refused: a.Refused, Limits: api.Limits{
@@ -479,6 +480,27 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
 
 // bundledHost reaches the bundled plugins' processes through the host.
+// pluginStatus answers the API's plugin status from the host and the
+// decoder, either of which may be nil.
+type pluginStatus struct {
+	h *plugins.Host
+	d *mapping.PluginDecoder
+}
+
+func (p pluginStatus) PluginStats() []plugins.Stats {
+	if p.h == nil {
+		return nil
+	}
+	return p.h.Stats()
+}
+
+func (p pluginStatus) DecodeBacklog() ([]store.DecodeBacklogStat, map[string]int64) {
+	if p.d == nil {
+		return nil, nil
+	}
+	return p.d.BacklogStats(), p.d.Dropped()
+}
+
 type bundledHost struct{ h *plugins.Host }
 
 func (b bundledHost) Map(ctx context.Context, req *pb.MapRequest) (*pb.MapResponse, error) {

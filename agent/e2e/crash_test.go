@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testproc"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -40,16 +40,7 @@ type agentProcess struct {
 }
 
 // freeTCPAddr returns a loopback TCP address nobody listens on now.
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
+func freeTCPAddr(t *testing.T) string { return testproc.FreeTCPAddr(t) }
 
 // startAgentProcess runs `lwm2m-agent serve` over dir with the CoAP and
 // HTTP ports given, and waits until its API answers. Its log goes to a

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testproc"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
@@ -128,39 +128,13 @@ func startFrameService(t *testing.T, bin, layout string) string {
 	return startFrameServiceAt(t, bin, layout, freeTCPAddr(t))
 }
 
-// startFrameServiceAt is startFrameService on addr.
+// startFrameServiceAt is startFrameService on addr. The agent dials
+// lazily, but a service still starting would make the first values wait
+// for retries: it returns once the service listens.
 func startFrameServiceAt(t *testing.T, bin, layout, addr string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "--config", layout, "--listen", addr)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	// the agent dials lazily, but a service still starting would make the
-	// first values wait for retries: wait until it listens
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("frame decoder service on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testproc.ServeAt(t, addr, bin, "--config", layout, "--listen", addr)
+	return addr
 }
 
 type seriesValue struct {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
 // kind is the kind of object a channel carries.
@@ -15,11 +17,14 @@ const (
 	kindAlarm
 	kindOperation
 	kindManagedObject
+	// kindValues is the agent's own channel of the last known values of
+	// a device's resources: Cumulocity has none for LwM2M values.
+	kindValues
 	numKinds
 )
 
 // prefixes are the channels' names before the id, by kind.
-var prefixes = [numKinds]string{"/measurements/", "/events/", "/alarms/", "/operations/", "/managedobjects/"}
+var prefixes = [numKinds]string{"/measurements/", "/events/", "/alarms/", "/operations/", "/managedobjects/", "/lwm2mvalues/"}
 
 // wildcard is the id of the channels of every device.
 const wildcard = "*"
@@ -59,7 +64,7 @@ func parseChannel(name string) (channel, error) {
 		}
 		return channel{name: name, kind: kind(k), id: id}, nil
 	}
-	return channel{}, fmt.Errorf("channel %q is none of /measurements/{id}, /events/{id}, /alarms/{id}, /operations/{id}, /managedobjects/{id} ({id}: a device ID or *)", name)
+	return channel{}, fmt.Errorf("channel %q is none of /measurements/{id}, /events/{id}, /alarms/{id}, /operations/{id}, /managedobjects/{id}, /lwm2mvalues/{id} ({id}: a device ID or *)", name)
 }
 
 // change is one change of an object, as a writer announces it.
@@ -74,8 +79,12 @@ type change struct {
 	// id is the object's id, what the dispatcher reads when obj is nil
 	// and what a deletion carries.
 	id  string
-	obj any // a store.Measurement, Event, Alarm, Operation or ManagedObject; nil: read it
+	obj any // a store.Measurement, Event, Alarm, Operation, ManagedObject or deviceValues; nil: read it
 	at  time.Time
 }
 
 func (c change) channel() string { return prefixes[c.kind] + c.device }
+
+// deviceValues are last known values of one device's resources, as the
+// store received them.
+type deviceValues []store.ResourceValue

@@ -2,7 +2,8 @@
 // (CometD) at /notification/realtime, over long-polling and WebSocket,
 // with the channels /measurements/{id}, /events/{id}, /alarms/{id},
 // /operations/{id} and /managedobjects/{id}, {id} being a device ID or
-// "*". Each message carries {"realtimeAction": "CREATE"|"UPDATE"|"DELETE",
+// "*", and the agent's own /lwm2mvalues/{id}, the last known values of a
+// device's resources as they are stored. Each message carries {"realtimeAction": "CREATE"|"UPDATE"|"DELETE",
 // "data": the object as the REST API shows it} (for a DELETE, data is the
 // id), so that Cumulocity's clients (@c8y/client's Realtime, CometD's own)
 // work against the agent unchanged. docs/realtime.md is the user's guide.

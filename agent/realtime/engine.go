@@ -19,7 +19,7 @@ func (h *Hub) Wrap(e store.Engine) store.Engine { return &engine{Engine: e, h: h
 
 // engine is the wrapper. The methods it does not write out pass through
 // embedded: reads, and writes of what has no channel (registration
-// records, protocols, tenants, binaries, last known values). Retention's
+// records, protocols, tenants, binaries). Retention's
 // Expire and ImportBatch are not announced: Cumulocity announces neither
 // its retention nor a restore.
 type engine struct {
@@ -287,6 +287,18 @@ func (e *engine) CompleteDevice(ctx context.Context, tenant, deviceID string) er
 	err := e.Engine.CompleteDevice(ctx, tenant, deviceID)
 	if err == nil {
 		e.announce(tenant, kindManagedObject, actionCreate, deviceID, deviceID, nil)
+	}
+	return err
+}
+
+// SaveValues announces a device's last known values on its
+// /lwm2mvalues/ channel. Its one writer (session.ValueWriter) coalesces
+// them per device over a second, so a device notifying every 100 ms
+// makes one notification a second, holding the newest value of each path.
+func (e *engine) SaveValues(ctx context.Context, tenant, deviceID string, vals []store.ResourceValue) error {
+	err := e.Engine.SaveValues(ctx, tenant, deviceID, vals)
+	if err == nil && len(vals) > 0 {
+		e.announce(tenant, kindValues, actionUpdate, deviceID, deviceID, deviceValues(vals))
 	}
 	return err
 }

@@ -500,6 +500,8 @@ func (h *Hub) encode(c change) ([]byte, error) {
 		data = render.Operation(h.base, o)
 	case store.ManagedObject:
 		data = render.ManagedObject(h.base, o)
+	case deviceValues:
+		data = render.Values(h.base, c.device, o)
 	default:
 		return nil, fmt.Errorf("no rendering of %T", o)
 	}

@@ -9,6 +9,7 @@
 package render
 
 import (
+	"encoding/hex"
 	"net/url"
 	"strings"
 	"time"
@@ -219,4 +220,24 @@ func scrubbed(v any) (any, bool) {
 		return out, true
 	}
 	return v, false
+}
+
+// Value is a resource's value in JSON: opaque bytes as hex, as the
+// objects view and the shell show them.
+func Value(v any) any {
+	if b, ok := v.([]byte); ok {
+		return hex.EncodeToString(b)
+	}
+	return v
+}
+
+// Values are last known values of a device's resources, as the
+// /lwm2mvalues/{id} realtime channel carries them: the device, and per
+// path the value, its type and when the device reported it.
+func Values(base, device string, vals []store.ResourceValue) map[string]any {
+	out := make([]map[string]any, len(vals))
+	for i, v := range vals {
+		out[i] = map[string]any{"path": v.Path, "value": Value(v.Value), "type": v.Type, "time": Time(v.Time)}
+	}
+	return map[string]any{"source": Source(base, device), "values": out}
 }

@@ -31,3 +31,23 @@ func TestDeviceListAvailabilityLive(t *testing.T) {
 		t.Errorf("the other device's availability: %q, want AVAILABLE", got)
 	}
 }
+
+// A device deleted through the API leaves the open device list at once,
+// the other devices staying.
+func TestDeviceListDeletionLive(t *testing.T) {
+	a := browsertest.StartAgent(t)
+	sim := a.Simulate(2, "gone", nil)
+	id := a.DeviceID(sim.Endpoints()[0])
+	other := a.DeviceID(sim.Endpoints()[1])
+
+	b := browsertest.NewBrowser(t, a)
+	b.Login("management", "admin", browsertest.AdminPassword)
+	b.Open("/devices")
+	b.WaitVisible(`[data-live="realtime"] tr[data-device-id="` + id + `"]`)
+
+	if code := a.Admin("DELETE", "/inventory/managedObjects/"+id, nil, nil); code != 204 {
+		t.Fatalf("delete device %s: HTTP %d", id, code)
+	}
+	b.WaitGone(`tr[data-device-id="` + id + `"]`)
+	b.WaitVisible(`tr[data-device-id="` + other + `"]`)
+}

@@ -42,6 +42,7 @@ func everyPage(id string) []page {
 		{"/registration", "#main .card"},
 		{"/binaries", "#main .card"},
 		{"/tenants", "#main .card"},
+		{"/plugins", "#main .plugins"},
 	}
 	for _, tab := range []string{"details", "objects", "shell", "measurements", "events", "alarms", "control", "bootstrap", "audit"} {
 		pages = append(pages, page{"/devices/" + id + "/" + tab, "#main .tab-" + tab + " > *"})

@@ -12,6 +12,7 @@ export const routes = [
   { path: '/protocols/:id', page: () => import('./pages/protocol.js') },
   { path: '/registration', page: () => import('./pages/registration.js'), nav: 'Registration' },
   { path: '/binaries', page: () => import('./pages/binaries.js'), nav: 'Binaries' },
+  { path: '/plugins', page: () => import('./pages/plugins.js'), nav: 'Plugins' },
   { path: '/tenants', page: () => import('./pages/tenants.js'), nav: 'Tenants', navIf: (s) => s.tenant === 'management' },
 ];
 

@@ -273,11 +273,21 @@ export function form({ fields = [], submitLabel = 'Save', onSubmit, extra = [], 
 
 // --- dialogs and toasts ---------------------------------------------------
 
-// dialog opens a modal <dialog> (focus kept inside, Escape closes) and
-// answers a promise of the value close(value) was called with (undefined
-// for Escape or Cancel). body(close) makes its content.
+// focusable lists the elements inside el that Tab reaches, in order.
+export function focusable(el) {
+  return [...el.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]:not([tabindex="-1"])')]
+    .filter((e) => !e.disabled && !e.closest('[hidden], [inert]') && e.getClientRects().length);
+}
+
+// dialog opens a modal <dialog> and answers a promise of the value
+// close(value) was called with (undefined for Escape or Cancel).
+// body(close) makes its content. For keyboard users: the focus moves to
+// the dialog's first field (else its first button other than Close),
+// Tab and Shift+Tab go round inside it, Escape closes it, and the focus
+// returns to what had it before, the control that opened it.
 export function dialog({ title, body, wide = false }) {
   return new Promise((resolve) => {
+    const opener = document.activeElement;
     const titleId = uid('dlg');
     const d = h('dialog', { class: ['dialog', wide && 'dialog-wide'], 'aria-labelledby': titleId });
     let value;
@@ -285,15 +295,39 @@ export function dialog({ title, body, wide = false }) {
       value = v;
       d.close();
     };
-    d.append(h('div', { class: 'dialog-head' }, h('h2', { id: titleId }, title),
-      h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': 'Close', onClick: () => close(undefined) }, '×')));
+    const closeButton = h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': 'Close', onClick: () => close(undefined) }, '×');
+    d.append(h('div', { class: 'dialog-head' }, h('h2', { id: titleId }, title), closeButton));
     d.append(h('div', { class: 'dialog-body' }, body(close)));
+    d.addEventListener('keydown', (e) => {
+      if (e.key !== 'Tab') return;
+      const all = focusable(d);
+      if (!all.length) return;
+      const first = all[0];
+      const last = all[all.length - 1];
+      if (e.shiftKey && document.activeElement === first) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && document.activeElement === last) {
+        e.preventDefault();
+        first.focus();
+      }
+    });
     d.addEventListener('close', () => {
       d.remove();
       resolve(value);
+      // after the opener's own handler has ended: a ui.button is disabled
+      // (and cannot take the focus) until then, and a page that redraws
+      // the opener focuses its new one itself
+      setTimeout(() => {
+        const now = document.activeElement;
+        if (opener?.isConnected && typeof opener.focus === 'function' && (!now || now === document.body)) opener.focus();
+      }, 0);
     });
     document.body.append(d);
     d.showModal();
+    const inputs = focusable(d);
+    const start = inputs.find((e) => e.matches('input, select, textarea')) || inputs.find((e) => e !== closeButton && e.tagName === 'BUTTON');
+    start?.focus();
   });
 }
 

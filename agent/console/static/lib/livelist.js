@@ -20,8 +20,20 @@ export function liveList(el, { signal, channel, load, accept = () => true, order
   let page = { items: [], currentPage: 1, pageSize, hasNext: false, hasPrev: false };
   let seq = 0;
   const fresh = new Set(); // ids that arrived live, shown highlighted once
+  // where a keyboard user's focus was in the list: a redraw (a change the
+  // user made, or one that arrived) puts it back there
+  let focused = null;
+  body.addEventListener('focusout', (e) => {
+    if (e.relatedTarget && !body.contains(e.relatedTarget)) focused = null;
+  });
+  body.addEventListener('focusin', (e) => {
+    const row = e.target.closest('tr[data-id]');
+    focused = row ? { id: row.dataset.id, text: e.target.innerText, index: [...body.querySelectorAll('tr[data-id]')].indexOf(row) } : null;
+  });
 
   function render() {
+    const active = document.activeElement;
+    const restore = focused && (!active || active === document.body || body.contains(active));
     clear(body,
       table({
         columns, empty, class: cls, rows: page.items,
@@ -29,6 +41,21 @@ export function liveList(el, { signal, channel, load, accept = () => true, order
       }),
       page.items.length || page.currentPage > 1 ? pager(page, (n) => reload(n), { label }) : null);
     fresh.clear();
+    if (restore) refocus();
+  }
+
+  // refocus: the same action of the same row, else its first action, else
+  // the row now at its place, else the list itself
+  function refocus() {
+    const rows = [...body.querySelectorAll('tr[data-id]')];
+    const row = rows.find((r) => r.dataset.id === focused.id) || rows[Math.min(focused.index, rows.length - 1)];
+    const buttons = row ? [...row.querySelectorAll('button:not([disabled])')] : [];
+    let target = buttons.find((b) => b.innerText === focused.text) || buttons[0] || row;
+    if (!target) {
+      body.tabIndex = -1;
+      target = body;
+    } else if (target === row) row.tabIndex = -1;
+    target.focus();
   }
 
   async function reload(n = page.currentPage, { quiet = false } = {}) {

@@ -65,6 +65,7 @@ export class Client {
     this.interval = 0;
     this.failed = null; // the error that ended the session
     this.onFail = new Set();
+    this.onReconnect = new Set(); // told after a new session replaced a lost one
     this.running = false;
   }
 
@@ -197,6 +198,8 @@ export class Client {
             this.clientId = null;
             await this.handshake();
             for (const ch of this.subs.keys()) await this.subscribeRemote(ch);
+            // what came while no session was held is lost: pages read again
+            for (const f of this.onReconnect) f();
           } catch (again) {
             if (signal.aborted) break;
             this.fail(again);
@@ -239,7 +242,10 @@ const RETRY_HANDSHAKE = 60000;
 // poll(signal) every interval ms instead, which asks the REST API and
 // passes what is new to the page's own handler. Answers the mode it
 // started in; onMode(mode, err) hears of it and of a later change.
-export async function follow(channel, { signal, onMessage, poll, interval = 2000, onMode } = {}) {
+// onReconnect() hears that the session was lost and made anew: the
+// notifications sent meanwhile are lost, and a page that keeps state
+// reads it again.
+export async function follow(channel, { signal, onMessage, poll, interval = 2000, onMode, onReconnect } = {}) {
   if (signal?.aborted) return POLLING;
   const polling = (err) => {
     onMode?.(POLLING, err);
@@ -274,8 +280,11 @@ export async function follow(channel, { signal, onMessage, poll, interval = 2000
     if (!signal?.aborted) polling(err);
   };
   c.onFail.add(failed);
+  const reconnected = () => onReconnect?.();
+  c.onReconnect.add(reconnected);
   signal?.addEventListener('abort', () => {
     c.onFail.delete(failed);
+    c.onReconnect.delete(reconnected);
     c.unsubscribe(channel, cb);
   }, { once: true });
   onMode?.(REALTIME);

@@ -110,9 +110,10 @@ export async function render(el, ctx) {
 const availability = (d) => badge(d.c8y_Availability?.status || 'UNKNOWN');
 const lastContact = (d) => time(d.c8y_Availability?.lastMessage || d.lwm2m?.lastUpdate);
 
-// live keeps the shown devices' availability and last contact current
-// from the realtime notifications of the tenant's devices (with none, the
-// list shows what it read, as a reload would).
+// live keeps the shown devices' availability and last contact current,
+// and drops deleted devices, from the realtime notifications of the
+// tenant's devices (with none, the list shows what it read, as a reload
+// would).
 async function live(results, signal) {
   const { follow } = await import('../lib/realtime.js');
   if (signal?.aborted) return;
@@ -121,8 +122,15 @@ async function live(results, signal) {
     onMode: (mode) => { results.dataset.live = mode; },
     onMessage: (m) => {
       const d = m?.data;
+      const rowOf = (id) => results.querySelector(`tr[data-device-id="${CSS.escape(String(id))}"]`);
+      // a deletion carries the device's ID alone; the pager's count stays
+      // as it was read until the list is paged
+      if (m?.realtimeAction === 'DELETE') {
+        rowOf(d)?.remove();
+        return;
+      }
       if (m?.realtimeAction !== 'UPDATE' || !d?.id) return;
-      const row = results.querySelector(`tr[data-device-id="${CSS.escape(String(d.id))}"]`);
+      const row = rowOf(d.id);
       if (!row) return;
       for (const [cls, render] of [['availability', availability], ['last-contact', lastContact]]) {
         const cell = row.querySelector(`td.${cls}`);

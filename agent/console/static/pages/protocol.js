@@ -63,7 +63,8 @@ export async function render(el, ctx) {
       show();
       const row = resources.querySelector(`tr[data-resource-id="${r.id}"]`);
       row?.classList.add('value-changed');
-      row?.querySelector('button')?.focus();
+      // the row is drawn anew: the focus returns to its button that opened the editor
+      (row?.querySelector(`button[aria-label^="${what === 'validation' ? 'Validation' : 'Functionalities'} of"]`) || row?.querySelector('button'))?.focus();
     }
   }
   show();

@@ -10,6 +10,8 @@ import { href } from '../../router.js';
 import { parseValue, checkRules, rulesText, typeHint, formatValue, writeCommand } from '../../lib/values.js';
 import { resultValues } from '../../lib/shell.js';
 
+// REFRESH_MS is how often the view is read again when the realtime
+// notifications are not available.
 const REFRESH_MS = 10000;
 
 export async function render(el, ctx) {
@@ -48,32 +50,71 @@ class ObjectsPage {
       h('span', { class: 'spacer' }), this.status), this.body);
     this.body.append(spinner('Loading the objects…'));
     await this.load();
-    this.poll();
+    this.live();
   }
 
-  // poll reads the view again now and then while the tab is shown, for
-  // values the device reports and operations created elsewhere.
-  poll() {
-    const tick = async () => {
-      if (this.ctx.signal.aborted) return;
-      if (document.visibilityState === 'visible') {
-        try {
-          await this.load();
-        } catch {
-          // shown in the status by load; the next tick tries again
-        }
-      }
-      this.timer = setTimeout(tick, REFRESH_MS);
+  // live keeps the values current as the device reports them: the
+  // agent's /lwm2mvalues/{id} notifications carry each changed path with
+  // its value and time (the agent sends at most one a second per
+  // device), and the device's operations tell when the panels change.
+  // Without the notifications, or after a session was lost, the view is
+  // read again (every REFRESH_MS while polling).
+  async live() {
+    const { follow, indicator } = await import('../../lib/realtime.js');
+    if (this.ctx.signal.aborted) return;
+    const mode = indicator(REFRESH_MS);
+    this.status.before(mode);
+    const signal = this.ctx.signal;
+    const reread = () => (document.visibilityState === 'visible' ? this.load().catch(() => {}) : undefined);
+    const modes = {};
+    const onMode = (which) => (m, err) => {
+      modes[which] = m;
+      const all = Object.values(modes);
+      mode.set(all.includes('polling') ? 'polling' : m, err);
+      this.el.dataset.live = mode.dataset.mode;
     };
-    this.timer = setTimeout(tick, REFRESH_MS);
-    this.ctx.signal.addEventListener('abort', () => clearTimeout(this.timer));
+    await follow(`/lwm2mvalues/${this.id}`, {
+      signal, interval: REFRESH_MS, poll: reread, onReconnect: reread, onMode: onMode('values'),
+      onMessage: (m) => this.applyValues(m?.data?.values),
+    });
+    await follow(`/operations/${this.id}`, {
+      signal, interval: REFRESH_MS, poll: async () => {}, onReconnect: reread, onMode: onMode('operations'),
+      onMessage: () => this.refreshSoon(300),
+    });
   }
 
-  // refreshSoon reads the view again shortly after an operation ended:
-  // the agent stores last known values within about a second.
-  refreshSoon() {
+  // applyValues shows the values a notification carries; a path the page
+  // does not show yet (a new instance, a resource instance) reads the view.
+  applyValues(values) {
+    if (!Array.isArray(values) || !this.view) return;
+    let unknown = false;
+    for (const v of values) {
+      const cell = this.cells.get(v.path);
+      if (cell && !cell.res.values) {
+        if (cell.res.time && v.time < cell.res.time) continue;
+        cell.res = { ...cell.res, value: v.value, time: v.time };
+        this.showValue(v.path, formatValue(v.value), v.time);
+        continue;
+      }
+      const parent = v.path.split('/').slice(0, 4).join('/');
+      const pc = this.cells.get(parent);
+      if (pc?.res.values && parent !== v.path) {
+        const id = Number(v.path.split('/')[4]);
+        const rest = pc.res.values.filter((x) => x.id !== id);
+        pc.res = { ...pc.res, values: [...rest, { id, value: v.value, time: v.time }].sort((a, b) => a.id - b.id) };
+        this.fillValue(pc, pc.res);
+        continue;
+      }
+      unknown = true;
+    }
+    if (unknown) this.refreshSoon(300);
+  }
+
+  // refreshSoon reads the view again shortly after a change of the
+  // device's operations (once for a burst of them).
+  refreshSoon(ms = 1300) {
     clearTimeout(this.soon);
-    this.soon = setTimeout(() => this.load().catch(() => {}), 1300);
+    this.soon = setTimeout(() => this.load().catch(() => {}), ms);
   }
 
   async load() {
@@ -439,6 +480,28 @@ class ObjectsPage {
     for (const r of this.body.querySelectorAll('tr.editor-row')) r.remove();
   }
 
+  // inlineEditor puts a form in a row under a resource's row: Cancel and
+  // Escape close it, and the focus returns to the button that opened it
+  // (found again by its label: the row may have been drawn anew).
+  inlineEditor(row, opener, f) {
+    const editor = h('tr', { class: 'editor-row' });
+    const label = opener?.getAttribute('aria-label');
+    const close = () => {
+      editor.remove();
+      const again = label && this.body.querySelector(`button[aria-label="${CSS.escape(label)}"]`);
+      (again || opener)?.focus();
+    };
+    editor.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        close();
+      }
+    });
+    editor.append(h('td', { colspan: 5 }, f(close)));
+    row.after(editor);
+    return editor;
+  }
+
   openEditor(inst, r, def, row) {
     this.closeEditors();
     const type = r.type || def?.type || 'STRING';
@@ -457,13 +520,12 @@ class ObjectsPage {
     inputs.push(valueField);
     const rules = rulesText(validation);
     const lookup = (p) => this.cells.get(p)?.res?.value;
-    const editor = h('tr', { class: 'editor-row' });
-    const f = form({
+    this.inlineEditor(row, row.querySelector('button[aria-label^="Write"]'), (close) => form({
       class: 'inline-form',
       fields: inputs,
       submitLabel: 'Write',
       busyLabel: 'Writing…',
-      extra: [h('button', { type: 'button', class: 'btn', onClick: () => { editor.remove(); row.querySelector('button[aria-label^="Write"]')?.focus(); } }, 'Cancel'),
+      extra: [h('button', { type: 'button', class: 'btn', onClick: close }, 'Cancel'),
         rules ? h('p', { class: 'rules' }, `Rules: ${rules}`) : null],
       onSubmit: async (v) => {
         let path = r.path;
@@ -488,11 +550,9 @@ class ObjectsPage {
             if (done.status === 'SUCCESSFUL' && (r.operations || 'R').includes('R')) this.run(inst.path, `read ${path}`).catch(() => {});
           },
         });
-        editor.remove();
+        close();
       },
-    });
-    editor.append(h('td', { colspan: 5 }, f));
-    row.after(editor);
+    }));
     valueField.input.focus();
     if (valueField.input.select) valueField.input.select();
   }
@@ -500,19 +560,16 @@ class ObjectsPage {
   openExecute(inst, r, row) {
     this.closeEditors();
     const args = field({ label: `Arguments of ${r.path}`, name: 'args', hint: 'optional, sent as written, e.g. 0=\'x\',1', autocomplete: 'off', spellcheck: 'false' });
-    const editor = h('tr', { class: 'editor-row' });
-    const f = form({
+    this.inlineEditor(row, row.querySelector('button[aria-label^="Execute"]'), (close) => form({
       class: 'inline-form',
       fields: [args],
       submitLabel: 'Execute',
-      extra: [h('button', { type: 'button', class: 'btn', onClick: () => editor.remove() }, 'Cancel')],
+      extra: [h('button', { type: 'button', class: 'btn', onClick: close }, 'Cancel')],
       onSubmit: async (v) => {
         await this.run(inst.path, `execute ${r.path}${v.args.trim() ? ` ${v.args.trim()}` : ''}`);
-        editor.remove();
+        close();
       },
-    });
-    editor.append(h('td', { colspan: 5 }, f));
-    row.after(editor);
+    }));
     args.input.focus();
   }
 
