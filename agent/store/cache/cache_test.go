@@ -220,6 +220,7 @@ func TestPassThroughConcerns(t *testing.T) {
 		"Retention": {"Expire"},
 		"DecodeBacklog": {"AppendDecodes", "DecodeBacklogStats", "ResumeDecodes", "SettleDecodes", "TakeDecodes",
 			"TakeExpiredDecodes"},
+		"References": {"AddChildReference", "ListChildren", "ParentsOf", "RemoveChildReference"},
 	}
 	for name, typ := range map[string]reflect.Type{
 		"Telemetry":       reflect.TypeFor[store.Telemetry](),
@@ -228,6 +229,7 @@ func TestPassThroughConcerns(t *testing.T) {
 		"Tenants":         reflect.TypeFor[store.Tenants](),
 		"Retention":       reflect.TypeFor[store.Retention](),
 		"DecodeBacklog":   reflect.TypeFor[store.DecodeBacklog](),
+		"References":      reflect.TypeFor[store.References](),
 	} {
 		var got []string
 		for i := range typ.NumMethod() {

@@ -24,6 +24,8 @@ type Engine struct {
 	// which the cache holds.
 	store.Retention
 	store.DecodeBacklog
+	// Child references change no device's endpoint, record or queue.
+	store.References
 	e store.Engine
 	c *Cache
 }

@@ -46,6 +46,9 @@ type Store struct {
 	binaries, binChunks *mongo.Collection
 	// the decode backlog (decodebacklog.go)
 	decodeValues, decodeGroups, decodeCounts *mongo.Collection
+	// child references (references.go), bulk operations and their
+	// devices (bulkops.go)
+	childRefs, bulkOps, bulkTargets *mongo.Collection
 
 	*shared // with every pool of this store (Pool)
 
@@ -95,6 +98,7 @@ func (s *Store) bind(client *mongo.Client) []string {
 		{&s.protocols, "deviceProtocols"}, {&s.postOperations, "postOperations"},
 		{&s.binaries, "binaries"}, {&s.binChunks, "binaryChunks"},
 		{&s.decodeValues, "decodeValues"}, {&s.decodeGroups, "decodeGroups"}, {&s.decodeCounts, "decodeCounts"},
+		{&s.childRefs, "childReferences"}, {&s.bulkOps, "bulkOperations"}, {&s.bulkTargets, "bulkTargets"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -233,6 +237,14 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.decodeValues, bson.D{{Key: "group", Value: 1}, {Key: "_id", Value: 1}}, false},
 		{s.decodeValues, bson.D{{Key: "decoder", Value: 1}, {Key: "queued", Value: 1}}, false},
 		{s.decodeGroups, bson.D{{Key: "decoder", Value: 1}, {Key: "nextTry", Value: 1}}, false},
+		// a parent's children in order, a child's parents
+		{s.childRefs, bson.D{{Key: "tenant", Value: 1}, {Key: "kind", Value: 1}, {Key: "parent", Value: 1}, {Key: "seq", Value: 1}}, false},
+		{s.childRefs, bson.D{{Key: "tenant", Value: 1}, {Key: "child", Value: 1}, {Key: "kind", Value: 1}, {Key: "seq", Value: 1}}, false},
+		// a tenant's bulk operations, the due ones, a bulk
+		// operation's operations by status
+		{s.bulkOps, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
+		{s.bulkOps, bson.D{{Key: "open", Value: 1}, {Key: "nextAt", Value: 1}}, false},
+		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: store.BulkOperationIDField, Value: 1}, {Key: "status", Value: 1}, {Key: "seq", Value: 1}}, false},
 	}
 	for _, r := range s.retentionIndexes() {
 		all = append(all, idx{r.c, r.keys, false})

@@ -152,6 +152,12 @@ var migrations = []string{
 
 	// 11: the raw values waiting for their decoders (decodebacklog.go).
 	schemaDecodeBacklog,
+
+	// 12: child references between managed objects (references.go).
+	schemaReferences,
+
+	// 13: bulk operations (bulkops.go).
+	schemaBulkOperations,
 }
 
 // migrate brings the schema to len(steps), each step in its own

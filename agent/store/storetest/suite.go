@@ -34,6 +34,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"Isolation", isolationCases},
 		{"Retention", retentionCases},
 		{"DecodeBacklog", decodeBacklogCases},
+		{"References", referenceCases},
+		{"BulkOperations", bulkCases},
 		{"Dumps", dumpCases(open)},
 	}
 	for _, g := range groups {
