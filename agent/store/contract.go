@@ -287,8 +287,9 @@ type BulkOperations interface {
 	// is -1 unless p.WithTotal.
 	ListBulkOperations(ctx context.Context, tenant string, p Page) ([]BulkOperation, int64, error)
 	// SetBulkStatus moves a bulk operation to CANCELED or DELETED (the
-	// others are the store's): a CANCELED or DELETED one is ErrInvalid,
-	// so that of two cancels one wins. It answers it as changed.
+	// others are the store's): canceling a CANCELED or DELETED one, or
+	// deleting a DELETED one, is ErrInvalid, so that of two cancels one
+	// wins. It answers it as changed.
 	SetBulkStatus(ctx context.Context, tenant, id, status string) (BulkOperation, error)
 	// DueBulkOperations lists, across tenants, the bulk operations that
 	// are ACTIVE or IN_PROGRESS with devices left and whose next

@@ -184,8 +184,12 @@ func (s *Store) SetBulkStatus(ctx context.Context, tenant, id, status string) (s
 	k := key(tenant, id)
 	defer s.lockEmbedded(&s.objMu, k)()
 	var d bulkDoc
+	from := bson.A{store.BulkDeleted}
+	if status == store.BulkCanceled {
+		from = append(from, store.BulkCanceled)
+	}
 	err := s.bulkOps.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: k}, {Key: "status", Value: bson.D{{Key: "$nin", Value: bson.A{store.BulkCanceled, store.BulkDeleted}}}}},
+		bson.D{{Key: "_id", Value: k}, {Key: "status", Value: bson.D{{Key: "$nin", Value: from}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: status}, {Key: "lastUpdated", Value: now()}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {

@@ -221,7 +221,7 @@ func (s *Store) SetBulkStatus(ctx context.Context, tenant, id, status string) (s
 	var b store.BulkOperation
 	err := s.db.Write(ctx, func(tx *Tx) error {
 		var err error
-		b, err = readBulk(tx.QueryRow("UPDATE bulk_operations SET status = ?, last_updated = ? WHERE seq = ? AND tenant = ? AND status NOT IN ('CANCELED', 'DELETED') RETURNING "+bulkColumns,
+		b, err = readBulk(tx.QueryRow("UPDATE bulk_operations SET status = ?1, last_updated = ?2 WHERE seq = ?3 AND tenant = ?4 AND status <> 'DELETED' AND (?1 = 'DELETED' OR status <> 'CANCELED') RETURNING "+bulkColumns,
 			status, nowMilli().UnixMilli(), seq, tenant))
 		if err == nil || !errors.Is(notFound(err, ""), store.ErrNotFound) {
 			return err

@@ -180,6 +180,12 @@ func testBulkCancel(t *testing.T, s store.Engine) {
 	if ids := must(s.BulkOperationIDs(ctx, "a", b.ID, store.OpPending, 10)); !slices.Equal(ids, []string{op.ID}) {
 		t.Errorf("pending operations %v, want [%s]", ids, op.ID)
 	}
+	if got := must(s.SetBulkStatus(ctx, "a", b.ID, store.BulkDeleted)); got.Status != store.BulkDeleted {
+		t.Errorf("deleted after the cancel: %s", got.Status)
+	}
+	if _, err := s.SetBulkStatus(ctx, "a", b.ID, store.BulkDeleted); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("deleted again: %v, want ErrInvalid", err)
+	}
 	if _, err := s.SetBulkStatus(ctx, "a", "999999", store.BulkCanceled); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("cancel of a missing one: %v, want ErrNotFound", err)
 	}
