@@ -72,6 +72,7 @@ type Config struct {
 	Store         store.Engine
 	Models        ModelSource        // may be nil: every resource is then "raw"
 	Ops           OperationRunner    // may be nil: operations stay PENDING
+	Bulk          BulkScheduler      // may be nil: a new bulk operation waits for the scheduler's poll
 	Registrations RegistrationSource // may be nil
 	Security      SecurityChanges    // may be nil: live registrations outlast a change of keys or a deletion
 	// Protocols serves the device protocols; nil makes one over Store.
@@ -237,6 +238,7 @@ func (a *API) routes() {
 	auth("GET /inventory/managedObjects/{id}", a.getManagedObject)
 	auth("PUT /inventory/managedObjects/{id}", a.updateManagedObject)
 	auth("DELETE /inventory/managedObjects/{id}", a.deleteManagedObject)
+	a.referenceRoutes(auth)
 
 	auth("GET /identity/externalIds/{type}/{externalId}", a.getExternalID)
 	auth("DELETE /identity/externalIds/{type}/{externalId}", a.deleteExternalID)
@@ -256,6 +258,7 @@ func (a *API) routes() {
 	auth("POST /devicecontrol/operations", a.createOperations)
 	auth("GET /devicecontrol/operations", a.listOperations)
 	auth("GET /devicecontrol/operations/{id}", a.getOperation)
+	a.bulkOperationRoutes(auth)
 
 	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)
 	auth("GET /lwm2m/devices/{id}/audit", a.audit)

@@ -42,7 +42,9 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 	frags := map[string]any{}
 	for k, v := range body {
 		switch k {
-		case "deviceId", "c8y_Command", "status", "id", "creationTime", "failureReason", "attempts", "self":
+		// bulkOperationId is the agent's to set: it counts the operation
+		// in the bulk operation's progress
+		case "deviceId", "c8y_Command", "status", "id", "creationTime", "failureReason", "attempts", "self", store.BulkOperationIDField:
 		default:
 			frags[k] = store.JSONNumbers(v)
 		}
@@ -81,16 +83,8 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 			ops = append(ops, store.Operation{DeviceID: deviceID, HasCommand: true, Text: c.Raw, Fragments: frags})
 		}
 	} else if fw, ok := body["c8y_Firmware"].(map[string]any); ok {
-		for _, k := range []string{"name", "version", "url"} {
-			if s, _ := fw[k].(string); strings.TrimSpace(s) == "" {
-				writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "c8y_Firmware."+k+" is required (a string)")
-				return
-			}
-		}
-		// checked as the shell checks fwupdate's URL
-		url, _ := fw["url"].(string)
-		if msg := firmwareURLProblem(url); msg != "" {
-			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "c8y_Firmware.url: "+msg)
+		if msg := firmwareFragmentProblem(fw); msg != "" {
+			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", msg)
 			return
 		}
 		// the same firmware update as fwupdate: the runner reads it from
@@ -138,6 +132,22 @@ func (a *API) listOperations(w http.ResponseWriter, r *http.Request, u store.Use
 func (a *API) getOperation(w http.ResponseWriter, r *http.Request, u store.User) {
 	op, err := a.cfg.Store.GetOperation(r.Context(), u.Tenant, r.PathValue("id"))
 	answerOne(a, w, r, "devicecontrol", op, err, opJSON)
+}
+
+// firmwareFragmentProblem says why an operation's c8y_Firmware cannot
+// update a device, "" when it can.
+func firmwareFragmentProblem(fw map[string]any) string {
+	for _, k := range []string{"name", "version", "url"} {
+		if s, _ := fw[k].(string); strings.TrimSpace(s) == "" {
+			return "c8y_Firmware." + k + " is required (a string)"
+		}
+	}
+	// checked as the shell checks fwupdate's URL
+	url, _ := fw["url"].(string)
+	if msg := firmwareURLProblem(url); msg != "" {
+		return "c8y_Firmware.url: " + msg
+	}
+	return ""
 }
 
 // firmwareURLProblem says why a firmware update's URL cannot be sent to a

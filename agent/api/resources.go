@@ -101,17 +101,39 @@ func (a *API) createManagedObject(w http.ResponseWriter, r *http.Request, u stor
 		return
 	}
 	name, typ, frags := splitBody(body)
+	if !a.checkFirmware(w, r, u, typ, name, true, frags) {
+		return
+	}
 	mo, err := a.cfg.Store.CreateManagedObject(r.Context(), u.Tenant, store.ManagedObject{Name: name, Type: typ, Fragments: frags})
 	if err != nil {
 		a.storeError(w, r, "inventory", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, moJSON(r, mo))
+	a.answerObject(w, r, u, http.StatusCreated, mo)
+}
+
+// checkFirmware answers 422 for a firmware repository object that lacks
+// what it needs (firmwareProblem); false when it answered.
+func (a *API) checkFirmware(w http.ResponseWriter, r *http.Request, u store.User, typ, name string, nameSet bool, frags map[string]any) bool {
+	msg, err := a.firmwareProblem(r.Context(), u.Tenant, typ, name, r.Method == http.MethodPost, nameSet, frags)
+	if err != nil {
+		a.storeError(w, r, "inventory", err)
+		return false
+	}
+	if msg != "" {
+		writeError(w, r, http.StatusUnprocessableEntity, "inventory/unprocessable", msg)
+		return false
+	}
+	return true
 }
 
 func (a *API) getManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
 	mo, err := a.cfg.Store.GetManagedObject(r.Context(), u.Tenant, r.PathValue("id"))
-	answerOne(a, w, r, "inventory", mo, err, moJSON)
+	if err != nil {
+		a.storeError(w, r, "inventory", err)
+		return
+	}
+	a.answerObject(w, r, u, http.StatusOK, mo)
 }
 
 func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u store.User) {
@@ -128,6 +150,25 @@ func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u stor
 		}
 	}
 	id := r.PathValue("id")
+	if _, fw := body[store.FirmwareType]; fw || body["type"] != nil || body["name"] != nil {
+		// a firmware repository object keeps what it needs
+		cur, err := a.cfg.Store.GetManagedObject(r.Context(), u.Tenant, id)
+		if err != nil {
+			a.storeError(w, r, "inventory", err)
+			return
+		}
+		typ, name := cur.Type, cur.Name
+		if t, ok := body["type"].(string); ok {
+			typ = t
+		}
+		n, nameSet := body["name"].(string)
+		if nameSet {
+			name = n
+		}
+		if !a.checkFirmware(w, r, u, typ, name, nameSet, body) {
+			return
+		}
+	}
 	var awake *store.DeviceRegistration
 	if v, ok := body[registry.ParamAwakeTime]; ok {
 		// The awake time is a registration parameter too: operations are
@@ -151,7 +192,7 @@ func (a *API) updateManagedObject(w http.ResponseWriter, r *http.Request, u stor
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, moJSON(r, mo))
+	a.answerObject(w, r, u, http.StatusOK, mo)
 }
 
 // deleteManagedObject deletes the object; a device's live registrations

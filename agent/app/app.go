@@ -18,6 +18,7 @@ import (
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/api"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bootstrap"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/bulkops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/coapfront"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/console"
@@ -55,6 +56,8 @@ type Agent struct {
 	Ops       *ops.Runner
 	// PostOps queues the tenants' post-registration operations.
 	PostOps *ops.PostOps
+	// Bulk creates the operations of bulk operations.
+	Bulk *bulkops.Scheduler
 	// Retention expires the history by the configured maximum ages.
 	Retention *retention.Runner
 	Values    *session.ValueWriter
@@ -299,6 +302,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	a.Protocols.OnChange(a.Ops.ProtocolsChanged)
 	a.PostOps = ops.NewPostOps(ops.PostOpsConfig{Store: st, Logger: log})
 	hooks.SetPostOps(a.PostOps)
+	a.Bulk = bulkops.New(bulkops.Config{Store: st, Runner: a.Ops, Logger: log})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -344,7 +348,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if err != nil {
 		return fail(err)
 	}
-	h := api.New(api.Config{Store: apiStore, Console: web, Models: a.Protocols, Ops: a.Ops, Protocols: a.Protocols, Plugins: pluginNames, Metrics: reg, Logger: log, Security: hooks,
+	h := api.New(api.Config{Store: apiStore, Console: web, Models: a.Protocols, Ops: a.Ops, Bulk: a.Bulk, Protocols: a.Protocols, Plugins: pluginNames, Metrics: reg, Logger: log, Security: hooks,
 		PluginStatus:      pluginStatus{a.Plugins, a.Decoder},
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
 		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
@@ -389,6 +393,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	run("operations", func() error { a.Ops.Run(ctx); return nil })
 	run("post-registration operations", func() error { a.PostOps.Run(ctx); return nil })
+	run("bulk operations", func() error { a.Bulk.Run(ctx); return nil })
 	run("automatic observations", func() error { a.Pipeline.RunObservers(ctx); return nil })
 	if a.Decoder != nil {
 		run("decoders", func() error { a.Decoder.Run(ctx); return nil })

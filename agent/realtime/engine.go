@@ -152,6 +152,16 @@ func (e *engine) CreateOperations(ctx context.Context, tenant string, ops []stor
 	return got, err
 }
 
+// CreateBulkStep creates an operation as CreateOperations does; a step
+// that passed over a deleted device created none.
+func (e *engine) CreateBulkStep(ctx context.Context, tenant string, b store.BulkOperation, next time.Time) (store.Operation, error) {
+	op, err := e.Engine.CreateBulkStep(ctx, tenant, b, next)
+	if err == nil && op.ID != "" {
+		e.announce(tenant, kindOperation, actionCreate, op.DeviceID, op.ID, op)
+	}
+	return op, err
+}
+
 func (e *engine) SetStatus(ctx context.Context, tenant, id, status, result, failureReason string) error {
 	err := e.Engine.SetStatus(ctx, tenant, id, status, result, failureReason)
 	if err == nil {

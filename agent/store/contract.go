@@ -278,8 +278,64 @@ type DecodeBacklog interface {
 	DecodeBacklogStats(ctx context.Context) ([]DecodeBacklogStat, error)
 }
 
+// References are the child references between managed objects of a
+// tenant (references.go): a group's child assets, a firmware's versions
+// as child additions. A reference joins two objects of one tenant and
+// goes when either object is deleted.
+type References interface {
+	// AddChildReference makes child a child of parent by a reference of
+	// kind; adding one that is there already changes nothing. A parent
+	// or child that is not an object of the tenant is ErrNotFound, an
+	// unknown kind or an object its own child ErrInvalid.
+	AddChildReference(ctx context.Context, tenant, kind, parent, child string) error
+	// RemoveChildReference removes it; ErrNotFound if there is none.
+	RemoveChildReference(ctx context.Context, tenant, kind, parent, child string) error
+	// ListChildren lists the children of parent by kind, as objects, in
+	// the order they were added; total is -1 unless p.WithTotal.
+	ListChildren(ctx context.Context, tenant, kind, parent string, p Page) ([]ManagedObject, int64, error)
+	// ParentsOf lists the ids of the objects that child is a child of by
+	// kind, in the order the references were added, at most limit.
+	ParentsOf(ctx context.Context, tenant, kind, child string, limit int) ([]string, error)
+}
+
+// BulkOperations are the bulk operations (bulkops.go) and the creation
+// of their operations, one device at a time, by any number of
+// schedulers (agents on one MongoDB) without a device getting two.
+type BulkOperations interface {
+	// CreateBulkOperation stores b with a fresh id, its Targets (at
+	// least one), Position 0 and NextAt its StartDate, ACTIVE.
+	CreateBulkOperation(ctx context.Context, tenant string, b BulkOperation) (BulkOperation, error)
+	GetBulkOperation(ctx context.Context, tenant, id string) (BulkOperation, error)
+	// ListBulkOperations lists the tenant's bulk operations by id; total
+	// is -1 unless p.WithTotal.
+	ListBulkOperations(ctx context.Context, tenant string, p Page) ([]BulkOperation, int64, error)
+	// SetBulkStatus moves a bulk operation to CANCELED or DELETED (the
+	// others are the store's): canceling a CANCELED or DELETED one, or
+	// deleting a DELETED one, is ErrInvalid, so that of two cancels one
+	// wins. It answers it as changed.
+	SetBulkStatus(ctx context.Context, tenant, id, status string) (BulkOperation, error)
+	// DueBulkOperations lists, across tenants, the bulk operations that
+	// are ACTIVE or IN_PROGRESS with devices left and whose next
+	// operation is due at now, earliest first, at most limit.
+	DueBulkOperations(ctx context.Context, now time.Time, limit int) ([]TenantBulkOperation, error)
+	// CreateBulkStep claims the device at b.Position, as the caller read
+	// it, and creates its operation (b.StepOperation): the position
+	// moves to b.Position+1, the status to IN_PROGRESS and NextAt to
+	// next. Only one of concurrent claims of one position succeeds; the
+	// others, and a claim of a bulk operation that moved on or stopped
+	// meanwhile, are ErrConflict and create nothing. A claim whose
+	// creator died before the operation was stored is finished by the
+	// next claim, so that no device is skipped or served twice.
+	CreateBulkStep(ctx context.Context, tenant string, b BulkOperation, next time.Time) (Operation, error)
+	// BulkOperationIDs lists the ids of the operations of bulk operation
+	// id in status, in creation order, at most limit.
+	BulkOperationIDs(ctx context.Context, tenant, id, status string, limit int) ([]string, error)
+}
+
 // Engine is a whole store: every concern, and Close.
 type Engine interface {
+	References
+	BulkOperations
 	Devices
 	Identities
 	Registrations

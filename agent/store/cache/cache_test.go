@@ -221,6 +221,7 @@ func TestPassThroughConcerns(t *testing.T) {
 		"DecodeBacklog": {"AppendDecodes", "DecodeBacklogStats", "ResumeDecodes", "SettleDecodes", "TakeDecodes",
 			"TakeExpiredDecodes"},
 		"FirmwareGrants": {"DeleteFirmwareGrant", "ExpiredFirmwareGrants", "FirmwareGrant", "PutFirmwareGrant", "RevokeFirmwareGrants"},
+		"References":     {"AddChildReference", "ListChildren", "ParentsOf", "RemoveChildReference"},
 	}
 	for name, typ := range map[string]reflect.Type{
 		"Telemetry":       reflect.TypeFor[store.Telemetry](),
@@ -230,6 +231,7 @@ func TestPassThroughConcerns(t *testing.T) {
 		"Retention":       reflect.TypeFor[store.Retention](),
 		"DecodeBacklog":   reflect.TypeFor[store.DecodeBacklog](),
 		"FirmwareGrants":  reflect.TypeFor[store.FirmwareGrants](),
+		"References":      reflect.TypeFor[store.References](),
 	} {
 		var got []string
 		for i := range typ.NumMethod() {

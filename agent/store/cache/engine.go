@@ -27,6 +27,8 @@ type Engine struct {
 	// Firmware grants are read once per transfer and cached by the
 	// firmware service, which owns their expiry.
 	store.FirmwareGrants
+	// Child references change no device's endpoint, record or queue.
+	store.References
 	e store.Engine
 	c *Cache
 }

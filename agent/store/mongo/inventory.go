@@ -300,6 +300,9 @@ func (s *Store) removeDevice(ctx context.Context, tenant, id string, r store.Dev
 		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: store.OpFailed}, {Key: "failureReason", Value: store.FailureDeviceDeleted}, {Key: "lastUpdated", Value: now()}}}}); err != nil {
 		return gone, fmt.Errorf("remove device %s: fail its operations: %w", id, err)
 	}
+	if err := s.deleteReferencesOf(ctx, tenant, id); err != nil {
+		return gone, fmt.Errorf("remove device %s: %w", id, err)
+	}
 	for _, c := range []*mongo.Collection{s.values, s.opQueues, s.objects, s.deviceRegs} {
 		if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: key(tenant, id)}}); err != nil {
 			return gone, fmt.Errorf("remove device %s: %s: %w", id, c.Name(), err)

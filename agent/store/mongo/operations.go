@@ -93,21 +93,7 @@ func (s *Store) CreateOperations(ctx context.Context, tenant string, ops []store
 	byDevice := map[string][]string{}
 	var devices []string
 	for i, op := range ops {
-		op.ID = strconv.FormatInt(ids[i], 10)
-		op.Status, op.CreationTime, op.LastUpdated = store.OpPending, t, t
-		op.Result, op.FailureReason, op.Attempts = "", "", 0
-		if op.Fragments == nil {
-			op.Fragments = map[string]any{}
-		}
-		d := bson.D{
-			{Key: "_id", Value: key(tenant, op.ID)}, {Key: "id", Value: op.ID}, {Key: "tenant", Value: tenant},
-			{Key: "seq", Value: ids[i]}, {Key: "deviceId", Value: op.DeviceID}, {Key: "status", Value: op.Status},
-			{Key: "creationTime", Value: t}, {Key: "lastUpdated", Value: t}, {Key: "attempts", Value: 0},
-		}
-		if op.HasCommand {
-			d = append(d, bson.E{Key: "c8y_Command", Value: bson.D{{Key: "text", Value: op.Text}}})
-		}
-		docs[i] = flatDoc(d, op.Fragments, opFixed)
+		docs[i] = newOpDoc(tenant, &op, ids[i], t)
 		out[i] = op
 		if _, ok := byDevice[op.DeviceID]; !ok {
 			devices = append(devices, op.DeviceID)
@@ -123,6 +109,26 @@ func (s *Store) CreateOperations(ctx context.Context, tenant string, ops []store
 		}
 	}
 	return out, nil
+}
+
+// newOpDoc is the document of a new operation op with the number seq,
+// PENDING since t, and sets what the store set of op.
+func newOpDoc(tenant string, op *store.Operation, seq int64, t time.Time) bson.D {
+	op.ID = strconv.FormatInt(seq, 10)
+	op.Status, op.CreationTime, op.LastUpdated = store.OpPending, t, t
+	op.Result, op.FailureReason, op.Attempts = "", "", 0
+	if op.Fragments == nil {
+		op.Fragments = map[string]any{}
+	}
+	d := bson.D{
+		{Key: "_id", Value: key(tenant, op.ID)}, {Key: "id", Value: op.ID}, {Key: "tenant", Value: tenant},
+		{Key: "seq", Value: seq}, {Key: "deviceId", Value: op.DeviceID}, {Key: "status", Value: op.Status},
+		{Key: "creationTime", Value: t}, {Key: "lastUpdated", Value: t}, {Key: "attempts", Value: 0},
+	}
+	if op.HasCommand {
+		d = append(d, bson.E{Key: "c8y_Command", Value: bson.D{{Key: "text", Value: op.Text}}})
+	}
+	return flatDoc(d, op.Fragments, opFixed)
 }
 
 // CreateOperation stores one PENDING operation.

@@ -48,6 +48,9 @@ type Store struct {
 	decodeValues, decodeGroups, decodeCounts *mongo.Collection
 	// the firmware grants (fwgrants.go)
 	fwGrants *mongo.Collection
+	// child references (references.go), bulk operations and their
+	// devices (bulkops.go)
+	childRefs, bulkOps, bulkTargets *mongo.Collection
 
 	*shared // with every pool of this store (Pool)
 
@@ -98,6 +101,7 @@ func (s *Store) bind(client *mongo.Client) []string {
 		{&s.binaries, "binaries"}, {&s.binChunks, "binaryChunks"},
 		{&s.decodeValues, "decodeValues"}, {&s.decodeGroups, "decodeGroups"}, {&s.decodeCounts, "decodeCounts"},
 		{&s.fwGrants, "firmwareGrants"},
+		{&s.childRefs, "childReferences"}, {&s.bulkOps, "bulkOperations"}, {&s.bulkTargets, "bulkTargets"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -239,6 +243,14 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		// firmware grants: revoked by operation, swept by expiry
 		{s.fwGrants, bson.D{{Key: "tenant", Value: 1}, {Key: "operation", Value: 1}}, false},
 		{s.fwGrants, bson.D{{Key: "expires", Value: 1}}, false},
+		// a parent's children in order, a child's parents
+		{s.childRefs, bson.D{{Key: "tenant", Value: 1}, {Key: "kind", Value: 1}, {Key: "parent", Value: 1}, {Key: "seq", Value: 1}}, false},
+		{s.childRefs, bson.D{{Key: "tenant", Value: 1}, {Key: "child", Value: 1}, {Key: "kind", Value: 1}, {Key: "seq", Value: 1}}, false},
+		// a tenant's bulk operations, the due ones, a bulk
+		// operation's operations by status
+		{s.bulkOps, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
+		{s.bulkOps, bson.D{{Key: "open", Value: 1}, {Key: "nextAt", Value: 1}}, false},
+		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: store.BulkOperationIDField, Value: 1}, {Key: "status", Value: 1}, {Key: "seq", Value: 1}}, false},
 	}
 	for _, r := range s.retentionIndexes() {
 		all = append(all, idx{r.c, r.keys, false})

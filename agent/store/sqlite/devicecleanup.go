@@ -14,4 +14,5 @@ package sqlite
 var deviceCleanup = []func(tx *Tx, tenant, device string) error{
 	deleteValuesOf,
 	failOperationsOf,
+	deleteReferencesOf,
 }

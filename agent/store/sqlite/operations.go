@@ -150,21 +150,9 @@ func (s *Store) CreateOperations(ctx context.Context, tenant string, ops []store
 	out := make([]store.Operation, len(ops))
 	docs := make([]string, len(ops))
 	for i, op := range ops {
-		if err := checkFragments(op.Fragments); err != nil {
-			return nil, err
-		}
-		frags := make(map[string]any, len(op.Fragments))
-		for k, v := range op.Fragments {
-			if !opFixed[k] && !reserved[k] {
-				frags[k] = v
-			}
-		}
-		doc, err := marshal("operation fragments", frags)
+		doc, err := encodeOp(&op)
 		if err != nil {
 			return nil, err
-		}
-		if op.Fragments, err = opFragments(doc); err != nil {
-			return nil, fmt.Errorf("create operations: %w", err)
 		}
 		docs[i], out[i] = doc, op
 	}
@@ -184,33 +172,62 @@ func (s *Store) CreateOperations(ctx context.Context, tenant string, ops []store
 				}
 				checked[op.DeviceID] = true
 			}
-			seq, err := nextID(tx)
-			if err != nil {
+			if err := insertOp(tx, tenant, op, docs[i], now); err != nil {
 				return err
 			}
-			text := ""
-			if op.HasCommand {
-				text = op.Text
-			}
-			_, err = tx.Exec(`INSERT INTO operations (seq, tenant, device, status, creation_time, last_updated,
-					has_command, text, result, failure_reason, attempts, fragments)
-				VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, '', '', 0, ?)`,
-				seq, tenant, op.DeviceID, now.UnixMilli(), now.UnixMilli(), op.HasCommand, text, docs[i])
-			if err != nil {
-				return err
-			}
-			op.ID = strconv.FormatInt(seq, 10)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create operations: %w", err)
 	}
-	for i := range out {
-		out[i].Status, out[i].CreationTime, out[i].LastUpdated = store.OpPending, now, now
-		out[i].Result, out[i].FailureReason, out[i].Attempts = "", "", 0
-	}
 	return out, nil
+}
+
+// encodeOp checks and encodes the fragments of a new operation, and
+// sets op's to what a read will return.
+func encodeOp(op *store.Operation) (string, error) {
+	if err := checkFragments(op.Fragments); err != nil {
+		return "", err
+	}
+	frags := make(map[string]any, len(op.Fragments))
+	for k, v := range op.Fragments {
+		if !opFixed[k] && !reserved[k] {
+			frags[k] = v
+		}
+	}
+	doc, err := marshal("operation fragments", frags)
+	if err != nil {
+		return "", err
+	}
+	if op.Fragments, err = opFragments(doc); err != nil {
+		return "", fmt.Errorf("create operations: %w", err)
+	}
+	return doc, nil
+}
+
+// insertOp stores op PENDING with the next id and the fragments doc
+// (encodeOp), and sets what the store set of it.
+func insertOp(tx *Tx, tenant string, op *store.Operation, doc string, now time.Time) error {
+	seq, err := nextID(tx)
+	if err != nil {
+		return err
+	}
+	text := ""
+	if op.HasCommand {
+		text = op.Text
+	}
+	_, err = tx.Exec(`INSERT INTO operations (seq, tenant, device, status, creation_time, last_updated,
+			has_command, text, result, failure_reason, attempts, fragments)
+		VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, '', '', 0, ?)`,
+		seq, tenant, op.DeviceID, now.UnixMilli(), now.UnixMilli(), op.HasCommand, text, doc)
+	if err != nil {
+		return err
+	}
+	op.ID = strconv.FormatInt(seq, 10)
+	op.Status, op.CreationTime, op.LastUpdated = store.OpPending, now, now
+	op.Result, op.FailureReason, op.Attempts = "", "", 0
+	return nil
 }
 
 // CreateOperation stores one PENDING operation.

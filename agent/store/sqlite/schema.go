@@ -155,6 +155,11 @@ var migrations = []string{
 
 	// 12: the firmware grants (fwgrants.go).
 	schemaFirmwareGrants,
+	// 13: child references between managed objects (references.go).
+	schemaReferences,
+
+	// 14: bulk operations (bulkops.go).
+	schemaBulkOperations,
 }
 
 // migrate brings the schema to len(steps), each step in its own

@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"Retention", retentionCases},
 		{"DecodeBacklog", decodeBacklogCases},
 		{"FirmwareGrants", firmwareGrantCases},
+		{"References", referenceCases},
+		{"BulkOperations", bulkCases},
 		{"Dumps", dumpCases(open)},
 	}
 	for _, g := range groups {
