@@ -94,6 +94,7 @@ type Device struct {
 	fw          FirmwareConfig // DeviceConfig.Firmware, else Config.Firmware
 	pull        pullState
 	push        pushState
+	pushStalled bool   // FirmwareConfig.StallAfter took effect, once for good
 	bsTimer     *timer // bootstrap timeout, then closing the bootstrap connection
 
 	// Config.Objects: a timer per valueGroup, the measurements taken of

@@ -86,10 +86,10 @@ type FirmwareConfig struct {
 	// the Package URI is written), 8 update failed (when Update runs:
 	// State back to Downloaded). 0 fails nothing.
 	Fail int64
-	// StallAfter makes the device go out of reach in the middle of a
-	// push: the first block past this many bytes, and each copy of it,
-	// goes unanswered; the device keeps what it had, so the server can
-	// resume with that block. 0 never stalls.
+	// StallAfter makes the device go out of reach in the middle of its
+	// first push: the first block past this many bytes, and each copy of
+	// it, goes unanswered; the device keeps what it had, so the server
+	// can resume with that block. 0 never stalls.
 	StallAfter int64
 	// KeepProgress keeps a transfer under way across a reboot (Reboot, or
 	// an Execute of /3/0/4): a push may resume where it was and a pull

@@ -27,9 +27,8 @@ type pushState struct {
 	got    int64 // bytes received, in order
 	size   int64 // the size the server announced (Size1), else -1
 	// stallTok is the token of the block the device does not answer
-	// (FirmwareConfig.StallAfter); stalled once it went unanswered.
+	// (FirmwareConfig.StallAfter).
 	stallTok string
-	stalled  bool
 	// the last block answered, for its retransmissions
 	lastMID   int32
 	lastCode  codes.Code
@@ -138,8 +137,8 @@ func (d *Device) pushBlockLocked(m *pool.Message, opt uint32) (pushAnswer, []nod
 		return refused(codes.RequestEntityIncomplete), changed
 	}
 	tok := string(m.Token())
-	if d.push.stallTok == tok || (d.fw.StallAfter > 0 && !d.push.stalled && end > d.fw.StallAfter) {
-		d.push.stallTok, d.push.stalled = tok, true
+	if d.push.stallTok == tok || (d.fw.StallAfter > 0 && !d.pushStalled && end > d.fw.StallAfter) {
+		d.push.stallTok, d.pushStalled = tok, true
 		d.recordLocked(Request{Time: time.Now(), Method: m.Code().String(), Path: pathFwPackage.String(), Wakeup: d.wakeups})
 		return pushAnswer{drop: true}, changed
 	}
