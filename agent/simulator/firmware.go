@@ -206,7 +206,6 @@ const fwStep = time.Second
 
 var (
 	pathFwPackage = node.ResourcePath(objFirmware, 0, resFwPackage)
-	pathFwURI     = node.ResourcePath(objFirmware, 0, resFwURI)
 	pathFwState   = node.ResourcePath(objFirmware, 0, resFwState)
 	pathFwResult  = node.ResourcePath(objFirmware, 0, resFwResult)
 	pathFwName    = node.ResourcePath(objFirmware, 0, resFwName)

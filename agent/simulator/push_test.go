@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,12 +71,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func fwValue(d *Device, r uint16) int64 {
 	v, _ := d.Value(node.ResourcePath(objFirmware, 0, r))
 	return v.Int
-}
-
-// fwStates records the firmware states the device went through.
-type fwStates struct {
-	mu   sync.Mutex
-	seen []int64
 }
 
 func push(t *testing.T, s *lwm2m.Server, pkg []byte, from int64, progress func(int64)) error {
