@@ -193,3 +193,22 @@ func TestSimulateObjectsFile(t *testing.T) {
 		t.Fatalf("--ddf: %v\n%s", err, out)
 	}
 }
+
+// The firmware flags reach the simulator, which refuses what cannot work
+// before any device starts.
+func TestSimulateFirmwareFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--fw-delivery", "mail"}, `firmware delivery: "mail" is not pull, push or both`},
+		{[]string{"--fw-protocols", "coap,ftp"}, `firmware protocols: "ftp" is not one of coap, coaps, http, https`},
+		{[]string{"--fw-fail", "12"}, "firmware fail: 12 is not an Update Result from 2 to 9"},
+		{[]string{"--fw-block-size", "100"}, "firmware block size: 100 is not a power of two from 16 to 1024"},
+	} {
+		_, err := runSimulate(t, append([]string{"--server", closedPort(t)}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -111,6 +111,9 @@ type Config struct {
 	// it answers at once (DefaultPackageWorkers).
 	Packages       PackageHandler
 	PackageWorkers int
+	// PushBlockSize is the largest block WritePackage sends, a power of
+	// two from 16 to 1024 (DefaultPushBlockSize).
+	PushBlockSize int
 }
 
 // withDefaults returns cfg with every zero field set to its default, or an
@@ -197,6 +200,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	var err error
 	if cfg.Blockwise, err = cfg.Blockwise.Resolve(cfg.BlockwiseTimeout, cfg.Refused); err != nil {
 		return cfg, fmt.Errorf("lwm2m config: %w", err)
+	}
+	if cfg.PushBlockSize == 0 {
+		cfg.PushBlockSize = DefaultPushBlockSize
+	}
+	if szx, ok := szxOf(cfg.PushBlockSize, 0); !ok || int(szx.Size()) != cfg.PushBlockSize {
+		return cfg, fmt.Errorf("lwm2m config: pushBlockSize: %d is not a power of two from 16 to 1024", cfg.PushBlockSize)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -108,6 +108,8 @@ type Server struct {
 	// the package requests answered at once (packages.go)
 	packageSlots chan struct{}
 	packageWG    sync.WaitGroup
+	pushing sync.Map // endpoints with a WritePackage under way
+	blocks  blockAnswers
 }
 
 // CauseRegisterRate counts the Registers refused by
@@ -938,8 +940,10 @@ func (s *Server) monitorSecure(cc *udpClient.Conn, m *pool.Message) (bool, error
 // listens, and drops it. It drops an RST that is not empty: go-coap
 // would hand one with a request code to the handlers as a request. It
 // refuses block-wise bodies beyond the limits before go-coap buffers
-// them.
+// them. It records the answers to the blocks of package pushes
+// (blockAnswers).
 func (s *Server) monitor(cc *udpClient.Conn, m *pool.Message) (bool, error) {
+	s.blocks.capture(m)
 	if malformedReset(m) {
 		return true, nil
 	}

@@ -80,7 +80,7 @@ func (d *Device) afterWriteLocked(changed []node.Path) (uint8, []node.Path) {
 			more = append(more, d.startDownloadLocked(v.Str)...)
 		case p.Object == objFirmware && p.Resource == resFwPackage:
 			v, _ := d.tree.value(p, time.Time{})
-			more = append(more, d.firmwarePackageLocked(len(v.Bytes) > 0)...)
+			more = append(more, d.firmwarePackageLocked(v.Bytes)...)
 		}
 	}
 	return work, more
@@ -116,6 +116,9 @@ func (d *Device) executeLocked(p node.Path, now time.Time) ([]node.Path, uint8, 
 			return nil, 0, refuse(codes.MethodNotAllowed, "%v", err)
 		}
 		return changed, 0, nil
+	case p.Object == objFirmware && p.Resource == resFwCancel:
+		changed, err := d.executeCancelLocked()
+		return changed, 0, err
 	case p.Object == objTemperature && p.Resource == resTempReset:
 		v, ok := d.tree.value(node.ResourcePath(objTemperature, p.Instance, resTempValue), now)
 		if !ok {
@@ -135,6 +138,7 @@ const rebootDelay = time.Second
 // registration, which the device makes anew when the reboot is over.
 func (d *Device) rebootingLocked() {
 	d.epoch++
+	d.firmwareRebootLocked()
 	d.dropObservationsLocked()
 	d.attrs = nil
 	d.setRegisteredLocked(false)

@@ -100,13 +100,16 @@ const (
 
 	resConnRSSI = 2
 
-	resFwPackage = 0
-	resFwURI     = 1
-	resFwUpdate  = 2
-	resFwState   = 3
-	resFwResult  = 5
-	resFwName    = 6
-	resFwVersion = 7
+	resFwPackage   = 0
+	resFwURI       = 1
+	resFwUpdate    = 2
+	resFwState     = 3
+	resFwResult    = 5
+	resFwName      = 6
+	resFwVersion   = 7
+	resFwProtocols = 8
+	resFwDelivery  = 9
+	resFwCancel    = 10
 
 	resTempValue = 5700
 	resTempMin   = 5601
@@ -183,7 +186,9 @@ var defs = func() map[uint16]*objDef {
 			r(resFwResult, "Update Result", I, opR),
 			r(resFwName, "PkgName", S, opR),
 			r(resFwVersion, "PkgVersion", S, opR),
-			r(9, "Firmware Update Delivery Method", I, opR),
+			rm(resFwProtocols, "Firmware Update Protocol Support", I, opR),
+			r(resFwDelivery, "Firmware Update Delivery Method", I, opR),
+			r(resFwCancel, "Cancel", N, opE),
 		),
 		newObj(objLocation, "Location", false,
 			r(0, "Latitude", F, opR),

@@ -91,6 +91,10 @@ type Device struct {
 	fwTimer     *timer // the firmware update step (Updating, then the reboot)
 	fwGen       uint64 // raised by every Package URI write: older downloads are void
 	fwCancel    context.CancelFunc
+	fw          FirmwareConfig // DeviceConfig.Firmware, else Config.Firmware
+	pull        pullState
+	push        pushState
+	pushStalled bool   // FirmwareConfig.StallAfter took effect, once for good
 	bsTimer     *timer // bootstrap timeout, then closing the bootstrap connection
 
 	// Config.Objects: a timer per valueGroup, the measurements taken of
@@ -114,6 +118,12 @@ func newDevice(s *Simulator, dc DeviceConfig, idx int, tmpl *template) *Device {
 		needBS:   dc.BootstrapURI != "",
 	}
 	d.tree = tmpl.instantiate(d)
+	d.fw = s.cfg.Firmware
+	if dc.Firmware != nil {
+		d.fw = dc.Firmware.withDefaults()
+		d.fw.Cancel = s.cfg.Firmware.Cancel
+		d.fwResourcesLocked()
+	}
 	d.regTimer = newTimer(func(time.Time) { d.requestWork(0) })
 	d.changeTimer = newTimer(d.drift)
 	d.fwTimer = newTimer(d.firmwareStep)

@@ -96,7 +96,7 @@ func TestFirmwareDownloadFailures(t *testing.T) {
 		{"connection refused", "http://127.0.0.1:1/fw.bin", fwResultConnLost},
 		{"empty package", files.URL + "/empty", fwResultIntegrity},
 		{"too big", files.URL + "/big", fwResultNoFlash},
-		{"unsupported protocol", "coap://127.0.0.1/fw.bin", fwResultUnsupported},
+		{"unsupported protocol", "ftp://127.0.0.1/fw.bin", fwResultUnsupported},
 		{"not a URI", "no uri", fwResultInvalidURI},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

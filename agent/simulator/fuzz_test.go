@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -297,6 +298,51 @@ func FuzzStrict10(f *testing.F) {
 		}
 		if err := checkJSON10(builtin, p, enc); err != nil {
 			t.Fatalf("the agent's encoding of accepted values is refused: %v\n%s\nfrom %s", err, enc, body)
+		}
+	})
+}
+
+// FuzzPushBlocks feeds a device a sequence of pushed blocks as the
+// network may bring them (any Block1 option, Size1 and payload, in any
+// order) and checks that it never panics, never counts more than its
+// flash, and keeps its state machine within the specification's values.
+func FuzzPushBlocks(f *testing.F) {
+	f.Add([]byte{0x0e, 0, 0, 0x20, 0x1e, 0, 0, 0x20, 0x26, 0, 0, 0x10}, uint32(3000))
+	f.Add([]byte{0x06, 0, 0, 0x01, 0x16, 0, 0, 0x01}, uint32(0))
+	f.Add([]byte{0x00, 0, 0, 0x00}, uint32(1))
+	f.Fuzz(func(t *testing.T, script []byte, size1 uint32) {
+		sim, err := New(Config{Server: "127.0.0.1:5783", Firmware: FirmwareConfig{MaxSize: 4096, BlockSize: 64}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := sim.devices[0]
+		msgs := pool.New(0, 0)
+		// each step: Block1 option (3 bytes), payload length (1 byte)
+		for len(script) >= 4 {
+			opt := uint32(script[0])<<16 | uint32(script[1])<<8 | uint32(script[2])
+			body := make([]byte, int(script[3])*8)
+			script = script[4:]
+			m := msgs.AcquireMessage(context.Background())
+			m.SetCode(codes.PUT)
+			m.SetType(message.Confirmable)
+			_ = m.SetPath("/5/0/0")
+			m.SetOptionUint32(message.Block1, opt)
+			m.SetOptionUint32(message.Size1, size1)
+			m.SetBody(bytes.NewReader(body))
+			d.mu.Lock()
+			a, _ := d.pushBlockLocked(m, opt)
+			got, st, res := d.push.got, d.fwStateLocked(), func() int64 { v, _ := d.tree.value(pathFwResult, time.Time{}); return v.Int }()
+			d.mu.Unlock()
+			msgs.ReleaseMessage(m)
+			if !a.drop && (a.code < codes.Created || a.code > codes.ProxyingNotSupported) {
+				t.Fatalf("answer %v is not a response code", a.code)
+			}
+			if got > 4096 {
+				t.Fatalf("took %d bytes into 4096 of flash", got)
+			}
+			if st < fwIdle || st > fwUpdating || res < 0 || res > fwResultCancelled {
+				t.Fatalf("state %d result %d out of range", st, res)
+			}
 		}
 	})
 }

@@ -209,6 +209,9 @@ func (d *Device) write(r *pool.Message, p node.Path, body []byte, mode writeMode
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.checkFirmwareWriteLocked(recs); err != nil {
+		return fail(err, true)
+	}
 	changed, err := d.tree.write(p, recs, mode)
 	if err != nil {
 		return fail(err, true)

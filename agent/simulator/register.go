@@ -80,7 +80,7 @@ func closed(l *link) bool {
 // Resets of notifications (go-coap never sent those, so it would drop
 // them), and it drops the server's requests while the device is silent,
 // before go-coap would acknowledge them, so the server sees nothing at all.
-func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
+func (d *Device) monitor(cc *client.Conn, m *pool.Message) (bool, error) {
 	if t := m.Type(); (t == message.Acknowledgement || t == message.Reset) && m.Code() == codes.Empty {
 		d.mu.Lock()
 		hit := d.ackLocked(m.MessageID(), t == message.Reset)
@@ -92,11 +92,11 @@ func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
 	if d.screen(m) {
 		return true, nil
 	}
-	if !d.silent.Load() {
-		return false, nil
-	}
 	c := m.Code()
-	return c >= codes.GET && c <= codes.IPATCH, nil
+	if d.silent.Load() {
+		return c >= codes.GET && c <= codes.IPATCH, nil
+	}
+	return d.receiveBlock(cc, m), nil
 }
 
 // lifetimeLocked is the lifetime the device registers with, from /1/0/1.

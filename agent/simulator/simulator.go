@@ -125,8 +125,9 @@ type Config struct {
 	// Each address has its own port range, so load runs of many tens of
 	// thousands of devices spread them over several loopback addresses.
 	Bind string
-	// Firmware governs the firmware update object's pull downloads
-	// (Package URI); see FirmwareConfig.
+	// Firmware governs the devices' firmware update object: delivery
+	// methods, pull protocols, flash size and injected failures; see
+	// FirmwareConfig and DeviceConfig.Firmware.
 	Firmware FirmwareConfig
 	// Objects gives the devices objects of their own (from DDF files)
 	// and says what resources hold, how often they are measured and how
@@ -155,6 +156,9 @@ type DeviceConfig struct {
 	// coaps BootstrapURI.
 	BootstrapPSKIdentity string
 	BootstrapPSK         []byte
+	// Firmware, when set, governs this device's firmware update object
+	// instead of Config.Firmware (whose Cancel holds for every device).
+	Firmware *FirmwareConfig
 }
 
 // Defaults of Config.
@@ -257,6 +261,11 @@ func (c Config) Validate() error {
 		if err := dc.Validate(c); err != nil {
 			return fmt.Errorf("device %d (%s): %w", i, dc.Endpoint, err)
 		}
+		if dc.Firmware != nil {
+			if err := dc.Firmware.validate(); err != nil {
+				return fmt.Errorf("device %d (%s): %w", i, dc.Endpoint, err)
+			}
+		}
 		if seen[dc.Endpoint] {
 			return fmt.Errorf("device %d: endpoint %q appears twice", i, dc.Endpoint)
 		}
@@ -264,6 +273,9 @@ func (c Config) Validate() error {
 	}
 	if c.HandshakeTimeout < 0 || c.BootstrapTimeout < 0 {
 		return errors.New("timeouts: negative")
+	}
+	if err := c.Firmware.validate(); err != nil {
+		return err
 	}
 	for _, cs := range c.CipherSuites {
 		if cs != piondtls.TLS_PSK_WITH_AES_128_CCM_8 && cs != piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256 &&

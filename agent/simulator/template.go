@@ -90,7 +90,15 @@ func newTemplate(cfg Config, objs *objTable) *template {
 		set(in, objFirmware, resFwResult, node.Int(0))
 		set(in, objFirmware, resFwName, node.String(""))
 		set(in, objFirmware, resFwVersion, node.String(""))
-		set(in, objFirmware, 9, node.Int(2)) // pull and push
+		var protocols []node.Value
+		for _, p := range cfg.Firmware.Protocols {
+			protocols = append(protocols, node.Int(firmwareProtocols[p]))
+		}
+		setMulti(in, objFirmware, resFwProtocols, protocols...)
+		set(in, objFirmware, resFwDelivery, node.Int(firmwareDelivery[cfg.Firmware.Delivery]))
+		if !cfg.Firmware.Cancel { // object version 1.2 only
+			in.res[defs[objFirmware].byID[resFwCancel].idx] = nil
+		}
 	})
 	add(objLocation, func(in *instance) {
 		set(in, objLocation, 0, node.Float(52.52))
