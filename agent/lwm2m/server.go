@@ -108,8 +108,8 @@ type Server struct {
 	// the package requests answered at once (packages.go)
 	packageSlots chan struct{}
 	packageWG    sync.WaitGroup
-	pushing sync.Map // endpoints with a WritePackage under way
-	blocks  blockAnswers
+	pushing      sync.Map // endpoints with a WritePackage under way
+	blocks       blockAnswers
 }
 
 // CauseRegisterRate counts the Registers refused by
