@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,6 +94,7 @@ type Agent struct {
 	BootstrapAddr  net.Addr
 	BootstrapSAddr net.Addr
 	HTTPAddr       net.Addr
+	HTTPSAddr      net.Addr // nil when the HTTPS port is off
 	// AdminPassword is the generated password of management/admin when the
 	// store was empty and none was configured; empty otherwise.
 	AdminPassword string
@@ -100,6 +102,9 @@ type Agent struct {
 	log     *slog.Logger
 	httpSrv *http.Server
 	httpLn  net.Listener
+	// httpsSrv serves the same handler over TLS; nil when off.
+	httpsSrv *http.Server
+	httpsLn  net.Listener
 	// apiStore is the store over the API's own connections (MongoDB),
 	// nil when the API shares the store's.
 	apiStore store.Engine
@@ -336,6 +341,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return fail(fmt.Errorf("http api: listen %s: %w", cfg.HTTPAddr, err))
 	}
 	a.HTTPAddr = a.httpLn.Addr()
+	if cfg.HTTPSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return fail(fmt.Errorf("https: tls-cert-file %s, tls-key-file %s: %w", cfg.TLSCertFile, cfg.TLSKeyFile, err))
+		}
+		ln, err := net.Listen("tcp", cfg.HTTPSAddr)
+		if err != nil {
+			return fail(fmt.Errorf("https: listen %s: %w", cfg.HTTPSAddr, err))
+		}
+		a.HTTPSAddr = ln.Addr()
+		a.httpsLn = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	external := cfg.ExternalURL
 	if external == "" {
 		external = "http://" + reachable(a.HTTPAddr)
@@ -367,6 +384,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	mux.Handle(firmware.HTTPPath, a.Firmware.Handler()) // no credentials: the token is one
 	mux.Handle("/", h.Handler())
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if a.httpsLn != nil {
+		a.httpsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // failed handshakes of scanners are no news
+	}
 
 	// One part failing stops the whole agent: an agent without its LwM2M
 	// server or its API must not look alive.
@@ -411,6 +432,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	go a.State.Run(writersCtx)
 	go a.Pipeline.RunWriter(writersCtx)
 	run("http api", func() error { return a.httpSrv.Serve(a.httpLn) })
+	if a.httpsSrv != nil {
+		run("https api", func() error { return a.httpsSrv.Serve(a.httpsLn) })
+	}
 	if cfg.PprofAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -427,12 +451,19 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		defer cancel()
 		// A client that keeps a request running past the grace must not
 		// make a stop look like a failure: its connection is cut instead.
-		err := a.httpSrv.Shutdown(sctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			log.Warn("http api: requests still running after 5 s at stop; connections closed")
-			return a.httpSrv.Close()
+		var errs []error
+		for _, hs := range []*http.Server{a.httpSrv, a.httpsSrv} {
+			if hs == nil {
+				continue
+			}
+			err := hs.Shutdown(sctx)
+			if errors.Is(err, context.DeadlineExceeded) {
+				log.Warn("http api: requests still running after 5 s at stop; connections closed")
+				err = hs.Close()
+			}
+			errs = append(errs, err)
 		}
-		return err
+		return errors.Join(errs...)
 	})
 	a.CoAPAddr = srv.Addr()
 	log.Info("listening", "service", "lwm2m coap", "addr", a.CoAPAddr.String())
@@ -441,7 +472,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		log.Info("listening", "service", "lwm2m coaps (dtls-psk)", "addr", a.CoAPSAddr.String())
 		coapsBase = "coaps://" + reachable(a.CoAPSAddr)
 	}
-	a.Firmware.SetBases("coap://"+reachable(a.CoAPAddr), coapsBase, httpBase(external, "http"), httpBase(external, "https"))
+	httpsBase := httpBase(external, "https")
+	if a.HTTPSAddr != nil {
+		log.Info("listening", "service", "https api", "addr", a.HTTPSAddr.String())
+		if httpsBase == "" {
+			httpsBase = "https://" + reachable(a.HTTPSAddr)
+		}
+	}
+	a.Firmware.SetBases("coap://"+reachable(a.CoAPAddr), coapsBase, httpBase(external, "http"), httpsBase)
 	if a.Bootstrap != nil {
 		a.BootstrapAddr, a.BootstrapSAddr = a.Bootstrap.Addr(), a.Bootstrap.SecureAddr()
 		log.Info("listening", "service", "bootstrap coap", "addr", a.BootstrapAddr.String())

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -30,6 +31,13 @@ type Config struct {
 	BootstrapURI  string
 	BootstrapSURI string
 	HTTPAddr      string
+	// HTTPSAddr, when set, serves the same API, console and firmware
+	// downloads over TLS with the certificate and key of TLSCertFile and
+	// TLSKeyFile (PEM): devices that pull firmware over HTTPS need it
+	// unless a TLS proxy stands in front of HTTPAddr.
+	HTTPSAddr   string
+	TLSCertFile string
+	TLSKeyFile  string
 	// ExternalURL is the base of the links in API answers (self, next,
 	// prev) as clients reach the API; empty takes http://HOST:PORT of
 	// HTTPAddr.
@@ -403,6 +411,9 @@ func (c *Config) settings() []setting {
 		{name: "bootstrap-uri", usage: "the bootstrap server's URI as devices reach it, for generated bootstrap accounts (default coap://HOST:PORT of bootstrap-addr)", str: &c.BootstrapURI},
 		{name: "bootstraps-uri", usage: "the secure bootstrap server's URI as devices reach it (default coaps://HOST:PORT of bootstraps-addr)", str: &c.BootstrapSURI},
 		{name: "http-addr", usage: "HTTP API address (REST API, /health, /metrics)", str: &c.HTTPAddr},
+		{name: "https-addr", usage: "HTTPS address of the same API, console and firmware downloads (empty: off); needs tls-cert-file and tls-key-file", str: &c.HTTPSAddr},
+		{name: "tls-cert-file", usage: "PEM certificate (chain) of the HTTPS port", str: &c.TLSCertFile},
+		{name: "tls-key-file", usage: "PEM private key of the HTTPS port", str: &c.TLSKeyFile},
 		{name: "external-url", usage: "base of the links in API answers as clients reach the API, e.g. https://agent.example.com (default http://HOST:PORT of http-addr, 127.0.0.1 when it names no host)", str: &c.ExternalURL},
 		{name: "mongo-uri", usage: "MongoDB URI; empty runs the embedded store in the data directory", str: &c.MongoURI},
 		{name: "store-sync", usage: "the embedded store's durability: full (every answer after its change is on disk) or normal (changes survive the agent's crash; the last ones may be lost with the power)", str: &c.StoreSync},
@@ -533,7 +544,7 @@ func (c *Config) listenAddrs() []listenAddr {
 	return []listenAddr{
 		{"coap-addr", &c.CoAPAddr}, {"coaps-addr", &c.CoAPSAddr},
 		{"bootstrap-addr", &c.BootstrapAddr}, {"bootstraps-addr", &c.BootstrapSAddr},
-		{"http-addr", &c.HTTPAddr}, {"pprof-addr", &c.PprofAddr},
+		{"http-addr", &c.HTTPAddr}, {"https-addr", &c.HTTPSAddr}, {"pprof-addr", &c.PprofAddr},
 	}
 }
 
@@ -612,6 +623,19 @@ func (c *Config) Validate() error {
 	} {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q: %w", a.name, a.v, err))
+		}
+	}
+	switch {
+	case c.HTTPSAddr == "" && (c.TLSCertFile != "" || c.TLSKeyFile != ""):
+		errs = append(errs, errors.New("tls-cert-file, tls-key-file: set without https-addr"))
+	case c.HTTPSAddr != "":
+		if _, _, err := net.SplitHostPort(c.HTTPSAddr); err != nil {
+			errs = append(errs, fmt.Errorf("https-addr: %q: %w", c.HTTPSAddr, err))
+		}
+		if c.TLSCertFile == "" || c.TLSKeyFile == "" {
+			errs = append(errs, errors.New("https-addr: needs tls-cert-file and tls-key-file"))
+		} else if _, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("tls-cert-file %s, tls-key-file %s: %w", c.TLSCertFile, c.TLSKeyFile, err))
 		}
 	}
 	if c.MongoURI == "" && c.DataDir == "" {

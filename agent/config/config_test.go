@@ -206,24 +206,24 @@ func TestApplyDev(t *testing.T) {
 		password string
 	}{
 		{name: "off", dev: false,
-			want:    func(c Config) []string { return []string{":5783", ":5784", ":5683", ":5684", ":8080", ""} },
+			want:    func(c Config) []string { return []string{":5783", ":5784", ":5683", ":5684", ":8080", "", ""} },
 			autoReg: false, password: ""},
 		{name: "defaults to loopback", dev: true,
 			want: func(c Config) []string {
-				return []string{"127.0.0.1:5783", "127.0.0.1:5784", "127.0.0.1:5683", "127.0.0.1:5684", "127.0.0.1:8080", ""}
+				return []string{"127.0.0.1:5783", "127.0.0.1:5784", "127.0.0.1:5683", "127.0.0.1:5684", "127.0.0.1:8080", "", ""}
 			},
 			autoReg: true, password: DevAdminPassword},
 		{name: "given addresses kept", dev: true,
 			given: map[string]string{"coap-addr": "0.0.0.0:6000", "http-addr": "localhost:9000", "coaps-addr": "", "admin-password": "Other-pass-1!", "auto-register": "false"},
 			want: func(c Config) []string {
-				return []string{"0.0.0.0:6000", "", "127.0.0.1:5683", "127.0.0.1:5684", "localhost:9000", ""}
+				return []string{"0.0.0.0:6000", "", "127.0.0.1:5683", "127.0.0.1:5684", "localhost:9000", "", ""}
 			},
 			exposed: []string{"coap-addr=0.0.0.0:6000"},
 			autoReg: false, password: "Other-pass-1!"},
 		{name: "port 0 stays a free port on loopback", dev: true,
 			given: map[string]string{"pprof-addr": "[::1]:6060", "bootstrap-addr": "127.0.0.2:0"},
 			want: func(c Config) []string {
-				return []string{"127.0.0.1:5783", "127.0.0.1:5784", "127.0.0.2:0", "127.0.0.1:5684", "127.0.0.1:8080", "[::1]:6060"}
+				return []string{"127.0.0.1:5783", "127.0.0.1:5784", "127.0.0.2:0", "127.0.0.1:5684", "127.0.0.1:8080", "", "[::1]:6060"}
 			},
 			autoReg: true, password: DevAdminPassword},
 	} {
