@@ -9,13 +9,9 @@ import (
 	neturl "net/url"
 	"strings"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/render"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
-
-// refsShown bounds the references of each kind an object's answer
-// carries: a group of a fleet has thousands of child assets, which its
-// collection (GET .../childAssets) pages through.
-const refsShown = 100
 
 func (a *API) referenceRoutes(auth func(string, func(http.ResponseWriter, *http.Request, store.User))) {
 	for _, kind := range store.ReferenceKinds {
@@ -29,11 +25,7 @@ func (a *API) referenceRoutes(auth func(string, func(http.ResponseWriter, *http.
 // refJSON is a reference as Cumulocity shows it: the child, and the
 // reference's own link.
 func refJSON(r *http.Request, kind, parent string, child map[string]any) map[string]any {
-	id, _ := child["id"].(string)
-	return map[string]any{
-		"managedObject": child,
-		"self":          self(r, "/inventory/managedObjects/"+escape(parent)+"/"+kind+"/"+escape(id)),
-	}
+	return render.Reference(baseURL(r), kind, parent, child)
 }
 
 // refBody is a reference to add: {"managedObject":{"id"}}, or a
@@ -143,33 +135,9 @@ func (a *API) removeReference(w http.ResponseWriter, r *http.Request, u store.Us
 }
 
 // withReferences adds to an object's answer its references as
-// Cumulocity shows them: per kind, {"self","references":[{"managedObject":
-// {"id","name","self"}}]} (the first refsShown), and the objects it is a
-// child of (assetParents, ...).
+// Cumulocity shows them (render.WithReferences).
 func (a *API) withReferences(ctx context.Context, r *http.Request, tenant string, out map[string]any) error {
-	id, _ := out["id"].(string)
-	base := "/inventory/managedObjects/" + escape(id) + "/"
-	for _, kind := range store.ReferenceKinds {
-		kids, _, err := a.cfg.Store.ListChildren(ctx, tenant, kind, id, store.Page{Size: refsShown})
-		if err != nil {
-			return err
-		}
-		refs := make([]map[string]any, len(kids))
-		for i, k := range kids {
-			refs[i] = refJSON(r, kind, id, map[string]any{"id": k.ID, "name": k.Name, "self": self(r, "/inventory/managedObjects/"+escape(k.ID))})
-		}
-		out[kind] = map[string]any{"self": self(r, base+kind), "references": refs}
-		parents, err := a.cfg.Store.ParentsOf(ctx, tenant, kind, id, refsShown)
-		if err != nil {
-			return err
-		}
-		prefs := make([]map[string]any, len(parents))
-		for i, p := range parents {
-			prefs[i] = map[string]any{"managedObject": map[string]any{"id": p, "self": self(r, "/inventory/managedObjects/"+escape(p))}}
-		}
-		out[store.ParentsName(kind)] = map[string]any{"self": self(r, base+store.ParentsName(kind)), "references": prefs}
-	}
-	return nil
+	return render.WithReferences(ctx, baseURL(r), a.cfg.Store, tenant, out)
 }
 
 // answerObject writes an object with its references.

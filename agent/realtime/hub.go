@@ -430,7 +430,7 @@ func (h *Hub) dispatch(ctx context.Context, cs []change) {
 		if buf = h.recipients(buf[:0], c.tenant, c.kind, c.device); len(buf) == 0 {
 			continue
 		}
-		msg, err := h.encode(c)
+		msg, err := h.encode(ctx, c)
 		if err != nil {
 			h.log.Error("encode notification", "channel", c.channel(), "err", err)
 			continue
@@ -485,7 +485,7 @@ type payload struct {
 
 // encode renders the change's object as the REST API shows it and
 // encodes its message once, for every recipient.
-func (h *Hub) encode(c change) ([]byte, error) {
+func (h *Hub) encode(ctx context.Context, c change) ([]byte, error) {
 	var data any
 	switch o := c.obj.(type) {
 	case nil:
@@ -499,7 +499,16 @@ func (h *Hub) encode(c change) ([]byte, error) {
 	case store.Operation:
 		data = render.Operation(h.base, o)
 	case store.ManagedObject:
-		data = render.ManagedObject(h.base, o)
+		// with its references, as GET /inventory/managedObjects/{id}
+		// shows it
+		mo := render.ManagedObject(h.base, o)
+		rctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+		err := render.WithReferences(rctx, h.base, h.cfg.Store, c.tenant, mo)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("references of %s: %w", o.ID, err)
+		}
+		data = mo
 	case deviceValues:
 		data = render.Values(h.base, c.device, o)
 	default:

@@ -239,7 +239,11 @@ func TestNotifications(t *testing.T) {
 				t.Fatal(err)
 			}
 			mo, _ := e.raw.GetManagedObject(ctx, "a", dev)
-			expect(t, next(t, c), "/managedobjects/"+dev, "UPDATE", render.ManagedObject(e.url, mo))
+			want := render.ManagedObject(e.url, mo)
+			if err := render.WithReferences(ctx, e.url, e.raw, "a", want); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, next(t, c), "/managedobjects/"+dev, "UPDATE", want)
 			evs, _, _ := e.raw.ListEvents(ctx, "a", store.EventFilter{Source: dev})
 			expect(t, next(t, c), "/events/"+dev, "CREATE", render.Event(e.url, evs[0]))
 

@@ -9,6 +9,7 @@
 package render
 
 import (
+	"context"
 	"encoding/hex"
 	"net/url"
 	"strings"
@@ -240,4 +241,49 @@ func Values(base, device string, vals []store.ResourceValue) map[string]any {
 		out[i] = map[string]any{"path": v.Path, "value": Value(v.Value), "type": v.Type, "time": Time(v.Time)}
 	}
 	return map[string]any{"source": Source(base, device), "values": out}
+}
+
+// ReferencesShown bounds the references of each kind an object's answer
+// carries: a group of a fleet has thousands of child assets, which its
+// collection (GET .../childAssets) pages through.
+const ReferencesShown = 100
+
+// WithReferences adds to a managed object's rendering its references as
+// Cumulocity shows them: per kind, {"self","references":[{"managedObject":
+// {"id","name","self"},"self"}]} (the first ReferencesShown), and the
+// objects it is a child of (assetParents, ...).
+func WithReferences(ctx context.Context, base string, st store.References, tenant string, out map[string]any) error {
+	id, _ := out["id"].(string)
+	path := "/inventory/managedObjects/" + Escape(id) + "/"
+	for _, kind := range store.ReferenceKinds {
+		kids, _, err := st.ListChildren(ctx, tenant, kind, id, store.Page{Size: ReferencesShown})
+		if err != nil {
+			return err
+		}
+		refs := make([]map[string]any, len(kids))
+		for i, k := range kids {
+			refs[i] = Reference(base, kind, id, map[string]any{"id": k.ID, "name": k.Name, "self": Link(base, "/inventory/managedObjects/"+Escape(k.ID))})
+		}
+		out[kind] = map[string]any{"self": Link(base, path+kind), "references": refs}
+		parents, err := st.ParentsOf(ctx, tenant, kind, id, ReferencesShown)
+		if err != nil {
+			return err
+		}
+		prefs := make([]map[string]any, len(parents))
+		for i, p := range parents {
+			prefs[i] = map[string]any{"managedObject": map[string]any{"id": p, "self": Link(base, "/inventory/managedObjects/"+Escape(p))}}
+		}
+		out[store.ParentsName(kind)] = map[string]any{"self": Link(base, path+store.ParentsName(kind)), "references": prefs}
+	}
+	return nil
+}
+
+// Reference is one child reference of parent: {"managedObject": child,
+// "self"}.
+func Reference(base, kind, parent string, child map[string]any) map[string]any {
+	id, _ := child["id"].(string)
+	return map[string]any{
+		"managedObject": child,
+		"self":          Link(base, "/inventory/managedObjects/"+Escape(parent)+"/"+kind+"/"+Escape(id)),
+	}
 }

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,11 @@ type Device struct {
 	fw          FirmwareConfig // DeviceConfig.Firmware, else Config.Firmware
 	pull        pullState
 	push        pushState
+	// pkgSize and pkgSum are the length and SHA-256 of the last package
+	// received whole (pushed or written), for tests: the bytes are not
+	// kept, as a device's flash is not the simulator's memory.
+	pkgSize     int64
+	pkgSum      [sha256.Size]byte
 	pushStalled bool   // FirmwareConfig.StallAfter took effect, once for good
 	bsTimer     *timer // bootstrap timeout, then closing the bootstrap connection
 
@@ -196,6 +202,15 @@ func (d *Device) isRegistered() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.registered
+}
+
+// Package returns the length and SHA-256 of the last firmware package the
+// device received whole in /5/0/0, pushed block-wise or written at once;
+// size 0 when none.
+func (d *Device) Package() (size int64, sum [sha256.Size]byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pkgSize, d.pkgSum
 }
 
 // Value returns the device's value at a resource or resource-instance

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -642,6 +643,7 @@ func (d *Device) firmwarePackageLocked(pkg []byte) []node.Path {
 	if resetPackage(pkg) {
 		return d.fwSetLocked(fwIdle, fwResultInitial)
 	}
+	d.pkgSize, d.pkgSum = int64(len(pkg)), sha256.Sum256(pkg)
 	changed := d.pushStartLocked()
 	switch {
 	case int64(len(pkg)) > d.fw.MaxSize || d.fw.Fail == fwResultNoFlash:

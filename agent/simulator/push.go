@@ -1,6 +1,8 @@
 package simulator
 
 import (
+	"crypto/sha256"
+	"hash"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -24,8 +26,9 @@ import (
 // pushState is the push under way.
 type pushState struct {
 	active bool
-	got    int64 // bytes received, in order
-	size   int64 // the size the server announced (Size1), else -1
+	got    int64     // bytes received, in order
+	sum    hash.Hash // of the bytes received, in order
+	size   int64     // the size the server announced (Size1), else -1
 	// stallTok is the token of the block the device does not answer
 	// (FirmwareConfig.StallAfter).
 	stallTok string
@@ -116,7 +119,7 @@ func (d *Device) pushBlockLocked(m *pool.Message, opt uint32) (pushAnswer, []nod
 			return refused(codes.MethodNotAllowed), nil
 		}
 		d.cancelDownloadLocked()
-		d.push = pushState{active: true, size: -1, lastMID: -1}
+		d.push = pushState{active: true, size: -1, lastMID: -1, sum: sha256.New()}
 		if v, err := m.GetOptionUint32(message.Size1); err == nil {
 			d.push.size = int64(v)
 		}
@@ -157,6 +160,7 @@ func (d *Device) pushBlockLocked(m *pool.Message, opt uint32) (pushAnswer, []nod
 		return refused(c), append(changed, d.fwSetLocked(fwIdle, f)...)
 	}
 	d.push.got = end
+	d.push.sum.Write(body)
 	if more {
 		dev, _ := szxFor(d.fw.BlockSize)
 		ack := min(szx, dev)
@@ -164,6 +168,8 @@ func (d *Device) pushBlockLocked(m *pool.Message, opt uint32) (pushAnswer, []nod
 		return pushAnswer{code: codes.Continue, block1: block, hasOpt: true, size1: -1}, changed
 	}
 	d.push.active = false
+	d.pkgSize = end
+	d.push.sum.Sum(d.pkgSum[:0])
 	result, state := int64(fwResultInitial), int64(fwDownloaded)
 	switch f := d.fw.Fail; f {
 	case fwResultNoRAM, fwResultConnLost, fwResultIntegrity, fwResultPackageType:
