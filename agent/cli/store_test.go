@@ -123,7 +123,7 @@ func TestStoreCommands(t *testing.T) {
 		}
 		b, _ := os.ReadFile(dump)
 		first, _, _ := strings.Cut(string(b), "\n")
-		if !strings.Contains(first, `"format":"lwm2m-agent-store","version":1`) || !strings.Contains(first, `"engine":"embedded"`) {
+		if !strings.Contains(first, `"format":"lwm2m-agent-store","version":2`) || !strings.Contains(first, `"engine":"embedded"`) {
 			t.Errorf("header %s", first)
 		}
 		// the same records to standard output

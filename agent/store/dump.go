@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,10 +24,12 @@ import (
 
 // DumpFormat and DumpVersion are the header's "format" and "version". A
 // reader refuses another format and a version newer than its own; any
-// change of a record's members is a new version.
+// change of a record's members is a new version. Version 2 added child
+// references and bulk operations; a dump of version 1, which has none,
+// reads as it did.
 const (
 	DumpFormat  = "lwm2m-agent-store"
-	DumpVersion = 1
+	DumpVersion = 2
 )
 
 // Record kinds, the "kind" member of each line.
@@ -35,6 +38,7 @@ const (
 	KindUser           = "user"
 	KindCounter        = "counter"
 	KindManagedObject  = "managedObject"
+	KindChildReference = "childReference"
 	KindExternalID     = "externalId"
 	KindEndpoint       = "endpoint"
 	KindPSKIdentity    = "pskIdentity"
@@ -42,6 +46,7 @@ const (
 	KindProtocol       = "protocol"
 	KindPostOperations = "postOperations"
 	KindOperation      = "operation"
+	KindBulkOperation  = "bulkOperation"
 	KindMeasurement    = "measurement"
 	KindEvent          = "event"
 	KindAlarm          = "alarm"
@@ -57,8 +62,8 @@ const (
 // its chunks, the next binary.
 var DumpKinds = []string{
 	KindTenant, KindUser, KindCounter,
-	KindManagedObject, KindExternalID, KindEndpoint, KindPSKIdentity, KindRegistration,
-	KindProtocol, KindPostOperations, KindOperation,
+	KindManagedObject, KindChildReference, KindExternalID, KindEndpoint, KindPSKIdentity, KindRegistration,
+	KindProtocol, KindPostOperations, KindOperation, KindBulkOperation,
 	KindMeasurement, KindEvent, KindAlarm, KindValues,
 	KindBinary, KindBinaryChunk,
 }
@@ -263,6 +268,124 @@ func (r *OperationRecord) Operation() Operation {
 	return op
 }
 
+// ChildReferenceRecord is a child reference between two managed objects
+// of a tenant (References). A dump holds the references in the order
+// they were added, which an import keeps: a parent's children and a
+// child's parents are listed in that order.
+type ChildReferenceRecord struct {
+	Tenant string `json:"tenant"`
+	// Type is the reference's kind: childAssets, childAdditions or
+	// childDevices ("kind" names the record's).
+	Type   string `json:"type"`
+	Parent string `json:"parent"`
+	Child  string `json:"child"`
+}
+
+// Check refuses a reference no engine would store.
+func (r *ChildReferenceRecord) Check() error {
+	if !slices.Contains(ReferenceKinds, r.Type) {
+		return fmt.Errorf("%w: reference type %q", ErrInvalid, r.Type)
+	}
+	if r.Parent == "" || r.Child == "" || r.Parent == r.Child {
+		return fmt.Errorf("%w: a reference needs a parent and another child", ErrInvalid)
+	}
+	return nil
+}
+
+// BulkOperationRecord is a bulk operation with its devices and how far
+// it got: Position devices have their operation, so that an imported
+// bulk operation that was running goes on with the next device and
+// creates no operation twice.
+type BulkOperationRecord struct {
+	Tenant       string   `json:"tenant"`
+	ID           string   `json:"id"`
+	GroupID      string   `json:"groupId"`
+	StartDate    DumpTime `json:"startDate"`
+	CreationRamp int64    `json:"creationRamp"` // milliseconds
+	Prototype    DumpDoc  `json:"prototype"`
+	Status       string   `json:"status"`
+	// Targets are the devices in the order their operations are created.
+	Targets      []string `json:"targets"`
+	Position     int      `json:"position"`
+	NextAt       DumpTime `json:"nextAt"`
+	CreationTime DumpTime `json:"creationTime"`
+	LastUpdated  DumpTime `json:"lastUpdated"`
+	Fragments    DumpDoc  `json:"fragments"`
+	// Claim is the step of an engine without transactions whose claimer
+	// had taken the device at Position-1 but not stored its operation
+	// yet when the dump was made (or died): the import stores that
+	// operation under the claim's id unless the dump holds it, so that
+	// the device is neither skipped nor served twice.
+	Claim *BulkClaimRecord `json:"claim,omitempty"`
+}
+
+// BulkClaimRecord is a claim of a bulk operation's step.
+type BulkClaimRecord struct {
+	OperationID string   `json:"operationId"`
+	DeviceID    string   `json:"deviceId"`
+	At          DumpTime `json:"at"`
+}
+
+// BulkOperationRecordOf is the record of the tenant's bulk operation b
+// with its devices (b.Targets is not read: the contract never returns
+// them).
+func BulkOperationRecordOf(tenant string, b BulkOperation, targets []string) *BulkOperationRecord {
+	return &BulkOperationRecord{
+		Tenant: tenant, ID: b.ID, GroupID: b.GroupID, StartDate: DumpTime(b.StartDate),
+		CreationRamp: b.CreationRamp.Milliseconds(), Prototype: b.Prototype, Status: b.Status, Targets: targets,
+		Position: b.Position, NextAt: DumpTime(b.NextAt), CreationTime: DumpTime(b.CreationTime),
+		LastUpdated: DumpTime(b.LastUpdated), Fragments: b.Fragments,
+	}
+}
+
+// BulkOperation returns the record as the contract's BulkOperation,
+// with its Targets and Total.
+func (r *BulkOperationRecord) BulkOperation() BulkOperation {
+	return BulkOperation{
+		ID: r.ID, GroupID: r.GroupID, StartDate: r.StartDate.Time(), CreationRamp: time.Duration(r.CreationRamp) * time.Millisecond,
+		Prototype: r.Prototype, Status: r.Status, Targets: r.Targets, Total: len(r.Targets), Position: r.Position,
+		NextAt: r.NextAt.Time(), CreationTime: r.CreationTime.Time(), LastUpdated: r.LastUpdated.Time(), Fragments: r.Fragments,
+	}
+}
+
+// Check refuses a bulk operation no engine would store, or whose claim
+// is not its last step's.
+func (r *BulkOperationRecord) Check() error {
+	switch r.Status {
+	case BulkActive, BulkInProgress, BulkCompleted, BulkCanceled, BulkDeleted:
+	default:
+		return fmt.Errorf("%w: bulk operation status %q", ErrInvalid, r.Status)
+	}
+	if len(r.Targets) == 0 || r.Position < 0 || r.Position > len(r.Targets) || r.CreationRamp < 0 {
+		return fmt.Errorf("%w: a bulk operation needs devices, a position among them (%d of %d) and a ramp not below 0",
+			ErrInvalid, r.Position, len(r.Targets))
+	}
+	if slices.Contains(r.Targets, "") {
+		return fmt.Errorf("%w: a bulk operation's device without an id", ErrInvalid)
+	}
+	if c := r.Claim; c != nil {
+		if r.Position == 0 || c.DeviceID != r.Targets[r.Position-1] {
+			return fmt.Errorf("%w: the claim is not of the device before the position", ErrInvalid)
+		}
+		if n, err := strconv.ParseInt(c.OperationID, 10, 64); err != nil || n < 0 || strconv.FormatInt(n, 10) != c.OperationID {
+			return fmt.Errorf("%w: the claim's operation id %q is not a number of the id sequence", ErrInvalid, c.OperationID)
+		}
+	}
+	return nil
+}
+
+// ClaimedOperation is the operation r's claim was to create: PENDING,
+// created when the device was claimed. It is nil without a claim.
+func (r *BulkOperationRecord) ClaimedOperation() *OperationRecord {
+	if r.Claim == nil {
+		return nil
+	}
+	op := r.BulkOperation().StepOperation(r.Claim.DeviceID)
+	op.ID, op.Status = r.Claim.OperationID, OpPending
+	op.CreationTime, op.LastUpdated = r.Claim.At.Time(), r.Claim.At.Time()
+	return OperationRecordOf(r.Tenant, op)
+}
+
 // MeasurementRecord is one measurement.
 type MeasurementRecord struct {
 	Tenant    string   `json:"tenant"`
@@ -351,6 +474,8 @@ func (*RegistrationRecord) Kind() string   { return KindRegistration }
 func (*ProtocolDumpRecord) Kind() string   { return KindProtocol }
 func (*PostOperationsRecord) Kind() string { return KindPostOperations }
 func (*OperationRecord) Kind() string      { return KindOperation }
+func (*ChildReferenceRecord) Kind() string { return KindChildReference }
+func (*BulkOperationRecord) Kind() string  { return KindBulkOperation }
 func (*MeasurementRecord) Kind() string    { return KindMeasurement }
 func (*EventRecord) Kind() string          { return KindEvent }
 func (*AlarmRecord) Kind() string          { return KindAlarm }
@@ -376,18 +501,23 @@ func (r *RegistrationRecord) Ref() string   { return r.Tenant + "/" + r.DeviceID
 func (r *ProtocolDumpRecord) Ref() string   { return r.Tenant + "/" + strconv.Itoa(int(r.ObjectID)) }
 func (r *PostOperationsRecord) Ref() string { return r.Tenant }
 func (r *OperationRecord) Ref() string      { return r.Tenant + "/" + r.ID }
-func (r *MeasurementRecord) Ref() string    { return r.Tenant + "/" + r.ID }
-func (r *EventRecord) Ref() string          { return r.Tenant + "/" + r.ID }
-func (r *AlarmRecord) Ref() string          { return r.Tenant + "/" + r.ID }
-func (r *ValuesRecord) Ref() string         { return r.Tenant + "/" + r.DeviceID }
-func (r *BinaryRecord) Ref() string         { return r.Tenant + "/" + r.ID }
+func (r *ChildReferenceRecord) Ref() string {
+	return r.Tenant + "/" + r.Parent + " " + r.Type + " " + r.Child
+}
+func (r *BulkOperationRecord) Ref() string { return r.Tenant + "/" + r.ID }
+func (r *MeasurementRecord) Ref() string   { return r.Tenant + "/" + r.ID }
+func (r *EventRecord) Ref() string         { return r.Tenant + "/" + r.ID }
+func (r *AlarmRecord) Ref() string         { return r.Tenant + "/" + r.ID }
+func (r *ValuesRecord) Ref() string        { return r.Tenant + "/" + r.DeviceID }
+func (r *BinaryRecord) Ref() string        { return r.Tenant + "/" + r.ID }
 func (r *BinaryChunkRecord) Ref() string {
 	return r.Tenant + "/" + r.BinaryID + " #" + strconv.FormatInt(r.N, 10)
 }
 
 // RecordID is the id a record carries from the id sequence: a managed
 // object's, an operation's, a measurement's, an event's, an alarm's or a
-// binary's; "" for the other kinds.
+// binary's or a bulk operation's; "" for the other kinds (a bulk
+// operation's claim carries one more, its operation's).
 func RecordID(r Record) string {
 	switch x := r.(type) {
 	case *ManagedObjectRecord:
@@ -401,6 +531,8 @@ func RecordID(r Record) string {
 	case *AlarmRecord:
 		return x.ID
 	case *BinaryRecord:
+		return x.ID
+	case *BulkOperationRecord:
 		return x.ID
 	}
 	return ""
@@ -431,6 +563,10 @@ func newRecord(kind string) (Record, bool) {
 		return &PostOperationsRecord{}, true
 	case KindOperation:
 		return &OperationRecord{}, true
+	case KindChildReference:
+		return &ChildReferenceRecord{}, true
+	case KindBulkOperation:
+		return &BulkOperationRecord{}, true
 	case KindMeasurement:
 		return &MeasurementRecord{}, true
 	case KindEvent:

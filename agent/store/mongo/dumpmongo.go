@@ -30,7 +30,17 @@ func (s *Store) DumpKinds() []string { return slices.Clone(store.DumpKinds) }
 // eachDoc streams the documents of c that filter selects, decoded into
 // T, to fn; an error of fn is returned as it is.
 func eachDoc[T any](ctx context.Context, c *mongo.Collection, filter bson.D, fn func(T) error) error {
-	cur, err := c.Find(ctx, filter, options.Find().SetBatchSize(256))
+	return eachSorted(ctx, c, filter, nil, fn)
+}
+
+// eachSorted is eachDoc in the order of sort (an index's, so that the
+// server does not sort in memory).
+func eachSorted[T any](ctx context.Context, c *mongo.Collection, filter, sort bson.D, fn func(T) error) error {
+	opts := options.Find().SetBatchSize(256)
+	if sort != nil {
+		opts.SetSort(sort)
+	}
+	cur, err := c.Find(ctx, filter, opts)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.Name(), err)
 	}
@@ -87,6 +97,12 @@ func (s *Store) Export(ctx context.Context, fn func(store.Record) error) error {
 			})
 		},
 		func() error {
+			// in the order they were added, across parents
+			return eachSorted(ctx, s.childRefs, all, bson.D{{Key: "seq", Value: 1}}, func(d refDoc) error {
+				return fn(&store.ChildReferenceRecord{Tenant: d.Tenant, Type: d.Kind, Parent: d.Parent, Child: d.Child})
+			})
+		},
+		func() error {
 			return eachDoc(ctx, s.externalIDs, all, func(d extDoc) error {
 				return fn(&store.ExternalIDRecord{Tenant: d.Tenant, Type: d.Type, ExternalID: d.ExternalID.ExternalID, ManagedObjectID: d.ManagedObjectID})
 			})
@@ -126,6 +142,11 @@ func (s *Store) Export(ctx context.Context, fn func(store.Record) error) error {
 		func() error {
 			return eachDoc(ctx, s.operations, all, func(m map[string]any) error {
 				return fn(store.OperationRecordOf(str(m, "tenant"), opFromDoc(m)))
+			})
+		},
+		func() error {
+			return eachSorted(ctx, s.bulkOps, all, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, func(d bulkDoc) error {
+				return s.exportBulk(ctx, d, fn)
 			})
 		},
 		func() error {
@@ -187,6 +208,41 @@ type counterDoc struct {
 	N    int64  `bson:"n"`
 }
 
+// exportBulk exports a bulk operation with its devices, and its claim
+// if a claimer had not finished it.
+func (s *Store) exportBulk(ctx context.Context, d bulkDoc, fn func(store.Record) error) error {
+	targets := make([]string, d.Total)
+	// The devices' keys run from tenant/id/0 to tenant/id/<total-1>:
+	// one range of _id, in the order of their text.
+	from := key(d.Tenant, d.ID+"/")
+	to := key(d.Tenant, d.ID+"0") // "0" follows "/"
+	n := 0
+	err := eachDoc(ctx, s.bulkTargets, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}}},
+		func(t struct {
+			Key    string `bson:"_id"`
+			Device string `bson:"device"`
+		}) error {
+			pos, err := strconv.Atoi(strings.TrimPrefix(t.Key, from))
+			if err != nil || pos < 0 || pos >= d.Total || targets[pos] != "" {
+				return fmt.Errorf("export bulk operation %s/%s: device key %q", d.Tenant, d.ID, t.Key)
+			}
+			targets[pos] = t.Device
+			n++
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	if n != d.Total {
+		return fmt.Errorf("export bulk operation %s/%s: %d devices, it counts %d", d.Tenant, d.ID, n, d.Total)
+	}
+	r := store.BulkOperationRecordOf(d.Tenant, d.bulk(), targets)
+	if c := d.Claim; c != nil {
+		r.Claim = &store.BulkClaimRecord{OperationID: strconv.FormatInt(c.Seq, 10), DeviceID: c.Device, At: store.DumpTime(c.At)}
+	}
+	return fn(r)
+}
+
 func (s *Store) exportBinary(ctx context.Context, m map[string]any, fn func(store.Record) error) error {
 	b := binFromDoc(m)
 	tenant, chunks := str(m, "tenant"), asInt64(m["chunks"])
@@ -232,6 +288,7 @@ func (s *Store) ImportReady(ctx context.Context) error {
 	for _, c := range []*mongo.Collection{
 		s.objects, s.externalIDs, s.endpoints, s.pskIDs, s.deviceRegs, s.protocols, s.postOperations,
 		s.operations, s.opQueues, s.measurements, s.events, s.alarms, s.openAlarms(), s.values, s.binaries, s.binChunks,
+		s.childRefs, s.bulkOps, s.bulkTargets,
 	} {
 		err := c.FindOne(ctx, bson.D{}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
 		if err == nil {
@@ -329,6 +386,12 @@ func (s *Store) raiseIDs(ctx context.Context, records []store.Record) error {
 		case *store.MeasurementRecord:
 			if n, err := strconv.ParseInt(x.ID, 10, 64); err == nil {
 				top = max(top, n/bucketMax)
+			}
+		case *store.BulkOperationRecord:
+			for _, id := range []string{x.ID, claimID(x)} {
+				if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+					top = max(top, n)
+				}
 			}
 		default:
 			if id := store.RecordID(r); id != "" {
@@ -467,6 +530,10 @@ func (im *mongoImport) add(i int, rec store.Record) error {
 		im.tenants = append(im.tenants, r.Tenant)
 	case *store.OperationRecord:
 		return im.addOperation(i, r)
+	case *store.ChildReferenceRecord:
+		return im.addReference(i, r)
+	case *store.BulkOperationRecord:
+		return im.addBulk(i, r)
 	case *store.MeasurementRecord:
 		return im.addMeasurement(i, r)
 	case *store.EventRecord:
@@ -577,6 +644,94 @@ func (im *mongoImport) addOperation(i int, r *store.OperationRecord) error {
 		q.executing = append(q.executing, r.ID)
 	}
 	return nil
+}
+
+func claimID(r *store.BulkOperationRecord) string {
+	if r.Claim == nil {
+		return ""
+	}
+	return r.Claim.OperationID
+}
+
+// addReference adds a reference after those imported before it, with a
+// number of the sequence to keep the dump's order.
+func (im *mongoImport) addReference(i int, r *store.ChildReferenceRecord) error {
+	if err := r.Check(); err != nil {
+		return err
+	}
+	ids, err := im.s.newIDs(im.ctx, 1)
+	if err != nil {
+		return err
+	}
+	k := refKey(r.Tenant, r.Type, r.Parent, r.Child)
+	im.insert(i, im.s.childRefs, k, refDoc{Key: k, Tenant: r.Tenant, Kind: r.Type, Parent: r.Parent, Child: r.Child, Seq: ids[0]})
+	return nil
+}
+
+// addBulk adds a bulk operation with its devices (before it, as its
+// creation writes them) and finishes its claim, as the next claimer
+// would: the claim's operation is stored under its id unless the dump
+// held it or its device is gone.
+func (im *mongoImport) addBulk(i int, r *store.BulkOperationRecord) error {
+	if err := r.Check(); err != nil {
+		return err
+	}
+	seq, err := importSeq(r.ID)
+	if err != nil {
+		return err
+	}
+	for _, f := range []store.DumpDoc{r.Prototype, r.Fragments} {
+		if err := checkFragments(f); err != nil {
+			return err
+		}
+	}
+	for pos, d := range r.Targets {
+		k := targetKey(r.Tenant, r.ID, pos)
+		im.insert(i, im.s.bulkTargets, k, bson.D{{Key: "_id", Value: k}, {Key: "device", Value: d}})
+	}
+	b := r.BulkOperation()
+	proto, frags := map[string]any(r.Prototype), map[string]any(r.Fragments)
+	if proto == nil {
+		proto = map[string]any{}
+	}
+	if frags == nil {
+		frags = map[string]any{}
+	}
+	im.insert(i, im.s.bulkOps, key(r.Tenant, r.ID), bulkDoc{
+		Key: key(r.Tenant, r.ID), ID: r.ID, Tenant: r.Tenant, Seq: seq, GroupID: r.GroupID,
+		StartDate: b.StartDate, RampMs: r.CreationRamp, Prototype: proto, Status: r.Status, Total: b.Total,
+		Position: r.Position, NextAt: b.NextAt, Open: r.Position < b.Total, CreationTime: b.CreationTime,
+		LastUpdated: b.LastUpdated, Fragments: frags,
+	})
+	op := r.ClaimedOperation()
+	if op == nil {
+		return nil
+	}
+	if held, err := im.has(im.s.operations, key(r.Tenant, op.ID)); err != nil || held {
+		return err
+	}
+	if there, err := im.has(im.s.objects, key(r.Tenant, op.DeviceID)); err != nil || !there {
+		return err
+	}
+	return im.addOperation(i, op)
+}
+
+// has says whether the document id is in c, or among the batch's
+// writes before.
+func (im *mongoImport) has(c *mongo.Collection, id string) (bool, error) {
+	for _, w := range im.writes {
+		if w.c == c && w.id == id {
+			return true, nil
+		}
+	}
+	err := c.FindOne(im.ctx, bson.D{{Key: "_id", Value: id}}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s %s: %w", c.Name(), id, err)
+	}
+	return true, nil
 }
 
 func (im *mongoImport) addAlarm(i int, r *store.AlarmRecord) error {

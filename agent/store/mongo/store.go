@@ -246,6 +246,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		// a parent's children in order, a child's parents
 		{s.childRefs, bson.D{{Key: "tenant", Value: 1}, {Key: "kind", Value: 1}, {Key: "parent", Value: 1}, {Key: "seq", Value: 1}}, false},
 		{s.childRefs, bson.D{{Key: "tenant", Value: 1}, {Key: "child", Value: 1}, {Key: "kind", Value: 1}, {Key: "seq", Value: 1}}, false},
+		// every reference in the order it was added, for a dump
+		{s.childRefs, bson.D{{Key: "seq", Value: 1}}, false},
 		// a tenant's bulk operations, the due ones, a bulk
 		// operation's operations by status
 		{s.bulkOps, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},

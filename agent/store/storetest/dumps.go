@@ -29,6 +29,7 @@ func dumpCases(open func(*testing.T) store.Engine) []suiteCase {
 		{"BadDumps", func(t *testing.T, s store.Engine) { testBadDumps(t, s, open) }},
 		{"BatchAllOrNothing", func(t *testing.T, s store.Engine) { testDumpBatchAllOrNothing(t, s, open) }},
 		{"ExportStopsAtError", testDumpExportStops},
+		{"BulkClaimFinished", func(t *testing.T, s store.Engine) { testDumpBulkClaim(t, open) }},
 	}
 }
 
@@ -56,6 +57,13 @@ type filled struct {
 	alarm      [3]string // tenant, source, type of an open alarm
 	binaries   map[string][]string
 	ids        []int64 // every id of the id sequence written
+	// refs are the objects with child references: parents by kind,
+	// and children whose parents were added out of id order.
+	refs struct{ parents, children [][3]string } // tenant, kind, id
+	// bulk is a bulk operation left running after its first step, and
+	// its devices.
+	bulk        store.BulkOperation
+	bulkDevices []string
 }
 
 type filledUser struct{ tenant, name, password string }
@@ -240,7 +248,138 @@ func fill(t *testing.T, s store.Engine) *filled {
 		f.binaries["acme"] = append(f.binaries["acme"], f.id(t, b.ID))
 		f.kinds[store.KindBinary] = true
 	}
+	fillGroups(t, s, f, at)
 	return f
+}
+
+// fillGroups writes child references and bulk operations: two groups,
+// the second a subgroup of the first, sharing a device whose parents
+// were added in the other order than their ids; a firmware with a
+// version as child addition; a bulk operation running after its first
+// step and one canceled.
+func fillGroups(t *testing.T, s store.Engine, f *filled, at time.Time) {
+	t.Helper()
+	acme := f.devices["acme"]
+	var g []string
+	for _, name := range []string{"north", "south"} {
+		mo := must(s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: name, Type: store.GroupType,
+			Fragments: map[string]any{store.GroupFragment: map[string]any{}}}))
+		g = append(g, f.id(t, mo.ID))
+	}
+	fw := must(s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "fw", Type: store.FirmwareType,
+		Fragments: map[string]any{"c8y_Filter": map[string]any{"type": "c8y_lwm2m"}}}))
+	ver := must(s.CreateManagedObject(ctx, "acme", store.ManagedObject{Name: "fw", Type: store.FirmwareBinaryType,
+		Fragments: map[string]any{"c8y_Firmware": map[string]any{"version": "2.0", "url": "https://fw.example/2.0"}}}))
+	f.id(t, fw.ID)
+	f.id(t, ver.ID)
+	for _, r := range [][3]string{
+		{store.ChildAssets, g[1], acme[1]}, // south first: the child's parents are south, north
+		{store.ChildAssets, g[0], acme[0]},
+		{store.ChildAssets, g[0], acme[1]},
+		{store.ChildAssets, g[0], g[1]},
+		{store.ChildAdditions, fw.ID, ver.ID},
+		{store.ChildDevices, acme[0], acme[2]},
+	} {
+		if err := s.AddChildReference(ctx, "acme", r[0], r[1], r[2]); !supported(t, err) {
+			return
+		}
+	}
+	f.kinds[store.KindChildReference] = true
+	f.refs.parents = [][3]string{{"acme", store.ChildAssets, g[0]}, {"acme", store.ChildAssets, g[1]},
+		{"acme", store.ChildAdditions, fw.ID}, {"acme", store.ChildDevices, acme[0]}}
+	f.refs.children = [][3]string{{"acme", store.ChildAssets, acme[1]}, {"acme", store.ChildAssets, g[1]},
+		{"acme", store.ChildAdditions, ver.ID}, {"acme", store.ChildDevices, acme[2]}}
+
+	bulk := func(targets []string, ramp time.Duration) store.BulkOperation {
+		b := must(s.CreateBulkOperation(ctx, "acme", store.BulkOperation{GroupID: g[0], StartDate: at, CreationRamp: ramp, Targets: targets,
+			Prototype: map[string]any{"c8y_Command": map[string]any{"text": "read /3/0/0"}, "description": "maker", "weight": 1.5},
+			Fragments: map[string]any{"note": "fleet", "at": at}}))
+		f.id(t, b.ID)
+		return b
+	}
+	f.bulkDevices = []string{acme[0], acme[1], acme[3], acme[2]}
+	b := bulk(f.bulkDevices, 90*time.Second)
+	op := must(s.CreateBulkStep(ctx, "acme", b, at.Add(90*time.Second)))
+	f.id(t, op.ID)
+	check(t, s.SetStatus(ctx, "acme", op.ID, store.OpExecuting, "", ""))
+	f.bulk = must(s.GetBulkOperation(ctx, "acme", b.ID))
+	c := bulk(acme[:2], 0)
+	must(s.SetBulkStatus(ctx, "acme", c.ID, store.BulkCanceled))
+	f.kinds[store.KindBulkOperation] = true
+}
+
+// compareGroups finds in dst the child references and bulk operations
+// of src, in their order, and the running bulk operation going on with
+// its next device.
+func compareGroups(t *testing.T, src, dst store.Engine, f *filled) {
+	t.Helper()
+	if f.kinds[store.KindChildReference] {
+		for _, p := range f.refs.parents {
+			list := func(s store.Engine) func(pg store.Page) ([]store.ManagedObject, int64, error) {
+				return func(pg store.Page) ([]store.ManagedObject, int64, error) {
+					return s.ListChildren(ctx, p[0], p[1], p[2], pg)
+				}
+			}
+			same(t, p[1]+" of "+p[2], pages(t, list(src)), pages(t, list(dst)))
+		}
+		for _, c := range f.refs.children {
+			same(t, "parents by "+c[1]+" of "+c[2], must(src.ParentsOf(ctx, c[0], c[1], c[2], 0)), must(dst.ParentsOf(ctx, c[0], c[1], c[2], 0)))
+		}
+	}
+	if f.kinds[store.KindBulkOperation] {
+		list := func(s store.Engine) func(p store.Page) ([]store.BulkOperation, int64, error) {
+			return func(p store.Page) ([]store.BulkOperation, int64, error) { return s.ListBulkOperations(ctx, "acme", p) }
+		}
+		same(t, "bulk operations", pages(t, list(src)), pages(t, list(dst)))
+		far := f.bulk.NextAt.Add(time.Hour)
+		same(t, "due bulk operations", must(src.DueBulkOperations(ctx, far, 0)), must(dst.DueBulkOperations(ctx, far, 0)))
+		for _, st := range []string{store.OpPending, store.OpExecuting} {
+			same(t, st+" operations of the bulk operation", must(src.BulkOperationIDs(ctx, "acme", f.bulk.ID, st, 0)),
+				must(dst.BulkOperationIDs(ctx, "acme", f.bulk.ID, st, 0)))
+		}
+	}
+}
+
+// continueBulk runs the imported bulk operation's steps in dst: the
+// position it had is taken, and the devices after it get one operation
+// each, in order.
+func continueBulk(t *testing.T, dst store.Engine, f *filled) {
+	t.Helper()
+	if !f.kinds[store.KindBulkOperation] {
+		return
+	}
+	if _, err := dst.CreateBulkStep(ctx, "acme", f.bulk, time.Now()); err != nil {
+		t.Fatalf("the imported bulk operation's next step: %v", err)
+	}
+	stale := f.bulk // the position as the dump had it, taken now
+	if _, err := dst.CreateBulkStep(ctx, "acme", stale, time.Now()); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a second claim of the imported position: %v, want ErrConflict", err)
+	}
+	for {
+		due := must(dst.DueBulkOperations(ctx, time.Now().Add(time.Hour), 0))
+		if len(due) == 0 {
+			break
+		}
+		if len(due) != 1 || due[0].ID != f.bulk.ID {
+			t.Fatalf("due after the import: %+v, want only bulk operation %s", due, f.bulk.ID)
+		}
+		if _, err := dst.CreateBulkStep(ctx, "acme", due[0].BulkOperation, time.Now()); err != nil {
+			t.Fatalf("step %d: %v", due[0].Position, err)
+		}
+	}
+	b := must(dst.GetBulkOperation(ctx, "acme", f.bulk.ID))
+	if b.Position != len(f.bulkDevices) || b.Progress.Created() != int64(len(f.bulkDevices)) {
+		t.Fatalf("after the import's steps: position %d, %d operations, want %d each", b.Position, b.Progress.Created(), len(f.bulkDevices))
+	}
+	var devs []string
+	for _, st := range []string{store.OpExecuting, store.OpPending} {
+		for _, id := range must(dst.BulkOperationIDs(ctx, "acme", f.bulk.ID, st, 0)) {
+			devs = append(devs, must(dst.GetOperation(ctx, "acme", id)).DeviceID)
+		}
+	}
+	if !slices.Equal(devs, f.bulkDevices) {
+		t.Errorf("devices of the bulk operation's operations %v, want each of %v once, in order", devs, f.bulkDevices)
+	}
 }
 
 // canon turns what the engines read into one shape to compare: slices
@@ -474,6 +613,7 @@ func compare(t *testing.T, src, dst store.Engine, f *filled, ms measurementMatch
 			}
 		}
 	}
+	compareGroups(t, src, dst, f)
 	for tn, ids := range f.binaries {
 		for _, id := range ids {
 			ab, a := mustPair(src.ReadBinary(ctx, tn, id, 1<<30))
@@ -533,9 +673,16 @@ func compareOperations(t *testing.T, src, dst store.Engine, f *filled) {
 		return out
 	}
 	same(t, "devices with queued operations", queued(src), queued(dst))
-	same(t, "operations executing", must(src.Executing(ctx, 0)), must(dst.Executing(ctx, 0)))
+	// in no order the contract names: the MongoDB engine's is its queues'
+	byID := func(ops []store.TenantOperation) []store.TenantOperation {
+		slices.SortFunc(ops, func(a, b store.TenantOperation) int {
+			return cmp.Or(strings.Compare(a.Tenant, b.Tenant), cmp.Compare(len(a.ID), len(b.ID)), strings.Compare(a.ID, b.ID))
+		})
+		return ops
+	}
+	same(t, "operations executing", byID(must(src.Executing(ctx, 0))), byID(must(dst.Executing(ctx, 0))))
 	future := time.Now().Add(time.Hour)
-	same(t, "operations executing before", must(src.ExecutingBefore(ctx, future, 0)), must(dst.ExecutingBefore(ctx, future, 0)))
+	same(t, "operations executing before", byID(must(src.ExecutingBefore(ctx, future, 0))), byID(must(dst.ExecutingBefore(ctx, future, 0))))
 }
 
 // exportTo exports s into a dump in memory, checks it reads whole, and
@@ -588,6 +735,7 @@ func testDumpRoundTrip(t *testing.T, src store.Engine, open func(*testing.T) sto
 	if top := slices.Max(f.ids); n <= top {
 		t.Errorf("new object's id %d is not above the imported ids (up to %d)", n, top)
 	}
+	continueBulk(t, dst, f)
 	if f.kinds[store.KindAlarm] {
 		// the open alarm is open in the target: a raise counts on it
 		a := must(dst.RaiseAlarm(ctx, f.alarm[0], store.Alarm{Source: f.alarm[1], Type: f.alarm[2]}))
@@ -707,9 +855,9 @@ func testBadDumps(t *testing.T, src store.Engine, open func(*testing.T) store.En
 		{"empty", nil, 0, "empty input", 0},
 		{"another format", edit(func(l []string) []string { l[0] = `{"format":"other","version":1}`; return l }), 1, "not a dump of lwm2m-agent's store", 0},
 		{"newer version", edit(func(l []string) []string {
-			l[0] = strings.Replace(l[0], `"version":1`, `"version":2`, 1)
+			l[0] = strings.Replace(l[0], `"version":`+strconv.Itoa(store.DumpVersion), `"version":`+strconv.Itoa(store.DumpVersion+1), 1)
 			return l
-		}), 1, "version 2 is newer", 0},
+		}), 1, "version " + strconv.Itoa(store.DumpVersion+1) + " is newer", 0},
 		{"truncated: no end line", edit(func(l []string) []string { return l[:15] }), 15, "truncated", 7},
 		{"truncated in a line", []byte(strings.Join(good[:10], "\n") + "\n" + good[10][:len(good[10])/2]), 11, "line 11 (user)", 7},
 		{"unknown kind", edit(func(l []string) []string { l[5] = `{"kind":"gadget","id":"1"}`; return l }), 6, `unknown record kind "gadget"`, 4},
@@ -820,4 +968,75 @@ func testDumpExportStops(t *testing.T, s store.Engine) {
 		last = i
 		return nil
 	}))
+}
+
+// A bulk operation's claim in a dump (an engine without transactions
+// dumped while a claimer had taken a device and not yet stored its
+// operation) is finished by the import: the operation is stored under
+// the claim's id, unless the dump holds it or its device is gone, and
+// the bulk operation goes on with the device after it.
+func testDumpBulkClaim(t *testing.T, open func(*testing.T) store.Engine) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	device := func(id string) store.Record {
+		return &store.ManagedObjectRecord{Tenant: "acme", ID: id, Name: "d" + id, Type: store.DeviceType, CreationTime: store.DumpTime(at),
+			LastUpdated: store.DumpTime(at), Fragments: store.DumpDoc{store.DeviceFragment: map[string]any{}}}
+	}
+	done := func(id, dev string) store.Record {
+		return &store.OperationRecord{Tenant: "acme", ID: id, DeviceID: dev, Status: store.OpSuccessful, CreationTime: store.DumpTime(at),
+			LastUpdated: store.DumpTime(at), Command: &store.CommandRecord{Text: "read /3/0/0", Result: "x"}, Attempts: 1,
+			Fragments: store.DumpDoc{store.BulkOperationIDField: "20"}}
+	}
+	bulk := &store.BulkOperationRecord{Tenant: "acme", ID: "20", GroupID: "5", StartDate: store.DumpTime(at), CreationRamp: 1000,
+		Prototype: store.DumpDoc{"c8y_Command": map[string]any{"text": "read /3/0/0"}}, Status: store.BulkInProgress,
+		Targets: []string{"10", "11", "12"}, Position: 2, NextAt: store.DumpTime(at.Add(2 * time.Second)),
+		CreationTime: store.DumpTime(at), LastUpdated: store.DumpTime(at), Fragments: store.DumpDoc{},
+		Claim: &store.BulkClaimRecord{OperationID: "30", DeviceID: "11", At: store.DumpTime(at.Add(time.Second))}}
+	tests := []struct {
+		name    string
+		records []store.Record
+		want    store.BulkProgress // once imported
+		status  string             // of operation 30; "" for none
+	}{
+		{"operation not stored", []store.Record{device("10"), device("11"), device("12"), done("29", "10")},
+			store.BulkProgress{Pending: 1, Successful: 1}, store.OpPending},
+		{"operation stored", []store.Record{device("10"), device("11"), device("12"), done("29", "10"), done("30", "11")},
+			store.BulkProgress{Successful: 2}, store.OpSuccessful},
+		{"device deleted", []store.Record{device("10"), device("12"), done("29", "10")},
+			store.BulkProgress{Successful: 1}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := must(store.NewDumpWriter(&buf, store.DumpHeader{Engine: "test"}))
+			recs := append([]store.Record{&store.TenantRecord{ID: "acme", Domain: "acme", CreationTime: store.DumpTime(at)},
+				&store.CounterRecord{Name: store.CounterIDs, Value: 20}}, tc.records...)
+			for _, r := range append(recs, bulk) {
+				check(t, w.Write(r))
+			}
+			check(t, w.Close())
+			dst := open(t)
+			if _, err := store.ImportDump(ctx, dst, &buf, store.ImportOptions{BatchRecords: 3}); !supported(t, err) {
+				t.Skip("the engine does not import bulk operations")
+			}
+			b := must(dst.GetBulkOperation(ctx, "acme", "20"))
+			if b.Position != 2 || b.Total != 3 || b.Progress != tc.want || b.Status != store.BulkInProgress {
+				t.Errorf("imported: position %d of %d, %s, progress %+v; want 2 of 3, IN_PROGRESS, %+v", b.Position, b.Total, b.Status, b.Progress, tc.want)
+			}
+			op, err := dst.GetOperation(ctx, "acme", "30")
+			switch {
+			case tc.status == "" && !errors.Is(err, store.ErrNotFound):
+				t.Errorf("operation of a deleted device's claim: %+v, %v", op, err)
+			case tc.status != "" && (err != nil || op.Status != tc.status || op.DeviceID != "11" || op.Fragments[store.BulkOperationIDField] != "20"):
+				t.Errorf("operation of the claim: %+v, %v; want %s for device 11", op, err, tc.status)
+			}
+			pending := must(dst.Pending(ctx, "acme", "11", 0))
+			if queued := len(pending) == 1 && pending[0].ID == "30"; queued != (tc.status == store.OpPending) {
+				t.Errorf("device 11's queue %+v", pending)
+			}
+			next := must(dst.CreateBulkStep(ctx, "acme", b, time.Now()))
+			if n, _ := strconv.ParseInt(next.ID, 10, 64); next.DeviceID != "12" || n <= 30 {
+				t.Errorf("the step after the claim: operation %s for device %s, want one above 30 for 12", next.ID, next.DeviceID)
+			}
+		})
+	}
 }
