@@ -40,6 +40,7 @@ func TestContrast(t *testing.T) {
 	a := browsertest.StartAgent(t)
 	sim := a.Simulate(1, "contrast", nil)
 	id := a.DeviceID(sim.Endpoints()[0])
+	group := groupOf(t, a, id)
 	b := browsertest.NewBrowser(t, a)
 	check := func(route string) {
 		var bad []string
@@ -52,7 +53,7 @@ func TestContrast(t *testing.T) {
 	b.WaitVisible("#main input[name=password]")
 	check("/login")
 	b.Login("management", "admin", browsertest.AdminPassword)
-	for _, p := range everyPage(id) {
+	for _, p := range everyPage(id, group) {
 		b.Go(p.route)
 		b.WaitVisible(p.ready)
 		b.WaitGone("#main .loading")

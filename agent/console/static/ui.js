@@ -86,7 +86,7 @@ export function humanize(name) {
 const badgeKinds = {
   AVAILABLE: 'ok', CONNECTED: 'ok', SUCCESSFUL: 'ok', CLEARED: 'ok',
   UNAVAILABLE: 'bad', DISCONNECTED: 'bad', FAILED: 'bad', CRITICAL: 'bad', MAJOR: 'bad',
-  PENDING: 'wait', EXECUTING: 'busy', ACTIVE: 'warn', MINOR: 'warn', WARNING: 'warn', ACKNOWLEDGED: 'info',
+  PENDING: 'wait', EXECUTING: 'busy', IN_PROGRESS: 'busy', COMPLETED: 'ok', ACTIVE: 'warn', MINOR: 'warn', WARNING: 'warn', ACKNOWLEDGED: 'info',
 };
 
 // badge shows a status word in its colour (and the word itself, so

@@ -1,10 +1,10 @@
 // Binaries: the tenant's stored files (firmware images and others):
 // upload, list, download, delete; and a firmware update of a device,
 // from a stored binary's address or any URL, followed to its end.
-import { list, request, del, download, post, get, waitForOperation } from '../api.js';
+import { list, del, download, post, waitForOperation } from '../api.js';
+import { uploadBinary, devicePicker } from '../lib/repository.js';
 import { h, clear, table, pager, time, badge, field, form, card, button, confirm, errorBox, spinner, pageHeader, link } from '../ui.js';
 import { href } from '../router.js';
-import { searchQuery } from './devices.js';
 import { formatBytes } from '../lib/bytes.js';
 
 const PAGE_SIZE = 20;
@@ -21,11 +21,7 @@ export async function render(el, ctx) {
     busyLabel: 'Uploading…',
     class: 'inline-form',
     onSubmit: async (v) => {
-      const file = v.file[0];
-      const body = new FormData();
-      body.append('object', new Blob([JSON.stringify({ name: file.name, type: file.type || 'application/octet-stream' })], { type: 'application/json' }));
-      body.append('file', file, file.name);
-      const b = await request('POST', '/inventory/binaries', { body, signal: ctx.signal });
+      const b = await uploadBinary(v.file[0], { signal: ctx.signal });
       picker.input.value = '';
       page = 1;
       await load(b.id);
@@ -78,8 +74,7 @@ export async function render(el, ctx) {
 // address: the device downloads the firmware itself (pull), so the
 // address must be one it can reach.
 function firmwareForm(ctx) {
-  const search = field({ label: 'Find device', name: 'devsearch', type: 'search', placeholder: 'name, endpoint or type', autocomplete: 'off' });
-  const device = field({ label: 'Device', name: 'deviceId', type: 'select', required: true, options: [['', 'Loading devices…']] });
+  const picker = devicePicker({ signal: ctx.signal, value: ctx.query.device });
   const name = field({ label: 'Firmware name', name: 'name', required: true, autocomplete: 'off' });
   const version = field({ label: 'Version', name: 'version', required: true, autocomplete: 'off' });
   const source = field({ label: 'From', name: 'source', type: 'select', options: [['', 'a URL']] });
@@ -87,22 +82,7 @@ function firmwareForm(ctx) {
     hint: 'The device downloads the firmware from this address itself (http, https, coap or coaps).' });
   const status = h('div', { class: 'result-slot', role: 'status', 'aria-live': 'polite' });
   let stored = [];
-  let seq = 0;
 
-  async function devices(text) {
-    const mine = ++seq;
-    const res = await list('/inventory/managedObjects', 'managedObjects', { query: searchQuery(text || ''), pageSize: 50, signal: ctx.signal });
-    if (mine !== seq) return;
-    const keep = device.input.value || ctx.query.device || '';
-    clear(device.input, res.items.length ? res.items.map((d) => h('option', { value: d.id, selected: d.id === keep },
-      `${d.name || `Device ${d.id}`}${d.lwm2m?.endpoint && d.lwm2m.endpoint !== d.name ? ` (${d.lwm2m.endpoint})` : ''} · ID ${d.id}`))
-      : h('option', { value: '' }, text ? `No device matches “${text}”` : 'No devices'));
-  }
-  let typing;
-  search.input.addEventListener('input', () => {
-    clearTimeout(typing);
-    typing = setTimeout(() => devices(search.input.value).catch(() => {}), 300);
-  });
   source.input.addEventListener('change', () => {
     const b = stored.find((x) => x.id === source.input.value);
     if (b) fill(b);
@@ -113,7 +93,7 @@ function firmwareForm(ctx) {
   }
 
   const f = form({
-    fields: [h('div', { class: 'field-grid' }, search, device, name, version, source, url)],
+    fields: [h('div', { class: 'field-grid' }, picker.el, name, version, source, url)],
     submitLabel: 'Update firmware',
     busyLabel: 'Sending…',
     onSubmit: async (v) => {
@@ -140,9 +120,7 @@ function firmwareForm(ctx) {
     f, status);
   return {
     el,
-    ready: (ctx.query.device ? get(`/inventory/managedObjects/${encodeURIComponent(ctx.query.device)}`, undefined, { signal: ctx.signal })
-      .then((d) => { search.input.value = d.name || ''; }).catch(() => {}) : Promise.resolve())
-      .then(() => devices(search.input.value)).catch((err) => { if (err.name !== 'AbortError') f.errors.append(errorBox(err)); }),
+    ready: picker.ready.catch((err) => { if (err.name !== 'AbortError') f.errors.append(errorBox(err)); }),
     binaries(items) {
       stored = items;
       const keep = source.input.value;

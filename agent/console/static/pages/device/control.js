@@ -4,21 +4,27 @@
 // (realtime /operations/{id}). The API has no cancel of an operation, so
 // neither has this page.
 import { list } from '../../api.js';
-import { h, time, badge, field } from '../../ui.js';
+import { h, time, badge, field, button, toast } from '../../ui.js';
 import { setQuery } from '../../router.js';
 import { liveList, newestFirst } from '../../lib/livelist.js';
+import { installDialog } from '../../lib/repository.js';
 
 const STATUSES = [['', 'All'], ['PENDING', 'Pending'], ['EXECUTING', 'Executing'], ['SUCCESSFUL', 'Successful'], ['FAILED', 'Failed']];
 
 export async function render(el, ctx) {
   const status = field({ label: 'Status', name: 'status', type: 'select', options: STATUSES, value: ctx.query.status || '' });
+  // a version of the firmware repository, as its c8y_Firmware operation
+  const install = button('Install firmware', async () => {
+    const op = await installDialog({ deviceId: ctx.id, signal: ctx.signal });
+    if (op) toast(`Operation ${op.id} installs firmware ${op.c8y_Firmware?.name} ${op.c8y_Firmware?.version}.`, { kind: 'ok' });
+  });
   const l = liveList(el, {
     signal: ctx.signal,
     channel: `/operations/${ctx.id}`,
     class: 'operations',
     label: 'Operation pages',
     empty: 'No operations of this device match.',
-    toolbar: [status],
+    toolbar: [status, install],
     accept: (op) => !status.input.value || op.status === status.input.value,
     order: (a, b) => Number(b.id) - Number(a.id),
     load: (p) => newestFirst(list, '/devicecontrol/operations', 'operations', { deviceId: ctx.id, status: status.input.value, ...p }),
