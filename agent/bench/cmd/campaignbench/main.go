@@ -195,7 +195,7 @@ func (r *run) campaign(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("before the campaign: agent resident set %d MiB, store on disk %s (%s when empty)\n", before.rss>>20, mib(before.disk), mib(empty))
+	fmt.Printf("before the campaign: agent resident set %d MiB, live heap %d MiB, store on disk %s (%s when empty)\n", before.rss>>20, before.heap>>20, mib(before.disk), mib(empty))
 
 	s := newSampler(r.agent.Cmd.Process.Pid, r.sims, r.metric)
 	sctx, stopSampling := context.WithCancel(ctx)
@@ -340,6 +340,8 @@ func (r *run) report(ctx context.Context, o outcome, s *sampler, before, after f
 	cpu := s.cpu()
 	fmt.Printf("agent: peak resident set %d MiB (sampled every second; %d MiB before the campaign, %d MiB after it; high-water mark %d MiB)\n",
 		s.peakRSS>>20, before.rss>>20, after.rss>>20, s.hwm>>20)
+	fmt.Printf("agent: live Go heap %d MiB before the campaign (collected), peak %.0f MiB (sampled), %d MiB after it (collected)\n",
+		before.heap>>20, s.peakHeap/(1<<20), after.heap>>20)
 	fmt.Printf("agent: CPU %.1f s over %.1fs (%.2f cores; %.1f ms an operation); simulators %.1f s (%.2f cores)\n",
 		cpu.agent, cpu.wall, cpu.agent/cpu.wall, 1000*cpu.agent/float64(max(1, o.progress.All)), cpu.sims, cpu.sims/cpu.wall)
 	fmt.Printf("agent: goroutines %0.f before, peak %0.f, %0.f after; firmware transfers peak %0.f (lwm2m_agent_firmware_transfers)\n",

@@ -32,6 +32,7 @@ type sampler struct {
 	peakRSS, hwm                            int64
 	goroutines0, goroutines, peakGoroutines float64
 	peakTransfers                           float64
+	peakHeap                                float64
 }
 
 func newSampler(pid int, sims []*exec.Cmd, metric func(context.Context, string) (float64, error)) *sampler {
@@ -68,6 +69,7 @@ func (s *sampler) sample(ctx context.Context) {
 	rss, hwm, _ := memory(s.pid)
 	g, gerr := s.metric(ctx, "go_goroutines")
 	tr, terr := s.metric(ctx, "lwm2m_agent_firmware_transfers")
+	heap, herr := s.metric(ctx, "go_memstats_heap_alloc_bytes")
 	cpu, sims := machine.CPUSeconds(s.pid), s.simCPU()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,6 +83,9 @@ func (s *sampler) sample(ctx context.Context) {
 	}
 	if terr == nil {
 		s.peakTransfers = max(s.peakTransfers, tr)
+	}
+	if herr == nil {
+		s.peakHeap = max(s.peakHeap, heap)
 	}
 }
 
@@ -115,8 +120,9 @@ func memory(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
-// footprint is the agent's resident set and store on disk at a moment.
-type footprint struct{ rss, disk int64 }
+// footprint is the agent's resident set, live heap and store on disk
+// at a moment.
+type footprint struct{ rss, heap, disk int64 }
 
 // footprint lets the agent collect its garbage, then reads its resident
 // set and the size of its data directory.
@@ -132,6 +138,10 @@ func (r *run) footprint(ctx context.Context) (footprint, error) {
 	if err != nil {
 		return footprint{}, err
 	}
+	heap, err := r.metric(ctx, "go_memstats_heap_alloc_bytes")
+	if err != nil {
+		return footprint{}, err
+	}
 	disk, err := machine.DirSize(filepath.Join(r.agent.Dir, "data"))
-	return footprint{rss: rss, disk: disk}, err
+	return footprint{rss: rss, heap: int64(heap), disk: disk}, err
 }
