@@ -319,7 +319,7 @@ func (r *run) report(ctx context.Context, o outcome, s *sampler, before, after f
 	}
 	fmt.Printf("result: %d devices (%d sleeping), method %s, %d-byte package, ramp %gs: %s/%s after %.1fs; all SUCCESSFUL: %s\n",
 		o.progress.All, c.sleepers(), c.method, c.size, c.ramp, o.status, o.general, end.Seconds(), wall)
-	fmt.Printf("result: %d SUCCESSFUL, %d FAILED, %d pending, %d executing; %.1f operations/s ended (%.1f/s the creation ramp allows)\n",
+	fmt.Printf("result: %d SUCCESSFUL, %d FAILED, %d pending, %d executing; %.1f operations/s ended (%s)\n",
 		o.progress.Successful, o.progress.Failed, o.progress.Pending, o.progress.Executing,
 		float64(o.progress.Successful+o.progress.Failed)/end.Seconds(), rampRate(c.ramp))
 	if o.progress.Failed > 0 {
@@ -354,11 +354,11 @@ func (r *run) report(ctx context.Context, o outcome, s *sampler, before, after f
 	return nil
 }
 
-func rampRate(ramp float64) float64 {
+func rampRate(ramp float64) string {
 	if ramp == 0 {
-		return 0
+		return "no creation ramp"
 	}
-	return 1 / ramp
+	return fmt.Sprintf("%.1f/s the creation ramp allows", 1/ramp)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
