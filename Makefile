@@ -11,7 +11,7 @@ LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 SDK_MODULE     := github.com/lwm2m-agent/lwm2m-agent/sdk
 SDK_EXAMPLE    := sdk/examples/tempframe
 
-.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime lint vet fmt clean
+.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign lint vet fmt clean
 
 all: build
 
@@ -86,7 +86,7 @@ fuzz:
 	  done; \
 	done; done
 
-bench: bench-go bench-load bench-reg bench-import bench-queue bench-realtime
+bench: bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
@@ -122,6 +122,16 @@ bench-import: build
 # write to each receipt (see docs/performance.md).
 bench-realtime: build
 	$(GO) run ./agent/bench/cmd/realtimebench -build=false
+
+# A firmware campaign: one bulk operation with a c8y_Firmware prototype
+# over a group of 10,000 simulated devices, half of them sleeping (awake
+# 5 s every 60 s), followed to COMPLETED; wall time, outcomes, resident
+# memory, CPU, store growth (see docs/performance.md). METHOD is the
+# delivery: url (HTTP pull of an external URL), push, coap, coaps, http,
+# https or both.
+METHOD ?= url
+bench-campaign: build
+	$(GO) run ./agent/bench/cmd/campaignbench -build=false -method $(METHOD)
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -4,5 +4,7 @@
 // simulator processes, regbench with a closed loop of Registers (package
 // regload) beside libcoap's resource directory, queuebench through its
 // operation queue and across a restart, importbench with a bulk
-// registration file. docs/performance.md says what each measures.
+// registration file, campaignbench with a firmware campaign (a bulk
+// operation over a group of simulated devices, half of them sleeping).
+// docs/performance.md says what each measures.
 package bench

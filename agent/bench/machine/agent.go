@@ -127,3 +127,20 @@ func (a *Agent) Stop(sig os.Signal, limit time.Duration) (time.Duration, error) 
 		return time.Since(start), fmt.Errorf("agent did not stop within %s: killed", limit)
 	}
 }
+
+// StopProcess sends c an interrupt and waits for it to exit, killing it
+// after limit.
+func StopProcess(c *exec.Cmd, limit time.Duration) {
+	if c == nil || c.Process == nil {
+		return
+	}
+	_ = c.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		_ = c.Process.Kill()
+		<-done
+	}
+}

@@ -24,12 +24,18 @@ func Call(ctx context.Context, c *http.Client, base, password, method, path stri
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	return Send(ctx, c, base, password, method, path, "application/json", rd, out)
+}
+
+// Send is Call with a body of another content type (a CSV file, a
+// multipart upload) read from body, which may be nil.
+func Send(ctx context.Context, c *http.Client, base, password, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return err
 	}
 	req.SetBasicAuth("management/admin", password)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := c.Do(req)
 	if err != nil {
 		return err

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -110,17 +109,7 @@ func startAgent(ctx context.Context, bin string, env ...string) (*agent, error) 
 
 func (a *agent) stop() {
 	for _, c := range append(a.children, a.Cmd) {
-		if c == nil || c.Process == nil {
-			continue
-		}
-		_ = c.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = c.Process.Kill()
-		}
+		machine.StopProcess(c, 20*time.Second)
 	}
 	_ = os.RemoveAll(a.Dir)
 }
@@ -459,15 +448,6 @@ func (a *agent) footprint(ctx context.Context) (rssKiB, diskBytes int64, err err
 	if rssKiB == 0 {
 		return 0, 0, errors.New("no VmRSS")
 	}
-	err = filepath.WalkDir(filepath.Join(a.Dir, "data"), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err == nil {
-			diskBytes += info.Size()
-		}
-		return err
-	})
+	diskBytes, err = machine.DirSize(filepath.Join(a.Dir, "data"))
 	return rssKiB, diskBytes, err
 }
