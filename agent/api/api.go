@@ -96,6 +96,9 @@ type Config struct {
 	// MaxBinarySize bounds one binary of POST /inventory/binaries, in
 	// bytes; zero takes DefaultMaxBinarySize.
 	MaxBinarySize int64
+	// FirmwareMaxSize bounds the agent binary a firmware update names, in
+	// bytes; zero: no bound.
+	FirmwareMaxSize int64
 	// LoginThrottle slows repeated wrong credentials down; its zero value
 	// takes the defaults.
 	LoginThrottle LoginThrottle
@@ -258,6 +261,7 @@ func (a *API) routes() {
 	auth("POST /devicecontrol/operations", a.createOperations)
 	auth("GET /devicecontrol/operations", a.listOperations)
 	auth("GET /devicecontrol/operations/{id}", a.getOperation)
+	auth("PUT /devicecontrol/operations/{id}", a.updateOperation)
 	a.bulkOperationRoutes(auth)
 
 	auth("GET /lwm2m/devices/{id}/objects", a.objectsView)

@@ -464,10 +464,10 @@ func TestOperations(t *testing.T) {
 		{"no device", `{"c8y_Command":{"text":"read /3/0"}}`, "deviceId"},
 		{"no command", `{"deviceId":"` + dev + `"}`, "c8y_Command"},
 		{"firmware without url", `{"deviceId":"` + dev + `","c8y_Firmware":{"name":"fw","version":"1"}}`, "url"},
-		{"firmware from a stored binary", `{"deviceId":"` + dev + `","c8y_Firmware":{"name":"fw","version":"1","url":"binary:42"}}`, "stored binary is not supported"},
-		{"firmware url not absolute", `{"deviceId":"` + dev + `","c8y_Firmware":{"name":"fw","version":"1","url":"fw.bin"}}`, "not an absolute URL"},
-		{"firmware url of another protocol", `{"deviceId":"` + dev + `","c8y_Firmware":{"name":"fw","version":"1","url":"ftp://h/fw.bin"}}`, "scheme \"ftp\""},
-		{"fwupdate from a stored binary", `{"deviceId":"` + dev + `","c8y_Command":{"text":"fwupdate fw;1;binary:42"}}`, "\"binary:42\" is not a firmware URL"},
+		{"firmware from a binary the tenant lacks", `{"deviceId":"` + dev + `","c8y_Firmware":{"name":"fw","version":"1","url":"binary:42"}}`, "there is no binary 42 in this tenant"},
+		{"firmware url not absolute", `{"deviceId":"` + dev + `","c8y_Firmware":{"name":"fw","version":"1","url":"fw.bin"}}`, "no scheme"},
+		{"firmware url of another protocol", `{"deviceId":"` + dev + `","c8y_Firmware":{"name":"fw","version":"1","url":"ftp://h/fw.bin"}}`, "scheme ftp is not one of"},
+		{"fwupdate from a binary the tenant lacks", `{"deviceId":"` + dev + `","c8y_Command":{"text":"fwupdate fw;1;binary:42"}}`, "there is no binary 42 in this tenant"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -126,7 +126,7 @@ func (a *API) createBulkOperation(w http.ResponseWriter, r *http.Request, u stor
 		cmds, msg := prototypeProblem(proto)
 		if msg != "" {
 			problems = append(problems, "operationPrototype: "+msg)
-		} else if !a.checkBinaries(w, r, u.Tenant, cmds) {
+		} else if !a.checkBinaries(w, r, u.Tenant, cmds) || !a.checkFirmwareSources(w, r, u.Tenant, cmds) || !a.checkFirmwareFragment(w, r, u.Tenant, proto) {
 			return
 		}
 		b.Prototype = store.JSONNumbers(proto).(map[string]any)

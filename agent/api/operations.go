@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	neturl "net/url"
 	"strings"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/firmware"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/render"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -75,7 +75,7 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 			a.storeError(w, r, "devicecontrol", err)
 			return
 		}
-		if !a.checkBinaries(w, r, u.Tenant, cmds) {
+		if !a.checkBinaries(w, r, u.Tenant, cmds) || !a.checkFirmwareSources(w, r, u.Tenant, cmds) {
 			return
 		}
 
@@ -85,6 +85,9 @@ func (a *API) createOperations(w http.ResponseWriter, r *http.Request, u store.U
 	} else if fw, ok := body["c8y_Firmware"].(map[string]any); ok {
 		if msg := firmwareFragmentProblem(fw); msg != "" {
 			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", msg)
+			return
+		}
+		if !a.checkFirmwareFragment(w, r, u.Tenant, body) {
 			return
 		}
 		// the same firmware update as fwupdate: the runner reads it from
@@ -135,37 +138,152 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request, u store.User)
 }
 
 // firmwareFragmentProblem says why an operation's c8y_Firmware cannot
-// update a device, "" when it can.
+// update a device, "" when it can; the package itself is checked by
+// firmwareSourceProblem.
 func firmwareFragmentProblem(fw map[string]any) string {
 	for _, k := range []string{"name", "version", "url"} {
 		if s, _ := fw[k].(string); strings.TrimSpace(s) == "" {
 			return "c8y_Firmware." + k + " is required (a string)"
 		}
 	}
-	// checked as the shell checks fwupdate's URL
 	url, _ := fw["url"].(string)
-	if msg := firmwareURLProblem(url); msg != "" {
-		return "c8y_Firmware.url: " + msg
+	if _, err := firmware.ParseSource(url); err != nil {
+		return "c8y_Firmware.url: " + err.Error()
 	}
 	return ""
 }
 
-// firmwareURLProblem says why a firmware update's URL cannot be sent to a
-// device as its Package URI, "" when it can: the device downloads it, so
-// it must be an absolute URI of a protocol devices pull firmware with.
-// binary:<id>, a binary stored in the agent, would need the push method
-// or a download service of the agent's own.
-func firmwareURLProblem(raw string) string {
-	if strings.HasPrefix(raw, "binary:") {
-		return fmt.Sprintf("%q: firmware from a stored binary is not supported; give a URL the device downloads from (http, https, coap, coaps)", raw)
+// checkFirmwareFragment answers 422 for an operation (or a prototype)
+// whose c8y_Firmware names a package that cannot be had (see
+// firmwareSourceProblem). It answers the error itself and returns false
+// then.
+func (a *API) checkFirmwareFragment(w http.ResponseWriter, r *http.Request, tenant string, op map[string]any) bool {
+	fw, ok := op["c8y_Firmware"].(map[string]any)
+	if !ok {
+		return true
 	}
-	u, err := neturl.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Sprintf("%q is not an absolute URL the device can download from", raw)
+	url, _ := fw["url"].(string)
+	msg, err := a.firmwareSourceProblem(r.Context(), tenant, url)
+	if err != nil {
+		a.storeError(w, r, "devicecontrol", err)
+		return false
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "http", "https", "coap", "coaps", "coap+tcp", "coaps+tcp":
-		return ""
+	if msg != "" {
+		writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "c8y_Firmware.url: "+msg)
+		return false
 	}
-	return fmt.Sprintf("%q: scheme %q is none of http, https, coap, coaps, coap+tcp, coaps+tcp", raw, u.Scheme)
+	return true
+}
+
+// firmwareSourceProblem says why a firmware update's package cannot be
+// had, "" when it can: an agent binary (binary:<id>, or a URL ending in
+// /inventory/binaries/<id>) must exist in the tenant and be within the
+// firmware size limit; anything else must be an http(s) or coap(s) URL.
+func (a *API) firmwareSourceProblem(ctx context.Context, tenant, raw string) (string, error) {
+	src, err := firmware.ParseSource(raw)
+	if err != nil {
+		return err.Error(), nil
+	}
+	if src.BinaryID == "" {
+		return "", nil
+	}
+	b, err := a.cfg.Store.GetBinary(ctx, tenant, src.BinaryID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Sprintf("%q: there is no binary %s in this tenant (POST /inventory/binaries stores one)", raw, src.BinaryID), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if max := a.cfg.FirmwareMaxSize; max > 0 && b.Length > max {
+		return fmt.Sprintf("%q: binary %s is %d bytes, more than the %d bytes a firmware package may have", raw, src.BinaryID, b.Length, max), nil
+	}
+	return "", nil
+}
+
+// checkFirmwareSources answers 422 for a fwupdate whose package cannot be
+// had (see firmwareSourceProblem), so that the operation is refused when
+// it is created. It answers the error itself and returns false then.
+func (a *API) checkFirmwareSources(w http.ResponseWriter, r *http.Request, tenant string, cmds []shell.Command) bool {
+	for _, c := range cmds {
+		if c.Kind != shell.FirmwareUpdate {
+			continue
+		}
+		msg, err := a.firmwareSourceProblem(r.Context(), tenant, c.Firmware.URL)
+		if err != nil {
+			a.storeError(w, r, "devicecontrol", err)
+			return false
+		}
+		if msg != "" {
+			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", c.Raw+": "+msg)
+			return false
+		}
+	}
+	return true
+}
+
+// Cancellations hears of operations an operator set FAILED, so that the
+// work under way on them stops (a firmware update resets the device).
+type Cancellations interface {
+	Cancelled(ctx context.Context, tenant string, op store.Operation)
+}
+
+// updateOperation is PUT /devicecontrol/operations/{id}: as Cumulocity
+// has it, an operator sets a PENDING or EXECUTING operation FAILED, with
+// an optional failureReason; that cancels it. Nothing else may change.
+func (a *API) updateOperation(w http.ResponseWriter, r *http.Request, u store.User) {
+	var body map[string]any
+	if !a.readJSON(w, r, "devicecontrol", &body) {
+		return
+	}
+	status, _ := body["status"].(string)
+	if status != store.OpFailed {
+		writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable",
+			fmt.Sprintf("status %q: an operation can only be set FAILED (to cancel it)", status))
+		return
+	}
+	for k := range body {
+		if k != "status" && k != "failureReason" && k != "id" && k != "self" {
+			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable",
+				fmt.Sprintf("%s: only status and failureReason of an operation can be changed", k))
+			return
+		}
+	}
+	reason, ok := body["failureReason"].(string)
+	if _, present := body["failureReason"]; present && !ok {
+		writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable", "failureReason must be a string")
+		return
+	}
+	if strings.TrimSpace(reason) == "" {
+		reason = "cancelled by " + u.UserName
+	}
+	id := r.PathValue("id")
+	// the runner may move the operation on meanwhile (PENDING to
+	// EXECUTING): read it again and retry once
+	for range 2 {
+		op, err := a.cfg.Store.GetOperation(r.Context(), u.Tenant, id)
+		if err != nil {
+			a.storeError(w, r, "devicecontrol", err)
+			return
+		}
+		if op.Status != store.OpPending && op.Status != store.OpExecuting {
+			writeError(w, r, http.StatusUnprocessableEntity, "devicecontrol/unprocessable",
+				fmt.Sprintf("operation %s is %s: only a PENDING or EXECUTING operation can be set FAILED", id, op.Status))
+			return
+		}
+		err = a.cfg.Store.SetStatusFrom(r.Context(), u.Tenant, id, op.Status, store.OpFailed, "", reason)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			a.storeError(w, r, "devicecontrol", err)
+			return
+		}
+		if c, ok := a.cfg.Ops.(Cancellations); ok {
+			c.Cancelled(context.WithoutCancel(r.Context()), u.Tenant, op)
+		}
+		done, err := a.cfg.Store.GetOperation(r.Context(), u.Tenant, id)
+		answerOne(a, w, r, "devicecontrol", done, err, opJSON)
+		return
+	}
+	writeError(w, r, http.StatusConflict, "devicecontrol/conflict", fmt.Sprintf("operation %s changed while it was cancelled; try again", id))
 }

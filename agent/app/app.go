@@ -300,7 +300,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	a.Ops = ops.New(ops.Config{Server: srv, Store: st, Models: a.Protocols, Values: a.Values, Pipeline: a.Pipeline, Workers: cfg.OperationWorkers, Logger: log,
 		AwakeTime: cfg.AwakeTime, MaxPerWakeup: cfg.MaxOperationsPerWakeup, RequestTimeout: cfg.RequestTimeout,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, Attempts: cfg.OperationAttempts, ExecutingTimeout: cfg.ExecutingTimeout,
-		FirmwareTimeout: cfg.FirmwareTimeout})
+		FirmwareTimeout: cfg.FirmwareTimeout, Firmware: a.Firmware, FirmwareDefaults: ops.FirmwareDefaults{
+			Delivery: cfg.FirmwareDeliveryMethod, Protocols: strings.Split(cfg.FirmwareDeviceProtocols, ","), Reset: cfg.FirmwareResetMechanism}})
 	hooks.SetOps(a.Ops)
 	// a functionality stored with autoObserve reaches the devices already
 	// registered, not only those that register after it
@@ -368,7 +369,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	h := api.New(api.Config{Store: apiStore, Console: web, Models: a.Protocols, Ops: a.Ops, Bulk: a.Bulk, Protocols: a.Protocols, Plugins: pluginNames, Metrics: reg, Logger: log, Security: hooks,
 		PluginStatus:      pluginStatus{a.Plugins, a.Decoder},
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
-		ExternalURL: external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
+		FirmwareMaxSize: int64(cfg.FirmwareMaxSize),
+		ExternalURL:     external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
 		Refused: a.Refused, Limits: api.Limits{
 			DocumentSize: cfg.MaxDocumentSize, JSONDepth: cfg.MaxJSONDepth, JSONMembers: cfg.MaxJSONMembers,
 			JSONArray: cfg.MaxJSONArray, JSONValues: cfg.MaxJSONValues, FragmentSize: cfg.MaxFragmentSize,

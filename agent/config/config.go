@@ -118,6 +118,14 @@ type Config struct {
 	FirmwareCoAPSBase    string
 	FirmwareHTTPBase     string
 	FirmwareHTTPSBase    string
+	// FirmwareDeliveryMethod (PULL, PUSH, BOTH), FirmwareDeviceProtocols
+	// (a comma-separated list of COAP, COAPS, HTTP, HTTPS) and
+	// FirmwareResetMechanism (PACKAGE, PACKAGE_URI, or empty: by the
+	// method) are what a firmware update assumes of a device whose
+	// registration parameters and firmware object say nothing.
+	FirmwareDeliveryMethod  string
+	FirmwareDeviceProtocols string
+	FirmwareResetMechanism  string
 	// PeerRate and PeerBurst bound the datagrams one peer address may send
 	// per second and at once; a negative rate turns the limit off.
 	PeerRate  int
@@ -300,8 +308,11 @@ func Default() Config {
 		FirmwareMaxTransfers: 1024,
 		FirmwareStallTimeout: 2 * time.Minute,
 		FirmwareFetchTimeout: 5 * time.Minute,
-		PeerRate:             100,
-		PeerBurst:            200,
+		// what LwM2M 1.0 devices, which report no delivery method, do
+		FirmwareDeliveryMethod:  "PULL",
+		FirmwareDeviceProtocols: "COAP,COAPS,HTTP,HTTPS",
+		PeerRate:                100,
+		PeerBurst:               200,
 		// Peers without a registration hold state for the length of a
 		// Register (or Bootstrap-Request); 4,096 at about 10 KB each is
 		// some 40 MB at most, and room for thousands of devices
@@ -448,6 +459,9 @@ func (c *Config) settings() []setting {
 		{name: "firmware-coap-base", usage: "base of the coap:// package URIs given to devices, e.g. coap://agent.example.com:5783 (default from coap-addr)", str: &c.FirmwareCoAPBase},
 		{name: "firmware-coaps-base", usage: "base of the coaps:// package URIs given to devices (default from coaps-addr)", str: &c.FirmwareCoAPSBase},
 		{name: "firmware-http-base", usage: "base of the http:// package URIs given to devices (default: external-url when http, else from http-addr)", str: &c.FirmwareHTTPBase},
+		{name: "firmware-delivery-method", usage: "how firmware reaches a device whose fwUpdateDeliveryMethod and /5/0/9 say nothing: PULL, PUSH or BOTH", str: &c.FirmwareDeliveryMethod},
+		{name: "firmware-device-protocols", usage: "the pull protocols of a device whose fwUpdateSupportedDeviceProtocol and /5/0/8 say nothing: comma-separated COAP, COAPS, HTTP, HTTPS", str: &c.FirmwareDeviceProtocols},
+		{name: "firmware-reset-mechanism", usage: "how a failed or cancelled firmware update resets a device without fwUpdateResetMechanism: PACKAGE, PACKAGE_URI, or empty for the method's own (PACKAGE after a push)", str: &c.FirmwareResetMechanism},
 		{name: "firmware-https-base", usage: "base of the https:// package URIs given to devices, e.g. a TLS proxy in front of the HTTP port (default: external-url when https; none: HTTPS pull fails)", str: &c.FirmwareHTTPSBase},
 		{name: "peer-rate", usage: "datagrams per second one peer address may send (negative: no limit)", i: &c.PeerRate},
 		{name: "peer-burst", usage: "datagrams one peer address may send at once", i: &c.PeerBurst},
@@ -709,6 +723,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBinarySize < 1 {
 		errs = append(errs, fmt.Errorf("max-binary-size: %d must be at least 1 byte", c.MaxBinarySize))
+	}
+	if m := strings.ToUpper(c.FirmwareDeliveryMethod); m != "PULL" && m != "PUSH" && m != "BOTH" {
+		errs = append(errs, fmt.Errorf("firmware-delivery-method: %q is none of PULL, PUSH, BOTH", c.FirmwareDeliveryMethod))
+	}
+	for _, p := range strings.Split(c.FirmwareDeviceProtocols, ",") {
+		if p := strings.ToUpper(strings.TrimSpace(p)); p != "COAP" && p != "COAPS" && p != "HTTP" && p != "HTTPS" {
+			errs = append(errs, fmt.Errorf("firmware-device-protocols: %q is none of COAP, COAPS, HTTP, HTTPS", p))
+		}
+	}
+	if m := strings.ToUpper(c.FirmwareResetMechanism); m != "" && m != "PACKAGE" && m != "PACKAGE_URI" {
+		errs = append(errs, fmt.Errorf("firmware-reset-mechanism: %q is none of PACKAGE, PACKAGE_URI (or empty)", c.FirmwareResetMechanism))
 	}
 	if c.RealtimeConnectTimeout < time.Second || c.RealtimeConnectTimeout > time.Hour {
 		errs = append(errs, fmt.Errorf("realtime-connect-timeout: %v must be between 1s and 1h", c.RealtimeConnectTimeout))

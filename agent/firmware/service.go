@@ -348,6 +348,13 @@ func (s *Service) SetBases(coap, coaps, http, https string) {
 	}
 }
 
+// Serves tells whether the service has an address of scheme to give
+// devices without one of their own: a grant of that scheme is refused
+// otherwise.
+func (s *Service) Serves(scheme string) bool {
+	return s.defaultBase(strings.ToLower(scheme)) != ""
+}
+
 func (s *Service) defaultBase(scheme string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,6 +18,8 @@ func TestNextFirmwareStep(t *testing.T) {
 	written := fwProgress{Step: fwStepDownload, URIWritten: true}
 	update := fwProgress{Step: fwStepUpdate}
 	updateSent := fwProgress{Step: fwStepUpdate, UpdateSent: true}
+	pushing := fwProgress{Step: fwStepDownload, Method: methodPush, URIWritten: true, Offset: 4096, Size: 10000}
+	pushed := fwProgress{Step: fwStepDownload, Method: methodPush, URIWritten: true, Offset: 10000, Size: 10000}
 	for _, tc := range []struct {
 		name          string
 		p             fwProgress
@@ -25,13 +27,13 @@ func TestNextFirmwareStep(t *testing.T) {
 		want          fwAction
 		reason        string
 	}{
-		{"idle device: write the URI", check, 0, 0, fwWriteURI, ""},
-		{"idle after an earlier success", check, 0, 1, fwWriteURI, ""},
-		{"idle after an earlier failure", check, 0, 4, fwWriteURI, ""},
+		{"idle device: write the URI", check, 0, 0, fwDeliver, ""},
+		{"idle after an earlier success", check, 0, 1, fwDeliver, ""},
+		{"idle after an earlier failure", check, 0, 4, fwDeliver, ""},
 		{"busy downloading", check, 1, 0, fwFail, "firmware update already in progress: state 1 (downloading)"},
 		{"busy downloaded", check, 2, 0, fwFail, "already in progress: state 2"},
 		{"busy updating", check, 3, 0, fwFail, "already in progress: state 3"},
-		{"write unanswered, device idle", sent, 0, 0, fwWriteURI, ""},
+		{"write unanswered, device idle", sent, 0, 0, fwDeliver, ""},
 		{"write unanswered, device downloads", sent, 1, 0, fwWait, ""},
 		{"write unanswered, device downloaded", sent, 2, 0, fwExecute, ""},
 		{"downloading", written, 1, 0, fwWait, ""},
@@ -44,7 +46,7 @@ func TestNextFirmwareStep(t *testing.T) {
 		{"invalid URI", written, 0, 7, fwFail, "Update Result 7: invalid URI"},
 		{"unsupported protocol", written, 0, 9, fwFail, "Update Result 9: unsupported protocol"},
 		{"cancelled", written, 0, 10, fwFail, "Update Result 10: firmware update cancelled"},
-		{"idle without result: download again", written, 0, 0, fwWriteURI, ""},
+		{"idle without result: download again", written, 0, 0, fwDeliver, ""},
 		{"updated by itself", written, 0, 1, fwSucceed, ""},
 		{"execute unanswered, still downloaded", update, 2, 0, fwExecute, ""},
 		{"executed, not acted on yet", updateSent, 2, 0, fwExecute, ""},
@@ -56,6 +58,14 @@ func TestNextFirmwareStep(t *testing.T) {
 		{"integrity failure at update", updateSent, 0, 5, fwFail, "at step update: Update Result 5"},
 		{"idle without result after update", updateSent, 0, 0, fwFail, "back in state 0 (idle) without an Update Result"},
 		{"unknown state", written, 7, 0, fwFail, "unexpected state 7"},
+		// a push: only the agent moves it on
+		{"push stopped half-way: resume", pushing, 1, 0, fwDeliver, ""},
+		{"push of unknown size: resume", fwProgress{Step: fwStepDownload, Method: methodPush, URIWritten: true}, 1, 0, fwDeliver, ""},
+		{"push whole, device still checking", pushed, 1, 0, fwWait, ""},
+		{"push whole, downloaded", pushed, 2, 0, fwExecute, ""},
+		{"push lost by a reboot: push again", pushing, 0, 0, fwDeliver, ""},
+		{"push refused for flash", pushing, 0, 2, fwFail, "Update Result 2"},
+		{"pull downloading is not resumed by the agent", written, 1, 0, fwWait, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, reason := nextFirmwareStep(tc.p, tc.state, tc.result)
@@ -100,13 +110,22 @@ func TestFirmwareOf(t *testing.T) {
 // number types; what the runner resumes from must survive that.
 func TestProgressRoundTrip(t *testing.T) {
 	started := time.Date(2026, 3, 1, 10, 0, 0, 123e6, time.UTC)
-	p := fwProgress{Step: fwStepUpdate, Started: started, URIWritten: true, UpdateSent: true, State: 3, Result: 0, Message: "x"}
-	frag := p.fragment()
-	// as the store answers: int32 numbers
-	frag["state"], frag["result"] = int32(3), int32(0)
-	got, ok := progressOf(store.Operation{Fragments: map[string]any{FirmwareProgressFragment: frag}})
-	if !ok || got != p {
-		t.Errorf("progressOf = %+v, %v; want %+v", got, ok, p)
+	for _, p := range []fwProgress{
+		{Step: fwStepUpdate, Started: started, URIWritten: true, UpdateSent: true, State: 3, Result: 0, Message: "x"},
+		{Step: fwStepDownload, Started: started, URIWritten: true, State: 1, Method: methodPush, Reset: ResetPackage,
+			Offset: 3072, Size: 40960, Restarts: 2, Fallback: "pull over coap failed"},
+		{Step: fwStepDownload, Started: started, Method: methodPull, Alternative: methodPush, Scheme: "coaps", Base: "coaps://10.0.0.5:5684"},
+	} {
+		frag := p.fragment()
+		// as the store answers: int32 or float64 numbers
+		frag["state"], frag["result"] = int32(p.State), int32(0)
+		if _, ok := frag["offset"]; ok {
+			frag["offset"], frag["size"], frag["restarts"] = float64(p.Offset), int32(p.Size), int32(p.Restarts)
+		}
+		got, ok := progressOf(store.Operation{Fragments: map[string]any{FirmwareProgressFragment: frag}})
+		if !ok || got != p {
+			t.Errorf("progressOf = %+v, %v; want %+v", got, ok, p)
+		}
 	}
 	if _, ok := progressOf(store.Operation{Fragments: map[string]any{FirmwareProgressFragment: map[string]any{"step": "bogus"}}}); ok {
 		t.Error("a progress with an unknown step was taken")

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lwm2m-agent/lwm2m-agent/agent/firmware"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/lwm2m"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
@@ -85,6 +86,13 @@ type Config struct {
 	// and restarts (DefaultFirmwareTimeout); the EXECUTING watchdog
 	// leaves firmware updates to it.
 	FirmwareTimeout time.Duration
+	// Firmware gives devices the packages of firmware updates: URIs for
+	// pulls, the bytes for pushes. nil gives devices external URLs as
+	// they are, and pushes nothing.
+	Firmware *firmware.Service
+	// FirmwareDefaults are what a firmware update assumes of a device
+	// that neither its parameters nor its object describe.
+	FirmwareDefaults FirmwareDefaults
 }
 
 type deviceKey struct{ tenant, device string }
@@ -334,6 +342,7 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 		return
 	}
 	if w == nil {
+		r.settleCancelled(ctx, k)
 		return // not registered: stays PENDING until the device registers
 	}
 	defer r.release(k, w)
@@ -341,6 +350,7 @@ func (r *Runner) serve(ctx context.Context, k deviceKey) {
 	for ctx.Err() == nil {
 		left := r.room(w, time.Now())
 		if left == 0 {
+			r.settleCancelled(ctx, k)
 			return
 		}
 		if job := r.fwJob(k); job != nil {

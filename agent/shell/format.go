@@ -35,9 +35,17 @@ func (c *Command) parseFirmware(rest string) *Error {
 	case strings.IndexFunc(fw.URL, unicode.IsSpace) >= 0:
 		return errorf("fwupdate: URL %q contains white space", clip(fw.URL))
 	}
+	if id, ok := cutPrefixFold(fw.URL, "binary:"); ok {
+		// a binary stored in the agent, which serves or pushes it
+		if id == "" || strings.Trim(id, "0123456789") != "" {
+			return errorf("fwupdate: %q: binary: needs the ID of a stored binary (digits)", clip(fw.URL))
+		}
+		c.Firmware = fw
+		return nil
+	}
 	u, err := url.Parse(fw.URL)
 	if err != nil || u.Host == "" || !isFirmwareScheme(u.Scheme) {
-		return errorf("fwupdate: %q is not a firmware URL; it must be absolute with scheme %s", clip(fw.URL), strings.Join(firmwareSchemes, ", "))
+		return errorf("fwupdate: %q is not a firmware URL; it must be binary:<id> or absolute with scheme %s", clip(fw.URL), strings.Join(firmwareSchemes, ", "))
 	}
 	c.Firmware = fw
 	return nil
