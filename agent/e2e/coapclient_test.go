@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -152,21 +153,49 @@ func TestCoapClientFirmwarePush(t *testing.T) {
 	h.shellResults(id, "read /3/0/3", "= 2.4.0", "read /5/0/5", "= 1", "read /5/0/7", "= 2.4.0")
 }
 
-// TestCoapClientFirmwareRefusesHTTP updates the libcoap client, which
-// fetches over CoAP only, from an http:// URL: the client answers Update
-// Result 9 and the operation fails saying so, the firmware untouched.
-func TestCoapClientFirmwareRefusesHTTP(t *testing.T) {
+// TestCoapClientFirmwareHTTPSourceOverCoAP updates the libcoap client,
+// which fetches over CoAP only (/5/0/8), from an http:// URL: the agent
+// fetches the package once and serves it to the client over CoAP, at a
+// URI of the operation's own.
+func TestCoapClientFirmwareHTTPSourceOverCoAP(t *testing.T) {
+	pkg := append([]byte("name=meter version=2.0.0\n"), pattern(20<<10)...)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(pkg) }))
+	defer files.Close()
 	h := startAgent(t)
 	c, id := h.startCoapClient("libcoap-http", false, func(c *coapclient.Config) {
 		c.Delivery, c.Protocols = "pull", []string{"coap"}
 	})
-	op := h.shell(id, "fwupdate meter;2.0.0;http://127.0.0.1:9/meter_2.0.0.bin", 30*time.Second)
-	if op.Status != "FAILED" || !strings.Contains(op.FailureReason, "Update Result 9") {
-		t.Fatalf("fwupdate over http: %s %q, want FAILED with Update Result 9", op.Status, op.FailureReason)
+	op := h.shell(id, "fwupdate meter;2.0.0;"+files.URL+"/meter_2.0.0.bin", 60*time.Second)
+	if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "delivered by pull over coap") {
+		t.Fatalf("fwupdate from http: %s %q %q", op.Status, op.Command.Result, op.FailureReason)
 	}
-	c.Wait(t, time.Second, "download-failed", "method=http", "result=9")
-	if op := h.shell(id, "read /3/0/3", 10*time.Second); !strings.Contains(op.Command.Result, "= 1.0.0") {
-		t.Fatalf("firmware after a refused update: %q", op.Command.Result)
+	sum := sha256.Sum256(pkg)
+	c.Wait(t, time.Second, "download-done", "method=coap", fmt.Sprintf("bytes=%d", len(pkg)), "sha256="+hex.EncodeToString(sum[:]))
+	h.shellResults(id, "read /3/0/3", "= 2.0.0")
+}
+
+// TestCoapClientFirmwareRunner updates the libcoap client through the
+// runner, the package an agent binary: pushed block-wise into /5/0/0 at
+// the client's block size, or pulled over CoAP from the agent.
+func TestCoapClientFirmwareRunner(t *testing.T) {
+	for _, delivery := range []string{"push", "pull"} {
+		t.Run(delivery, func(t *testing.T) {
+			h := startAgent(t, func(c *config.Config) { c.RequestTimeout = 10 * time.Second })
+			c, id := h.startCoapClient("libcoap-"+delivery, false, func(c *coapclient.Config) {
+				c.Delivery, c.Protocols, c.BlockSZX = delivery, []string{"coap"}, 4
+			})
+			pkg := append([]byte("name=meter version=2.4.0\n"), pattern(30<<10)...)
+			src := h.storeFirmware("meter_2.4.0.bin", pkg)
+			op := h.shell(id, "fwupdate meter;2.4.0;"+src, 60*time.Second)
+			want := map[string]string{"push": "delivered by push", "pull": "delivered by pull over coap"}[delivery]
+			if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, want) {
+				t.Fatalf("fwupdate: %s %q %q", op.Status, op.Command.Result, op.FailureReason)
+			}
+			sum := sha256.Sum256(pkg)
+			method := map[string]string{"push": "push", "pull": "coap"}[delivery]
+			c.Wait(t, time.Second, "download-done", "method="+method, fmt.Sprintf("bytes=%d", len(pkg)), "sha256="+hex.EncodeToString(sum[:]))
+			h.shellResults(id, "read /3/0/3", "= 2.4.0", "read /5/0/5", "= 1")
+		})
 	}
 }
 

@@ -76,6 +76,7 @@ const (
 
 	fwResultInitial  = 0
 	fwResultSuccess  = 1
+	fwResultConnLost = 4
 	fwResultDeferred = 11
 )
 
@@ -125,6 +126,7 @@ type fwProgress struct {
 	// a push: the bytes the device acknowledged, of Size, and how often
 	// the device lost the transfer
 	Offset, Size int64
+	Block        int64 // the block size the device took
 	Restarts     int
 	// Fallback says why the first method of BOTH was given up
 	Fallback string
@@ -143,7 +145,10 @@ func (p fwProgress) fragment() map[string]any {
 		}
 	}
 	if p.Method == methodPush {
-		m["offset"], m["size"], m["restarts"] = p.Offset, p.Size, p.Restarts
+		m["offset"], m["size"], m["block"] = p.Offset, p.Size, p.Block
+	}
+	if p.Method == methodPush || p.Restarts > 0 {
+		m["restarts"] = p.Restarts
 	}
 	return m
 }
@@ -171,6 +176,7 @@ func progressOf(op store.Operation) (fwProgress, bool) {
 	p.Fallback, _ = m["fallback"].(string)
 	p.Offset, _ = asInt(m["offset"])
 	p.Size, _ = asInt(m["size"])
+	p.Block, _ = asInt(m["block"])
 	restarts, _ := asInt(m["restarts"])
 	p.Restarts = int(restarts)
 	switch p.Step {
@@ -464,9 +470,19 @@ func (r *Runner) fwStep(ctx, rctx context.Context, reg lwm2m.Registration, w *wi
 	}
 	j.prog.State, j.prog.Result = state, result
 	act, reason := nextFirmwareStep(j.prog, state, result)
-	if act == fwFail && j.prog.Step == fwStepDownload && j.prog.Alternative != "" && fallbackResult(result) {
-		r.fallBack(ctx, j, fmt.Sprintf("Update Result %d: %s", result, UpdateResultText(result)))
-		act = fwDeliver
+	if act == fwFail && j.prog.Step == fwStepDownload {
+		switch {
+		case j.prog.Alternative != "" && fallbackResult(result):
+			r.fallBack(ctx, j, fmt.Sprintf("Update Result %d: %s", result, UpdateResultText(result)))
+			act = fwDeliver
+		case result == fwResultConnLost && j.prog.Restarts < maxRestarts:
+			// a lost connection (the agent restarting, a network
+			// outage) is no fault of the package: the download starts
+			// again, a bounded number of times
+			j.prog.Restarts++
+			j.prog.URIWritten, j.prog.Offset = false, 0
+			act = fwDeliver
+		}
 	}
 	log := r.log.With("endpoint", reg.Endpoint, "reg_id", reg.ID, "operation", j.op.ID)
 	log.Debug("firmware update step", "step", j.prog.Step, "state", state, "result", result, "action", act)
@@ -657,12 +673,13 @@ func (r *Runner) writePackageURI(ctx, rctx context.Context, reg lwm2m.Registrati
 	return outWait, r.saveProgress(sctx, j)
 }
 
-// Push limits: the progress is stored at most this often during a push
+// Transfer limits: the progress of a push is stored at most this often
 // (and whenever it stops), and a device that loses the transfer more
-// often than maxPushRestarts fails it.
+// often than maxRestarts (a push refused where it stopped, a pull ended
+// by Update Result 4) fails it.
 const (
-	pushSaveEvery   = time.Second
-	maxPushRestarts = 3
+	pushSaveEvery = time.Second
+	maxRestarts   = 3
 )
 
 // pushPackage writes the package block-wise into /5/0/0, from the offset
@@ -693,7 +710,17 @@ func (r *Runner) pushPackage(ctx, rctx context.Context, reg lwm2m.Registration, 
 		return outDone, err
 	}
 	saved := time.Now()
-	err = r.cfg.Server.WritePackage(rctx, reg.Endpoint, pathFwPackage, pkg, size, j.prog.Offset, func(off int64) {
+	pctx := rctx
+	if j.prog.Block > 0 {
+		// resumed at the block size the device asked for: a larger first
+		// block would be taken whole by some devices and acknowledged in
+		// part by others
+		pctx = lwm2m.WithPushBlockSize(rctx, int(j.prog.Block))
+	}
+	err = r.cfg.Server.WritePackage(pctx, reg.Endpoint, pathFwPackage, pkg, size, j.prog.Offset, func(off int64) {
+		if n := off - j.prog.Offset; n > 0 && off < size && (j.prog.Block == 0 || n < j.prog.Block) {
+			j.prog.Block = n
+		}
 		j.prog.Offset = off
 		if time.Since(saved) >= pushSaveEvery {
 			saved = time.Now()
@@ -715,10 +742,10 @@ func (r *Runner) pushPackage(ctx, rctx context.Context, reg lwm2m.Registration, 
 	case errors.Is(err, lwm2m.ErrTransferRestart):
 		j.prog.Offset = 0
 		j.prog.Restarts++
-		if j.prog.Restarts > maxPushRestarts {
+		if j.prog.Restarts > maxRestarts {
 			return r.deliveryFailed(ctx, rctx, reg, j, fmt.Sprintf("the device lost the transfer %d times", j.prog.Restarts))
 		}
-		j.prog.Message = fmt.Sprintf("the device lost the transfer; pushed again from the start (%d of %d)", j.prog.Restarts, maxPushRestarts)
+		j.prog.Message = fmt.Sprintf("the device lost the transfer; pushed again from the start (%d of %d)", j.prog.Restarts, maxRestarts)
 		r.kick(k)
 		return outWait, r.saveProgress(sctx, j)
 	case errors.Is(err, lwm2m.ErrPushBusy):
@@ -1010,11 +1037,7 @@ func (r *Runner) resetFirmware(ctx context.Context, reg lwm2m.Registration, reac
 				log.Debug("firmware cancel not executed", "err", err)
 			}
 		}
-		rec := node.Record{Path: pathFwURI, Value: node.String("")}
-		if mech == ResetPackage {
-			rec = node.Record{Path: pathFwPackage, Value: node.Opaque([]byte{0})}
-		}
-		err := r.cfg.Server.Write(rctx, reg.Endpoint, rec.Path, []node.Record{rec}, true)
+		err := r.writeReset(rctx, reg, mech)
 		var re *lwm2m.ResponseError
 		switch {
 		case err == nil:
@@ -1026,19 +1049,40 @@ func (r *Runner) resetFirmware(ctx context.Context, reg lwm2m.Registration, reac
 		}
 		log.Info("firmware object not reset now; queued for the device's next window", "err", err)
 	}
-	text := `write /5/0/1 ""`
-	if mech == ResetPackage {
-		text = "writeb /5/0/0 00"
-	}
+	// The shell has no empty string to write: the operation carries the
+	// reset as a fragment the runner performs.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	_, err := r.cfg.Store.CreateOperations(sctx, j.tenant, []store.Operation{{DeviceID: j.op.DeviceID, HasCommand: true, Text: text,
-		Fragments: map[string]any{"description": fmt.Sprintf("Reset of the firmware update object (%s) after firmware operation %s", mech, j.op.ID)}}})
+	_, err := r.cfg.Store.CreateOperations(sctx, j.tenant, []store.Operation{{DeviceID: j.op.DeviceID, Fragments: map[string]any{
+		FirmwareResetFragment: map[string]any{"mechanism": mech, "operationId": j.op.ID},
+		"description":         fmt.Sprintf("Reset of the firmware update object (%s) after firmware operation %s", mech, j.op.ID)}}})
 	if err != nil {
 		return fmt.Errorf("operation %s: queue the firmware reset of device %s: %w", j.op.ID, j.op.DeviceID, err)
 	}
 	r.kick(deviceKey{j.tenant, j.op.DeviceID})
 	return nil
+}
+
+// FirmwareResetFragment is the fragment of an operation that resets a
+// device's firmware object {mechanism, operationId}: queued by a firmware
+// update that ended while its device was not reachable.
+const FirmwareResetFragment = "lwm2mFirmwareReset"
+
+// resetOf returns the reset mechanism of such an operation.
+func resetOf(op store.Operation) (string, bool) {
+	m, _ := op.Fragments[FirmwareResetFragment].(map[string]any)
+	mech, _ := m["mechanism"].(string)
+	return mech, !op.HasCommand && (mech == ResetPackage || mech == ResetPackageURI)
+}
+
+// writeReset resets the device's firmware object by mech: an empty
+// Package URI, or a single null byte to Package.
+func (r *Runner) writeReset(ctx context.Context, reg lwm2m.Registration, mech string) error {
+	rec := node.Record{Path: pathFwURI, Value: node.String("")}
+	if mech == ResetPackage {
+		rec = node.Record{Path: pathFwPackage, Value: node.Opaque([]byte{0})}
+	}
+	return r.cfg.Server.Write(ctx, reg.Endpoint, rec.Path, []node.Record{rec}, true)
 }
 
 // hasCancel tells a device whose Firmware Update object has Cancel

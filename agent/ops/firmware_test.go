@@ -113,14 +113,14 @@ func TestProgressRoundTrip(t *testing.T) {
 	for _, p := range []fwProgress{
 		{Step: fwStepUpdate, Started: started, URIWritten: true, UpdateSent: true, State: 3, Result: 0, Message: "x"},
 		{Step: fwStepDownload, Started: started, URIWritten: true, State: 1, Method: methodPush, Reset: ResetPackage,
-			Offset: 3072, Size: 40960, Restarts: 2, Fallback: "pull over coap failed"},
+			Offset: 3072, Size: 40960, Block: 256, Restarts: 2, Fallback: "pull over coap failed"},
 		{Step: fwStepDownload, Started: started, Method: methodPull, Alternative: methodPush, Scheme: "coaps", Base: "coaps://10.0.0.5:5684"},
 	} {
 		frag := p.fragment()
 		// as the store answers: int32 or float64 numbers
 		frag["state"], frag["result"] = int32(p.State), int32(0)
 		if _, ok := frag["offset"]; ok {
-			frag["offset"], frag["size"], frag["restarts"] = float64(p.Offset), int32(p.Size), int32(p.Restarts)
+			frag["offset"], frag["size"], frag["block"], frag["restarts"] = float64(p.Offset), int32(p.Size), int64(p.Block), int32(p.Restarts)
 		}
 		got, ok := progressOf(store.Operation{Fragments: map[string]any{FirmwareProgressFragment: frag}})
 		if !ok || got != p {

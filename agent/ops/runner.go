@@ -557,7 +557,15 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, w *window,
 	if timeout > 0 {
 		rctx = lwm2m.WithRequestTimeout(ctx, timeout)
 	}
-	result, err := r.run(rctx, reg, op.Text)
+	var result string
+	var err error
+	mech, reset := resetOf(op)
+	if reset {
+		// no c8y_Command to hold a result: the status says it all
+		err = r.writeReset(rctx, reg, mech)
+	} else {
+		result, err = r.run(rctx, reg, op.Text)
+	}
 	// The outcome is recorded even while the agent stops.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -568,7 +576,7 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, w *window,
 		// The agent is stopping with the request under way: whether the
 		// device acted on it is unknown. One that can be repeated waits
 		// for the device's next window; any other is not risked twice.
-		if Repeatable(op.Text) {
+		if reset || Repeatable(op.Text) {
 			return outWait, r.setStatus(sctx, reg.Tenant, op, store.OpPending, "", "")
 		}
 		r.failed.Add(1)
@@ -665,7 +673,7 @@ func (r *Runner) recover(ctx context.Context) {
 			r.kick(k)
 			continue
 		}
-		if Repeatable(op.Text) {
+		if _, reset := resetOf(op.Operation); reset || Repeatable(op.Text) {
 			if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpPending, "", ""); err != nil {
 				log.Error("operation left executing not queued again", "err", err)
 				continue
