@@ -11,7 +11,7 @@ LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 SDK_MODULE     := github.com/lwm2m-agent/lwm2m-agent/sdk
 SDK_EXAMPLE    := sdk/examples/tempframe
 
-.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign lint vet fmt clean
+.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign lint vet fmt clean test-deploy
 
 all: build
 
@@ -34,6 +34,16 @@ test:
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) test-sdk
 	$(MAKE) test-queue
+	$(MAKE) test-deploy
+
+# The deployment files: the Kubernetes manifests built with kustomize and
+# decoded strictly into the Kubernetes API types, the compose file checked
+# against the compose specification's schema, their invariants (ports,
+# probes, balancing, secrets) and the Dockerfile's build line. A module of
+# its own (deploy/validate), so that its dependencies stay out of the
+# agent; it needs nothing but the Go module proxy.
+test-deploy:
+	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # The SDK module's tests, then the SDK used as an author outside this
 # repository uses it: it depends on nothing of the agent, and the example
@@ -135,12 +145,13 @@ bench-campaign: build
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
-	@if command -v staticcheck >/dev/null; then staticcheck ./... && (cd sdk && staticcheck ./...) && (cd $(SDK_EXAMPLE) && GOWORK=off staticcheck ./...); else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; fi
+	@if command -v staticcheck >/dev/null; then staticcheck ./... && (cd sdk && staticcheck ./...) && (cd deploy/validate && staticcheck ./...) && (cd $(SDK_EXAMPLE) && GOWORK=off staticcheck ./...); else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; fi
 
 vet:
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./...
 	cd $(SDK_EXAMPLE) && GOWORK=off $(GO) vet ./...
+	cd deploy/validate && $(GO) vet ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

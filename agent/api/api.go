@@ -120,6 +120,10 @@ type Config struct {
 	// PluginStatus answers GET /lwm2m/plugins; nil: the agent has no
 	// plugins, and the list is empty.
 	PluginStatus PluginStatus
+	// Readiness answers GET /health/ready: nil when the agent should
+	// receive traffic, a NotReady (or any error, taken as the store's)
+	// when not. nil: always ready.
+	Readiness func(ctx context.Context) error
 	// Console is the web console, served at its Patterns beside the
 	// API's routes (the console package's); nil serves none, and "/"
 	// keeps the JSON 404.
@@ -223,9 +227,7 @@ func (a *API) Handler() http.Handler {
 
 func (a *API) routes() {
 	m := a.mux
-	m.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "UP"})
-	})
+	a.healthRoutes(m)
 	// Metrics carry no tenant data; scrapers usually come without
 	// credentials.
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{}))

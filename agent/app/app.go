@@ -108,6 +108,7 @@ type Agent struct {
 	// apiStore is the store over the API's own connections (MongoDB),
 	// nil when the API shares the store's.
 	apiStore store.Engine
+	ready    *readiness
 	// restoreEnded counts the registrations the start ended instead of
 	// restoring them, among those the agent ended.
 	restoreEnded uint64
@@ -147,7 +148,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		Queue: cfg.RealtimeQueueSize, ConnectTimeout: cfg.RealtimeConnectTimeout, MaxInterval: cfg.RealtimeMaxInterval,
 	}})
 	st := hub.Wrap(cached)
-	a := &Agent{Store: st, StoreEngine: kind, Models: model.Core(), log: log, Refused: refused, Realtime: hub}
+	a := &Agent{Store: st, StoreEngine: kind, Models: model.Core(), log: log, Refused: refused, Realtime: hub,
+		ready: &readiness{store: raw, log: log.With("component", "health"), ctx: ctx}}
 	fail := func(err error) (*Agent, func() error, error) {
 		if a.Plugins != nil {
 			a.Plugins.Close()
@@ -368,6 +370,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	}
 	h := api.New(api.Config{Store: apiStore, Console: web, Models: a.Protocols, Ops: a.Ops, Bulk: a.Bulk, Protocols: a.Protocols, Plugins: pluginNames, Metrics: reg, Logger: log, Security: hooks,
 		PluginStatus:      pluginStatus{a.Plugins, a.Decoder},
+		Readiness:         a.Ready,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, CredentialsHashCost: cfg.CredentialsHashCost, MaxBinarySize: int64(cfg.MaxBinarySize),
 		FirmwareMaxSize: int64(cfg.FirmwareMaxSize),
 		ExternalURL:     external, LoginThrottle: api.LoginThrottle{Failures: cfg.LoginFailures, MaxBackoff: cfg.LoginMaxBackoff},
@@ -394,6 +397,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	// One part failing stops the whole agent: an agent without its LwM2M
 	// server or its API must not look alive.
 	ctx, stopAll := context.WithCancel(ctx)
+	a.ready.ctx = ctx // a part that fails stops the agent, which is then no longer ready
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var runErrs []error
@@ -490,6 +494,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		}
 	}
 	log.Info("listening", "service", "http api", "addr", a.HTTPAddr.String())
+	// Every socket was bound above, before its part started serving it.
+	a.ready.started.Store(true)
 
 	wait := func() error {
 		wg.Wait()

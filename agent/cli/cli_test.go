@@ -237,4 +237,14 @@ func TestHealthCommand(t *testing.T) {
 	if _, err := run("--url", "http://"+addr, "--timeout", "2s"); err == nil {
 		t.Errorf("health of %s, where nothing listens: no error", addr)
 	}
+	if out, err := run("--ready"); err != nil || out != "UP\n" {
+		t.Errorf("readiness of the started agent: %q %v", out, err)
+	}
+	a.Drain()
+	if out, err := run("--ready"); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("readiness of a draining agent: %q %v, want an error with 503", out, err)
+	}
+	if out, err := run(); err != nil || out != "UP\n" {
+		t.Errorf("health of a draining agent: %q %v, want UP: it is alive", out, err)
+	}
 }

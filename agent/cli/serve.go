@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/app"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
@@ -31,11 +33,17 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			log := newLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-			ctx := cmd.Context()
+			// The signal ends cmd.Context(); the agent's own context ends
+			// only after it has drained (stopOnSignal).
+			ctx, stop := context.WithCancel(context.WithoutCancel(cmd.Context()))
+			defer stop()
+			started := make(chan *app.Agent, 1)
+			go stopOnSignal(cmd.Context(), ctx, stop, started, cfg.ShutdownDelay, log)
 			a, wait, err := app.Start(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
+			started <- a
 			if a.AdminPassword != "" {
 				// printed once, on the store's first start, and never logged
 				fmt.Fprintf(os.Stderr, "\nmanagement tenant created: user management/admin, password %s\n(set LWM2M_AGENT_ADMIN_PASSWORD to choose it; it is shown only this once)\n\n", a.AdminPassword)
@@ -51,6 +59,36 @@ func serveCmd() *cobra.Command {
 	}
 	cfg.Bind(cmd.Flags())
 	return cmd
+}
+
+// stopOnSignal stops the agent once signalled ends: at once while it is
+// still starting, else after it has been draining (not ready, still
+// serving) for delay, so that load balancers and Kubernetes' endpoints
+// stop sending it devices and requests before its sockets close. It
+// returns when the agent's context ends.
+func stopOnSignal(signalled, agent context.Context, stop context.CancelFunc, started <-chan *app.Agent, delay time.Duration, log *slog.Logger) {
+	defer stop()
+	select {
+	case <-signalled.Done():
+	case <-agent.Done():
+		return
+	}
+	select {
+	case a := <-started:
+		a.Drain()
+	default:
+		return
+	}
+	if delay <= 0 {
+		return
+	}
+	log.Info("stopping after the shutdown delay", "delay", delay)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-agent.Done():
+	}
 }
 
 func storeName(cfg config.Config) string {

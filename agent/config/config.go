@@ -74,6 +74,10 @@ type Config struct {
 	RetentionInterval        time.Duration
 	// PprofAddr serves Go's profiler when set (loopback only, for diagnosis).
 	PprofAddr string
+	// ShutdownDelay is how long the agent goes on serving, not ready,
+	// after SIGTERM, so that load balancers stop sending it traffic
+	// before it stops.
+	ShutdownDelay time.Duration
 
 	// RequestTimeout bounds one request to a device.
 	RequestTimeout time.Duration
@@ -441,6 +445,7 @@ func (c *Config) settings() []setting {
 		{name: "retention-operation-days", usage: "days a SUCCESSFUL or FAILED operation is kept, by its last update (0: forever); the others are kept", i: &c.RetentionOperationDays},
 		{name: "retention-interval", usage: "time between retention passes (the first runs 10 minutes after start, or after this interval if shorter)", d: &c.RetentionInterval},
 		{name: "store-cache-ttl", usage: "with MongoDB, how long the store cache keeps an answer, which another agent on the same database may change meanwhile (0: until the agent changes it); the embedded store's never expire", d: &c.StoreCacheTTL},
+		{name: "shutdown-delay", usage: "after SIGTERM, go on serving this long while GET /health/ready answers 503, so that load balancers move traffic away first (0: stop at once)", d: &c.ShutdownDelay},
 		{name: "pprof-addr", usage: "serve Go's profiler at this address (e.g. 127.0.0.1:6060); off when empty", str: &c.PprofAddr},
 		{name: "request-timeout", usage: "timeout of one request to a device", d: &c.RequestTimeout},
 		{name: "coap-idle-timeout", usage: "drop the CoAP exchange state of a device silent this long (its registration stays); above request-timeout", d: &c.IdleTimeout},
@@ -781,6 +786,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StoreCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("store-cache-size: %d must be 0 (no cache) or positive", c.StoreCacheSize))
+	}
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("shutdown-delay: %v must be 0 or positive", c.ShutdownDelay))
 	}
 	if c.StoreCacheTTL < 0 {
 		errs = append(errs, fmt.Errorf("store-cache-ttl: %v must be 0 (no expiry) or positive", c.StoreCacheTTL))
