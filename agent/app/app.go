@@ -227,6 +227,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 	if err != nil {
 		return fail(err)
 	}
+	sessions, err := dtlsSessions(cfg, st, log)
+	if err != nil {
+		return fail(err)
+	}
 	srv, err := lwm2m.NewServer(lwm2m.Config{
 		Addr:             cfg.CoAPAddr,
 		RequestTimeout:   cfg.RequestTimeout,
@@ -248,6 +252,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			MaxSessions:      cfg.MaxRegistrations,
 		},
 		SessionIdleTimeout: cfg.DTLSSessionIdleTimeout,
+		Sessions:           sessions,
 		MaxPendingPeers:    cfg.MaxPendingPeers,
 		PendingIdleTimeout: cfg.PendingIdleTimeout,
 		Blockwise:          blockwiseLimits(cfg),

@@ -39,6 +39,11 @@ var metrics = []metric{
 	{"lwm2m_agent_dtls_sessions", "DTLS sessions open on the LwM2M server port.", true, func(a *Agent) float64 { n, _, _ := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_dtls_refused_total", "DTLS handshakes dropped by the handshake or session limit.", false, func(a *Agent) float64 { _, n, _ := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_dtls_hello_verify_requests_total", "ClientHellos without a valid cookie answered with a HelloVerifyRequest, for which nothing was kept.", false, func(a *Agent) float64 { return float64(a.Server.HelloVerifyRequests()) }},
+	{"lwm2m_agent_dtls_handshakes_total", "Full DTLS handshakes completed.", false, func(a *Agent) float64 { return float64(a.Server.SessionStats().Handshakes) }},
+	{"lwm2m_agent_dtls_parked_sessions", "DTLS sessions parked in memory: only their state is kept.", true, func(a *Agent) float64 { return float64(a.Server.SessionStats().Parked) }},
+	{"lwm2m_agent_dtls_parks_total", "DTLS sessions parked after being idle.", false, func(a *Agent) float64 { return float64(a.Server.SessionStats().Parks) }},
+	{"lwm2m_agent_dtls_reservations_lost_total", "DTLS sessions closed because another process resumed them or a new handshake replaced them.", false, func(a *Agent) float64 { return float64(a.Server.SessionStats().ReservationsLost) }},
+	{"lwm2m_agent_dtls_session_store_errors_total", "Store operations on DTLS session state that failed.", false, func(a *Agent) float64 { return float64(a.Server.SessionStats().StoreErrors) }},
 	{"lwm2m_agent_dtls_handshake_failures_total", "DTLS handshakes that failed (unknown identity, wrong key, timeout).", false, func(a *Agent) float64 { _, _, n := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_bootstrap_sessions", "Bootstrap sessions running.", true, func(a *Agent) float64 { return float64(a.bootstrapStats().Sessions) }},
 	{"lwm2m_agent_bootstrap_requests_total", "Bootstrap-Requests received.", false, func(a *Agent) float64 { return float64(a.bootstrapStats().Requests) }},
@@ -90,10 +95,33 @@ func (a *Agent) decoderStats() mapping.DecoderStats {
 	return a.Decoder.Stats()
 }
 
+// labeledMetrics are counters with one label, each value by label value.
+var labeledMetrics = []struct {
+	name, help, label string
+	values            func(a *Agent) map[string]float64
+}{
+	{"lwm2m_agent_dtls_sessions_resumed_total", "DTLS sessions resumed without a handshake, by where their state was: memory (parked here) or store (parked before a restart, or by another replica).", "from",
+		func(a *Agent) map[string]float64 {
+			st := a.Server.SessionStats()
+			return map[string]float64{"memory": float64(st.ResumedMemory), "store": float64(st.ResumedStore)}
+		}},
+	{"lwm2m_agent_dtls_resume_failures_total", "Records of parked DTLS sessions that did not resume them, by reason.", "reason",
+		func(a *Agent) map[string]float64 {
+			out := map[string]float64{}
+			for r, n := range a.Server.SessionStats().ResumeFailures {
+				out[r] = float64(n)
+			}
+			return out
+		}},
+}
+
 func newCollector(a *Agent) *collector {
 	c := &collector{a: a, descs: map[string]*prometheus.Desc{}}
 	for _, m := range metrics {
 		c.descs[m.name] = prometheus.NewDesc(m.name, m.help, nil, nil)
+	}
+	for _, m := range labeledMetrics {
+		c.descs[m.name] = prometheus.NewDesc(m.name, m.help, []string{m.label}, nil)
 	}
 	return c
 }
@@ -111,5 +139,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			t = prometheus.GaugeValue
 		}
 		ch <- prometheus.MustNewConstMetric(c.descs[m.name], t, m.value(c.a))
+	}
+	for _, m := range labeledMetrics {
+		for l, v := range m.values(c.a) {
+			ch <- prometheus.MustNewConstMetric(c.descs[m.name], prometheus.CounterValue, v, l)
+		}
 	}
 }

@@ -175,6 +175,17 @@ type Config struct {
 	// DTLSSessionIdleTimeout closes a DTLS session that carried nothing
 	// this long; the device handshakes again on its next message.
 	DTLSSessionIdleTimeout time.Duration
+	// DTLSParkAfter parks a DTLS session idle this long (0: never): its
+	// goroutines and buffers go, its state stays, and the next record
+	// resumes it without a handshake.
+	DTLSParkAfter time.Duration
+	// DTLSParkedMax bounds the parked sessions held in memory; beyond it
+	// the least recently parked are in the store only.
+	DTLSParkedMax int
+	// DTLSStateKey seals the DTLS session states in the store: 64 hex
+	// digits (32 bytes), the same for every replica of one store. Empty:
+	// a key generated once and kept in the data directory.
+	DTLSStateKey string
 
 	// MaxRequestTimeout caps the lwm2mRequestTimeout a device's
 	// registration parameters may ask for (bulk file and bootstrap
@@ -346,6 +357,8 @@ func Default() Config {
 		DTLSHandshakeTimeout:   10 * time.Second,
 		DTLSMaxHandshakes:      1024,
 		DTLSSessionIdleTimeout: 24 * time.Hour,
+		DTLSParkAfter:          30 * time.Second,
+		DTLSParkedMax:          200000,
 
 		// Five minutes is far above any round trip a sleepy device on
 		// NB-IoT needs, yet short enough that a forgotten request does not
@@ -484,6 +497,9 @@ func (c *Config) settings() []setting {
 		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
 		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most (one starts only for a ClientHello that returned its cookie); more are dropped until one ends", i: &c.DTLSMaxHandshakes},
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
+		{name: "dtls-park-after", usage: "park a DTLS session silent this long: only its state is kept, and the device's next record resumes it without a handshake (0: never)", d: &c.DTLSParkAfter},
+		{name: "dtls-parked-max", usage: "parked DTLS sessions held in memory; beyond it the least recently parked are kept in the store only", i: &c.DTLSParkedMax},
+		{name: "dtls-state-key", usage: "64 hex digits sealing the DTLS session states in the store, the same for every replica (default: generated once in the data directory)", str: &c.DTLSStateKey},
 		{name: "max-request-timeout", usage: "largest lwm2mRequestTimeout a device's registration parameters may ask for", d: &c.MaxRequestTimeout},
 		{name: "plugins-config", usage: "JSON file declaring mapping, custom action and decoder plugins (empty: none)", str: &c.PluginsConfig},
 		{name: "decode-backlog-size", usage: "raw values waiting for decoders and custom action plugins per tenant, at most; more are dropped with a mapping alarm", i: &c.DecodeBacklogSize},

@@ -82,6 +82,9 @@ type Config struct {
 	Keys       psk.KeyFunc
 	// DTLS bounds handshakes and sessions (psk's defaults).
 	DTLS psk.Limits
+	// Sessions parks idle DTLS sessions and keeps their state (psk's
+	// SessionConfig); nothing is kept without a Store and a ParkAfter.
+	Sessions psk.SessionConfig
 	// Refused counts and logs, once per interval and cause, what the
 	// server refuses for a limit or for want of credentials (nil: neither).
 	Refused *refusal.Log

@@ -149,7 +149,11 @@ func (s *Server) connOf(rs *regState) (*udpClient.Conn, error) {
 		return c, nil
 	}
 	if secure {
-		return nil, ErrNoSession
+		if s.secure == nil {
+			return nil, ErrNoSession
+		}
+		// parked: resumed from its state, without a handshake
+		return s.resumeSecure(rs)
 	}
 	srv := s.coap.Load()
 	if srv == nil {

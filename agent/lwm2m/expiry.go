@@ -124,6 +124,7 @@ func (s *Server) expire(ctx context.Context, rs *regState, now time.Time) {
 	reg := copyReg(rs.reg)
 	s.mu.Unlock()
 	s.persistGone(ctx, reg, ChangeExpire)
+	s.forgetSession(reg)
 	unlock()
 	s.stats.expiries.Add(1)
 	s.log.Info("registration expired", "endpoint", reg.Endpoint, "reg_id", reg.ID)

@@ -110,6 +110,9 @@ type Server struct {
 	packageWG    sync.WaitGroup
 	pushing      sync.Map // endpoints with a WritePackage under way
 	blocks       blockAnswers
+	// resuming are the parked DTLS sessions being resumed to send a
+	// request, by PSK identity; guarded by mu.
+	resuming map[string]chan *udpClient.Conn
 }
 
 // CauseRegisterRate counts the Registers refused by
@@ -161,6 +164,13 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 			_ = l.Close()
 			return nil, fmt.Errorf("new lwm2m server: %w", err)
 		}
+		if cfg.Sessions.Store != nil || cfg.Sessions.ParkAfter > 0 {
+			if err := secure.KeepSessions(cfg.Sessions); err != nil {
+				_ = l.Close()
+				_ = secure.Close()
+				return nil, fmt.Errorf("new lwm2m server: %w", err)
+			}
+		}
 	}
 	return &Server{
 		cfg:          cfg,
@@ -179,6 +189,7 @@ func NewServer(cfg Config, hooks Hooks) (*Server, error) {
 		registers:    registers,
 		serving:      make(chan struct{}),
 		transfers:    coapfront.NewTransfers(cfg.Blockwise),
+		resuming:     make(map[string]chan *udpClient.Conn),
 	}, nil
 }
 
@@ -281,10 +292,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		runner,
 	)
 	var dsrv *dtlsServer.Server
+	// The DTLS sessions' context ends only after they are parked (see
+	// below): go-coap closes a session when its context ends, and a
+	// closed session sends close_notify.
+	dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer dcancel()
 	if s.secure != nil {
 		dsrv = dtls.NewServer(
 			options.WithMux(router),
-			options.WithContext(ctx),
+			options.WithContext(dctx),
 			options.WithMaxMessageSize(s.cfg.MaxMessageSize),
 			options.WithBlockwise(true, blockwise.SZX1024, s.cfg.BlockwiseTimeout),
 			options.WithBlockwiseReceivingMessagesCacheMaxEntries(s.cfg.Blockwise.PerPeer),
@@ -294,6 +310,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			// the device may still talk, up to SessionIdleTimeout.
 			options.WithInactivityMonitor(s.cfg.SessionIdleTimeout, func(cc *udpClient.Conn) { s.forgetConn(cc); _ = cc.Close() }),
 			options.WithRequestMonitor(s.monitorSecure),
+			options.WithOnNewConn(s.resumedConn),
 			options.WithErrors(func(err error) { s.log.Debug("coaps", "err", err) }),
 			runner,
 		)
@@ -320,7 +337,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			err = fmt.Errorf("lwm2m server: %w", err)
 		}
 	}
+	if s.secure != nil {
+		// before anything closes them: a closed session sends
+		// close_notify and its device would have to handshake again
+		s.secure.Park()
+	}
 	cancel()
+	dcancel()
 	srv.Stop()
 	if dsrv != nil {
 		dsrv.Stop()
@@ -851,7 +874,10 @@ func (s *Server) handleDeregister(w mux.ResponseWriter, r *mux.Message, id strin
 
 	s.stats.deregisters.Add(1)
 	reply(w, codes.Deleted, "")
-	afterReply(r, func() { s.hooks.Deregistered(base, snapshot) })
+	afterReply(r, func() {
+		s.forgetSession(snapshot)
+		s.hooks.Deregistered(base, snapshot)
+	})
 }
 
 // removeLocked forgets rs and everything attached to it: its index
@@ -905,6 +931,74 @@ func (s *Server) End(endpoint, tenant, deviceID string, record func(Registration
 	}
 	s.stats.ended.Add(1)
 	return snapshot, true
+}
+
+// SessionStats returns the counts of the DTLS port's parked and resumed
+// sessions and full handshakes.
+func (s *Server) SessionStats() psk.SessionStats {
+	if s.secure == nil {
+		return psk.SessionStats{}
+	}
+	return s.secure.SessionStats()
+}
+
+// forgetSession removes the kept DTLS session of a registration that
+// ended, so that nothing resumes it.
+func (s *Server) forgetSession(reg Registration) {
+	if s.secure != nil && reg.Secure && reg.PSKIdentity != "" {
+		s.secure.ForgetIdentity(reg.PSKIdentity)
+	}
+}
+
+// resumeSecure resumes the parked DTLS session of rs for a request to
+// its device, and returns the connection go-coap made for it.
+func (s *Server) resumeSecure(rs *regState) (*udpClient.Conn, error) {
+	s.mu.Lock()
+	id := rs.reg.PSKIdentity
+	ch := make(chan *udpClient.Conn, 1)
+	s.resuming[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.resuming[id] == ch {
+			delete(s.resuming, id)
+		}
+		s.mu.Unlock()
+	}()
+	if err := s.secure.Resume(id); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoSession, err)
+	}
+	t := time.NewTimer(s.cfg.RequestTimeout)
+	defer t.Stop()
+	select {
+	case c := <-ch:
+		s.mu.Lock()
+		rs.conn = c
+		s.mu.Unlock()
+		return c, nil
+	case <-t.C:
+		return nil, ErrNoSession
+	case <-rs.ctx.Done():
+		return nil, ErrNoSession
+	}
+}
+
+// resumedConn hands a connection of a resumed session to the request
+// waiting for it, if any.
+func (s *Server) resumedConn(cc *udpClient.Conn) {
+	id, ok := psk.Identity(cc.NetConn())
+	if !ok {
+		return
+	}
+	s.mu.RLock()
+	ch := s.resuming[id]
+	s.mu.RUnlock()
+	if ch != nil {
+		select {
+		case ch <- cc:
+		default:
+		}
+	}
 }
 
 // CloseSessions closes the DTLS sessions authenticated with identity and

@@ -48,16 +48,24 @@ type demux struct {
 	once    sync.Once
 	hvrs    atomic.Uint64 // HelloVerifyRequests sent
 	answer  []byte        // the read loop's HelloVerifyRequest
+	keep    atomic.Pointer[keeper]
 
 	mu     sync.Mutex
 	byAddr map[string]*peerConn
 	byCID  map[string]*peerConn
 	conns  int  // accepted or queued, not closed
 	closed bool // no more accepts; the socket closes with the last conn
+	// accepted is the association Accept returned last, taken by the
+	// one goroutine that accepts (Listener.accept).
+	accepted *peerConn
 }
 
 // backlog is how many new associations may wait for Accept, like pion's.
 const backlog = 128
+
+// maxRecords bounds the records of one datagram that pion sends (at
+// least 14 bytes each within the MTU).
+const maxRecords = 128
 
 // queueLen bounds the datagrams waiting to be read by one association;
 // beyond it they are dropped, as the network might. A client's flight is
@@ -86,6 +94,9 @@ func newDemux(pc net.PacketConn, cidSize int, k *cookies, refused *refusal.Log) 
 func (d *demux) Accept() (net.PacketConn, net.Addr, error) {
 	select {
 	case c := <-d.accept:
+		d.mu.Lock()
+		d.accepted = c
+		d.mu.Unlock()
 		return c, c.raddr, nil
 	case <-d.done:
 		return nil, nil, errDemuxClosed
@@ -121,6 +132,18 @@ func (d *demux) Close() error {
 }
 
 func (d *demux) Addr() net.Addr { return d.pc.LocalAddr() }
+
+// takeAccepted returns the association Accept returned last.
+func (d *demux) takeAccepted() *peerConn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.accepted
+	d.accepted = nil
+	return c
+}
+
+// connOf returns the association of a session accepted or resumed.
+func (d *demux) connOf(s *session) *peerConn { return s.pc }
 
 // associations returns the associations open or queued now.
 func (d *demux) associations() int {
@@ -162,15 +185,25 @@ func (d *demux) readLoop() {
 func (d *demux) route(pkt []byte, raddr net.Addr) (to *peerConn, answer []byte, ended *peerConn) {
 	key := raddr.String()
 	d.mu.Lock()
+	cid := ""
 	if d.cidSize > 0 {
 		if id, ok := recordCID(pkt, d.cidSize); ok {
 			if c := d.byCID[id]; c != nil {
 				d.mu.Unlock()
 				return c, nil, nil
 			}
+			cid = id
 		}
 	}
 	cur := d.byAddr[key]
+	if k := d.keep.Load(); k != nil && (cid != "" || cur == nil) && !startsHello(pkt) {
+		// a record of a parked session (by its Connection ID, which
+		// wins over the address, else by address)
+		if c := k.routeLocked(pkt, raddr, key, cid); c != nil {
+			d.mu.Unlock()
+			return c, nil, nil
+		}
+	}
 	if cur != nil && (!cur.finished() || !startsHello(pkt)) {
 		// A handshake under way handles repeated ClientHellos itself.
 		d.mu.Unlock()
@@ -251,8 +284,19 @@ func (d *demux) open(key string, raddr net.Addr, h *hello) *peerConn {
 	default:
 		return nil // backlog full: the client repeats its hello, with the cookie
 	}
+	c.lastIO.Store(time.Now().UnixNano())
 	d.conns++
 	d.byAddr[key] = c
+	return c
+}
+
+// newConnLocked opens an association for a session resumed without a
+// handshake; the caller routes to it. Called with d.mu held.
+func (d *demux) newConnLocked(key string, raddr net.Addr) *peerConn {
+	c := &peerConn{d: d, raddr: raddr, key: key, in: make(chan datagram, queueLen),
+		done: make(chan struct{}), readDeadline: deadline.New(), writeDeadline: deadline.New()}
+	c.lastIO.Store(time.Now().UnixNano())
+	d.conns++
 	return c
 }
 
@@ -281,6 +325,13 @@ type peerConn struct {
 	// while a Connection ID session still holds its first address.
 	settled, watchMove atomic.Bool
 
+	// lastIO is when it last received or sent, in Unix nanoseconds.
+	lastIO atomic.Int64
+	// muted drops what it sends: it is being parked.
+	muted atomic.Bool
+	// resv bounds the sequence numbers it sends, once its session is kept.
+	resv atomic.Pointer[reservation]
+
 	// Guarded by d.mu.
 	addrGone bool   // no longer holds its address in d.byAddr
 	cid      string // its Connection ID in d.byCID
@@ -290,6 +341,7 @@ type peerConn struct {
 func (c *peerConn) finished() bool { return c.sentEnc } // d.mu held
 
 func (c *peerConn) deliver(b []byte, from net.Addr) {
+	c.lastIO.Store(time.Now().UnixNano())
 	select {
 	case c.in <- datagram{b, from}:
 	case <-c.done:
@@ -322,7 +374,19 @@ func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, errTimeout
 	default:
 	}
+	if c.muted.Load() {
+		return len(p), nil // parked: the device must not see its closing
+	}
 	c.observe(p, addr)
+	if r := c.resv.Load(); r != nil {
+		if seq, ok := maxSeq(p); ok {
+			// the records after the first of a datagram follow it
+			if err := r.admit(seq + maxRecords); err != nil {
+				return 0, err
+			}
+		}
+	}
+	c.lastIO.Store(time.Now().UnixNano())
 	if _, err := c.d.pc.WriteTo(continueSeq(p, c.seqBase), addr); err != nil {
 		return 0, err
 	}

@@ -158,8 +158,12 @@ type Listener struct {
 	ring       *keyring
 	demux      *demux
 	refused    *refusal.Log
+	log        *slog.Logger
 	handshakes chan struct{}
 	sessions   atomic.Int64
+	completed  atomic.Int64 // full handshakes
+	keep       atomic.Pointer[keeper]
+	pumped     chan acceptResult
 	dropped    atomic.Int64
 	failed     atomic.Int64
 
@@ -196,7 +200,8 @@ func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *rate
 		_ = d.Close()
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
 	}
-	return &Listener{inner: l, lim: lim, ring: ring, demux: d, refused: refused, handshakes: make(chan struct{}, lim.MaxHandshakes), byIdentity: map[string]map[*session]struct{}{}}, nil
+	return &Listener{inner: l, lim: lim, ring: ring, demux: d, refused: refused, log: log, pumped: make(chan acceptResult),
+		handshakes: make(chan struct{}, lim.MaxHandshakes), byIdentity: map[string]map[*session]struct{}{}}, nil
 }
 
 // CloseIdentity closes every established session authenticated with
@@ -212,6 +217,7 @@ func (l *Listener) CloseIdentity(identity string) int {
 	for _, s := range open {
 		_ = s.Close()
 	}
+	l.ForgetIdentity(identity)
 	return len(open)
 }
 
@@ -223,7 +229,11 @@ func (l *Listener) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	return l.inner.Close()
+	err := l.inner.Close()
+	if k := l.keep.Load(); k != nil {
+		k.stop()
+	}
+	return err
 }
 
 // Sessions returns the established sessions open now.
@@ -257,15 +267,61 @@ func (l *Listener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
 	if l.closed.Load() {
 		return nil, coapNet.ErrListenerIsClosed
 	}
-	c, err := l.inner.Accept()
-	if err != nil {
-		if errors.Is(err, errDemuxClosed) {
+	var r acceptResult
+	if k := l.keep.Load(); k != nil {
+		select {
+		case r = <-l.pumped:
+		case s := <-k.resumed:
+			return s, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	} else {
+		r = l.accept()
+	}
+	if r.err != nil {
+		if errors.Is(r.err, errDemuxClosed) {
 			// go-coap's server stops on this error and retries on others
 			return nil, coapNet.ErrListenerIsClosed
 		}
-		return nil, err
+		return nil, r.err
 	}
-	return &session{Conn: c, l: l}, nil
+	return r.s, nil
+}
+
+type acceptResult struct {
+	s   *session
+	err error
+}
+
+// accept takes the next new session from pion's listener, with its
+// association.
+func (l *Listener) accept() acceptResult {
+	c, err := l.inner.Accept()
+	if err != nil {
+		return acceptResult{err: err}
+	}
+	return acceptResult{s: &session{Conn: c, l: l, pc: l.demux.takeAccepted()}}
+}
+
+// pumpAccept accepts for AcceptWithContext, which also takes resumed
+// sessions, until the listener closes.
+func (l *Listener) pumpAccept() {
+	k := l.keep.Load()
+	for {
+		r := l.accept()
+		select {
+		case l.pumped <- r:
+		case <-k.ctx.Done():
+			if r.s != nil {
+				_ = r.s.Close()
+			}
+			return
+		}
+		if r.err != nil && errors.Is(r.err, errDemuxClosed) {
+			return
+		}
+	}
 }
 
 // session counts a connection against the limits from its handshake to
@@ -278,6 +334,9 @@ type session struct {
 	closed  atomic.Bool
 	// identity is the client's PSK identity, set once the handshake is done.
 	identity atomic.Pointer[string]
+	// pc is its association; parking says it closes to be parked.
+	pc      *peerConn
+	parking atomic.Bool
 }
 
 var errTooMany = errors.New("dtls: too many sessions or handshakes")
@@ -320,26 +379,42 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 		s.l.handshakeFailed(s.Conn.RemoteAddr(), presented, standIn, err)
 		return err
 	}
-	// Counted once established: handshakes under way have their own
-	// bound, so the session limit may be passed by at most that many.
-	s.l.sessions.Add(1)
-	s.counted.Store(true)
 	if id, ok := Identity(s.Conn); ok {
 		s.identity.Store(&id)
-		s.l.mu.Lock()
-		if s.closed.Load() {
-			s.l.mu.Unlock()
-			return nil
+	}
+	if s.l.admit(s) {
+		if k := s.l.keep.Load(); k != nil {
+			k.established(s)
+		} else {
+			s.l.completed.Add(1)
 		}
-		set := s.l.byIdentity[id]
-		if set == nil {
-			set = map[*session]struct{}{}
-			s.l.byIdentity[id] = set
-		}
-		set[s] = struct{}{}
-		s.l.mu.Unlock()
 	}
 	return nil
+}
+
+// admit counts an established session (one that finished its handshake,
+// or was resumed) and files it under its identity; false when it closed
+// meanwhile. Handshakes under way have their own bound, so the session
+// limit may be passed by at most that many.
+func (l *Listener) admit(s *session) bool {
+	l.sessions.Add(1)
+	s.counted.Store(true)
+	id := s.identity.Load()
+	if id == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	set := l.byIdentity[*id]
+	if set == nil {
+		set = map[*session]struct{}{}
+		l.byIdentity[*id] = set
+	}
+	set[s] = struct{}{}
+	return true
 }
 
 // handshakeFailed counts and logs a handshake that failed after the client
@@ -360,6 +435,9 @@ func (l *Listener) handshakeFailed(peer net.Addr, identity string, standIn, err 
 
 func (s *session) Close() error {
 	if s.closed.CompareAndSwap(false, true) {
+		if k := s.l.keep.Load(); k != nil {
+			k.closed(s)
+		}
 		if s.counted.Load() {
 			s.l.sessions.Add(-1)
 		}

@@ -332,8 +332,39 @@ type BulkOperations interface {
 	BulkOperationIDs(ctx context.Context, tenant, id, status string, limit int) ([]string, error)
 }
 
+// DTLSSessions keep established DTLS sessions (dtlssessions.go), one per
+// PSK identity, so that the agent resumes a session without a handshake:
+// after parking it, after a restart, on another replica. Lookups work
+// across tenants, as a datagram names none; changes name the session
+// they mean, so that one meant for a session replaced since does nothing.
+type DTLSSessions interface {
+	// PutDTLSSession stores s as the session of s.Identity, replacing
+	// the identity's session if it has one.
+	PutDTLSSession(ctx context.Context, s DTLSSession) error
+	// DTLSSessionByIdentity, DTLSSessionByCID and DTLSSessionByAddr
+	// return the session of a PSK identity, of the Connection ID the
+	// agent gave (LocalCID), of a device address (the one last active
+	// there); ErrNotFound when there is none.
+	DTLSSessionByIdentity(ctx context.Context, identity string) (DTLSSession, error)
+	DTLSSessionByCID(ctx context.Context, cid []byte) (DTLSSession, error)
+	DTLSSessionByAddr(ctx context.Context, addr string) (DTLSSession, error)
+	// ReserveDTLSSequence moves the SeqBound of session id of identity
+	// from from to to, and its PeerSeq up to peerSeq, atomically: of
+	// concurrent reservations from one bound one succeeds, the others
+	// are ErrConflict, as is one whose bound is no longer from. A
+	// session replaced or removed is ErrNotFound.
+	ReserveDTLSSequence(ctx context.Context, identity, id string, from, to, peerSeq uint64) error
+	// TouchDTLSSession records the address and last activity of session
+	// id of identity; ErrNotFound when it was replaced or removed.
+	TouchDTLSSession(ctx context.Context, identity, id, addr string, at time.Time) error
+	// DeleteDTLSSession removes the session of identity if the tenant's
+	// device holds it, and says whether it did.
+	DeleteDTLSSession(ctx context.Context, tenant, identity string) (bool, error)
+}
+
 // Engine is a whole store: every concern, and Close.
 type Engine interface {
+	DTLSSessions
 	References
 	BulkOperations
 	Devices

@@ -83,7 +83,7 @@ func (c *Cache) Wrap(e store.Engine) store.Engine {
 	if c == nil || c.endpoints.posCap == 0 {
 		return e
 	}
-	return &Engine{Telemetry: e, Binaries: e, ProtocolRecords: e, Tenants: e, Retention: e, DecodeBacklog: e, FirmwareGrants: e, References: e, e: e, c: c}
+	return &Engine{Telemetry: e, Binaries: e, ProtocolRecords: e, Tenants: e, Retention: e, DecodeBacklog: e, FirmwareGrants: e, References: e, DTLSSessions: e, e: e, c: c}
 }
 
 type devKey struct{ tenant, device string }

@@ -222,6 +222,8 @@ func TestPassThroughConcerns(t *testing.T) {
 			"TakeExpiredDecodes"},
 		"FirmwareGrants": {"DeleteFirmwareGrant", "ExpiredFirmwareGrants", "FirmwareGrant", "PutFirmwareGrant", "RevokeFirmwareGrants"},
 		"References":     {"AddChildReference", "ListChildren", "ParentsOf", "RemoveChildReference"},
+		"DTLSSessions": {"DTLSSessionByAddr", "DTLSSessionByCID", "DTLSSessionByIdentity", "DeleteDTLSSession", "PutDTLSSession",
+			"ReserveDTLSSequence", "TouchDTLSSession"},
 	}
 	for name, typ := range map[string]reflect.Type{
 		"Telemetry":       reflect.TypeFor[store.Telemetry](),
@@ -232,6 +234,7 @@ func TestPassThroughConcerns(t *testing.T) {
 		"DecodeBacklog":   reflect.TypeFor[store.DecodeBacklog](),
 		"FirmwareGrants":  reflect.TypeFor[store.FirmwareGrants](),
 		"References":      reflect.TypeFor[store.References](),
+		"DTLSSessions":    reflect.TypeFor[store.DTLSSessions](),
 	} {
 		var got []string
 		for i := range typ.NumMethod() {

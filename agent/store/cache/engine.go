@@ -29,6 +29,9 @@ type Engine struct {
 	store.FirmwareGrants
 	// Child references change no device's endpoint, record or queue.
 	store.References
+	// DTLS sessions are kept by the DTLS listener, which holds the
+	// parked ones itself.
+	store.DTLSSessions
 	e store.Engine
 	c *Cache
 }

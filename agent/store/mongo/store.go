@@ -51,6 +51,8 @@ type Store struct {
 	// child references (references.go), bulk operations and their
 	// devices (bulkops.go)
 	childRefs, bulkOps, bulkTargets *mongo.Collection
+	// DTLS sessions (dtlssessions.go)
+	dtlsSessions *mongo.Collection
 
 	*shared // with every pool of this store (Pool)
 
@@ -102,6 +104,7 @@ func (s *Store) bind(client *mongo.Client) []string {
 		{&s.decodeValues, "decodeValues"}, {&s.decodeGroups, "decodeGroups"}, {&s.decodeCounts, "decodeCounts"},
 		{&s.fwGrants, "firmwareGrants"},
 		{&s.childRefs, "childReferences"}, {&s.bulkOps, "bulkOperations"}, {&s.bulkTargets, "bulkTargets"},
+		{&s.dtlsSessions, "dtlsSessions"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -253,6 +256,9 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.bulkOps, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
 		{s.bulkOps, bson.D{{Key: "open", Value: 1}, {Key: "nextAt", Value: 1}}, false},
 		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: store.BulkOperationIDField, Value: 1}, {Key: "status", Value: 1}, {Key: "seq", Value: 1}}, false},
+		// a datagram's DTLS session by Connection ID, else by address
+		{s.dtlsSessions, bson.D{{Key: "localCid", Value: 1}, {Key: "lastActive", Value: -1}}, false},
+		{s.dtlsSessions, bson.D{{Key: "addr", Value: 1}, {Key: "lastActive", Value: -1}}, false},
 	}
 	for _, r := range s.retentionIndexes() {
 		all = append(all, idx{r.c, r.keys, false})

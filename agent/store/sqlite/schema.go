@@ -160,6 +160,9 @@ var migrations = []string{
 
 	// 14: bulk operations (bulkops.go).
 	schemaBulkOperations,
+
+	// 15: DTLS sessions (dtlssessions.go).
+	schemaDTLSSessions,
 }
 
 // migrate brings the schema to len(steps), each step in its own
