@@ -51,6 +51,9 @@ type Store struct {
 	// child references (references.go), bulk operations and their
 	// devices (bulkops.go)
 	childRefs, bulkOps, bulkTargets *mongo.Collection
+	// the replicas' leases and, on a read-modify-write server, their
+	// claims of operations (replicas.go)
+	leases, opClaims *mongo.Collection
 
 	*shared // with every pool of this store (Pool)
 
@@ -102,6 +105,7 @@ func (s *Store) bind(client *mongo.Client) []string {
 		{&s.decodeValues, "decodeValues"}, {&s.decodeGroups, "decodeGroups"}, {&s.decodeCounts, "decodeCounts"},
 		{&s.fwGrants, "firmwareGrants"},
 		{&s.childRefs, "childReferences"}, {&s.bulkOps, "bulkOperations"}, {&s.bulkTargets, "bulkTargets"},
+		{&s.leases, "leases"}, {&s.opClaims, "operationClaims"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -253,6 +257,10 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.bulkOps, bson.D{{Key: "tenant", Value: 1}, {Key: "seq", Value: 1}}, false},
 		{s.bulkOps, bson.D{{Key: "open", Value: 1}, {Key: "nextAt", Value: 1}}, false},
 		{s.operations, bson.D{{Key: "tenant", Value: 1}, {Key: store.BulkOperationIDField, Value: 1}, {Key: "status", Value: 1}, {Key: "seq", Value: 1}}, false},
+		// the replicas' watch for new operations, a device moved to
+		// another replica (replicas.go)
+		{s.operations, bson.D{{Key: "status", Value: 1}, {Key: "creationTime", Value: 1}}, false},
+		{s.objects, bson.D{{Key: "lwm2m.registrationId", Value: 1}}, false},
 	}
 	for _, r := range s.retentionIndexes() {
 		all = append(all, idx{r.c, r.keys, false})

@@ -160,6 +160,9 @@ var migrations = []string{
 
 	// 14: bulk operations (bulkops.go).
 	schemaBulkOperations,
+
+	// 15: replicas' leases and watch for new operations (replicas.go).
+	schemaReplicas,
 }
 
 // migrate brings the schema to len(steps), each step in its own

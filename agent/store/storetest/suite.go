@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"FirmwareGrants", firmwareGrantCases},
 		{"References", referenceCases},
 		{"BulkOperations", bulkCases},
+		{"Replicas", replicaCases},
 		{"Dumps", dumpCases(open)},
 	}
 	for _, g := range groups {
