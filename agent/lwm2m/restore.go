@@ -133,7 +133,7 @@ type Adopter interface {
 // device has since replaced elsewhere: it is dropped, unrecorded.
 func (s *Server) adopt(id string, peer peerInfo) *regState {
 	a, ok := s.hooks.(Adopter)
-	if !ok || id == "" {
+	if !ok || !s.cfg.TakeOver || id == "" {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(s.ctx(), s.cfg.RequestTimeout)

@@ -1041,7 +1041,9 @@ func (s *Server) admit(_ *net.UDPAddr, h *coapfront.Header) coapfront.Verdict {
 			s.mu.RLock()
 			_, live := s.byID[string(h.Path[1])]
 			s.mu.RUnlock()
-			if live {
+			if live || s.cfg.TakeOver {
+				// with replicas, one unknown here may be another's
+				// (adopt); the peer rate limit bounds the reads
 				return coapfront.Admit
 			}
 			return coapfront.Answer(codes.NotFound)

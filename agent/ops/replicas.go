@@ -36,6 +36,10 @@ func (r *Runner) TakenOver(tenant, deviceID, from string) {
 	r.kick(k)
 }
 
+// SetReplica sets the lease by which this replica runs the watchdog of
+// operations stuck in EXECUTING for all replicas; call it before Run.
+func (r *Runner) SetReplica(lease interface{ Held() bool }) { r.cfg.Watchdog = lease }
+
 // TakeOvers counts the devices taken over from other replicas.
 func (r *Runner) TakeOvers() int64 { return r.takeovers.Load() }
 
