@@ -33,6 +33,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/psk"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/realtime"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/refusal"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/replica"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/retention"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/session"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -61,8 +62,11 @@ type Agent struct {
 	Bulk *bulkops.Scheduler
 	// Retention expires the history by the configured maximum ages.
 	Retention *retention.Runner
-	Values    *session.ValueWriter
-	State     *session.StateWriter
+	// Replica shares the work with the other agents on a MongoDB store;
+	// nil with the embedded store.
+	Replica *replica.Replica
+	Values  *session.ValueWriter
+	State   *session.StateWriter
 	// Pipeline maps reported values into measurements, events, alarms
 	// and inventory.
 	Pipeline *mapping.Pipeline
@@ -218,8 +222,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 			a.Pipeline.SetPluginMappers(a.Mappers)
 		}
 	}
+	// With MongoDB, other agents may share the store as replicas.
+	shared, replicaID := kind != engine.Embedded, ""
+	if shared {
+		if replicaID = cfg.ReplicaID; replicaID == "" {
+			replicaID = replica.DefaultID()
+		}
+		log.Info("replica", "replica", replicaID)
+	}
 	hooks := session.New(session.Config{Store: st, Values: a.Values, State: a.State, Pipeline: a.Pipeline, AutoRegister: cfg.AutoRegister, Logger: log,
-		EventInterval: cfg.RegistrationEventInterval, Refused: refused})
+		EventInterval: cfg.RegistrationEventInterval, Refused: refused, Replica: replicaID, Shared: shared})
 	a.Firmware, err = firmware.New(firmware.Config{Store: st, Logger: log,
 		MaxSize: int64(cfg.FirmwareMaxSize), MaxTransfers: cfg.FirmwareMaxTransfers, StallTimeout: cfg.FirmwareStallTimeout,
 		FetchTimeout: cfg.FirmwareFetchTimeout, CopyTTL: cfg.FirmwareTimeout,
@@ -237,6 +249,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		IdleTimeout:      cfg.IdleTimeout,
 		NStart:           cfg.NStart,
 		MaxRegistrations: cfg.MaxRegistrations,
+		Replica:          replicaID,
+		TakeOver:         shared,
 		PeerRate:         float64(cfg.PeerRate),
 		PeerBurst:        cfg.PeerBurst,
 		RegisterInterval: offIfZero(cfg.EndpointRegisterInterval),
@@ -277,7 +291,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		return fail(err)
 	}
 	log.Info("registrations restored", "restored", restored.Restored, "skipped", restored.Skipped, "ended", restored.Ended,
-		"took", restored.Took.Round(time.Millisecond))
+		"other_replicas", restored.Elsewhere, "took", restored.Took.Round(time.Millisecond))
 	if cfg.BootstrapAddr != "" {
 		bcfg := bootstrap.Config{
 			Addr:               cfg.BootstrapAddr,
@@ -308,7 +322,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		AwakeTime: cfg.AwakeTime, MaxPerWakeup: cfg.MaxOperationsPerWakeup, RequestTimeout: cfg.RequestTimeout,
 		MaxRequestTimeout: cfg.MaxRequestTimeout, Attempts: cfg.OperationAttempts, ExecutingTimeout: cfg.ExecutingTimeout,
 		FirmwareTimeout: cfg.FirmwareTimeout, Firmware: a.Firmware, FirmwareDefaults: ops.FirmwareDefaults{
-			Delivery: cfg.FirmwareDeliveryMethod, Protocols: strings.Split(cfg.FirmwareDeviceProtocols, ","), Reset: cfg.FirmwareResetMechanism}})
+			Delivery: cfg.FirmwareDeliveryMethod, Protocols: strings.Split(cfg.FirmwareDeviceProtocols, ","), Reset: cfg.FirmwareResetMechanism},
+		Replica: replicaID, Shared: shared})
+	if shared {
+		// the replica's watch reads beneath the realtime hub: it writes nothing
+		a.Replica = replica.New(replica.Config{ID: replicaID, Store: cached, Kick: a.Ops, Poll: cfg.ReplicaPoll, Logger: log})
+		a.Ops.SetReplica(a.Replica)
+	}
 	hooks.SetOps(a.Ops)
 	// a functionality stored with autoObserve reaches the devices already
 	// registered, not only those that register after it
@@ -328,6 +348,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		}})
 	reg.MustRegister(newCollector(a), a.Pipeline.Collector(), a.Refused.Collector(), caches.Collector(), a.Retention.Collector(), hub.Collector())
 	reg.MustRegister(a.Firmware.Collectors()...)
+	if a.Replica != nil {
+		reg.MustRegister(a.Replica.Collector())
+	}
 	if a.Plugins != nil {
 		reg.MustRegister(a.Plugins.Collector())
 	}
@@ -424,6 +447,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		run("bootstrap server", func() error { return a.Bootstrap.Serve(ctx) })
 	}
 	run("operations", func() error { a.Ops.Run(ctx); return nil })
+	if a.Replica != nil {
+		run("replica", func() error { a.Replica.Run(ctx); return nil })
+	}
 	run("post-registration operations", func() error { a.PostOps.Run(ctx); return nil })
 	run("bulk operations", func() error { a.Bulk.Run(ctx); return nil })
 	run("automatic observations", func() error { a.Pipeline.RunObservers(ctx); return nil })

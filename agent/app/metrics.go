@@ -35,6 +35,7 @@ var metrics = []metric{
 	{"lwm2m_agent_notifications_rst_total", "Notifications of cancelled observations answered with RST.", false, func(a *Agent) float64 { return float64(a.Server.Stats().NotificationsRST) }},
 	{"lwm2m_agent_sends_total", "LwM2M Send messages received.", false, func(a *Agent) float64 { return float64(a.Server.Stats().Sends) }},
 	{"lwm2m_agent_decode_errors_total", "Payloads from devices that did not decode.", false, func(a *Agent) float64 { return float64(a.Server.Stats().DecodeErrors) }},
+	{"lwm2m_agent_devices_taken_over_total", "Registrations taken over from other replicas sharing the store (MongoDB), by their device's first Update here after the load balancer moved it.", false, func(a *Agent) float64 { return float64(a.Server.Stats().TakenOver) }},
 	{"lwm2m_agent_rate_limited_total", "Datagrams dropped because their peer sent too many.", false, func(a *Agent) float64 { return float64(a.Server.Stats().RateLimited) }},
 	{"lwm2m_agent_dtls_sessions", "DTLS sessions open on the LwM2M server port.", true, func(a *Agent) float64 { n, _, _ := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_dtls_refused_total", "DTLS handshakes dropped by the handshake or session limit.", false, func(a *Agent) float64 { _, n, _ := a.Server.Sessions(); return float64(n) }},

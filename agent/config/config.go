@@ -62,6 +62,12 @@ type Config struct {
 	// writer).
 	StoreCacheSize int
 	StoreCacheTTL  time.Duration
+	// ReplicaID names this agent among the replicas sharing a MongoDB
+	// store (empty: the host name, else a random name at start);
+	// ReplicaPoll is how often a replica reads the new PENDING operations
+	// where the deployment has no change streams.
+	ReplicaID   string
+	ReplicaPoll time.Duration
 	// Retention*Days are the maximum ages of the history, in days, as
 	// Cumulocity's retention rules give them (0 keeps a kind forever):
 	// measurements and events by their time, alarms once cleared,
@@ -401,6 +407,7 @@ func Default() Config {
 		StoreRequestTimeout: 10 * time.Second,
 		StoreCacheSize:      100_000,
 		StoreCacheTTL:       5 * time.Second,
+		ReplicaPoll:         500 * time.Millisecond,
 		// A quarter of history by default: enough to look back on a
 		// season, bounded so that a fleet's store does not grow forever.
 		RetentionMeasurementDays: 90,
@@ -457,6 +464,8 @@ func (c *Config) settings() []setting {
 		{name: "retention-alarm-days", usage: "days a cleared alarm is kept, by its last time (0: forever); open alarms are kept", i: &c.RetentionAlarmDays},
 		{name: "retention-operation-days", usage: "days a SUCCESSFUL or FAILED operation is kept, by its last update (0: forever); the others are kept", i: &c.RetentionOperationDays},
 		{name: "retention-interval", usage: "time between retention passes (the first runs 10 minutes after start, or after this interval if shorter)", d: &c.RetentionInterval},
+		{name: "replica-id", usage: "with MongoDB, this agent's name among the replicas sharing the database, recorded in the registrations it holds (empty: the host name, else a random name at start)", str: &c.ReplicaID},
+		{name: "replica-poll", usage: "with MongoDB without change streams, how often a replica reads the operations created through other replicas for its devices", d: &c.ReplicaPoll},
 		{name: "store-cache-ttl", usage: "with MongoDB, how long the store cache keeps an answer, which another agent on the same database may change meanwhile (0: until the agent changes it); the embedded store's never expire", d: &c.StoreCacheTTL},
 		{name: "shutdown-delay", usage: "after SIGTERM, go on serving this long while GET /health/ready answers 503, so that load balancers move traffic away first (0: stop at once)", d: &c.ShutdownDelay},
 		{name: "pprof-addr", usage: "serve Go's profiler at this address (e.g. 127.0.0.1:6060); off when empty", str: &c.PprofAddr},
@@ -805,6 +814,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("shutdown-delay: %v must be 0 or positive", c.ShutdownDelay))
+	}
+	if c.ReplicaPoll <= 0 {
+		errs = append(errs, fmt.Errorf("replica-poll: %v must be positive", c.ReplicaPoll))
 	}
 	if c.StoreCacheTTL < 0 {
 		errs = append(errs, fmt.Errorf("store-cache-ttl: %v must be 0 (no expiry) or positive", c.StoreCacheTTL))

@@ -45,6 +45,13 @@ type Config struct {
 	Types          node.Resolver // resource types for TLV, text and CBOR; nil decodes everything as opaque
 	Logger         *slog.Logger  // nil discards
 
+	// Replica names this agent among the replicas sharing its store; a
+	// registration records the replica holding it (Registration.Replica).
+	Replica string
+	// TakeOver says that other replicas share the store: an Update or
+	// De-register of a registration unknown here is looked up there
+	// (Adopter) rather than answered 4.04 at once.
+	TakeOver bool
 	// MaxRegistrations bounds the live registrations; a Register beyond it
 	// is answered 5.03 Service Unavailable (DefaultMaxRegistrations).
 	MaxRegistrations int

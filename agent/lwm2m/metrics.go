@@ -22,6 +22,7 @@ type Stats struct {
 	Sends            uint64 // LwM2M Send (/dp) messages delivered
 	DecodeErrors     uint64 // payloads that did not decode
 	RateLimited      uint64 // datagrams dropped because their peer sent too many
+	TakenOver        uint64 // registrations taken over from other replicas (Adopter) by their first Update here
 }
 
 type counters struct {
@@ -29,7 +30,7 @@ type counters struct {
 	ended, unstored                                     atomic.Uint64
 	requests, requestTimeouts, requestErrors            atomic.Uint64
 	notifications, notificationsRST, sends, decodeErrs  atomic.Uint64
-	rateLimited                                         atomic.Uint64
+	rateLimited, takenOver                              atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -56,5 +57,6 @@ func (s *Server) Stats() Stats {
 		Sends:            c.sends.Load(),
 		DecodeErrors:     c.decodeErrs.Load(),
 		RateLimited:      c.rateLimited.Load(),
+		TakenOver:        c.takenOver.Load(),
 	}
 }

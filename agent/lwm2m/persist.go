@@ -66,6 +66,7 @@ func registrationChanged(old, next Registration) bool {
 	return old.Lifetime != next.Lifetime || old.Binding != next.Binding || old.Queue != next.Queue ||
 		old.SMS != next.SMS || old.AwakeTime != next.AwakeTime || old.HasAwakeTime != next.HasAwakeTime ||
 		old.RootPath != next.RootPath || old.ContentFormat != next.ContentFormat || old.Address != next.Address ||
+		old.Replica != next.Replica ||
 		!slices.Equal(old.Objects, next.Objects)
 }
 

@@ -55,6 +55,15 @@ type Registration struct {
 	// after a restart, until its first Update (whose Hooks.Updated still
 	// sees it true): its observations are gone and may be made again.
 	Restored bool
+	// Replica names the agent holding the registration in a store shared
+	// by replicas (Config.Replica of the server that answered its last
+	// Register or Update).
+	Replica string
+	// TakenOver is true, with Restored, for a registration taken over
+	// from another replica (Adopter) until its first Update here, whose
+	// Hooks.Updated still sees it true; Replica then still names the
+	// replica it was taken from.
+	TakenOver bool
 }
 
 // Identity is what Hooks.Authorize says about a device allowed to register.

@@ -132,6 +132,9 @@ type regState struct {
 	obs      map[string]*observation // by observation key
 	expireAt time.Time
 	heapIdx  int
+	// takenFrom is the replica a registration taken over (Adopter) was
+	// held by, until its first Update here
+	takenFrom string
 }
 
 // NewServer validates cfg and binds the UDP socket, so Addr is known at
@@ -623,6 +626,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		RegisteredAt:     now,
 		HasSerialization: id.HasSerialization,
 		UpdatedAt:        now,
+		Replica:          s.cfg.Replica,
 	}
 	if p.hasLifetime {
 		reg.Lifetime = p.lifetime
@@ -743,6 +747,7 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 	s.mu.RLock()
 	next := copyReg(rs.reg)
 	change := ChangeRefresh
+	next.Replica = s.cfg.Replica
 	if applyUpdate(&next, p, objs, peer, now); registrationChanged(rs.reg, next) {
 		change = ChangeUpdate
 	}
@@ -756,6 +761,7 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 	// the endpoint's lock kept the registration live; what else changed
 	// it meanwhile (SetFormat) stays
 	applyUpdate(&rs.reg, p, objs, peer, now)
+	rs.reg.Replica = s.cfg.Replica
 	rs.addr = peer.addr
 	if k := peer.key(); k != rs.peerKey {
 		if s.byPeer[rs.peerKey] == rs {
@@ -767,10 +773,18 @@ func (s *Server) handleUpdate(w mux.ResponseWriter, r *mux.Message, id string) {
 	rs.conn = conn
 	s.scheduleLocked(rs, now)
 	snapshot := copyReg(rs.reg)
-	rs.reg.Restored = false
+	snapshot.Replica = next.Replica
+	if rs.reg.TakenOver {
+		// Hooks.Updated learns whom it was taken from
+		snapshot.Replica = rs.takenFrom
+	}
+	rs.reg.Restored, rs.reg.TakenOver = false, false
 	base := s.baseCtx
 	s.mu.Unlock()
 
+	if snapshot.TakenOver {
+		s.stats.takenOver.Add(1)
+	}
 	s.stats.updates.Add(1)
 	reply(w, codes.Changed, "")
 	afterReply(r, func() { s.hooks.Updated(base, snapshot) })
@@ -790,11 +804,17 @@ func (s *Server) lockRegistration(w mux.ResponseWriter, id string, change Change
 	}
 	s.mu.RLock()
 	rs = s.byID[id]
+	s.mu.RUnlock()
+	if rs == nil {
+		// the device may have been moved here from another replica
+		rs = s.adopt(id, peer)
+	}
 	var endpoint string
 	if rs != nil {
+		s.mu.RLock()
 		endpoint = rs.reg.Endpoint // never changes under an ID
+		s.mu.RUnlock()
 	}
-	s.mu.RUnlock()
 	if rs == nil {
 		refuse(codes.NotFound)
 		return nil, nil, nil, false
@@ -1115,7 +1135,9 @@ func (s *Server) admit(_ *net.UDPAddr, h *coapfront.Header) coapfront.Verdict {
 			s.mu.RLock()
 			_, live := s.byID[string(h.Path[1])]
 			s.mu.RUnlock()
-			if live {
+			if live || s.cfg.TakeOver {
+				// with replicas, one unknown here may be another's
+				// (adopt); the peer rate limit bounds the reads
 				return coapfront.Admit
 			}
 			return coapfront.Answer(codes.NotFound)

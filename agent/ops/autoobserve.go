@@ -98,6 +98,9 @@ func (r *Runner) observeListening(ctx context.Context, tenants map[string]bool) 
 		if !ok {
 			continue // asleep: its next Update starts them
 		}
+		if r.heldElsewhere(ctx, reg) {
+			continue // the replica holding it observes it
+		}
 		p.Listening(ctx, areg)
 	}
 }

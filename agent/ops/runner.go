@@ -93,6 +93,15 @@ type Config struct {
 	// FirmwareDefaults are what a firmware update assumes of a device
 	// that neither its parameters nor its object describe.
 	FirmwareDefaults FirmwareDefaults
+
+	// Replica names this agent among the replicas sharing the store, as
+	// its registrations record it; Shared says that others may share it
+	// (see replicas.go).
+	Replica string
+	Shared  bool
+	// Watchdog, when set, says whether this replica runs the EXECUTING
+	// watchdog for all of them now (a lease in the store); nil: always.
+	Watchdog interface{ Held() bool }
 }
 
 type deviceKey struct{ tenant, device string }
@@ -145,6 +154,12 @@ type Runner struct {
 	fwMu   sync.Mutex
 	fwJobs map[deviceKey]*fwJob
 
+	// devices taken over from other replicas whose operations left
+	// EXECUTING are not settled yet (guarded by mu; bounded by the
+	// devices)
+	takenOver map[deviceKey]bool
+	takeovers atomic.Int64
+
 	sent, successful, failed, timedOut, requeued, watchdogFailed, recovered, abandoned atomic.Int64
 }
 
@@ -179,6 +194,8 @@ func New(cfg Config) *Runner {
 		windows: map[deviceKey]*window{},
 		wake:    make(chan struct{}, 1),
 		fwJobs:  map[deviceKey]*fwJob{},
+
+		takenOver: map[deviceKey]bool{},
 
 		protoTenants: map[string]bool{},
 		protoWake:    make(chan struct{}, 1),
@@ -318,6 +335,7 @@ const recordTimeout = 10 * time.Second
 
 func (r *Runner) serve(ctx context.Context, k deviceKey) {
 	log := r.log.With("device", k.device)
+	r.settleTakenOver(ctx, k)
 	var ops []store.Operation
 	if r.fwJob(k) == nil {
 		// Most registrations find nothing pending: one read by key, and
@@ -453,7 +471,7 @@ func (r *Runner) window(ctx context.Context, k deviceKey) (*window, lwm2m.Regist
 		}
 	}
 	reg, ok := r.cfg.Server.Registration(ep)
-	if !ok || reg.Tenant != k.tenant || reg.DeviceID != k.device {
+	if !ok || reg.Tenant != k.tenant || reg.DeviceID != k.device || (w == nil && r.heldElsewhere(ctx, reg)) {
 		r.forget(k)
 		return nil, reg, 0, nil
 	}
@@ -654,40 +672,15 @@ func (r *Runner) recover(ctx context.Context) {
 		r.log.Error("operations left executing not settled", "err", err)
 		return
 	}
+	held := r.heldHere()
 	resumed := 0
 	for _, op := range ops {
-		log := r.log.With("tenant", op.Tenant, "device", op.DeviceID, "operation", op.ID)
-		if fw, ok := FirmwareOf(op.Operation); ok {
-			// A firmware update outlives the agent: it resumes from the
-			// device's state when the device is next reachable.
-			k := deviceKey{op.Tenant, op.DeviceID}
-			if j := r.fwJob(k); j != nil {
-				log.Warn("second firmware update executing for the device; failed", "other", j.op.ID)
-				if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpFailed, "", "firmware update not resumed: another one is under way on the device"); err != nil {
-					log.Error("operation left executing not failed", "err", err)
-				}
-				continue
-			}
-			r.adoptFirmware(op.Tenant, op.Operation, fw)
+		if held != nil && !held[deviceKey{op.Tenant, op.DeviceID}] {
+			continue // another replica's, or its watchdog's
+		}
+		if r.settle(ctx, op, ReasonRestarted) {
 			resumed++
-			r.kick(k)
-			continue
 		}
-		if _, reset := resetOf(op.Operation); reset || Repeatable(op.Text) {
-			if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpPending, "", ""); err != nil {
-				log.Error("operation left executing not queued again", "err", err)
-				continue
-			}
-			r.recovered.Add(1)
-			r.kick(deviceKey{op.Tenant, op.DeviceID})
-			continue
-		}
-		if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpFailed, "", ReasonRestarted); err != nil {
-			log.Error("operation left executing not failed", "err", err)
-			continue
-		}
-		r.abandoned.Add(1)
-		r.failed.Add(1)
 	}
 	if len(ops) > 0 {
 		r.log.Info("operations left executing by the previous run settled",
@@ -748,6 +741,9 @@ func (r *Runner) watchdog(ctx context.Context) {
 		case now := <-t.C:
 			r.sweep(now)
 			r.firmwareTick(ctx, now)
+			if r.cfg.Watchdog != nil && !r.cfg.Watchdog.Held() {
+				continue // another replica's watchdog looks after them
+			}
 			ops, err := r.cfg.Store.ExecutingBefore(ctx, now.Add(-r.cfg.ExecutingTimeout), watchdogBatch)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -774,6 +770,48 @@ func (r *Runner) watchdog(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// settle settles an operation left EXECUTING by a run that ended (this
+// agent's before a restart, or another replica's): a firmware update is
+// resumed (reported true), one that can be repeated goes back to the
+// queue, any other is failed with reason rather than risked twice.
+func (r *Runner) settle(ctx context.Context, op store.TenantOperation, reason string) (resumed bool) {
+	log := r.log.With("tenant", op.Tenant, "device", op.DeviceID, "operation", op.ID)
+	k := deviceKey{op.Tenant, op.DeviceID}
+	if fw, ok := FirmwareOf(op.Operation); ok {
+		// A firmware update outlives the agent: it resumes from the
+		// device's state when the device is next reachable.
+		if j := r.fwJob(k); j != nil {
+			if j.op.ID == op.ID {
+				return false
+			}
+			log.Warn("second firmware update executing for the device; failed", "other", j.op.ID)
+			if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpFailed, "", "firmware update not resumed: another one is under way on the device"); err != nil {
+				log.Error("operation left executing not failed", "err", err)
+			}
+			return false
+		}
+		r.adoptFirmware(op.Tenant, op.Operation, fw)
+		r.kick(k)
+		return true
+	}
+	if _, reset := resetOf(op.Operation); reset || Repeatable(op.Text) {
+		if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpPending, "", ""); err != nil {
+			log.Error("operation left executing not queued again", "err", err)
+			return false
+		}
+		r.recovered.Add(1)
+		r.kick(k)
+		return false
+	}
+	if err := r.cfg.Store.SetStatusFrom(ctx, op.Tenant, op.ID, store.OpExecuting, store.OpFailed, "", reason); err != nil {
+		log.Error("operation left executing not failed", "err", err)
+		return false
+	}
+	r.abandoned.Add(1)
+	r.failed.Add(1)
+	return false
 }
 
 // FailureReason is the text an operator sees for a failed exchange.

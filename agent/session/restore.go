@@ -20,7 +20,10 @@ type RestoreStats struct {
 	// Ended were not restored but recorded as ended: the device's
 	// registration record no longer allows them (logged by reason).
 	Ended int
-	Took  time.Duration
+	// Elsewhere are held by other replicas sharing the store: theirs
+	// until their devices move here.
+	Elsewhere int
+	Took      time.Duration
 }
 
 // Reasons a stored registration is ended instead of restored, as the log
@@ -88,6 +91,10 @@ func Restore(ctx context.Context, h *Hooks, srv *lwm2m.Server) (RestoreStats, er
 	ended := newRestoreEnds()
 	err := h.cfg.Store.LiveRegistrations(ctx, func(l store.LiveRegistration) error {
 		reg, err := RegistrationFromFragment(l.Tenant, l.DeviceID, l.Fragment, l.Serialization)
+		if err == nil && h.elsewhere(reg) {
+			stats.Elsewhere++
+			return nil
+		}
 		if err == nil {
 			if why := restoreRefusal(reg, l.Record); why != "" {
 				ended.add(reg, why)
@@ -196,6 +203,7 @@ func RegistrationFromFragment(tenant, deviceID string, f map[string]any, seriali
 		RootPath:     str("rootPath"),
 		Address:      str("address"),
 		PSKIdentity:  str("pskIdentity"),
+		Replica:      str(store.ReplicaField),
 		Tenant:       tenant,
 		DeviceID:     deviceID,
 		RegisteredAt: timeOf(f["registered"]),

@@ -109,6 +109,13 @@ type Config struct {
 	// Refused counts and logs, once per interval and cause, the Registers
 	// refused and the events held back (nil: neither).
 	Refused *refusal.Log
+	// Replica names this agent among the replicas sharing the store, as
+	// the server's registrations record it; Shared says that other
+	// replicas may use the store (MongoDB), so that a registration held
+	// by another is theirs: not restored at start, taken over when its
+	// device moves here (Adopt), and its expiry here not recorded.
+	Replica string
+	Shared  bool
 }
 
 // Hooks implements lwm2m.Hooks on top of the store.
@@ -401,6 +408,9 @@ func (h *Hooks) Persist(ctx context.Context, reg lwm2m.Registration, change lwm2
 	case lwm2m.ChangeDeregister:
 		h.offline(ctx, reg, EventDeregistration, fmt.Sprintf("Device %s de-registered", reg.Endpoint))
 	case lwm2m.ChangeExpire:
+		if !h.holds(ctx, reg) {
+			return nil
+		}
 		h.offline(ctx, reg, EventExpired, fmt.Sprintf("Registration of %s expired after %s without update", reg.Endpoint, reg.Lifetime))
 	default:
 		return fmt.Errorf("persist %s of %s: unknown change", change, reg.Endpoint)
@@ -510,9 +520,14 @@ func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text 
 }
 
 func (h *Hooks) reachable(reg lwm2m.Registration) {
-	if h.cfg.Ops != nil {
-		h.cfg.Ops.Reachable(reg.Tenant, reg.DeviceID)
+	if h.cfg.Ops == nil {
+		return
 	}
+	if t, ok := h.cfg.Ops.(TakeOver); ok && reg.TakenOver {
+		t.TakenOver(reg.Tenant, reg.DeviceID, reg.Replica)
+		return
+	}
+	h.cfg.Ops.Reachable(reg.Tenant, reg.DeviceID)
 }
 
 func (h *Hooks) offline(ctx context.Context, reg lwm2m.Registration, event, text string) {
@@ -598,6 +613,9 @@ func Fragment(reg lwm2m.Registration) map[string]any {
 	}
 	if reg.RootPath != "" && reg.RootPath != "/" {
 		f["rootPath"] = reg.RootPath
+	}
+	if reg.Replica != "" {
+		f[store.ReplicaField] = reg.Replica
 	}
 	return f
 }

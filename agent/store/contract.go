@@ -380,6 +380,7 @@ type Engine interface {
 	Retention
 	DecodeBacklog
 	FirmwareGrants
+	Replicas
 	Close(ctx context.Context) error
 }
 

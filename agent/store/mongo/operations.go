@@ -249,13 +249,24 @@ func (s *Store) SetStatusFrom(ctx context.Context, tenant, id, from, status, res
 }
 
 // Transition is SetStatus of an operation as the caller last read it,
-// cur, without reading it again: for the operation runner, the one writer
-// of the operations it sends, which saves a round trip per change with it.
+// cur, without reading it again: for the operation runner, which saves a
+// round trip per change with it. As the embedded engine's, it changes
+// the operation only while it is still in cur.Status (ErrConflict
+// otherwise), so that of replicas sending one operation (PENDING to
+// EXECUTING) one does: MongoDB checks the status in the update's
+// filter. A read-modify-write server (FerretDB) cannot, so there the
+// move to EXECUTING is claimed first (claimOp) and the others are written
+// as the operation became meanwhile.
 func (s *Store) Transition(ctx context.Context, tenant string, cur store.Operation, status, result, failureReason string) error {
 	if !validOpStatus(status) {
 		return fmt.Errorf("%w: operation status %q", store.ErrInvalid, status)
 	}
-	return s.moveStatus(ctx, tenant, cur, status, result, failureReason)
+	if s.rmw && status == store.OpExecuting && cur.Status == store.OpPending {
+		if err := s.claimOp(ctx, tenant, cur); err != nil {
+			return err
+		}
+	}
+	return s.moveStatusFrom(ctx, tenant, cur, cur.Status, status, result, failureReason)
 }
 
 // Unsend returns an operation the caller moved to EXECUTING, cur, to
@@ -274,6 +285,9 @@ func (s *Store) Unsend(ctx context.Context, tenant string, cur store.Operation) 
 	}
 	if res.MatchedCount == 0 {
 		return store.ErrNotFound
+	}
+	if s.rmw {
+		s.unclaimOp(ctx, tenant, cur.ID)
 	}
 	return s.requeue(ctx, tenant, cur.DeviceID, cur.ID, store.OpPending)
 }
@@ -316,6 +330,9 @@ func (s *Store) moveStatusFrom(ctx context.Context, tenant string, cur store.Ope
 	res, err := s.operations.UpdateOne(ctx, filter, upd)
 	if err != nil {
 		return fmt.Errorf("set operation %s %s: %w", id, status, err)
+	}
+	if s.rmw && status != store.OpExecuting && res.MatchedCount > 0 {
+		s.unclaimOp(ctx, tenant, id)
 	}
 	if res.MatchedCount == 0 {
 		if !checked {

@@ -53,6 +53,9 @@ type Store struct {
 	childRefs, bulkOps, bulkTargets *mongo.Collection
 	// DTLS sessions (dtlssessions.go)
 	dtlsSessions *mongo.Collection
+	// the replicas' leases and, on a read-modify-write server, their
+	// claims of operations (replicas.go)
+	leases, opClaims *mongo.Collection
 
 	*shared // with every pool of this store (Pool)
 
@@ -105,6 +108,7 @@ func (s *Store) bind(client *mongo.Client) []string {
 		{&s.fwGrants, "firmwareGrants"},
 		{&s.childRefs, "childReferences"}, {&s.bulkOps, "bulkOperations"}, {&s.bulkTargets, "bulkTargets"},
 		{&s.dtlsSessions, "dtlsSessions"},
+		{&s.leases, "leases"}, {&s.opClaims, "operationClaims"},
 	} {
 		*c.p = s.db.Collection(c.name)
 		names = append(names, c.name)
@@ -259,6 +263,10 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		// a datagram's DTLS session by Connection ID, else by address
 		{s.dtlsSessions, bson.D{{Key: "localCid", Value: 1}, {Key: "lastActive", Value: -1}}, false},
 		{s.dtlsSessions, bson.D{{Key: "addr", Value: 1}, {Key: "lastActive", Value: -1}}, false},
+		// the replicas' watch for new operations, a device moved to
+		// another replica (replicas.go)
+		{s.operations, bson.D{{Key: "status", Value: 1}, {Key: "creationTime", Value: 1}}, false},
+		{s.objects, bson.D{{Key: "lwm2m.registrationId", Value: 1}}, false},
 	}
 	for _, r := range s.retentionIndexes() {
 		all = append(all, idx{r.c, r.keys, false})

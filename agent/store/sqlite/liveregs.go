@@ -119,26 +119,10 @@ func (s *Store) readLive(ctx context.Context, out chan<- []liveRow) error {
 			return false
 		}
 	}
-	var params []byte
 	for rows.Next() {
-		var (
-			r        liveRow
-			a        store.RecordAccess
-			recorded bool
-		)
-		err := rows.Scan(&r.l.Tenant, &r.l.DeviceID, &r.frag, &recorded, &r.l.Serialization, &params, &a.Keyed, &a.Incomplete)
+		r, err := scanLive(rows)
 		if err != nil {
 			return err
-		}
-		if recorded {
-			// A parameter that is not a string reads as none, as
-			// DeviceRegistration's readers take it.
-			if p, _ := decodeJSON(params); p != nil {
-				named := p.([]any)
-				a.SecurityMode, _ = named[0].(string)
-				a.PSKIdentity, _ = named[1].(string)
-			}
-			r.l.Record = &a
 		}
 		if batch = append(batch, r); len(batch) == liveBatch && !send() {
 			return ctx.Err()
@@ -151,4 +135,28 @@ func (s *Store) readLive(ctx context.Context, out chan<- []liveRow) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// scanLive reads a row of selectLive.
+func scanLive(row scanner) (liveRow, error) {
+	var (
+		r        liveRow
+		a        store.RecordAccess
+		recorded bool
+		params   []byte
+	)
+	if err := row.Scan(&r.l.Tenant, &r.l.DeviceID, &r.frag, &recorded, &r.l.Serialization, &params, &a.Keyed, &a.Incomplete); err != nil {
+		return r, err
+	}
+	if recorded {
+		// A parameter that is not a string reads as none, as
+		// DeviceRegistration's readers take it.
+		if p, _ := decodeJSON(params); p != nil {
+			named := p.([]any)
+			a.SecurityMode, _ = named[0].(string)
+			a.PSKIdentity, _ = named[1].(string)
+		}
+		r.l.Record = &a
+	}
+	return r, nil
 }

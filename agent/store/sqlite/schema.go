@@ -163,6 +163,9 @@ var migrations = []string{
 
 	// 15: DTLS sessions (dtlssessions.go).
 	schemaDTLSSessions,
+
+	// 16: replicas' leases and watch for new operations (replicas.go).
+	schemaReplicas,
 }
 
 // migrate brings the schema to len(steps), each step in its own

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"References", referenceCases},
 		{"BulkOperations", bulkCases},
 		{"DTLSSessions", dtlsSessionCases},
+		{"Replicas", replicaCases},
 		{"Dumps", dumpCases(open)},
 	}
 	for _, g := range groups {
