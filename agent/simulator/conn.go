@@ -80,16 +80,19 @@ func (d *Device) connect(ctx context.Context, a account, bootstrap bool) (*link,
 		return nil, fmt.Errorf("dial %s: %w", a.uri, err)
 	}
 	key := a.key
-	dc, err := piondtls.ClientWithOptions(sock, raddr,
+	dopts := []piondtls.ClientOption{
 		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
 		piondtls.WithPSKIdentityHint([]byte(a.identity)),
 		piondtls.WithCipherSuites(s.cfg.CipherSuites...),
+		piondtls.WithLoggerFactory(quietDTLS),
+	}
+	if !d.spec.NoConnectionID {
 		// The device sends the server's connection ID in its records, so
 		// the server finds the session when the device's address changes
 		// (RFC 9146); the device itself needs none: its socket is its own.
-		piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()),
-		piondtls.WithLoggerFactory(quietDTLS),
-	)
+		dopts = append(dopts, piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()))
+	}
+	dc, err := piondtls.ClientWithOptions(sock, raddr, dopts...)
 	if err != nil {
 		_ = sock.Close()
 		return nil, fmt.Errorf("dtls client for %s: %w", a.uri, err)
@@ -105,6 +108,7 @@ func (d *Device) connect(ctx context.Context, a account, bootstrap bool) (*link,
 		}
 		return nil, fmt.Errorf("%w with %s as PSK identity %q: %w", ErrHandshake, a.uri, a.identity, err)
 	}
+	s.stats.handshakes.Add(1)
 	cc := coapdtls.Client(dc, append(opts, options.WithCloseSocket())...)
 	return &link{cc: cc, sock: sock, key: a.connKey()}, nil
 }

@@ -1,7 +1,9 @@
 package simulator
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"io"
@@ -328,5 +330,52 @@ func TestRebindConnReads(t *testing.T) {
 	}
 	if _, err := c.rebind(); err == nil {
 		t.Error("rebind of a closed connection succeeded")
+	}
+}
+
+// A device told to go without a Connection ID negotiates none, even with
+// a server that offers one; by default it takes the server's. Each
+// session is one full handshake in Stats.
+func TestDTLSNoConnectionID(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		noCID   bool
+		wantCID bool
+	}{{"default", false, true}, {"without", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startDTLSServer(t, dtlsOpts{keys: map[string][]byte{"dev": testKey}})
+			sim := runSim(t, srv, func(c *Config) {
+				c.Server = ""
+				c.Devices = []DeviceConfig{{Endpoint: "dev", ServerURI: "coaps://" + srv.addr, PSKIdentity: "dev", PSK: testKey,
+					NoConnectionID: tc.noCID}}
+			})
+			reg := srv.reg("dev")
+			srv.mu.Lock()
+			conn := reg.conn
+			srv.mu.Unlock()
+			dc, ok := conn.NetConn().(*piondtls.Conn)
+			if !ok {
+				t.Fatalf("server connection is %T", conn.NetConn())
+			}
+			st, ok := dc.ConnectionState()
+			if !ok {
+				t.Fatal("no connection state")
+			}
+			// pion's State shows its Connection IDs only in its gob encoding
+			b, err := st.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids struct{ LocalConnectionID, RemoteConnectionID []byte }
+			if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&ids); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(ids.RemoteConnectionID) > 0 || len(ids.LocalConnectionID) > 0; got != tc.wantCID {
+				t.Errorf("connection ID negotiated: %v, want %v (local %x, remote %x)", got, tc.wantCID, ids.LocalConnectionID, ids.RemoteConnectionID)
+			}
+			if n := sim.Stats().Handshakes; n != 1 {
+				t.Errorf("%d handshakes counted, want 1", n)
+			}
+		})
 	}
 }

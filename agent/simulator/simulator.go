@@ -156,6 +156,11 @@ type DeviceConfig struct {
 	// coaps BootstrapURI.
 	BootstrapPSKIdentity string
 	BootstrapPSK         []byte
+	// NoConnectionID makes the device's DTLS sessions go without a
+	// Connection ID (RFC 9146), as devices whose stack predates it do:
+	// the server knows the session by the device's address alone. By
+	// default the device uses the Connection ID the server gives it.
+	NoConnectionID bool
 	// Firmware, when set, governs this device's firmware update object
 	// instead of Config.Firmware (whose Cancel holds for every device).
 	Firmware *FirmwareConfig
@@ -343,6 +348,7 @@ type Stats struct {
 	Sends           uint64 // Send operations acknowledged
 	Measurements    uint64 // values of Config.Objects measured anew
 	Bootstraps      uint64 // bootstraps that ended with an accepted Bootstrap-Finish
+	Handshakes      uint64 // full DTLS handshakes completed
 	Errors          uint64 // failed exchanges and refused requests
 }
 
@@ -356,6 +362,7 @@ type counters struct {
 	sends           atomic.Uint64
 	measurements    atomic.Uint64
 	bootstraps      atomic.Uint64
+	handshakes      atomic.Uint64
 	errors          atomic.Uint64
 }
 
@@ -477,6 +484,7 @@ func (s *Simulator) Stats() Stats {
 		Sends:           s.stats.sends.Load(),
 		Measurements:    s.stats.measurements.Load(),
 		Bootstraps:      s.stats.bootstraps.Load(),
+		Handshakes:      s.stats.handshakes.Load(),
 		Errors:          s.stats.errors.Load(),
 	}
 }
