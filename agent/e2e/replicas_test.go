@@ -152,6 +152,7 @@ func (r *udpRelay) back(peer *net.UDPConn, device *net.UDPAddr) {
 // can be restarted on them under its name.
 type replica struct {
 	name, dir, coap, http string
+	extra                 []string // flags of its own, after the set's
 	p                     *agentProcess
 	h                     *harness
 }
@@ -159,7 +160,7 @@ type replica struct {
 func (rp *replica) start(t *testing.T, mongoURI string) {
 	t.Helper()
 	rp.p, rp.h = startAgentProcess(t, rp.dir, rp.coap, rp.http,
-		"--mongo-uri", mongoURI, "--replica-id", rp.name, "--replica-poll", "200ms", "--store-cache-ttl", "1s", "--log-level", "debug")
+		append([]string{"--mongo-uri", mongoURI, "--replica-id", rp.name, "--replica-poll", "200ms", "--store-cache-ttl", "1s", "--log-level", "debug"}, rp.extra...)...)
 	log := rp.p.log
 	t.Cleanup(func() {
 		if !t.Failed() {
@@ -225,6 +226,119 @@ func executions(d *simulator.Device) int {
 
 const replicaOp = "execute /3/0/12"
 
+// replicaSet is three agent processes on one MongoDB-wire server
+// (FerretDB, which has no change streams: the replicas poll) behind a
+// UDP relay, and the simulated devices the relay sends to them.
+type replicaSet struct {
+	t     *testing.T
+	uri   string
+	reps  []*replica
+	relay *udpRelay
+	sim   *simulator.Simulator
+	api   *harness // the replica the test reads the API of
+
+	// by endpoint: the device's id, the replica holding it and its
+	// address (its socket at the relay), as readHolders found them
+	ids, holder, addr map[string]string
+}
+
+// startReplicas starts the set with extra flags for every replica; the
+// relay sends to their DTLS ports when secure, else to their CoAP ports.
+func startReplicas(t *testing.T, secure bool, extra ...string) *replicaSet {
+	t.Helper()
+	s := &replicaSet{t: t, uri: ferrettest.Start(t), reps: make([]*replica, 3),
+		ids: map[string]string{}, holder: map[string]string{}, addr: map[string]string{}}
+	base := t.TempDir()
+	to := make([]string, len(s.reps))
+	for i := range s.reps {
+		dir := filepath.Join(base, fmt.Sprint("r", i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		rp := &replica{name: fmt.Sprint("replica-", i), dir: dir, coap: freeUDPAddr(t), http: freeTCPAddr(t), extra: extra}
+		to[i] = rp.coap
+		if secure {
+			to[i] = freeUDPAddr(t)
+			rp.extra = append([]string{"--coaps-addr", to[i]}, extra...)
+		}
+		s.reps[i] = rp
+	}
+	var wg sync.WaitGroup
+	s.reps[0].start(t, s.uri) // the first creates the management tenant alone
+	for _, rp := range s.reps[1:] {
+		wg.Go(func() { rp.start(t, s.uri) })
+	}
+	wg.Wait()
+	s.relay = newUDPRelay(t, to)
+	s.api = s.reps[0].h
+	return s
+}
+
+// run starts the simulator of cfg until the test ends, and waits until
+// every device is registered and held by the replica the relay sends it
+// to.
+func (s *replicaSet) run(cfg simulator.Config) {
+	t := s.t
+	t.Helper()
+	sim, err := simulator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sim = sim
+	ctx, cancel := context.WithCancel(context.Background())
+	simDone := make(chan struct{})
+	go func() { defer close(simDone); _ = sim.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-simDone })
+	n := len(sim.Endpoints())
+	waitFor(t, 30*time.Second, func() error {
+		if got := sim.Registered(); got < n {
+			return fmt.Errorf("%d of %d devices registered", got, n)
+		}
+		return nil
+	})
+	waitFor(t, 10*time.Second, s.readHolders)
+}
+
+func (s *replicaSet) readHolders() error {
+	for _, ep := range s.sim.Endpoints() {
+		mo := s.api.device(ep)
+		s.ids[ep], s.holder[ep], s.addr[ep] = mo.str("id"), mo.str("lwm2m", "replica"), mo.str("lwm2m", "address")
+		i := s.relay.replicaOfSocket(s.addr[ep])
+		if i < 0 || s.holder[ep] != s.reps[i].name {
+			return fmt.Errorf("%s held by %q, the relay sends it to replica %d", ep, s.holder[ep], i)
+		}
+	}
+	return nil
+}
+
+// post creates the test's operation for the device through rp.
+func (s *replicaSet) post(rp *replica, ep string) string {
+	var op operation
+	if code := rp.h.call("POST", "/devicecontrol/operations", map[string]any{
+		"deviceId": s.ids[ep], "c8y_Command": map[string]any{"text": replicaOp}}, &op); code != 201 {
+		s.t.Fatalf("create operation for %s through %s: HTTP %d", ep, rp.name, code)
+	}
+	return op.ID
+}
+
+func (s *replicaSet) status(id string) operation {
+	var op operation
+	if code := s.api.call("GET", "/devicecontrol/operations/"+id, nil, &op); code != 200 {
+		s.t.Fatalf("operation %s: HTTP %d", id, code)
+	}
+	return op
+}
+
+// notHolding is the first replica that does not hold the device.
+func (s *replicaSet) notHolding(ep string) *replica {
+	for _, rp := range s.reps {
+		if rp.name != s.holder[ep] {
+			return rp
+		}
+	}
+	return nil
+}
+
 // TestReplicas runs three agent processes on one MongoDB-wire server
 // (FerretDB, which has no change streams: the replicas poll) behind a
 // UDP relay that keeps each device on one replica: an operation created
@@ -236,84 +350,18 @@ func TestReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three agent processes: not with -short")
 	}
-	uri := ferrettest.Start(t)
-	base := t.TempDir()
-	reps := make([]*replica, 3)
-	for i := range reps {
-		dir := filepath.Join(base, fmt.Sprint("r", i))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		reps[i] = &replica{name: fmt.Sprint("replica-", i), dir: dir, coap: freeUDPAddr(t), http: freeTCPAddr(t)}
-	}
-	var wg sync.WaitGroup
-	reps[0].start(t, uri) // the first creates the management tenant alone
-	for _, rp := range reps[1:] {
-		wg.Go(func() { rp.start(t, uri) })
-	}
-	wg.Wait()
-	relay := newUDPRelay(t, []string{reps[0].coap, reps[1].coap, reps[2].coap})
-
+	rs := startReplicas(t, false)
 	const devices = 12
-	sim, err := simulator.New(simulator.Config{Server: relay.addr(), Count: devices, Prefix: "rep-",
+	rs.run(simulator.Config{Server: rs.relay.addr(), Count: devices, Prefix: "rep-",
 		Lifetime: 10 * time.Minute, UpdateEvery: 5 * time.Minute, Record: 200, RegisterRate: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	simDone := make(chan struct{})
-	go func() { defer close(simDone); _ = sim.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-simDone })
-	waitFor(t, 30*time.Second, func() error {
-		if n := sim.Registered(); n < devices {
-			return fmt.Errorf("%d of %d devices registered", n, devices)
-		}
-		return nil
-	})
-	api := reps[0].h
-	ids, holder := map[string]string{}, map[string]string{}
-	readHolders := func() error {
-		for _, ep := range sim.Endpoints() {
-			mo := api.device(ep)
-			ids[ep] = mo.str("id")
-			holder[ep] = mo.str("lwm2m", "replica")
-			i := relay.replicaOfSocket(mo.str("lwm2m", "address"))
-			if i < 0 || holder[ep] != reps[i].name {
-				return fmt.Errorf("%s held by %q, the relay sends it to replica %d", ep, holder[ep], i)
-			}
-		}
-		return nil
-	}
-	waitFor(t, 10*time.Second, readHolders)
-
-	// post creates the test's operation for the device through rp.
-	post := func(rp *replica, ep string) string {
-		var op operation
-		if code := rp.h.call("POST", "/devicecontrol/operations", map[string]any{
-			"deviceId": ids[ep], "c8y_Command": map[string]any{"text": replicaOp}}, &op); code != 201 {
-			t.Fatalf("create operation for %s through %s: HTTP %d", ep, rp.name, code)
-		}
-		return op.ID
-	}
-	status := func(id string) operation {
-		var op operation
-		if code := api.call("GET", "/devicecontrol/operations/"+id, nil, &op); code != 200 {
-			t.Fatalf("operation %s: HTTP %d", id, code)
-		}
-		return op
-	}
+	reps, relay, sim, holder, uri := rs.reps, rs.relay, rs.sim, rs.holder, rs.uri
+	post, status := rs.post, rs.status
 	created := map[string][]string{} // by endpoint
 
 	t.Run("OperationThroughAnotherReplica", func(t *testing.T) {
 		var worst time.Duration
 		for i, ep := range sim.Endpoints() {
-			var through *replica
-			for _, rp := range reps {
-				if rp.name != holder[ep] {
-					through = rp
-					break
-				}
-			}
+			through := rs.notHolding(ep)
 			start := time.Now()
 			id := post(through, ep)
 			created[ep] = append(created[ep], id)
@@ -375,7 +423,7 @@ func TestReplicas(t *testing.T) {
 		})
 		t.Logf("%d devices of the killed replica served by the others %v after the kill (their Update sent at once)",
 			len(moved), time.Since(killedAt).Round(time.Millisecond))
-		api = reps[1].h
+		rs.api = reps[1].h
 		settled(t, sim, created, status)
 		if got := sim.Stats().Registrations; got != registers {
 			t.Errorf("devices registered %d times in all, %d before the kill: a device moved had to register again", got, registers)
@@ -397,12 +445,12 @@ func TestReplicas(t *testing.T) {
 				sim.Device(ep).Update()
 			}
 			relay.setUp(i, true)
-			api = reps[(i+1)%3].h
+			rs.api = reps[(i+1)%3].h
 			for _, ep := range sim.Endpoints() {
 				sim.Device(ep).Update()
 			}
 		}
-		waitFor(t, 20*time.Second, readHolders)
+		waitFor(t, 20*time.Second, rs.readHolders)
 		for i, ep := range sim.Endpoints() {
 			created[ep] = append(created[ep], post(reps[i%3], ep))
 		}
