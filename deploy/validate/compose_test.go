@@ -21,6 +21,14 @@ var composeDir = filepath.Join(repo, "deploy", "compose")
 // (which compose-go carries), normalized.
 func loadCompose(t *testing.T, content []byte) (*types.Project, error) {
 	t.Helper()
+	return loadComposeEnv(t, content, types.Mapping{"LWM2M_AGENT_ADMIN_PASSWORD": "test-password", "LWM2M_AGENT_DTLS_STATE_KEY": testStateKey})
+}
+
+// testStateKey is the DTLS state key the compose file is loaded with.
+var testStateKey = strings.Repeat("ab", 32)
+
+func loadComposeEnv(t *testing.T, content []byte, env types.Mapping) (*types.Project, error) {
+	t.Helper()
 	abs, err := filepath.Abs(composeDir)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +36,7 @@ func loadCompose(t *testing.T, content []byte) (*types.Project, error) {
 	return loader.LoadWithContext(context.Background(), types.ConfigDetails{
 		WorkingDir:  abs,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(abs, "docker-compose.yml"), Content: content}},
-		Environment: types.Mapping{"LWM2M_AGENT_ADMIN_PASSWORD": "test-password"},
+		Environment: env,
 	}, func(o *loader.Options) { o.SetProjectName("lwm2m", true) })
 }
 
@@ -58,6 +66,11 @@ func TestCompose(t *testing.T) {
 			}
 			if id := s.Environment["LWM2M_AGENT_REPLICA_ID"]; id == nil || *id != name {
 				t.Errorf("%s: replica id %v, want its name", name, id)
+			}
+			// every agent seals and opens the DTLS session states with
+			// the one key given
+			if k := s.Environment["LWM2M_AGENT_DTLS_STATE_KEY"]; k == nil || *k != testStateKey {
+				t.Errorf("%s: DTLS state key %v, want the one given to compose", name, k)
 			}
 			if uri := s.Environment["LWM2M_AGENT_MONGO_URI"]; uri == nil || !strings.Contains(*uri, "replicaSet=rs0") {
 				t.Errorf("%s: MongoDB URI %v without replicaSet=rs0", name, uri)
@@ -121,6 +134,23 @@ func TestCompose(t *testing.T) {
 		}
 		if !strings.Contains(string(conf), "listen "+itoa(port)) {
 			t.Errorf("nginx.conf: nothing listens on %d", port)
+		}
+	}
+}
+
+// Compose refuses to start the agents without the shared secrets: an
+// agent would otherwise generate a DTLS state key of its own, which no
+// other agent opens.
+func TestComposeNeedsSecrets(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(composeDir, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, missing := range []string{"LWM2M_AGENT_ADMIN_PASSWORD", "LWM2M_AGENT_DTLS_STATE_KEY"} {
+		env := types.Mapping{"LWM2M_AGENT_ADMIN_PASSWORD": "test-password", "LWM2M_AGENT_DTLS_STATE_KEY": testStateKey}
+		delete(env, missing)
+		if _, err := loadComposeEnv(t, data, env); err == nil || !strings.Contains(err.Error(), missing) {
+			t.Errorf("without %s: %v, want a refusal naming it", missing, err)
 		}
 	}
 }

@@ -250,7 +250,8 @@ func TestAgentWorkload(t *testing.T) {
 		}
 	}
 	sm := exampleSecret(t)
-	for _, name := range []string{"LWM2M_AGENT_ADMIN_PASSWORD", "LWM2M_AGENT_MONGO_URI"} {
+	// every replica the same DTLS state key, from the one Secret
+	for _, name := range []string{"LWM2M_AGENT_ADMIN_PASSWORD", "LWM2M_AGENT_MONGO_URI", "LWM2M_AGENT_DTLS_STATE_KEY"} {
 		e := env(c, name)
 		if e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 			t.Errorf("env %s: not from a Secret", name)
