@@ -31,6 +31,10 @@ type udpRelay struct {
 	front    *net.UDPConn
 	replicas []*net.UDPAddr
 
+	// sent, when set before the first datagram, sees each datagram a
+	// replica sends to a device, by the device's address.
+	sent func(device string, b []byte)
+
 	mu     sync.Mutex
 	up     []bool
 	peers  map[string]*net.UDPConn // by device address
@@ -143,6 +147,9 @@ func (r *udpRelay) back(peer *net.UDPConn, device *net.UDPAddr) {
 		n, _, err := peer.ReadFromUDP(buf)
 		if err != nil {
 			return
+		}
+		if r.sent != nil {
+			r.sent(device.String(), buf[:n])
 		}
 		_, _ = r.front.WriteToUDP(buf[:n], device)
 	}

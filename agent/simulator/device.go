@@ -40,6 +40,7 @@ type Device struct {
 	silent   atomic.Bool
 	ignoring atomic.Bool // Ignore was called: requests are screened by path
 	settled  atomic.Bool // had its first outcome (Simulator.Settled)
+	updates  atomic.Uint64
 
 	queued bool // in the work queue; guarded by sim.work.mu
 
@@ -424,6 +425,10 @@ func (d *Device) String() string { return fmt.Sprintf("device %s", d.endpoint) }
 // Update makes the device send a registration Update soon, as a client does
 // when its address or parameters changed.
 func (d *Device) Update() { d.requestWork(workUpdate) }
+
+// Updates is the number of the device's Updates the server answered with
+// success.
+func (d *Device) Updates() uint64 { return d.updates.Load() }
 
 // Executed returns the arguments of the last Execute of the resource p,
 // and whether it was executed at all.

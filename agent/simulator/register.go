@@ -388,6 +388,7 @@ func (d *Device) update(ctx context.Context) error {
 	d.mu.Unlock()
 	d.sim.sched.after(d.regTimer, next)
 	d.sim.stats.updates.Add(1)
+	d.updates.Add(1)
 	return nil
 }
 
