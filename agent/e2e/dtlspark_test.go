@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +89,43 @@ func grepLines(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Debian's libcoap client (OpenSSL), an independent DTLS stack, sends a
+// Register, waits a second, past the park delay, and sends it again on
+// the same session (-G): the agent parks the session in between and
+// resumes it for the second without a handshake.
+func TestDTLSParkedLibcoapClient(t *testing.T) {
+	bin, err := exec.LookPath("coap-client-openssl")
+	if err != nil {
+		t.Skip("coap-client-openssl not installed (apt-get install libcoap3-bin)")
+	}
+	dir, coap, coaps := t.TempDir(), freeUDPAddr(t), freeUDPAddr(t)
+	h, _ := startAgentIn(t, dir, coap, withSecureAddr(coaps), withAutoRegister(false),
+		func(c *config.Config) { c.DTLSParkAfter = 200 * time.Millisecond })
+	const ep, key = "libcoap-park", "park-secret-key"
+	h.importOK("management/admin", adminPassword, pskHeader+pskCSVLine(ep, hex.EncodeToString([]byte(key))))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// -G 3: three Registers a second apart on one session; -B bounds the
+	// wait for each answer
+	cmd := exec.CommandContext(ctx, bin, "-m", "post", "-G", "3", "-B", "5", "-u", ep+"-id", "-k", key,
+		"-t", "40", "-e", "</3/0>", "coaps://"+h.agent.CoAPSAddr.String()+"/rd?ep="+ep+"&lt=300&lwm2m=1.1&b=U")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("coap-client-openssl: %v\n%s", err, out)
+	}
+	if n := h.metric("lwm2m_agent_registers_total"); n != 3 {
+		t.Fatalf("%v Registers answered, want 3\n%s", n, out)
+	}
+	if n := h.metric("lwm2m_agent_dtls_handshakes_total"); n != 1 {
+		t.Errorf("%v handshakes, want 1", n)
+	}
+	text, err := h.metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.metricWith("lwm2m_agent_dtls_sessions_resumed_total", `from="memory"`) < 1 {
+		t.Errorf("no session resumed from memory:\n%s", grepLines(text, "lwm2m_agent_dtls"))
+	}
 }
