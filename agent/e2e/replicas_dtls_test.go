@@ -279,6 +279,12 @@ func TestReplicasDTLS(t *testing.T) {
 		}
 		settled(t, sim, created, status)
 		noHandshake(t, 0, 1, 2)
+		var resumed float64
+		for _, rp := range reps {
+			resumed += rp.h.metricWith("lwm2m_agent_dtls_sessions_resumed_total", `from="store"`)
+		}
+		t.Logf("rolling restart: %v sessions resumed from the store by the replicas as they are now, %d handshakes in all since the devices' first",
+			resumed, sim.Stats().Handshakes-devices)
 		if got := sim.Stats().Registrations; got != registers {
 			t.Errorf("devices registered %d times in all, %d before the restarts", got, registers)
 		}
