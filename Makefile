@@ -11,7 +11,7 @@ LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 SDK_MODULE     := github.com/lwm2m-agent/lwm2m-agent/sdk
 SDK_EXAMPLE    := sdk/examples/tempframe
 
-.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign lint vet fmt clean test-deploy
+.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign bench-dtls lint vet fmt clean test-deploy
 
 all: build
 
@@ -96,7 +96,7 @@ fuzz:
 	  done; \
 	done; done
 
-bench: bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign
+bench: bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign bench-dtls
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
@@ -142,6 +142,13 @@ bench-realtime: build
 METHOD ?= url
 bench-campaign: build
 	$(GO) run ./agent/bench/cmd/campaignbench -build=false -method $(METHOD)
+
+# Full DTLS-PSK handshakes per second (cookie exchange, one GET, close),
+# closed loop from 16 clients in another process, the agent beside
+# libcoap's coap-server-openssl (apt-get install libcoap3-bin) in the same
+# run (see docs/performance.md).
+bench-dtls: build
+	$(GO) run ./agent/bench/cmd/dtlsbench -build=false
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

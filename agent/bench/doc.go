@@ -5,6 +5,7 @@
 // regload) beside libcoap's resource directory, queuebench through its
 // operation queue and across a restart, importbench with a bulk
 // registration file, campaignbench with a firmware campaign (a bulk
-// operation over a group of simulated devices, half of them sleeping).
+// operation over a group of simulated devices, half of them sleeping),
+// dtlsbench with full DTLS-PSK handshakes beside libcoap's OpenSSL server.
 // docs/performance.md says what each measures.
 package bench
