@@ -2,6 +2,7 @@ package psk
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
 	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 	"github.com/pion/transport/v5/deadline"
+	"github.com/pion/transport/v5/netctx"
 )
 
 // demux shares one UDP socket among the DTLS associations of the listener,
@@ -350,6 +352,14 @@ func (c *peerConn) deliver(b []byte, from net.Addr) {
 }
 
 func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	return c.ReadFromContext(context.Background(), p)
+}
+
+// ReadFromContext is ReadFrom ended by ctx too. pion reads and writes
+// through these (netctx.PacketConn) when its connection has them, instead
+// of starting a goroutine for each read and write to watch the context
+// and keeping one for every session waiting for its next record.
+func (c *peerConn) ReadFromContext(ctx context.Context, p []byte) (int, net.Addr, error) {
 	select {
 	case <-c.readDeadline.Done():
 		return 0, nil, errTimeout
@@ -363,15 +373,25 @@ func (c *peerConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		return copy(p, dg.b), dg.from, nil
 	case <-c.done:
 		return 0, nil, io.EOF
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
 	case <-c.readDeadline.Done():
 		return 0, nil, errTimeout
 	}
 }
 
 func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	return c.WriteToContext(context.Background(), p, addr)
+}
+
+// WriteToContext is WriteTo; a UDP write does not block long enough for
+// ctx to matter once it has begun.
+func (c *peerConn) WriteToContext(ctx context.Context, p []byte, addr net.Addr) (int, error) {
 	select {
 	case <-c.writeDeadline.Done():
 		return 0, errTimeout
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	default:
 	}
 	if c.muted.Load() {
@@ -392,6 +412,11 @@ func (c *peerConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Conn is c itself: there is no other connection under it.
+func (c *peerConn) Conn() net.PacketConn { return c }
+
+var _ netctx.PacketConn = (*peerConn)(nil)
 
 // continueSeq returns p with the sequence numbers of its epoch-0 records
 // raised by base, in a copy (a writer's buffer is not to be changed).

@@ -104,7 +104,7 @@ func (l Limits) withDefaults() Limits {
 // HelloVerifyRequest: the demux has verified the cookie of every
 // ClientHello it hands over (its second), and pion's own cookie would be
 // a second exchange, with state.
-func serverOptions(ring *keyring, peers *ratelimit.Peers) []dtls.ServerOption {
+func serverOptions(ring *keyring, peers *ratelimit.Peers, log *slog.Logger) []dtls.ServerOption {
 	opts := []dtls.ServerOption{
 		dtls.WithPSK(ring.key),
 		// Clients choose the identity; the hint only has to be present.
@@ -114,6 +114,7 @@ func serverOptions(ring *keyring, peers *ratelimit.Peers) []dtls.ServerOption {
 		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(CIDSize)),
 		dtls.WithFlightInterval(time.Second),
 		dtls.WithInsecureSkipVerifyHello(true),
+		dtls.WithLoggerFactory(pionLog{log}),
 	}
 	if peers != nil {
 		opts = append(opts, dtls.WithOnConnectionAttempt(func(a net.Addr) error {
@@ -185,7 +186,7 @@ func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *rate
 		log = slog.New(slog.DiscardHandler)
 	}
 	ring := newKeyring(keys, lim, log)
-	opts := serverOptions(ring, peers)
+	opts := serverOptions(ring, peers, log)
 	// pion's own listener (dtls.ListenWithOptions, which go-coap's
 	// NewDTLSListener calls) sends a new ClientHello from an address with
 	// a finished session to that session, which drops it: the socket's

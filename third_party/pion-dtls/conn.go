@@ -237,7 +237,7 @@ func createConn(
 
 	conn := &Conn{
 		rAddr:                   rAddr,
-		nextConn:                netctx.NewPacketConn(nextConn),
+		nextConn:                contextPacketConn(nextConn),
 		handshakeConfig:         handshakeConfig,
 		fragmentBuffer:          newFragmentBuffer(!isClient && config.InsecureSkipVerifyHello),
 		handshakeCache:          newHandshakeCache(),
@@ -902,6 +902,18 @@ var poolReadBuffer = sync.Pool{ //nolint:gochecknoglobals
 
 		return &b
 	},
+}
+
+// contextPacketConn uses nextConn's own reads and writes under a context
+// when it has them: netctx's wrapper starts a goroutine for every read and
+// every write, to watch the context, and keeps one for every idle
+// connection blocked in a read.
+func contextPacketConn(nextConn net.PacketConn) netctx.PacketConn {
+	if pc, ok := nextConn.(netctx.PacketConn); ok {
+		return pc
+	}
+
+	return netctx.NewPacketConn(nextConn)
 }
 
 func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop

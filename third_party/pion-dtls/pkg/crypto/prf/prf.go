@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"math"
 
 	"github.com/pion/dtls/v3/pkg/crypto/elliptic"
 	"github.com/pion/dtls/v3/pkg/protocol"
@@ -157,30 +156,27 @@ func PreMasterSecret(publicKey, privateKey []byte, curve elliptic.Curve) ([]byte
 //
 // https://tools.ietf.org/html/rfc4346w
 func PHash(secret, seed []byte, requestedLength int, hashFunc HashFunc) ([]byte, error) {
-	hmacSHA256 := func(key, data []byte) ([]byte, error) {
-		mac := hmac.New(hashFunc, key)
-		if _, err := mac.Write(data); err != nil {
+	// One HMAC, reset between rounds: a reset HMAC keeps its keyed
+	// state, where a new one hashes the key's pads again and allocates.
+	mac := hmac.New(hashFunc, secret)
+	size := mac.Size()
+	out := make([]byte, 0, requestedLength+size)
+	round := make([]byte, 0, size)
+	lastRound := seed // A(0)
+	for len(out) < requestedLength {
+		mac.Reset()
+		if _, err := mac.Write(lastRound); err != nil {
 			return nil, err
 		}
-
-		return mac.Sum(nil), nil
-	}
-
-	var err error
-	lastRound := seed
-	out := []byte{}
-
-	iterations := int(math.Ceil(float64(requestedLength) / float64(hashFunc().Size())))
-	for range iterations {
-		lastRound, err = hmacSHA256(secret, lastRound)
-		if err != nil {
+		lastRound = mac.Sum(round[:0]) // A(i) = HMAC(secret, A(i-1))
+		mac.Reset()
+		if _, err := mac.Write(lastRound); err != nil {
 			return nil, err
 		}
-		withSecret, err := hmacSHA256(secret, append(lastRound, seed...))
-		if err != nil {
+		if _, err := mac.Write(seed); err != nil {
 			return nil, err
 		}
-		out = append(out, withSecret...)
+		out = mac.Sum(out) // HMAC(secret, A(i) + seed)
 	}
 
 	return out[:requestedLength], nil
