@@ -261,9 +261,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		SecureAddr: cfg.CoAPSAddr,
 		Keys:       session.Keys(st, store.PSKServer),
 		DTLS: psk.Limits{
-			HandshakeTimeout: cfg.DTLSHandshakeTimeout,
-			MaxHandshakes:    cfg.DTLSMaxHandshakes,
-			MaxSessions:      cfg.MaxRegistrations,
+			HandshakeTimeout:     cfg.DTLSHandshakeTimeout,
+			MaxHandshakes:        cfg.DTLSMaxHandshakes,
+			MaxHandshakesPerAddr: cfg.DTLSMaxHandshakesPerAddr,
+			MaxSessions:          cfg.MaxRegistrations,
 		},
 		SessionIdleTimeout: cfg.DTLSSessionIdleTimeout,
 		Sessions:           sessions,
@@ -311,7 +312,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, fu
 		if cfg.BootstrapSAddr != "" {
 			bcfg.SecureAddr = cfg.BootstrapSAddr
 			bcfg.Keys = session.Keys(st, store.PSKBootstrap)
-			bcfg.DTLS = psk.Limits{HandshakeTimeout: cfg.DTLSHandshakeTimeout, MaxHandshakes: cfg.DTLSMaxHandshakes}
+			bcfg.DTLS = psk.Limits{HandshakeTimeout: cfg.DTLSHandshakeTimeout, MaxHandshakes: cfg.DTLSMaxHandshakes, MaxHandshakesPerAddr: cfg.DTLSMaxHandshakesPerAddr}
 		}
 		a.Bootstrap, err = bootstrap.NewServer(bcfg, bootstrap.NewStoreHooks(st, log))
 		if err != nil {

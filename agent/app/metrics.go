@@ -38,6 +38,7 @@ var metrics = []metric{
 	{"lwm2m_agent_devices_taken_over_total", "Registrations taken over from other replicas sharing the store (MongoDB), by their device's first Update here after the load balancer moved it.", false, func(a *Agent) float64 { return float64(a.Server.Stats().TakenOver) }},
 	{"lwm2m_agent_rate_limited_total", "Datagrams dropped because their peer sent too many.", false, func(a *Agent) float64 { return float64(a.Server.Stats().RateLimited) }},
 	{"lwm2m_agent_dtls_sessions", "DTLS sessions open on the LwM2M server port.", true, func(a *Agent) float64 { n, _, _ := a.Server.Sessions(); return float64(n) }},
+	{"lwm2m_agent_dtls_handshakes_in_progress", "DTLS handshakes under way on the LwM2M server port (bounded by --dtls-max-handshakes).", true, func(a *Agent) float64 { return float64(a.Server.HandshakesInProgress()) }},
 	{"lwm2m_agent_dtls_refused_total", "DTLS handshakes dropped by the handshake or session limit.", false, func(a *Agent) float64 { _, n, _ := a.Server.Sessions(); return float64(n) }},
 	{"lwm2m_agent_dtls_hello_verify_requests_total", "ClientHellos without a valid cookie answered with a HelloVerifyRequest, for which nothing was kept.", false, func(a *Agent) float64 { return float64(a.Server.HelloVerifyRequests()) }},
 	{"lwm2m_agent_dtls_handshakes_total", "Full DTLS handshakes completed.", false, func(a *Agent) float64 { return float64(a.Server.SessionStats().Handshakes) }},

@@ -178,6 +178,9 @@ type Config struct {
 	// DTLSMaxHandshakes bounds the DTLS handshakes under way; a ClientHello
 	// without a valid cookie takes none (it is answered without state).
 	DTLSMaxHandshakes int
+	// DTLSMaxHandshakesPerAddr bounds the DTLS handshakes under way from
+	// one IP address.
+	DTLSMaxHandshakesPerAddr int
 	// DTLSSessionIdleTimeout closes a DTLS session that carried nothing
 	// this long; the device handshakes again on its next message.
 	DTLSSessionIdleTimeout time.Duration
@@ -360,11 +363,14 @@ func Default() Config {
 		BootstrapRequestBurst:    3,
 		BootstrapEventInterval:   time.Minute,
 
-		DTLSHandshakeTimeout:   10 * time.Second,
-		DTLSMaxHandshakes:      1024,
-		DTLSSessionIdleTimeout: 24 * time.Hour,
-		DTLSParkAfter:          30 * time.Second,
-		DTLSParkedMax:          200000,
+		DTLSHandshakeTimeout: 10 * time.Second,
+		DTLSMaxHandshakes:    1024,
+		// a quarter of the slots: devices behind one carrier NAT share
+		// an address
+		DTLSMaxHandshakesPerAddr: 256,
+		DTLSSessionIdleTimeout:   24 * time.Hour,
+		DTLSParkAfter:            30 * time.Second,
+		DTLSParkedMax:            200000,
 
 		// Five minutes is far above any round trip a sleepy device on
 		// NB-IoT needs, yet short enough that a forgotten request does not
@@ -505,6 +511,7 @@ func (c *Config) settings() []setting {
 		{name: "blockwise-max-transfers", usage: "unfinished block-wise transfers of all peers, per server (more are answered 5.03)", i: &c.BlockwiseMaxTransfers},
 		{name: "dtls-handshake-timeout", usage: "end a DTLS handshake unfinished after this long", d: &c.DTLSHandshakeTimeout},
 		{name: "dtls-max-handshakes", usage: "DTLS handshakes under way at most (one starts only for a ClientHello that returned its cookie); more are dropped until one ends", i: &c.DTLSMaxHandshakes},
+		{name: "dtls-max-handshakes-per-addr", usage: "DTLS handshakes under way from one IP address at most (any port); more are dropped until one ends", i: &c.DTLSMaxHandshakesPerAddr},
 		{name: "dtls-session-idle-timeout", usage: "close a DTLS session silent this long (the device handshakes again)", d: &c.DTLSSessionIdleTimeout},
 		{name: "dtls-park-after", usage: "park a DTLS session silent this long: only its state is kept, and the device's next record resumes it without a handshake (0: never)", d: &c.DTLSParkAfter},
 		{name: "dtls-parked-max", usage: "parked DTLS sessions held in memory; beyond it the least recently parked are kept in the store only", i: &c.DTLSParkedMax},
@@ -887,6 +894,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DTLSMaxHandshakes < 1 {
 		errs = append(errs, fmt.Errorf("dtls-max-handshakes: %d must be at least 1", c.DTLSMaxHandshakes))
+	}
+	if c.DTLSMaxHandshakesPerAddr < 1 {
+		errs = append(errs, fmt.Errorf("dtls-max-handshakes-per-addr: %d must be at least 1", c.DTLSMaxHandshakesPerAddr))
 	}
 	if c.DTLSSessionIdleTimeout <= c.RequestTimeout {
 		errs = append(errs, fmt.Errorf("dtls-session-idle-timeout: %v must be longer than request-timeout %v", c.DTLSSessionIdleTimeout, c.RequestTimeout))

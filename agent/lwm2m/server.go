@@ -217,6 +217,15 @@ func (s *Server) Sessions() (open, refused, failed int64) {
 	return s.secure.Sessions(), s.secure.Refused(), s.secure.HandshakeFailures()
 }
 
+// HandshakesInProgress returns the DTLS handshakes under way; 0 without
+// a DTLS port.
+func (s *Server) HandshakesInProgress() int {
+	if s.secure == nil {
+		return 0
+	}
+	return s.secure.Handshakes()
+}
+
 // HelloVerifyRequests returns the HelloVerifyRequests the DTLS port sent
 // so far: one for each ClientHello without a valid cookie, for which
 // nothing was kept.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,12 @@ type Limits struct {
 	// MaxHandshakes bounds the handshakes under way; a client beyond it is
 	// dropped and retransmits its hello later.
 	MaxHandshakes int
+	// MaxHandshakesPerAddr bounds the handshakes under way from one IP
+	// address (any port), so that the hosts of one address cannot hold
+	// every slot; a client beyond it is dropped like one beyond
+	// MaxHandshakes. Zero means a quarter of MaxHandshakes: devices
+	// behind one carrier NAT share an address.
+	MaxHandshakesPerAddr int
 	// MaxSessions bounds the established sessions; beyond it a new session
 	// is closed at once.
 	MaxSessions int
@@ -87,6 +94,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxHandshakes <= 0 {
 		l.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if l.MaxHandshakesPerAddr <= 0 {
+		l.MaxHandshakesPerAddr = max(1, l.MaxHandshakes/4)
 	}
 	if l.MaxSessions <= 0 {
 		l.MaxSessions = DefaultMaxSessions
@@ -170,6 +180,7 @@ type Listener struct {
 
 	mu         sync.Mutex
 	byIdentity map[string]map[*session]struct{} // established sessions, for CloseIdentity
+	byAddr     map[netip.Addr]int               // handshakes under way by IP address; at most MaxHandshakes entries
 }
 
 // Listen binds addr ("host:port", "udp" network) for DTLS-PSK with keys
@@ -202,7 +213,7 @@ func Listen(addr string, keys KeyFunc, lim Limits, log *slog.Logger, peers *rate
 		return nil, fmt.Errorf("dtls listen %s: %w", addr, err)
 	}
 	return &Listener{inner: l, lim: lim, ring: ring, demux: d, refused: refused, log: log, pumped: make(chan acceptResult),
-		handshakes: make(chan struct{}, lim.MaxHandshakes), byIdentity: map[string]map[*session]struct{}{}}, nil
+		handshakes: make(chan struct{}, lim.MaxHandshakes), byIdentity: map[string]map[*session]struct{}{}, byAddr: map[netip.Addr]int{}}, nil
 }
 
 // CloseIdentity closes every established session authenticated with
@@ -251,6 +262,9 @@ func (l *Listener) Associations() int { return l.demux.associations() }
 // HelloVerifyRequests returns the HelloVerifyRequests sent so far, one
 // for each ClientHello without a valid cookie.
 func (l *Listener) HelloVerifyRequests() uint64 { return l.demux.hvrs.Load() }
+
+// HandshakesCompleted returns the full handshakes that succeeded so far.
+func (l *Listener) HandshakesCompleted() int64 { return l.completed.Load() }
 
 // Refused returns the sessions dropped by a limit so far.
 func (l *Listener) Refused() int64 { return l.dropped.Load() }
@@ -360,6 +374,14 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 		return errTooMany
 	}
 	defer func() { <-s.l.handshakes }()
+	ip, hasIP := remoteIP(s.Conn.RemoteAddr())
+	if hasIP {
+		if !s.l.takeAddr(ip) {
+			s.l.dropped.Add(1)
+			return errTooMany
+		}
+		defer s.l.releaseAddr(ip)
+	}
 	if s.l.sessions.Load() >= int64(s.l.lim.MaxSessions) {
 		s.l.dropped.Add(1)
 		return errTooMany
@@ -416,6 +438,32 @@ func (l *Listener) admit(s *session) bool {
 	}
 	set[s] = struct{}{}
 	return true
+}
+
+// takeAddr counts a handshake of ip if it has fewer than
+// MaxHandshakesPerAddr under way.
+func (l *Listener) takeAddr(ip netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[ip] >= l.lim.MaxHandshakesPerAddr {
+		return false
+	}
+	l.byAddr[ip]++
+	return true
+}
+
+func (l *Listener) releaseAddr(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[ip]--; l.byAddr[ip] <= 0 {
+		delete(l.byAddr, ip)
+	}
+}
+
+// remoteIP is the IP address of a peer, without its port.
+func remoteIP(a net.Addr) (netip.Addr, bool) {
+	ap, ok := addrPort(a)
+	return ap.Addr().Unmap(), ok
 }
 
 // handshakeFailed counts and logs a handshake that failed after the client
