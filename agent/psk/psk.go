@@ -391,7 +391,7 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 	err := h.HandshakeContext(ctx)
 	// The identity is known once the client's key exchange was read,
 	// whether the handshake went on to succeed or not.
-	presented, _ := Identity(s.Conn)
+	presented, hasIdentity := Identity(s.Conn)
 	standIn := s.l.ring.release(presented)
 	if err == nil && standIn != nil {
 		// Only a client that computed the stand-in key gets here.
@@ -402,7 +402,8 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 		s.l.handshakeFailed(s.Conn.RemoteAddr(), presented, standIn, err)
 		return err
 	}
-	if id, ok := Identity(s.Conn); ok {
+	// read once: each read clones the connection's state
+	if id := presented; hasIdentity {
 		s.identity.Store(&id)
 	}
 	if s.l.admit(s) {
