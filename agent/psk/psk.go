@@ -180,7 +180,7 @@ type Listener struct {
 
 	mu         sync.Mutex
 	byIdentity map[string]map[*session]struct{} // established sessions, for CloseIdentity
-	byAddr     map[netip.Addr]int               // handshakes under way by IP address; at most MaxHandshakes entries
+	byAddr     map[netip.Addr]int               // handshakes under way by IP address, an entry for each address with one
 }
 
 // Listen binds addr ("host:port", "udp" network) for DTLS-PSK with keys
@@ -367,13 +367,8 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return h.HandshakeContext(ctx)
 	}
-	select {
-	case s.l.handshakes <- struct{}{}:
-	default:
-		s.l.dropped.Add(1)
-		return errTooMany
-	}
-	defer func() { <-s.l.handshakes }()
+	// The address's bound first: a client refused by it does not hold
+	// one of the slots of all, even for a moment.
 	ip, hasIP := remoteIP(s.Conn.RemoteAddr())
 	if hasIP {
 		if !s.l.takeAddr(ip) {
@@ -382,6 +377,13 @@ func (s *session) HandshakeContext(ctx context.Context) error {
 		}
 		defer s.l.releaseAddr(ip)
 	}
+	select {
+	case s.l.handshakes <- struct{}{}:
+	default:
+		s.l.dropped.Add(1)
+		return errTooMany
+	}
+	defer func() { <-s.l.handshakes }()
 	if s.l.sessions.Load() >= int64(s.l.lim.MaxSessions) {
 		s.l.dropped.Add(1)
 		return errTooMany
