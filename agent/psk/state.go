@@ -6,7 +6,6 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/gob"
 	"errors"
 	"fmt"
 
@@ -26,61 +25,33 @@ type savedState struct {
 	localCID, peerCID         []byte
 }
 
-// pionState mirrors the fields of pion's serialized state (state.go in
-// third_party/pion-dtls), which its MarshalBinary encodes with gob: gob
-// matches fields by name, so the state converts both ways without a
-// change to pion. TestStateRoundTripsThroughPion fails if pion renames
-// one.
-type pionState struct {
-	RemoteSequenceNumber  uint64
-	HandshakeComplete     bool
-	LocalEpoch            uint16
-	RemoteEpoch           uint16
-	LocalRandom           [32]byte
-	RemoteRandom          [32]byte
-	CipherSuiteID         uint16
-	MasterSecret          []byte
-	SequenceNumber        uint64
-	SRTPProtectionProfile uint16
-	PeerCertificates      [][]byte
-	IdentityHint          []byte
-	SessionID             []byte
-	LocalConnectionID     []byte
-	RemoteConnectionID    []byte
-	IsClient              bool
-	NegotiatedProtocol    string
-}
-
 // fromPion takes what savedState keeps of an established server
-// session's state, and the highest sequence number received.
+// session's state, and the highest sequence number received. It reads
+// the fields pion's MarshalBinary would encode (Export, a change to the
+// vendored pion, third_party/README.md) rather than the gob encoding
+// itself: decoding that compiled gob's types for every session, half of
+// the CPU a full handshake cost once its state was kept.
 func fromPion(st *dtls.State) (savedState, uint64, error) {
-	b, err := st.MarshalBinary()
+	p, err := st.Export()
 	if err != nil {
-		return savedState{}, 0, fmt.Errorf("export dtls state: %w", err)
-	}
-	var p pionState
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&p); err != nil {
 		return savedState{}, 0, fmt.Errorf("export dtls state: %w", err)
 	}
 	if p.IsClient || p.LocalEpoch != 1 || p.RemoteEpoch != 1 {
 		return savedState{}, 0, fmt.Errorf("export dtls state: not an established server session (epochs %d/%d)", p.LocalEpoch, p.RemoteEpoch)
 	}
-	return savedState{suite: p.CipherSuiteID, master: p.MasterSecret, localRandom: p.LocalRandom, remoteRandom: p.RemoteRandom,
-		identity: string(p.IdentityHint), localCID: p.LocalConnectionID, peerCID: p.RemoteConnectionID}, p.RemoteSequenceNumber, nil
+	// cloned: Export's slices are the live session's own
+	return savedState{suite: p.CipherSuiteID, master: bytes.Clone(p.MasterSecret), localRandom: p.LocalRandom, remoteRandom: p.RemoteRandom,
+		identity: string(p.IdentityHint), localCID: bytes.Clone(p.LocalConnectionID), peerCID: bytes.Clone(p.RemoteConnectionID)}, p.RemoteSequenceNumber, nil
 }
 
 // toPion is the pion state of s that sends its next record with sequence
 // number seq and takes records from the peer above peerSeq only.
 func (s savedState) toPion(seq, peerSeq uint64) (*dtls.State, error) {
-	p := pionState{RemoteSequenceNumber: peerSeq, HandshakeComplete: true, LocalEpoch: 1, RemoteEpoch: 1,
-		LocalRandom: s.localRandom, RemoteRandom: s.remoteRandom, CipherSuiteID: s.suite, MasterSecret: s.master,
-		SequenceNumber: seq, IdentityHint: []byte(s.identity), LocalConnectionID: s.localCID, RemoteConnectionID: s.peerCID}
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(p); err != nil {
-		return nil, fmt.Errorf("import dtls state: %w", err)
-	}
+	p := dtls.SerializedState{RemoteSequenceNumber: peerSeq, HandshakeComplete: true, LocalEpoch: 1, RemoteEpoch: 1,
+		LocalRandom: s.localRandom, RemoteRandom: s.remoteRandom, CipherSuiteID: s.suite, MasterSecret: bytes.Clone(s.master),
+		SequenceNumber: seq, IdentityHint: []byte(s.identity), LocalConnectionID: bytes.Clone(s.localCID), RemoteConnectionID: bytes.Clone(s.peerCID)}
 	st := &dtls.State{}
-	if err := st.UnmarshalBinary(b.Bytes()); err != nil {
+	if err := st.Import(p); err != nil {
 		return nil, fmt.Errorf("import dtls state: %w", err)
 	}
 	return st, nil

@@ -254,6 +254,32 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// SerializedState is what MarshalBinary encodes, as fields.
+type SerializedState = serializedState
+
+// Export is MarshalBinary without the encoding: the fields it would encode.
+// MarshalBinary's gob encoding sends its type with every state, and
+// decoding it compiles that type anew each time. The same safety
+// requirements apply.
+func (s *State) Export() (SerializedState, error) {
+	serialized, err := s.export()
+	if err != nil {
+		return SerializedState{}, err
+	}
+
+	return *serialized, nil
+}
+
+// Import is UnmarshalBinary from the fields Export returned.
+func (s *State) Import(serialized SerializedState) error {
+	if !serialized.HandshakeComplete {
+		return errInvalidExportedState
+	}
+	s.deserialize(serialized)
+
+	return s.initCipherSuite()
+}
+
 // UnmarshalBinary is a binary.BinaryUnmarshaler.UnmarshalBinary implementation.
 func (s *State) UnmarshalBinary(data []byte) error {
 	enc := gob.NewDecoder(bytes.NewBuffer(data))
