@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/apitest"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testproc"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/ops"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
@@ -58,13 +58,7 @@ func startAgentIn(t *testing.T, dir, coapAddr string, opts ...option) (*harness,
 // freeUDPAddr returns a loopback UDP address nobody listens on now.
 func freeUDPAddr(t *testing.T) string {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := c.LocalAddr().String()
-	_ = c.Close()
-	return addr
+	return testproc.FreeUDPAddr(t)
 }
 
 // sleepers starts n simulated devices that sleep: awake for awake after

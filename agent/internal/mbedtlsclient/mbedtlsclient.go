@@ -9,7 +9,6 @@ package mbedtlsclient
 import (
 	"context"
 	_ "embed"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testproc"
 )
 
 //go:embed testdata/client.c
@@ -61,11 +62,6 @@ func Run(t testing.TB, bin string, args ...string) (string, error) {
 // client that binds a fixed local port as a rebooting device does.
 func FreeUDPPort(t testing.TB) string {
 	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	_ = pc.Close()
-	return fmt.Sprint(port)
+	_, port, _ := net.SplitHostPort(testproc.FreeUDPAddr(t))
+	return port
 }

@@ -3,9 +3,12 @@
 package testproc
 
 import (
+	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -17,13 +20,31 @@ import (
 // for a service the test starts later (or never: nobody answers there).
 func FreeTCPAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddr(t, func(a string) (io.Closer, error) { return net.Listen("tcp", a) })
+}
+
+// FreeUDPAddr is a loopback UDP address whose port was free a moment ago,
+// for a socket the test binds later.
+func FreeUDPAddr(t testing.TB) string {
+	t.Helper()
+	return freeAddr(t, func(a string) (io.Closer, error) { return net.ListenPacket("udp", a) })
+}
+
+// freeAddr picks a free port below Linux's ephemeral range (32768 and
+// up): a port the kernel handed out and took back would soon be handed
+// to another process's socket, which then holds it when the test binds
+// it; below the range only an explicit bind takes a port.
+func freeAddr(t testing.TB, listen func(string) (io.Closer, error)) string {
+	for range 200 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
+		c, err := listen(addr)
+		if err == nil {
+			_ = c.Close()
+			return addr
+		}
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return ""
 }
 
 // ServeAt runs bin with args until the test ends (SIGTERM, then a kill
