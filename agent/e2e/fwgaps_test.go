@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,4 +59,62 @@ func TestFirmwarePushAcrossAwakeWindows(t *testing.T) {
 		t.Errorf("the device took %d bytes in %d blocks (%d repeats) for a package of %d over %d windows", taken.Bytes, taken.Blocks, taken.Repeats, len(pkg), len(windows))
 	}
 	checkInstalled(t, h, dev, id, "sensor", "2.0", src)
+}
+
+// The agent process stops in the middle of a device's pull over CoAP,
+// by SIGTERM or SIGKILL: the device asks for the block it lacks again
+// until the new process on the same ports answers (the package's URI is
+// in the store), its download goes on from there, and the update ends
+// SUCCESSFUL without a second Package URI.
+func TestFirmwarePullAcrossAgentRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the built agent as a process")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir, coap, httpAddr := t.TempDir(), freeUDPAddr(t), freeTCPAddr(t)
+			// no GET of the pull dropped by the peer rate limit: each would
+			// wait for its retransmission
+			flags := []string{"--request-timeout", "2s", "--peer-rate", "2000", "--peer-burst", "2000"}
+			p1, h1 := startAgentProcess(t, dir, coap, httpAddr, flags...)
+			pkg := pattern(64 << 10)
+			cfg := simulator.Config{Server: coap, Count: 1, Prefix: "fw-pull-" + strings.ToLower(sig.String()), Version: "1.1",
+				Lifetime: time.Minute, UpdateEvery: 5 * time.Second, Record: 256,
+				Firmware: simulator.FirmwareConfig{Delivery: "pull", Protocols: []string{"coap"}, BlockSize: 16, Version: "2.0", Timeout: 2 * time.Minute},
+				Logger:   slog.New(slog.NewTextHandler(io.Discard, nil))}
+			sim := runSimulator(t, cfg, 20*time.Second)
+			ep := sim.Endpoints()[0]
+			dev := sim.Device(ep)
+			id := h1.device(ep).str("id")
+			src := h1.storeFirmware("sensor_2.0.bin", pkg)
+			opID := h1.postOp(map[string]any{"deviceId": id, "c8y_Firmware": map[string]string{"name": "sensor", "version": "2.0", "url": src}})
+			waitFor(t, 30*time.Second, func() error {
+				if n := dev.Pulled(); n < 2<<10 {
+					return fmt.Errorf("device pulled %d bytes", n)
+				}
+				return nil
+			})
+			if err := p1.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			<-p1.done
+			at := dev.Pulled()
+			if at >= int64(len(pkg)) {
+				t.Fatalf("the pull ended before the agent stopped")
+			}
+			_, h2 := startAgentProcess(t, dir, coap, httpAddr, flags...)
+			op := h2.waitOp(opID, 60*time.Second)
+			if op.Status != "SUCCESSFUL" {
+				t.Fatalf("after the restart at %d bytes: %s %q (progress %v)", at, op.Status, op.FailureReason, op.Progress)
+			}
+			t.Logf("stopped at %d bytes; progress %v", at, op.Progress)
+			// the download the device had begun is the one that ended: the
+			// URI written once, no restart
+			if n, _ := op.Progress["restarts"].(float64); n != 0 || requested(dev, "PUT", "/5/0/1") != 1 {
+				t.Errorf("the pull was started again (%v restarts, %d Package URI writes); want it taken up where it stopped",
+					op.Progress["restarts"], requested(dev, "PUT", "/5/0/1"))
+			}
+			checkInstalled(t, h2, dev, id, "sensor", "2.0", src)
+		})
+	}
 }

@@ -237,6 +237,14 @@ func (d *Device) PushTaken() PushTaken {
 	return d.pushTaken
 }
 
+// Pulled returns the bytes of the pull download under way so far; 0
+// when none is.
+func (d *Device) Pulled() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pull.got
+}
+
 // Value returns the device's value at a resource or resource-instance
 // path; false if there is none (missing, executable, or a multiple
 // resource asked for as a whole).
