@@ -118,3 +118,74 @@ func TestFirmwarePullAcrossAgentRestart(t *testing.T) {
 		})
 	}
 }
+
+// One bulk operation updates a group of devices that take firmware each
+// its own way (push, pull over CoAP and HTTP, BOTH, one sleeping) from
+// an agent binary; the one whose package fails its integrity check
+// fails with that reason, and the progress counts it.
+func TestFirmwareBulkOperationMixedFleet(t *testing.T) {
+	h := startAgent(t)
+	fw := func(delivery string, protocols ...string) *simulator.FirmwareConfig {
+		return &simulator.FirmwareConfig{Delivery: delivery, Protocols: protocols, BlockSize: 256, Version: "2.0"}
+	}
+	bad := fw("pull", "coap")
+	bad.Fail = 5
+	online := []simulator.DeviceConfig{
+		{Endpoint: "bulk-push", Firmware: fw("push")},
+		{Endpoint: "bulk-coap", Firmware: fw("pull", "coap")},
+		{Endpoint: "bulk-http", Firmware: fw("pull", "http")},
+		{Endpoint: "bulk-both", Firmware: fw("both", "coap")},
+		{Endpoint: "bulk-bad", Firmware: bad},
+	}
+	sim := h.simulate(len(online), func(c *simulator.Config) { c.Devices, c.Record = online, 512 })
+	sleeper := runSimulator(t, simulator.Config{Server: h.agent.CoAPAddr.String(), Count: 1, Prefix: "bulk-sleeper", Version: "1.1",
+		Lifetime: time.Minute, AwakeTime: 2 * time.Second, UpdateEvery: 4 * time.Second, Record: 512,
+		Firmware: *fw("push"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, 10*time.Second)
+	devs := map[string]*simulator.Device{}
+	var eps []string
+	for _, s := range []*simulator.Simulator{sim, sleeper} {
+		for _, ep := range s.Endpoints() {
+			devs[ep] = s.Device(ep)
+			eps = append(eps, ep)
+		}
+	}
+	group, ids := h.fleetGroup(eps)
+	src := h.storeFirmware("sensor_2.0.bin", fwPackage)
+	var b bulkOperation
+	if code := h.call("POST", "/devicecontrol/bulkoperations", map[string]any{
+		"groupId": group, "startDate": time.Now().UTC().Format(time.RFC3339Nano), "creationRamp": 0.1,
+		"operationPrototype": map[string]any{"c8y_Firmware": map[string]any{"name": "sensor", "version": "2.0", "url": src},
+			"description": "firmware sensor 2.0"},
+	}, &b); code != 201 {
+		t.Fatalf("create bulk operation: HTTP %d", code)
+	}
+	h.eventually(120*time.Second, func() error {
+		if b = h.bulk(b.ID); b.Status != "COMPLETED" {
+			return fmt.Errorf("bulk operation %+v", b)
+		}
+		return nil
+	})
+	if p := b.Progress; p.All != 6 || p.Successful != 5 || p.Failed != 1 || p.Pending+p.Executing != 0 {
+		t.Errorf("progress %+v; want 6: 5 successful, 1 failed", p)
+	}
+	ops := h.bulkDevices(b.ID, ids)
+	for i, ep := range eps {
+		id := ids[i]
+		if len(ops[id]) != 1 {
+			t.Errorf("%s: %d operations of the bulk operation, want 1", ep, len(ops[id]))
+			continue
+		}
+		op := ops[id][0]
+		if ep == "bulk-bad" {
+			if reason, _ := op["failureReason"].(string); op["status"] != "FAILED" || !strings.Contains(reason, "Update Result 5: integrity check failure") {
+				t.Errorf("%s: %v %q; want FAILED for its integrity check", ep, op["status"], reason)
+			}
+			continue
+		}
+		if op["status"] != "SUCCESSFUL" {
+			t.Errorf("%s: %v %v", ep, op["status"], op["failureReason"])
+			continue
+		}
+		checkInstalled(t, h, devs[ep], id, "sensor", "2.0", src)
+	}
+}
