@@ -678,7 +678,9 @@ func packageOf(uri, current, fixed string) (name, version string) {
 		base = strings.TrimSuffix(base, ext)
 	}
 	name = base
-	if i := strings.LastIndexByte(base, '_'); i >= 0 {
+	// a version has a dot (2.0, 1.0.1): the per-operation URIs the agent
+	// serves end in a base64url token, which has none but may hold '_'
+	if i := strings.LastIndexByte(base, '_'); i >= 0 && versionLike(base[i+1:]) {
 		name, version = base[:i], base[i+1:]
 	}
 	if name == "" {
@@ -691,6 +693,11 @@ func packageOf(uri, current, fixed string) (name, version string) {
 		version = nextVersion(current)
 	}
 	return name, version
+}
+
+// versionLike tells a version in a file name: a digit first, and a dot.
+func versionLike(v string) bool {
+	return v != "" && v[0] >= '0' && v[0] <= '9' && strings.Contains(v, ".")
 }
 
 // nextVersion is current with its last number raised.
