@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -174,6 +175,9 @@ func (s *Server) WritePackage(ctx context.Context, endpoint string, path node.Pa
 		}
 		more := off+n < size
 		num := off / szx.Size()
+		if err := s.pace(ctx, t.rs); err != nil {
+			return fail(off, err)
+		}
 		code, ack, err := s.pushBlock(ctx, t, path, szx, num, more, size, buf[:n])
 		if err != nil {
 			return fail(off, err)
@@ -205,6 +209,30 @@ func (s *Server) WritePackage(ctx context.Context, endpoint string, path node.Pa
 		if progress != nil {
 			progress(off)
 		}
+	}
+}
+
+// pace waits until the device may answer a block without its answer
+// being dropped by the peer rate limit (Config.PeerRate): a push sent
+// faster would have its answers dropped past the burst, each block then
+// waiting for a retransmission, and a sleeping device could fall asleep
+// with its last answer lost. The device keeps one token besides, for
+// an Update or a notification meanwhile.
+func (s *Server) pace(ctx context.Context, rs *regState) error {
+	s.mu.RLock()
+	key := addrString(rs.addr)
+	s.mu.RUnlock()
+	wait := s.limiter.Until(key, time.Now(), 2)
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -337,3 +337,21 @@ func TestSZXOf(t *testing.T) {
 		}
 	}
 }
+
+// A push paces itself by the peer rate limit: the device's answers are
+// never dropped as a flood, so no block waits for a retransmission.
+func TestWritePackagePacedByPeerRate(t *testing.T) {
+	s, _ := startServer(t, Config{PeerRate: 100, PeerBurst: 10, RequestTimeout: 5 * time.Second})
+	p := newPushPeer(t, s, "push")
+	p.szx = blockwise.SZX64
+	pkg := randomPackage(40 * 64) // 40 blocks: four bursts
+	if err := s.WritePackage(context.Background(), "push", pathPackage, bytes.NewReader(pkg), int64(len(pkg)), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.packages(); len(got) != 1 || !bytes.Equal(got[0], pkg) {
+		t.Fatalf("device received %d packages, want the one sent", len(got))
+	}
+	if n := s.Stats().RateLimited; n != 0 {
+		t.Errorf("%d of the device's datagrams dropped by the peer rate limit", n)
+	}
+}

@@ -99,6 +99,29 @@ func (l *Peers) Take(key string, now time.Time) (ok bool, wait time.Duration) {
 	return true, 0
 }
 
+// Until is how long until key's bucket holds n tokens, taking none: 0
+// when it holds them now, when key has no bucket (it starts with a full
+// burst) or for a nil Peers. A sender whose requests key answers paces
+// itself by it, so that the answers are not dropped as a flood.
+func (l *Peers) Until(key string, now time.Time, n float64) time.Duration {
+	if l == nil {
+		return 0
+	}
+	n = min(n, l.burst)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return 0
+	}
+	tokens := min(b.tokens+now.Sub(b.last).Seconds()*l.rate, l.burst)
+	if tokens >= n {
+		return 0
+	}
+	wait := time.Duration((n - tokens) / l.rate * float64(time.Second))
+	return (wait + time.Millisecond - 1).Truncate(time.Millisecond)
+}
+
 // sweepLocked drops the buckets that have refilled completely, the least
 // recently active first: their peers would start afresh with the same
 // burst anyway. It stops at the first that has not, so it costs nothing

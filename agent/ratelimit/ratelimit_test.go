@@ -90,3 +90,40 @@ func TestFullTableAdmitsNewPeers(t *testing.T) {
 		}
 	}
 }
+
+// Until says how long until a bucket holds n tokens, and takes none.
+func TestUntil(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := New(10, 4, 8)
+	for _, tc := range []struct {
+		name  string
+		setup func()
+		at    time.Duration
+		n     float64
+		want  time.Duration
+	}{
+		{"unknown key: a full burst", func() {}, 0, 2, 0},
+		{"after the burst", func() {
+			for range 4 {
+				l.Allow("k", t0)
+			}
+		}, 0, 2, 200 * time.Millisecond},
+		{"half refilled", func() {}, 100 * time.Millisecond, 2, 100 * time.Millisecond},
+		{"refilled", func() {}, 200 * time.Millisecond, 2, 0},
+		{"more than the burst waits for the burst", func() {}, 200 * time.Millisecond, 10, 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup()
+			if got := l.Until("k", t0.Add(tc.at), tc.n); got != tc.want {
+				t.Errorf("Until: %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if ok, _ := l.Take("k", t0.Add(200*time.Millisecond)); !ok {
+		t.Error("Until took tokens")
+	}
+	var none *Peers
+	if none.Until("k", t0, 1) != 0 {
+		t.Error("a nil Peers makes a sender wait")
+	}
+}

@@ -101,7 +101,8 @@ type Device struct {
 	// kept, as a device's flash is not the simulator's memory.
 	pkgSize     int64
 	pkgSum      [sha256.Size]byte
-	pushStalled bool   // FirmwareConfig.StallAfter took effect, once for good
+	pushStalled bool // FirmwareConfig.StallAfter took effect, once for good
+	pushTaken   PushTaken
 	bsTimer     *timer // bootstrap timeout, then closing the bootstrap connection
 
 	// Config.Objects: a timer per valueGroup, the measurements taken of
@@ -212,6 +213,36 @@ func (d *Device) Package() (size int64, sum [sha256.Size]byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.pkgSize, d.pkgSum
+}
+
+// PushTaken counts the blocks of pushed packages a device took, over its
+// life: a push resumed where the device was sends each byte once, one
+// started again from the start sends the first blocks again.
+type PushTaken struct {
+	Blocks int   // blocks written (taken for the first time)
+	Bytes  int64 // bytes written: each byte of a package once, unless it starts again
+	// Repeats counts the blocks that came again after the device had
+	// taken them (the server had not received the answer) and were
+	// acknowledged without being written twice.
+	Repeats int
+	// Starts counts the pushes begun at block 0: more than one for one
+	// package means it was sent again from the start.
+	Starts int
+}
+
+// PushTaken returns what the device took of pushed packages so far.
+func (d *Device) PushTaken() PushTaken {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pushTaken
+}
+
+// Pulled returns the bytes of the pull download under way so far; 0
+// when none is.
+func (d *Device) Pulled() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pull.got
 }
 
 // Value returns the device's value at a resource or resource-instance

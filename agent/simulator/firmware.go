@@ -406,18 +406,79 @@ func (s *pullSink) end() (int64, error) {
 
 // download fetches uri into sink and returns the Update Result it comes
 // to: 0 when it succeeded, else the code the specification gives the
-// failure (Core TS 1.1, E.6, resource 5).
+// failure (Core TS 1.1, E.6, resource 5). A transfer that broke off (no
+// answer, the connection ended, the server busy) is taken up again where
+// it stopped, as a device does while its server restarts, until
+// pullAttempts tries in a row brought nothing; then it is Update Result
+// 4, connection lost. A server that never answered fails it at once.
 func (d *Device) download(ctx context.Context, uri string, creds account, sink *pullSink) (int64, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return fwResultInvalidURI, fmt.Errorf("package uri %q: %w", uri, err)
 	}
-	switch u.Scheme {
-	case "coap", "coaps":
-		return d.coapDownload(ctx, u, creds, sink)
+	pause, began := pullRetryPause, false
+	for attempt := 1; ; attempt++ {
+		from := sink.n
+		var result int64
+		switch u.Scheme {
+		case "coap", "coaps":
+			result, err = d.coapDownload(ctx, u, creds, sink)
+		default:
+			result, err = httpDownload(ctx, sink.cfg.Client, uri, sink)
+		}
+		var broken *brokenTransfer
+		if !errors.As(err, &broken) || ctx.Err() != nil {
+			return result, err
+		}
+		// a server that never answered (refused, unreachable) is a
+		// failure at once; one that was serving, or asked to wait, is
+		// asked again
+		began = began || sink.n > 0
+		if !began && broken.retryAfter == 0 {
+			return result, err
+		}
+		if sink.n > from {
+			attempt, pause = 1, pullRetryPause
+		}
+		if attempt >= pullAttempts {
+			return fwResultConnLost, fmt.Errorf("%w (%d tries in a row)", err, attempt)
+		}
+		wait := max(pause, broken.retryAfter)
+		pause = min(2*pause, pullMaxPause)
+		d.log.Debug("firmware download broke off; taken up again", "uri", uri, "at", sink.n, "in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fwResultConnLost, fmt.Errorf("%w; then: %w", err, ctx.Err())
+		case <-t.C:
+		}
 	}
-	return httpDownload(ctx, sink.cfg.Client, uri, sink)
 }
+
+// Retries of a pull whose transfer broke off: a CoAP block unanswered
+// for pullBlockTimeout is given up (the CoAP exchange would wait 93 s),
+// and a broken transfer is taken up again after a pause that doubles
+// from pullRetryPause to pullMaxPause, or after the Max-Age (Retry-After)
+// a busy server asked for.
+const (
+	pullAttempts     = 8
+	pullBlockTimeout = 10 * time.Second
+	pullRetryPause   = 250 * time.Millisecond
+	pullMaxPause     = 4 * time.Second
+)
+
+// brokenTransfer is a download that broke off for a cause outside the
+// package: taken up again from where it stopped.
+type brokenTransfer struct {
+	err        error
+	retryAfter time.Duration
+}
+
+func (b *brokenTransfer) Error() string { return b.err.Error() }
+func (b *brokenTransfer) Unwrap() error { return b.err }
+
+func broken(err error) error { return &brokenTransfer{err: err} }
 
 // httpDownload fetches uri over HTTP(S), from byte sink.n on (a Range
 // request) when resuming.
@@ -431,7 +492,7 @@ func httpDownload(ctx context.Context, client *http.Client, uri string, sink *pu
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fwResultConnLost, fmt.Errorf("download %s: %w", uri, err)
+		return fwResultConnLost, broken(fmt.Errorf("download %s: %w", uri, err))
 	}
 	defer resp.Body.Close()
 	switch {
@@ -440,6 +501,9 @@ func httpDownload(ctx context.Context, client *http.Client, uri string, sink *pu
 		return fwResultInvalidURI, fmt.Errorf("download %s: HTTP %s", uri, resp.Status)
 	case resp.StatusCode == http.StatusOK:
 		sink.n = 0 // the whole package, whatever was asked
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return fwResultConnLost, &brokenTransfer{err: fmt.Errorf("download %s: HTTP %s", uri, resp.Status), retryAfter: time.Duration(after) * time.Second}
 	case resp.StatusCode != http.StatusPartialContent:
 		return fwResultConnLost, fmt.Errorf("download %s: HTTP %s", uri, resp.Status)
 	}
@@ -458,7 +522,7 @@ func httpDownload(ctx context.Context, client *http.Client, uri string, sink *pu
 			break
 		}
 		if err != nil {
-			return fwResultConnLost, fmt.Errorf("download %s: after %d bytes: %w", uri, sink.n, err)
+			return fwResultConnLost, broken(fmt.Errorf("download %s: after %d bytes: %w", uri, sink.n, err))
 		}
 	}
 	if result, err := sink.end(); result != fwResultInitial {
@@ -475,7 +539,7 @@ func httpDownload(ctx context.Context, client *http.Client, uri string, sink *pu
 func (d *Device) coapDownload(ctx context.Context, u *url.URL, creds account, sink *pullSink) (int64, error) {
 	cc, err := d.dialPull(ctx, u, creds)
 	if err != nil {
-		return fwResultConnLost, fmt.Errorf("download %s: %w", u, err)
+		return fwResultConnLost, broken(fmt.Errorf("download %s: %w", u, err))
 	}
 	defer func() { _ = cc.Close() }()
 	szx, _ := szxFor(sink.cfg.BlockSize)
@@ -484,8 +548,14 @@ func (d *Device) coapDownload(ctx context.Context, u *url.URL, creds account, si
 	}
 	for {
 		num := sink.n / szx.Size()
-		req, err := cc.NewGetRequest(ctx, u.EscapedPath())
+		// a block is given up when unanswered for pullBlockTimeout or
+		// when the connection ends (the server's port closed)
+		bctx, cancel := context.WithTimeout(ctx, pullBlockTimeout)
+		stop := context.AfterFunc(cc.Context(), cancel)
+		req, err := cc.NewGetRequest(bctx, u.EscapedPath())
 		if err != nil {
+			stop()
+			cancel()
 			return fwResultInvalidURI, fmt.Errorf("download %s: %w", u, err)
 		}
 		for _, q := range strings.Split(u.RawQuery, "&") {
@@ -497,10 +567,13 @@ func (d *Device) coapDownload(ctx context.Context, u *url.URL, creds account, si
 		req.SetOptionUint32(message.Block2, opt)
 		resp, err := cc.Do(req)
 		cc.ReleaseMessage(req)
+		stop()
+		cancel()
 		if err != nil {
-			return fwResultConnLost, fmt.Errorf("download %s: block %d: %w", u, num, err)
+			return fwResultConnLost, broken(fmt.Errorf("download %s: block %d: %w", u, num, err))
 		}
 		code := resp.Code()
+		maxAge, _ := resp.GetOptionUint32(message.MaxAge)
 		body, _ := resp.ReadBody()
 		bopt, berr := resp.GetOptionUint32(message.Block2)
 		size2, serr := resp.GetOptionUint32(message.Size2)
@@ -508,6 +581,8 @@ func (d *Device) coapDownload(ctx context.Context, u *url.URL, creds account, si
 		switch {
 		case code == codes.NotFound || code == codes.Forbidden || code == codes.Unauthorized || code == codes.BadRequest:
 			return fwResultInvalidURI, fmt.Errorf("download %s: block %d: %v", u, num, code)
+		case code == codes.ServiceUnavailable:
+			return fwResultConnLost, &brokenTransfer{err: fmt.Errorf("download %s: block %d: %v", u, num, code), retryAfter: time.Duration(maxAge) * time.Second}
 		case code != codes.Content:
 			return fwResultConnLost, fmt.Errorf("download %s: block %d: %v", u, num, code)
 		}
@@ -603,7 +678,9 @@ func packageOf(uri, current, fixed string) (name, version string) {
 		base = strings.TrimSuffix(base, ext)
 	}
 	name = base
-	if i := strings.LastIndexByte(base, '_'); i >= 0 {
+	// a version has a dot (2.0, 1.0.1): the per-operation URIs the agent
+	// serves end in a base64url token, which has none but may hold '_'
+	if i := strings.LastIndexByte(base, '_'); i >= 0 && versionLike(base[i+1:]) {
 		name, version = base[:i], base[i+1:]
 	}
 	if name == "" {
@@ -616,6 +693,11 @@ func packageOf(uri, current, fixed string) (name, version string) {
 		version = nextVersion(current)
 	}
 	return name, version
+}
+
+// versionLike tells a version in a file name: a digit first, and a dot.
+func versionLike(v string) bool {
+	return v != "" && v[0] >= '0' && v[0] <= '9' && strings.Contains(v, ".")
 }
 
 // nextVersion is current with its last number raised.

@@ -132,6 +132,8 @@ func TestPackageOf(t *testing.T) {
 		{"fixed version", "http://h/sensor_2.1.0.bin", "1.0.0", "9.9", "sensor", "9.9"},
 		{"no file", "http://h/", "7", "", "firmware", "8"},
 		{"word version", "http://h/x.bin", "beta", "", "x", "beta.1"},
+		{"the agent's token", "coap://h:5683/fw/7_be3MpuB7mDd-ljpGgnGg", "1.0.0", "", "7_be3MpuB7mDd-ljpGgnGg", "1.0.1"},
+		{"a token ending in digits", "coap://h/fw/Abc_12", "1.0.0", "", "Abc_12", "1.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, v := packageOf(tc.uri, tc.current, tc.fixed)

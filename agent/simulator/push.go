@@ -124,12 +124,23 @@ func (d *Device) pushBlockLocked(m *pool.Message, opt uint32) (pushAnswer, []nod
 			d.push.size = int64(v)
 		}
 		changed = d.pushStartLocked()
+		d.pushTaken.Starts++
 		if d.push.size > d.fw.MaxSize || d.fw.Fail == fwResultNoFlash {
 			d.push.active = false
 			a := refused(codes.RequestEntityTooLarge)
 			a.size1 = d.fw.MaxSize
 			return a, append(changed, d.fwSetLocked(fwIdle, fwResultNoFlash)...)
 		}
+	} else if d.push.active && off < d.push.got && end > off {
+		// a block the device took already, sent again by a server that
+		// did not get the answer (lost, or the device fell asleep first)
+		// and resumes from the last offset it knows: acknowledged again,
+		// and only what is new in it written
+		if end <= d.push.got {
+			d.pushTaken.Repeats++
+			return d.pushContinueLocked(szx, off), changed
+		}
+		body = body[d.push.got-off:]
 	} else if !d.push.active || off != d.push.got {
 		// not the block that comes next: the device lost the transfer, or
 		// never had it
@@ -161,11 +172,10 @@ func (d *Device) pushBlockLocked(m *pool.Message, opt uint32) (pushAnswer, []nod
 	}
 	d.push.got = end
 	d.push.sum.Write(body)
+	d.pushTaken.Blocks++
+	d.pushTaken.Bytes += int64(len(body))
 	if more {
-		dev, _ := szxFor(d.fw.BlockSize)
-		ack := min(szx, dev)
-		block, _ := blockwise.EncodeBlockOption(ack, off/ack.Size(), true)
-		return pushAnswer{code: codes.Continue, block1: block, hasOpt: true, size1: -1}, changed
+		return d.pushContinueLocked(szx, off), changed
 	}
 	d.push.active = false
 	d.pkgSize = end
@@ -176,6 +186,15 @@ func (d *Device) pushBlockLocked(m *pool.Message, opt uint32) (pushAnswer, []nod
 		result, state = f, fwIdle
 	}
 	return pushAnswer{code: codes.Changed, block1: opt, hasOpt: true, size1: -1}, append(changed, d.fwSetLocked(state, result)...)
+}
+
+// pushContinueLocked is the 2.31 Continue to a block of size szx at
+// off, at the device's block size when it is smaller (RFC 7959 2.3).
+func (d *Device) pushContinueLocked(szx blockwise.SZX, off int64) pushAnswer {
+	dev, _ := szxFor(d.fw.BlockSize)
+	ack := min(szx, dev)
+	block, _ := blockwise.EncodeBlockOption(ack, off/ack.Size(), true)
+	return pushAnswer{code: codes.Continue, block1: block, hasOpt: true, size1: -1}
 }
 
 // respondBlock sends a, piggybacked on the ACK of a confirmable m.

@@ -3,6 +3,7 @@ package simulator
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
@@ -222,4 +223,58 @@ func TestFirmwareCancel(t *testing.T) {
 	if st, res := fwValue(d, resFwState), fwValue(d, resFwResult); st != fwIdle || res != fwResultCancelled {
 		t.Fatalf("after Cancel state %d result %d, want 0 10", st, res)
 	}
+}
+
+// A push resumed below the offset the device reached, as by a server
+// whose answer to a block was lost (the device fell asleep, or the
+// answer was dropped), goes on: the blocks the device has are
+// acknowledged again and not written twice, a block that overlaps adds
+// what is new in it, and the package is whole.
+func TestFirmwarePushResumedBelowTheDevice(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		from    int64 // the device took 2304 bytes
+		block   int   // the resumed push's block size; 0 for the server's 1024
+		repeats int
+	}{
+		{"the last block again", 2048, 256, 1},
+		{"several blocks again", 1024, 256, 5},
+		{"a larger block across the end", 2048, 0, 0},
+		{"a larger block, then the device's", 1024, 0, 2},
+		{"where the device is", 2304, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, d := agentWithDevice(t, lwm2m.Config{RequestTimeout: 400 * time.Millisecond}, FirmwareConfig{BlockSize: 256, StallAfter: 2500})
+			pkg := randomBytes(6000)
+			var last int64
+			if err := push(t, s, pkg, 0, func(o int64) { last = o }); !errors.Is(err, lwm2m.ErrTimeout) || last != 2304 {
+				t.Fatalf("push: %v at %d, want a timeout at 2304", err, last)
+			}
+			ctx := context.Background()
+			if tc.block > 0 {
+				ctx = lwm2m.WithPushBlockSize(ctx, tc.block)
+			}
+			if err := s.WritePackage(ctx, "sim-0", pathFwPackage, bytes.NewReader(pkg), int64(len(pkg)), tc.from, nil); err != nil {
+				t.Fatalf("resume at %d: %v", tc.from, err)
+			}
+			size, sum := d.Package()
+			if size != int64(len(pkg)) || sum != sha256.Sum256(pkg) {
+				t.Errorf("the device holds %d bytes, not the package of %d", size, len(pkg))
+			}
+			if got := d.PushTaken(); got.Starts != 1 || got.Repeats != tc.repeats {
+				t.Errorf("taken %+v, want 1 start and %d repeats", got, tc.repeats)
+			}
+			if st := fwValue(d, resFwState); st != fwDownloaded {
+				t.Errorf("state %d, want Downloaded", st)
+			}
+		})
+	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i/13)
+	}
+	return b
 }
