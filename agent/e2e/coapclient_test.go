@@ -267,3 +267,37 @@ func (h *harness) wantValue(id, path, want string) error {
 	}
 	return nil
 }
+
+// TestCoapClientFirmwarePullCoAPS updates the libcoap client registered
+// over DTLS, which fetches over coap and coaps (/5/0/8), from an agent
+// binary through the runner: a device on DTLS pulls over CoAPS, in a DTLS
+// session of its own with its own PSK identity beside its registration's,
+// and holds exactly the binary's bytes.
+func TestCoapClientFirmwarePullCoAPS(t *testing.T) {
+	h := startAgent(t, func(c *config.Config) { c.RequestTimeout = 10 * time.Second })
+	ep := "libcoap-psk"
+	c, id := h.startCoapClient(ep, true, func(c *coapclient.Config) {
+		c.Delivery, c.Protocols, c.BlockSZX = "pull", []string{"coap", "coaps"}, 5
+	})
+	pkg := append([]byte("name=meter version=2.6.0\n"), pattern(30<<10)...)
+	src := h.storeFirmware("meter_2.6.0.bin", pkg)
+	op := h.shell(id, "fwupdate meter;2.6.0;"+src, 60*time.Second)
+	if op.Status != "SUCCESSFUL" || !strings.Contains(op.Command.Result, "delivered by pull over coaps") {
+		t.Fatalf("fwupdate: %s %q %q", op.Status, op.Command.Result, op.FailureReason)
+	}
+	start := c.Wait(t, time.Second, "download-start", "method=coaps")
+	if want := "coaps://" + h.agent.CoAPSAddr.String() + "/"; !strings.HasPrefix(start.Fields["uri"], want) {
+		t.Errorf("the client pulled from %q, want a URI under %s", start.Fields["uri"], want)
+	}
+	sum := sha256.Sum256(pkg)
+	c.Wait(t, time.Second, "download-done", "method=coaps", fmt.Sprintf("bytes=%d", len(pkg)), "sha256="+hex.EncodeToString(sum[:]))
+	c.Wait(t, time.Second, "update-done", "name=meter", "version=2.6.0")
+	h.shellResults(id, "read /3/0/3", "= 2.6.0", "read /5/0/5", "= 1")
+	h.eventually(30*time.Second, func() error {
+		fw := h.device(ep)
+		if name, version := fw.str("c8y_Firmware", "name"), fw.str("c8y_Firmware", "version"); name != "meter" || version != "2.6.0" {
+			return fmt.Errorf("c8y_Firmware name %q version %q, want meter 2.6.0", name, version)
+		}
+		return nil
+	})
+}
