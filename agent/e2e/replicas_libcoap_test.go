@@ -59,6 +59,9 @@ func TestReplicasLibcoapClient(t *testing.T) {
 		if n := reps[to].h.metricSum("lwm2m_agent_devices_taken_over_total"); n <= taken[to] {
 			return fmt.Errorf("%s took no device over", reps[to].name)
 		}
+		if n := reps[to].h.metricWith("lwm2m_agent_dtls_sessions_resumed_total", `from="store"`); n < 1 {
+			return fmt.Errorf("%s resumed no session from the store", reps[to].name)
+		}
 		return nil
 	})
 	// an Update sent once the move is known is the new replica's to answer
@@ -68,6 +71,9 @@ func TestReplicasLibcoapClient(t *testing.T) {
 		t.Fatalf("read through %s: %s %q %q", third.name, op.Status, op.Command.Result, op.FailureReason)
 	}
 	c.WaitAfter(t, mark, time.Second, "read", "path=/3/0/0")
+	if n := reps[to].h.metricSum("lwm2m_agent_dtls_handshakes_total"); n != 0 {
+		t.Errorf("%s made %v handshakes, want the session resumed", reps[to].name, n)
+	}
 	for _, e := range c.Events()[mark:] {
 		if e.Name == "registered" || e.Name == "register-failed" || e.Name == "dtls-error" || e.Name == "updated" && e.Fields["code"] != "2.04" {
 			t.Errorf("after the move: %s", e.Line)
