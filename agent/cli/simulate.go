@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -143,6 +145,7 @@ func simulateCmd() *cobra.Command {
 		format          string
 		objectsFile     string
 		ddfFiles        []string
+		updateRate      float64
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate",
@@ -221,6 +224,11 @@ func simulateCmd() *cobra.Command {
 			}
 			ctx, stop := context.WithCancel(cmd.Context())
 			defer stop()
+			// before the devices start: a signal never finds the default
+			// action, which would end the process
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			defer signal.Stop(usr1)
 			done := make(chan error, 1)
 			go func() { done <- sim.Run(ctx) }()
 			t := time.NewTicker(every)
@@ -229,6 +237,8 @@ func simulateCmd() *cobra.Command {
 			failed := 0
 			for {
 				select {
+				case <-usr1:
+					go updateAll(ctx, sim, updateRate)
 				case err := <-done:
 					if err != nil {
 						return err
@@ -277,6 +287,7 @@ func simulateCmd() *cobra.Command {
 	f.BoolVar(&cfg.NotifyCON, "con", false, "send notifications as confirmable messages")
 	f.DurationVar(&cfg.AwakeTime, "awake", 0, "sleeping devices: register with this awake time (at=) and answer requests only that long after each Register or Update (0: always listening)")
 	f.DurationVar(&cfg.UpdateEvery, "update-every", 0, "send an Update this often (0: after about half the lifetime)")
+	f.Float64Var(&updateRate, "update-rate", 0, "on SIGUSR1 every device sends an Update at once, this many devices a second (0: all together)")
 	f.StringVar(&cfg.Binding, "binding", "U", "binding mode (U or UQ)")
 	f.Float64Var(&cfg.RegisterRate, "rate", 0, "registrations per second at start (0: as fast as the server takes them)")
 	f.StringVar(&cfg.Bind, "bind", "", "local IP address of the devices' sockets (e.g. 127.0.1.1 to spread load runs)")
@@ -294,4 +305,25 @@ func simulateCmd() *cobra.Command {
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	f.DurationVar(&every, "stats-every", 5*time.Second, "how often to print statistics")
 	return cmd
+}
+
+// updateAll makes every device send an Update now, rate devices a second
+// (0: all together): a load run asks for them at a moment of its
+// choosing, as a fleet whose Updates fall due together would send them.
+func updateAll(ctx context.Context, sim *simulator.Simulator, rate float64) {
+	var tick *time.Ticker
+	if rate > 0 {
+		tick = time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer tick.Stop()
+	}
+	for _, ep := range sim.Endpoints() {
+		if tick != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+		sim.Device(ep).Update()
+	}
 }

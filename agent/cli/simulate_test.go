@@ -3,11 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,4 +213,35 @@ func TestSimulateFirmwareFlags(t *testing.T) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// SIGUSR1 makes every simulated device send an Update at once, paced by
+// --update-rate: what load runs use to wake a whole fleet.
+func TestSimulateUpdateOnSignal(t *testing.T) {
+	a := startTestAgent(t, true)
+	cmd := simulateCmd()
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	cmd.SetOut(io.Discard)
+	cmd.SetArgs([]string{"--server", a.CoAPAddr.String(), "--prefix", "usr1", "--count", "3", "--notify-interval", "0",
+		"--lifetime", "3600s", "--update-rate", "1000", "--stats-every", "1h"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20 s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("3 devices registered", func() bool { return a.Server.Stats().Registers >= 3 })
+	// the handler is installed before the devices start
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("3 Updates after SIGUSR1", func() bool { return a.Server.Stats().Updates >= 3 })
 }

@@ -328,3 +328,35 @@ func TestDTLSHandshakesCountAgainstPeerRate(t *testing.T) {
 		t.Fatal("a handshake beyond the peer's rate succeeded")
 	}
 }
+
+// Parking a session releases its connection: the registration does not
+// hold the closed one (with the session's pion state and go-coap caches)
+// until its next exchange, and that exchange resumes the session.
+func TestDTLSParkedSessionLetsGoOfItsConn(t *testing.T) {
+	s, h := startSecureServer(t, Config{Sessions: psk.SessionConfig{ParkAfter: 200 * time.Millisecond}})
+	d, _, err := newSecureDevice(t, s.SecureAddr(), "id-1", testKeys["id-1"], piondtls.TLS_PSK_WITH_AES_128_CCM_8, true)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	d.register([]string{"ep=parked", "lwm2m=1.1", "lt=600"}, testLinks)
+	h.wait(t, "registered", 2*time.Second)
+	held := func() bool {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.byEndpoint["parked"].conn != nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.SessionStats().Parks < 1 || held() {
+		if time.Now().After(deadline) {
+			t.Fatalf("parks %d, connection held %v", s.SessionStats().Parks, held())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	recs, err := s.Read(context.Background(), "parked", node.ResourcePath(3, 0, 0))
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read over the parked session: %v %v", recs, err)
+	}
+	if st := s.SessionStats(); st.ResumedMemory != 1 || st.Handshakes != 1 {
+		t.Fatalf("resumed %d, handshakes %d: want one resumption and the first handshake only", st.ResumedMemory, st.Handshakes)
+	}
+}

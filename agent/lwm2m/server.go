@@ -322,7 +322,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			// the device may still talk, up to SessionIdleTimeout.
 			options.WithInactivityMonitor(s.cfg.SessionIdleTimeout, func(cc *udpClient.Conn) { s.forgetConn(cc); _ = cc.Close() }),
 			options.WithRequestMonitor(s.monitorSecure),
-			options.WithOnNewConn(s.resumedConn),
+			options.WithOnNewConn(s.newSecureConn),
 			options.WithErrors(func(err error) { s.log.Debug("coaps", "err", err) }),
 			runner,
 		)
@@ -1010,6 +1010,15 @@ func (s *Server) resumeSecure(rs *regState) (*udpClient.Conn, error) {
 	case <-rs.ctx.Done():
 		return nil, ErrNoSession
 	}
+}
+
+// newSecureConn sees every connection of a DTLS session. Once it closes
+// (parked, most often) its registration lets go of it: a closed
+// connection keeps the session's pion state, buffers and go-coap
+// exchange caches, some 20 KiB that parking is meant to release.
+func (s *Server) newSecureConn(cc *udpClient.Conn) {
+	cc.AddOnClose(func() { s.forgetConn(cc) })
+	s.resumedConn(cc)
 }
 
 // resumedConn hands a connection of a resumed session to the request

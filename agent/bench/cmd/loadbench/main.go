@@ -37,12 +37,16 @@ func main() {
 		samples   = flag.Int("read-samples", 300, "shell reads timed")
 		notifiers = flag.Int("notifiers", 100, "devices notifying during the read test")
 		notifyInt = flag.Duration("notify-interval", 20*time.Millisecond, "notification interval of those devices")
-		dtlsCount = flag.String("dtls-devices", "2000,10000", "PSK device counts registered over DTLS, each with a full handshake; memory is measured at each (ascending)")
+		dtlsCount = flag.String("dtls-devices", "10000,50000,100000", "PSK device counts registered over DTLS, each with a full handshake; memory is measured at each (ascending), sessions active and parked")
+		dtlsCfg   = dtlsRun{}
 		bsCount   = flag.Int("bootstrap-devices", 2000, "devices (half NO_SEC, half PSK) that bootstrap, then register")
 		phases    = flag.String("phases", "plain,read,dtls,bootstrap,pipeline", "which runs to do")
 		build     = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
 		pipe      = pipelineRun{}
 	)
+	flag.IntVar(&dtlsCfg.perProc, "dtls-per-process", 10000, "DTLS devices per simulator process (each its own socket and pion client)")
+	flag.DurationVar(&dtlsCfg.parkAfter, "dtls-park-after", 5*time.Second, "the agent's --dtls-park-after in the dtls run")
+	flag.Float64Var(&dtlsCfg.updateRate, "dtls-update-rate", 200, "Updates a second each simulator process sends once every session is parked")
 	flag.StringVar(&pipe.ddf, "pipeline-ddf", "", "DDF of object 3303 uploaded in the pipeline run (default: OMA's 3303.xml kept beside this command)")
 	flag.IntVar(&pipe.devices, "pipeline-devices", 1000, "devices notifying in the pipeline run")
 	flag.IntVar(&pipe.perProc, "pipeline-per-process", 1000, "devices per simulator process in the pipeline run")
@@ -55,15 +59,14 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	dtlsCounts, err := parseCounts(*dtlsCount)
-	if err != nil {
+	if dtlsCfg.counts, err = parseCounts(*dtlsCount); err != nil {
 		fail(err)
 	}
 	run := map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		run[strings.TrimSpace(p)] = true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
 	cpuModel, cores := machine.CPU()
 	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulators on one machine, loopback\n", cpuModel, cores)
@@ -89,7 +92,7 @@ func main() {
 	}
 	phase("plain", func(a *agent) error { return registrations(ctx, a, *bin, counts, *perProc) })
 	phase("read", func(a *agent) error { return readRoundTrip(ctx, a, *bin, *samples, *notifiers, *notifyInt) })
-	phase("dtls", func(a *agent) error { return dtlsRegistrations(ctx, a, *bin, dtlsCounts) })
+	phase("dtls", func(a *agent) error { return dtlsRegistrations(ctx, a, *bin, dtlsCfg) }, "LWM2M_AGENT_DTLS_PARK_AFTER="+dtlsCfg.parkAfter.String())
 	phase("bootstrap", func(a *agent) error { return bootstrapFlows(ctx, a, *bin, *bsCount) })
 	for _, mode := range strings.Split(*bundledModes, ",") {
 		mode = strings.TrimSpace(mode)
