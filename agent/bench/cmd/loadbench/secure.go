@@ -77,8 +77,8 @@ type dtlsRun struct {
 
 // dtlsMemory is what one reading of the agent's memory found.
 type dtlsMemory struct {
-	rssKiB, heap           int64 // resident set (KiB), live Go heap (bytes) after a collection
-	sessions, parked, took float64
+	rssKiB, heap     int64 // resident set (KiB), live Go heap (bytes) after a collection
+	sessions, parked float64
 }
 
 func (a *agent) dtlsMemory() (dtlsMemory, error) {
