@@ -100,6 +100,14 @@ func TestAutoObserveRegisteredDevices(t *testing.T) {
 			t.Errorf("%s registered anew (%s, was %s)", ep, got, reg)
 		}
 	}
+	// the counter moves when the device's answer is in, a moment after
+	// the device saw the request
+	waitFor(t, 10*time.Second, func() error {
+		if got := h.metric("lwm2m_agent_auto_observations_total"); got < 6 {
+			return fmt.Errorf("lwm2m_agent_auto_observations_total = %v, want 6", got)
+		}
+		return nil
+	})
 	if got := h.metric("lwm2m_agent_auto_observations_total"); got != 6 {
 		t.Errorf("lwm2m_agent_auto_observations_total = %v, want 6", got)
 	}
