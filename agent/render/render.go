@@ -255,20 +255,18 @@ const ReferencesShown = 100
 func WithReferences(ctx context.Context, base string, st store.References, tenant string, out map[string]any) error {
 	id, _ := out["id"].(string)
 	path := "/inventory/managedObjects/" + Escape(id) + "/"
+	all, err := st.AllReferences(ctx, tenant, id, ReferencesShown)
+	if err != nil {
+		return err
+	}
 	for _, kind := range store.ReferenceKinds {
-		kids, _, err := st.ListChildren(ctx, tenant, kind, id, store.Page{Size: ReferencesShown})
-		if err != nil {
-			return err
-		}
+		kids := all.Children[kind]
 		refs := make([]map[string]any, len(kids))
 		for i, k := range kids {
 			refs[i] = Reference(base, kind, id, map[string]any{"id": k.ID, "name": k.Name, "self": Link(base, "/inventory/managedObjects/"+Escape(k.ID))})
 		}
 		out[kind] = map[string]any{"self": Link(base, path+kind), "references": refs}
-		parents, err := st.ParentsOf(ctx, tenant, kind, id, ReferencesShown)
-		if err != nil {
-			return err
-		}
+		parents := all.Parents[kind]
 		prefs := make([]map[string]any, len(parents))
 		for i, p := range parents {
 			prefs[i] = map[string]any{"managedObject": map[string]any{"id": p, "self": Link(base, "/inventory/managedObjects/"+Escape(p))}}

@@ -296,6 +296,11 @@ type References interface {
 	// ParentsOf lists the ids of the objects that child is a child of by
 	// kind, in the order the references were added, at most limit.
 	ParentsOf(ctx context.Context, tenant, kind, child string, limit int) ([]string, error)
+	// AllReferences returns, in one read, every reference of id: per
+	// kind its children as ListChildren lists them and its parents as
+	// ParentsOf does, at most limit of each (all if limit <= 0). It is
+	// what an object's rendering shows, on every change notified.
+	AllReferences(ctx context.Context, tenant, id string, limit int) (ObjectReferences, error)
 }
 
 // BulkOperations are the bulk operations (bulkops.go) and the creation

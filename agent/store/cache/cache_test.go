@@ -221,7 +221,7 @@ func TestPassThroughConcerns(t *testing.T) {
 		"DecodeBacklog": {"AppendDecodes", "DecodeBacklogStats", "ResumeDecodes", "SettleDecodes", "TakeDecodes",
 			"TakeExpiredDecodes"},
 		"FirmwareGrants": {"DeleteFirmwareGrant", "ExpiredFirmwareGrants", "FirmwareGrant", "PutFirmwareGrant", "RevokeFirmwareGrants"},
-		"References":     {"AddChildReference", "ListChildren", "ParentsOf", "RemoveChildReference"},
+		"References":     {"AddChildReference", "AllReferences", "ListChildren", "ParentsOf", "RemoveChildReference"},
 		"DTLSSessions": {"DTLSSessionByAddr", "DTLSSessionByCID", "DTLSSessionByIdentity", "DeleteDTLSSession", "PutDTLSSession",
 			"ReserveDTLSSequence", "TouchDTLSSession"},
 	}

@@ -145,3 +145,91 @@ func (s *Store) deleteReferencesOf(ctx context.Context, tenant, id string) error
 	}
 	return nil
 }
+
+// AllReferences returns id's children and parents of every kind. One
+// find reads the references both ways in their order: FerretDB has
+// neither $facet nor $lookup, so a limit per kind cannot be a stage,
+// and the find is bounded by limit of each instead; an object that has
+// more than that (a big group) is read kind by kind. The children's
+// names are a second find, for objects that have children.
+func (s *Store) AllReferences(ctx context.Context, tenant, id string, limit int) (store.ObjectReferences, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "seq", Value: 1}})
+	bound := int64(2*len(store.ReferenceKinds)*limit + 1)
+	if limit > 0 {
+		opts.SetLimit(bound)
+	}
+	cur, err := s.childRefs.Find(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "$or", Value: bson.A{
+		bson.D{{Key: "kind", Value: bson.D{{Key: "$in", Value: store.ReferenceKinds}}}, {Key: "parent", Value: id}},
+		bson.D{{Key: "child", Value: id}},
+	}}}, opts)
+	if err != nil {
+		return store.ObjectReferences{}, fmt.Errorf("references of %s: %w", id, err)
+	}
+	var refs []refDoc
+	if err := cur.All(ctx, &refs); err != nil {
+		return store.ObjectReferences{}, fmt.Errorf("references of %s: %w", id, err)
+	}
+	if limit > 0 && int64(len(refs)) == bound {
+		return s.referencesByKind(ctx, tenant, id, limit)
+	}
+	out := store.ObjectReferences{}
+	var kids bson.A
+	for _, r := range refs {
+		if r.Child == id && (limit <= 0 || len(out.Parents[r.Kind]) < limit) {
+			out.AddParent(r.Kind, r.Parent)
+		}
+		if r.Parent == id {
+			kids = append(kids, key(tenant, r.Child))
+		}
+	}
+	if len(kids) == 0 {
+		return out, nil
+	}
+	cur, err = s.objects.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: kids}}}},
+		options.Find().SetProjection(bson.D{{Key: "id", Value: 1}, {Key: "name", Value: 1}}))
+	if err != nil {
+		return store.ObjectReferences{}, fmt.Errorf("references of %s: %w", id, err)
+	}
+	var docs []struct {
+		ID   string `bson:"id"`
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return store.ObjectReferences{}, fmt.Errorf("references of %s: %w", id, err)
+	}
+	names := make(map[string]string, len(docs))
+	for _, d := range docs {
+		names[d.ID] = d.Name
+	}
+	// a reference whose child is gone (a deletion cut short) is left
+	// out, as ListChildren leaves it
+	for _, r := range refs {
+		if nm, ok := names[r.Child]; ok && r.Parent == id && (limit <= 0 || len(out.Children[r.Kind]) < limit) {
+			out.AddChild(r.Kind, store.ReferencedObject{ID: r.Child, Name: nm})
+		}
+	}
+	return out, nil
+}
+
+// referencesByKind is AllReferences kind by kind, for an object with
+// more references than one bounded find reads.
+func (s *Store) referencesByKind(ctx context.Context, tenant, id string, limit int) (store.ObjectReferences, error) {
+	out := store.ObjectReferences{}
+	for _, kind := range store.ReferenceKinds {
+		kids, _, err := s.ListChildren(ctx, tenant, kind, id, store.Page{Size: limit})
+		if err != nil {
+			return store.ObjectReferences{}, err
+		}
+		for _, k := range kids {
+			out.AddChild(kind, store.ReferencedObject{ID: k.ID, Name: k.Name})
+		}
+		parents, err := s.ParentsOf(ctx, tenant, kind, id, limit)
+		if err != nil {
+			return store.ObjectReferences{}, err
+		}
+		for _, p := range parents {
+			out.AddParent(kind, p)
+		}
+	}
+	return out, nil
+}

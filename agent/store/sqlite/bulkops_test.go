@@ -21,6 +21,7 @@ func TestBulkAndReferencePlans(t *testing.T) {
 		{"target", arg(sqlBulkTarget, "7", "3"), "USING PRIMARY KEY"},
 		{"children", "SELECT o.id FROM child_refs r JOIN managed_objects o ON o.tenant = r.tenant AND o.id = r.child WHERE r.tenant = 'a' AND r.kind = 'childAssets' AND r.parent = '1' ORDER BY r.seq",
 			"USING COVERING INDEX child_refs_order"},
+		{"all references", strings.NewReplacer("?1", "'a'", "?2", "'1'", "?3", "100").Replace(allReferences), "USING COVERING INDEX child_refs_order"},
 		{"parents", "SELECT parent FROM child_refs WHERE tenant = 'a' AND child = '1' AND kind = 'childAssets' ORDER BY seq", "USING COVERING INDEX child_refs_child"},
 	})
 }

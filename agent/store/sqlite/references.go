@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
@@ -126,4 +128,52 @@ func deleteReferencesOf(tx *Tx, tenant, id string) error {
 		}
 	}
 	return nil
+}
+
+// allReferences is one statement for AllReferences: per kind, a bounded
+// range of the order index for the children and of the child index for
+// the parents, so that a group with thousands of children reads no more
+// than ?3 of each. Its rows are put in order by seq in Go: an ORDER BY
+// over the union would sort them in a temporary b-tree.
+var allReferences = func() string {
+	var parts []string
+	for _, kind := range store.ReferenceKinds {
+		parts = append(parts,
+			"SELECT * FROM (SELECT 0, r.kind, r.child, o.name, r.seq FROM child_refs r"+
+				" JOIN managed_objects o ON o.tenant = r.tenant AND o.id = r.child"+
+				" WHERE r.tenant = ?1 AND r.kind = '"+kind+"' AND r.parent = ?2 ORDER BY r.seq LIMIT ?3)",
+			"SELECT * FROM (SELECT 1, kind, parent, '', seq FROM child_refs"+
+				" WHERE tenant = ?1 AND child = ?2 AND kind = '"+kind+"' ORDER BY seq LIMIT ?3)")
+	}
+	return strings.Join(parts, " UNION ALL ")
+}()
+
+// AllReferences returns id's children and parents of every kind.
+func (s *Store) AllReferences(ctx context.Context, tenant, id string, limit int) (store.ObjectReferences, error) {
+	rows, err := s.db.Query(ctx, allReferences, tenant, id, sqlLimit(limit))
+	if err != nil {
+		return store.ObjectReferences{}, fmt.Errorf("references of %s: %w", id, err)
+	}
+	type ref struct {
+		parent         bool
+		kind, id, name string
+		seq            int64
+	}
+	refs, err := collect(rows, func(row scanner) (ref, error) {
+		var r ref
+		return r, row.Scan(&r.parent, &r.kind, &r.id, &r.name, &r.seq)
+	})
+	if err != nil {
+		return store.ObjectReferences{}, fmt.Errorf("references of %s: %w", id, err)
+	}
+	slices.SortFunc(refs, func(a, b ref) int { return cmp.Compare(a.seq, b.seq) })
+	out := store.ObjectReferences{}
+	for _, r := range refs {
+		if r.parent {
+			out.AddParent(r.kind, r.id)
+		} else {
+			out.AddChild(r.kind, store.ReferencedObject{ID: r.id, Name: r.name})
+		}
+	}
+	return out, nil
 }
