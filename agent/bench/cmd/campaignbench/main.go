@@ -33,8 +33,7 @@ const password = "Campaign-bench-pass-1!"
 func main() {
 	var c config
 	var (
-		bin       = flag.String("bin", "bin/lwm2m-agent", "agent binary")
-		build     = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
+		bin       = machine.BinaryFlags()
 		mongoURI  = flag.String("mongo-uri", "", "run the agent on this MongoDB instead of its embedded store")
 		hashCost  = flag.Int("hash-cost", 4, "bcrypt cost of the devices' credentials at import (the agent's default takes minutes for 10,000 lines)")
 		regRate   = flag.Float64("reg-rate", 200, "registrations per second of each simulator process at start (0: as fast as the agent takes them)")
@@ -60,18 +59,14 @@ func main() {
 	defer cancel()
 	ctx, cancelRun := context.WithTimeout(ctx, *deadline+30*time.Minute)
 	defer cancelRun()
-	cpuModel, cores := machine.CPU()
 	store := "embedded store"
 	if *mongoURI != "" {
 		store = "MongoDB"
 	}
-	fmt.Printf("machine: %s, %d cores; agent, %s, simulators and bench on one machine, loopback\n", cpuModel, cores, store)
-	if *build {
-		if err := machine.Build(ctx, *bin); err != nil {
-			fail(err)
-		}
+	if _, err := bin.Prepare(ctx, "agent, "+store+", simulators and bench on one machine, loopback"); err != nil {
+		fail(err)
 	}
-	r := &run{cfg: c, bin: *bin, regRate: *regRate, deadline: *deadline, progEvery: *progEvery}
+	r := &run{cfg: c, bin: bin.Path, regRate: *regRate, deadline: *deadline, progEvery: *progEvery}
 	err := r.start(ctx, *mongoURI, *hashCost)
 	if err == nil {
 		err = r.campaign(ctx)
@@ -82,10 +77,7 @@ func main() {
 	}
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "campaignbench:", err)
-	os.Exit(1)
-}
+func fail(err error) { machine.Fail("campaignbench", err) }
 
 // client is the bench's HTTP client of the agent's API.
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 120 * time.Second}

@@ -55,8 +55,6 @@ type options struct {
 
 func main() {
 	var (
-		bin        = flag.String("bin", "bin/lwm2m-agent", "agent binary")
-		build      = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
 		servers    = flag.String("servers", "coap-server,agent", "which servers to measure, in this order: coap-server (libcoap's coap-server-openssl), agent")
 		libcoapBin = flag.String("coap-server", "coap-server-openssl", "libcoap's server with OpenSSL (Debian: apt-get install libcoap3-bin)")
 		suite      = flag.String("suite", "ccm8", "cipher suite the clients offer: ccm8 (TLS_PSK_WITH_AES_128_CCM_8, LwM2M's mandatory one) or cbc (TLS_PSK_WITH_AES_128_CBC_SHA256)")
@@ -65,6 +63,7 @@ func main() {
 		runLimit   = flag.Duration("limit", 20*time.Minute, "the whole run's time limit")
 		env        = flag.String("agent-env", "", "extra environment of the agent, comma separated NAME=VALUE")
 		o          options
+		bin        = machine.BinaryFlags()
 	)
 	flag.IntVar(&o.concurrency, "concurrency", 16, "clients, each with one handshake under way")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "time each server runs before counting")
@@ -101,8 +100,8 @@ func main() {
 			}
 			r, err = libcoap(ctx, path, o)
 		case "agent":
-			if *build {
-				if err := machine.Build(ctx, *bin); err != nil {
+			if bin.Build {
+				if err := machine.Build(ctx, bin.Path); err != nil {
 					fail(err)
 				}
 			}
@@ -110,7 +109,7 @@ func main() {
 			if *env != "" {
 				extra = strings.Split(*env, ",")
 			}
-			r, err = agent(ctx, *bin, o, *profile, *keep, extra)
+			r, err = agent(ctx, bin.Path, o, *profile, *keep, extra)
 		default:
 			fail(fmt.Errorf("-servers: unknown server %q", s))
 		}
@@ -122,10 +121,7 @@ func main() {
 	table(rows)
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "dtlsbench:", err)
-	os.Exit(1)
-}
+func fail(err error) { machine.Fail("dtlsbench", err) }
 
 // target is a DTLS server under load.
 type target struct {

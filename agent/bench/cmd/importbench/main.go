@@ -26,14 +26,13 @@ const password = "Import-bench-pass-1!"
 
 func main() {
 	var (
-		bin      = flag.String("bin", "bin/lwm2m-agent", "agent binary")
 		count    = flag.Int("count", 100_000, "device lines in the file")
 		pskEach  = flag.Int("psk-every", 2, "every n-th line is a PSK device (0: none)")
 		cost     = flag.Int("hash-cost", 0, "LWM2M_AGENT_CREDENTIALS_HASH_COST for the agent (0: the agent's default)")
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the agent during the import here")
 		profSecs = flag.Int("profile-seconds", 30, "length of the CPU profile")
 		keep     = flag.Bool("keep", false, "keep the agent's data directory and log")
-		build    = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
+		bin      = machine.BinaryFlags()
 	)
 	flag.Parse()
 	if *count < 1 || *count > 100_000 {
@@ -41,15 +40,11 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
-	cpuModel, cores := machine.CPU()
-	fmt.Printf("machine: %s, %d cores; agent with embedded store and this client on one machine, loopback\n", cpuModel, cores)
-
-	if *build {
-		if err := machine.Build(ctx, *bin); err != nil {
-			fail(err)
-		}
+	cores, err := bin.Prepare(ctx, "agent with embedded store and this client on one machine, loopback")
+	if err != nil {
+		fail(err)
 	}
-	ag, err := startAgent(ctx, *bin, *cost)
+	ag, err := startAgent(ctx, bin.Path, *cost)
 	if err != nil {
 		fail(err)
 	}
@@ -80,10 +75,7 @@ func main() {
 		cpu, 1000*cpu/float64(res.Created), cores, float64(res.Created)*float64(cores)/cpu)
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "importbench:", err)
-	os.Exit(1)
-}
+func fail(err error) { machine.Fail("importbench", err) }
 
 // generate writes a registration file; every pskEach-th line is a PSK
 // device with a server and a bootstrap identity.
@@ -132,14 +124,7 @@ func (a *agent) stop(keep bool) {
 	if a.cmd == nil || a.cmd.Process == nil {
 		return
 	}
-	_ = a.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = a.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = a.cmd.Process.Kill()
-	}
+	machine.StopProcess(a.cmd, 20*time.Second)
 	a.cmd = nil
 	if keep {
 		fmt.Println("agent data and log kept in", a.dir)

@@ -31,7 +31,6 @@ const password = "Queue-bench-pass-1!"
 
 func main() {
 	var (
-		bin         = flag.String("bin", "bin/lwm2m-agent", "agent binary")
 		devices     = flag.Int("devices", 1000, "always-online simulated devices in the delivery run")
 		perDevice   = flag.Int("ops-per-device", 10, "operations per device in the delivery run")
 		clients     = flag.Int("clients", 16, "API clients posting operations at once")
@@ -40,7 +39,7 @@ func main() {
 		phases      = flag.String("phases", "deliver,queue,restart", "which runs to do")
 		deliverText = flag.String("command", "read /3/0/9", "the shell command of every delivered operation")
 		simProcs    = flag.Int("sim-processes", 1, "simulator processes the delivery run's devices are spread over")
-		build       = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
+		bin         = machine.BinaryFlags()
 		rs          restartRun
 	)
 	flag.IntVar(&rs.registrations, "restart-registrations", 100_000, "devices registered (sleeping, auto-registered) before the restart")
@@ -51,33 +50,12 @@ func main() {
 	rs.clients = *clients
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	cpuModel, cores := machine.CPU()
-	fmt.Printf("machine: %s, %d cores; agent, embedded store and simulator on one machine, loopback\n", cpuModel, cores)
-	run := map[string]bool{}
-	for _, p := range strings.Split(*phases, ",") {
-		run[strings.TrimSpace(p)] = true
+	if _, err := bin.Prepare(ctx, "agent, embedded store and simulator on one machine, loopback"); err != nil {
+		fail(err)
 	}
-	if *build {
-		if err := machine.Build(ctx, *bin); err != nil {
-			fail(err)
-		}
-	}
-	phase := func(name string, f func(a *agent) error, env ...string) {
-		if !run[name] {
-			return
-		}
-		a, err := startAgent(ctx, *bin, env...)
-		if err != nil {
-			fail(err)
-		}
-		err = f(a)
-		a.stop()
-		if err != nil {
-			fail(fmt.Errorf("%s: %w", name, err))
-		}
-	}
+	phase := machine.Phases(*phases, func(env ...string) (*agent, error) { return startAgent(ctx, bin.Path, env...) }, (*agent).stop, fail)
 	phase("deliver", func(a *agent) error {
-		return deliver(ctx, a, *bin, *devices, *simProcs, *perDevice, *clients, *deliverText)
+		return deliver(ctx, a, bin.Path, *devices, *simProcs, *perDevice, *clients, *deliverText)
 	})
 	phase("queue", func(a *agent) error { return queue(ctx, a, *queueDevs, *queueOps, *clients) })
 	// 16 sockets register the devices: the limit per address would
@@ -85,10 +63,7 @@ func main() {
 	phase("restart", func(a *agent) error { return restart(ctx, a, rs) }, "LWM2M_AGENT_PEER_RATE=-1", "LWM2M_AGENT_ENDPOINT_REGISTER_INTERVAL=0")
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "queuebench:", err)
-	os.Exit(1)
-}
+func fail(err error) { machine.Fail("queuebench", err) }
 
 type agent struct {
 	*machine.Agent

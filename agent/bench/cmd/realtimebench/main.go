@@ -36,8 +36,7 @@ const sentFragment = "bench_Sent"
 
 func main() {
 	var (
-		bin        = flag.String("bin", "bin/lwm2m-agent", "agent binary")
-		build      = flag.Bool("build", true, "build the agent binary at -bin from this repository first")
+		bin        = machine.BinaryFlags()
 		subs       = flag.Int("subscribers", 1000, "realtime clients")
 		transport  = flag.String("transport", "mixed", "websocket, long-polling, or mixed (every other one)")
 		devices    = flag.Int("devices", 100, "devices the measurements are spread over")
@@ -50,12 +49,8 @@ func main() {
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	cpuModel, cores := machine.CPU()
-	fmt.Printf("machine: %s, %d cores; agent, embedded store, subscribers and writers on one machine, loopback\n", cpuModel, cores)
-	if *build {
-		if err := machine.Build(ctx, *bin); err != nil {
-			fail(err)
-		}
+	if _, err := bin.Prepare(ctx, "agent, embedded store, subscribers and writers on one machine, loopback"); err != nil {
+		fail(err)
 	}
 	dir, err := os.MkdirTemp("", "realtimebench-")
 	if err != nil {
@@ -63,7 +58,7 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	// one user holds every client here: the per-user bound must let them
-	a, err := machine.StartAgent(ctx, *bin, dir, password,
+	a, err := machine.StartAgent(ctx, bin.Path, dir, password,
 		"LWM2M_AGENT_REALTIME_MAX_CLIENTS_PER_USER="+strconv.Itoa(*subs),
 		"LWM2M_AGENT_REALTIME_MAX_CLIENTS="+strconv.Itoa(max(*subs, 10_000)))
 	if err != nil {
@@ -79,10 +74,7 @@ func main() {
 	}
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "realtimebench:", err)
-	os.Exit(1)
-}
+func fail(err error) { machine.Fail("realtimebench", err) }
 
 // client has connections enough for every long-polling subscriber's held
 // connect beside its other requests, and for the writers.
