@@ -68,9 +68,7 @@ func TestAuditTab(t *testing.T) {
 		t.Fatalf("validation rule: HTTP %d", code)
 	}
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + dev + "/audit")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+dev+"/audit")
 	b.WaitFor("the reference device among the choices", `[...document.querySelectorAll('select[name="reference"] option')].some((o) => o.value === `+fmt.Sprintf("%q", ref)+`)`)
 	if n := b.Text(`select[name="reference"] option[value="` + dev + `"]`); n != "" {
 		t.Errorf("the device itself is offered as its reference: %q", n)

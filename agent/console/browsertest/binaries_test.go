@@ -40,8 +40,7 @@ func TestBinaries(t *testing.T) {
 	}
 	downloads := t.TempDir()
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	b.Go("/binaries")
 	b.WaitText("#main table.grid", "No binaries yet")
 	b.Do("choose a file over the limit", chromedp.SetUploadFiles(chromedp.CSS(`#main input[name=file]`), []string{big}))

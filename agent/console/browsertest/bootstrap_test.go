@@ -14,9 +14,7 @@ func TestBootstrapTab(t *testing.T) {
 	a := browsertest.StartAgent(t)
 	sim := a.Simulate(1, "boot", nil)
 	id := a.DeviceID(sim.Endpoints()[0])
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + id + "/bootstrap")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+id+"/bootstrap")
 	b.WaitVisible(`.bootstrap-form input[name="endpointId"]`)
 	var got struct {
 		Endpoint, Mode, KeyType, KeyValue string

@@ -327,6 +327,19 @@ func (b *Browser) Login(tenant, user, pass string) {
 	b.WaitText(".topbar .user", tenant+"/"+user)
 }
 
+// AdminBrowser is a browser logged in to a's console as the management
+// tenant's admin, with route then opened as a whole page (Open); with
+// route "" it stays on the device list the login shows.
+func AdminBrowser(t testing.TB, a *Agent, route string) *Browser {
+	t.Helper()
+	b := NewBrowser(t, a)
+	b.Login("management", "admin", AdminPassword)
+	if route != "" {
+		b.Open(route)
+	}
+	return b
+}
+
 // Fill replaces the text of an input with value, typing it as a user does
 // (so the page hears every key). Keys go to the focused element, which
 // the page itself focuses (the DevTools' copy of the document can lag

@@ -16,9 +16,7 @@ func TestDeviceListAvailabilityLive(t *testing.T) {
 	id := a.DeviceID(ep)
 	other := a.DeviceID(sim.Endpoints()[1])
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices")
+	b := browsertest.AdminBrowser(t, a, "/devices")
 	row := `tr[data-device-id="` + id + `"] td.availability`
 	b.WaitText(row, "AVAILABLE")
 	b.WaitVisible(`[data-live="realtime"] tr[data-device-id]`)
@@ -40,9 +38,7 @@ func TestDeviceListDeletionLive(t *testing.T) {
 	id := a.DeviceID(sim.Endpoints()[0])
 	other := a.DeviceID(sim.Endpoints()[1])
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices")
+	b := browsertest.AdminBrowser(t, a, "/devices")
 	b.WaitVisible(`[data-live="realtime"] tr[data-device-id="` + id + `"]`)
 
 	if code := a.Admin("DELETE", "/inventory/managedObjects/"+id, nil, nil); code != 204 {

@@ -18,8 +18,7 @@ func TestDeviceObjectsAndShell(t *testing.T) {
 	a.Simulate(3, "plant", nil)
 	meters := a.Simulate(2, "meter", nil)
 	meterID := a.DeviceID(meters.Endpoints()[1])
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 
 	rows := "#main table.grid tbody tr[data-device-id]"
 	b.WaitCount(rows, 5)
@@ -131,8 +130,7 @@ func TestTenantSeesOnlyItsDevices(t *testing.T) {
 	id := a.DeviceID(sim.Endpoints()[0])
 	a.CreateTenant("acme", "Acme-pass-2024!")
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	b.WaitCount("#main table.grid tbody tr[data-device-id]", 2)
 	b.ClickText(".topbar button", "Log out")
 

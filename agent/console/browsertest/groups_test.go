@@ -26,8 +26,7 @@ func TestGroupsAndBulkOperations(t *testing.T) {
 	a.Admin("POST", "/inventory/managedObjects", map[string]any{"name": "empty", "type": "c8y_DeviceGroup", "c8y_IsDeviceGroup": map[string]any{}}, &empty)
 	a.Admin("POST", "/inventory/managedObjects", map[string]any{"name": "basement", "type": "c8y_DeviceGroup", "c8y_IsDeviceGroup": map[string]any{}}, &sub)
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	b.Go("/groups")
 	b.WaitVisible(`#main tr[data-group-id="` + empty.ID + `"]`)
 	b.Fill("#main input[name=name]", "fleet")
@@ -104,8 +103,7 @@ func TestFirmwareRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	b.Go("/firmware")
 	b.WaitText("#main", "No firmware yet")
 	b.Fill("#main input[name=name]", "sensor")

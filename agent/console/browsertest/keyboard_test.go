@@ -45,9 +45,7 @@ func TestKeyboardFromListToRead(t *testing.T) {
 	a := browsertest.StartAgent(t)
 	sim := a.Simulate(1, "keys", nil)
 	id := a.DeviceID(sim.Endpoints()[0])
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices")
+	b := browsertest.AdminBrowser(t, a, "/devices")
 	b.WaitVisible(`tr[data-device-id="` + id + `"]`)
 
 	tabTo(t, b, `tr[data-device-id="`+id+`"] a`, 40)

@@ -47,9 +47,7 @@ func TestKeyboardWriteAndExecute(t *testing.T) {
 	a := browsertest.StartAgent(t)
 	sim := a.Simulate(1, "kbw", nil)
 	id := a.DeviceID(sim.Endpoints()[0])
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + id + "/objects")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+id+"/objects")
 	b.WaitVisible(`tr[data-path="/3/0/15"]`)
 
 	exec := `button[aria-label="Execute /3/0/12"]`
@@ -91,9 +89,7 @@ func TestKeyboardAlarmClear(t *testing.T) {
 	if code := a.Admin("POST", "/devicecontrol/operations", map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": "read /3303/0/5700"}}, nil); code != http.StatusCreated {
 		t.Fatalf("read: HTTP %d", code)
 	}
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + id + "/alarms")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+id+"/alarms")
 	b.WaitText(".tab-alarms .alarms tbody tr", "ACTIVE")
 
 	tabTo(t, b, `.tab-alarms .alarms button:not([disabled])`, 60)
@@ -125,9 +121,7 @@ func TestKeyboardAlarmClear(t *testing.T) {
 // and saves on Enter, and the focus returns to the button that opened it.
 func TestKeyboardFunctionalities(t *testing.T) {
 	a := browsertest.StartAgent(t)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/protocols/3303")
+	b := browsertest.AdminBrowser(t, a, "/protocols/3303")
 	opener := `tr[data-resource-id="5701"] button[aria-label^="Functionalities of"]`
 	b.WaitVisible(opener)
 
@@ -176,9 +170,7 @@ func TestKeyboardFunctionalities(t *testing.T) {
 // result of each line shows.
 func TestKeyboardCSVUpload(t *testing.T) {
 	a := browsertest.StartAgent(t)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/registration?view=file")
+	b := browsertest.AdminBrowser(t, a, "/registration?view=file")
 	b.WaitText("#main .tabs a.active", "From a file")
 	bad, err := filepath.Abs("../../../examples/devices-bad.csv")
 	if err != nil {

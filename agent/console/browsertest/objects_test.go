@@ -16,8 +16,7 @@ func TestObjectsInstanceOperations(t *testing.T) {
 	a := browsertest.StartAgent(t)
 	sim := a.Simulate(1, "inst", nil)
 	id := a.DeviceID(sim.Endpoints()[0])
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 
 	rules := map[string]any{"groups": []any{[]any{map[string]any{"type": "STRING", "rule": "EQUALS_NOT", "value": "test"}}}}
 	if code := a.Admin("PUT", "/lwm2m/deviceprotocols/3/resources/15/validation", rules, nil); code != 200 {

@@ -32,9 +32,7 @@ func TestObjectsLiveValues(t *testing.T) {
 	sim := a.Simulate(1, "objlive", func(c *simulator.Config) { c.NotifyInterval = 0 })
 	ep := sim.Endpoints()[0]
 	id := a.DeviceID(ep)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + id + "/objects")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+id+"/objects")
 	b.Eval(`performance.setResourceTimingBufferSize(100000)`, nil)
 	cell := `tr[data-path="/3303/0/5700"] td.value`
 	b.WaitVisible(`.tab-objects[data-live="realtime"] ` + cell)

@@ -16,8 +16,7 @@ func TestEveryPageAtPhoneWidth(t *testing.T) {
 	sim := a.Simulate(1, "phone", nil)
 	id := a.DeviceID(sim.Endpoints()[0])
 	group := groupOf(t, a, id)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	const width = 360
 	b.Viewport(width, 740)
 	for _, p := range everyPage(id, group) {

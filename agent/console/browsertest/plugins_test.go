@@ -61,9 +61,7 @@ func TestPluginsDecodeBacklog(t *testing.T) {
 		}
 	}
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/plugins")
+	b := browsertest.AdminBrowser(t, a, "/plugins")
 	row := `tr[data-decoder="frame-svc"]`
 	b.WaitText(`tr[data-plugin="frame-svc"] td.plugin-status`, "DOWN")
 	b.WaitText(row+" td.waiting", fmt.Sprint(sent))

@@ -19,8 +19,7 @@ import (
 // reports, live.
 func TestProtocolUploadToChart(t *testing.T) {
 	a := browsertest.StartAgent(t)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 
 	ddf, err := filepath.Abs(filepath.Join("testdata", "ddf", "33061.xml"))
 	if err != nil {

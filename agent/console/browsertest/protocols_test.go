@@ -40,9 +40,7 @@ func (p protocolAnswer) functionalities(id int) map[string]any {
 // and a bad rule value is named at its field.
 func TestDeviceProtocols(t *testing.T) {
 	a := browsertest.StartAgent(t)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/protocols")
+	b := browsertest.AdminBrowser(t, a, "/protocols")
 	b.WaitText("#main table", "Temperature") // the built-in definitions are listed
 	b.WaitVisible(`tr[data-object-id="3303"]`)
 

@@ -19,8 +19,7 @@ import (
 // registered, and the device list finds it.
 func TestRegistrationForm(t *testing.T) {
 	a := browsertest.StartAgent(t)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	b.Go("/registration")
 	b.WaitText("#main .tabs a.active", "One device")
 	b.Fill(`#main input[name="ID"]`, "form-dev-1")
@@ -73,8 +72,7 @@ func fieldError(column, text string) string {
 // dropped on the page is taken as well.
 func TestRegistrationFile(t *testing.T) {
 	a := browsertest.StartAgent(t)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	b.Go("/registration?view=file")
 	b.WaitText("#main .tabs a.active", "From a file")
 	bad, err := filepath.Abs("../../../examples/devices-bad.csv")
@@ -139,8 +137,7 @@ func TestRegistrationFile(t *testing.T) {
 // stored; the saved list runs on a device that registers afterwards.
 func TestPostRegistrationCommands(t *testing.T) {
 	a := browsertest.StartAgent(t)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	b.Go("/registration?view=commands")
 	b.WaitText("#main .tabs a.active", "Post-registration commands")
 	b.WaitVisible("#main textarea[name=commands]")
@@ -189,8 +186,7 @@ func TestPostRegistrationCommands(t *testing.T) {
 // nothing makes the page scroll sideways (tables stack, fields wrap).
 func TestRegistrationPagesAtPhoneWidth(t *testing.T) {
 	a := browsertest.StartAgent(t)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	const width = 360
 	b.Viewport(width, 740)
 	for _, route := range []string{"/registration", "/registration?view=file", "/registration?view=commands", "/binaries", "/tenants"} {

@@ -53,9 +53,7 @@ func TestMeasurementsChartKeepsUp(t *testing.T) {
 		return nil
 	})
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + id + "/measurements")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+id+"/measurements")
 	b.WaitVisible(".tab-measurements .chart path.line.series-0")
 	b.WaitText(".series-chooser", "Temperature T")
 	shown := func() int {
@@ -128,9 +126,7 @@ func TestAlarmsAcknowledgeAndClear(t *testing.T) {
 		}
 	}
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + id + "/alarms")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+id+"/alarms")
 	b.WaitText(".tab-alarms .alarms", "No alarms")
 	read() // raises it while the page is open
 	b.WaitText(".tab-alarms .alarms tbody tr", "c8y_HighTemperature")
@@ -165,9 +161,7 @@ func TestEventsLive(t *testing.T) {
 	ep := sim.Endpoints()[0]
 	id := a.DeviceID(ep)
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + id + "/events")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+id+"/events")
 	b.WaitText(".tab-events .events tbody", "c8y_LWM2MDeviceRegistration")
 	if n := count(t, a, "/event/events?source="+id+"&type=c8y_LWM2MDeviceRegistrationUpdate"); n != 0 {
 		t.Fatalf("%d update events before the device sent an Update", n)
@@ -197,9 +191,7 @@ func TestControlFollowsStatus(t *testing.T) {
 		return nil
 	})
 
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
-	b.Open("/devices/" + id + "/control")
+	b := browsertest.AdminBrowser(t, a, "/devices/"+id+"/control")
 	b.WaitText(".tab-control .operations", "No operations")
 	var op struct{ ID string }
 	if code := a.Admin("POST", "/devicecontrol/operations", map[string]any{"deviceId": id, "c8y_Command": map[string]string{"text": "read /3/0/0"}}, &op); code != http.StatusCreated {

@@ -14,8 +14,7 @@ import (
 func TestTenants(t *testing.T) {
 	a := browsertest.StartAgent(t)
 	a.Simulate(2, "mgmt", nil)
-	b := browsertest.NewBrowser(t, a)
-	b.Login("management", "admin", browsertest.AdminPassword)
+	b := browsertest.AdminBrowser(t, a, "")
 	b.WaitText("#main table.grid tbody", "mgmt-1")
 	b.ClickText("#nav a", "Tenants")
 	b.WaitText("#main .tenants tbody", "management")
