@@ -9,10 +9,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/config"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testproc"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/simulator"
 )
@@ -27,6 +29,8 @@ type backlogRig struct {
 	layout  string
 	svc     string
 	plugins string
+	// proc is the decoder service's process, once started
+	proc *os.Process
 }
 
 // latestPayload is Temperature Readings' Latest Payload (10268/0/6029),
@@ -45,7 +49,7 @@ func newBacklogRig(t *testing.T) *backlogRig {
 
 // decoderBack starts the decoder service and returns when it listens.
 func (r *backlogRig) decoderBack() time.Time {
-	startFrameServiceAt(r.t, r.bin, r.layout, r.svc)
+	r.proc = testproc.ServeAt(r.t, r.svc, r.bin, "--config", r.layout, "--listen", r.svc)
 	return time.Now()
 }
 
@@ -83,13 +87,13 @@ func (r *backlogRig) setUp(h *harness) {
 // value of the test is a temperature of its own.
 func centi(d, i int) int { return d*1000 + i }
 
-// report sends each of sim's devices n frames with LwM2M Send, one by
-// one, each answered before the next.
-func reportFrames(t *testing.T, sim *simulator.Simulator, n int) {
+// reportFrames sends each of sim's devices its frames from to to-1
+// with LwM2M Send, one by one, each answered before the next.
+func reportFrames(t *testing.T, sim *simulator.Simulator, from, to int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i := range n {
+	for i := from; i < to; i++ {
 		for d, ep := range sim.Endpoints() {
 			dev := sim.Device(ep)
 			dev.SetValue(latestPayload, node.Opaque(binary.LittleEndian.AppendUint16(nil, uint16(int16(centi(d, i))))))
@@ -183,7 +187,7 @@ func TestDecodeBacklogSurvivesAgentRestart(t *testing.T) {
 	for _, ep := range sim.Endpoints() {
 		ids = append(ids, h.device(ep).str("id"))
 	}
-	reportFrames(t, sim, each)
+	reportFrames(t, sim, 0, each)
 	h.waitMetric(15*time.Second, devices*each, "lwm2m_agent_decode_backlog_values", `plugin="frame-svc"`)
 	h.eventually(10*time.Second, func() error {
 		if s := h.agent.Decoder.Stats(); s.Retries == 0 {
@@ -219,10 +223,77 @@ func TestDecodeBacklogSurvivesAgentKill(t *testing.T) {
 	for _, ep := range sim.Endpoints() {
 		ids = append(ids, h.device(ep).str("id"))
 	}
-	reportFrames(t, sim, each)
+	reportFrames(t, sim, 0, each)
 	h.waitMetric(15*time.Second, devices*each, "lwm2m_agent_decode_backlog_values", `plugin="frame-svc"`)
 	p.kill()
 
 	_, h2 := startAgentProcess(t, dir, coap, httpAddr, args...)
 	r.drain(h2, ids, each, "SIGKILL of the agent")
+}
+
+// A decoder service that hangs (stopped with SIGSTOP: it keeps its
+// connections and answers nothing) while devices report: it shows as
+// down, in /metrics and /lwm2m/plugins, and the values sent meanwhile
+// wait in the decode backlog. Once it answers again (SIGCONT), every
+// value is decoded exactly once, and none was dropped.
+func TestHungDecoderServiceValuesWait(t *testing.T) {
+	const devices, each = 2, 10
+	r := newBacklogRig(t)
+	h := startAgent(t, withPluginsConfig(r.plugins), withDecodeMaxBackoff(500*time.Millisecond))
+	r.decoderBack()
+	r.setUp(h)
+	sim := h.simulate(devices, func(c *simulator.Config) { c.NotifyInterval = 0 })
+	var ids []string
+	for _, ep := range sim.Endpoints() {
+		ids = append(ids, h.device(ep).str("id"))
+	}
+	reportFrames(t, sim, 0, each)
+	checkDecodedOnce(t, h, ids, each, 30*time.Second)
+
+	testproc.Stop(t, r.proc.Pid)
+	stopped := time.Now()
+	// values 10 to 19 of each device, while the service hangs
+	reportFrames(t, sim, each, 2*each)
+	h.waitMetric(20*time.Second, 0, "lwm2m_agent_plugin_up", `plugin="frame-svc"`)
+	h.waitMetric(20*time.Second, devices*each, "lwm2m_agent_decode_backlog_values", `plugin="frame-svc"`)
+	var shown struct {
+		Plugins []struct {
+			Name string `json:"name"`
+			Up   bool   `json:"up"`
+		} `json:"plugins"`
+		DecodeBacklog struct {
+			Decoders []struct {
+				Decoder string `json:"decoder"`
+				Waiting int    `json:"waiting"`
+			} `json:"decoders"`
+		} `json:"decodeBacklog"`
+	}
+	if code := h.call("GET", "/lwm2m/plugins", nil, &shown); code != 200 {
+		t.Fatalf("GET /lwm2m/plugins: HTTP %d", code)
+	}
+	for _, p := range shown.Plugins {
+		if p.Name == "frame-svc" && p.Up {
+			t.Errorf("/lwm2m/plugins shows the hung service up")
+		}
+	}
+	if d := shown.DecodeBacklog.Decoders; len(d) != 1 || d[0].Decoder != "frame-svc" || d[0].Waiting != devices*each {
+		t.Errorf("/lwm2m/plugins decode backlog %+v, want %d values waiting for frame-svc", d, devices*each)
+	}
+	for _, id := range ids {
+		if n := len(h.measurements(id, "c8y_Temperature")); n != each {
+			t.Fatalf("device %s has %d temperatures while its decoder hangs, want %d", id, n, each)
+		}
+	}
+	waited := time.Since(stopped)
+
+	if err := r.proc.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	checkDecodedOnce(t, h, ids, 2*each, 60*time.Second)
+	drained := time.Since(back)
+	h.checkDrained(devices * 2 * each)
+	h.waitMetric(10*time.Second, 1, "lwm2m_agent_plugin_up", `plugin="frame-svc"`)
+	t.Logf("decoder service hung %v: %d values sent, %d waited in the backlog, %d decoded once each, 0 dropped; drained %v after it answered again",
+		waited.Round(time.Millisecond), devices*2*each, devices*each, devices*2*each, drained.Round(time.Millisecond))
 }

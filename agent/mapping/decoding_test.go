@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +62,7 @@ type decoderRig struct {
 	st      store.Engine
 	p       *mapping.Pipeline
 	dec     *mapping.PluginDecoder
+	host    *plugins.Host
 	devices []mapping.Device
 	base    time.Time
 }
@@ -86,7 +88,7 @@ func newDecoderRig(t *testing.T, devices int, args []string, timeout time.Durati
 	opt.Backlog, opt.Logger = st, log
 	dec := mapping.NewPluginDecoder(host, p, opt)
 	p.SetDecoder(dec)
-	r := &decoderRig{t: t, st: st, p: p, dec: dec, base: time.Now().UTC().Truncate(time.Second)}
+	r := &decoderRig{t: t, st: st, p: p, dec: dec, host: host, base: time.Now().UTC().Truncate(time.Second)}
 	for i := range devices {
 		ep := fmt.Sprintf("ep-%d", i)
 		id, err := st.CreateDevice(ctx, "acme", ep)
@@ -240,6 +242,68 @@ func TestSlowDecoderLosesNothing(t *testing.T) {
 	}
 	t.Logf("slow decoder (25 ms a value, timeout 1 s): %d values sent in %v, %d decoded, 0 dropped, %d calls retried, drained %v after the first was sent",
 		devices*each, sent.Round(time.Millisecond), s.Decoded, s.Retries, drained.Round(time.Millisecond))
+}
+
+// A decoder process killed (SIGKILL) while values flow, some of them in
+// the call it dies in: that call's values are neither blamed nor lost,
+// the process is restarted, and every value is decoded exactly once,
+// each device's in order, with no alarm.
+func TestKilledDecoderLosesNothing(t *testing.T) {
+	const devices, each = 3, 60
+	r := newDecoderRig(t, devices, []string{"delay=5ms"}, 2*time.Second, mapping.DecoderOptions{Backoff: 10 * time.Millisecond})
+	r.run()
+	start := time.Now()
+	for i := range each / 2 {
+		for d := range devices {
+			r.send(d, i)
+		}
+	}
+	// killed once values are flowing, with more of them waiting
+	waitUntil(t, 30*time.Second, "the first values decoded", func() bool { return r.dec.Stats().Decoded >= 10 })
+	before := r.plugin()
+	if before.PID == 0 {
+		t.Fatal("no process of the decoder")
+	}
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	decodedAtKill := r.dec.Stats().Decoded
+	for i := each / 2; i < each; i++ {
+		for d := range devices {
+			r.send(d, i)
+		}
+	}
+	waitUntil(t, 60*time.Second, "every value decoded or failed", func() bool {
+		s := r.dec.Stats()
+		return s.Decoded+s.Failed >= devices*each && r.waiting() == 0
+	})
+	drained := time.Since(start)
+	checkOnceInOrder(t, r.decoded(), []int{each, each, each})
+	s, after := r.dec.Stats(), r.plugin()
+	if s.Decoded != devices*each || s.Failed != 0 {
+		t.Errorf("decoded %d, failed %d; want %d and 0", s.Decoded, s.Failed, devices*each)
+	}
+	if after.RestartsBy[plugins.ReasonCrash] < 1 || after.PID == before.PID || after.PID == 0 {
+		t.Errorf("after the kill of process %d: %+v, want a crash restart and a new process", before.PID, after)
+	}
+	for d := range devices {
+		if al := r.mappingAlarms(d); len(al) != 0 {
+			t.Errorf("device %d has mapping alarms %+v", d, al)
+		}
+	}
+	t.Logf("decoder killed after %d of %d values were decoded: %d decoded once each, in order, 0 dropped, 0 alarms, %d calls retried; drained %v after the first was sent",
+		decodedAtKill, devices*each, s.Decoded, s.Retries, drained.Round(time.Millisecond))
+}
+
+// plugin answers the host's figures of the decoder tp.
+func (r *decoderRig) plugin() plugins.Stats {
+	for _, s := range r.host.Stats() {
+		if s.Name == "tp" {
+			return s
+		}
+	}
+	r.t.Fatal("no plugin tp")
+	return plugins.Stats{}
 }
 
 // A decoder down (its process exits at start) while values come: the

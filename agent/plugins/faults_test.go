@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testproc"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/plugins"
 )
 
@@ -37,25 +36,8 @@ func stoppable(t *testing.T, hungAfter int) (*plugins.Host, int) {
 }
 
 // sigstop stops the process pid and returns once every thread of it is
-// stopped: the signal is delivered a moment after kill returns.
-func sigstop(t *testing.T, pid int) {
-	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	testbound.Until(t, 10*time.Second, fmt.Sprintf("process %d stopped", pid), func() bool {
-		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-		for _, f := range stats {
-			b, err := os.ReadFile(f)
-			// the state follows the command name in parentheses
-			_, after, _ := strings.Cut(string(b), ") ")
-			if err != nil || !strings.HasPrefix(after, "T") {
-				return false
-			}
-		}
-		return len(stats) > 0
-	})
-}
+// stopped.
+func sigstop(t *testing.T, pid int) { testproc.Stop(t, pid) }
 
 // A plugin process stopped with SIGSTOP while values flow neither exits
 // nor answers, nor can it answer go-plugin's request to exit: its calls

@@ -3,17 +3,21 @@
 package testproc
 
 import (
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/apitest"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/internal/testbound"
 )
 
 // FreeTCPAddr is a loopback address whose port was free a moment ago,
@@ -48,8 +52,9 @@ func freeAddr(t testing.TB, listen func(string) (io.Closer, error)) string {
 }
 
 // ServeAt runs bin with args until the test ends (SIGTERM, then a kill
-// after 5 s) and returns once something accepts connections at addr.
-func ServeAt(t testing.TB, addr, bin string, args ...string) {
+// after 5 s) and returns its process once something accepts connections
+// at addr.
+func ServeAt(t testing.TB, addr, bin string, args ...string) *os.Process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
@@ -73,5 +78,28 @@ func ServeAt(t testing.TB, addr, bin string, args ...string) {
 			return err
 		}
 		return c.Close()
+	})
+	return cmd.Process
+}
+
+// Stop stops the process pid with SIGSTOP and returns once every thread
+// of it is stopped: the signal is delivered a moment after kill returns,
+// and a call could still be answered in between.
+func Stop(t testing.TB, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	testbound.Until(t, 10*time.Second, fmt.Sprintf("process %d stopped", pid), func() bool {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		for _, f := range stats {
+			b, err := os.ReadFile(f)
+			// the state follows the command name in parentheses
+			_, after, _ := strings.Cut(string(b), ") ")
+			if err != nil || !strings.HasPrefix(after, "T") {
+				return false
+			}
+		}
+		return len(stats) > 0
 	})
 }
