@@ -83,6 +83,19 @@ func (r *backlogRig) setUp(h *harness) {
 	}
 }
 
+// simulated sets up the object (setUp) and runs n simulated devices
+// without notifications of their own, with their managed object IDs.
+func (r *backlogRig) simulated(h *harness, n int) (*simulator.Simulator, []string) {
+	r.t.Helper()
+	r.setUp(h)
+	sim := h.simulate(n, func(c *simulator.Config) { c.NotifyInterval = 0 })
+	var ids []string
+	for _, ep := range sim.Endpoints() {
+		ids = append(ids, h.device(ep).str("id"))
+	}
+	return sim, ids
+}
+
 // centi is device d's i-th temperature, in hundredths of a degree: each
 // value of the test is a temperature of its own.
 func centi(d, i int) int { return d*1000 + i }
@@ -181,12 +194,7 @@ func TestDecodeBacklogSurvivesAgentRestart(t *testing.T) {
 	dir, coap := t.TempDir(), freeUDPAddr(t)
 	opts := []option{withPluginsConfig(r.plugins), withDecodeMaxBackoff(500 * time.Millisecond)}
 	h, stop := startAgentIn(t, dir, coap, opts...)
-	r.setUp(h)
-	sim := h.simulate(devices, func(c *simulator.Config) { c.NotifyInterval = 0 })
-	var ids []string
-	for _, ep := range sim.Endpoints() {
-		ids = append(ids, h.device(ep).str("id"))
-	}
+	sim, ids := r.simulated(h, devices)
 	reportFrames(t, sim, 0, each)
 	h.waitMetric(15*time.Second, devices*each, "lwm2m_agent_decode_backlog_values", `plugin="frame-svc"`)
 	h.eventually(10*time.Second, func() error {
@@ -241,12 +249,7 @@ func TestHungDecoderServiceValuesWait(t *testing.T) {
 	r := newBacklogRig(t)
 	h := startAgent(t, withPluginsConfig(r.plugins), withDecodeMaxBackoff(500*time.Millisecond))
 	r.decoderBack()
-	r.setUp(h)
-	sim := h.simulate(devices, func(c *simulator.Config) { c.NotifyInterval = 0 })
-	var ids []string
-	for _, ep := range sim.Endpoints() {
-		ids = append(ids, h.device(ep).str("id"))
-	}
+	sim, ids := r.simulated(h, devices)
 	reportFrames(t, sim, 0, each)
 	checkDecodedOnce(t, h, ids, each, 30*time.Second)
 
