@@ -175,7 +175,7 @@ func decoderSpec(file, name string) (plugins.Spec, error) {
 	}
 	cfg, err := plugins.LoadConfig(file)
 	if err != nil {
-		return plugins.Spec{}, fmt.Errorf("%s: %w", file, err)
+		return plugins.Spec{}, err // "plugins config FILE: ..." names the file
 	}
 	var decoders []string
 	for _, s := range cfg.Plugins {

@@ -65,6 +65,10 @@ func TestDecodeCommand(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(spec), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badConf := filepath.Join(dir, "bad-plugins.json")
+	if err := os.WriteFile(badConf, []byte(`{"plugins":[{"name":"a","kind":"decoder","url":"http://x","timeout":"fast"},{"name":"a","kind":"decodr","url":"http://x"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	frame := filepath.Join(dir, "frame.bin")
 	if err := os.WriteFile(frame, []byte{0xa1, 0x61, 0x54, 0xf9, 0x4d, 0x60}, 0o600); err != nil { // {"T": 21.5}
 		t.Fatal(err)
@@ -86,6 +90,7 @@ func TestDecodeCommand(t *testing.T) {
 		code    int
 		want    *output // the JSON printed, when one is
 		wantErr string
+		conf    string // the plugins file, when not conf
 	}{
 		{name: "argument as the type", args: []string{"--plugin", "cbor", "--arg", "c8y_Env", "--path", "/19/0/0", "--hex", "a2 61 48 18 28 61 54 f9 4d 60"},
 			want: &output{Plugin: "cbor", Path: "/19/0/0", Argument: "c8y_Env", Value: "a2614818286154f94d60", Success: true,
@@ -107,16 +112,21 @@ func TestDecodeCommand(t *testing.T) {
 		{name: "unknown flag", args: []string{"--plugin", "cbor", "--hexx", "00"}, code: decodeUsage, wantErr: "unknown flag: --hexx"},
 		{name: "hung decoder", args: []string{"--plugin", "stuck", "--path", "/19/0/0", "--hex", "68616e67"}, code: decodeNoVerdict, // "hang"
 			wantErr: "decoder stuck: decode /19/0/0: plugin stuck: plugin unavailable: no answer within 300ms"},
+		{name: "bad plugins file", conf: badConf, args: []string{"--plugin", "a", "--hex", "00"}, code: decodeUsage,
+			wantErr: "plugins config " + badConf + ": 4 problems:\n\tplugins[0].timeout: invalid duration \"fast\""},
 		{name: "decoder that does not start", args: []string{"--plugin", "nostart", "--hex", "00"}, code: decodeNoVerdict,
 			wantErr: "the process did not start"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			args := tt.args
+			args, file := tt.args, conf
+			if tt.conf != "" {
+				file = tt.conf
+			}
 			if tt.env {
 				t.Setenv("LWM2M_AGENT_PLUGINS_CONFIG", conf)
 			} else {
 				t.Setenv("LWM2M_AGENT_PLUGINS_CONFIG", "")
-				args = append([]string{"--plugins-config", conf}, args...)
+				args = append([]string{"--plugins-config", file}, args...)
 			}
 			cmd := decodeCmd()
 			var out, log bytes.Buffer
@@ -130,7 +140,10 @@ func TestDecodeCommand(t *testing.T) {
 			if err != nil {
 				code = exitCode(err)
 			}
-			if code != tt.code || (tt.wantErr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+			// the message starts with what was wanted: nothing before it
+			// names the file a second time
+			if code != tt.code || (tt.wantErr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.wantErr) ||
+				tt.conf != "" && err != nil && !strings.HasPrefix(err.Error(), tt.wantErr) {
 				t.Fatalf("exit %d, err %v; want exit %d, err containing %q\nstdout: %s\nstderr: %s", code, err, tt.code, tt.wantErr, out.String(), log.String())
 			}
 			if tt.want == nil {

@@ -74,6 +74,13 @@ func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 				continue
 			}
 		}
+		if k, _ := args[i].(string); k == "plugin" && !fromPlugin {
+			// go-plugin names the executable "plugin", which would be a
+			// second plugin attribute beside the agent's (its name): in a
+			// JSON log the later one wins
+			all = append(all, "path", args[i+1])
+			continue
+		}
 		all = append(all, args[i], args[i+1])
 	}
 	if h.name != "" && !fromPlugin {

@@ -1,7 +1,9 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -70,5 +72,20 @@ func TestSlogLevel(t *testing.T) {
 		if got := slogLevel(tc.level, tc.fromPlugin); got != tc.want {
 			t.Errorf("slogLevel(%v, %v) = %v, want %v", tc.level, tc.fromPlugin, got, tc.want)
 		}
+	}
+}
+
+// go-plugin's own lines name the executable "plugin": in the agent's log
+// it is the path, and plugin stays the plugin's name.
+func TestGoPluginLinesKeepThePluginsName(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("plugin", "temp", "kind", "decoder")
+	newHCLogger(log, "tempframe").Error("plugin process exited", "plugin", "/usr/lib/lwm2m-agent/tempframe", "id", 42)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["plugin"] != "temp" || line["path"] != "/usr/lib/lwm2m-agent/tempframe" || strings.Count(buf.String(), `"plugin":`) != 1 {
+		t.Errorf("logged %s, want plugin temp once and the path as path", buf.Bytes())
 	}
 }
