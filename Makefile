@@ -11,7 +11,7 @@ LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 SDK_MODULE     := github.com/lwm2m-agent/lwm2m-agent/sdk
 SDK_EXAMPLE    := sdk/examples/tempframe
 
-.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign bench-dtls lint vet fmt clean test-deploy
+.PHONY: proto proto-check all build run simulate test test-short test-queue test-sdk sdk-deps sdk-get fuzz bench bench-go bench-load bench-reg bench-import bench-queue bench-realtime bench-campaign bench-dtls lint vet fmt clean test-deploy
 
 all: build
 
@@ -49,13 +49,19 @@ test-deploy:
 # repository uses it: it depends on nothing of the agent, and the example
 # plugin is vetted, tested and built from its own module directory, and
 # again from a copy outside the repository.
-test-sdk: sdk-deps
+test-sdk: sdk-deps sdk-get
 	cd sdk && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd $(SDK_EXAMPLE) && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./... && GOWORK=off $(GO) build -o /dev/null .
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -R $(SDK_EXAMPLE)/. "$$tmp" && cd "$$tmp" && \
 	  GOWORK=off $(GO) mod edit -replace=$(SDK_MODULE)=$(CURDIR)/sdk && \
 	  GOWORK=off $(GO) test -count=1 ./... && GOWORK=off $(GO) build -o /dev/null . && \
 	  echo "the example plugin builds and passes its tests as a module outside the repository"
+
+# The SDK fetched with `go get` through git as an author outside this
+# repository fetches it: the checked-out commit (a pseudo-version) and the
+# newest sdk/vX.Y.Z tag (.ci/sdk-get).
+sdk-get:
+	GO=$(GO) .ci/sdk-get
 
 # Fails when the SDK module (its packages and tests, or its module graph)
 # or the example plugin's module graph reaches the agent module.
