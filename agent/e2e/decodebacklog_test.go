@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -118,7 +121,8 @@ func reportFrames(t *testing.T, sim *simulator.Simulator, from, to int) {
 }
 
 // checkDecodedOnce waits until every device has n temperatures, then
-// fails the test unless each value sent was decoded exactly once.
+// fails the test unless each value sent was decoded exactly once, and
+// each device's in the order sent (stored in that order: ascending ids).
 func checkDecodedOnce(t *testing.T, h *harness, ids []string, n int, within time.Duration) {
 	t.Helper()
 	h.eventually(within, func() error {
@@ -131,8 +135,16 @@ func checkDecodedOnce(t *testing.T, h *harness, ids []string, n int, within time
 	})
 	for d, id := range ids {
 		seen := map[int]int{}
-		for _, m := range h.measurements(id, "c8y_Temperature") {
-			seen[int(math.Round(m.Series["c8y_Temperature.T"].Value*100))]++
+		ms := h.measurements(id, "c8y_Temperature")
+		slices.SortFunc(ms, func(a, b decodedMeasurement) int { return cmp.Compare(idNumber(t, a.ID), idNumber(t, b.ID)) })
+		var order []int
+		for _, m := range ms {
+			v := int(math.Round(m.Series["c8y_Temperature.T"].Value * 100))
+			seen[v]++
+			order = append(order, v-centi(d, 0))
+		}
+		if !slices.IsSorted(order) {
+			t.Errorf("device %s: values stored in the order %v, want the order sent", id, order)
 		}
 		for i := range n {
 			if seen[centi(d, i)] != 1 {
@@ -299,4 +311,15 @@ func TestHungDecoderServiceValuesWait(t *testing.T) {
 	h.waitMetric(10*time.Second, 1, "lwm2m_agent_plugin_up", `plugin="frame-svc"`)
 	t.Logf("decoder service hung %v: %d values sent, %d waited in the backlog, %d decoded once each, 0 dropped; drained %v after it answered again",
 		waited.Round(time.Millisecond), devices*2*each, devices*each, devices*2*each, drained.Round(time.Millisecond))
+}
+
+// idNumber is a stored object's id as a number: the embedded store
+// numbers them in the order it stores them.
+func idNumber(t *testing.T, id string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		t.Fatalf("id %q: %v", id, err)
+	}
+	return n
 }

@@ -143,6 +143,7 @@ type seriesValue struct {
 }
 
 type decodedMeasurement struct {
+	ID     string
 	Type   string
 	Source string
 	Series map[string]seriesValue // fragment.series
@@ -170,7 +171,9 @@ func (h *harness) measurements(source, typ string) []decodedMeasurement {
 					var src struct{ ID string }
 					_ = json.Unmarshal(v, &src)
 					m.Source = src.ID
-				case "id", "time", "self", "creationTime":
+				case "id":
+					_ = json.Unmarshal(v, &m.ID)
+				case "time", "self", "creationTime":
 				default:
 					var frag map[string]seriesValue
 					if json.Unmarshal(v, &frag) == nil {
