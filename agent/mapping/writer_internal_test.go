@@ -2,7 +2,9 @@ package mapping
 
 import (
 	"maps"
+	"sort"
 	"testing"
+	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -32,5 +34,44 @@ func TestMergeInventorySetsFields(t *testing.T) {
 	}
 	if got := mergeInventory(mo, &InventoryUpdate{Fields: map[string]map[string]any{FragmentHardware: {"model": "m1"}}}); got != nil {
 		t.Errorf("nothing changed, got %v", got)
+	}
+}
+
+// A delay is counted in the first bucket whose bound is at or above it,
+// as Prometheus's le reads, and one beyond the last bound in the
+// overflow.
+func TestDelayBucket(t *testing.T) {
+	index := func(bound float64) int {
+		for i, b := range DelayBuckets {
+			if b == bound {
+				return i
+			}
+		}
+		t.Fatalf("no bucket bound %v", bound)
+		return -1
+	}
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{
+		{0, 0},
+		{500 * time.Microsecond, 0},
+		{time.Millisecond, 0},
+		{1100 * time.Microsecond, index(0.002)},
+		{210 * time.Millisecond, index(0.225)},
+		{250 * time.Millisecond, index(0.25)},
+		{251 * time.Millisecond, index(0.3)},
+		{30 * time.Second, len(DelayBuckets) - 1},
+		{31 * time.Second, len(DelayBuckets)},
+	} {
+		var w Writer
+		now := time.Now()
+		w.left([]time.Time{now.Add(-c.d)}, now)
+		if got := w.delayCounts(); got[c.want] != 1 {
+			t.Errorf("delay %v: counts %v, want it in bucket %d", c.d, got, c.want)
+		}
+	}
+	if !sort.Float64sAreSorted(DelayBuckets[:]) {
+		t.Error("DelayBuckets do not ascend")
 	}
 }

@@ -121,6 +121,25 @@ func ReadHistogram(ctx context.Context, c *http.Client, base, name string) (Hist
 	return h, sc.Err()
 }
 
+// Between is the bucket holding quantile q of what was counted since
+// before, as "lower–upper s", so that a figure read from buckets shows
+// its resolution.
+func (h Histogram) Between(before Histogram, q float64) string {
+	total := h.Count - before.Count
+	lower := "0"
+	for i, c := range h.Counts {
+		var b float64
+		if i < len(before.Counts) {
+			b = before.Counts[i]
+		}
+		if c-b >= q*total {
+			return lower + "–" + h.Bounds[i] + " s"
+		}
+		lower = h.Bounds[i]
+	}
+	return "+Inf"
+}
+
 // Quantile is the upper bound of the bucket holding quantile q of what
 // was counted since before (the zero Histogram: since the start).
 func (h Histogram) Quantile(before Histogram, q float64) string {
