@@ -57,6 +57,7 @@ var metrics = []metric{
 	{"lwm2m_agent_decode_retries_total", "Decoder calls that failed for a reason that may pass, their values kept in the decode backlog for a retry.", false, func(a *Agent) float64 { return float64(a.decoderStats().Retries) }},
 	{"lwm2m_agent_post_operations_total", "Post-registration operations created at full registrations.", false, func(a *Agent) float64 { return float64(a.PostOps.Created()) }},
 	{"lwm2m_agent_post_operations_skipped_total", "Registrations whose post-registration operations were skipped (queue full or store error).", false, func(a *Agent) float64 { return float64(a.PostOps.Skipped()) }},
+	{"lwm2m_agent_operations_executed_at_once_total", "Reads answered before their EXECUTING was written, recorded with it in one store write.", false, func(a *Agent) float64 { return float64(a.Ops.Stats().Executed) }},
 	{"lwm2m_agent_operations_sent_total", "Operations sent to devices (moved to EXECUTING).", false, func(a *Agent) float64 { return float64(a.Ops.Stats().Sent) }},
 	{"lwm2m_agent_operations_successful_total", "Operations the devices answered with success.", false, func(a *Agent) float64 { return float64(a.Ops.Stats().Successful) }},
 	{"lwm2m_agent_operations_failed_total", "Operations failed, for any reason.", false, func(a *Agent) float64 { return float64(a.Ops.Stats().Failed) }},

@@ -317,3 +317,40 @@ func (h *harness) bayeuxPost(msgs ...map[string]any) []map[string]any {
 	}
 	return out
 }
+
+// A read answered at once is recorded with its EXECUTING in one store
+// write, and still passes through EXECUTING for those who watch: its
+// realtime updates are EXECUTING, then SUCCESSFUL with the result.
+func TestReadRecordedInOneWrite(t *testing.T) {
+	h := startAgent(t)
+	sim := h.simulate(1, func(c *simulator.Config) { c.NotifyInterval = 0 })
+	id := h.deviceIDs(sim)[sim.Endpoints()[0]]
+	c := h.bayeux("management/admin", adminPassword, bayeux.WebSocket)
+	if err := c.Subscribe(h.ctx, "/operations/"+id); err != nil {
+		t.Fatal(err)
+	}
+	before := h.agent.Ops.Stats()
+	op := h.shell(id, "read /3/0/0", 10*time.Second)
+	if op.Status != "SUCCESSFUL" || op.Command.Result == "" {
+		t.Fatalf("read: %+v", op)
+	}
+	if got := h.agent.Ops.Stats(); got.Executed != before.Executed+1 || got.Sent != before.Sent+1 {
+		t.Errorf("runner: executed in one write %d → %d, sent %d → %d; want one more each",
+			before.Executed, got.Executed, before.Sent, got.Sent)
+	}
+	var statuses []string
+	for {
+		m, _ := notification(t, c, "the read's outcome", func(m bayeux.Message) bool { return object(m)["id"] == op.ID })
+		o := object(m)
+		statuses = append(statuses, fmt.Sprint(m.Data.RealtimeAction, " ", o["status"]))
+		if o["status"] == "SUCCESSFUL" {
+			if cmd, _ := o["c8y_Command"].(map[string]any); cmd["result"] != op.Command.Result {
+				t.Errorf("announced result %v, want %q", cmd["result"], op.Command.Result)
+			}
+			break
+		}
+	}
+	if want := []string{"CREATE PENDING", "UPDATE EXECUTING", "UPDATE SUCCESSFUL"}; !sameJSON(statuses, want) {
+		t.Errorf("announced %q, want %q", statuses, want)
+	}
+}

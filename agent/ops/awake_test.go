@@ -94,3 +94,30 @@ func TestRepeatable(t *testing.T) {
 		})
 	}
 }
+
+// Only commands that change nothing on the device are sent before their
+// EXECUTING is durable.
+func TestReadOnly(t *testing.T) {
+	tests := []struct {
+		text string
+		want bool
+	}{
+		{"read /3/0", true},
+		{"read /3/0/9", true},
+		{"cread /3/0/0 /3/0/1", true},
+		{"discover /3", true},
+		{"observe /3303/0/5700", false},
+		{"cancelobservation /3303/0/5700", false},
+		{"write /3/0/14 +02", false},
+		{"writeattr /3303/0/5700 pmin=5", false},
+		{"execute /3/0/4", false},
+		{"fwupdate fw;1.0;http://example.com/fw.bin", false},
+		{"", false},
+		{"nonsense /3/0", false},
+	}
+	for _, tt := range tests {
+		if got := ReadOnly(tt.text); got != tt.want {
+			t.Errorf("ReadOnly(%q) = %v, want %v", tt.text, got, tt.want)
+		}
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/lwm2m-agent/lwm2m-agent/agent/mapping"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/model"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/node"
+	"github.com/lwm2m-agent/lwm2m-agent/agent/shell"
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
 
@@ -128,6 +129,9 @@ type Stats struct {
 	WatchdogFailed int64 // operations failed because they stayed EXECUTING too long
 	Recovered      int64 // left EXECUTING by the previous run, queued again at start
 	Abandoned      int64 // left EXECUTING by the previous run, failed at start
+	// Executed counts reads answered before their EXECUTING was written,
+	// recorded with it in one store write.
+	Executed int64
 }
 
 // Runner sends pending operations to registered devices.
@@ -160,7 +164,7 @@ type Runner struct {
 	takenOver map[deviceKey]bool
 	takeovers atomic.Int64
 
-	sent, successful, failed, timedOut, requeued, watchdogFailed, recovered, abandoned atomic.Int64
+	sent, successful, failed, timedOut, requeued, watchdogFailed, recovered, abandoned, oneWrite atomic.Int64
 }
 
 // New returns a runner; call Run to start its workers.
@@ -207,7 +211,7 @@ func (r *Runner) Stats() Stats {
 	return Stats{
 		Sent: r.sent.Load(), Successful: r.successful.Load(), Failed: r.failed.Load(),
 		TimedOut: r.timedOut.Load(), Requeued: r.requeued.Load(), WatchdogFailed: r.watchdogFailed.Load(),
-		Recovered: r.recovered.Load(), Abandoned: r.abandoned.Load(),
+		Recovered: r.recovered.Load(), Abandoned: r.abandoned.Load(), Executed: r.oneWrite.Load(),
 	}
 }
 
@@ -544,11 +548,11 @@ func (r *Runner) Windows() int {
 }
 
 func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, w *window, op store.Operation, timeout time.Duration) (outcome, error) {
+	if ReadOnly(op.Text) {
+		return r.executeRead(ctx, reg, op, timeout)
+	}
 	if err := r.cfg.Store.Transition(ctx, reg.Tenant, op, store.OpExecuting, "", ""); err != nil {
-		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-			return outSkipped, nil // it changed since it was read as pending
-		}
-		return outDone, fmt.Errorf("operation %s: executing: %w", op.ID, err)
+		return executingFailed(op, err)
 	}
 	op.Status = store.OpExecuting
 	if r.room(w, time.Now()) == 0 {
@@ -569,21 +573,134 @@ func (r *Runner) execute(ctx context.Context, reg lwm2m.Registration, w *window,
 		}
 		return outStarted, nil
 	}
-	attempts := op.Attempts + 1
 	start := time.Now()
-	rctx := ctx
-	if timeout > 0 {
-		rctx = lwm2m.WithRequestTimeout(ctx, timeout)
-	}
 	var result string
 	var err error
 	mech, reset := resetOf(op)
 	if reset {
 		// no c8y_Command to hold a result: the status says it all
-		err = r.writeReset(rctx, reg, mech)
+		err = r.writeReset(requestContext(ctx, timeout), reg, mech)
 	} else {
-		result, err = r.run(rctx, reg, op.Text)
+		result, err = r.run(requestContext(ctx, timeout), reg, op.Text)
 	}
+	return r.settleExchange(ctx, reg, op, reset, start, result, err)
+}
+
+// executeRead executes a command that only reads from the device. Its
+// request goes out at once, the operation still PENDING; an answer
+// within executedWithin is recorded with EXECUTING in one store write
+// (Executed), which takes a commit off the round trip; a slower exchange
+// is marked EXECUTING at executedWithin, as any other. Should the agent
+// stop before anything is written, the operation is still PENDING and
+// is sent again, which a read allows; should it have changed meanwhile
+// (cancelled, its device deleted), the answer is not recorded in it, as
+// if it had not been sent. The room of the device's window was checked
+// by serve just before.
+func (r *Runner) executeRead(ctx context.Context, reg lwm2m.Registration, op store.Operation, timeout time.Duration) (outcome, error) {
+	type answer struct {
+		result string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	start := time.Now()
+	go func() {
+		result, err := r.run(requestContext(ctx, timeout), reg, op.Text)
+		answered <- answer{result, err}
+	}()
+	grace := time.NewTimer(executedWithin)
+	defer grace.Stop()
+	select {
+	case a := <-answered:
+		if final := ctx.Err() == nil && !errors.Is(a.err, lwm2m.ErrNoSession) &&
+			!errors.Is(a.err, lwm2m.ErrTimeout) && !errors.Is(a.err, lwm2m.ErrNotRegistered); final {
+			return r.executed(ctx, reg, op, a.result, a.err)
+		}
+		// no outcome of the device's: recorded as any other exchange's
+		if err := r.cfg.Store.Transition(ctx, reg.Tenant, op, store.OpExecuting, "", ""); err != nil {
+			return executingFailed(op, err)
+		}
+		op.Status = store.OpExecuting
+		r.sent.Add(1)
+		return r.settleExchange(ctx, reg, op, false, start, a.result, a.err)
+	case <-grace.C:
+	}
+	werr := r.cfg.Store.Transition(ctx, reg.Tenant, op, store.OpExecuting, "", "")
+	a := <-answered // the request ends with ctx at the latest
+	if werr != nil {
+		return executingFailed(op, werr)
+	}
+	op.Status = store.OpExecuting
+	r.sent.Add(1)
+	return r.settleExchange(ctx, reg, op, false, start, a.result, a.err)
+}
+
+// executedWithin is how long a read's request may go unanswered before
+// its operation is marked EXECUTING: a device on the same network
+// answers well within it, and its operation then takes one store write
+// from PENDING to its outcome.
+const executedWithin = 50 * time.Millisecond
+
+// executed records the device's answer to op, still PENDING, with its
+// EXECUTING in one write.
+func (r *Runner) executed(ctx context.Context, reg lwm2m.Registration, op store.Operation, result string, err error) (outcome, error) {
+	r.sent.Add(1)
+	status, reason := store.OpSuccessful, ""
+	if err != nil {
+		status, reason, result = store.OpFailed, FailureReason(err), ""
+	}
+	// The outcome is recorded even while the agent stops.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if werr := r.cfg.Store.Executed(sctx, reg.Tenant, op, status, result, reason); werr != nil {
+		return executingFailed(op, werr)
+	}
+	r.oneWrite.Add(1)
+	if err != nil {
+		r.failed.Add(1)
+	} else {
+		r.successful.Add(1)
+	}
+	return outDone, nil
+}
+
+// ReadOnly reports whether a command only reads from the device, so
+// that sending it before its operation is durably EXECUTING risks
+// nothing: a repeated read changes nothing on the device.
+func ReadOnly(text string) bool {
+	c, err := shell.Parse(text)
+	if err != nil {
+		return false
+	}
+	switch c.Kind {
+	case shell.Read, shell.CompositeRead, shell.Discover:
+		return true
+	}
+	return false
+}
+
+// executingFailed is the outcome of an operation whose move to
+// EXECUTING the store refused or could not write.
+func executingFailed(op store.Operation, err error) (outcome, error) {
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		return outSkipped, nil // it changed since it was read as pending
+	}
+	return outDone, fmt.Errorf("operation %s: executing: %w", op.ID, err)
+}
+
+// requestContext bounds a device request by the device's timeout, when
+// it has one.
+func requestContext(ctx context.Context, timeout time.Duration) context.Context {
+	if timeout > 0 {
+		return lwm2m.WithRequestTimeout(ctx, timeout)
+	}
+	return ctx
+}
+
+// settleExchange records how the exchange of op, EXECUTING, ended: err
+// from the device request started at start, result its answer; reset
+// says op is a device reset (no command text).
+func (r *Runner) settleExchange(ctx context.Context, reg lwm2m.Registration, op store.Operation, reset bool, start time.Time, result string, err error) (outcome, error) {
+	attempts := op.Attempts + 1
 	// The outcome is recorded even while the agent stops.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()

@@ -194,6 +194,20 @@ func (e *engine) Unsend(ctx context.Context, tenant string, cur store.Operation)
 	return err
 }
 
+// Executed announces both steps, in order: EXECUTING as the operation
+// stood between them (it is not read back: the store holds the outcome
+// already), then the outcome.
+func (e *engine) Executed(ctx context.Context, tenant string, cur store.Operation, status, result, failureReason string) error {
+	err := e.Engine.Executed(ctx, tenant, cur, status, result, failureReason)
+	if err == nil {
+		executing := cur
+		executing.Status, executing.Attempts, executing.LastUpdated = store.OpExecuting, cur.Attempts+1, time.Now()
+		e.announce(tenant, kindOperation, actionUpdate, cur.DeviceID, cur.ID, executing)
+		e.announce(tenant, kindOperation, actionUpdate, cur.DeviceID, cur.ID, nil)
+	}
+	return err
+}
+
 func (e *engine) SetOperationFragment(ctx context.Context, tenant, id, name string, value any) error {
 	err := e.Engine.SetOperationFragment(ctx, tenant, id, name, value)
 	if err == nil {

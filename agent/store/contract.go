@@ -83,6 +83,12 @@ type Operations interface {
 	SetStatusFrom(ctx context.Context, tenant, id, from, status, result, failureReason string) error
 	Transition(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error
 	Unsend(ctx context.Context, tenant string, cur Operation) error
+	// Executed moves cur, PENDING, through EXECUTING to its outcome,
+	// status SUCCESSFUL or FAILED, in one change, counting the attempt
+	// as EXECUTING does: for a request that was answered before its
+	// EXECUTING was written. ErrConflict when the operation is no longer
+	// PENDING, and nothing changes.
+	Executed(ctx context.Context, tenant string, cur Operation, status, result, failureReason string) error
 	SetOperationFragment(ctx context.Context, tenant, id, name string, value any) error
 	Executing(ctx context.Context, limit int) ([]TenantOperation, error)
 	ExecutingBefore(ctx context.Context, t time.Time, limit int) ([]TenantOperation, error)

@@ -327,6 +327,10 @@ func (e *Engine) Unsend(ctx context.Context, tenant string, cur store.Operation)
 	return e.e.Unsend(ctx, tenant, cur)
 }
 
+func (e *Engine) Executed(ctx context.Context, tenant string, cur store.Operation, status, result, failureReason string) error {
+	return e.e.Executed(ctx, tenant, cur, status, result, failureReason)
+}
+
 func (e *Engine) GetOperation(ctx context.Context, tenant, id string) (store.Operation, error) {
 	return e.e.GetOperation(ctx, tenant, id)
 }

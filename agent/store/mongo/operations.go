@@ -269,6 +269,25 @@ func (s *Store) Transition(ctx context.Context, tenant string, cur store.Operati
 	return s.moveStatusFrom(ctx, tenant, cur, cur.Status, status, result, failureReason)
 }
 
+// Executed moves cur, PENDING, to its outcome in one update that counts
+// the attempt EXECUTING would have counted. On a read-modify-write
+// server the move from PENDING is claimed first, as Transition's to
+// EXECUTING is.
+func (s *Store) Executed(ctx context.Context, tenant string, cur store.Operation, status, result, failureReason string) error {
+	if status != store.OpSuccessful && status != store.OpFailed {
+		return fmt.Errorf("%w: %q is not an outcome", store.ErrInvalid, status)
+	}
+	if cur.Status != store.OpPending {
+		return fmt.Errorf("%w: operation %s is %s, not %s", store.ErrInvalid, cur.ID, cur.Status, store.OpPending)
+	}
+	if s.rmw {
+		if err := s.claimOp(ctx, tenant, cur); err != nil {
+			return err
+		}
+	}
+	return s.moveStatusCounted(ctx, tenant, cur, store.OpPending, status, result, failureReason, true)
+}
+
 // Unsend returns an operation the caller moved to EXECUTING, cur, to
 // PENDING when it did not send it after all (its device stopped
 // listening meanwhile), and takes back the attempt that counted.
@@ -300,6 +319,12 @@ func (s *Store) moveStatus(ctx context.Context, tenant string, cur store.Operati
 // moveStatusFrom is moveStatus that, with MongoDB and from set, changes
 // the operation only if it is still in status from: ErrConflict if not.
 func (s *Store) moveStatusFrom(ctx context.Context, tenant string, cur store.Operation, from, status, result, failureReason string) error {
+	return s.moveStatusCounted(ctx, tenant, cur, from, status, result, failureReason, status == store.OpExecuting)
+}
+
+// moveStatusCounted is moveStatusFrom that counts an attempt when count
+// is set.
+func (s *Store) moveStatusCounted(ctx context.Context, tenant string, cur store.Operation, from, status, result, failureReason string, count bool) error {
 	id := cur.ID
 	if cur.Status == store.OpSuccessful || cur.Status == store.OpFailed {
 		return fmt.Errorf("%w: operation %s is %s already", store.ErrInvalid, id, cur.Status)
@@ -312,7 +337,7 @@ func (s *Store) moveStatusFrom(ctx context.Context, tenant string, cur store.Ope
 		set = append(set, bson.E{Key: "failureReason", Value: failureReason})
 	}
 	upd := bson.D{{Key: "$set", Value: set}}
-	if status == store.OpExecuting {
+	if count {
 		upd = append(upd, bson.E{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}})
 	}
 	// On a read-modify-write server (FerretDB) by _id alone: it finds a

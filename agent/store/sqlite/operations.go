@@ -416,6 +416,19 @@ func (s *Store) Unsend(ctx context.Context, tenant string, cur store.Operation) 
 	return s.move(ctx, tenant, cur.ID, move{status: store.OpPending, from: store.OpExecuting, checked: true, attempts: -1})
 }
 
+// Executed moves cur, PENDING, to its outcome in one conditional
+// UPDATE that counts the attempt EXECUTING would have counted.
+func (s *Store) Executed(ctx context.Context, tenant string, cur store.Operation, status, result, failureReason string) error {
+	if !final(status) {
+		return fmt.Errorf("%w: %q is not an outcome", store.ErrInvalid, status)
+	}
+	if cur.Status != store.OpPending {
+		return fmt.Errorf("%w: operation %s is %s, not %s", store.ErrInvalid, cur.ID, cur.Status, store.OpPending)
+	}
+	return s.move(ctx, tenant, cur.ID, move{status: status, result: result, reason: failureReason,
+		from: store.OpPending, checked: true, attempts: 1})
+}
+
 // SetOperationFragment sets one fragment of an operation, such as the
 // progress of a firmware update, so that a restart resumes it from the
 // step it reached. The fixed and reserved members are not fragments:

@@ -20,6 +20,7 @@ var operationCases = []suiteCase{
 	{"SetStatusFinal", testSetStatusFinal},
 	{"SetStatusFrom", testSetStatusFrom},
 	{"Unsend", testUnsend},
+	{"Executed", testExecuted},
 	{"QueueOf", testQueueOf},
 	{"QueuedDevices", testQueuedDevices},
 	{"RecentOperations", testRecentOperations},
@@ -335,6 +336,44 @@ func testUnsend(t *testing.T, s store.Engine) {
 	}
 	if err := s.Unsend(ctx, "a", pending[1]); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("unsend of a pending operation: %v", err)
+	}
+}
+
+// Executed takes a PENDING operation to its outcome in one change,
+// counting the attempt; an operation that left PENDING meanwhile is
+// ErrConflict and keeps what it became.
+func testExecuted(t *testing.T, s store.Engine) {
+	dev := device(s, "a", "ep")
+	ops := must(s.CreateOperations(ctx, "a", commands(dev, 3)))
+	check(t, s.Executed(ctx, "a", ops[0], store.OpSuccessful, "/3/0/0: 42", ""))
+	got := must(s.GetOperation(ctx, "a", ops[0].ID))
+	if got.Status != store.OpSuccessful || got.Result != "/3/0/0: 42" || got.Attempts != 1 || !got.HasCommand {
+		t.Fatalf("after Executed: %+v", got)
+	}
+	check(t, s.Executed(ctx, "a", ops[1], store.OpFailed, "", "4.04 Not Found"))
+	if got := must(s.GetOperation(ctx, "a", ops[1].ID)); got.Status != store.OpFailed || got.FailureReason != "4.04 Not Found" || got.Attempts != 1 {
+		t.Fatalf("after Executed FAILED: %+v", got)
+	}
+	if pending := must(s.Pending(ctx, "a", dev, 0)); len(pending) != 1 || pending[0].ID != ops[2].ID {
+		t.Fatalf("pending: %+v, want only %s", pending, ops[2].ID)
+	}
+	if got := must(s.ExecutingBefore(ctx, time.Now().Add(time.Second), 0)); len(got) != 0 {
+		t.Fatalf("executing: %+v", got)
+	}
+	// cancelled (here: failed) since it was read as PENDING
+	check(t, s.SetStatus(ctx, "a", ops[2].ID, store.OpFailed, "", "cancelled"))
+	if err := s.Executed(ctx, "a", ops[2], store.OpSuccessful, "late", ""); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Executed of an operation no longer PENDING: %v, want ErrConflict", err)
+	}
+	if got := must(s.GetOperation(ctx, "a", ops[2].ID)); got.Status != store.OpFailed || got.FailureReason != "cancelled" || got.Result != "" {
+		t.Fatalf("changed by a refused Executed: %+v", got)
+	}
+	if err := s.Executed(ctx, "a", ops[2], store.OpExecuting, "", ""); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Executed to EXECUTING: %v, want ErrInvalid", err)
+	}
+	got.Status = store.OpExecuting
+	if err := s.Executed(ctx, "a", got, store.OpSuccessful, "", ""); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Executed of an operation read as EXECUTING: %v, want ErrInvalid", err)
 	}
 }
 
