@@ -181,6 +181,9 @@ func dsn(path string, pragmas ...string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
+// writerCacheKiB is the page cache of the writer's connection.
+const writerCacheKiB = 64 << 10
+
 func (db *DB) openWriter(ctx context.Context, cfg Config) error {
 	// synchronous=FULL makes each COMMIT wait for the WAL's fsync, so an
 	// acknowledged change survives an OS crash or power loss as well as
@@ -204,6 +207,13 @@ func (db *DB) openWriter(ctx context.Context, cfg Config) error {
 		// which a batch of a few hundred measurements exceeds. In
 		// memory it costs what the change modifies, once.
 		"temp_store(MEMORY)",
+		// A batch of measurements touches a leaf of each device's
+		// place in the per-source index: a few thousand pages, beyond
+		// SQLite's default cache of 2 MiB, which then spills dirty pages
+		// to the WAL in the middle of the transaction and reads them
+		// back (a third of the writer's time at 16,000 measurements/s).
+		// The writer's cache is one per store, bounded here.
+		"cache_size(-"+strconv.Itoa(writerCacheKiB)+")",
 	))
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", db.path, err)

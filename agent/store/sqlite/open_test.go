@@ -57,9 +57,9 @@ func TestOpenCreatesAndMigrates(t *testing.T) {
 	if v := userVersion(t, db); v != len(migrations) {
 		t.Fatalf("user_version %d, want %d", v, len(migrations))
 	}
-	var mode, fk, sync string
+	var mode, fk, sync, cache string
 	ctx := context.Background()
-	for q, dst := range map[string]*string{"PRAGMA journal_mode": &mode, "PRAGMA foreign_keys": &fk, "PRAGMA synchronous": &sync} {
+	for q, dst := range map[string]*string{"PRAGMA journal_mode": &mode, "PRAGMA foreign_keys": &fk, "PRAGMA synchronous": &sync, "PRAGMA cache_size": &cache} {
 		err := db.Write(ctx, func(tx *Tx) error { return tx.QueryRow(q).Scan(dst) })
 		if err != nil {
 			t.Fatal(q, err)
@@ -68,6 +68,10 @@ func TestOpenCreatesAndMigrates(t *testing.T) {
 	// synchronous 2 is FULL.
 	if mode != "wal" || fk != "1" || sync != "2" {
 		t.Fatalf("writer: journal_mode %s, foreign_keys %s, synchronous %s", mode, fk, sync)
+	}
+	// negative: KiB, not pages
+	if want := "-" + strconv.Itoa(writerCacheKiB); cache != want {
+		t.Fatalf("writer: cache_size %s, want %s", cache, want)
 	}
 	if _, err := db.Query(ctx, "INSERT INTO meta VALUES ('k', 'v')"); err == nil {
 		t.Fatal("a read connection wrote")

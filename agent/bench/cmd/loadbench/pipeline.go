@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/bench/machine"
@@ -111,6 +112,7 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	// in flight / throughput. Each notification carries one value, and
 	// each observation's first answer one more.
 	n0, m0 := read()
+	c0 := a.cpu()
 	d0, err := machine.ReadHistogram(ctx, http.DefaultClient, a.http, delayMetric)
 	if err != nil {
 		return err
@@ -128,6 +130,7 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 	}
 	n1, m1 := read()
 	took := time.Since(t0).Seconds()
+	c1 := a.cpu()
 	d1, err := machine.ReadHistogram(ctx, http.DefaultClient, a.http, delayMetric)
 	if err != nil {
 		return err
@@ -157,7 +160,43 @@ func pipeline(ctx context.Context, a *agent, bin string, r pipelineRun) error {
 		mean, inflight[min(len(inflight)-1, int(0.99*float64(len(inflight))))], len(inflight), 1000*mean/rate, readOutcome, ms(query))
 	fmt.Printf("pipeline: mapped to stored (lwm2m_agent_pipeline_store_delay_seconds, outputs of the window): p50 %s, p90 %s, p99 %s, mean %.0f ms\n",
 		d1.Between(d0, 0.5), d1.Between(d0, 0.9), d1.Between(d0, 0.99), 1000*(d1.Sum-d0.Sum)/(d1.Count-d0.Count))
+	values := m1 - m0
+	fmt.Printf("pipeline: CPU over the window: agent %.2f cores (%.1f µs a value stored), its plugin processes %.2f cores (%.1f µs), simulators %.2f cores (%.1f µs a notification received)\n",
+		(c1.agent-c0.agent)/took, 1e6*(c1.agent-c0.agent)/values, (c1.plugins-c0.plugins)/took, 1e6*(c1.plugins-c0.plugins)/values,
+		(c1.sims-c0.sims)/took, 1e6*(c1.sims-c0.sims)/(n1-n0))
 	return nil
+}
+
+// cpuTimes are CPU seconds used so far by the agent, the processes it
+// started (the bundled plugins) and the simulators.
+type cpuTimes struct{ agent, plugins, sims float64 }
+
+func (a *agent) cpu() cpuTimes {
+	pid := a.cmd.Process.Pid
+	t := cpuTimes{agent: machine.CPUSeconds(pid)}
+	// its children: any of its threads may have started them, so they
+	// are found by parent, not in one thread's list
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		c, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + p.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			t.plugins += machine.CPUSeconds(c)
+		}
+	}
+	for _, c := range a.children {
+		if c.Process != nil {
+			t.sims += machine.CPUSeconds(c.Process.Pid)
+		}
+	}
+	return t
 }
 
 // delayMetric is the pipeline's time from a value's arrival to its
