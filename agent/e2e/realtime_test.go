@@ -320,7 +320,10 @@ func (h *harness) bayeuxPost(msgs ...map[string]any) []map[string]any {
 
 // A read answered at once is recorded with its EXECUTING in one store
 // write, and still passes through EXECUTING for those who watch: its
-// realtime updates are EXECUTING, then SUCCESSFUL with the result.
+// realtime updates are EXECUTING, then SUCCESSFUL with the result. A
+// loaded machine may make the simulator answer later than the runner
+// waits, so the test reads until one read was recorded in one write,
+// five at most, and checks the announcements of every one.
 func TestReadRecordedInOneWrite(t *testing.T) {
 	h := startAgent(t)
 	sim := h.simulate(1, func(c *simulator.Config) { c.NotifyInterval = 0 })
@@ -330,27 +333,28 @@ func TestReadRecordedInOneWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := h.agent.Ops.Stats()
-	op := h.shell(id, "read /3/0/0", 10*time.Second)
-	if op.Status != "SUCCESSFUL" || op.Command.Result == "" {
-		t.Fatalf("read: %+v", op)
-	}
-	if got := h.agent.Ops.Stats(); got.Executed != before.Executed+1 || got.Sent != before.Sent+1 {
-		t.Errorf("runner: executed in one write %d → %d, sent %d → %d; want one more each",
-			before.Executed, got.Executed, before.Sent, got.Sent)
-	}
-	var statuses []string
-	for {
-		m, _ := notification(t, c, "the read's outcome", func(m bayeux.Message) bool { return object(m)["id"] == op.ID })
-		o := object(m)
-		statuses = append(statuses, fmt.Sprint(m.Data.RealtimeAction, " ", o["status"]))
-		if o["status"] == "SUCCESSFUL" {
-			if cmd, _ := o["c8y_Command"].(map[string]any); cmd["result"] != op.Command.Result {
-				t.Errorf("announced result %v, want %q", cmd["result"], op.Command.Result)
+	for i := 0; i < 5 && h.agent.Ops.Stats().Executed == before.Executed; i++ {
+		op := h.shell(id, "read /3/0/0", 10*time.Second)
+		if op.Status != "SUCCESSFUL" || op.Command.Result == "" {
+			t.Fatalf("read: %+v", op)
+		}
+		var statuses []string
+		for {
+			m, _ := notification(t, c, "the read's outcome", func(m bayeux.Message) bool { return object(m)["id"] == op.ID })
+			o := object(m)
+			statuses = append(statuses, fmt.Sprint(m.Data.RealtimeAction, " ", o["status"]))
+			if o["status"] == "SUCCESSFUL" {
+				if cmd, _ := o["c8y_Command"].(map[string]any); cmd["result"] != op.Command.Result {
+					t.Errorf("announced result %v, want %q", cmd["result"], op.Command.Result)
+				}
+				break
 			}
-			break
+		}
+		if want := []string{"CREATE PENDING", "UPDATE EXECUTING", "UPDATE SUCCESSFUL"}; !sameJSON(statuses, want) {
+			t.Errorf("announced %q, want %q", statuses, want)
 		}
 	}
-	if want := []string{"CREATE PENDING", "UPDATE EXECUTING", "UPDATE SUCCESSFUL"}; !sameJSON(statuses, want) {
-		t.Errorf("announced %q, want %q", statuses, want)
+	if got := h.agent.Ops.Stats(); got.Executed != before.Executed+1 {
+		t.Errorf("runner: %d reads recorded in one write of %d sent; want one", got.Executed-before.Executed, got.Sent-before.Sent)
 	}
 }
