@@ -36,9 +36,10 @@ type WriterStats struct {
 }
 
 // DelayBuckets are the upper bounds (seconds) of WriterStats.Delay,
-// ascending. They are fine (a quarter of a bucket's bound or less) so
-// that a quantile read from them says how far it is from the pipeline's
-// target of 250 ms, not only on which side.
+// ascending. They are fine around the pipeline's target of 250 ms (25 ms
+// apart) and no more than a third of a bound apart above 10 ms, so that
+// a quantile read from them says how far it is from the target, not only
+// on which side.
 var DelayBuckets = [...]float64{0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04,
 	0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75,
 	1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 20, 30}
