@@ -64,6 +64,9 @@ type Registration struct {
 	// Hooks.Updated still sees it true; Replica then still names the
 	// replica it was taken from.
 	TakenOver bool
+	// New is true, for the Persist of a Register only, when the device
+	// is to be created with its first state (Identity.New).
+	New bool
 }
 
 // Identity is what Hooks.Authorize says about a device allowed to register.
@@ -75,6 +78,10 @@ type Identity struct {
 	// registers anew keeps what the operator chose.
 	Serialization    codec.Format
 	HasSerialization bool
+	// New says that the device does not exist yet: DeviceID was reserved
+	// for it, and Hooks.Persist of the Register creates it with the
+	// registration's state (Registration.New).
+	New bool
 }
 
 // errBadRequest marks a Register or Update that is malformed (4.00).

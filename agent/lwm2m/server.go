@@ -647,6 +647,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		HasSerialization: id.HasSerialization,
 		UpdatedAt:        now,
 		Replica:          s.cfg.Replica,
+		New:              id.New,
 	}
 	if p.hasLifetime {
 		reg.Lifetime = p.lifetime
@@ -690,6 +691,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		s.refuseUnstored(w, ChangeRegister, p.endpoint, peer, err)
 		return
 	}
+	reg.New = false // created: what follows changes a device that exists
 	base := s.baseCtx
 	rctx, cancel := context.WithCancel(base)
 	rs := &regState{

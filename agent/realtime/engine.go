@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -287,6 +288,22 @@ func (e *engine) SaveStates(ctx context.Context, tenant string, fragments map[st
 		e.events(tenant, stored)
 	}
 	return missing, stored, err
+}
+
+// SaveNewStates makes the devices it created appear, then announces
+// their state as SaveStates does.
+func (e *engine) SaveNewStates(ctx context.Context, tenant string, created []store.NewEndpoint, fragments map[string]map[string]any, events []store.Event) ([]string, []string, []store.Event, error) {
+	missing, conflicts, stored, err := e.Engine.SaveNewStates(ctx, tenant, created, fragments, events)
+	if err == nil {
+		for _, c := range created {
+			if !slices.Contains(conflicts, c.ID) {
+				e.announce(tenant, kindManagedObject, actionCreate, c.ID, c.ID, nil)
+			}
+		}
+		e.updated(tenant, fragments, append(missing, conflicts...))
+		e.events(tenant, stored)
+	}
+	return missing, conflicts, stored, err
 }
 
 func (e *engine) DeleteManagedObject(ctx context.Context, tenant, id string) (store.DeletedDevice, error) {

@@ -71,6 +71,11 @@ func TestAuthorizeCarriesSerialization(t *testing.T) {
 	st := storetest.OpenTest(t)
 	ctx := context.Background()
 	h := New(Config{Store: st, AutoRegister: true})
+	// an auto-registered device (Authorize of a new endpoint reserves its
+	// id; its Register's state creates it)
+	if _, err := st.CreateDevice(ctx, ManagementTenant, "ep-s"); err != nil {
+		t.Fatal(err)
+	}
 	id, err := h.Authorize(ctx, lwm2m.AuthRequest{Endpoint: "ep-s"})
 	if err != nil {
 		t.Fatal(err)

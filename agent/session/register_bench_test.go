@@ -45,37 +45,58 @@ func BenchmarkRegisterParallel(b *testing.B) {
 	for _, name := range []string{"engine", "cached"} {
 		b.Run(name, func(b *testing.B) {
 			srv, state := startRegisterBench(b, name == "cached", clients)
-			conns := make([]*net.UDPConn, clients)
-			for c := range conns {
-				conn, err := net.DialUDP("udp", nil, srv.Addr().(*net.UDPAddr))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer conn.Close()
-				conns[c] = conn
-			}
-			rounds := state.Flushes()
-			b.ReportAllocs()
-			b.ResetTimer()
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			for c, conn := range conns {
-				wg.Go(func() {
-					query := []string{fmt.Sprintf("ep=plain-%d", c), "lt=300", "lwm2m=1.1"}
-					for mid := uint16(1); next.Add(1) <= int64(b.N); mid++ {
-						if err := registerOn(conn, rawcoap.Post(mid, []byte{byte(c)}, "rd", query, []byte("</3/0>")), mid); err != nil {
-							b.Errorf("client %d: %v", c, err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "registers/s")
-			b.ReportMetric(float64(b.N)/float64(max(state.Flushes()-rounds, 1)), "registers/round")
+			registerParallel(b, srv, state, clients, func(c int, _ int64) string { return fmt.Sprintf("plain-%d", c) })
 		})
 	}
+}
+
+// BenchmarkRegisterNewParallel is BenchmarkRegisterParallel with a new
+// endpoint in every Register, auto-registered through the store cache:
+// the device created with its first state and event, which the answer
+// waits for.
+func BenchmarkRegisterNewParallel(b *testing.B) {
+	st := cache.New(cache.Config{Size: 1000}).Wrap(storetest.OpenTest(b))
+	a := startAgent(b, st, st, 10*time.Millisecond, autoRegister)
+	registerParallel(b, a.srv, a.state, 16, func(_ int, n int64) string { return fmt.Sprintf("new-%d", n) })
+}
+
+// registerParallel sends b.N Registers from clients sockets, each
+// registering the endpoint ep names as soon as its previous one is
+// answered 2.01, and reports the rate and the Registers a store round.
+func registerParallel(b *testing.B, srv *lwm2m.Server, state *StateWriter, clients int, ep func(client int, n int64) string) {
+	conns := make([]*net.UDPConn, clients)
+	for c := range conns {
+		conn, err := net.DialUDP("udp", nil, srv.Addr().(*net.UDPAddr))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		conns[c] = conn
+	}
+	rounds := state.Flushes()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for c, conn := range conns {
+		wg.Go(func() {
+			for mid := uint16(1); ; mid++ {
+				n := next.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				query := []string{"ep=" + ep(c, n), "lt=300", "lwm2m=1.1"}
+				if err := registerOn(conn, rawcoap.Post(mid, []byte{byte(c)}, "rd", query, []byte("</3/0>")), mid); err != nil {
+					b.Errorf("client %d: %v", c, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "registers/s")
+	b.ReportMetric(float64(b.N)/float64(max(state.Flushes()-rounds, 1)), "registers/round")
 }
 
 // registerOn sends a Register on conn and waits for the ACK of message

@@ -235,12 +235,15 @@ func (h *Hooks) Authorize(ctx context.Context, req lwm2m.AuthRequest) (lwm2m.Ide
 		h.refuse(CauseUnknownEndpoint, req, "", "unknown endpoint")
 		return lwm2m.Identity{}, fmt.Errorf("authorize %s: %w", ep, ErrUnknownEndpoint)
 	}
-	id, err = st.CreateDevice(ctx, ManagementTenant, ep)
+	// The device is created with the registration's first state and
+	// event, in one store change (Persist): a Register of a new endpoint
+	// waits for one commit, not two. Of concurrent Registers of the
+	// endpoint, the store gives it to one; the others' Persist fails.
+	id, err = st.NewDeviceID(ctx, ManagementTenant)
 	if err != nil {
 		return lwm2m.Identity{}, fmt.Errorf("authorize %s: auto-register: %w", ep, err)
 	}
-	h.log.Info("endpoint auto-registered", "endpoint", ep, "device", id)
-	return lwm2m.Identity{Tenant: ManagementTenant, DeviceID: id}, nil
+	return lwm2m.Identity{Tenant: ManagementTenant, DeviceID: id, New: true}, nil
 }
 
 // refuse counts and logs a refused Register: a line per request at debug,
@@ -516,6 +519,9 @@ func (h *Hooks) online(ctx context.Context, reg lwm2m.Registration, event, text 
 		}
 		return fmt.Errorf("record %s of %s: %w", event, reg.Endpoint, err)
 	}
+	if c.create != "" {
+		h.log.Info("endpoint auto-registered", "endpoint", reg.Endpoint, "device", reg.DeviceID)
+	}
 	return nil
 }
 
@@ -570,7 +576,11 @@ func (h *Hooks) change(reg lwm2m.Registration, frag map[string]any, event, text 
 		h.events.Forget(reg.Tenant + "/" + reg.DeviceID + "/" + EventRegistration)
 	}
 	h.log.Debug("lifecycle", "endpoint", reg.Endpoint, "reg_id", reg.ID, "device", reg.DeviceID, "event", event)
-	return stateChange{tenant: reg.Tenant, device: reg.DeviceID, fragments: frag, event: ev}
+	c := stateChange{tenant: reg.Tenant, device: reg.DeviceID, fragments: frag, event: ev}
+	if reg.New && event == EventRegistration {
+		c.create = reg.Endpoint
+	}
+	return c
 }
 
 // Fragment is the lwm2m fragment of a registered device's managed object.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +19,11 @@ type stateChange struct {
 	tenant, device string
 	fragments      map[string]any
 	event          store.Event
-	wait           *stateWait // nil: nobody waits for it (Add)
+	// create, when set, is the endpoint of a device that does not exist
+	// yet: it is created, as auto-registration creates it, with these
+	// fragments and event.
+	create string
+	wait   *stateWait // nil: nobody waits for it (Add)
 }
 
 // A waited-for change's state: the writer takes a queued change and a
@@ -148,6 +153,8 @@ type tenantBatch struct {
 	events    []store.Event
 	waited    []bool // events[i] is of a change someone waits for
 	waits     []*stateWait
+	waitsFor  []string            // the device of waits[i]
+	created   []store.NewEndpoint // devices created with their state
 }
 
 // Run writes batches until ctx ends, then drains the queue.
@@ -177,8 +184,12 @@ func (w *StateWriter) Run(ctx context.Context) {
 			b.events = append(b.events, c.event)
 			b.waited = append(b.waited, c.wait != nil)
 		}
+		if c.create != "" {
+			b.created = append(b.created, store.NewEndpoint{ID: c.device, Endpoint: c.create})
+		}
 		if c.wait != nil {
 			b.waits = append(b.waits, c.wait)
+			b.waitsFor = append(b.waitsFor, c.device)
 		}
 		return 1, c.wait != nil
 	}
@@ -212,9 +223,10 @@ func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) 
 		defer cancel()
 	}
 	var err error
+	var conflicts []string
 	if len(b.fragments) == 0 {
 		err = w.flushEvents(ctx, tenant, b.events) // events alone
-	} else if err = w.flushStates(ctx, tenant, b); err != nil {
+	} else if conflicts, err = w.flushStates(ctx, tenant, b); err != nil {
 		// The registrations waited for are refused: no event of them.
 		// The others' events are stored all the same, as they would be
 		// had nobody waited.
@@ -228,30 +240,47 @@ func (w *StateWriter) flush(ctx context.Context, tenant string, b *tenantBatch) 
 			err = errors.Join(err, w.flushEvents(ctx, tenant, others))
 		}
 	}
-	for _, wait := range b.waits {
+	for i, wait := range b.waits {
+		if err == nil && slices.Contains(conflicts, b.waitsFor[i]) {
+			wait.done <- fmt.Errorf("create device %s: %w", b.waitsFor[i], store.ErrConflict)
+			continue
+		}
+		if err == nil {
+			w.durable.Add(1)
+		}
 		wait.done <- err
-	}
-	if err == nil {
-		w.durable.Add(int64(len(b.waits)))
 	}
 }
 
-// flushStates writes a tenant's fragments and events in one store call.
-func (w *StateWriter) flushStates(ctx context.Context, tenant string, b *tenantBatch) error {
-	err := retry(ctx, func() error {
-		missing, _, err := w.st.SaveStates(ctx, tenant, b.fragments, b.events)
+// flushStates writes a tenant's fragments and events, and creates the
+// devices of b.created, in one store call. conflicts names the devices
+// not created because their endpoint had a device already (a concurrent
+// Register of it, here or on another replica): nothing of theirs is
+// written.
+func (w *StateWriter) flushStates(ctx context.Context, tenant string, b *tenantBatch) (conflicts []string, err error) {
+	stored := 0
+	err = retry(ctx, func() error {
+		var missing []string
+		var saved []store.Event
+		var err error
+		if len(b.created) > 0 {
+			missing, conflicts, saved, err = w.st.SaveNewStates(ctx, tenant, b.created, b.fragments, b.events)
+		} else {
+			missing, saved, err = w.st.SaveStates(ctx, tenant, b.fragments, b.events)
+		}
 		for _, id := range missing {
 			w.log.Warn("registration of a deleted device", "tenant", tenant, "device", id)
 		}
+		stored = len(saved)
 		return err
 	})
 	if err != nil {
 		w.failed.Add(int64(len(b.fragments)))
 		w.log.Error("store registration state", "tenant", tenant, "devices", len(b.fragments), "events", len(b.events), "err", err)
-		return fmt.Errorf("store the registration state of %d devices: %w", len(b.fragments), err)
+		return nil, fmt.Errorf("store the registration state of %d devices: %w", len(b.fragments), err)
 	}
-	w.events.Add(int64(len(b.events)))
-	return nil
+	w.events.Add(int64(stored))
+	return conflicts, nil
 }
 
 func (w *StateWriter) flushEvents(ctx context.Context, tenant string, events []store.Event) error {

@@ -140,6 +140,20 @@ type States interface {
 	// writes the fragments, then the events, so that a failure between
 	// them leaves the fragments without the events.
 	SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []Event) (missing []string, stored []Event, err error)
+	// NewDeviceID reserves the id of a device that SaveNewStates will
+	// create: unique among the ids of every object, never handed out
+	// twice, and naming nothing until the device is created.
+	NewDeviceID(ctx context.Context, tenant string) (string, error)
+	// SaveNewStates is SaveStates that also creates auto-registered
+	// devices (AutoRegistered) under the ids reserved for them, so that a
+	// new endpoint's device, its first state and its event are written
+	// together. A creation whose endpoint the tenant already has a device
+	// for is not made, and nothing of the batch's for its id is written
+	// (fragments, events): conflicts names those ids. The embedded
+	// engine writes everything in one change; MongoDB creates the devices
+	// one by one, its unique index of external IDs deciding between
+	// replicas, then saves the states.
+	SaveNewStates(ctx context.Context, tenant string, created []NewEndpoint, fragments map[string]map[string]any, events []Event) (missing, conflicts []string, stored []Event, err error)
 }
 
 // Binaries are files (firmware images) stored in chunks and streamed.

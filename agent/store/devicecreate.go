@@ -66,5 +66,28 @@ type NewDevice struct {
 	Registration DeviceRegistration
 }
 
+// NewEndpoint is a device SaveNewStates creates for an endpoint, under
+// the id NewDeviceID reserved.
+type NewEndpoint struct {
+	ID, Endpoint string
+}
+
+// AutoRegistered is the device auto-registration creates for an
+// endpoint: a managed object named after it, of type DeviceType, with
+// c8y_IsDevice and c8y_SupportedOperations, the external ID c8y_Id =
+// endpoint, and a registration record of securityMode NO_SEC.
+func AutoRegistered(endpoint string) NewDevice {
+	return NewDevice{
+		Endpoint: endpoint,
+		Fragments: map[string]any{
+			"c8y_IsDevice":            map[string]any{},
+			"c8y_SupportedOperations": []any{"c8y_Command"},
+		},
+		Registration: DeviceRegistration{Params: map[string]any{
+			ParamEndpointID: endpoint, ParamSecurityMode: SecurityNoSec,
+		}},
+	}
+}
+
 // ErrComplete refuses to remove a device whose creation has finished.
 var ErrComplete = errors.New("the device's creation has finished")

@@ -382,3 +382,18 @@ func (e *Engine) SetPostOperations(ctx context.Context, tenant string, cmds []st
 func (e *Engine) SaveStates(ctx context.Context, tenant string, fragments map[string]map[string]any, events []store.Event) ([]string, []store.Event, error) {
 	return e.e.SaveStates(ctx, tenant, fragments, events)
 }
+
+func (e *Engine) NewDeviceID(ctx context.Context, tenant string) (string, error) {
+	return e.e.NewDeviceID(ctx, tenant)
+}
+
+// SaveNewStates creates devices as CreateDevice does: each creation
+// changes what CreateDevice's does, whatever its outcome.
+func (e *Engine) SaveNewStates(ctx context.Context, tenant string, created []store.NewEndpoint, fragments map[string]map[string]any, events []store.Event) (missing, conflicts []string, stored []store.Event, err error) {
+	defer func() {
+		for _, c := range created {
+			e.c.apply(creation(tenant, c.ID, err, store.NewDevice{Endpoint: c.Endpoint}))
+		}
+	}()
+	return e.e.SaveNewStates(ctx, tenant, created, fragments, events)
+}

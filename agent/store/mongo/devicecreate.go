@@ -26,6 +26,12 @@ import (
 // tenant already has a device for the endpoint, it returns that
 // device's ID and an error wrapping ErrConflict, and nothing is written.
 func (s *Store) CreateIncompleteDevice(ctx context.Context, tenant string, d store.NewDevice) (id string, err error) {
+	return s.createIncomplete(ctx, tenant, d, 0)
+}
+
+// createIncomplete is CreateIncompleteDevice under the id seq, reserved
+// by NewDeviceID, or a fresh one when seq is 0.
+func (s *Store) createIncomplete(ctx context.Context, tenant string, d store.NewDevice, seq int64) (id string, err error) {
 	if d.Endpoint == "" {
 		return "", fmt.Errorf("%w: empty endpoint", store.ErrInvalid)
 	}
@@ -41,11 +47,14 @@ func (s *Store) CreateIncompleteDevice(ctx context.Context, tenant string, d sto
 	if x, err := s.GetExternalID(ctx, tenant, store.ExternalIDDevice, d.Endpoint); err == nil {
 		return x.ManagedObjectID, fmt.Errorf("device %s: %w", d.Endpoint, store.ErrConflict)
 	}
-	ids, err := s.newIDs(ctx, 1)
-	if err != nil {
-		return "", err
+	if seq == 0 {
+		ids, err := s.newIDs(ctx, 1)
+		if err != nil {
+			return "", err
+		}
+		seq = ids[0]
 	}
-	id = strconv.FormatInt(ids[0], 10)
+	id = strconv.FormatInt(seq, 10)
 	reg := d.Registration
 	reg.Incomplete = true
 	if err := s.SaveDeviceRegistration(ctx, tenant, id, reg); err != nil {
@@ -63,7 +72,7 @@ func (s *Store) CreateIncompleteDevice(ctx context.Context, tenant string, d sto
 		name = d.Endpoint
 	}
 	mo := store.ManagedObject{ID: id, Name: name, Type: store.DeviceType, CreationTime: now, LastUpdated: now, Fragments: frags}
-	if _, err := s.objects.InsertOne(ctx, s.moDoc(tenant, mo, ids[0])); err != nil {
+	if _, err := s.objects.InsertOne(ctx, s.moDoc(tenant, mo, seq)); err != nil {
 		return undo(fmt.Errorf("create device %s: %w", d.Endpoint, err))
 	}
 	if err := s.insertExternalID(ctx, tenant, store.ExternalID{Type: store.ExternalIDDevice, ExternalID: d.Endpoint, ManagedObjectID: id}); err != nil {
@@ -98,14 +107,12 @@ func (s *Store) CreateIncompleteDevice(ctx context.Context, tenant string, d sto
 // already has a device for the endpoint, it returns that device's ID and
 // an error wrapping ErrConflict.
 func (s *Store) CreateDevice(ctx context.Context, tenant, endpoint string) (id string, err error) {
-	id, err = s.CreateIncompleteDevice(ctx, tenant, store.NewDevice{
-		Endpoint: endpoint,
-		Fragments: map[string]any{
-			"c8y_IsDevice":            map[string]any{},
-			"c8y_SupportedOperations": []any{"c8y_Command"},
-		},
-		Registration: store.DeviceRegistration{Params: map[string]any{store.ParamEndpointID: endpoint, store.ParamSecurityMode: store.SecurityNoSec}},
-	})
+	return s.createDevice(ctx, tenant, endpoint, 0)
+}
+
+// createDevice is CreateDevice under the id seq (0: a fresh one).
+func (s *Store) createDevice(ctx context.Context, tenant, endpoint string, seq int64) (id string, err error) {
+	id, err = s.createIncomplete(ctx, tenant, store.AutoRegistered(endpoint), seq)
 	if err != nil {
 		return id, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
 )
@@ -61,72 +62,97 @@ func (s *Store) CreateIncompleteDevice(ctx context.Context, tenant string, d sto
 // endpoint, it returns that device's id and an error wrapping
 // ErrConflict.
 func (s *Store) CreateDevice(ctx context.Context, tenant, endpoint string) (id string, err error) {
-	return s.createDevice(ctx, tenant, store.NewDevice{
-		Endpoint: endpoint,
-		Fragments: map[string]any{
-			"c8y_IsDevice":            map[string]any{},
-			"c8y_SupportedOperations": []any{"c8y_Command"},
-		},
-		Registration: store.DeviceRegistration{Params: map[string]any{
-			store.ParamEndpointID: endpoint, store.ParamSecurityMode: store.SecurityNoSec,
-		}},
-	}, true)
+	return s.createDevice(ctx, tenant, store.AutoRegistered(endpoint), true)
 }
 
 func (s *Store) createDevice(ctx context.Context, tenant string, d store.NewDevice, complete bool) (string, error) {
-	if d.Endpoint == "" {
-		return "", fmt.Errorf("%w: empty endpoint", store.ErrInvalid)
-	}
-	doc, err := objectFragments(d.Fragments)
+	nd, err := deviceRowsOf(d, complete)
 	if err != nil {
 		return "", err
 	}
-	name := d.Name
-	if name == "" {
-		name = d.Endpoint
-	}
-	reg := d.Registration
-	reg.Incomplete = true
 	var id, holder string
 	err = s.db.Write(ctx, func(tx *Tx) error {
-		// The endpoint's c8y_Id names the tenant's device for it: the
-		// claim that a second creation of the endpoint loses.
-		err := tx.QueryRow(sqlDeviceOfEndpoint, tenant, store.ExternalIDDevice, d.Endpoint).Scan(&holder)
-		if err == nil {
-			return fmt.Errorf("%w: the tenant has a device for the endpoint", store.ErrConflict)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if id, err = insertObject(tx, tenant, name, store.DeviceType, doc, nowMilli()); err != nil {
-			return err
-		}
-		if err := saveRegistration(tx, tenant, id, reg); err != nil {
-			return err
-		}
-		xs := append([]store.ExternalID{{Type: store.ExternalIDDevice, ExternalID: d.Endpoint}}, d.ExternalIDs...)
-		for _, x := range xs {
-			_, err := tx.Exec("INSERT INTO external_ids (tenant, type, external_id, device) VALUES (?, ?, ?, ?)",
-				tenant, x.Type, x.ExternalID, id)
-			if err != nil {
-				return fmt.Errorf("external id %s %s: %w", x.Type, x.ExternalID, err)
-			}
-		}
-		// An endpoint another tenant's device holds stays bound to it.
-		_, err = tx.Exec(`INSERT INTO endpoints (endpoint, tenant, device) VALUES (?, ?, ?)
-			ON CONFLICT (endpoint) DO NOTHING`, d.Endpoint, tenant, id)
+		seq, err := nextID(tx)
 		if err != nil {
-			return fmt.Errorf("bind endpoint %s: %w", d.Endpoint, err)
+			return err
 		}
-		if complete {
-			return completeDevice(tx, tenant, id)
-		}
-		return nil
+		id = strconv.FormatInt(seq, 10)
+		holder, err = nd.insert(tx, tenant, seq)
+		return err
 	})
 	if err != nil {
 		return holder, fmt.Errorf("create device %s: %w", d.Endpoint, err)
 	}
 	return id, nil
+}
+
+// deviceRows is a device to create, checked and encoded outside the
+// writer.
+type deviceRows struct {
+	d        store.NewDevice
+	name     string
+	doc      string
+	reg      store.DeviceRegistration
+	complete bool
+}
+
+func deviceRowsOf(d store.NewDevice, complete bool) (deviceRows, error) {
+	if d.Endpoint == "" {
+		return deviceRows{}, fmt.Errorf("%w: empty endpoint", store.ErrInvalid)
+	}
+	doc, err := objectFragments(d.Fragments)
+	if err != nil {
+		return deviceRows{}, err
+	}
+	nd := deviceRows{d: d, name: d.Name, doc: doc, reg: d.Registration, complete: complete}
+	if nd.name == "" {
+		nd.name = d.Endpoint
+	}
+	// A complete creation is one change, so no reader ever sees the
+	// record pending: it is written complete at once.
+	nd.reg.Incomplete = !complete
+	return nd, nil
+}
+
+// insert writes the device's rows under the id seq, unless the tenant
+// has a device for the endpoint already: then it returns that device's
+// id and an error wrapping ErrConflict, having written nothing.
+func (nd deviceRows) insert(tx *Tx, tenant string, seq int64) (holder string, err error) {
+	d := nd.d
+	// The endpoint's c8y_Id names the tenant's device for it: the claim
+	// that a second creation of the endpoint loses.
+	err = tx.QueryRow(sqlDeviceOfEndpoint, tenant, store.ExternalIDDevice, d.Endpoint).Scan(&holder)
+	if err == nil {
+		return holder, fmt.Errorf("%w: the tenant has a device for the endpoint", store.ErrConflict)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
+	id := strconv.FormatInt(seq, 10)
+	now := nowMilli()
+	_, err = tx.Exec(`INSERT INTO managed_objects (tenant, id, seq, name, type, creation_time, last_updated, fragments)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tenant, id, seq, nd.name, store.DeviceType, now.UnixMilli(), now.UnixMilli(), nd.doc)
+	if err != nil {
+		return "", err
+	}
+	if err := saveRegistration(tx, tenant, id, nd.reg); err != nil {
+		return "", err
+	}
+	xs := append([]store.ExternalID{{Type: store.ExternalIDDevice, ExternalID: d.Endpoint}}, d.ExternalIDs...)
+	for _, x := range xs {
+		_, err := tx.Exec("INSERT INTO external_ids (tenant, type, external_id, device) VALUES (?, ?, ?, ?)",
+			tenant, x.Type, x.ExternalID, id)
+		if err != nil {
+			return "", fmt.Errorf("external id %s %s: %w", x.Type, x.ExternalID, err)
+		}
+	}
+	// An endpoint another tenant's device holds stays bound to it.
+	_, err = tx.Exec(`INSERT INTO endpoints (endpoint, tenant, device) VALUES (?, ?, ?)
+		ON CONFLICT (endpoint) DO NOTHING`, d.Endpoint, tenant, id)
+	if err != nil {
+		return "", fmt.Errorf("bind endpoint %s: %w", d.Endpoint, err)
+	}
+	return "", nil
 }
 
 // RemoveIncompleteDevice removes the tenant's device as long as its

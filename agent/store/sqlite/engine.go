@@ -13,6 +13,7 @@ import (
 type Store struct {
 	db   *DB
 	auth *store.LoginCache
+	ids  idBlock // device ids reserved ahead (NewDeviceID)
 }
 
 var (

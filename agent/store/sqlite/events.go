@@ -59,6 +59,18 @@ func checkEvents(evs []store.Event) (newEvents, error) {
 	return ne, nil
 }
 
+// without returns the events but those drop names.
+func (ne newEvents) without(drop func(store.Event) bool) newEvents {
+	out := newEvents{created: ne.created}
+	for i, e := range ne.out {
+		if !drop(e) {
+			out.out = append(out.out, e)
+			out.docs = append(out.docs, ne.docs[i])
+		}
+	}
+	return out
+}
+
 // insert stores the events in tx with fresh ids, which it sets in out.
 func (ne newEvents) insert(tx *Tx, tenant string) error {
 	if len(ne.out) == 0 {

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Engine) {
 		{"Registrations", registrationCases},
 		{"Operations", operationCases},
 		{"Telemetry", telemetryCases},
+		{"NewStates", newStateCases},
 		{"Binaries", binaryCases},
 		{"Protocols", protocolCases},
 		{"Isolation", isolationCases},
