@@ -50,6 +50,9 @@ type Cache struct {
 	identities *lru[identKey, owner]
 	records    *lru[devKey, record]
 	queues     *lru[devKey, queue]
+	// postOps are the tenants' post-registration commands, read on every
+	// Register.
+	postOps *lru[string, []string]
 }
 
 // refuseStale is the rule above; only a test turns it off, to show what
@@ -74,6 +77,7 @@ func New(cfg Config) *Cache {
 		identities: newLRU[identKey, owner]("identities", size, neg),
 		records:    newLRU[devKey, record]("registrations", size, neg),
 		queues:     newLRU[devKey, queue]("queues", size, neg),
+		postOps:    newLRU[string, []string]("post_operations", size, neg),
 	}
 }
 
@@ -290,6 +294,7 @@ type change struct {
 	// every endpoint and identity entry that names them.
 	records, queues, devices []devKey
 	allRecords, allQueues    bool
+	postOps                  string // a tenant whose post-registration commands changed
 }
 
 // apply invalidates what ch names. It is called after the write, even a
@@ -312,6 +317,9 @@ func (c *Cache) apply(ch change) {
 	for _, k := range ch.devices {
 		c.devEpoch++
 		c.devGens[c.devStripe(k)]++
+	}
+	if ch.postOps != "" {
+		c.postOps.drop(ch.postOps)
 	}
 	if ch.allRecords {
 		c.records.dropAll()

@@ -403,6 +403,13 @@ func TestWritesDropWhatTheyChange(t *testing.T) {
 		{"CreateDevice", probe{endpoints: []string{"ep"}},
 			func(t *testing.T, raw store.Engine) []string { return nil },
 			func(t *testing.T, st store.Engine, ids []string) { must(st.CreateDevice(ctx, "t1", "ep")) }},
+		{"SaveNewStates", probe{endpoints: []string{"ep"}},
+			func(t *testing.T, raw store.Engine) []string { return nil },
+			func(t *testing.T, st store.Engine, ids []string) {
+				id := must(st.NewDeviceID(ctx, "t1"))
+				_, _, _, err := st.SaveNewStates(ctx, "t1", []store.NewEndpoint{{ID: id, Endpoint: "ep"}}, nil, nil)
+				check(t, err)
+			}},
 		{"CreateIncompleteDevice", probe{endpoints: []string{"ep"}},
 			func(t *testing.T, raw store.Engine) []string { return nil },
 			func(t *testing.T, st store.Engine, ids []string) {
@@ -514,4 +521,42 @@ func TestWritesDropWhatTheyChange(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The tenants' post-registration commands are read from the store once
+// and again after a change through the cache.
+func TestPostOperationsCached(t *testing.T) {
+	raw := &countingEngine{Engine: storetest.OpenTest(t)}
+	st := cache.New(cache.Config{Size: 10}).Wrap(raw)
+	check(t, raw.SetPostOperations(ctx, "t1", []string{"read /3/0"}))
+	for range 3 {
+		if got := must(st.PostOperations(ctx, "t1")); !slices.Equal(got, []string{"read /3/0"}) {
+			t.Fatalf("post operations %q", got)
+		}
+	}
+	if n := raw.postOps.Load(); n != 1 {
+		t.Fatalf("%d reads of the store, want 1", n)
+	}
+	got := must(st.PostOperations(ctx, "t1"))
+	got[0] = "changed by a caller"
+	if got := must(st.PostOperations(ctx, "t1")); !slices.Equal(got, []string{"read /3/0"}) {
+		t.Fatalf("after a caller changed its answer: %q", got)
+	}
+	check(t, st.SetPostOperations(ctx, "t1", []string{"read /3/0/9", "read /3/0/1"}))
+	if got := must(st.PostOperations(ctx, "t1")); !slices.Equal(got, []string{"read /3/0/9", "read /3/0/1"}) {
+		t.Fatalf("after a change: %q", got)
+	}
+	if n := raw.postOps.Load(); n != 2 {
+		t.Fatalf("%d reads of the store, want 2", n)
+	}
+}
+
+type countingEngine struct {
+	store.Engine
+	postOps atomic.Int64
+}
+
+func (c *countingEngine) PostOperations(ctx context.Context, tenant string) ([]string, error) {
+	c.postOps.Add(1)
+	return c.Engine.PostOperations(ctx, tenant)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lwm2m-agent/lwm2m-agent/agent/store"
@@ -367,11 +368,24 @@ func (e *Engine) RecentOperations(ctx context.Context, tenant, deviceID string, 
 	return e.e.RecentOperations(ctx, tenant, deviceID, limit)
 }
 
+// PostOperations are read on every Register of the tenant's devices and
+// change only through SetPostOperations: the answer is kept, a copy
+// handed out each time.
 func (e *Engine) PostOperations(ctx context.Context, tenant string) ([]string, error) {
-	return e.e.PostOperations(ctx, tenant)
+	var err error
+	cmds := lookup(e.c, e.c.postOps, tenant, func() ([]string, bool, bool, *devKey) {
+		var cmds []string
+		cmds, err = e.e.PostOperations(ctx, tenant)
+		return cmds, err == nil, false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(cmds), nil
 }
 
 func (e *Engine) SetPostOperations(ctx context.Context, tenant string, cmds []string) error {
+	defer e.c.apply(change{postOps: tenant})
 	return e.e.SetPostOperations(ctx, tenant, cmds)
 }
 

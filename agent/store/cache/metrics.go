@@ -41,13 +41,13 @@ type Stats struct {
 }
 
 // Stats returns the counters of each cache: endpoints, identities,
-// registrations, queues.
+// registrations, queues, post operations.
 func (c *Cache) Stats() []Stats {
 	c.mu.Lock()
-	n := []int{c.endpoints.len(), c.identities.len(), c.records.len(), c.queues.len()}
+	n := []int{c.endpoints.len(), c.identities.len(), c.records.len(), c.queues.len(), c.postOps.len()}
 	c.mu.Unlock()
 	return []Stats{
-		stats(c.endpoints, n[0]), stats(c.identities, n[1]), stats(c.records, n[2]), stats(c.queues, n[3]),
+		stats(c.endpoints, n[0]), stats(c.identities, n[1]), stats(c.records, n[2]), stats(c.queues, n[3]), stats(c.postOps, n[4]),
 	}
 }
 
