@@ -583,7 +583,9 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		return
 	}
 	peer := peerOf(conn)
-	log := s.log.With("endpoint", p.endpoint, "peer", addrString(peer.addr))
+	// made when a line is logged: a logger With its attributes costs
+	// allocations on every Register
+	log := func() *slog.Logger { return s.log.With("endpoint", p.endpoint, "peer", addrString(peer.addr)) }
 
 	// Before any lookup, and alike for every name: a flood of Registers
 	// naming one endpoint from many addresses costs a map lookup each,
@@ -607,7 +609,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	s.mu.RUnlock()
 	if full {
 		s.stats.rejected.Add(1)
-		log.Warn("register refused: too many registrations", "max", s.cfg.MaxRegistrations)
+		log().Warn("register refused: too many registrations", "max", s.cfg.MaxRegistrations)
 		reply(w, codes.ServiceUnavailable, "too many registrations")
 		return
 	}
@@ -619,7 +621,9 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		s.stats.rejected.Add(1)
 		// Hooks count and log refusals once per interval and cause;
 		// anyone can send these.
-		log.Debug("register refused", "err", err)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			log().Debug("register refused", "err", err)
+		}
 		reply(w, codes.Forbidden, "")
 		return
 	}
@@ -717,7 +721,9 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 	s.mu.Unlock()
 
 	s.stats.registers.Add(1)
-	log.Debug("registered", "reg_id", reg.ID, "version", reg.Version, "lifetime", reg.Lifetime)
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		log().Debug("registered", "reg_id", reg.ID, "version", reg.Version, "lifetime", reg.Lifetime)
+	}
 	reply(w, codes.Created, "",
 		message.Option{ID: message.LocationPath, Value: []byte("rd")},
 		message.Option{ID: message.LocationPath, Value: []byte(reg.ID)})

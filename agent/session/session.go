@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -575,7 +576,9 @@ func (h *Hooks) change(reg lwm2m.Registration, frag map[string]any, event, text 
 		// A Register after the registration ended is news again.
 		h.events.Forget(reg.Tenant + "/" + reg.DeviceID + "/" + EventRegistration)
 	}
-	h.log.Debug("lifecycle", "endpoint", reg.Endpoint, "reg_id", reg.ID, "device", reg.DeviceID, "event", event)
+	if h.log.Enabled(context.Background(), slog.LevelDebug) {
+		h.log.Debug("lifecycle", "endpoint", reg.Endpoint, "reg_id", reg.ID, "device", reg.DeviceID, "event", event)
+	}
 	c := stateChange{tenant: reg.Tenant, device: reg.DeviceID, fragments: frag, event: ev}
 	if reg.New && event == EventRegistration {
 		c.create = reg.Endpoint
@@ -590,7 +593,7 @@ func Fragment(reg lwm2m.Registration) map[string]any {
 	for _, o := range reg.Objects {
 		objs = append(objs, o.Path.String())
 		if o.Version != "" {
-			versions[fmt.Sprint(o.Path.Object)] = o.Version
+			versions[strconv.Itoa(int(o.Path.Object))] = o.Version
 		}
 	}
 	f := map[string]any{

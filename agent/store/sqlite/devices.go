@@ -365,30 +365,39 @@ func (s *Store) updateMany(ctx context.Context, tenant string, updates map[strin
 }
 
 // objectUpdates are the checked updates of many objects of a tenant,
-// ready to be applied in a change.
+// ready to be applied in a change: their statements are made outside the
+// writer, which runs one change at a time.
 type objectUpdates struct {
-	updates map[string]map[string]any
-	ids     []string // in order: concurrent changes lock rows alike
-	now     time.Time
+	ids  []string // in order: concurrent changes lock rows alike
+	sets []string // the SET clause of ids[i]'s update (mergeSQL)
+	args [][]any  // its arguments, the object's key to append
 }
 
-// checkUpdates checks every object's update with check, outside the
-// writer.
+// checkUpdates checks every object's update with check and encodes it,
+// outside the writer.
 func checkUpdates(updates map[string]map[string]any, check func(map[string]any) error) (objectUpdates, error) {
-	for id, fragments := range updates {
-		if err := check(fragments); err != nil {
+	u := objectUpdates{ids: slices.Sorted(maps.Keys(updates))}
+	u.sets, u.args = make([]string, len(u.ids)), make([][]any, len(u.ids))
+	now := nowMilli()
+	for i, id := range u.ids {
+		if err := check(updates[id]); err != nil {
 			return objectUpdates{}, fmt.Errorf("update fragments of %s: %w", id, err)
 		}
+		sets, args, err := mergeSQL(updates[id], false, now)
+		if err != nil {
+			return objectUpdates{}, fmt.Errorf("update fragments of %s: %w", id, err)
+		}
+		u.sets[i], u.args[i] = "UPDATE managed_objects SET "+sets+" WHERE tenant = ? AND id = ?", args
 	}
-	return objectUpdates{updates: updates, ids: slices.Sorted(maps.Keys(updates)), now: nowMilli()}, nil
+	return u, nil
 }
 
 // apply merges the updates in tx and returns the ids of the objects that
 // do not exist, which it skips.
 func (u objectUpdates) apply(tx *Tx, tenant string) ([]string, error) {
 	var missing []string
-	for _, id := range u.ids {
-		err := updateFragments(tx, tenant, id, u.updates[id], u.now)
+	for i, id := range u.ids {
+		err := tx.execOne(u.sets[i], append(u.args[i], tenant, id)...)
 		if errors.Is(err, store.ErrNotFound) {
 			missing = append(missing, id)
 			continue
