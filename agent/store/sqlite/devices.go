@@ -61,7 +61,17 @@ func nextID(tx *Tx) (int64, error) { return reserveIDs(tx, 1) }
 // objects (jsondates.go), floats with a fraction or an exponent so that
 // they are read back as floats (encodeJSON), as the MongoDB engine keeps
 // its doubles.
-func marshal(what string, v any) (string, error) { return encodeJSON(what, jsonDates(v)) }
+//
+// The shapes the agent's own writers pass (the registration state on
+// every Register) are written in one pass, times as dates on the way,
+// without the copy jsonDates makes first; anything else takes the
+// general path.
+func marshal(what string, v any) (string, error) {
+	if b, ok := appendDated(make([]byte, 0, 256), v); ok {
+		return string(b), nil
+	}
+	return encodeJSON(what, jsonDates(v))
+}
 
 // CreateManagedObject stores a new object with a fresh id (mo.ID is
 // ignored) and returns it as stored; reserved members and name and type

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -88,4 +89,75 @@ func mayHoldTime(t reflect.Type) bool {
 		return mayHoldTime(t.Elem())
 	}
 	return t == timeType
+}
+
+// appendDated appends v as encodeJSON(jsonDates(v)) writes it, for the
+// plain shapes (maps of any, slices of any or of strings, strings,
+// booleans, integers, finite floats, times); ok is false, with b
+// unusable, for any other, which the caller encodes the general way.
+func appendDated(b []byte, v any) (_ []byte, ok bool) {
+	switch t := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case string:
+		return appendString(b, t), true
+	case bool:
+		return strconv.AppendBool(b, t), true
+	case int:
+		return strconv.AppendInt(b, int64(t), 10), true
+	case int64:
+		return strconv.AppendInt(b, t, 10), true
+	case int32:
+		return strconv.AppendInt(b, int64(t), 10), true
+	case float64:
+		b, err := appendFloat(b, t, 64)
+		return b, err == nil
+	case time.Time:
+		b = append(b, `{"`+dateKey+`":`...)
+		return append(strconv.AppendInt(b, t.UnixMilli(), 10), '}'), true
+	case []string:
+		if t == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, e := range t {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, e)
+		}
+		return append(b, ']'), true
+	case []any:
+		if t == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, e := range t {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendDated(b, e); !ok {
+				return nil, false
+			}
+		}
+		return append(b, ']'), true
+	case map[string]any:
+		if t == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '{')
+		first := true
+		for k, e := range t {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(appendString(b, k), ':')
+			if b, ok = appendDated(b, e); !ok {
+				return nil, false
+			}
+		}
+		return append(b, '}'), true
+	}
+	return nil, false
 }
