@@ -131,10 +131,11 @@ func (p *PostOps) queue(ctx context.Context, req postReq) {
 	defer req.ready()
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StoreTimeout)
 	defer cancel()
-	log := p.log.With("tenant", req.tenant, "device", req.device)
+	// made when a line is logged, not for every registration
+	log := func() *slog.Logger { return p.log.With("tenant", req.tenant, "device", req.device) }
 	cmds, err := p.cfg.Store.PostOperations(ctx, req.tenant)
 	if err != nil {
-		log.Error("post-registration operations not queued", "err", err)
+		log().Error("post-registration operations not queued", "err", err)
 		return
 	}
 	if len(cmds) == 0 {
@@ -148,9 +149,9 @@ func (p *PostOps) queue(ctx context.Context, req postReq) {
 		}
 	}
 	if _, err := p.cfg.Store.CreateOperations(ctx, req.tenant, ops); err != nil {
-		log.Error("post-registration operations not queued", "operations", len(ops), "err", err)
+		log().Error("post-registration operations not queued", "operations", len(ops), "err", err)
 		return
 	}
 	p.created.Add(int64(len(ops)))
-	log.Debug("post-registration operations queued", "operations", len(ops))
+	log().Debug("post-registration operations queued", "operations", len(ops))
 }

@@ -192,7 +192,7 @@ func mergeSQL(fields map[string]any, unset bool, now time.Time) (string, []any, 
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		v := fields[k]
 		switch {
-		case reserved[strings.SplitN(k, ".", 2)[0]]:
+		case reserved[fragmentName(k)]:
 		case k == "name" || k == "type":
 			str, _ := v.(string)
 			sets = append(sets, k+" = ?")
@@ -219,6 +219,13 @@ func mergeSQL(fields map[string]any, unset bool, now time.Time) (string, []any, 
 	sets = append(sets, "fragments = "+frags, "last_updated = ?")
 	args = append(args, now.UnixMilli())
 	return strings.Join(sets, ", "), args, nil
+}
+
+// fragmentName is the fragment a name ("fragment" or "fragment.field")
+// is in.
+func fragmentName(k string) string {
+	name, _, _ := strings.Cut(k, ".")
+	return name
 }
 
 // UpdateManagedObject merges fields into the object: each top-level
