@@ -327,7 +327,7 @@ func agent(ctx context.Context, bin string, env []string, run map[string]bool, o
 		}
 		_ = os.RemoveAll(dir)
 	}()
-	fmt.Printf("agent: %s on %s, embedded store in %s; it answers a Register once the endpoint is bound to its device (auto-registration creates the device in the store first), then stores the registration (state and lifecycle event) in batches: stored counts lifecycle events in the store\n",
+	fmt.Printf("agent: %s on %s, embedded store in %s; it answers a Register once the registration's state and lifecycle event are durable (a new endpoint's device is created in the same store change), written in batches: stored counts lifecycle events in the store\n",
 		bin, a.CoAP, filepath.Join(dir, "data"))
 	client := &http.Client{Timeout: 30 * time.Second}
 	t := target{name: "agent", addr: a.CoAP, pid: a.Cmd.Process.Pid, stored: func(ctx context.Context) (float64, error) {
