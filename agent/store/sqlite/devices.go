@@ -184,7 +184,7 @@ func mergeSQL(fields map[string]any, unset bool, now time.Time) (string, []any, 
 		sets    []string
 		args    []any
 		remove  []any
-		setArgs []any
+		setArgs = make([]any, 0, 2*len(fields))
 	)
 	// In the order of the names, so that a fragment set whole comes
 	// before a field set in it, and the SQL text is the same for the
@@ -204,8 +204,19 @@ func mergeSQL(fields map[string]any, unset bool, now time.Time) (string, []any, 
 			if err != nil {
 				return "", nil, err
 			}
-			setArgs = append(setArgs, path(k), doc)
+			p, ok := statePaths[k]
+			if !ok {
+				p = path(k)
+			}
+			setArgs = append(setArgs, p, doc)
 		}
+	}
+	if len(sets) == 0 && len(remove) == 0 && len(setArgs)/2 < len(setSQL) {
+		// fragments set, nothing else: the registration state's shape,
+		// on every Register, with its SQL text made once; room for the
+		// object's key, which the caller appends
+		args = append(make([]any, 0, len(setArgs)+3), setArgs...)
+		return setSQL[len(setArgs)/2], append(args, now.UnixMilli()), nil
 	}
 	frags := "fragments"
 	if len(remove) > 0 {
@@ -219,6 +230,27 @@ func mergeSQL(fields map[string]any, unset bool, now time.Time) (string, []any, 
 	sets = append(sets, "fragments = "+frags, "last_updated = ?")
 	args = append(args, now.UnixMilli())
 	return strings.Join(sets, ", "), args, nil
+}
+
+// setSQL[n] is mergeSQL's SET clause of n fragments set and nothing
+// else.
+var setSQL = func() (out [8]string) {
+	for n := range out {
+		frags := "fragments"
+		if n > 0 {
+			frags = "json_set(fragments" + strings.Repeat(", ?, json(?)", n) + ")"
+		}
+		out[n] = "fragments = " + frags + ", last_updated = ?"
+	}
+	return out
+}()
+
+// statePaths are the paths of the fragments the registration state
+// writes on every Register, made once.
+var statePaths = map[string]string{
+	"c8y_Availability": path("c8y_Availability"),
+	"c8y_Connection":   path("c8y_Connection"),
+	"lwm2m":            path("lwm2m"),
 }
 
 // fragmentName is the fragment a name ("fragment" or "fragment.field")

@@ -84,3 +84,25 @@ func BenchmarkMarshalRegistrationState(b *testing.B) {
 		}
 	})
 }
+
+// The SET clause of fragments set and nothing else, made once, is the
+// one the general path spells.
+func TestMergeSQLSetOnly(t *testing.T) {
+	now := time.UnixMilli(1000)
+	for _, tc := range []struct {
+		fields map[string]any
+		want   string
+		args   []any
+	}{
+		{map[string]any{}, "fragments = fragments, last_updated = ?", []any{int64(1000)}},
+		{map[string]any{"lwm2m": "x"}, "fragments = json_set(fragments, ?, json(?)), last_updated = ?", []any{`$."lwm2m"`, `"x"`, int64(1000)}},
+		{map[string]any{"c8y_A.b": 1, "c8y_Z": true, "id": "ignored"}, "fragments = json_set(fragments, ?, json(?), ?, json(?)), last_updated = ?",
+			[]any{`$."c8y_A"."b"`, "1", `$."c8y_Z"`, "true", int64(1000)}},
+		{map[string]any{"name": "n", "c8y_Z": nil}, "name = ?, fragments = json_remove(fragments, ?), last_updated = ?", []any{"n", `$."c8y_Z"`, int64(1000)}},
+	} {
+		sets, args, err := mergeSQL(tc.fields, true, now)
+		if err != nil || sets != tc.want || !reflect.DeepEqual(args, tc.args) {
+			t.Errorf("mergeSQL(%v) = %q %v (%v), want %q %v", tc.fields, sets, args, err, tc.want, tc.args)
+		}
+	}
+}
