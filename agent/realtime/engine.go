@@ -300,7 +300,7 @@ func (e *engine) SaveNewStates(ctx context.Context, tenant string, created []sto
 				e.announce(tenant, kindManagedObject, actionCreate, c.ID, c.ID, nil)
 			}
 		}
-		e.updated(tenant, fragments, append(missing, conflicts...))
+		e.updated(tenant, fragments, slices.Concat(missing, conflicts))
 		e.events(tenant, stored)
 	}
 	return missing, conflicts, stored, err
