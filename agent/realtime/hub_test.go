@@ -588,3 +588,43 @@ func TestStalledWebSocketDropped(t *testing.T) {
 		t.Fatalf("%v clients held", n)
 	}
 }
+
+// A device auto-registered with its first state (SaveNewStates) appears
+// as CREATE, then its state as UPDATE, then its event, as CreateDevice
+// and SaveStates announce them; a creation that lost its endpoint
+// announces nothing.
+func TestNewDeviceWithState(t *testing.T) {
+	e := newEnv(t, realtime.Limits{})
+	c := e.dial("a", bayeux.LongPolling)
+	if err := c.Subscribe(ctx, "/managedobjects/*", "/events/*"); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := e.raw.CreateDevice(ctx, "a", "taken") // announces nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := e.st.NewDeviceID(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := e.st.NewDeviceID(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, conflicts, _, err := e.st.SaveNewStates(ctx, "a",
+		[]store.NewEndpoint{{ID: lost, Endpoint: "taken"}, {ID: id, Endpoint: "fresh"}},
+		map[string]map[string]any{id: {"c8y_Availability": map[string]any{"status": "AVAILABLE"}}, lost: {"c8y_Availability": map[string]any{"status": "AVAILABLE"}}},
+		[]store.Event{{Source: id, Type: "c8y_LWM2MDeviceRegistration", Text: "registered"}})
+	if err != nil || len(conflicts) != 1 || conflicts[0] != lost {
+		t.Fatalf("conflicts %v (%v), want [%s] (endpoint of %s)", conflicts, err, lost, taken)
+	}
+	mo, _ := e.raw.GetManagedObject(ctx, "a", id)
+	want := render.ManagedObject(e.url, mo)
+	if err := render.WithReferences(ctx, e.url, e.raw, "a", want); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next(t, c), "/managedobjects/"+id, "CREATE", want)
+	expect(t, next(t, c), "/managedobjects/"+id, "UPDATE", want)
+	evs, _, _ := e.raw.ListEvents(ctx, "a", store.EventFilter{Source: id})
+	expect(t, next(t, c), "/events/"+id, "CREATE", render.Event(e.url, evs[0]))
+}
