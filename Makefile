@@ -4,7 +4,8 @@ BIN       := bin/lwm2m-agent
 PKG       := ./agent/cmd/lwm2m-agent
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The agent's own tags are v*; the SDK's (sdk/v*) version another module.
+VERSION   ?= $(shell git describe --tags --match 'v[0-9]*' --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/lwm2m-agent/lwm2m-agent/agent/cli.Version=$(VERSION)
 # The plugin SDK and its example plugin are Go modules of their own, which
 # `go ... ./...` at the root does not descend into.
