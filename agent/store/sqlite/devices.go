@@ -67,7 +67,7 @@ func nextID(tx *Tx) (int64, error) { return reserveIDs(tx, 1) }
 // without the copy jsonDates makes first; anything else takes the
 // general path.
 func marshal(what string, v any) (string, error) {
-	if b, ok := appendDated(make([]byte, 0, 256), v); ok {
+	if b, err := appendDated(make([]byte, 0, 256), v); err == nil {
 		return string(b), nil
 	}
 	return encodeJSON(what, jsonDates(v))

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"errors"
 	"reflect"
 	"strconv"
 	"time"
@@ -91,33 +92,36 @@ func mayHoldTime(t reflect.Type) bool {
 	return t == timeType
 }
 
+// errNotPlain is appendDated's answer for a shape it leaves to the
+// general path.
+var errNotPlain = errors.New("not a plain shape")
+
 // appendDated appends v as encodeJSON(jsonDates(v)) writes it, for the
 // plain shapes (maps of any, slices of any or of strings, strings,
-// booleans, integers, finite floats, times); ok is false, with b
-// unusable, for any other, which the caller encodes the general way.
-func appendDated(b []byte, v any) (_ []byte, ok bool) {
+// booleans, integers, finite floats, times); for any other it fails,
+// with b unusable, and the caller encodes v the general way.
+func appendDated(b []byte, v any) ([]byte, error) {
 	switch t := v.(type) {
 	case nil:
-		return append(b, "null"...), true
+		return append(b, "null"...), nil
 	case string:
-		return appendString(b, t), true
+		return appendString(b, t), nil
 	case bool:
-		return strconv.AppendBool(b, t), true
+		return strconv.AppendBool(b, t), nil
 	case int:
-		return strconv.AppendInt(b, int64(t), 10), true
+		return strconv.AppendInt(b, int64(t), 10), nil
 	case int64:
-		return strconv.AppendInt(b, t, 10), true
+		return strconv.AppendInt(b, t, 10), nil
 	case int32:
-		return strconv.AppendInt(b, int64(t), 10), true
+		return strconv.AppendInt(b, int64(t), 10), nil
 	case float64:
-		b, err := appendFloat(b, t, 64)
-		return b, err == nil
+		return appendFloat(b, t, 64)
 	case time.Time:
 		b = append(b, `{"`+dateKey+`":`...)
-		return append(strconv.AppendInt(b, t.UnixMilli(), 10), '}'), true
+		return append(strconv.AppendInt(b, t.UnixMilli(), 10), '}'), nil
 	case []string:
 		if t == nil {
-			return append(b, "null"...), true
+			return append(b, "null"...), nil
 		}
 		b = append(b, '[')
 		for i, e := range t {
@@ -126,38 +130,11 @@ func appendDated(b []byte, v any) (_ []byte, ok bool) {
 			}
 			b = appendString(b, e)
 		}
-		return append(b, ']'), true
+		return append(b, ']'), nil
 	case []any:
-		if t == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, e := range t {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendDated(b, e); !ok {
-				return nil, false
-			}
-		}
-		return append(b, ']'), true
+		return appendArray(b, t, appendDated)
 	case map[string]any:
-		if t == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '{')
-		first := true
-		for k, e := range t {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = append(appendString(b, k), ':')
-			if b, ok = appendDated(b, e); !ok {
-				return nil, false
-			}
-		}
-		return append(b, '}'), true
+		return appendObject(b, t, appendDated)
 	}
-	return nil, false
+	return nil, errNotPlain
 }

@@ -33,9 +33,9 @@ func TestAppendDated(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, ok := appendDated(nil, tc.v)
-			if ok != tc.plain {
-				t.Fatalf("appendDated ok = %v, want %v", ok, tc.plain)
+			b, derr := appendDated(nil, tc.v)
+			if ok := derr == nil; ok != tc.plain {
+				t.Fatalf("appendDated: %v, want plain %v", derr, tc.plain)
 			}
 			want, werr := encodeJSON("case", jsonDates(tc.v))
 			got, gerr := marshal("case", tc.v)
@@ -55,7 +55,7 @@ func TestAppendDated(t *testing.T) {
 			if !reflect.DeepEqual(g, w) {
 				t.Fatalf("marshal wrote %s, the general path %s", got, want)
 			}
-			if ok {
+			if derr == nil {
 				var one any
 				if err := json.Unmarshal(b, &one); err != nil || !reflect.DeepEqual(one, w) {
 					t.Fatalf("appendDated wrote %s (%v), the general path %s", b, err, want)

@@ -32,7 +32,6 @@ func encodeJSON(what string, v any) (string, error) {
 var marshalerType = reflect.TypeFor[json.Marshaler]()
 
 func appendJSON(b []byte, v any) ([]byte, error) {
-	var err error
 	switch t := v.(type) {
 	case nil:
 		return append(b, "null"...), nil
@@ -68,37 +67,9 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		b = t.AppendFormat(b, time.RFC3339Nano)
 		return append(b, '"'), nil
 	case map[string]any:
-		if t == nil {
-			return append(b, "null"...), nil
-		}
-		b = append(b, '{')
-		first := true
-		for k, e := range t {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = appendString(b, k)
-			b = append(b, ':')
-			if b, err = appendJSON(b, e); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, '}'), nil
+		return appendObject(b, t, appendJSON)
 	case []any:
-		if t == nil {
-			return append(b, "null"...), nil
-		}
-		b = append(b, '[')
-		for i, e := range t {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendJSON(b, e); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, ']'), nil
+		return appendArray(b, t, appendJSON)
 	}
 	return appendReflect(b, v)
 }
@@ -164,6 +135,46 @@ func appendReflect(b []byte, v any) ([]byte, error) {
 		return append(b, ']'), nil
 	}
 	return appendMarshal(b, v)
+}
+
+// appendObject and appendArray write a map or a slice of any, elem each
+// member: the general encoder and the one-pass dated one (appendDated)
+// share them.
+func appendObject(b []byte, m map[string]any, elem func([]byte, any) ([]byte, error)) ([]byte, error) {
+	if m == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '{')
+	first := true
+	for k, e := range m {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(appendString(b, k), ':')
+		var err error
+		if b, err = elem(b, e); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+func appendArray(b []byte, s []any, elem func([]byte, any) ([]byte, error)) ([]byte, error) {
+	if s == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '[')
+	for i, e := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = elem(b, e); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 func appendMarshal(b []byte, v any) ([]byte, error) {
